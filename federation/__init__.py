@@ -1,0 +1,1 @@
+"""Contributions, vetting, the transparency log and (later) propagation between hubs."""

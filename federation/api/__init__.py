@@ -1,0 +1,1 @@
+"""API plumbing shared by every endpoint: the error shape and pagination."""

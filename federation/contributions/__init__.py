@@ -1,0 +1,1 @@
+"""Signed contributions and the entries they build up."""

@@ -1,0 +1,148 @@
+"""HTTP endpoints for submitting contributions and reading entries."""
+
+import django_filters
+from django.conf import settings
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import generics, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from federation.contributions.models import Entry
+from federation.contributions.selectors import (
+    contributions_for_organisation,
+    entries_visible,
+    entry_with_history,
+)
+from federation.contributions.serializers import (
+    BulkResultSerializer,
+    BulkSubmissionSerializer,
+    ContributionSerializer,
+    EntryDetailSerializer,
+    EntrySerializer,
+    SubmissionSerializer,
+)
+from federation.contributions.services import (
+    CREATED,
+    DUPLICATE,
+    REJECTED,
+    REJECTION_STATUS,
+    contributions_submit,
+)
+from federation.errors import ConcordatError, InvalidInput, NotFound
+from members.models import Scope
+from members.permissions import HasCapability
+from members.principals import principal_for_request
+
+
+class ContributionListCreateView(generics.ListAPIView):
+    """Submit one signed contribution (201 created, 200 when the same bytes were already stored),
+    or list your organisation's contributions, newest first."""
+
+    permission_classes = [HasCapability]
+    required_capabilities = {"GET": Scope.READ, "POST": Scope.SUBMIT}
+    serializer_class = ContributionSerializer
+
+    def get_queryset(self):
+        return contributions_for_organisation(
+            organisation=principal_for_request(self.request).organisation
+        )
+
+    @extend_schema(
+        request=SubmissionSerializer,
+        responses={201: ContributionSerializer, 200: ContributionSerializer},
+    )
+    def post(self, request):
+        principal = principal_for_request(request)
+        if not isinstance(request.data, dict):
+            raise InvalidInput("The body must be an object with contribution and signature.")
+        (result,) = contributions_submit(principal=principal, items=[request.data])
+        if result.status == REJECTED:
+            raise _rejection(result.error)
+        contribution = self.get_queryset().get(uuid=result.uuid)
+        code = status.HTTP_201_CREATED if result.status == CREATED else status.HTTP_200_OK
+        return Response(ContributionSerializer(contribution).data, status=code)
+
+
+def _rejection(error: dict) -> ConcordatError:
+    exc = ConcordatError(error["message"], code=error["code"], details=error["details"])
+    exc.status = REJECTION_STATUS.get(error["code"], 400)
+    return exc
+
+
+class ContributionBulkView(APIView):
+    """Submit up to ``BULK_MAX_ITEMS`` signed contributions. Each item gets its own result, in
+    input order; valid items are stored even when others are rejected."""
+
+    permission_classes = [HasCapability]
+    required_capability = Scope.SUBMIT
+
+    @extend_schema(
+        request=BulkSubmissionSerializer,
+        responses={
+            200: BulkResultSerializer,
+            400: OpenApiResponse(description="Malformed or too many items"),
+        },
+    )
+    def post(self, request):
+        items = request.data.get("items") if isinstance(request.data, dict) else None
+        if not isinstance(items, list) or not items:
+            raise InvalidInput('The body must be {"items": [...]} with at least one item.')
+        if len(items) > settings.BULK_MAX_ITEMS:
+            raise InvalidInput(
+                f"At most {settings.BULK_MAX_ITEMS} items per request; split the batch.",
+                code="too_many_items",
+                details={"limit": settings.BULK_MAX_ITEMS, "received": len(items)},
+            )
+        results = contributions_submit(principal=principal_for_request(request), items=items)
+        counts = {CREATED: 0, DUPLICATE: 0, REJECTED: 0}
+        for result in results:
+            counts[result.status] += 1
+        return Response({**counts, "results": [result.as_dict() for result in results]})
+
+
+class ContributionDetailView(generics.RetrieveAPIView):
+    """One of your organisation's contributions, with its signed bytes."""
+
+    permission_classes = [HasCapability]
+    required_capability = Scope.READ
+    serializer_class = ContributionSerializer
+    lookup_field = "uuid"
+
+    def get_queryset(self):
+        return contributions_for_organisation(
+            organisation=principal_for_request(self.request).organisation
+        )
+
+
+class EntryFilter(django_filters.FilterSet):
+    label = django_filters.CharFilter(field_name="labels__slug")
+
+    class Meta:
+        model = Entry
+        fields = ["state", "signal_type", "value", "label"]
+
+
+class EntryListView(generics.ListAPIView):
+    """Entries (one per signal) with their state and labels."""
+
+    permission_classes = [HasCapability]
+    required_capability = Scope.READ
+    serializer_class = EntrySerializer
+    filterset_class = EntryFilter
+
+    def get_queryset(self):
+        return entries_visible()
+
+
+class EntryDetailView(generics.RetrieveAPIView):
+    """One entry with every contribution (including the signed bytes, to verify independently)."""
+
+    permission_classes = [HasCapability]
+    required_capability = Scope.READ
+    serializer_class = EntryDetailSerializer
+
+    def get_object(self):
+        try:
+            return entry_with_history(entry_id=int(self.kwargs["pk"]))
+        except Entry.DoesNotExist as exc:
+            raise NotFound("No such entry.") from exc

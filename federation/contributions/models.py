@@ -1,0 +1,139 @@
+"""Labels, entries (the hub's view of one signal) and the immutable signed contributions."""
+
+from django.db import models
+from django.utils import timezone
+
+
+class SignalType(models.TextChoices):
+    PDQ = "pdq", "PDQ photo hash"
+    MD5 = "md5", "MD5"
+    SHA256 = "sha256", "SHA-256"
+
+
+class ContributionScope(models.TextChoices):
+    """How far a vetted entry may travel (docs/federation.md, later wave)."""
+
+    HUB = "hub", "This hub only"
+    PEERS = "peers", "Direct peers"
+    FEDERATION = "federation", "The whole federation"
+
+
+class Label(models.Model):
+    """One term of the managed taxonomy; contributions may only use active labels."""
+
+    slug = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=100)
+    description = models.TextField()
+    active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+class Entry(models.Model):
+    """The hub's current view of one signal: its state, labels and contributions."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending review"
+        VETTED = "vetted", "Vetted"
+        REJECTED = "rejected", "Rejected"
+        RETRACTED = "retracted", "Retracted"
+        DISPUTED = "disputed", "Disputed"
+
+    signal_type = models.CharField(max_length=16, choices=SignalType.choices)
+    value = models.CharField(max_length=128)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
+    review_round = models.PositiveIntegerField(
+        default=1,
+        help_text="Increases whenever the entry goes back to review; votes count per round.",
+    )
+    labels = models.ManyToManyField(Label, through="EntryLabel", related_name="entries")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    state_changed_at = models.DateTimeField(default=timezone.now)
+    dispute_resolved_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Feedback older than this no longer counts towards a dispute.",
+    )
+
+    class Meta:
+        verbose_name_plural = "entries"
+        constraints = [
+            models.UniqueConstraint(fields=["signal_type", "value"], name="entry_signal_unique"),
+        ]
+        indexes = [models.Index(fields=["state", "updated_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.signal_type}:{self.value}"
+
+
+class EntryLabel(models.Model):
+    entry = models.ForeignKey(Entry, on_delete=models.CASCADE)
+    label = models.ForeignKey(Label, on_delete=models.PROTECT)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["entry", "label"], name="entry_label_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.entry_id}:{self.label_id}"
+
+
+class Contribution(models.Model):
+    """One signed statement by a member about a signal. Never changed after it is stored,
+    except ``status``, which records that a later retraction withdrew an ``add``."""
+
+    class Action(models.TextChoices):
+        ADD = "add", "Add"
+        RETRACT = "retract", "Retract"
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        WITHDRAWN = "withdrawn", "Withdrawn by a retraction"
+        APPLIED = "applied", "Retraction applied"
+
+    uuid = models.UUIDField(
+        unique=True, help_text="Chosen by the submitter; makes submission idempotent."
+    )
+    organisation = models.ForeignKey(
+        "members.Organisation", on_delete=models.PROTECT, related_name="contributions"
+    )
+    signing_key = models.ForeignKey(
+        "members.SigningKey", on_delete=models.PROTECT, related_name="+"
+    )
+    entry = models.ForeignKey(Entry, on_delete=models.PROTECT, related_name="contributions")
+    action = models.CharField(max_length=8, choices=Action.choices)
+    labels = models.JSONField(default=list)
+    scope = models.CharField(max_length=16, choices=ContributionScope.choices)
+    incident = models.ForeignKey(
+        "federation.Incident",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="contributions",
+    )
+    quality = models.PositiveSmallIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(help_text="The signer's claimed time, as signed.")
+    received_at = models.DateTimeField(default=timezone.now)
+    canonical = models.TextField(help_text="The exact signed bytes (RFC 8785 JSON, UTF-8).")
+    content_hash = models.CharField(max_length=64, help_text="SHA-256 of the canonical bytes, hex.")
+    signature = models.BinaryField(max_length=64)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.ACTIVE)
+    withdrawn_by = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="withdrew"
+    )
+    origin_hub = models.CharField(max_length=200)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["organisation", "received_at"]),
+            models.Index(fields=["entry", "organisation", "status"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.uuid}"

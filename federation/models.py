@@ -1,0 +1,19 @@
+"""Django finds the app's models here; each lives beside the capability that owns it."""
+
+from federation.contributions.models import Contribution, Entry, EntryLabel, Label
+from federation.transparency.models import AuditEvent, Checkpoint, MerkleNode
+from federation.vetting.models import Decision, Feedback, Incident, VettingPolicy
+
+__all__ = [
+    "AuditEvent",
+    "Checkpoint",
+    "Contribution",
+    "Decision",
+    "Entry",
+    "EntryLabel",
+    "Feedback",
+    "Incident",
+    "Label",
+    "MerkleNode",
+    "VettingPolicy",
+]

@@ -1,0 +1,22 @@
+"""Signal types and the validation and normalisation of their values."""
+
+import re
+
+from federation.contributions.models import SignalType
+
+_HEX_LENGTHS = {SignalType.PDQ: 64, SignalType.MD5: 32, SignalType.SHA256: 64}
+_HEX = re.compile(r"[0-9a-fA-F]+")
+
+
+def normalise_signal_value(signal_type: str, value: object) -> str:
+    """Return the canonical (lowercase hex) form of ``value`` or raise ``ValueError`` saying why."""
+    length = _HEX_LENGTHS.get(signal_type)
+    if length is None:
+        raise ValueError(
+            f"unsupported signal type {signal_type!r}; use one of {sorted(_HEX_LENGTHS)}"
+        )
+    if not isinstance(value, str):
+        raise ValueError("the signal value must be a string")
+    if len(value) != length or not _HEX.fullmatch(value):
+        raise ValueError(f"a {signal_type} value is {length} hexadecimal characters")
+    return value.lower()

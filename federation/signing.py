@@ -1,0 +1,255 @@
+"""The signed contribution format: the exact bytes a member signs, and their verification.
+
+docs/signing.md is the specification partners implement; docs/signing-vectors.json holds test
+vectors that tests/federation/test_signing_vectors.py checks against this module and PyNaCl.
+
+A submission is ``{"contribution": {...}, "signature": "<base64>"}``. The signed message is the
+RFC 8785 (JCS) canonical UTF-8 encoding of the contribution object, whose ``kind`` and ``v``
+fields separate it from every other kind of object Concordat signs.
+"""
+
+import base64
+import binascii
+import hashlib
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import rfc8785
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from federation.contributions.models import Contribution, ContributionScope
+from federation.signal_types import normalise_signal_value
+
+CONTRIBUTION_KIND = "concordat.contribution"
+CONTRIBUTION_VERSION = 1
+
+REQUIRED_FIELDS = frozenset(
+    {
+        "kind",
+        "v",
+        "hub",
+        "member",
+        "key_id",
+        "uuid",
+        "created_at",
+        "action",
+        "signal",
+        "labels",
+        "scope",
+    }
+)
+OPTIONAL_FIELDS = frozenset({"incident"})
+SIGNAL_FIELDS = frozenset({"type", "value"})
+SIGNAL_OPTIONAL_FIELDS = frozenset({"quality"})
+MAX_LABELS = 16
+_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z")
+_KEY_ID = re.compile(r"[0-9a-f]{32}")
+_SLUG = re.compile(r"[-a-zA-Z0-9_]{1,64}")
+_ACTIONS = frozenset(Contribution.Action.values)
+_SCOPES = frozenset(ContributionScope.values)
+
+
+class MalformedContribution(ValueError):
+    """The object is not a well-formed contribution; ``field`` names the offending field."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedContribution:
+    """A well-formed contribution and its canonical bytes (signature not yet checked)."""
+
+    document: dict[str, Any]
+    canonical: bytes
+    content_hash: str
+    hub: str
+    member: str
+    key_id: str
+    uuid: uuid.UUID
+    created_at: datetime
+    action: str
+    signal_type: str
+    value: str  # normalised (lowercase)
+    quality: int | None
+    labels: tuple[str, ...]
+    scope: str
+    incident: uuid.UUID | None
+
+
+def canonical_bytes(document: dict[str, Any]) -> bytes:
+    """RFC 8785 canonical JSON, UTF-8: the bytes that are signed."""
+    return rfc8785.dumps(document)
+
+
+def parse_contribution(document: object) -> ParsedContribution:
+    """Check the structure of a contribution object and compute its canonical bytes.
+
+    Raises ``MalformedContribution`` naming the first field at fault.
+    """
+    if not isinstance(document, dict):
+        raise MalformedContribution("contribution", "must be a JSON object")
+    keys = document.keys()
+    missing = REQUIRED_FIELDS - keys
+    if missing:
+        raise MalformedContribution(sorted(missing)[0], "this field is required")
+    unknown = keys - REQUIRED_FIELDS - OPTIONAL_FIELDS
+    if unknown:
+        raise MalformedContribution(
+            sorted(unknown)[0], "unknown field (nothing unsigned-for is accepted)"
+        )
+    if document["kind"] != CONTRIBUTION_KIND:
+        raise MalformedContribution("kind", f"must be {CONTRIBUTION_KIND!r}")
+    if document["v"] != CONTRIBUTION_VERSION or type(document["v"]) is not int:
+        raise MalformedContribution("v", f"must be the integer {CONTRIBUTION_VERSION}")
+    hub = _string(document, "hub", 200)
+    member = _string(document, "member", 64)
+    if not _SLUG.fullmatch(member):
+        raise MalformedContribution("member", "must be the organisation's slug")
+    key_id = _string(document, "key_id", 32)
+    if not _KEY_ID.fullmatch(key_id):
+        raise MalformedContribution("key_id", "must be 32 lowercase hexadecimal characters")
+    contribution_uuid = _uuid(document, "uuid")
+    created_at = _timestamp(document, "created_at")
+    action = document["action"]
+    if action not in _ACTIONS:
+        raise MalformedContribution("action", f"must be one of {sorted(_ACTIONS)}")
+    signal_type, value, quality = _signal(document["signal"])
+    labels = _labels(document["labels"], action)
+    scope = document["scope"]
+    if scope not in _SCOPES:
+        raise MalformedContribution("scope", f"must be one of {sorted(_SCOPES)}")
+    incident = document.get("incident")
+    incident_uuid = _uuid(document, "incident") if incident is not None else None
+    try:
+        canonical = canonical_bytes(document)
+    except rfc8785.CanonicalizationError as exc:
+        raise MalformedContribution("contribution", f"cannot be canonicalised: {exc}") from exc
+    return ParsedContribution(
+        document=document,
+        canonical=canonical,
+        content_hash=hashlib.sha256(canonical).hexdigest(),
+        hub=hub,
+        member=member,
+        key_id=key_id,
+        uuid=contribution_uuid,
+        created_at=created_at,
+        action=action,
+        signal_type=signal_type,
+        value=value,
+        quality=quality,
+        labels=labels,
+        scope=scope,
+        incident=incident_uuid,
+    )
+
+
+def decode_signature(signature: object) -> bytes:
+    """Decode a standard base64 (RFC 4648 §4, padded) Ed25519 signature."""
+    if not isinstance(signature, str) or len(signature) != 88:
+        raise MalformedContribution(
+            "signature", "must be 64 bytes in padded base64 (88 characters)"
+        )
+    try:
+        raw = base64.b64decode(signature, validate=True)
+    except binascii.Error as exc:
+        raise MalformedContribution("signature", "is not valid base64") from exc
+    return raw
+
+
+def verify_signature(public_key: Ed25519PublicKey, signature: bytes, message: bytes) -> bool:
+    try:
+        public_key.verify(signature, message)
+    except InvalidSignature:
+        return False
+    return True
+
+
+def sign_contribution(private_key: Ed25519PrivateKey, document: dict[str, Any]) -> str:
+    """Sign a contribution object as a member would; used by the demo, tests and benchmarks."""
+    return base64.b64encode(private_key.sign(canonical_bytes(document))).decode()
+
+
+def format_timestamp(moment: datetime) -> str:
+    """The timestamp form used in signed objects: UTC, ``Z``, whole seconds or microseconds."""
+    moment = moment.astimezone(UTC)
+    if moment.microsecond:
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _string(document: dict, name: str, max_length: int) -> str:
+    value = document[name]
+    if not isinstance(value, str) or not value or len(value) > max_length:
+        raise MalformedContribution(
+            name, f"must be a non-empty string of at most {max_length} characters"
+        )
+    return value
+
+
+def _uuid(document: dict, name: str) -> uuid.UUID:
+    value = document[name]
+    if not isinstance(value, str) or len(value) != 36:
+        raise MalformedContribution(name, "must be a UUID in its 36-character lowercase form")
+    try:
+        parsed = uuid.UUID(value)
+    except ValueError as exc:
+        raise MalformedContribution(
+            name, "must be a UUID in its 36-character lowercase form"
+        ) from exc
+    if str(parsed) != value:
+        raise MalformedContribution(name, "must be a UUID in its 36-character lowercase form")
+    return parsed
+
+
+def _timestamp(document: dict, name: str) -> datetime:
+    value = document[name]
+    if not isinstance(value, str) or not _TIMESTAMP.fullmatch(value):
+        raise MalformedContribution(
+            name, "must be an RFC 3339 UTC time such as 2026-01-31T12:00:00Z"
+        )
+    try:
+        return datetime.fromisoformat(value[:-1]).replace(tzinfo=UTC)
+    except ValueError as exc:
+        raise MalformedContribution(name, "is not a real date and time") from exc
+
+
+def _signal(signal: object) -> tuple[str, str, int | None]:
+    if not isinstance(signal, dict):
+        raise MalformedContribution("signal", "must be an object with type and value")
+    if SIGNAL_FIELDS - signal.keys():
+        raise MalformedContribution("signal", "must have both type and value")
+    if signal.keys() - SIGNAL_FIELDS - SIGNAL_OPTIONAL_FIELDS:
+        raise MalformedContribution("signal", "has an unknown field")
+    signal_type = signal["type"]
+    try:
+        value = normalise_signal_value(signal_type, signal["value"])
+    except ValueError as exc:
+        raise MalformedContribution("signal", str(exc)) from exc
+    quality = signal.get("quality")
+    if quality is not None:
+        if signal_type != "pdq":
+            raise MalformedContribution("signal.quality", "only pdq signals carry a quality")
+        if type(quality) is not int or not 0 <= quality <= 100:
+            raise MalformedContribution("signal.quality", "must be an integer from 0 to 100")
+    return signal_type, value, quality
+
+
+def _labels(labels: object, action: str) -> tuple[str, ...]:
+    if not isinstance(labels, list) or len(labels) > MAX_LABELS:
+        raise MalformedContribution("labels", f"must be a list of at most {MAX_LABELS} label slugs")
+    if not all(isinstance(label, str) and _SLUG.fullmatch(label) for label in labels):
+        raise MalformedContribution("labels", "each label must be a slug string")
+    if len(set(labels)) != len(labels):
+        raise MalformedContribution("labels", "must not repeat a label")
+    if action == Contribution.Action.ADD and not labels:
+        raise MalformedContribution("labels", "an add must carry at least one label")
+    if action == Contribution.Action.RETRACT and labels:
+        raise MalformedContribution("labels", "a retract carries no labels")
+    return tuple(labels)

@@ -1,0 +1,24 @@
+"""The hub's URLs: the versioned API, its schema and docs, reports, and the Django admin."""
+
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from federation.hub import HubView
+
+api_v1 = [
+    path("hub/", HubView.as_view(), name="hub"),
+    path("", include("members.urls")),
+    path("", include("federation.contributions.urls")),
+    path("", include("federation.vetting.urls")),
+    path("log/", include("federation.transparency.urls")),
+]
+
+urlpatterns = [
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
+    path("reports/", include("federation.reports.urls")),
+    path("admin/", admin.site.urls),
+]

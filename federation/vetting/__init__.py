@@ -1,0 +1,1 @@
+"""Vetting policy, decisions, incidents and member feedback."""

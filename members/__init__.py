@@ -1,0 +1,1 @@
+"""Organisations, their users and roles, signing keys and API credentials."""

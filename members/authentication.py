@@ -1,0 +1,69 @@
+"""Bearer-token authentication with API credentials (``Authorization: Bearer cc_<prefix>_<secret>``)."""
+
+import hashlib
+import hmac
+from datetime import timedelta
+
+from django.utils import timezone
+from rest_framework import authentication, exceptions
+
+from members.models import ApiCredential
+
+TOKEN_PREFIX = "cc_"  # noqa: S105 (a format marker, not a secret)
+# Touching last_used_at on every request would make each read a write; once a minute is enough.
+_LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+def hash_secret(secret: str) -> str:
+    # Secrets are 256 random bits, so a fast hash suffices (no dictionary to guard against).
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def split_token(token: str) -> tuple[str, str] | None:
+    if not token.startswith(TOKEN_PREFIX):
+        return None
+    prefix, sep, secret = token[len(TOKEN_PREFIX) :].partition("_")
+    if not sep or not prefix or not secret or len(token) > 200:
+        return None
+    return prefix, secret
+
+
+class ApiCredentialAuthentication(authentication.BaseAuthentication):
+    keyword = "Bearer"
+
+    def authenticate(self, request):
+        header = authentication.get_authorization_header(request).split()
+        if not header or header[0].lower() != self.keyword.lower().encode():
+            return None
+        if len(header) != 2:
+            raise exceptions.AuthenticationFailed("Send exactly: Authorization: Bearer <token>.")
+        try:
+            token = header[1].decode("ascii")
+        except UnicodeDecodeError as exc:
+            raise exceptions.AuthenticationFailed("The token is not ASCII.") from exc
+        parts = split_token(token)
+        if parts is None:
+            raise exceptions.AuthenticationFailed("The token is not a Concordat API token.")
+        prefix, secret = parts
+        credential = (
+            ApiCredential.objects.select_related(
+                "holder", "organisation", "holder__membership__organisation", "holder__staff_role"
+            )
+            .filter(prefix=prefix)
+            .first()
+        )
+        presented = hash_secret(secret)
+        expected = credential.secret_hash if credential is not None else "0" * 64
+        if not hmac.compare_digest(presented, expected) or credential is None:
+            raise exceptions.AuthenticationFailed("Unknown or wrong API token.")
+        now = timezone.now()
+        if not credential.is_usable_at(now):
+            raise exceptions.AuthenticationFailed("This API token is expired or revoked.")
+        if not credential.holder.is_active:
+            raise exceptions.AuthenticationFailed("This API token's holder is deactivated.")
+        if credential.last_used_at is None or now - credential.last_used_at > _LAST_USED_RESOLUTION:
+            ApiCredential.objects.filter(pk=credential.pk).update(last_used_at=now)
+        return credential.holder, credential
+
+    def authenticate_header(self, request):
+        return 'Bearer realm="concordat"'

@@ -1,0 +1,165 @@
+"""Who may act on the hub: organisations, roles, signing keys and API credentials."""
+
+import hashlib
+from datetime import datetime
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class Role(models.TextChoices):
+    """Roles a user holds inside a member organisation."""
+
+    SUBMITTER = "submitter", "Submitter"
+    REVIEWER = "reviewer", "Reviewer"
+    MEMBER_ADMIN = "member-admin", "Member admin"
+
+
+class StaffRoleName(models.TextChoices):
+    """Roles of the hub's own staff."""
+
+    CONSORTIUM_ADMIN = "consortium-admin", "Consortium admin"
+    AUDITOR = "auditor", "Auditor"
+
+
+class Organisation(models.Model):
+    """A member organisation (a platform) of this hub."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        SUSPENDED = "suspended", "Suspended"
+
+    slug = models.SlugField(
+        max_length=64, unique=True, help_text="Names the member in signed objects."
+    )
+    name = models.CharField(max_length=200)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    trusted = models.BooleanField(
+        default=False, help_text="Contributions from trusted members are vetted automatically."
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.slug
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == self.Status.ACTIVE
+
+
+class Membership(models.Model):
+    """A user's role in their organisation; a user belongs to at most one organisation."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="membership"
+    )
+    organisation = models.ForeignKey(
+        Organisation, on_delete=models.PROTECT, related_name="memberships"
+    )
+    role = models.CharField(max_length=16, choices=Role.choices)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.role} at {self.organisation})"
+
+
+class StaffRole(models.Model):
+    """A hub staff role: consortium admins run the hub, auditors read the log and reports."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="staff_role"
+    )
+    role = models.CharField(max_length=24, choices=StaffRoleName.choices)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.role})"
+
+
+def key_id_for(public_key: bytes) -> str:
+    """The documented key id: hex of the first 16 bytes of SHA-256 over the raw 32-byte public key."""
+    return hashlib.sha256(public_key).hexdigest()[:32]
+
+
+class SigningKey(models.Model):
+    """An Ed25519 public key an organisation signs contributions with.
+
+    A key signs validly for ``not_before <= t < revoked_at``. Several keys may be active at once so
+    that members can rotate without a gap.
+    """
+
+    organisation = models.ForeignKey(
+        Organisation, on_delete=models.PROTECT, related_name="signing_keys"
+    )
+    key_id = models.CharField(max_length=32, unique=True, editable=False)
+    public_key = models.BinaryField(max_length=32, editable=False)
+    label = models.CharField(max_length=100, blank=True)
+    not_before = models.DateTimeField(default=timezone.now)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoke_reason = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["organisation", "-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.organisation}:{self.key_id}"
+
+    def is_active_at(self, moment: datetime) -> bool:
+        return self.not_before <= moment and (self.revoked_at is None or moment < self.revoked_at)
+
+    @property
+    def public_key_bytes(self) -> bytes:
+        return bytes(self.public_key)
+
+
+class Scope(models.TextChoices):
+    """What an API credential may be used for; intersected with its holder's role on every request."""
+
+    READ = "read", "Read entries and own contributions"
+    SUBMIT = "submit", "Submit contributions"
+    REVIEW = "review", "Vet entries and give feedback"
+    MANAGE = "manage", "Manage the organisation's keys, credentials and roles"
+    AUDIT = "audit", "Read the transparency log and reports"
+    HUB_ADMIN = "hub-admin", "Run the hub (incidents, disputes, policy)"
+
+
+class ApiCredential(models.Model):
+    """A bearer token for the API. Only a SHA-256 of the secret is stored; the token is shown once.
+
+    Tokens look like ``cc_<prefix>_<secret>``: the prefix finds the row, the secret is compared in
+    constant time. A token acts as its holder, with no more than the holder's role allows.
+    """
+
+    organisation = models.ForeignKey(
+        Organisation, null=True, blank=True, on_delete=models.PROTECT, related_name="credentials"
+    )
+    holder = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="credentials"
+    )
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16, unique=True, editable=False)
+    secret_hash = models.CharField(max_length=64, editable=False)
+    scopes = models.JSONField(default=list)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} (cc_{self.prefix}_…)"
+
+    def is_usable_at(self, moment: datetime) -> bool:
+        if self.revoked_at is not None and self.revoked_at <= moment:
+            return False
+        return self.expires_at is None or moment < self.expires_at

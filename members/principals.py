@@ -1,0 +1,105 @@
+"""Who is acting, and what they may do.
+
+A principal is a user, their organisation and role, and, when they came with an API credential,
+that credential. Capabilities are the role's, intersected with the credential's scopes, and empty
+for a suspended organisation or an inactive user. Every permission check in the code base asks
+``principal.can(capability)``.
+"""
+
+from dataclasses import dataclass, field
+
+from members.models import ApiCredential, Organisation, Role, Scope, StaffRoleName
+
+ROLE_CAPABILITIES: dict[str, frozenset[str]] = {
+    Role.SUBMITTER: frozenset({Scope.READ, Scope.SUBMIT}),
+    Role.REVIEWER: frozenset({Scope.READ, Scope.REVIEW}),
+    Role.MEMBER_ADMIN: frozenset({Scope.READ, Scope.SUBMIT, Scope.REVIEW, Scope.MANAGE}),
+    StaffRoleName.CONSORTIUM_ADMIN: frozenset({Scope.READ, Scope.AUDIT, Scope.HUB_ADMIN}),
+    StaffRoleName.AUDITOR: frozenset({Scope.AUDIT}),
+}
+
+
+@dataclass(frozen=True)
+class Principal:
+    user: object | None
+    organisation: Organisation | None = None
+    role: str | None = None
+    credential: ApiCredential | None = None
+    capabilities: frozenset[str] = field(default_factory=frozenset)
+
+    def can(self, capability: str) -> bool:
+        return capability in self.capabilities
+
+    @property
+    def is_staff_role(self) -> bool:
+        return self.role in (StaffRoleName.CONSORTIUM_ADMIN, StaffRoleName.AUDITOR)
+
+    @property
+    def actor(self) -> dict[str, str]:
+        """How this principal is named in audit events."""
+        if self.user is None:
+            return {"type": "anonymous", "id": "", "label": ""}
+        if self.credential is not None:
+            return {
+                "type": "credential",
+                "id": f"cc_{self.credential.prefix}",
+                "label": f"{self.user.get_username()} via {self.credential.name}",
+            }
+        return {"type": "user", "id": str(self.user.pk), "label": self.user.get_username()}
+
+
+ANONYMOUS = Principal(user=None)
+
+
+def principal_for_user(user, credential: ApiCredential | None = None) -> Principal:
+    if user is None or not user.is_authenticated or not user.is_active:
+        return ANONYMOUS
+    organisation = None
+    role = None
+    membership = getattr(user, "membership", None) if _has(user, "membership") else None
+    staff_role = getattr(user, "staff_role", None) if _has(user, "staff_role") else None
+    if staff_role is not None:
+        role = staff_role.role
+    elif membership is not None:
+        role = membership.role
+        organisation = membership.organisation
+    capabilities = ROLE_CAPABILITIES.get(role, frozenset())
+    if organisation is not None and not organisation.is_active:
+        capabilities = frozenset()
+    if credential is not None:
+        if credential.organisation_id != (organisation.pk if organisation else None):
+            capabilities = frozenset()
+        capabilities = capabilities & frozenset(credential.scopes)
+    return Principal(
+        user=user,
+        organisation=organisation,
+        role=role,
+        credential=credential,
+        capabilities=capabilities,
+    )
+
+
+def _has(user, attribute: str) -> bool:
+    try:
+        getattr(user, attribute)
+    except Exception:  # RelatedObjectDoesNotExist is per-model; any absence means "none".
+        return False
+    return True
+
+
+def principal_for_request(request) -> Principal:
+    """The principal of a DRF or Django request, computed once per request."""
+    cached = getattr(request, "_concordat_principal", None)
+    if cached is not None:
+        return cached
+    credential = getattr(request, "auth", None)
+    if not isinstance(credential, ApiCredential):
+        credential = None
+    principal = principal_for_user(getattr(request, "user", None), credential)
+    request._concordat_principal = principal
+    return principal
+
+
+def system_actor(name: str) -> dict[str, str]:
+    """The audit actor for work the hub does by itself (the sequencer, policy decisions)."""
+    return {"type": "system", "id": name, "label": name}

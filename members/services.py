@@ -1,0 +1,274 @@
+"""Services that change members' keys, credentials and roles. Each runs in one transaction and
+writes its audit event in that transaction; the API and the Django admin both call these."""
+
+import base64
+import binascii
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from federation.errors import Conflict, InvalidInput
+from federation.transparency.audit import AuditRecord, audit_record
+from members.authentication import TOKEN_PREFIX, hash_secret
+from members.models import (
+    ApiCredential,
+    Membership,
+    Organisation,
+    Role,
+    Scope,
+    SigningKey,
+    StaffRole,
+    key_id_for,
+)
+from members.principals import ROLE_CAPABILITIES
+
+
+def decode_public_key(text: str) -> bytes:
+    """Accept a raw 32-byte Ed25519 public key as 64 hex characters or base64."""
+    text = text.strip()
+    try:
+        raw = bytes.fromhex(text) if len(text) == 64 else base64.b64decode(text, validate=True)
+    except (ValueError, binascii.Error) as exc:
+        raise InvalidInput(
+            "public_key must be 32 bytes as hex or base64.", code="invalid_key"
+        ) from exc
+    if len(raw) != 32:
+        raise InvalidInput(
+            "public_key must be exactly 32 bytes (a raw Ed25519 key).", code="invalid_key"
+        )
+    try:
+        Ed25519PublicKey.from_public_bytes(raw)
+    except ValueError as exc:
+        raise InvalidInput(
+            "public_key is not a valid Ed25519 public key.", code="invalid_key"
+        ) from exc
+    return raw
+
+
+def signing_key_register(
+    *,
+    organisation: Organisation,
+    public_key: bytes,
+    actor: dict,
+    label: str = "",
+    not_before: datetime | None = None,
+    created_by=None,
+) -> SigningKey:
+    key_id = key_id_for(public_key)
+    with transaction.atomic():
+        if SigningKey.objects.filter(key_id=key_id).exists():
+            raise Conflict("This public key is already registered.", code="key_exists")
+        key = SigningKey.objects.create(
+            organisation=organisation,
+            key_id=key_id,
+            public_key=public_key,
+            label=label,
+            # Whole seconds, so that a contribution signed straight away (timestamps in signed
+            # objects usually have whole seconds) is not dated before its key.
+            not_before=not_before or timezone.now().replace(microsecond=0),
+            created_by=created_by,
+        )
+        audit_record(
+            AuditRecord(
+                action="key.registered",
+                actor=actor,
+                organisation=organisation.slug,
+                object_type="signing_key",
+                object_id=key_id,
+                data={
+                    "key_id": key_id,
+                    "public_key": base64.b64encode(public_key).decode(),
+                    "label": label,
+                    "not_before": key.not_before.isoformat(),
+                },
+            )
+        )
+    return key
+
+
+def signing_key_revoke(
+    *, key: SigningKey, reason: str, actor: dict, effective_at: datetime | None = None
+) -> SigningKey:
+    """Revoke a key from ``effective_at`` (now by default; earlier to disown signatures made since
+    a compromise). Contributions signed at or after that time are refused."""
+    if not reason.strip():
+        raise InvalidInput("Give a reason for revoking the key.", code="reason_required")
+    now = timezone.now()
+    effective_at = effective_at or now
+    if effective_at > now:
+        raise InvalidInput("effective_at cannot be in the future; revoke when it is due.")
+    with transaction.atomic():
+        key = SigningKey.objects.select_for_update().get(pk=key.pk)
+        if key.revoked_at is not None and key.revoked_at <= effective_at:
+            raise Conflict("This key is already revoked.", code="key_revoked")
+        key.revoked_at = effective_at
+        key.revoke_reason = reason
+        key.save(update_fields=["revoked_at", "revoke_reason"])
+        audit_record(
+            AuditRecord(
+                action="key.revoked",
+                actor=actor,
+                organisation=key.organisation.slug,
+                object_type="signing_key",
+                object_id=key.key_id,
+                data={
+                    "key_id": key.key_id,
+                    "reason": reason,
+                    "effective_at": effective_at.isoformat(),
+                },
+            )
+        )
+    return key
+
+
+@dataclass(frozen=True)
+class IssuedCredential:
+    credential: ApiCredential
+    token: str  # shown once, never stored
+
+
+def credential_create(
+    *,
+    holder,
+    name: str,
+    scopes: list[str],
+    actor: dict,
+    expires_at: datetime | None = None,
+) -> IssuedCredential:
+    from members.principals import principal_for_user
+
+    principal = principal_for_user(holder)
+    unknown = set(scopes) - set(Scope.values)
+    if unknown or not scopes:
+        raise InvalidInput(f"scopes must be a non-empty subset of {sorted(Scope.values)}.")
+    allowed = ROLE_CAPABILITIES.get(principal.role, frozenset())
+    if not set(scopes) <= allowed:
+        raise InvalidInput(
+            f"The holder's role ({principal.role or 'none'}) does not allow scopes "
+            f"{sorted(set(scopes) - allowed)}.",
+            code="scope_not_allowed",
+        )
+    if expires_at is not None and expires_at <= timezone.now():
+        raise InvalidInput("expires_at must be in the future.")
+    organisation = principal.organisation
+    for _attempt in range(3):
+        prefix = secrets.token_hex(6)
+        secret = secrets.token_urlsafe(32)
+        try:
+            with transaction.atomic():
+                credential = ApiCredential.objects.create(
+                    organisation=organisation,
+                    holder=holder,
+                    name=name,
+                    prefix=prefix,
+                    secret_hash=hash_secret(secret),
+                    scopes=sorted(scopes),
+                    expires_at=expires_at,
+                )
+                audit_record(
+                    AuditRecord(
+                        action="credential.created",
+                        actor=actor,
+                        organisation=organisation.slug if organisation else "",
+                        object_type="credential",
+                        object_id=f"cc_{prefix}",
+                        data={
+                            "name": name,
+                            "holder": holder.get_username(),
+                            "scopes": sorted(scopes),
+                            "expires_at": expires_at.isoformat() if expires_at else None,
+                        },
+                    )
+                )
+        except IntegrityError:
+            continue  # a prefix collision (2**-48): draw again
+        return IssuedCredential(credential=credential, token=f"{TOKEN_PREFIX}{prefix}_{secret}")
+    raise RuntimeError("could not draw a unique credential prefix")
+
+
+def credential_revoke(*, credential: ApiCredential, actor: dict) -> ApiCredential:
+    with transaction.atomic():
+        credential = ApiCredential.objects.select_for_update().get(pk=credential.pk)
+        if credential.revoked_at is not None:
+            raise Conflict("This credential is already revoked.", code="credential_revoked")
+        credential.revoked_at = timezone.now()
+        credential.save(update_fields=["revoked_at"])
+        audit_record(
+            AuditRecord(
+                action="credential.revoked",
+                actor=actor,
+                organisation=credential.organisation.slug if credential.organisation else "",
+                object_type="credential",
+                object_id=f"cc_{credential.prefix}",
+                data={"name": credential.name},
+            )
+        )
+    return credential
+
+
+def membership_set(*, user, organisation: Organisation, role: str, actor: dict) -> Membership:
+    """Give ``user`` a role in ``organisation`` (creating the membership if needed)."""
+    if role not in Role.values:
+        raise InvalidInput(f"role must be one of {Role.values}.")
+    with transaction.atomic():
+        if StaffRole.objects.filter(user=user).exists():
+            raise Conflict(
+                "Hub staff cannot also belong to a member organisation.", code="staff_user"
+            )
+        membership = Membership.objects.select_for_update().filter(user=user).first()
+        previous = membership.role if membership else None
+        if membership is not None and membership.organisation_id != organisation.pk:
+            raise Conflict("This user belongs to another organisation.", code="other_organisation")
+        if membership is None:
+            membership = Membership.objects.create(user=user, organisation=organisation, role=role)
+        elif previous != role:
+            membership.role = role
+            membership.save(update_fields=["role"])
+        else:
+            return membership
+        audit_record(
+            AuditRecord(
+                action="role.changed",
+                actor=actor,
+                organisation=organisation.slug,
+                object_type="user",
+                object_id=user.get_username(),
+                data={"user": user.get_username(), "from": previous, "to": role},
+            )
+        )
+    return membership
+
+
+def staff_role_set(*, user, role: str | None, actor: dict) -> StaffRole | None:
+    """Make ``user`` hub staff (consortium admin or auditor), or remove the staff role (None)."""
+    with transaction.atomic():
+        if role is not None and Membership.objects.filter(user=user).exists():
+            raise Conflict(
+                "Members of an organisation cannot also be hub staff.", code="member_user"
+            )
+        current = StaffRole.objects.select_for_update().filter(user=user).first()
+        previous = current.role if current else None
+        if previous == role:
+            return current
+        if role is None:
+            current.delete()
+            current = None
+        elif current is None:
+            current = StaffRole.objects.create(user=user, role=role)
+        else:
+            current.role = role
+            current.save(update_fields=["role"])
+        audit_record(
+            AuditRecord(
+                action="role.changed",
+                actor=actor,
+                object_type="user",
+                object_id=user.get_username(),
+                data={"user": user.get_username(), "from": previous, "to": role},
+            )
+        )
+    return current

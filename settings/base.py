@@ -1,0 +1,159 @@
+"""Settings shared by every deployment, configured from environment variables.
+
+Production reads everything from the environment; ``settings.test`` and ``settings.demo`` only
+change defaults. No secret lives in this repository.
+"""
+
+from pathlib import Path
+
+import dj_database_url
+
+from settings.env import env_bool, env_int, env_list, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+SECRET_KEY = env_str(
+    "DJANGO_SECRET_KEY", None if not env_bool("DJANGO_DEBUG", False) else "dev-only"
+)
+DEBUG = env_bool("DJANGO_DEBUG", False)
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "members",
+    "federation",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "federation.urls"
+WSGI_APPLICATION = "federation.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        env_str("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/concordat"),
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
+    )
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-gb"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+LOGIN_URL = "/admin/login/"
+
+# Bulk submissions carry up to 10,000 signed contributions (about 6 MB of JSON).
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("CONCORDAT_MAX_BODY_BYTES", 8 * 1024 * 1024)
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "members.authentication.ApiCredentialAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["members.permissions.IsAuthenticatedPrincipal"],
+    "DEFAULT_PARSER_CLASSES": ["federation.api.parsers.BoundedJSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_PAGINATION_CLASS": "federation.api.pagination.StandardCursorPagination",
+    "PAGE_SIZE": 100,
+    "EXCEPTION_HANDLER": "federation.api.errors.exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.UserRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"user": env_str("CONCORDAT_RATE_LIMIT", "6000/minute")},
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Concordat hub API",
+    "DESCRIPTION": (
+        "Signed hash sharing between member organisations and federated hubs. "
+        'Errors always have the shape {"error": {"code", "message", "details"}}.'
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# Celery: Redis (or RabbitMQ) in production and tests; the demo uses a serverless transport.
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
+CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", "redis://127.0.0.1:6379/1")
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+CELERY_BEAT_SCHEDULE = {
+    "sequence-audit-log": {
+        "task": "federation.transparency.tasks.sequence_audit_log",
+        "schedule": float(env_int("CONCORDAT_SEQUENCE_INTERVAL_SECONDS", 5)),
+    },
+}
+
+# The hub's identity. HUB_ID names this hub in signed objects and checkpoints (the checkpoint
+# origin line); HUB_KEY_PATH is a PEM (PKCS#8) Ed25519 private key made by `manage.py hub_keygen`.
+HUB_ID = env_str("CONCORDAT_HUB_ID", "concordat.localhost")
+HUB_KEY_PATH = env_str("CONCORDAT_HUB_KEY_PATH", str(BASE_DIR / "var" / "hub-key.pem"))
+
+# Contribution rules (docs/signing.md).
+CONTRIBUTION_CLOCK_SKEW_SECONDS = env_int("CONCORDAT_CLOCK_SKEW_SECONDS", 300)
+CONTRIBUTION_MAX_AGE_SECONDS = env_int("CONCORDAT_MAX_AGE_SECONDS", 7 * 24 * 3600)
+BULK_MAX_ITEMS = env_int("CONCORDAT_BULK_MAX_ITEMS", 10_000)
+
+# Transparency log: readable without credentials when public.
+TRANSPARENCY_LOG_PUBLIC = env_bool("CONCORDAT_LOG_PUBLIC", False)
+TRANSPARENCY_SEQUENCE_BATCH = env_int("CONCORDAT_SEQUENCE_BATCH", 5_000)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env_str("CONCORDAT_LOG_LEVEL", "INFO")},
+}

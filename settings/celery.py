@@ -1,0 +1,11 @@
+"""The Celery application. Workers run ``celery -A settings.celery worker``."""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "settings.base")
+
+app = Celery("concordat")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks(["federation.transparency"])

@@ -1,0 +1,23 @@
+"""Demo settings: SQLite and a file-system Celery transport, so no database or broker server is needed."""
+
+import os
+
+os.environ.setdefault("DJANGO_SECRET_KEY", "demo-only-not-secret")
+os.environ.setdefault("DJANGO_DEBUG", "true")
+
+from settings.base import *  # noqa: F403
+
+_VAR = BASE_DIR / "var" / os.environ.get("CONCORDAT_DEMO_NAME", "demo")  # noqa: F405
+_VAR.mkdir(parents=True, exist_ok=True)
+DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": _VAR / "db.sqlite3"}}
+HUB_KEY_PATH = str(_VAR / "hub-key.pem")
+_QUEUE = _VAR / "broker"
+for _folder in ("out", "processed"):
+    (_QUEUE / _folder).mkdir(parents=True, exist_ok=True)
+CELERY_BROKER_URL = "filesystem://"
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "data_folder_in": str(_QUEUE / "out"),
+    "data_folder_out": str(_QUEUE / "out"),
+    "data_folder_processed": str(_QUEUE / "processed"),
+}
+CELERY_RESULT_BACKEND = None

@@ -124,6 +124,8 @@ CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"
 # Celery: Redis (or RabbitMQ) in production and tests; the demo uses a serverless transport.
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
 CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", "redis://127.0.0.1:6379/1")
+# Each hub on a shared broker has its own queue (several hubs run on one machine in tests and the demo).
+CELERY_TASK_DEFAULT_QUEUE = env_str("CONCORDAT_CELERY_QUEUE", "concordat")
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

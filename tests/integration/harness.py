@@ -1,0 +1,202 @@
+"""Run real hubs for integration tests: each hub is a gunicorn process (and, when asked, a Celery
+worker with embedded beat) on its own PostgreSQL database and Celery queue, on 127.0.0.1.
+
+    with running_hub("a", worker=True) as hub:
+        member = hub.create_member(org="acme", user="alice", role="submitter", public_key=hex_key)
+        status, body = hub.request("POST", "/api/v1/contributions/", json=..., token=member["token"])
+        hub.sql("UPDATE federation_auditevent SET ...")
+"""
+
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parents[2]
+PG_ADMIN_URL = os.environ.get("CONCORDAT_IT_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+BROKER_URL = os.environ.get("CONCORDAT_IT_BROKER", "redis://127.0.0.1:6379/0")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Hub:
+    name: str
+    hub_id: str
+    url: str
+    database: str
+    env: dict[str, str]
+    workdir: Path
+    processes: list[subprocess.Popen] = field(default_factory=list)
+
+    @property
+    def database_url(self) -> str:
+        return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + self.database
+
+    def manage(self, *args: str, check: bool = True) -> str:
+        done = subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if check and done.returncode != 0:
+            raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
+        return done.stdout
+
+    def create_member(self, **options) -> dict:
+        args = ["create_member", "--token"]
+        for name, value in options.items():
+            flag = "--" + name.replace("_", "-")
+            if value is True:
+                args.append(flag)
+            elif value not in (None, False):
+                args += [flag, str(value)]
+        return json.loads(self.manage(*args).strip().splitlines()[-1])
+
+    def create_staff(self, *, user: str, role: str, password: str | None = None) -> dict:
+        args = ["create_staff", "--token", "--user", user, "--role", role]
+        if password:
+            args += ["--password", password]
+        return json.loads(self.manage(*args).strip().splitlines()[-1])
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body=None,
+        token: str | None = None,
+        timeout: float = 60,
+    ) -> tuple[int, object]:
+        data = json.dumps(json_body).encode() if json_body is not None else None
+        request = urllib.request.Request(self.url + path, data=data, method=method)
+        if data is not None:
+            request.add_header("Content-Type", "application/json")
+        if token:
+            request.add_header("Authorization", f"Bearer {token}")
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                return response.status, _decode(
+                    response.read(), response.headers.get_content_type()
+                )
+        except urllib.error.HTTPError as error:
+            return error.code, _decode(error.read(), error.headers.get_content_type())
+
+    def sql(self, query: str, params: tuple | None = None) -> list[tuple]:
+        with psycopg.connect(self.database_url, autocommit=True) as connection:
+            cursor = connection.execute(query, params)
+            return cursor.fetchall() if cursor.description else []
+
+
+def _decode(body: bytes, content_type: str):
+    return json.loads(body) if content_type == "application/json" and body else body.decode()
+
+
+def wait_for(predicate, *, timeout: float, interval: float = 0.2, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+
+
+@contextlib.contextmanager
+def running_hub(
+    name: str, *, worker: bool = False, web_workers: int = 2, extra_env: dict | None = None
+) -> Iterator[Hub]:
+    """Start a hub (migrated database, key, gunicorn, optional Celery worker) and tear it down."""
+    suffix = uuid.uuid4().hex[:8]
+    database = f"concordat_it_{name}_{suffix}"
+    workdir = Path(tempfile.mkdtemp(prefix=f"concordat-hub-{name}-"))
+    hub_id = f"{name}.hub.test"
+    port = free_port()
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "settings.base",
+        "DJANGO_SECRET_KEY": f"integration-{suffix}",
+        "DATABASE_URL": PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + database,
+        "DATABASE_CONN_MAX_AGE": "60",
+        "CELERY_BROKER_URL": BROKER_URL,
+        "CELERY_RESULT_BACKEND": BROKER_URL,
+        "CONCORDAT_CELERY_QUEUE": f"concordat-{name}-{suffix}",
+        "CONCORDAT_HUB_ID": hub_id,
+        "CONCORDAT_HUB_KEY_PATH": str(workdir / "hub-key.pem"),
+        "CONCORDAT_SEQUENCE_INTERVAL_SECONDS": "1",
+        "CONCORDAT_LOG_LEVEL": "WARNING",
+        **(extra_env or {}),
+    }
+    hub = Hub(
+        name=name,
+        hub_id=hub_id,
+        url=f"http://127.0.0.1:{port}",
+        database=database,
+        env=env,
+        workdir=workdir,
+    )
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{database}"')
+    logs = contextlib.ExitStack()
+    try:
+        hub.manage("migrate", "--noinput")
+        hub.manage("hub_keygen")
+        web = subprocess.Popen(
+            [
+                sys.executable, "-m", "gunicorn", "federation.wsgi", "--bind", f"127.0.0.1:{port}",
+                "--workers", str(web_workers), "--timeout", "300",
+            ],
+            cwd=ROOT, env=env, stdout=logs.enter_context(open(workdir / "web.log", "wb")), stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        hub.processes.append(web)
+        if worker:
+            celery = subprocess.Popen(
+                [
+                    sys.executable, "-m", "celery", "-A", "settings.celery", "worker", "--beat",
+                    "--loglevel", "WARNING", "--concurrency", "1", "--queues", env["CONCORDAT_CELERY_QUEUE"],
+                    "--schedule", str(workdir / "beat-schedule"), "--without-gossip", "--without-mingle",
+                ],
+                cwd=ROOT, env=env, stdout=logs.enter_context(open(workdir / "worker.log", "wb")), stderr=subprocess.STDOUT,
+            )  # fmt: skip
+            hub.processes.append(celery)
+
+        def web_ready():
+            if web.poll() is not None:
+                raise RuntimeError(f"gunicorn exited: {(workdir / 'web.log').read_text()}")
+            try:
+                return hub.request("GET", "/api/v1/hub/", timeout=2)[0] == 200
+            except OSError:
+                return False
+
+        wait_for(web_ready, timeout=60, what=f"hub {name} to answer")
+        yield hub
+    finally:
+        for process in hub.processes:
+            process.terminate()
+        for process in hub.processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        logs.close()

@@ -1,0 +1,44 @@
+"""The integration harness runs a real hub that accepts a signed contribution over HTTP."""
+
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from federation.signing import format_timestamp, sign_contribution
+from tests.integration.harness import running_hub
+from tests.parties import raw_public_key
+
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("integration")]
+
+
+def test_live_hub_accepts_a_signed_contribution_over_http():
+    private_key = Ed25519PrivateKey.generate()
+    with running_hub("smoke") as hub:
+        member = hub.create_member(
+            org="acme", user="alice", role="submitter", public_key=raw_public_key(private_key).hex()
+        )
+        document = {
+            "kind": "concordat.contribution",
+            "v": 1,
+            "hub": hub.hub_id,
+            "member": "acme",
+            "key_id": member["key_id"],
+            "uuid": str(uuid.uuid4()),
+            "created_at": format_timestamp(datetime.now(UTC).replace(microsecond=0)),
+            "action": "add",
+            "signal": {"type": "md5", "value": "d41d8cd98f00b204e9800998ecf8427e"},
+            "labels": ["propaganda"],
+            "scope": "federation",
+        }
+        body = {"contribution": document, "signature": sign_contribution(private_key, document)}
+        status, response = hub.request(
+            "POST", "/api/v1/contributions/", json_body=body, token=member["token"]
+        )
+        assert status == 201, response
+        assert hub.sql("SELECT count(*) FROM federation_contribution")[0][0] == 1
+        status, again = hub.request(
+            "POST", "/api/v1/contributions/", json_body=body, token=member["token"]
+        )
+        assert status == 200 and again["uuid"] == document["uuid"]

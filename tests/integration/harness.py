@@ -165,7 +165,7 @@ def running_hub(
                 sys.executable, "-m", "gunicorn", "federation.wsgi", "--bind", f"127.0.0.1:{port}",
                 "--workers", str(web_workers), "--timeout", "300",
             ],
-            cwd=ROOT, env=env, stdout=logs.enter_context(open(workdir / "web.log", "wb")), stderr=subprocess.STDOUT,
+            cwd=ROOT, env=env, stdout=logs.enter_context(open(workdir / "web.log", "wb")), stderr=subprocess.STDOUT,  # noqa: SIM115 (closed by logs)
         )  # fmt: skip
         hub.processes.append(web)
         if worker:
@@ -175,7 +175,7 @@ def running_hub(
                     "--loglevel", "WARNING", "--concurrency", "1", "--queues", env["CONCORDAT_CELERY_QUEUE"],
                     "--schedule", str(workdir / "beat-schedule"), "--without-gossip", "--without-mingle",
                 ],
-                cwd=ROOT, env=env, stdout=logs.enter_context(open(workdir / "worker.log", "wb")), stderr=subprocess.STDOUT,
+                cwd=ROOT, env=env, stdout=logs.enter_context(open(workdir / "worker.log", "wb")), stderr=subprocess.STDOUT,  # noqa: SIM115 (closed by logs)
             )  # fmt: skip
             hub.processes.append(celery)
 

@@ -28,7 +28,7 @@ bench: $(STAMP) services
 	$(BIN)/python -m pytest -m bench -p no:xdist -s -q tests/bench
 
 demo: $(STAMP)
-	$(BIN)/python manage.py demo
+	DJANGO_SETTINGS_MODULE=settings.demo $(BIN)/python manage.py demo $(DEMO_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

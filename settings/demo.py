@@ -9,7 +9,14 @@ from settings.base import *  # noqa: F403
 
 _VAR = BASE_DIR / "var" / os.environ.get("CONCORDAT_DEMO_NAME", "demo")  # noqa: F405
 _VAR.mkdir(parents=True, exist_ok=True)
-DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": _VAR / "db.sqlite3"}}
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": _VAR / "db.sqlite3",
+        # The web server and the Celery worker write at once: wait for the lock, take it up front.
+        "OPTIONS": {"timeout": 30, "transaction_mode": "IMMEDIATE"},
+    }
+}
 HUB_KEY_PATH = str(_VAR / "hub-key.pem")
 _QUEUE = _VAR / "broker"
 for _folder in ("out", "processed"):

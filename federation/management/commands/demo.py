@@ -1,0 +1,267 @@
+"""`make demo`: start a hub on localhost with no database or broker server (SQLite and a
+file-system Celery transport), then act out a day of hash sharing against it over HTTP.
+
+Each hub runs as real processes (gunicorn and a Celery worker with beat), so the same walkthrough
+grows into a federation of several hubs when propagation arrives.
+"""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from federation.partner_client import ConcordatClient, ContributionSigner
+
+ROOT = Path(settings.BASE_DIR)
+ADMIN_PASSWORD = "demo-admin-pw"  # noqa: S105 (a throwaway demo login, printed for the user)
+AUDITOR_PASSWORD = "demo-auditor-pw"  # noqa: S105
+
+
+@dataclass
+class DemoHub:
+    name: str
+    port: int
+    folder: Path
+    processes: list[subprocess.Popen] = field(default_factory=list)
+
+    @property
+    def hub_id(self) -> str:
+        return f"{self.name}.demo"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "settings.demo",
+            "CONCORDAT_DEMO_NAME": self.name,
+            "CONCORDAT_HUB_ID": self.hub_id,
+            "CONCORDAT_CELERY_QUEUE": f"concordat-{self.name}",
+            "CONCORDAT_SEQUENCE_INTERVAL_SECONDS": "2",
+            "CONCORDAT_LOG_LEVEL": "WARNING",
+        }
+
+    def manage(self, *args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "manage.py", *args], cwd=ROOT, env=self.env, capture_output=True, text=True
+        )
+        if done.returncode != 0:
+            raise CommandError(f"{self.name}: manage.py {args[0]} failed:\n{done.stderr[-2000:]}")
+        return done.stdout
+
+    def start(self) -> None:
+        logs = self.folder / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        web_log = (logs / "web.log").open("wb")
+        worker_log = (logs / "worker.log").open("wb")
+        self.processes.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "gunicorn", "federation.wsgi", "--bind", f"127.0.0.1:{self.port}",
+                 "--workers", "1", "--threads", "4", "--timeout", "300"],
+                cwd=ROOT, env=self.env, stdout=web_log, stderr=subprocess.STDOUT,
+            )
+        )  # fmt: skip
+        self.processes.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "celery", "-A", "settings.celery", "worker", "--beat",
+                 "--pool", "solo", "--loglevel", "WARNING", "--queues", f"concordat-{self.name}",
+                 "--schedule", str(self.folder / "beat-schedule"), "--without-gossip", "--without-mingle"],
+                cwd=ROOT, env=self.env, stdout=worker_log, stderr=subprocess.STDOUT,
+            )
+        )  # fmt: skip
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.send_signal(signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+class Command(BaseCommand):
+    help = "Run a Concordat hub on localhost and show it at work (no servers needed)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--port", type=int, default=8701)
+        parser.add_argument("--contributions", type=int, default=300)
+        parser.add_argument(
+            "--keep-running", action="store_true", help="Leave the hub up until Ctrl-C when done."
+        )
+
+    def handle(self, *args, port: int, contributions: int, keep_running: bool, **options):
+        if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
+            raise CommandError("Run the demo with DJANGO_SETTINGS_MODULE=settings.demo (make demo does).")
+        hub = DemoHub(name="hub-a", port=port, folder=ROOT / "var" / "hub-a")
+        shutil.rmtree(hub.folder, ignore_errors=True)
+        self.say(f"Setting up hub {hub.hub_id}: SQLite in {hub.folder.relative_to(ROOT)}, file-system broker")
+        hub.manage("migrate", "--noinput")
+        hub.manage("hub_keygen")
+        hub.manage("collectstatic", "--noinput")
+        people = self.create_people(hub)
+        hub.start()
+        try:
+            self.wait_until_up(hub)
+            self.walkthrough(hub, people, contributions)
+            if keep_running:
+                self.say("The hub stays up; press Ctrl-C to stop.")
+                while all(process.poll() is None for process in hub.processes):
+                    time.sleep(1)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            hub.stop()
+            self.say("Stopped the hub.")
+
+    def create_people(self, hub: DemoHub) -> dict:
+        people = {}
+        for org, user, role, trusted in [
+            ("acme", "alice", "submitter", False),
+            ("globex", "gina", "submitter", False),
+            ("globex", "gus", "reviewer", False),
+            ("initech", "ivan", "reviewer", False),
+        ]:
+            private_key = Ed25519PrivateKey.generate() if role == "submitter" else None
+            options = ["create_member", "--org", org, "--user", user, "--role", role, "--token"]
+            if trusted:
+                options.append("--trusted")
+            if private_key is not None:
+                raw = private_key.public_key().public_bytes(
+                    serialization.Encoding.Raw, serialization.PublicFormat.Raw
+                )
+                options += ["--public-key", raw.hex()]
+            person = json.loads(hub.manage(*options).strip().splitlines()[-1])
+            person["private_key"] = private_key
+            people[user] = person
+        for user, role, password in [
+            ("admin", "consortium-admin", ADMIN_PASSWORD),
+            ("auditor", "auditor", AUDITOR_PASSWORD),
+        ]:
+            args = ["create_staff", "--user", user, "--role", role, "--password", password, "--token"]
+            people[user] = json.loads(hub.manage(*args).strip().splitlines()[-1])
+        return people
+
+    def wait_until_up(self, hub: DemoHub) -> None:
+        client = ConcordatClient(hub.url, timeout=2)
+        for _ in range(150):
+            if any(process.poll() is not None for process in hub.processes):
+                raise CommandError(f"a hub process exited; see {hub.folder / 'logs'}")
+            try:
+                if client.get("/api/v1/hub/")[0] == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise CommandError("the hub did not answer in 30 s")
+
+    def walkthrough(self, hub: DemoHub, people: dict, count: int) -> None:
+        status, info = ConcordatClient(hub.url).get("/api/v1/hub/")
+        self.say(f"Hub {info['hub_id']} is up at {hub.url} (hub key {info['public_key'][:16]}…)")
+
+        alice = people["alice"]
+        signer = ContributionSigner(alice["private_key"], hub.hub_id, "acme", alice["key_id"])
+        acme = ConcordatClient(hub.url, alice["token"])
+        items = [self.example_contribution(signer, index) for index in range(count)]
+        forged = signer.add("md5", "0" * 32, ["propaganda"])
+        forged["contribution"]["signal"]["value"] = "f" * 32  # changed after signing
+        items.append(forged)
+        items.append(signer.add("md5", "1" * 32, ["not-a-label"]))
+        started = time.perf_counter()
+        status, result = acme.post("/api/v1/contributions/bulk/", {"items": items})
+        elapsed = time.perf_counter() - started
+        self.say(
+            f"acme submitted {len(items)} signed contributions in one request ({elapsed:.2f} s): "
+            f"{result['created']} created, {result['rejected']} rejected"
+        )
+        for item in result["results"]:
+            if item["status"] == "rejected":
+                self.say(f"  item {item['index']}: {item['error']['code']}: {item['error']['message']}")
+
+        gus = ConcordatClient(hub.url, people["gus"]["token"])
+        ivan = ConcordatClient(hub.url, people["ivan"]["token"])
+        status, queue = gus.get("/api/v1/review/queue/?page_size=5")
+        pending = queue.get("results", []) if status == 200 else []
+        self.say(f"globex's reviewer sees {len(pending)} entries on the first page of the review queue")
+        for entry in pending[:3]:
+            status, body = gus.post(f"/api/v1/entries/{entry['id']}/approve/", {"reason": "matches our copy"})
+            self.say(f"  gus approves entry {entry['id']} ({entry['signal_type']}): {status} {body.get('state', body)}")
+        if pending:
+            last = pending[-1]
+            status, body = ivan.post(f"/api/v1/entries/{last['id']}/reject/", {"reason": "not TVEC: news footage"})
+            self.say(f"  ivan (initech) rejects entry {last['id']}: {status} {body.get('state', body)}")
+
+        if pending:
+            target = pending[0]
+            status, body = ivan.request(
+                "PUT", f"/api/v1/entries/{target['id']}/feedback/", {"opinion": "agree", "note": "seen it too"}
+            )
+            self.say(f"initech agrees with entry {target['id']}: {status}")
+            retract = signer.retract(target["signal_type"], target["value"])
+            status, body = acme.post("/api/v1/contributions/", retract)
+            self.say(f"acme retracts its contribution to entry {target['id']}: {status}")
+            status, entry = acme.get(f"/api/v1/entries/{target['id']}/")
+            self.say(f"  entry {target['id']} is now {entry.get('state')}")
+
+        self.show_log(hub, people)
+
+    def example_contribution(self, signer: ContributionSigner, index: int) -> dict:
+        digest = __import__("hashlib").sha256(f"demo-{signer.member}-{index}".encode()).hexdigest()
+        labels = [["attack-footage"], ["glorification"], ["propaganda", "recruitment"]][index % 3]
+        kind = ("pdq", "md5", "sha256")[index % 3]
+        value = {"pdq": digest, "md5": digest[:32], "sha256": digest}[kind]
+        return signer.add(kind, value, labels, quality=90 if kind == "pdq" else None)
+
+    def show_log(self, hub: DemoHub, people: dict) -> None:
+        auditor = ConcordatClient(hub.url, people["auditor"]["token"])
+        status, key = auditor.get("/api/v1/log/key")
+        if status != 200:
+            self.say(f"(the transparency log is not available: {status})")
+            return
+        vkey = key["vkey"] if isinstance(key, dict) else key.strip()
+        self.say("Waiting for the Celery worker to sequence the audit log and sign a checkpoint…")
+        note = ""
+        for _ in range(60):
+            status, note = auditor.get("/api/v1/log/checkpoint")
+            if status == 200:
+                pending = hub.manage("shell", "-c", _PENDING_EVENTS).strip()
+                if pending == "0":
+                    break
+            time.sleep(1)
+        self.say("Latest signed checkpoint:\n" + "\n".join("    " + line for line in str(note).splitlines()))
+        state = hub.folder / "verifier-state.json"
+        verify = [
+            sys.executable, "federation/transparency/verifier.py", "--hub", hub.url, "--key", vkey,
+            "--token", people["auditor"]["token"], "--state", str(state),
+        ]  # fmt: skip
+        done = subprocess.run(verify, cwd=ROOT, capture_output=True, text=True)
+        self.say(f"An auditor runs the standalone verifier (exit {done.returncode}):")
+        for line in (done.stdout + done.stderr).strip().splitlines():
+            self.say("    " + line)
+        self.say("")
+        self.say(f"Django admin:     {hub.url}/admin/   (admin / {ADMIN_PASSWORD})")
+        self.say(f"Auditor reports:  {hub.url}/reports/ (auditor / {AUDITOR_PASSWORD})")
+        self.say(f"API docs:         {hub.url}/api/docs/")
+
+    def say(self, text: str) -> None:
+        self.stdout.write(text)
+        self.stdout.flush()
+
+
+_PENDING_EVENTS = (
+    "from federation.transparency.models import AuditEvent;"
+    "print(AuditEvent.objects.filter(leaf_index__isnull=True).count())"
+)

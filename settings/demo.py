@@ -19,12 +19,13 @@ DATABASES = {
 }
 HUB_KEY_PATH = str(_VAR / "hub-key.pem")
 _QUEUE = _VAR / "broker"
-for _folder in ("out", "processed"):
+for _folder in ("out", "processed", "control"):
     (_QUEUE / _folder).mkdir(parents=True, exist_ok=True)
 CELERY_BROKER_URL = "filesystem://"
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "data_folder_in": str(_QUEUE / "out"),
     "data_folder_out": str(_QUEUE / "out"),
     "data_folder_processed": str(_QUEUE / "processed"),
+    "control_folder": str(_QUEUE / "control"),
 }
 CELERY_RESULT_BACKEND = None

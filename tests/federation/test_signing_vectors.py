@@ -1,0 +1,179 @@
+"""The published signing vectors (docs/signing-vectors.json) hold for the hub's own code and for an
+independent implementation: PyNaCl (libsodium) for Ed25519 and a minimal RFC 8785 writer below
+for the canonical bytes."""
+
+import base64
+import binascii
+import hashlib
+import json
+
+import nacl.exceptions
+import nacl.signing
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from federation.signing import (
+    MalformedContribution,
+    canonical_bytes,
+    decode_signature,
+    parse_contribution,
+    sign_contribution,
+    verify_signature,
+)
+from members.models import key_id_for
+from tests.federation.signing_vectors_gen import VECTORS_PATH, render
+
+VECTORS = json.loads(VECTORS_PATH.read_text(encoding="utf-8"))
+VALID = [v for v in VECTORS if v["valid"]]
+
+
+def by_id(vectors):
+    return pytest.mark.parametrize("vector", vectors, ids=[v["id"] for v in vectors])
+
+
+def independent_jcs(value) -> str:
+    """RFC 8785 for the values a contribution can hold (objects, arrays, strings, small integers,
+    null): keys sorted by UTF-16 code units, no whitespace, ECMAScript string escaping."""
+    if isinstance(value, dict):
+        keys = sorted(value, key=lambda k: k.encode("utf-16-be"))
+        return (
+            "{" + ",".join(f"{independent_jcs(k)}:{independent_jcs(value[k])}" for k in keys) + "}"
+        )
+    if isinstance(value, list):
+        return "[" + ",".join(independent_jcs(item) for item in value) + "]"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        assert abs(value) < 2**53
+        return str(value)
+    if isinstance(value, str):
+        short = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r"}
+        short["\t"] = "\\t"
+        out = []
+        for char in value:
+            assert not 0xD800 <= ord(char) <= 0xDFFF, "lone surrogates cannot be canonicalised"
+            if char in short:
+                out.append(short[char])
+            elif ord(char) < 0x20:
+                out.append(f"\\u{ord(char):04x}")
+            else:
+                out.append(char)
+        return '"' + "".join(out) + '"'
+    raise TypeError(f"a contribution holds no {type(value).__name__}")
+
+
+def server_verifies(vector) -> bool:
+    """The hub's path: parse (which computes the canonical bytes), decode, verify."""
+    parsed = parse_contribution(vector["contribution"])
+    try:
+        signature = decode_signature(vector["signature_b64"])
+    except MalformedContribution:
+        return False
+    public_key = Ed25519PublicKey.from_public_bytes(bytes.fromhex(vector["public_key_hex"]))
+    return verify_signature(public_key, signature, parsed.canonical)
+
+
+def pynacl_verifies(vector) -> bool:
+    try:
+        signature = base64.b64decode(vector["signature_b64"], validate=True)
+    except binascii.Error:
+        return False
+    if len(signature) != 64:
+        return False
+    verify_key = nacl.signing.VerifyKey(bytes.fromhex(vector["public_key_hex"]))
+    try:
+        verify_key.verify(independent_jcs(vector["contribution"]).encode(), signature)
+    except nacl.exceptions.BadSignatureError:
+        return False
+    return True
+
+
+def test_vectors_file_is_exactly_what_the_generator_writes():
+    assert VECTORS_PATH.read_text(encoding="utf-8") == render()
+
+
+def test_vectors_cover_valid_and_tampered_cases():
+    ids = {v["id"] for v in VECTORS}
+    assert {"pdq-add", "md5-add", "sha256-add", "pdq-retract", "pdq-incident-quality"} <= ids
+    assert {"non-ascii-hub", "uppercase-hex-value"} <= ids
+    assert {"tampered-value", "wrong-key", "field-added", "signature-truncated"} <= ids
+    assert {"signature-bit-flipped"} <= ids
+    assert len(ids) == len(VECTORS)
+    for vector in VECTORS:
+        assert vector["description"]
+        assert ("reason" in vector) is (not vector["valid"])
+
+
+@by_id(VECTORS)
+def test_public_key_and_key_id_derive_from_the_seed(vector):
+    seed = bytes.fromhex(vector["seed_hex"])
+    assert len(seed) == 32
+    nacl_key = nacl.signing.SigningKey(seed)
+    assert bytes(nacl_key.verify_key).hex() == vector["public_key_hex"]
+    public_key = bytes.fromhex(vector["public_key_hex"])
+    assert key_id_for(public_key) == vector["key_id"]
+    assert hashlib.sha256(public_key).digest()[:16].hex() == vector["key_id"]
+
+
+@by_id(VECTORS)
+def test_canonical_bytes_are_the_published_string(vector):
+    canonical = canonical_bytes(vector["contribution"])
+    assert canonical == vector["canonical_utf8"].encode("utf-8")
+    assert independent_jcs(vector["contribution"]) == vector["canonical_utf8"]
+    assert hashlib.sha256(canonical).hexdigest() == vector["canonical_sha256_hex"]
+
+
+@by_id(VECTORS)
+def test_every_vector_is_well_formed_so_invalid_ones_fail_on_the_signature_alone(vector):
+    parsed = parse_contribution(vector["contribution"])
+    assert parsed.canonical == vector["canonical_utf8"].encode("utf-8")
+    assert parsed.key_id == vector["key_id"]
+    assert parsed.content_hash == vector["canonical_sha256_hex"]
+
+
+@by_id(VECTORS)
+def test_hub_verifier_agrees_with_the_vector(vector):
+    assert server_verifies(vector) is vector["valid"]
+
+
+@by_id(VECTORS)
+def test_pynacl_agrees_with_the_vector(vector):
+    assert pynacl_verifies(vector) is vector["valid"]
+
+
+@by_id(VALID)
+def test_signing_with_the_seed_reproduces_the_signature(vector):
+    seed = bytes.fromhex(vector["seed_hex"])
+    private_key = Ed25519PrivateKey.from_private_bytes(seed)
+    assert sign_contribution(private_key, vector["contribution"]) == vector["signature_b64"]
+    signed = nacl.signing.SigningKey(seed).sign(vector["canonical_utf8"].encode("utf-8"))
+    assert base64.b64encode(signed.signature).decode() == vector["signature_b64"]
+    assert len(vector["signature_b64"]) == 88
+
+
+@by_id(VALID)
+def test_valid_vector_parses_with_its_fields(vector):
+    document = vector["contribution"]
+    parsed = parse_contribution(document)
+    assert str(parsed.uuid) == document["uuid"]
+    assert parsed.hub == document["hub"]
+    assert parsed.action == document["action"]
+    assert parsed.labels == tuple(document["labels"])
+    assert parsed.value == document["signal"]["value"].lower()
+
+
+def test_uppercase_value_is_signed_as_sent_and_normalised_for_the_entry():
+    (vector,) = [v for v in VECTORS if v["id"] == "uppercase-hex-value"]
+    value = vector["contribution"]["signal"]["value"]
+    assert value == value.upper() and value != value.lower()
+    assert value in vector["canonical_utf8"]
+    assert parse_contribution(vector["contribution"]).value == value.lower()
+
+
+def test_independent_jcs_sorts_keys_by_utf16_code_units_like_the_hub():
+    # U+FB33 sorts before U+1F600 by code point but after it by UTF-16 code unit (0xD83D).
+    document = {"\U0001f600": 1, "\ufb33": 2, "a": 3, "é": 4}
+    assert independent_jcs(document).encode() == canonical_bytes(document)
+    assert independent_jcs(document) == '{"a":3,"é":4,"\U0001f600":1,"\ufb33":2}'

@@ -1,0 +1,76 @@
+"""The printable periodic transparency report: what happened on the hub in one month (or any
+period), in numbers a consortium can publish."""
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from federation.contributions.models import Entry
+from federation.reports import selectors
+from federation.reports.selectors import ReportFilters
+from federation.transparency.models import Checkpoint
+from federation.vetting.models import Incident
+
+
+@dataclass(frozen=True)
+class TransparencyReport:
+    first_day: date
+    last_day: date
+    title: str
+    filters: ReportFilters
+    totals: dict[str, int]
+    by_member: list[dict[str, Any]]
+    by_label: list[dict[str, Any]]
+    by_signal_type: list[dict[str, Any]]
+    by_action: list[dict[str, Any]]
+    state_changes: dict[str, int]
+    feedback: dict[str, int]
+    incidents: list[Incident]
+    entries_disputed_now: int
+    checkpoint: Checkpoint | None
+
+    @property
+    def disputes(self) -> int:
+        return self.state_changes.get(Entry.State.DISPUTED, 0)
+
+    @property
+    def retracted_entries(self) -> int:
+        return self.state_changes.get(Entry.State.RETRACTED, 0)
+
+    def rows(self) -> list[tuple[str, str, int]]:
+        """The report as ``(section, item, count)`` rows, for CSV."""
+        rows = [("totals", name, value) for name, value in self.totals.items()]
+        rows += [("member", row["member"], row["total"]) for row in self.by_member]
+        rows += [("label", row["label"], row["total"]) for row in self.by_label]
+        rows += [("signal type", row["signal_type"], row["total"]) for row in self.by_signal_type]
+        rows += [(row["source"], row["action"], row["total"]) for row in self.by_action]
+        rows += [("entries moved to state", k, v) for k, v in sorted(self.state_changes.items())]
+        rows += [("feedback", k, v) for k, v in sorted(self.feedback.items())]
+        rows += [("incidents declared", i.name, 1) for i in self.incidents]
+        return rows
+
+
+def transparency_report(
+    *, first_day: date, last_day: date, title: str, filters: ReportFilters
+) -> TransparencyReport:
+    return TransparencyReport(
+        first_day=first_day,
+        last_day=last_day,
+        title=title,
+        filters=filters,
+        totals=selectors.overview_totals(filters=filters),
+        by_member=selectors.counts_by_member(filters=filters),
+        by_label=selectors.counts_by_label(filters=filters),
+        by_signal_type=selectors.counts_by_signal_type(filters=filters),
+        by_action=selectors.counts_by_action(filters=filters),
+        state_changes={
+            row["state"]: row["total"] for row in selectors.state_changes_by_state(filters=filters)
+        },
+        feedback={
+            row["opinion"]: row["total"]
+            for row in selectors.feedback_counts_by_opinion(filters=filters)
+        },
+        incidents=list(selectors.incidents_in_period(filters=filters)),
+        entries_disputed_now=selectors.entries_in_state(state=Entry.State.DISPUTED),
+        checkpoint=selectors.latest_checkpoint(),
+    )

@@ -1,0 +1,335 @@
+"""Read-only queries behind the auditor reports.
+
+Every count is computed by PostgreSQL (``annotate``/``aggregate`` with ``Count``), never by
+looping over rows in Python, and every list is either bounded by the caller (pagination) or read
+with ``iterator()`` for streaming CSV. The same ``ReportFilters`` narrow every report, so an
+overview, its CSV and the printable report always agree.
+
+What each filter means for each kind of record (docs/reports.md):
+
+- contributions: received in the period, by the member, carrying the label, of the signal type;
+- vetting decisions: made in the period, by the member's reviewers, on an entry that carries the
+  label and is of the signal type;
+- feedback: last changed in the period, given by the member, on such an entry;
+- audit events: occurred in the period, naming the member (label and type do not apply).
+"""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from django.db.models import Count, F, Prefetch, Q, QuerySet
+from django.db.models.functions import TruncDay, TruncMonth, TruncWeek
+
+from federation.contributions.models import Contribution, Entry, Label
+from federation.transparency.models import AuditEvent, Checkpoint
+from federation.vetting.models import Decision, Feedback, Incident
+
+GRANULARITIES = {"day": TruncDay, "week": TruncWeek, "month": TruncMonth}
+# Past this many buckets the period chart is drawn as it comes, without empty buckets filled in.
+MAX_FILLED_BUCKETS = 400
+
+
+@dataclass(frozen=True)
+class ReportFilters:
+    """The narrowing every report accepts. ``end`` is exclusive; all times are UTC."""
+
+    start: datetime | None = None
+    end: datetime | None = None
+    member: str | None = None
+    label: str | None = None
+    signal_type: str | None = None
+    granularity: str = "day"
+
+    def as_query(self) -> dict[str, str]:
+        """The filters as GET parameters (for links such as the CSV exports)."""
+        query: dict[str, str] = {"granularity": self.granularity}
+        if self.start is not None:
+            query["from"] = self.start.date().isoformat()
+        if self.end is not None:
+            query["to"] = (self.end - timedelta(days=1)).date().isoformat()
+        for name in ("member", "label", "signal_type"):
+            value = getattr(self, name)
+            if value:
+                query[name] = value
+        return query
+
+
+def _period(queryset: QuerySet, field: str, filters: ReportFilters) -> QuerySet:
+    if filters.start is not None:
+        queryset = queryset.filter(**{f"{field}__gte": filters.start})
+    if filters.end is not None:
+        queryset = queryset.filter(**{f"{field}__lt": filters.end})
+    return queryset
+
+
+def _entry_narrowing(queryset: QuerySet, prefix: str, filters: ReportFilters) -> QuerySet:
+    if filters.signal_type:
+        queryset = queryset.filter(**{f"{prefix}signal_type": filters.signal_type})
+    if filters.label:
+        queryset = queryset.filter(**{f"{prefix}labels__slug": filters.label})
+    return queryset
+
+
+def contributions_filtered(*, filters: ReportFilters) -> QuerySet[Contribution]:
+    queryset = _period(Contribution.objects.all(), "received_at", filters)
+    if filters.member:
+        queryset = queryset.filter(organisation__slug=filters.member)
+    if filters.signal_type:
+        queryset = queryset.filter(entry__signal_type=filters.signal_type)
+    if filters.label:
+        # The labels the member signed with (a retract carries none, so it never matches a label).
+        queryset = queryset.filter(labels__contains=[filters.label])
+    return queryset
+
+
+def decisions_filtered(*, filters: ReportFilters) -> QuerySet[Decision]:
+    queryset = _period(Decision.objects.all(), "created_at", filters)
+    if filters.member:
+        queryset = queryset.filter(organisation__slug=filters.member)
+    return _entry_narrowing(queryset, "entry__", filters)
+
+
+def feedback_filtered(*, filters: ReportFilters) -> QuerySet[Feedback]:
+    queryset = _period(Feedback.objects.all(), "updated_at", filters)
+    if filters.member:
+        queryset = queryset.filter(organisation__slug=filters.member)
+    return _entry_narrowing(queryset, "entry__", filters)
+
+
+def audit_events_filtered(*, filters: ReportFilters) -> QuerySet[AuditEvent]:
+    queryset = _period(AuditEvent.objects.all(), "occurred_at", filters)
+    if filters.member:
+        queryset = queryset.filter(organisation=filters.member)
+    return queryset
+
+
+_ADDS = Count("pk", filter=Q(action=Contribution.Action.ADD))
+_RETRACTS = Count("pk", filter=Q(action=Contribution.Action.RETRACT))
+
+
+def counts_by_period(*, filters: ReportFilters) -> list[dict[str, Any]]:
+    """Contributions per day, week or month: ``{"period": date, "add", "retract", "total"}``,
+    with empty periods between the first and the last filled in as zeros."""
+    trunc = GRANULARITIES[filters.granularity]
+    rows = (
+        contributions_filtered(filters=filters)
+        .annotate(period=trunc("received_at", tzinfo=UTC))
+        .values("period")
+        .annotate(add=_ADDS, retract=_RETRACTS, total=Count("pk"))
+        .order_by("period")
+    )
+    counted = {
+        row["period"].date(): {
+            "period": row["period"].date(),
+            "add": row["add"],
+            "retract": row["retract"],
+            "total": row["total"],
+        }
+        for row in rows
+    }
+    if not counted:
+        return []
+    buckets = _buckets(min(counted), max(counted), filters.granularity)
+    if buckets is None:
+        return [counted[key] for key in sorted(counted)]
+    return [
+        counted.get(bucket, {"period": bucket, "add": 0, "retract": 0, "total": 0})
+        for bucket in buckets
+    ]
+
+
+def _buckets(first: date, last: date, granularity: str) -> list[date] | None:
+    buckets: list[date] = []
+    current = first
+    while current <= last:
+        buckets.append(current)
+        if len(buckets) > MAX_FILLED_BUCKETS:
+            return None
+        if granularity == "day":
+            current += timedelta(days=1)
+        elif granularity == "week":
+            current += timedelta(weeks=1)
+        else:
+            current = (current.replace(day=28) + timedelta(days=4)).replace(day=1)
+    return buckets
+
+
+def counts_by_member(*, filters: ReportFilters) -> list[dict[str, Any]]:
+    """Per member: contributions, adds, retracts and distinct entries, most active first."""
+    return list(
+        contributions_filtered(filters=filters)
+        .values(member=F("organisation__slug"))
+        .annotate(
+            total=Count("pk"),
+            add=_ADDS,
+            retract=_RETRACTS,
+            entries=Count("entry", distinct=True),
+        )
+        .order_by("-total", "member")
+    )
+
+
+def counts_by_label(*, filters: ReportFilters) -> list[dict[str, Any]]:
+    """Per label: how many contributions were signed with it, most used first.
+
+    One query: a filtered ``COUNT`` per label of the taxonomy (labels live in a JSON list on each
+    contribution, so a ``GROUP BY`` would need a set-returning function the ORM cannot group by).
+    """
+    slugs = list(Label.objects.order_by("slug").values_list("slug", flat=True))
+    if not slugs:
+        return []
+    counts = contributions_filtered(filters=filters).aggregate(
+        **{
+            f"label_{index}": Count("pk", filter=Q(labels__contains=[slug]))
+            for index, slug in enumerate(slugs)
+        }
+    )
+    rows = [
+        {"label": slug, "total": counts[f"label_{index}"]}
+        for index, slug in enumerate(slugs)
+        if counts[f"label_{index}"]
+    ]
+    return sorted(rows, key=lambda row: (-row["total"], row["label"]))
+
+
+def counts_by_signal_type(*, filters: ReportFilters) -> list[dict[str, Any]]:
+    return list(
+        contributions_filtered(filters=filters)
+        .values(signal_type=F("entry__signal_type"))
+        .annotate(total=Count("pk"), add=_ADDS, retract=_RETRACTS)
+        .order_by("-total", "signal_type")
+    )
+
+
+def counts_by_action(*, filters: ReportFilters) -> list[dict[str, Any]]:
+    """What members and reviewers did: contribution actions, then vetting decisions by kind and
+    verdict. Rows are ``{"source", "action", "total"}``."""
+    rows: list[dict[str, Any]] = [
+        {"source": "contribution", "action": row["action"], "total": row["total"]}
+        for row in contributions_filtered(filters=filters)
+        .values("action")
+        .annotate(total=Count("pk"))
+        .order_by("action")
+    ]
+    rows += [
+        {
+            "source": "decision",
+            "action": f"{row['kind']} {row['verdict']}",
+            "total": row["total"],
+        }
+        for row in decisions_filtered(filters=filters)
+        .values("kind", "verdict")
+        .annotate(total=Count("pk"))
+        .order_by("kind", "verdict")
+    ]
+    return rows
+
+
+def audit_counts_by_action(*, filters: ReportFilters) -> list[dict[str, Any]]:
+    return list(
+        audit_events_filtered(filters=filters)
+        .values("action")
+        .annotate(total=Count("pk"))
+        .order_by("-total", "action")
+    )
+
+
+def feedback_counts_by_opinion(*, filters: ReportFilters) -> list[dict[str, Any]]:
+    return list(
+        feedback_filtered(filters=filters)
+        .values("opinion")
+        .annotate(total=Count("pk"))
+        .order_by("opinion")
+    )
+
+
+def state_changes_by_state(*, filters: ReportFilters) -> list[dict[str, Any]]:
+    """Entries moved into each state in the period, from the audit log's ``data.to``."""
+    return list(
+        audit_events_filtered(filters=filters)
+        .filter(object_type="entry", data__has_key="to")
+        .values(state=F("data__to"))
+        .annotate(total=Count("pk"))
+        .order_by("state")
+    )
+
+
+def overview_totals(*, filters: ReportFilters) -> dict[str, int]:
+    totals = contributions_filtered(filters=filters).aggregate(
+        contributions=Count("pk"),
+        adds=_ADDS,
+        retracts=_RETRACTS,
+        entries=Count("entry", distinct=True),
+        members=Count("organisation", distinct=True),
+    )
+    totals["decisions"] = decisions_filtered(filters=filters).count()
+    totals["feedback"] = feedback_filtered(filters=filters).count()
+    totals["audit_events"] = audit_events_filtered(filters=filters).count()
+    return totals
+
+
+def incidents_in_period(*, filters: ReportFilters) -> QuerySet[Incident]:
+    return _period(Incident.objects.all(), "started_at", filters).order_by("started_at")
+
+
+def entries_in_state(*, state: str) -> int:
+    return Entry.objects.filter(state=state).count()
+
+
+def latest_checkpoint() -> Checkpoint | None:
+    return Checkpoint.objects.order_by("-tree_size").first()
+
+
+# --- who shared what -------------------------------------------------------------------------
+
+
+def contributions_search(*, value: str | None, member: str | None) -> QuerySet[Contribution]:
+    """Contributions whose signal value is ``value`` (any type) and/or whose member is ``member``,
+    newest first. Values are compared in their normalised (lowercase) form."""
+    queryset = Contribution.objects.select_related("organisation", "entry")
+    if value:
+        queryset = queryset.filter(entry__value=value.strip().lower())
+    if member:
+        queryset = queryset.filter(organisation__slug=member)
+    return queryset.order_by("-received_at", "-pk")
+
+
+def entry_for_history(*, entry_id: int) -> Entry:
+    """The entry with its labels, contributions (with keys), decisions and feedback, in five
+    queries whatever their number."""
+    return Entry.objects.prefetch_related(
+        "labels",
+        Prefetch(
+            "contributions",
+            queryset=Contribution.objects.select_related("organisation", "signing_key").order_by(
+                "received_at", "pk"
+            ),
+        ),
+        Prefetch(
+            "decisions",
+            queryset=Decision.objects.select_related("organisation", "user").order_by("pk"),
+        ),
+        Prefetch(
+            "feedback",
+            queryset=Feedback.objects.select_related("organisation", "user").order_by("pk"),
+        ),
+    ).get(pk=entry_id)
+
+
+def audit_events_for_entry(*, entry: Entry, contribution_uuids: list[str]) -> QuerySet[AuditEvent]:
+    """The log's events about this entry and its contributions, including propagation events
+    (``propagation.*``) that name the entry or one of its contributions in their data."""
+    about = Q(object_type="entry", object_id=str(entry.pk)) | Q(
+        object_type="contribution", object_id__in=contribution_uuids
+    )
+    propagation = Q(action__startswith="propagation.") & (
+        Q(data__entry_id=entry.pk) | Q(data__uuid__in=contribution_uuids)
+    )
+    return AuditEvent.objects.filter(about | propagation).order_by("occurred_at", "pk")
+
+
+def iterate(queryset: QuerySet, *fields: str) -> Iterator[tuple]:
+    """Stream ``fields`` of a large queryset without loading it whole."""
+    return queryset.values_list(*fields).iterator(chunk_size=2000)

@@ -10,11 +10,11 @@ _HEX = re.compile(r"[0-9a-fA-F]+")
 
 def normalise_signal_value(signal_type: str, value: object) -> str:
     """Return the canonical (lowercase hex) form of ``value`` or raise ``ValueError`` saying why."""
-    length = _HEX_LENGTHS.get(signal_type)
+    # The type is checked to be a string first: it comes straight from client JSON.
+    length = _HEX_LENGTHS.get(signal_type) if isinstance(signal_type, str) else None
     if length is None:
-        raise ValueError(
-            f"unsupported signal type {signal_type!r}; use one of {sorted(_HEX_LENGTHS)}"
-        )
+        shown = repr(signal_type)[:40] if isinstance(signal_type, str) else "that"
+        raise ValueError(f"unsupported signal type {shown}; use one of {sorted(_HEX_LENGTHS)}")
     if not isinstance(value, str):
         raise ValueError("the signal value must be a string")
     if len(value) != length or not _HEX.fullmatch(value):

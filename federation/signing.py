@@ -118,12 +118,12 @@ def parse_contribution(document: object) -> ParsedContribution:
     contribution_uuid = _uuid(document, "uuid")
     created_at = _timestamp(document, "created_at")
     action = document["action"]
-    if action not in _ACTIONS:
+    if not isinstance(action, str) or action not in _ACTIONS:
         raise MalformedContribution("action", f"must be one of {sorted(_ACTIONS)}")
     signal_type, value, quality = _signal(document["signal"])
     labels = _labels(document["labels"], action)
     scope = document["scope"]
-    if scope not in _SCOPES:
+    if not isinstance(scope, str) or scope not in _SCOPES:
         raise MalformedContribution("scope", f"must be one of {sorted(_SCOPES)}")
     incident = document.get("incident")
     incident_uuid = _uuid(document, "incident") if incident is not None else None

@@ -22,3 +22,7 @@ urlpatterns = [
     path("reports/", include("federation.reports.urls")),
     path("admin/", admin.site.urls),
 ]
+
+# API URLs that match no view answer in the API's error shape (federation/api/errors.py).
+handler404 = "federation.api.errors.api_not_found"
+handler500 = "federation.api.errors.api_server_error"

@@ -5,6 +5,7 @@ import hmac
 from datetime import timedelta
 
 from django.utils import timezone
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
 from members.models import ApiCredential
@@ -67,3 +68,18 @@ class ApiCredentialAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request):
         return 'Bearer realm="concordat"'
+
+
+class ApiCredentialScheme(OpenApiAuthenticationExtension):
+    """Describes the bearer tokens in the OpenAPI schema (drf-spectacular finds it by subclassing)."""
+
+    target_class = "members.authentication.ApiCredentialAuthentication"
+    name = "bearerAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "cc_<prefix>_<secret>",
+            "description": "An API credential issued by a member admin (docs/api.md).",
+        }

@@ -59,19 +59,25 @@ def signing_key_register(
     created_by=None,
 ) -> SigningKey:
     key_id = key_id_for(public_key)
+    exists = Conflict("This public key is already registered.", code="key_exists")
     with transaction.atomic():
         if SigningKey.objects.filter(key_id=key_id).exists():
-            raise Conflict("This public key is already registered.", code="key_exists")
-        key = SigningKey.objects.create(
-            organisation=organisation,
-            key_id=key_id,
-            public_key=public_key,
-            label=label,
-            # Whole seconds, so that a contribution signed straight away (timestamps in signed
-            # objects usually have whole seconds) is not dated before its key.
-            not_before=not_before or timezone.now().replace(microsecond=0),
-            created_by=created_by,
-        )
+            raise exists
+        try:
+            # A savepoint: a concurrent registration of the same key loses on the unique key_id.
+            with transaction.atomic():
+                key = SigningKey.objects.create(
+                    organisation=organisation,
+                    key_id=key_id,
+                    public_key=public_key,
+                    label=label,
+                    # Whole seconds, so that a contribution signed straight away (timestamps in
+                    # signed objects usually have whole seconds) is not dated before its key.
+                    not_before=not_before or timezone.now().replace(microsecond=0),
+                    created_by=created_by,
+                )
+        except IntegrityError:
+            raise exists from None
         audit_record(
             AuditRecord(
                 action="key.registered",

@@ -1,10 +1,16 @@
 """Renders every API error in one documented shape (docs/api.md):
 
 {"error": {"code": "invalid", "message": "…", "details": {...} | null}}
+
+DRF exceptions and domain errors (``federation.errors.ConcordatError``) go through
+``exception_handler``; URLs that match no view, and unexpected failures, under ``/api/`` get the
+same shape from ``api_not_found`` and ``api_server_error`` (the project's handler404/handler500).
 """
 
-from django.core.exceptions import PermissionDenied
-from django.http import Http404
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.http import Http404, JsonResponse
+from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -23,6 +29,8 @@ _DRF_CODES = {
     exceptions.Throttled: "rate_limited",
     exceptions.ValidationError: "invalid",
 }
+# Error details may quote the client's input back; keep such quotes short.
+_MAX_DETAIL_TEXT = 300
 
 
 def error_body(code: str, message: str, details=None) -> dict:
@@ -31,7 +39,21 @@ def error_body(code: str, message: str, details=None) -> dict:
 
 def exception_handler(exc, context):
     if isinstance(exc, ConcordatError):
-        return Response(error_body(exc.code, exc.message, exc.details), status=exc.status)
+        return Response(
+            error_body(exc.code, _safe(exc.message), _safe(exc.details)), status=exc.status
+        )
+    if isinstance(exc, RequestDataTooBig):
+        # DRF reads JSON bodies through Django's request.body, which refuses a declared
+        # Content-Length over DATA_UPLOAD_MAX_MEMORY_SIZE before reading anything.
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        return Response(
+            error_body(
+                "payload_too_large",
+                f"Request bodies are limited to {limit} bytes.",
+                {"limit": limit},
+            ),
+            status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+        )
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
@@ -49,5 +71,35 @@ def exception_handler(exc, context):
     if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
         response.status_code = status.HTTP_401_UNAUTHORIZED
         response["WWW-Authenticate"] = 'Bearer realm="concordat"'
-    response.data = error_body(code, message, details)
+    response.data = error_body(code, _safe(message), _safe(details))
     return response
+
+
+def _safe(value):
+    """Details that can always be rendered: no lone surrogates (which cannot be encoded as UTF-8)
+    and no very long quotes of the input."""
+    if isinstance(value, str):
+        if len(value) > _MAX_DETAIL_TEXT:
+            value = value[:_MAX_DETAIL_TEXT] + "…"
+        return value.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_safe(str(key)): _safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_safe(item) for item in value]
+    return value
+
+
+def api_not_found(request, exception=None):
+    if request.path.startswith("/api/"):
+        return JsonResponse(
+            error_body("not_found", f"No API endpoint at {_safe(request.path)}."), status=404
+        )
+    return defaults.page_not_found(request, exception)
+
+
+def api_server_error(request):
+    if request.path.startswith("/api/"):
+        return JsonResponse(
+            error_body("server_error", "The hub failed to handle this request."), status=500
+        )
+    return defaults.server_error(request)

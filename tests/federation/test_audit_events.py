@@ -1,0 +1,113 @@
+"""Audit events are written in the transaction of the change they record: both or neither."""
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from django.db import DataError, transaction
+
+from federation.contributions.models import Contribution
+from federation.contributions.services import contributions_submit
+from federation.transparency.models import AuditEvent
+from members.models import ApiCredential, SigningKey
+from members.services import credential_revoke, membership_set, signing_key_register
+from tests.parties import raw_public_key
+
+pytestmark = pytest.mark.django_db
+
+ACTOR = {"type": "system", "id": "test", "label": "test"}
+# Longer than AuditEvent.actor_id's 200 characters: PostgreSQL refuses the audit row.
+UNRECORDABLE_ACTOR = {"type": "system", "id": "x" * 300, "label": "test"}
+
+
+class Abort(Exception):
+    pass
+
+
+def test_rolled_back_key_registration_leaves_no_audit_event(acme):
+    with pytest.raises(Abort), transaction.atomic():
+        signing_key_register(
+            organisation=acme, public_key=raw_public_key(Ed25519PrivateKey.generate()), actor=ACTOR
+        )
+        assert AuditEvent.objects.filter(action="key.registered").exists()
+        raise Abort
+    assert not AuditEvent.objects.filter(action="key.registered").exists()
+    assert not SigningKey.objects.exists()
+
+
+def test_key_registration_whose_audit_event_fails_is_not_kept(acme):
+    with pytest.raises(DataError):
+        signing_key_register(
+            organisation=acme,
+            public_key=raw_public_key(Ed25519PrivateKey.generate()),
+            actor=UNRECORDABLE_ACTOR,
+        )
+    assert not SigningKey.objects.exists()
+
+
+def test_credential_revocation_whose_audit_event_fails_is_not_kept(acme_submitter):
+    credential = ApiCredential.objects.get(holder=acme_submitter.user)
+    with pytest.raises(DataError):
+        credential_revoke(credential=credential, actor=UNRECORDABLE_ACTOR)
+    assert ApiCredential.objects.get(pk=credential.pk).revoked_at is None
+
+
+def test_role_change_whose_audit_event_fails_is_not_kept(acme_submitter):
+    with pytest.raises(DataError):
+        membership_set(
+            user=acme_submitter.user,
+            organisation=acme_submitter.organisation,
+            role="reviewer",
+            actor=UNRECORDABLE_ACTOR,
+        )
+    acme_submitter.user.membership.refresh_from_db()
+    assert acme_submitter.user.membership.role == "submitter"
+
+
+def test_rolled_back_submission_leaves_neither_contributions_nor_events(acme_submitter):
+    good = acme_submitter.signed()
+    bad = acme_submitter.signed(key_id="0" * 32)
+    with pytest.raises(Abort), transaction.atomic():
+        results = contributions_submit(principal=acme_submitter.principal, items=[good, bad])
+        assert [r.status for r in results] == ["created", "rejected"]
+        raise Abort
+    assert not Contribution.objects.exists()
+    assert not AuditEvent.objects.filter(action__startswith="contribution.").exists()
+
+
+def test_accepted_contribution_event_carries_the_signed_evidence(acme_submitter):
+    signed = acme_submitter.signed()
+    acme_submitter.client.post("/api/v1/contributions/", signed, format="json")
+    stored = Contribution.objects.get()
+    event = AuditEvent.objects.get(action="contribution.accepted")
+    assert "canonical" not in event.data  # committed to by content_hash, stored in the row
+    assert event.data["signature"] == signed["signature"]
+    assert event.data["key_id"] == acme_submitter.signing_key.key_id
+    assert event.data["content_hash"] == stored.content_hash
+    assert event.data["entry_id"] == stored.entry_id
+
+
+def test_invalid_item_is_audited_without_storing_unsafe_input(acme_submitter):
+    item = {"contribution": {"uuid": "\u0000bad\ud800", "kind": 5}, "signature": "\u0000"}
+    results = contributions_submit(principal=acme_submitter.principal, items=[item])
+    assert results[0].error["code"] == "invalid"
+    event = AuditEvent.objects.get(action="contribution.rejected")
+    assert event.data["code"] == "invalid"
+    assert event.data["uuid"] is None and event.data["signature"] is None
+
+
+def test_no_code_path_updates_or_deletes_audit_events():
+    """Append-only: outside the sequencer (which sets leaf_index once), no module writes to
+    existing audit events."""
+    import pathlib
+    import re
+
+    root = pathlib.Path(__file__).resolve().parents[2]
+    pattern = re.compile(r"AuditEvent\.objects[^\n]*\.(update|delete)\(|event\.delete\(")
+    offenders = [
+        str(path.relative_to(root))
+        for folder in ("members", "federation")
+        for path in (root / folder).rglob("*.py")
+        if "migrations" not in path.parts
+        and path.name != "sequencer.py"
+        and pattern.search(path.read_text())
+    ]
+    assert offenders == []

@@ -1,0 +1,149 @@
+"""What the hub checks in a contribution before storing it, and how it answers."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.utils import timezone
+
+from federation.contributions.models import Contribution
+from federation.signing import format_timestamp
+from federation.transparency.models import AuditEvent
+from members.services import signing_key_revoke
+from tests.parties import random_hex
+
+pytestmark = pytest.mark.django_db
+
+
+def _rejected(response, status: int, code: str) -> dict:
+    assert response.status_code == status, response.json()
+    error = response.json()["error"]
+    assert error["code"] == code
+    assert set(error) == {"code", "message", "details"}
+    assert not Contribution.objects.exists()
+    return error
+
+
+@pytest.mark.parametrize(
+    ("signal_type", "value"),
+    [
+        ("pdq", "a" * 63),
+        ("pdq", "g" * 64),
+        ("md5", "a" * 64),
+        ("md5", "a" * 31),
+        ("sha256", "a" * 32),
+        ("sha256", " " + "a" * 63),
+        ("sha1", "a" * 40),
+        ("pdq", 12345),
+    ],
+)
+def test_signal_values_are_validated_per_type(acme_submitter, signal_type, value):
+    response = acme_submitter.submit(signal={"type": signal_type, "value": value})
+    error = _rejected(response, 400, "invalid")
+    assert error["details"] == {"field": "signal"}
+
+
+@pytest.mark.parametrize(("signal_type", "length"), [("pdq", 64), ("md5", 32), ("sha256", 64)])
+def test_each_signal_type_accepts_its_length_in_upper_case_and_stores_lower(
+    acme_submitter, signal_type, length
+):
+    value = random_hex(length).upper()
+    response = acme_submitter.submit(signal={"type": signal_type, "value": value})
+    assert response.status_code == 201, response.json()
+    assert Contribution.objects.get().entry.value == value.lower()
+
+
+def test_label_outside_the_taxonomy_is_refused(acme_submitter):
+    error = _rejected(acme_submitter.submit(labels=["not-a-label"]), 400, "unknown_label")
+    assert error["details"] == {"field": "labels"}
+
+
+def test_unknown_field_is_refused_because_nothing_unsigned_is_accepted(acme_submitter):
+    document = acme_submitter.contribution()
+    document["extra"] = "x"
+    _rejected(acme_submitter.submit(document), 400, "invalid")
+
+
+@pytest.mark.parametrize("offset", [timedelta(minutes=10), timedelta(days=8)])
+def test_created_at_outside_the_clock_skew_window_is_refused(acme_submitter, offset):
+    # Ten minutes ahead is beyond the 300 s skew; eight days back is beyond the seven-day age.
+    sign = 1 if offset < timedelta(days=1) else -1
+    moment = datetime.now(UTC).replace(microsecond=0) + sign * offset
+    acme_submitter.signing_key.not_before = moment - timedelta(days=30)
+    acme_submitter.signing_key.save()
+    response = acme_submitter.submit(created_at=format_timestamp(moment))
+    _rejected(response, 400, "clock_skew")
+
+
+def test_created_at_just_inside_the_skew_is_accepted(acme_submitter):
+    moment = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=200)
+    assert acme_submitter.submit(created_at=format_timestamp(moment)).status_code == 201
+
+
+def test_unknown_key_is_refused_and_audited(acme_submitter):
+    _rejected(acme_submitter.submit(key_id="0" * 32), 400, "unknown_key")
+    assert AuditEvent.objects.get(action="contribution.rejected").data["code"] == "unknown_key"
+
+
+def test_key_of_another_member_is_unknown_to_this_member(acme_submitter, globex_submitter):
+    response = acme_submitter.submit(key_id=globex_submitter.signing_key.key_id)
+    _rejected(response, 400, "unknown_key")
+
+
+def test_contribution_for_another_member_is_refused(acme_submitter):
+    _rejected(acme_submitter.submit(member="globex"), 403, "member_mismatch")
+
+
+def test_contribution_for_another_hub_is_refused(acme_submitter):
+    _rejected(acme_submitter.submit(hub="elsewhere.example"), 400, "wrong_hub")
+
+
+def test_revoked_key_is_refused_and_audited(acme_submitter):
+    signing_key_revoke(
+        key=acme_submitter.signing_key,
+        reason="laptop stolen",
+        actor={"type": "system", "id": "t", "label": "t"},
+    )
+    _rejected(acme_submitter.submit(), 400, "key_not_active")
+    event = AuditEvent.objects.get(action="contribution.rejected")
+    assert event.data["code"] == "key_not_active"
+    assert event.data["key_id"] == acme_submitter.signing_key.key_id
+
+
+def test_signature_dated_before_the_key_was_valid_is_refused(acme_submitter):
+    key = acme_submitter.signing_key
+    key.not_before = timezone.now() + timedelta(minutes=1)
+    key.save()
+    _rejected(acme_submitter.submit(), 400, "key_not_active")
+
+
+def test_signature_made_after_revocation_effective_time_is_refused_even_if_key_was_valid_before(
+    acme_submitter,
+):
+    moment = datetime.now(UTC).replace(microsecond=0)
+    acme_submitter.signing_key.not_before = moment - timedelta(days=2)
+    acme_submitter.signing_key.save()
+    signing_key_revoke(
+        key=acme_submitter.signing_key,
+        reason="compromised yesterday",
+        effective_at=moment - timedelta(days=1),
+        actor={"type": "system", "id": "t", "label": "t"},
+    )
+    old = format_timestamp(moment - timedelta(days=1, hours=1))
+    _rejected(acme_submitter.submit(created_at=old), 400, "key_not_active")
+
+
+def test_bad_signature_rejection_records_the_evidence(acme_submitter):
+    signed = acme_submitter.signed()
+    signed["contribution"]["labels"] = ["terrorist-content"]
+    response = acme_submitter.client.post("/api/v1/contributions/", signed, format="json")
+    _rejected(response, 400, "bad_signature")
+    event = AuditEvent.objects.get(action="contribution.rejected")
+    assert event.data["signature"] == signed["signature"]
+    assert event.data["key_id"] == acme_submitter.signing_key.key_id
+    assert '"terrorist-content"' in event.data["canonical"]
+    assert event.actor_id.startswith("cc_")
+
+
+def test_add_without_labels_and_retract_with_labels_are_invalid(acme_submitter):
+    _rejected(acme_submitter.submit(labels=[]), 400, "invalid")
+    _rejected(acme_submitter.submit(action="retract"), 400, "invalid")

@@ -19,20 +19,25 @@ class ConcordatClient:
     """Talks JSON to one hub with one API token."""
 
     def __init__(self, base_url: str, token: str | None = None, *, timeout: float = 120) -> None:
+        if not base_url.startswith(("http://", "https://")):
+            raise ValueError("the hub URL must be http:// or https://")
         self.base_url = base_url.rstrip("/")
         self.token = token
         self.timeout = timeout
 
     def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(self.base_url + path, data=data, method=method)
+        # The scheme is checked in __init__: only http(s) URLs reach urlopen.
+        request = urllib.request.Request(self.base_url + path, data=data, method=method)  # noqa: S310
         if data is not None:
             request.add_header("Content-Type", "application/json")
         if self.token:
             request.add_header("Authorization", f"Bearer {self.token}")
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
-                return response.status, _decode(response.read(), response.headers.get_content_type())
+                return response.status, _decode(
+                    response.read(), response.headers.get_content_type()
+                )
         except urllib.error.HTTPError as error:
             return error.code, _decode(error.read(), error.headers.get_content_type())
 
@@ -92,4 +97,7 @@ class ContributionSigner:
         }
         if incident is not None:
             document["incident"] = incident
-        return {"contribution": document, "signature": sign_contribution(self.private_key, document)}
+        return {
+            "contribution": document,
+            "signature": sign_contribution(self.private_key, document),
+        }

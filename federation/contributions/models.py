@@ -72,7 +72,7 @@ class Entry(models.Model):
 
 
 class EntryLabel(models.Model):
-    entry = models.ForeignKey(Entry, on_delete=models.CASCADE)
+    entry = models.ForeignKey(Entry, on_delete=models.CASCADE, db_index=False)  # unique index leads
     label = models.ForeignKey(Label, on_delete=models.PROTECT)
 
     class Meta:
@@ -100,13 +100,20 @@ class Contribution(models.Model):
     uuid = models.UUIDField(
         unique=True, help_text="Chosen by the submitter; makes submission idempotent."
     )
+    # Foreign-key indexes are chosen by hand (Meta.indexes): each index costs every bulk insert,
+    # and the composite ones already serve lookups by organisation and by entry.
     organisation = models.ForeignKey(
-        "members.Organisation", on_delete=models.PROTECT, related_name="contributions"
+        "members.Organisation",
+        on_delete=models.PROTECT,
+        related_name="contributions",
+        db_index=False,
     )
     signing_key = models.ForeignKey(
-        "members.SigningKey", on_delete=models.PROTECT, related_name="+"
+        "members.SigningKey", on_delete=models.PROTECT, related_name="+", db_index=False
     )
-    entry = models.ForeignKey(Entry, on_delete=models.PROTECT, related_name="contributions")
+    entry = models.ForeignKey(
+        Entry, on_delete=models.PROTECT, related_name="contributions", db_index=False
+    )
     action = models.CharField(max_length=8, choices=Action.choices)
     labels = models.JSONField(default=list)
     scope = models.CharField(max_length=16, choices=ContributionScope.choices)
@@ -116,6 +123,7 @@ class Contribution(models.Model):
         blank=True,
         on_delete=models.PROTECT,
         related_name="contributions",
+        db_index=False,
     )
     quality = models.PositiveSmallIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(help_text="The signer's claimed time, as signed.")
@@ -125,7 +133,12 @@ class Contribution(models.Model):
     signature = models.BinaryField(max_length=64)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.ACTIVE)
     withdrawn_by = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="withdrew"
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="withdrew",
+        db_index=False,
     )
     origin_hub = models.CharField(max_length=200)
 
@@ -133,6 +146,17 @@ class Contribution(models.Model):
         indexes = [
             models.Index(fields=["organisation", "received_at"]),
             models.Index(fields=["entry", "organisation", "status"]),
+            models.Index(fields=["signing_key"], name="contribution_signing_key"),
+            models.Index(
+                fields=["incident"],
+                condition=models.Q(incident__isnull=False),
+                name="contribution_incident",
+            ),
+            models.Index(
+                fields=["withdrawn_by"],
+                condition=models.Q(withdrawn_by__isnull=False),
+                name="contribution_withdrawn_by",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -16,21 +16,22 @@ import uuid as uuid_module
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from django.conf import settings
-from django.db import IntegrityError, OperationalError, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import Case, Value, When
 from django.utils import timezone
 
+from federation.bulk_insert import copy_rows, upsert_rows
 from federation.contributions.models import Contribution, Entry, EntryLabel, Label
 from federation.signing import (
     MalformedContribution,
     ParsedContribution,
+    SignatureChecks,
     decode_signature,
     parse_contribution,
-    verify_signature,
 )
 from federation.transparency.audit import AuditRecord, audit_record_many
 from federation.vetting.models import Incident
@@ -101,6 +102,12 @@ class _Verified:
             **_parsed_evidence(self.parsed),
             "signature": base64.b64encode(self.signature).decode(),
         }
+
+
+class _Stored(NamedTuple):
+    verified: "_Verified"
+    pk: int
+    entry_id: int
 
 
 @dataclass
@@ -192,6 +199,8 @@ def _verify_items(batch: _Batch, items: Sequence[object]) -> list[_Verified]:
     member = organisation.slug
     reject = batch.reject
     verified: list[_Verified] = []
+    checks = SignatureChecks()
+    candidates: list[tuple[int, ParsedContribution, bytes, SigningKey, tuple | None]] = []
     for index, item in enumerate(items):
         if not isinstance(item, dict) or item.keys() != {"contribution", "signature"}:
             reject(
@@ -238,27 +247,44 @@ def _verify_items(batch: _Batch, items: Sequence[object]) -> list[_Verified]:
                 f"{settings.CONTRIBUTION_CLOCK_SKEW_SECONDS} s ahead of the hub's clock",
                 "created_at",
             )
-        elif not verify_signature(known[1], signature, parsed.canonical):
+        if failure is not None:
+            _reject_checked(batch, index, parsed, signature, failure)
+            continue
+        # Labels and incidents are judged only once the signature holds: a forged item is
+        # reported as forged, whatever else is wrong with it.
+        deferred = None
+        if any(label not in labels for label in parsed.labels):
+            unknown = ", ".join(label for label in parsed.labels if label not in labels)
+            deferred = ("unknown_label", f"not in the hub's taxonomy: {unknown}", "labels")
+        elif parsed.incident is not None:
+            if incident_ids is None:
+                incident_ids = set(Incident.objects.values_list("pk", flat=True))
+            if parsed.incident not in incident_ids:
+                deferred = ("unknown_incident", "no such incident", "incident")
+        checks.add(known[1], signature, parsed.canonical)
+        candidates.append((index, parsed, signature, known[0], deferred))
+
+    for (index, parsed, signature, key, deferred), valid in zip(
+        candidates, checks.results(), strict=True
+    ):
+        if not valid:
             failure = (
                 "bad_signature",
                 "the signature does not verify over the canonical bytes",
                 "signature",
             )
-        elif any(label not in labels for label in parsed.labels):
-            unknown = ", ".join(label for label in parsed.labels if label not in labels)
-            failure = ("unknown_label", f"not in the hub's taxonomy: {unknown}", "labels")
-        elif parsed.incident is not None:
-            if incident_ids is None:
-                incident_ids = set(Incident.objects.values_list("pk", flat=True))
-            if parsed.incident not in incident_ids:
-                failure = ("unknown_incident", "no such incident", "incident")
-        if failure is None:
-            verified.append(_Verified(index, parsed, signature, known[0]))
-            continue
-        code, message, field_name = failure
-        evidence = {**_parsed_evidence(parsed), "signature": base64.b64encode(signature).decode()}
-        reject(index, code, message, evidence=evidence, field=field_name)
+            _reject_checked(batch, index, parsed, signature, failure)
+        elif deferred is not None:
+            _reject_checked(batch, index, parsed, signature, deferred)
+        else:
+            verified.append(_Verified(index, parsed, signature, key))
     return verified
+
+
+def _reject_checked(batch: _Batch, index: int, parsed, signature: bytes, failure: tuple) -> None:
+    code, message, field_name = failure
+    evidence = {**_parsed_evidence(parsed), "signature": base64.b64encode(signature).decode()}
+    batch.reject(index, code, message, evidence=evidence, field=field_name)
 
 
 def _raw_evidence(item: object) -> dict[str, Any]:
@@ -289,12 +315,7 @@ def _store(batch: _Batch, verified: list[_Verified]) -> None:
     """Write the verified items: a fixed number of bulk statements whatever their number."""
     organisation = batch.organisation
     now = batch.now
-    existing = {
-        row[0]: row[1:]
-        for row in Contribution.objects.filter(
-            uuid__in=[v.parsed.uuid for v in verified]
-        ).values_list("uuid", "content_hash", "entry_id", "organisation_id")
-    }
+    existing = {row[0]: row[1:] for row in _stored_contributions([v.parsed.uuid for v in verified])}
     # Same UUID twice: identical bytes are one contribution; different bytes are a conflict.
     first_seen: dict[uuid_module.UUID, _Verified] = {}
     fresh: list[_Verified] = []
@@ -324,9 +345,9 @@ def _store(batch: _Batch, verified: list[_Verified]) -> None:
     # The policy (reopen, auto-vet) sees the adds before this request's retracts are applied, so
     # that "adds before retracts" holds for the entry's state too.
     entry_incidents: dict[int, uuid_module.UUID | None] = {}
-    for v, contribution in stored_adds:
-        if entry_incidents.get(contribution.entry_id) is None:
-            entry_incidents[contribution.entry_id] = v.parsed.incident
+    for stored in stored_adds:
+        if entry_incidents.get(stored.entry_id) is None:
+            entry_incidents[stored.entry_id] = stored.verified.parsed.incident
     apply_policy_to_entries(
         entry_incidents=entry_incidents,
         organisation=organisation,
@@ -336,8 +357,8 @@ def _store(batch: _Batch, verified: list[_Verified]) -> None:
     stored_retracts = _apply_retracts(batch, retracts, now)
 
     stored_all = (*stored_adds, *stored_retracts)
-    for v, contribution in stored_all:
-        batch.set(v, CREATED, contribution.entry_id)
+    for stored in stored_all:
+        batch.set(stored.verified, CREATED, stored.entry_id)
     for twin, first in twins:
         first_result = batch.results[first.index]
         if first_result.status == REJECTED:
@@ -351,7 +372,23 @@ def _store(batch: _Batch, verified: list[_Verified]) -> None:
             )
         else:
             batch.set(twin, DUPLICATE, first_result.entry_id)
-    audit_record_many(_accepted_record(batch, v, c) for v, c in stored_all)
+    audit_record_many(_accepted_record(batch, x.verified, x.entry_id) for x in stored_all)
+
+
+def _stored_contributions(uuids: list[uuid_module.UUID]):
+    """(uuid, content_hash, entry_id, organisation_id) of those already stored."""
+    if connection.vendor != "postgresql":
+        return Contribution.objects.filter(uuid__in=uuids).values_list(
+            "uuid", "content_hash", "entry_id", "organisation_id"
+        )
+    # One array parameter rather than an IN list of thousands of compiled parameters.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT uuid, content_hash, entry_id, organisation_id FROM federation_contribution "
+            "WHERE uuid = ANY(%s::uuid[])",
+            [[str(u) for u in uuids]],
+        )
+        return cursor.fetchall()
 
 
 def _reject_conflict(batch: _Batch, v: _Verified, stored_hash: str) -> None:
@@ -364,80 +401,84 @@ def _reject_conflict(batch: _Batch, v: _Verified, stored_hash: str) -> None:
     )
 
 
-def _upsert_entries(adds: list[_Verified], now: datetime) -> dict[tuple[str, str], Entry]:
-    signals = {(v.parsed.signal_type, v.parsed.value) for v in adds}
-    if not signals:
-        return {}
-    # Sorted so that concurrent batches take row locks in one order and cannot deadlock.
-    rows = [
-        Entry(signal_type=t, value=value, created_at=now, updated_at=now)
-        for t, value in sorted(signals)
-    ]
-    Entry.objects.bulk_create(
+def _upsert_entries(adds: list[_Verified], now: datetime) -> dict[tuple[str, str], int]:
+    """One entry per signal: insert the new ones, touch the existing; returns their ids."""
+    signals = sorted({(v.parsed.signal_type, v.parsed.value) for v in adds})
+    rows = [(t, value, Entry.State.PENDING, 1, now, now, now) for t, value in signals]
+    returned = upsert_rows(
+        Entry,
+        [
+            "signal_type",
+            "value",
+            "state",
+            "review_round",
+            "created_at",
+            "updated_at",
+            "state_changed_at",
+        ],
         rows,
-        update_conflicts=True,
-        unique_fields=["signal_type", "value"],
-        update_fields=["updated_at"],
-        batch_size=2000,
+        unique=["signal_type", "value"],
+        update=["updated_at"],
     )
-    return {(row.signal_type, row.value): row for row in rows}
+    return {(signal_type, value): pk for pk, signal_type, value in returned}
+
+
+_CONTRIBUTION_COLUMNS = [
+    "uuid", "organisation_id", "signing_key_id", "entry_id", "action", "labels", "scope",
+    "incident_id", "quality", "created_at", "received_at", "canonical", "content_hash",
+    "signature", "status", "origin_hub",
+]  # fmt: skip
 
 
 def _insert_contributions(
-    verified: list[_Verified], entries: dict[tuple[str, str], Entry], organisation, now
-) -> list[tuple[_Verified, Contribution]]:
+    verified: list[_Verified], entries: dict[tuple[str, str], int], organisation, now
+) -> list[_Stored]:
     # In UUID order, so that two requests carrying the same UUIDs wait for each other on the
     # unique index in one order (one then fails with a unique violation) rather than deadlock.
-    ordered = sorted(verified, key=lambda v: v.parsed.uuid)
+    ordered = sorted(verified, key=lambda v: v.parsed.uuid.bytes)
+    entry_ids = [entries[(v.parsed.signal_type, v.parsed.value)] for v in ordered]
+    hub_id = settings.HUB_ID
     rows = [
-        Contribution(
-            uuid=v.parsed.uuid,
-            organisation=organisation,
-            signing_key=v.key,
-            entry=entries[(v.parsed.signal_type, v.parsed.value)],
-            action=v.parsed.action,
-            labels=list(v.parsed.labels),
-            scope=v.parsed.scope,
-            incident_id=v.parsed.incident,
-            quality=v.parsed.quality,
-            created_at=v.parsed.created_at,
-            received_at=now,
-            canonical=v.parsed.canonical.decode(),
-            content_hash=v.parsed.content_hash,
-            signature=v.signature,
-            status=Contribution.Status.ACTIVE
+        (
+            v.parsed.uuid,
+            organisation.pk,
+            v.key.pk,
+            entry_id,
+            v.parsed.action,
+            list(v.parsed.labels),
+            v.parsed.scope,
+            v.parsed.incident,
+            v.parsed.quality,
+            v.parsed.created_at,
+            now,
+            v.parsed.canonical.decode(),
+            v.parsed.content_hash,
+            v.signature,
+            Contribution.Status.ACTIVE
             if v.parsed.action == Contribution.Action.ADD
             else Contribution.Status.APPLIED,
-            origin_hub=settings.HUB_ID,
+            hub_id,
         )
-        for v in ordered
+        for v, entry_id in zip(ordered, entry_ids, strict=True)
     ]
-    Contribution.objects.bulk_create(rows, batch_size=2000)
-    return list(zip(ordered, rows, strict=True))
+    pks = copy_rows(Contribution, _CONTRIBUTION_COLUMNS, rows, reserve_pks=True)
+    return [
+        _Stored(v, pk, entry_id) for v, pk, entry_id in zip(ordered, pks, entry_ids, strict=True)
+    ]
 
 
-def _link_labels(
-    batch: _Batch, adds: list[_Verified], entries: dict[tuple[str, str], Entry]
-) -> None:
+def _link_labels(batch: _Batch, adds: list[_Verified], entries: dict[tuple[str, str], int]) -> None:
     wanted = {
-        (entries[(v.parsed.signal_type, v.parsed.value)].pk, batch.label_ids[slug])
+        (entries[(v.parsed.signal_type, v.parsed.value)], batch.label_ids[slug])
         for v in adds
         for slug in v.parsed.labels
     }
-    if wanted:
-        EntryLabel.objects.bulk_create(
-            [
-                EntryLabel(entry_id=entry_id, label_id=label_id)
-                for entry_id, label_id in sorted(wanted)
-            ],
-            ignore_conflicts=True,
-            batch_size=5000,
-        )
+    upsert_rows(
+        EntryLabel, ["entry_id", "label_id"], sorted(wanted), unique=["entry_id", "label_id"]
+    )
 
 
-def _apply_retracts(
-    batch: _Batch, retracts: list[_Verified], now
-) -> list[tuple[_Verified, Contribution]]:
+def _apply_retracts(batch: _Batch, retracts: list[_Verified], now) -> list[_Stored]:
     """A retract withdraws the member's own active adds of that signal; an entry with no active add
     left becomes retracted. Retracting what the member never added (or already withdrew) is refused."""
     if not retracts:
@@ -446,25 +487,26 @@ def _apply_retracts(
 
     organisation = batch.organisation
     entries = {
-        (e.signal_type, e.value): e
-        for e in Entry.objects.select_for_update()
+        (signal_type, value): pk
+        for pk, signal_type, value in Entry.objects.select_for_update()
         .filter(value__in={v.parsed.value for v in retracts})
         .order_by("signal_type", "value")
+        .values_list("pk", "signal_type", "value")
     }
     active_adds: dict[int, list[int]] = {}
     for contribution_id, entry_id in Contribution.objects.filter(
         organisation=organisation,
         action=Contribution.Action.ADD,
         status=Contribution.Status.ACTIVE,
-        entry__in=[e.pk for e in entries.values()],
+        entry__in=list(entries.values()),
     ).values_list("id", "entry_id"):
         active_adds.setdefault(entry_id, []).append(contribution_id)
 
     applicable: list[_Verified] = []
     claimed: set[int] = set()
     for v in retracts:
-        entry = entries.get((v.parsed.signal_type, v.parsed.value))
-        if entry is None or not active_adds.get(entry.pk) or entry.pk in claimed:
+        entry_id = entries.get((v.parsed.signal_type, v.parsed.value))
+        if entry_id is None or not active_adds.get(entry_id) or entry_id in claimed:
             batch.reject(
                 v.index,
                 "nothing_to_retract",
@@ -473,25 +515,25 @@ def _apply_retracts(
                 field="signal",
             )
             continue
-        claimed.add(entry.pk)
+        claimed.add(entry_id)
         applicable.append(v)
     stored = _insert_contributions(applicable, entries, organisation, now)
     if stored:
         Contribution.objects.filter(
-            pk__in=[pk for _, retract in stored for pk in active_adds[retract.entry_id]]
+            pk__in=[pk for retract in stored for pk in active_adds[retract.entry_id]]
         ).update(
             status=Contribution.Status.WITHDRAWN,
             withdrawn_by=Case(
-                *[When(entry_id=retract.entry_id, then=Value(retract.pk)) for _, retract in stored]
+                *[When(entry_id=retract.entry_id, then=Value(retract.pk)) for retract in stored]
             ),
         )
     entries_mark_retracted_if_unsupported(
-        entry_ids={retract.entry_id for _, retract in stored}, actor=batch.principal.actor, now=now
+        entry_ids={retract.entry_id for retract in stored}, actor=batch.principal.actor, now=now
     )
     return stored
 
 
-def _accepted_record(batch: _Batch, v: _Verified, contribution: Contribution) -> AuditRecord:
+def _accepted_record(batch: _Batch, v: _Verified, entry_id: int) -> AuditRecord:
     return AuditRecord(
         action="contribution.accepted",
         actor=batch.principal.actor,
@@ -509,6 +551,6 @@ def _accepted_record(batch: _Batch, v: _Verified, contribution: Contribution) ->
             "signal_type": v.parsed.signal_type,
             "value": v.parsed.value,
             "labels": list(v.parsed.labels),
-            "entry_id": contribution.entry_id,
+            "entry_id": entry_id,
         },
     )

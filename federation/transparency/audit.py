@@ -14,6 +14,7 @@ import rfc8785
 from django.db import transaction
 from django.utils import timezone
 
+from federation.bulk_insert import copy_rows
 from federation.transparency.models import AuditEvent
 
 EVENT_KIND = "concordat.audit-event"
@@ -53,14 +54,33 @@ def audit_record(record: AuditRecord) -> AuditEvent:
     return event
 
 
+_EVENT_COLUMNS = [
+    "occurred_at", "action", "actor_type", "actor_id", "actor_label", "organisation",
+    "object_type", "object_id", "data",
+]  # fmt: skip
+
+
 def audit_record_many(records: Iterable[AuditRecord]) -> int:
-    """Write many audit events with one bulk insert in the current transaction."""
+    """Write many audit events with one bulk insert (COPY) in the current transaction."""
     now = timezone.now()
-    events = [record.to_model(now) for record in records]
-    AuditEvent.objects.bulk_create(events, batch_size=2000)
-    if events:
+    rows = [
+        (
+            now,
+            record.action,
+            record.actor["type"],
+            record.actor["id"],
+            record.actor.get("label", ""),
+            record.organisation,
+            record.object_type,
+            str(record.object_id),
+            dict(record.data),
+        )
+        for record in records
+    ]
+    copy_rows(AuditEvent, _EVENT_COLUMNS, rows)
+    if rows:
         _schedule_sequencing()
-    return len(events)
+    return len(rows)
 
 
 def event_document(event: AuditEvent) -> dict[str, Any]:

@@ -56,7 +56,11 @@ class DemoHub:
 
     def manage(self, *args: str) -> str:
         done = subprocess.run(
-            [sys.executable, "manage.py", *args], cwd=ROOT, env=self.env, capture_output=True, text=True
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
         )
         if done.returncode != 0:
             raise CommandError(f"{self.name}: manage.py {args[0]} failed:\n{done.stderr[-2000:]}")
@@ -105,10 +109,14 @@ class Command(BaseCommand):
 
     def handle(self, *args, port: int, contributions: int, keep_running: bool, **options):
         if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
-            raise CommandError("Run the demo with DJANGO_SETTINGS_MODULE=settings.demo (make demo does).")
+            raise CommandError(
+                "Run the demo with DJANGO_SETTINGS_MODULE=settings.demo (make demo does)."
+            )
         hub = DemoHub(name="hub-a", port=port, folder=ROOT / "var" / "hub-a")
         shutil.rmtree(hub.folder, ignore_errors=True)
-        self.say(f"Setting up hub {hub.hub_id}: SQLite in {hub.folder.relative_to(ROOT)}, file-system broker")
+        self.say(
+            f"Setting up hub {hub.hub_id}: SQLite in {hub.folder.relative_to(ROOT)}, file-system broker"
+        )
         hub.manage("migrate", "--noinput")
         hub.manage("hub_keygen")
         hub.manage("collectstatic", "--noinput")
@@ -151,7 +159,16 @@ class Command(BaseCommand):
             ("admin", "consortium-admin", ADMIN_PASSWORD),
             ("auditor", "auditor", AUDITOR_PASSWORD),
         ]:
-            args = ["create_staff", "--user", user, "--role", role, "--password", password, "--token"]
+            args = [
+                "create_staff",
+                "--user",
+                user,
+                "--role",
+                role,
+                "--password",
+                password,
+                "--token",
+            ]
             people[user] = json.loads(hub.manage(*args).strip().splitlines()[-1])
         return people
 
@@ -189,25 +206,39 @@ class Command(BaseCommand):
         )
         for item in result["results"]:
             if item["status"] == "rejected":
-                self.say(f"  item {item['index']}: {item['error']['code']}: {item['error']['message']}")
+                self.say(
+                    f"  item {item['index']}: {item['error']['code']}: {item['error']['message']}"
+                )
 
         gus = ConcordatClient(hub.url, people["gus"]["token"])
         ivan = ConcordatClient(hub.url, people["ivan"]["token"])
         status, queue = gus.get("/api/v1/review/queue/?page_size=5")
         pending = queue.get("results", []) if status == 200 else []
-        self.say(f"globex's reviewer sees {len(pending)} entries on the first page of the review queue")
+        self.say(
+            f"globex's reviewer sees {len(pending)} entries on the first page of the review queue"
+        )
         for entry in pending[:3]:
-            status, body = gus.post(f"/api/v1/entries/{entry['id']}/approve/", {"reason": "matches our copy"})
-            self.say(f"  gus approves entry {entry['id']} ({entry['signal_type']}): {status} {body.get('state', body)}")
+            status, body = gus.post(
+                f"/api/v1/entries/{entry['id']}/approve/", {"reason": "matches our copy"}
+            )
+            self.say(
+                f"  gus approves entry {entry['id']} ({entry['signal_type']}): {status} {body.get('state', body)}"
+            )
         if pending:
             last = pending[-1]
-            status, body = ivan.post(f"/api/v1/entries/{last['id']}/reject/", {"reason": "not TVEC: news footage"})
-            self.say(f"  ivan (initech) rejects entry {last['id']}: {status} {body.get('state', body)}")
+            status, body = ivan.post(
+                f"/api/v1/entries/{last['id']}/reject/", {"reason": "not TVEC: news footage"}
+            )
+            self.say(
+                f"  ivan (initech) rejects entry {last['id']}: {status} {body.get('state', body)}"
+            )
 
         if pending:
             target = pending[0]
             status, body = ivan.request(
-                "PUT", f"/api/v1/entries/{target['id']}/feedback/", {"opinion": "agree", "note": "seen it too"}
+                "PUT",
+                f"/api/v1/entries/{target['id']}/feedback/",
+                {"opinion": "agree", "note": "seen it too"},
             )
             self.say(f"initech agrees with entry {target['id']}: {status}")
             retract = signer.retract(target["signal_type"], target["value"])
@@ -241,7 +272,10 @@ class Command(BaseCommand):
                 if pending == "0":
                     break
             time.sleep(1)
-        self.say("Latest signed checkpoint:\n" + "\n".join("    " + line for line in str(note).splitlines()))
+        self.say(
+            "Latest signed checkpoint:\n"
+            + "\n".join("    " + line for line in str(note).splitlines())
+        )
         state = hub.folder / "verifier-state.json"
         verify = [
             sys.executable, "federation/transparency/verifier.py", "--hub", hub.url, "--key", vkey,

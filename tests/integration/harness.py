@@ -10,6 +10,7 @@ worker with embedded beat) on its own PostgreSQL database and Celery queue, on 1
 import contextlib
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -200,3 +201,4 @@ def running_hub(
         with psycopg.connect(PG_ADMIN_URL, autocommit=True) as connection:
             connection.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
         logs.close()
+        shutil.rmtree(workdir, ignore_errors=True)

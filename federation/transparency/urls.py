@@ -1,1 +1,13 @@
-urlpatterns: list = []
+"""The transparency log API, mounted at /api/v1/log/ (docs/transparency.md)."""
+
+from django.urls import path
+
+from federation.transparency import api
+
+urlpatterns = [
+    path("key", api.VerifierKeyView.as_view(), name="log-key"),
+    path("checkpoint", api.CheckpointView.as_view(), name="log-checkpoint"),
+    path("entries", api.EntriesView.as_view(), name="log-entries"),
+    path("proof/inclusion", api.InclusionProofView.as_view(), name="log-inclusion-proof"),
+    path("proof/consistency", api.ConsistencyProofView.as_view(), name="log-consistency-proof"),
+]

@@ -1,0 +1,198 @@
+"""The log's read API for auditors (docs/transparency.md): the hub's verifier key, signed
+checkpoints, entries by index range, and RFC 9162 inclusion and consistency proofs.
+
+Readers need the ``audit`` capability (auditors, consortium admins) unless
+``settings.TRANSPARENCY_LOG_PUBLIC`` opens the log to anyone; the key is always public.
+"""
+
+import base64
+import json
+
+from django.conf import settings
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.permissions import AllowAny
+from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from federation.errors import InvalidInput
+from federation.hubkey import hub_public_key_b64, hub_public_key_bytes
+from federation.transparency import log_selectors as selectors
+from federation.transparency.checkpoints import hub_key_name, hub_verifier_key, key_id
+from members.models import Scope
+from members.permissions import HasCapability
+
+
+class CanReadLog(HasCapability):
+    """The ``audit`` capability, or anyone when the log is public."""
+
+    def has_permission(self, request, view) -> bool:
+        if settings.TRANSPARENCY_LOG_PUBLIC:
+            return True
+        return super().has_permission(request, view)
+
+
+class PlainTextRenderer(BaseRenderer):
+    """Lets clients that ask for ``text/plain`` get the signed note (errors stay JSON text)."""
+
+    media_type = "text/plain"
+    format = "txt"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        return data if isinstance(data, str) else json.dumps(data)
+
+
+def _b64(value: bytes) -> str:
+    return base64.b64encode(value).decode()
+
+
+def _int_param(request, name: str, *, required: bool = True) -> int | None:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        if required:
+            raise InvalidInput(
+                f"The query parameter {name!r} is required.",
+                code="missing_parameter",
+                details={"parameter": name},
+            )
+        return None
+    if not raw.isdigit() or len(raw) > 19:
+        raise InvalidInput(
+            f"The query parameter {name!r} must be a non-negative integer.",
+            details={"parameter": name, "value": raw},
+        )
+    return int(raw)
+
+
+class LogView(APIView):
+    permission_classes = [CanReadLog]
+    required_capability = Scope.AUDIT
+
+
+class VerifierKeyView(APIView):
+    """Public: the verifier key auditors pin (C2SP signed-note vkey format)."""
+
+    permission_classes = [AllowAny]
+    authentication_classes: list = []
+
+    @extend_schema(
+        responses=inline_serializer(
+            "LogKey",
+            {
+                "vkey": serializers.CharField(),
+                "key_name": serializers.CharField(),
+                "key_id": serializers.CharField(),
+                "public_key": serializers.CharField(),
+                "algorithm": serializers.CharField(),
+            },
+        )
+    )
+    def get(self, request):
+        name = hub_key_name()
+        return Response(
+            {
+                "vkey": hub_verifier_key(),
+                "key_name": name,
+                "key_id": key_id(name, hub_public_key_bytes()).hex(),
+                "public_key": hub_public_key_b64(),
+                "algorithm": "ed25519",
+            }
+        )
+
+
+class CheckpointView(LogView):
+    """The latest signed checkpoint (or the one at ``?size=N``) as a C2SP signed note."""
+
+    renderer_classes = [JSONRenderer, PlainTextRenderer]
+
+    @extend_schema(
+        parameters=[OpenApiParameter("size", OpenApiTypes.INT, required=False)],
+        responses={(200, "text/plain"): OpenApiTypes.STR},
+    )
+    def get(self, request):
+        checkpoint = selectors.checkpoint_for(tree_size=_int_param(request, "size", required=False))
+        return HttpResponse(checkpoint.note, content_type="text/plain; charset=utf-8")
+
+
+class EntriesView(LogView):
+    """Leaves ``[start, end)`` (at most 1000) of the tree the latest checkpoint signs."""
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("start", OpenApiTypes.INT, required=True),
+            OpenApiParameter("end", OpenApiTypes.INT, required=True, description="exclusive"),
+        ],
+        responses=OpenApiTypes.OBJECT,
+    )
+    def get(self, request):
+        start = _int_param(request, "start")
+        end = _int_param(request, "end")
+        tree_size, entries = selectors.log_entries(start=start, end=end)
+        return Response(
+            {
+                "tree_size": tree_size,
+                "start": start,
+                "end": start + len(entries),
+                "entries": [
+                    {
+                        "leaf_index": entry.leaf_index,
+                        "event": entry.document,
+                        "leaf": _b64(entry.leaf_bytes),
+                        "leaf_hash": _b64(entry.leaf_hash),
+                    }
+                    for entry in entries
+                ],
+            }
+        )
+
+
+class InclusionProofView(LogView):
+    """RFC 9162 inclusion proof of leaf ``index`` in the tree of ``tree_size`` leaves."""
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("index", OpenApiTypes.INT, required=True),
+            OpenApiParameter("tree_size", OpenApiTypes.INT, required=False),
+        ],
+        responses=OpenApiTypes.OBJECT,
+    )
+    def get(self, request):
+        proof = selectors.inclusion_proof(
+            leaf_index=_int_param(request, "index"),
+            tree_size=_int_param(request, "tree_size", required=False),
+        )
+        return Response(
+            {
+                "leaf_index": proof.leaf_index,
+                "tree_size": proof.tree_size,
+                "inclusion_path": [_b64(node) for node in proof.inclusion_path],
+            }
+        )
+
+
+class ConsistencyProofView(LogView):
+    """RFC 9162 consistency proof between the trees of ``first`` and ``second`` leaves."""
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("first", OpenApiTypes.INT, required=True),
+            OpenApiParameter("second", OpenApiTypes.INT, required=False),
+        ],
+        responses=OpenApiTypes.OBJECT,
+    )
+    def get(self, request):
+        proof = selectors.consistency_proof(
+            first=_int_param(request, "first"),
+            second=_int_param(request, "second", required=False),
+        )
+        return Response(
+            {
+                "tree_size_1": proof.tree_size_1,
+                "tree_size_2": proof.tree_size_2,
+                "consistency_path": [_b64(node) for node in proof.consistency_path],
+            }
+        )

@@ -1,0 +1,146 @@
+"""The standalone verifier against a live hub (gunicorn + a Celery worker with beat on its own
+database): it passes on an honest log, catches an audit row changed in the database, and checks
+across runs (state file) that the log it saw before is a prefix of the log it sees now."""
+
+import base64
+import json
+import subprocess
+import sys
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from federation.signing import format_timestamp, sign_contribution
+from federation.transparency.checkpoints import verifier_key
+from tests.integration.harness import ROOT, running_hub, wait_for
+from tests.parties import raw_public_key
+
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("integration")]
+
+VERIFIER = ROOT / "federation" / "transparency" / "verifier.py"
+
+
+def submit(hub, member: dict, private_key: Ed25519PrivateKey, count: int) -> None:
+    for _ in range(count):
+        document = {
+            "kind": "concordat.contribution",
+            "v": 1,
+            "hub": hub.hub_id,
+            "member": "acme",
+            "key_id": member["key_id"],
+            "uuid": str(uuid.uuid4()),
+            "created_at": format_timestamp(datetime.now(UTC).replace(microsecond=0)),
+            "action": "add",
+            "signal": {"type": "md5", "value": uuid.uuid4().hex},
+            "labels": ["propaganda"],
+            "scope": "federation",
+        }
+        body = {"contribution": document, "signature": sign_contribution(private_key, document)}
+        status, response = hub.request(
+            "POST", "/api/v1/contributions/", json_body=body, token=member["token"]
+        )
+        assert status == 201, response
+
+
+def fully_sequenced(hub) -> int | None:
+    """The checkpoint size once every audit event is in a signed checkpoint."""
+    pending = hub.sql("SELECT count(*) FROM federation_auditevent WHERE leaf_index IS NULL")[0][0]
+    total = hub.sql("SELECT count(*) FROM federation_auditevent")[0][0]
+    signed = hub.sql("SELECT max(tree_size) FROM federation_checkpoint")[0][0]
+    return total if pending == 0 and signed == total and total > 0 else None
+
+
+def run_verifier(hub, vkey: str, token: str, state: Path) -> subprocess.CompletedProcess:
+    # A clean environment and working directory: the verifier needs no project code.
+    return subprocess.run(
+        [sys.executable, str(VERIFIER), "--hub", hub.url, "--key", vkey, "--token", token,
+         "--state", str(state)],
+        cwd=state.parent, capture_output=True, text=True, timeout=120,
+        env={"PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+
+
+def test_verifier_passes_detects_a_changed_row_and_checks_consistency_across_runs(tmp_path):
+    private_key = Ed25519PrivateKey.generate()
+    with running_hub("tlog", worker=True) as hub:
+        member = hub.create_member(
+            org="acme", user="alice", role="submitter", public_key=raw_public_key(private_key).hex()
+        )
+        auditor = hub.create_staff(user="otto", role="auditor")
+        status, key = hub.request("GET", "/api/v1/log/key")
+        assert status == 200
+        vkey = key["vkey"]
+        state = tmp_path / "verifier-state.json"
+
+        submit(hub, member, private_key, 5)
+        first_size = wait_for(lambda: fully_sequenced(hub), timeout=60, what="sequencing")
+        first = run_verifier(hub, vkey, auditor["token"], state)
+        assert first.returncode == 0, first.stdout + first.stderr
+        assert f"tree size {first_size}" in first.stdout
+        assert "RESULT: OK" in first.stdout
+        assert "no previous checkpoint" in first.stdout
+        assert state.exists()
+
+        submit(hub, member, private_key, 4)
+        second_size = wait_for(
+            lambda: (size := fully_sequenced(hub)) and size > first_size and size,
+            timeout=60,
+            what="the new events to be sequenced",
+        )
+        second = run_verifier(hub, vkey, auditor["token"], state)
+        assert second.returncode == 0, second.stdout + second.stderr
+        assert (
+            f"the previous checkpoint (size {first_size}) is a prefix of this one "
+            f"(size {second_size}" in second.stdout
+        )
+
+        # Tamper with one logged event directly in the database.
+        event_id, leaf_index = hub.sql(
+            "SELECT id, leaf_index FROM federation_auditevent "
+            "WHERE action LIKE 'contribution.%%' ORDER BY leaf_index LIMIT 1"
+        )[0]
+        hub.sql(
+            "UPDATE federation_auditevent SET data = data || '{\"tampered\": true}'::jsonb "
+            "WHERE id = %s",
+            (event_id,),
+        )
+        state_before = state.read_text()
+        tampered = run_verifier(hub, vkey, auditor["token"], state)
+        assert tampered.returncode == 1, tampered.stdout + tampered.stderr
+        assert f"leaf {leaf_index} (event id {event_id}" in tampered.stdout
+        assert "no longer match the log" in tampered.stdout
+        assert "does NOT match the signed root" in tampered.stdout
+        assert "RESULT: FAIL" in tampered.stdout
+        assert state.read_text() == state_before  # a failed run never moves the state on
+
+        # History rewritten: the state holds a checkpoint the hub signed for another tree of a
+        # smaller size (a split view). Signed with the hub's own key, it passes the signature
+        # check; only the consistency proof can tell.
+        hub_key = serialization.load_pem_private_key(
+            Path(hub.env["CONCORDAT_HUB_KEY_PATH"]).read_bytes(), password=None
+        )
+        body = f"{hub.hub_id}\n{first_size}\n{base64.b64encode(b'x' * 32).decode()}\n"
+        signature = base64.b64encode(
+            bytes.fromhex(vkey.split("+")[1]) + hub_key.sign(body.encode())
+        )
+        forked = tmp_path / "forked-state.json"
+        forked.write_text(
+            json.dumps({"checkpoint": f"{body}\n\u2014 {hub.hub_id} {signature.decode()}\n"})
+        )
+        hub.sql(
+            "UPDATE federation_auditevent SET data = data - 'tampered' WHERE id = %s", (event_id,)
+        )
+        split_view = run_verifier(hub, vkey, auditor["token"], forked)
+        assert split_view.returncode == 1, split_view.stdout + split_view.stderr
+        assert f"the previous checkpoint (size {first_size}) is NOT a prefix" in split_view.stdout
+
+        # A key other than the hub's: the checkpoint itself is refused.
+        other = Ed25519PrivateKey.generate().public_key().public_bytes_raw()
+        other_vkey = verifier_key(hub.hub_id, other)
+        stranger = run_verifier(hub, other_vkey, auditor["token"], tmp_path / "other.json")
+        assert stranger.returncode == 1
+        assert "checkpoint rejected" in stranger.stdout

@@ -278,3 +278,67 @@ def staff_role_set(*, user, role: str | None, actor: dict) -> StaffRole | None:
             )
         )
     return current
+
+
+ORGANISATION_FIELDS = ("slug", "name", "status", "trusted")
+
+
+def organisation_save(*, organisation: Organisation, actor: dict) -> Organisation:
+    """Create an organisation or save changes to it (a consortium admin, in the Django admin).
+    Suspending a member or marking it trusted changes what it may do, so every change is audited."""
+    if not organisation.slug or not organisation.name:
+        raise InvalidInput("An organisation needs a slug and a name.")
+    with transaction.atomic():
+        before = (
+            Organisation.objects.filter(pk=organisation.pk).values(*ORGANISATION_FIELDS).first()
+            if organisation.pk
+            else None
+        )
+        try:
+            with transaction.atomic():
+                organisation.save()
+        except IntegrityError:
+            raise Conflict("An organisation with this slug exists.", code="slug_exists") from None
+        after = {name: getattr(organisation, name) for name in ORGANISATION_FIELDS}
+        if before == after:
+            return organisation
+        audit_record(
+            AuditRecord(
+                action="organisation.created" if before is None else "organisation.changed",
+                actor=actor,
+                organisation=organisation.slug,
+                object_type="organisation",
+                object_id=organisation.slug,
+                data={"from": before, "to": after},
+            )
+        )
+    return organisation
+
+
+USER_AUDITED_FIELDS = ("username", "email", "first_name", "last_name", "is_active", "is_staff")
+
+
+def user_save(*, user, actor: dict, password_changed: bool = False) -> object:
+    """Create a user or save changes to their account (the Django admin). The event names what
+    changed; it never holds a password or its hash."""
+    model = type(user)
+    with transaction.atomic():
+        before = (
+            model.objects.filter(pk=user.pk).values(*USER_AUDITED_FIELDS).first()
+            if user.pk
+            else None
+        )
+        user.save()
+        after = {name: getattr(user, name) for name in USER_AUDITED_FIELDS}
+        if before == after and not password_changed:
+            return user
+        audit_record(
+            AuditRecord(
+                action="user.created" if before is None else "user.changed",
+                actor=actor,
+                object_type="user",
+                object_id=user.get_username(),
+                data={"from": before, "to": after, "password_changed": password_changed},
+            )
+        )
+    return user

@@ -4,15 +4,19 @@ An add reopens a rejected or retracted entry for a new review round. A pending e
 once when its contributor is a trusted member (and the policy auto-vets them) or when the add is
 tagged with an active incident whose policy auto-vets (the fast lane). Each automatic decision is
 stored with the policy that made it and audited in the caller's transaction.
+
+The quorum that reviewers' votes must reach is the hub's, unless an active add on the entry is
+tagged with an active incident that does not auto-vet but sets its own quorum (``effective_quorum``);
+an add so tagged may complete a quorum that earlier votes already reached under that override.
 """
 
 import uuid
 from datetime import datetime
 from typing import Any
 
-from django.db.models import F
+from django.db.models import Exists, F, OuterRef
 
-from federation.contributions.models import Entry
+from federation.contributions.models import Contribution, Entry
 from federation.transparency.audit import AuditRecord, audit_record_many
 from federation.vetting.models import Decision, Incident, VettingPolicy
 from members.models import Organisation
@@ -25,6 +29,60 @@ def policy_snapshot(policy: VettingPolicy, **extra: Any) -> dict[str, Any]:
         "dispute_threshold": policy.dispute_threshold,
         **extra,
     }
+
+
+def effective_quorum(
+    *, entry: Entry, policy: VettingPolicy, now: datetime
+) -> tuple[int, dict[str, Any]]:
+    """The approvals ``entry`` needs in its current round, and the policy snapshot to record.
+
+    An incident that does not auto-vet may override the hub's quorum while it is active; when
+    several such incidents tag the entry's active adds, the smallest quorum (the fastest lane)
+    applies.
+    """
+    overrides = [
+        incident
+        for incident in Incident.objects.filter(
+            auto_vet=False,
+            quorum__isnull=False,
+            contributions__entry=entry,
+            contributions__action=Contribution.Action.ADD,
+            contributions__status=Contribution.Status.ACTIVE,
+        ).distinct()
+        if incident.is_active_at(now)
+    ]
+    if overrides:
+        incident = min(overrides, key=lambda i: (i.quorum, str(i.pk)))
+        return incident.quorum, policy_snapshot(
+            policy,
+            rule="incident_quorum",
+            incident=str(incident.pk),
+            effective_quorum=incident.quorum,
+        )
+    return policy.quorum, policy_snapshot(policy, rule="quorum", effective_quorum=policy.quorum)
+
+
+def approving_organisations(*, entry: Entry) -> list[int]:
+    """Organisations whose approval counts in the entry's current round: those that voted to
+    approve and have no active add on the entry (a reviewer cannot vet its own organisation's
+    contribution, even one added after the vote)."""
+    own_add = Contribution.objects.filter(
+        entry_id=entry.pk,
+        organisation_id=OuterRef("organisation_id"),
+        action=Contribution.Action.ADD,
+        status=Contribution.Status.ACTIVE,
+    )
+    return list(
+        Decision.objects.filter(
+            entry_id=entry.pk,
+            review_round=entry.review_round,
+            kind=Decision.Kind.VOTE,
+            verdict=Decision.Verdict.APPROVE,
+        )
+        .exclude(Exists(own_add))
+        .values_list("organisation_id", flat=True)
+        .distinct()
+    )
 
 
 def apply_policy_to_entries(
@@ -110,4 +168,61 @@ def apply_policy_to_entries(
             )
             for pk, _ in pending
         ]
+    records += _complete_incident_quorums(
+        entry_ids=[
+            pk for pk, incident_id in entry_incidents.items() if pk not in auto and incident_id
+        ],
+        policy=policy,
+        organisation=organisation,
+        actor=actor,
+        now=now,
+    )
     audit_record_many(records)
+
+
+def _complete_incident_quorums(
+    *,
+    entry_ids: list[int],
+    policy: VettingPolicy,
+    organisation: Organisation,
+    actor: dict,
+    now: datetime,
+) -> list[AuditRecord]:
+    """Vet pending entries whose votes already reach a quorum lowered by an incident just tagged
+    on them. Only entries tagged with an incident are looked at, so bulk ingest pays nothing."""
+    if not entry_ids:
+        return []
+    records: list[AuditRecord] = []
+    tagged = Contribution.objects.filter(
+        entry_id__in=entry_ids,
+        action=Contribution.Action.ADD,
+        status=Contribution.Status.ACTIVE,
+        incident__auto_vet=False,
+        incident__quorum__isnull=False,
+    ).values_list("entry_id", flat=True)
+    for entry in (
+        Entry.objects.select_for_update()
+        .filter(pk__in=sorted(set(tagged)), state=Entry.State.PENDING)
+        .order_by("pk")
+    ):
+        quorum, snapshot = effective_quorum(entry=entry, policy=policy, now=now)
+        approvals = approving_organisations(entry=entry)
+        if snapshot["rule"] != "incident_quorum" or len(approvals) < quorum:
+            continue
+        Entry.objects.filter(pk=entry.pk).update(state=Entry.State.VETTED, state_changed_at=now)
+        records.append(
+            AuditRecord(
+                action="entry.vetted",
+                actor=actor,
+                organisation=organisation.slug,
+                object_type="entry",
+                object_id=str(entry.pk),
+                data={
+                    "from": Entry.State.PENDING,
+                    "to": Entry.State.VETTED,
+                    "policy": snapshot,
+                    "approvals": len(approvals),
+                },
+            )
+        )
+    return records

@@ -1,0 +1,176 @@
+"""The Django admin of organisations, users and roles, signing keys and API credentials: each
+change goes through members.services and writes the same audit event as the API."""
+
+import re
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from django.contrib.auth import get_user_model
+from django.test import Client
+
+from federation.transparency.models import AuditEvent
+from members.models import ApiCredential, Membership, Organisation, SigningKey
+from tests.parties import raw_public_key
+
+User = get_user_model()
+
+
+@pytest.fixture
+def connie(consortium_admin) -> Client:
+    client = Client()
+    client.force_login(consortium_admin.user)
+    return client
+
+
+def last_event(action: str) -> AuditEvent:
+    return AuditEvent.objects.filter(action=action).latest("pk")
+
+
+def test_key_revoke_action_asks_for_a_reason_and_calls_the_service(connie, acme_submitter):
+    key = acme_submitter.signing_key
+    url = "/admin/members/signingkey/"
+    data = {"action": "revoke_keys", "_selected_action": [str(key.pk)]}
+
+    asked = connie.post(url, data)
+    assert asked.status_code == 200
+    assert "Revoke signing keys" in asked.content.decode()
+    key.refresh_from_db()
+    assert key.revoked_at is None
+
+    connie.post(url, {**data, "apply": "1", "reason": "laptop stolen"})
+
+    key.refresh_from_db()
+    assert key.revoked_at is not None
+    assert key.revoke_reason == "laptop stolen"
+    event = last_event("key.revoked")
+    assert (event.actor_type, event.actor_label) == ("user", "connie")
+    assert event.data["reason"] == "laptop stolen"
+    # The revoked key no longer signs.
+    assert acme_submitter.submit().json()["error"]["code"] == "key_not_active"
+
+
+def test_key_is_registered_in_the_admin(connie, acme):
+    public_key = raw_public_key(Ed25519PrivateKey.generate())
+    response = connie.post(
+        "/admin/members/signingkey/add/",
+        {"organisation": acme.pk, "public_key": public_key.hex(), "label": "hsm"},
+    )
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    key = SigningKey.objects.get(label="hsm")
+    assert key.public_key_bytes == public_key
+    assert last_event("key.registered").actor_type == "user"
+
+
+def test_bad_public_key_is_refused_with_the_form(connie, acme):
+    response = connie.post(
+        "/admin/members/signingkey/add/", {"organisation": acme.pk, "public_key": "nope"}
+    )
+    assert response.status_code == 200
+    assert "public_key must be" in response.content.decode()
+    assert not SigningKey.objects.filter(organisation=acme).exists()
+
+
+def test_credential_created_in_the_admin_shows_its_token_once(connie, acme_reviewer):
+    response = connie.post(
+        "/admin/members/apicredential/add/",
+        {"holder": acme_reviewer.user.pk, "name": "ci-review", "scopes": ["read", "review"]},
+        follow=True,
+    )
+
+    page = response.content.decode()
+    (token,) = re.findall(r"cc_[0-9a-f]{12}_[A-Za-z0-9_-]+", page)
+    credential = ApiCredential.objects.get(name="ci-review")
+    assert credential.organisation == acme_reviewer.organisation
+    assert last_event("credential.created").actor_type == "user"
+    # The token works, and is never shown again.
+    assert Client().get("/api/v1/entries/", HTTP_AUTHORIZATION=f"Bearer {token}").status_code == 200
+    again = connie.get(f"/admin/members/apicredential/{credential.pk}/change/").content.decode()
+    assert token not in again
+
+
+def test_credential_with_scopes_beyond_the_role_is_refused(connie, acme_reviewer):
+    response = connie.post(
+        "/admin/members/apicredential/add/",
+        {"holder": acme_reviewer.user.pk, "name": "too-much", "scopes": ["submit"]},
+        follow=True,
+    )
+    assert "does not allow scopes" in response.content.decode()
+    assert not ApiCredential.objects.filter(name="too-much").exists()
+
+
+def test_credential_revoke_action(connie, acme_submitter):
+    credential = ApiCredential.objects.get(holder=acme_submitter.user)
+    connie.post(
+        "/admin/members/apicredential/",
+        {"action": "revoke_credentials", "_selected_action": [str(credential.pk)]},
+    )
+    credential.refresh_from_db()
+    assert credential.revoked_at is not None
+    assert acme_submitter.client.get("/api/v1/entries/").status_code == 401
+    assert last_event("credential.revoked").actor_label == "connie"
+
+
+def test_membership_is_given_through_the_service(connie, acme):
+    user = User.objects.create_user("newbie", password="pw")
+    response = connie.post(
+        "/admin/members/membership/add/",
+        {"user": user.pk, "organisation": acme.pk, "role": "reviewer"},
+    )
+    assert response.status_code == 302
+    assert Membership.objects.get(user=user).role == "reviewer"
+    event = last_event("role.changed")
+    assert event.data == {"user": "newbie", "from": None, "to": "reviewer"}
+    assert event.actor_type == "user"
+
+
+def test_hub_staff_cannot_be_given_a_membership(connie, auditor, acme):
+    response = connie.post(
+        "/admin/members/membership/add/",
+        {"user": auditor.user.pk, "organisation": acme.pk, "role": "reviewer"},
+        follow=True,
+    )
+    assert "Hub staff cannot also belong" in response.content.decode()
+    assert not Membership.objects.filter(user=auditor.user).exists()
+
+
+def test_marking_an_organisation_trusted_is_audited(connie, acme):
+    connie.post(
+        f"/admin/members/organisation/{acme.pk}/change/",
+        {
+            "name": "Acme",
+            "status": "active",
+            "trusted": "on",
+            "memberships-TOTAL_FORMS": "0",
+            "memberships-INITIAL_FORMS": "0",
+        },
+    )
+    acme.refresh_from_db()
+    assert acme.trusted is True
+    event = last_event("organisation.changed")
+    assert (event.data["from"]["trusted"], event.data["to"]["trusted"]) == (False, True)
+
+
+def test_consortium_admin_cannot_make_a_superuser(connie, acme_submitter):
+    user = acme_submitter.user
+    response = connie.post(
+        f"/admin/auth/user/{user.pk}/change/",
+        {
+            "username": user.username,
+            "is_active": "on",
+            "is_superuser": "on",
+            "email": "alice@example.org",
+        },
+    )
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    user.refresh_from_db()
+    assert user.is_superuser is False
+    assert user.email == "alice@example.org"
+    assert last_event("user.changed").data["to"]["email"] == "alice@example.org"
+
+
+def test_members_and_auditors_cannot_manage_members(auditor, acme_admin):
+    for party in (auditor, acme_admin):
+        client = Client()
+        client.force_login(party.user)
+        assert client.get("/admin/members/organisation/").status_code in (302, 403)
+    assert Organisation.objects.count() == 1

@@ -1,0 +1,293 @@
+"""Who may call what: every URL pattern under /api/v1/ and every method it answers, for every role.
+
+The routes are enumerated from Django's URL resolver, so an endpoint added without a decision in
+``DECISIONS`` fails ``test_every_api_route_and_method_has_a_declared_decision``. To declare one,
+add a line: the route pattern as Django prints it, the concrete URL to call (``{entry}``,
+``{incident}``… are filled from the ``world`` fixture), and per method who is allowed.
+
+Outcomes checked for each (route, method, role):
+- anonymous and not public: 401;
+- not allowed: 403 with code ``permission_denied`` (the capability check, before any other work);
+- ``hidden``: the role may use the endpoint but the object is another organisation's: 404;
+- allowed: anything but 401, 403 ``permission_denied``, 404 and 5xx (the request body is ``{}``,
+  so an allowed call may well answer 400 or 409: that is past the authorisation step).
+"""
+
+from dataclasses import dataclass, field
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from django.urls import URLPattern, URLResolver, get_resolver
+
+from federation.contributions.services import contributions_submit
+from federation.transparency.sequencer import sequence_pending
+from federation.vetting.services import incident_declare
+from members.models import Role
+from members.services import credential_create, signing_key_register
+from tests.parties import make_member, make_organisation, raw_public_key
+
+ANONYMOUS = "anonymous"
+ROLES = (
+    ANONYMOUS,
+    "acme_submitter",
+    "acme_reviewer",
+    "acme_admin",
+    "globex_admin",  # a member admin of another organisation, acting on acme's objects
+    "consortium_admin",
+    "auditor",
+)
+
+# Who holds each capability (docs/api.md, "Roles and scopes"), written out rather than derived
+# from the code under test.
+EVERYONE = frozenset(ROLES)
+READ = frozenset(
+    {"acme_submitter", "acme_reviewer", "acme_admin", "globex_admin", "consortium_admin"}
+)
+SUBMIT = frozenset({"acme_submitter", "acme_admin", "globex_admin"})
+REVIEW = frozenset({"acme_reviewer", "acme_admin", "globex_admin"})
+MANAGE = frozenset({"acme_admin", "globex_admin"})
+HUB_ADMIN = frozenset({"consortium_admin"})
+AUDIT = frozenset({"consortium_admin", "auditor"})
+# Objects of acme's that another organisation's member admin must not even see.
+OTHER_ORGANISATION = frozenset({"globex_admin"})
+
+
+@dataclass(frozen=True)
+class Access:
+    allowed: frozenset[str]
+    hidden: frozenset[str] = field(default_factory=frozenset)
+
+
+@dataclass(frozen=True)
+class Route:
+    url: str
+    methods: dict[str, Access]
+
+
+DECISIONS: dict[str, Route] = {
+    "api/v1/hub/": Route("/api/v1/hub/", {"GET": Access(EVERYONE)}),
+    # members: each organisation manages its own keys, credentials and roles
+    "api/v1/keys/": Route("/api/v1/keys/", {"GET": Access(MANAGE), "POST": Access(MANAGE)}),
+    "api/v1/keys/<str:key_id>/revoke/": Route(
+        "/api/v1/keys/{acme_key}/revoke/",
+        {"POST": Access(MANAGE - OTHER_ORGANISATION, hidden=OTHER_ORGANISATION)},
+    ),
+    "api/v1/credentials/": Route(
+        "/api/v1/credentials/", {"GET": Access(MANAGE), "POST": Access(MANAGE)}
+    ),
+    "api/v1/credentials/<int:pk>/revoke/": Route(
+        "/api/v1/credentials/{acme_credential}/revoke/",
+        {"POST": Access(MANAGE - OTHER_ORGANISATION, hidden=OTHER_ORGANISATION)},
+    ),
+    "api/v1/memberships/": Route("/api/v1/memberships/", {"GET": Access(MANAGE)}),
+    "api/v1/memberships/<int:pk>/": Route(
+        "/api/v1/memberships/{acme_membership}/",
+        {"PATCH": Access(MANAGE - OTHER_ORGANISATION, hidden=OTHER_ORGANISATION)},
+    ),
+    # contributions and entries
+    "api/v1/contributions/": Route(
+        "/api/v1/contributions/", {"GET": Access(READ), "POST": Access(SUBMIT)}
+    ),
+    "api/v1/contributions/bulk/": Route("/api/v1/contributions/bulk/", {"POST": Access(SUBMIT)}),
+    "api/v1/contributions/<uuid:uuid>/": Route(
+        "/api/v1/contributions/{acme_contribution}/",
+        {
+            # an organisation's own contributions; the hub's staff read them through entries
+            "GET": Access(
+                READ - OTHER_ORGANISATION - HUB_ADMIN, hidden=OTHER_ORGANISATION | HUB_ADMIN
+            )
+        },
+    ),
+    "api/v1/entries/": Route("/api/v1/entries/", {"GET": Access(READ)}),
+    "api/v1/entries/<int:pk>/": Route("/api/v1/entries/{entry}/", {"GET": Access(READ)}),
+    # vetting (issue 4)
+    "api/v1/review/queue/": Route("/api/v1/review/queue/", {"GET": Access(REVIEW)}),
+    "api/v1/entries/<int:pk>/approve/": Route(
+        "/api/v1/entries/{entry}/approve/", {"POST": Access(REVIEW | HUB_ADMIN)}
+    ),
+    "api/v1/entries/<int:pk>/reject/": Route(
+        "/api/v1/entries/{entry}/reject/", {"POST": Access(REVIEW | HUB_ADMIN)}
+    ),
+    "api/v1/entries/<int:pk>/resolve/": Route(
+        "/api/v1/entries/{entry}/resolve/", {"POST": Access(HUB_ADMIN)}
+    ),
+    "api/v1/entries/<int:pk>/decisions/": Route(
+        "/api/v1/entries/{entry}/decisions/", {"GET": Access(READ)}
+    ),
+    "api/v1/entries/<int:pk>/feedback/": Route(
+        "/api/v1/entries/{entry}/feedback/", {"GET": Access(READ), "PUT": Access(REVIEW)}
+    ),
+    "api/v1/labels/": Route("/api/v1/labels/", {"GET": Access(READ)}),
+    "api/v1/incidents/": Route(
+        "/api/v1/incidents/", {"GET": Access(READ), "POST": Access(HUB_ADMIN)}
+    ),
+    "api/v1/incidents/<uuid:pk>/": Route("/api/v1/incidents/{incident}/", {"GET": Access(READ)}),
+    "api/v1/incidents/<uuid:pk>/close/": Route(
+        "/api/v1/incidents/{incident}/close/", {"POST": Access(HUB_ADMIN)}
+    ),
+    "api/v1/policy/": Route("/api/v1/policy/", {"GET": Access(READ), "PATCH": Access(HUB_ADMIN)}),
+    # the transparency log (issue 5): the audit capability; the verifier key is public
+    "api/v1/log/key": Route("/api/v1/log/key", {"GET": Access(EVERYONE)}),
+    "api/v1/log/checkpoint": Route("/api/v1/log/checkpoint", {"GET": Access(AUDIT)}),
+    "api/v1/log/entries": Route("/api/v1/log/entries?start=0&end=1", {"GET": Access(AUDIT)}),
+    "api/v1/log/proof/inclusion": Route(
+        "/api/v1/log/proof/inclusion?index=0&tree_size=1", {"GET": Access(AUDIT)}
+    ),
+    "api/v1/log/proof/consistency": Route(
+        "/api/v1/log/proof/consistency?first=1&second=1", {"GET": Access(AUDIT)}
+    ),
+}
+
+
+def api_routes() -> dict[str, dict[str, object]]:
+    """Every URL pattern under /api/v1/ with the HTTP methods its view implements."""
+    found: dict[str, dict[str, object]] = {}
+
+    def walk(patterns, prefix: str) -> None:
+        for pattern in patterns:
+            route = prefix + str(pattern.pattern)
+            if isinstance(pattern, URLResolver):
+                walk(pattern.url_patterns, route)
+            elif isinstance(pattern, URLPattern) and route.startswith("api/v1/"):
+                found[route] = {"methods": _methods(pattern.callback), "pattern": pattern}
+
+    walk(get_resolver().url_patterns, "")
+    return found
+
+
+def _methods(callback) -> set[str]:
+    view = getattr(callback, "cls", None) or getattr(callback, "view_class", None)
+    if view is None:  # a function view: ask what it says it allows
+        return {"GET"}
+    return {
+        method.upper()
+        for method in view.http_method_names
+        if method not in ("options", "head", "trace") and hasattr(view, method)
+    }
+
+
+def declared(route: str) -> Route | None:
+    return DECISIONS.get(route)
+
+
+def cases() -> list[tuple[str, str]]:
+    return sorted(
+        (route, method)
+        for route, info in api_routes().items()
+        for method in info["methods"]
+        if declared(route) is not None and method in declared(route).methods
+    )
+
+
+def test_every_api_route_and_method_has_a_declared_decision():
+    routes = api_routes()
+    missing = [
+        f"{method} {route}"
+        for route, info in sorted(routes.items())
+        for method in sorted(info["methods"])
+        if declared(route) is None or method not in declared(route).methods
+    ]
+    assert not missing, (
+        "Declare who may call these in tests/test_authorisation_matrix.py DECISIONS: "
+        + ", ".join(missing)
+    )
+    stale = [route for route in DECISIONS if route not in routes]
+    assert not stale, f"DECISIONS names routes that no longer exist: {stale}"
+
+
+@pytest.fixture
+def world(
+    acme_submitter,
+    acme_reviewer,
+    acme_admin,
+    globex_admin,
+    consortium_admin,
+    auditor,
+    anonymous,
+):
+    """The parties by role, and objects of acme's (and a shared entry) to aim requests at."""
+    initech = make_member("ivan", make_organisation("initech"), Role.SUBMITTER)
+    (shared,) = contributions_submit(principal=initech.principal, items=[initech.signed()])
+    (own,) = contributions_submit(
+        principal=acme_submitter.principal, items=[acme_submitter.signed()]
+    )
+    spare_key = signing_key_register(
+        organisation=acme_admin.organisation,
+        public_key=raw_public_key(Ed25519PrivateKey.generate()),
+        actor={"type": "system", "id": "test", "label": "test"},
+    )
+    spare_credential = credential_create(
+        holder=acme_submitter.user,
+        name="spare",
+        scopes=["read"],
+        actor={"type": "system", "id": "test", "label": "test"},
+    ).credential
+    incident = incident_declare(
+        name="Matrix incident", actor={"type": "system", "id": "test", "label": "test"}
+    )
+    sequence_pending()  # a checkpoint, so that the log's endpoints have something to serve
+    clients = {
+        ANONYMOUS: anonymous,
+        "acme_submitter": acme_submitter.client,
+        "acme_reviewer": acme_reviewer.client,
+        "acme_admin": acme_admin.client,
+        "globex_admin": globex_admin.client,
+        "consortium_admin": consortium_admin.client,
+        "auditor": auditor.client,
+    }
+    values = {
+        "entry": shared.entry_id,
+        "acme_contribution": own.uuid,
+        "acme_key": spare_key.key_id,
+        "acme_credential": spare_credential.pk,
+        "acme_membership": acme_reviewer.user.membership.pk,
+        "incident": incident.pk,
+    }
+    return clients, values
+
+
+def outcome(response) -> str:
+    if response.status_code == 401:
+        return "401"
+    if response.status_code == 404:
+        return "404"
+    if response.status_code >= 500:
+        return f"{response.status_code} (server error)"
+    if response.status_code == 403:
+        code = _error_code(response)
+        return "403" if code == "permission_denied" else f"allowed (refused: {code})"
+    return "allowed"
+
+
+def _error_code(response) -> str | None:
+    try:
+        return response.json()["error"]["code"]
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def expected(access: Access, role: str) -> str:
+    if role in access.allowed:
+        return "allowed"
+    if role == ANONYMOUS:
+        return "401"
+    if role in access.hidden:
+        return "404"
+    return "403"
+
+
+@pytest.mark.parametrize(("route", "method"), cases())
+def test_authorisation(world, route, method):
+    clients, values = world
+    target = declared(route)
+    url = target.url.format(**values)
+    access = target.methods[method]
+    wrong = []
+    for role in ROLES:
+        call = getattr(clients[role], method.lower())
+        response = call(url, {}, format="json") if method != "GET" else call(url)
+        got = outcome(response)
+        want = expected(access, role)
+        if not (got == want or (want == "allowed" and got.startswith("allowed"))):
+            wrong.append(f"{role}: expected {want}, got {got} ({response.status_code})")
+    assert not wrong, f"{method} {url}:\n  " + "\n  ".join(wrong)

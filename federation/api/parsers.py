@@ -10,11 +10,10 @@ Bodies without a ``Content-Length`` (chunked transfer encoding) are not read by 
 handler at all; such requests arrive with an empty body and are refused as invalid (docs/api.md).
 """
 
+import orjson
 from django.conf import settings
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
-from rest_framework.settings import api_settings
-from rest_framework.utils import json
 
 from federation.errors import ConcordatError
 
@@ -42,13 +41,13 @@ class BoundedJSONParser(JSONParser):
             raise self._too_large(limit)
         encoding = parser_context.get("encoding", settings.DEFAULT_CHARSET)
         try:
-            text = body.decode(encoding)
-            parse_constant = json.strict_constant if api_settings.STRICT_JSON else None
-            return json.loads(text, parse_constant=parse_constant)
+            if encoding.lower().replace("_", "-") not in ("utf-8", "utf8"):
+                body = body.decode(encoding).encode("utf-8")
+            # orjson: strict RFC 8259 (no NaN/Infinity, no lone surrogates, valid UTF-8), nesting
+            # bounded, and about three times faster than the standard library on bulk bodies.
+            return orjson.loads(body)
         except (ValueError, LookupError) as exc:  # bad JSON, bad bytes, unknown charset
             raise ParseError(f"JSON parse error - {exc}") from exc
-        except RecursionError as exc:
-            raise ParseError("JSON parse error - nested too deeply") from exc
 
     @staticmethod
     def _too_large(limit: int) -> PayloadTooLarge:

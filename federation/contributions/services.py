@@ -106,7 +106,7 @@ class _Verified:
 
 class _Stored(NamedTuple):
     verified: "_Verified"
-    pk: int
+    pk: int | None  # known for retracts only (adds need none, and drawing ids costs)
     entry_id: int
 
 
@@ -431,7 +431,12 @@ _CONTRIBUTION_COLUMNS = [
 
 
 def _insert_contributions(
-    verified: list[_Verified], entries: dict[tuple[str, str], int], organisation, now
+    verified: list[_Verified],
+    entries: dict[tuple[str, str], int],
+    organisation,
+    now,
+    *,
+    with_pks: bool = False,
 ) -> list[_Stored]:
     # In UUID order, so that two requests carrying the same UUIDs wait for each other on the
     # unique index in one order (one then fails with a unique violation) rather than deadlock.
@@ -461,9 +466,10 @@ def _insert_contributions(
         )
         for v, entry_id in zip(ordered, entry_ids, strict=True)
     ]
-    pks = copy_rows(Contribution, _CONTRIBUTION_COLUMNS, rows, reserve_pks=True)
+    pks = copy_rows(Contribution, _CONTRIBUTION_COLUMNS, rows, reserve_pks=with_pks)
     return [
-        _Stored(v, pk, entry_id) for v, pk, entry_id in zip(ordered, pks, entry_ids, strict=True)
+        _Stored(v, pks[i] if pks else None, entry_id)
+        for i, (v, entry_id) in enumerate(zip(ordered, entry_ids, strict=True))
     ]
 
 
@@ -517,7 +523,7 @@ def _apply_retracts(batch: _Batch, retracts: list[_Verified], now) -> list[_Stor
             continue
         claimed.add(entry_id)
         applicable.append(v)
-    stored = _insert_contributions(applicable, entries, organisation, now)
+    stored = _insert_contributions(applicable, entries, organisation, now, with_pks=True)
     if stored:
         Contribution.objects.filter(
             pk__in=[pk for retract in stored for pk in active_adds[retract.entry_id]]

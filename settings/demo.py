@@ -29,3 +29,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "control_folder": str(_QUEUE / "control"),
 }
 CELERY_RESULT_BACKEND = None
+
+# Static files straight from the apps (no collectstatic step in the demo).
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True

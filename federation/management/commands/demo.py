@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -102,24 +103,28 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--port", type=int, default=8701)
+        parser.add_argument(
+            "--hub-name", default="hub-a", help="Names the hub and its folder var/NAME."
+        )
         parser.add_argument("--contributions", type=int, default=300)
         parser.add_argument(
             "--keep-running", action="store_true", help="Leave the hub up until Ctrl-C when done."
         )
 
-    def handle(self, *args, port: int, contributions: int, keep_running: bool, **options):
+    def handle(
+        self, *args, port: int, hub_name: str, contributions: int, keep_running: bool, **options
+    ):
         if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
             raise CommandError(
                 "Run the demo with DJANGO_SETTINGS_MODULE=settings.demo (make demo does)."
             )
-        hub = DemoHub(name="hub-a", port=port, folder=ROOT / "var" / "hub-a")
+        hub = DemoHub(name=hub_name, port=port, folder=ROOT / "var" / hub_name)
         shutil.rmtree(hub.folder, ignore_errors=True)
         self.say(
             f"Setting up hub {hub.hub_id}: SQLite in {hub.folder.relative_to(ROOT)}, file-system broker"
         )
         hub.manage("migrate", "--noinput")
         hub.manage("hub_keygen")
-        hub.manage("collectstatic", "--noinput")
         people = self.create_people(hub)
         hub.start()
         try:
@@ -186,7 +191,9 @@ class Command(BaseCommand):
         raise CommandError("the hub did not answer in 30 s")
 
     def walkthrough(self, hub: DemoHub, people: dict, count: int) -> None:
-        status, info = ConcordatClient(hub.url).get("/api/v1/hub/")
+        info = expect(
+            ConcordatClient(hub.url).get("/api/v1/hub/"), 200, "read the hub's description"
+        )
         self.say(f"Hub {info['hub_id']} is up at {hub.url} (hub key {info['public_key'][:16]}…)")
 
         alice = people["alice"]
@@ -198,55 +205,69 @@ class Command(BaseCommand):
         items.append(forged)
         items.append(signer.add("md5", "1" * 32, ["not-a-label"]))
         started = time.perf_counter()
-        status, result = acme.post("/api/v1/contributions/bulk/", {"items": items})
+        result = expect(
+            acme.post("/api/v1/contributions/bulk/", {"items": items}), 200, "submit a bulk"
+        )
         elapsed = time.perf_counter() - started
         self.say(
-            f"acme submitted {len(items)} signed contributions in one request ({elapsed:.2f} s): "
-            f"{result['created']} created, {result['rejected']} rejected"
+            f"acme (submitter alice) sends {len(items)} signed contributions in one request "
+            f"({elapsed:.2f} s): {result['created']} created, {result['rejected']} rejected"
         )
+        if result["created"] != count or result["rejected"] != 2:
+            raise CommandError(f"unexpected bulk result: {result['created']} created")
         for item in result["results"]:
             if item["status"] == "rejected":
-                self.say(
-                    f"  item {item['index']}: {item['error']['code']}: {item['error']['message']}"
-                )
+                error = item["error"]
+                self.say(f"  item {item['index']} refused, {error['code']}: {error['message']}")
 
         gus = ConcordatClient(hub.url, people["gus"]["token"])
         ivan = ConcordatClient(hub.url, people["ivan"]["token"])
-        status, queue = gus.get("/api/v1/review/queue/?page_size=5")
-        pending = queue.get("results", []) if status == 200 else []
-        self.say(
-            f"globex's reviewer sees {len(pending)} entries on the first page of the review queue"
-        )
+        queue = expect(gus.get("/api/v1/review/queue/?page_size=4"), 200, "read the review queue")
+        pending = queue["results"]
+        self.say(f"globex's reviewer gus opens the review queue: {len(pending)} entries on page 1")
         for entry in pending[:3]:
-            status, body = gus.post(
-                f"/api/v1/entries/{entry['id']}/approve/", {"reason": "matches our copy"}
+            body = expect(
+                gus.post(f"/api/v1/entries/{entry['id']}/approve/", {"reason": "matches our copy"}),
+                200,
+                "approve an entry",
             )
             self.say(
-                f"  gus approves entry {entry['id']} ({entry['signal_type']}): {status} {body.get('state', body)}"
+                f"  gus approves entry {entry['id']} ({entry['signal_type']}): now {body['entry_state']}"
             )
-        if pending:
-            last = pending[-1]
-            status, body = ivan.post(
-                f"/api/v1/entries/{last['id']}/reject/", {"reason": "not TVEC: news footage"}
-            )
-            self.say(
-                f"  ivan (initech) rejects entry {last['id']}: {status} {body.get('state', body)}"
-            )
+        rejected = pending[3]
+        body = expect(
+            ivan.post(
+                f"/api/v1/entries/{rejected['id']}/reject/", {"reason": "news footage, not TVEC"}
+            ),
+            200,
+            "reject an entry",
+        )
+        self.say(
+            f"  initech's reviewer ivan rejects entry {rejected['id']}: now {body['entry_state']}"
+        )
 
-        if pending:
-            target = pending[0]
-            status, body = ivan.request(
+        target = pending[0]
+        expect(
+            ivan.request(
                 "PUT",
                 f"/api/v1/entries/{target['id']}/feedback/",
                 {"opinion": "agree", "note": "seen it too"},
-            )
-            self.say(f"initech agrees with entry {target['id']}: {status}")
-            retract = signer.retract(target["signal_type"], target["value"])
-            status, body = acme.post("/api/v1/contributions/", retract)
-            self.say(f"acme retracts its contribution to entry {target['id']}: {status}")
-            status, entry = acme.get(f"/api/v1/entries/{target['id']}/")
-            self.say(f"  entry {target['id']} is now {entry.get('state')}")
-
+            ),
+            (200, 201),
+            "give feedback",
+        )
+        self.say(f"initech agrees with vetted entry {target['id']}")
+        expect(
+            acme.post(
+                "/api/v1/contributions/", signer.retract(target["signal_type"], target["value"])
+            ),
+            201,
+            "retract",
+        )
+        entry = expect(acme.get(f"/api/v1/entries/{target['id']}/"), 200, "read an entry")
+        self.say(
+            f"acme retracts its signed add of entry {target['id']}: the entry is now {entry['state']}"
+        )
         self.show_log(hub, people)
 
     def example_contribution(self, signer: ContributionSigner, index: int) -> dict:
@@ -265,13 +286,11 @@ class Command(BaseCommand):
         vkey = key["vkey"] if isinstance(key, dict) else key.strip()
         self.say("Waiting for the Celery worker to sequence the audit log and sign a checkpoint…")
         note = ""
-        for _ in range(60):
+        for _ in range(120):
             status, note = auditor.get("/api/v1/log/checkpoint")
-            if status == 200:
-                pending = hub.manage("shell", "-c", _PENDING_EVENTS).strip()
-                if pending == "0":
-                    break
-            time.sleep(1)
+            if status == 200 and self.unsequenced_events(hub) == 0:
+                break
+            time.sleep(0.5)
         self.say(
             "Latest signed checkpoint:\n"
             + "\n".join("    " + line for line in str(note).splitlines())
@@ -282,20 +301,63 @@ class Command(BaseCommand):
             "--token", people["auditor"]["token"], "--state", str(state),
         ]  # fmt: skip
         done = subprocess.run(verify, cwd=ROOT, capture_output=True, text=True)
-        self.say(f"An auditor runs the standalone verifier (exit {done.returncode}):")
-        for line in (done.stdout + done.stderr).strip().splitlines():
-            self.say("    " + line)
+        self.say(
+            f"An auditor runs the standalone verifier with the pinned hub key (exit {done.returncode}):"
+        )
+        self.indent(done.stdout + done.stderr)
+        if done.returncode != 0:
+            raise CommandError("the verifier did not accept the log")
+
+        # An insider rewrites history in the database; the next verification catches it.
+        database = sqlite3.connect(hub.folder / "db.sqlite3")
+        with database:
+            (original,) = database.execute(
+                "SELECT organisation FROM federation_auditevent WHERE leaf_index = 3"
+            ).fetchone()
+            database.execute(
+                "UPDATE federation_auditevent SET organisation = 'mallory' WHERE leaf_index = 3"
+            )
+        done = subprocess.run(verify, cwd=ROOT, capture_output=True, text=True)
+        self.say(
+            f"Someone edits audit event at leaf 3 directly in the database ({original!r} -> "
+            f"'mallory'); the verifier runs again (exit {done.returncode}):"
+        )
+        self.indent(
+            "\n".join(
+                line
+                for line in (done.stdout + done.stderr).splitlines()
+                if "FAIL" in line or "RESULT" in line
+            )
+        )
+        with database:
+            database.execute(
+                "UPDATE federation_auditevent SET organisation = ? WHERE leaf_index = 3", [original]
+            )
+        database.close()
+        if done.returncode == 0:
+            raise CommandError("the verifier missed a rewritten audit event")
         self.say("")
         self.say(f"Django admin:     {hub.url}/admin/   (admin / {ADMIN_PASSWORD})")
         self.say(f"Auditor reports:  {hub.url}/reports/ (auditor / {AUDITOR_PASSWORD})")
         self.say(f"API docs:         {hub.url}/api/docs/")
+
+    def unsequenced_events(self, hub: DemoHub) -> int:
+        with sqlite3.connect(hub.folder / "db.sqlite3") as database:
+            query = "SELECT count(*) FROM federation_auditevent WHERE leaf_index IS NULL"
+            return database.execute(query).fetchone()[0]
+
+    def indent(self, text: str) -> None:
+        for line in text.strip().splitlines():
+            self.say("    " + line)
 
     def say(self, text: str) -> None:
         self.stdout.write(text)
         self.stdout.flush()
 
 
-_PENDING_EVENTS = (
-    "from federation.transparency.models import AuditEvent;"
-    "print(AuditEvent.objects.filter(leaf_index__isnull=True).count())"
-)
+def expect(answer: tuple[int, object], statuses, what: str):
+    """The body of an expected answer; anything else stops the demo with the hub's error."""
+    status, body = answer
+    if status not in (statuses if isinstance(statuses, tuple) else (statuses,)):
+        raise CommandError(f"could not {what}: HTTP {status} {body}")
+    return body

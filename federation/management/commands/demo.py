@@ -322,13 +322,7 @@ class Command(BaseCommand):
             f"Someone edits audit event at leaf 3 directly in the database ({original!r} -> "
             f"'mallory'); the verifier runs again (exit {done.returncode}):"
         )
-        self.indent(
-            "\n".join(
-                line
-                for line in (done.stdout + done.stderr).splitlines()
-                if "FAIL" in line or "RESULT" in line
-            )
-        )
+        self.indent(done.stdout + done.stderr)
         with database:
             database.execute(
                 "UPDATE federation_auditevent SET organisation = ? WHERE leaf_index = 3", [original]

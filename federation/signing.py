@@ -125,8 +125,11 @@ def parse_contribution(document: object) -> ParsedContribution:
         raise MalformedContribution(sorted(missing)[0], "this field is required")
     unknown = keys - REQUIRED_FIELDS - OPTIONAL_FIELDS
     if unknown:
+        # The name is the client's: quote it bounded and escaped, never as a field name (it would
+        # reach the audit log, and PostgreSQL's jsonb refuses some characters, such as NUL).
+        name = ascii(sorted(unknown)[0][:64])
         raise MalformedContribution(
-            sorted(unknown)[0], "unknown field (nothing unsigned-for is accepted)"
+            "contribution", f"unknown field {name} (nothing unsigned-for is accepted)"
         )
     if document["kind"] != CONTRIBUTION_KIND:
         raise MalformedContribution("kind", f"must be {CONTRIBUTION_KIND!r}")

@@ -7,9 +7,9 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from nacl.bindings import crypto_core_ed25519_is_valid_point
 
 from federation.errors import Conflict, InvalidInput
 from federation.transparency.audit import AuditRecord, audit_record
@@ -40,12 +40,15 @@ def decode_public_key(text: str) -> bytes:
         raise InvalidInput(
             "public_key must be exactly 32 bytes (a raw Ed25519 key).", code="invalid_key"
         )
-    try:
-        Ed25519PublicKey.from_public_bytes(raw)
-    except ValueError as exc:
+    # libsodium's check: on the curve, canonically encoded, in the prime-order subgroup. A
+    # small-order key (the identity, say) has signatures that verify over any message, so
+    # signatures under it would prove nothing about who made them.
+    if not crypto_core_ed25519_is_valid_point(raw):
         raise InvalidInput(
-            "public_key is not a valid Ed25519 public key.", code="invalid_key"
-        ) from exc
+            "public_key is not a valid Ed25519 public key (small-order and non-canonical "
+            "points are refused).",
+            code="invalid_key",
+        )
     return raw
 
 

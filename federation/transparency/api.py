@@ -7,6 +7,7 @@ Readers need the ``audit`` capability (auditors, consortium admins) unless
 
 import base64
 import json
+import re
 
 from django.conf import settings
 from django.http import HttpResponse
@@ -24,6 +25,9 @@ from federation.transparency import log_selectors as selectors
 from federation.transparency.checkpoints import hub_key_name, hub_verifier_key, key_id
 from members.models import Scope
 from members.permissions import HasCapability
+
+# ASCII digits only: str.isdigit() also accepts "²" and other digits int() refuses.
+_DECIMAL = re.compile(r"[0-9]{1,19}")
 
 
 class CanReadLog(HasCapability):
@@ -60,10 +64,10 @@ def _int_param(request, name: str, *, required: bool = True) -> int | None:
                 details={"parameter": name},
             )
         return None
-    if not raw.isdigit() or len(raw) > 19:
+    if not _DECIMAL.fullmatch(raw):
         raise InvalidInput(
             f"The query parameter {name!r} must be a non-negative integer.",
-            details={"parameter": name, "value": raw},
+            details={"parameter": name, "value": raw[:32]},
         )
     return int(raw)
 

@@ -23,6 +23,7 @@ import binascii
 import hashlib
 import json
 import random
+import re
 import sys
 import urllib.error
 import urllib.parse
@@ -235,7 +236,7 @@ def parse_checkpoint(text: str) -> tuple[str, int, bytes]:
     if len(lines) < 3 or not all(lines):
         raise NoteError("a checkpoint has at least three non-empty lines")
     origin, size_text, root_text = lines[:3]
-    if not size_text.isdigit() or (size_text != "0" and size_text.startswith("0")):
+    if not re.fullmatch(r"0|[1-9][0-9]{0,19}", size_text):  # ASCII digits, as Go's parser
         raise NoteError(f"malformed tree size {size_text!r}")
     try:
         root = base64.b64decode(root_text, validate=True)

@@ -147,3 +147,33 @@ def test_bad_signature_rejection_records_the_evidence(acme_submitter):
 def test_add_without_labels_and_retract_with_labels_are_invalid(acme_submitter):
     _rejected(acme_submitter.submit(labels=[]), 400, "invalid")
     _rejected(acme_submitter.submit(action="retract"), 400, "invalid")
+
+
+@pytest.mark.parametrize("name", ["x\u0000", "y" * 100_000])
+def test_unknown_field_names_are_reported_safely_and_never_break_a_bulk(acme_submitter, name):
+    from federation.contributions.models import Contribution
+    from federation.transparency.models import AuditEvent
+
+    bad = acme_submitter.contribution()
+    bad[name] = 1
+    single = acme_submitter.client.post(
+        "/api/v1/contributions/", acme_submitter.signed(bad), format="json"
+    )
+    assert single.status_code == 400
+    assert single.json()["error"]["details"]["field"] == "contribution"
+    good = acme_submitter.signed()
+    bulk = acme_submitter.client.post(
+        "/api/v1/contributions/bulk/",
+        {"items": [acme_submitter.signed(bad), good]},
+        format="json",
+    )
+    assert bulk.status_code == 200
+    body = bulk.json()
+    assert body["created"] == 1 and body["rejected"] == 1
+    assert Contribution.objects.filter(uuid=good["contribution"]["uuid"]).exists()
+    assert (
+        AuditEvent.objects.filter(
+            action="contribution.rejected", data__field="contribution"
+        ).count()
+        == 2
+    )

@@ -187,3 +187,18 @@ def test_before_the_first_checkpoint_the_log_answers_not_found(auditor):
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "no_checkpoint"
     assert auditor.client.get("/api/v1/log/proof/inclusion?index=0").status_code == 400
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/log/entries?start=%C2%B2&end=3",
+        "/api/v1/log/checkpoint?size=%C2%B2",
+        "/api/v1/log/proof/inclusion?index=%C2%B2&tree_size=3",
+        "/api/v1/log/proof/consistency?first=%D9%A1&second=3",
+    ],
+)
+def test_non_ascii_digits_are_a_400_not_a_500(auditor, log, path):
+    response = auditor.client.get(path)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid"

@@ -136,3 +136,10 @@ def test_the_worked_example_in_the_docs_is_exact():
     vkey = checkpoints.verifier_key("hub.example.org", key.public_key().public_bytes_raw())
     assert vkey == "hub.example.org+2ce9c755+AQOhB7/zzhC+HXDdGOdLwJln5NYwm6UNXx3chmQSVTG4"
     assert verifier.verify_checkpoint(note, verifier.parse_verifier_key(vkey)).tree_size == 3
+
+
+@pytest.mark.parametrize("size", ["\u00b2", "\u0661\u0662", "012", "-1", ""])
+def test_the_verifier_refuses_a_checkpoint_size_that_is_not_plain_ascii_decimal(size):
+    root = base64.b64encode(bytes(32)).decode()
+    with pytest.raises(verifier.NoteError):
+        verifier.parse_checkpoint(f"origin\n{size}\n{root}\n")

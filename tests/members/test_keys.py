@@ -108,3 +108,30 @@ def test_submitter_cannot_manage_keys(acme_submitter):
     raw = raw_public_key(Ed25519PrivateKey.generate())
     response = acme_submitter.client.post("/api/v1/keys/", {"public_key": raw.hex()}, format="json")
     assert response.status_code == 403
+
+
+# Small-order points of edwards25519 (the identity, the point of order 2, and two of order 4),
+# and a non-canonical encoding (y = p, which is 0 mod p). Signatures under a small-order key
+# verify over any message, so such a key would prove nothing about who signed.
+WEAK_KEYS = [
+    "01" + "00" * 31,
+    "ec" + "ff" * 30 + "7f",
+    "00" * 32,
+    "00" * 31 + "80",
+    "ed" + "ff" * 30 + "7f",
+]
+
+
+@pytest.mark.parametrize("weak", WEAK_KEYS)
+def test_small_order_and_non_canonical_keys_are_refused(acme_admin, weak):
+    response = acme_admin.client.post("/api/v1/keys/", {"public_key": weak}, format="json")
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_key"
+    assert (
+        not SigningKey.objects.filter(organisation__slug="acme", label="")
+        .exclude(key_id=acme_admin.signing_key.key_id)
+        .exists()
+    )
+    assert not AuditEvent.objects.filter(
+        action="key.registered", data__public_key=base64.b64encode(bytes.fromhex(weak)).decode()
+    ).exists()

@@ -83,6 +83,15 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 LOGIN_URL = "/admin/login/"
+# Messages live in the session, not in a cookie: the admin shows a new API token once in one.
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
+
+# Behind HTTPS (as every real deployment is): secure cookies and HSTS.
+if env_bool("CONCORDAT_HTTPS", False):
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = 31_536_000
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 # Bulk submissions carry up to 10,000 signed contributions (about 6 MB of JSON).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("CONCORDAT_MAX_BODY_BYTES", 8 * 1024 * 1024)

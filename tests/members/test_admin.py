@@ -88,6 +88,20 @@ def test_credential_created_in_the_admin_shows_its_token_once(connie, acme_revie
     assert token not in again
 
 
+def test_the_new_token_never_travels_in_a_cookie(connie, acme_reviewer):
+    # Django's default message storage would put the token in a (signed, readable) cookie on the
+    # redirect after saving; messages are kept in the session instead.
+    response = connie.post(
+        "/admin/members/apicredential/add/",
+        {"holder": acme_reviewer.user.pk, "name": "ci-review", "scopes": ["read", "review"]},
+    )
+    assert response.status_code == 302
+    assert "messages" not in response.cookies
+    page = connie.get(response["Location"]).content.decode()
+    (token,) = re.findall(r"cc_[0-9a-f]{12}_[A-Za-z0-9_-]+", page)
+    assert all(token.rsplit("_", 1)[1] not in morsel.value for morsel in connie.cookies.values())
+
+
 def test_credential_with_scopes_beyond_the_role_is_refused(connie, acme_reviewer):
     response = connie.post(
         "/admin/members/apicredential/add/",

@@ -14,6 +14,7 @@ from django.contrib.admin.widgets import AdminSplitDateTime
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.models import Group
+from django.db import transaction
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 
@@ -289,11 +290,13 @@ class ConcordatUserAdmin(HubAdminPermissions, UserAdmin):
         )
 
     def user_change_password(self, request, id, form_url=""):
-        response = super().user_change_password(request, id, form_url)
-        if request.method == "POST" and response.status_code == 302:
-            user_save(
-                user=User.objects.get(pk=id), actor=admin_actor(request), password_changed=True
-            )
+        # The new password and its audit event commit together or not at all.
+        with transaction.atomic():
+            response = super().user_change_password(request, id, form_url)
+            if request.method == "POST" and response.status_code == 302:
+                user_save(
+                    user=User.objects.get(pk=id), actor=admin_actor(request), password_changed=True
+                )
         return response
 
 

@@ -209,7 +209,20 @@ def _complete_incident_quorums(
         approvals = approving_organisations(entry=entry)
         if snapshot["rule"] != "incident_quorum" or len(approvals) < quorum:
             continue
-        Entry.objects.filter(pk=entry.pk).update(state=Entry.State.VETTED, state_changed_at=now)
+        Entry.objects.filter(pk=entry.pk).update(
+            state=Entry.State.VETTED, state_changed_at=now, updated_at=now
+        )
+        # The votes were cast before the incident lowered the quorum: this decision records the
+        # policy that completed them, like every other automatic decision.
+        Decision.objects.create(
+            entry_id=entry.pk,
+            review_round=entry.review_round,
+            kind=Decision.Kind.POLICY,
+            verdict=Decision.Verdict.APPROVE,
+            reason=f"automatic: incident quorum reached with {len(approvals)} approvals",
+            policy=snapshot,
+            created_at=now,
+        )
         records.append(
             AuditRecord(
                 action="entry.vetted",

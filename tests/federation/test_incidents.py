@@ -144,6 +144,10 @@ def test_add_tagged_with_an_incident_completes_a_quorum_already_reached_under_it
     (vetted,) = events("entry.vetted", entry)
     assert vetted.data["policy"]["rule"] == "incident_quorum"
     assert vetted.data["approvals"] == 1
+    # Like every automatic decision, it is stored with the policy that made it.
+    decision = entry.decisions.get(kind=Decision.Kind.POLICY)
+    assert decision.verdict == Decision.Verdict.APPROVE
+    assert decision.policy["rule"] == "incident_quorum"
 
 
 # --- labels ------------------------------------------------------------------------------------

@@ -188,3 +188,24 @@ def test_members_and_auditors_cannot_manage_members(auditor, acme_admin):
         client.force_login(party.user)
         assert client.get("/admin/members/organisation/").status_code in (302, 403)
     assert Organisation.objects.count() == 1
+
+
+def test_admin_password_change_and_its_audit_event_commit_together(connie, monkeypatch):
+    user = User.objects.create_user("pat", password="old-password-1")
+    url = f"/admin/auth/user/{user.pk}/password/"
+    form = {"password1": "N3w-passphrase!", "password2": "N3w-passphrase!"}
+
+    def failing_audit(**kwargs):
+        raise RuntimeError("the audit log is unavailable")
+
+    monkeypatch.setattr("members.admin.user_save", failing_audit)
+    with pytest.raises(RuntimeError):
+        connie.post(url, form)
+    user.refresh_from_db()
+    assert user.check_password("old-password-1")  # rolled back with the failed audit write
+
+    monkeypatch.undo()
+    assert connie.post(url, form).status_code == 302
+    user.refresh_from_db()
+    assert user.check_password("N3w-passphrase!")
+    assert AuditEvent.objects.filter(action="user.changed", object_id="pat").count() == 1

@@ -14,7 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from federation.api.pagination import StandardCursorPagination
-from federation.contributions.models import Contribution
+from federation.contributions.models import Contribution, Entry
 from federation.errors import InvalidInput, NotFound
 from federation.vetting import selectors
 from federation.vetting.models import Decision, Feedback, Incident, VettingPolicy
@@ -164,6 +164,13 @@ class EntryResolveView(APIView):
         return Response(DecisionSerializer(decision).data)
 
 
+def _existing_entry_id(pk: int) -> int:
+    """An entry that does not exist is a 404, not an empty list."""
+    if not Entry.objects.filter(pk=pk).exists():
+        raise NotFound("No such entry.")
+    return pk
+
+
 class EntryDecisionListView(generics.ListAPIView):
     """Every vetting decision on an entry: who, when, why and which policy applied."""
 
@@ -174,7 +181,7 @@ class EntryDecisionListView(generics.ListAPIView):
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation has no URL kwargs
             return Decision.objects.none()
-        return selectors.decisions_for_entry(entry_id=self.kwargs["pk"])
+        return selectors.decisions_for_entry(entry_id=_existing_entry_id(self.kwargs["pk"]))
 
 
 class EntryFeedbackView(generics.ListAPIView):
@@ -188,7 +195,7 @@ class EntryFeedbackView(generics.ListAPIView):
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation has no URL kwargs
             return Feedback.objects.none()
-        return selectors.feedback_for_entry(entry_id=self.kwargs["pk"])
+        return selectors.feedback_for_entry(entry_id=_existing_entry_id(self.kwargs["pk"]))
 
     @extend_schema(request=FeedbackInputSerializer, responses={200: FeedbackSerializer})
     def put(self, request, pk: int):

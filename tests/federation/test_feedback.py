@@ -184,3 +184,10 @@ def test_reviewers_cannot_resolve_disputes(vetted_entry, globex_reviewer):
     response = resolve(globex_reviewer, vetted_entry, "confirm")
     assert response.status_code == 403
     assert state_of(vetted_entry) == Entry.State.DISPUTED
+
+
+def test_decisions_and_feedback_of_an_unknown_entry_are_404(acme_submitter):
+    for path in ("/api/v1/entries/999999/decisions/", "/api/v1/entries/999999/feedback/"):
+        response = acme_submitter.client.get(path)
+        assert response.status_code == 404
+        assert response.json()["error"]["code"] == "not_found"

@@ -187,8 +187,44 @@ def _signature_badge(contribution: Contribution) -> str:
     return format_html('<span style="color:{}">{} {}</span>', colour, mark, text)
 
 
+class DisputeResolutionActions:
+    """Admin actions that resolve the disputes of the selected entries (or of the entries the
+    selected rows point at, through ``dispute_targets``), asking for a reason."""
+
+    dispute_targets = None
+
+    def _resolve(self, request, queryset, outcome: str, title: str, button: str):
+        return run_reason_action(
+            self,
+            request,
+            queryset,
+            title=title,
+            button=button,
+            targets=self.dispute_targets,
+            apply=lambda entry, reason: entry_resolve_dispute(
+                entry_id=entry.pk,
+                outcome=outcome,
+                reason=reason,
+                user=request.user,
+                actor=admin_actor(request),
+            ),
+        )
+
+    @admin.action(description="Resolve disputes: confirm (vetted again)", permissions=["vet"])
+    def confirm_disputes(self, request, queryset):
+        return self._resolve(
+            request, queryset, DisputeOutcome.CONFIRM, "Confirm disputed entries", "Confirm"
+        )
+
+    @admin.action(description="Resolve disputes: reject", permissions=["vet"])
+    def reject_disputes(self, request, queryset):
+        return self._resolve(
+            request, queryset, DisputeOutcome.REJECT, "Reject disputed entries", "Reject"
+        )
+
+
 @admin.register(Entry)
-class EntryAdmin(ReadOnlyHubAdmin, admin.ModelAdmin):
+class EntryAdmin(DisputeResolutionActions, ReadOnlyHubAdmin, admin.ModelAdmin):
     """The vetting queue: filter pending entries, approve or reject them with a reason; resolve
     disputes. Consortium admins' approvals and rejections here are rulings (no quorum)."""
 
@@ -312,34 +348,6 @@ class EntryAdmin(ReadOnlyHubAdmin, admin.ModelAdmin):
     def reject_entries(self, request, queryset):
         return self._rule(request, queryset, Decision.Verdict.REJECT, "Reject entries", "Reject")
 
-    def _resolve(self, request, queryset, outcome: str, title: str, button: str):
-        return run_reason_action(
-            self,
-            request,
-            queryset,
-            title=title,
-            button=button,
-            apply=lambda entry, reason: entry_resolve_dispute(
-                entry_id=entry.pk,
-                outcome=outcome,
-                reason=reason,
-                user=request.user,
-                actor=admin_actor(request),
-            ),
-        )
-
-    @admin.action(description="Resolve disputes: confirm (vetted again)", permissions=["vet"])
-    def confirm_disputes(self, request, queryset):
-        return self._resolve(
-            request, queryset, DisputeOutcome.CONFIRM, "Confirm disputed entries", "Confirm"
-        )
-
-    @admin.action(description="Resolve disputes: reject", permissions=["vet"])
-    def reject_disputes(self, request, queryset):
-        return self._resolve(
-            request, queryset, DisputeOutcome.REJECT, "Reject disputed entries", "Reject"
-        )
-
 
 @admin.register(Decision)
 class DecisionAdmin(ReadOnlyHubAdmin, admin.ModelAdmin):
@@ -381,7 +389,7 @@ class EntryStateFilter(admin.SimpleListFilter):
 
 
 @admin.register(Feedback)
-class FeedbackAdmin(ReadOnlyHubAdmin, admin.ModelAdmin):
+class FeedbackAdmin(DisputeResolutionActions, ReadOnlyHubAdmin, admin.ModelAdmin):
     """Members' opinions of vetted entries; filter by entry state "disputed" to find disputes and
     resolve them here or on the entries."""
 
@@ -412,36 +420,9 @@ class FeedbackAdmin(ReadOnlyHubAdmin, admin.ModelAdmin):
     def has_vet_permission(self, request) -> bool:
         return is_hub_admin(request)
 
-    def _resolve(self, request, queryset, outcome: str, title: str, button: str):
-        return run_reason_action(
-            self,
-            request,
-            queryset,
-            title=title,
-            button=button,
-            targets=lambda feedback: Entry.objects.filter(
-                pk__in={f.entry_id for f in feedback}
-            ).order_by("pk"),
-            apply=lambda entry, reason: entry_resolve_dispute(
-                entry_id=entry.pk,
-                outcome=outcome,
-                reason=reason,
-                user=request.user,
-                actor=admin_actor(request),
-            ),
-        )
-
-    @admin.action(description="Resolve the entries' disputes: confirm", permissions=["vet"])
-    def confirm_disputes(self, request, queryset):
-        return self._resolve(
-            request, queryset, DisputeOutcome.CONFIRM, "Confirm disputed entries", "Confirm"
-        )
-
-    @admin.action(description="Resolve the entries' disputes: reject", permissions=["vet"])
-    def reject_disputes(self, request, queryset):
-        return self._resolve(
-            request, queryset, DisputeOutcome.REJECT, "Reject disputed entries", "Reject"
-        )
+    @staticmethod
+    def dispute_targets(feedback):
+        return Entry.objects.filter(pk__in={f.entry_id for f in feedback}).order_by("pk")
 
 
 # --- Taxonomy, incidents and policy ---------------------------------------------------------------

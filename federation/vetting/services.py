@@ -190,32 +190,16 @@ def entry_rule(*, entry_id: int, verdict: str, reason: str, user, actor: dict) -
         new_state = (
             Entry.State.VETTED if verdict == Decision.Verdict.APPROVE else Entry.State.REJECTED
         )
-        snapshot = policy_snapshot(VettingPolicy.current(), rule="admin_ruling")
-        decision = Decision.objects.create(
+        decision = _admin_decision(
             entry=entry,
-            review_round=entry.review_round,
-            kind=Decision.Kind.ADMIN,
             verdict=verdict,
+            new_state=new_state,
+            rule="admin_ruling",
+            action=f"entry.{new_state}",
             user=user,
             reason=reason,
-            policy=snapshot,
-            created_at=now,
-        )
-        _set_state(entry, new_state, now)
-        audit_record(
-            AuditRecord(
-                action=f"entry.{new_state}",
-                actor=actor,
-                object_type="entry",
-                object_id=str(entry.pk),
-                data={
-                    "from": Entry.State.PENDING,
-                    "to": new_state,
-                    "policy": snapshot,
-                    "reason": reason,
-                    "decision_id": decision.pk,
-                },
-            )
+            actor=actor,
+            now=now,
         )
     return decision
 
@@ -247,34 +231,19 @@ def entry_resolve_dispute(
             )
         confirmed = outcome == DisputeOutcome.CONFIRM
         new_state = Entry.State.VETTED if confirmed else Entry.State.REJECTED
-        snapshot = policy_snapshot(VettingPolicy.current(), rule="dispute_resolution")
-        decision = Decision.objects.create(
+        entry.dispute_resolved_at = now
+        decision = _admin_decision(
             entry=entry,
-            review_round=entry.review_round,
-            kind=Decision.Kind.ADMIN,
             verdict=Decision.Verdict.APPROVE if confirmed else Decision.Verdict.REJECT,
+            new_state=new_state,
+            rule="dispute_resolution",
+            action="entry.dispute_resolved",
             user=user,
             reason=reason,
-            policy=snapshot,
-            created_at=now,
-        )
-        entry.dispute_resolved_at = now
-        _set_state(entry, new_state, now, extra_fields=["dispute_resolved_at"])
-        audit_record(
-            AuditRecord(
-                action="entry.dispute_resolved",
-                actor=actor,
-                object_type="entry",
-                object_id=str(entry.pk),
-                data={
-                    "from": Entry.State.DISPUTED,
-                    "to": new_state,
-                    "outcome": outcome,
-                    "reason": reason,
-                    "policy": snapshot,
-                    "decision_id": decision.pk,
-                },
-            )
+            actor=actor,
+            now=now,
+            extra_data={"outcome": outcome},
+            extra_fields=["dispute_resolved_at"],
         )
     return decision
 
@@ -523,6 +492,54 @@ def label_save(*, label: Label, actor: dict) -> Label:
 
 
 # --- Shared steps --------------------------------------------------------------------------------
+
+
+def _admin_decision(
+    *,
+    entry: Entry,
+    verdict: str,
+    new_state: str,
+    rule: str,
+    action: str,
+    user,
+    reason: str,
+    actor: dict,
+    now: datetime,
+    extra_data: dict | None = None,
+    extra_fields=(),
+) -> Decision:
+    """A consortium admin's decision on a locked entry: stored with the policy, the entry moved to
+    ``new_state``, and the audit event written, all in the caller's transaction."""
+    previous = entry.state
+    snapshot = policy_snapshot(VettingPolicy.current(), rule=rule)
+    decision = Decision.objects.create(
+        entry=entry,
+        review_round=entry.review_round,
+        kind=Decision.Kind.ADMIN,
+        verdict=verdict,
+        user=user,
+        reason=reason,
+        policy=snapshot,
+        created_at=now,
+    )
+    _set_state(entry, new_state, now, extra_fields=extra_fields)
+    audit_record(
+        AuditRecord(
+            action=action,
+            actor=actor,
+            object_type="entry",
+            object_id=str(entry.pk),
+            data={
+                "from": previous,
+                "to": new_state,
+                **(extra_data or {}),
+                "reason": reason,
+                "policy": snapshot,
+                "decision_id": decision.pk,
+            },
+        )
+    )
+    return decision
 
 
 def _locked_entry(entry_id: int) -> Entry:

@@ -24,13 +24,6 @@ class InvalidInput(ConcordatError):
     status = 400
 
 
-class SignatureRejected(ConcordatError):
-    """The signature, key or claimed time does not stand up; the rejection is audited."""
-
-    code = "bad_signature"
-    status = 400
-
-
 class Forbidden(ConcordatError):
     code = "permission_denied"
     status = 403

@@ -31,10 +31,6 @@ class Principal:
         return capability in self.capabilities
 
     @property
-    def is_staff_role(self) -> bool:
-        return self.role in (StaffRoleName.CONSORTIUM_ADMIN, StaffRoleName.AUDITOR)
-
-    @property
     def actor(self) -> dict[str, str]:
         """How this principal is named in audit events."""
         if self.user is None:

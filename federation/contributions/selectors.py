@@ -26,5 +26,4 @@ def entry_with_history(*, entry_id: int) -> Entry:
                 "id"
             ),
         ),
-        "decisions",
     ).get(pk=entry_id)

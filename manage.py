@@ -6,7 +6,8 @@ import sys
 
 
 def main() -> None:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "settings.base")
+    # Development defaults; deployments set DJANGO_SETTINGS_MODULE=settings.base (README).
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "settings.dev")
     from django.core.management import execute_from_command_line
 
     execute_from_command_line(sys.argv)

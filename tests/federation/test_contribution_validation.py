@@ -116,20 +116,30 @@ def test_signature_dated_before_the_key_was_valid_is_refused(acme_submitter):
     _rejected(acme_submitter.submit(), 400, "key_not_active")
 
 
-def test_signature_made_after_revocation_effective_time_is_refused_even_if_key_was_valid_before(
-    acme_submitter,
-):
-    moment = datetime.now(UTC).replace(microsecond=0)
-    acme_submitter.signing_key.not_before = moment - timedelta(days=2)
-    acme_submitter.signing_key.save()
+def _revoke_from(party, effective_at):
+    party.signing_key.not_before = effective_at - timedelta(days=1)
+    party.signing_key.save()
     signing_key_revoke(
-        key=acme_submitter.signing_key,
-        reason="compromised yesterday",
-        effective_at=moment - timedelta(days=1),
+        key=party.signing_key,
+        reason="compromised",
+        effective_at=effective_at,
         actor={"type": "system", "id": "t", "label": "t"},
     )
-    old = format_timestamp(moment - timedelta(days=1, hours=1))
-    _rejected(acme_submitter.submit(created_at=old), 400, "key_not_active")
+
+
+def test_a_revoked_key_signs_nothing_new_even_when_dated_before_its_revocation(acme_submitter):
+    # The key must be valid now as well as at created_at: once revoked, nothing it signs is new.
+    moment = datetime.now(UTC).replace(microsecond=0)
+    _revoke_from(acme_submitter, moment - timedelta(days=1))
+    before = format_timestamp(moment - timedelta(days=1, hours=1))
+    _rejected(acme_submitter.submit(created_at=before), 400, "key_not_active")
+
+
+def test_signature_dated_after_the_revocation_time_is_refused(acme_submitter):
+    moment = datetime.now(UTC).replace(microsecond=0)
+    _revoke_from(acme_submitter, moment - timedelta(hours=1))
+    after = format_timestamp(moment - timedelta(minutes=30))
+    _rejected(acme_submitter.submit(created_at=after), 400, "key_not_active")
 
 
 def test_bad_signature_rejection_records_the_evidence(acme_submitter):

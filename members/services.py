@@ -24,7 +24,7 @@ from members.models import (
     StaffRole,
     key_id_for,
 )
-from members.principals import ROLE_CAPABILITIES
+from members.principals import ROLE_CAPABILITIES, principal_for_user
 
 
 def decode_public_key(text: str) -> bytes:
@@ -148,8 +148,6 @@ def credential_create(
     actor: dict,
     expires_at: datetime | None = None,
 ) -> IssuedCredential:
-    from members.principals import principal_for_user
-
     principal = principal_for_user(holder)
     unknown = set(scopes) - set(Scope.values)
     if unknown or not scopes:

@@ -170,7 +170,11 @@ def test_unknown_field_names_are_reported_safely_and_never_break_a_bulk(acme_sub
         "/api/v1/contributions/", acme_submitter.signed(bad), format="json"
     )
     assert single.status_code == 400
-    assert single.json()["error"]["details"]["field"] == "contribution"
+    error = single.json()["error"]
+    assert error["details"]["field"] == "contribution"
+    # The name is quoted bounded and escaped: no NUL, no 100,000 characters echoed back.
+    assert "unknown field" in error["message"]
+    assert len(error["message"]) < 200 and "\u0000" not in error["message"]
     good = acme_submitter.signed()
     bulk = acme_submitter.client.post(
         "/api/v1/contributions/bulk/",
@@ -180,6 +184,8 @@ def test_unknown_field_names_are_reported_safely_and_never_break_a_bulk(acme_sub
     assert bulk.status_code == 200
     body = bulk.json()
     assert body["created"] == 1 and body["rejected"] == 1
+    rejected = next(item for item in body["results"] if item["status"] == "rejected")
+    assert rejected["index"] == 0 and rejected["error"]["details"]["field"] == "contribution"
     assert Contribution.objects.filter(uuid=good["contribution"]["uuid"]).exists()
     assert (
         AuditEvent.objects.filter(

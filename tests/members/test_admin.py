@@ -195,10 +195,10 @@ def test_admin_password_change_and_its_audit_event_commit_together(connie, monke
     url = f"/admin/auth/user/{user.pk}/password/"
     form = {"password1": "N3w-passphrase!", "password2": "N3w-passphrase!"}
 
-    def failing_audit(**kwargs):
+    def failing_audit(record):
         raise RuntimeError("the audit log is unavailable")
 
-    monkeypatch.setattr("members.admin.user_save", failing_audit)
+    monkeypatch.setattr("members.services.audit_record", failing_audit)
     with pytest.raises(RuntimeError):
         connie.post(url, form)
     user.refresh_from_db()

@@ -8,8 +8,10 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.utils import timezone
 
+from federation.errors import InvalidInput
 from federation.transparency.models import AuditEvent
 from members.models import SigningKey, key_id_for
+from members.services import decode_public_key
 from tests.parties import raw_public_key
 
 pytestmark = pytest.mark.django_db
@@ -110,28 +112,84 @@ def test_submitter_cannot_manage_keys(acme_submitter):
     assert response.status_code == 403
 
 
-# Small-order points of edwards25519 (the identity, the point of order 2, and two of order 4),
-# and a non-canonical encoding (y = p, which is 0 mod p). Signatures under a small-order key
-# verify over any message, so such a key would prove nothing about who signed.
-WEAK_KEYS = [
-    "01" + "00" * 31,
-    "ec" + "ff" * 30 + "7f",
-    "00" * 32,
-    "00" * 31 + "80",
-    "ed" + "ff" * 30 + "7f",
-]
+# Edwards25519 arithmetic (RFC 8032 §5.1), just enough to derive its eight small-order points.
+_P = 2**255 - 19
+_D = -121665 * pow(121666, -1, _P) % _P
+_SQRT_M1 = pow(2, (_P - 1) // 4, _P)
 
 
-@pytest.mark.parametrize("weak", WEAK_KEYS)
-def test_small_order_and_non_canonical_keys_are_refused(acme_admin, weak):
-    response = acme_admin.client.post("/api/v1/keys/", {"public_key": weak}, format="json")
-    assert response.status_code == 400
-    assert response.json()["error"]["code"] == "invalid_key"
+def _sqrt(a: int) -> int | None:
+    root = pow(a, (_P + 3) // 8, _P)
+    if root * root % _P != a % _P:
+        root = root * _SQRT_M1 % _P
+    return root if root * root % _P == a % _P else None
+
+
+def _add(first: tuple[int, int], second: tuple[int, int]) -> tuple[int, int]:
+    (x1, y1), (x2, y2) = first, second
+    t = _D * x1 * x2 * y1 * y2 % _P
+    x3 = (x1 * y2 + y1 * x2) * pow(1 + t, -1, _P) % _P
+    y3 = (y1 * y2 + x1 * x2) * pow(1 - t, -1, _P) % _P
+    return x3, y3
+
+
+def _encode(point: tuple[int, int]) -> str:
+    x, y = point
+    return (y | (x & 1) << 255).to_bytes(32, "little").hex()
+
+
+def _small_order_points() -> list[str]:
+    """The torsion subgroup: the multiples of a point T of order 8. Doubling T gives a point with
+    y = 0, so y(T)^2 = -x(T)^2 and, on the curve, d x^4 - 2 x^2 - 1 = 0."""
+    for x_squared in ((1 + s) * pow(_D, -1, _P) % _P for s in (_sqrt(1 + _D), -_sqrt(1 + _D))):
+        x = _sqrt(x_squared)
+        if x is not None:
+            break
+    torsion = (x, x * _SQRT_M1 % _P)
     assert (
-        not SigningKey.objects.filter(organisation__slug="acme", label="")
-        .exclude(key_id=acme_admin.signing_key.key_id)
-        .exists()
-    )
-    assert not AuditEvent.objects.filter(
-        action="key.registered", data__public_key=base64.b64encode(bytes.fromhex(weak)).decode()
-    ).exists()
+        -(torsion[0] ** 2) + torsion[1] ** 2 - 1 - _D * torsion[0] ** 2 * torsion[1] ** 2
+    ) % _P == 0
+    points, point = [], (0, 1)
+    for _ in range(8):
+        points.append(_encode(point))
+        point = _add(point, torsion)
+    assert point == (0, 1)  # 8T is the identity
+    return points
+
+
+SMALL_ORDER_KEYS = _small_order_points()
+# Non-canonical encodings (y >= p): of y = 0 (a point of order 4) and of y = 1 (the identity).
+NON_CANONICAL_KEYS = ["ed" + "ff" * 30 + "7f", "ee" + "ff" * 30 + "7f"]
+
+
+def test_the_derived_small_order_points_are_the_eight_known_ones():
+    assert len(set(SMALL_ORDER_KEYS)) == 8
+    assert {
+        "01" + "00" * 31,  # the identity
+        "ec" + "ff" * 30 + "7f",  # (0, -1), of order 2
+        "00" * 32,  # (sqrt(-1), 0) and its negation, of order 4
+        "00" * 31 + "80",
+        "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",  # of order 8
+    } <= set(SMALL_ORDER_KEYS)
+
+
+@pytest.mark.parametrize("weak", SMALL_ORDER_KEYS + NON_CANONICAL_KEYS)
+def test_small_order_and_non_canonical_keys_are_refused(acme_admin, weak):
+    # A signature under a small-order key can verify over any message (under the identity,
+    # 01 00..00 followed by 32 zero bytes does), so it would prove nothing about who signed.
+    keys, events = SigningKey.objects.count(), AuditEvent.objects.count()
+    for text in (weak, base64.b64encode(bytes.fromhex(weak)).decode()):
+        response = acme_admin.client.post("/api/v1/keys/", {"public_key": text}, format="json")
+        assert response.status_code == 400
+        assert response.json()["error"]["code"] == "invalid_key"
+    assert SigningKey.objects.count() == keys
+    assert AuditEvent.objects.count() == events
+
+
+@pytest.mark.parametrize("weak", SMALL_ORDER_KEYS[:2] + NON_CANONICAL_KEYS[:1])
+def test_decode_public_key_refuses_weak_keys_for_the_admin_and_create_member_too(weak):
+    with pytest.raises(InvalidInput) as refused:
+        decode_public_key(weak)
+    assert refused.value.code == "invalid_key"
+    good = raw_public_key(Ed25519PrivateKey.generate())
+    assert decode_public_key(good.hex()) == good

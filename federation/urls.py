@@ -5,6 +5,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from federation.hub import HubView
+from federation.landing import LandingView
 
 api_v1 = [
     path("hub/", HubView.as_view(), name="hub"),
@@ -15,6 +16,7 @@ api_v1 = [
 ]
 
 urlpatterns = [
+    path("", LandingView.as_view(), name="landing"),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),

@@ -1,4 +1,9 @@
-"""Demo settings: SQLite and a file-system Celery transport, so no database or broker server is needed."""
+"""Demo settings: SQLite and a file-system Celery transport, so no database or broker server is needed.
+
+``CONCORDAT_DEMO_NAME`` names the demo hub whose files (``var/NAME/``) these settings use; it
+defaults to ``hub-a``, the hub ``make demo`` starts, so that
+``DJANGO_SETTINGS_MODULE=settings.demo manage.py create_member …`` acts on the running demo.
+"""
 
 import os
 
@@ -7,7 +12,8 @@ os.environ.setdefault("DJANGO_DEBUG", "true")
 
 from settings.base import *  # noqa: F403
 
-_VAR = BASE_DIR / "var" / os.environ.get("CONCORDAT_DEMO_NAME", "demo")  # noqa: F405
+DEMO_NAME = os.environ.get("CONCORDAT_DEMO_NAME", "hub-a")
+_VAR = BASE_DIR / "var" / DEMO_NAME  # noqa: F405
 _VAR.mkdir(parents=True, exist_ok=True)
 DATABASES = {
     "default": {
@@ -18,6 +24,7 @@ DATABASES = {
     }
 }
 HUB_KEY_PATH = str(_VAR / "hub-key.pem")
+HUB_ID = os.environ.get("CONCORDAT_HUB_ID", f"{DEMO_NAME}.demo")
 _QUEUE = _VAR / "broker"
 for _folder in ("out", "processed", "control"):
     (_QUEUE / _folder).mkdir(parents=True, exist_ok=True)

@@ -3,6 +3,8 @@
 from django.db import models
 from django.utils import timezone
 
+from federation.contributions.lookups import HasLabel
+
 
 class SignalType(models.TextChoices):
     PDQ = "pdq", "PDQ photo hash"
@@ -161,3 +163,7 @@ class Contribution(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} {self.uuid}"
+
+
+# The reports filter contributions by a signed label on PostgreSQL and on the demo's SQLite.
+Contribution._meta.get_field("labels").register_lookup(HasLabel)

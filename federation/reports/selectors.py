@@ -80,7 +80,7 @@ def contributions_filtered(*, filters: ReportFilters) -> QuerySet[Contribution]:
         queryset = queryset.filter(entry__signal_type=filters.signal_type)
     if filters.label:
         # The labels the member signed with (a retract carries none, so it never matches a label).
-        queryset = queryset.filter(labels__contains=[filters.label])
+        queryset = queryset.filter(labels__has_label=filters.label)
     return queryset
 
 
@@ -182,7 +182,7 @@ def counts_by_label(*, filters: ReportFilters) -> list[dict[str, Any]]:
         return []
     counts = contributions_filtered(filters=filters).aggregate(
         **{
-            f"label_{index}": Count("pk", filter=Q(labels__contains=[slug]))
+            f"label_{index}": Count("pk", filter=Q(labels__has_label=slug))
             for index, slug in enumerate(slugs)
         }
     )

@@ -1,28 +1,295 @@
-"""`make demo` works: a hub on SQLite with a file-system broker, driven over HTTP, verified."""
+"""`make demo` works: a hub on SQLite with a file-system broker, driven over HTTP, verified; the
+pages and CSV it points to answer on its own database; the commands it prints work; a second demo
+refuses to start; SIGTERM stops the hub's processes.
 
+One demo runs for the whole module (``--keep-running``), as a newcomer would leave it running."""
+
+import csv
+import http.cookiejar
+import io
+import json
 import os
+import re
+import shutil
+import signal
+import socket
 import subprocess
 import sys
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
-from tests.integration.harness import ROOT, free_port
+from tests.integration.harness import ROOT, free_port, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("integration")]
 
+CONTRIBUTIONS = 30
+LABELS = ("attack-footage", "glorification", "propaganda", "recruitment")
 
-def test_demo_runs_a_hub_without_servers_and_the_verifier_catches_a_rewrite():
+
+@dataclass
+class RunningDemo:
+    process: subprocess.Popen
+    name: str
+    port: int
+    lines: list[str] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def folder(self) -> Path:
+        return ROOT / "var" / self.name
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+
+def demo_env() -> dict[str, str]:
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "settings.demo"}
-    env.pop("DATABASE_URL", None)
-    done = subprocess.run(
-        [sys.executable, "manage.py", "demo", "--contributions", "30", "--port", str(free_port()),
-         "--hub-name", "hub-demo-test"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    for name in ("DATABASE_URL", "CONCORDAT_DEMO_NAME", "CONCORDAT_HUB_ID"):
+        env.pop(name, None)
+    return env
+
+
+def run_demo(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "manage.py", "demo", *args],
+        cwd=ROOT, env=demo_env(), capture_output=True, text=True, timeout=300,
     )  # fmt: skip
-    output = done.stdout + done.stderr
-    assert done.returncode == 0, output
-    assert "30 created, 2 rejected" in output
+
+
+@pytest.fixture(scope="module")
+def demo():
+    name = f"hub-demo-test-{uuid.uuid4().hex[:6]}"
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "demo", "--contributions", str(CONTRIBUTIONS),
+         "--port", str(port), "--hub-name", name, "--keep-running"],
+        cwd=ROOT, env=demo_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    running = RunningDemo(process=process, name=name, port=port)
+    reader = threading.Thread(target=lambda: running.lines.extend(process.stdout), daemon=True)
+    reader.start()
+    try:
+        wait_for(
+            lambda: "The hub stays up" in running.output or process.poll() is not None,
+            timeout=240,
+            what="the demo to finish its walkthrough",
+        )
+        assert process.poll() is None, running.output
+        yield running
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        shutil.rmtree(running.folder, ignore_errors=True)
+        (ROOT / "var" / f"{name}.lock").unlink(missing_ok=True)
+
+
+def test_demo_runs_a_hub_without_servers_and_the_verifier_catches_a_rewrite(demo):
+    output = demo.output
+    assert f"{CONTRIBUTIONS} created, 2 rejected" in output
     assert "bad_signature" in output and "unknown_label" in output
     assert "now vetted" in output and "now rejected" in output and "is now retracted" in output
     assert "RESULT: OK" in output
     assert "does NOT match the signed root" in output
+
+
+# --- the reports on the demo's own (SQLite) database ------------------------------------------
+
+
+def auditor_session(demo: RunningDemo) -> urllib.request.OpenerDirector:
+    """Signed in as the demo's auditor through the admin login form, as a browser would."""
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    page = opener.open(demo.url + "/admin/login/", timeout=30).read().decode()
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+    form = urllib.parse.urlencode(
+        {"csrfmiddlewaretoken": token, "username": "auditor", "password": "demo-auditor-pw",
+         "next": "/reports/"}
+    ).encode()  # fmt: skip
+    request = urllib.request.Request(demo.url + "/admin/login/", data=form)
+    request.add_header("Referer", demo.url + "/admin/login/")
+    with opener.open(request, timeout=30) as response:
+        assert response.url.endswith("/reports/"), response.url
+    return opener
+
+
+def fetch(opener, url: str) -> tuple[int, str, str]:
+    try:
+        with opener.open(url, timeout=60) as response:
+            # read() raises IncompleteRead if a streamed body breaks off.
+            return response.status, response.headers.get_content_type(), response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers.get_content_type(), error.read().decode()
+
+
+REPORT_PAGES = [
+    "/",
+    "/reports/",
+    "/reports/?label=propaganda",
+    "/reports/?label=glorification&signal_type=md5&granularity=week",
+    "/reports/?member=acme&granularity=month",
+    "/reports/search/?member=acme",
+    "/reports/transparency/",
+    "/reports/entries/1/",
+]
+CSV_EXPORTS = [
+    "by-period", "by-member", "by-label", "by-signal-type", "by-action", "audit-actions",
+    "contributions",
+]  # fmt: skip
+
+
+def test_every_report_page_answers_on_the_demo_database(demo):
+    opener = auditor_session(demo)
+    for path in REPORT_PAGES:
+        status, kind, body = fetch(opener, demo.url + path)
+        assert (status, kind) == (200, "text/html"), f"{path}: {status} {body[:2000]}"
+        assert "</html>" in body, path
+
+
+def read_csv(opener, url: str) -> list[dict[str, str]]:
+    status, kind, body = fetch(opener, url)
+    assert (status, kind) == (200, "text/csv"), f"{url}: {status} {body[:2000]}"
+    assert body.endswith("\r\n"), f"{url}: the CSV breaks off: {body[-200:]!r}"
+    return list(csv.DictReader(io.StringIO(body)))
+
+
+def test_every_csv_is_complete_on_the_demo_database_with_and_without_a_label(demo):
+    opener = auditor_session(demo)
+    everything = read_csv(opener, f"{demo.url}/reports/export/contributions.csv")
+    assert len(everything) == CONTRIBUTIONS + 1  # the adds and the one retraction
+    by_label = {row["label"]: int(row["contributions"]) for row in
+                read_csv(opener, f"{demo.url}/reports/export/by-label.csv")}  # fmt: skip
+    assert set(by_label) == set(LABELS)
+    for label in LABELS:
+        signed = [row for row in everything if label in row["labels"].split()]
+        filtered = read_csv(opener, f"{demo.url}/reports/export/contributions.csv?label={label}")
+        assert len(filtered) == len(signed) == by_label[label] > 0, label
+        assert all(label in row["labels"].split() for row in filtered)
+        for report in CSV_EXPORTS:
+            read_csv(opener, f"{demo.url}/reports/export/{report}.csv?label={label}")
+    for report in CSV_EXPORTS:
+        read_csv(opener, f"{demo.url}/reports/export/{report}.csv")
+    transparency = read_csv(opener, f"{demo.url}/reports/transparency.csv")
+    totals = {row["item"]: int(row["count"]) for row in transparency if row["section"] == "totals"}
+    assert totals["contributions"] == CONTRIBUTIONS + 1
+    read_csv(opener, f"{demo.url}/reports/search.csv?member=acme")
+    read_csv(opener, f"{demo.url}/reports/entries/1.csv")
+
+
+# --- what the demo prints for a newcomer ------------------------------------------------------
+
+
+def printed_commands(output: str) -> list[str]:
+    return [line.split("$ ", 1)[1] for line in output.splitlines() if line.startswith("    $ ")]
+
+
+def test_demo_prints_tokens_and_commands_that_work(demo):
+    output = demo.output
+    assert re.search(r"member-admin token: \S+", output)
+    audit_token = re.search(r"audit token: (\S+)", output).group(1)
+    commands = printed_commands(output)
+    assert len(commands) == 3, output
+    partner, verifier, manage = commands
+    assert "curl" in partner and "verifier.py" in verifier and "--key" in verifier
+    assert f"CONCORDAT_DEMO_NAME={demo.name}" in manage and "create_member" in manage
+    env = {k: v for k, v in demo_env().items() if k != "DJANGO_SETTINGS_MODULE"}
+
+    done = subprocess.run(partner, shell=True, cwd=ROOT, env=env, capture_output=True, text=True)  # noqa: S602
+    assert done.returncode == 0, done.stderr
+    memberships = json.loads(done.stdout)
+    assert "error" not in memberships, memberships
+
+    done = subprocess.run(verifier, shell=True, cwd=ROOT, env=env, capture_output=True, text=True)  # noqa: S602
+    assert done.returncode == 0 and "RESULT: OK" in done.stdout, done.stdout + done.stderr
+
+    done = subprocess.run(manage, shell=True, cwd=ROOT, env=env, capture_output=True, text=True)  # noqa: S602
+    assert done.returncode == 0, done.stderr  # not "no such table": the demo hub's database
+    created = json.loads(done.stdout.strip().splitlines()[-1])
+    request = urllib.request.Request(demo.url + "/api/v1/entries/")
+    request.add_header("Authorization", f"Bearer {created['token']}")
+    with urllib.request.urlopen(request, timeout=30) as response:  # the new member's token works
+        assert response.status == 200
+
+    request = urllib.request.Request(demo.url + "/api/v1/log/checkpoint")
+    request.add_header("Authorization", f"Bearer {audit_token}")
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.status == 200
+
+
+# --- a second demo, and stopping ---------------------------------------------------------------
+
+
+def test_a_second_demo_refuses_to_start_and_leaves_the_running_hub_alone(demo):
+    database, key = demo.folder / "db.sqlite3", demo.folder / "hub-key.pem"
+    before = (database.stat().st_ino, key.read_bytes())
+
+    same_port = run_demo("--port", str(demo.port), "--hub-name", f"{demo.name}-other")
+    assert same_port.returncode != 0
+    assert f"Port {demo.port} on 127.0.0.1 is already in use" in same_port.stderr
+    assert "nothing was changed" in same_port.stderr
+    assert "Traceback" not in same_port.stderr
+    assert not (ROOT / "var" / f"{demo.name}-other" / "db.sqlite3").exists()
+
+    same_name = run_demo("--port", str(free_port()), "--hub-name", demo.name)
+    assert same_name.returncode != 0
+    assert f"Another demo (pid {demo.process.pid}) is running hub {demo.name!r}" in (
+        same_name.stderr
+    )
+
+    assert (database.stat().st_ino, key.read_bytes()) == before
+    with urllib.request.urlopen(demo.url + "/api/v1/hub/", timeout=30) as response:
+        assert response.status == 200
+    (ROOT / "var" / f"{demo.name}-other.lock").unlink(missing_ok=True)
+    shutil.rmtree(ROOT / "var" / f"{demo.name}-other", ignore_errors=True)
+
+
+def descendants(pid: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(entry.name))
+    found, stack = set(), [pid]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            found.add(child)
+            stack.append(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_sigterm_stops_the_demo_and_its_gunicorn_and_celery(demo):
+    hub_processes = descendants(demo.process.pid)
+    assert len(hub_processes) >= 3, hub_processes  # gunicorn master and worker, celery
+    demo.process.send_signal(signal.SIGTERM)
+    demo.process.wait(timeout=60)
+    wait_for(lambda: not any(alive(pid) for pid in hub_processes), timeout=30, what="exit")
+    with socket.socket() as probe, pytest.raises(ConnectionRefusedError):
+        probe.connect(("127.0.0.1", demo.port))
+    time.sleep(0.5)
+    assert "Stopped the hub." in demo.output

@@ -5,10 +5,13 @@ Each hub runs as real processes (gunicorn and a Celery worker with beat), so the
 grows into a federation of several hubs when propagation arrives.
 """
 
+import fcntl
 import json
 import os
+import shlex
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -90,6 +93,8 @@ class DemoHub:
 
     def stop(self) -> None:
         for process in self.processes:
+            if process.poll() is not None:
+                continue
             process.send_signal(signal.SIGTERM)
         for process in self.processes:
             try:
@@ -119,17 +124,26 @@ class Command(BaseCommand):
                 "Run the demo with DJANGO_SETTINGS_MODULE=settings.demo (make demo does)."
             )
         hub = DemoHub(name=hub_name, port=port, folder=ROOT / "var" / hub_name)
-        shutil.rmtree(hub.folder, ignore_errors=True)
-        self.say(
-            f"Setting up hub {hub.hub_id}: SQLite in {hub.folder.relative_to(ROOT)}, file-system broker"
-        )
-        hub.manage("migrate", "--noinput")
-        hub.manage("hub_keygen")
-        people = self.create_people(hub)
-        hub.start()
+        # Both checks come before anything under var/ is removed: a second demo must never wipe
+        # the database and key of one that is running.
+        lock = claim_demo(hub)
+        refuse_if_port_taken(hub)
+        # SIGTERM (kill, a supervisor, a CI timeout) stops the hub's processes as Ctrl-C does.
+        signal.signal(signal.SIGTERM, _stop_on_signal)
+        signal.signal(signal.SIGHUP, _stop_on_signal)
         try:
+            shutil.rmtree(hub.folder, ignore_errors=True)
+            self.say(
+                f"Setting up hub {hub.hub_id}: SQLite in {hub.folder.relative_to(ROOT)}, "
+                "file-system broker"
+            )
+            hub.manage("migrate", "--noinput")
+            hub.manage("hub_keygen")
+            people = self.create_people(hub)
+            hub.start()
             self.wait_until_up(hub)
             self.walkthrough(hub, people, contributions)
+            self.show_next_steps(hub, people, keep_running=keep_running)
             if keep_running:
                 self.say("The hub stays up; press Ctrl-C to stop.")
                 while all(process.poll() is None for process in hub.processes):
@@ -137,8 +151,11 @@ class Command(BaseCommand):
         except KeyboardInterrupt:
             pass
         finally:
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)
             hub.stop()
             self.say("Stopped the hub.")
+            lock.close()
 
     def create_people(self, hub: DemoHub) -> dict:
         people = {}
@@ -147,6 +164,7 @@ class Command(BaseCommand):
             ("globex", "gina", "submitter", False),
             ("globex", "gus", "reviewer", False),
             ("initech", "ivan", "reviewer", False),
+            ("acme", "amy", "member-admin", False),
         ]:
             private_key = Ed25519PrivateKey.generate() if role == "submitter" else None
             options = ["create_member", "--org", org, "--user", user, "--role", role, "--token"]
@@ -284,6 +302,7 @@ class Command(BaseCommand):
             self.say(f"(the transparency log is not available: {status})")
             return
         vkey = key["vkey"] if isinstance(key, dict) else key.strip()
+        people["vkey"] = vkey
         self.say("Waiting for the Celery worker to sequence the audit log and sign a checkpoint…")
         note = ""
         for _ in range(120):
@@ -330,10 +349,45 @@ class Command(BaseCommand):
         database.close()
         if done.returncode == 0:
             raise CommandError("the verifier missed a rewritten audit event")
+
+    def show_next_steps(self, hub: DemoHub, people: dict, *, keep_running: bool) -> None:
+        """What a newcomer needs to go on: logins, tokens, and commands to paste (each ``$`` line
+        runs as shown from the project folder; tests/integration/test_demo.py runs them)."""
+        python = shlex.quote(_relative(Path(sys.executable)))
+        amy, auditor = people["amy"], people["auditor"]
+        manage_env = f"DJANGO_SETTINGS_MODULE=settings.demo CONCORDAT_DEMO_NAME={hub.name}"
         self.say("")
+        self.say(f"Hub home page:    {hub.url}/")
         self.say(f"Django admin:     {hub.url}/admin/   (admin / {ADMIN_PASSWORD})")
         self.say(f"Auditor reports:  {hub.url}/reports/ (auditor / {AUDITOR_PASSWORD})")
         self.say(f"API docs:         {hub.url}/api/docs/")
+        self.say("")
+        self.say("A partner: acme's member-admin amy manages acme's keys, tokens and members.")
+        self.say(f"  member-admin token: {amy['token']}")
+        self.say(
+            f"    $ curl -sS -H {shlex.quote('Authorization: Bearer ' + amy['token'])} "
+            f"{hub.url}/api/v1/memberships/"
+        )
+        self.say("An auditor reads the log and the reports.")
+        self.say(f"  audit token: {auditor['token']}")
+        self.say("  Verify the transparency log with the hub key pinned:")
+        self.say(
+            f"    $ {python} federation/transparency/verifier.py --hub {hub.url} "
+            f"--key {shlex.quote(people.get('vkey', 'VKEY'))} --token {auditor['token']}"
+        )
+        self.say(
+            "Run manage.py against this hub's database (CONCORDAT_DEMO_NAME names the hub, "
+            "as --hub-name does):"
+        )
+        self.say(
+            f"    $ {manage_env} {python} manage.py create_member --org newco --user nina "
+            "--role submitter --token"
+        )
+        if not keep_running:
+            self.say(
+                "The hub stops when this demo ends; to keep it up for the commands above, run "
+                "make demo DEMO_ARGS=--keep-running."
+            )
 
     def unsequenced_events(self, hub: DemoHub) -> int:
         with sqlite3.connect(hub.folder / "db.sqlite3") as database:
@@ -347,6 +401,57 @@ class Command(BaseCommand):
     def say(self, text: str) -> None:
         self.stdout.write(text)
         self.stdout.flush()
+
+
+def _relative(path: Path) -> str:
+    try:
+        return str(path.relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
+def _stop_on_signal(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def claim_demo(hub: DemoHub):
+    """Hold ``var/NAME.lock`` for as long as this demo runs; refuse if another demo holds it.
+
+    An advisory lock (flock) is released by the kernel when its holder exits, however it exits,
+    so a crashed demo never leaves a stale lock behind. The file also names the holder's pid."""
+    path = hub.folder.parent / f"{hub.name}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = path.open("a+")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        holder = lock.read().strip() or "unknown"
+        lock.close()
+        raise CommandError(
+            f"Another demo (pid {holder}) is running hub {hub.name!r} in "
+            f"{_relative(hub.folder)}; nothing was changed. Stop it first (Ctrl-C in its terminal, "
+            f"or kill {holder}), or give this one another --hub-name and --port."
+        ) from None
+    lock.seek(0)
+    lock.truncate()
+    lock.write(f"{os.getpid()}\n")
+    lock.flush()
+    return lock
+
+
+def refuse_if_port_taken(hub: DemoHub) -> None:
+    with socket.socket() as probe:
+        # SO_REUSEADDR: a port left in TIME_WAIT by a finished demo is free; a listener is not.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", hub.port))
+        except OSError:
+            raise CommandError(
+                f"Port {hub.port} on 127.0.0.1 is already in use (another demo or server?); "
+                f"nothing was changed. Stop it, or choose another port: "
+                f"make demo DEMO_ARGS='--port 8702 --hub-name hub-b'."
+            ) from None
 
 
 def expect(answer: tuple[int, object], statuses, what: str):

@@ -1,0 +1,21 @@
+"""The admin's index page links to the reports for those who may read them (auditors and
+consortium admins), so an auditor who signs in at /admin/ finds them."""
+
+from django.contrib import admin
+from django.urls import reverse
+
+from members.models import Scope
+from members.principals import principal_for_user
+
+_index = admin.site.index
+
+
+def index_with_reports(request, extra_context=None):
+    context = dict(extra_context or {})
+    if request.user.is_authenticated and principal_for_user(request.user).can(Scope.AUDIT):
+        context["reports_url"] = reverse("reports:overview")
+    return _index(request, extra_context=context)
+
+
+admin.site.index = index_with_reports
+admin.site.index_template = "admin/concordat/index.html"

@@ -616,5 +616,6 @@ class AuditEventAdmin(admin.ModelAdmin):
     def data_json(self, event) -> str:
         return format_html("<pre>{}</pre>", json.dumps(event.data, indent=2, sort_keys=True))
 
+
 # The admin index links auditors to the reports.
 import federation.reports.admin_index  # noqa: E402, F401

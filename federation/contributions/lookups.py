@@ -22,6 +22,7 @@ class HasLabel(Lookup):
     def as_sql(self, compiler, connection):
         lhs, lhs_params = self.process_lhs(compiler, connection)
         return (
-            f"EXISTS (SELECT 1 FROM json_each({lhs}) AS element WHERE element.value = %s)",
+            # lhs is the compiled column reference; the label itself is a bound parameter.
+            f"EXISTS (SELECT 1 FROM json_each({lhs}) AS element WHERE element.value = %s)",  # noqa: S608
             [*lhs_params, str(self.rhs)],
         )

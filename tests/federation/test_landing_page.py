@@ -12,7 +12,12 @@ def test_home_page_links_admin_reports_api_docs_and_the_log_key():
     response = Client().get("/")
     assert response.status_code == 200
     html = response.content.decode()
-    for link in ('href="/admin/"', 'href="/reports/"', 'href="/api/docs/"', 'href="/api/v1/log/key"'):
+    for link in (
+        'href="/admin/"',
+        'href="/reports/"',
+        'href="/api/docs/"',
+        'href="/api/v1/log/key"',
+    ):
         assert link in html
     assert hub_verifier_key() in html
     assert "URLconf" not in html  # not Django's debug 404 listing the URL patterns

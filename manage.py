@@ -10,7 +10,10 @@ def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "settings.dev")
     from django.core.management import execute_from_command_line
 
-    execute_from_command_line(sys.argv)
+    from settings.env import configuration_errors_in_one_line
+
+    with configuration_errors_in_one_line("manage.py"):
+        execute_from_command_line(sys.argv)
 
 
 if __name__ == "__main__":

@@ -4,5 +4,8 @@ import os
 
 from django.core.wsgi import get_wsgi_application
 
+from settings.env import configuration_errors_in_one_line
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "settings.base")
-application = get_wsgi_application()
+with configuration_errors_in_one_line("concordat (wsgi)"):
+    application = get_wsgi_application()

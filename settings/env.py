@@ -1,14 +1,20 @@
-"""Typed helpers that read configuration from environment variables with explicit defaults."""
+"""Typed helpers that read configuration from environment variables with explicit defaults, and
+the one-line report of a configuration error that manage.py and the WSGI entry point give."""
 
+import contextlib
 import os
+import sys
+from collections.abc import Iterator
 
 from django.core.exceptions import ImproperlyConfigured
 
 
-def env_str(name: str, default: str | None = None) -> str:
+def env_str(name: str, default: str | None = None, *, hint: str = "") -> str:
     value = os.environ.get(name, default)
     if value is None:
-        raise ImproperlyConfigured(f"Set the environment variable {name}.")
+        raise ImproperlyConfigured(
+            f"Set the environment variable {name}" + (f" ({hint})" if hint else "") + "."
+        )
     return value
 
 
@@ -38,3 +44,14 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if raw is None:
         return default
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+@contextlib.contextmanager
+def configuration_errors_in_one_line(program: str) -> Iterator[None]:
+    """A configuration error (a missing or malformed variable, no hub key) ends the program with
+    one line on stderr naming what to set, and exit status 2, rather than a long traceback."""
+    try:
+        yield
+    except ImproperlyConfigured as error:
+        sys.stderr.write(f"{program}: configuration error: {error} See README, 'Running a hub'.\n")
+        raise SystemExit(2) from None

@@ -1,0 +1,57 @@
+"""Configuring a hub from the environment: a missing or malformed setting is one clear line, and a
+hub configured as the README says passes Django's deployment checks."""
+
+import os
+import secrets
+import subprocess
+import sys
+
+import pytest
+
+from tests.integration.harness import ROOT
+
+
+def manage(*args: str, **env: str) -> subprocess.CompletedProcess:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "CONCORDAT_"))}
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env={**base, "DJANGO_SETTINGS_MODULE": "settings.base", **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_a_missing_secret_key_is_one_line_naming_the_variable():
+    done = manage("check")
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "Set the environment variable DJANGO_SECRET_KEY" in lines[0]
+
+
+def test_a_malformed_setting_is_one_line_naming_the_variable():
+    done = manage("check", DJANGO_SECRET_KEY=secrets.token_urlsafe(50), CONCORDAT_HTTPS="maybe")
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "manage.py: configuration error: CONCORDAT_HTTPS must be a boolean (true/false), not "
+        "'maybe'. See README, 'Running a hub'."
+    ]
+
+
+DEPLOYED = {
+    "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+    "DJANGO_ALLOWED_HOSTS": "hub.example.org",
+    "CONCORDAT_HTTPS": "true",
+}
+
+
+@pytest.mark.parametrize("preload", [None, "true"])
+def test_a_hub_deployed_as_the_readme_says_passes_check_deploy(preload):
+    extra = {"CONCORDAT_HSTS_PRELOAD": preload} if preload else {}
+    done = manage("check", "--deploy", "--fail-level", "WARNING", **DEPLOYED, **extra)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "System check identified no issues" in done.stdout
+    assert "W0" not in done.stdout + done.stderr

@@ -157,6 +157,10 @@ def contribution_rows(queryset) -> Iterator[tuple]:
         )
 
 
+def _fields_verdict(checked) -> str:
+    return "match" if checked.fields_match else f"MISMATCH({checked.mismatched_fields})"
+
+
 def entry_history_rows(history: EntryHistory) -> Iterator[tuple]:
     """The entry page as ``(kind, when, member, what, detail, leaf_index, proof)`` rows."""
     for checked in history.contributions:
@@ -168,7 +172,8 @@ def entry_history_rows(history: EntryHistory) -> Iterator[tuple]:
             c.action,
             f"uuid={c.uuid} key_id={c.signing_key.key_id} status={c.status} "
             f"labels={' '.join(c.labels)} content_hash={c.content_hash} "
-            f"signature={'valid' if checked.signature_valid else 'INVALID'}",
+            f"signature={'valid' if checked.signature_valid else 'INVALID'} "
+            f"stored_fields={_fields_verdict(checked)}",
             "",
             "",
         )

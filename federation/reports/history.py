@@ -1,16 +1,17 @@
 """The full history of one entry as an auditor reads it: its contributions (each signature checked
-again against the stored key), vetting decisions, feedback, and the log events about it, each
-with the way to its inclusion proof."""
+again against the stored key, and each stored field checked against the signed bytes), vetting
+decisions, feedback, and the log events about it, each with the way to its inclusion proof."""
 
+import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from federation.contributions.models import Contribution, Entry
 from federation.reports import selectors
-from federation.signing import verify_signature
+from federation.signing import MalformedContribution, parse_contribution, verify_signature
 from federation.transparency.models import AuditEvent, Checkpoint
 from federation.vetting.models import Decision, Feedback
 
@@ -18,9 +19,27 @@ INCLUSION_PROOF_PATH = "/api/v1/log/proof/inclusion"
 
 
 @dataclass(frozen=True)
+class FieldMismatch:
+    """A stored field that says something other than the signed bytes."""
+
+    field: str
+    stored: str
+    signed: str
+
+
+@dataclass(frozen=True)
 class CheckedContribution:
     contribution: Contribution
     signature_valid: bool
+    mismatches: list[FieldMismatch] = field(default_factory=list)
+
+    @property
+    def fields_match(self) -> bool:
+        return not self.mismatches
+
+    @property
+    def mismatched_fields(self) -> str:
+        return ", ".join(m.field for m in self.mismatches)
 
 
 @dataclass(frozen=True)
@@ -83,6 +102,54 @@ def signature_holds(contribution: Contribution) -> bool:
     )
 
 
+def _shown(value) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, list | tuple):
+        return json.dumps(list(value))
+    return str(value)
+
+
+def stored_field_mismatches(contribution: Contribution) -> list[FieldMismatch]:
+    """Each stored field that the reports and the API read, compared with what the member signed.
+
+    The signature covers only ``canonical``; every other column is a copy the hub made when it
+    stored the contribution, and a copy can be changed (by SQL, a bad migration) without touching
+    the signature. The signed bytes are parsed again with the hub's own parser, so values compare
+    in the same normalised form the hub stored them in."""
+    raw = contribution.canonical.encode()
+    try:
+        signed = parse_contribution(json.loads(raw))
+    except (ValueError, MalformedContribution) as error:  # JSON or structure broken
+        return [FieldMismatch("canonical", "stored bytes", f"not a contribution ({error})")]
+    entry = contribution.entry
+    incident = contribution.incident_id
+    pairs = [
+        ("uuid", str(contribution.uuid), str(signed.uuid)),
+        ("member", contribution.organisation.slug, signed.member),
+        ("key_id", contribution.signing_key.key_id, signed.key_id),
+        ("action", contribution.action, signed.action),
+        ("signal type", entry.signal_type, signed.signal_type),
+        ("signal value", entry.value, signed.value),
+        ("labels", list(contribution.labels), list(signed.labels)),
+        ("scope", contribution.scope, signed.scope),
+        ("quality", contribution.quality, signed.quality),
+        (
+            "incident",
+            None if incident is None else str(incident),
+            signed.incident and str(signed.incident),
+        ),
+        ("created_at", contribution.created_at, signed.created_at),
+        ("origin hub", contribution.origin_hub, signed.hub),
+        ("content_hash", contribution.content_hash, hashlib.sha256(raw).hexdigest()),
+    ]
+    return [
+        FieldMismatch(name, _shown(stored), _shown(signed_value))
+        for name, stored, signed_value in pairs
+        if stored != signed_value
+    ]
+
+
 def entry_history(*, entry_id: int) -> EntryHistory:
     """Raises ``Entry.DoesNotExist`` for an unknown entry."""
     entry = selectors.entry_for_history(entry_id=entry_id)
@@ -101,7 +168,11 @@ def entry_history(*, entry_id: int) -> EntryHistory:
         entry=entry,
         labels=sorted(label.slug for label in entry.labels.all()),
         contributions=[
-            CheckedContribution(contribution=c, signature_valid=signature_holds(c))
+            CheckedContribution(
+                contribution=c,
+                signature_valid=signature_holds(c),
+                mismatches=stored_field_mismatches(c),
+            )
             for c in contributions
         ],
         decisions=[RecordedDecision(decision=d) for d in entry.decisions.all()],

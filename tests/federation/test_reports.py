@@ -528,3 +528,51 @@ def test_transparency_report_says_when_nothing_is_signed_yet(auditor):
     assert response.status_code == 200
     assert b"No checkpoint has been signed yet." in response.content
     assert b"No contributions in this period." in response.content
+
+
+def test_entry_history_says_when_stored_labels_no_longer_match_the_signed_bytes(seeded, auditor):
+    from django.db import connection
+
+    entry = seeded["shared_entry"]
+    tampered = entry.contributions.order_by("pk").first()
+    with connection.cursor() as cursor:  # an insider edits the copy, not the signed bytes
+        cursor.execute(
+            "UPDATE federation_contribution SET labels = %s WHERE id = %s",
+            ['["manifesto"]', tampered.pk],
+        )
+    client = browser_for(auditor)
+    response = client.get(f"/reports/entries/{entry.pk}/")
+    checked = response.context["history"].contributions
+    assert [c.signature_valid for c in checked] == [True, True]  # the signature still holds
+    assert [c.fields_match for c in checked] == [False, True]
+    (mismatch,) = checked[0].mismatches
+    assert (mismatch.field, mismatch.stored) == ("labels", '["manifesto"]')
+    assert "attack-footage" in mismatch.signed
+    html = response.content.decode()
+    assert "DO NOT MATCH the signed bytes" in html
+    assert "labels: stored <code>[&quot;manifesto&quot;]</code>" in html
+    rows = csv_rows(client.get(f"/reports/entries/{entry.pk}.csv"))
+    details = [row["detail"] for row in rows if row["kind"] == "contribution"]
+    assert "stored_fields=MISMATCH(labels)" in details[0]
+    assert "stored_fields=match" in details[1]
+
+
+def test_entry_history_checks_every_stored_field_against_the_signed_bytes(seeded, auditor):
+    entry = seeded["shared_entry"]
+    first = entry.contributions.order_by("pk").first()
+    response = browser_for(auditor).get(f"/reports/entries/{entry.pk}/")
+    assert all(c.fields_match for c in response.context["history"].contributions)
+    assert "match the signed bytes" in response.content.decode()
+    Contribution.objects.filter(pk=first.pk).update(
+        action="retract", scope="hub", origin_hub="elsewhere", created_at=SEP_20
+    )
+    Entry.objects.filter(pk=entry.pk).update(value="0" * 64)
+    checked = browser_for(auditor).get(f"/reports/entries/{entry.pk}/").context["history"]
+    assert {m.field for m in checked.contributions[0].mismatches} == {
+        "action",
+        "scope",
+        "origin hub",
+        "created_at",
+        "signal value",
+    }
+    assert {m.field for m in checked.contributions[1].mismatches} == {"signal value"}

@@ -372,7 +372,11 @@ def _store(batch: _Batch, verified: list[_Verified]) -> None:
             )
         else:
             batch.set(twin, DUPLICATE, first_result.entry_id)
-    audit_record_many(_accepted_record(batch, x.verified, x.entry_id) for x in stored_all)
+    # Dated with the contributions' received_at: the reports date contributions by it, the log
+    # by occurred_at, and the two must agree (docs/reports.md, "Dates").
+    audit_record_many(
+        (_accepted_record(batch, x.verified, x.entry_id) for x in stored_all), occurred_at=now
+    )
 
 
 def _stored_contributions(uuids: list[uuid_module.UUID]):

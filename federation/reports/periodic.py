@@ -47,6 +47,8 @@ class TransparencyReport:
         rows += [("entries moved to state", k, v) for k, v in sorted(self.state_changes.items())]
         rows += [("feedback", k, v) for k, v in sorted(self.feedback.items())]
         rows += [("incidents declared", i.name, 1) for i in self.incidents]
+        # A snapshot, not a count over the period: as the page says, "as this report is generated".
+        rows.append(("now", "entries disputed now", self.entries_disputed_now))
         return rows
 
 

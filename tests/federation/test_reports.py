@@ -576,3 +576,33 @@ def test_entry_history_checks_every_stored_field_against_the_signed_bytes(seeded
         "signal value",
     }
     assert {m.field for m in checked.contributions[1].mismatches} == {"signal value"}
+
+
+def test_transparency_csv_carries_the_entries_disputed_now_the_page_shows(seeded, auditor):
+    Entry.objects.filter(pk=seeded["shared_entry"].pk).update(state=Entry.State.DISPUTED)
+    client = browser_for(auditor)
+    page = client.get("/reports/transparency/?period=2026-10")
+    assert page.context["report"].entries_disputed_now == 1
+    assert "1 entry is disputed as this report is generated" in page.content.decode()
+    rows = csv_rows(client.get("/reports/transparency.csv?period=2026-10"))
+    cells = {(row["section"], row["item"]): row["count"] for row in rows}
+    assert cells[("now", "entries disputed now")] == "1"
+
+
+def test_a_contribution_is_dated_by_the_time_of_its_accepted_log_event(acme_submitter, auditor):
+    results = submit(
+        acme_submitter,
+        [acme_submitter.signed(signal={"type": "md5", "value": random_hex(32)}) for _ in range(3)],
+    )
+    for result in results:
+        contribution = Contribution.objects.get(uuid=result.uuid)
+        event = AuditEvent.objects.get(action="contribution.accepted", object_id=str(result.uuid))
+        assert contribution.received_at == event.occurred_at  # to the microsecond
+    # So a period's contributions in the reports are the period's accepted events in the log.
+    moment = Contribution.objects.get(uuid=results[0].uuid).received_at
+    day = moment.date().isoformat()
+    client = browser_for(auditor)
+    overview = client.get(f"/reports/?from={day}&to={day}").context["totals"]
+    log = csv_rows(client.get(f"/reports/export/audit-actions.csv?from={day}&to={day}"))
+    accepted = {row["audit_action"]: int(row["count"]) for row in log}["contribution.accepted"]
+    assert overview["contributions"] == accepted == 3

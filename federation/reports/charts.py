@@ -62,9 +62,48 @@ def _render(chart: pygal.graph.graph.Graph) -> SafeString:
     return mark_safe(etree.tostring(root, encoding="unicode"))  # noqa: S308
 
 
+# A chart with fewer periods than this is drawn with blank slots around them, so that one day's
+# bar is one bar's width, not the whole plot.
+MIN_PERIOD_SLOTS = 8
+MAX_TICKS = 8
+
+
+def count_ticks(largest: int) -> list[int]:
+    """Whole-number axis ticks from 0 to at least ``largest``, at a step of 1, 2 or 5 times a
+    power of ten, at most ``MAX_TICKS`` + 1 of them: counts never get ticks such as 0.2 or 2.8."""
+    largest = max(int(largest), 1)
+    step = 1
+    while True:
+        for factor in (1, 2, 5):
+            candidate = step * factor
+            if -(-largest // candidate) <= MAX_TICKS:
+                top = -(-largest // candidate) * candidate
+                return list(range(0, top + 1, candidate))
+        step *= 10
+
+
+def _count_axis(largest: int) -> dict[str, Any]:
+    ticks = count_ticks(largest)
+    return {
+        "y_labels": ticks,
+        "range": (0, ticks[-1]),
+        "value_formatter": lambda value: f"{value:,.0f}",
+    }
+
+
 def period_chart(rows: Sequence[dict[str, Any]], *, granularity: str) -> SafeString:
     """Adds and retracts per period, stacked."""
     many = len(rows) > 16
+    labels = [_period_label(row["period"], granularity) for row in rows]
+    adds: list[int | None] = [row["add"] for row in rows]
+    retracts: list[int | None] = [row["retract"] for row in rows]
+    if rows and len(rows) < MIN_PERIOD_SLOTS:
+        before = (MIN_PERIOD_SLOTS - len(rows)) // 2
+        after = MIN_PERIOD_SLOTS - len(rows) - before
+        labels = [""] * before + labels + [""] * after
+        adds = [None] * before + adds + [None] * after
+        retracts = [None] * before + retracts + [None] * after
+    largest = max((row["add"] + row["retract"] for row in rows), default=0)
     chart = pygal.StackedBar(
         **{
             **_COMMON,
@@ -75,12 +114,13 @@ def period_chart(rows: Sequence[dict[str, Any]], *, granularity: str) -> SafeStr
             "x_labels_major_every": max(1, len(rows) // 12) if many else None,
             "legend_at_bottom": True,
             "legend_at_bottom_columns": 2,
+            **(_count_axis(largest) if rows else {}),
         }
     )
     chart.title = f"Contributions per {granularity}"
-    chart.x_labels = [_period_label(row["period"], granularity) for row in rows]
-    chart.add("Add", [row["add"] for row in rows])
-    chart.add("Retract", [row["retract"] for row in rows])
+    chart.x_labels = labels
+    chart.add("Add", adds)
+    chart.add("Retract", retracts)
     return _render(chart)
 
 
@@ -104,6 +144,7 @@ def ranking_chart(
             "width": 520,
             "height": max(200, 90 + 40 * len(shown)),
             "show_legend": False,
+            **(_count_axis(max(row["total"] for row in shown)) if shown else {}),
         }
     )
     chart.title = title

@@ -362,6 +362,7 @@ class Command(BaseCommand):
         self.say(f"Auditor reports:  {hub.url}/reports/ (auditor / {AUDITOR_PASSWORD})")
         self.say(f"API docs:         {hub.url}/api/docs/")
         self.say("")
+        self.say("Next steps (run the $ commands from the project folder):")
         self.say("A partner: acme's member-admin amy manages acme's keys, tokens and members.")
         self.say(f"  member-admin token: {amy['token']}")
         self.say(

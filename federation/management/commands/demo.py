@@ -3,6 +3,10 @@ file-system Celery transport), then act out a day of hash sharing against it ove
 
 Each hub runs as real processes (gunicorn and a Celery worker with beat), so the same walkthrough
 grows into a federation of several hubs when propagation arrives.
+
+A demo refuses to start, before it changes anything under ``var/``, while another demo runs the
+same hub (``var/NAME.lock``) or its port is taken; Ctrl-C, SIGTERM and SIGHUP stop the hub's
+processes with it. It ends by printing the tokens and commands a newcomer needs next.
 """
 
 import fcntl
@@ -107,7 +111,9 @@ class Command(BaseCommand):
     help = "Run a Concordat hub on localhost and show it at work (no servers needed)."
 
     def add_arguments(self, parser):
-        parser.add_argument("--port", type=int, default=8701)
+        parser.add_argument(
+            "--port", type=int, default=8701, help="The hub's port on 127.0.0.1 (must be free)."
+        )
         parser.add_argument(
             "--hub-name", default="hub-a", help="Names the hub and its folder var/NAME."
         )

@@ -4,6 +4,7 @@ standalone verifier."""
 
 import base64
 import hashlib
+from datetime import UTC, datetime
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -63,10 +64,14 @@ def test_the_verifier_opens_the_go_reference_note_and_rejects_a_changed_one():
 @override_settings(HUB_ID="hub.example.org/log")
 def test_hub_checkpoint_note_is_exactly_the_c2sp_format():
     root = hashlib.sha256(b"root").digest()
-    note = checkpoints.sign_checkpoint(tree_size=42, root_hash=root)
+    signed_at = datetime(2026, 12, 2, 1, 2, 3, tzinfo=UTC)
+    note = checkpoints.sign_checkpoint(tree_size=42, root_hash=root, signed_at=signed_at)
     assert note.endswith("\n") and note.count("\n\n") == 1
     body, signature_line = note[:-1].split("\n\n")
-    assert body + "\n" == f"hub.example.org/log\n42\n{base64.b64encode(root).decode()}\n"
+    assert body + "\n" == (
+        f"hub.example.org/log\n42\n{base64.b64encode(root).decode()}\n"
+        "concordat-signed-at 2026-12-02T01:02:03Z\n"
+    )
     assert signature_line.startswith("\u2014 hub.example.org/log ")
     blob = base64.b64decode(signature_line.split(" ")[2])
     assert len(blob) == 4 + 64
@@ -75,6 +80,7 @@ def test_hub_checkpoint_note_is_exactly_the_c2sp_format():
         note, verifier.parse_verifier_key(checkpoints.hub_verifier_key())
     )
     assert (signed.origin, signed.tree_size, signed.root_hash) == ("hub.example.org/log", 42, root)
+    assert signed.signed_at == signed_at
 
 
 def test_the_verifier_rejects_notes_by_other_keys_and_ignores_extra_signatures():

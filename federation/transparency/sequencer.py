@@ -105,7 +105,7 @@ def _sequence_batch(batch_size: int) -> int | None:
         if squatters:
             _refuse(
                 f"audit rows already claim leaves at or beyond the tree size {old_size} "
-                f"(event id, leaf index: {squatters}); they were not written by the sequencer. "
+                f"(event id, leaf index: {squatters}); they were not written by the sequencer; "
                 "see docs/transparency.md, 'When the sequencer refuses'"
             )
         events = list(

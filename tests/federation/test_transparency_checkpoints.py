@@ -142,6 +142,23 @@ def test_the_worked_example_in_the_docs_is_exact():
     vkey = checkpoints.verifier_key("hub.example.org", key.public_key().public_bytes_raw())
     assert vkey == "hub.example.org+2ce9c755+AQOhB7/zzhC+HXDdGOdLwJln5NYwm6UNXx3chmQSVTG4"
     assert verifier.verify_checkpoint(note, verifier.parse_verifier_key(vkey)).tree_size == 3
+    stamped = checkpoints.sign_note(
+        checkpoints.checkpoint_body(
+            origin="hub.example.org",
+            tree_size=3,
+            root_hash=root,
+            signed_at=datetime(2026, 12, 1, tzinfo=UTC),
+        ),
+        name="hub.example.org",
+        private_key=key,
+    )
+    assert stamped == (
+        "hub.example.org\n3\n1Pksj7uJcg6ztVZ3x9fvrd/rENEaGoSguo8aIzN/qpU=\n"
+        "concordat-signed-at 2026-12-01T00:00:00Z\n\n"
+        "\u2014 hub.example.org LOnHVfTBVd0gKJ2GTIg2NuzbOmwwP7m9LQCLvlU1Rox5TLL1RukMJ53wipbWOS18z51OayACB1SBruJB1xxlW+c3Xw4=\n"
+    )
+    signed = verifier.verify_checkpoint(stamped, verifier.parse_verifier_key(vkey))
+    assert signed.signed_at == datetime(2026, 12, 1, tzinfo=UTC)
 
 
 @pytest.mark.parametrize("size", ["\u00b2", "\u0661\u0662", "012", "-1", ""])

@@ -1,7 +1,7 @@
 """Django finds the app's models here; each lives beside the capability that owns it."""
 
 from federation.contributions.models import Contribution, Entry, EntryLabel, Label
-from federation.transparency.models import AuditEvent, Checkpoint, MerkleNode
+from federation.transparency.models import AuditEvent, Checkpoint, MerkleNode, SequencerStatus
 from federation.vetting.models import Decision, Feedback, Incident, VettingPolicy
 
 __all__ = [
@@ -15,5 +15,6 @@ __all__ = [
     "Incident",
     "Label",
     "MerkleNode",
+    "SequencerStatus",
     "VettingPolicy",
 ]

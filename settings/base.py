@@ -171,6 +171,8 @@ BULK_MAX_ITEMS = env_int("CONCORDAT_BULK_MAX_ITEMS", 10_000)
 # Transparency log: readable without credentials when public.
 TRANSPARENCY_LOG_PUBLIC = env_bool("CONCORDAT_LOG_PUBLIC", False)
 TRANSPARENCY_SEQUENCE_BATCH = env_int("CONCORDAT_SEQUENCE_BATCH", 5_000)
+# The log's health endpoint reports "stalled" once an event has waited this long for a leaf.
+TRANSPARENCY_STALL_SECONDS = env_int("CONCORDAT_LOG_STALL_SECONDS", 300)
 
 LOGGING = {
     "version": 1,

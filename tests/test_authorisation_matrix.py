@@ -136,6 +136,13 @@ DECISIONS: dict[str, Route] = {
     "api/v1/log/proof/consistency": Route(
         "/api/v1/log/proof/consistency?first=1&second=1", {"GET": Access(AUDIT)}
     ),
+    # issue 8: signed bytes by leaf, figures from the log, freshness; health is for monitoring
+    "api/v1/log/contributions": Route(
+        "/api/v1/log/contributions?start=0&end=1", {"GET": Access(AUDIT)}
+    ),
+    "api/v1/log/figures": Route("/api/v1/log/figures", {"GET": Access(AUDIT)}),
+    "api/v1/log/status": Route("/api/v1/log/status", {"GET": Access(AUDIT)}),
+    "api/v1/log/health": Route("/api/v1/log/health", {"GET": Access(EVERYONE)}),
 }
 
 

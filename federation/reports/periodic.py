@@ -1,6 +1,7 @@
 """The printable periodic transparency report: what happened on the hub in one month (or any
 period), in numbers a consortium can publish."""
 
+import calendar
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -8,6 +9,7 @@ from typing import Any
 from federation.contributions.models import Entry
 from federation.reports import selectors
 from federation.reports.selectors import ReportFilters
+from federation.transparency.figures import log_figures
 from federation.transparency.models import Checkpoint
 from federation.vetting.models import Incident
 
@@ -28,6 +30,9 @@ class TransparencyReport:
     incidents: list[Incident]
     entries_disputed_now: int
     checkpoint: Checkpoint | None
+    # Counted from the log's leaves up to ``checkpoint`` (whole-month periods only): the figures
+    # an auditor's verifier recomputes with --reconcile (docs/transparency.md).
+    log_figures: dict[str, Any] | None = None
 
     @property
     def disputes(self) -> int:
@@ -49,12 +54,42 @@ class TransparencyReport:
         rows += [("incidents declared", i.name, 1) for i in self.incidents]
         # A snapshot, not a count over the period: as the page says, "as this report is generated".
         rows.append(("now", "entries disputed now", self.entries_disputed_now))
+        figures = self.log_figures
+        if figures:
+            section = f"from the log at checkpoint {figures['tree_size']}"
+            rows.append((section, "events", figures["events"]))
+            rows.append((section, "contributions accepted", figures["contributions_accepted"]))
+            for name, key in LOG_FIGURE_SECTIONS:
+                rows += [(f"{section}: {name}", item, n) for item, n in figures[key].items()]
         return rows
+
+
+LOG_FIGURE_SECTIONS = (
+    ("events by action", "events_by_action"),
+    ("contributions by action", "contributions_by_action"),
+    ("contributions by member", "contributions_by_organisation"),
+    ("contributions by label", "contributions_by_label"),
+    ("contributions by signal type", "contributions_by_signal_type"),
+)
+
+
+def _whole_month(first_day: date, last_day: date) -> str | None:
+    last = calendar.monthrange(first_day.year, first_day.month)[1]
+    if first_day.day == 1 and last_day == first_day.replace(day=last):
+        return first_day.strftime("%Y-%m")
+    return None
 
 
 def transparency_report(
     *, first_day: date, last_day: date, title: str, filters: ReportFilters
 ) -> TransparencyReport:
+    checkpoint = selectors.latest_checkpoint()
+    month = _whole_month(first_day, last_day)
+    figures = (
+        log_figures(tree_size=checkpoint.tree_size, month=month)
+        if checkpoint is not None and month is not None
+        else None
+    )
     return TransparencyReport(
         first_day=first_day,
         last_day=last_day,
@@ -74,5 +109,6 @@ def transparency_report(
         },
         incidents=list(selectors.incidents_in_period(filters=filters)),
         entries_disputed_now=selectors.entries_in_state(state=Entry.State.DISPUTED),
-        checkpoint=selectors.latest_checkpoint(),
+        checkpoint=checkpoint,
+        log_figures=figures,
     )

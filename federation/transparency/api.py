@@ -1,13 +1,16 @@
 """The log's read API for auditors (docs/transparency.md): the hub's verifier key, signed
-checkpoints, entries by index range, and RFC 9162 inclusion and consistency proofs.
+checkpoints, entries by index range, RFC 9162 inclusion and consistency proofs, the signed bytes
+of accepted contributions by leaf range, figures counted from the log, and the log's status
+(freshness, sequencer health; a public health check for monitoring).
 
 Readers need the ``audit`` capability (auditors, consortium admins) unless
-``settings.TRANSPARENCY_LOG_PUBLIC`` opens the log to anyone; the key is always public.
+``settings.TRANSPARENCY_LOG_PUBLIC`` opens the log to anyone; the key and the health check are always public.
 """
 
 import base64
 import json
 import re
+from datetime import UTC
 
 from django.conf import settings
 from django.http import HttpResponse
@@ -23,6 +26,7 @@ from federation.errors import InvalidInput
 from federation.hubkey import hub_public_key_b64, hub_public_key_bytes
 from federation.transparency import log_selectors as selectors
 from federation.transparency.checkpoints import hub_key_name, hub_verifier_key, key_id
+from federation.transparency.figures import log_figures
 from members.models import Scope
 from members.permissions import HasCapability
 
@@ -200,3 +204,123 @@ class ConsistencyProofView(LogView):
                 "consistency_path": [_b64(node) for node in proof.consistency_path],
             }
         )
+
+
+def _time(moment) -> str | None:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ") if moment else None
+
+
+def _status_document(status: selectors.LogStatus) -> dict:
+    return {
+        "healthy": status.healthy,
+        "tree_size": status.tree_size,
+        "checkpoint_signed_at": _time(status.checkpoint_signed_at),
+        "unsequenced_events": status.unsequenced_events,
+        "oldest_unsequenced_at": _time(status.oldest_unsequenced_at),
+        "oldest_unsequenced_age_seconds": status.oldest_unsequenced_age_seconds,
+        "stalled": status.stalled,
+        "stall_seconds": status.stall_seconds,
+        "sequencer": {
+            "state": status.sequencer_state,
+            "reason": status.sequencer_reason,
+            "since": _time(status.sequencer_since),
+            "refusals": status.sequencer_refusals,
+        },
+    }
+
+
+class StatusView(LogView):
+    """How fresh the log is: when the latest checkpoint was signed, how many events wait for a
+    leaf and since when, and whether the sequencer refuses (with its reason)."""
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request):
+        return Response(_status_document(selectors.log_status()))
+
+
+class HealthView(APIView):
+    """Public, for monitoring: 200 when the log is sequencing, 503 (code ``log_refused`` or
+    ``log_stalled``) when the sequencer refuses or events wait longer than the stall bound."""
+
+    permission_classes = [AllowAny]
+    authentication_classes: list = []
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT, 503: OpenApiTypes.OBJECT})
+    def get(self, request):
+        status = selectors.log_status()
+        if status.healthy:
+            return Response({"status": "ok", "tree_size": status.tree_size})
+        refused = status.sequencer_state != "ok"
+        return Response(
+            {
+                "error": {
+                    "code": "log_refused" if refused else "log_stalled",
+                    "message": (
+                        "The audit log sequencer refuses to sequence; no checkpoint is signed."
+                        if refused
+                        else "Audit events have waited longer than the stall bound for a leaf."
+                    ),
+                    "details": {
+                        "unsequenced_events": status.unsequenced_events,
+                        "oldest_unsequenced_age_seconds": status.oldest_unsequenced_age_seconds,
+                        "checkpoint_signed_at": _time(status.checkpoint_signed_at),
+                        "since": _time(status.sequencer_since) if refused else None,
+                    },
+                }
+            },
+            status=503,
+        )
+
+
+class ContributionsView(LogView):
+    """For leaves ``[start, end)`` (at most 1000) of the published tree, the signed bytes and
+    signature of each ``contribution.accepted`` leaf, so an auditor can check the member's
+    signature against the key of its ``key.registered`` leaf."""
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("start", OpenApiTypes.INT, required=True),
+            OpenApiParameter("end", OpenApiTypes.INT, required=True, description="exclusive"),
+        ],
+        responses=OpenApiTypes.OBJECT,
+    )
+    def get(self, request):
+        start = _int_param(request, "start")
+        end = _int_param(request, "end")
+        tree_size, found = selectors.log_contributions(start=start, end=end)
+        return Response(
+            {
+                "tree_size": tree_size,
+                "start": start,
+                "end": min(end, tree_size),
+                "contributions": [
+                    {
+                        "leaf_index": item.leaf_index,
+                        "uuid": item.uuid,
+                        "canonical": _b64(item.canonical) if item.canonical is not None else None,
+                        "signature": _b64(item.signature) if item.signature is not None else None,
+                    }
+                    for item in found
+                ],
+            }
+        )
+
+
+class FiguresView(LogView):
+    """Headline figures counted from the first ``size`` leaves (default: the latest checkpoint),
+    optionally for one month (``YYYY-MM``, by ``occurred_at``)."""
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("size", OpenApiTypes.INT, required=False),
+            OpenApiParameter("month", OpenApiTypes.STR, required=False, description="YYYY-MM"),
+        ],
+        responses=OpenApiTypes.OBJECT,
+    )
+    def get(self, request):
+        size = _int_param(request, "size", required=False)
+        if size is None:
+            latest = selectors.latest_checkpoint()
+            size = latest.tree_size if latest else 0
+        month = request.query_params.get("month") or None
+        return Response(log_figures(tree_size=size, month=month))

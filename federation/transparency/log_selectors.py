@@ -7,16 +7,22 @@ nodes one proof needs are read with a single query, and nothing is recomputed fr
 ``selectors`` module here would shadow the standard library's.)
 """
 
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.db import connections, router
+from django.db.models import Count, Min
+from django.utils import timezone
 
+from federation.contributions.models import Contribution
 from federation.errors import InvalidInput, NotFound
 from federation.transparency import merkle
 from federation.transparency.audit import event_document, event_leaf_bytes
-from federation.transparency.models import AuditEvent, Checkpoint, MerkleNode
+from federation.transparency.models import AuditEvent, Checkpoint, MerkleNode, SequencerStatus
 
 MAX_ENTRIES_PER_REQUEST = 1000
 
@@ -168,22 +174,7 @@ def log_entries(*, start: int, end: int) -> tuple[int, list[LogEntry]]:
     leaf bytes computed from the audit rows as they are now (a changed row shows up as leaf bytes
     that no longer hash to the committed leaf hash), and the committed leaf hashes."""
     size = _published_size()
-    if start < 0 or end <= start:
-        raise InvalidInput(
-            "Need 0 <= start < end.", code="bad_range", details={"start": start, "end": end}
-        )
-    if end - start > MAX_ENTRIES_PER_REQUEST:
-        raise InvalidInput(
-            f"At most {MAX_ENTRIES_PER_REQUEST} entries per request.",
-            code="bad_range",
-            details={"start": start, "end": end, "max": MAX_ENTRIES_PER_REQUEST},
-        )
-    if start >= size:
-        raise InvalidInput(
-            f"start must be below the latest checkpoint's size ({size}).",
-            code="bad_range",
-            details={"start": start, "tree_size": size},
-        )
+    _check_range(start, end, size)
     end = min(end, size)
     events = AuditEvent.objects.filter(leaf_index__gte=start, leaf_index__lt=end).order_by(
         "leaf_index"
@@ -203,3 +194,125 @@ def log_entries(*, start: int, end: int) -> tuple[int, list[LogEntry]]:
         for event in events
     ]
     return size, entries
+
+
+@dataclass(frozen=True)
+class LogStatus:
+    """How fresh the log is: the latest checkpoint, what waits to be sequenced, the sequencer's
+    health. ``healthy`` is False when the sequencer refuses or events have waited longer than
+    ``TRANSPARENCY_STALL_SECONDS``."""
+
+    tree_size: int
+    checkpoint_signed_at: datetime | None
+    unsequenced_events: int
+    oldest_unsequenced_at: datetime | None
+    oldest_unsequenced_age_seconds: float | None
+    sequencer_state: str
+    sequencer_reason: str
+    sequencer_since: datetime | None
+    sequencer_refusals: int
+    stall_seconds: int
+
+    @property
+    def stalled(self) -> bool:
+        age = self.oldest_unsequenced_age_seconds
+        return age is not None and age > self.stall_seconds
+
+    @property
+    def healthy(self) -> bool:
+        return self.sequencer_state == SequencerStatus.State.OK and not self.stalled
+
+
+def log_status(*, now: datetime | None = None) -> LogStatus:
+    now = now or timezone.now()
+    checkpoint = latest_checkpoint()
+    # One pass over the unsequenced rows (the partial index "auditevent_unsequenced"): the
+    # oldest by time, not by id, since ids are taken at insert and rows commit out of order.
+    pending = AuditEvent.objects.filter(leaf_index__isnull=True).aggregate(
+        count=Count("id"), oldest=Min("occurred_at")
+    )
+    oldest_time = pending["oldest"]
+    status = SequencerStatus.objects.filter(pk=1).first()
+    return LogStatus(
+        tree_size=checkpoint.tree_size if checkpoint else 0,
+        checkpoint_signed_at=checkpoint.created_at if checkpoint else None,
+        unsequenced_events=pending["count"],
+        oldest_unsequenced_at=oldest_time,
+        oldest_unsequenced_age_seconds=(
+            max(0.0, (now - oldest_time).total_seconds()) if oldest_time else None
+        ),
+        sequencer_state=status.state if status else SequencerStatus.State.OK,
+        sequencer_reason=status.reason if status else "",
+        sequencer_since=status.since if status else None,
+        sequencer_refusals=status.refusals if status else 0,
+        stall_seconds=settings.TRANSPARENCY_STALL_SECONDS,
+    )
+
+
+@dataclass(frozen=True)
+class SignedContribution:
+    """What an auditor needs to check one ``contribution.accepted`` leaf's member signature."""
+
+    leaf_index: int
+    uuid: str
+    canonical: bytes | None  # None: no stored contribution has the leaf's uuid
+    signature: bytes | None
+
+
+def log_contributions(*, start: int, end: int) -> tuple[int, list[SignedContribution]]:
+    """The stored signed bytes and signature of every ``contribution.accepted`` leaf in
+    ``[start, min(end, size))`` of the published tree, bounded like ``log_entries``."""
+    size = _published_size()
+    _check_range(start, end, size)
+    end = min(end, size)
+    events = list(
+        AuditEvent.objects.filter(
+            leaf_index__gte=start, leaf_index__lt=end, action="contribution.accepted"
+        )
+        .order_by("leaf_index")
+        .values_list("leaf_index", "object_id")
+    )
+    stored = {
+        str(row_uuid): (canonical, signature)
+        for row_uuid, canonical, signature in Contribution.objects.filter(
+            uuid__in=[_as_uuid(object_id) for _, object_id in events if _as_uuid(object_id)]
+        ).values_list("uuid", "canonical", "signature")
+    }
+    found = []
+    for leaf_index, object_id in events:
+        canonical, signature = stored.get(object_id, (None, None))
+        found.append(
+            SignedContribution(
+                leaf_index=leaf_index,
+                uuid=object_id,
+                canonical=canonical.encode() if canonical is not None else None,
+                signature=bytes(signature) if signature is not None else None,
+            )
+        )
+    return size, found
+
+
+def _as_uuid(text: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        return None
+
+
+def _check_range(start: int, end: int, size: int) -> None:
+    if start < 0 or end <= start:
+        raise InvalidInput(
+            "Need 0 <= start < end.", code="bad_range", details={"start": start, "end": end}
+        )
+    if end - start > MAX_ENTRIES_PER_REQUEST:
+        raise InvalidInput(
+            f"At most {MAX_ENTRIES_PER_REQUEST} entries per request.",
+            code="bad_range",
+            details={"start": start, "end": end, "max": MAX_ENTRIES_PER_REQUEST},
+        )
+    if start >= size:
+        raise InvalidInput(
+            f"start must be below the latest checkpoint's size ({size}).",
+            code="bad_range",
+            details={"start": start, "tree_size": size},
+        )

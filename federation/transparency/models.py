@@ -65,3 +65,22 @@ class Checkpoint(models.Model):
 
     def __str__(self) -> str:
         return f"checkpoint {self.tree_size}"
+
+
+class SequencerStatus(models.Model):
+    """The sequencer's health, one row (pk 1). Written outside the batch transaction, so that a
+    refusal (which rolls its batch back) is still recorded and shown by the log's status and
+    health endpoints until a later run succeeds."""
+
+    class State(models.TextChoices):
+        OK = "ok", "Sequencing"
+        REFUSED = "refused", "Refusing to sequence"
+
+    state = models.CharField(max_length=16, choices=State.choices, default=State.OK)
+    reason = models.TextField(blank=True)
+    since = models.DateTimeField(default=timezone.now, help_text="When the state last changed.")
+    last_refused_at = models.DateTimeField(null=True, blank=True)
+    refusals = models.PositiveIntegerField(default=0, help_text="Refused runs since the last OK.")
+
+    def __str__(self) -> str:
+        return f"sequencer {self.state}"

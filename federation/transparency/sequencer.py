@@ -11,19 +11,27 @@ Consistency. A checkpoint is signed in the same transaction that stores the node
 an RFC 9162 consistency proof, read from the stored nodes, verifies from the previous checkpoint's
 root to the new root (checked with the standalone verifier's code). If it does not, the batch is
 rolled back and nothing is signed: the hub never signs two inconsistent checkpoints.
+
+Refusals are loud. Before a batch, the sequencer checks that no audit row already claims a leaf
+at or beyond the stored tree size (a row forged or restored with a ``leaf_index`` would otherwise
+make every batch fail on the unique constraint, forever and quietly). Any refusal is logged as
+critical and recorded in ``SequencerStatus`` outside the rolled-back batch, where the log's
+status and health endpoints show it until a run succeeds. The sequencer only ever sets
+``leaf_index`` on rows where it is NULL.
 """
 
 import logging
 
 from django.conf import settings
 from django.db import connections, router, transaction
+from django.utils import timezone
 
 from federation.bulk_insert import copy_rows
 from federation.transparency import log_selectors as selectors
 from federation.transparency import merkle, verifier
 from federation.transparency.audit import event_leaf_bytes
 from federation.transparency.checkpoints import sign_checkpoint
-from federation.transparency.models import AuditEvent, Checkpoint, MerkleNode
+from federation.transparency.models import AuditEvent, Checkpoint, MerkleNode, SequencerStatus
 
 logger = logging.getLogger(__name__)
 
@@ -43,12 +51,38 @@ def sequence_pending(*, batch_size: int | None = None) -> int:
     batch_size = batch_size or settings.TRANSPARENCY_SEQUENCE_BATCH
     total = 0
     while True:
-        sequenced = _sequence_batch(batch_size)
+        try:
+            sequenced = _sequence_batch(batch_size)
+        except LogInconsistent as exc:
+            _record_refusal(str(exc))
+            raise
         if sequenced is None:
             return total
         total += sequenced
         if sequenced < batch_size:
+            _record_success()
             return total
+
+
+def _record_refusal(reason: str) -> None:
+    now = timezone.now()
+    with transaction.atomic(using=router.db_for_write(SequencerStatus)):
+        status, _ = SequencerStatus.objects.select_for_update().get_or_create(pk=1)
+        if status.state != SequencerStatus.State.REFUSED:
+            status.state = SequencerStatus.State.REFUSED
+            status.since = now
+            status.refusals = 0
+        status.reason = reason
+        status.last_refused_at = now
+        status.refusals += 1
+        status.save()
+
+
+def _record_success() -> None:
+    """Back to OK after a refusal (one cheap UPDATE, and only when the state changes)."""
+    SequencerStatus.objects.filter(pk=1).exclude(state=SequencerStatus.State.OK).update(
+        state=SequencerStatus.State.OK, reason="", since=timezone.now(), refusals=0
+    )
 
 
 def _sequence_batch(batch_size: int) -> int | None:
@@ -62,6 +96,17 @@ def _sequence_batch(batch_size: int) -> int | None:
             _refuse(
                 f"the stored tree has {old_size} leaves but the latest checkpoint signs "
                 f"{previous.tree_size if previous else 'nothing'}"
+            )
+        squatters = list(
+            AuditEvent.objects.filter(leaf_index__gte=old_size)
+            .order_by("leaf_index")
+            .values_list("id", "leaf_index")[:5]
+        )
+        if squatters:
+            _refuse(
+                f"audit rows already claim leaves at or beyond the tree size {old_size} "
+                f"(event id, leaf index: {squatters}); they were not written by the sequencer; "
+                "see docs/transparency.md, 'When the sequencer refuses'"
             )
         events = list(
             AuditEvent.objects.filter(leaf_index__isnull=True).order_by("id")[:batch_size]
@@ -80,10 +125,12 @@ def _sequence_batch(batch_size: int) -> int | None:
         )
         new_root = merkle.range_hash(0, new_size, {**frontier, **created})
         _check_extends(previous, new_size=new_size, new_root=new_root)
+        signed_at = timezone.now().replace(microsecond=0)
         Checkpoint.objects.create(
             tree_size=new_size,
             root_hash=new_root,
-            note=sign_checkpoint(tree_size=new_size, root_hash=new_root),
+            note=sign_checkpoint(tree_size=new_size, root_hash=new_root, signed_at=signed_at),
+            created_at=signed_at,
         )
     return len(events)
 

@@ -10,4 +10,8 @@ urlpatterns = [
     path("entries", api.EntriesView.as_view(), name="log-entries"),
     path("proof/inclusion", api.InclusionProofView.as_view(), name="log-inclusion-proof"),
     path("proof/consistency", api.ConsistencyProofView.as_view(), name="log-consistency-proof"),
+    path("contributions", api.ContributionsView.as_view(), name="log-contributions"),
+    path("figures", api.FiguresView.as_view(), name="log-figures"),
+    path("status", api.StatusView.as_view(), name="log-status"),
+    path("health", api.HealthView.as_view(), name="log-health"),
 ]

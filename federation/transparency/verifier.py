@@ -22,13 +22,16 @@ import base64
 import binascii
 import hashlib
 import json
+import math
+import os
 import random
 import re
 import sys
 import urllib.error
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -58,24 +61,6 @@ def leaf_hash(data: bytes) -> bytes:
 
 def node_hash(left: bytes, right: bytes) -> bytes:
     return hashlib.sha256(b"\x01" + left + right).digest()
-
-
-def root_from_leaf_hashes(hashes: list[bytes]) -> bytes:
-    """MTH over the given leaf hashes (RFC 6962 §2.1), in one pass with a stack of complete
-    subtrees: after leaf i, the stack holds the subtrees of the binary decomposition of i + 1."""
-    if not hashes:
-        return EMPTY_ROOT
-    stack: list[bytes] = []
-    for count, digest in enumerate(hashes, start=1):
-        node = digest
-        while count % 2 == 0:  # each trailing zero of the new size completes one more subtree
-            node = node_hash(stack.pop(), node)
-            count //= 2
-        stack.append(node)
-    root = stack.pop()
-    while stack:
-        root = node_hash(stack.pop(), root)
-    return root
 
 
 # --- RFC 9162 proof verification --------------------------------------------------------------
@@ -172,6 +157,7 @@ class SignedCheckpoint:
     tree_size: int
     root_hash: bytes
     note: str
+    signed_at: datetime | None = None  # the hub's signed time (an extension line), if any
 
 
 def parse_verifier_key(text: str) -> VerifierKey:
@@ -229,6 +215,9 @@ def verify_note(note: str, key: VerifierKey) -> str:
     return text
 
 
+SIGNED_AT_PREFIX = "concordat-signed-at "
+
+
 def parse_checkpoint(text: str) -> tuple[str, int, bytes]:
     """C2SP tlog-checkpoint note text: origin, decimal tree size, base64 root (extension lines
     allowed and ignored)."""
@@ -247,9 +236,191 @@ def parse_checkpoint(text: str) -> tuple[str, int, bytes]:
     return origin, int(size_text), root
 
 
+def checkpoint_signed_at(text: str) -> datetime | None:
+    """The time in the ``concordat-signed-at YYYY-MM-DDTHH:MM:SSZ`` extension line, if any."""
+    found = [line for line in text.split("\n")[3:] if line.startswith(SIGNED_AT_PREFIX)]
+    if not found:
+        return None
+    if len(found) > 1:
+        raise NoteError("the checkpoint carries more than one signed time")
+    value = found[0][len(SIGNED_AT_PREFIX) :]
+    if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z", value):
+        raise NoteError(f"malformed signed time {value[:40]!r}")
+    try:
+        return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    except ValueError as exc:
+        raise NoteError(f"malformed signed time {value!r}") from exc
+
+
 def verify_checkpoint(note: str, key: VerifierKey) -> SignedCheckpoint:
-    origin, size, root = parse_checkpoint(verify_note(note, key))
-    return SignedCheckpoint(origin=origin, tree_size=size, root_hash=root, note=note)
+    text = verify_note(note, key)
+    origin, size, root = parse_checkpoint(text)
+    return SignedCheckpoint(
+        origin=origin,
+        tree_size=size,
+        root_hash=root,
+        note=note,
+        signed_at=checkpoint_signed_at(text),
+    )
+
+
+# --- RFC 8785 (JCS), strictly -----------------------------------------------------------------
+
+
+class CanonicalError(ValueError):
+    """Bytes that are not I-JSON in RFC 8785 canonical form."""
+
+
+def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for name, value in pairs:
+        if name in result:
+            raise CanonicalError(f"duplicate key {name[:40]!r}")
+        result[name] = value
+    return result
+
+
+def _refuse_constant(name: str) -> Any:
+    raise CanonicalError(f"{name} is not JSON")
+
+
+def _strict_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise CanonicalError(f"the number {text[:40]} does not fit an IEEE double")
+    return value
+
+
+def _strict_int(text: str) -> int | float:
+    """An integer beyond 2^53 is, to I-JSON, the double nearest to it."""
+    value = int(text)
+    return value if abs(value) <= _MAX_SAFE_INTEGER else _strict_float(text)
+
+
+def parse_strict(data: bytes) -> Any:
+    """Parse I-JSON (RFC 7493): UTF-8, no duplicate keys, no NaN/Infinity, numbers that fit an
+    IEEE double. Raises CanonicalError."""
+    try:
+        text = data.decode("utf-8")
+        return json.loads(
+            text,
+            object_pairs_hook=_refuse_duplicates,
+            parse_constant=_refuse_constant,
+            parse_float=_strict_float,
+            parse_int=_strict_int,
+        )
+    except CanonicalError:
+        raise
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise CanonicalError(f"not JSON: {exc}") from exc
+
+
+_SHORT_ESCAPES = {
+    '"': '\\"',
+    "\\": "\\\\",
+    "\b": "\\b",
+    "\f": "\\f",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+}
+_MAX_SAFE_INTEGER = 2**53 - 1
+
+
+def _canonical_string(value: str) -> str:
+    out = ['"']
+    for character in value:
+        code = ord(character)
+        if character in _SHORT_ESCAPES:
+            out.append(_SHORT_ESCAPES[character])
+        elif code < 0x20:
+            out.append(f"\\u{code:04x}")
+        elif 0xD800 <= code <= 0xDFFF:
+            raise CanonicalError("a lone surrogate has no UTF-8 form")
+        else:
+            out.append(character)
+    out.append('"')
+    return "".join(out)
+
+
+def _canonical_number(value: int | float) -> str:
+    """ECMAScript Number::toString (RFC 8785 §3.2.2.3) of an IEEE double."""
+    if isinstance(value, int):
+        if abs(value) > _MAX_SAFE_INTEGER:
+            raise CanonicalError(f"the integer {value} is beyond I-JSON's exact range")
+        return str(value)
+    if not math.isfinite(value):
+        raise CanonicalError("NaN and Infinity are not JSON")
+    if value == 0:
+        return "0"
+    sign = "-" if value < 0 else ""
+    # repr gives the shortest digits that round-trip, which is what ECMAScript requires.
+    mantissa, _, exponent_text = repr(abs(value)).partition("e")
+    whole, _, fraction = mantissa.partition(".")
+    all_digits = whole + fraction
+    digits = all_digits.lstrip("0")
+    # the value is 0.<digits> x 10^point
+    point = int(exponent_text or 0) + len(whole) - (len(all_digits) - len(digits))
+    digits = digits.rstrip("0")
+    k = len(digits)
+    if k <= point <= 21:
+        text = digits + "0" * (point - k)
+    elif 0 < point <= 21:
+        text = digits[:point] + "." + digits[point:]
+    elif -6 < point <= 0:
+        text = "0." + "0" * (-point) + digits
+    else:
+        e = point - 1
+        text = digits[0] + ("." + digits[1:] if k > 1 else "") + ("e+" if e >= 0 else "e-")
+        text += str(abs(e))
+    return sign + text
+
+
+def _canonical(value: Any, out: list[str]) -> None:
+    if value is None:
+        out.append("null")
+    elif value is True:
+        out.append("true")
+    elif value is False:
+        out.append("false")
+    elif isinstance(value, str):
+        out.append(_canonical_string(value))
+    elif isinstance(value, int | float):
+        out.append(_canonical_number(value))
+    elif isinstance(value, list):
+        out.append("[")
+        for position, item in enumerate(value):
+            if position:
+                out.append(",")
+            _canonical(item, out)
+        out.append("]")
+    elif isinstance(value, dict):
+        out.append("{")
+        # Keys sorted by their UTF-16 code units (RFC 8785 §3.2.3), not by code points.
+        for position, name in enumerate(sorted(value, key=lambda k: k.encode("utf-16-be"))):
+            if position:
+                out.append(",")
+            out.append(_canonical_string(name))
+            out.append(":")
+            _canonical(value[name], out)
+        out.append("}")
+    else:
+        raise CanonicalError(f"{type(value).__name__} is not JSON")
+
+
+def canonical_json(value: Any) -> bytes:
+    """RFC 8785 canonical UTF-8 bytes of a JSON value."""
+    out: list[str] = []
+    _canonical(value, out)
+    return "".join(out).encode("utf-8")
+
+
+def parse_canonical(data: bytes) -> Any:
+    """The value of bytes that are exactly RFC 8785 canonical I-JSON; raises CanonicalError."""
+    value = parse_strict(data)
+    if canonical_json(value) != data:
+        raise CanonicalError("the bytes are not in RFC 8785 canonical form")
+    return value
 
 
 # --- talking to the hub -----------------------------------------------------------------------
@@ -305,6 +476,7 @@ class Report:
     def __init__(self, out: TextIO) -> None:
         self.out = out
         self.failures = 0
+        self.warnings = 0
 
     def line(self, text: str) -> None:
         print(text, file=self.out, flush=True)
@@ -312,40 +484,257 @@ class Report:
     def ok(self, text: str) -> None:
         self.line(f"OK    {text}")
 
+    def note(self, text: str) -> None:
+        self.line(f"NOTE  {text}")
+
+    def warn(self, text: str) -> None:
+        self.warnings += 1
+        self.line(f"WARN  {text}")
+
     def fail(self, text: str) -> None:
         self.failures += 1
         self.line(f"FAIL  {text}")
 
+    def listing(self, items: list[str]) -> None:
+        for text in items[:MAX_LISTED]:
+            self.line(f"        {text}")
+        if len(items) > MAX_LISTED:
+            self.line(f"        … and {len(items) - MAX_LISTED} more")
+
 
 MAX_LISTED = 10
+EVENT_KIND = "concordat.audit-event"
+ACCEPTED = "contribution.accepted"
+KEY_REGISTERED = "key.registered"
 
 
-def check_entries(client: HubClient, checkpoint: SignedCheckpoint, report: Report) -> list[bytes]:
-    """Fetch leaves [0, size) and check them against the signed root; returns the leaf hashes
-    of the current leaf bytes."""
+class Frontier:
+    """The compact range of a tree's leaf hashes: the roots of its complete subtrees, largest
+    first (the binary decomposition of its size). Enough to extend the tree leaf by leaf and to
+    compute its root, so an incremental run needs only the new leaves."""
+
+    def __init__(self, size: int = 0, stack: list[bytes] | None = None) -> None:
+        self.size = size
+        self.stack = list(stack or [])
+        if len(self.stack) != bin(size).count("1"):
+            raise ValueError("a frontier holds one hash per 1 bit of its size")
+
+    def copy(self) -> "Frontier":
+        return Frontier(self.size, self.stack)
+
+    def append(self, digest: bytes) -> None:
+        self.size += 1
+        count, node = self.size, digest
+        while count % 2 == 0:  # each trailing zero of the new size completes one more subtree
+            node = node_hash(self.stack.pop(), node)
+            count //= 2
+        self.stack.append(node)
+
+    def root(self) -> bytes:
+        if not self.stack:
+            return EMPTY_ROOT
+        root = self.stack[-1]
+        for node in reversed(self.stack[:-1]):
+            root = node_hash(node, root)
+        return root
+
+
+def root_from_leaf_hashes(hashes: list[bytes]) -> bytes:
+    """MTH over the given leaf hashes (RFC 6962 §2.1)."""
+    frontier = Frontier()
+    for digest in hashes:
+        frontier.append(digest)
+    return frontier.root()
+
+
+def empty_month() -> dict[str, dict[str, int]]:
+    return {
+        "events_by_action": {},
+        "contributions_by_action": {"add": 0, "retract": 0},
+        "contributions_by_organisation": {},
+        "contributions_by_label": {},
+        "contributions_by_signal_type": {},
+    }
+
+
+def _bump(counts: dict[str, int], name: str, by: int = 1) -> None:
+    counts[name] = counts.get(name, 0) + by
+
+
+def count_event(figures: dict[str, dict], document: dict) -> None:
+    """Add one leaf to the running figures, bucketed by the UTC month of ``occurred_at``."""
+    month = figures.setdefault(str(document["occurred_at"])[:7], empty_month())
+    _bump(month["events_by_action"], document["action"])
+    if document["action"] == ACCEPTED:
+        data = document["data"]
+        _bump(month["contributions_by_action"], str(data.get("action")))
+        _bump(month["contributions_by_organisation"], document["organisation"])
+        _bump(month["contributions_by_signal_type"], str(data.get("signal_type")))
+        for label in data.get("labels") or []:
+            _bump(month["contributions_by_label"], str(label))
+
+
+def figures_for(figures: dict[str, dict], *, tree_size: int, month: str | None) -> dict:
+    """The figures in the shape of the hub's GET /api/v1/log/figures."""
+    total = empty_month()
+    for name, counts in figures.items():
+        if month is not None and name != month:
+            continue
+        for kind, values in counts.items():
+            for key, value in values.items():
+                _bump(total[kind], key, value)
+    return {
+        "tree_size": tree_size,
+        "month": month,
+        "events": sum(total["events_by_action"].values()),
+        "events_by_action": dict(sorted(total["events_by_action"].items())),
+        "contributions_accepted": sum(total["contributions_by_organisation"].values()),
+        "contributions_by_action": dict(sorted(total["contributions_by_action"].items())),
+        "contributions_by_organisation": dict(
+            sorted(total["contributions_by_organisation"].items())
+        ),
+        "contributions_by_label": dict(sorted(total["contributions_by_label"].items())),
+        "contributions_by_signal_type": dict(sorted(total["contributions_by_signal_type"].items())),
+    }
+
+
+@dataclass
+class LogState:
+    """What a run verified: the checkpoint, the frontier of its leaf hashes, the members' keys
+    registered in it, and the running figures per month."""
+
+    checkpoint: SignedCheckpoint | None = None
+    frontier: Frontier = field(default_factory=Frontier)
+    keys: dict[str, dict] = field(default_factory=dict)
+    figures: dict[str, dict] = field(default_factory=dict)
+
+
+def check_leaf(leaf: bytes, event: Any) -> dict:
+    """The event document of a leaf, once the leaf is exactly RFC 8785 canonical I-JSON of an
+    audit event and the hub's ``event`` is that same document (compared as canonical bytes, so
+    ``true`` is not ``1``). Raises CanonicalError naming what is wrong."""
+    document = parse_canonical(leaf)
+    if not isinstance(document, dict):
+        raise CanonicalError("the leaf is not a JSON object")
+    if document.get("kind") != EVENT_KIND or document.get("v") != 1 or document["v"] is True:
+        raise CanonicalError(f"the leaf is not a {EVENT_KIND} v1 document")
+    for name, kind in (("action", str), ("organisation", str), ("occurred_at", str)):
+        if not isinstance(document.get(name), kind):
+            raise CanonicalError(f"the leaf's {name!r} is not a string")
+    if not isinstance(document.get("data"), dict):
+        raise CanonicalError("the leaf's 'data' is not an object")
+    try:
+        shown = canonical_json(event)
+    except CanonicalError as exc:
+        raise CanonicalError(
+            f"the event document is not JSON the leaf could encode: {exc}"
+        ) from exc
+    if shown != leaf:
+        raise CanonicalError("the event document differs from the leaf bytes")
+    return document
+
+
+def register_key(keys: dict[str, dict], index: int, document: dict) -> str | None:
+    """Remember a ``key.registered`` leaf's key; a problem text if it is malformed."""
+    data = document["data"]
+    try:
+        raw = _b64(data["public_key"])
+        key_id = data["key_id"]
+    except (KeyError, TypeError, binascii.Error):
+        return f"leaf {index}: a key.registered event without a base64 public_key and key_id"
+    if len(raw) != 32 or hashlib.sha256(raw).hexdigest()[:32] != key_id:
+        return f"leaf {index}: key {key_id!r} is not the documented id of its public key"
+    keys.setdefault(
+        key_id,
+        {"public_key": data["public_key"], "organisation": document["organisation"], "leaf": index},
+    )
+    return None
+
+
+def check_contribution(index: int, document: dict, item: dict | None, keys: dict) -> str | None:
+    """Why leaf ``index`` (a contribution.accepted event) is not a contribution its member
+    signed, or None. ``item`` is the hub's /contributions answer for the leaf."""
+    data = document["data"]
+    where = f"leaf {index} (contribution {data.get('uuid')})"
+    if item is None or item.get("canonical") is None or item.get("signature") is None:
+        return f"{where}: the hub serves no signed bytes for it"
+    try:
+        canonical = _b64(item["canonical"])
+        signature = _b64(item["signature"])
+    except (binascii.Error, TypeError):
+        return f"{where}: the signed bytes or signature are not base64"
+    if hashlib.sha256(canonical).hexdigest() != data.get("content_hash"):
+        return f"{where}: SHA-256 of the signed bytes is not the leaf's content_hash"
+    if item.get("signature") != data.get("signature"):
+        return f"{where}: the hub serves another signature than the leaf records"
+    key = keys.get(str(data.get("key_id")))
+    if key is None or key["leaf"] >= index:
+        return f"{where}: no key.registered leaf before it registers key {data.get('key_id')!r}"
+    if key["organisation"] != document["organisation"]:
+        return f"{where}: key {data.get('key_id')} was registered by {key['organisation']!r}"
+    try:
+        public_key = Ed25519PublicKey.from_public_bytes(_b64(key["public_key"]))
+        public_key.verify(signature, canonical)
+    except (InvalidSignature, ValueError):
+        return f"{where}: the member signature does not verify under key {data.get('key_id')}"
+    try:
+        signed = parse_canonical(canonical)
+        signal = signed["signal"]
+        value = signal["value"]
+        pairs = {
+            "uuid": (signed["uuid"], data.get("uuid")),
+            "object id": (signed["uuid"], document["object"]["id"]),
+            "member": (signed["member"], document["organisation"]),
+            "key_id": (signed["key_id"], data.get("key_id")),
+            "action": (signed["action"], data.get("action")),
+            "signal_type": (signal["type"], data.get("signal_type")),
+            "value": (value.lower() if isinstance(value, str) else value, data.get("value")),
+            "labels": (signed["labels"], data.get("labels")),
+        }
+    except (CanonicalError, KeyError, TypeError) as exc:
+        return f"{where}: the signed bytes are not a contribution ({exc})"
+    differing = [name for name, (inside, logged) in pairs.items() if inside != logged]
+    if differing:
+        return f"{where}: the leaf's {', '.join(differing)} differ from the signed contribution"
+    return None
+
+
+def check_entries(
+    client: HubClient,
+    checkpoint: SignedCheckpoint,
+    state: LogState,
+    report: Report,
+) -> LogState | None:
+    """Fetch leaves [state size, checkpoint size) and check them: exact canonical bytes, the
+    committed hashes, the signed root (from the saved frontier plus the new leaves), member
+    signatures. Returns the new state, or None when the leaves do not give the signed root."""
     size = checkpoint.tree_size
-    byte_hashes: list[bytes] = []
-    committed: list[bytes] = []
+    start = state.frontier.size
+    committed = state.frontier.copy()
+    from_bytes = state.frontier.copy()
+    keys = {key: dict(value) for key, value in state.keys.items()}
+    figures = json.loads(json.dumps(state.figures))
     changed: list[str] = []
-    misdescribed: list[int] = []
-    start = 0
-    while start < size:
-        page = client.json("/entries", start=start, end=min(start + ENTRIES_PAGE, size))
+    malformed: list[str] = []
+    unsigned: list[str] = []
+    checked_contributions = 0
+    index = start
+    while index < size:
+        page_end = min(index + ENTRIES_PAGE, size)
+        page = client.json("/entries", start=index, end=page_end)
         entries = page.get("entries") or []
         if not entries:
-            report.fail(f"the hub returned no entries from index {start} (tree size {size})")
-            return byte_hashes
+            report.fail(f"the hub returned no entries from index {index} (tree size {size})")
+            return None
+        accepted: dict[int, dict] = {}
         for entry in entries:
-            index = entry["leaf_index"]
-            if index != start:
-                report.fail(f"expected leaf {start}, the hub sent leaf {index}: a leaf is missing")
-                return byte_hashes
+            if entry["leaf_index"] != index:
+                report.fail(
+                    f"expected leaf {index}, the hub sent leaf {entry['leaf_index']}: "
+                    "a leaf is missing"
+                )
+                return None
             leaf = _b64(entry["leaf"])
-            try:
-                if json.loads(leaf) != entry["event"]:
-                    misdescribed.append(index)
-            except ValueError:
-                misdescribed.append(index)
             digest = leaf_hash(leaf)
             committed_hash = _b64(entry["leaf_hash"])
             if digest != committed_hash:
@@ -355,18 +744,49 @@ def check_entries(client: HubClient, checkpoint: SignedCheckpoint, report: Repor
                     f"its bytes now hash to {digest.hex()[:16]}…, the log committed "
                     f"{committed_hash.hex()[:16]}…"
                 )
-            byte_hashes.append(digest)
             committed.append(committed_hash)
-            start += 1
-    report.ok(f"fetched {size} entries (leaves 0 to {size - 1})" if size else "the log is empty")
-    if misdescribed:
-        report.fail(
-            f"{len(misdescribed)} entries show an event document that differs from their leaf "
-            f"bytes: leaves {misdescribed[:MAX_LISTED]}"
+            from_bytes.append(digest)
+            try:
+                document = check_leaf(leaf, entry.get("event"))
+            except CanonicalError as exc:
+                malformed.append(f"leaf {index}: {exc}")
+                index += 1
+                continue
+            count_event(figures, document)
+            if document["action"] == KEY_REGISTERED:
+                problem = register_key(keys, index, document)
+                if problem:
+                    malformed.append(problem)
+            elif document["action"] == ACCEPTED:
+                accepted[index] = document
+            index += 1
+        if accepted:
+            answer = client.json("/contributions", start=min(accepted), end=max(accepted) + 1)
+            served = {item.get("leaf_index"): item for item in answer.get("contributions") or []}
+            for leaf_index, document in accepted.items():
+                problem = check_contribution(leaf_index, document, served.get(leaf_index), keys)
+                checked_contributions += 1
+                if problem:
+                    unsigned.append(problem)
+    fetched = size - start
+    if start and fetched:
+        report.ok(f"fetched the {fetched} new entries (leaves {start} to {size - 1})")
+    elif start:
+        report.ok(f"no new entries since the last verified checkpoint (size {size})")
+    else:
+        report.ok(
+            f"fetched {size} entries (leaves 0 to {size - 1})" if size else "the log is empty"
         )
-    elif size:
-        report.ok("every event document is exactly what its leaf bytes encode")
-    if root_from_leaf_hashes(committed) == checkpoint.root_hash:
+    if malformed:
+        report.fail(
+            f"{len(malformed)} leaves are not exactly RFC 8785 canonical audit events, or their "
+            "event document differs from their leaf bytes:"
+        )
+        report.listing(malformed)
+    elif fetched:
+        report.ok("every leaf is exactly the RFC 8785 canonical bytes of its event document")
+    root_ok = committed.root() == checkpoint.root_hash
+    if root_ok:
         report.ok("the committed leaf hashes give the signed root")
     else:
         report.fail("the committed leaf hashes do NOT give the signed root")
@@ -374,36 +794,49 @@ def check_entries(client: HubClient, checkpoint: SignedCheckpoint, report: Repor
         report.fail(
             f"{len(changed)} logged events no longer match the log (changed after logging):"
         )
-        for text in changed[:MAX_LISTED]:
-            report.line(f"        {text}")
-        if len(changed) > MAX_LISTED:
-            report.line(f"        … and {len(changed) - MAX_LISTED} more")
-    if root_from_leaf_hashes(byte_hashes) == checkpoint.root_hash:
+        report.listing(changed)
+    if from_bytes.root() == checkpoint.root_hash:
         report.ok(f"the root recomputed from all {size} leaves' bytes matches the signed root")
     else:
         report.fail("the root recomputed from the leaves' bytes does NOT match the signed root")
-    return byte_hashes
+    if unsigned:
+        report.fail(f"{len(unsigned)} accepted contributions are not what their member signed:")
+        report.listing(unsigned)
+    elif checked_contributions:
+        report.ok(
+            f"{checked_contributions} accepted contributions: signed bytes hash to the leaf's "
+            "content_hash, the member signature verifies under the key of the key.registered "
+            "leaf, and the leaf's fields are those signed"
+        )
+    if not root_ok:
+        return None
+    return LogState(checkpoint=checkpoint, frontier=committed, keys=keys, figures=figures)
 
 
 def check_inclusion(
-    client: HubClient,
-    checkpoint: SignedCheckpoint,
-    leaf_hashes: list[bytes],
-    report: Report,
-    count: int,
+    client: HubClient, checkpoint: SignedCheckpoint, report: Report, count: int
 ) -> None:
+    """Inclusion proofs for the first, the last and ``count`` random leaves of the whole tree,
+    each fetched afresh: on an incremental run this also spot-checks old rows for changes."""
     size = checkpoint.tree_size
-    if not size or count <= 0 or len(leaf_hashes) != size:
+    if not size or count <= 0:
         return
     indexes = sorted({0, size - 1, *random.sample(range(size), min(count, size))})
     bad = []
     for index in indexes:
+        entry = client.json("/entries", start=index, end=index + 1)["entries"][0]
+        committed = _b64(entry["leaf_hash"])
+        if entry["leaf_index"] != index:
+            bad.append(f"{index} (the hub sent leaf {entry['leaf_index']})")
+            continue
+        if leaf_hash(_b64(entry["leaf"])) != committed:
+            bad.append(f"{index} (its bytes no longer hash to the committed leaf hash)")
         proof = client.json("/proof/inclusion", index=index, tree_size=size)
         try:
             if proof.get("leaf_index") != index or proof.get("tree_size") != size:
                 raise ProofError("the proof is for another leaf or tree size")
             path = [_b64(item) for item in proof["inclusion_path"]]
-            verify_inclusion(index, size, leaf_hashes[index], path, checkpoint.root_hash)
+            verify_inclusion(index, size, committed, path, checkpoint.root_hash)
         except ProofError as exc:
             bad.append(f"{index} ({exc})")
     if bad:
@@ -417,47 +850,218 @@ def check_consistency(
     previous: SignedCheckpoint | None,
     checkpoint: SignedCheckpoint,
     report: Report,
-) -> None:
+) -> bool:
     if previous is None:
-        report.line("NOTE  no previous checkpoint in the state file: first run, nothing to compare")
-        return
+        report.note("no previous checkpoint in the state: first run, nothing to compare")
+        return True
     if previous.origin != checkpoint.origin:
         report.fail(f"the log's origin changed from {previous.origin!r} to {checkpoint.origin!r}")
-        return
+        return False
     if previous.tree_size > checkpoint.tree_size:
         report.fail(
             f"the log shrank: the previous checkpoint had {previous.tree_size} leaves, "
             f"this one has {checkpoint.tree_size}"
         )
-        return
-    path: list[bytes] = []
-    if 0 < previous.tree_size < checkpoint.tree_size:
-        proof = client.json(
-            "/proof/consistency", first=previous.tree_size, second=checkpoint.tree_size
-        )
-        path = [_b64(item) for item in proof["consistency_path"]]
+        return False
     try:
-        verify_consistency(
-            previous.tree_size,
-            checkpoint.tree_size,
-            previous.root_hash,
-            checkpoint.root_hash,
-            path,
-        )
+        length = prove_consistency(client, previous, checkpoint)
     except ProofError as exc:
         report.fail(
             f"the previous checkpoint (size {previous.tree_size}) is NOT a prefix of this one "
             f"(size {checkpoint.tree_size}): {exc}"
         )
-        return
+        return False
     report.ok(
         f"consistency: the previous checkpoint (size {previous.tree_size}) is a prefix of this "
-        f"one (size {checkpoint.tree_size}; proof of {len(path)} hashes verified)"
+        f"one (size {checkpoint.tree_size}; proof of {length} hashes verified)"
     )
+    return True
 
 
-def load_state(path: Path | None, key: VerifierKey, report: Report) -> SignedCheckpoint | None:
-    if path is None or not path.exists():
+def prove_consistency(client: HubClient, old: SignedCheckpoint, new: SignedCheckpoint) -> int:
+    """Verify the hub's RFC 9162 proof that ``old`` is a prefix of ``new``; the proof's length."""
+    path: list[bytes] = []
+    if 0 < old.tree_size < new.tree_size:
+        proof = client.json("/proof/consistency", first=old.tree_size, second=new.tree_size)
+        path = [_b64(item) for item in proof["consistency_path"]]
+    verify_consistency(old.tree_size, new.tree_size, old.root_hash, new.root_hash, path)
+    return len(path)
+
+
+STATUS_UNKNOWN = {"unsequenced_events": None}
+FUTURE_SLACK_SECONDS = 300
+
+
+def check_freshness(
+    client: HubClient,
+    checkpoint: SignedCheckpoint,
+    previous: SignedCheckpoint | None,
+    report: Report,
+    max_age: float | None,
+    now: datetime,
+) -> None:
+    """Warn when the log does not advance: the sequencer refuses, or the latest checkpoint is
+    older than ``max_age`` seconds while events wait to be sequenced."""
+    signed_at = checkpoint.signed_at
+    if signed_at is None:
+        report.note("the checkpoint carries no signed time (concordat-signed-at line)")
+    else:
+        age = (now - signed_at).total_seconds()
+        report.ok(f"checkpoint signed at {signed_at:%Y-%m-%dT%H:%M:%SZ} ({age:.0f} s ago)")
+        if age < -FUTURE_SLACK_SECONDS:
+            report.warn("the checkpoint's signed time is in the future: check the hub's clock")
+        if (
+            previous is not None
+            and previous.signed_at is not None
+            and previous.tree_size < checkpoint.tree_size
+            and signed_at < previous.signed_at
+        ):
+            report.warn(
+                f"the checkpoint was signed before the previous one "
+                f"({previous.signed_at:%Y-%m-%dT%H:%M:%SZ}), though it is larger: the hub's "
+                "clock went back"
+            )
+    try:
+        status = client.json("/status")
+    except HubError as exc:
+        report.note(f"the hub does not report the log's status ({exc})")
+        status = STATUS_UNKNOWN
+    pending = status.get("unsequenced_events")
+    sequencer = status.get("sequencer") or {}
+    if sequencer.get("state") not in (None, "ok"):
+        report.warn(
+            f"the hub's sequencer refuses since {sequencer.get('since')} "
+            f"({sequencer.get('refusals')} runs): {sequencer.get('reason')}"
+        )
+    if pending is not None:
+        oldest = status.get("oldest_unsequenced_age_seconds")
+        waiting = f"{pending} events wait to be sequenced" + (
+            f", the oldest for {oldest:.0f} s" if oldest is not None else ""
+        )
+        report.note(f"the hub says {waiting}")
+    if max_age is None:
+        return
+    if signed_at is None:
+        if pending:
+            report.warn("cannot tell the checkpoint's age (no signed time) while events wait")
+        return
+    age = (now - signed_at).total_seconds()
+    if age > max_age and (pending is None or pending > 0):
+        report.warn(
+            f"the latest checkpoint is {age:.0f} s old, beyond --max-age {max_age:.0f} s, while "
+            + ("events wait to be sequenced" if pending else "the hub does not say what waits")
+            + ": the log is not advancing"
+        )
+    elif age > max_age:
+        report.ok(f"the checkpoint is {age:.0f} s old but nothing waits to be sequenced")
+    else:
+        report.ok(f"the checkpoint is within --max-age ({age:.0f} s <= {max_age:.0f} s)")
+
+
+def reconcile(client: HubClient, state: LogState, report: Report, month: str | None) -> None:
+    """Compare the hub's figures at the verified checkpoint with those counted from the leaves."""
+    size = state.checkpoint.tree_size
+    params: dict[str, Any] = {"size": size}
+    if month:
+        params["month"] = month
+    hub_figures = client.json("/figures", **params)
+    ours = figures_for(state.figures, tree_size=size, month=month)
+    differing = []
+    for name, value in ours.items():
+        if hub_figures.get(name) != value:
+            differing.append(
+                f"{name}: the hub says {hub_figures.get(name)}, the leaves say {value}"
+            )
+    what = f"checkpoint {size}" + (f", month {month}" if month else "")
+    if differing:
+        report.fail(f"the hub's figures at {what} differ from those counted from the leaves:")
+        report.listing(differing)
+    else:
+        report.ok(
+            f"reconciled at {what}: the hub's figures match the leaves ({ours['events']} events, "
+            f"{ours['contributions_accepted']} accepted contributions)"
+        )
+    report.line("FIGURES " + json.dumps(ours, sort_keys=True))
+
+
+# --- state ------------------------------------------------------------------------------------
+
+
+STATE_FILE = "state.json"
+HISTORY_FILE = "checkpoints.jsonl"
+
+
+def default_state_dir(origin: str) -> Path:
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", origin)
+    return Path(os.path.expanduser("~")) / ".concordat-verifier" / safe
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(text)
+    temporary.replace(path)
+
+
+def load_state_dir(directory: Path, key: VerifierKey, report: Report) -> LogState | None:
+    """The state an earlier run saved, re-verified: its checkpoint signed by the pinned key and
+    its frontier giving that checkpoint's root. None (a first run) when there is none."""
+    path = directory / STATE_FILE
+    if not path.exists():
+        return None
+    try:
+        saved = json.loads(path.read_text())
+        checkpoint = verify_checkpoint(saved["checkpoint"], key)
+        frontier = Frontier(saved["tree_size"], [_b64(item) for item in saved["frontier"]])
+        if frontier.size != checkpoint.tree_size or frontier.root() != checkpoint.root_hash:
+            raise ValueError("its frontier does not give the saved checkpoint's root")
+        return LogState(
+            checkpoint=checkpoint, frontier=frontier, keys=saved["keys"], figures=saved["figures"]
+        )
+    except (ValueError, KeyError, TypeError, NoteError, binascii.Error) as exc:
+        report.fail(f"the state in {path} cannot be used ({exc}); move it away to start afresh")
+        return None
+
+
+def load_history(directory: Path) -> list[dict]:
+    path = directory / HISTORY_FILE
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def save_state_dir(directory: Path, hub: str, state: LogState, now: datetime) -> None:
+    checkpoint = state.checkpoint
+    directory.mkdir(parents=True, exist_ok=True)
+    saved = {
+        "version": 1,
+        "hub": hub,
+        "origin": checkpoint.origin,
+        "tree_size": checkpoint.tree_size,
+        "root_hash": base64.b64encode(checkpoint.root_hash).decode(),
+        "checkpoint": checkpoint.note,
+        "frontier": [base64.b64encode(node).decode() for node in state.frontier.stack],
+        "keys": state.keys,
+        "figures": state.figures,
+    }
+    _write_atomically(directory / STATE_FILE, json.dumps(saved, indent=1, sort_keys=True) + "\n")
+    history = load_history(directory)
+    if history and history[-1]["checkpoint"] == checkpoint.note:
+        return
+    record = {
+        "tree_size": checkpoint.tree_size,
+        "root_hash": base64.b64encode(checkpoint.root_hash).decode(),
+        "signed_at": f"{checkpoint.signed_at:%Y-%m-%dT%H:%M:%SZ}" if checkpoint.signed_at else None,
+        "verified_at": f"{now:%Y-%m-%dT%H:%M:%SZ}",
+        "hub": hub,
+        "checkpoint": checkpoint.note,
+    }
+    with (directory / HISTORY_FILE).open("a") as history_file:
+        history_file.write(json.dumps(record, sort_keys=True) + "\n")
+
+
+def load_state_file(path: Path, key: VerifierKey, report: Report) -> SignedCheckpoint | None:
+    """The single checkpoint of a legacy --state file."""
+    if not path.exists():
         return None
     try:
         state = json.loads(path.read_text())
@@ -467,7 +1071,7 @@ def load_state(path: Path | None, key: VerifierKey, report: Report) -> SignedChe
         return None
 
 
-def save_state(path: Path, hub: str, checkpoint: SignedCheckpoint) -> None:
+def save_state_file(path: Path, hub: str, checkpoint: SignedCheckpoint) -> None:
     state = {
         "hub": hub,
         "origin": checkpoint.origin,
@@ -475,9 +1079,15 @@ def save_state(path: Path, hub: str, checkpoint: SignedCheckpoint) -> None:
         "root_hash": base64.b64encode(checkpoint.root_hash).decode(),
         "checkpoint": checkpoint.note,
     }
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(state, indent=2) + "\n")
-    temporary.replace(path)
+    _write_atomically(path, json.dumps(state, indent=2) + "\n")
+
+
+def _shown(path: Path) -> str:
+    """A path as the auditor gave it, relative to the working directory when inside it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 def run(
@@ -485,10 +1095,20 @@ def run(
     hub: str,
     vkey: str,
     token: str | None,
-    state_path: Path | None,
-    spot_checks: int,
     out: TextIO,
+    state_path: Path | None = None,
+    state_dir: Path | None = None,
+    full: bool = False,
+    spot_checks: int = 8,
+    max_age: float | None = None,
+    reconcile_figures: bool = False,
+    month: str | None = None,
+    now: datetime | None = None,
+    client: HubClient | None = None,
 ) -> int:
+    """One verification run. ``state_path`` is the legacy single-checkpoint file (every run
+    fetches everything); otherwise the state directory ``state_dir`` (default
+    ~/.concordat-verifier/<origin>/) keeps the history and what incremental runs need."""
     report = Report(out)
     report.line(f"Concordat transparency log verifier: {hub}")
     try:
@@ -496,9 +1116,12 @@ def run(
     except NoteError as exc:
         report.line(f"ERROR the --key argument: {exc}")
         return 2
+    if month is not None and not re.fullmatch(r"[0-9]{4}-(0[1-9]|1[0-2])", month):
+        report.line("ERROR --month is YYYY-MM")
+        return 2
     report.line(f"pinned key: {key.name} (key id {key.key_id.hex()})")
     try:
-        client = HubClient(hub, token)
+        client = client or HubClient(hub, token)
         note = client.get("/checkpoint").decode("utf-8")
     except (HubError, UnicodeDecodeError) as exc:
         report.line(f"ERROR could not fetch the checkpoint: {exc}")
@@ -507,7 +1130,7 @@ def run(
         checkpoint = verify_checkpoint(note, key)
     except NoteError as exc:
         report.fail(f"checkpoint rejected: {exc}")
-        report.line("RESULT: FAIL, state file not updated")
+        report.line("RESULT: FAIL, state not updated")
         return 1
     report.ok(
         f"checkpoint signature verified: origin {checkpoint.origin}, tree size "
@@ -515,39 +1138,199 @@ def run(
     )
     if checkpoint.origin != key.name:
         report.fail(f"the checkpoint origin {checkpoint.origin!r} is not the key name")
-    previous = load_state(state_path, key, report)
+    now = now or datetime.now(UTC)
+    if state_path is None:
+        state_dir = state_dir or default_state_dir(key.name)
+        saved = load_state_dir(state_dir, key, report)
+        previous = saved.checkpoint if saved else None
+        report.note(f"state directory {_shown(state_dir)}")
+    else:
+        saved = None
+        previous = load_state_file(state_path, key, report)
+    start = LogState()
+    if saved is not None and not full:
+        start = saved
+    new_state = None
     try:
-        leaf_hashes = check_entries(client, checkpoint, report)
-        check_consistency(client, previous, checkpoint, report)
-        check_inclusion(client, checkpoint, leaf_hashes, report, spot_checks)
-    except (HubError, KeyError, TypeError, ValueError) as exc:
+        consistent = check_consistency(client, previous, checkpoint, report)
+        if saved is not None and full:
+            report.note("--full: fetching every entry again")
+        if consistent and start.frontier.size <= checkpoint.tree_size:
+            new_state = check_entries(client, checkpoint, start, report)
+        check_inclusion(client, checkpoint, report, spot_checks)
+        check_freshness(client, checkpoint, previous, report, max_age, now)
+        if reconcile_figures and new_state is not None:
+            reconcile(client, new_state, report, month)
+    except (HubError, KeyError, TypeError, ValueError, IndexError) as exc:
         report.fail(f"the hub's answer could not be checked: {exc}")
-    if report.failures:
-        report.line(f"RESULT: FAIL ({report.failures} problems); state file not updated")
+    if report.failures or new_state is None:
+        report.line(f"RESULT: FAIL ({max(report.failures, 1)} problems); state not updated")
         return 1
     if state_path is not None:
-        save_state(state_path, hub, checkpoint)
-        report.line(f"RESULT: OK; checkpoint of size {checkpoint.tree_size} saved to {state_path}")
+        save_state_file(state_path, hub, checkpoint)
+        where = f"checkpoint of size {checkpoint.tree_size} saved to {_shown(state_path)}"
     else:
-        report.line("RESULT: OK")
+        save_state_dir(state_dir, hub, new_state, now)
+        where = f"checkpoint of size {checkpoint.tree_size} saved to {_shown(state_dir)}"
+    if report.warnings:
+        report.line(f"RESULT: OK with {report.warnings} warnings; {where}")
+        return 3
+    report.line(f"RESULT: OK; {where}")
+    return 0
+
+
+# --- comparing two auditors' views ------------------------------------------------------------
+
+
+def compare(
+    *,
+    first: Path,
+    second: Path,
+    vkey: str,
+    hub: str | None,
+    token: str | None,
+    out: TextIO,
+    client: HubClient | None = None,
+) -> int:
+    """Split-view check between two state directories: every checkpoint either auditor verified
+    must be signed by the pinned key; two checkpoints of the same size must have the same root
+    (two signed roots for one size are evidence of a split view, printed in full); and the two
+    latest checkpoints must be consistent (a proof from the hub, with --hub)."""
+    report = Report(out)
+    report.line(f"Concordat split-view check: {_shown(first)} against {_shown(second)}")
+    try:
+        key = parse_verifier_key(vkey)
+    except NoteError as exc:
+        report.line(f"ERROR the --key argument: {exc}")
+        return 2
+    views: dict[str, list[SignedCheckpoint]] = {}
+    for directory in (first, second):
+        records = load_history(directory)
+        if not records:
+            report.line(f"ERROR {_shown(directory)} holds no verified checkpoints ({HISTORY_FILE})")
+            return 2
+        checkpoints = []
+        for record in records:
+            try:
+                checkpoints.append(verify_checkpoint(record["checkpoint"], key))
+            except (NoteError, KeyError, TypeError) as exc:
+                report.fail(
+                    f"{_shown(directory)}: a saved checkpoint is not signed by the key: {exc}"
+                )
+        views[_shown(directory)] = checkpoints
+    names = list(views)
+    origins = {checkpoint.origin for view in views.values() for checkpoint in view}
+    if len(origins) > 1:
+        report.line(f"ERROR the two states are of different logs: {sorted(origins)}")
+        return 2
+    by_size: dict[int, dict[bytes, tuple[str, SignedCheckpoint]]] = {}
+    for name, view in views.items():
+        for checkpoint in view:
+            by_size.setdefault(checkpoint.tree_size, {}).setdefault(
+                checkpoint.root_hash, (name, checkpoint)
+            )
+    split = {size: roots for size, roots in by_size.items() if len(roots) > 1}
+    for size, roots in sorted(split.items()):
+        report.fail(f"SPLIT VIEW: the hub signed {len(roots)} different roots for tree size {size}")
+        report.line("        evidence (each note verifies under the pinned key):")
+        for name, checkpoint in roots.values():
+            report.line(f"        seen in {name}:")
+            for line in checkpoint.note.rstrip("\n").split("\n"):
+                report.line(f"            {line}")
+    if not split:
+        shared = sum(1 for roots in by_size.values() if len(roots) == 1)
+        report.ok(f"no tree size has two roots ({shared} sizes across both histories)")
+    latest = [max(views[name], key=lambda c: c.tree_size) for name in names if views[name]]
+    if len(latest) == 2:
+        old, new = sorted(latest, key=lambda c: c.tree_size)
+        if old.tree_size == new.tree_size:
+            if old.root_hash == new.root_hash:
+                report.ok(f"both latest checkpoints are the same (size {new.tree_size})")
+        elif hub is None and client is None:
+            report.note(
+                f"latest sizes differ ({old.tree_size} and {new.tree_size}): pass --hub to ask "
+                "the hub for a consistency proof between them"
+            )
+        else:
+            try:
+                length = prove_consistency(client or HubClient(hub, token), old, new)
+                report.ok(
+                    f"consistency: size {old.tree_size} is a prefix of size {new.tree_size} "
+                    f"(proof of {length} hashes from the hub verified)"
+                )
+            except ProofError as exc:
+                report.fail(
+                    f"SPLIT VIEW: size {old.tree_size} is NOT a prefix of size {new.tree_size}: "
+                    f"{exc}"
+                )
+            except (HubError, KeyError, TypeError, ValueError) as exc:
+                report.line(f"ERROR could not get a consistency proof: {exc}")
+                return 2
+    if report.failures:
+        report.line(f"RESULT: FAIL ({report.failures} problems)")
+        return 1
+    report.line("RESULT: OK, the two views agree")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["compare"]:
+        parser = argparse.ArgumentParser(
+            prog="verifier.py compare", description="Split-view check of two state directories"
+        )
+        parser.add_argument("first", type=Path)
+        parser.add_argument("second", type=Path)
+        parser.add_argument("--key", required=True, help="The hub's verifier key (pin it)")
+        parser.add_argument("--hub", default=None, help="Ask this hub for a consistency proof")
+        parser.add_argument("--token", default=None, help="An API token with the audit scope")
+        args = parser.parse_args(argv[1:])
+        return compare(
+            first=args.first,
+            second=args.second,
+            vkey=args.key,
+            hub=args.hub,
+            token=args.token,
+            out=sys.stdout,
+        )
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--hub", required=True, help="The hub's base URL, e.g. https://hub.example")
     parser.add_argument("--key", required=True, help="The hub's verifier key (pin it)")
     parser.add_argument("--token", default=None, help="An API token with the audit scope")
-    parser.add_argument("--state", type=Path, default=None, help="State file (last checkpoint)")
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=None,
+        help="State directory (default ~/.concordat-verifier/<origin>/)",
+    )
+    parser.add_argument(
+        "--state", type=Path, default=None, help="Legacy: one-checkpoint state file, full runs"
+    )
+    parser.add_argument("--full", action="store_true", help="Fetch and check every entry again")
     parser.add_argument("--spot-checks", type=int, default=8, help="Random inclusion proofs")
+    parser.add_argument(
+        "--max-age",
+        type=float,
+        default=None,
+        help="Warn if the checkpoint is older than this many seconds while events wait",
+    )
+    parser.add_argument(
+        "--reconcile", action="store_true", help="Compare the hub's figures with the leaves'"
+    )
+    parser.add_argument("--month", default=None, help="With --reconcile: one month, YYYY-MM")
     args = parser.parse_args(argv)
     return run(
         hub=args.hub,
         vkey=args.key,
         token=args.token,
-        state_path=args.state,
-        spot_checks=args.spot_checks,
         out=sys.stdout,
+        state_path=args.state,
+        state_dir=args.state_dir,
+        full=args.full,
+        spot_checks=args.spot_checks,
+        max_age=args.max_age,
+        reconcile_figures=args.reconcile,
+        month=args.month,
     )
 
 

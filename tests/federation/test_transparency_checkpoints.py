@@ -4,6 +4,7 @@ standalone verifier."""
 
 import base64
 import hashlib
+from datetime import UTC, datetime
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -63,10 +64,14 @@ def test_the_verifier_opens_the_go_reference_note_and_rejects_a_changed_one():
 @override_settings(HUB_ID="hub.example.org/log")
 def test_hub_checkpoint_note_is_exactly_the_c2sp_format():
     root = hashlib.sha256(b"root").digest()
-    note = checkpoints.sign_checkpoint(tree_size=42, root_hash=root)
+    signed_at = datetime(2026, 12, 2, 1, 2, 3, tzinfo=UTC)
+    note = checkpoints.sign_checkpoint(tree_size=42, root_hash=root, signed_at=signed_at)
     assert note.endswith("\n") and note.count("\n\n") == 1
     body, signature_line = note[:-1].split("\n\n")
-    assert body + "\n" == f"hub.example.org/log\n42\n{base64.b64encode(root).decode()}\n"
+    assert body + "\n" == (
+        f"hub.example.org/log\n42\n{base64.b64encode(root).decode()}\n"
+        "concordat-signed-at 2026-12-02T01:02:03Z\n"
+    )
     assert signature_line.startswith("\u2014 hub.example.org/log ")
     blob = base64.b64decode(signature_line.split(" ")[2])
     assert len(blob) == 4 + 64
@@ -75,6 +80,7 @@ def test_hub_checkpoint_note_is_exactly_the_c2sp_format():
         note, verifier.parse_verifier_key(checkpoints.hub_verifier_key())
     )
     assert (signed.origin, signed.tree_size, signed.root_hash) == ("hub.example.org/log", 42, root)
+    assert signed.signed_at == signed_at
 
 
 def test_the_verifier_rejects_notes_by_other_keys_and_ignores_extra_signatures():
@@ -136,6 +142,23 @@ def test_the_worked_example_in_the_docs_is_exact():
     vkey = checkpoints.verifier_key("hub.example.org", key.public_key().public_bytes_raw())
     assert vkey == "hub.example.org+2ce9c755+AQOhB7/zzhC+HXDdGOdLwJln5NYwm6UNXx3chmQSVTG4"
     assert verifier.verify_checkpoint(note, verifier.parse_verifier_key(vkey)).tree_size == 3
+    stamped = checkpoints.sign_note(
+        checkpoints.checkpoint_body(
+            origin="hub.example.org",
+            tree_size=3,
+            root_hash=root,
+            signed_at=datetime(2026, 12, 1, tzinfo=UTC),
+        ),
+        name="hub.example.org",
+        private_key=key,
+    )
+    assert stamped == (
+        "hub.example.org\n3\n1Pksj7uJcg6ztVZ3x9fvrd/rENEaGoSguo8aIzN/qpU=\n"
+        "concordat-signed-at 2026-12-01T00:00:00Z\n\n"
+        "\u2014 hub.example.org LOnHVfTBVd0gKJ2GTIg2NuzbOmwwP7m9LQCLvlU1Rox5TLL1RukMJ53wipbWOS18z51OayACB1SBruJB1xxlW+c3Xw4=\n"
+    )
+    signed = verifier.verify_checkpoint(stamped, verifier.parse_verifier_key(vkey))
+    assert signed.signed_at == datetime(2026, 12, 1, tzinfo=UTC)
 
 
 @pytest.mark.parametrize("size", ["\u00b2", "\u0661\u0662", "012", "-1", ""])

@@ -1,6 +1,8 @@
 """The standalone verifier against a live hub (gunicorn + a Celery worker with beat on its own
-database): it passes on an honest log, catches an audit row changed in the database, and checks
-across runs (state file) that the log it saw before is a prefix of the log it sees now."""
+database): it passes on an honest log, checks every accepted contribution's member signature,
+catches an audit row or a stored contribution changed in the database, runs incrementally from
+its state directory, checks across runs that the log it saw before is a prefix of the log it
+sees now, and compares two auditors' saved checkpoints."""
 
 import base64
 import json
@@ -54,13 +56,16 @@ def fully_sequenced(hub) -> int | None:
     return total if pending == 0 and signed == total and total > 0 else None
 
 
-def run_verifier(hub, vkey: str, token: str, state: Path) -> subprocess.CompletedProcess:
+def run_verifier(
+    hub, vkey: str, token: str, state: Path, *extra: str
+) -> subprocess.CompletedProcess:
     # A clean environment and working directory: the verifier needs no project code.
+    option = "--state" if state.suffix == ".json" else "--state-dir"
     return subprocess.run(
         [sys.executable, str(VERIFIER), "--hub", hub.url, "--key", vkey, "--token", token,
-         "--state", str(state)],
+         option, str(state), *extra],
         cwd=state.parent, capture_output=True, text=True, timeout=120,
-        env={"PATH": "/usr/bin:/bin"},
+        env={"PATH": "/usr/bin:/bin", "HOME": str(state.parent)},
     )  # fmt: skip
 
 
@@ -74,16 +79,20 @@ def test_verifier_passes_detects_a_changed_row_and_checks_consistency_across_run
         status, key = hub.request("GET", "/api/v1/log/key")
         assert status == 200
         vkey = key["vkey"]
-        state = tmp_path / "verifier-state.json"
+        state = tmp_path / "auditor-a"
 
         submit(hub, member, private_key, 5)
         first_size = wait_for(lambda: fully_sequenced(hub), timeout=60, what="sequencing")
-        first = run_verifier(hub, vkey, auditor["token"], state)
+        first = run_verifier(hub, vkey, auditor["token"], state, "--reconcile")
         assert first.returncode == 0, first.stdout + first.stderr
         assert f"tree size {first_size}" in first.stdout
         assert "RESULT: OK" in first.stdout
         assert "no previous checkpoint" in first.stdout
-        assert state.exists()
+        assert "OK    5 accepted contributions: signed bytes hash" in first.stdout
+        assert f"reconciled at checkpoint {first_size}" in first.stdout
+        assert (state / "state.json").exists() and (state / "checkpoints.jsonl").exists()
+        other_auditor = tmp_path / "auditor-b"
+        assert run_verifier(hub, vkey, auditor["token"], other_auditor).returncode == 0
 
         submit(hub, member, private_key, 4)
         second_size = wait_for(
@@ -91,11 +100,47 @@ def test_verifier_passes_detects_a_changed_row_and_checks_consistency_across_run
             timeout=60,
             what="the new events to be sequenced",
         )
-        second = run_verifier(hub, vkey, auditor["token"], state)
+        second = run_verifier(hub, vkey, auditor["token"], state, "--reconcile")
         assert second.returncode == 0, second.stdout + second.stderr
         assert (
             f"the previous checkpoint (size {first_size}) is a prefix of this one "
             f"(size {second_size}" in second.stdout
+        )
+        assert f"fetched the {second_size - first_size} new entries" in second.stdout
+        assert "OK    4 accepted contributions" in second.stdout
+        assert f"reconciled at checkpoint {second_size}" in second.stdout
+
+        # Two auditors compare what they saw: sizes differ, the hub proves consistency.
+        compared = subprocess.run(
+            [sys.executable, str(VERIFIER), "compare", "--key", vkey, str(state),
+             str(other_auditor), "--hub", hub.url, "--token", auditor["token"]],
+            cwd=tmp_path, capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin"},
+        )  # fmt: skip
+        assert compared.returncode == 0, compared.stdout + compared.stderr
+        assert f"size {first_size} is a prefix of size {second_size}" in compared.stdout
+
+        # A stored contribution's signed bytes changed in the database.
+        (contribution_uuid, canonical) = hub.sql(
+            "SELECT uuid, canonical FROM federation_contribution ORDER BY id LIMIT 1"
+        )[0]
+        hub.sql(
+            "UPDATE federation_contribution SET canonical = %s WHERE uuid = %s",
+            (canonical.replace("propaganda", "violence"), contribution_uuid),
+        )
+        leaf = hub.sql(
+            "SELECT leaf_index FROM federation_auditevent WHERE action = 'contribution.accepted' "
+            "AND object_id = %s",
+            (str(contribution_uuid),),
+        )[0][0]
+        resigned = run_verifier(hub, vkey, auditor["token"], state, "--full")
+        assert resigned.returncode == 1, resigned.stdout + resigned.stderr
+        assert (
+            f"leaf {leaf} (contribution {contribution_uuid}): SHA-256 of the signed bytes is not "
+            "the leaf's content_hash" in resigned.stdout
+        )
+        hub.sql(
+            "UPDATE federation_contribution SET canonical = %s WHERE uuid = %s",
+            (canonical, contribution_uuid),
         )
 
         # Tamper with one logged event directly in the database.
@@ -108,14 +153,14 @@ def test_verifier_passes_detects_a_changed_row_and_checks_consistency_across_run
             "WHERE id = %s",
             (event_id,),
         )
-        state_before = state.read_text()
-        tampered = run_verifier(hub, vkey, auditor["token"], state)
+        state_before = (state / "state.json").read_text()
+        tampered = run_verifier(hub, vkey, auditor["token"], state, "--full")
         assert tampered.returncode == 1, tampered.stdout + tampered.stderr
         assert f"leaf {leaf_index} (event id {event_id}" in tampered.stdout
         assert "no longer match the log" in tampered.stdout
         assert "does NOT match the signed root" in tampered.stdout
         assert "RESULT: FAIL" in tampered.stdout
-        assert state.read_text() == state_before  # a failed run never moves the state on
+        assert (state / "state.json").read_text() == state_before  # a failed run changes nothing
 
         # History rewritten: the state holds a checkpoint the hub signed for another tree of a
         # smaller size (a split view). Signed with the hub's own key, it passes the signature

@@ -123,10 +123,12 @@ class CredentialListCreateView(OrganisationScopedMixin, generics.ListAPIView):
             scopes=data.validated_data["scopes"],
             expires_at=data.validated_data["expires_at"],
             actor=self.principal.actor,
+            issuer_capabilities=self.principal.capabilities,
         )
         body = CredentialSerializer(issued.credential).data
         body["token"] = issued.token
-        return Response(body, status=status.HTTP_201_CREATED)
+        # The body holds a new secret: no cache (browser, proxy) may keep a copy.
+        return Response(body, status=status.HTTP_201_CREATED, headers={"Cache-Control": "no-store"})
 
 
 class CredentialRevokeView(OrganisationScopedMixin, APIView):

@@ -20,6 +20,26 @@ from federation.transparency.models import AuditEvent
 EVENT_KIND = "concordat.audit-event"
 EVENT_VERSION = 1
 
+# A text column's value that is too long is cut to the column's width, ending in this marker, so
+# that an event is always written: a derived value such as the actor label "<username> via
+# <credential name>" (150 + 100 characters) can exceed its column although each part is legal,
+# and a failed insert would be a 500 with no event. The cut value is what the leaf signs.
+TRUNCATION_MARKER = "…"
+COLUMN_LIMITS: dict[str, int] = {
+    f.name: f.max_length
+    for f in AuditEvent._meta.get_fields()
+    if getattr(f, "max_length", None) and f.get_internal_type() == "CharField"
+}
+
+
+def bounded(column: str, value: object) -> str:
+    """``value`` as text that fits the audit column ``column`` (cut with the marker if needed)."""
+    text = "" if value is None else str(value)
+    limit = COLUMN_LIMITS[column]
+    if len(text) <= limit:
+        return text
+    return text[: limit - len(TRUNCATION_MARKER)] + TRUNCATION_MARKER
+
 
 @dataclass(frozen=True)
 class AuditRecord:
@@ -35,13 +55,13 @@ class AuditRecord:
     def to_model(self, occurred_at) -> AuditEvent:
         return AuditEvent(
             occurred_at=occurred_at,
-            action=self.action,
-            actor_type=self.actor["type"],
-            actor_id=self.actor["id"],
-            actor_label=self.actor.get("label", ""),
-            organisation=self.organisation,
-            object_type=self.object_type,
-            object_id=str(self.object_id),
+            action=bounded("action", self.action),
+            actor_type=bounded("actor_type", self.actor["type"]),
+            actor_id=bounded("actor_id", self.actor["id"]),
+            actor_label=bounded("actor_label", self.actor.get("label", "")),
+            organisation=bounded("organisation", self.organisation),
+            object_type=bounded("object_type", self.object_type),
+            object_id=bounded("object_id", self.object_id),
             data=dict(self.data),
         )
 
@@ -66,13 +86,13 @@ def audit_record_many(records: Iterable[AuditRecord]) -> int:
     rows = [
         (
             now,
-            record.action,
-            record.actor["type"],
-            record.actor["id"],
-            record.actor.get("label", ""),
-            record.organisation,
-            record.object_type,
-            str(record.object_id),
+            bounded("action", record.action),
+            bounded("actor_type", record.actor["type"]),
+            bounded("actor_id", record.actor["id"]),
+            bounded("actor_label", record.actor.get("label", "")),
+            bounded("organisation", record.organisation),
+            bounded("object_type", record.object_type),
+            bounded("object_id", record.object_id),
             dict(record.data),
         )
         for record in records

@@ -6,6 +6,7 @@ from rest_framework import serializers
 from federation.contributions.models import Entry, Label
 from federation.vetting.models import Decision, Feedback, Incident, VettingPolicy
 from federation.vetting.services import DisputeOutcome
+from members.validators import validate_display_name
 
 
 class ReasonSerializer(serializers.Serializer):
@@ -113,7 +114,7 @@ class IncidentSerializer(serializers.ModelSerializer):
 
 
 class IncidentDeclareSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=200)
+    name = serializers.CharField(max_length=200, validators=[validate_display_name])
     description = serializers.CharField(required=False, allow_blank=True, default="")
     started_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
     auto_vet = serializers.BooleanField(required=False, default=True)

@@ -55,8 +55,9 @@ class QueueEntrySerializer(serializers.ModelSerializer):
 
 
 class DecisionSerializer(serializers.ModelSerializer):
-    organisation = serializers.SlugRelatedField(read_only=True, slug_field="slug")
-    user = serializers.SlugRelatedField(read_only=True, slug_field="username")
+    # Both are null on a consortium admin's ruling and on the policy's automatic decisions.
+    organisation = serializers.SlugRelatedField(read_only=True, slug_field="slug", allow_null=True)
+    user = serializers.SlugRelatedField(read_only=True, slug_field="username", allow_null=True)
 
     class Meta:
         model = Decision

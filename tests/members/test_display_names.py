@@ -114,3 +114,19 @@ def test_admin_form_refuses_an_incident_name_with_a_zero_width_space(consortium_
     assert response.status_code == 200
     assert "U+200B" in response.content.decode()
     assert not Incident.objects.exists()
+
+
+def test_admin_form_refuses_a_key_label_with_a_right_to_left_override(consortium_admin, acme):
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    response = _admin_browser(consortium_admin.user).post(
+        "/admin/members/signingkey/add/",
+        {
+            "organisation": acme.pk,
+            "public_key": raw_public_key(Ed25519PrivateKey.generate()).hex(),
+            "label": "hsm\u202e",
+        },
+    )
+    assert response.status_code == 200
+    assert "U+202E" in response.content.decode()
+    assert not SigningKey.objects.filter(organisation=acme).exists()

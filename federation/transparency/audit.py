@@ -55,13 +55,13 @@ class AuditRecord:
     def to_model(self, occurred_at) -> AuditEvent:
         return AuditEvent(
             occurred_at=occurred_at,
-            action=bounded("action", self.action),
-            actor_type=bounded("actor_type", self.actor["type"]),
-            actor_id=bounded("actor_id", self.actor["id"]),
-            actor_label=bounded("actor_label", self.actor.get("label", "")),
-            organisation=bounded("organisation", self.organisation),
-            object_type=bounded("object_type", self.object_type),
-            object_id=bounded("object_id", self.object_id),
+            action=self.action,
+            actor_type=self.actor["type"],
+            actor_id=self.actor["id"],
+            actor_label=self.actor.get("label", ""),
+            organisation=self.organisation,
+            object_type=self.object_type,
+            object_id=str(self.object_id),
             data=dict(self.data),
         )
 
@@ -69,6 +69,8 @@ class AuditRecord:
 def audit_record(record: AuditRecord) -> AuditEvent:
     """Write one audit event in the current transaction."""
     event = record.to_model(timezone.now())
+    for column in COLUMN_LIMITS:
+        setattr(event, column, bounded(column, getattr(event, column)))
     event.save(force_insert=True)
     _schedule_sequencing()
     return event
@@ -86,21 +88,34 @@ def audit_record_many(records: Iterable[AuditRecord]) -> int:
     rows = [
         (
             now,
-            bounded("action", record.action),
-            bounded("actor_type", record.actor["type"]),
-            bounded("actor_id", record.actor["id"]),
-            bounded("actor_label", record.actor.get("label", "")),
-            bounded("organisation", record.organisation),
-            bounded("object_type", record.object_type),
-            bounded("object_id", record.object_id),
+            record.action,
+            record.actor["type"],
+            record.actor["id"],
+            record.actor.get("label", ""),
+            record.organisation,
+            record.object_type,
+            str(record.object_id),
             dict(record.data),
         )
         for record in records
     ]
+    rows = [_bounded_row(row) for row in rows]
     copy_rows(AuditEvent, _EVENT_COLUMNS, rows)
     if rows:
         _schedule_sequencing()
     return len(rows)
+
+
+_BOUNDED_POSITIONS = [
+    (position, column) for position, column in enumerate(_EVENT_COLUMNS) if column in COLUMN_LIMITS
+]
+
+
+def _bounded_row(row: tuple) -> tuple:
+    values = list(row)
+    for position, column in _BOUNDED_POSITIONS:
+        values[position] = bounded(column, values[position])
+    return tuple(values)
 
 
 def event_document(event: AuditEvent) -> dict[str, Any]:

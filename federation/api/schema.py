@@ -68,6 +68,13 @@ ERROR_CODES: dict[str, str] = {
     "not_vetted": "Feedback is given on vetted (or disputed) entries only.",
     "own_entry": "Your organisation contributed this entry; it cannot give feedback on it.",
     "incident_closed": "The incident is already closed.",
+    # Federation and sync (branches merged alongside this one)
+    "foreign_organisation": "The organisation is another hub's member, mirrored here read-only.",
+    "invalid_hub": "hub must be a hub id of 1-200 characters.",
+    "local_hub": "A mirror names another hub's member; this hub's own members are not mirrored.",
+    "invalid_cursor": "The cursor is not one this hub issued (docs/sync.md).",
+    "stale_cursor": "The cursor is older than the stream's retention of removals; start again "
+    "from the export (docs/sync.md).",
     # Transparency log
     "missing_parameter": "A required query parameter is missing (details.parameter).",
     "bad_range": "Need 0 <= start < end <= tree size, at most 1000 entries.",

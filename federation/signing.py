@@ -184,6 +184,10 @@ def decode_signature(signature: object) -> bytes:
         raw = base64.b64decode(signature, validate=True)
     except binascii.Error as exc:
         raise MalformedContribution("signature", "is not valid base64") from exc
+    # b64decode ignores the unused low bits of the last character ("Dw==" and "Dx==" give the
+    # same bytes); only the one canonical spelling of the 64 bytes is accepted (docs/signing.md).
+    if base64.b64encode(raw).decode("ascii") != signature:
+        raise MalformedContribution("signature", "is not canonical base64 (non-zero pad bits)")
     return raw
 
 

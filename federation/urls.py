@@ -26,5 +26,7 @@ urlpatterns = [
 ]
 
 # API URLs that match no view answer in the API's error shape (federation/api/errors.py).
+handler400 = "federation.api.errors.api_bad_request"
+handler403 = "federation.api.errors.api_permission_denied"
 handler404 = "federation.api.errors.api_not_found"
 handler500 = "federation.api.errors.api_server_error"

@@ -50,6 +50,7 @@ class SigningKeyListCreateView(OrganisationScopedMixin, generics.ListAPIView):
     """Your organisation's signing keys; POST registers a new public key."""
 
     serializer_class = SigningKeySerializer
+    error_codes = {"POST": {400: ["invalid_key"], 409: ["key_exists"]}}
 
     def get_queryset(self):
         return SigningKey.objects.filter(organisation=self.principal.organisation).select_related(
@@ -74,6 +75,8 @@ class SigningKeyListCreateView(OrganisationScopedMixin, generics.ListAPIView):
 class SigningKeyRevokeView(OrganisationScopedMixin, APIView):
     """Revoke a signing key, with a reason and the time from which it is untrusted."""
 
+    error_codes = {400: ["reason_required"], 409: ["key_revoked"]}
+
     @extend_schema(request=SigningKeyRevokeSerializer, responses={200: SigningKeySerializer})
     def post(self, request, key_id: str):
         key = self.get_own(SigningKey.objects.select_related("organisation"), key_id=key_id)
@@ -92,6 +95,9 @@ class CredentialListCreateView(OrganisationScopedMixin, generics.ListAPIView):
     """Your organisation's API credentials; POST issues one (the token is shown once)."""
 
     serializer_class = CredentialSerializer
+    error_codes = {
+        "POST": {400: ["unknown_holder", "scope_not_allowed"], 403: ["scope_exceeds_issuer"]}
+    }
 
     def get_queryset(self):
         return ApiCredential.objects.filter(
@@ -123,14 +129,18 @@ class CredentialListCreateView(OrganisationScopedMixin, generics.ListAPIView):
             scopes=data.validated_data["scopes"],
             expires_at=data.validated_data["expires_at"],
             actor=self.principal.actor,
+            issuer_capabilities=self.principal.capabilities,
         )
         body = CredentialSerializer(issued.credential).data
         body["token"] = issued.token
-        return Response(body, status=status.HTTP_201_CREATED)
+        # The body holds a new secret: no cache (browser, proxy) may keep a copy.
+        return Response(body, status=status.HTTP_201_CREATED, headers={"Cache-Control": "no-store"})
 
 
 class CredentialRevokeView(OrganisationScopedMixin, APIView):
     """Revoke an API credential at once."""
+
+    error_codes = {409: ["credential_revoked"]}
 
     @extend_schema(request=None, responses={200: CredentialSerializer})
     def post(self, request, pk: int):
@@ -154,6 +164,8 @@ class MembershipListView(OrganisationScopedMixin, generics.ListAPIView):
 
 class MembershipRoleView(OrganisationScopedMixin, APIView):
     """Change a user's role in your organisation."""
+
+    error_codes = {409: ["staff_user", "other_organisation"]}
 
     @extend_schema(request=MembershipRoleSerializer, responses={200: MembershipSerializer})
     def patch(self, request, pk: int):

@@ -7,6 +7,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from members.validators import validate_display_name
+
 
 class Role(models.TextChoices):
     """Roles a user holds inside a member organisation."""
@@ -33,7 +35,7 @@ class Organisation(models.Model):
     slug = models.SlugField(
         max_length=64, unique=True, help_text="Names the member in signed objects."
     )
-    name = models.CharField(max_length=200)
+    name = models.CharField(max_length=200, validators=[validate_display_name])
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
     trusted = models.BooleanField(
         default=False, help_text="Contributions from trusted members are vetted automatically."
@@ -97,7 +99,7 @@ class SigningKey(models.Model):
     )
     key_id = models.CharField(max_length=32, unique=True, editable=False)
     public_key = models.BinaryField(max_length=32, editable=False)
-    label = models.CharField(max_length=100, blank=True)
+    label = models.CharField(max_length=100, blank=True, validators=[validate_display_name])
     not_before = models.DateTimeField(default=timezone.now)
     revoked_at = models.DateTimeField(null=True, blank=True)
     revoke_reason = models.CharField(max_length=500, blank=True)
@@ -144,7 +146,7 @@ class ApiCredential(models.Model):
     holder = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="credentials"
     )
-    name = models.CharField(max_length=100)
+    name = models.CharField(max_length=100, validators=[validate_display_name])
     prefix = models.CharField(max_length=16, unique=True, editable=False)
     secret_hash = models.CharField(max_length=64, editable=False)
     scopes = models.JSONField(default=list)

@@ -6,6 +6,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from members.models import ApiCredential, Membership, Role, Scope, SigningKey
+from members.validators import validate_display_name
 
 
 class SigningKeySerializer(serializers.ModelSerializer):
@@ -34,7 +35,13 @@ class SigningKeyRegisterSerializer(serializers.Serializer):
     public_key = serializers.CharField(
         max_length=100, help_text="Raw 32-byte Ed25519 public key, as 64 hex characters or base64."
     )
-    label = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+    label = serializers.CharField(
+        max_length=100,
+        required=False,
+        allow_blank=True,
+        default="",
+        validators=[validate_display_name],
+    )
     not_before = serializers.DateTimeField(required=False, allow_null=True, default=None)
 
 
@@ -72,7 +79,7 @@ class CredentialSerializer(serializers.ModelSerializer):
 
 
 class CredentialCreateSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=100)
+    name = serializers.CharField(max_length=100, validators=[validate_display_name])
     scopes = serializers.ListField(
         child=serializers.ChoiceField(choices=Scope.choices), max_length=6
     )

@@ -4,6 +4,7 @@ writes its audit event in that transaction; the API and the Django admin both ca
 import base64
 import binascii
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -11,7 +12,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from nacl.bindings import crypto_core_ed25519_is_valid_point
 
-from federation.errors import Conflict, InvalidInput
+from federation.errors import Conflict, Forbidden, InvalidInput
 from federation.transparency.audit import AuditRecord, audit_record
 from members.authentication import TOKEN_PREFIX, hash_secret
 from members.models import (
@@ -25,6 +26,20 @@ from members.models import (
     key_id_for,
 )
 from members.principals import ROLE_CAPABILITIES, principal_for_user
+from members.validators import UNSAFE_CODE, unsafe_characters
+
+
+def check_display_name(value: str, *, field: str) -> None:
+    """Services' form of ``members.validators``: a 400 ``unsafe_characters`` naming the field."""
+    found = unsafe_characters(value or "")
+    if found:
+        raise InvalidInput(
+            f"{field} contains invisible or text-direction characters ({', '.join(found[:5])}); "
+            "names shown to other members may not contain control, format (bidi, zero-width) "
+            "or separator characters.",
+            code=UNSAFE_CODE,
+            details={"field": field, "characters": found},
+        )
 
 
 def decode_public_key(text: str) -> bytes:
@@ -61,6 +76,7 @@ def signing_key_register(
     not_before: datetime | None = None,
     created_by=None,
 ) -> SigningKey:
+    check_display_name(label, field="label")
     key_id = key_id_for(public_key)
     exists = Conflict("This public key is already registered.", code="key_exists")
     with transaction.atomic():
@@ -147,11 +163,34 @@ def credential_create(
     scopes: list[str],
     actor: dict,
     expires_at: datetime | None = None,
+    issuer_capabilities: Iterable[str] | None = None,
 ) -> IssuedCredential:
+    """Issue a token to ``holder`` with ``scopes`` (de-duplicated), which must lie within the
+    holder's role and, when the issuer acts through the API, within ``issuer_capabilities``
+    (its role intersected with its own token's scopes): a token can never mint a token that
+    does more than it may. Such a request is refused (403 ``scope_exceeds_issuer``), not
+    silently narrowed, so that the caller never holds a token weaker than it asked for."""
+    check_display_name(name, field="name")
+    if not name.strip():
+        raise InvalidInput("Give the credential a name.", details={"field": "name"})
+    name_limit = ApiCredential._meta.get_field("name").max_length
+    if len(name) > name_limit:
+        raise InvalidInput(
+            f"A credential name has at most {name_limit} characters.", details={"field": "name"}
+        )
     principal = principal_for_user(holder)
+    scopes = sorted(set(scopes))
     unknown = set(scopes) - set(Scope.values)
     if unknown or not scopes:
         raise InvalidInput(f"scopes must be a non-empty subset of {sorted(Scope.values)}.")
+    if issuer_capabilities is not None:
+        beyond = sorted(set(scopes) - set(issuer_capabilities))
+        if beyond:
+            raise Forbidden(
+                f"You cannot issue a token with scopes you do not hold yourself: {beyond}.",
+                code="scope_exceeds_issuer",
+                details={"scopes": beyond},
+            )
     allowed = ROLE_CAPABILITIES.get(principal.role, frozenset())
     if not set(scopes) <= allowed:
         raise InvalidInput(
@@ -289,6 +328,7 @@ def organisation_save(*, organisation: Organisation, actor: dict) -> Organisatio
     Suspending a member or marking it trusted changes what it may do, so every change is audited."""
     if not organisation.slug or not organisation.name:
         raise InvalidInput("An organisation needs a slug and a name.")
+    check_display_name(organisation.name, field="name")
     with transaction.atomic():
         before = (
             Organisation.objects.filter(pk=organisation.pk).values(*ORGANISATION_FIELDS).first()

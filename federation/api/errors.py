@@ -10,6 +10,7 @@ same shape from ``api_not_found`` and ``api_server_error`` (the project's handle
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404, JsonResponse
+from django.urls import is_valid_path
 from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -91,10 +92,55 @@ def _safe(value):
 
 def api_not_found(request, exception=None):
     if request.path.startswith("/api/"):
+        slashed = _slashed_url(request)
+        if slashed is not None:
+            # No redirect (a followed 301 turns a POST into a GET): say which URL exists.
+            return JsonResponse(
+                error_body(
+                    "not_found",
+                    f"No API endpoint at {_safe(request.path)}; the URL ends with a slash: "
+                    f"{_safe(slashed)}.",
+                    {"url": _safe(slashed)},
+                ),
+                status=404,
+            )
         return JsonResponse(
             error_body("not_found", f"No API endpoint at {_safe(request.path)}."), status=404
         )
     return defaults.page_not_found(request, exception)
+
+
+def _slashed_url(request) -> str | None:
+    path = request.path_info
+    if path.endswith("/"):
+        return None
+    urlconf = getattr(request, "urlconf", None)
+    if not is_valid_path(f"{path}/", urlconf):
+        return None
+    return f"{request.path}/"
+
+
+def api_bad_request(request, exception=None):
+    """Django's own 400s (a disallowed ``Host`` header, other suspicious requests) that happen
+    before any view runs. Must not call ``request.get_host()``: that is what failed."""
+    if request.path.startswith("/api/"):
+        return JsonResponse(
+            error_body(
+                "bad_request",
+                "The request was refused before reaching the API (for example, a Host header "
+                "this hub does not serve; see DJANGO_ALLOWED_HOSTS).",
+            ),
+            status=400,
+        )
+    return defaults.bad_request(request, exception)
+
+
+def api_permission_denied(request, exception=None):
+    if request.path.startswith("/api/"):
+        return JsonResponse(
+            error_body("permission_denied", "You do not have permission to do this."), status=403
+        )
+    return defaults.permission_denied(request, exception)
 
 
 def api_server_error(request):

@@ -2,7 +2,7 @@
 
 import django_filters
 from django.conf import settings
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import generics, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -34,6 +34,14 @@ from members.permissions import HasCapability
 from members.principals import principal_for_request
 
 
+def _rejection_codes() -> dict[int, list[str]]:
+    """Status → the codes a contribution can be rejected with (for the schema)."""
+    codes: dict[int, list[str]] = {}
+    for code, status_code in REJECTION_STATUS.items():
+        codes.setdefault(status_code, []).append(code)
+    return codes
+
+
 class ContributionListCreateView(generics.ListAPIView):
     """Submit one signed contribution (201 created, 200 when the same bytes were already stored),
     or list your organisation's contributions, newest first."""
@@ -41,6 +49,7 @@ class ContributionListCreateView(generics.ListAPIView):
     permission_classes = [HasCapability]
     required_capabilities = {"GET": Scope.READ, "POST": Scope.SUBMIT}
     serializer_class = ContributionSerializer
+    error_codes = {"POST": _rejection_codes()}
 
     def get_queryset(self):
         return contributions_for_organisation(
@@ -75,14 +84,10 @@ class ContributionBulkView(APIView):
 
     permission_classes = [HasCapability]
     required_capability = Scope.SUBMIT
+    # Item rejections are per item in the 200 answer (results[].error), not request errors.
+    error_codes = {400: ["too_many_items"]}
 
-    @extend_schema(
-        request=BulkSubmissionSerializer,
-        responses={
-            200: BulkResultSerializer,
-            400: OpenApiResponse(description="Malformed or too many items"),
-        },
-    )
+    @extend_schema(request=BulkSubmissionSerializer, responses={200: BulkResultSerializer})
     def post(self, request):
         items = request.data.get("items") if isinstance(request.data, dict) else None
         if not isinstance(items, list) or not items:

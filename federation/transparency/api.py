@@ -115,6 +115,8 @@ class VerifierKeyView(APIView):
 class CheckpointView(LogView):
     """The latest signed checkpoint (or the one at ``?size=N``) as a C2SP signed note."""
 
+    error_codes = {400: ["invalid", "bad_tree_size"], 404: ["no_checkpoint", "not_found"]}
+
     renderer_classes = [JSONRenderer, PlainTextRenderer]
 
     @extend_schema(
@@ -129,12 +131,37 @@ class CheckpointView(LogView):
 class EntriesView(LogView):
     """Leaves ``[start, end)`` (at most 1000) of the tree the latest checkpoint signs."""
 
+    error_codes = {400: ["missing_parameter", "invalid", "bad_range"], 404: ["no_checkpoint"]}
+
     @extend_schema(
         parameters=[
             OpenApiParameter("start", OpenApiTypes.INT, required=True),
             OpenApiParameter("end", OpenApiTypes.INT, required=True, description="exclusive"),
         ],
-        responses=OpenApiTypes.OBJECT,
+        responses=inline_serializer(
+            "LogEntries",
+            {
+                "tree_size": serializers.IntegerField(help_text="Of the latest checkpoint."),
+                "start": serializers.IntegerField(),
+                "end": serializers.IntegerField(help_text="Exclusive; start + len(entries)."),
+                "entries": inline_serializer(
+                    "LogEntry",
+                    {
+                        "leaf_index": serializers.IntegerField(),
+                        "event": serializers.JSONField(
+                            help_text="The audit event document (docs/transparency.md)."
+                        ),
+                        "leaf": serializers.CharField(
+                            help_text="The leaf bytes (RFC 8785 JSON of event), base64."
+                        ),
+                        "leaf_hash": serializers.CharField(
+                            help_text="SHA-256(0x00 || leaf), base64."
+                        ),
+                    },
+                    many=True,
+                ),
+            },
+        ),
     )
     def get(self, request):
         start = _int_param(request, "start")
@@ -161,12 +188,26 @@ class EntriesView(LogView):
 class InclusionProofView(LogView):
     """RFC 9162 inclusion proof of leaf ``index`` in the tree of ``tree_size`` leaves."""
 
+    error_codes = {
+        400: ["missing_parameter", "invalid", "bad_tree_size", "bad_leaf_index"],
+        404: ["no_checkpoint"],
+    }
+
     @extend_schema(
         parameters=[
             OpenApiParameter("index", OpenApiTypes.INT, required=True),
             OpenApiParameter("tree_size", OpenApiTypes.INT, required=False),
         ],
-        responses=OpenApiTypes.OBJECT,
+        responses=inline_serializer(
+            "InclusionProof",
+            {
+                "leaf_index": serializers.IntegerField(),
+                "tree_size": serializers.IntegerField(),
+                "inclusion_path": serializers.ListField(
+                    child=serializers.CharField(), help_text="Node hashes, base64 (RFC 9162)."
+                ),
+            },
+        ),
     )
     def get(self, request):
         proof = selectors.inclusion_proof(
@@ -185,12 +226,26 @@ class InclusionProofView(LogView):
 class ConsistencyProofView(LogView):
     """RFC 9162 consistency proof between the trees of ``first`` and ``second`` leaves."""
 
+    error_codes = {
+        400: ["missing_parameter", "invalid", "bad_tree_size"],
+        404: ["no_checkpoint"],
+    }
+
     @extend_schema(
         parameters=[
             OpenApiParameter("first", OpenApiTypes.INT, required=True),
             OpenApiParameter("second", OpenApiTypes.INT, required=False),
         ],
-        responses=OpenApiTypes.OBJECT,
+        responses=inline_serializer(
+            "ConsistencyProof",
+            {
+                "tree_size_1": serializers.IntegerField(),
+                "tree_size_2": serializers.IntegerField(),
+                "consistency_path": serializers.ListField(
+                    child=serializers.CharField(), help_text="Node hashes, base64 (RFC 9162)."
+                ),
+            },
+        ),
     )
     def get(self, request):
         proof = selectors.consistency_proof(

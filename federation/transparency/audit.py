@@ -20,6 +20,26 @@ from federation.transparency.models import AuditEvent
 EVENT_KIND = "concordat.audit-event"
 EVENT_VERSION = 1
 
+# A text column's value that is too long is cut to the column's width, ending in this marker, so
+# that an event is always written: a derived value such as the actor label "<username> via
+# <credential name>" (150 + 100 characters) can exceed its column although each part is legal,
+# and a failed insert would be a 500 with no event. The cut value is what the leaf signs.
+TRUNCATION_MARKER = "…"
+COLUMN_LIMITS: dict[str, int] = {
+    f.name: f.max_length
+    for f in AuditEvent._meta.get_fields()
+    if getattr(f, "max_length", None) and f.get_internal_type() == "CharField"
+}
+
+
+def bounded(column: str, value: object) -> str:
+    """``value`` as text that fits the audit column ``column`` (cut with the marker if needed)."""
+    text = "" if value is None else str(value)
+    limit = COLUMN_LIMITS[column]
+    if len(text) <= limit:
+        return text
+    return text[: limit - len(TRUNCATION_MARKER)] + TRUNCATION_MARKER
+
 
 @dataclass(frozen=True)
 class AuditRecord:
@@ -49,6 +69,8 @@ class AuditRecord:
 def audit_record(record: AuditRecord) -> AuditEvent:
     """Write one audit event in the current transaction."""
     event = record.to_model(timezone.now())
+    for column in COLUMN_LIMITS:
+        setattr(event, column, bounded(column, getattr(event, column)))
     event.save(force_insert=True)
     _schedule_sequencing()
     return event
@@ -81,10 +103,23 @@ def audit_record_many(records: Iterable[AuditRecord], *, occurred_at=None) -> in
         )
         for record in records
     ]
+    rows = [_bounded_row(row) for row in rows]
     copy_rows(AuditEvent, _EVENT_COLUMNS, rows)
     if rows:
         _schedule_sequencing()
     return len(rows)
+
+
+_BOUNDED_POSITIONS = [
+    (position, column) for position, column in enumerate(_EVENT_COLUMNS) if column in COLUMN_LIMITS
+]
+
+
+def _bounded_row(row: tuple) -> tuple:
+    values = list(row)
+    for position, column in _BOUNDED_POSITIONS:
+        values[position] = bounded(column, values[position])
+    return tuple(values)
 
 
 def event_document(event: AuditEvent) -> dict[str, Any]:

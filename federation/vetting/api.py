@@ -72,6 +72,7 @@ class ReviewQueueView(generics.ListAPIView):
     permission_classes = [HasCapability]
     required_capability = Scope.REVIEW
     serializer_class = QueueEntrySerializer
+    query_error_codes = True  # ?incident= must be a UUID
     pagination_class = OldestFirstCursorPagination
 
     def get_queryset(self):
@@ -102,6 +103,11 @@ class _VoteView(APIView):
     permission_classes = [HasAnyCapability]
     any_capability = (Scope.REVIEW, Scope.HUB_ADMIN)
     verdict: str = ""
+    error_codes = {
+        400: ["reason_required"],
+        403: ["self_vote"],
+        409: ["not_pending", "already_voted"],
+    }
 
     @extend_schema(request=ReasonSerializer, responses={200: VoteResultSerializer})
     def post(self, request, pk: int):
@@ -148,6 +154,7 @@ class EntryResolveView(APIView):
 
     permission_classes = [HasCapability]
     required_capability = Scope.HUB_ADMIN
+    error_codes = {400: ["reason_required"], 409: ["not_disputed"]}
 
     @extend_schema(request=ResolveSerializer, responses={200: DecisionSerializer})
     def post(self, request, pk: int):
@@ -191,6 +198,7 @@ class EntryFeedbackView(generics.ListAPIView):
     permission_classes = [HasCapability]
     required_capabilities = {"GET": Scope.READ, "PUT": Scope.REVIEW}
     serializer_class = FeedbackSerializer
+    error_codes = {"PUT": {403: ["own_entry"], 409: ["not_vetted"]}}
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation has no URL kwargs
@@ -264,6 +272,7 @@ class IncidentCloseView(APIView):
 
     permission_classes = [HasCapability]
     required_capability = Scope.HUB_ADMIN
+    error_codes = {409: ["incident_closed"]}
 
     @extend_schema(request=IncidentCloseSerializer, responses={200: IncidentSerializer})
     def post(self, request, pk):

@@ -6,6 +6,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from members.validators import validate_display_name
+
 
 class VettingPolicy(models.Model):
     """The hub's single vetting policy row (pk 1), edited by consortium admins."""
@@ -38,7 +40,7 @@ class Incident(models.Model):
     """A declared crisis (like GIFCT's Content Incident Protocol); tagged contributions take a fast lane."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    name = models.CharField(max_length=200)
+    name = models.CharField(max_length=200, validators=[validate_display_name])
     description = models.TextField(blank=True)
     started_at = models.DateTimeField(default=timezone.now)
     ended_at = models.DateTimeField(null=True, blank=True)

@@ -6,6 +6,7 @@ from rest_framework import serializers
 from federation.contributions.models import Entry, Label
 from federation.vetting.models import Decision, Feedback, Incident, VettingPolicy
 from federation.vetting.services import DisputeOutcome
+from members.validators import validate_display_name
 
 
 class ReasonSerializer(serializers.Serializer):
@@ -54,8 +55,9 @@ class QueueEntrySerializer(serializers.ModelSerializer):
 
 
 class DecisionSerializer(serializers.ModelSerializer):
-    organisation = serializers.SlugRelatedField(read_only=True, slug_field="slug")
-    user = serializers.SlugRelatedField(read_only=True, slug_field="username")
+    # Both are null on a consortium admin's ruling and on the policy's automatic decisions.
+    organisation = serializers.SlugRelatedField(read_only=True, slug_field="slug", allow_null=True)
+    user = serializers.SlugRelatedField(read_only=True, slug_field="username", allow_null=True)
 
     class Meta:
         model = Decision
@@ -113,7 +115,7 @@ class IncidentSerializer(serializers.ModelSerializer):
 
 
 class IncidentDeclareSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=200)
+    name = serializers.CharField(max_length=200, validators=[validate_display_name])
     description = serializers.CharField(required=False, allow_blank=True, default="")
     started_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
     auto_vet = serializers.BooleanField(required=False, default=True)

@@ -37,7 +37,7 @@ class Command(BaseCommand):
             if options["token"]:
                 issued = credential_create(
                     holder=user,
-                    name=f"{user.username} (cli)",
+                    name="cli",
                     scopes=sorted(ROLE_CAPABILITIES[options["role"]]),
                     actor=actor,
                 )

@@ -1,0 +1,187 @@
+"""The API's OpenAPI description of errors: one ``Error`` component for the documented shape
+``{"error": {"code", "message", "details"}}`` and, on every operation, the 4xx statuses it can
+answer with the codes behind each (in the description and as one example per code).
+
+Codes come from two places: those every endpoint of a kind can return (a body can be malformed,
+a token wrong, a path object missing), derived here from the view, and those of the endpoint's
+own domain checks, which a view declares in ``error_codes``: ``{status: [code, ...]}``, or
+``{"POST": {status: [code, ...]}}`` per method. ``ERROR_CODES`` says what each code means; a test
+checks that every code an operation lists is described there (tests/federation/test_openapi_schema.py).
+"""
+
+from collections import defaultdict
+
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse
+from rest_framework import serializers
+from rest_framework.permissions import AllowAny
+
+ERROR_CODES: dict[str, str] = {
+    # Request-level (any endpoint of the kind)
+    "malformed_json": "The body is not JSON: bad syntax, not UTF-8, NaN, or nested too deeply.",
+    "invalid": "Wrong shape or types; details names the fields at fault.",
+    "bad_request": "Refused before reaching the API (e.g. a Host header this hub does not serve).",
+    "not_authenticated": "No credentials were sent.",
+    "authentication_failed": "Unknown, wrong, expired or revoked token, or a deactivated holder.",
+    "permission_denied": "Your role or token scopes do not allow this, or your organisation is "
+    "suspended.",
+    "not_found": "No such object in your organisation, or no such URL (details.url names the "
+    "slashed URL when that one exists).",
+    "not_acceptable": "The Accept header asks for a media type this endpoint does not produce.",
+    "payload_too_large": "The body is over the hub's limit (details.limit, in bytes).",
+    "unsupported_media_type": "The body is not application/json.",
+    "rate_limited": "Over the per-user request rate; retry after the Retry-After header.",
+    # Contributions
+    "too_many_items": "A bulk request over BULK_MAX_ITEMS items; details: {limit, received}.",
+    "wrong_hub": "The contribution names another hub.",
+    "unknown_key": "key_id is not a key of your organisation.",
+    "key_not_active": "The key was not valid at created_at (before its not_before, at or after "
+    "its revocation) or is revoked now.",
+    "clock_skew": "created_at is too far ahead of the hub's clock, or too old.",
+    "bad_signature": "The Ed25519 signature does not verify over the canonical bytes.",
+    "unknown_label": "A label outside the hub's active taxonomy.",
+    "unknown_incident": "An incident the hub does not know.",
+    "member_mismatch": "The contribution names another member than your organisation.",
+    "uuid_conflict": "This UUID was already used for other bytes, or by another member.",
+    "nothing_to_retract": "A retract where your organisation has no active add of the signal.",
+    # Member management
+    "invalid_key": "public_key is not a valid raw 32-byte Ed25519 public key (hex or base64).",
+    "key_exists": "This public key is already registered.",
+    "key_revoked": "The key is already revoked (from that time or earlier).",
+    "reason_required": "A reason is required.",
+    "unknown_holder": "holder is not a user of your organisation.",
+    "scope_not_allowed": "A scope the holder's role does not have.",
+    "scope_exceeds_issuer": "A scope the issuing token (or its holder) does not have itself.",
+    "credential_revoked": "The credential is already revoked.",
+    "staff_user": "Hub staff cannot belong to a member organisation.",
+    "other_organisation": "The user belongs to another organisation.",
+    "unsafe_characters": "A name with invisible or text-direction characters (bidi controls, "
+    "zero-width, control characters); the API reports these as `invalid` with the field.",
+    # Raised by services only the Django admin and the management commands reach
+    "slug_exists": "An organisation with this slug exists.",
+    "member_user": "Members of an organisation cannot also be hub staff.",
+    # Vetting, feedback, incidents
+    "not_pending": "The entry is not pending review.",
+    "self_vote": "Your organisation contributed this entry; it cannot vote on it.",
+    "already_voted": "Your organisation already voted in this review round.",
+    "not_disputed": "The entry is not disputed.",
+    "not_vetted": "Feedback is given on vetted (or disputed) entries only.",
+    "own_entry": "Your organisation contributed this entry; it cannot give feedback on it.",
+    "incident_closed": "The incident is already closed.",
+    # Federation and sync (branches merged alongside this one)
+    "foreign_organisation": "The organisation is another hub's member, mirrored here read-only.",
+    "invalid_hub": "hub must be a hub id of 1-200 characters.",
+    "local_hub": "A mirror names another hub's member; this hub's own members are not mirrored.",
+    "invalid_cursor": "The cursor is not one this hub issued (docs/sync.md).",
+    "stale_cursor": "The cursor is older than the stream's retention of removals; start again "
+    "from the export (docs/sync.md).",
+    # Transparency log
+    "missing_parameter": "A required query parameter is missing (details.parameter).",
+    "bad_range": "Need 0 <= start < end <= tree size, at most 1000 entries.",
+    "bad_tree_size": "A tree size beyond the latest checkpoint, or otherwise impossible.",
+    "bad_leaf_index": "A leaf index outside the tree.",
+    "no_checkpoint": "The hub has not signed a checkpoint yet.",
+}
+
+_STATUS_TEXT = {
+    400: "Bad request",
+    401: "Not authenticated",
+    403: "Forbidden",
+    404: "Not found",
+    406: "Not acceptable",
+    409: "Conflict",
+    413: "Payload too large",
+    415: "Unsupported media type",
+    429: "Too many requests",
+}
+
+
+class ErrorDetailSerializer(serializers.Serializer):
+    code = serializers.CharField(help_text="Stable, machine-readable (docs/api.md lists them).")
+    message = serializers.CharField(help_text="Human-readable; may change.")
+    details = serializers.JSONField(
+        allow_null=True,
+        help_text="null, or an object: for `invalid` bodies the offending fields and their "
+        "messages; otherwise as documented for the code.",
+    )
+
+
+class ErrorSerializer(serializers.Serializer):
+    """Every error the API answers (4xx and the rare 5xx) has this shape."""
+
+    error = ErrorDetailSerializer()
+
+
+class ConcordatAutoSchema(AutoSchema):
+    """drf-spectacular's AutoSchema plus the error responses of each operation."""
+
+    def _get_response_bodies(self, direction="response"):
+        responses = super()._get_response_bodies(direction)
+        if direction != "response":
+            return responses
+        for status, codes in sorted(self.error_codes().items()):
+            if str(status) in responses:
+                continue
+            responses[str(status)] = self._get_response_for_code(
+                OpenApiResponse(
+                    response=ErrorSerializer,
+                    description=(
+                        f"{_STATUS_TEXT.get(status, 'Error')}. Error codes: "
+                        + "; ".join(f"`{code}`: {ERROR_CODES.get(code, '')}" for code in codes)
+                    ),
+                    examples=[
+                        OpenApiExample(
+                            code,
+                            value={
+                                "error": {
+                                    "code": code,
+                                    "message": ERROR_CODES.get(code, code),
+                                    "details": None,
+                                }
+                            },
+                            response_only=True,
+                            status_codes=[str(status)],
+                        )
+                        for code in codes
+                    ],
+                ),
+                str(status),
+                direction=direction,
+            )
+        return responses
+
+    def error_codes(self) -> dict[int, list[str]]:
+        """Status → codes this operation can answer with (generic ones, then the view's own)."""
+        found: dict[int, list[str]] = defaultdict(list)
+        public = any(isinstance(p, AllowAny) for p in self.view.get_permissions())
+        has_body = self.method in ("POST", "PUT", "PATCH") and self.get_request_serializer()
+        if has_body:
+            found[400] += ["malformed_json", "invalid"]
+            found[413].append("payload_too_large")
+            found[415].append("unsupported_media_type")
+        elif self._has_query_input():
+            found[400].append("invalid")
+        if not public:
+            found[401] += ["not_authenticated", "authentication_failed"]
+            found[403].append("permission_denied")
+        paginated = self._is_list_view() and getattr(self.view, "pagination_class", None)
+        if "{" in self.path or paginated:
+            # A path object that is not yours, or (paginated lists) a cursor not the hub's.
+            found[404].append("not_found")
+        found[406].append("not_acceptable")
+        found[429].append("rate_limited")
+        declared = getattr(self.view, "error_codes", {}) or {}
+        if self.method in declared:
+            declared = declared[self.method]
+        elif any(isinstance(key, str) for key in declared):
+            declared = {}
+        for status, codes in declared.items():
+            for code in codes:
+                if code not in found[status]:
+                    found[status].append(code)
+        return {status: codes for status, codes in found.items() if codes}
+
+    def _has_query_input(self) -> bool:
+        return bool(getattr(self.view, "filterset_class", None)) or bool(
+            getattr(self.view, "query_error_codes", False)
+        )

@@ -1,0 +1,135 @@
+"""The OpenAPI schema describes what partners send and receive: the signed contribution and bulk
+items as typed objects, and on every operation its 4xx responses in the one error shape with the
+codes behind them. (test_api_conventions.py runs `manage.py spectacular --validate --fail-on-warn`.)"""
+
+import re
+from pathlib import Path
+
+import pytest
+from drf_spectacular.generators import SchemaGenerator
+from drf_spectacular.validation import validate_schema
+
+from federation.api.schema import ERROR_CODES
+from federation.contributions.services import REJECTION_STATUS
+from federation.signing import OPTIONAL_FIELDS, REQUIRED_FIELDS, SIGNAL_FIELDS
+
+ROOT = Path(__file__).resolve().parents[2]
+METHODS = {"get", "post", "put", "patch", "delete"}
+
+
+@pytest.fixture(scope="module")
+def schema():
+    generated = SchemaGenerator().get_schema(request=None, public=True)
+    validate_schema(generated)  # OpenAPI 3 JSON-schema validation; raises on any error
+    return generated
+
+
+def _resolve(schema, node: dict) -> dict:
+    while True:
+        if "$ref" in node:
+            node = schema["components"]["schemas"][node["$ref"].rsplit("/", 1)[1]]
+        elif "allOf" in node and len(node["allOf"]) == 1:
+            node = node["allOf"][0]
+        else:
+            return node
+
+
+def _request_body(schema, path: str, method: str = "post") -> dict:
+    body = schema["paths"][path][method]["requestBody"]["content"]["application/json"]["schema"]
+    return _resolve(schema, body)
+
+
+def _operations(schema):
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            if method in METHODS:
+                yield path, method, operation
+
+
+def test_the_signed_contribution_is_a_typed_object_with_every_field(schema):
+    submission = _request_body(schema, "/api/v1/contributions/")
+    assert submission["type"] == "object"
+    assert set(submission["required"]) == {"contribution", "signature"}
+    contribution = _resolve(schema, submission["properties"]["contribution"])
+    assert contribution["type"] == "object"
+    assert set(contribution["properties"]) == REQUIRED_FIELDS | OPTIONAL_FIELDS
+    assert set(contribution["required"]) == REQUIRED_FIELDS
+    signal = _resolve(schema, contribution["properties"]["signal"])
+    assert signal["type"] == "object"
+    assert set(signal["required"]) >= SIGNAL_FIELDS
+    assert contribution["properties"]["labels"]["type"] == "array"
+    assert contribution["properties"]["uuid"]["format"] == "uuid"
+
+
+def test_bulk_items_are_typed_signed_contributions(schema):
+    bulk = _request_body(schema, "/api/v1/contributions/bulk/")
+    items = bulk["properties"]["items"]
+    assert items["type"] == "array"
+    item = _resolve(schema, items["items"])
+    assert item == _request_body(schema, "/api/v1/contributions/")
+    result = schema["paths"]["/api/v1/contributions/bulk/"]["post"]["responses"]["200"]
+    answer = _resolve(schema, result["content"]["application/json"]["schema"])
+    item_result = _resolve(schema, answer["properties"]["results"]["items"])
+    error = _resolve(schema, item_result["properties"]["error"])
+    assert set(error["properties"]) == {"code", "message", "details"}
+
+
+def test_the_stored_contribution_names_and_describes_its_verification_fields(schema):
+    contribution = schema["components"]["schemas"]["Contribution"]["properties"]
+    for name in ("canonical", "content_hash", "public_key", "signature", "origin_hub"):
+        assert contribution[name]["type"] == "string"
+        assert contribution[name].get("description"), name
+    assert "base64" in contribution["public_key"]["description"]
+    assert contribution["labels"]["type"] == "array"
+
+
+def test_the_error_component_is_the_documented_shape(schema):
+    error = schema["components"]["schemas"]["Error"]
+    assert error["required"] == ["error"]
+    detail = _resolve(schema, error["properties"]["error"])
+    assert set(detail["properties"]) == {"code", "message", "details"}
+    assert detail["properties"]["details"].get("nullable") is True
+
+
+def test_every_operation_lists_its_4xx_responses_in_the_error_shape(schema):
+    for path, method, operation in _operations(schema):
+        client_errors = {s: r for s, r in operation["responses"].items() if s.startswith("4")}
+        assert client_errors, f"{method.upper()} {path} lists no 4xx response"
+        assert "429" in client_errors, (method, path)
+        for status, response in client_errors.items():
+            content = response["content"]["application/json"]
+            assert content["schema"] == {"$ref": "#/components/schemas/Error"}, (path, status)
+            codes = [example["value"]["error"]["code"] for example in content["examples"].values()]
+            assert codes, (method, path, status)
+            for code in codes:
+                assert code in ERROR_CODES, (method, path, code)
+                assert f"`{code}`" in response["description"]
+
+
+def _codes(schema, path: str, method: str, status: str) -> set[str]:
+    response = schema["paths"][path][method]["responses"][status]
+    examples = response["content"]["application/json"]["examples"].values()
+    return {example["value"]["error"]["code"] for example in examples}
+
+
+def test_operations_list_their_own_domain_error_codes(schema):
+    for code, status in REJECTION_STATUS.items():
+        assert code in _codes(schema, "/api/v1/contributions/", "post", str(status))
+    assert "too_many_items" in _codes(schema, "/api/v1/contributions/bulk/", "post", "400")
+    assert "scope_exceeds_issuer" in _codes(schema, "/api/v1/credentials/", "post", "403")
+    assert "key_exists" in _codes(schema, "/api/v1/keys/", "post", "409")
+    assert "not_pending" in _codes(schema, "/api/v1/entries/{id}/approve/", "post", "409")
+    assert "bad_range" in _codes(schema, "/api/v1/log/entries", "get", "400")
+    assert {"not_authenticated", "authentication_failed"} <= _codes(
+        schema, "/api/v1/entries/", "get", "401"
+    )
+    # Public endpoints do not claim 401s; a request body brings 400/413/415.
+    assert "401" not in schema["paths"]["/api/v1/hub/"]["get"]["responses"]
+    assert {"413", "415"} <= set(schema["paths"]["/api/v1/keys/"]["post"]["responses"])
+
+
+def test_every_error_code_the_code_base_raises_is_described():
+    raised = set(REJECTION_STATUS)
+    for source in [*ROOT.glob("federation/**/*.py"), *ROOT.glob("members/**/*.py")]:
+        raised |= set(re.findall(r'\bcode="([a-z_]+)"', source.read_text()))
+    assert raised - set(ERROR_CODES) == set()

@@ -205,7 +205,6 @@ class DisputeResolutionActions:
                 entry_id=entry.pk,
                 outcome=outcome,
                 reason=reason,
-                user=request.user,
                 actor=admin_actor(request),
             ),
         )
@@ -331,7 +330,6 @@ class EntryAdmin(DisputeResolutionActions, ReadOnlyHubAdmin, admin.ModelAdmin):
                 entry_id=entry.pk,
                 verdict=verdict,
                 reason=reason,
-                user=request.user,
                 actor=admin_actor(request),
             ),
         )
@@ -502,7 +500,6 @@ class IncidentAdmin(HubAdminPermissions, admin.ModelAdmin):
             started_at=form.cleaned_data.get("started_at"),
             auto_vet=form.cleaned_data.get("auto_vet", True),
             quorum=form.cleaned_data.get("quorum"),
-            user=request.user,
             actor=admin_actor(request),
         )
         obj.pk = incident.pk

@@ -12,7 +12,7 @@ from django import forms
 from django.contrib import admin
 from django.contrib.admin.widgets import AdminSplitDateTime
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q
+from django.db.models import Exists, OuterRef, Prefetch
 from django.http import HttpResponseRedirect
 from django.urls import reverse
 from django.utils import timezone
@@ -22,6 +22,7 @@ from federation.contributions.models import Contribution, Entry, Label
 from federation.signing import verify_signature
 from federation.transparency.models import AuditEvent
 from federation.vetting.models import Decision, Feedback, Incident, VettingPolicy
+from federation.vetting.policy import with_vote_tally
 from federation.vetting.services import (
     POLICY_FIELDS,
     DisputeOutcome,
@@ -259,25 +260,13 @@ class EntryAdmin(DisputeResolutionActions, ReadOnlyHubAdmin, admin.ModelAdmin):
     readonly_fields = fields
 
     def get_queryset(self, request):
-        current_round = Q(decisions__review_round=F("review_round"), decisions__kind="vote")
-        return (
-            super()
-            .get_queryset(request)
-            .annotate(
-                approval_count=Count(
-                    "decisions", filter=current_round & Q(decisions__verdict="approve")
-                ),
-                rejection_count=Count(
-                    "decisions", filter=current_round & Q(decisions__verdict="reject")
-                ),
-            )
-            .prefetch_related(
-                Prefetch("labels", queryset=Label.objects.only("slug")),
-                Prefetch(
-                    "contributions",
-                    queryset=Contribution.objects.select_related("organisation", "signing_key"),
-                ),
-            )
+        # The votes that count towards the quorum, counted as the quorum rule counts them.
+        return with_vote_tally(super().get_queryset(request)).prefetch_related(
+            Prefetch("labels", queryset=Label.objects.only("slug")),
+            Prefetch(
+                "contributions",
+                queryset=Contribution.objects.select_related("organisation", "signing_key"),
+            ),
         )
 
     @admin.display(description="Signal", ordering="value")
@@ -298,9 +287,9 @@ class EntryAdmin(DisputeResolutionActions, ReadOnlyHubAdmin, admin.ModelAdmin):
         }
         return ", ".join(sorted(active)) or "—"
 
-    @admin.display(description="Votes (✔/✘) this round")
+    @admin.display(description="Counted votes (✔/✘) this round")
     def approvals(self, entry) -> str:
-        return f"{entry.approval_count} / {entry.rejection_count}"
+        return f"{entry.counted_approvals} / {entry.counted_rejections}"
 
     @admin.display(description="Signature status")
     def signature_status(self, entry) -> str:

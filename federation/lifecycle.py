@@ -99,10 +99,13 @@ def entries_transition(
         raise ValueError(f"unknown entry state {to!r}")
     if not ids:
         return []
-    # The caller's transaction when there is one (no savepoint: a refusal is raised before any
-    # write), else its own.
-    with transaction.atomic(savepoint=False):
-        return _transition(ids, to, actor, reason, data, data_by_entry, only_from, now)
+    args = (ids, to, actor, reason, data, data_by_entry, only_from, now)
+    if transaction.get_connection().in_atomic_block:
+        # The caller's transaction, without a savepoint: a refusal is raised before any write,
+        # and leaves the caller's transaction usable.
+        return _transition(*args)
+    with transaction.atomic():
+        return _transition(*args)
 
 
 def _transition(ids, to, actor, reason, data, data_by_entry, only_from, now) -> list[Transition]:

@@ -336,6 +336,31 @@ def admin_rejects_a_dispute_from_feedback(ctx):
     return post_action(ctx, Feedback, "reject_disputes", opinions, apply="1", reason="wrong")
 
 
+def post_decision(ctx, entry, decision: str) -> Callable[[], None]:
+    url = admin_url(Entry, "decide", entry.pk)
+    return post_form(ctx, url, {"decision": decision, "reason": "from the entry's page"})
+
+
+@scenario(ADMIN_SCENARIOS, ("federation.entry", "decide"))
+def admin_approves_from_the_entry_page(ctx):
+    return post_decision(ctx, submit_entry(ctx.acme_submitter), "approve")
+
+
+@scenario(ADMIN_SCENARIOS, ("federation.entry", "decide"))
+def admin_rejects_from_the_entry_page(ctx):
+    return post_decision(ctx, submit_entry(ctx.acme_submitter), "reject")
+
+
+@scenario(ADMIN_SCENARIOS, ("federation.entry", "decide"))
+def admin_confirms_a_dispute_from_the_entry_page(ctx):
+    return post_decision(ctx, disputed_entry(ctx), "confirm")
+
+
+@scenario(ADMIN_SCENARIOS, ("federation.entry", "decide"))
+def admin_rejects_a_dispute_from_the_entry_page(ctx):
+    return post_decision(ctx, disputed_entry(ctx), "reject_dispute")
+
+
 @scenario(ADMIN_SCENARIOS, ("federation.label", "add"))
 def admin_adds_a_label(ctx):
     data = {"slug": "new-term", "name": "New term", "description": "d", "active": "on"}
@@ -456,7 +481,7 @@ def admin_deactivates_a_user(ctx):
     return post_form(ctx, admin_url(User, "change", user.pk), data)
 
 
-@scenario(ADMIN_SCENARIOS, ("auth.user", "password"))
+@scenario(ADMIN_SCENARIOS, ("auth.user", "password_change"))
 def admin_sets_a_password(ctx):
     user = ctx.acme_submitter.user
     data = {
@@ -506,8 +531,14 @@ def offered_admin_changes(user) -> set[tuple[str, str]]:
         for view in ("add", "change", "delete"):
             if getattr(model_admin, f"has_{view}_permission")(request):
                 offered.add((label, view))
-        if hasattr(model_admin, "user_change_password"):
-            offered.add((label, "password"))
+        # The admin's own views beyond the standard ones (a password form, decision buttons).
+        prefix = f"{model._meta.app_label}_{model._meta.model_name}_"
+        standard = {
+            f"{prefix}{view}" for view in ("changelist", "add", "history", "delete", "change")
+        }
+        for pattern in model_admin.get_urls():
+            if pattern.name and pattern.name not in standard:
+                offered.add((label, pattern.name.removeprefix(prefix)))
     return offered
 
 

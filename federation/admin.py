@@ -23,7 +23,7 @@ from django.utils.html import format_html, format_html_join
 from federation.contributions.models import Contribution, Entry, Label
 from federation.errors import ConcordatError
 from federation.signing import verify_signature
-from federation.transparency.actions import ObjectType, PolicyRule
+from federation.transparency.actions import Key, ObjectType, PolicyRule
 from federation.transparency.models import AuditEvent, Checkpoint
 from federation.vetting.models import Decision, Feedback, Incident, VettingPolicy
 from federation.vetting.policy import with_vote_tally
@@ -219,19 +219,19 @@ def policy_text(snapshot: dict) -> str:
     """A decision's recorded policy in words rather than JSON."""
     if not snapshot:
         return "—"
-    rule = snapshot.get("rule")
+    rule = snapshot.get(Key.RULE)
     lines = [f"Rule: {_RULE_TEXT.get(rule, rule or 'not recorded')}"]
-    if snapshot.get("effective_quorum") is not None:
-        needed = snapshot["effective_quorum"]
+    if snapshot.get(Key.EFFECTIVE_QUORUM) is not None:
+        needed = snapshot[Key.EFFECTIVE_QUORUM]
         lines.append(f"Needed {needed} approval{'s' if needed != 1 else ''} (or rejections)")
-    if snapshot.get("incident"):
-        lines.append(f"Incident {snapshot['incident']}")
-    if snapshot.get("member"):
-        lines.append(f"Member {snapshot['member']}")
-    trusted = "yes" if snapshot.get("auto_vet_trusted") else "no"
+    if snapshot.get(Key.INCIDENT):
+        lines.append(f"Incident {snapshot[Key.INCIDENT]}")
+    if snapshot.get(Key.MEMBER):
+        lines.append(f"Member {snapshot[Key.MEMBER]}")
+    trusted = "yes" if snapshot.get(Key.AUTO_VET_TRUSTED) else "no"
     lines.append(
-        f"Hub policy then: quorum {snapshot.get('quorum')}, trusted members auto-vetted: "
-        f"{trusted}, dispute threshold {snapshot.get('dispute_threshold')}"
+        f"Hub policy then: quorum {snapshot.get(Key.QUORUM)}, trusted members auto-vetted: "
+        f"{trusted}, dispute threshold {snapshot.get(Key.DISPUTE_THRESHOLD)}"
     )
     return format_html_join("", "<div>{}</div>", ((line,) for line in lines))
 
@@ -719,7 +719,7 @@ class AuditEventAdmin(admin.ModelAdmin):
                 latest_tree_size=Subquery(
                     Checkpoint.objects.order_by("-tree_size").values("tree_size")[:1]
                 ),
-                data_entry_id=KeyTextTransform("entry_id", "data"),
+                data_entry_id=KeyTextTransform(Key.ENTRY_ID, "data"),
             )
         )
 

@@ -69,8 +69,17 @@ class Key:
     FROM: Final = "from"
     TO: Final = "to"
     REASON: Final = "reason"
+    # Contributions: the entry a contribution event is about
+    ENTRY_ID: Final = "entry_id"
     # Vetting
     POLICY: Final = "policy"
+    # … and inside a policy snapshot (federation.vetting.policy.policy_snapshot)
+    RULE: Final = "rule"
+    AUTO_VET_TRUSTED: Final = "auto_vet_trusted"
+    DISPUTE_THRESHOLD: Final = "dispute_threshold"
+    EFFECTIVE_QUORUM: Final = "effective_quorum"
+    INCIDENT: Final = "incident"
+    MEMBER: Final = "member"
     DECISION_ID: Final = "decision_id"
     VERDICT: Final = "verdict"
     REVIEW_ROUND: Final = "review_round"

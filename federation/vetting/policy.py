@@ -25,10 +25,12 @@ from members.actors import Actor
 
 
 def policy_snapshot(policy: VettingPolicy, **extra: Any) -> dict[str, Any]:
+    """The policy as it stood, recorded with a decision; ``extra`` adds the ``rule`` that applied
+    and its details (``incident``, ``member``, ``effective_quorum``: keys named in ``Key``)."""
     return {
-        "quorum": policy.quorum,
-        "auto_vet_trusted": policy.auto_vet_trusted,
-        "dispute_threshold": policy.dispute_threshold,
+        Key.QUORUM: policy.quorum,
+        Key.AUTO_VET_TRUSTED: policy.auto_vet_trusted,
+        Key.DISPUTE_THRESHOLD: policy.dispute_threshold,
         **extra,
     }
 
@@ -175,7 +177,7 @@ def apply_policy_to_entries(
                     kind=Decision.Kind.POLICY,
                     verdict=Decision.Verdict.APPROVE,
                     organisation=None,
-                    reason=f"automatic: {auto[t.entry_id]['rule']}",
+                    reason=f"automatic: {auto[t.entry_id][Key.RULE]}",
                     policy=auto[t.entry_id],
                     created_at=now,
                 )
@@ -214,7 +216,7 @@ def _complete_incident_quorums(
         .order_by("pk")
     ):
         quorum, snapshot = effective_quorum(entry=entry, policy=policy, now=now)
-        if snapshot["rule"] == PolicyRule.INCIDENT_QUORUM and entry.counted_approvals >= quorum:
+        if snapshot[Key.RULE] == PolicyRule.INCIDENT_QUORUM and entry.counted_approvals >= quorum:
             complete[entry.pk] = (snapshot, entry.counted_approvals)
     if not complete:
         return

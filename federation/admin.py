@@ -6,22 +6,27 @@ events as the API (docs/vetting.md, "The admin").
 """
 
 import json
+from urllib.parse import urlencode
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin.widgets import AdminSplitDateTime
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q
-from django.http import HttpResponseRedirect
-from django.urls import reverse
+from django.db.models import Exists, OuterRef, Prefetch, Subquery
+from django.db.models.fields.json import KeyTextTransform
+from django.http import HttpResponseNotAllowed, HttpResponseRedirect
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from federation.contributions.models import Contribution, Entry, Label
+from federation.errors import ConcordatError
 from federation.signing import verify_signature
-from federation.transparency.models import AuditEvent
+from federation.transparency.actions import Key, ObjectType, PolicyRule
+from federation.transparency.models import AuditEvent, Checkpoint
 from federation.vetting.models import Decision, Feedback, Incident, VettingPolicy
+from federation.vetting.policy import with_vote_tally
 from federation.vetting.services import (
     POLICY_FIELDS,
     DisputeOutcome,
@@ -117,10 +122,15 @@ class ContributionInline(ReadOnlyInline):
         "status",
         "created_at",
         "received_at",
+        "content_hash_copyable",
         "signature_check",
     ]
     readonly_fields = fields
     ordering = ["received_at", "pk"]
+
+    @admin.display(description="Content hash (SHA-256 of the signed bytes)")
+    def content_hash_copyable(self, contribution) -> str:
+        return copyable(contribution.content_hash)
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("organisation", "signing_key")
@@ -150,7 +160,7 @@ class DecisionInline(ReadOnlyInline):
 
     @admin.display(description="Policy")
     def policy_applied(self, decision) -> str:
-        return json.dumps(decision.policy, sort_keys=True)
+        return policy_text(decision.policy)
 
 
 class FeedbackInline(ReadOnlyInline):
@@ -187,6 +197,45 @@ def _signature_badge(contribution: Contribution) -> str:
     return format_html('<span style="color:{}">{} {}</span>', colour, mark, text)
 
 
+def copyable(value: str) -> str:
+    """A hash or id in full, in a monospace box that one click selects for copying."""
+    return format_html(
+        '<code class="copyable" style="user-select:all;word-break:break-all">{}</code>', value
+    )
+
+
+_RULE_TEXT = {
+    PolicyRule.QUORUM: "quorum of reviewers' votes",
+    PolicyRule.INCIDENT_QUORUM: "an incident's quorum of reviewers' votes",
+    PolicyRule.TRUSTED_MEMBER: "automatic: a trusted member's add",
+    PolicyRule.INCIDENT: "automatic: an incident's fast lane",
+    PolicyRule.ADMIN_RULING: "a consortium admin's ruling",
+    PolicyRule.DISPUTE_RESOLUTION: "a consortium admin's resolution of a dispute",
+    PolicyRule.DISPUTE_THRESHOLD: "members' dissent reached the dispute threshold",
+}
+
+
+def policy_text(snapshot: dict) -> str:
+    """A decision's recorded policy in words rather than JSON."""
+    if not snapshot:
+        return "—"
+    rule = snapshot.get(Key.RULE)
+    lines = [f"Rule: {_RULE_TEXT.get(rule, rule or 'not recorded')}"]
+    if snapshot.get(Key.EFFECTIVE_QUORUM) is not None:
+        needed = snapshot[Key.EFFECTIVE_QUORUM]
+        lines.append(f"Needed {needed} approval{'s' if needed != 1 else ''} (or rejections)")
+    if snapshot.get(Key.INCIDENT):
+        lines.append(f"Incident {snapshot[Key.INCIDENT]}")
+    if snapshot.get(Key.MEMBER):
+        lines.append(f"Member {snapshot[Key.MEMBER]}")
+    trusted = "yes" if snapshot.get(Key.AUTO_VET_TRUSTED) else "no"
+    lines.append(
+        f"Hub policy then: quorum {snapshot.get(Key.QUORUM)}, trusted members auto-vetted: "
+        f"{trusted}, dispute threshold {snapshot.get(Key.DISPUTE_THRESHOLD)}"
+    )
+    return format_html_join("", "<div>{}</div>", ((line,) for line in lines))
+
+
 class DisputeResolutionActions:
     """Admin actions that resolve the disputes of the selected entries (or of the entries the
     selected rows point at, through ``dispute_targets``), asking for a reason."""
@@ -205,7 +254,6 @@ class DisputeResolutionActions:
                 entry_id=entry.pk,
                 outcome=outcome,
                 reason=reason,
-                user=request.user,
                 actor=admin_actor(request),
             ),
         )
@@ -236,18 +284,20 @@ class EntryAdmin(DisputeResolutionActions, ReadOnlyHubAdmin, admin.ModelAdmin):
         "label_list",
         "contributors",
         "approvals",
-        "updated_at",
+        "state_changed_at",
     ]
-    list_display_links = ["id", "signal"]
+    list_display_links = ["id"]
     list_filter = ["state", LabelFilter, "signal_type", MemberFilter, IncidentFilter]
     search_fields = ["value"]
-    ordering = ["-id"]
+    # The queue: what has waited longest in its state first.
+    ordering = ["state_changed_at", "id"]
+    change_form_template = "admin/federation/entry/change_form.html"
     list_per_page = 50
     actions = ["approve_entries", "reject_entries", "confirm_disputes", "reject_disputes"]
     inlines = [ContributionInline, DecisionInline, FeedbackInline]
     fields = [
         "signal_type",
-        "value",
+        "value_copyable",
         "state",
         "review_round",
         "label_list",
@@ -260,31 +310,18 @@ class EntryAdmin(DisputeResolutionActions, ReadOnlyHubAdmin, admin.ModelAdmin):
     readonly_fields = fields
 
     def get_queryset(self, request):
-        current_round = Q(decisions__review_round=F("review_round"), decisions__kind="vote")
-        return (
-            super()
-            .get_queryset(request)
-            .annotate(
-                approval_count=Count(
-                    "decisions", filter=current_round & Q(decisions__verdict="approve")
-                ),
-                rejection_count=Count(
-                    "decisions", filter=current_round & Q(decisions__verdict="reject")
-                ),
-            )
-            .prefetch_related(
-                Prefetch("labels", queryset=Label.objects.only("slug")),
-                Prefetch(
-                    "contributions",
-                    queryset=Contribution.objects.select_related("organisation", "signing_key"),
-                ),
-            )
+        # The votes that count towards the quorum, counted as the quorum rule counts them.
+        return with_vote_tally(super().get_queryset(request)).prefetch_related(
+            Prefetch("labels", queryset=Label.objects.only("slug")),
+            Prefetch(
+                "contributions",
+                queryset=Contribution.objects.select_related("organisation", "signing_key"),
+            ),
         )
 
     @admin.display(description="Signal", ordering="value")
     def signal(self, entry) -> str:
-        value = entry.value if len(entry.value) <= 20 else f"{entry.value[:16]}…"
-        return f"{entry.signal_type}:{value}"
+        return format_html("{}: {}", entry.signal_type, copyable(entry.value))
 
     @admin.display(description="Labels")
     def label_list(self, entry) -> str:
@@ -299,9 +336,9 @@ class EntryAdmin(DisputeResolutionActions, ReadOnlyHubAdmin, admin.ModelAdmin):
         }
         return ", ".join(sorted(active)) or "—"
 
-    @admin.display(description="Votes (✔/✘) this round")
+    @admin.display(description="Counted votes (✔/✘) this round")
     def approvals(self, entry) -> str:
-        return f"{entry.approval_count} / {entry.rejection_count}"
+        return f"{entry.counted_approvals} / {entry.counted_rejections}"
 
     @admin.display(description="Signature status")
     def signature_status(self, entry) -> str:
@@ -317,8 +354,81 @@ class EntryAdmin(DisputeResolutionActions, ReadOnlyHubAdmin, admin.ModelAdmin):
             format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", rows),
         )
 
+    @admin.display(description="Value")
+    def value_copyable(self, entry) -> str:
+        return copyable(entry.value)
+
     def has_vet_permission(self, request) -> bool:
         return is_hub_admin(request)
+
+    # --- Deciding from the entry's own page ---------------------------------------------------
+
+    # decision → (service call, label, the state it applies to)
+    PAGE_DECISIONS = {
+        "approve": ("Approve (ruling)", Entry.State.PENDING),
+        "reject": ("Reject (ruling)", Entry.State.PENDING),
+        "confirm": ("Resolve the dispute: confirm", Entry.State.DISPUTED),
+        "reject_dispute": ("Resolve the dispute: reject", Entry.State.DISPUTED),
+    }
+
+    def get_urls(self):
+        decide = path(
+            "<int:object_id>/decide/",
+            self.admin_site.admin_view(self.decide_view),
+            name="federation_entry_decide",
+        )
+        return [decide, *super().get_urls()]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        entry = self.get_object(request, object_id)
+        offered = []
+        if entry is not None and self.has_vet_permission(request):
+            offered = [
+                (name, label)
+                for name, (label, state) in self.PAGE_DECISIONS.items()
+                if state == entry.state
+            ]
+        context = {**(extra_context or {}), "decisions": offered}
+        if offered:
+            context["decide_url"] = reverse("admin:federation_entry_decide", args=[entry.pk])
+        return super().change_view(request, object_id, form_url, extra_context=context)
+
+    def decide_view(self, request, object_id):
+        """Approve, reject or resolve one entry from its page, with a reason; the same services
+        as the actions (and the API), so the same decisions and audit events."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self.has_vet_permission(request):
+            raise PermissionDenied
+        change_url = reverse("admin:federation_entry_change", args=[object_id])
+        decision, reason = request.POST.get("decision"), request.POST.get("reason", "")
+        actor = admin_actor(request)
+        calls = {
+            "approve": lambda: entry_rule(
+                entry_id=object_id, verdict=Decision.Verdict.APPROVE, reason=reason, actor=actor
+            ),
+            "reject": lambda: entry_rule(
+                entry_id=object_id, verdict=Decision.Verdict.REJECT, reason=reason, actor=actor
+            ),
+            "confirm": lambda: entry_resolve_dispute(
+                entry_id=object_id, outcome=DisputeOutcome.CONFIRM, reason=reason, actor=actor
+            ),
+            "reject_dispute": lambda: entry_resolve_dispute(
+                entry_id=object_id, outcome=DisputeOutcome.REJECT, reason=reason, actor=actor
+            ),
+        }
+        if decision not in calls:
+            self.message_user(request, "Choose a decision.", messages.ERROR)
+            return HttpResponseRedirect(change_url)
+        try:
+            made = calls[decision]()
+        except ConcordatError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+            return HttpResponseRedirect(change_url)
+        self.message_user(
+            request, f"{self.PAGE_DECISIONS[decision][0]}: the entry is now {made.entry.state}."
+        )
+        return HttpResponseRedirect(change_url)
 
     def _rule(self, request, queryset, verdict: str, title: str, button: str):
         return run_reason_action(
@@ -331,7 +441,6 @@ class EntryAdmin(DisputeResolutionActions, ReadOnlyHubAdmin, admin.ModelAdmin):
                 entry_id=entry.pk,
                 verdict=verdict,
                 reason=reason,
-                user=request.user,
                 actor=admin_actor(request),
             ),
         )
@@ -372,9 +481,14 @@ class DecisionAdmin(ReadOnlyHubAdmin, admin.ModelAdmin):
         "organisation",
         "user",
         "reason",
+        "policy_readable",
         "policy",
         "created_at",
     ]
+
+    @admin.display(description="Policy that applied")
+    def policy_readable(self, decision) -> str:
+        return policy_text(decision.policy)
 
 
 class EntryStateFilter(admin.SimpleListFilter):
@@ -502,7 +616,6 @@ class IncidentAdmin(HubAdminPermissions, admin.ModelAdmin):
             started_at=form.cleaned_data.get("started_at"),
             auto_vet=form.cleaned_data.get("auto_vet", True),
             quorum=form.cleaned_data.get("quorum"),
-            user=request.user,
             actor=admin_actor(request),
         )
         obj.pk = incident.pk
@@ -556,6 +669,8 @@ class VettingPolicyAdmin(HubAdminPermissions, admin.ModelAdmin):
 
 # --- The audit log --------------------------------------------------------------------------------
 
+PROOF_PATH = "/api/v1/log/proof/inclusion"  # docs/transparency.md
+
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(admin.ModelAdmin):
@@ -570,7 +685,9 @@ class AuditEventAdmin(admin.ModelAdmin):
         "organisation",
         "object_type",
         "object_id",
+        "entry_link",
         "leaf_index",
+        "proof_link",
     ]
     list_filter = ["action", "actor_type", "object_type"]
     search_fields = ["action", "actor_label", "organisation", "object_id"]
@@ -585,10 +702,47 @@ class AuditEventAdmin(admin.ModelAdmin):
         "organisation",
         "object_type",
         "object_id",
+        "entry_link",
         "data_json",
         "leaf_index",
+        "proof_link",
     ]
     fields = readonly_fields
+
+    def get_queryset(self, request):
+        # What the links need, in the page's one query: the latest signed tree size, and the
+        # entry an event about a contribution names in its data.
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                latest_tree_size=Subquery(
+                    Checkpoint.objects.order_by("-tree_size").values("tree_size")[:1]
+                ),
+                data_entry_id=KeyTextTransform(Key.ENTRY_ID, "data"),
+            )
+        )
+
+    @admin.display(description="Entry")
+    def entry_link(self, event) -> str:
+        entry_id = event.object_id if event.object_type == ObjectType.ENTRY else None
+        entry_id = entry_id or getattr(event, "data_entry_id", None)
+        if not entry_id or not str(entry_id).isdigit():
+            return "—"
+        url = reverse("admin:federation_entry_change", args=[entry_id])
+        return format_html('<a href="{}">entry {}</a>', url, entry_id)
+
+    @admin.display(description="Inclusion proof")
+    def proof_link(self, event) -> str:
+        size = getattr(event, "latest_tree_size", None)
+        if event.leaf_index is None:
+            return "not yet sequenced"
+        if size is None or event.leaf_index >= size:
+            return "awaiting a checkpoint"
+        query = urlencode({"index": event.leaf_index, "tree_size": size})
+        return format_html(
+            '<a href="{}?{}">leaf {} of {}</a>', PROOF_PATH, query, event.leaf_index, size
+        )
 
     @staticmethod
     def _may_read(request) -> bool:

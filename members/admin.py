@@ -19,6 +19,7 @@ from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 
 from federation.errors import ConcordatError, InvalidInput
+from members.actors import Actor
 from members.models import (
     ApiCredential,
     Membership,
@@ -57,9 +58,9 @@ def is_hub_admin(request) -> bool:
     return user.is_superuser or principal_for_user(user).can(Scope.HUB_ADMIN)
 
 
-def admin_actor(request) -> dict[str, str]:
-    """How the signed-in admin user is named in audit events."""
-    return principal_for_user(request.user).actor
+def admin_actor(request) -> Actor:
+    """The signed-in admin user, as the actor of what they do here."""
+    return Actor.for_user(request.user)
 
 
 class HubAdminPermissions:

@@ -94,8 +94,3 @@ def principal_for_request(request) -> Principal:
     principal = principal_for_user(getattr(request, "user", None), credential)
     request._concordat_principal = principal
     return principal
-
-
-def system_actor(name: str) -> dict[str, str]:
-    """The audit actor for work the hub does by itself (the sequencer, policy decisions)."""
-    return {"type": "system", "id": name, "label": name}

@@ -13,6 +13,7 @@ from django.utils import timezone
 from nacl.bindings import crypto_core_ed25519_is_valid_point
 
 from federation.errors import Conflict, Forbidden, InvalidInput
+from federation.transparency.actions import Action, Key, ObjectType
 from federation.transparency.audit import AuditRecord, audit_record
 from members.authentication import TOKEN_PREFIX, hash_secret
 from members.models import (
@@ -217,16 +218,16 @@ def credential_create(
                 )
                 audit_record(
                     AuditRecord(
-                        action="credential.created",
+                        action=Action.CREDENTIAL_CREATED,
                         actor=actor,
                         organisation=organisation.slug if organisation else "",
-                        object_type="credential",
+                        object_type=ObjectType.CREDENTIAL,
                         object_id=f"cc_{prefix}",
                         data={
-                            "name": name,
-                            "holder": holder.get_username(),
-                            "scopes": sorted(scopes),
-                            "expires_at": expires_at.isoformat() if expires_at else None,
+                            Key.NAME: name,
+                            Key.HOLDER: holder.get_username(),
+                            Key.SCOPES: sorted(scopes),
+                            Key.EXPIRES_AT: expires_at.isoformat() if expires_at else None,
                         },
                     )
                 )
@@ -245,12 +246,12 @@ def credential_revoke(*, credential: ApiCredential, actor: dict) -> ApiCredentia
         credential.save(update_fields=["revoked_at"])
         audit_record(
             AuditRecord(
-                action="credential.revoked",
+                action=Action.CREDENTIAL_REVOKED,
                 actor=actor,
                 organisation=credential.organisation.slug if credential.organisation else "",
-                object_type="credential",
+                object_type=ObjectType.CREDENTIAL,
                 object_id=f"cc_{credential.prefix}",
-                data={"name": credential.name},
+                data={Key.NAME: credential.name},
             )
         )
     return credential
@@ -278,12 +279,12 @@ def membership_set(*, user, organisation: Organisation, role: str, actor: dict) 
             return membership
         audit_record(
             AuditRecord(
-                action="role.changed",
+                action=Action.ROLE_CHANGED,
                 actor=actor,
                 organisation=organisation.slug,
-                object_type="user",
+                object_type=ObjectType.USER,
                 object_id=user.get_username(),
-                data={"user": user.get_username(), "from": previous, "to": role},
+                data={Key.USER: user.get_username(), Key.FROM: previous, Key.TO: role},
             )
         )
     return membership
@@ -310,11 +311,11 @@ def staff_role_set(*, user, role: str | None, actor: dict) -> StaffRole | None:
             current.save(update_fields=["role"])
         audit_record(
             AuditRecord(
-                action="role.changed",
+                action=Action.ROLE_CHANGED,
                 actor=actor,
-                object_type="user",
+                object_type=ObjectType.USER,
                 object_id=user.get_username(),
-                data={"user": user.get_username(), "from": previous, "to": role},
+                data={Key.USER: user.get_username(), Key.FROM: previous, Key.TO: role},
             )
         )
     return current
@@ -345,18 +346,28 @@ def organisation_save(*, organisation: Organisation, actor: dict) -> Organisatio
             return organisation
         audit_record(
             AuditRecord(
-                action="organisation.created" if before is None else "organisation.changed",
+                action=(
+                    Action.ORGANISATION_CREATED if before is None else Action.ORGANISATION_CHANGED
+                ),
                 actor=actor,
                 organisation=organisation.slug,
-                object_type="organisation",
+                object_type=ObjectType.ORGANISATION,
                 object_id=organisation.slug,
-                data={"from": before, "to": after},
+                data={Key.FROM: before, Key.TO: after},
             )
         )
     return organisation
 
 
-USER_AUDITED_FIELDS = ("username", "email", "first_name", "last_name", "is_active", "is_staff")
+USER_AUDITED_FIELDS = (
+    "username",
+    "email",
+    "first_name",
+    "last_name",
+    "is_active",
+    "is_staff",
+    "is_superuser",
+)
 
 
 def user_save(*, user, actor: dict, password_changed: bool = False) -> object:
@@ -375,11 +386,11 @@ def user_save(*, user, actor: dict, password_changed: bool = False) -> object:
             return user
         audit_record(
             AuditRecord(
-                action="user.created" if before is None else "user.changed",
+                action=Action.USER_CREATED if before is None else Action.USER_CHANGED,
                 actor=actor,
-                object_type="user",
+                object_type=ObjectType.USER,
                 object_id=user.get_username(),
-                data={"from": before, "to": after, "password_changed": password_changed},
+                data={Key.FROM: before, Key.TO: after, Key.PASSWORD_CHANGED: password_changed},
             )
         )
     return user

@@ -79,6 +79,8 @@ AUTH_PASSWORD_VALIDATORS = [
 
 LANGUAGE_CODE = "en-gb"
 TIME_ZONE = "UTC"
+# Times on the hub's pages carry their time zone (federation/formats).
+FORMAT_MODULE_PATH = ["federation.formats"]
 USE_I18N = True
 USE_TZ = True
 

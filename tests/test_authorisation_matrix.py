@@ -22,6 +22,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from federation.contributions.services import contributions_submit
 from federation.transparency.sequencer import sequence_pending
 from federation.vetting.services import incident_declare
+from members.actors import Actor
 from members.models import Role
 from members.services import credential_create, signing_key_register
 from tests.parties import make_member, make_organisation, raw_public_key
@@ -229,9 +230,7 @@ def world(
         scopes=["read"],
         actor={"type": "system", "id": "test", "label": "test"},
     ).credential
-    incident = incident_declare(
-        name="Matrix incident", actor={"type": "system", "id": "test", "label": "test"}
-    )
+    incident = incident_declare(name="Matrix incident", actor=Actor.system("test"))
     sequence_pending()  # a checkpoint, so that the log's endpoints have something to serve
     clients = {
         ANONYMOUS: anonymous,

@@ -13,7 +13,7 @@ class SignalType(models.TextChoices):
 
 
 class ContributionScope(models.TextChoices):
-    """How far a vetted entry may travel (docs/federation.md, later wave)."""
+    """How far a vetted entry may travel, as the member signed it (docs/signing.md)."""
 
     HUB = "hub", "This hub only"
     PEERS = "peers", "Direct peers"

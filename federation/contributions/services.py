@@ -36,6 +36,7 @@ from federation.signing import (
 from federation.transparency.audit import AuditRecord, audit_record_many
 from federation.vetting.models import Incident
 from federation.vetting.policy import apply_policy_to_entries
+from members.actors import Actor
 from members.models import Organisation, SigningKey
 from members.principals import Principal
 
@@ -349,10 +350,7 @@ def _store(batch: _Batch, verified: list[_Verified]) -> None:
         if entry_incidents.get(stored.entry_id) is None:
             entry_incidents[stored.entry_id] = stored.verified.parsed.incident
     apply_policy_to_entries(
-        entry_incidents=entry_incidents,
-        organisation=organisation,
-        actor=batch.principal.actor,
-        now=now,
+        entry_incidents=entry_incidents, actor=Actor.for_principal(batch.principal), now=now
     )
     stored_retracts = _apply_retracts(batch, retracts, now)
 
@@ -538,7 +536,9 @@ def _apply_retracts(batch: _Batch, retracts: list[_Verified], now) -> list[_Stor
             ),
         )
     entries_mark_retracted_if_unsupported(
-        entry_ids={retract.entry_id for retract in stored}, actor=batch.principal.actor, now=now
+        entry_ids={retract.entry_id for retract in stored},
+        actor=Actor.for_principal(batch.principal),
+        now=now,
     )
     return stored
 

@@ -190,7 +190,7 @@ def entry_history_rows(history: EntryHistory) -> Iterator[tuple]:
         )
     for f in history.feedback:
         yield ("feedback", f.updated_at.isoformat(), f.organisation.slug, f.opinion, f.note, "", "")
-    for logged in (*history.events, *history.propagation):
+    for logged in history.events:
         e = logged.event
         yield (
             "audit_event",

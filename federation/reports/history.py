@@ -79,7 +79,6 @@ class EntryHistory:
     decisions: list[RecordedDecision]
     feedback: list[Feedback]
     events: list[LoggedEvent]
-    propagation: list[LoggedEvent]
     checkpoint: Checkpoint | None
 
 
@@ -177,7 +176,6 @@ def entry_history(*, entry_id: int) -> EntryHistory:
         ],
         decisions=[RecordedDecision(decision=d) for d in entry.decisions.all()],
         feedback=list(entry.feedback.all()),
-        events=[e for e in logged if not e.event.action.startswith("propagation.")],
-        propagation=[e for e in logged if e.event.action.startswith("propagation.")],
+        events=logged,
         checkpoint=checkpoint,
     )

@@ -319,15 +319,11 @@ def entry_for_history(*, entry_id: int) -> Entry:
 
 
 def audit_events_for_entry(*, entry: Entry, contribution_uuids: list[str]) -> QuerySet[AuditEvent]:
-    """The log's events about this entry and its contributions, including propagation events
-    (``propagation.*``) that name the entry or one of its contributions in their data."""
+    """The log's events about this entry and its contributions."""
     about = Q(object_type="entry", object_id=str(entry.pk)) | Q(
         object_type="contribution", object_id__in=contribution_uuids
     )
-    propagation = Q(action__startswith="propagation.") & (
-        Q(data__entry_id=entry.pk) | Q(data__uuid__in=contribution_uuids)
-    )
-    return AuditEvent.objects.filter(about | propagation).order_by("occurred_at", "pk")
+    return AuditEvent.objects.filter(about).order_by("occurred_at", "pk")
 
 
 def iterate(queryset: QuerySet, *fields: str) -> Iterator[tuple]:

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from federation.bulk_insert import copy_rows
 from federation.transparency.models import AuditEvent
+from members.actors import Actor, audit_actor
 
 EVENT_KIND = "concordat.audit-event"
 EVENT_VERSION = 1
@@ -46,19 +47,20 @@ class AuditRecord:
     """An event to be written: what happened, by whom, to what."""
 
     action: str
-    actor: Mapping[str, str]
+    actor: "Actor | Mapping[str, str]"  # an Actor, or (until every caller is converted) its dict
     organisation: str = ""
     object_type: str = ""
     object_id: str = ""
     data: Mapping[str, Any] = field(default_factory=dict)
 
     def to_model(self, occurred_at) -> AuditEvent:
+        actor = audit_actor(self.actor)
         return AuditEvent(
             occurred_at=occurred_at,
             action=self.action,
-            actor_type=self.actor["type"],
-            actor_id=self.actor["id"],
-            actor_label=self.actor.get("label", ""),
+            actor_type=actor["type"],
+            actor_id=actor["id"],
+            actor_label=actor["label"],
             organisation=self.organisation,
             object_type=self.object_type,
             object_id=str(self.object_id),
@@ -93,9 +95,7 @@ def audit_record_many(records: Iterable[AuditRecord], *, occurred_at=None) -> in
         (
             now,
             record.action,
-            record.actor["type"],
-            record.actor["id"],
-            record.actor.get("label", ""),
+            *audit_actor(record.actor).values(),
             record.organisation,
             record.object_type,
             str(record.object_id),

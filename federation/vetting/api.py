@@ -42,6 +42,7 @@ from federation.vetting.services import (
     incident_declare,
     vetting_policy_update,
 )
+from members.actors import Actor
 from members.models import Scope
 from members.permissions import HasCapability, IsAuthenticatedPrincipal
 from members.principals import principal_for_request
@@ -120,17 +121,14 @@ class _VoteView(APIView):
                 entry_id=pk,
                 verdict=self.verdict,
                 reason=reason,
-                user=request.user,
-                organisation=principal.organisation,
-                actor=principal.actor,
+                actor=Actor.for_principal(principal),
             )
         else:
             decision = entry_rule(
                 entry_id=pk,
                 verdict=self.verdict,
                 reason=reason,
-                user=request.user,
-                actor=principal.actor,
+                actor=Actor.for_principal(principal),
             )
             decision.entry.refresh_from_db()
             outcome = VoteOutcome(decision=decision, entry=decision.entry)
@@ -165,8 +163,7 @@ class EntryResolveView(APIView):
             entry_id=pk,
             outcome=data.validated_data["outcome"],
             reason=data.validated_data["reason"],
-            user=request.user,
-            actor=principal.actor,
+            actor=Actor.for_principal(principal),
         )
         return Response(DecisionSerializer(decision).data)
 
@@ -214,9 +211,7 @@ class EntryFeedbackView(generics.ListAPIView):
             entry_id=pk,
             opinion=data.validated_data["opinion"],
             note=data.validated_data["note"],
-            user=request.user,
-            organisation=principal.organisation,
-            actor=principal.actor,
+            actor=Actor.for_principal(principal),
         )
         return Response(FeedbackSerializer(feedback).data)
 
@@ -249,7 +244,7 @@ class IncidentListCreateView(generics.ListAPIView):
         principal = principal_for_request(request)
         data = IncidentDeclareSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        incident = incident_declare(**data.validated_data, user=request.user, actor=principal.actor)
+        incident = incident_declare(**data.validated_data, actor=Actor.for_principal(principal))
         return Response(IncidentSerializer(incident).data, status=status.HTTP_201_CREATED)
 
 
@@ -281,7 +276,7 @@ class IncidentCloseView(APIView):
         incident = incident_close(
             incident_id=pk,
             ended_at=data.validated_data["ended_at"],
-            actor=principal_for_request(request).actor,
+            actor=Actor.for_principal(principal_for_request(request)),
         )
         return Response(IncidentSerializer(incident).data)
 
@@ -301,6 +296,7 @@ class VettingPolicyView(APIView):
         data = VettingPolicySerializer(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
         policy = vetting_policy_update(
-            changes=dict(data.validated_data), actor=principal_for_request(request).actor
+            changes=dict(data.validated_data),
+            actor=Actor.for_principal(principal_for_request(request)),
         )
         return Response(VettingPolicySerializer(policy).data)

@@ -12,21 +12,25 @@ an add so tagged may complete a quorum that earlier votes already reached under 
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from django.db.models import Exists, F, OuterRef
+from django.db.models import Count, Exists, IntegerField, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 
 from federation.contributions.models import Contribution, Entry
-from federation.transparency.audit import AuditRecord, audit_record_many
+from federation.lifecycle import entries_transition
+from federation.transparency.actions import Key, PolicyRule
 from federation.vetting.models import Decision, Incident, VettingPolicy
-from members.models import Organisation
+from members.actors import Actor
 
 
 def policy_snapshot(policy: VettingPolicy, **extra: Any) -> dict[str, Any]:
+    """The policy as it stood, recorded with a decision; ``extra`` adds the ``rule`` that applied
+    and its details (``incident``, ``member``, ``effective_quorum``: keys named in ``Key``)."""
     return {
-        "quorum": policy.quorum,
-        "auto_vet_trusted": policy.auto_vet_trusted,
-        "dispute_threshold": policy.dispute_threshold,
+        Key.QUORUM: policy.quorum,
+        Key.AUTO_VET_TRUSTED: policy.auto_vet_trusted,
+        Key.DISPUTE_THRESHOLD: policy.dispute_threshold,
         **extra,
     }
 
@@ -55,68 +59,90 @@ def effective_quorum(
         incident = min(overrides, key=lambda i: (i.quorum, str(i.pk)))
         return incident.quorum, policy_snapshot(
             policy,
-            rule="incident_quorum",
+            rule=PolicyRule.INCIDENT_QUORUM,
             incident=str(incident.pk),
             effective_quorum=incident.quorum,
         )
-    return policy.quorum, policy_snapshot(policy, rule="quorum", effective_quorum=policy.quorum)
+    return policy.quorum, policy_snapshot(
+        policy, rule=PolicyRule.QUORUM, effective_quorum=policy.quorum
+    )
 
 
-def approving_organisations(*, entry: Entry) -> list[int]:
-    """Organisations whose approval counts in the entry's current round: those that voted to
-    approve and have no active add on the entry (a reviewer cannot vet its own organisation's
-    contribution, even one added after the vote)."""
+# --- Counting votes: the quorum rule and the admin's tally use this, and only this ---------------
+
+
+class VoteTally(NamedTuple):
+    approvals: int
+    rejections: int
+
+
+def _counted_votes(verdict: str) -> Coalesce:
+    """Distinct organisations that voted ``verdict`` in the entry's current round and hold no
+    active add on it now (a reviewer cannot vet its own organisation's contribution, even one
+    added after the vote). An expression over an outer ``Entry`` row."""
     own_add = Contribution.objects.filter(
-        entry_id=entry.pk,
+        entry_id=OuterRef("entry_id"),
         organisation_id=OuterRef("organisation_id"),
         action=Contribution.Action.ADD,
         status=Contribution.Status.ACTIVE,
     )
-    return list(
+    votes = (
         Decision.objects.filter(
-            entry_id=entry.pk,
-            review_round=entry.review_round,
+            entry_id=OuterRef("pk"),
+            review_round=OuterRef("review_round"),
             kind=Decision.Kind.VOTE,
-            verdict=Decision.Verdict.APPROVE,
+            verdict=verdict,
         )
         .exclude(Exists(own_add))
-        .values_list("organisation_id", flat=True)
-        .distinct()
+        .order_by()
+        .values("entry_id")
+        .annotate(n=Count("organisation_id", distinct=True))
+        .values("n")
     )
+    return Coalesce(Subquery(votes, output_field=IntegerField()), 0)
+
+
+def with_vote_tally(queryset: QuerySet[Entry]) -> QuerySet[Entry]:
+    """Annotate entries with ``counted_approvals`` and ``counted_rejections``, as the quorum rule
+    counts them (one query for a whole admin page)."""
+    return queryset.annotate(
+        counted_approvals=_counted_votes(Decision.Verdict.APPROVE),
+        counted_rejections=_counted_votes(Decision.Verdict.REJECT),
+    )
+
+
+def vote_tally(*, entry_id: int) -> VoteTally:
+    """The votes that count towards the quorum of one entry in its current round."""
+    approvals, rejections = (
+        with_vote_tally(Entry.objects.filter(pk=entry_id))
+        .values_list("counted_approvals", "counted_rejections")
+        .get()
+    )
+    return VoteTally(approvals=approvals, rejections=rejections)
+
+
+# --- The policy applied to entries that just received adds ---------------------------------------
 
 
 def apply_policy_to_entries(
     *,
     entry_incidents: dict[int, uuid.UUID | None],
-    organisation: Organisation,
-    actor: dict,
+    actor: Actor,
     now: datetime,
 ) -> None:
-    """Reopen and auto-vet the entries that just received adds from ``organisation``."""
+    """Reopen and auto-vet the entries that just received adds from ``actor.organisation``."""
     if not entry_incidents:
         return
-    ids = sorted(entry_incidents)
-    reopen = list(
-        Entry.objects.filter(
-            pk__in=ids, state__in=[Entry.State.REJECTED, Entry.State.RETRACTED]
-        ).values_list("pk", "state")
+    organisation = actor.organisation
+    assert organisation is not None, "only members add"
+    entries_transition(
+        entry_ids=entry_incidents,
+        to=Entry.State.PENDING,
+        only_from=[Entry.State.REJECTED, Entry.State.RETRACTED],
+        actor=actor,
+        reason="new add",
+        now=now,
     )
-    records: list[AuditRecord] = []
-    if reopen:
-        Entry.objects.filter(pk__in=[pk for pk, _ in reopen]).update(
-            state=Entry.State.PENDING, review_round=F("review_round") + 1, state_changed_at=now
-        )
-        records += [
-            AuditRecord(
-                action="entry.reopened",
-                actor=actor,
-                organisation=organisation.slug,
-                object_type="entry",
-                object_id=str(pk),
-                data={"from": state, "to": Entry.State.PENDING, "reason": "new add"},
-            )
-            for pk, state in reopen
-        ]
 
     policy = VettingPolicy.current()
     incidents = {
@@ -127,72 +153,55 @@ def apply_policy_to_entries(
     for entry_id, incident_id in entry_incidents.items():
         incident = incidents.get(incident_id) if incident_id else None
         if incident is not None and incident.auto_vet and incident.is_active_at(now):
-            auto[entry_id] = policy_snapshot(policy, rule="incident", incident=str(incident.pk))
+            auto[entry_id] = policy_snapshot(
+                policy, rule=PolicyRule.INCIDENT, incident=str(incident.pk)
+            )
         elif organisation.trusted and policy.auto_vet_trusted:
             auto[entry_id] = policy_snapshot(
-                policy, rule="trusted_member", member=organisation.slug
+                policy, rule=PolicyRule.TRUSTED_MEMBER, member=organisation.slug
             )
     if auto:
-        pending = list(
-            Entry.objects.filter(pk__in=sorted(auto), state=Entry.State.PENDING).values_list(
-                "pk", "review_round"
-            )
-        )
-        Entry.objects.filter(pk__in=[pk for pk, _ in pending]).update(
-            state=Entry.State.VETTED, state_changed_at=now
+        vetted = entries_transition(
+            entry_ids=auto,
+            to=Entry.State.VETTED,
+            only_from=[Entry.State.PENDING],
+            actor=actor,
+            data_by_entry={pk: {Key.POLICY: snapshot} for pk, snapshot in auto.items()},
+            now=now,
         )
         Decision.objects.bulk_create(
             [
                 Decision(
-                    entry_id=pk,
-                    review_round=review_round,
+                    entry_id=t.entry_id,
+                    review_round=t.review_round,
                     kind=Decision.Kind.POLICY,
                     verdict=Decision.Verdict.APPROVE,
                     organisation=None,
-                    reason=f"automatic: {auto[pk]['rule']}",
-                    policy=auto[pk],
+                    reason=f"automatic: {auto[t.entry_id][Key.RULE]}",
+                    policy=auto[t.entry_id],
                     created_at=now,
                 )
-                for pk, review_round in pending
+                for t in vetted
             ],
             batch_size=2000,
         )
-        records += [
-            AuditRecord(
-                action="entry.vetted",
-                actor=actor,
-                organisation=organisation.slug,
-                object_type="entry",
-                object_id=str(pk),
-                data={"from": Entry.State.PENDING, "to": Entry.State.VETTED, "policy": auto[pk]},
-            )
-            for pk, _ in pending
-        ]
-    records += _complete_incident_quorums(
+    _complete_incident_quorums(
         entry_ids=[
             pk for pk, incident_id in entry_incidents.items() if pk not in auto and incident_id
         ],
         policy=policy,
-        organisation=organisation,
         actor=actor,
         now=now,
     )
-    audit_record_many(records)
 
 
 def _complete_incident_quorums(
-    *,
-    entry_ids: list[int],
-    policy: VettingPolicy,
-    organisation: Organisation,
-    actor: dict,
-    now: datetime,
-) -> list[AuditRecord]:
+    *, entry_ids: list[int], policy: VettingPolicy, actor: Actor, now: datetime
+) -> None:
     """Vet pending entries whose votes already reach a quorum lowered by an incident just tagged
     on them. Only entries tagged with an incident are looked at, so bulk ingest pays nothing."""
     if not entry_ids:
-        return []
-    records: list[AuditRecord] = []
+        return
     tagged = Contribution.objects.filter(
         entry_id__in=entry_ids,
         action=Contribution.Action.ADD,
@@ -200,42 +209,39 @@ def _complete_incident_quorums(
         incident__auto_vet=False,
         incident__quorum__isnull=False,
     ).values_list("entry_id", flat=True)
-    for entry in (
+    complete: dict[int, tuple[dict[str, Any], int]] = {}
+    for entry in with_vote_tally(
         Entry.objects.select_for_update()
         .filter(pk__in=sorted(set(tagged)), state=Entry.State.PENDING)
         .order_by("pk")
     ):
         quorum, snapshot = effective_quorum(entry=entry, policy=policy, now=now)
-        approvals = approving_organisations(entry=entry)
-        if snapshot["rule"] != "incident_quorum" or len(approvals) < quorum:
-            continue
-        Entry.objects.filter(pk=entry.pk).update(
-            state=Entry.State.VETTED, state_changed_at=now, updated_at=now
-        )
-        # The votes were cast before the incident lowered the quorum: this decision records the
-        # policy that completed them, like every other automatic decision.
-        Decision.objects.create(
-            entry_id=entry.pk,
-            review_round=entry.review_round,
+        if snapshot[Key.RULE] == PolicyRule.INCIDENT_QUORUM and entry.counted_approvals >= quorum:
+            complete[entry.pk] = (snapshot, entry.counted_approvals)
+    if not complete:
+        return
+    vetted = entries_transition(
+        entry_ids=complete,
+        to=Entry.State.VETTED,
+        only_from=[Entry.State.PENDING],
+        actor=actor,
+        data_by_entry={
+            pk: {Key.POLICY: snapshot, Key.APPROVALS: approvals}
+            for pk, (snapshot, approvals) in complete.items()
+        },
+        now=now,
+    )
+    # The votes were cast before the incident lowered the quorum: this decision records the
+    # policy that completed them, like every other automatic decision.
+    Decision.objects.bulk_create(
+        Decision(
+            entry_id=t.entry_id,
+            review_round=t.review_round,
             kind=Decision.Kind.POLICY,
             verdict=Decision.Verdict.APPROVE,
-            reason=f"automatic: incident quorum reached with {len(approvals)} approvals",
-            policy=snapshot,
+            reason=(f"automatic: incident quorum reached with {complete[t.entry_id][1]} approvals"),
+            policy=complete[t.entry_id][0],
             created_at=now,
         )
-        records.append(
-            AuditRecord(
-                action="entry.vetted",
-                actor=actor,
-                organisation=organisation.slug,
-                object_type="entry",
-                object_id=str(entry.pk),
-                data={
-                    "from": Entry.State.PENDING,
-                    "to": Entry.State.VETTED,
-                    "policy": snapshot,
-                    "approvals": len(approvals),
-                },
-            )
-        )
-    return records
+        for t in vetted
+    )

@@ -14,14 +14,17 @@ from django.utils import timezone
 
 from federation.contributions.models import Contribution, Entry, Label
 from federation.errors import Conflict, Forbidden, InvalidInput, NotFound
-from federation.transparency.audit import AuditRecord, audit_record, audit_record_many
+from federation.lifecycle import entries_transition
+from federation.transparency.actions import Action, Key, ObjectType, PolicyRule
+from federation.transparency.audit import AuditRecord, audit_record
 from federation.vetting.models import Decision, Feedback, Incident, VettingPolicy
-from federation.vetting.policy import approving_organisations, effective_quorum, policy_snapshot
+from federation.vetting.policy import effective_quorum, policy_snapshot, vote_tally
+from members.actors import Actor
 from members.models import Organisation
 
 
 def entries_mark_retracted_if_unsupported(
-    *, entry_ids: set[int], actor: dict, now: datetime
+    *, entry_ids: set[int], actor: Actor, now: datetime
 ) -> None:
     """Entries left with no active add leave the active set (they stay in history)."""
     if not entry_ids:
@@ -33,24 +36,12 @@ def entries_mark_retracted_if_unsupported(
             status=Contribution.Status.ACTIVE,
         ).values_list("entry_id", flat=True)
     )
-    unsupported = sorted(entry_ids - supported)
-    changed = list(
-        Entry.objects.filter(pk__in=unsupported)
-        .exclude(state=Entry.State.RETRACTED)
-        .values_list("pk", "state")
-    )
-    Entry.objects.filter(pk__in=[pk for pk, _ in changed]).update(
-        state=Entry.State.RETRACTED, state_changed_at=now, updated_at=now
-    )
-    audit_record_many(
-        AuditRecord(
-            action="entry.retracted",
-            actor=actor,
-            object_type="entry",
-            object_id=str(pk),
-            data={"from": state, "to": Entry.State.RETRACTED},
-        )
-        for pk, state in changed
+    entries_transition(
+        entry_ids=entry_ids - supported,
+        to=Entry.State.RETRACTED,
+        only_from=[s for s in Entry.State.values if s != Entry.State.RETRACTED],
+        actor=actor,
+        now=now,
     )
 
 
@@ -65,21 +56,15 @@ class VoteOutcome:
     entry: Entry
 
 
-def entry_vote(
-    *,
-    entry_id: int,
-    verdict: str,
-    reason: str,
-    user,
-    organisation: Organisation,
-    actor: dict,
-) -> VoteOutcome:
-    """Record a reviewer's vote for ``organisation`` and apply the quorum rule.
+def entry_vote(*, entry_id: int, verdict: str, reason: str, actor: Actor) -> VoteOutcome:
+    """Record a reviewer's vote for their organisation (``actor.organisation``) and apply the
+    quorum rule.
 
     The entry row is locked first (``select_for_update``), so concurrent votes are applied one at
     a time: exactly one of them sees the quorum reached and vets (or rejects) the entry, and the
     others find it no longer pending.
     """
+    organisation = _acting_organisation(actor)
     reason = (reason or "").strip()
     if verdict not in Decision.Verdict.values:
         raise InvalidInput(f"verdict must be one of {Decision.Verdict.values}.")
@@ -117,7 +102,7 @@ def entry_vote(
                     review_round=entry.review_round,
                     kind=Decision.Kind.VOTE,
                     verdict=verdict,
-                    user=user,
+                    user=actor.user,
                     organisation=organisation,
                     reason=reason,
                     policy=snapshot,
@@ -125,53 +110,46 @@ def entry_vote(
                 )
         except IntegrityError:
             raise _already_voted() from None
-        records = [
+        audit_record(
             AuditRecord(
-                action="entry.voted",
+                action=Action.ENTRY_VOTED,
                 actor=actor,
                 organisation=organisation.slug,
-                object_type="entry",
+                object_type=ObjectType.ENTRY,
                 object_id=str(entry.pk),
                 data={
-                    "decision_id": decision.pk,
-                    "verdict": verdict,
-                    "reason": reason,
-                    "review_round": entry.review_round,
-                    "policy": snapshot,
+                    Key.DECISION_ID: decision.pk,
+                    Key.VERDICT: verdict,
+                    Key.REASON: reason,
+                    Key.REVIEW_ROUND: entry.review_round,
+                    Key.POLICY: snapshot,
                 },
             )
-        ]
-        counted = _counted_votes(entry)
-        approvals, rejections = counted[Decision.Verdict.APPROVE], counted[Decision.Verdict.REJECT]
+        )
+        tally = vote_tally(entry_id=entry.pk)
         new_state = None
-        if len(approvals) >= quorum:
+        if tally.approvals >= quorum:
             new_state = Entry.State.VETTED
-        elif len(rejections) >= quorum:
+        elif tally.rejections >= quorum:
             new_state = Entry.State.REJECTED
         if new_state is not None:
-            _set_state(entry, new_state, now)
-            records.append(
-                AuditRecord(
-                    action=f"entry.{new_state}",
-                    actor=actor,
-                    organisation=organisation.slug,
-                    object_type="entry",
-                    object_id=str(entry.pk),
-                    data={
-                        "from": Entry.State.PENDING,
-                        "to": new_state,
-                        "policy": snapshot,
-                        "approvals": len(approvals),
-                        "rejections": len(rejections),
-                        "decision_id": decision.pk,
-                    },
-                )
+            entries_transition(
+                entry_ids=[entry.pk],
+                to=new_state,
+                actor=actor,
+                data={
+                    Key.POLICY: snapshot,
+                    Key.APPROVALS: tally.approvals,
+                    Key.REJECTIONS: tally.rejections,
+                    Key.DECISION_ID: decision.pk,
+                },
+                now=now,
             )
-        audit_record_many(records)
+            entry.refresh_from_db()
     return VoteOutcome(decision=decision, entry=entry)
 
 
-def entry_rule(*, entry_id: int, verdict: str, reason: str, user, actor: dict) -> Decision:
+def entry_rule(*, entry_id: int, verdict: str, reason: str, actor: Actor) -> Decision:
     """A consortium admin's ruling on a pending entry: vet or reject it without a quorum."""
     reason = (reason or "").strip()
     if verdict not in Decision.Verdict.values:
@@ -194,9 +172,7 @@ def entry_rule(*, entry_id: int, verdict: str, reason: str, user, actor: dict) -
             entry=entry,
             verdict=verdict,
             new_state=new_state,
-            rule="admin_ruling",
-            action=f"entry.{new_state}",
-            user=user,
+            rule=PolicyRule.ADMIN_RULING,
             reason=reason,
             actor=actor,
             now=now,
@@ -210,9 +186,7 @@ class DisputeOutcome:
     values = (CONFIRM, REJECT)
 
 
-def entry_resolve_dispute(
-    *, entry_id: int, outcome: str, reason: str, user, actor: dict
-) -> Decision:
+def entry_resolve_dispute(*, entry_id: int, outcome: str, reason: str, actor: Actor) -> Decision:
     """A consortium admin ends a dispute: ``confirm`` keeps the entry vetted, ``reject`` rejects
     it. Feedback given before the resolution no longer counts towards a new dispute."""
     reason = (reason or "").strip()
@@ -230,20 +204,15 @@ def entry_resolve_dispute(
                 details={"state": entry.state},
             )
         confirmed = outcome == DisputeOutcome.CONFIRM
-        new_state = Entry.State.VETTED if confirmed else Entry.State.REJECTED
-        entry.dispute_resolved_at = now
         decision = _admin_decision(
             entry=entry,
             verdict=Decision.Verdict.APPROVE if confirmed else Decision.Verdict.REJECT,
-            new_state=new_state,
-            rule="dispute_resolution",
-            action="entry.dispute_resolved",
-            user=user,
+            new_state=Entry.State.VETTED if confirmed else Entry.State.REJECTED,
+            rule=PolicyRule.DISPUTE_RESOLUTION,
             reason=reason,
             actor=actor,
             now=now,
-            extra_data={"outcome": outcome},
-            extra_fields=["dispute_resolved_at"],
+            extra_data={Key.OUTCOME: outcome},
         )
     return decision
 
@@ -253,18 +222,11 @@ def entry_resolve_dispute(
 _DISSENT = (Feedback.Opinion.DISAGREE, Feedback.Opinion.FALSE_POSITIVE)
 
 
-def feedback_set(
-    *,
-    entry_id: int,
-    opinion: str,
-    note: str,
-    user,
-    organisation: Organisation,
-    actor: dict,
-) -> Feedback:
-    """Record (or change) ``organisation``'s opinion of a vetted entry. When distinct
+def feedback_set(*, entry_id: int, opinion: str, note: str, actor: Actor) -> Feedback:
+    """Record (or change) the opinion of ``actor``'s organisation on a vetted entry. When distinct
     organisations dissenting since the last resolution reach the policy's threshold, the entry
     becomes disputed."""
+    organisation = _acting_organisation(actor)
     if opinion not in Feedback.Opinion.values:
         raise InvalidInput(f"opinion must be one of {Feedback.Opinion.values}.")
     note = (note or "").strip()
@@ -294,7 +256,7 @@ def feedback_set(
             feedback = Feedback.objects.create(
                 entry=entry,
                 organisation=organisation,
-                user=user,
+                user=actor.user,
                 opinion=opinion,
                 note=note,
                 created_at=now,
@@ -304,43 +266,36 @@ def feedback_set(
             feedback.opinion, feedback.note, feedback.user, feedback.updated_at = (
                 opinion,
                 note,
-                user,
+                actor.user,
                 now,
             )
             feedback.save(update_fields=["opinion", "note", "user", "updated_at"])
-        records = [
+        audit_record(
             AuditRecord(
-                action="feedback.given",
+                action=Action.FEEDBACK_GIVEN,
                 actor=actor,
                 organisation=organisation.slug,
-                object_type="entry",
+                object_type=ObjectType.ENTRY,
                 object_id=str(entry.pk),
-                data={"opinion": opinion, "previous": previous, "note": note},
+                data={Key.OPINION: opinion, Key.PREVIOUS: previous, Key.NOTE: note},
             )
-        ]
+        )
         policy = VettingPolicy.current()
         dissent = Feedback.objects.filter(entry=entry, opinion__in=_DISSENT)
         if entry.dispute_resolved_at is not None:
             dissent = dissent.filter(updated_at__gt=entry.dispute_resolved_at)
         dissenting = dissent.values("organisation").distinct().count()
         if entry.state == Entry.State.VETTED and dissenting >= policy.dispute_threshold:
-            _set_state(entry, Entry.State.DISPUTED, now)
-            records.append(
-                AuditRecord(
-                    action="entry.disputed",
-                    actor=actor,
-                    organisation=organisation.slug,
-                    object_type="entry",
-                    object_id=str(entry.pk),
-                    data={
-                        "from": Entry.State.VETTED,
-                        "to": Entry.State.DISPUTED,
-                        "dissenting_organisations": dissenting,
-                        "policy": policy_snapshot(policy, rule="dispute_threshold"),
-                    },
-                )
+            entries_transition(
+                entry_ids=[entry.pk],
+                to=Entry.State.DISPUTED,
+                actor=actor,
+                data={
+                    Key.DISSENTING_ORGANISATIONS: dissenting,
+                    Key.POLICY: policy_snapshot(policy, rule=PolicyRule.DISPUTE_THRESHOLD),
+                },
+                now=now,
             )
-        audit_record_many(records)
     return feedback
 
 
@@ -349,7 +304,7 @@ def feedback_set(
 POLICY_FIELDS = ("quorum", "auto_vet_trusted", "dispute_threshold")
 
 
-def vetting_policy_update(*, changes: dict[str, Any], actor: dict) -> VettingPolicy:
+def vetting_policy_update(*, changes: dict[str, Any], actor: Actor) -> VettingPolicy:
     """Change the hub's vetting policy. A new quorum applies from the next vote on each entry."""
     unknown = set(changes) - set(POLICY_FIELDS)
     if unknown:
@@ -378,11 +333,11 @@ def vetting_policy_update(*, changes: dict[str, Any], actor: dict) -> VettingPol
         policy.save()
         audit_record(
             AuditRecord(
-                action="policy.changed",
+                action=Action.POLICY_CHANGED,
                 actor=actor,
-                object_type="vetting_policy",
+                object_type=ObjectType.VETTING_POLICY,
                 object_id="1",
-                data={"from": before, "to": after},
+                data={Key.FROM: before, Key.TO: after},
             )
         )
     return policy
@@ -395,8 +350,7 @@ def incident_declare(
     started_at: datetime | None = None,
     auto_vet: bool = True,
     quorum: int | None = None,
-    user=None,
-    actor: dict,
+    actor: Actor,
 ) -> Incident:
     """Declare an incident; contributions tagged with it take its policy while it is active."""
     name = (name or "").strip()
@@ -411,27 +365,27 @@ def incident_declare(
             started_at=started_at or timezone.now(),
             auto_vet=auto_vet,
             quorum=quorum,
-            declared_by=user,
+            declared_by=actor.user,
         )
         audit_record(
             AuditRecord(
-                action="incident.declared",
+                action=Action.INCIDENT_DECLARED,
                 actor=actor,
-                object_type="incident",
+                object_type=ObjectType.INCIDENT,
                 object_id=str(incident.pk),
                 data={
-                    "name": incident.name,
-                    "description": incident.description,
-                    "started_at": incident.started_at.isoformat(),
-                    "auto_vet": auto_vet,
-                    "quorum": quorum,
+                    Key.NAME: incident.name,
+                    Key.DESCRIPTION: incident.description,
+                    Key.STARTED_AT: incident.started_at.isoformat(),
+                    Key.AUTO_VET: auto_vet,
+                    Key.QUORUM: quorum,
                 },
             )
         )
     return incident
 
 
-def incident_close(*, incident_id, actor: dict, ended_at: datetime | None = None) -> Incident:
+def incident_close(*, incident_id, actor: Actor, ended_at: datetime | None = None) -> Incident:
     """Close an incident: from ``ended_at`` (now by default) its policy no longer applies."""
     now = timezone.now()
     ended_at = ended_at or now
@@ -447,17 +401,17 @@ def incident_close(*, incident_id, actor: dict, ended_at: datetime | None = None
         incident.save(update_fields=["ended_at"])
         audit_record(
             AuditRecord(
-                action="incident.closed",
+                action=Action.INCIDENT_CLOSED,
                 actor=actor,
-                object_type="incident",
+                object_type=ObjectType.INCIDENT,
                 object_id=str(incident.pk),
-                data={"name": incident.name, "ended_at": ended_at.isoformat()},
+                data={Key.NAME: incident.name, Key.ENDED_AT: ended_at.isoformat()},
             )
         )
     return incident
 
 
-def label_save(*, label: Label, actor: dict) -> Label:
+def label_save(*, label: Label, actor: Actor) -> Label:
     """Create or change a term of the taxonomy. Deactivating a label refuses it in new
     contributions; entries keep the labels they have."""
     if not label.slug or not label.name:
@@ -481,11 +435,11 @@ def label_save(*, label: Label, actor: dict) -> Label:
             return label
         audit_record(
             AuditRecord(
-                action="label.created" if before is None else "label.changed",
+                action=Action.LABEL_CREATED if before is None else Action.LABEL_CHANGED,
                 actor=actor,
-                object_type="label",
+                object_type=ObjectType.LABEL,
                 object_id=label.slug,
-                data={"from": before, "to": after},
+                data={Key.FROM: before, Key.TO: after},
             )
         )
     return label
@@ -500,46 +454,40 @@ def _admin_decision(
     verdict: str,
     new_state: str,
     rule: str,
-    action: str,
-    user,
     reason: str,
-    actor: dict,
+    actor: Actor,
     now: datetime,
     extra_data: dict | None = None,
-    extra_fields=(),
 ) -> Decision:
-    """A consortium admin's decision on a locked entry: stored with the policy, the entry moved to
-    ``new_state``, and the audit event written, all in the caller's transaction."""
-    previous = entry.state
+    """A consortium admin's decision on a locked entry: stored with the policy, and the entry moved
+    to ``new_state`` (with its audit event), all in the caller's transaction."""
     snapshot = policy_snapshot(VettingPolicy.current(), rule=rule)
     decision = Decision.objects.create(
         entry=entry,
         review_round=entry.review_round,
         kind=Decision.Kind.ADMIN,
         verdict=verdict,
-        user=user,
+        user=actor.user,
         reason=reason,
         policy=snapshot,
         created_at=now,
     )
-    _set_state(entry, new_state, now, extra_fields=extra_fields)
-    audit_record(
-        AuditRecord(
-            action=action,
-            actor=actor,
-            object_type="entry",
-            object_id=str(entry.pk),
-            data={
-                "from": previous,
-                "to": new_state,
-                **(extra_data or {}),
-                "reason": reason,
-                "policy": snapshot,
-                "decision_id": decision.pk,
-            },
-        )
+    entries_transition(
+        entry_ids=[entry.pk],
+        to=new_state,
+        actor=actor,
+        reason=reason,
+        data={**(extra_data or {}), Key.POLICY: snapshot, Key.DECISION_ID: decision.pk},
+        now=now,
     )
+    entry.refresh_from_db()
     return decision
+
+
+def _acting_organisation(actor: Actor) -> Organisation:
+    if actor.organisation is None:
+        raise Forbidden("Only a member organisation's reviewer can do this.")
+    return actor.organisation
 
 
 def _locked_entry(entry_id: int) -> Entry:
@@ -563,33 +511,3 @@ def _already_voted() -> Conflict:
         "Your organisation has already voted on this entry in this review round.",
         code="already_voted",
     )
-
-
-def _counted_votes(entry: Entry) -> dict[str, set[int]]:
-    """Distinct organisations per verdict in the entry's round, leaving out organisations that
-    now hold an active add on it."""
-    approving = set(approving_organisations(entry=entry))
-    rejecting = set(
-        Decision.objects.filter(
-            entry_id=entry.pk,
-            review_round=entry.review_round,
-            kind=Decision.Kind.VOTE,
-            verdict=Decision.Verdict.REJECT,
-        )
-        .exclude(
-            organisation_id__in=Contribution.objects.filter(
-                entry_id=entry.pk,
-                action=Contribution.Action.ADD,
-                status=Contribution.Status.ACTIVE,
-            ).values("organisation_id")
-        )
-        .values_list("organisation_id", flat=True)
-    )
-    return {Decision.Verdict.APPROVE: approving, Decision.Verdict.REJECT: rejecting}
-
-
-def _set_state(entry: Entry, state: str, now: datetime, *, extra_fields=()) -> None:
-    entry.state = state
-    entry.state_changed_at = now
-    entry.updated_at = now
-    entry.save(update_fields=["state", "state_changed_at", "updated_at", *extra_fields])

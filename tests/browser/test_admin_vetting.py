@@ -68,7 +68,7 @@ def test_consortium_admin_approves_a_pending_entry_from_the_queue(
     page.screenshot(path=str(screenshot_path("admin-vetting.png")), full_page=True)
 
     # Its page shows the signature check and the ruling, read-only.
-    page.click(f"#result_list a:has-text('{target.value[:16]}')")
+    page.click(f"#result_list a[href*='/entry/{target.pk}/change/']")
     page.wait_for_load_state("load")
     body = page.locator("#content").inner_text()
     assert "✔ valid (key" in body
@@ -82,3 +82,24 @@ def test_consortium_admin_approves_a_pending_entry_from_the_queue(
     event = AuditEvent.objects.get(action="entry.vetted", object_id=str(target.pk))
     assert (event.actor_type, event.actor_label) == ("user", "connie")
     assert Entry.objects.get(pk=queue["other_footage"].pk).state == Entry.State.PENDING
+
+
+def test_consortium_admin_rejects_an_entry_from_its_own_page(
+    queue, browser_page, live_server, log_in
+):
+    page = browser_page
+    entry = queue["manifesto"]
+    log_in(page, "connie", "pw-connie", f"/admin/federation/entry/{entry.pk}/change/")
+    # The full value is on the page, selectable in one click.
+    assert page.locator("code.copyable", has_text=entry.value).first.is_visible()
+
+    page.fill("#id_decision_reason", "Not what the label says")
+    page.click("button[name=decision][value=reject]")
+    page.wait_for_load_state("load")
+
+    assert "the entry is now rejected" in page.locator("ul.messagelist").inner_text()
+    assert page.locator("button[name=decision]").count() == 0
+    entry.refresh_from_db()
+    assert entry.state == Entry.State.REJECTED
+    event = AuditEvent.objects.get(action="entry.rejected", object_id=str(entry.pk))
+    assert (event.actor_label, event.data["reason"]) == ("connie", "Not what the label says")

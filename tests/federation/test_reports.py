@@ -382,12 +382,12 @@ def test_entry_history_shows_contributions_decisions_feedback_and_log_events(see
         leaf_index=7,
     )
     AuditEvent.objects.create(
-        action="propagation.delivered",
-        actor_type="system",
-        actor_id="outbox",
-        object_type="outbox",
-        object_id="42",
-        data={"entry_id": entry.pk, "peer": "hub.b"},
+        action="entry.dispute_resolved",
+        actor_type="user",
+        actor_id="1",
+        object_type="entry",
+        object_id=str(entry.pk),
+        data={"from": "disputed", "to": "vetted"},
     )
     Checkpoint.objects.create(tree_size=5, root_hash=b"\x01" * 32, note="hub.test\n5\n")
 
@@ -399,13 +399,16 @@ def test_entry_history_shows_contributions_decisions_feedback_and_log_events(see
     assert history.labels == ["attack-footage", "glorification"]
     assert [d.decision.reason for d in history.decisions] == ["matches the attack video"]
     assert [f.opinion for f in history.feedback] == ["disagree"]
-    assert {e.event.action for e in history.events} == {"contribution.accepted", "entry.disputed"}
-    assert [e.event.action for e in history.propagation] == ["propagation.delivered"]
+    assert {e.event.action for e in history.events} == {
+        "contribution.accepted",
+        "entry.disputed",
+        "entry.dispute_resolved",
+    }
     html = response.content.decode()
     assert "/api/v1/log/proof/inclusion?index=0&amp;tree_size=5" in html
     assert "/api/v1/log/proof/inclusion?index=1&amp;tree_size=5" in html
     assert "sequenced; awaiting a checkpoint" in html  # leaf 7 is beyond the checkpoint
-    assert "not yet sequenced" in html  # the propagation event
+    assert "not yet sequenced" in html  # the resolution
     assert "verified" in html
     assert str(contributions[0].signing_key.key_id) in html
     assert contributions[0].content_hash in html

@@ -11,6 +11,7 @@ from federation.errors import Conflict
 from federation.transparency.models import AuditEvent
 from federation.vetting.models import Decision, VettingPolicy
 from federation.vetting.services import entry_vote
+from members.actors import Actor
 from members.models import Organisation, Role
 from tests.federation.vetting_helpers import (
     approve,
@@ -306,9 +307,7 @@ def test_concurrent_approvals_reach_the_quorum_exactly_once(acme_submitter):
                 entry_id=entry.pk,
                 verdict="approve",
                 reason="",
-                user=party.user,
-                organisation=party.organisation,
-                actor=party.principal.actor,
+                actor=Actor.for_principal(party.principal),
             )
             result = "stored"
         except Conflict as exc:

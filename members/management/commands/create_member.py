@@ -1,5 +1,11 @@
 """Create (or update) a member organisation, a user with a role, optionally a signing key and an
-API token. Prints JSON, so scripts (the demo, integration tests, operators) can use the token."""
+API token. Prints JSON, so scripts (the demo, integration tests, operators) can use the token.
+
+Every change goes through the same services as the admin and the API, so each writes its audit
+event (actor ``{"type": "system", "id": "cli"}``): the organisation (``organisation.created``, or
+``organisation.changed`` when ``--trusted`` marks it trusted), the user and their password
+(``user.created`` / ``user.changed``), the role, the key and the token.
+"""
 
 import json
 
@@ -7,13 +13,16 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from members.actors import Actor
 from members.models import Organisation, Role
-from members.principals import ROLE_CAPABILITIES, system_actor
+from members.principals import ROLE_CAPABILITIES
 from members.services import (
     credential_create,
     decode_public_key,
     membership_set,
+    organisation_save,
     signing_key_register,
+    user_save,
 )
 
 
@@ -35,22 +44,27 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
-        actor = system_actor("cli")
+        actor = Actor.system("cli")
         with transaction.atomic():
-            organisation, _ = Organisation.objects.get_or_create(
-                slug=options["org"],
-                defaults={"name": options["org_name"] or options["org"].title()},
-            )
-            if options["trusted"] and not organisation.trusted:
-                organisation.trusted = True
-                organisation.save(update_fields=["trusted"])
-            user, created = get_user_model().objects.get_or_create(username=options["user"])
+            organisation = Organisation.objects.filter(slug=options["org"]).first()
+            if organisation is None:
+                organisation = Organisation(
+                    slug=options["org"], name=options["org_name"] or options["org"].title()
+                )
+            if organisation.pk is None or (options["trusted"] and not organisation.trusted):
+                organisation.trusted = organisation.trusted or options["trusted"]
+                organisation_save(organisation=organisation, actor=actor)
+            user_model = get_user_model()
+            user = user_model.objects.filter(username=options["user"]).first()
+            created = user is None
+            if created:
+                user = user_model(username=options["user"])
             if options["password"]:
                 user.set_password(options["password"])
-                user.save()
             elif created:
                 user.set_unusable_password()
-                user.save()
+            if created or options["password"]:
+                user_save(user=user, actor=actor, password_changed=bool(options["password"]))
             membership_set(user=user, organisation=organisation, role=options["role"], actor=actor)
             result = {
                 "organisation": organisation.slug,

@@ -1,4 +1,9 @@
-"""Create a hub staff user (consortium admin or auditor). Prints JSON with an API token if asked."""
+"""Create a hub staff user (consortium admin or auditor). Prints JSON with an API token if asked.
+
+The account (with its staff and superuser flags and password), the staff role and the token are
+each written by the same services as the admin, so each writes its audit event (actor
+``{"type": "system", "id": "cli"}``).
+"""
 
 import json
 
@@ -6,9 +11,10 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from members.actors import Actor
 from members.models import StaffRoleName
-from members.principals import ROLE_CAPABILITIES, system_actor
-from members.services import credential_create, staff_role_set
+from members.principals import ROLE_CAPABILITIES
+from members.services import credential_create, staff_role_set, user_save
 
 
 class Command(BaseCommand):
@@ -23,15 +29,19 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
-        actor = system_actor("cli")
+        actor = Actor.system("cli")
         with transaction.atomic():
-            user, _ = get_user_model().objects.get_or_create(username=options["user"])
+            user_model = get_user_model()
+            user = user_model.objects.filter(username=options["user"]).first()
+            if user is None:
+                user = user_model(username=options["user"])
+                user.set_unusable_password()
             # Both log in through the admin login page; only consortium admins administer.
             user.is_staff = True
             user.is_superuser = options["role"] == StaffRoleName.CONSORTIUM_ADMIN
             if options["password"]:
                 user.set_password(options["password"])
-            user.save()
+            user_save(user=user, actor=actor, password_changed=bool(options["password"]))
             staff_role_set(user=user, role=options["role"], actor=actor)
             result = {"user": user.username, "role": options["role"]}
             if options["token"]:

@@ -1,0 +1,176 @@
+"""An entry's lifecycle: the one place that changes an entry's state.
+
+Every change of state (a quorum reached, an automatic vetting, an admin ruling, a dispute and its
+resolution, a retraction, a reopening on a new add) goes through ``entries_transition``. It checks
+the move against ``TRANSITIONS`` (docs/vetting.md, "States of an entry"), locks and updates the
+rows in bulk, and writes the audit events in bulk, all in the caller's transaction. Then it runs
+``_record_downstream_changes``: the hook where the member change stream and the federation outbox
+write their rows, in that same transaction (docs/architecture.md).
+
+The vetting services decide *whether* an entry moves (votes, quorum, policy, feedback); this module
+decides *how*, so each move leaves the same trail whoever caused it.
+"""
+
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Case, F, Value, When
+from django.utils import timezone
+
+from federation.contributions.models import Entry
+from federation.errors import Conflict
+from federation.transparency.actions import Action, Key, ObjectType
+from federation.transparency.audit import AuditRecord, audit_record_many
+from members.actors import Actor
+
+State = Entry.State
+
+# (from, to) → the audit action the move writes. A move not listed is refused.
+TRANSITIONS: dict[tuple[str, str], str] = {
+    (State.PENDING, State.VETTED): Action.ENTRY_VETTED,
+    (State.PENDING, State.REJECTED): Action.ENTRY_REJECTED,
+    (State.VETTED, State.DISPUTED): Action.ENTRY_DISPUTED,
+    (State.DISPUTED, State.VETTED): Action.ENTRY_DISPUTE_RESOLVED,
+    (State.DISPUTED, State.REJECTED): Action.ENTRY_DISPUTE_RESOLVED,
+    # Every contributor withdrew its add: from any state but retracted.
+    (State.PENDING, State.RETRACTED): Action.ENTRY_RETRACTED,
+    (State.VETTED, State.RETRACTED): Action.ENTRY_RETRACTED,
+    (State.DISPUTED, State.RETRACTED): Action.ENTRY_RETRACTED,
+    (State.REJECTED, State.RETRACTED): Action.ENTRY_RETRACTED,
+    # A new add reopens the entry for a new review round.
+    (State.REJECTED, State.PENDING): Action.ENTRY_REOPENED,
+    (State.RETRACTED, State.PENDING): Action.ENTRY_REOPENED,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """One entry's move, as made: ``review_round`` is the round after the move."""
+
+    entry_id: int
+    from_state: str
+    to_state: str
+    review_round: int
+    action: str
+
+
+class TransitionRefused(Conflict):
+    """The entry's state does not allow the move (409 ``transition_refused``)."""
+
+    code = "transition_refused"
+
+
+def transition_allowed(from_state: str, to_state: str) -> bool:
+    return (from_state, to_state) in TRANSITIONS
+
+
+def entries_transition(
+    *,
+    entry_ids: Iterable[int],
+    to: str,
+    actor: Actor,
+    reason: str = "",
+    data: Mapping[str, Any] | None = None,
+    data_by_entry: Mapping[int, Mapping[str, Any]] | None = None,
+    only_from: Collection[str] | None = None,
+    now: datetime | None = None,
+) -> list[Transition]:
+    """Move the entries ``entry_ids`` to state ``to``; returns the moves made, by entry id.
+
+    - Each entry's current state is read under a row lock (``SELECT … FOR UPDATE``, in id order
+      so concurrent callers do not deadlock); a move not in ``TRANSITIONS`` refuses the whole
+      call with ``TransitionRefused``, and nothing is changed.
+    - ``only_from`` (the bulk paths): entries in another state are left alone, silently; the
+      filter is applied under the lock, so it cannot race.
+    - The update sets ``state``, ``state_changed_at`` and ``updated_at``; a move to pending starts
+      a new review round; a dispute's resolution sets ``dispute_resolved_at``.
+    - Each move writes one audit event (``TRANSITIONS`` names it) with ``data``:
+      ``{"from", "to", **data, **data_by_entry[id]}``, plus ``"reason"`` when one is given.
+
+    A fixed number of queries whatever the number of entries: a lock-and-read, one UPDATE, one
+    bulk insert of events (and whatever the downstream step adds, also in bulk).
+    """
+    now = now or timezone.now()
+    ids = sorted(set(entry_ids))
+    if to not in State.values:
+        raise ValueError(f"unknown entry state {to!r}")
+    if not ids:
+        return []
+    args = (ids, to, actor, reason, data, data_by_entry, only_from, now)
+    if transaction.get_connection().in_atomic_block:
+        # The caller's transaction, without a savepoint: a refusal is raised before any write,
+        # and leaves the caller's transaction usable.
+        return _transition(*args)
+    with transaction.atomic():
+        return _transition(*args)
+
+
+def _transition(ids, to, actor, reason, data, data_by_entry, only_from, now) -> list[Transition]:
+    rows = Entry.objects.select_for_update().filter(pk__in=ids).order_by("pk")
+    if only_from is not None:
+        rows = rows.filter(state__in=list(only_from))
+    current = list(rows.values_list("pk", "state", "review_round"))
+    refused = {pk: state for pk, state, _ in current if not transition_allowed(state, to)}
+    if refused:
+        raise TransitionRefused(
+            f"An entry cannot move to {to} from its current state.",
+            details={"to": to, "refused": {str(pk): state for pk, state in refused.items()}},
+        )
+    if not current:
+        return []
+    reopening = to == State.PENDING
+    transitions = [
+        Transition(
+            entry_id=pk,
+            from_state=state,
+            to_state=to,
+            review_round=review_round + 1 if reopening else review_round,
+            action=TRANSITIONS[(state, to)],
+        )
+        for pk, state, review_round in current
+    ]
+    changes: dict[str, Any] = {"state": to, "state_changed_at": now, "updated_at": now}
+    if reopening:
+        changes["review_round"] = F("review_round") + 1
+    if any(t.action == Action.ENTRY_DISPUTE_RESOLVED for t in transitions):
+        # Feedback from before a resolution no longer counts towards a new dispute.
+        changes["dispute_resolved_at"] = Case(
+            When(state=State.DISPUTED, then=Value(now)), default=F("dispute_resolved_at")
+        )
+    Entry.objects.filter(pk__in=[t.entry_id for t in transitions]).update(**changes)
+    common = dict(data or {})
+    per_entry = data_by_entry or {}
+    audit_record_many(
+        AuditRecord(
+            action=t.action,
+            actor=actor,
+            organisation=actor.organisation_slug,
+            object_type=ObjectType.ENTRY,
+            object_id=str(t.entry_id),
+            data={
+                Key.FROM: t.from_state,
+                Key.TO: t.to_state,
+                **common,
+                **per_entry.get(t.entry_id, {}),
+                **({Key.REASON: reason} if reason else {}),
+            },
+        )
+        for t in transitions
+    )
+    _record_downstream_changes(transitions, actor=actor, now=now)
+    return transitions
+
+
+def _record_downstream_changes(
+    transitions: list[Transition], *, actor: Actor, now: datetime
+) -> None:
+    """The hook for everything else that must change with an entry's state, in this transaction.
+
+    The member change stream (issue 10: a change row per entry that enters, changes in or leaves
+    the shared set) and the federation outbox (issue 12: a row per peer and vetted or withdrawn
+    entry) are written here, in bulk, so that they commit or roll back with the state change and
+    its audit events. Nothing is recorded downstream yet.
+    """

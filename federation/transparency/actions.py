@@ -1,0 +1,122 @@
+"""The names of audit events and of the keys of their ``data`` payloads, in one place.
+
+Every service that writes an audit event names its action and payload keys with these constants,
+and reports read them from here; the strings themselves are part of the log's format
+(docs/transparency.md), so a value here never changes once events carry it. The standalone
+verifier (``federation/transparency/verifier.py``) keeps its own copy on purpose: it must run
+without the project installed.
+"""
+
+from typing import Final
+
+
+class Action:
+    """``AuditEvent.action`` values, grouped by what they are about."""
+
+    # Contributions (ingest)
+    CONTRIBUTION_ACCEPTED: Final = "contribution.accepted"
+    CONTRIBUTION_REJECTED: Final = "contribution.rejected"
+
+    # An entry's lifecycle (federation.lifecycle.TRANSITIONS names which one each move writes)
+    ENTRY_VETTED: Final = "entry.vetted"
+    ENTRY_REJECTED: Final = "entry.rejected"
+    ENTRY_DISPUTED: Final = "entry.disputed"
+    ENTRY_DISPUTE_RESOLVED: Final = "entry.dispute_resolved"
+    ENTRY_RETRACTED: Final = "entry.retracted"
+    ENTRY_REOPENED: Final = "entry.reopened"
+
+    # Reviewers and members on an entry
+    ENTRY_VOTED: Final = "entry.voted"
+    FEEDBACK_GIVEN: Final = "feedback.given"
+
+    # The hub's vetting configuration
+    POLICY_CHANGED: Final = "policy.changed"
+    INCIDENT_DECLARED: Final = "incident.declared"
+    INCIDENT_CLOSED: Final = "incident.closed"
+    LABEL_CREATED: Final = "label.created"
+    LABEL_CHANGED: Final = "label.changed"
+
+    # Members, their people, keys and credentials
+    ORGANISATION_CREATED: Final = "organisation.created"
+    ORGANISATION_CHANGED: Final = "organisation.changed"
+    USER_CREATED: Final = "user.created"
+    USER_CHANGED: Final = "user.changed"
+    ROLE_CHANGED: Final = "role.changed"
+    KEY_REGISTERED: Final = "key.registered"
+    KEY_REVOKED: Final = "key.revoked"
+    CREDENTIAL_CREATED: Final = "credential.created"
+    CREDENTIAL_REVOKED: Final = "credential.revoked"
+
+
+class ObjectType:
+    """``AuditEvent.object_type`` values: what kind of thing ``object_id`` names."""
+
+    CONTRIBUTION: Final = "contribution"
+    ENTRY: Final = "entry"
+    INCIDENT: Final = "incident"
+    LABEL: Final = "label"
+    VETTING_POLICY: Final = "vetting_policy"
+    ORGANISATION: Final = "organisation"
+    USER: Final = "user"
+    SIGNING_KEY: Final = "signing_key"
+    CREDENTIAL: Final = "credential"
+
+
+class Key:
+    """Keys of ``AuditEvent.data`` shared by several actions."""
+
+    # A change of state or of a record: the value before and after.
+    FROM: Final = "from"
+    TO: Final = "to"
+    REASON: Final = "reason"
+    # Contributions: the entry a contribution event is about
+    ENTRY_ID: Final = "entry_id"
+    # Vetting
+    POLICY: Final = "policy"
+    # … and inside a policy snapshot (federation.vetting.policy.policy_snapshot)
+    RULE: Final = "rule"
+    AUTO_VET_TRUSTED: Final = "auto_vet_trusted"
+    DISPUTE_THRESHOLD: Final = "dispute_threshold"
+    EFFECTIVE_QUORUM: Final = "effective_quorum"
+    INCIDENT: Final = "incident"
+    MEMBER: Final = "member"
+    DECISION_ID: Final = "decision_id"
+    VERDICT: Final = "verdict"
+    REVIEW_ROUND: Final = "review_round"
+    APPROVALS: Final = "approvals"
+    REJECTIONS: Final = "rejections"
+    OUTCOME: Final = "outcome"
+    DISSENTING_ORGANISATIONS: Final = "dissenting_organisations"
+    OPINION: Final = "opinion"
+    PREVIOUS: Final = "previous"
+    NOTE: Final = "note"
+    # Incidents
+    NAME: Final = "name"
+    DESCRIPTION: Final = "description"
+    STARTED_AT: Final = "started_at"
+    ENDED_AT: Final = "ended_at"
+    AUTO_VET: Final = "auto_vet"
+    QUORUM: Final = "quorum"
+    # Members
+    USER: Final = "user"
+    PASSWORD_CHANGED: Final = "password_changed"  # noqa: S105 (a key name, not a password)
+    KEY_ID: Final = "key_id"
+    PUBLIC_KEY: Final = "public_key"
+    LABEL: Final = "label"
+    NOT_BEFORE: Final = "not_before"
+    EFFECTIVE_AT: Final = "effective_at"
+    HOLDER: Final = "holder"
+    SCOPES: Final = "scopes"
+    EXPIRES_AT: Final = "expires_at"
+
+
+class PolicyRule:
+    """The ``rule`` recorded in a decision's policy snapshot (docs/vetting.md)."""
+
+    QUORUM: Final = "quorum"
+    INCIDENT_QUORUM: Final = "incident_quorum"
+    TRUSTED_MEMBER: Final = "trusted_member"
+    INCIDENT: Final = "incident"
+    ADMIN_RULING: Final = "admin_ruling"
+    DISPUTE_RESOLUTION: Final = "dispute_resolution"
+    DISPUTE_THRESHOLD: Final = "dispute_threshold"

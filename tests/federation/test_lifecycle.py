@@ -1,0 +1,264 @@
+"""The entry lifecycle (federation.lifecycle): the transition table, its audit events, the
+transaction they share, and the cost of bulk moves."""
+
+import itertools
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+
+from federation import lifecycle
+from federation.contributions.models import Entry
+from federation.lifecycle import TRANSITIONS, TransitionRefused, entries_transition
+from federation.transparency.actions import Action
+from federation.transparency.models import AuditEvent
+from federation.vetting.models import Decision
+from members.actors import Actor
+from members.models import Organisation
+from tests.federation.vetting_helpers import set_policy
+from tests.parties import random_hex
+
+BULK = "/api/v1/contributions/bulk/"
+STATES = Entry.State.values
+ACTOR = Actor.system("test")
+
+EXPECTED_TABLE = {
+    ("pending", "vetted"): "entry.vetted",
+    ("pending", "rejected"): "entry.rejected",
+    ("pending", "retracted"): "entry.retracted",
+    ("vetted", "disputed"): "entry.disputed",
+    ("vetted", "retracted"): "entry.retracted",
+    ("disputed", "vetted"): "entry.dispute_resolved",
+    ("disputed", "rejected"): "entry.dispute_resolved",
+    ("disputed", "retracted"): "entry.retracted",
+    ("rejected", "pending"): "entry.reopened",
+    ("rejected", "retracted"): "entry.retracted",
+    ("retracted", "pending"): "entry.reopened",
+}
+
+
+def make_entries(count: int, state: str) -> list[Entry]:
+    return Entry.objects.bulk_create(
+        Entry(signal_type="md5", value=random_hex(32), state=state) for _ in range(count)
+    )
+
+
+def entry_events(entry: Entry) -> list[AuditEvent]:
+    return list(
+        AuditEvent.objects.filter(object_type="entry", object_id=str(entry.pk)).order_by("pk")
+    )
+
+
+def documented_table() -> dict[tuple[str, str], str]:
+    """The transition table of docs/vetting.md, as written there."""
+    text = (Path(settings.BASE_DIR) / "docs" / "vetting.md").read_text()
+    section = text.split("### The transition table", 1)[1]
+    rows = [line for line in section.split("\n\n")[2].splitlines() if line.startswith("|")]
+    table = {}
+    for line in rows[2:]:  # after the header and its rule
+        from_states, to_state, action, _when = (c.strip() for c in line.strip("|").split("|"))
+        for from_state in from_states.split(", "):
+            table[(from_state, to_state)] = action.strip("`")
+    return table
+
+
+def test_the_table_is_the_documented_one():
+    assert dict(TRANSITIONS) == EXPECTED_TABLE == documented_table()
+
+
+@pytest.mark.parametrize("from_state,to_state", sorted(EXPECTED_TABLE))
+def test_an_allowed_transition_moves_the_entry_and_writes_its_event(db, from_state, to_state):
+    (entry,) = make_entries(1, from_state)
+    before = Entry.objects.get(pk=entry.pk)
+
+    (move,) = entries_transition(
+        entry_ids=[entry.pk], to=to_state, actor=ACTOR, reason="because", data={"extra": 1}
+    )
+
+    entry.refresh_from_db()
+    assert entry.state == to_state
+    assert entry.state_changed_at > before.state_changed_at
+    assert entry.updated_at == entry.state_changed_at
+    reopened = to_state == "pending"
+    assert entry.review_round == before.review_round + (1 if reopened else 0)
+    assert move.review_round == entry.review_round
+    resolved = from_state == "disputed" and to_state in ("vetted", "rejected")
+    assert (entry.dispute_resolved_at == entry.state_changed_at) is resolved
+    (event,) = entry_events(entry)
+    assert event.action == EXPECTED_TABLE[(from_state, to_state)] == move.action
+    assert (event.actor_type, event.actor_id) == ("system", "test")
+    assert event.data == {"from": from_state, "to": to_state, "extra": 1, "reason": "because"}
+
+
+@pytest.mark.parametrize(
+    "from_state,to_state",
+    [pair for pair in itertools.product(STATES, STATES) if pair not in EXPECTED_TABLE],
+)
+def test_a_refused_transition_changes_nothing_and_writes_no_event(db, from_state, to_state):
+    (entry,) = make_entries(1, from_state)
+    before = Entry.objects.filter(pk=entry.pk).values().get()
+
+    with pytest.raises(TransitionRefused) as refused:
+        entries_transition(entry_ids=[entry.pk], to=to_state, actor=ACTOR)
+
+    assert (refused.value.status, refused.value.code) == (409, "transition_refused")
+    assert refused.value.details["refused"] == {str(entry.pk): from_state}
+    assert Entry.objects.filter(pk=entry.pk).values().get() == before
+    assert entry_events(entry) == []
+
+
+def test_one_refused_entry_refuses_the_whole_call(db):
+    movable = make_entries(3, "pending")
+    (stuck,) = make_entries(1, "vetted")
+
+    with pytest.raises(TransitionRefused):
+        entries_transition(entry_ids=[e.pk for e in [*movable, stuck]], to="rejected", actor=ACTOR)
+
+    assert set(Entry.objects.values_list("state", flat=True)) == {"pending", "vetted"}
+    assert not AuditEvent.objects.exists()
+
+
+def test_only_from_leaves_other_states_alone(db):
+    rejected = make_entries(2, "rejected")
+    pending = make_entries(2, "pending")
+
+    moves = entries_transition(
+        entry_ids=[e.pk for e in [*rejected, *pending]],
+        to="pending",
+        only_from=["rejected", "retracted"],
+        actor=ACTOR,
+    )
+
+    assert sorted(m.entry_id for m in moves) == sorted(e.pk for e in rejected)
+    assert dict(Entry.objects.values_list("pk", "review_round")) == {
+        **{e.pk: 2 for e in rejected},
+        **{e.pk: 1 for e in pending},
+    }
+    assert AuditEvent.objects.filter(action=Action.ENTRY_REOPENED).count() == 2
+    assert AuditEvent.objects.count() == 2
+
+
+def test_the_events_roll_back_with_the_state_change(db):
+    (entry,) = make_entries(1, "pending")
+
+    with pytest.raises(RuntimeError), transaction.atomic():
+        entries_transition(entry_ids=[entry.pk], to="vetted", actor=ACTOR)
+        assert Entry.objects.get(pk=entry.pk).state == "vetted"
+        assert len(entry_events(entry)) == 1
+        raise RuntimeError("the caller's transaction fails later")
+
+    assert Entry.objects.get(pk=entry.pk).state == "pending"
+    assert entry_events(entry) == []
+
+
+def test_the_state_change_rolls_back_when_its_event_cannot_be_written(db, monkeypatch):
+    (entry,) = make_entries(1, "pending")
+
+    def broken(records):
+        list(records)
+        raise RuntimeError("the log refused the event")
+
+    monkeypatch.setattr(lifecycle, "audit_record_many", broken)
+    with pytest.raises(RuntimeError), transaction.atomic():
+        entries_transition(entry_ids=[entry.pk], to="vetted", actor=ACTOR)
+
+    assert Entry.objects.get(pk=entry.pk).state == "pending"
+
+
+def test_the_downstream_hook_runs_in_the_transaction_with_every_move(db, monkeypatch):
+    entries = make_entries(3, "vetted")
+    seen = []
+
+    def hook(transitions, *, actor, now):
+        assert connection.in_atomic_block
+        # The change and its events are already there for the hook to build on.
+        assert Entry.objects.filter(state="retracted").count() == 3
+        assert AuditEvent.objects.filter(action=Action.ENTRY_RETRACTED).count() == 3
+        seen.extend((t.entry_id, t.from_state, t.to_state) for t in transitions)
+
+    monkeypatch.setattr(lifecycle, "_record_downstream_changes", hook)
+    entries_transition(entry_ids=[e.pk for e in entries], to="retracted", actor=ACTOR)
+
+    assert sorted(seen) == sorted((e.pk, "vetted", "retracted") for e in entries)
+
+
+def test_an_actor_for_a_member_names_its_organisation_in_the_event(db, acme_submitter):
+    (entry,) = make_entries(1, "pending")
+    actor = Actor.for_principal(acme_submitter.principal)
+
+    entries_transition(entry_ids=[entry.pk], to="vetted", actor=actor)
+
+    (event,) = entry_events(entry)
+    assert (event.organisation, event.actor_type, event.actor_label) == ("acme", "user", "alice")
+
+
+@pytest.mark.parametrize("count", [1, 3000])
+def test_a_bulk_transition_costs_a_fixed_number_of_queries(
+    db, django_assert_max_num_queries, count
+):
+    entries = make_entries(count, "vetted")
+
+    # The lock-and-read and the UPDATE; the events go in one COPY, which is not a query that
+    # Django counts; it is one statement per call whatever the number of events.
+    with django_assert_max_num_queries(2):
+        moves = entries_transition(
+            entry_ids=[e.pk for e in entries],
+            to="retracted",
+            actor=ACTOR,
+            data_by_entry={e.pk: {"n": i} for i, e in enumerate(entries)},
+        )
+
+    assert len(moves) == count
+    assert Entry.objects.filter(state="retracted").count() == count
+    assert AuditEvent.objects.filter(action=Action.ENTRY_RETRACTED).count() == count
+
+
+def test_ingest_reopens_and_auto_vets_in_bulk_without_a_query_per_entry(
+    db, acme_submitter, django_assert_max_num_queries
+):
+    """A trusted member re-adds signals other members rejected: every entry is reopened (new
+    round) and vetted by the policy, through the lifecycle, in a bounded number of queries."""
+    set_policy(auto_vet_trusted=True)
+    Organisation.objects.filter(pk=acme_submitter.organisation.pk).update(trusted=True)
+
+    def readd(count: int) -> int:
+        signals = [{"type": "md5", "value": random_hex(32)} for _ in range(count)]
+        Entry.objects.bulk_create(
+            Entry(signal_type="md5", value=s["value"], state="rejected") for s in signals
+        )
+        items = [acme_submitter.signed(signal=s) for s in signals]
+        with CaptureQueriesContext(connection) as captured:
+            response = acme_submitter.client.post(BULK, {"items": items}, format="json")
+        assert response.json()["created"] == count
+        values = [s["value"] for s in signals]
+        assert set(Entry.objects.filter(value__in=values).values_list("state", "review_round")) == {
+            ("vetted", 2)
+        }
+        assert (
+            AuditEvent.objects.filter(
+                action=Action.ENTRY_REOPENED, object_id__in=_ids(values)
+            ).count()
+            == count
+        )
+        assert (
+            AuditEvent.objects.filter(
+                action=Action.ENTRY_VETTED, object_id__in=_ids(values)
+            ).count()
+            == count
+        )
+        assert (
+            Decision.objects.filter(entry__value__in=values, kind="policy", review_round=2).count()
+            == count
+        )
+        return len(captured.captured_queries)
+
+    readd(1)  # warm up
+    small, large = readd(10), readd(1000)
+    assert small == large
+    assert large <= 20  # 18 when written
+
+
+def _ids(values: list[str]) -> list[str]:
+    return [str(pk) for pk in Entry.objects.filter(value__in=values).values_list("pk", flat=True)]

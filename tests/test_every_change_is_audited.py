@@ -20,7 +20,7 @@ from django.core.management import call_command, get_commands
 from django.test import Client, RequestFactory
 
 from federation.contributions.models import Contribution, Entry, EntryLabel, Label
-from federation.transparency.models import AuditEvent, Checkpoint, MerkleNode
+from federation.transparency.models import AuditEvent, Checkpoint, MerkleNode, SequencerStatus
 from federation.vetting.models import Decision, Feedback, Incident, VettingPolicy
 from members.models import ApiCredential, Membership, Organisation, SigningKey, StaffRole
 from tests.federation.vetting_helpers import approve, feedback, set_policy, submit_entry
@@ -31,7 +31,8 @@ User = get_user_model()
 # --- What a change is, and which event names it --------------------------------------------------
 
 # The log itself: written by the sequencer, and what the events are appended to.
-LOG_MODELS = {AuditEvent, MerkleNode, Checkpoint}
+# The log itself, and the sequencer's health row (the log's own bookkeeping, exposed by its status API).
+LOG_MODELS = {AuditEvent, MerkleNode, Checkpoint, SequencerStatus}
 # Bookkeeping that is not a state change an auditor needs: when a user last signed in (the test
 # client signs in before each run anyway) and when a token was last used.
 IGNORED_FIELDS = {User: {"last_login"}, ApiCredential: {"last_used_at"}}

@@ -27,6 +27,7 @@ from django.utils import timezone
 from federation.bulk_insert import copy_rows, upsert_rows
 from federation.contributions.checks import (
     CheckContext,
+    CheckOutcome,
     MemberKeys,
     Rejection,
     TimeRule,
@@ -191,16 +192,40 @@ def contributions_submit(
     assert organisation is not None, "only members submit contributions"
     now = timezone.now()
     context = local_check_context(organisation=organisation, now=now)
+    outcome = check_contributions(items=items, context=context)
+    return contributions_store(
+        principal=principal,
+        organisation=organisation,
+        outcome=outcome,
+        item_count=len(items),
+        label_ids=context.labels,
+        now=now,
+        request_evidence=request_evidence,
+    )
+
+
+def contributions_store(
+    *,
+    principal: Principal,
+    organisation: Organisation,
+    outcome: CheckOutcome,
+    item_count: int,
+    label_ids: Mapping[str, int],
+    now: datetime,
+    request_evidence: Mapping[str, Any] | None = None,
+) -> list[ItemResult]:
+    """Store what ``check_contributions`` verified, and audit what it rejected, in one
+    transaction. Each contribution's origin hub is its signed ``hub`` field."""
     batch = _Batch(
         principal=principal,
         organisation=organisation,
         now=now,
-        results=[None] * len(items),
-        label_ids=context.labels,
+        results=[None] * item_count,
+        label_ids=label_ids,
         request_evidence=request_evidence,
     )
-    verified, rejections = check_contributions(items=items, context=context)
-    for rejection in rejections:
+    verified = outcome.verified
+    for rejection in outcome.rejections:
         batch.refuse(rejection)
     verification_rejections = len(batch.rejections)
     for attempt in range(1, _WRITE_ATTEMPTS + 1):

@@ -39,10 +39,10 @@ class BoundedJSONParser(JSONParser):
         except ValueError:
             declared_length = None
         if declared_length is not None and declared_length > limit:
-            raise self._too_large(limit)
+            raise self.too_large(limit)
         body = stream.read(limit + 1)
         if len(body) > limit:
-            raise self._too_large(limit)
+            raise self.too_large(limit)
         if request is not None:
             request.request_body = body
         encoding = parser_context.get("encoding", settings.DEFAULT_CHARSET)
@@ -69,7 +69,7 @@ class BoundedJSONParser(JSONParser):
         return data
 
     @staticmethod
-    def _too_large(limit: int) -> PayloadTooLarge:
+    def too_large(limit: int) -> PayloadTooLarge:
         return PayloadTooLarge(
             f"Request bodies are limited to {limit} bytes.", details={"limit": limit}
         )

@@ -14,7 +14,7 @@ and retracts it leaves the entry retracted.
 import base64
 import logging
 import uuid as uuid_module
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -112,7 +112,7 @@ class _Batch:
     now: datetime
     results: list[ItemResult | None]
     label_ids: Mapping[str, int]
-    request_evidence: Mapping[str, Any] | None = None
+    request_evidence: Callable[[], Mapping[str, Any]] | None = None
     rejections: list[AuditRecord] = field(default_factory=list)
     malformed: list[Rejection] = field(default_factory=list)
 
@@ -181,13 +181,13 @@ def contributions_submit(
     *,
     principal: Principal,
     items: Sequence[object],
-    request_evidence: Mapping[str, Any] | None = None,
+    request_evidence: Callable[[], Mapping[str, Any]] | None = None,
 ) -> list[ItemResult]:
     """Check and store ``items`` (each ``{"contribution": {...}, "signature": "..."}``) for the
     principal's organisation. Returns one result per item, in input order.
 
-    ``request_evidence`` (size and digest of the HTTP body, from the API) goes into the one event
-    that records the request's malformed items, if it has any."""
+    ``request_evidence`` (called only if needed: size and digest of the HTTP body, from the API)
+    goes into the one event that records the request's malformed items, if it has any."""
     organisation = principal.organisation
     assert organisation is not None, "only members submit contributions"
     now = timezone.now()
@@ -212,7 +212,7 @@ def contributions_store(
     item_count: int,
     label_ids: Mapping[str, int],
     now: datetime,
-    request_evidence: Mapping[str, Any] | None = None,
+    request_evidence: Callable[[], Mapping[str, Any]] | None = None,
 ) -> list[ItemResult]:
     """Store what ``check_contributions`` verified, and audit what it rejected, in one
     transaction. Each contribution's origin hub is its signed ``hub`` field."""
@@ -297,18 +297,19 @@ def _malformed_record(batch: _Batch) -> AuditRecord:
         for r in batch.malformed
         if r.evidence.get("uuid") or r.evidence.get("signature")
     ][:_MALFORMED_SAMPLES]
+    request = dict(batch.request_evidence()) if batch.request_evidence else None
     return AuditRecord(
         action=MALFORMED_ACTION,
         actor=batch.principal.actor,
         organisation=batch.organisation.slug,
         object_type="request",
-        object_id=str((batch.request_evidence or {}).get("sha256") or ""),
+        object_id=str((request or {}).get("sha256") or ""),
         data={
             "count": len(batch.malformed),
             "items": len(batch.results),
             "reasons": reasons,
             "samples": samples,
-            "request": dict(batch.request_evidence) if batch.request_evidence else None,
+            "request": request,
         },
     )
 

@@ -74,8 +74,8 @@ class ContributionListCreateView(generics.ListAPIView):
 
 
 def _submitted_body(request):
-    """The parsed body; a body refused by the parser (not JSON, a duplicate name, too large, not
-    JSON at all) is recorded as a refused request before the error is answered."""
+    """The parsed body; a body refused by the parser (not JSON, a duplicate name, too large, of
+    another media type) is recorded as a refused request before the error is answered."""
     try:
         return request.data
     except ParseError as exc:

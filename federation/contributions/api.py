@@ -2,11 +2,14 @@
 
 import django_filters
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, status
+from rest_framework.exceptions import ParseError, UnsupportedMediaType
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from federation.api.parsers import BoundedJSONParser, PayloadTooLarge, body_evidence
 from federation.contributions.models import Entry
 from federation.contributions.selectors import (
     contributions_for_organisation,
@@ -26,6 +29,7 @@ from federation.contributions.services import (
     DUPLICATE,
     REJECTED,
     REJECTION_STATUS,
+    contribution_request_rejected,
     contributions_submit,
 )
 from federation.errors import ConcordatError, InvalidInput, NotFound
@@ -62,14 +66,52 @@ class ContributionListCreateView(generics.ListAPIView):
     )
     def post(self, request):
         principal = principal_for_request(request)
-        if not isinstance(request.data, dict):
-            raise InvalidInput("The body must be an object with contribution and signature.")
-        (result,) = contributions_submit(principal=principal, items=[request.data])
+        data = _submitted_body(request)
+        if not isinstance(data, dict):
+            raise _refused(
+                request,
+                InvalidInput("The body must be an object with contribution and signature."),
+            )
+        (result,) = contributions_submit(
+            principal=principal, items=[data], request_evidence=lambda: _evidence(request)
+        )
         if result.status == REJECTED:
             raise _rejection(result.error)
         contribution = self.get_queryset().get(uuid=result.uuid)
         code = status.HTTP_201_CREATED if result.status == CREATED else status.HTTP_200_OK
         return Response(ContributionSerializer(contribution).data, status=code)
+
+
+def _submitted_body(request):
+    """The parsed body; a body refused by the parser (not JSON, a duplicate name, too large, of
+    another media type) is recorded as a refused request before the error is answered."""
+    try:
+        return request.data
+    except ParseError as exc:
+        raise _refused(request, exc, code="malformed_json") from None
+    except UnsupportedMediaType as exc:
+        raise _refused(request, exc, code="unsupported_media_type") from None
+    except PayloadTooLarge as exc:
+        raise _refused(request, exc) from None
+    except RequestDataTooBig:  # Django's own check of the declared length
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        raise _refused(request, BoundedJSONParser.too_large(limit)) from None
+
+
+def _refused(request, exc: Exception, *, code: str | None = None) -> Exception:
+    """Write the one ``contribution.request_rejected`` event of a refused contribution-write
+    request (docs/api.md, "What is audited"); returns ``exc`` for the caller to raise."""
+    contribution_request_rejected(
+        principal=principal_for_request(request),
+        code=code or exc.code,
+        message=str(getattr(exc, "message", None) or getattr(exc, "detail", exc)),
+        request_evidence=_evidence(request),
+    )
+    return exc
+
+
+def _evidence(request) -> dict:
+    return {"path": request.path[:200], **body_evidence(request)}
 
 
 def _rejection(error: dict) -> ConcordatError:
@@ -89,16 +131,27 @@ class ContributionBulkView(APIView):
 
     @extend_schema(request=BulkSubmissionSerializer, responses={200: BulkResultSerializer})
     def post(self, request):
-        items = request.data.get("items") if isinstance(request.data, dict) else None
+        data = _submitted_body(request)
+        items = data.get("items") if isinstance(data, dict) else None
         if not isinstance(items, list) or not items:
-            raise InvalidInput('The body must be {"items": [...]} with at least one item.')
-        if len(items) > settings.BULK_MAX_ITEMS:
-            raise InvalidInput(
-                f"At most {settings.BULK_MAX_ITEMS} items per request; split the batch.",
-                code="too_many_items",
-                details={"limit": settings.BULK_MAX_ITEMS, "received": len(items)},
+            raise _refused(
+                request,
+                InvalidInput('The body must be {"items": [...]} with at least one item.'),
             )
-        results = contributions_submit(principal=principal_for_request(request), items=items)
+        if len(items) > settings.BULK_MAX_ITEMS:
+            raise _refused(
+                request,
+                InvalidInput(
+                    f"At most {settings.BULK_MAX_ITEMS} items per request; split the batch.",
+                    code="too_many_items",
+                    details={"limit": settings.BULK_MAX_ITEMS, "received": len(items)},
+                ),
+            )
+        results = contributions_submit(
+            principal=principal_for_request(request),
+            items=items,
+            request_evidence=lambda: _evidence(request),
+        )
         counts = {CREATED: 0, DUPLICATE: 0, REJECTED: 0}
         for result in results:
             counts[result.status] += 1

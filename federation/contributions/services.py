@@ -1,9 +1,11 @@
-"""Submitting signed contributions, one or thousands at a time.
+"""Submitting signed contributions, one or thousands at a time: checks, then storage.
 
-Every item is checked in a tight loop (structure, key, time window, Ed25519 signature) before the
-database is touched; the valid items are then written in one transaction with bulk inserts, so a
-request costs a fixed number of queries whatever its size. Items are independent: a bad item is
-reported (and audited with its evidence) while the good ones are stored.
+The checks (federation/contributions/checks.py) judge every item in a tight loop (structure, key,
+time window, Ed25519 signature) under a context given to them; for a member's own submissions
+that is ``local_check_context``. The valid items are then written in one transaction with bulk
+inserts, so a request costs a fixed number of queries whatever its size. Items are independent:
+a bad item is reported (and audited, docs/api.md "What is audited") while the good ones are
+stored. Storage records each contribution's origin hub from its signed ``hub`` field.
 
 Within one request, adds are applied before retracts (docs/api.md): a request that adds a signal
 and retracts it leaves the entry retracted.
@@ -11,33 +13,33 @@ and retracts it leaves the entry retracted.
 
 import base64
 import logging
-import re
 import uuid as uuid_module
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, NamedTuple
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from django.conf import settings
 from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import Case, Value, When
 from django.utils import timezone
 
 from federation.bulk_insert import copy_rows, upsert_rows
-from federation.contributions.models import Contribution, Entry, EntryLabel, Label
-from federation.signing import (
-    MalformedContribution,
-    ParsedContribution,
-    SignatureChecks,
-    decode_signature,
-    parse_contribution,
+from federation.contributions.checks import (
+    CheckContext,
+    CheckOutcome,
+    MemberKeys,
+    Rejection,
+    TimeRule,
+    Verified,
+    check_contributions,
 )
-from federation.transparency.audit import AuditRecord, audit_record_many
+from federation.contributions.models import Contribution, Entry, EntryLabel, Label
+from federation.transparency.audit import AuditRecord, audit_record, audit_record_many
 from federation.vetting.models import Incident
 from federation.vetting.policy import apply_policy_to_entries
 from members.actors import Actor
-from members.models import Organisation, SigningKey
+from members.models import Organisation
 from members.principals import Principal
 
 logger = logging.getLogger(__name__)
@@ -46,6 +48,12 @@ logger = logging.getLogger(__name__)
 CREATED = "created"
 DUPLICATE = "duplicate"
 REJECTED = "rejected"
+
+# Audit actions written by ingest (docs/api.md, "What is audited").
+ACCEPTED_ACTION = "contribution.accepted"
+REJECTED_ACTION = "contribution.rejected"  # one per rejected item that carried a claim
+MALFORMED_ACTION = "contribution.malformed_items"  # one per request, for all its malformed items
+REQUEST_REJECTED_ACTION = "contribution.request_rejected"  # a refused request as a whole
 
 # Rejection codes and the HTTP status the single-item endpoint answers with (docs/api.md).
 REJECTION_STATUS = {
@@ -67,10 +75,10 @@ _WRITE_ATTEMPTS = 3
 # PostgreSQL SQLSTATEs worth a retry: unique_violation (a concurrent request stored one of our
 # UUIDs first), deadlock_detected and serialization_failure.
 _RETRYABLE_SQLSTATES = frozenset({"23505", "40P01", "40001"})
-# Raw values copied into evidence only when they look like what they claim to be: rejected input
-# may be anything, and PostgreSQL's jsonb refuses NUL characters and lone surrogates.
-_EVIDENCE_UUID = re.compile(r"[0-9a-fA-F-]{1,64}")
-_EVIDENCE_SIGNATURE = re.compile(r"[A-Za-z0-9+/=_-]{1,200}")
+# Bounds of the one event summarising a request's malformed items: distinct reasons kept with
+# their message (beyond that, grouped by code and field only), and raw samples kept.
+_MALFORMED_REASONS = 32
+_MALFORMED_SAMPLES = 20
 
 
 @dataclass
@@ -90,23 +98,8 @@ class ItemResult:
         return result
 
 
-@dataclass(slots=True)
-class _Verified:
-    index: int
-    parsed: ParsedContribution
-    signature: bytes
-    key: SigningKey
-
-    @property
-    def evidence(self) -> dict[str, Any]:
-        return {
-            **_parsed_evidence(self.parsed),
-            "signature": base64.b64encode(self.signature).decode(),
-        }
-
-
 class _Stored(NamedTuple):
-    verified: "_Verified"
+    verified: Verified
     pk: int | None  # known for retracts only (adds need none, and drawing ids costs)
     entry_id: int
 
@@ -119,17 +112,17 @@ class _Batch:
     organisation: Organisation
     now: datetime
     results: list[ItemResult | None]
+    label_ids: Mapping[str, int]
+    request_evidence: Callable[[], Mapping[str, Any]] | None = None
     rejections: list[AuditRecord] = field(default_factory=list)
-    label_ids: dict[str, int] = field(default_factory=dict)
+    malformed: list[Rejection] = field(default_factory=list)
 
     def reject(self, index: int, code: str, message: str, *, evidence: dict[str, Any], field=None):
-        error = {"code": code, "message": message, "details": {"field": field} if field else None}
-        self.results[index] = ItemResult(
-            index=index, status=REJECTED, uuid=evidence.get("uuid"), error=error
-        )
+        """Refuse an item that carried a claim: its own audit event, with the evidence."""
+        self._result(index, code, message, evidence, field)
         self.rejections.append(
             AuditRecord(
-                action="contribution.rejected",
+                action=REJECTED_ACTION,
                 actor=self.principal.actor,
                 organisation=self.organisation.slug,
                 object_type="contribution",
@@ -138,30 +131,111 @@ class _Batch:
             )
         )
 
-    def set(self, v: "_Verified", status: str, entry_id: int | None) -> None:
+    def refuse(self, rejection: Rejection) -> None:
+        if rejection.claim:
+            self.reject(
+                rejection.index,
+                rejection.code,
+                rejection.message,
+                evidence=rejection.evidence,
+                field=rejection.field,
+            )
+        else:
+            # Too malformed to claim anything: summarised with the others of this request in
+            # one event (_malformed_record), so junk items cannot each cost a permanent entry.
+            self._result(
+                rejection.index,
+                rejection.code,
+                rejection.message,
+                rejection.evidence,
+                rejection.field,
+            )
+            self.malformed.append(rejection)
+
+    def _result(self, index, code, message, evidence, field) -> None:
+        error = {"code": code, "message": message, "details": {"field": field} if field else None}
+        self.results[index] = ItemResult(
+            index=index, status=REJECTED, uuid=evidence.get("uuid"), error=error
+        )
+
+    def set(self, v: Verified, status: str, entry_id: int | None) -> None:
         self.results[v.index] = ItemResult(
             index=v.index, status=status, uuid=str(v.parsed.uuid), entry_id=entry_id
         )
 
 
-def contributions_submit(*, principal: Principal, items: Sequence[object]) -> list[ItemResult]:
+def local_check_context(*, organisation: Organisation, now: datetime) -> CheckContext:
+    """The context of a member submitting to this hub: contributions of this hub, signed for the
+    organisation by one of its keys (loaded once), under the local time rule."""
+    hub = settings.HUB_ID
+    return CheckContext(
+        origin_hub=hub,
+        member=organisation.slug,
+        keys=MemberKeys.of_organisation(organisation, hub=hub),
+        time=TimeRule.local(now=now),
+        labels=dict(Label.objects.filter(active=True).values_list("slug", "id")),
+        incidents=lambda: frozenset(Incident.objects.values_list("pk", flat=True)),
+    )
+
+
+def contributions_submit(
+    *,
+    principal: Principal,
+    items: Sequence[object],
+    request_evidence: Callable[[], Mapping[str, Any]] | None = None,
+) -> list[ItemResult]:
     """Check and store ``items`` (each ``{"contribution": {...}, "signature": "..."}``) for the
-    principal's organisation. Returns one result per item, in input order."""
+    principal's organisation. Returns one result per item, in input order.
+
+    ``request_evidence`` (called only if needed: size and digest of the HTTP body, from the API)
+    goes into the one event that records the request's malformed items, if it has any."""
     organisation = principal.organisation
     assert organisation is not None, "only members submit contributions"
+    now = timezone.now()
+    context = local_check_context(organisation=organisation, now=now)
+    outcome = check_contributions(items=items, context=context)
+    return contributions_store(
+        principal=principal,
+        organisation=organisation,
+        outcome=outcome,
+        item_count=len(items),
+        label_ids=context.labels,
+        now=now,
+        request_evidence=request_evidence,
+    )
+
+
+def contributions_store(
+    *,
+    principal: Principal,
+    organisation: Organisation,
+    outcome: CheckOutcome,
+    item_count: int,
+    label_ids: Mapping[str, int],
+    now: datetime,
+    request_evidence: Callable[[], Mapping[str, Any]] | None = None,
+) -> list[ItemResult]:
+    """Store what ``check_contributions`` verified, and audit what it rejected, in one
+    transaction. Each contribution's origin hub is its signed ``hub`` field."""
     batch = _Batch(
         principal=principal,
         organisation=organisation,
-        now=timezone.now(),
-        results=[None] * len(items),
+        now=now,
+        results=[None] * item_count,
+        label_ids=label_ids,
+        request_evidence=request_evidence,
     )
-    verified = _verify_items(batch, items)
+    verified = outcome.verified
+    for rejection in outcome.rejections:
+        batch.refuse(rejection)
     verification_rejections = len(batch.rejections)
     for attempt in range(1, _WRITE_ATTEMPTS + 1):
         try:
             with transaction.atomic():
                 _store(batch, verified)
                 audit_record_many(batch.rejections)
+                if batch.malformed:
+                    audit_record(_malformed_record(batch))
             break
         except (IntegrityError, OperationalError) as exc:
             # A concurrent request stored one of our UUIDs first (unique violation), or locked
@@ -178,149 +252,82 @@ def contributions_submit(*, principal: Principal, items: Sequence[object]) -> li
     return batch.results  # type: ignore[return-value]
 
 
+def contribution_request_rejected(
+    *, principal: Principal, code: str, message: str, request_evidence: Mapping[str, Any]
+) -> None:
+    """Record a contribution-write request refused as a whole (not JSON, duplicate keys, wrong
+    shape, too many items, too large): one event with bounded evidence of the body."""
+    with transaction.atomic():
+        audit_record(
+            AuditRecord(
+                action=REQUEST_REJECTED_ACTION,
+                actor=principal.actor,
+                organisation=principal.organisation.slug if principal.organisation else "",
+                object_type="request",
+                object_id=str(request_evidence.get("sha256") or ""),
+                data={"code": code, "message": message[:300], **request_evidence},
+            )
+        )
+
+
+def _malformed_record(batch: _Batch) -> AuditRecord:
+    """One event for all of a request's malformed items: how many, why (each reason with the
+    ranges of item indexes it applies to), a few raw samples, and the body's digest."""
+    groups: dict[tuple[str, str | None, str | None], list[list[int]]] = {}
+    for rejection in batch.malformed:  # in index order
+        key = (rejection.code, rejection.field, rejection.message)
+        if key not in groups and len(groups) >= _MALFORMED_REASONS:
+            key = (rejection.code, rejection.field, None)
+        ranges = groups.setdefault(key, [])
+        if ranges and ranges[-1][1] == rejection.index - 1:
+            ranges[-1][1] = rejection.index
+        else:
+            ranges.append([rejection.index, rejection.index])
+    reasons = [
+        {
+            "code": code,
+            "field": field_name,
+            "message": message,
+            "count": sum(end - start + 1 for start, end in ranges),
+            "indexes": ranges,
+        }
+        for (code, field_name, message), ranges in groups.items()
+    ]
+    samples = [
+        {"index": r.index, "uuid": r.evidence.get("uuid"), "signature": r.evidence.get("signature")}
+        for r in batch.malformed
+        if r.evidence.get("uuid") or r.evidence.get("signature")
+    ][:_MALFORMED_SAMPLES]
+    request = dict(batch.request_evidence()) if batch.request_evidence else None
+    return AuditRecord(
+        action=MALFORMED_ACTION,
+        actor=batch.principal.actor,
+        organisation=batch.organisation.slug,
+        object_type="request",
+        object_id=str((request or {}).get("sha256") or ""),
+        data={
+            "count": len(batch.malformed),
+            "items": len(batch.results),
+            "reasons": reasons,
+            "samples": samples,
+            "request": request,
+        },
+    )
+
+
 def _is_lost_race(exc: Exception) -> bool:
     return getattr(exc.__cause__, "sqlstate", None) in _RETRYABLE_SQLSTATES
 
 
-def _verify_items(batch: _Batch, items: Sequence[object]) -> list[_Verified]:
-    """The tight loop: everything that needs no database beyond two preloads (the member's keys
-    and the label taxonomy; incidents only when an item names one)."""
-    organisation = batch.organisation
-    keys = {
-        key.key_id: (key, Ed25519PublicKey.from_public_bytes(key.public_key_bytes))
-        for key in SigningKey.objects.filter(organisation=organisation)
-    }
-    batch.label_ids = dict(Label.objects.filter(active=True).values_list("slug", "id"))
-    labels = batch.label_ids
-    incident_ids: set[uuid_module.UUID] | None = None
-    now = batch.now
-    latest = now + timedelta(seconds=settings.CONTRIBUTION_CLOCK_SKEW_SECONDS)
-    earliest = now - timedelta(seconds=settings.CONTRIBUTION_MAX_AGE_SECONDS)
-    hub_id = settings.HUB_ID
-    member = organisation.slug
-    reject = batch.reject
-    verified: list[_Verified] = []
-    checks = SignatureChecks()
-    candidates: list[tuple[int, ParsedContribution, bytes, SigningKey, tuple | None]] = []
-    for index, item in enumerate(items):
-        if not isinstance(item, dict) or item.keys() != {"contribution", "signature"}:
-            reject(
-                index,
-                "invalid",
-                "each item is an object with exactly contribution and signature",
-                evidence=_raw_evidence(item),
-                field="item",
-            )
-            continue
-        try:
-            parsed = parse_contribution(item["contribution"])
-        except MalformedContribution as exc:
-            reject(index, "invalid", exc.message, evidence=_raw_evidence(item), field=exc.field)
-            continue
-        try:
-            signature = decode_signature(item["signature"])
-        except MalformedContribution as exc:
-            evidence = {**_parsed_evidence(parsed), **_raw_evidence(item)}
-            reject(index, "invalid", exc.message, evidence=evidence, field=exc.field)
-            continue
-        failure = None
-        known = keys.get(parsed.key_id)
-        if parsed.hub != hub_id:
-            failure = ("wrong_hub", f"this hub is {hub_id!r}", "hub")
-        elif parsed.member != member:
-            failure = ("member_mismatch", f"you submit for {member!r}", "member")
-        elif known is None:
-            failure = (
-                "unknown_key",
-                f"no key {parsed.key_id} is registered to {member}",
-                "key_id",
-            )
-        elif not (known[0].is_active_at(parsed.created_at) and known[0].is_active_at(now)):
-            failure = (
-                "key_not_active",
-                "the key was not active when this was signed, or is revoked now",
-                "key_id",
-            )
-        elif not earliest <= parsed.created_at <= latest:
-            failure = (
-                "clock_skew",
-                f"created_at must lie between {settings.CONTRIBUTION_MAX_AGE_SECONDS} s ago and "
-                f"{settings.CONTRIBUTION_CLOCK_SKEW_SECONDS} s ahead of the hub's clock",
-                "created_at",
-            )
-        if failure is not None:
-            _reject_checked(batch, index, parsed, signature, failure)
-            continue
-        # Labels and incidents are judged only once the signature holds: a forged item is
-        # reported as forged, whatever else is wrong with it.
-        deferred = None
-        if any(label not in labels for label in parsed.labels):
-            unknown = ", ".join(label for label in parsed.labels if label not in labels)
-            deferred = ("unknown_label", f"not in the hub's taxonomy: {unknown}", "labels")
-        elif parsed.incident is not None:
-            if incident_ids is None:
-                incident_ids = set(Incident.objects.values_list("pk", flat=True))
-            if parsed.incident not in incident_ids:
-                deferred = ("unknown_incident", "no such incident", "incident")
-        checks.add(known[1], signature, parsed.canonical)
-        candidates.append((index, parsed, signature, known[0], deferred))
-
-    for (index, parsed, signature, key, deferred), valid in zip(
-        candidates, checks.results(), strict=True
-    ):
-        if not valid:
-            failure = (
-                "bad_signature",
-                "the signature does not verify over the canonical bytes",
-                "signature",
-            )
-            _reject_checked(batch, index, parsed, signature, failure)
-        elif deferred is not None:
-            _reject_checked(batch, index, parsed, signature, deferred)
-        else:
-            verified.append(_Verified(index, parsed, signature, key))
-    return verified
-
-
-def _reject_checked(batch: _Batch, index: int, parsed, signature: bytes, failure: tuple) -> None:
-    code, message, field_name = failure
-    evidence = {**_parsed_evidence(parsed), "signature": base64.b64encode(signature).decode()}
-    batch.reject(index, code, message, evidence=evidence, field=field_name)
-
-
-def _raw_evidence(item: object) -> dict[str, Any]:
-    """What can safely be kept of an item too malformed to parse: its uuid and signature text."""
-    contribution = item.get("contribution") if isinstance(item, dict) else None
-    raw_uuid = contribution.get("uuid") if isinstance(contribution, dict) else None
-    raw_signature = item.get("signature") if isinstance(item, dict) else None
-    return {
-        "uuid": raw_uuid
-        if isinstance(raw_uuid, str) and _EVIDENCE_UUID.fullmatch(raw_uuid)
-        else None,
-        "signature": raw_signature
-        if isinstance(raw_signature, str) and _EVIDENCE_SIGNATURE.fullmatch(raw_signature)
-        else None,
-    }
-
-
-def _parsed_evidence(parsed: ParsedContribution) -> dict[str, Any]:
-    return {
-        "uuid": str(parsed.uuid),
-        "key_id": parsed.key_id,
-        "content_hash": parsed.content_hash,
-        "canonical": parsed.canonical.decode(),
-    }
-
-
-def _store(batch: _Batch, verified: list[_Verified]) -> None:
+def _store(batch: _Batch, verified: list[Verified]) -> None:
     """Write the verified items: a fixed number of bulk statements whatever their number."""
     organisation = batch.organisation
     now = batch.now
     existing = {row[0]: row[1:] for row in _stored_contributions([v.parsed.uuid for v in verified])}
     # Same UUID twice: identical bytes are one contribution; different bytes are a conflict.
-    first_seen: dict[uuid_module.UUID, _Verified] = {}
-    fresh: list[_Verified] = []
-    twins: list[tuple[_Verified, _Verified]] = []  # (in-request repeat, its first occurrence)
+    first_seen: dict[uuid_module.UUID, Verified] = {}
+    fresh: list[Verified] = []
+    twins: list[tuple[Verified, Verified]] = []  # (in-request repeat, its first occurrence)
     for v in verified:
         stored = existing.get(v.parsed.uuid)
         if stored is not None:
@@ -393,7 +400,7 @@ def _stored_contributions(uuids: list[uuid_module.UUID]):
         return cursor.fetchall()
 
 
-def _reject_conflict(batch: _Batch, v: _Verified, stored_hash: str) -> None:
+def _reject_conflict(batch: _Batch, v: Verified, stored_hash: str) -> None:
     batch.reject(
         v.index,
         "uuid_conflict",
@@ -403,7 +410,7 @@ def _reject_conflict(batch: _Batch, v: _Verified, stored_hash: str) -> None:
     )
 
 
-def _upsert_entries(adds: list[_Verified], now: datetime) -> dict[tuple[str, str], int]:
+def _upsert_entries(adds: list[Verified], now: datetime) -> dict[tuple[str, str], int]:
     """One entry per signal: insert the new ones, touch the existing; returns their ids."""
     signals = sorted({(v.parsed.signal_type, v.parsed.value) for v in adds})
     rows = [(t, value, Entry.State.PENDING, 1, now, now, now) for t, value in signals]
@@ -433,7 +440,7 @@ _CONTRIBUTION_COLUMNS = [
 
 
 def _insert_contributions(
-    verified: list[_Verified],
+    verified: list[Verified],
     entries: dict[tuple[str, str], int],
     organisation,
     now,
@@ -444,7 +451,6 @@ def _insert_contributions(
     # unique index in one order (one then fails with a unique violation) rather than deadlock.
     ordered = sorted(verified, key=lambda v: v.parsed.uuid.bytes)
     entry_ids = [entries[(v.parsed.signal_type, v.parsed.value)] for v in ordered]
-    hub_id = settings.HUB_ID
     rows = [
         (
             v.parsed.uuid,
@@ -464,7 +470,7 @@ def _insert_contributions(
             Contribution.Status.ACTIVE
             if v.parsed.action == Contribution.Action.ADD
             else Contribution.Status.APPLIED,
-            hub_id,
+            v.parsed.hub,  # the origin hub, as signed (checked against the context's origin)
         )
         for v, entry_id in zip(ordered, entry_ids, strict=True)
     ]
@@ -475,7 +481,7 @@ def _insert_contributions(
     ]
 
 
-def _link_labels(batch: _Batch, adds: list[_Verified], entries: dict[tuple[str, str], int]) -> None:
+def _link_labels(batch: _Batch, adds: list[Verified], entries: dict[tuple[str, str], int]) -> None:
     wanted = {
         (entries[(v.parsed.signal_type, v.parsed.value)], batch.label_ids[slug])
         for v in adds
@@ -486,7 +492,7 @@ def _link_labels(batch: _Batch, adds: list[_Verified], entries: dict[tuple[str, 
     )
 
 
-def _apply_retracts(batch: _Batch, retracts: list[_Verified], now) -> list[_Stored]:
+def _apply_retracts(batch: _Batch, retracts: list[Verified], now) -> list[_Stored]:
     """A retract withdraws the member's own active adds of that signal; an entry with no active add
     left becomes retracted. Retracting what the member never added (or already withdrew) is refused."""
     if not retracts:
@@ -510,7 +516,7 @@ def _apply_retracts(batch: _Batch, retracts: list[_Verified], now) -> list[_Stor
     ).values_list("id", "entry_id"):
         active_adds.setdefault(entry_id, []).append(contribution_id)
 
-    applicable: list[_Verified] = []
+    applicable: list[Verified] = []
     claimed: set[int] = set()
     for v in retracts:
         entry_id = entries.get((v.parsed.signal_type, v.parsed.value))
@@ -543,9 +549,9 @@ def _apply_retracts(batch: _Batch, retracts: list[_Verified], now) -> list[_Stor
     return stored
 
 
-def _accepted_record(batch: _Batch, v: _Verified, entry_id: int) -> AuditRecord:
+def _accepted_record(batch: _Batch, v: Verified, entry_id: int) -> AuditRecord:
     return AuditRecord(
-        action="contribution.accepted",
+        action=ACCEPTED_ACTION,
         actor=batch.principal.actor,
         organisation=batch.organisation.slug,
         object_type="contribution",

@@ -90,9 +90,10 @@ def test_invalid_item_is_audited_without_storing_unsafe_input(acme_submitter):
     item = {"contribution": {"uuid": "\u0000bad\ud800", "kind": 5}, "signature": "\u0000"}
     results = contributions_submit(principal=acme_submitter.principal, items=[item])
     assert results[0].error["code"] == "invalid"
-    event = AuditEvent.objects.get(action="contribution.rejected")
-    assert event.data["code"] == "invalid"
-    assert event.data["uuid"] is None and event.data["signature"] is None
+    assert not AuditEvent.objects.filter(action="contribution.rejected").exists()
+    event = AuditEvent.objects.get(action="contribution.malformed_items")
+    assert event.data["reasons"][0]["code"] == "invalid"
+    assert event.data["count"] == 1 and event.data["samples"] == []  # nothing unsafe kept
 
 
 def test_no_code_path_updates_or_deletes_audit_events():

@@ -38,7 +38,10 @@ def test_results_follow_input_order_and_valid_items_are_stored(acme_submitter):
     assert body["results"][0]["uuid"] == good[0]["contribution"]["uuid"]
     assert Contribution.objects.count() == 3
     assert AuditEvent.objects.filter(action="contribution.accepted").count() == 3
-    assert AuditEvent.objects.filter(action="contribution.rejected").count() == 2
+    # The forgery carries a claim and gets its own evidence; the junk item is summarised.
+    assert AuditEvent.objects.filter(action="contribution.rejected").count() == 1
+    (summary,) = AuditEvent.objects.filter(action="contribution.malformed_items")
+    assert summary.data["count"] == 1 and summary.data["reasons"][0]["indexes"] == [[1, 1]]
 
 
 def test_same_uuid_twice_in_one_bulk_with_other_bytes_conflicts(acme_submitter):

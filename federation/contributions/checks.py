@@ -1,0 +1,308 @@
+"""The checks a signed contribution must pass, apart from storing it.
+
+``check_contributions`` judges a batch of submitted items (structure, signal, hub, member, key
+binding at ``created_at``, time window, Ed25519 signature, labels, incident) and touches nothing:
+everything it needs comes in a ``CheckContext``:
+
+- ``origin_hub``: the hub the contributions must name in their signed ``hub`` field (this hub for
+  a member's own submissions; the peer hub for contributions that hub relays);
+- ``member``: the member they must name (the requesting organisation), or ``None`` when any
+  member the key provider knows may sign (a relay batch);
+- ``keys``: where keys come from, as a ``KeyProvider`` (for local ingest the requesting
+  organisation's keys, loaded once; federation will provide keys from forwarded signed key
+  registrations);
+- ``time``: a ``TimeRule``: local ingest requires the key to be active at ``created_at`` and now,
+  and ``created_at`` within the clock skew ahead and the maximum age behind; a relayed
+  contribution only has to have been valid when its origin accepted it (key active at
+  ``created_at``, not dated ahead of this hub's clock), so a peer that was down for a day still
+  delivers it;
+- ``labels`` and ``incidents``: this hub's taxonomy and incidents.
+
+Storage (federation/contributions/services.py) takes the verified items as they are and records
+their origin hub from the signed ``hub`` field.
+"""
+
+import base64
+import re
+import uuid as uuid_module
+from collections.abc import Callable, Container, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, NamedTuple, Protocol
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from django.conf import settings
+
+from federation.signing import (
+    MalformedContribution,
+    ParsedContribution,
+    SignatureChecks,
+    decode_signature,
+    parse_contribution,
+)
+from members.models import SigningKey
+
+# Raw values copied into evidence only when they look like what they claim to be: rejected input
+# may be anything, and PostgreSQL's jsonb refuses NUL characters and lone surrogates.
+_EVIDENCE_UUID = re.compile(r"[0-9a-fA-F-]{1,64}")
+_EVIDENCE_SIGNATURE = re.compile(r"[A-Za-z0-9+/=_-]{1,200}")
+
+
+@dataclass(frozen=True, slots=True)
+class TimeRule:
+    """Which time window a contribution's ``created_at`` and key must satisfy."""
+
+    name: str
+    now: datetime
+    clock_skew: timedelta  # how far ahead of ``now`` created_at may lie
+    max_age: timedelta | None  # how far behind; None: no maximum age
+    key_active_now: bool  # the key must also be unrevoked now, not only at created_at
+
+    @classmethod
+    def local(cls, *, now: datetime) -> "TimeRule":
+        """A member submitting to its own hub: fresh, signed by a key valid then and now."""
+        return cls(
+            name="local",
+            now=now,
+            clock_skew=timedelta(seconds=settings.CONTRIBUTION_CLOCK_SKEW_SECONDS),
+            max_age=timedelta(seconds=settings.CONTRIBUTION_MAX_AGE_SECONDS),
+            key_active_now=True,
+        )
+
+    @classmethod
+    def relay(cls, *, now: datetime) -> "TimeRule":
+        """A contribution another hub accepted: valid when it was signed, however old now."""
+        return cls(
+            name="relay",
+            now=now,
+            clock_skew=timedelta(seconds=settings.CONTRIBUTION_CLOCK_SKEW_SECONDS),
+            max_age=None,
+            key_active_now=False,
+        )
+
+    def key_active(self, key: SigningKey, created_at: datetime) -> bool:
+        return key.is_active_at(created_at) and (
+            not self.key_active_now or key.is_active_at(self.now)
+        )
+
+    def in_window(self, created_at: datetime) -> bool:
+        if created_at > self.now + self.clock_skew:
+            return False
+        return self.max_age is None or created_at >= self.now - self.max_age
+
+    @property
+    def key_message(self) -> str:
+        if self.key_active_now:
+            return "the key was not active when this was signed, or is revoked now"
+        return "the key was not active when this was signed"
+
+    @property
+    def window_message(self) -> str:
+        ahead = int(self.clock_skew.total_seconds())
+        if self.max_age is None:
+            return f"created_at must not lie more than {ahead} s ahead of the hub's clock"
+        return (
+            f"created_at must lie between {int(self.max_age.total_seconds())} s ago and "
+            f"{ahead} s ahead of the hub's clock"
+        )
+
+
+class BoundKey(NamedTuple):
+    """A signing key bound to its member, with its public key ready to verify."""
+
+    signing_key: SigningKey
+    verifier: Ed25519PublicKey
+
+
+class KeyProvider(Protocol):
+    """Where the keys of a check come from: the key ``key_id`` of ``member`` on ``hub``, or None."""
+
+    def key_for(self, hub: str, member: str, key_id: str) -> BoundKey | None: ...
+
+
+class MemberKeys:
+    """The keys of one member of one hub, loaded once (one query) before the check loop."""
+
+    def __init__(self, *, hub: str, member: str, keys: Iterable[SigningKey]) -> None:
+        self.hub = hub
+        self.member = member
+        self._keys = {
+            key.key_id: BoundKey(key, Ed25519PublicKey.from_public_bytes(key.public_key_bytes))
+            for key in keys
+        }
+
+    @classmethod
+    def of_organisation(cls, organisation, *, hub: str) -> "MemberKeys":
+        return cls(
+            hub=hub,
+            member=organisation.slug,
+            keys=SigningKey.objects.filter(organisation=organisation),
+        )
+
+    def key_for(self, hub: str, member: str, key_id: str) -> BoundKey | None:
+        if hub != self.hub or member != self.member:
+            return None
+        return self._keys.get(key_id)
+
+
+@dataclass(frozen=True)
+class CheckContext:
+    """Everything the checks need, given rather than looked up (see the module docstring)."""
+
+    origin_hub: str
+    member: str | None
+    keys: KeyProvider
+    time: TimeRule
+    labels: Container[str]
+    incidents: Callable[[], Container[uuid_module.UUID]] = field(default=lambda: frozenset())
+
+
+@dataclass(slots=True)
+class Verified:
+    """An item that passed every check."""
+
+    index: int
+    parsed: ParsedContribution
+    signature: bytes
+    key: SigningKey
+
+    @property
+    def evidence(self) -> dict[str, Any]:
+        return claim_evidence(self.parsed, self.signature)
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """An item that failed. ``claim`` says whether it carried a verifiable claim (it parsed into a
+    contribution with uuid, key id and canonical bytes, and a decodable signature) or was too
+    malformed for that."""
+
+    index: int
+    code: str
+    message: str
+    field: str | None
+    evidence: dict[str, Any]
+    claim: bool
+
+
+class CheckOutcome(NamedTuple):
+    verified: list[Verified]
+    rejections: list[Rejection]
+
+
+def check_contributions(*, items: Sequence[object], context: CheckContext) -> CheckOutcome:
+    """Judge each ``{"contribution": {...}, "signature": "..."}`` item under ``context``.
+
+    A tight loop: parsing and canonical bytes run while a thread pool verifies signatures.
+    Labels and incidents are judged only once the signature holds, so a forged item is reported
+    as forged whatever else is wrong with it.
+    """
+    origin_hub = context.origin_hub
+    member = context.member
+    key_for = context.keys.key_for
+    time_rule = context.time
+    key_active = time_rule.key_active
+    in_window = time_rule.in_window
+    labels = context.labels
+    incident_ids: Container[uuid_module.UUID] | None = None
+    rejections: list[Rejection] = []
+    reject = rejections.append
+    checks = SignatureChecks()
+    candidates: list[tuple[int, ParsedContribution, bytes, SigningKey, tuple | None]] = []
+    for index, item in enumerate(items):
+        if not isinstance(item, dict) or item.keys() != {"contribution", "signature"}:
+            message = "each item is an object with exactly contribution and signature"
+            reject(Rejection(index, "invalid", message, "item", raw_evidence(item), False))
+            continue
+        try:
+            parsed = parse_contribution(item["contribution"])
+        except MalformedContribution as exc:
+            evidence = raw_evidence(item)
+            reject(Rejection(index, "invalid", exc.message, exc.field, evidence, False))
+            continue
+        try:
+            signature = decode_signature(item["signature"])
+        except MalformedContribution as exc:
+            evidence = {**parsed_evidence(parsed), **raw_evidence(item)}
+            reject(Rejection(index, "invalid", exc.message, exc.field, evidence, False))
+            continue
+        failure = None
+        known = None
+        if parsed.hub != origin_hub:
+            failure = ("wrong_hub", f"the contribution must name hub {origin_hub!r}", "hub")
+        elif member is not None and parsed.member != member:
+            failure = ("member_mismatch", f"you submit for {member!r}", "member")
+        elif (known := key_for(parsed.hub, parsed.member, parsed.key_id)) is None:
+            failure = (
+                "unknown_key",
+                f"no key {parsed.key_id} is registered to {parsed.member}",
+                "key_id",
+            )
+        elif not key_active(known.signing_key, parsed.created_at):
+            failure = ("key_not_active", time_rule.key_message, "key_id")
+        elif not in_window(parsed.created_at):
+            failure = ("clock_skew", time_rule.window_message, "created_at")
+        if failure is not None:
+            code, message, field_name = failure
+            evidence = claim_evidence(parsed, signature)
+            reject(Rejection(index, code, message, field_name, evidence, True))
+            continue
+        deferred = None
+        if any(label not in labels for label in parsed.labels):
+            unknown = ", ".join(label for label in parsed.labels if label not in labels)
+            deferred = ("unknown_label", f"not in the hub's taxonomy: {unknown}", "labels")
+        elif parsed.incident is not None:
+            if incident_ids is None:
+                incident_ids = context.incidents()
+            if parsed.incident not in incident_ids:
+                deferred = ("unknown_incident", "no such incident", "incident")
+        checks.add(known.verifier, signature, parsed.canonical)
+        candidates.append((index, parsed, signature, known.signing_key, deferred))
+
+    verified: list[Verified] = []
+    for (index, parsed, signature, key, deferred), valid in zip(
+        candidates, checks.results(), strict=True
+    ):
+        if not valid:
+            deferred = (
+                "bad_signature",
+                "the signature does not verify over the canonical bytes",
+                "signature",
+            )
+        if deferred is not None:
+            code, message, field_name = deferred
+            evidence = claim_evidence(parsed, signature)
+            reject(Rejection(index, code, message, field_name, evidence, True))
+        else:
+            verified.append(Verified(index, parsed, signature, key))
+    rejections.sort(key=lambda rejection: rejection.index)
+    return CheckOutcome(verified, rejections)
+
+
+def claim_evidence(parsed: ParsedContribution, signature: bytes) -> dict[str, Any]:
+    """What is kept of a rejected claim: enough to verify (or disprove) it later."""
+    return {**parsed_evidence(parsed), "signature": base64.b64encode(signature).decode()}
+
+
+def parsed_evidence(parsed: ParsedContribution) -> dict[str, Any]:
+    return {
+        "uuid": str(parsed.uuid),
+        "key_id": parsed.key_id,
+        "content_hash": parsed.content_hash,
+        "canonical": parsed.canonical.decode(),
+    }
+
+
+def raw_evidence(item: object) -> dict[str, Any]:
+    """What can safely be kept of an item too malformed to parse: its uuid and signature text."""
+    contribution = item.get("contribution") if isinstance(item, dict) else None
+    raw_uuid = contribution.get("uuid") if isinstance(contribution, dict) else None
+    raw_signature = item.get("signature") if isinstance(item, dict) else None
+    return {
+        "uuid": raw_uuid
+        if isinstance(raw_uuid, str) and _EVIDENCE_UUID.fullmatch(raw_uuid)
+        else None,
+        "signature": raw_signature
+        if isinstance(raw_signature, str) and _EVIDENCE_SIGNATURE.fullmatch(raw_signature)
+        else None,
+    }

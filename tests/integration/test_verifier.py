@@ -10,6 +10,7 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+import psycopg
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -98,7 +99,11 @@ def test_verifier_passes_detects_a_changed_row_and_checks_consistency_across_run
             f"(size {second_size}" in second.stdout
         )
 
-        # Tamper with one logged event directly in the database.
+        # The hub's own database refuses the edit...
+        with pytest.raises(psycopg.errors.IntegrityConstraintViolation, match="append-only"):
+            hub.sql("UPDATE federation_auditevent SET organisation = 'mallory' WHERE id = 1")
+        # ...but an insider with superuser rights switches the append-only triggers off for a session
+        # and edits one logged event directly in the database.
         event_id, leaf_index = hub.sql(
             "SELECT id, leaf_index FROM federation_auditevent "
             "WHERE action LIKE 'contribution.%%' ORDER BY leaf_index LIMIT 1"
@@ -107,6 +112,7 @@ def test_verifier_passes_detects_a_changed_row_and_checks_consistency_across_run
             "UPDATE federation_auditevent SET data = data || '{\"tampered\": true}'::jsonb "
             "WHERE id = %s",
             (event_id,),
+            bypass_triggers=True,
         )
         state_before = state.read_text()
         tampered = run_verifier(hub, vkey, auditor["token"], state)
@@ -132,7 +138,9 @@ def test_verifier_passes_detects_a_changed_row_and_checks_consistency_across_run
             json.dumps({"checkpoint": f"{body}\n\u2014 {hub.hub_id} {signature.decode()}\n"})
         )
         hub.sql(
-            "UPDATE federation_auditevent SET data = data - 'tampered' WHERE id = %s", (event_id,)
+            "UPDATE federation_auditevent SET data = data - 'tampered' WHERE id = %s",
+            (event_id,),
+            bypass_triggers=True,
         )
         split_view = run_verifier(hub, vkey, auditor["token"], forked)
         assert split_view.returncode == 1, split_view.stdout + split_view.stderr

@@ -308,7 +308,9 @@ class Command(BaseCommand):
         if done.returncode != 0:
             raise CommandError("the verifier did not accept the log")
 
-        # An insider rewrites history in the database; the next verification catches it.
+        # An insider rewrites history in the database; the next verification catches it. (SQLite
+        # has no append-only triggers; on PostgreSQL this takes a superuser who switches them
+        # off with SET session_replication_role = replica, see docs/transparency.md.)
         database = sqlite3.connect(hub.folder / "db.sqlite3")
         with database:
             (original,) = database.execute(

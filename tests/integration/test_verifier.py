@@ -18,7 +18,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from federation.signing import format_timestamp, sign_contribution
 from federation.transparency.checkpoints import verifier_key
 from tests.integration.harness import ROOT, running_hub, wait_for
-from tests.parties import raw_public_key
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("integration")]
 
@@ -69,7 +68,7 @@ def test_verifier_passes_detects_a_changed_row_and_checks_consistency_across_run
     private_key = Ed25519PrivateKey.generate()
     with running_hub("tlog", worker=True) as hub:
         member = hub.create_member(
-            org="acme", user="alice", role="submitter", public_key=raw_public_key(private_key).hex()
+            org="acme", user="alice", role="submitter", signing_key=private_key
         )
         auditor = hub.create_staff(user="otto", role="auditor")
         status, key = hub.request("GET", "/api/v1/log/key")

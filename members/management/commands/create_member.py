@@ -18,6 +18,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from federation.errors import ConcordatError
 from federation.signing import key_registration_document, sign_key_registration
 from members.models import Organisation, Role
 from members.principals import ROLE_CAPABILITIES, system_actor
@@ -53,9 +54,16 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
-        actor = system_actor("cli")
         if options["key_registration"] and options["signing_key"]:
             raise CommandError("Give --key-registration or --signing-key, not both.")
+        try:
+            result = self.create(options)
+        except ConcordatError as exc:  # everything rolled back, the refusal's audit event too
+            raise CommandError(f"{exc.code}: {exc.message}") from exc
+        self.stdout.write(json.dumps(result))
+
+    def create(self, options) -> dict:
+        actor = system_actor("cli")
         with transaction.atomic():
             organisation, _ = Organisation.objects.get_or_create(
                 hub=settings.HUB_ID,
@@ -96,7 +104,7 @@ class Command(BaseCommand):
                     actor=actor,
                 )
                 result["token"] = issued.token
-        self.stdout.write(json.dumps(result))
+        return result
 
 
 def _signed_registration(options, organisation: Organisation) -> dict | None:

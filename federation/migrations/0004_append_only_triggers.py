@@ -15,23 +15,20 @@ disable triggers (the table owner, with ALTER TABLE) or set ``session_replicatio
 
 from django.db import migrations
 
-FUNCTIONS = """
-CREATE OR REPLACE FUNCTION concordat_auditevent_append_only() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-    IF TG_OP = 'UPDATE' AND OLD.leaf_index IS NULL AND NEW.leaf_index IS NOT NULL
-       AND (to_jsonb(NEW) - 'leaf_index') = (to_jsonb(OLD) - 'leaf_index') THEN
-        RETURN NEW;
-    END IF;
-    RAISE EXCEPTION 'concordat: audit events are append-only (% of event % refused; only '
-        'setting leaf_index once from NULL is allowed)', TG_OP, OLD.id
-        USING ERRCODE = 'integrity_constraint_violation';
-END $$;
+# Every column of an audit event but leaf_index: compared in the trigger's WHEN clause, which
+# PostgreSQL evaluates without calling a function, so the sequencer's updates stay cheap.
+# tests/federation/test_append_only.py checks this list against the model's columns.
+AUDIT_EVENT_COLUMNS = [
+    "id", "occurred_at", "action", "actor_type", "actor_id", "actor_label", "organisation",
+    "object_type", "object_id", "data",
+]  # fmt: skip
 
+FUNCTIONS = """
 CREATE OR REPLACE FUNCTION concordat_log_immutable() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    RAISE EXCEPTION 'concordat: % rows are immutable (% refused)', TG_TABLE_NAME, TG_OP
+    RAISE EXCEPTION 'concordat: % is append-only (% refused; the only change allowed: %)',
+        TG_TABLE_NAME, TG_OP, TG_ARGV[0]
         USING ERRCODE = 'integrity_constraint_violation';
 END $$;
 
@@ -43,30 +40,64 @@ BEGIN
            = (to_jsonb(OLD) - 'status' - 'withdrawn_by_id') THEN
         RETURN NEW;
     END IF;
-    RAISE EXCEPTION 'concordat: contributions are immutable (% of contribution % refused; only '
-        'status and withdrawn_by may change)', TG_OP, OLD.uuid
+    RAISE EXCEPTION 'concordat: federation_contribution is append-only (% of contribution % '
+        'refused; the only change allowed: status and withdrawn_by)', TG_OP, OLD.uuid
         USING ERRCODE = 'integrity_constraint_violation';
 END $$;
 """
 
-TRIGGERS = {
-    "federation_auditevent": "concordat_auditevent_append_only",
-    "federation_merklenode": "concordat_log_immutable",
-    "federation_checkpoint": "concordat_log_immutable",
-    "federation_contribution": "concordat_contribution_append_only",
-}
+_UNCHANGED = " AND ".join(f"NEW.{c} IS NOT DISTINCT FROM OLD.{c}" for c in AUDIT_EVENT_COLUMNS)
 
-TRIGGER_NAME = "concordat_append_only"
+TRIGGERS = [
+    (
+        "concordat_append_only",
+        "federation_auditevent",
+        "BEFORE UPDATE",
+        f"WHEN (NOT (OLD.leaf_index IS NULL AND NEW.leaf_index IS NOT NULL AND {_UNCHANGED}))",
+        "concordat_log_immutable('setting leaf_index once from NULL')",
+    ),
+    (
+        "concordat_append_only_delete",
+        "federation_auditevent",
+        "BEFORE DELETE",
+        "",
+        "concordat_log_immutable('setting leaf_index once from NULL')",
+    ),
+    (
+        "concordat_append_only",
+        "federation_merklenode",
+        "BEFORE UPDATE OR DELETE",
+        "",
+        "concordat_log_immutable('none')",
+    ),
+    (
+        "concordat_append_only",
+        "federation_checkpoint",
+        "BEFORE UPDATE OR DELETE",
+        "",
+        "concordat_log_immutable('none')",
+    ),
+    (
+        "concordat_append_only",
+        "federation_contribution",
+        "BEFORE UPDATE OR DELETE",
+        "",
+        "concordat_contribution_append_only()",
+    ),
+]
+
+FUNCTION_NAMES = ["concordat_log_immutable", "concordat_contribution_append_only"]
 
 
 def install(apps, schema_editor):
     if schema_editor.connection.vendor != "postgresql":
         return
-    schema_editor.execute(FUNCTIONS, params=None)  # None: "%" is PL/pgSQL here
-    for table, function in TRIGGERS.items():
+    # params=None: the "%" signs are PL/pgSQL's, not placeholders.
+    schema_editor.execute(FUNCTIONS, params=None)
+    for name, table, events, condition, function in TRIGGERS:
         schema_editor.execute(
-            f"CREATE TRIGGER {TRIGGER_NAME} BEFORE UPDATE OR DELETE ON {table} "
-            f"FOR EACH ROW EXECUTE FUNCTION {function}()",
+            f"CREATE TRIGGER {name} {events} ON {table} FOR EACH ROW {condition} "
+            f"EXECUTE FUNCTION {function}",
             params=None,
         )
 
@@ -74,9 +105,9 @@ def install(apps, schema_editor):
 def uninstall(apps, schema_editor):
     if schema_editor.connection.vendor != "postgresql":
         return
-    for table in TRIGGERS:
-        schema_editor.execute(f"DROP TRIGGER IF EXISTS {TRIGGER_NAME} ON {table}", params=None)
-    for function in sorted(set(TRIGGERS.values())):
+    for name, table, *_ in TRIGGERS:
+        schema_editor.execute(f"DROP TRIGGER IF EXISTS {name} ON {table}", params=None)
+    for function in FUNCTION_NAMES:
         schema_editor.execute(f"DROP FUNCTION IF EXISTS {function}()", params=None)
 
 

@@ -2,6 +2,7 @@
 sequencer's one-time leaf_index and a retraction's status/withdrawn_by; a superuser can still
 switch triggers off, which the verifier must then catch; and migrations still apply on SQLite."""
 
+import importlib
 import os
 import shutil
 import subprocess
@@ -134,16 +135,24 @@ def test_a_superuser_can_switch_the_triggers_off_and_the_log_then_shows_the_edit
 def test_the_triggers_are_installed_on_every_guarded_table():
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT c.relname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
-            "WHERE t.tgname = 'concordat_append_only' ORDER BY c.relname"
+            "SELECT c.relname, t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+            "WHERE t.tgname LIKE 'concordat%%' AND t.tgenabled = 'O' ORDER BY 1, 2"
         )
-        tables = [name for (name,) in cursor.fetchall()]
-    assert tables == [
-        "federation_auditevent",
-        "federation_checkpoint",
-        "federation_contribution",
-        "federation_merklenode",
+        triggers = cursor.fetchall()
+    assert triggers == [
+        ("federation_auditevent", "concordat_append_only"),
+        ("federation_auditevent", "concordat_append_only_delete"),
+        ("federation_checkpoint", "concordat_append_only"),
+        ("federation_contribution", "concordat_append_only"),
+        ("federation_merklenode", "concordat_append_only"),
     ]
+
+
+def test_the_audit_trigger_compares_every_column_but_leaf_index():
+    # A column added to AuditEvent must be added to the trigger's list, or it could be edited.
+    migration = importlib.import_module("federation.migrations.0004_append_only_triggers")
+    columns = {field.column for field in AuditEvent._meta.concrete_fields}
+    assert set(migration.AUDIT_EVENT_COLUMNS) == columns - {"leaf_index"}
 
 
 @pytest.mark.django_db(databases=[])

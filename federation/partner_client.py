@@ -2,6 +2,7 @@
 HTTP and `cryptography` for signing. The demo uses it; docs/signing.md is the specification.
 """
 
+import hashlib
 import json
 import urllib.error
 import urllib.request
@@ -12,7 +13,12 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from federation.signing import format_timestamp, sign_contribution
+from federation.signing import (
+    format_timestamp,
+    key_registration_document,
+    sign_contribution,
+    sign_key_registration,
+)
 
 
 class ConcordatClient:
@@ -56,12 +62,35 @@ def _decode(body: bytes, content_type: str) -> Any:
 
 @dataclass
 class ContributionSigner:
-    """Builds and signs contribution objects for one member key."""
+    """Builds and signs contribution objects, and the key's registration, for one member key."""
 
     private_key: Ed25519PrivateKey
     hub_id: str
     member: str
-    key_id: str
+    key_id: str = ""  # derived from the key when not given
+
+    def __post_init__(self) -> None:
+        # key_id: hex of the first 16 bytes of SHA-256 over the raw public key (docs/signing.md).
+        raw = self.private_key.public_key().public_bytes_raw()
+        derived = hashlib.sha256(raw).hexdigest()[:32]
+        if self.key_id and self.key_id != derived:
+            raise ValueError(f"key_id {self.key_id} is not this key's ({derived})")
+        self.key_id = derived
+
+    def key_registration(self, *, created_at: datetime | None = None) -> dict[str, Any]:
+        """The signed registration of this key for ``member`` on ``hub_id`` (proof of
+        possession): the body for ``POST /api/v1/keys/`` (add ``label``/``not_before`` freely),
+        or the file for ``create_member --key-registration``."""
+        document = key_registration_document(
+            hub=self.hub_id,
+            member=self.member,
+            public_key=self.private_key.public_key().public_bytes_raw(),
+            created_at=created_at or datetime.now(UTC).replace(microsecond=0),
+        )
+        return {
+            "registration": document,
+            "signature": sign_key_registration(self.private_key, document),
+        }
 
     def add(
         self,

@@ -1,4 +1,5 @@
-"""The signed contribution format: the exact bytes a member signs, and their verification.
+"""The signed formats members use: contributions and key registrations (proof of possession) —
+the exact bytes a member signs, and their verification.
 
 docs/signing.md is the specification partners implement; docs/signing-vectors.json holds test
 vectors that tests/federation/test_signing_vectors.py checks against this module and PyNaCl.
@@ -6,6 +7,11 @@ vectors that tests/federation/test_signing_vectors.py checks against this module
 A submission is ``{"contribution": {...}, "signature": "<base64>"}``. The signed message is the
 RFC 8785 (JCS) canonical UTF-8 encoding of the contribution object, whose ``kind`` and ``v``
 fields separate it from every other kind of object Concordat signs.
+
+A key registration is ``{"registration": {...}, "signature": "<base64>"}``: the registration object
+(``kind`` ``concordat.key``) names the hub, the member, the key id and the public key, and is
+signed by that very key, so that registering a key proves holding its private half. The hub keeps
+the canonical bytes and signature verbatim; they are the member's own binding of key to member.
 """
 
 import base64
@@ -24,12 +30,18 @@ from typing import Any
 import rfc8785
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from nacl.bindings import crypto_core_ed25519_is_valid_point
 
 from federation.contributions.models import Contribution, ContributionScope
 from federation.signal_types import normalise_signal_value
 
 CONTRIBUTION_KIND = "concordat.contribution"
 CONTRIBUTION_VERSION = 1
+KEY_REGISTRATION_KIND = "concordat.key"
+KEY_REGISTRATION_VERSION = 1
+KEY_REGISTRATION_FIELDS = frozenset(
+    {"kind", "v", "hub", "member", "key_id", "public_key", "created_at"}
+)
 
 REQUIRED_FIELDS = frozenset(
     {
@@ -319,3 +331,137 @@ def _labels(labels: object, action: str) -> tuple[str, ...]:
     if action == Contribution.Action.RETRACT and labels:
         raise MalformedContribution("labels", "a retract carries no labels")
     return tuple(labels)
+
+
+# --- Key registrations (proof of possession) ----------------------------------------------------
+
+
+class MalformedKeyRegistration(ValueError):
+    """The object is not a well-formed key registration; ``field`` names the offending field and
+    ``code`` says why: ``invalid_proof`` (malformed), or ``invalid_key`` (a weak public key)."""
+
+    def __init__(self, field: str, message: str, *, code: str = "invalid_proof") -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+        self.code = code
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedKeyRegistration:
+    """A well-formed key registration and its canonical bytes (signature not yet checked)."""
+
+    document: dict[str, Any]
+    canonical: bytes
+    hub: str
+    member: str
+    key_id: str
+    public_key: bytes  # raw 32 bytes, a valid point of the prime-order subgroup
+    created_at: datetime
+
+    @property
+    def derived_key_id(self) -> str:
+        from members.models import key_id_for
+
+        return key_id_for(self.public_key)
+
+
+def parse_key_registration(document: object) -> ParsedKeyRegistration:
+    """Check the structure of a key registration object and compute its RFC 8785 bytes.
+
+    Raises ``MalformedKeyRegistration`` naming the first field at fault. Whether ``hub``,
+    ``member`` and ``key_id`` are the right ones is the caller's check (they are well-formed
+    here); so is the signature.
+    """
+    if not isinstance(document, dict):
+        raise MalformedKeyRegistration("registration", "must be a JSON object")
+    missing = KEY_REGISTRATION_FIELDS - document.keys()
+    if missing:
+        raise MalformedKeyRegistration(sorted(missing)[0], "this field is required")
+    unknown = document.keys() - KEY_REGISTRATION_FIELDS
+    if unknown:
+        name = ascii(sorted(unknown)[0][:64])
+        raise MalformedKeyRegistration(
+            "registration", f"unknown field {name} (nothing unsigned-for is accepted)"
+        )
+    if document["kind"] != KEY_REGISTRATION_KIND:
+        raise MalformedKeyRegistration("kind", f"must be {KEY_REGISTRATION_KIND!r}")
+    if document["v"] != KEY_REGISTRATION_VERSION or type(document["v"]) is not int:
+        raise MalformedKeyRegistration("v", f"must be the integer {KEY_REGISTRATION_VERSION}")
+    try:
+        hub = _string(document, "hub", 200)
+        member = _string(document, "member", 64)
+        key_id = _string(document, "key_id", 32)
+        created_at = _timestamp(document, "created_at")
+    except MalformedContribution as exc:
+        raise MalformedKeyRegistration(exc.field, exc.message) from None
+    if not _SLUG.fullmatch(member):
+        raise MalformedKeyRegistration("member", "must be the organisation's slug")
+    if not _KEY_ID.fullmatch(key_id):
+        raise MalformedKeyRegistration("key_id", "must be 32 lowercase hexadecimal characters")
+    public_key = _registered_public_key(document["public_key"])
+    try:
+        canonical = canonical_bytes(document)
+    except (UnicodeEncodeError, ValueError) as exc:  # a lone surrogate cannot be signed
+        raise MalformedKeyRegistration(
+            "registration", "contains text that is not valid Unicode"
+        ) from exc
+    return ParsedKeyRegistration(
+        document=document,
+        canonical=canonical,
+        hub=hub,
+        member=member,
+        key_id=key_id,
+        public_key=public_key,
+        created_at=created_at,
+    )
+
+
+def _registered_public_key(text: object) -> bytes:
+    if not isinstance(text, str) or len(text) != 44:
+        raise MalformedKeyRegistration(
+            "public_key", "must be the raw 32-byte key in padded base64 (44 characters)"
+        )
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except binascii.Error as exc:
+        raise MalformedKeyRegistration("public_key", "is not valid base64") from exc
+    if base64.b64encode(raw).decode() != text:  # one spelling only: the bytes are signed
+        raise MalformedKeyRegistration("public_key", "is not canonical base64")
+    # On the curve, canonically encoded, in the prime-order subgroup: a small-order key's
+    # signatures can verify over any message, so a "proof" under it would prove nothing.
+    if not crypto_core_ed25519_is_valid_point(raw):
+        raise MalformedKeyRegistration(
+            "public_key",
+            "is not a valid Ed25519 public key (small-order and non-canonical points are refused)",
+            code="invalid_key",
+        )
+    return raw
+
+
+def verify_key_registration(parsed: ParsedKeyRegistration, signature: bytes) -> bool:
+    """Whether ``signature`` is the registered key's own signature over the registration."""
+    public_key = Ed25519PublicKey.from_public_bytes(parsed.public_key)
+    return verify_signature(public_key, signature, parsed.canonical)
+
+
+def key_registration_document(
+    *, hub: str, member: str, public_key: bytes, created_at: datetime
+) -> dict[str, Any]:
+    """The registration object for ``public_key`` (raw 32 bytes), as docs/signing.md defines it."""
+    from members.models import key_id_for
+
+    return {
+        "kind": KEY_REGISTRATION_KIND,
+        "v": KEY_REGISTRATION_VERSION,
+        "hub": hub,
+        "member": member,
+        "key_id": key_id_for(public_key),
+        "public_key": base64.b64encode(public_key).decode(),
+        "created_at": format_timestamp(created_at),
+    }
+
+
+def sign_key_registration(private_key: Ed25519PrivateKey, document: dict[str, Any]) -> str:
+    """Sign a registration object with the key it registers (base64 of the signature)."""
+    return base64.b64encode(private_key.sign(canonical_bytes(document))).decode()

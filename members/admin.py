@@ -6,9 +6,11 @@ made here writes the same audit event as the API, with the admin user as actor.
 """
 
 import base64
+import json
 from collections.abc import Callable, Iterable
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.widgets import AdminSplitDateTime
 from django.contrib.auth import get_user_model
@@ -18,7 +20,7 @@ from django.db import transaction
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 
-from federation.errors import ConcordatError, InvalidInput
+from federation.errors import ConcordatError
 from members.actors import Actor
 from members.models import (
     ApiCredential,
@@ -32,9 +34,9 @@ from members.principals import principal_for_user
 from members.services import (
     credential_create,
     credential_revoke,
-    decode_public_key,
     membership_set,
     organisation_save,
+    signing_key_proof_check,
     signing_key_register,
     signing_key_revoke,
     staff_role_set,
@@ -196,15 +198,24 @@ class MembershipInline(ReadOnlyInline):
 
 @admin.register(Organisation)
 class OrganisationAdmin(HubAdminPermissions, admin.ModelAdmin):
-    list_display = ["slug", "name", "status", "trusted", "created_at"]
-    list_filter = ["status", "trusted"]
-    search_fields = ["slug", "name"]
+    """This hub's members, and read-only mirrors of other hubs' members (created by federation:
+    they cannot be added, changed or given users here)."""
+
+    list_display = ["slug", "hub", "name", "status", "trusted", "created_at"]
+    list_filter = ["hub", "status", "trusted"]
+    search_fields = ["slug", "name", "hub"]
     fields = ["slug", "name", "status", "trusted"]
     inlines = [MembershipInline]
 
+    def get_fields(self, request, obj=None):
+        return ["hub", *self.fields] if obj is not None else self.fields
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return super().has_change_permission(request, obj) and (obj is None or obj.is_local)
+
     def get_readonly_fields(self, request, obj=None):
         # The slug names the member inside signed contributions: it never changes.
-        return ["slug"] if obj is not None else []
+        return ["hub", "slug"] if obj is not None else []
 
     def save_model(self, request, obj, form, change):
         organisation_save(organisation=obj, actor=admin_actor(request))
@@ -220,6 +231,11 @@ class MembershipAdmin(HubAdminPermissions, admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return ["user", "organisation"] if obj is not None else []
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "organisation":  # foreign members hold no memberships
+            kwargs["queryset"] = Organisation.objects.filter(hub=settings.HUB_ID)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def save_model(self, request, obj, form, change):
         membership = membership_set(
@@ -305,24 +321,56 @@ class ConcordatUserAdmin(HubAdminPermissions, UserAdmin):
 
 
 class SigningKeyRegisterForm(forms.ModelForm):
-    public_key = forms.CharField(
-        help_text="The raw 32-byte Ed25519 public key, as 64 hex characters or base64."
+    """The admin cannot sign for a member: it registers a key only with the member's own signed
+    registration (proof of possession), pasted as the JSON the member's tooling produced."""
+
+    signed_registration = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 8, "cols": 90}),
+        max_length=4000,
+        help_text='The member\'s signed key registration, as JSON: {"registration": {"kind": '
+        '"concordat.key", ...}, "signature": "..."} (docs/signing.md, "Key registration").',
     )
     not_before = forms.SplitDateTimeField(
         required=False,
         widget=AdminSplitDateTime,
         help_text="Blank for now; contributions signed before this are refused.",
     )
+    actor: dict = {}  # set per request by SigningKeyAdmin.get_form
 
     class Meta:
         model = SigningKey
         fields = ["organisation", "label", "not_before"]
 
-    def clean_public_key(self) -> bytes:
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["organisation"].queryset = Organisation.objects.filter(hub=settings.HUB_ID)
+
+    def clean_signed_registration(self) -> dict:
         try:
-            return decode_public_key(self.cleaned_data["public_key"])
-        except InvalidInput as exc:
-            raise forms.ValidationError(exc.message) from exc
+            envelope = json.loads(self.cleaned_data["signed_registration"])
+        except ValueError as exc:
+            raise forms.ValidationError(f"This is not JSON: {exc}") from exc
+        if not isinstance(envelope, dict) or envelope.keys() != {"registration", "signature"}:
+            raise forms.ValidationError(
+                'Paste an object with exactly "registration" and "signature".'
+            )
+        return envelope
+
+    def clean(self):
+        cleaned = super().clean()
+        envelope, organisation = cleaned.get("signed_registration"), cleaned.get("organisation")
+        if envelope is not None and organisation is not None:
+            try:
+                # Records a refusal in the log (the admin's transaction commits an invalid form).
+                signing_key_proof_check(
+                    organisation=organisation,
+                    registration=envelope["registration"],
+                    signature=envelope["signature"],
+                    actor=self.actor,
+                )
+            except ConcordatError as exc:
+                self.add_error("signed_registration", f"{exc.code}: {exc.message}")
+        return cleaned
 
 
 class RevokedFilter(admin.SimpleListFilter):
@@ -348,6 +396,7 @@ class SigningKeyAdmin(HubAdminPermissions, admin.ModelAdmin):
         "key_id",
         "organisation",
         "public_key_base64",
+        "registration",
         "label",
         "not_before",
         "revoked_at",
@@ -361,13 +410,17 @@ class SigningKeyAdmin(HubAdminPermissions, admin.ModelAdmin):
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         if obj is None:
-            kwargs["form"] = SigningKeyRegisterForm
+            kwargs["form"] = type(
+                "SigningKeyRegisterForm",
+                (SigningKeyRegisterForm,),
+                {"actor": admin_actor(request)},
+            )
             kwargs["fields"] = SigningKeyRegisterForm.Meta.fields
         return super().get_form(request, obj, change=change, **kwargs)
 
     def get_fields(self, request, obj=None):
         if obj is None:
-            return ["organisation", "public_key", "label", "not_before"]
+            return ["organisation", "signed_registration", "label", "not_before"]
         return self.readonly_fields
 
     def get_readonly_fields(self, request, obj=None):
@@ -378,9 +431,11 @@ class SigningKeyAdmin(HubAdminPermissions, admin.ModelAdmin):
         return base64.b64encode(key.public_key_bytes).decode()
 
     def save_model(self, request, obj, form, change):
+        envelope = form.cleaned_data["signed_registration"]
         key = signing_key_register(
             organisation=form.cleaned_data["organisation"],
-            public_key=form.cleaned_data["public_key"],
+            registration=envelope["registration"],
+            signature=envelope["signature"],
             label=form.cleaned_data.get("label") or "",
             not_before=form.cleaned_data.get("not_before"),
             created_by=request.user,

@@ -22,7 +22,6 @@ from members.serializers import (
 from members.services import (
     credential_create,
     credential_revoke,
-    decode_public_key,
     membership_set,
     signing_key_register,
     signing_key_revoke,
@@ -47,7 +46,8 @@ class OrganisationScopedMixin:
 
 
 class SigningKeyListCreateView(OrganisationScopedMixin, generics.ListAPIView):
-    """Your organisation's signing keys; POST registers a new public key."""
+    """Your organisation's signing keys; POST registers a new public key with its signed
+    registration (proof of possession, docs/signing.md)."""
 
     serializer_class = SigningKeySerializer
     error_codes = {"POST": {400: ["invalid_key"], 409: ["key_exists"]}}
@@ -63,7 +63,8 @@ class SigningKeyListCreateView(OrganisationScopedMixin, generics.ListAPIView):
         data.is_valid(raise_exception=True)
         key = signing_key_register(
             organisation=self.principal.organisation,
-            public_key=decode_public_key(data.validated_data["public_key"]),
+            registration=data.validated_data["registration"],
+            signature=data.validated_data["signature"],
             label=data.validated_data["label"],
             not_before=data.validated_data["not_before"],
             actor=self.principal.actor,

@@ -4,6 +4,7 @@ import hashlib
 import hmac
 from datetime import timedelta
 
+from django.core.exceptions import ObjectDoesNotExist
 from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
@@ -62,12 +63,29 @@ class ApiCredentialAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed("This API token is expired or revoked.")
         if not credential.holder.is_active:
             raise exceptions.AuthenticationFailed("This API token's holder is deactivated.")
+        if _foreign(credential.organisation) or _foreign(_membership_organisation(credential)):
+            # Foreign members are read-only mirrors of another hub's members (members/mirrors.py):
+            # nothing may act for them here, whatever rows say.
+            raise exceptions.AuthenticationFailed(
+                "This API token is tied to a member of another hub, which cannot act on this hub."
+            )
         if credential.last_used_at is None or now - credential.last_used_at > _LAST_USED_RESOLUTION:
             ApiCredential.objects.filter(pk=credential.pk).update(last_used_at=now)
         return credential.holder, credential
 
     def authenticate_header(self, request):
         return 'Bearer realm="concordat"'
+
+
+def _foreign(organisation) -> bool:
+    return organisation is not None and not organisation.is_local
+
+
+def _membership_organisation(credential: ApiCredential):
+    try:
+        return credential.holder.membership.organisation
+    except ObjectDoesNotExist:
+        return None
 
 
 class ApiCredentialScheme(OpenApiAuthenticationExtension):

@@ -25,15 +25,32 @@ class StaffRoleName(models.TextChoices):
     AUDITOR = "auditor", "Auditor"
 
 
+def local_hub_id() -> str:
+    """The hub id of organisations that are members of this hub (``settings.HUB_ID``)."""
+    return settings.HUB_ID
+
+
 class Organisation(models.Model):
-    """A member organisation (a platform) of this hub."""
+    """A member organisation (a platform), identified by (hub, slug).
+
+    ``hub`` is the id of the member's home hub: ``settings.HUB_ID`` for this hub's own members
+    (the default), another hub's id for a *foreign* member, a read-only mirror that federation
+    keeps of a member of a peer hub. A foreign member can never log in, hold API credentials or
+    memberships, register keys here or vote (docs/architecture.md, "Identities across hubs").
+    """
 
     class Status(models.TextChoices):
         ACTIVE = "active", "Active"
         SUSPENDED = "suspended", "Suspended"
 
+    hub = models.CharField(
+        max_length=200,
+        default=local_hub_id,
+        editable=False,
+        help_text="The member's home hub; this hub's id for its own members.",
+    )
     slug = models.SlugField(
-        max_length=64, unique=True, help_text="Names the member in signed objects."
+        max_length=64, help_text="Names the member in signed objects (unique per hub)."
     )
     name = models.CharField(max_length=200, validators=[validate_display_name])
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
@@ -43,10 +60,18 @@ class Organisation(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        ordering = ["slug"]
+        ordering = ["hub", "slug"]
+        constraints = [
+            models.UniqueConstraint(fields=["hub", "slug"], name="organisation_hub_slug_unique")
+        ]
 
     def __str__(self) -> str:
-        return self.slug
+        return self.slug if self.is_local else f"{self.slug}@{self.hub}"
+
+    @property
+    def is_local(self) -> bool:
+        """A member of this hub (not a mirror of another hub's member)."""
+        return self.hub == settings.HUB_ID
 
     @property
     def is_active(self) -> bool:
@@ -88,10 +113,15 @@ def key_id_for(public_key: bytes) -> str:
 
 
 class SigningKey(models.Model):
-    """An Ed25519 public key an organisation signs contributions with.
+    """An Ed25519 public key an organisation signs contributions with. It belongs to (hub,
+    organisation) through ``organisation``.
 
     A key signs validly for ``not_before <= t < revoked_at``. Several keys may be active at once so
-    that members can rotate without a gap.
+    that members can rotate without a gap. ``registration`` and ``registration_signature`` are the
+    member's proof of possession exactly as received: the RFC 8785 bytes of the ``concordat.key``
+    registration object and the key's own signature over them (docs/signing.md, "Key
+    registration"); federation forwards them as the member's binding of key to member. Both are
+    empty only for keys registered before proofs were required.
     """
 
     organisation = models.ForeignKey(
@@ -106,6 +136,18 @@ class SigningKey(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    registration = models.TextField(
+        blank=True,
+        editable=False,
+        help_text="The signed registration object: its exact RFC 8785 bytes (UTF-8 JSON).",
+    )
+    registration_signature = models.BinaryField(
+        max_length=64,
+        blank=True,
+        default=b"",
+        editable=False,
+        help_text="The registered key's Ed25519 signature over the registration bytes.",
     )
 
     class Meta:

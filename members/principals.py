@@ -2,7 +2,8 @@
 
 A principal is a user, their organisation and role, and, when they came with an API credential,
 that credential. Capabilities are the role's, intersected with the credential's scopes, and empty
-for a suspended organisation or an inactive user. Every permission check in the code base asks
+for a suspended organisation, a foreign one (a read-only mirror of another hub's member, which can
+never act here, members/mirrors.py) or an inactive user. Every permission check in the code base asks
 ``principal.can(capability)``.
 """
 
@@ -60,10 +61,12 @@ def principal_for_user(user, credential: ApiCredential | None = None) -> Princip
         role = membership.role
         organisation = membership.organisation
     capabilities = ROLE_CAPABILITIES.get(role, frozenset())
-    if organisation is not None and not organisation.is_active:
+    if organisation is not None and not (organisation.is_active and organisation.is_local):
         capabilities = frozenset()
     if credential is not None:
-        if credential.organisation_id != (organisation.pk if organisation else None):
+        if credential.organisation_id != (organisation.pk if organisation else None) or (
+            credential.organisation is not None and not credential.organisation.is_local
+        ):
             capabilities = frozenset()
         capabilities = capabilities & frozenset(credential.scopes)
     return Principal(

@@ -1,6 +1,7 @@
 """Input and output shapes of the member management API."""
 
 import base64
+import json
 
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -12,11 +13,18 @@ from members.validators import validate_display_name
 class SigningKeySerializer(serializers.ModelSerializer):
     public_key = serializers.SerializerMethodField()
     member = serializers.CharField(source="organisation.slug", read_only=True)
+    hub = serializers.CharField(source="organisation.hub", read_only=True)
+    registration = serializers.SerializerMethodField(
+        help_text="The signed registration object (proof of possession) as registered; null for "
+        "keys registered before proofs were required."
+    )
+    registration_signature = serializers.SerializerMethodField()
 
     class Meta:
         model = SigningKey
         fields = [
             "key_id",
+            "hub",
             "member",
             "public_key",
             "label",
@@ -24,16 +32,39 @@ class SigningKeySerializer(serializers.ModelSerializer):
             "revoked_at",
             "revoke_reason",
             "created_at",
+            "registration",
+            "registration_signature",
         ]
 
     @extend_schema_field(serializers.CharField())
     def get_public_key(self, obj) -> str:
         return base64.b64encode(obj.public_key_bytes).decode()
 
+    @extend_schema_field(serializers.JSONField(allow_null=True))
+    def get_registration(self, obj):
+        return json.loads(obj.registration) if obj.registration else None
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_registration_signature(self, obj) -> str | None:
+        signature = bytes(obj.registration_signature or b"")
+        return base64.b64encode(signature).decode() if signature else None
+
 
 class SigningKeyRegisterSerializer(serializers.Serializer):
-    public_key = serializers.CharField(
-        max_length=100, help_text="Raw 32-byte Ed25519 public key, as 64 hex characters or base64."
+    registration = serializers.JSONField(
+        required=False,
+        default=None,
+        help_text='The key registration object ({"kind": "concordat.key", "v": 1, "hub", '
+        '"member", "key_id", "public_key", "created_at"}, docs/signing.md).',
+    )
+    signature = serializers.CharField(
+        max_length=200,
+        required=False,
+        default=None,
+        allow_blank=True,  # refused by the proof check, which records the attempt
+        trim_whitespace=False,
+        help_text="The registered key's own Ed25519 signature over the registration's RFC 8785 "
+        "bytes, standard padded base64 (proof of possession).",
     )
     label = serializers.CharField(
         max_length=100,

@@ -2,20 +2,29 @@
 writes its audit event in that transaction; the API and the Django admin both call these."""
 
 import base64
-import binascii
+import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from nacl.bindings import crypto_core_ed25519_is_valid_point
 
 from federation.errors import Conflict, Forbidden, InvalidInput
+from federation.signing import (
+    MalformedContribution,
+    MalformedKeyRegistration,
+    ParsedKeyRegistration,
+    decode_signature,
+    parse_key_registration,
+    verify_key_registration,
+)
 from federation.transparency.actions import Action, Key, ObjectType
 from federation.transparency.audit import AuditRecord, audit_record
 from members.authentication import TOKEN_PREFIX, hash_secret
+from members.mirrors import require_local
 from members.models import (
     ApiCredential,
     Membership,
@@ -24,7 +33,6 @@ from members.models import (
     Scope,
     SigningKey,
     StaffRole,
-    key_id_for,
 )
 from members.principals import ROLE_CAPABILITIES, principal_for_user
 from members.validators import UNSAFE_CODE, unsafe_characters
@@ -43,42 +51,148 @@ def check_display_name(value: str, *, field: str) -> None:
         )
 
 
-def decode_public_key(text: str) -> bytes:
-    """Accept a raw 32-byte Ed25519 public key as 64 hex characters or base64."""
-    text = text.strip()
+class KeyRegistrationRefused(InvalidInput):
+    """A key registration whose proof of possession does not hold (docs/signing.md)."""
+
+
+# Raw values kept as evidence of a refused registration only when they look like what they claim
+# to be (rejected input may be anything; jsonb refuses NUL and lone surrogates).
+_EVIDENCE_KEY_ID = re.compile(r"[0-9a-f]{32}")
+_EVIDENCE_BASE64 = re.compile(r"[A-Za-z0-9+/=_-]{1,200}")
+
+
+def signing_key_proof_check(
+    *,
+    organisation: Organisation,
+    registration: object,
+    signature: object,
+    actor: dict,
+    now: datetime | None = None,
+) -> tuple[ParsedKeyRegistration, bytes]:
+    """Check a key registration's proof of possession for ``organisation`` on this hub.
+
+    Returns the parsed registration and the raw signature. A refusal is recorded as a
+    ``key.rejected`` audit event with bounded evidence (committed unless the caller's own
+    transaction rolls back) and raised as ``KeyRegistrationRefused`` (HTTP 400) with the code
+    ``invalid_proof``, ``proof_mismatch``, ``invalid_key`` or ``clock_skew`` and the field at fault.
+    """
+    require_local(organisation, action="register signing keys")
+    now = now or timezone.now()
+    parsed = None
     try:
-        raw = bytes.fromhex(text) if len(text) == 64 else base64.b64decode(text, validate=True)
-    except (ValueError, binascii.Error) as exc:
-        raise InvalidInput(
-            "public_key must be 32 bytes as hex or base64.", code="invalid_key"
-        ) from exc
-    if len(raw) != 32:
-        raise InvalidInput(
-            "public_key must be exactly 32 bytes (a raw Ed25519 key).", code="invalid_key"
-        )
-    # libsodium's check: on the curve, canonically encoded, in the prime-order subgroup. A
-    # small-order key (the identity, say) has signatures that verify over any message, so
-    # signatures under it would prove nothing about who made them.
-    if not crypto_core_ed25519_is_valid_point(raw):
-        raise InvalidInput(
-            "public_key is not a valid Ed25519 public key (small-order and non-canonical "
-            "points are refused).",
-            code="invalid_key",
-        )
-    return raw
+        if registration is None or signature is None:
+            raise _Refusal(
+                "invalid_proof",
+                "registration" if registration is None else "signature",
+                "registering a key needs the signed registration object and the key's signature "
+                "over it (proof of possession, docs/signing.md)",
+            )
+        try:
+            parsed = parse_key_registration(registration)
+        except MalformedKeyRegistration as exc:
+            raise _Refusal(exc.code, exc.field, exc.message) from None
+        try:
+            raw_signature = decode_signature(signature)
+        except MalformedContribution as exc:
+            raise _Refusal("invalid_proof", "signature", exc.message) from None
+        if parsed.hub != settings.HUB_ID:
+            raise _Refusal("proof_mismatch", "hub", f"this hub is {settings.HUB_ID!r}")
+        if parsed.member != organisation.slug:
+            raise _Refusal(
+                "proof_mismatch", "member", f"the key is registered for {organisation.slug!r}"
+            )
+        if parsed.key_id != parsed.derived_key_id:
+            raise _Refusal(
+                "proof_mismatch",
+                "key_id",
+                f"the key id of this public key is {parsed.derived_key_id}",
+            )
+        skew = timedelta(seconds=settings.CONTRIBUTION_CLOCK_SKEW_SECONDS)
+        max_age = timedelta(seconds=settings.CONTRIBUTION_MAX_AGE_SECONDS)
+        if not now - max_age <= parsed.created_at <= now + skew:
+            raise _Refusal(
+                "clock_skew",
+                "created_at",
+                f"created_at must lie between {settings.CONTRIBUTION_MAX_AGE_SECONDS} s ago and "
+                f"{settings.CONTRIBUTION_CLOCK_SKEW_SECONDS} s ahead of the hub's clock",
+            )
+        if not verify_key_registration(parsed, raw_signature):
+            raise _Refusal(
+                "invalid_proof",
+                "signature",
+                "the signature is not the registered key's over the registration's RFC 8785 bytes",
+            )
+    except _Refusal as refusal:
+        evidence = _registration_evidence(registration, signature, parsed)
+        with transaction.atomic():
+            audit_record(
+                AuditRecord(
+                    action="key.rejected",
+                    actor=actor,
+                    organisation=organisation.slug,
+                    object_type="signing_key",
+                    object_id=evidence.get("key_id") or "",
+                    data={
+                        "code": refusal.code,
+                        "field": refusal.field,
+                        "message": refusal.message,
+                        **evidence,
+                    },
+                )
+            )
+        raise KeyRegistrationRefused(
+            f"{refusal.field}: {refusal.message}",
+            code=refusal.code,
+            details={"field": refusal.field},
+        ) from None
+    return parsed, raw_signature
+
+
+class _Refusal(Exception):
+    def __init__(self, code: str, field: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.field, self.message = code, field, message
+
+
+def _registration_evidence(registration, signature, parsed) -> dict:
+    """What is kept of a refused registration: bounded, and only what looks like itself."""
+    if parsed is not None:
+        evidence = {"key_id": parsed.key_id, "canonical": parsed.canonical.decode()}
+    else:
+        document = registration if isinstance(registration, dict) else {}
+        key_id, public_key = document.get("key_id"), document.get("public_key")
+        evidence = {
+            "key_id": key_id
+            if isinstance(key_id, str) and _EVIDENCE_KEY_ID.fullmatch(key_id)
+            else None,
+            "public_key": public_key
+            if isinstance(public_key, str) and _EVIDENCE_BASE64.fullmatch(public_key)
+            else None,
+        }
+    evidence["signature"] = (
+        signature if isinstance(signature, str) and _EVIDENCE_BASE64.fullmatch(signature) else None
+    )
+    return evidence
 
 
 def signing_key_register(
     *,
     organisation: Organisation,
-    public_key: bytes,
+    registration: object,
+    signature: object,
     actor: dict,
     label: str = "",
     not_before: datetime | None = None,
     created_by=None,
 ) -> SigningKey:
+    """Register the public key of a signed key registration (proof of possession) for
+    ``organisation``, keeping the registration's bytes and signature verbatim."""
     check_display_name(label, field="label")
-    key_id = key_id_for(public_key)
+    parsed, raw_signature = signing_key_proof_check(
+        organisation=organisation, registration=registration, signature=signature, actor=actor
+    )
+    public_key = parsed.public_key
+    key_id = parsed.key_id
     exists = Conflict("This public key is already registered.", code="key_exists")
     with transaction.atomic():
         if SigningKey.objects.filter(key_id=key_id).exists():
@@ -95,6 +209,8 @@ def signing_key_register(
                     # signed objects usually have whole seconds) is not dated before its key.
                     not_before=not_before or timezone.now().replace(microsecond=0),
                     created_by=created_by,
+                    registration=parsed.canonical.decode(),
+                    registration_signature=raw_signature,
                 )
         except IntegrityError:
             raise exists from None
@@ -110,6 +226,9 @@ def signing_key_register(
                     "public_key": base64.b64encode(public_key).decode(),
                     "label": label,
                     "not_before": key.not_before.isoformat(),
+                    # The proof of possession, so the log alone shows the member's binding.
+                    "registration": parsed.canonical.decode(),
+                    "registration_signature": base64.b64encode(raw_signature).decode(),
                 },
             )
         )
@@ -180,6 +299,7 @@ def credential_create(
             f"A credential name has at most {name_limit} characters.", details={"field": "name"}
         )
     principal = principal_for_user(holder)
+    require_local(_membership_organisation(holder), action="hold API credentials")
     scopes = sorted(set(scopes))
     unknown = set(scopes) - set(Scope.values)
     if unknown or not scopes:
@@ -237,6 +357,11 @@ def credential_create(
     raise RuntimeError("could not draw a unique credential prefix")
 
 
+def _membership_organisation(user) -> Organisation | None:
+    membership = Membership.objects.select_related("organisation").filter(user=user).first()
+    return membership.organisation if membership else None
+
+
 def credential_revoke(*, credential: ApiCredential, actor: dict) -> ApiCredential:
     with transaction.atomic():
         credential = ApiCredential.objects.select_for_update().get(pk=credential.pk)
@@ -261,6 +386,7 @@ def membership_set(*, user, organisation: Organisation, role: str, actor: dict) 
     """Give ``user`` a role in ``organisation`` (creating the membership if needed)."""
     if role not in Role.values:
         raise InvalidInput(f"role must be one of {Role.values}.")
+    require_local(organisation, action="have users")
     with transaction.atomic():
         if StaffRole.objects.filter(user=user).exists():
             raise Conflict(
@@ -329,6 +455,7 @@ def organisation_save(*, organisation: Organisation, actor: dict) -> Organisatio
     Suspending a member or marking it trusted changes what it may do, so every change is audited."""
     if not organisation.slug or not organisation.name:
         raise InvalidInput("An organisation needs a slug and a name.")
+    require_local(organisation, action="be changed (federation keeps mirrors up to date)")
     check_display_name(organisation.name, field="name")
     with transaction.atomic():
         before = (

@@ -14,7 +14,12 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
-from federation.signing import format_timestamp, sign_contribution
+from federation.signing import (
+    format_timestamp,
+    key_registration_document,
+    sign_contribution,
+    sign_key_registration,
+)
 from members.models import (
     Membership,
     Organisation,
@@ -93,12 +98,40 @@ def make_member(
     _issue_token(party)
     if with_key:
         party.private_key = Ed25519PrivateKey.generate()
-        party.signing_key = signing_key_register(
-            organisation=organisation,
-            public_key=raw_public_key(party.private_key),
-            actor={"type": "system", "id": "test", "label": "test"},
-        )
+        party.signing_key = register_key(organisation, party.private_key)
     return party
+
+
+def signed_key_registration(
+    private_key: Ed25519PrivateKey,
+    organisation: Organisation,
+    *,
+    hub: str | None = None,
+    created_at: datetime | None = None,
+    **overrides,
+) -> dict[str, Any]:
+    """``{"registration", "signature"}``: the key's own proof of possession for ``organisation``
+    (on this hub unless ``hub``); ``overrides`` change the object before it is signed."""
+    document = key_registration_document(
+        hub=hub or settings.HUB_ID,
+        member=organisation.slug,
+        public_key=raw_public_key(private_key),
+        created_at=created_at or datetime.now(UTC).replace(microsecond=0),
+    )
+    document.update(overrides)
+    return {"registration": document, "signature": sign_key_registration(private_key, document)}
+
+
+def register_key(
+    organisation: Organisation, private_key: Ed25519PrivateKey, **kwargs
+) -> SigningKey:
+    """Register ``private_key``'s public key for ``organisation`` with a valid proof."""
+    return signing_key_register(
+        organisation=organisation,
+        actor={"type": "system", "id": "test", "label": "test"},
+        **signed_key_registration(private_key, organisation),
+        **kwargs,
+    )
 
 
 def make_staff(username: str, role: str) -> Party:
@@ -126,4 +159,13 @@ def _issue_token(party: Party) -> None:
     party.client.credentials(HTTP_AUTHORIZATION=f"Bearer {issued.token}")
 
 
-__all__ = ["Party", "Role", "key_id_for", "make_member", "make_organisation", "make_staff"]
+__all__ = [
+    "Party",
+    "Role",
+    "key_id_for",
+    "make_member",
+    "make_organisation",
+    "make_staff",
+    "register_key",
+    "signed_key_registration",
+]

@@ -24,8 +24,8 @@ from federation.transparency.sequencer import sequence_pending
 from federation.vetting.services import incident_declare
 from members.actors import Actor
 from members.models import Role
-from members.services import credential_create, signing_key_register
-from tests.parties import make_member, make_organisation, raw_public_key
+from members.services import credential_create
+from tests.parties import make_member, make_organisation, register_key
 
 ANONYMOUS = "anonymous"
 ROLES = (
@@ -219,11 +219,7 @@ def world(
     (own,) = contributions_submit(
         principal=acme_submitter.principal, items=[acme_submitter.signed()]
     )
-    spare_key = signing_key_register(
-        organisation=acme_admin.organisation,
-        public_key=raw_public_key(Ed25519PrivateKey.generate()),
-        actor={"type": "system", "id": "test", "label": "test"},
-    )
+    spare_key = register_key(acme_admin.organisation, Ed25519PrivateKey.generate())
     spare_credential = credential_create(
         holder=acme_submitter.user,
         name="spare",

@@ -88,7 +88,8 @@ class EntryLabel(models.Model):
 
 class Contribution(models.Model):
     """One signed statement by a member about a signal. Never changed after it is stored,
-    except ``status``, which records that a later retraction withdrew an ``add``."""
+    except ``status`` and ``withdrawn_by``, which record that a later retraction withdrew an
+    ``add`` (on PostgreSQL a trigger refuses any other UPDATE, and every DELETE)."""
 
     class Action(models.TextChoices):
         ADD = "add", "Add"

@@ -5,8 +5,8 @@ from django.utils import timezone
 
 
 class AuditEvent(models.Model):
-    """One recorded action. Append-only: nothing in the code base updates or deletes a row, except
-    the sequencer setting ``leaf_index`` once.
+    """One recorded action. Append-only: on PostgreSQL a trigger refuses every UPDATE and DELETE
+    except the sequencer setting ``leaf_index`` once (migration 0004, docs/transparency.md).
 
     Actors and organisations are stored as plain text, not foreign keys, so that the record stays
     exactly as written whatever later happens to users or organisations.
@@ -41,7 +41,8 @@ class AuditEvent(models.Model):
 
 class MerkleNode(models.Model):
     """The hash of one complete subtree: level 0 holds leaf hashes, level k the subtree over leaves
-    ``[index * 2**k, (index + 1) * 2**k)``. Proofs are read from here, never recomputed from leaves."""
+    ``[index * 2**k, (index + 1) * 2**k)``. Proofs are read from here, never recomputed from leaves.
+    Immutable (a trigger refuses UPDATE and DELETE on PostgreSQL)."""
 
     pk = models.CompositePrimaryKey("level", "index")
     level = models.SmallIntegerField()
@@ -53,7 +54,8 @@ class MerkleNode(models.Model):
 
 
 class Checkpoint(models.Model):
-    """A signed statement of the log's size and root (C2SP tlog-checkpoint in a signed note)."""
+    """A signed statement of the log's size and root (C2SP tlog-checkpoint in a signed note).
+    Immutable (a trigger refuses UPDATE and DELETE on PostgreSQL)."""
 
     tree_size = models.BigIntegerField(unique=True)
     root_hash = models.BinaryField(max_length=32)

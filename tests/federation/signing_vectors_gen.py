@@ -315,6 +315,88 @@ def build_vectors() -> list[dict[str, Any]]:
         signed_message=_go_html_escaped(canonical_bytes(exotic)),
         reason="the signed bytes escape characters that RFC 8785 writes raw",
     )
+    vectors.extend(_key_registration_vectors(key_a, key_b))
+    return vectors
+
+
+def _key_registration(seed: bytes, **fields: Any) -> dict[str, Any]:
+    from members.models import key_id_for
+
+    document: dict[str, Any] = {
+        "kind": "concordat.key",
+        "v": 1,
+        "hub": HUB,
+        "member": "acme",
+        "key_id": key_id_for(_public_key(seed)),
+        "public_key": base64.b64encode(_public_key(seed)).decode(),
+        "created_at": "2026-01-31T11:00:00Z",
+    }
+    document.update(fields)
+    return document
+
+
+def _key_registration_vectors(key_a: bytes, key_b: bytes) -> list[dict[str, Any]]:
+    """Key registrations (proof of possession): the object is signed by the key it registers.
+    ``seed_hex``/``public_key_hex``/``key_id`` are those of the key being registered."""
+    from federation.signing import canonical_bytes
+    from members.models import key_id_for
+
+    vectors: list[dict[str, Any]] = []
+
+    def add(name, description, seed, registration, *, signing_seed=None, signature_b64=None,
+            reason=None) -> None:  # fmt: skip
+        canonical = canonical_bytes(registration)
+        if signature_b64 is None:
+            raw = _private_key(signing_seed or seed).sign(canonical)
+            signature_b64 = base64.b64encode(raw).decode()
+        vector: dict[str, Any] = {
+            "id": name,
+            "description": description,
+            "seed_hex": seed.hex(),
+            "public_key_hex": _public_key(seed).hex(),
+            "key_id": key_id_for(_public_key(seed)),
+            "key_registration": registration,
+            "canonical_utf8": canonical.decode(),
+            "canonical_sha256_hex": hashlib.sha256(canonical).hexdigest(),
+            "signature_b64": signature_b64,
+            "valid": reason is None,
+        }
+        if reason is not None:
+            vector["reason"] = reason
+        vectors.append(vector)
+
+    registration = _key_registration(key_a)
+    add(
+        "key-registration",
+        "The registration of the vectors' key for member acme: signed by that key itself.",
+        key_a,
+        registration,
+    )
+    add(
+        "key-registration-second-key",
+        "A second key of acme, registered for rotation, with microseconds in created_at.",
+        key_b,
+        _key_registration(key_b, created_at="2026-02-01T08:15:30.250000Z"),
+    )
+    add(
+        "key-registration-signed-by-another-key",
+        "acme's key registration signed by another key (seed 'acme key 2'): what someone who "
+        "does not hold the key would send to register it as theirs.",
+        key_a,
+        copy.deepcopy(registration),
+        signing_seed=key_b,
+        reason="not signed by the key it registers: no proof of possession",
+    )
+    tampered = copy.deepcopy(registration)
+    tampered["member"] = "globex"
+    add(
+        "key-registration-member-changed",
+        "key-registration with member changed from acme to globex after signing.",
+        key_a,
+        tampered,
+        signature_b64=next(v["signature_b64"] for v in vectors if v["id"] == "key-registration"),
+        reason="the registration was changed after it was signed",
+    )
     return vectors
 
 

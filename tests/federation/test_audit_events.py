@@ -9,7 +9,7 @@ from federation.contributions.services import contributions_submit
 from federation.transparency.models import AuditEvent
 from members.models import ApiCredential, SigningKey
 from members.services import credential_revoke, membership_set, signing_key_register
-from tests.parties import raw_public_key
+from tests.parties import signed_key_registration
 
 pytestmark = pytest.mark.django_db
 
@@ -26,7 +26,9 @@ class Abort(Exception):
 def test_rolled_back_key_registration_leaves_no_audit_event(acme):
     with pytest.raises(Abort), transaction.atomic():
         signing_key_register(
-            organisation=acme, public_key=raw_public_key(Ed25519PrivateKey.generate()), actor=ACTOR
+            organisation=acme,
+            **signed_key_registration(Ed25519PrivateKey.generate(), acme),
+            actor=ACTOR,
         )
         assert AuditEvent.objects.filter(action="key.registered").exists()
         raise Abort
@@ -38,7 +40,7 @@ def test_key_registration_whose_audit_event_fails_is_not_kept(acme):
     with pytest.raises(DataError):
         signing_key_register(
             organisation=acme,
-            public_key=raw_public_key(Ed25519PrivateKey.generate()),
+            **signed_key_registration(Ed25519PrivateKey.generate(), acme),
             actor=UNRECORDABLE_ACTOR,
         )
     assert not SigningKey.objects.exists()

@@ -17,14 +17,19 @@ from federation.signing import (
     canonical_bytes,
     decode_signature,
     parse_contribution,
+    parse_key_registration,
     sign_contribution,
+    sign_key_registration,
+    verify_key_registration,
     verify_signature,
 )
 from members.models import key_id_for
 from tests.federation.signing_vectors_gen import VECTORS_PATH, render
 
-VECTORS = json.loads(VECTORS_PATH.read_text(encoding="utf-8"))
+ALL_VECTORS = json.loads(VECTORS_PATH.read_text(encoding="utf-8"))
+VECTORS = [v for v in ALL_VECTORS if "contribution" in v]
 VALID = [v for v in VECTORS if v["valid"]]
+REGISTRATIONS = [v for v in ALL_VECTORS if "key_registration" in v]
 
 
 def by_id(vectors):
@@ -92,6 +97,12 @@ def pynacl_verifies(vector) -> bool:
 
 def test_vectors_file_is_exactly_what_the_generator_writes():
     assert VECTORS_PATH.read_text(encoding="utf-8") == render()
+
+
+def test_every_vector_is_a_contribution_or_a_key_registration():
+    assert len(VECTORS) + len(REGISTRATIONS) == len(ALL_VECTORS)
+    assert not any("contribution" in v and "key_registration" in v for v in ALL_VECTORS)
+    assert len({v["id"] for v in ALL_VECTORS}) == len(ALL_VECTORS)
 
 
 def test_vectors_cover_valid_and_tampered_cases():
@@ -177,3 +188,77 @@ def test_independent_jcs_sorts_keys_by_utf16_code_units_like_the_hub():
     document = {"\U0001f600": 1, "\ufb33": 2, "a": 3, "é": 4}
     assert independent_jcs(document).encode() == canonical_bytes(document)
     assert independent_jcs(document) == '{"a":3,"é":4,"\U0001f600":1,"\ufb33":2}'
+
+
+# --- Key registrations (proof of possession) ----------------------------------------------------
+
+
+def server_verifies_registration(vector) -> bool:
+    """The hub's path: parse (canonical bytes, public key), check the key id, verify."""
+    parsed = parse_key_registration(vector["key_registration"])
+    try:
+        signature = decode_signature(vector["signature_b64"])
+    except MalformedContribution:
+        return False
+    return parsed.key_id == parsed.derived_key_id and verify_key_registration(parsed, signature)
+
+
+def test_registration_vectors_cover_a_proof_and_its_forgeries():
+    ids = {v["id"] for v in REGISTRATIONS}
+    assert {"key-registration", "key-registration-second-key"} <= ids
+    assert {"key-registration-signed-by-another-key", "key-registration-member-changed"} <= ids
+    for vector in REGISTRATIONS:
+        assert vector["description"]
+        assert ("reason" in vector) is (not vector["valid"])
+
+
+@by_id(REGISTRATIONS)
+def test_registration_names_the_key_it_registers(vector):
+    document = vector["key_registration"]
+    assert document["kind"] == "concordat.key" and document["v"] == 1
+    seed = bytes.fromhex(vector["seed_hex"])
+    public_key = bytes(nacl.signing.SigningKey(seed).verify_key)
+    assert public_key.hex() == vector["public_key_hex"]
+    assert base64.b64decode(document["public_key"]) == public_key
+    assert document["key_id"] == key_id_for(public_key) == vector["key_id"]
+    assert parse_key_registration(document).public_key == public_key
+
+
+@by_id(REGISTRATIONS)
+def test_registration_canonical_bytes_are_the_published_string(vector):
+    canonical = canonical_bytes(vector["key_registration"])
+    assert canonical == vector["canonical_utf8"].encode("utf-8")
+    assert independent_jcs(vector["key_registration"]) == vector["canonical_utf8"]
+    assert hashlib.sha256(canonical).hexdigest() == vector["canonical_sha256_hex"]
+    assert parse_key_registration(vector["key_registration"]).canonical == canonical
+
+
+@by_id(REGISTRATIONS)
+def test_hub_verifier_agrees_with_the_registration_vector(vector):
+    assert server_verifies_registration(vector) is vector["valid"]
+
+
+@by_id(REGISTRATIONS)
+def test_pynacl_agrees_with_the_registration_vector(vector):
+    # Proof of possession: the signature must verify under the key *in* the object.
+    public_key = base64.b64decode(vector["key_registration"]["public_key"])
+    verify_key = nacl.signing.VerifyKey(public_key)
+    message = independent_jcs(vector["key_registration"]).encode()
+    try:
+        verify_key.verify(message, base64.b64decode(vector["signature_b64"]))
+    except nacl.exceptions.BadSignatureError:
+        verified = False
+    else:
+        verified = True
+    assert verified is vector["valid"]
+
+
+@by_id([v for v in REGISTRATIONS if v["valid"]])
+def test_signing_a_registration_with_its_seed_reproduces_the_signature(vector):
+    private_key = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(vector["seed_hex"]))
+    document = vector["key_registration"]
+    assert sign_key_registration(private_key, document) == vector["signature_b64"]
+    signed = nacl.signing.SigningKey(bytes.fromhex(vector["seed_hex"])).sign(
+        vector["canonical_utf8"].encode("utf-8")
+    )
+    assert base64.b64encode(signed.signature).decode() == vector["signature_b64"]

@@ -2,9 +2,9 @@
 worker with embedded beat) on its own PostgreSQL database and Celery queue, on 127.0.0.1.
 
     with running_hub("a", worker=True) as hub:
-        member = hub.create_member(org="acme", user="alice", role="submitter", public_key=hex_key)
+        member = hub.create_member(org="acme", user="alice", role="submitter", signing_key=key)
         status, body = hub.request("POST", "/api/v1/contributions/", json=..., token=member["token"])
-        hub.sql("UPDATE federation_auditevent SET ...")
+        hub.sql("UPDATE federation_auditevent SET ...", bypass_triggers=True)
 """
 
 import contextlib
@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
+from cryptography.hazmat.primitives import serialization
 
 ROOT = Path(__file__).resolve().parents[2]
 PG_ADMIN_URL = os.environ.get("CONCORDAT_IT_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -63,8 +64,20 @@ class Hub:
             raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
         return done.stdout
 
-    def create_member(self, **options) -> dict:
+    def create_member(self, *, signing_key=None, **options) -> dict:
+        """``manage.py create_member --token``; ``signing_key`` (an Ed25519 private key) is written
+        to a PEM file so that the command registers its public key with a proof of possession."""
         args = ["create_member", "--token"]
+        if signing_key is not None:
+            path = self.workdir / f"signing-key-{uuid.uuid4().hex[:8]}.pem"
+            path.write_bytes(
+                signing_key.private_bytes(
+                    serialization.Encoding.PEM,
+                    serialization.PrivateFormat.PKCS8,
+                    serialization.NoEncryption(),
+                )
+            )
+            args += ["--signing-key", str(path)]
         for name, value in options.items():
             flag = "--" + name.replace("_", "-")
             if value is True:
@@ -102,8 +115,14 @@ class Hub:
         except urllib.error.HTTPError as error:
             return error.code, _decode(error.read(), error.headers.get_content_type())
 
-    def sql(self, query: str, params: tuple | None = None) -> list[tuple]:
+    def sql(
+        self, query: str, params: tuple | None = None, *, bypass_triggers: bool = False
+    ) -> list[tuple]:
+        """Run SQL as the PostgreSQL superuser; ``bypass_triggers`` switches off the append-only
+        triggers for this session first, as an insider with superuser rights could."""
         with psycopg.connect(self.database_url, autocommit=True) as connection:
+            if bypass_triggers:
+                connection.execute("SET session_replication_role = replica")
             cursor = connection.execute(query, params)
             return cursor.fetchall() if cursor.description else []
 

@@ -8,7 +8,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from federation.signing import format_timestamp, sign_contribution
 from tests.integration.harness import running_hub
-from tests.parties import raw_public_key
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("integration")]
 
@@ -17,7 +16,7 @@ def test_live_hub_accepts_a_signed_contribution_over_http():
     private_key = Ed25519PrivateKey.generate()
     with running_hub("smoke") as hub:
         member = hub.create_member(
-            org="acme", user="alice", role="submitter", public_key=raw_public_key(private_key).hex()
+            org="acme", user="alice", role="submitter", signing_key=private_key
         )
         document = {
             "kind": "concordat.contribution",

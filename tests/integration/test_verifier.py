@@ -12,6 +12,7 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+import psycopg
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -19,7 +20,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from federation.signing import format_timestamp, sign_contribution
 from federation.transparency.checkpoints import verifier_key
 from tests.integration.harness import ROOT, running_hub, wait_for
-from tests.parties import raw_public_key
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("integration")]
 
@@ -73,7 +73,7 @@ def test_verifier_passes_detects_a_changed_row_and_checks_consistency_across_run
     private_key = Ed25519PrivateKey.generate()
     with running_hub("tlog", worker=True) as hub:
         member = hub.create_member(
-            org="acme", user="alice", role="submitter", public_key=raw_public_key(private_key).hex()
+            org="acme", user="alice", role="submitter", signing_key=private_key
         )
         auditor = hub.create_staff(user="otto", role="auditor")
         status, key = hub.request("GET", "/api/v1/log/key")
@@ -143,7 +143,11 @@ def test_verifier_passes_detects_a_changed_row_and_checks_consistency_across_run
             (canonical, contribution_uuid),
         )
 
-        # Tamper with one logged event directly in the database.
+        # The hub's own database refuses the edit...
+        with pytest.raises(psycopg.errors.IntegrityConstraintViolation, match="append-only"):
+            hub.sql("UPDATE federation_auditevent SET organisation = 'mallory' WHERE id = 1")
+        # ...but an insider with superuser rights switches the append-only triggers off for a session
+        # and edits one logged event directly in the database.
         event_id, leaf_index = hub.sql(
             "SELECT id, leaf_index FROM federation_auditevent "
             "WHERE action LIKE 'contribution.%%' ORDER BY leaf_index LIMIT 1"
@@ -152,6 +156,7 @@ def test_verifier_passes_detects_a_changed_row_and_checks_consistency_across_run
             "UPDATE federation_auditevent SET data = data || '{\"tampered\": true}'::jsonb "
             "WHERE id = %s",
             (event_id,),
+            bypass_triggers=True,
         )
         state_before = (state / "state.json").read_text()
         tampered = run_verifier(hub, vkey, auditor["token"], state, "--full")
@@ -177,7 +182,9 @@ def test_verifier_passes_detects_a_changed_row_and_checks_consistency_across_run
             json.dumps({"checkpoint": f"{body}\n\u2014 {hub.hub_id} {signature.decode()}\n"})
         )
         hub.sql(
-            "UPDATE federation_auditevent SET data = data - 'tampered' WHERE id = %s", (event_id,)
+            "UPDATE federation_auditevent SET data = data - 'tampered' WHERE id = %s",
+            (event_id,),
+            bypass_triggers=True,
         )
         split_view = run_verifier(hub, vkey, auditor["token"], forked)
         assert split_view.returncode == 1, split_view.stdout + split_view.stderr

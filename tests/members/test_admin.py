@@ -1,6 +1,7 @@
 """The Django admin of organisations, users and roles, signing keys and API credentials: each
 change goes through members.services and writes the same audit event as the API."""
 
+import json
 import re
 
 import pytest
@@ -8,9 +9,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.contrib.auth import get_user_model
 from django.test import Client
 
+from federation.signing import canonical_bytes
 from federation.transparency.models import AuditEvent
 from members.models import ApiCredential, Membership, Organisation, SigningKey
-from tests.parties import raw_public_key
+from tests.parties import raw_public_key, signed_key_registration
 
 User = get_user_model()
 
@@ -49,24 +51,45 @@ def test_key_revoke_action_asks_for_a_reason_and_calls_the_service(connie, acme_
     assert acme_submitter.submit().json()["error"]["code"] == "key_not_active"
 
 
-def test_key_is_registered_in_the_admin(connie, acme):
-    public_key = raw_public_key(Ed25519PrivateKey.generate())
+def test_key_is_registered_in_the_admin_from_the_members_signed_registration(connie, acme):
+    private_key = Ed25519PrivateKey.generate()
+    signed = signed_key_registration(private_key, acme)
     response = connie.post(
         "/admin/members/signingkey/add/",
-        {"organisation": acme.pk, "public_key": public_key.hex(), "label": "hsm"},
+        {"organisation": acme.pk, "signed_registration": json.dumps(signed), "label": "hsm"},
     )
     assert response.status_code == 302, response.context["adminform"].form.errors
     key = SigningKey.objects.get(label="hsm")
-    assert key.public_key_bytes == public_key
+    assert key.public_key_bytes == raw_public_key(private_key)
+    assert key.registration.encode() == canonical_bytes(signed["registration"])
     assert last_event("key.registered").actor_type == "user"
 
 
-def test_bad_public_key_is_refused_with_the_form(connie, acme):
+def test_a_registration_for_another_member_is_refused_by_the_form_and_audited(connie, acme, globex):
+    signed = signed_key_registration(Ed25519PrivateKey.generate(), globex)
     response = connie.post(
-        "/admin/members/signingkey/add/", {"organisation": acme.pk, "public_key": "nope"}
+        "/admin/members/signingkey/add/",
+        {"organisation": acme.pk, "signed_registration": json.dumps(signed)},
     )
     assert response.status_code == 200
-    assert "public_key must be" in response.content.decode()
+    assert "proof_mismatch" in response.content.decode()
+    assert not SigningKey.objects.filter(organisation=acme).exists()
+    event = last_event("key.rejected")
+    assert (event.data["code"], event.data["field"], event.actor_label) == (
+        "proof_mismatch",
+        "member",
+        "connie",
+    )
+
+
+def test_a_bare_public_key_is_refused_with_the_form(connie, acme):
+    public_key = raw_public_key(Ed25519PrivateKey.generate())
+    response = connie.post(
+        "/admin/members/signingkey/add/",
+        {"organisation": acme.pk, "signed_registration": public_key.hex()},
+    )
+    assert response.status_code == 200
+    assert "This is not JSON" in response.content.decode()
     assert not SigningKey.objects.filter(organisation=acme).exists()
 
 

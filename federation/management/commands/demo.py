@@ -23,7 +23,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
@@ -177,10 +176,11 @@ class Command(BaseCommand):
             if trusted:
                 options.append("--trusted")
             if private_key is not None:
-                raw = private_key.public_key().public_bytes(
-                    serialization.Encoding.Raw, serialization.PublicFormat.Raw
-                )
-                options += ["--public-key", raw.hex()]
+                # The member proves it holds the key: it signs the key's registration itself.
+                registration = hub.folder / f"key-registration-{user}.json"
+                signed = ContributionSigner(private_key, hub.hub_id, org).key_registration()
+                registration.write_text(json.dumps(signed))
+                options += ["--key-registration", str(registration)]
             person = json.loads(hub.manage(*options).strip().splitlines()[-1])
             person["private_key"] = private_key
             people[user] = person
@@ -333,7 +333,9 @@ class Command(BaseCommand):
         if done.returncode != 0:
             raise CommandError("the verifier did not accept the log")
 
-        # An insider rewrites history in the database; the next verification catches it.
+        # An insider rewrites history in the database; the next verification catches it. (SQLite
+        # has no append-only triggers; on PostgreSQL this takes a superuser who switches them
+        # off with SET session_replication_role = replica, see docs/transparency.md.)
         database = sqlite3.connect(hub.folder / "db.sqlite3")
         with database:
             (original,) = database.execute(

@@ -5,20 +5,31 @@ Every change goes through the same services as the admin and the API, so each wr
 event (actor ``{"type": "system", "id": "cli"}``): the organisation (``organisation.created``, or
 ``organisation.changed`` when ``--trusted`` marks it trusted), the user and their password
 (``user.created`` / ``user.changed``), the role, the key and the token.
+
+A key is registered only with its proof of possession (docs/signing.md, "Key registration"):
+either the member's own signed registration (``--key-registration FILE``, the JSON
+``{"registration": ..., "signature": ...}``), or the private key itself (``--signing-key FILE``, a
+PEM Ed25519 private key), with which this command signs the registration.
 """
 
 import json
+from datetime import UTC, datetime
+from pathlib import Path
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from federation.errors import ConcordatError
+from federation.signing import key_registration_document, sign_key_registration
 from members.actors import Actor
 from members.models import Organisation, Role
 from members.principals import ROLE_CAPABILITIES
 from members.services import (
     credential_create,
-    decode_public_key,
     membership_set,
     organisation_save,
     signing_key_register,
@@ -37,16 +48,34 @@ class Command(BaseCommand):
         parser.add_argument("--password", default=None, help="Lets the user log in to the web UI.")
         parser.add_argument("--role", required=True, choices=Role.values)
         parser.add_argument(
-            "--public-key", help="Register this Ed25519 public key (hex or base64)."
+            "--key-registration",
+            metavar="FILE",
+            help='Register the key of this signed registration (JSON {"registration", "signature"}).',
+        )
+        parser.add_argument(
+            "--signing-key",
+            metavar="FILE",
+            help="Register the public half of this PEM Ed25519 private key, signing the proof here.",
         )
         parser.add_argument(
             "--token", action="store_true", help="Issue an API token with the role's scopes."
         )
 
     def handle(self, *args, **options):
+        if options["key_registration"] and options["signing_key"]:
+            raise CommandError("Give --key-registration or --signing-key, not both.")
+        try:
+            result = self.create(options)
+        except ConcordatError as exc:  # everything rolled back, the refusal's audit event too
+            raise CommandError(f"{exc.code}: {exc.message}") from exc
+        self.stdout.write(json.dumps(result))
+
+    def create(self, options) -> dict:
         actor = Actor.system("cli")
         with transaction.atomic():
-            organisation = Organisation.objects.filter(slug=options["org"]).first()
+            organisation = Organisation.objects.filter(
+                hub=settings.HUB_ID, slug=options["org"]
+            ).first()
             if organisation is None:
                 organisation = Organisation(
                     slug=options["org"], name=options["org_name"] or options["org"].title()
@@ -71,10 +100,12 @@ class Command(BaseCommand):
                 "user": user.username,
                 "role": options["role"],
             }
-            if options["public_key"]:
+            envelope = _signed_registration(options, organisation)
+            if envelope is not None:
                 key = signing_key_register(
                     organisation=organisation,
-                    public_key=decode_public_key(options["public_key"]),
+                    registration=envelope.get("registration"),
+                    signature=envelope.get("signature"),
                     actor=actor,
                     label="cli",
                 )
@@ -87,4 +118,30 @@ class Command(BaseCommand):
                     actor=actor,
                 )
                 result["token"] = issued.token
-        self.stdout.write(json.dumps(result))
+        return result
+
+
+def _signed_registration(options, organisation: Organisation) -> dict | None:
+    if options["key_registration"]:
+        try:
+            envelope = json.loads(Path(options["key_registration"]).read_text())
+        except (OSError, ValueError) as exc:
+            raise CommandError(f"cannot read the key registration: {exc}") from exc
+        return envelope if isinstance(envelope, dict) else {}
+    if options["signing_key"]:
+        try:
+            private_key = serialization.load_pem_private_key(
+                Path(options["signing_key"]).read_bytes(), password=None
+            )
+        except (OSError, ValueError, TypeError) as exc:
+            raise CommandError(f"cannot read the signing key: {exc}") from exc
+        if not isinstance(private_key, Ed25519PrivateKey):
+            raise CommandError("the signing key must be an Ed25519 private key")
+        document = key_registration_document(
+            hub=settings.HUB_ID,
+            member=organisation.slug,
+            public_key=private_key.public_key().public_bytes_raw(),
+            created_at=datetime.now(UTC).replace(microsecond=0),
+        )
+        return {"registration": document, "signature": sign_key_registration(private_key, document)}
+    return None

@@ -8,10 +8,14 @@ model fails here until it is given a scenario (or a stated reason), so nothing c
 """
 
 import io
+import json
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.apps import apps
 from django.contrib import admin
@@ -24,7 +28,7 @@ from federation.transparency.models import AuditEvent, Checkpoint, MerkleNode, S
 from federation.vetting.models import Decision, Feedback, Incident, VettingPolicy
 from members.models import ApiCredential, Membership, Organisation, SigningKey, StaffRole
 from tests.federation.vetting_helpers import approve, feedback, set_policy, submit_entry
-from tests.parties import Party, make_organisation, raw_public_key
+from tests.parties import Party, make_organisation, signed_key_registration
 
 User = get_user_model()
 
@@ -124,8 +128,14 @@ def command(*args: str) -> Callable[[], None]:
     return lambda: call_command(*args, stdout=io.StringIO())
 
 
-def public_key_hex() -> str:
-    return raw_public_key(Ed25519PrivateKey.generate()).hex()
+def signing_key_pem_file() -> Path:
+    """A new member's private key in a PEM file: create_member signs the key's registration."""
+    pem = Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    path = Path(tempfile.mkdtemp(prefix="concordat-audit-walk-")) / "member-key.pem"
+    path.write_bytes(pem)
+    return path
 
 
 COMMAND_SCENARIOS: dict[str, list[Callable[..., tuple[Callable, set[str]]]]] = {}
@@ -144,7 +154,7 @@ def new_member_with_everything(ctx):
     run = command(
         "create_member", "--org", "initech", "--org-name", "Initech", "--trusted",
         "--user", "ivan", "--password", "a-long-passphrase", "--role", "member-admin",
-        "--public-key", public_key_hex(), "--token",
+        "--signing-key", str(signing_key_pem_file()), "--token",
     )  # fmt: skip
     return run, {
         "organisation.created",
@@ -495,9 +505,11 @@ def admin_sets_a_password(ctx):
 
 @scenario(ADMIN_SCENARIOS, ("members.signingkey", "add"))
 def admin_registers_a_key(ctx):
+    organisation = ctx.acme_submitter.organisation
+    signed = signed_key_registration(Ed25519PrivateKey.generate(), organisation)
     data = {
-        "organisation": ctx.acme_submitter.organisation.pk,
-        "public_key": public_key_hex(),
+        "organisation": organisation.pk,
+        "signed_registration": json.dumps(signed),
         "label": "hsm",
     }
     return post_form(ctx, admin_url(SigningKey, "add"), data)

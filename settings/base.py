@@ -37,6 +37,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "federation.api.middleware.api_https_required",  # plain-HTTP API calls: a JSON 403, no redirect
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "federation.api.middleware.ApiAwareCommonMiddleware",  # no slash redirects under /api/
@@ -99,6 +100,9 @@ if env_bool("CONCORDAT_HTTPS", False):
     SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("CONCORDAT_HSTS_INCLUDE_SUBDOMAINS", True)
     SECURE_HSTS_PRELOAD = env_bool("CONCORDAT_HSTS_PRELOAD", False)
     SECURE_SSL_REDIRECT = env_bool("CONCORDAT_SSL_REDIRECT", True)
+    # The API is never redirected (a followed 301 turns a POST into a GET): plain-HTTP API
+    # requests get a JSON 403 https_required from federation.api.middleware instead.
+    SECURE_REDIRECT_EXEMPT = [r"^api/"]
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     if not SECURE_HSTS_PRELOAD:
         # Preloading is a promise made for a whole domain at hstspreload.org by its owner, not a

@@ -1,6 +1,7 @@
 """Django finds the app's models here; each lives beside the capability that owns it."""
 
 from federation.contributions.models import Contribution, Entry, EntryLabel, Label
+from federation.sync.models import EntryChange, SyncState
 from federation.transparency.models import AuditEvent, Checkpoint, MerkleNode
 from federation.vetting.models import Decision, Feedback, Incident, VettingPolicy
 
@@ -10,10 +11,12 @@ __all__ = [
     "Contribution",
     "Decision",
     "Entry",
+    "EntryChange",
     "EntryLabel",
     "Feedback",
     "Incident",
     "Label",
     "MerkleNode",
+    "SyncState",
     "VettingPolicy",
 ]

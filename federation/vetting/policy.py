@@ -17,6 +17,7 @@ from typing import Any
 from django.db.models import Exists, F, OuterRef
 
 from federation.contributions.models import Contribution, Entry
+from federation.sync.changes import sync_changes_record
 from federation.transparency.audit import AuditRecord, audit_record_many
 from federation.vetting.models import Decision, Incident, VettingPolicy
 from members.models import Organisation
@@ -141,6 +142,7 @@ def apply_policy_to_entries(
         Entry.objects.filter(pk__in=[pk for pk, _ in pending]).update(
             state=Entry.State.VETTED, state_changed_at=now
         )
+        sync_changes_record(entry_ids=[pk for pk, _ in pending], reason="vetted", now=now)
         Decision.objects.bulk_create(
             [
                 Decision(
@@ -212,6 +214,7 @@ def _complete_incident_quorums(
         Entry.objects.filter(pk=entry.pk).update(
             state=Entry.State.VETTED, state_changed_at=now, updated_at=now
         )
+        sync_changes_record(entry_ids=[entry.pk], reason="vetted", now=now)
         # The votes were cast before the incident lowered the quorum: this decision records the
         # policy that completed them, like every other automatic decision.
         Decision.objects.create(

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from federation.contributions.models import Contribution, Entry, Label
 from federation.errors import Conflict, Forbidden, InvalidInput, NotFound
+from federation.sync.changes import sync_changes_record
 from federation.transparency.audit import AuditRecord, audit_record, audit_record_many
 from federation.vetting.models import Decision, Feedback, Incident, VettingPolicy
 from federation.vetting.policy import approving_organisations, effective_quorum, policy_snapshot
@@ -42,6 +43,7 @@ def entries_mark_retracted_if_unsupported(
     Entry.objects.filter(pk__in=[pk for pk, _ in changed]).update(
         state=Entry.State.RETRACTED, state_changed_at=now, updated_at=now
     )
+    sync_changes_record(entry_ids=[pk for pk, _ in changed], reason="retracted", now=now)
     audit_record_many(
         AuditRecord(
             action="entry.retracted",
@@ -479,6 +481,10 @@ def label_save(*, label: Label, actor: dict) -> Label:
         }
         if before == after:
             return label
+        if before is not None and before["slug"] != after["slug"]:
+            sync_changes_record(
+                entry_ids=label.entries.values_list("pk", flat=True), reason="labels"
+            )
         audit_record(
             AuditRecord(
                 action="label.created" if before is None else "label.changed",
@@ -593,3 +599,4 @@ def _set_state(entry: Entry, state: str, now: datetime, *, extra_fields=()) -> N
     entry.state_changed_at = now
     entry.updated_at = now
     entry.save(update_fields=["state", "state_changed_at", "updated_at", *extra_fields])
+    sync_changes_record(entry_ids=[entry.pk], reason=state, now=now)

@@ -73,14 +73,14 @@ def test_concurrent_writers_and_a_reader_following_the_cursor_end_equal_to_the_d
     def reader() -> None:
         position = None
         while True:
-            finished = writers_done.is_set()
+            final = getattr(reader, "final", False)  # read before the page, never after
             page = changes_after(after=position, limit=5)
             _apply(reader_copy, page.items)
             assert page.position >= (position or 0)
             position = page.position
             positions_read.append(position)
             # Stop after a pass that began once the final sequencing (below) had run.
-            if finished and not page.more and getattr(reader, "final", False):
+            if final and not page.more:
                 return
             time.sleep(0.001)
 

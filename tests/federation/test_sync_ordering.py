@@ -7,6 +7,7 @@ import random
 import threading
 import time
 
+import orjson
 import pytest
 from django.db import connection, connections, transaction
 
@@ -27,7 +28,7 @@ STATES = [
 
 
 def _apply(copy: dict, items) -> None:
-    for item in items:
+    for item in map(orjson.loads, items):
         key = item["signal"]["value"]
         if item["op"] == "upsert":
             copy[key] = item["state"]
@@ -138,7 +139,7 @@ def test_an_uncommitted_change_gets_no_position_until_it_commits():
         release.set()
         thread.join()
     assert sync_sequence_pending() == 1
-    (item,) = changes_after(after=None, limit=10).items
+    (item,) = map(orjson.loads, changes_after(after=None, limit=10).items)
     assert (item["op"], item["state"]) == ("upsert", "vetted")
 
 

@@ -15,7 +15,7 @@ _MAX_LENGTH = 200
 
 
 def cursor_for(position: int) -> str:
-    return signing.dumps(position, salt=_SALT)
+    return signing.Signer(salt=_SALT).sign_object(position)
 
 
 def position_of(cursor: str) -> int:
@@ -23,7 +23,7 @@ def position_of(cursor: str) -> int:
     if not isinstance(cursor, str) or len(cursor) > _MAX_LENGTH:
         raise _invalid()
     try:
-        position = signing.loads(cursor, salt=_SALT)
+        position = signing.Signer(salt=_SALT).unsign_object(cursor)
     except (signing.BadSignature, ValueError, UnicodeError):
         raise _invalid() from None
     if isinstance(position, bool) or not isinstance(position, int) or position < 0:

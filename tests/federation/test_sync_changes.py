@@ -212,22 +212,30 @@ def test_the_stream_needs_a_member_with_read(anonymous, auditor, globex_reviewer
     assert globex_reviewer.client.get("/api/v1/sync/changes").status_code == 200
 
 
+SALT = "concordat.sync.cursor.v1"
+
+
 @pytest.mark.parametrize(
-    "cursor",
+    "make_cursor",
     [
-        "garbage",
-        "MQ:forgedsignature",
-        signing.dumps(1, salt="another.salt"),
-        signing.dumps(1, salt="concordat.sync.cursor.v1", key="another hub's secret"),
-        signing.dumps(-5, salt="concordat.sync.cursor.v1"),
-        signing.dumps("7", salt="concordat.sync.cursor.v1"),
-        signing.dumps(True, salt="concordat.sync.cursor.v1"),
-        "x" * 5000,
-        "é:ü",
+        lambda: "garbage",
+        lambda: "MQ:forgedsignature",
+        lambda: signing.Signer(salt="another.salt").sign_object(1),
+        lambda: signing.Signer(key="another hub's secret", salt=SALT).sign_object(1),
+        lambda: signing.dumps(1, salt=SALT),  # the right key, but not a cursor's format
+        lambda: signing.Signer(salt=SALT).sign_object(-5),
+        lambda: signing.Signer(salt=SALT).sign_object("7"),
+        lambda: signing.Signer(salt=SALT).sign_object(True),
+        lambda: "x" * 5000,
+        lambda: "é:ü",
     ],
-)
-def test_a_forged_or_malformed_cursor_is_a_clear_400(globex_reviewer, cursor):
-    response = globex_reviewer.client.get("/api/v1/sync/changes", {"after": cursor})
+    ids=[
+        "garbage", "forged-signature", "other-salt", "other-key", "timestamped", "negative",
+        "string", "boolean", "too-long", "non-ascii",
+    ],
+)  # fmt: skip
+def test_a_forged_or_malformed_cursor_is_a_clear_400(globex_reviewer, make_cursor):
+    response = globex_reviewer.client.get("/api/v1/sync/changes", {"after": make_cursor()})
 
     assert response.status_code == 400
     body = response.json()
@@ -245,7 +253,7 @@ def test_a_cursor_that_is_not_utf8_is_a_clear_400(globex_reviewer):
 def test_a_tampered_cursor_is_refused(trusted_acme, globex_reviewer):
     submit_entry(trusted_acme)
     cursor = pull(globex_reviewer)["next"]
-    assert signing.loads(cursor, salt="concordat.sync.cursor.v1") == 1
+    assert signing.Signer(salt=SALT).unsign_object(cursor) == 1
     _, signature = cursor.rsplit(":", 1)
     forged = signing.b64_encode(b"0").decode() + ":" + signature
 

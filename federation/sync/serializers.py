@@ -2,11 +2,11 @@
 
 from rest_framework import serializers
 
-from federation.contributions.models import Entry, SignalType
+from federation.contributions.models import SignalType
 
 
 class SignalSerializer(serializers.Serializer):
-    type = serializers.ChoiceField(choices=SignalType.choices)
+    type = serializers.CharField(help_text=f"One of {', '.join(SignalType.values)}.")
     value = serializers.CharField()
 
 
@@ -21,19 +21,16 @@ class ChangeSerializer(serializers.Serializer):
 
     op = serializers.ChoiceField(choices=["upsert", "remove"])
     signal = SignalSerializer()
-    state = serializers.ChoiceField(
-        choices=[Entry.State.VETTED, Entry.State.DISPUTED], required=False, help_text="upsert"
-    )
+    state = serializers.CharField(required=False, help_text="upsert: vetted or disputed")
     labels = serializers.ListField(child=serializers.CharField(), required=False)
     contributors = ContributorSerializer(many=True, required=False)
     incidents = serializers.ListField(child=serializers.UUIDField(), required=False)
     quality = serializers.IntegerField(allow_null=True, required=False)
     first_seen = serializers.DateTimeField(required=False, help_text="upsert")
     last_changed = serializers.DateTimeField()
-    reason = serializers.ChoiceField(
-        choices=[Entry.State.RETRACTED, Entry.State.REJECTED, Entry.State.PENDING],
+    reason = serializers.CharField(
         required=False,
-        help_text="remove: why the entry left the shared set",
+        help_text="remove: why the entry left the shared set (retracted, rejected, pending)",
     )
 
 

@@ -165,6 +165,15 @@ CELERY_BEAT_SCHEDULE = {
         "task": "federation.transparency.tasks.sequence_audit_log",
         "schedule": float(env_int("CONCORDAT_SEQUENCE_INTERVAL_SECONDS", 5)),
     },
+    # The sync stream's safety net: commits nudge the sequencer; this catches a lost nudge.
+    "sequence-sync-changes": {
+        "task": "federation.sync.tasks.sync_sequence_changes",
+        "schedule": float(env_int("CONCORDAT_SYNC_SEQUENCE_INTERVAL_SECONDS", 5)),
+    },
+    "compact-sync-changes": {
+        "task": "federation.sync.tasks.sync_compact_changes",
+        "schedule": float(env_int("CONCORDAT_SYNC_COMPACT_INTERVAL_SECONDS", 3600)),
+    },
 }
 
 # The hub's identity. HUB_ID names this hub in signed objects and checkpoints (the checkpoint
@@ -182,6 +191,14 @@ TRANSPARENCY_LOG_PUBLIC = env_bool("CONCORDAT_LOG_PUBLIC", False)
 TRANSPARENCY_SEQUENCE_BATCH = env_int("CONCORDAT_SEQUENCE_BATCH", 5_000)
 # The log's health endpoint reports "stalled" once an event has waited this long for a leaf.
 TRANSPARENCY_STALL_SECONDS = env_int("CONCORDAT_LOG_STALL_SECONDS", 300)
+
+# Member sync (docs/sync.md): page sizes of the delta API, how long removals stay in the stream,
+# the sequencer's batch and the export's gzip level.
+SYNC_PAGE_SIZE = env_int("CONCORDAT_SYNC_PAGE_SIZE", 1_000)
+SYNC_PAGE_SIZE_MAX = env_int("CONCORDAT_SYNC_PAGE_SIZE_MAX", 10_000)
+SYNC_REMOVAL_RETENTION_DAYS = env_int("CONCORDAT_SYNC_REMOVAL_RETENTION_DAYS", 90)
+SYNC_SEQUENCE_BATCH = env_int("CONCORDAT_SYNC_SEQUENCE_BATCH", 20_000)
+SYNC_EXPORT_GZIP_LEVEL = env_int("CONCORDAT_SYNC_EXPORT_GZIP_LEVEL", 1)
 
 LOGGING = {
     "version": 1,

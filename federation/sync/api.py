@@ -19,7 +19,7 @@ from federation.contributions.models import Label, SignalType
 from federation.errors import InvalidInput
 from federation.sync import selectors
 from federation.sync.cursors import cursor_for, position_of
-from federation.sync.serializers import ChangesPageSerializer, ErrorSerializer
+from federation.sync.serializers import ChangesPageSerializer
 from members.models import Scope
 from members.permissions import HasCapability
 
@@ -35,6 +35,7 @@ class SyncChangesView(APIView):
 
     permission_classes = [HasCapability]
     required_capability = Scope.READ
+    error_codes = {400: ["invalid_cursor"], 410: ["stale_cursor"]}
 
     @extend_schema(
         operation_id="sync_changes",
@@ -53,11 +54,7 @@ class SyncChangesView(APIView):
             ),
             *_FILTERS,
         ],
-        responses={
-            200: ChangesPageSerializer,
-            400: OpenApiResponse(ErrorSerializer, description="invalid_cursor, or a bad filter"),
-            410: OpenApiResponse(ErrorSerializer, description="stale_cursor: use the export"),
-        },
+        responses={200: ChangesPageSerializer},
     )
     def get(self, request):
         params = request.query_params

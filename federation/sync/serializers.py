@@ -38,13 +38,3 @@ class ChangesPageSerializer(serializers.Serializer):
     changes = ChangeSerializer(many=True)
     next = serializers.CharField(help_text="The cursor to pass as `after` next time.")
     more = serializers.BooleanField(help_text="True when more changes are already waiting.")
-
-
-class ErrorDetailSerializer(serializers.Serializer):
-    code = serializers.CharField()
-    message = serializers.CharField()
-    details = serializers.JSONField(allow_null=True)
-
-
-class ErrorSerializer(serializers.Serializer):
-    error = ErrorDetailSerializer()

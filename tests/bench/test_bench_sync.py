@@ -30,7 +30,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from federation.signing import format_timestamp, sign_contribution
 from tests.integration.harness import running_hub, wait_for
-from tests.parties import raw_public_key
 
 pytestmark = pytest.mark.bench
 
@@ -114,7 +113,7 @@ def test_bench_sync():
     with running_hub("syncbench", worker=True, extra_env=env) as hub:
         acme = hub.create_member(
             org="acme", user="alice", role="submitter", trusted=True,
-            public_key=raw_public_key(key).hex(), token=True,
+            signing_key=key, token=True,
         )  # fmt: skip
         token = hub.create_member(org="globex", user="gus", role="reviewer", token=True)["token"]
 

@@ -13,6 +13,7 @@ from federation.sync.cursors import cursor_for
 from federation.sync.models import EntryChange
 from federation.sync.sequencer import sync_changes_compact, sync_sequence_pending
 from federation.vetting.services import incident_declare
+from members.actors import Actor
 from tests.federation.sync_helpers import pull, pull_all, shared_set_in_database
 from tests.federation.vetting_helpers import (
     approve,
@@ -161,7 +162,7 @@ def test_changes_of_one_entry_in_a_page_collapse_to_the_last(trusted_acme, globe
 
 
 def test_filters_by_signal_type_label_and_incident(trusted_acme, globex_reviewer, consortium_admin):
-    incident = incident_declare(name="CIP", actor={"type": "system", "id": "t", "label": "t"})
+    incident = incident_declare(name="CIP", actor=Actor.system("test"))
     md5 = submit_entry(trusted_acme, signal={"type": "md5", "value": random_hex(32)})
     labelled = submit_entry(trusted_acme, labels=["glorification"])
     tagged = submit_entry(trusted_acme, incident=str(incident.pk))
@@ -330,7 +331,7 @@ def test_the_database_and_the_portable_renderings_agree(
     """PostgreSQL builds the documents in SQL; SQLite (the demo) builds them in Python."""
     from federation.sync import selectors
 
-    incident = incident_declare(name="CIP", actor={"type": "system", "id": "t", "label": "t"})
+    incident = incident_declare(name="CIP", actor=Actor.system("test"))
     kept = submit_entry(
         trusted_acme,
         incident=str(incident.pk),

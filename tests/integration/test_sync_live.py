@@ -14,7 +14,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from federation.signing import format_timestamp, sign_contribution
 from tests.integration.harness import running_hub, wait_for
-from tests.parties import raw_public_key
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("integration")]
 
@@ -55,7 +54,7 @@ def test_a_committed_change_is_readable_within_a_second_and_export_then_delta_ag
             user="alice",
             role="submitter",
             trusted=True,
-            public_key=raw_public_key(key).hex(),
+            signing_key=key,
             token=True,
         )
         globex = hub.create_member(org="globex", user="gus", role="reviewer", token=True)

@@ -2,8 +2,9 @@
 
 import pytest
 
+from federation.transparency.actions import Action
 from federation.transparency.audit import AuditRecord, audit_record
-from members.actors import Actor, ActorKind, as_actor, audit_actor
+from members.actors import Actor, ActorKind
 from members.models import ApiCredential
 from members.principals import ANONYMOUS, principal_for_user
 
@@ -24,6 +25,7 @@ def test_a_member_with_a_token_is_named_by_the_token(acme_submitter):
     assert actor.kind == ActorKind.MEMBER
     assert actor.audit["type"] == "credential"
     assert actor.audit["id"] == f"cc_{credential.prefix}"
+    assert actor.audit["label"] == f"{acme_submitter.user.username} via {credential.name}"
 
 
 def test_staff_act_for_the_hub_not_an_organisation(consortium_admin):
@@ -46,11 +48,11 @@ def test_an_anonymous_principal_cannot_act():
         Actor.for_principal(ANONYMOUS)
 
 
-def test_the_adapter_accepts_an_actor_a_principal_or_the_older_dict(db, acme_reviewer):
-    principal = principal_for_user(acme_reviewer.user)
-    assert as_actor(principal) == Actor.for_principal(principal)
-    assert audit_actor({"type": "system", "id": "x"}) == {"type": "system", "id": "x", "label": ""}
+def test_an_audit_record_names_its_actor_only_by_an_actor(db):
+    event = audit_record(AuditRecord(action=Action.LABEL_CREATED, actor=Actor.system("test")))
+    assert (event.actor_type, event.actor_id, event.actor_label) == ("system", "test", "test")
 
-    for actor in (Actor.system("test"), {"type": "system", "id": "test", "label": "test"}):
-        event = audit_record(AuditRecord(action="label.created", actor=actor))
-        assert (event.actor_type, event.actor_id, event.actor_label) == ("system", "test", "test")
+    with pytest.raises(TypeError):
+        AuditRecord(
+            action=Action.LABEL_CREATED, actor={"type": "system", "id": "test", "label": "test"}
+        )

@@ -33,6 +33,7 @@ from federation.contributions.services import (
     contributions_submit,
 )
 from federation.errors import ConcordatError, InvalidInput, NotFound
+from federation.transparency.actions import Key
 from members.actors import Actor
 from members.models import Scope
 from members.permissions import HasCapability
@@ -114,7 +115,7 @@ def _refused(request, exc: Exception, *, code: str | None = None) -> Exception:
 
 
 def _evidence(request) -> dict:
-    return {"path": request.path[:200], **body_evidence(request)}
+    return {Key.PATH: request.path[:200], **body_evidence(request)}
 
 
 def _rejection(error: dict) -> ConcordatError:

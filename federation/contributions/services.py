@@ -268,7 +268,7 @@ def contribution_request_rejected(
                 actor=actor,
                 organisation=actor.organisation_slug,
                 object_type=ObjectType.REQUEST,
-                object_id=str(request_evidence.get("sha256") or ""),
+                object_id=str(request_evidence.get(Key.SHA256) or ""),
                 data={Key.CODE: code, Key.MESSAGE: message[:300], **request_evidence},
             )
         )
@@ -312,7 +312,7 @@ def _malformed_record(batch: _Batch) -> AuditRecord:
         actor=batch.actor,
         organisation=batch.organisation.slug,
         object_type=ObjectType.REQUEST,
-        object_id=str((request or {}).get("sha256") or ""),
+        object_id=str((request or {}).get(Key.SHA256) or ""),
         data={
             Key.COUNT: len(batch.malformed),
             Key.ITEMS: len(batch.results),

@@ -109,6 +109,11 @@ class Key:
     INDEXES: Final = "indexes"
     SAMPLES: Final = "samples"
     REQUEST: Final = "request"
+    # … and of a request's body (federation.api.parsers.body_evidence)
+    PATH: Final = "path"
+    SIZE: Final = "size"
+    SHA256: Final = "sha256"
+    HEAD: Final = "head"
     # Vetting
     POLICY: Final = "policy"
     # … and inside a policy snapshot (federation.vetting.policy.policy_snapshot)

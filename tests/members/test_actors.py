@@ -2,8 +2,11 @@
 
 import pytest
 
+from federation.contributions.models import Contribution
+from federation.contributions.services import contributions_submit
 from federation.transparency.actions import Action
 from federation.transparency.audit import AuditRecord, audit_record
+from federation.transparency.models import AuditEvent
 from members.actors import Actor, ActorKind
 from members.models import ApiCredential
 from members.principals import ANONYMOUS, principal_for_user
@@ -56,3 +59,14 @@ def test_an_audit_record_names_its_actor_only_by_an_actor(db):
         AuditRecord(
             action=Action.LABEL_CREATED, actor={"type": "system", "id": "test", "label": "test"}
         )
+
+
+def test_ingest_submits_for_the_actors_organisation_and_needs_one(acme_submitter):
+    (result,) = contributions_submit(actor=acme_submitter.actor, items=[acme_submitter.signed()])
+    assert result.status == "created"
+    event = AuditEvent.objects.get(action=Action.CONTRIBUTION_ACCEPTED, object_id=result.uuid)
+    assert (event.organisation, event.actor_type, event.actor_label) == ("acme", "user", "alice")
+    assert Contribution.objects.get(uuid=result.uuid).organisation == acme_submitter.organisation
+
+    with pytest.raises(ValueError):
+        contributions_submit(actor=Actor.system("cli"), items=[acme_submitter.signed()])

@@ -37,3 +37,8 @@ class NotFound(ConcordatError):
 class Conflict(ConcordatError):
     code = "conflict"
     status = 409
+
+
+class Gone(ConcordatError):
+    code = "gone"
+    status = 410

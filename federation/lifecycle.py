@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from federation.contributions.models import Entry
 from federation.errors import Conflict
+from federation.sync.changes import sync_changes_record
 from federation.transparency.actions import Action, Key, ObjectType
 from federation.transparency.audit import AuditRecord, audit_record_many
 from members.actors import Actor
@@ -169,8 +170,13 @@ def _record_downstream_changes(
 ) -> None:
     """The hook for everything else that must change with an entry's state, in this transaction.
 
-    The member change stream (issue 10: a change row per entry that enters, changes in or leaves
-    the shared set) and the federation outbox (issue 12: a row per peer and vetted or withdrawn
-    entry) are written here, in bulk, so that they commit or roll back with the state change and
-    its audit events. Nothing is recorded downstream yet.
+    The member change stream (``federation.sync``: a change row per entry that enters, changes
+    in or leaves the shared set) is written here, in bulk, so that it commits or rolls back with
+    the state change and its audit events; the federation outbox (issue 12: a row per peer and
+    vetted or withdrawn entry) will be written here too. One call moves every entry to the same
+    state, which is the change's reason.
     """
+    if transitions:
+        sync_changes_record(
+            entry_ids=[t.entry_id for t in transitions], reason=transitions[0].to_state, now=now
+        )

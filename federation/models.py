@@ -1,6 +1,7 @@
 """Django finds the app's models here; each lives beside the capability that owns it."""
 
 from federation.contributions.models import Contribution, Entry, EntryLabel, Label
+from federation.sync.models import EntryChange, SyncState
 from federation.transparency.models import AuditEvent, Checkpoint, MerkleNode, SequencerStatus
 from federation.vetting.models import Decision, Feedback, Incident, VettingPolicy
 
@@ -10,11 +11,13 @@ __all__ = [
     "Contribution",
     "Decision",
     "Entry",
+    "EntryChange",
     "EntryLabel",
     "Feedback",
     "Incident",
     "Label",
     "MerkleNode",
     "SequencerStatus",
+    "SyncState",
     "VettingPolicy",
 ]

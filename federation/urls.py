@@ -13,6 +13,7 @@ api_v1 = [
     path("", include("federation.contributions.urls")),
     path("", include("federation.vetting.urls")),
     path("log/", include("federation.transparency.urls")),
+    path("sync/", include("federation.sync.urls")),
 ]
 
 urlpatterns = [

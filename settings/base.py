@@ -22,6 +22,8 @@ ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::
 
 INSTALLED_APPS = [
     "django.contrib.admin",
+    # Before django.contrib.auth: its createsuperuser and changepassword replace Django's (audited).
+    "members.accounts",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -37,6 +39,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "federation.api.middleware.api_https_required",  # plain-HTTP API calls: a JSON 403, no redirect
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "federation.api.middleware.ApiAwareCommonMiddleware",  # no slash redirects under /api/
@@ -99,6 +102,9 @@ if env_bool("CONCORDAT_HTTPS", False):
     SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("CONCORDAT_HSTS_INCLUDE_SUBDOMAINS", True)
     SECURE_HSTS_PRELOAD = env_bool("CONCORDAT_HSTS_PRELOAD", False)
     SECURE_SSL_REDIRECT = env_bool("CONCORDAT_SSL_REDIRECT", True)
+    # The API is never redirected (a followed 301 turns a POST into a GET): plain-HTTP API
+    # requests get a JSON 403 https_required from federation.api.middleware instead.
+    SECURE_REDIRECT_EXEMPT = [r"^api/"]
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     if not SECURE_HSTS_PRELOAD:
         # Preloading is a promise made for a whole domain at hstspreload.org by its owner, not a
@@ -159,6 +165,15 @@ CELERY_BEAT_SCHEDULE = {
         "task": "federation.transparency.tasks.sequence_audit_log",
         "schedule": float(env_int("CONCORDAT_SEQUENCE_INTERVAL_SECONDS", 5)),
     },
+    # The sync stream's safety net: commits nudge the sequencer; this catches a lost nudge.
+    "sequence-sync-changes": {
+        "task": "federation.sync.tasks.sync_sequence_changes",
+        "schedule": float(env_int("CONCORDAT_SYNC_SEQUENCE_INTERVAL_SECONDS", 5)),
+    },
+    "compact-sync-changes": {
+        "task": "federation.sync.tasks.sync_compact_changes",
+        "schedule": float(env_int("CONCORDAT_SYNC_COMPACT_INTERVAL_SECONDS", 3600)),
+    },
 }
 
 # The hub's identity. HUB_ID names this hub in signed objects and checkpoints (the checkpoint
@@ -176,6 +191,14 @@ TRANSPARENCY_LOG_PUBLIC = env_bool("CONCORDAT_LOG_PUBLIC", False)
 TRANSPARENCY_SEQUENCE_BATCH = env_int("CONCORDAT_SEQUENCE_BATCH", 5_000)
 # The log's health endpoint reports "stalled" once an event has waited this long for a leaf.
 TRANSPARENCY_STALL_SECONDS = env_int("CONCORDAT_LOG_STALL_SECONDS", 300)
+
+# Member sync (docs/sync.md): page sizes of the delta API, how long removals stay in the stream,
+# the sequencer's batch and the export's gzip level.
+SYNC_PAGE_SIZE = env_int("CONCORDAT_SYNC_PAGE_SIZE", 1_000)
+SYNC_PAGE_SIZE_MAX = env_int("CONCORDAT_SYNC_PAGE_SIZE_MAX", 10_000)
+SYNC_REMOVAL_RETENTION_DAYS = env_int("CONCORDAT_SYNC_REMOVAL_RETENTION_DAYS", 90)
+SYNC_SEQUENCE_BATCH = env_int("CONCORDAT_SYNC_SEQUENCE_BATCH", 20_000)
+SYNC_EXPORT_GZIP_LEVEL = env_int("CONCORDAT_SYNC_EXPORT_GZIP_LEVEL", 1)
 
 LOGGING = {
     "version": 1,

@@ -130,6 +130,9 @@ DECISIONS: dict[str, Route] = {
     # the transparency log (issue 5): the audit capability; the verifier key is public
     "api/v1/log/key": Route("/api/v1/log/key", {"GET": Access(EVERYONE)}),
     "api/v1/log/checkpoint": Route("/api/v1/log/checkpoint", {"GET": Access(AUDIT)}),
+    # sync: every member role reads the shared set (docs/sync.md)
+    "api/v1/sync/changes": Route("/api/v1/sync/changes", {"GET": Access(READ)}),
+    "api/v1/sync/export": Route("/api/v1/sync/export", {"GET": Access(READ)}),
     "api/v1/log/entries": Route("/api/v1/log/entries?start=0&end=1", {"GET": Access(AUDIT)}),
     "api/v1/log/proof/inclusion": Route(
         "/api/v1/log/proof/inclusion?index=0&tree_size=1", {"GET": Access(AUDIT)}

@@ -1,6 +1,7 @@
 """Configuring a hub from the environment: a missing or malformed setting is one clear line, and a
 hub configured as the README says passes Django's deployment checks."""
 
+import json
 import os
 import secrets
 import subprocess
@@ -55,3 +56,28 @@ def test_a_hub_deployed_as_the_readme_says_passes_check_deploy(preload):
     assert done.returncode == 0, done.stdout + done.stderr
     assert "System check identified no issues" in done.stdout
     assert "W0" not in done.stdout + done.stderr
+
+
+PROBE = """
+import json
+from django.test import Client
+client = Client()
+api = client.post("/api/v1/contributions/", b"{}", content_type="application/json")
+page = client.get("/admin/login/")
+secure = client.get("/api/v1/no-such-url/", secure=True)
+print(json.dumps({"api": [api.status_code, api.json(), api.get("Location")],
+                  "page": [page.status_code, page.get("Location")],
+                  "secure_api": secure.status_code}))
+"""
+
+
+def test_behind_https_a_plain_http_api_call_is_refused_in_json_never_redirected():
+    done = manage("shell", "-c", PROBE, **{**DEPLOYED, "DJANGO_ALLOWED_HOSTS": "testserver"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    status, body, location = seen["api"]
+    assert (status, location) == (403, None)
+    assert body["error"]["code"] == "https_required"
+    assert body["error"]["details"]["url"] == "https://testserver/api/v1/contributions/"
+    assert seen["page"] == [301, "https://testserver/admin/login/"]  # pages still redirect
+    assert seen["secure_api"] == 404  # over HTTPS the request goes through to the API

@@ -17,6 +17,8 @@ from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 
 ERROR_CODES: dict[str, str] = {
+    "https_required": "The hub is behind HTTPS and the request came over plain HTTP "
+    "(details.url is the HTTPS URL); the credential crossed in the clear: revoke it.",
     # Request-level (any endpoint of the kind)
     "malformed_json": "The body is not JSON: bad syntax, not UTF-8, NaN, or nested too deeply.",
     "invalid": "Wrong shape or types; details names the fields at fault.",

@@ -35,6 +35,7 @@ from federation.contributions.checks import (
     check_contributions,
 )
 from federation.contributions.models import Contribution, Entry, EntryLabel, Label
+from federation.sync.changes import sync_changes_record
 from federation.transparency.actions import Action, Key, ObjectType
 from federation.transparency.audit import AuditRecord, audit_record, audit_record_many
 from federation.vetting.models import Incident
@@ -358,6 +359,7 @@ def _store(batch: _Batch, verified: list[Verified]) -> None:
     entries = _upsert_entries(adds, now)
     stored_adds = _insert_contributions(adds, entries, organisation, now)
     _link_labels(batch, adds, entries)
+    sync_changes_record(entry_ids=entries.values(), reason="contributed", now=now)
     # The policy (reopen, auto-vet) sees the adds before this request's retracts are applied, so
     # that "adds before retracts" holds for the entry's state too.
     entry_incidents: dict[int, uuid_module.UUID | None] = {}
@@ -547,6 +549,7 @@ def _apply_retracts(batch: _Batch, retracts: list[Verified], now) -> list[_Store
                 *[When(entry_id=retract.entry_id, then=Value(retract.pk)) for retract in stored]
             ),
         )
+        sync_changes_record(entry_ids=[r.entry_id for r in stored], reason="contributed", now=now)
     entries_mark_retracted_if_unsupported(
         entry_ids={retract.entry_id for retract in stored},
         actor=batch.actor,

@@ -15,6 +15,7 @@ from django.utils import timezone
 from federation.contributions.models import Contribution, Entry, Label
 from federation.errors import Conflict, Forbidden, InvalidInput, NotFound
 from federation.lifecycle import entries_transition
+from federation.sync.changes import sync_changes_record
 from federation.transparency.actions import Action, Key, ObjectType, PolicyRule
 from federation.transparency.audit import AuditRecord, audit_record
 from federation.vetting.models import Decision, Feedback, Incident, VettingPolicy
@@ -433,6 +434,10 @@ def label_save(*, label: Label, actor: Actor) -> Label:
         }
         if before == after:
             return label
+        if before is not None and before["slug"] != after["slug"]:
+            sync_changes_record(
+                entry_ids=label.entries.values_list("pk", flat=True), reason="labels"
+            )
         audit_record(
             AuditRecord(
                 action=Action.LABEL_CREATED if before is None else Action.LABEL_CHANGED,

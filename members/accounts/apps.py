@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class AccountsConfig(AppConfig):
+    name = "members.accounts"
+    label = "members_accounts"
+    verbose_name = "Audited account commands"

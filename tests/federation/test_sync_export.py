@@ -1,0 +1,165 @@
+"""The bulk export: gzip NDJSON of the shared set, one snapshot, ending with the cursor from which
+delta sync continues without a gap."""
+
+import threading
+
+import orjson
+import pytest
+from django.db import connections, transaction
+
+from federation.contributions.models import Entry
+from federation.sync.changes import sync_changes_record
+from federation.sync.cursors import position_of
+from federation.sync.selectors import shared_set_lines, stream_state
+from federation.sync.sequencer import sync_sequence_pending
+from tests.federation.sync_helpers import apply, export_lines, pull_all, shared_set_in_database
+from tests.federation.vetting_helpers import (
+    approve,
+    feedback,
+    reviewer_of,
+    set_policy,
+    submit_entry,
+)
+from tests.parties import random_hex
+
+
+@pytest.fixture
+def trusted_acme(acme, acme_submitter):
+    acme.trusted = True
+    acme.save()
+    return acme_submitter
+
+
+def retract(party, entry):
+    return party.submit(
+        action="retract", labels=[], signal={"type": entry.signal_type, "value": entry.value}
+    )
+
+
+def test_the_export_is_the_shared_set_ending_with_a_cursor(
+    trusted_acme, acme_submitter, globex_submitter, globex_reviewer
+):
+    shared = [submit_entry(trusted_acme) for _ in range(3)]
+    gone = submit_entry(trusted_acme)
+    retract(trusted_acme, gone)
+    submit_entry(globex_submitter)  # pending: not shared
+    sync_sequence_pending()
+
+    lines = export_lines(globex_reviewer.client.get("/api/v1/sync/export"))
+
+    *items, end = lines
+    assert [item["signal"]["value"] for item in items] == [e.value for e in shared]
+    assert {item["op"] for item in items} == {"upsert"}
+    assert items[0]["contributors"] == [{"member": "acme", "hub": "hub.test.concordat"}]
+    assert end["op"] == "end" and end["count"] == 3
+    assert position_of(end["cursor"]) == stream_state().last_position
+
+
+def test_export_then_delta_equals_the_database(trusted_acme, globex_submitter, globex_reviewer):
+    set_policy(dispute_threshold=1)
+    entries = [submit_entry(trusted_acme) for _ in range(4)]
+    sync_sequence_pending()
+    lines = export_lines(globex_reviewer.client.get("/api/v1/sync/export"))
+    copy = {}
+    apply(copy, lines[:-1])
+    assert copy == shared_set_in_database()
+
+    retract(trusted_acme, entries[0])
+    feedback(globex_reviewer, entries[1], "disagree")
+    globex_submitter.submit(
+        signal={"type": "pdq", "value": entries[2].value}, labels=["glorification"]
+    )
+    approve(reviewer_of("initech"), submit_entry(globex_submitter))
+    copy, _ = pull_all(globex_reviewer, after=lines[-1]["cursor"], copy=copy)
+
+    assert copy == shared_set_in_database()
+    assert len(copy) == 4
+
+
+# --- The snapshot, with real transactions ---------------------------------------------------------
+
+
+def _vetted_entries(count: int) -> list[int]:
+    with transaction.atomic():
+        ids = [
+            Entry.objects.create(
+                signal_type="pdq", value=random_hex(64), state=Entry.State.VETTED
+            ).pk
+            for _ in range(count)
+        ]
+        sync_changes_record(entry_ids=ids, reason="vetted")
+    return ids
+
+
+def _in_another_connection(work) -> None:
+    def run():
+        try:
+            work()
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+
+
+def _retract(entry_id: int) -> None:
+    with transaction.atomic():
+        Entry.objects.filter(pk=entry_id).update(state=Entry.State.RETRACTED)
+        sync_changes_record(entry_ids=[entry_id], reason="retracted")
+
+
+def _read(stream) -> list[dict]:
+    return [orjson.loads(line) for chunk in stream for line in chunk.splitlines()]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_export_is_one_snapshot_and_delta_continues_from_its_cursor(globex_reviewer):
+    ids = _vetted_entries(6)
+    sync_sequence_pending()
+    stream = shared_set_lines(chunk_size=2)
+    first_chunk = _read([next(stream)])
+
+    # While the export runs, another transaction retracts an entry it has not reached yet.
+    _in_another_connection(lambda: (_retract(ids[-1]), sync_sequence_pending()))
+    rest = _read(stream)
+
+    *items, end = first_chunk + rest
+    assert [item["signal"]["value"] for item in items] == list(
+        Entry.objects.filter(pk__in=ids).order_by("pk").values_list("value", flat=True)
+    )
+    assert position_of(end["cursor"]) == 6
+    copy = {}
+    apply(copy, items)
+    copy, _ = pull_all(globex_reviewer, after=end["cursor"], copy=copy)
+    assert copy == shared_set_in_database()
+    assert len(copy) == 5
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_change_committed_but_not_yet_sequenced_is_sent_again_never_lost(globex_reviewer):
+    ids = _vetted_entries(3)
+    sync_sequence_pending()
+    _retract(ids[0])  # committed, not sequenced when the export's snapshot is taken
+
+    *items, end = _read(shared_set_lines())
+
+    assert len(items) == 2  # the snapshot already shows the retraction
+    assert position_of(end["cursor"]) == 3  # ... which is not below the cursor
+    copy = {}
+    apply(copy, items)
+    page_copy, _ = pull_all(globex_reviewer, after=end["cursor"], copy=dict(copy))
+    assert page_copy == copy == shared_set_in_database()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_export_runs_in_repeatable_read(globex_reviewer):
+    _vetted_entries(1)
+    stream = shared_set_lines()
+    next(stream)
+    connection = connections["default"]
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW transaction_isolation")
+        assert cursor.fetchone()[0] == "repeatable read"
+    stream.close()
+    assert not connection.in_atomic_block

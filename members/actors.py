@@ -13,7 +13,6 @@ object, docs/transparency.md); ``organisation`` is the member it acts for (event
 and ``user`` the account behind it, if any.
 """
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -61,14 +60,20 @@ class Actor:
     @classmethod
     def for_principal(cls, principal: Principal) -> "Actor":
         """The actor of an authenticated principal: a member user (organisation set) or staff."""
-        if principal.user is None:
+        user = principal.user
+        if user is None:
             raise ValueError("an anonymous principal cannot act")
-        audit = principal.actor
+        if principal.credential is not None:  # named by its credential, and whose it is
+            audit_type = "credential"
+            actor_id = f"cc_{principal.credential.prefix}"
+            label = f"{user.get_username()} via {principal.credential.name}"
+        else:
+            audit_type, actor_id, label = "user", str(user.pk), user.get_username()
         return cls(
             kind=ActorKind.MEMBER if principal.organisation is not None else ActorKind.STAFF,
-            audit_type=audit["type"],
-            id=audit["id"],
-            label=audit["label"],
+            audit_type=audit_type,
+            id=actor_id,
+            label=label,
             organisation=principal.organisation,
             user=principal.user,
         )
@@ -87,15 +92,3 @@ class Actor:
                 user=user,
             )
         return cls.for_principal(principal)
-
-
-def audit_actor(actor: "Actor | Mapping[str, str]") -> dict[str, str]:
-    """The adapter while some services still take the audit dict: accept either form."""
-    if isinstance(actor, Actor):
-        return actor.audit
-    return {"type": actor["type"], "id": actor["id"], "label": actor.get("label", "")}
-
-
-def as_actor(actor: "Actor | Principal") -> Actor:
-    """Accept a principal where an actor is wanted (callers not converted yet, e.g. ingest)."""
-    return actor if isinstance(actor, Actor) else Actor.for_principal(actor)

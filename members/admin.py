@@ -335,7 +335,7 @@ class SigningKeyRegisterForm(forms.ModelForm):
         widget=AdminSplitDateTime,
         help_text="Blank for now; contributions signed before this are refused.",
     )
-    actor: dict = {}  # set per request by SigningKeyAdmin.get_form
+    actor: Actor | None = None  # set per request by SigningKeyAdmin.get_form
 
     class Meta:
         model = SigningKey
@@ -438,7 +438,6 @@ class SigningKeyAdmin(HubAdminPermissions, admin.ModelAdmin):
             signature=envelope["signature"],
             label=form.cleaned_data.get("label") or "",
             not_before=form.cleaned_data.get("not_before"),
-            created_by=request.user,
             actor=admin_actor(request),
         )
         obj.pk, obj.key_id, obj.public_key = key.pk, key.key_id, key.public_key

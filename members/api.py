@@ -6,6 +6,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from federation.errors import InvalidInput, NotFound
+from members.actors import Actor
 from members.models import ApiCredential, Membership, Scope, SigningKey
 from members.permissions import HasCapability
 from members.principals import principal_for_request
@@ -38,6 +39,10 @@ class OrganisationScopedMixin:
     def principal(self):
         return principal_for_request(self.request)
 
+    @property
+    def actor(self) -> Actor:
+        return Actor.for_principal(self.principal)
+
     def get_own(self, queryset, **lookup):
         obj = queryset.filter(organisation=self.principal.organisation, **lookup).first()
         if obj is None:
@@ -67,8 +72,7 @@ class SigningKeyListCreateView(OrganisationScopedMixin, generics.ListAPIView):
             signature=data.validated_data["signature"],
             label=data.validated_data["label"],
             not_before=data.validated_data["not_before"],
-            actor=self.principal.actor,
-            created_by=request.user,
+            actor=self.actor,
         )
         return Response(SigningKeySerializer(key).data, status=status.HTTP_201_CREATED)
 
@@ -87,7 +91,7 @@ class SigningKeyRevokeView(OrganisationScopedMixin, APIView):
             key=key,
             reason=data.validated_data["reason"],
             effective_at=data.validated_data["effective_at"],
-            actor=self.principal.actor,
+            actor=self.actor,
         )
         return Response(SigningKeySerializer(key).data)
 
@@ -129,7 +133,7 @@ class CredentialListCreateView(OrganisationScopedMixin, generics.ListAPIView):
             name=data.validated_data["name"],
             scopes=data.validated_data["scopes"],
             expires_at=data.validated_data["expires_at"],
-            actor=self.principal.actor,
+            actor=self.actor,
             issuer_capabilities=self.principal.capabilities,
         )
         body = CredentialSerializer(issued.credential).data
@@ -148,7 +152,7 @@ class CredentialRevokeView(OrganisationScopedMixin, APIView):
         credential = self.get_own(
             ApiCredential.objects.select_related("organisation", "holder"), pk=pk
         )
-        credential = credential_revoke(credential=credential, actor=self.principal.actor)
+        credential = credential_revoke(credential=credential, actor=self.actor)
         return Response(CredentialSerializer(credential).data)
 
 
@@ -177,6 +181,6 @@ class MembershipRoleView(OrganisationScopedMixin, APIView):
             user=membership.user,
             organisation=membership.organisation,
             role=data.validated_data["role"],
-            actor=self.principal.actor,
+            actor=self.actor,
         )
         return Response(MembershipSerializer(membership).data)

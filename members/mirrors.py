@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db import transaction
 
 from federation.errors import Conflict, InvalidInput
+from federation.transparency.actions import Action, Key, ObjectType
 from federation.transparency.audit import AuditRecord, audit_record
 from members.actors import Actor
 from members.models import Organisation
@@ -31,7 +32,7 @@ def require_local(organisation: Organisation | None, *, action: str) -> None:
 
 
 def organisation_mirror(
-    *, hub: str, slug: str, name: str, actor: dict | None = None
+    *, hub: str, slug: str, name: str, actor: Actor | None = None
 ) -> Organisation:
     """Create (or rename) the read-only mirror of member ``slug`` of the peer hub ``hub``.
 
@@ -61,12 +62,12 @@ def organisation_mirror(
             organisation.save(update_fields=["name"])
         audit_record(
             AuditRecord(
-                action="organisation.mirrored",
+                action=Action.ORGANISATION_MIRRORED,
                 actor=actor,
                 organisation=slug,
-                object_type="organisation",
+                object_type=ObjectType.ORGANISATION,
                 object_id=f"{slug}@{hub}",
-                data={"hub": hub, "slug": slug, "name": name, "previous_name": previous},
+                data={Key.HUB: hub, Key.SLUG: slug, Key.NAME: name, Key.PREVIOUS_NAME: previous},
             )
         )
     return organisation

@@ -31,19 +31,6 @@ class Principal:
     def can(self, capability: str) -> bool:
         return capability in self.capabilities
 
-    @property
-    def actor(self) -> dict[str, str]:
-        """How this principal is named in audit events."""
-        if self.user is None:
-            return {"type": "anonymous", "id": "", "label": ""}
-        if self.credential is not None:
-            return {
-                "type": "credential",
-                "id": f"cc_{self.credential.prefix}",
-                "label": f"{self.user.get_username()} via {self.credential.name}",
-            }
-        return {"type": "user", "id": str(self.user.pk), "label": self.user.get_username()}
-
 
 ANONYMOUS = Principal(user=None)
 

@@ -23,6 +23,7 @@ from federation.signing import (
 )
 from federation.transparency.actions import Action, Key, ObjectType
 from federation.transparency.audit import AuditRecord, audit_record
+from members.actors import Actor
 from members.authentication import TOKEN_PREFIX, hash_secret
 from members.mirrors import require_local
 from members.models import (
@@ -66,7 +67,7 @@ def signing_key_proof_check(
     organisation: Organisation,
     registration: object,
     signature: object,
-    actor: dict,
+    actor: Actor,
     now: datetime | None = None,
 ) -> tuple[ParsedKeyRegistration, bytes]:
     """Check a key registration's proof of possession for ``organisation`` on this hub.
@@ -127,15 +128,15 @@ def signing_key_proof_check(
         with transaction.atomic():
             audit_record(
                 AuditRecord(
-                    action="key.rejected",
+                    action=Action.KEY_REJECTED,
                     actor=actor,
                     organisation=organisation.slug,
-                    object_type="signing_key",
-                    object_id=evidence.get("key_id") or "",
+                    object_type=ObjectType.SIGNING_KEY,
+                    object_id=evidence.get(Key.KEY_ID) or "",
                     data={
-                        "code": refusal.code,
-                        "field": refusal.field,
-                        "message": refusal.message,
+                        Key.CODE: refusal.code,
+                        Key.FIELD: refusal.field,
+                        Key.MESSAGE: refusal.message,
                         **evidence,
                     },
                 )
@@ -157,19 +158,19 @@ class _Refusal(Exception):
 def _registration_evidence(registration, signature, parsed) -> dict:
     """What is kept of a refused registration: bounded, and only what looks like itself."""
     if parsed is not None:
-        evidence = {"key_id": parsed.key_id, "canonical": parsed.canonical.decode()}
+        evidence = {Key.KEY_ID: parsed.key_id, Key.CANONICAL: parsed.canonical.decode()}
     else:
         document = registration if isinstance(registration, dict) else {}
         key_id, public_key = document.get("key_id"), document.get("public_key")
         evidence = {
-            "key_id": key_id
+            Key.KEY_ID: key_id
             if isinstance(key_id, str) and _EVIDENCE_KEY_ID.fullmatch(key_id)
             else None,
-            "public_key": public_key
+            Key.PUBLIC_KEY: public_key
             if isinstance(public_key, str) and _EVIDENCE_BASE64.fullmatch(public_key)
             else None,
         }
-    evidence["signature"] = (
+    evidence[Key.SIGNATURE] = (
         signature if isinstance(signature, str) and _EVIDENCE_BASE64.fullmatch(signature) else None
     )
     return evidence
@@ -180,13 +181,13 @@ def signing_key_register(
     organisation: Organisation,
     registration: object,
     signature: object,
-    actor: dict,
+    actor: Actor,
     label: str = "",
     not_before: datetime | None = None,
-    created_by=None,
 ) -> SigningKey:
     """Register the public key of a signed key registration (proof of possession) for
-    ``organisation``, keeping the registration's bytes and signature verbatim."""
+    ``organisation``, keeping the registration's bytes and signature verbatim. The key's
+    ``created_by`` is the actor's user (none for the hub itself, e.g. a management command)."""
     check_display_name(label, field="label")
     parsed, raw_signature = signing_key_proof_check(
         organisation=organisation, registration=registration, signature=signature, actor=actor
@@ -208,7 +209,7 @@ def signing_key_register(
                     # Whole seconds, so that a contribution signed straight away (timestamps in
                     # signed objects usually have whole seconds) is not dated before its key.
                     not_before=not_before or timezone.now().replace(microsecond=0),
-                    created_by=created_by,
+                    created_by=actor.user,
                     registration=parsed.canonical.decode(),
                     registration_signature=raw_signature,
                 )
@@ -216,19 +217,19 @@ def signing_key_register(
             raise exists from None
         audit_record(
             AuditRecord(
-                action="key.registered",
+                action=Action.KEY_REGISTERED,
                 actor=actor,
                 organisation=organisation.slug,
-                object_type="signing_key",
+                object_type=ObjectType.SIGNING_KEY,
                 object_id=key_id,
                 data={
-                    "key_id": key_id,
-                    "public_key": base64.b64encode(public_key).decode(),
-                    "label": label,
-                    "not_before": key.not_before.isoformat(),
+                    Key.KEY_ID: key_id,
+                    Key.PUBLIC_KEY: base64.b64encode(public_key).decode(),
+                    Key.LABEL: label,
+                    Key.NOT_BEFORE: key.not_before.isoformat(),
                     # The proof of possession, so the log alone shows the member's binding.
-                    "registration": parsed.canonical.decode(),
-                    "registration_signature": base64.b64encode(raw_signature).decode(),
+                    Key.REGISTRATION: parsed.canonical.decode(),
+                    Key.REGISTRATION_SIGNATURE: base64.b64encode(raw_signature).decode(),
                 },
             )
         )
@@ -236,7 +237,7 @@ def signing_key_register(
 
 
 def signing_key_revoke(
-    *, key: SigningKey, reason: str, actor: dict, effective_at: datetime | None = None
+    *, key: SigningKey, reason: str, actor: Actor, effective_at: datetime | None = None
 ) -> SigningKey:
     """Revoke a key from ``effective_at`` (now by default; earlier to disown signatures made since
     a compromise). Contributions signed at or after that time are refused."""
@@ -255,15 +256,15 @@ def signing_key_revoke(
         key.save(update_fields=["revoked_at", "revoke_reason"])
         audit_record(
             AuditRecord(
-                action="key.revoked",
+                action=Action.KEY_REVOKED,
                 actor=actor,
                 organisation=key.organisation.slug,
-                object_type="signing_key",
+                object_type=ObjectType.SIGNING_KEY,
                 object_id=key.key_id,
                 data={
-                    "key_id": key.key_id,
-                    "reason": reason,
-                    "effective_at": effective_at.isoformat(),
+                    Key.KEY_ID: key.key_id,
+                    Key.REASON: reason,
+                    Key.EFFECTIVE_AT: effective_at.isoformat(),
                 },
             )
         )
@@ -281,7 +282,7 @@ def credential_create(
     holder,
     name: str,
     scopes: list[str],
-    actor: dict,
+    actor: Actor,
     expires_at: datetime | None = None,
     issuer_capabilities: Iterable[str] | None = None,
 ) -> IssuedCredential:
@@ -362,7 +363,7 @@ def _membership_organisation(user) -> Organisation | None:
     return membership.organisation if membership else None
 
 
-def credential_revoke(*, credential: ApiCredential, actor: dict) -> ApiCredential:
+def credential_revoke(*, credential: ApiCredential, actor: Actor) -> ApiCredential:
     with transaction.atomic():
         credential = ApiCredential.objects.select_for_update().get(pk=credential.pk)
         if credential.revoked_at is not None:
@@ -382,7 +383,7 @@ def credential_revoke(*, credential: ApiCredential, actor: dict) -> ApiCredentia
     return credential
 
 
-def membership_set(*, user, organisation: Organisation, role: str, actor: dict) -> Membership:
+def membership_set(*, user, organisation: Organisation, role: str, actor: Actor) -> Membership:
     """Give ``user`` a role in ``organisation`` (creating the membership if needed)."""
     if role not in Role.values:
         raise InvalidInput(f"role must be one of {Role.values}.")
@@ -416,7 +417,7 @@ def membership_set(*, user, organisation: Organisation, role: str, actor: dict) 
     return membership
 
 
-def staff_role_set(*, user, role: str | None, actor: dict) -> StaffRole | None:
+def staff_role_set(*, user, role: str | None, actor: Actor) -> StaffRole | None:
     """Make ``user`` hub staff (consortium admin or auditor), or remove the staff role (None)."""
     with transaction.atomic():
         if role is not None and Membership.objects.filter(user=user).exists():
@@ -450,7 +451,7 @@ def staff_role_set(*, user, role: str | None, actor: dict) -> StaffRole | None:
 ORGANISATION_FIELDS = ("slug", "name", "status", "trusted")
 
 
-def organisation_save(*, organisation: Organisation, actor: dict) -> Organisation:
+def organisation_save(*, organisation: Organisation, actor: Actor) -> Organisation:
     """Create an organisation or save changes to it (a consortium admin, in the Django admin).
     Suspending a member or marking it trusted changes what it may do, so every change is audited."""
     if not organisation.slug or not organisation.name:
@@ -497,7 +498,7 @@ USER_AUDITED_FIELDS = (
 )
 
 
-def user_save(*, user, actor: dict, password_changed: bool = False) -> object:
+def user_save(*, user, actor: Actor, password_changed: bool = False) -> object:
     """Create a user or save changes to their account (the Django admin). The event names what
     changed; it never holds a password or its hash."""
     model = type(user)

@@ -20,6 +20,7 @@ from federation.signing import (
     sign_contribution,
     sign_key_registration,
 )
+from members.actors import Actor
 from members.models import (
     Membership,
     Organisation,
@@ -49,6 +50,11 @@ class Party:
     @property
     def principal(self):
         return principal_for_user(self.user)
+
+    @property
+    def actor(self) -> Actor:
+        """This party as the actor of a service call (their user, for their organisation)."""
+        return Actor.for_principal(self.principal)
 
     def contribution(self, **overrides) -> dict[str, Any]:
         """A well-formed, signed-for contribution document for this party's organisation."""
@@ -128,7 +134,7 @@ def register_key(
     """Register ``private_key``'s public key for ``organisation`` with a valid proof."""
     return signing_key_register(
         organisation=organisation,
-        actor={"type": "system", "id": "test", "label": "test"},
+        actor=Actor.system("test"),
         **signed_key_registration(private_key, organisation),
         **kwargs,
     )
@@ -153,7 +159,7 @@ def _issue_token(party: Party) -> None:
         holder=party.user,
         name=f"{party.user.username}-token",
         scopes=sorted(ROLE_CAPABILITIES[party.role]),
-        actor={"type": "system", "id": "test", "label": "test"},
+        actor=Actor.system("test"),
     )
     party.token = issued.token
     party.client.credentials(HTTP_AUTHORIZATION=f"Bearer {issued.token}")

@@ -218,16 +218,14 @@ def world(
 ):
     """The parties by role, and objects of acme's (and a shared entry) to aim requests at."""
     initech = make_member("ivan", make_organisation("initech"), Role.SUBMITTER)
-    (shared,) = contributions_submit(principal=initech.principal, items=[initech.signed()])
-    (own,) = contributions_submit(
-        principal=acme_submitter.principal, items=[acme_submitter.signed()]
-    )
+    (shared,) = contributions_submit(actor=initech.actor, items=[initech.signed()])
+    (own,) = contributions_submit(actor=acme_submitter.actor, items=[acme_submitter.signed()])
     spare_key = register_key(acme_admin.organisation, Ed25519PrivateKey.generate())
     spare_credential = credential_create(
         holder=acme_submitter.user,
         name="spare",
         scopes=["read"],
-        actor={"type": "system", "id": "test", "label": "test"},
+        actor=Actor.system("test"),
     ).credential
     incident = incident_declare(name="Matrix incident", actor=Actor.system("test"))
     sequence_pending()  # a checkpoint, so that the log's endpoints have something to serve

@@ -20,6 +20,7 @@ from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 
 from federation.errors import ConcordatError
+from federation.transparency.actions import Key
 
 
 class PayloadTooLarge(ConcordatError):
@@ -105,12 +106,12 @@ def body_evidence(request) -> dict:
     if body is None:
         declared = request.META.get("CONTENT_LENGTH") or ""
         return {
-            "size": int(declared) if declared.isdigit() else None,
-            "sha256": None,
-            "head": None,
+            Key.SIZE: int(declared) if declared.isdigit() else None,
+            Key.SHA256: None,
+            Key.HEAD: None,
         }
     return {
-        "size": len(body),
-        "sha256": hashlib.sha256(body).hexdigest(),
-        "head": base64.b64encode(body[:EVIDENCE_HEAD_BYTES]).decode(),
+        Key.SIZE: len(body),
+        Key.SHA256: hashlib.sha256(body).hexdigest(),
+        Key.HEAD: base64.b64encode(body[:EVIDENCE_HEAD_BYTES]).decode(),
     }

@@ -33,6 +33,8 @@ from federation.contributions.services import (
     contributions_submit,
 )
 from federation.errors import ConcordatError, InvalidInput, NotFound
+from federation.transparency.actions import Key
+from members.actors import Actor
 from members.models import Scope
 from members.permissions import HasCapability
 from members.principals import principal_for_request
@@ -73,7 +75,9 @@ class ContributionListCreateView(generics.ListAPIView):
                 InvalidInput("The body must be an object with contribution and signature."),
             )
         (result,) = contributions_submit(
-            principal=principal, items=[data], request_evidence=lambda: _evidence(request)
+            actor=Actor.for_principal(principal),
+            items=[data],
+            request_evidence=lambda: _evidence(request),
         )
         if result.status == REJECTED:
             raise _rejection(result.error)
@@ -102,7 +106,7 @@ def _refused(request, exc: Exception, *, code: str | None = None) -> Exception:
     """Write the one ``contribution.request_rejected`` event of a refused contribution-write
     request (docs/api.md, "What is audited"); returns ``exc`` for the caller to raise."""
     contribution_request_rejected(
-        principal=principal_for_request(request),
+        actor=Actor.for_principal(principal_for_request(request)),
         code=code or exc.code,
         message=str(getattr(exc, "message", None) or getattr(exc, "detail", exc)),
         request_evidence=_evidence(request),
@@ -111,7 +115,7 @@ def _refused(request, exc: Exception, *, code: str | None = None) -> Exception:
 
 
 def _evidence(request) -> dict:
-    return {"path": request.path[:200], **body_evidence(request)}
+    return {Key.PATH: request.path[:200], **body_evidence(request)}
 
 
 def _rejection(error: dict) -> ConcordatError:
@@ -148,7 +152,7 @@ class ContributionBulkView(APIView):
                 ),
             )
         results = contributions_submit(
-            principal=principal_for_request(request),
+            actor=Actor.for_principal(principal_for_request(request)),
             items=items,
             request_evidence=lambda: _evidence(request),
         )

@@ -40,6 +40,7 @@ from federation.signing import (
     decode_signature,
     parse_contribution,
 )
+from federation.transparency.actions import Key
 from members.models import SigningKey
 
 # Raw values copied into evidence only when they look like what they claim to be: rejected input
@@ -281,15 +282,15 @@ def check_contributions(*, items: Sequence[object], context: CheckContext) -> Ch
 
 def claim_evidence(parsed: ParsedContribution, signature: bytes) -> dict[str, Any]:
     """What is kept of a rejected claim: enough to verify (or disprove) it later."""
-    return {**parsed_evidence(parsed), "signature": base64.b64encode(signature).decode()}
+    return {**parsed_evidence(parsed), Key.SIGNATURE: base64.b64encode(signature).decode()}
 
 
 def parsed_evidence(parsed: ParsedContribution) -> dict[str, Any]:
     return {
-        "uuid": str(parsed.uuid),
-        "key_id": parsed.key_id,
-        "content_hash": parsed.content_hash,
-        "canonical": parsed.canonical.decode(),
+        Key.UUID: str(parsed.uuid),
+        Key.KEY_ID: parsed.key_id,
+        Key.CONTENT_HASH: parsed.content_hash,
+        Key.CANONICAL: parsed.canonical.decode(),
     }
 
 
@@ -299,10 +300,10 @@ def raw_evidence(item: object) -> dict[str, Any]:
     raw_uuid = contribution.get("uuid") if isinstance(contribution, dict) else None
     raw_signature = item.get("signature") if isinstance(item, dict) else None
     return {
-        "uuid": raw_uuid
+        Key.UUID: raw_uuid
         if isinstance(raw_uuid, str) and _EVIDENCE_UUID.fullmatch(raw_uuid)
         else None,
-        "signature": raw_signature
+        Key.SIGNATURE: raw_signature
         if isinstance(raw_signature, str) and _EVIDENCE_SIGNATURE.fullmatch(raw_signature)
         else None,
     }

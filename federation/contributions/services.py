@@ -36,12 +36,12 @@ from federation.contributions.checks import (
 )
 from federation.contributions.models import Contribution, Entry, EntryLabel, Label
 from federation.sync.changes import sync_changes_record
+from federation.transparency.actions import Action, Key, ObjectType
 from federation.transparency.audit import AuditRecord, audit_record, audit_record_many
 from federation.vetting.models import Incident
 from federation.vetting.policy import apply_policy_to_entries
 from members.actors import Actor
 from members.models import Organisation
-from members.principals import Principal
 
 logger = logging.getLogger(__name__)
 
@@ -49,12 +49,6 @@ logger = logging.getLogger(__name__)
 CREATED = "created"
 DUPLICATE = "duplicate"
 REJECTED = "rejected"
-
-# Audit actions written by ingest (docs/api.md, "What is audited").
-ACCEPTED_ACTION = "contribution.accepted"
-REJECTED_ACTION = "contribution.rejected"  # one per rejected item that carried a claim
-MALFORMED_ACTION = "contribution.malformed_items"  # one per request, for all its malformed items
-REQUEST_REJECTED_ACTION = "contribution.request_rejected"  # a refused request as a whole
 
 # Rejection codes and the HTTP status the single-item endpoint answers with (docs/api.md).
 REJECTION_STATUS = {
@@ -109,7 +103,7 @@ class _Stored(NamedTuple):
 class _Batch:
     """What one request is doing, shared by the steps below."""
 
-    principal: Principal
+    actor: Actor  # a member user: its organisation is the one submitting
     organisation: Organisation
     now: datetime
     results: list[ItemResult | None]
@@ -123,12 +117,18 @@ class _Batch:
         self._result(index, code, message, evidence, field)
         self.rejections.append(
             AuditRecord(
-                action=REJECTED_ACTION,
-                actor=self.principal.actor,
+                action=Action.CONTRIBUTION_REJECTED,
+                actor=self.actor,
                 organisation=self.organisation.slug,
-                object_type="contribution",
-                object_id=evidence.get("uuid") or "",
-                data={"code": code, "message": message, "field": field, "index": index, **evidence},
+                object_type=ObjectType.CONTRIBUTION,
+                object_id=evidence.get(Key.UUID) or "",
+                data={
+                    Key.CODE: code,
+                    Key.MESSAGE: message,
+                    Key.FIELD: field,
+                    Key.INDEX: index,
+                    **evidence,
+                },
             )
         )
 
@@ -181,23 +181,21 @@ def local_check_context(*, organisation: Organisation, now: datetime) -> CheckCo
 
 def contributions_submit(
     *,
-    principal: Principal,
+    actor: Actor,
     items: Sequence[object],
     request_evidence: Callable[[], Mapping[str, Any]] | None = None,
 ) -> list[ItemResult]:
     """Check and store ``items`` (each ``{"contribution": {...}, "signature": "..."}``) for the
-    principal's organisation. Returns one result per item, in input order.
+    organisation of ``actor`` (a member user). Returns one result per item, in input order.
 
     ``request_evidence`` (called only if needed: size and digest of the HTTP body, from the API)
     goes into the one event that records the request's malformed items, if it has any."""
-    organisation = principal.organisation
-    assert organisation is not None, "only members submit contributions"
+    organisation = _submitting_organisation(actor)
     now = timezone.now()
     context = local_check_context(organisation=organisation, now=now)
     outcome = check_contributions(items=items, context=context)
     return contributions_store(
-        principal=principal,
-        organisation=organisation,
+        actor=actor,
         outcome=outcome,
         item_count=len(items),
         label_ids=context.labels,
@@ -206,21 +204,27 @@ def contributions_submit(
     )
 
 
+def _submitting_organisation(actor: Actor) -> Organisation:
+    if actor.organisation is None:
+        raise ValueError("only a member's user submits contributions")
+    return actor.organisation
+
+
 def contributions_store(
     *,
-    principal: Principal,
-    organisation: Organisation,
+    actor: Actor,
     outcome: CheckOutcome,
     item_count: int,
     label_ids: Mapping[str, int],
     now: datetime,
     request_evidence: Callable[[], Mapping[str, Any]] | None = None,
 ) -> list[ItemResult]:
-    """Store what ``check_contributions`` verified, and audit what it rejected, in one
-    transaction. Each contribution's origin hub is its signed ``hub`` field."""
+    """Store what ``check_contributions`` verified for the organisation of ``actor``, and audit
+    what it rejected, in one transaction. Each contribution's origin hub is its signed ``hub``
+    field."""
     batch = _Batch(
-        principal=principal,
-        organisation=organisation,
+        actor=actor,
+        organisation=_submitting_organisation(actor),
         now=now,
         results=[None] * item_count,
         label_ids=label_ids,
@@ -254,19 +258,19 @@ def contributions_store(
 
 
 def contribution_request_rejected(
-    *, principal: Principal, code: str, message: str, request_evidence: Mapping[str, Any]
+    *, actor: Actor, code: str, message: str, request_evidence: Mapping[str, Any]
 ) -> None:
     """Record a contribution-write request refused as a whole (not JSON, duplicate keys, wrong
     shape, too many items, too large): one event with bounded evidence of the body."""
     with transaction.atomic():
         audit_record(
             AuditRecord(
-                action=REQUEST_REJECTED_ACTION,
-                actor=principal.actor,
-                organisation=principal.organisation.slug if principal.organisation else "",
-                object_type="request",
-                object_id=str(request_evidence.get("sha256") or ""),
-                data={"code": code, "message": message[:300], **request_evidence},
+                action=Action.CONTRIBUTION_REQUEST_REJECTED,
+                actor=actor,
+                organisation=actor.organisation_slug,
+                object_type=ObjectType.REQUEST,
+                object_id=str(request_evidence.get(Key.SHA256) or ""),
+                data={Key.CODE: code, Key.MESSAGE: message[:300], **request_evidence},
             )
         )
 
@@ -286,32 +290,36 @@ def _malformed_record(batch: _Batch) -> AuditRecord:
             ranges.append([rejection.index, rejection.index])
     reasons = [
         {
-            "code": code,
-            "field": field_name,
-            "message": message,
-            "count": sum(end - start + 1 for start, end in ranges),
-            "indexes": ranges,
+            Key.CODE: code,
+            Key.FIELD: field_name,
+            Key.MESSAGE: message,
+            Key.COUNT: sum(end - start + 1 for start, end in ranges),
+            Key.INDEXES: ranges,
         }
         for (code, field_name, message), ranges in groups.items()
     ]
     samples = [
-        {"index": r.index, "uuid": r.evidence.get("uuid"), "signature": r.evidence.get("signature")}
+        {
+            Key.INDEX: r.index,
+            Key.UUID: r.evidence.get(Key.UUID),
+            Key.SIGNATURE: r.evidence.get(Key.SIGNATURE),
+        }
         for r in batch.malformed
-        if r.evidence.get("uuid") or r.evidence.get("signature")
+        if r.evidence.get(Key.UUID) or r.evidence.get(Key.SIGNATURE)
     ][:_MALFORMED_SAMPLES]
     request = dict(batch.request_evidence()) if batch.request_evidence else None
     return AuditRecord(
-        action=MALFORMED_ACTION,
-        actor=batch.principal.actor,
+        action=Action.CONTRIBUTION_MALFORMED_ITEMS,
+        actor=batch.actor,
         organisation=batch.organisation.slug,
-        object_type="request",
-        object_id=str((request or {}).get("sha256") or ""),
+        object_type=ObjectType.REQUEST,
+        object_id=str((request or {}).get(Key.SHA256) or ""),
         data={
-            "count": len(batch.malformed),
-            "items": len(batch.results),
-            "reasons": reasons,
-            "samples": samples,
-            "request": request,
+            Key.COUNT: len(batch.malformed),
+            Key.ITEMS: len(batch.results),
+            Key.REASONS: reasons,
+            Key.SAMPLES: samples,
+            Key.REQUEST: request,
         },
     )
 
@@ -358,9 +366,7 @@ def _store(batch: _Batch, verified: list[Verified]) -> None:
     for stored in stored_adds:
         if entry_incidents.get(stored.entry_id) is None:
             entry_incidents[stored.entry_id] = stored.verified.parsed.incident
-    apply_policy_to_entries(
-        entry_incidents=entry_incidents, actor=Actor.for_principal(batch.principal), now=now
-    )
+    apply_policy_to_entries(entry_incidents=entry_incidents, actor=batch.actor, now=now)
     stored_retracts = _apply_retracts(batch, retracts, now)
 
     stored_all = (*stored_adds, *stored_retracts)
@@ -407,7 +413,7 @@ def _reject_conflict(batch: _Batch, v: Verified, stored_hash: str) -> None:
         v.index,
         "uuid_conflict",
         "this uuid was already used for a different contribution",
-        evidence={**v.evidence, "existing_content_hash": stored_hash},
+        evidence={**v.evidence, Key.EXISTING_CONTENT_HASH: stored_hash},
         field="uuid",
     )
 
@@ -546,7 +552,7 @@ def _apply_retracts(batch: _Batch, retracts: list[Verified], now) -> list[_Store
         sync_changes_record(entry_ids=[r.entry_id for r in stored], reason="contributed", now=now)
     entries_mark_retracted_if_unsupported(
         entry_ids={retract.entry_id for retract in stored},
-        actor=Actor.for_principal(batch.principal),
+        actor=batch.actor,
         now=now,
     )
     return stored
@@ -554,22 +560,22 @@ def _apply_retracts(batch: _Batch, retracts: list[Verified], now) -> list[_Store
 
 def _accepted_record(batch: _Batch, v: Verified, entry_id: int) -> AuditRecord:
     return AuditRecord(
-        action=ACCEPTED_ACTION,
-        actor=batch.principal.actor,
+        action=Action.CONTRIBUTION_ACCEPTED,
+        actor=batch.actor,
         organisation=batch.organisation.slug,
-        object_type="contribution",
+        object_type=ObjectType.CONTRIBUTION,
         object_id=str(v.parsed.uuid),
         # The signed bytes themselves live in the contribution row; the event commits to them by
         # content_hash (SHA-256 of the canonical bytes), which halves what a bulk ingest writes.
         data={
-            "uuid": str(v.parsed.uuid),
-            "key_id": v.parsed.key_id,
-            "content_hash": v.parsed.content_hash,
-            "signature": base64.b64encode(v.signature).decode(),
-            "action": v.parsed.action,
-            "signal_type": v.parsed.signal_type,
-            "value": v.parsed.value,
-            "labels": list(v.parsed.labels),
-            "entry_id": entry_id,
+            Key.UUID: str(v.parsed.uuid),
+            Key.KEY_ID: v.parsed.key_id,
+            Key.CONTENT_HASH: v.parsed.content_hash,
+            Key.SIGNATURE: base64.b64encode(v.signature).decode(),
+            Key.ACTION: v.parsed.action,
+            Key.SIGNAL_TYPE: v.parsed.signal_type,
+            Key.VALUE: v.parsed.value,
+            Key.LABELS: list(v.parsed.labels),
+            Key.ENTRY_ID: entry_id,
         },
     )

@@ -23,6 +23,7 @@ from django.db.models import Count, F, Prefetch, Q, QuerySet
 from django.db.models.functions import TruncDay, TruncMonth, TruncWeek
 
 from federation.contributions.models import Contribution, Entry, Label
+from federation.transparency.actions import Key, ObjectType
 from federation.transparency.models import AuditEvent, Checkpoint
 from federation.vetting.models import Decision, Feedback, Incident
 
@@ -249,8 +250,8 @@ def state_changes_by_state(*, filters: ReportFilters) -> list[dict[str, Any]]:
     """Entries moved into each state in the period, from the audit log's ``data.to``."""
     return list(
         audit_events_filtered(filters=filters)
-        .filter(object_type="entry", data__has_key="to")
-        .values(state=F("data__to"))
+        .filter(object_type=ObjectType.ENTRY, data__has_key=Key.TO)
+        .values(state=F(f"data__{Key.TO}"))
         .annotate(total=Count("pk"))
         .order_by("state")
     )
@@ -320,8 +321,8 @@ def entry_for_history(*, entry_id: int) -> Entry:
 
 def audit_events_for_entry(*, entry: Entry, contribution_uuids: list[str]) -> QuerySet[AuditEvent]:
     """The log's events about this entry and its contributions."""
-    about = Q(object_type="entry", object_id=str(entry.pk)) | Q(
-        object_type="contribution", object_id__in=contribution_uuids
+    about = Q(object_type=ObjectType.ENTRY, object_id=str(entry.pk)) | Q(
+        object_type=ObjectType.CONTRIBUTION, object_id__in=contribution_uuids
     )
     return AuditEvent.objects.filter(about).order_by("occurred_at", "pk")
 

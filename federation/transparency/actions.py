@@ -15,7 +15,12 @@ class Action:
 
     # Contributions (ingest)
     CONTRIBUTION_ACCEPTED: Final = "contribution.accepted"
+    # One per rejected item that carried a claim (docs/api.md, "What is audited")
     CONTRIBUTION_REJECTED: Final = "contribution.rejected"
+    # One per request, for all its items too malformed to claim anything
+    CONTRIBUTION_MALFORMED_ITEMS: Final = "contribution.malformed_items"
+    # A contribution-write request refused as a whole
+    CONTRIBUTION_REQUEST_REJECTED: Final = "contribution.request_rejected"
 
     # An entry's lifecycle (federation.lifecycle.TRANSITIONS names which one each move writes)
     ENTRY_VETTED: Final = "entry.vetted"
@@ -39,19 +44,31 @@ class Action:
     # Members, their people, keys and credentials
     ORGANISATION_CREATED: Final = "organisation.created"
     ORGANISATION_CHANGED: Final = "organisation.changed"
+    ORGANISATION_MIRRORED: Final = (
+        "organisation.mirrored"  # a peer hub's member (members/mirrors.py)
+    )
     USER_CREATED: Final = "user.created"
     USER_CHANGED: Final = "user.changed"
     ROLE_CHANGED: Final = "role.changed"
     KEY_REGISTERED: Final = "key.registered"
+    KEY_REJECTED: Final = "key.rejected"  # a registration whose proof of possession failed
     KEY_REVOKED: Final = "key.revoked"
     CREDENTIAL_CREATED: Final = "credential.created"
     CREDENTIAL_REVOKED: Final = "credential.revoked"
+
+
+def all_actions() -> frozenset[str]:
+    """Every action value defined above (the catalogue in docs/transparency.md lists them all)."""
+    return frozenset(
+        value for name, value in vars(Action).items() if name.isupper() and isinstance(value, str)
+    )
 
 
 class ObjectType:
     """``AuditEvent.object_type`` values: what kind of thing ``object_id`` names."""
 
     CONTRIBUTION: Final = "contribution"
+    REQUEST: Final = "request"  # an HTTP request body, named by its SHA-256
     ENTRY: Final = "entry"
     INCIDENT: Final = "incident"
     LABEL: Final = "label"
@@ -69,8 +86,34 @@ class Key:
     FROM: Final = "from"
     TO: Final = "to"
     REASON: Final = "reason"
-    # Contributions: the entry a contribution event is about
+    # Contributions: the entry a contribution event is about, and the signed claim
     ENTRY_ID: Final = "entry_id"
+    UUID: Final = "uuid"
+    CONTENT_HASH: Final = "content_hash"
+    SIGNATURE: Final = "signature"
+    CANONICAL: Final = "canonical"
+    ACTION: Final = "action"
+    SIGNAL_TYPE: Final = "signal_type"
+    VALUE: Final = "value"
+    LABELS: Final = "labels"
+    # Refusals (contribution.rejected, contribution.malformed_items, contribution.request_rejected,
+    # key.rejected): what was wrong, where, and bounded evidence
+    CODE: Final = "code"
+    MESSAGE: Final = "message"
+    FIELD: Final = "field"
+    INDEX: Final = "index"
+    EXISTING_CONTENT_HASH: Final = "existing_content_hash"
+    COUNT: Final = "count"
+    ITEMS: Final = "items"
+    REASONS: Final = "reasons"
+    INDEXES: Final = "indexes"
+    SAMPLES: Final = "samples"
+    REQUEST: Final = "request"
+    # … and of a request's body (federation.api.parsers.body_evidence)
+    PATH: Final = "path"
+    SIZE: Final = "size"
+    SHA256: Final = "sha256"
+    HEAD: Final = "head"
     # Vetting
     POLICY: Final = "policy"
     # … and inside a policy snapshot (federation.vetting.policy.policy_snapshot)
@@ -108,6 +151,12 @@ class Key:
     HOLDER: Final = "holder"
     SCOPES: Final = "scopes"
     EXPIRES_AT: Final = "expires_at"
+    REGISTRATION: Final = "registration"
+    REGISTRATION_SIGNATURE: Final = "registration_signature"
+    # Mirrors of a peer hub's members
+    HUB: Final = "hub"
+    SLUG: Final = "slug"
+    PREVIOUS_NAME: Final = "previous_name"
 
 
 class PolicyRule:

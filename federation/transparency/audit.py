@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from federation.bulk_insert import copy_rows
 from federation.transparency.models import AuditEvent
-from members.actors import Actor, audit_actor
+from members.actors import Actor
 
 EVENT_KIND = "concordat.audit-event"
 EVENT_VERSION = 1
@@ -47,20 +47,24 @@ class AuditRecord:
     """An event to be written: what happened, by whom, to what."""
 
     action: str
-    actor: "Actor | Mapping[str, str]"  # an Actor, or (until every caller is converted) its dict
+    actor: Actor
     organisation: str = ""
     object_type: str = ""
     object_id: str = ""
     data: Mapping[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.actor, Actor):  # one way to name who acted (members/actors.py)
+            raise TypeError(f"an audit record's actor is an Actor, not {type(self.actor).__name__}")
+
     def to_model(self, occurred_at) -> AuditEvent:
-        actor = audit_actor(self.actor)
+        actor = self.actor
         return AuditEvent(
             occurred_at=occurred_at,
             action=self.action,
-            actor_type=actor["type"],
-            actor_id=actor["id"],
-            actor_label=actor["label"],
+            actor_type=actor.audit_type,
+            actor_id=actor.id,
+            actor_label=actor.label,
             organisation=self.organisation,
             object_type=self.object_type,
             object_id=str(self.object_id),
@@ -95,7 +99,9 @@ def audit_record_many(records: Iterable[AuditRecord], *, occurred_at=None) -> in
         (
             now,
             record.action,
-            *audit_actor(record.actor).values(),
+            record.actor.audit_type,
+            record.actor.id,
+            record.actor.label,
             record.organisation,
             record.object_type,
             str(record.object_id),

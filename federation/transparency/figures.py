@@ -13,11 +13,11 @@ from datetime import UTC, datetime
 from django.db.models import Count
 
 from federation.errors import InvalidInput
+from federation.transparency.actions import Action, Key
 from federation.transparency.log_selectors import _published_size
 from federation.transparency.models import AuditEvent
 
 _MONTH = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])")
-ACCEPTED = "contribution.accepted"
 
 
 def parse_month(text: str) -> tuple[datetime, datetime]:
@@ -59,12 +59,12 @@ def log_figures(*, tree_size: int, month: str | None = None) -> dict:
     by_organisation: Counter = Counter()
     by_label: Counter = Counter()
     by_signal_type: Counter = Counter()
-    rows = events.filter(action=ACCEPTED).values_list("organisation", "data")
+    rows = events.filter(action=Action.CONTRIBUTION_ACCEPTED).values_list("organisation", "data")
     for organisation, data in rows.iterator(chunk_size=2000):
-        accepted.setdefault(str(data.get("action")), Counter())[organisation] += 1
+        accepted.setdefault(str(data.get(Key.ACTION)), Counter())[organisation] += 1
         by_organisation[organisation] += 1
-        by_signal_type[str(data.get("signal_type"))] += 1
-        for label in data.get("labels") or []:
+        by_signal_type[str(data.get(Key.SIGNAL_TYPE))] += 1
+        for label in data.get(Key.LABELS) or []:
             by_label[str(label)] += 1
     return {
         "tree_size": tree_size,

@@ -21,6 +21,7 @@ from django.utils import timezone
 from federation.contributions.models import Contribution
 from federation.errors import InvalidInput, NotFound
 from federation.transparency import merkle
+from federation.transparency.actions import Action
 from federation.transparency.audit import event_document, event_leaf_bytes
 from federation.transparency.models import AuditEvent, Checkpoint, MerkleNode, SequencerStatus
 
@@ -267,7 +268,7 @@ def log_contributions(*, start: int, end: int) -> tuple[int, list[SignedContribu
     end = min(end, size)
     events = list(
         AuditEvent.objects.filter(
-            leaf_index__gte=start, leaf_index__lt=end, action="contribution.accepted"
+            leaf_index__gte=start, leaf_index__lt=end, action=Action.CONTRIBUTION_ACCEPTED
         )
         .order_by("leaf_index")
         .values_list("leaf_index", "object_id")

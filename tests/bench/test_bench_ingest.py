@@ -201,7 +201,7 @@ def test_bench_in_process_breakdown(acme_submitter, monkeypatch):
         if hasattr(services, name):
             monkeypatch.setattr(services, name, _timed(timings, name, getattr(services, name)))
     started = time.perf_counter()
-    results = services.contributions_submit(principal=acme_submitter.principal, items=items)
+    results = services.contributions_submit(actor=acme_submitter.actor, items=items)
     total_seconds = time.perf_counter() - started
     assert sum(r.status == services.CREATED for r in results) == ITEMS
     assert Contribution.objects.count() == ITEMS

@@ -28,7 +28,7 @@ def queue():
         acme.signed(labels=["attack-footage", "glorification"]),
         acme.signed(labels=["manifesto"]),
     ]
-    results = contributions_submit(principal=acme.principal, items=items)
+    results = contributions_submit(actor=acme.actor, items=items)
     entries = [Entry.objects.get(pk=r.entry_id) for r in results]
     return {"target": entries[0], "other_footage": entries[1], "manifesto": entries[2]}
 

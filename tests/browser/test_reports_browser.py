@@ -41,7 +41,7 @@ def seed_contributions() -> int:
             for n in range(4 + 3 * index)
             for kind in [types[n % len(types)]]
         ]
-        results = contributions_submit(principal=party.principal, items=items)
+        results = contributions_submit(actor=party.actor, items=items)
         assert all(r.status == "created" for r in results)
         with as_superuser_bypassing_triggers():
             for n, result in enumerate(results):
@@ -50,7 +50,7 @@ def seed_contributions() -> int:
                 )
         retract = items[0]["contribution"]["signal"]
         retracted = contributions_submit(
-            principal=party.principal,
+            actor=party.actor,
             items=[party.signed(action="retract", labels=[], signal=retract)],
         )
         with as_superuser_bypassing_triggers():

@@ -18,11 +18,12 @@ from federation.transparency import verifier
 from federation.transparency.audit import AuditRecord, audit_record_many, event_leaf_bytes
 from federation.transparency.models import AuditEvent, Checkpoint, MerkleNode
 from federation.transparency.sequencer import sequence_pending
+from members.actors import Actor
 from tests.tampering import as_superuser_bypassing_triggers
 
 pytestmark = pytest.mark.django_db
 
-ACTOR = {"type": "system", "id": "test", "label": "test"}
+ACTOR = Actor.system("test")
 
 
 def record(count: int) -> list[AuditEvent]:

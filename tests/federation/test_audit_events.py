@@ -7,16 +7,17 @@ from django.db import DataError, transaction
 from federation.contributions.models import Contribution
 from federation.contributions.services import contributions_submit
 from federation.transparency.models import AuditEvent
+from members.actors import Actor, ActorKind
 from members.models import ApiCredential, SigningKey
 from members.services import credential_revoke, membership_set, signing_key_register
 from tests.parties import signed_key_registration
 
 pytestmark = pytest.mark.django_db
 
-ACTOR = {"type": "system", "id": "test", "label": "test"}
+ACTOR = Actor.system("test")
 # PostgreSQL text cannot hold NUL, so it refuses the audit row. (Over-long values no longer fail:
 # audit columns are cut to their width, tests/federation/test_audit_field_bounds.py.)
-UNRECORDABLE_ACTOR = {"type": "system", "id": "x\x00", "label": "test"}
+UNRECORDABLE_ACTOR = Actor(kind=ActorKind.SYSTEM, audit_type="system", id="x\x00", label="test")
 
 
 class Abort(Exception):
@@ -69,7 +70,7 @@ def test_rolled_back_submission_leaves_neither_contributions_nor_events(acme_sub
     good = acme_submitter.signed()
     bad = acme_submitter.signed(key_id="0" * 32)
     with pytest.raises(Abort), transaction.atomic():
-        results = contributions_submit(principal=acme_submitter.principal, items=[good, bad])
+        results = contributions_submit(actor=acme_submitter.actor, items=[good, bad])
         assert [r.status for r in results] == ["created", "rejected"]
         raise Abort
     assert not Contribution.objects.exists()
@@ -90,7 +91,7 @@ def test_accepted_contribution_event_carries_the_signed_evidence(acme_submitter)
 
 def test_invalid_item_is_audited_without_storing_unsafe_input(acme_submitter):
     item = {"contribution": {"uuid": "\u0000bad\ud800", "kind": 5}, "signature": "\u0000"}
-    results = contributions_submit(principal=acme_submitter.principal, items=[item])
+    results = contributions_submit(actor=acme_submitter.actor, items=[item])
     assert results[0].error["code"] == "invalid"
     assert not AuditEvent.objects.filter(action="contribution.rejected").exists()
     event = AuditEvent.objects.get(action="contribution.malformed_items")

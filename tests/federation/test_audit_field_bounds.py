@@ -22,6 +22,7 @@ from federation.transparency.audit import (
     bounded,
 )
 from federation.transparency.models import AuditEvent
+from members.actors import Actor, ActorKind
 from members.models import ApiCredential, Membership, Organisation, Role, SigningKey
 from members.services import credential_create
 
@@ -75,11 +76,12 @@ def test_a_value_longer_than_its_column_is_cut_with_the_marker():
 def test_audit_events_of_any_field_lengths_are_written_within_their_columns(values, many):
     record = AuditRecord(
         action=values["action"],
-        actor={
-            "type": values["actor_type"],
-            "id": values["actor_id"],
-            "label": values["actor_label"],
-        },
+        actor=Actor(
+            kind=ActorKind.SYSTEM,
+            audit_type=values["actor_type"],
+            id=values["actor_id"],
+            label=values["actor_label"],
+        ),
         organisation=values["organisation"],
         object_type=values["object_type"],
         object_id=values["object_id"],
@@ -124,7 +126,7 @@ def test_requests_with_a_token_of_maximal_field_lengths_are_answered_and_audited
             holder=user,
             name=credential_name,
             scopes=["manage", "submit"],
-            actor={"type": "system", "id": "test", "label": "test"},
+            actor=Actor.system("test"),
         )
         client = _client(issued.token)
         before = AuditEvent.objects.count()

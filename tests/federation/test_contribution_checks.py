@@ -181,8 +181,7 @@ def test_storage_records_the_origin_hub_from_the_signed_hub_field(acme_submitter
     acme_submitter.signing_key.not_before = now - timedelta(days=40)
     outcome = check_contributions(items=[item], context=context)
     (result,) = contributions_store(
-        principal=acme_submitter.principal,
-        organisation=acme_submitter.organisation,
+        actor=acme_submitter.actor,
         outcome=outcome,
         item_count=1,
         label_ids=context.labels,

@@ -8,6 +8,7 @@ from django.utils import timezone
 from federation.contributions.models import Contribution
 from federation.signing import format_timestamp
 from federation.transparency.models import AuditEvent
+from members.actors import Actor
 from members.services import signing_key_revoke
 from tests.parties import random_hex
 
@@ -101,7 +102,7 @@ def test_revoked_key_is_refused_and_audited(acme_submitter):
     signing_key_revoke(
         key=acme_submitter.signing_key,
         reason="laptop stolen",
-        actor={"type": "system", "id": "t", "label": "t"},
+        actor=Actor.system("t"),
     )
     _rejected(acme_submitter.submit(), 400, "key_not_active")
     event = AuditEvent.objects.get(action="contribution.rejected")
@@ -123,7 +124,7 @@ def _revoke_from(party, effective_at):
         key=party.signing_key,
         reason="compromised",
         effective_at=effective_at,
-        actor={"type": "system", "id": "t", "label": "t"},
+        actor=Actor.system("t"),
     )
 
 

@@ -51,9 +51,7 @@ def _race(party, items_per_thread: list[list[dict]]) -> list:
     def run(slot: int) -> None:
         try:
             barrier.wait()
-            outcomes[slot] = contributions_submit(
-                principal=party.principal, items=items_per_thread[slot]
-            )
+            outcomes[slot] = contributions_submit(actor=party.actor, items=items_per_thread[slot])
         except Exception as exc:  # the test asserts there were none
             outcomes[slot] = exc
         finally:
@@ -119,9 +117,7 @@ def test_losing_the_race_on_the_unique_uuid_is_retried_and_answered_as_duplicate
     def writer_a() -> None:
         try:
             with transaction.atomic():
-                outcomes["a"] = contributions_submit(
-                    principal=acme_submitter.principal, items=[signed]
-                )
+                outcomes["a"] = contributions_submit(actor=acme_submitter.actor, items=[signed])
                 inserted.set()
                 release.wait(10)
         finally:
@@ -129,7 +125,7 @@ def test_losing_the_race_on_the_unique_uuid_is_retried_and_answered_as_duplicate
 
     def writer_b() -> None:
         try:
-            outcomes["b"] = contributions_submit(principal=acme_submitter.principal, items=[signed])
+            outcomes["b"] = contributions_submit(actor=acme_submitter.actor, items=[signed])
         except Exception as exc:
             outcomes["b"] = exc
         finally:

@@ -30,7 +30,7 @@ def browser_for(party) -> Client:
 
 
 def submit(party, items) -> list:
-    results = contributions_submit(principal=party.principal, items=items)
+    results = contributions_submit(actor=party.actor, items=items)
     assert all(r.status == "created" for r in results), [r.as_dict() for r in results]
     return results
 

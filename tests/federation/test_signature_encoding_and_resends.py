@@ -9,6 +9,7 @@ import pytest
 from django.utils import timezone
 
 from federation.contributions.models import Contribution
+from members.actors import Actor
 from members.services import signing_key_revoke
 
 pytestmark = pytest.mark.django_db
@@ -41,7 +42,7 @@ def test_a_resend_after_the_key_is_revoked_is_key_not_active(acme_submitter):
     signing_key_revoke(
         key=acme_submitter.signing_key,
         reason="rotated",
-        actor={"type": "system", "id": "t", "label": "t"},
+        actor=Actor.system("t"),
     )
     again = acme_submitter.client.post("/api/v1/contributions/", body, format="json")
     assert again.status_code == 400

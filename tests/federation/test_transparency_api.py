@@ -11,9 +11,10 @@ from federation.transparency import verifier
 from federation.transparency.audit import AuditRecord, audit_record_many
 from federation.transparency.models import AuditEvent
 from federation.transparency.sequencer import sequence_pending
+from members.actors import Actor
 from tests.tampering import as_superuser_bypassing_triggers
 
-ACTOR = {"type": "system", "id": "test", "label": "test"}
+ACTOR = Actor.system("test")
 
 
 @pytest.fixture

@@ -13,9 +13,10 @@ from federation.transparency import log_selectors as selectors
 from federation.transparency.audit import AuditRecord, audit_record_many
 from federation.transparency.models import AuditEvent, Checkpoint, SequencerStatus
 from federation.transparency.sequencer import LogInconsistent, sequence_pending
+from members.actors import Actor
 from tests.tampering import as_superuser_bypassing_triggers
 
-ACTOR = {"type": "system", "id": "test", "label": "test"}
+ACTOR = Actor.system("test")
 
 
 def record(count: int) -> None:

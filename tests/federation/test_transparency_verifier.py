@@ -19,9 +19,10 @@ from federation.transparency.audit import AuditRecord, audit_record_many
 from federation.transparency.checkpoints import hub_verifier_key
 from federation.transparency.models import AuditEvent, Checkpoint
 from federation.transparency.sequencer import sequence_pending
+from members.actors import Actor
 from tests.tampering import as_superuser_bypassing_triggers
 
-ACTOR = {"type": "system", "id": "test", "label": "test"}
+ACTOR = Actor.system("test")
 
 
 class InProcessHub(verifier.HubClient):

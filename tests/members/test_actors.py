@@ -2,8 +2,12 @@
 
 import pytest
 
+from federation.contributions.models import Contribution
+from federation.contributions.services import contributions_submit
+from federation.transparency.actions import Action
 from federation.transparency.audit import AuditRecord, audit_record
-from members.actors import Actor, ActorKind, as_actor, audit_actor
+from federation.transparency.models import AuditEvent
+from members.actors import Actor, ActorKind
 from members.models import ApiCredential
 from members.principals import ANONYMOUS, principal_for_user
 
@@ -24,6 +28,7 @@ def test_a_member_with_a_token_is_named_by_the_token(acme_submitter):
     assert actor.kind == ActorKind.MEMBER
     assert actor.audit["type"] == "credential"
     assert actor.audit["id"] == f"cc_{credential.prefix}"
+    assert actor.audit["label"] == f"{acme_submitter.user.username} via {credential.name}"
 
 
 def test_staff_act_for_the_hub_not_an_organisation(consortium_admin):
@@ -46,11 +51,22 @@ def test_an_anonymous_principal_cannot_act():
         Actor.for_principal(ANONYMOUS)
 
 
-def test_the_adapter_accepts_an_actor_a_principal_or_the_older_dict(db, acme_reviewer):
-    principal = principal_for_user(acme_reviewer.user)
-    assert as_actor(principal) == Actor.for_principal(principal)
-    assert audit_actor({"type": "system", "id": "x"}) == {"type": "system", "id": "x", "label": ""}
+def test_an_audit_record_names_its_actor_only_by_an_actor(db):
+    event = audit_record(AuditRecord(action=Action.LABEL_CREATED, actor=Actor.system("test")))
+    assert (event.actor_type, event.actor_id, event.actor_label) == ("system", "test", "test")
 
-    for actor in (Actor.system("test"), {"type": "system", "id": "test", "label": "test"}):
-        event = audit_record(AuditRecord(action="label.created", actor=actor))
-        assert (event.actor_type, event.actor_id, event.actor_label) == ("system", "test", "test")
+    with pytest.raises(TypeError):
+        AuditRecord(
+            action=Action.LABEL_CREATED, actor={"type": "system", "id": "test", "label": "test"}
+        )
+
+
+def test_ingest_submits_for_the_actors_organisation_and_needs_one(acme_submitter):
+    (result,) = contributions_submit(actor=acme_submitter.actor, items=[acme_submitter.signed()])
+    assert result.status == "created"
+    event = AuditEvent.objects.get(action=Action.CONTRIBUTION_ACCEPTED, object_id=result.uuid)
+    assert (event.organisation, event.actor_type, event.actor_label) == ("acme", "user", "alice")
+    assert Contribution.objects.get(uuid=result.uuid).organisation == acme_submitter.organisation
+
+    with pytest.raises(ValueError):
+        contributions_submit(actor=Actor.system("cli"), items=[acme_submitter.signed()])

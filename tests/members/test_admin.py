@@ -63,6 +63,7 @@ def test_key_is_registered_in_the_admin_from_the_members_signed_registration(con
     assert key.public_key_bytes == raw_public_key(private_key)
     assert key.registration.encode() == canonical_bytes(signed["registration"])
     assert last_event("key.registered").actor_type == "user"
+    assert key.created_by.username == "connie"  # the acting admin, from the actor
 
 
 def test_a_registration_for_another_member_is_refused_by_the_form_and_audited(connie, acme, globex):

@@ -37,6 +37,7 @@ def test_a_private_key_file_is_registered_with_a_proof_the_command_signs(tmp_pat
     )
     result = create_member("--signing-key", str(path))
     key = SigningKey.objects.get(key_id=result["key_id"])
+    assert key.created_by is None  # registered by the hub itself (the cli actor), not a user
     assert key.public_key_bytes == raw_public_key(private_key)
     Ed25519PublicKey.from_public_bytes(key.public_key_bytes).verify(
         bytes(key.registration_signature), key.registration.encode()

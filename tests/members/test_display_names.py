@@ -8,6 +8,7 @@ from django.test import Client
 
 from federation.errors import InvalidInput
 from federation.vetting.models import Incident
+from members.actors import Actor
 from members.models import ApiCredential, Organisation, SigningKey
 from members.services import organisation_save
 from members.validators import unsafe_characters, validate_display_name
@@ -73,7 +74,7 @@ def test_the_service_refuses_an_organisation_name_with_a_bidi_override():
     with pytest.raises(InvalidInput) as raised:
         organisation_save(
             organisation=Organisation(slug="evil", name="Evil\u202eCorp"),
-            actor={"type": "system", "id": "test", "label": "test"},
+            actor=Actor.system("test"),
         )
     assert raised.value.code == "unsafe_characters"
     assert not Organisation.objects.filter(slug="evil").exists()

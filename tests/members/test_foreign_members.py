@@ -8,6 +8,7 @@ from django.test import Client
 
 from federation.errors import ConcordatError
 from federation.transparency.models import AuditEvent
+from members.actors import Actor
 from members.mirrors import organisation_mirror
 from members.models import Membership, Organisation, Role
 from members.principals import principal_for_user
@@ -21,7 +22,7 @@ from tests.parties import signed_key_registration
 
 pytestmark = pytest.mark.django_db
 
-ACTOR = {"type": "system", "id": "test", "label": "test"}
+ACTOR = Actor.system("test")
 PEER = "hub-b.example.org"
 
 

@@ -41,6 +41,7 @@ def test_admin_registers_a_key_with_its_proof_kept_verbatim_and_audited(acme_adm
     assert body["registration"] == signed["registration"]
     assert body["registration_signature"] == signed["signature"]
     key = SigningKey.objects.get(key_id=key_id_for(raw))
+    assert key.created_by == acme_admin.user  # the actor's user
     assert key.registration.encode() == canonical_bytes(signed["registration"])
     assert base64.b64encode(bytes(key.registration_signature)).decode() == signed["signature"]
     event = AuditEvent.objects.get(action="key.registered", object_id=key_id_for(raw))

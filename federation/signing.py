@@ -188,19 +188,29 @@ def parse_contribution(document: object) -> ParsedContribution:
 
 def decode_signature(signature: object) -> bytes:
     """Decode a standard base64 (RFC 4648 §4, padded) Ed25519 signature."""
-    if not isinstance(signature, str) or len(signature) != 88:
+    problem = strict_base64_problem(signature, length=88)
+    if problem is not None:
         raise MalformedContribution(
-            "signature", "must be 64 bytes in padded base64 (88 characters)"
+            "signature", problem or "must be 64 bytes in padded base64 (88 characters)"
         )
+    return base64.b64decode(signature)
+
+
+def strict_base64_problem(text: object, *, length: int) -> str | None:
+    """Why ``text`` is not the one canonical padded standard base64 spelling of ``length``
+    characters: ``""`` for a wrong type or length (callers say what they expect), a message
+    otherwise; ``None`` when it is. ``b64decode`` ignores the unused low bits of the last
+    character ("Dw==" and "Dx==" give the same bytes), so the decoded bytes are re-encoded and
+    compared: a signed or signature value has exactly one spelling (docs/signing.md §12)."""
+    if not isinstance(text, str) or len(text) != length:
+        return ""
     try:
-        raw = base64.b64decode(signature, validate=True)
-    except binascii.Error as exc:
-        raise MalformedContribution("signature", "is not valid base64") from exc
-    # b64decode ignores the unused low bits of the last character ("Dw==" and "Dx==" give the
-    # same bytes); only the one canonical spelling of the 64 bytes is accepted (docs/signing.md).
-    if base64.b64encode(raw).decode("ascii") != signature:
-        raise MalformedContribution("signature", "is not canonical base64 (non-zero pad bits)")
-    return raw
+        raw = base64.b64decode(text, validate=True)
+    except binascii.Error:
+        return "is not valid base64"
+    if base64.b64encode(raw).decode("ascii") != text:
+        return "is not canonical base64 (non-zero pad bits)"
+    return None
 
 
 def verify_signature(public_key: Ed25519PublicKey, signature: bytes, message: bytes) -> bool:
@@ -418,16 +428,13 @@ def parse_key_registration(document: object) -> ParsedKeyRegistration:
 
 
 def _registered_public_key(text: object) -> bytes:
-    if not isinstance(text, str) or len(text) != 44:
+    problem = strict_base64_problem(text, length=44)
+    if problem is not None:
         raise MalformedKeyRegistration(
-            "public_key", "must be the raw 32-byte key in padded base64 (44 characters)"
+            "public_key",
+            problem or "must be the raw 32-byte key in padded base64 (44 characters)",
         )
-    try:
-        raw = base64.b64decode(text, validate=True)
-    except binascii.Error as exc:
-        raise MalformedKeyRegistration("public_key", "is not valid base64") from exc
-    if base64.b64encode(raw).decode() != text:  # one spelling only: the bytes are signed
-        raise MalformedKeyRegistration("public_key", "is not canonical base64")
+    raw = base64.b64decode(text)
     # On the curve, canonically encoded, in the prime-order subgroup: a small-order key's
     # signatures can verify over any message, so a "proof" under it would prove nothing.
     if not crypto_core_ed25519_is_valid_point(raw):

@@ -1,0 +1,269 @@
+"""The in-memory match index: PDQ by Hamming distance (multi-index hashing, ``kernels.py``),
+MD5 and SHA-256 by exact lookup.
+
+Concurrency: one writer at a time (``_write_lock``); readers take no lock. What a search reads is
+one immutable ``_View`` (arrays, row counts, the CSR) taken at its start. A writer appends rows
+past the view's ``n_rows`` (invisible to it), then publishes a new view; it flips a row's
+``alive`` flag (one byte) or its quality in place. A search that started before an update
+therefore sees the index either without or with it, never a torn row. When the arrays must grow,
+or the delta is merged into the CSR, the writer builds new arrays and publishes them in a new view;
+searches holding the old view finish on the old arrays.
+
+Memory per PDQ hash: 32 bytes of hash, 64 of CSR row ids (16 chunks x uint32), 2 of quality,
+1 of alive flag, 1 of state, plus the growth headroom (``GROWTH``) and a fixed 4 MiB of
+offsets; ``memory_bytes()`` reports the arrays actually held.
+"""
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from federation.matching import kernels
+
+PDQ_HEX = 64
+MD5_HEX = 32
+SHA256_HEX = 64
+HEX_LENGTHS = {"pdq": PDQ_HEX, "md5": MD5_HEX, "sha256": SHA256_HEX}
+MAX_THRESHOLD = 63
+
+STATE_CODES = {"vetted": 1, "disputed": 2}
+STATE_NAMES = {code: name for name, code in STATE_CODES.items()}
+NO_QUALITY = -1  # stored for an entry with no quality: never meets a quality floor
+
+DELTA_MAX = 8192  # rows added since the CSR was built, scanned linearly, before a merge
+GROWTH = 1.25
+
+
+def pdq_words(values: list[str]) -> np.ndarray:
+    """Hex PDQ hashes (64 lowercase hex digits, already checked) as an ``(n, 4)`` uint64 array."""
+    if not values:
+        return np.zeros((0, 4), dtype=np.uint64)
+    raw = bytes.fromhex("".join(values))
+    return np.frombuffer(raw, dtype=">u8").astype(np.uint64).reshape(-1, 4)
+
+
+def words_hex(words: np.ndarray) -> str:
+    return words.astype(">u8").tobytes().hex()
+
+
+@dataclass(frozen=True)
+class _View:
+    hashes: np.ndarray  # (capacity, 4) uint64
+    quality: np.ndarray  # (capacity,) int16
+    state: np.ndarray  # (capacity,) uint8
+    alive: np.ndarray  # (capacity,) uint8
+    n_base: int  # rows 0 … n_base - 1 are in the CSR
+    n_rows: int
+    offsets: np.ndarray
+    ids: np.ndarray
+
+
+@dataclass(frozen=True)
+class PdqMatch:
+    query: int  # index of the query in the batch
+    value: str
+    distance: int
+    state: str
+    quality: int | None
+
+
+def _empty_view() -> _View:
+    offsets, ids = kernels.build_csr(np.zeros((0, 4), dtype=np.uint64), 0)
+    return _View(
+        hashes=np.zeros((0, 4), dtype=np.uint64),
+        quality=np.zeros(0, dtype=np.int16),
+        state=np.zeros(0, dtype=np.uint8),
+        alive=np.zeros(0, dtype=np.uint8),
+        n_base=0,
+        n_rows=0,
+        offsets=offsets,
+        ids=ids,
+    )
+
+
+class PdqIndex:
+    """Exact PDQ range search with add and remove in O(bucket + DELTA_MAX)."""
+
+    def __init__(self) -> None:
+        self._write_lock = threading.Lock()
+        self._view = _empty_view()
+        self._live = 0
+
+    # --- building and updating ----------------------------------------------------------------
+
+    def build(self, words: np.ndarray, quality: np.ndarray, state: np.ndarray) -> None:
+        """Replace the contents with these rows (duplicates must already be removed)."""
+        n = len(words)
+        capacity = max(int(n * GROWTH), 1024)
+        hashes = np.zeros((capacity, 4), dtype=np.uint64)
+        hashes[:n] = words
+        q = np.full(capacity, NO_QUALITY, dtype=np.int16)
+        q[:n] = quality
+        s = np.zeros(capacity, dtype=np.uint8)
+        s[:n] = state
+        alive = np.zeros(capacity, dtype=np.uint8)
+        alive[:n] = 1
+        offsets, ids = kernels.build_csr(hashes, n)
+        with self._write_lock:
+            self._view = _View(hashes, q, s, alive, n, n, offsets, ids)
+            self._live = n
+
+    def upsert(self, value: str, *, state: str, quality: int | None) -> None:
+        words = pdq_words([value])[0]
+        code = STATE_CODES[state]
+        qvalue = NO_QUALITY if quality is None else int(quality)
+        with self._write_lock:
+            view = self._view
+            row = self._find(view, words)
+            if row >= 0:
+                view.quality[row] = qvalue
+                view.state[row] = code
+                return
+            if view.n_rows == len(view.hashes) or view.n_rows - view.n_base >= DELTA_MAX:
+                view = self._merge(view)
+            row = view.n_rows
+            view.hashes[row] = words
+            view.quality[row] = qvalue
+            view.state[row] = code
+            view.alive[row] = 1
+            self._view = _View(
+                view.hashes,
+                view.quality,
+                view.state,
+                view.alive,
+                view.n_base,
+                row + 1,
+                view.offsets,
+                view.ids,
+            )
+            self._live += 1
+
+    def remove(self, value: str) -> bool:
+        words = pdq_words([value])[0]
+        with self._write_lock:
+            view = self._view
+            row = self._find(view, words)
+            if row < 0:
+                return False
+            view.alive[row] = 0
+            self._live -= 1
+            return True
+
+    def _find(self, view: _View, words: np.ndarray) -> int:
+        return int(
+            kernels.find_exact(
+                view.hashes, view.alive, view.n_base, view.n_rows, view.offsets, view.ids, words
+            )
+        )
+
+    def _merge(self, view: _View) -> _View:
+        """Compaction: live rows only, the delta into the CSR, room to grow. O(n), once per
+        ``DELTA_MAX`` adds (or when the arrays are full); published as a new view."""
+        keep = np.flatnonzero(view.alive[: view.n_rows])
+        n = len(keep)
+        capacity = max(int(n * GROWTH) + DELTA_MAX, 1024)
+        hashes = np.zeros((capacity, 4), dtype=np.uint64)
+        hashes[:n] = view.hashes[keep]
+        q = np.full(capacity, NO_QUALITY, dtype=np.int16)
+        q[:n] = view.quality[keep]
+        s = np.zeros(capacity, dtype=np.uint8)
+        s[:n] = view.state[keep]
+        alive = np.zeros(capacity, dtype=np.uint8)
+        alive[:n] = 1
+        offsets, ids = kernels.build_csr(hashes, n)
+        merged = _View(hashes, q, s, alive, n, n, offsets, ids)
+        self._view = merged
+        return merged
+
+    # --- reading ------------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return self._live
+
+    def search_words(
+        self, queries: np.ndarray, *, threshold: int, quality_min: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, _View]:
+        """Raw results: arrays (query index, row, distance) and the view they refer to."""
+        if not 0 <= threshold <= MAX_THRESHOLD:
+            raise ValueError(f"threshold must be 0-{MAX_THRESHOLD}")
+        view = self._view
+        queries = np.ascontiguousarray(queries, dtype=np.uint64).reshape(-1, 4)
+        floor = NO_QUALITY if quality_min is None else int(quality_min)
+        qi, rows, dist = kernels.search(
+            queries,
+            threshold,
+            floor,
+            view.hashes,
+            view.quality,
+            view.alive,
+            view.n_base,
+            view.n_rows,
+            view.offsets,
+            view.ids,
+        )
+        return qi, rows, dist, view
+
+    def search(
+        self, values: list[str], *, threshold: int, quality_min: int | None = None
+    ) -> list[PdqMatch]:
+        qi, rows, dist, view = self.search_words(
+            pdq_words(values), threshold=threshold, quality_min=quality_min
+        )
+        matches = []
+        for query, row, distance in zip(qi.tolist(), rows.tolist(), dist.tolist(), strict=True):
+            quality = int(view.quality[row])
+            matches.append(
+                PdqMatch(
+                    query=query,
+                    value=words_hex(view.hashes[row]),
+                    distance=distance,
+                    state=STATE_NAMES.get(int(view.state[row]), "vetted"),
+                    quality=None if quality == NO_QUALITY else quality,
+                )
+            )
+        return matches
+
+    def memory_bytes(self) -> int:
+        view = self._view
+        return sum(
+            a.nbytes
+            for a in (view.hashes, view.quality, view.state, view.alive, view.offsets, view.ids)
+        )
+
+
+class ExactIndex:
+    """MD5 or SHA-256: a dict from the value to its state code. A dict assignment or deletion
+    is atomic under the GIL, so readers need no lock."""
+
+    def __init__(self) -> None:
+        self._states: dict[str, int] = {}
+
+    def build(self, values: list[str], states: list[str]) -> None:
+        self._states = {v: STATE_CODES[s] for v, s in zip(values, states, strict=True)}
+
+    def upsert(self, value: str, *, state: str) -> None:
+        self._states[value] = STATE_CODES[state]
+
+    def remove(self, value: str) -> bool:
+        return self._states.pop(value, None) is not None
+
+    def get(self, value: str) -> str | None:
+        code = self._states.get(value)
+        return None if code is None else STATE_NAMES[code]
+
+    def __len__(self) -> int:
+        return len(self._states)
+
+
+def brute_force(
+    hashes: np.ndarray, queries: np.ndarray, threshold: int
+) -> list[set[tuple[int, int]]]:
+    """The oracle: for each query, the set of (row, distance) within ``threshold``, by numpy
+    popcount over every row."""
+    results = []
+    for q in np.asarray(queries, dtype=np.uint64).reshape(-1, 4):
+        d = np.bitwise_count(hashes ^ q).sum(axis=1)
+        rows = np.flatnonzero(d <= threshold)
+        results.append({(int(r), int(d[r])) for r in rows})
+    return results

@@ -189,9 +189,7 @@ def _scan_bucket(
 
 
 @njit(nogil=True, cache=True)
-def search(
-    queries, threshold, quality_min, hashes, quality, alive, n_base, n_rows, offsets, ids
-):
+def search(queries, threshold, quality_min, hashes, quality, alive, n_base, n_rows, offsets, ids):
     """Every (query, row, distance) with distance <= threshold among live rows of quality >=
     ``quality_min``: rows ``< n_base`` through the CSR, the delta rows linearly."""
     cap = 1024

@@ -138,7 +138,12 @@ def _render(signals: list[Signal], found: list[list[tuple[str, int]]]) -> dict:
                 Entry.objects.filter(
                     signal_type=signal_type, value__in=values, state__in=VISIBLE_STATES
                 ).values_list(
-                    "id", "signal_type", "value", "state", "created_at", "updated_at",
+                    "id",
+                    "signal_type",
+                    "value",
+                    "state",
+                    "created_at",
+                    "updated_at",
                     "state_changed_at",
                 )  # fmt: skip
             )
@@ -165,7 +170,11 @@ def _audit(principal, signals, threshold, quality_min, matched, total, results) 
     }
     if settings.MATCH_AUDIT_VALUES:
         data[Key.VALUES] = [
-            {"type": r["signal"]["type"], "value": r["signal"]["value"], "matches": len(r["matches"])}
+            {
+                "type": r["signal"]["type"],
+                "value": r["signal"]["value"],
+                "matches": len(r["matches"]),
+            }
             for r in results
         ]
     organisation = principal.organisation.slug if principal.organisation else ""

@@ -175,6 +175,7 @@ class MatchStore:
             except Exception:  # a database hiccup must not end the follower
                 logger.exception("match index follower: catch-up failed; retrying")
                 connection.close()
+        connection.close()  # this thread's own connection
 
     def status(self) -> StoreStatus:
         return StoreStatus(
@@ -217,5 +218,3 @@ def reset_match_store() -> None:
         if _store is not None:
             _store.stop_following()
         _store = None
-
-

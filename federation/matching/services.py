@@ -113,9 +113,12 @@ def match_signals(
             entry = entries.get((signal.type, value))
             if entry is None:
                 continue  # left the shared set after the index last caught up
-            if signal.type == "pdq" and quality_min is not None:
-                if entry["quality"] is None or entry["quality"] < quality_min:
-                    continue
+            if (
+                signal.type == "pdq"
+                and quality_min is not None
+                and (entry["quality"] is None or entry["quality"] < quality_min)
+            ):
+                continue
             matches.append({**entry, "distance": distance})
         matched += bool(matches)
         total += len(matches)
@@ -125,6 +128,16 @@ def match_signals(
 
 
 _RENDERED_KEYS = ("state", "labels", "contributors", "quality")
+# What render_entries takes: the entry's id, then federation.sync.selectors._ENTRY_FIELDS.
+_ROW_FIELDS = (
+    "id",
+    "signal_type",
+    "value",
+    "state",
+    "created_at",
+    "updated_at",
+    "state_changed_at",
+)
 
 
 def _render(signals: list[Signal], found: list[list[tuple[str, int]]]) -> dict:
@@ -137,15 +150,7 @@ def _render(signals: list[Signal], found: list[list[tuple[str, int]]]) -> dict:
             rows.extend(
                 Entry.objects.filter(
                     signal_type=signal_type, value__in=values, state__in=VISIBLE_STATES
-                ).values_list(
-                    "id",
-                    "signal_type",
-                    "value",
-                    "state",
-                    "created_at",
-                    "updated_at",
-                    "state_changed_at",
-                )  # fmt: skip
+                ).values_list(*_ROW_FIELDS)
             )
     rendered = {}
     for document in render_entries(rows):

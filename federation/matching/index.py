@@ -180,6 +180,12 @@ class PdqIndex:
         self._view = merged
         return merged
 
+    def warm_up(self) -> None:
+        """Load every compiled kernel now (from numba's cache, or compiling it), so that the
+        first request or change does not pay for it."""
+        self.search_words(np.zeros((1, 4), dtype=np.uint64), threshold=0)
+        self._find(self._view, np.zeros(4, dtype=np.uint64))
+
     # --- reading ------------------------------------------------------------------------------
 
     def __len__(self) -> int:
@@ -234,9 +240,14 @@ class PdqIndex:
         return sum(
             a.nbytes
             for a in (
-                view.hashes, view.quality, view.state, view.alive, view.offsets, view.ids,
+                view.hashes,
+                view.quality,
+                view.state,
+                view.alive,
+                view.offsets,
+                view.ids,
                 view.pre,
-            )  # fmt: skip
+            )
         )
 
 

@@ -4,11 +4,16 @@ from django.conf import settings
 from rest_framework import serializers
 
 from federation.matching.index import MAX_THRESHOLD
-from federation.sync.serializers import ContributorSerializer, SignalSerializer
+from federation.sync.serializers import ContributorSerializer
+
+
+class MatchSignalSerializer(serializers.Serializer):
+    type = serializers.CharField(help_text="pdq, md5 or sha256.")
+    value = serializers.CharField(help_text="The hash in hex.")
 
 
 class MatchRequestSerializer(serializers.Serializer):
-    signals = SignalSerializer(
+    signals = MatchSignalSerializer(
         many=True,
         help_text=f"1-{settings.MATCH_MAX_SIGNALS} signals: type pdq (64 hex digits), md5 (32) "
         "or sha256 (64); uppercase hex is accepted and lowercased.",
@@ -31,16 +36,16 @@ class MatchRequestSerializer(serializers.Serializer):
 
 
 class MatchSerializer(serializers.Serializer):
-    signal = SignalSerializer()
+    signal = MatchSignalSerializer()
     distance = serializers.IntegerField(help_text="Hamming distance (PDQ); 0 for md5, sha256.")
-    state = serializers.ChoiceField(choices=["vetted", "disputed"])
+    state = serializers.CharField(help_text="vetted or disputed.")
     labels = serializers.ListField(child=serializers.CharField())
     contributors = ContributorSerializer(many=True)
     quality = serializers.IntegerField(allow_null=True)
 
 
 class MatchResultSerializer(serializers.Serializer):
-    signal = SignalSerializer(help_text="The signal you sent, normalised.")
+    signal = MatchSignalSerializer(help_text="The signal you sent, normalised.")
     matches = MatchSerializer(many=True, help_text="Nearest first.")
 
 

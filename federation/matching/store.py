@@ -107,6 +107,7 @@ class MatchStore:
         )
         for signal_type, (values, states) in exact.items():
             self.exact[signal_type].build(values, states)
+        self.pdq.warm_up()
         self.position = position
 
     # --- following ----------------------------------------------------------------------------

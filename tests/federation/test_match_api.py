@@ -8,7 +8,7 @@ import time
 import pytest
 from django.test import override_settings
 
-from federation.contributions.models import Entry
+from federation.contributions.models import Entry, Label
 from federation.matching.store import match_store
 from federation.sync.sequencer import sync_sequence_pending
 from federation.transparency.actions import Action
@@ -255,6 +255,8 @@ def test_the_follower_thread_applies_vetting_and_retraction_within_a_second(
 ):
     """With real commits: the follower (polling every 50 ms) makes a vetted entry matchable and
     a retracted one unmatchable, each within a second of its change being sequenced."""
+    # A transactional test runs on a flushed database: make the label the seed migration made.
+    Label.objects.get_or_create(slug="attack-footage", defaults={"name": "Attack footage"})
     with override_settings(MATCH_FOLLOW=True, MATCH_POLL_SECONDS=0.05):
         store = match_store()  # loaded empty, follower started
         value = secrets.token_hex(32)

@@ -230,3 +230,112 @@ def test_bench_pdq_index_growth():
             f" single p50 {_pct(single, 50) * 1e3:.3f} ms p99 {_pct(single, 99) * 1e3:.3f} ms,"
             f" batch of {QUERIES} {statistics.median(batch) * 1e3:.1f} ms"
         )
+
+
+HTTP_ENTRIES = int(os.environ.get("CONCORDAT_BENCH_MATCH_HTTP_ENTRIES", 1_000_000))
+HTTP_REQUESTS = 10
+
+
+def _load_random_pdq(hub, count: int, rng) -> list[str]:
+    """``count`` vetted PDQ entries with random values, COPYed into the hub's database with a
+    label, an add and a change row each (as the sync bench does); returns the values."""
+    import uuid
+    from datetime import UTC, datetime
+
+    import psycopg
+
+    from tests.bench.test_bench_sync import _copy
+
+    values = [words_hex(h) for h in rng.integers(0, 2**64, size=(count, 4), dtype=np.uint64)]
+    with psycopg.connect(hub.database_url) as connection:
+        ((organisation,),) = connection.execute(
+            "SELECT id FROM members_organisation WHERE slug = 'acme'"
+        ).fetchall()
+        ((key,),) = connection.execute(
+            "SELECT id FROM members_signingkey WHERE organisation_id = %s", [organisation]
+        ).fetchall()
+        now = datetime.now(UTC)
+        _copy(
+            connection,
+            "federation_entry",
+            ["signal_type", "value", "state", "review_round", "created_at", "updated_at",
+             "state_changed_at"],
+            (("pdq", v, "vetted", 1, now, now, now) for v in values),
+        )  # fmt: skip
+        ids = [row[0] for row in connection.execute("SELECT id FROM federation_entry ORDER BY id")]
+        _copy(
+            connection,
+            "federation_contribution",
+            ["uuid", "organisation_id", "signing_key_id", "entry_id", "action", "labels", "scope",
+             "quality", "created_at", "received_at", "canonical", "content_hash", "signature",
+             "status", "origin_hub"],
+            ((uuid.uuid4(), organisation, key, i, "add", "[]", "federation", 90,
+              now, now, "{}", "0" * 64, b"\0" * 64, "active", hub.hub_id) for i in ids),
+        )  # fmt: skip
+        _copy(
+            connection,
+            "federation_entrychange",
+            ["entry_id", "reason", "recorded_at"],
+            ((i, "vetted", now) for i in ids),
+        )
+        connection.execute("ANALYZE")
+    return values
+
+
+def test_bench_match_api_over_http():
+    """POST /api/v1/match with 1,000 PDQ signals per request to a live gunicorn (one worker,
+    so one index) over HTTP_ENTRIES vetted entries: the first request (which loads the index
+    from PostgreSQL) and then signals/s over HTTP_REQUESTS requests (issue target >= 5,000/s)."""
+    import json
+    import urllib.request
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from tests.integration.harness import running_hub
+
+    rng = np.random.default_rng(9)
+    with running_hub("matchbench", web_workers=1) as hub:
+        hub.create_member(
+            org="acme", user="alice", role="submitter", signing_key=Ed25519PrivateKey.generate()
+        )
+        token = hub.create_member(org="globex", user="gus", role="reviewer", token=True)["token"]
+        values = _load_random_pdq(hub, HTTP_ENTRIES, rng)
+        hub.manage("sync_sequence")
+
+        def post(signals) -> tuple[float, dict]:
+            body = json.dumps({"signals": signals}).encode()
+            request = urllib.request.Request(hub.url + "/api/v1/match", data=body, method="POST")
+            request.add_header("Authorization", f"Bearer {token}")
+            request.add_header("Content-Type", "application/json")
+            started = time.perf_counter()
+            with urllib.request.urlopen(request, timeout=600) as response:
+                answer = json.loads(response.read())
+            return time.perf_counter() - started, answer
+
+        def batch():
+            # 1,000 signals: 990 random, 10 near-duplicates (5 bits) of shared entries
+            signals = [
+                {"type": "pdq", "value": words_hex(h)}
+                for h in rng.integers(0, 2**64, size=(990, 4), dtype=np.uint64)
+            ]
+            for value in rng.choice(values, 10):
+                near = int(value, 16) ^ 0b10101010101
+                signals.append({"type": "pdq", "value": f"{near:064x}"})
+            return signals
+
+        first, answer = post(batch())
+        times = []
+        found = 0
+        for _ in range(HTTP_REQUESTS):
+            elapsed, answer = post(batch())
+            times.append(elapsed)
+            found += sum(bool(r["matches"]) for r in answer["results"])
+        median = statistics.median(times)
+        print(
+            f"\n[http] {HTTP_ENTRIES:,} vetted PDQ entries; first request (loads the index) "
+            f"{first:.2f} s; then {HTTP_REQUESTS} requests of 1,000 signals: median "
+            f"{median * 1e3:.0f} ms = {1000 / median:,.0f} signals/s "
+            f"(min {min(times) * 1e3:.0f} ms, max {max(times) * 1e3:.0f} ms); "
+            f"planted near-duplicates found {found}/{HTTP_REQUESTS * 10}"
+        )
+        assert found == HTTP_REQUESTS * 10

@@ -5,9 +5,11 @@ Concurrency: one writer at a time (``_write_lock``); readers take no lock. What 
 one immutable ``_View`` (arrays, row counts, the CSR) taken at its start. A writer appends rows
 past the view's ``n_rows`` (invisible to it), then publishes a new view; it flips a row's
 ``alive`` flag (one byte) or its quality in place. A search that started before an update
-therefore sees the index either without or with it, never a torn row. When the arrays must grow,
-or the delta is merged into the CSR, the writer builds new arrays and publishes them in a new view;
-searches holding the old view finish on the old arrays.
+therefore sees the index either without or with it, never a torn row. When the delta is full, a
+background thread builds the new CSR from a snapshot of the rows (outside the lock), then, under
+the lock, copies the flags, quality and state as they are by then and the rows appended since, and
+publishes the new arrays (``_merge_in_background``); searches holding the old view finish on the
+old arrays. Only when the arrays are full does an add merge synchronously (rare: ``GROWTH``).
 
 Memory per PDQ hash: 32 bytes of hash, 2 of quality, 1 of alive flag, 1 of state (times the
 growth headroom ``GROWTH``), and in the CSR, per chunk, a row id (4 bytes) and the 16 bytes of
@@ -92,6 +94,8 @@ class PdqIndex:
         self._write_lock = threading.Lock()
         self._view = _empty_view()
         self._live = 0
+        self._generation = 0  # raised by every publish of new arrays; a stale merge is dropped
+        self._merger: threading.Thread | None = None
 
     # --- building and updating ----------------------------------------------------------------
 
@@ -111,6 +115,7 @@ class PdqIndex:
         with self._write_lock:
             self._view = _View(hashes, q, s, alive, n, n, offsets, ids, pre)
             self._live = n
+            self._generation += 1
 
     def upsert(self, value: str, *, state: str, quality: int | None) -> None:
         words = pdq_words([value])[0]
@@ -123,8 +128,10 @@ class PdqIndex:
                 view.quality[row] = qvalue
                 view.state[row] = code
                 return
-            if view.n_rows == len(view.hashes) or view.n_rows - view.n_base >= DELTA_MAX:
+            if view.n_rows == len(view.hashes):  # full: merge now (rare: GROWTH headroom)
                 view = self._merge(view)
+            elif view.n_rows - view.n_base >= DELTA_MAX:
+                self._start_merge(view)
             row = view.n_rows
             view.hashes[row] = words
             view.quality[row] = qvalue
@@ -161,6 +168,51 @@ class PdqIndex:
             )
         )
 
+    def _start_merge(self, view: _View) -> None:
+        """Merge the delta into the CSR in a background thread; meanwhile adds keep going to the
+        delta (beyond ``DELTA_MAX``) and searches keep using the current arrays."""
+        if self._merger is not None and self._merger.is_alive():
+            return
+        self._merger = threading.Thread(
+            target=self._merge_in_background,
+            args=(view, self._generation),
+            name="pdq-index-merge",
+            daemon=True,
+        )
+        self._merger.start()
+
+    def _merge_in_background(self, view: _View, generation: int) -> None:
+        m = view.n_rows
+        keep = np.flatnonzero(view.alive[:m])  # a row dead now stays dead (a re-add is a new row)
+        n = len(keep)
+        words = view.hashes[keep]
+        offsets, ids, pre = kernels.build_csr(words, n)  # the O(n) part, outside the lock
+        with self._write_lock:
+            if self._generation != generation:
+                return  # the arrays were replaced meanwhile (a build, or a merge when full)
+            current = self._view  # the same arrays as ``view``, with rows appended since
+            tail = current.n_rows - m
+            capacity = max(int((n + tail) * GROWTH) + DELTA_MAX, 1024)
+            hashes = np.zeros((capacity, 4), dtype=np.uint64)
+            hashes[:n] = words
+            hashes[n : n + tail] = current.hashes[m : current.n_rows]
+            # Flags, quality and state as they are now: removals and updates made during the
+            # merge carry over (a row removed meanwhile stays in the CSR as a tombstone).
+            arrays = []
+            columns = ((current.quality, NO_QUALITY), (current.state, 0), (current.alive, 0))
+            for column, fill in columns:
+                out = np.full(capacity, fill, dtype=column.dtype)
+                out[:n] = column[keep]
+                out[n : n + tail] = column[m : current.n_rows]
+                arrays.append(out)
+            self._view = _View(hashes, *arrays, n, n + tail, offsets, ids, pre)
+            self._generation += 1
+
+    def wait_for_merge(self) -> None:
+        merger = self._merger
+        if merger is not None:
+            merger.join()
+
     def _merge(self, view: _View) -> _View:
         """Compaction: live rows only, the delta into the CSR, room to grow. O(n), once per
         ``DELTA_MAX`` adds (or when the arrays are full); published as a new view."""
@@ -178,6 +230,7 @@ class PdqIndex:
         offsets, ids, pre = kernels.build_csr(hashes, n)
         merged = _View(hashes, q, s, alive, n, n, offsets, ids, pre)
         self._view = merged
+        self._generation += 1
         return merged
 
     def warm_up(self) -> None:

@@ -176,7 +176,9 @@ def test_add_remove_and_re_add_under_concurrent_searches(monkeypatch):
         stop.set()
         for thread in readers:
             thread.join()
+    index.wait_for_merge()
     assert failures == []
+    assert index._generation > 1  # background merges ran (and were published) meanwhile
     for threshold in (0, 16, 31, 32):
         got = [set() for _ in queries]
         for m in index.search(query_hex, threshold=threshold):
@@ -193,3 +195,47 @@ def test_upsert_updates_state_and_quality_in_place():
     assert (match.state, match.quality, len(index)) == ("disputed", 70, 1)
     assert index.remove(value) and not index.remove(value)
     assert index.search([value], threshold=31) == []
+
+
+def test_a_background_merge_keeps_the_changes_made_while_it_ran():
+    """The merge snapshots the rows, builds the new buckets outside the lock, then carries over
+    what changed meanwhile: a removal, a quality update, an add."""
+    rng = np.random.default_rng(21)
+    index = build(dataset("uniform", 500, rng))
+    delta = [words_hex(h) for h in dataset("uniform", 20, rng)]
+    for value in delta:
+        index.upsert(value, state="vetted", quality=10)
+    snapshot, generation = index._view, index._generation
+
+    removed, updated = delta[0], delta[1]
+    base_removed = words_hex(snapshot.hashes[3])
+    assert index.remove(removed) and index.remove(base_removed)
+    index.upsert(updated, state="disputed", quality=99)
+    added = words_hex(dataset("uniform", 1, rng)[0])
+    index.upsert(added, state="vetted", quality=None)
+
+    index._merge_in_background(snapshot, generation)
+
+    view = index._view
+    assert view.n_base == 518 and view.n_rows == 519  # 520 rows, 2 dead at the snapshot
+    values = [removed, updated, base_removed, added]
+    found = {m.value: m for m in index.search(values, threshold=0)}
+    assert set(found) == {updated, added}
+    assert (found[updated].state, found[updated].quality) == ("disputed", 99)
+    assert len(index) == 519
+    queries = dataset("uniform", 5, rng)
+    for threshold in (0, 31, 63):
+        got = [set() for _ in queries]
+        for m in index.search([words_hex(q) for q in queries], threshold=threshold):
+            got[m.query].add(m.value)
+        assert got == live_oracle(index, queries, threshold)
+
+
+def test_a_merge_outdated_by_a_rebuild_is_dropped():
+    rng = np.random.default_rng(22)
+    index = build(dataset("uniform", 50, rng))
+    snapshot, generation = index._view, index._generation
+    fresh = dataset("uniform", 10, rng)
+    index.build(fresh, np.zeros(10, dtype=np.int16), np.ones(10, dtype=np.uint8))
+    index._merge_in_background(snapshot, generation)
+    assert index._view.n_rows == 10

@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 
 from federation.hub import HubView
 from federation.landing import LandingView
+from federation.matching.api import MatchView
 
 api_v1 = [
     path("hub/", HubView.as_view(), name="hub"),
@@ -14,6 +15,7 @@ api_v1 = [
     path("", include("federation.vetting.urls")),
     path("log/", include("federation.transparency.urls")),
     path("sync/", include("federation.sync.urls")),
+    path("match", MatchView.as_view(), name="match"),
 ]
 
 urlpatterns = [

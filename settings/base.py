@@ -200,6 +200,14 @@ SYNC_REMOVAL_RETENTION_DAYS = env_int("CONCORDAT_SYNC_REMOVAL_RETENTION_DAYS", 9
 SYNC_SEQUENCE_BATCH = env_int("CONCORDAT_SYNC_SEQUENCE_BATCH", 20_000)
 SYNC_EXPORT_GZIP_LEVEL = env_int("CONCORDAT_SYNC_EXPORT_GZIP_LEVEL", 1)
 
+# Matching (docs/matching.md): signals per request, the default PDQ threshold, whether the
+# queried values themselves go into the audit log, and how the index follows the change stream.
+MATCH_MAX_SIGNALS = env_int("CONCORDAT_MATCH_MAX_SIGNALS", 1_000)
+MATCH_DEFAULT_THRESHOLD = env_int("CONCORDAT_MATCH_DEFAULT_THRESHOLD", 31)
+MATCH_AUDIT_VALUES = env_bool("CONCORDAT_MATCH_AUDIT_VALUES", False)
+MATCH_FOLLOW = env_bool("CONCORDAT_MATCH_FOLLOW", True)
+MATCH_POLL_SECONDS = float(env_int("CONCORDAT_MATCH_POLL_MILLISECONDS", 250)) / 1000
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -17,3 +17,4 @@ HUB_KEY_PATH = os.environ.get(
 )
 REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] = []  # noqa: F405
 CELERY_TASK_ALWAYS_EAGER = False
+MATCH_FOLLOW = False  # tests drive the match index with refresh(), in the test transaction

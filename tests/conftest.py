@@ -74,3 +74,13 @@ def auditor(db):
 @pytest.fixture
 def anonymous():
     return APIClient()
+
+
+@pytest.fixture(autouse=True)
+def fresh_match_index():
+    """The match index is per process: each test loads its own from its own database state."""
+    from federation.matching.store import reset_match_store
+
+    reset_match_store()
+    yield
+    reset_match_store()

@@ -133,6 +133,8 @@ DECISIONS: dict[str, Route] = {
     # sync: every member role reads the shared set (docs/sync.md)
     "api/v1/sync/changes": Route("/api/v1/sync/changes", {"GET": Access(READ)}),
     "api/v1/sync/export": Route("/api/v1/sync/export", {"GET": Access(READ)}),
+    # matching: every member role matches against the shared set (docs/matching.md)
+    "api/v1/match": Route("/api/v1/match", {"GET": Access(READ), "POST": Access(READ)}),
     "api/v1/log/entries": Route("/api/v1/log/entries?start=0&end=1", {"GET": Access(AUDIT)}),
     "api/v1/log/proof/inclusion": Route(
         "/api/v1/log/proof/inclusion?index=0&tree_size=1", {"GET": Access(AUDIT)}

@@ -34,7 +34,8 @@ ERROR_CODES: dict[str, str] = {
     "unsupported_media_type": "The body is not application/json.",
     "rate_limited": "Over the per-user request rate; retry after the Retry-After header.",
     # Contributions
-    "too_many_items": "A bulk request over BULK_MAX_ITEMS items; details: {limit, received}.",
+    "too_many_items": "A bulk request over its limit (BULK_MAX_ITEMS items, MATCH_MAX_SIGNALS "
+    "signals); details: {limit, received}.",
     "wrong_hub": "The contribution names another hub.",
     "unknown_key": "key_id is not a key of your organisation.",
     "key_not_active": "The key was not valid at created_at (before its not_before, at or after "
@@ -77,6 +78,11 @@ ERROR_CODES: dict[str, str] = {
     "invalid_cursor": "The cursor is not one this hub issued (docs/sync.md).",
     "stale_cursor": "The cursor is older than the stream's retention of removals; start again "
     "from the export (docs/sync.md).",
+    # Matching (docs/matching.md)
+    "invalid_signal": "A signal with an unknown type, or a value of the wrong length or not hex "
+    "(details: field, length, index of the signal).",
+    "invalid_threshold": "threshold must be an integer 0-63 (details: min, max).",
+    "invalid_quality": "quality_min must be null or an integer 0-100 (details: min, max).",
     # Transparency log
     "missing_parameter": "A required query parameter is missing (details.parameter).",
     "bad_range": "Need 0 <= start < end <= tree size, at most 1000 entries.",

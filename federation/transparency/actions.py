@@ -56,6 +56,9 @@ class Action:
     CREDENTIAL_CREATED: Final = "credential.created"
     CREDENTIAL_REVOKED: Final = "credential.revoked"
 
+    # Matching: one event per request, in aggregate (docs/matching.md)
+    MATCH_REQUESTED: Final = "match.requested"
+
 
 def all_actions() -> frozenset[str]:
     """Every action value defined above (the catalogue in docs/transparency.md lists them all)."""
@@ -121,6 +124,13 @@ class Key:
     AUTO_VET_TRUSTED: Final = "auto_vet_trusted"
     DISPUTE_THRESHOLD: Final = "dispute_threshold"
     EFFECTIVE_QUORUM: Final = "effective_quorum"
+    # Matching (match.requested)
+    SIGNALS: Final = "signals"  # signals asked, by type
+    THRESHOLD: Final = "threshold"
+    QUALITY_MIN: Final = "quality_min"
+    MATCHED_SIGNALS: Final = "matched_signals"  # signals with at least one match
+    MATCHES: Final = "matches"
+    VALUES: Final = "values"  # only with MATCH_AUDIT_VALUES
     INCIDENT: Final = "incident"
     MEMBER: Final = "member"
     DECISION_ID: Final = "decision_id"

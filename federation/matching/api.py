@@ -1,0 +1,99 @@
+"""The match API (docs/matching.md): ``POST /api/v1/match`` (up to ``MATCH_MAX_SIGNALS``
+signals) and ``GET /api/v1/match?type=…&value=…`` (one signal, for curl). Needs ``read``."""
+
+from django.conf import settings
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from federation.errors import InvalidInput
+from federation.matching import serializers as shapes
+from federation.matching.services import match_parameters, match_signal_parse, match_signals
+from members.models import Scope
+from members.permissions import HasCapability
+from members.principals import principal_for_request
+
+_CODES = ["invalid_signal", "invalid_threshold", "invalid_quality", "too_many_items"]
+
+
+class MatchView(APIView):
+    permission_classes = [HasCapability]
+    required_capability = Scope.READ
+    error_codes = {400: _CODES}
+
+    @extend_schema(
+        operation_id="match_one",
+        parameters=[
+            OpenApiParameter("type", str, enum=["pdq", "md5", "sha256"], required=True),
+            OpenApiParameter("value", str, required=True, description="The hash, in hex."),
+            OpenApiParameter("threshold", int, description="PDQ threshold (default 31)."),
+            OpenApiParameter("quality_min", int, description="PDQ quality floor."),
+        ],
+        responses={200: shapes.MatchResponseSerializer},
+    )
+    def get(self, request):
+        params = request.query_params
+        signal = match_signal_parse(signal_type=params.get("type"), value=params.get("value"))
+        threshold, quality_min = match_parameters(
+            threshold=_integer(params.get("threshold"), "threshold", "invalid_threshold"),
+            quality_min=_integer(params.get("quality_min"), "quality_min", "invalid_quality"),
+        )
+        return _answer(request, [signal], threshold, quality_min)
+
+    @extend_schema(
+        operation_id="match",
+        request=shapes.MatchRequestSerializer,
+        responses={200: shapes.MatchResponseSerializer},
+    )
+    def post(self, request):
+        body = request.data
+        raw = body.get("signals") if isinstance(body, dict) else None
+        if not isinstance(raw, list) or not raw:
+            raise InvalidInput(
+                'The body must be {"signals": [{"type", "value"}, ...]} with at least one signal.'
+            )
+        limit = settings.MATCH_MAX_SIGNALS
+        if len(raw) > limit:
+            raise InvalidInput(
+                f"At most {limit} signals per request; split the batch.",
+                code="too_many_items",
+                details={"limit": limit, "received": len(raw)},
+            )
+        signals = []
+        for position, item in enumerate(raw):
+            if not isinstance(item, dict):
+                raise InvalidInput(
+                    "Each signal is an object {type, value}.",
+                    code="invalid_signal",
+                    details={"index": position},
+                )
+            try:
+                signals.append(
+                    match_signal_parse(signal_type=item.get("type"), value=item.get("value"))
+                )
+            except InvalidInput as exc:
+                exc.details = {**(exc.details or {}), "index": position}
+                raise
+        threshold, quality_min = match_parameters(
+            threshold=body.get("threshold"), quality_min=body.get("quality_min")
+        )
+        return _answer(request, signals, threshold, quality_min)
+
+
+def _answer(request, signals, threshold, quality_min) -> Response:
+    results = match_signals(
+        principal=principal_for_request(request),
+        signals=signals,
+        threshold=threshold,
+        quality_min=quality_min,
+    )
+    return Response({"threshold": threshold, "quality_min": quality_min, "results": results})
+
+
+def _integer(raw: str | None, name: str, code: str) -> int | None:
+    if raw is None or raw == "":
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise InvalidInput(f"{name} must be an integer.", code=code) from None

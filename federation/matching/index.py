@@ -1,0 +1,341 @@
+"""The in-memory match index: PDQ by Hamming distance (multi-index hashing, ``kernels.py``),
+MD5 and SHA-256 by exact lookup.
+
+Concurrency: one writer at a time (``_write_lock``); readers take no lock. What a search reads is
+one immutable ``_View`` (arrays, row counts, the CSR) taken at its start. A writer appends rows
+past the view's ``n_rows`` (invisible to it), then publishes a new view; it flips a row's
+``alive`` flag (one byte) or its quality in place. A search that started before an update
+therefore sees the index either without or with it, never a torn row. When the delta is full, a
+background thread builds the new CSR from a snapshot of the rows (outside the lock), then, under
+the lock, copies the flags, quality and state as they are by then and the rows appended since, and
+publishes the new arrays (``_merge_in_background``); searches holding the old view finish on the
+old arrays. Only when the arrays are full does an add merge synchronously (rare: ``GROWTH``).
+
+Memory per PDQ hash: 32 bytes of hash, 2 of quality, 1 of alive flag, 1 of state (times the
+growth headroom ``GROWTH``), and in the CSR, per chunk, a row id (4 bytes) and the 16 bytes of
+the hash's other half for the prefilter: 16 x 20 = 320 bytes; plus a fixed 4 MiB of offsets.
+About 365 bytes in all; ``memory_bytes()`` reports the arrays actually held.
+"""
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from federation.matching import kernels
+
+PDQ_HEX = 64
+MD5_HEX = 32
+SHA256_HEX = 64
+HEX_LENGTHS = {"pdq": PDQ_HEX, "md5": MD5_HEX, "sha256": SHA256_HEX}
+MAX_THRESHOLD = 63
+
+STATE_CODES = {"vetted": 1, "disputed": 2}
+STATE_NAMES = {code: name for name, code in STATE_CODES.items()}
+NO_QUALITY = -1  # stored for an entry with no quality: never meets a quality floor
+
+DELTA_MAX = 8192  # rows added since the CSR was built, scanned linearly, before a merge
+GROWTH = 1.25
+
+
+def pdq_words(values: list[str]) -> np.ndarray:
+    """Hex PDQ hashes (64 lowercase hex digits, already checked) as an ``(n, 4)`` uint64 array."""
+    if not values:
+        return np.zeros((0, 4), dtype=np.uint64)
+    raw = bytes.fromhex("".join(values))
+    return np.frombuffer(raw, dtype=">u8").astype(np.uint64).reshape(-1, 4)
+
+
+def words_hex(words: np.ndarray) -> str:
+    return words.astype(">u8").tobytes().hex()
+
+
+@dataclass(frozen=True)
+class _View:
+    hashes: np.ndarray  # (capacity, 4) uint64
+    quality: np.ndarray  # (capacity,) int16
+    state: np.ndarray  # (capacity,) uint8
+    alive: np.ndarray  # (capacity,) uint8
+    n_base: int  # rows 0 … n_base - 1 are in the CSR
+    n_rows: int
+    offsets: np.ndarray
+    ids: np.ndarray
+    pre: np.ndarray
+
+
+@dataclass(frozen=True)
+class PdqMatch:
+    query: int  # index of the query in the batch
+    value: str
+    distance: int
+    state: str
+    quality: int | None
+
+
+def _empty_view() -> _View:
+    offsets, ids, pre = kernels.build_csr(np.zeros((0, 4), dtype=np.uint64), 0)
+    return _View(
+        hashes=np.zeros((0, 4), dtype=np.uint64),
+        quality=np.zeros(0, dtype=np.int16),
+        state=np.zeros(0, dtype=np.uint8),
+        alive=np.zeros(0, dtype=np.uint8),
+        n_base=0,
+        n_rows=0,
+        offsets=offsets,
+        ids=ids,
+        pre=pre,
+    )
+
+
+class PdqIndex:
+    """Exact PDQ range search with add and remove in O(bucket + DELTA_MAX)."""
+
+    def __init__(self) -> None:
+        self._write_lock = threading.Lock()
+        self._view = _empty_view()
+        self._live = 0
+        self._generation = 0  # raised by every publish of new arrays; a stale merge is dropped
+        self._merger: threading.Thread | None = None
+
+    # --- building and updating ----------------------------------------------------------------
+
+    def build(self, words: np.ndarray, quality: np.ndarray, state: np.ndarray) -> None:
+        """Replace the contents with these rows (duplicates must already be removed)."""
+        n = len(words)
+        capacity = max(int(n * GROWTH), 1024)
+        hashes = np.zeros((capacity, 4), dtype=np.uint64)
+        hashes[:n] = words
+        q = np.full(capacity, NO_QUALITY, dtype=np.int16)
+        q[:n] = quality
+        s = np.zeros(capacity, dtype=np.uint8)
+        s[:n] = state
+        alive = np.zeros(capacity, dtype=np.uint8)
+        alive[:n] = 1
+        offsets, ids, pre = kernels.build_csr(hashes, n)
+        with self._write_lock:
+            self._view = _View(hashes, q, s, alive, n, n, offsets, ids, pre)
+            self._live = n
+            self._generation += 1
+
+    def upsert(self, value: str, *, state: str, quality: int | None) -> None:
+        words = pdq_words([value])[0]
+        code = STATE_CODES[state]
+        qvalue = NO_QUALITY if quality is None else int(quality)
+        with self._write_lock:
+            view = self._view
+            row = self._find(view, words)
+            if row >= 0:
+                view.quality[row] = qvalue
+                view.state[row] = code
+                return
+            if view.n_rows == len(view.hashes):  # full: merge now (rare: GROWTH headroom)
+                view = self._merge(view)
+            elif view.n_rows - view.n_base >= DELTA_MAX:
+                self._start_merge(view)
+            row = view.n_rows
+            view.hashes[row] = words
+            view.quality[row] = qvalue
+            view.state[row] = code
+            view.alive[row] = 1
+            self._view = _View(
+                view.hashes,
+                view.quality,
+                view.state,
+                view.alive,
+                view.n_base,
+                row + 1,
+                view.offsets,
+                view.ids,
+                view.pre,
+            )
+            self._live += 1
+
+    def remove(self, value: str) -> bool:
+        words = pdq_words([value])[0]
+        with self._write_lock:
+            view = self._view
+            row = self._find(view, words)
+            if row < 0:
+                return False
+            view.alive[row] = 0
+            self._live -= 1
+            return True
+
+    def _find(self, view: _View, words: np.ndarray) -> int:
+        return int(
+            kernels.find_exact(
+                view.hashes, view.alive, view.n_base, view.n_rows, view.offsets, view.ids, words
+            )
+        )
+
+    def _start_merge(self, view: _View) -> None:
+        """Merge the delta into the CSR in a background thread; meanwhile adds keep going to the
+        delta (beyond ``DELTA_MAX``) and searches keep using the current arrays."""
+        if self._merger is not None and self._merger.is_alive():
+            return
+        self._merger = threading.Thread(
+            target=self._merge_in_background,
+            args=(view, self._generation),
+            name="pdq-index-merge",
+            daemon=True,
+        )
+        self._merger.start()
+
+    def _merge_in_background(self, view: _View, generation: int) -> None:
+        m = view.n_rows
+        keep = np.flatnonzero(view.alive[:m])  # a row dead now stays dead (a re-add is a new row)
+        n = len(keep)
+        words = view.hashes[keep]
+        offsets, ids, pre = kernels.build_csr(words, n)  # the O(n) part, outside the lock
+        with self._write_lock:
+            if self._generation != generation:
+                return  # the arrays were replaced meanwhile (a build, or a merge when full)
+            current = self._view  # the same arrays as ``view``, with rows appended since
+            tail = current.n_rows - m
+            capacity = max(int((n + tail) * GROWTH) + DELTA_MAX, 1024)
+            hashes = np.zeros((capacity, 4), dtype=np.uint64)
+            hashes[:n] = words
+            hashes[n : n + tail] = current.hashes[m : current.n_rows]
+            # Flags, quality and state as they are now: removals and updates made during the
+            # merge carry over (a row removed meanwhile stays in the CSR as a tombstone).
+            arrays = []
+            columns = ((current.quality, NO_QUALITY), (current.state, 0), (current.alive, 0))
+            for column, fill in columns:
+                out = np.full(capacity, fill, dtype=column.dtype)
+                out[:n] = column[keep]
+                out[n : n + tail] = column[m : current.n_rows]
+                arrays.append(out)
+            self._view = _View(hashes, *arrays, n, n + tail, offsets, ids, pre)
+            self._generation += 1
+
+    def wait_for_merge(self) -> None:
+        merger = self._merger
+        if merger is not None:
+            merger.join()
+
+    def _merge(self, view: _View) -> _View:
+        """Compaction: live rows only, the delta into the CSR, room to grow. O(n), once per
+        ``DELTA_MAX`` adds (or when the arrays are full); published as a new view."""
+        keep = np.flatnonzero(view.alive[: view.n_rows])
+        n = len(keep)
+        capacity = max(int(n * GROWTH) + DELTA_MAX, 1024)
+        hashes = np.zeros((capacity, 4), dtype=np.uint64)
+        hashes[:n] = view.hashes[keep]
+        q = np.full(capacity, NO_QUALITY, dtype=np.int16)
+        q[:n] = view.quality[keep]
+        s = np.zeros(capacity, dtype=np.uint8)
+        s[:n] = view.state[keep]
+        alive = np.zeros(capacity, dtype=np.uint8)
+        alive[:n] = 1
+        offsets, ids, pre = kernels.build_csr(hashes, n)
+        merged = _View(hashes, q, s, alive, n, n, offsets, ids, pre)
+        self._view = merged
+        self._generation += 1
+        return merged
+
+    def warm_up(self) -> None:
+        """Load every compiled kernel now (from numba's cache, or compiling it), so that the
+        first request or change does not pay for it."""
+        self.search_words(np.zeros((1, 4), dtype=np.uint64), threshold=0)
+        self._find(self._view, np.zeros(4, dtype=np.uint64))
+
+    # --- reading ------------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return self._live
+
+    def search_words(
+        self, queries: np.ndarray, *, threshold: int, quality_min: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, _View]:
+        """Raw results: arrays (query index, row, distance) and the view they refer to."""
+        if not 0 <= threshold <= MAX_THRESHOLD:
+            raise ValueError(f"threshold must be 0-{MAX_THRESHOLD}")
+        view = self._view
+        queries = np.ascontiguousarray(queries, dtype=np.uint64).reshape(-1, 4)
+        floor = NO_QUALITY if quality_min is None else int(quality_min)
+        qi, rows, dist = kernels.search(
+            queries,
+            threshold,
+            floor,
+            view.hashes,
+            view.quality,
+            view.alive,
+            view.n_base,
+            view.n_rows,
+            view.offsets,
+            view.ids,
+            view.pre,
+        )
+        return qi, rows, dist, view
+
+    def search(
+        self, values: list[str], *, threshold: int, quality_min: int | None = None
+    ) -> list[PdqMatch]:
+        qi, rows, dist, view = self.search_words(
+            pdq_words(values), threshold=threshold, quality_min=quality_min
+        )
+        matches = []
+        for query, row, distance in zip(qi.tolist(), rows.tolist(), dist.tolist(), strict=True):
+            quality = int(view.quality[row])
+            matches.append(
+                PdqMatch(
+                    query=query,
+                    value=words_hex(view.hashes[row]),
+                    distance=distance,
+                    state=STATE_NAMES.get(int(view.state[row]), "vetted"),
+                    quality=None if quality == NO_QUALITY else quality,
+                )
+            )
+        return matches
+
+    def memory_bytes(self) -> int:
+        view = self._view
+        return sum(
+            a.nbytes
+            for a in (
+                view.hashes,
+                view.quality,
+                view.state,
+                view.alive,
+                view.offsets,
+                view.ids,
+                view.pre,
+            )
+        )
+
+
+class ExactIndex:
+    """MD5 or SHA-256: a dict from the value to its state code. A dict assignment or deletion
+    is atomic under the GIL, so readers need no lock."""
+
+    def __init__(self) -> None:
+        self._states: dict[str, int] = {}
+
+    def build(self, values: list[str], states: list[str]) -> None:
+        self._states = {v: STATE_CODES[s] for v, s in zip(values, states, strict=True)}
+
+    def upsert(self, value: str, *, state: str) -> None:
+        self._states[value] = STATE_CODES[state]
+
+    def remove(self, value: str) -> bool:
+        return self._states.pop(value, None) is not None
+
+    def get(self, value: str) -> str | None:
+        code = self._states.get(value)
+        return None if code is None else STATE_NAMES[code]
+
+    def __len__(self) -> int:
+        return len(self._states)
+
+
+def brute_force(
+    hashes: np.ndarray, queries: np.ndarray, threshold: int
+) -> list[set[tuple[int, int]]]:
+    """The oracle: for each query, the set of (row, distance) within ``threshold``, by numpy
+    popcount over every row."""
+    results = []
+    for q in np.asarray(queries, dtype=np.uint64).reshape(-1, 4):
+        d = np.bitwise_count(hashes ^ q).sum(axis=1)
+        rows = np.flatnonzero(d <= threshold)
+        results.append({(int(r), int(d[r])) for r in rows})
+    return results

@@ -1,0 +1,221 @@
+"""The match index of this process, kept current from the member change stream (docs/matching.md).
+
+At start (the first match request, or ``match_store()`` at boot) the shared set is read from
+PostgreSQL in one REPEATABLE READ snapshot, with the stream position of that snapshot, exactly as
+the sync export does (docs/sync.md, "Export then delta: no gap, overlap at most"). From then on
+the store follows the stream with ``changes_after`` from its position and applies each change:
+an upsert adds the signal or updates its state and quality, a removal takes it out. Applying a
+change twice is harmless, so the overlap between snapshot and stream costs nothing.
+
+Two paths keep it current, both incremental (the index is never rebuilt on a timer):
+- a follower thread (``MATCH_FOLLOW``) polls the stream every ``MATCH_POLL_SECONDS``;
+- every match request first compares the stream's last position with the store's and, when
+  behind, applies the missing pages itself (``refresh``), so a request never answers from a
+  state older than the stream had when it arrived.
+The only full reload is after the stream refuses the store's position as stale (compaction
+removed a removal the store had not read), which cannot happen while it follows.
+"""
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import orjson
+from django.conf import settings
+from django.db import connection, connections, router, transaction
+from django.db.models import Max, OuterRef, Subquery
+
+from federation.contributions.models import Contribution, Entry
+from federation.errors import Gone
+from federation.matching.index import STATE_CODES, ExactIndex, PdqIndex, pdq_words
+from federation.sync.changes import VISIBLE_STATES
+from federation.sync.selectors import changes_after, stream_state
+
+logger = logging.getLogger(__name__)
+
+PAGE = 10_000
+LOAD_CHUNK = 50_000
+
+
+@dataclass(frozen=True)
+class StoreStatus:
+    position: int
+    pdq: int
+    md5: int
+    sha256: int
+    memory_bytes: int
+
+
+class MatchStore:
+    def __init__(self) -> None:
+        self.pdq = PdqIndex()
+        self.exact = {"md5": ExactIndex(), "sha256": ExactIndex()}
+        self.position = 0
+        self._apply_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # --- loading ------------------------------------------------------------------------------
+
+    def load(self) -> None:
+        """Build every index from the database's shared set and take the snapshot's position."""
+        alias = router.db_for_read(Entry)
+        db = connections[alias]
+        db.ensure_connection()
+        postgresql = db.vendor == "postgresql"
+        best_quality = (
+            Contribution.objects.filter(
+                entry_id=OuterRef("pk"),
+                action=Contribution.Action.ADD,
+                status=Contribution.Status.ACTIVE,
+            )
+            .order_by()
+            .values("entry_id")
+            .annotate(best=Max("quality"))
+            .values("best")
+        )
+        nested = db.in_atomic_block
+        with self._apply_lock, transaction.atomic(using=alias):
+            if postgresql and not nested:  # one snapshot: the position and the rows agree
+                with db.cursor() as cursor:
+                    cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            position = stream_state().last_position
+            rows = (
+                Entry.objects.filter(state__in=VISIBLE_STATES)
+                .annotate(best=Subquery(best_quality))
+                .values_list("signal_type", "value", "state", "best")
+                .order_by()
+            )
+            pdq_values: list[str] = []
+            pdq_quality: list[int] = []
+            pdq_state: list[int] = []
+            exact: dict[str, tuple[list[str], list[str]]] = {"md5": ([], []), "sha256": ([], [])}
+            for signal_type, value, state, quality in rows.iterator(chunk_size=LOAD_CHUNK):
+                if signal_type == "pdq":
+                    pdq_values.append(value)
+                    pdq_quality.append(-1 if quality is None else quality)
+                    pdq_state.append(STATE_CODES[state])
+                elif signal_type in exact:
+                    exact[signal_type][0].append(value)
+                    exact[signal_type][1].append(state)
+        self.pdq.build(
+            pdq_words(pdq_values),
+            np.asarray(pdq_quality, dtype=np.int16),
+            np.asarray(pdq_state, dtype=np.uint8),
+        )
+        for signal_type, (values, states) in exact.items():
+            self.exact[signal_type].build(values, states)
+        self.pdq.warm_up()
+        self.position = position
+
+    # --- following ----------------------------------------------------------------------------
+
+    def catch_up(self, *, blocking: bool = True) -> int:
+        """Apply every change after the store's position; returns how many were applied."""
+        if not self._apply_lock.acquire(blocking=blocking):
+            return 0
+        try:
+            applied = 0
+            while True:
+                try:
+                    page = changes_after(after=self.position, limit=PAGE)
+                except Gone:
+                    logger.warning("match index position %s is stale; reloading", self.position)
+                    self._apply_lock.release()
+                    try:
+                        self.load()
+                    finally:
+                        self._apply_lock.acquire()
+                    continue
+                for item in page.items:
+                    self.apply(orjson.loads(item))
+                applied += len(page.items)
+                self.position = page.position
+                if not page.more:
+                    return applied
+        finally:
+            self._apply_lock.release()
+
+    def refresh(self) -> None:
+        """Catch up if the stream is ahead of the store (one cheap query when it is not)."""
+        if stream_state().last_position > self.position:
+            self.catch_up()
+
+    def apply(self, change: dict) -> None:
+        signal = change["signal"]
+        signal_type, value = signal["type"], signal["value"]
+        if change["op"] == "upsert":
+            if signal_type == "pdq":
+                self.pdq.upsert(value, state=change["state"], quality=change.get("quality"))
+            elif signal_type in self.exact:
+                self.exact[signal_type].upsert(value, state=change["state"])
+        elif signal_type == "pdq":
+            self.pdq.remove(value)
+        elif signal_type in self.exact:
+            self.exact[signal_type].remove(value)
+
+    def start_following(self) -> None:
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._follow, name="match-follower", daemon=True)
+        self._thread.start()
+
+    def stop_following(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def _follow(self) -> None:
+        interval = settings.MATCH_POLL_SECONDS
+        while not self._stop.wait(interval):
+            try:
+                self.catch_up(blocking=False)
+            except Exception:  # a database hiccup must not end the follower
+                logger.exception("match index follower: catch-up failed; retrying")
+                connection.close()
+        connection.close()  # this thread's own connection
+
+    def status(self) -> StoreStatus:
+        return StoreStatus(
+            position=self.position,
+            pdq=len(self.pdq),
+            md5=len(self.exact["md5"]),
+            sha256=len(self.exact["sha256"]),
+            memory_bytes=self.pdq.memory_bytes(),
+        )
+
+
+_store: MatchStore | None = None
+_store_lock = threading.Lock()
+
+
+def match_store() -> MatchStore:
+    """This process's store, loaded on first use (and its follower started if configured)."""
+    global _store
+    store = _store
+    if store is not None:
+        return store
+    with _store_lock:
+        if _store is None:
+            started = time.monotonic()
+            store = MatchStore()
+            store.load()
+            logger.info(
+                "match index loaded: %s in %.1f s", store.status(), time.monotonic() - started
+            )
+            if settings.MATCH_FOLLOW:
+                store.start_following()
+            _store = store
+        return _store
+
+
+def reset_match_store() -> None:
+    """Forget this process's store (tests; the next use loads it again)."""
+    global _store
+    with _store_lock:
+        if _store is not None:
+            _store.stop_following()
+        _store = None

@@ -1,0 +1,344 @@
+"""Matching benchmark (issue 11, docs/matching.md): the PDQ index against faiss-cpu
+``IndexBinaryFlat`` range search, in the same run on the same data, both single-threaded.
+
+For each data set (1,000,000 hashes by default, ``CONCORDAT_BENCH_MATCH_N``): uniform random,
+skewed (every bit 1 with probability 0.7) and clustered (groups of near-duplicates), each with
+planted near-duplicates of the 1,000 queries at distances 0-32 (half with flips spread one per
+byte, the worst case for a chunked index):
+
+- index build time, bytes held per hash (its arrays) and the process's RSS growth;
+- single-query latency p50/p99 over the 1,000 queries, one at a time (after one warm pass);
+- throughput for a batch of 1,000 queries: median of ``RUNS`` runs, and faiss's the same way;
+- recall of both against numpy brute force (must be 100% for the index);
+- add and removal latency on the live index (10,000 each, so a delta merge runs), p50/p99/max.
+
+Then how the index's figures grow with the size (``CONCORDAT_BENCH_MATCH_SIZES``, default
+100,000 and 1,000,000). Index only: the database is not involved (the HTTP figure is separate).
+Run with `make bench`; it fails only if a result is inexact.
+"""
+
+import os
+import statistics
+import time
+
+import numpy as np
+import pytest
+
+from federation.matching.index import PdqIndex, words_hex
+
+pytestmark = pytest.mark.bench
+
+N = int(os.environ.get("CONCORDAT_BENCH_MATCH_N", 1_000_000))
+SIZES = [int(s) for s in os.environ.get("CONCORDAT_BENCH_MATCH_SIZES", "100000,1000000").split(",")]
+QUERIES = 1_000
+THRESHOLD = 31
+RUNS = 5
+FAISS_RUNS = 2
+CHUNK = 100_000
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _bits_to_words(bits: np.ndarray) -> np.ndarray:
+    return np.packbits(bits, axis=1).view(">u8").astype(np.uint64)
+
+
+def _generate(kind: str, n: int, rng) -> np.ndarray:
+    if kind == "uniform":
+        return rng.integers(0, 2**64, size=(n, 4), dtype=np.uint64)
+    out = np.empty((n, 4), dtype=np.uint64)
+    if kind == "skewed":
+        for start in range(0, n, CHUNK):
+            m = min(CHUNK, n - start)
+            out[start : start + m] = _bits_to_words(rng.random((m, 256)) < 0.7)
+        return out
+    # clustered: n / 50 centres; each row its centre with each bit flipped with p = 0.02
+    centres = rng.integers(0, 2**64, size=(max(n // 50, 1), 4), dtype=np.uint64)
+    for start in range(0, n, CHUNK):
+        m = min(CHUNK, n - start)
+        noise = _bits_to_words(rng.random((m, 256)) < 0.02)
+        out[start : start + m] = centres[rng.integers(0, len(centres), size=m)] ^ noise
+    return out
+
+
+def _planted(queries: np.ndarray, rng) -> np.ndarray:
+    rows = []
+    for i, q in enumerate(queries):
+        for d in (int(rng.integers(0, 33)), int(rng.integers(0, 33))):
+            if i % 2:  # spread: one flip in each of d distinct bytes
+                bits = [b * 8 + int(rng.integers(0, 8)) for b in rng.choice(32, d, replace=False)]
+            else:
+                bits = rng.choice(256, d, replace=False)
+            row = q.copy()
+            for bit in bits:
+                row[int(bit) // 64] ^= np.uint64(1) << np.uint64(int(bit) % 64)
+            rows.append(row)
+    return np.array(rows, dtype=np.uint64)
+
+
+def dataset(kind: str, n: int, seed: int = 1):
+    rng = np.random.default_rng(seed)
+    queries = _generate(kind, QUERIES, rng)
+    hashes = np.concatenate([_generate(kind, n, rng), _planted(queries, rng)])
+    return np.unique(hashes, axis=0), queries
+
+
+def brute_force_sets(hashes, queries, threshold) -> list[set[int]]:
+    out = []
+    for q in queries:
+        d = np.bitwise_count(hashes ^ q).sum(axis=1, dtype=np.int32)
+        out.append(set(np.flatnonzero(d <= threshold).tolist()))
+    return out
+
+
+def _index_sets(index, queries, threshold) -> list[set[int]]:
+    qi, rows, _dist, _view = index.search_words(queries, threshold=threshold)
+    sets = [set() for _ in range(len(queries))]
+    for q, row in zip(qi.tolist(), rows.tolist(), strict=True):
+        sets[q].add(row)
+    return sets
+
+
+def _recall(found, truth) -> float:
+    total = sum(len(t) for t in truth)
+    hit = sum(len(f & t) for f, t in zip(found, truth, strict=True))
+    return hit / total if total else 1.0
+
+
+def _pct(values, p) -> float:
+    return float(np.percentile(np.asarray(values), p))
+
+
+def build_index(hashes) -> tuple[PdqIndex, float, int]:
+    rss = _rss()
+    started = time.perf_counter()
+    index = PdqIndex()
+    n = len(hashes)
+    index.build(hashes, np.zeros(n, dtype=np.int16), np.ones(n, dtype=np.uint8))
+    return index, time.perf_counter() - started, _rss() - rss
+
+
+def faiss_flat(hashes):
+    import faiss
+
+    faiss.omp_set_num_threads(1)
+    index = faiss.IndexBinaryFlat(256)
+    index.add(np.ascontiguousarray(hashes.astype(">u8")).view(np.uint8).reshape(-1, 32))
+    return index
+
+
+def faiss_sets(index, queries, threshold) -> tuple[list[set[int]], float]:
+    xq = np.ascontiguousarray(queries.astype(">u8")).view(np.uint8).reshape(-1, 32)
+    started = time.perf_counter()
+    lims, _d, ids = index.range_search(xq, threshold + 1)  # faiss: distance < radius
+    elapsed = time.perf_counter() - started
+    return [set(ids[lims[i] : lims[i + 1]].tolist()) for i in range(len(queries))], elapsed
+
+
+def _warm_up():
+    index, _, _ = build_index(_generate("uniform", 1000, np.random.default_rng(0)))
+    index.search_words(_generate("uniform", 2, np.random.default_rng(0)), threshold=THRESHOLD)
+    index.upsert("ab" * 32, state="vetted", quality=None)
+    index.remove("ab" * 32)
+
+
+@pytest.mark.parametrize("kind", ["uniform", "skewed", "clustered"])
+def test_bench_pdq_index_against_faiss_flat(kind):
+    _warm_up()
+    hashes, queries = dataset(kind, N)
+    n = len(hashes)
+    index, build_seconds, rss_growth = build_index(hashes)
+    truth = brute_force_sets(hashes, queries, THRESHOLD)
+    found = _index_sets(index, queries, THRESHOLD)
+    index_recall = _recall(found, truth)
+    exact = found == truth
+
+    for q in queries:  # a warm pass first: a serving index is warm
+        index.search_words(q.reshape(1, 4), threshold=THRESHOLD)
+    single = []
+    for q in queries:
+        one = q.reshape(1, 4)
+        started = time.perf_counter()
+        index.search_words(one, threshold=THRESHOLD)
+        single.append(time.perf_counter() - started)
+    batch = []
+    for _ in range(RUNS):
+        started = time.perf_counter()
+        index.search_words(queries, threshold=THRESHOLD)
+        batch.append(time.perf_counter() - started)
+
+    flat = faiss_flat(hashes)
+    faiss_batch = []
+    for _ in range(FAISS_RUNS):
+        faiss_found, elapsed = faiss_sets(flat, queries, THRESHOLD)
+        faiss_batch.append(elapsed)
+    faiss_recall = _recall(faiss_found, truth)
+    del flat
+
+    rng = np.random.default_rng(5)
+    # 10,000 adds: more than DELTA_MAX, so a background merge runs during them
+    new = [words_hex(h) for h in rng.integers(0, 2**64, size=(10_000, 4), dtype=np.uint64)]
+    adds, removes = [], []
+    for value in new:
+        started = time.perf_counter()
+        index.upsert(value, state="vetted", quality=None)
+        adds.append(time.perf_counter() - started)
+    index.wait_for_merge()
+    for value in new:
+        started = time.perf_counter()
+        index.remove(value)
+        removes.append(time.perf_counter() - started)
+
+    ours = statistics.median(batch)
+    theirs = statistics.median(faiss_batch)
+    print(
+        f"\n[{kind}] n={n:,} threshold={THRESHOLD} true matches={sum(map(len, truth)):,}"
+        f"\n  build {build_seconds:.2f} s; index arrays {index.memory_bytes() / n:.0f} B/hash;"
+        f" RSS growth {rss_growth / n:.0f} B/hash"
+        f"\n  single query p50 {_pct(single, 50) * 1e3:.3f} ms, p99 {_pct(single, 99) * 1e3:.3f} ms"
+        f"\n  batch of {QUERIES}: index median {ours * 1e3:.1f} ms ({QUERIES / ours:,.0f} q/s;"
+        f" runs {', '.join(f'{b * 1e3:.0f}' for b in batch)} ms)"
+        f"\n  faiss IndexBinaryFlat range_search median {theirs * 1e3:.0f} ms"
+        f" ({QUERIES / theirs:,.0f} q/s); ratio {theirs / ours:.1f}x"
+        f"\n  recall: index {index_recall:.4%} (exact sets: {exact}), faiss {faiss_recall:.4%}"
+        f"\n  add p50 {_pct(adds, 50) * 1e6:.0f} us p99 {_pct(adds, 99) * 1e6:.0f} us;"
+        f" max {max(adds) * 1e3:.1f} ms; remove p50 {_pct(removes, 50) * 1e6:.0f} us"
+        f" p99 {_pct(removes, 99) * 1e6:.0f} us max {max(removes) * 1e3:.1f} ms"
+    )
+    assert exact
+
+
+def test_bench_pdq_index_growth():
+    _warm_up()
+    print()
+    for n in SIZES:
+        hashes, queries = dataset("uniform", n, seed=3)
+        index, build_seconds, _ = build_index(hashes)
+        single = []
+        for q in queries[:300]:
+            started = time.perf_counter()
+            index.search_words(q.reshape(1, 4), threshold=THRESHOLD)
+            single.append(time.perf_counter() - started)
+        batch = []
+        for _ in range(3):
+            started = time.perf_counter()
+            index.search_words(queries, threshold=THRESHOLD)
+            batch.append(time.perf_counter() - started)
+        print(
+            f"[growth] n={len(hashes):>10,}: build {build_seconds:6.2f} s,"
+            f" {index.memory_bytes() / len(hashes):.0f} B/hash,"
+            f" single p50 {_pct(single, 50) * 1e3:.3f} ms p99 {_pct(single, 99) * 1e3:.3f} ms,"
+            f" batch of {QUERIES} {statistics.median(batch) * 1e3:.1f} ms"
+        )
+
+
+HTTP_ENTRIES = int(os.environ.get("CONCORDAT_BENCH_MATCH_HTTP_ENTRIES", 1_000_000))
+HTTP_REQUESTS = 10
+
+
+def _load_random_pdq(hub, count: int, rng) -> list[str]:
+    """``count`` vetted PDQ entries with random values, COPYed into the hub's database with a
+    label, an add and a change row each (as the sync bench does); returns the values."""
+    import uuid
+    from datetime import UTC, datetime
+
+    import psycopg
+
+    from tests.bench.test_bench_sync import _copy
+
+    values = [words_hex(h) for h in rng.integers(0, 2**64, size=(count, 4), dtype=np.uint64)]
+    with psycopg.connect(hub.database_url) as connection:
+        ((organisation,),) = connection.execute(
+            "SELECT id FROM members_organisation WHERE slug = 'acme'"
+        ).fetchall()
+        ((key,),) = connection.execute(
+            "SELECT id FROM members_signingkey WHERE organisation_id = %s", [organisation]
+        ).fetchall()
+        now = datetime.now(UTC)
+        _copy(
+            connection,
+            "federation_entry",
+            ["signal_type", "value", "state", "review_round", "created_at", "updated_at",
+             "state_changed_at"],
+            (("pdq", v, "vetted", 1, now, now, now) for v in values),
+        )  # fmt: skip
+        ids = [row[0] for row in connection.execute("SELECT id FROM federation_entry ORDER BY id")]
+        _copy(
+            connection,
+            "federation_contribution",
+            ["uuid", "organisation_id", "signing_key_id", "entry_id", "action", "labels", "scope",
+             "quality", "created_at", "received_at", "canonical", "content_hash", "signature",
+             "status", "origin_hub"],
+            ((uuid.uuid4(), organisation, key, i, "add", "[]", "federation", 90,
+              now, now, "{}", "0" * 64, b"\0" * 64, "active", hub.hub_id) for i in ids),
+        )  # fmt: skip
+        _copy(
+            connection,
+            "federation_entrychange",
+            ["entry_id", "reason", "recorded_at"],
+            ((i, "vetted", now) for i in ids),
+        )
+        connection.execute("ANALYZE")
+    return values
+
+
+def test_bench_match_api_over_http():
+    """POST /api/v1/match with 1,000 PDQ signals per request to a live gunicorn (one worker,
+    so one index) over HTTP_ENTRIES vetted entries: the first request (which loads the index
+    from PostgreSQL) and then signals/s over HTTP_REQUESTS requests (issue target >= 5,000/s)."""
+    import json
+    import urllib.request
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from tests.integration.harness import running_hub
+
+    rng = np.random.default_rng(9)
+    with running_hub("matchbench", web_workers=1) as hub:
+        hub.create_member(
+            org="acme", user="alice", role="submitter", signing_key=Ed25519PrivateKey.generate()
+        )
+        token = hub.create_member(org="globex", user="gus", role="reviewer", token=True)["token"]
+        values = _load_random_pdq(hub, HTTP_ENTRIES, rng)
+        hub.manage("sync_sequence")
+
+        def post(signals) -> tuple[float, dict]:
+            body = json.dumps({"signals": signals}).encode()
+            request = urllib.request.Request(hub.url + "/api/v1/match", data=body, method="POST")
+            request.add_header("Authorization", f"Bearer {token}")
+            request.add_header("Content-Type", "application/json")
+            started = time.perf_counter()
+            with urllib.request.urlopen(request, timeout=600) as response:
+                answer = json.loads(response.read())
+            return time.perf_counter() - started, answer
+
+        def batch():
+            # 1,000 signals: 990 random, 10 near-duplicates (5 bits) of shared entries
+            signals = [
+                {"type": "pdq", "value": words_hex(h)}
+                for h in rng.integers(0, 2**64, size=(990, 4), dtype=np.uint64)
+            ]
+            for value in rng.choice(values, 10):
+                near = int(value, 16) ^ 0b10101010101
+                signals.append({"type": "pdq", "value": f"{near:064x}"})
+            return signals
+
+        first, answer = post(batch())
+        times = []
+        found = 0
+        for _ in range(HTTP_REQUESTS):
+            elapsed, answer = post(batch())
+            times.append(elapsed)
+            found += sum(bool(r["matches"]) for r in answer["results"])
+        median = statistics.median(times)
+        print(
+            f"\n[http] {HTTP_ENTRIES:,} vetted PDQ entries; first request (loads the index) "
+            f"{first:.2f} s; then {HTTP_REQUESTS} requests of 1,000 signals: median "
+            f"{median * 1e3:.0f} ms = {1000 / median:,.0f} signals/s "
+            f"(min {min(times) * 1e3:.0f} ms, max {max(times) * 1e3:.0f} ms); "
+            f"planted near-duplicates found {found}/{HTTP_REQUESTS * 10}"
+        )
+        assert found == HTTP_REQUESTS * 10

@@ -138,16 +138,33 @@ DOCUMENT_COLUMNS = [
 ]  # fmt: skip
 
 
+# The leaf's occurred_at text formatted by PostgreSQL, equal to the strftime above for the years
+# 1000-9999 (where %Y and YYYY both give four digits); NULL elsewhere, where the sequencer reads
+# the moment itself (OCCURRED_AT_OUTSIDE_SQL) and formats it in Python.
+_FOUR_DIGIT_YEARS = (
+    "occurred_at >= '1000-01-01 00:00:00+00' AND occurred_at < '10000-01-01 00:00:00+00'"
+)
+OCCURRED_AT_SQL = (
+    f"CASE WHEN {_FOUR_DIGIT_YEARS} THEN "
+    """to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') END"""
+)
+OCCURRED_AT_OUTSIDE_SQL = f"CASE WHEN {_FOUR_DIGIT_YEARS} THEN NULL ELSE occurred_at END"
+
+
 def row_document(
     pk, occurred_at, action, actor_type, actor_id, actor_label, organisation, object_type,
     object_id, data,
 ) -> dict[str, Any]:  # fmt: skip
-    """``event_document`` from the column values (``DOCUMENT_COLUMNS``), with no model instance."""
+    """``event_document`` from the column values (``DOCUMENT_COLUMNS``), with no model instance.
+    ``occurred_at`` is the moment, or its text already formatted as the leaf has it
+    (``OCCURRED_AT_SQL``: the sequencer has PostgreSQL format it)."""
     return {
         "kind": EVENT_KIND,
         "v": EVENT_VERSION,
         "id": pk,
-        "occurred_at": occurred_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "occurred_at": occurred_at
+        if type(occurred_at) is str
+        else occurred_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         "action": action,
         "actor": {"type": actor_type, "id": actor_id, "label": actor_label},
         "organisation": organisation,

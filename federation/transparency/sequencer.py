@@ -32,7 +32,12 @@ from federation.bulk_insert import copy_rows
 from federation.signing import canonical_json_bytes
 from federation.transparency import log_selectors as selectors
 from federation.transparency import merkle, verifier
-from federation.transparency.audit import DOCUMENT_COLUMNS, row_document
+from federation.transparency.audit import (
+    DOCUMENT_COLUMNS,
+    OCCURRED_AT_OUTSIDE_SQL,
+    OCCURRED_AT_SQL,
+    row_document,
+)
 from federation.transparency.checkpoints import sign_checkpoint
 from federation.transparency.models import AuditEvent, Checkpoint, MerkleNode, SequencerStatus
 
@@ -149,8 +154,11 @@ def _take_lock(alias: str) -> bool:
 
 _TABLE = AuditEvent._meta.db_table
 # The next committed, unsequenced events (PostgreSQL), columns in ``DOCUMENT_COLUMNS`` order.
+# occurred_at comes twice: as the leaf's text (formatted by PostgreSQL) or, outside the years
+# where that equals Python's formatting, as the moment.
 UNSEQUENCED_SQL = (
-    f"SELECT {', '.join(DOCUMENT_COLUMNS)} FROM {_TABLE} "  # noqa: S608 (model names)
+    f"SELECT id, {OCCURRED_AT_SQL}, {', '.join(DOCUMENT_COLUMNS[2:])}, "  # noqa: S608
+    f"{OCCURRED_AT_OUTSIDE_SQL} FROM {_TABLE} "
     "WHERE leaf_index IS NULL ORDER BY id LIMIT %s"
 )
 # Leaf indexes set once, from NULL: ``num_nulls(x) = 1`` is ``x IS NULL`` written so that no
@@ -185,7 +193,9 @@ def _unsequenced_rows(alias: str, batch_size: int) -> list[tuple]:
         rows = cursor.fetchall()
     # The JSONField's own decoding (json.loads of the jsonb text), as the ORM would load it.
     loads = json.loads
-    return [(*row[:-1], loads(row[-1])) for row in rows]
+    return [
+        (pk, text or moment, *columns, loads(data)) for pk, text, *columns, data, moment in rows
+    ]
 
 
 def _leaf_hashes(rows: list[tuple]) -> list[bytes]:

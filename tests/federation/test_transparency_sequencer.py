@@ -2,6 +2,7 @@
 sign an inconsistent tree, and no double assignment when two sequencers race."""
 
 import threading
+from datetime import UTC, datetime
 
 import pytest
 from django.db import connection, connections
@@ -233,3 +234,28 @@ def test_a_batch_reads_and_updates_only_its_own_rows_whatever_the_statistics():
     assert "federation_auditevent_pkey" in update
     for plan in (select, update):
         assert "Bitmap" not in plan and "Sort" not in plan and "Hash" not in plan, plan
+
+
+@pytest.mark.django_db
+def test_the_leaves_the_sequencer_hashes_are_the_documented_leaf_bytes():
+    # The sequencer reads raw rows (occurred_at formatted by PostgreSQL for four-digit years, by
+    # Python otherwise); its leaves must hash exactly event_leaf_bytes of the stored events.
+    moments = [
+        datetime(2026, 12, 2, 1, 2, 3, 4, tzinfo=UTC),
+        datetime(2026, 1, 1, tzinfo=UTC),
+        datetime(999, 5, 6, 7, 8, 9, 123456, tzinfo=UTC),
+        datetime(1000, 1, 1, tzinfo=UTC),
+        datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+    ]
+    for moment in moments:
+        audit_record_many(
+            [AuditRecord(action="test.event", actor=ACTOR, data={"é": ["ü", 1, None, 2.5]})],
+            occurred_at=moment,
+        )
+    sequence_pending()
+
+    events = AuditEvent.objects.order_by("leaf_index")
+    stored = selectors.read_nodes({(0, event.leaf_index) for event in events})
+    for event in events:
+        assert stored[(0, event.leaf_index)] == merkle.leaf_hash(event_leaf_bytes(event))
+    assert b'"occurred_at":"0999-05-06' not in event_leaf_bytes(events[2])

@@ -104,6 +104,58 @@ def canonical_bytes(document: dict[str, Any]) -> bytes:
     return rfc8785.dumps(document)
 
 
+# The standard library's C encoder set up as JCS on the domain where the two agree (see below).
+_C_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+_JCS_INT_MAX = 2**53 - 1
+# Keys sort identically by code point (Python) and by UTF-16 code unit (JCS) unless one holds a
+# character at or above U+E000: a non-BMP character (a surrogate pair in UTF-16, D800-DFFF)
+# sorts after U+E000-U+FFFF by code point but before them by code unit.
+_KEY_SORT_LIMIT = "\ue000"
+
+
+def _in_fast_domain(value: object) -> bool:
+    """Whether ``value`` holds only what the C encoder writes exactly as JCS: exact ``dict`` (string
+    keys below U+E000), ``list``, ``str``, ``bool``, ``None`` and ``int`` within JCS's range.
+    Floats (JCS's number formatting differs from Python's repr), tuples and subclasses (an
+    ``Enum`` string, an ``int`` subclass) are left to the reference encoder."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        kind = type(item)
+        if kind is dict:
+            for key in item:
+                if type(key) is not str or not (key.isascii() or max(key) < _KEY_SORT_LIMIT):
+                    return False
+            for inner in item.values():
+                inner_kind = type(inner)
+                if inner_kind is str or inner is None:
+                    continue
+                pending.append(inner)
+        elif kind is list:
+            pending.extend(item)
+        elif kind is int:
+            if not -_JCS_INT_MAX <= item <= _JCS_INT_MAX:
+                return False
+        elif not (kind is str or kind is bool or item is None):
+            return False
+    return True
+
+
+def canonical_json_bytes(document: object) -> bytes:
+    """RFC 8785 bytes of any JSON value, identical to ``canonical_bytes`` (the rfc8785 package)
+    and several times faster where it can be: on ``_in_fast_domain`` values the standard library's
+    C encoder with sorted keys and compact separators writes the same bytes (same short escapes,
+    lowercase \\u00xx for other control characters, non-ASCII as is); anything else, and text
+    with no UTF-8 form (a lone surrogate), goes to the rfc8785 package, errors included. A
+    property test checks the two agree (tests/federation/test_canonical_bytes.py)."""
+    if _in_fast_domain(document):
+        try:
+            return _C_ENCODER.encode(document).encode("utf-8")
+        except UnicodeEncodeError:
+            pass  # rfc8785 raises its own error for it
+    return rfc8785.dumps(document)
+
+
 def _validated_contribution_bytes(document: dict[str, Any]) -> bytes:
     """RFC 8785 bytes of a contribution that has passed every check above, quickly.
 
@@ -115,7 +167,7 @@ def _validated_contribution_bytes(document: dict[str, Any]) -> bytes:
     ``canonical_bytes`` (rfc8785) stays the reference for everything else; a property test checks
     the two agree on generated contributions (tests/federation/test_canonical_bytes.py).
     """
-    text = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    text = _C_ENCODER.encode(document)
     try:
         return text.encode("utf-8")
     except UnicodeEncodeError as exc:  # a lone surrogate has no UTF-8 form, so cannot be signed

@@ -2,7 +2,8 @@
 an event exists exactly when its change does; the sequencer later gives each a leaf in the log.
 
 The leaf bytes of an event (what the Merkle tree hashes) are documented in docs/transparency.md:
-RFC 8785 canonical JSON of ``event_document(event)``.
+RFC 8785 canonical JSON of ``event_document(event)`` (``canonical_json_bytes``: the rfc8785
+package's bytes, by the C encoder where it writes the same).
 """
 
 from collections.abc import Iterable, Mapping
@@ -10,11 +11,11 @@ from dataclasses import dataclass, field
 from datetime import UTC
 from typing import Any
 
-import rfc8785
 from django.db import transaction
 from django.utils import timezone
 
 from federation.bulk_insert import copy_rows
+from federation.signing import canonical_json_bytes
 from federation.transparency.models import AuditEvent
 from members.actors import Actor
 
@@ -130,21 +131,56 @@ def _bounded_row(row: tuple) -> tuple:
 
 def event_document(event: AuditEvent) -> dict[str, Any]:
     """The JSON object whose canonical bytes are the event's Merkle leaf."""
+    return row_document(
+        event.pk, event.occurred_at, event.action, event.actor_type, event.actor_id,
+        event.actor_label, event.organisation, event.object_type, event.object_id, event.data,
+    )  # fmt: skip
+
+
+# The audit columns ``row_document`` takes, in its argument order (the sequencer reads them raw).
+DOCUMENT_COLUMNS = [
+    "id", "occurred_at", "action", "actor_type", "actor_id", "actor_label", "organisation",
+    "object_type", "object_id", "data",
+]  # fmt: skip
+
+
+# The leaf's occurred_at text formatted by PostgreSQL, equal to the strftime above for the years
+# 1000-9999 (where %Y and YYYY both give four digits); NULL elsewhere, where the sequencer reads
+# the moment itself (OCCURRED_AT_OUTSIDE_SQL) and formats it in Python.
+_FOUR_DIGIT_YEARS = (
+    "occurred_at >= '1000-01-01 00:00:00+00' AND occurred_at < '10000-01-01 00:00:00+00'"
+)
+OCCURRED_AT_SQL = (
+    f"CASE WHEN {_FOUR_DIGIT_YEARS} THEN "
+    """to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') END"""
+)
+OCCURRED_AT_OUTSIDE_SQL = f"CASE WHEN {_FOUR_DIGIT_YEARS} THEN NULL ELSE occurred_at END"
+
+
+def row_document(
+    pk, occurred_at, action, actor_type, actor_id, actor_label, organisation, object_type,
+    object_id, data,
+) -> dict[str, Any]:  # fmt: skip
+    """``event_document`` from the column values (``DOCUMENT_COLUMNS``), with no model instance.
+    ``occurred_at`` is the moment, or its text already formatted as the leaf has it
+    (``OCCURRED_AT_SQL``: the sequencer has PostgreSQL format it)."""
     return {
         "kind": EVENT_KIND,
         "v": EVENT_VERSION,
-        "id": event.pk,
-        "occurred_at": event.occurred_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-        "action": event.action,
-        "actor": {"type": event.actor_type, "id": event.actor_id, "label": event.actor_label},
-        "organisation": event.organisation,
-        "object": {"type": event.object_type, "id": event.object_id},
-        "data": event.data,
+        "id": pk,
+        "occurred_at": occurred_at
+        if type(occurred_at) is str
+        else occurred_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "action": action,
+        "actor": {"type": actor_type, "id": actor_id, "label": actor_label},
+        "organisation": organisation,
+        "object": {"type": object_type, "id": object_id},
+        "data": data,
     }
 
 
 def event_leaf_bytes(event: AuditEvent) -> bytes:
-    return rfc8785.dumps(event_document(event))
+    return canonical_json_bytes(event_document(event))
 
 
 def _schedule_sequencing() -> None:

@@ -1,12 +1,14 @@
-"""The fast canonical encoding of validated contributions equals RFC 8785 (the rfc8785 package)."""
+"""The fast canonical encodings (of validated contributions, and of any JSON value such as an audit
+event's leaf document) equal RFC 8785 (the rfc8785 package)."""
 
 import string
 
+import pytest
 import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from federation.signing import MalformedContribution, parse_contribution
+from federation.signing import MalformedContribution, canonical_json_bytes, parse_contribution
 
 _slug = st.text(alphabet=string.ascii_letters + string.digits + "-_", min_size=1, max_size=20)
 # Any text a hub id may hold: control characters, quotes, backslashes, non-BMP characters...
@@ -62,3 +64,61 @@ def test_lone_surrogate_is_malformed_not_a_crash():
         assert exc.field == "contribution"
     else:
         raise AssertionError("a lone surrogate was accepted")
+
+
+# Any JSON value an audit event's data may hold (what PostgreSQL's jsonb gives back, and more):
+# floats, integers beyond JCS's range, keys whose code-point and UTF-16 orders differ, control
+# characters, lone surrogates.
+_keys = st.one_of(
+    _any_text,
+    st.text(alphabet='a\ue000\uffff\U0001f600\U00010000\x1f"\\', max_size=4),
+)
+_json_values = st.recursive(
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(),
+        st.integers(-(2**53) + 1, 2**53 - 1),
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.text(),
+    ),
+    lambda children: st.one_of(
+        st.lists(children, max_size=5), st.dictionaries(_keys, children, max_size=5)
+    ),
+    max_leaves=30,
+)
+
+
+def _reference(value):
+    try:
+        return rfc8785.dumps(value)
+    except Exception as exc:  # the fast encoder must fail the same way
+        return type(exc)
+
+
+def _fast(value):
+    try:
+        return canonical_json_bytes(value)
+    except Exception as exc:
+        return type(exc)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(_json_values)
+def test_fast_canonical_json_equals_rfc8785_on_any_json_value(value):
+    assert _fast(value) == _reference(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"\ue000": 1, "\U0001f600": 2},  # UTF-16 puts the surrogate pair first, code points last
+        {"n": 1.0, "m": 1e21, "k": 5e-7},  # JCS numbers, not Python's repr
+        {"big": 2**53},  # beyond JCS's integers: an error, as rfc8785 raises
+        ("a", "tuple"),
+        {"lone": "\ud800"},
+        {"control": "\x00\x1f\x7f\u2028", "quote": '"\\'},
+    ],
+)
+def test_fast_canonical_json_leaves_what_differs_to_rfc8785(value):
+    assert _fast(value) == _reference(value)

@@ -12,7 +12,15 @@ from federation.sync.changes import sync_changes_record
 from federation.sync.cursors import position_of
 from federation.sync.selectors import shared_set_lines, stream_state
 from federation.sync.sequencer import sync_sequence_pending
-from tests.federation.sync_helpers import apply, export_lines, pull_all, shared_set_in_database
+from federation.vetting.services import incident_declare
+from members.actors import Actor
+from tests.federation.sync_helpers import (
+    apply,
+    export_lines,
+    pull,
+    pull_all,
+    shared_set_in_database,
+)
 from tests.federation.vetting_helpers import (
     approve,
     feedback,
@@ -74,6 +82,53 @@ def test_export_then_delta_equals_the_database(trusted_acme, globex_submitter, g
 
     assert copy == shared_set_in_database()
     assert len(copy) == 4
+
+
+def test_export_documents_equal_the_delta_documents_across_chunks(
+    trusted_acme, globex_submitter, globex_reviewer
+):
+    # The export builds its chunks with its own statement (aggregates over the chunk's id range);
+    # every entry must still read exactly as the delta API renders it: several labels in order,
+    # contributors of two organisations, an incident, a disputed state, the best quality.
+    set_policy(dispute_threshold=1)
+    incident = incident_declare(name="CIP", actor=Actor.system("test"))
+    entries = [submit_entry(trusted_acme, labels=["propaganda", "attack-footage"])]
+    entries.append(submit_entry(trusted_acme, incident=str(incident.pk)))
+    entries += [submit_entry(trusted_acme) for _ in range(3)]
+    globex_submitter.submit(
+        signal={"type": "pdq", "value": entries[0].value}, labels=["glorification"]
+    )
+    feedback(globex_reviewer, entries[3], "disagree")
+    gone = submit_entry(trusted_acme)
+    retract(trusted_acme, gone)
+    sync_sequence_pending()
+    delta = {
+        orjson.dumps(change["signal"]): change
+        for change in pull_all_changes(globex_reviewer)
+        if change["op"] == "upsert"
+    }
+
+    exported = _read(shared_set_lines(chunk_size=2))
+
+    *items, end = exported
+    assert end["count"] == len(items) == len(delta) == 5
+    assert {orjson.dumps(item["signal"]): item for item in items} == delta
+    assert [item["signal"]["value"] for item in items] == [e.value for e in entries]
+    first = items[0]
+    assert first["labels"] == ["attack-footage", "glorification", "propaganda"]
+    assert [c["member"] for c in first["contributors"]] == ["acme", "globex"]
+    assert items[1]["incidents"] == [str(incident.pk)]
+    assert items[3]["state"] == "disputed"
+
+
+def pull_all_changes(party) -> list[dict]:
+    changes, after = [], None
+    while True:
+        page = pull(party, after=after)
+        changes += page["changes"]
+        after = page["next"]
+        if not page["more"]:
+            return changes
 
 
 # --- The snapshot, with real transactions ---------------------------------------------------------

@@ -2,13 +2,14 @@
 sign an inconsistent tree, and no double assignment when two sequencers race."""
 
 import threading
+from datetime import UTC, datetime
 
 import pytest
 from django.db import connection, connections
 from pymerkle import InmemoryTree
 
 from federation.transparency import log_selectors as selectors
-from federation.transparency import merkle, verifier
+from federation.transparency import merkle, sequencer, verifier
 from federation.transparency.audit import AuditRecord, audit_record_many, event_leaf_bytes
 from federation.transparency.checkpoints import hub_verifier_key
 from federation.transparency.models import AuditEvent, Checkpoint, MerkleNode
@@ -210,3 +211,52 @@ def test_sequencers_racing_writers_log_every_committed_event_exactly_once():
 
 def test_sqlite_is_not_in_use_here():
     assert connection.vendor == "postgresql"  # the lock and bulk paths under test are PostgreSQL's
+
+
+def _plan(sql: str, params: list) -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN " + sql, params)
+        return "\n".join(row[0] for row in cursor.fetchall())
+
+
+@pytest.mark.django_db
+def test_a_batch_reads_and_updates_only_its_own_rows_whatever_the_statistics():
+    # A backlog bulk-loaded before any ANALYZE: the statistics say next to nothing is pending.
+    # Each batch must still read its events from the partial index in id order and find each by
+    # its key, never fetch, sort or hash the whole backlog (quadratic time over a large backlog).
+    record(3000)
+    with connection.cursor() as cursor:
+        cursor.execute(sequencer.BATCH_PLANS)
+    select = _plan(sequencer.UNSEQUENCED_SQL, [100])
+    ids = list(AuditEvent.objects.order_by("id").values_list("id", flat=True)[:100])
+    update = _plan(sequencer.ASSIGN_SQL, [ids, list(range(100))])
+
+    assert "auditevent_unsequenced" in select
+    assert "federation_auditevent_pkey" in update
+    for plan in (select, update):
+        assert "Bitmap" not in plan and "Sort" not in plan and "Hash" not in plan, plan
+
+
+@pytest.mark.django_db
+def test_the_leaves_the_sequencer_hashes_are_the_documented_leaf_bytes():
+    # The sequencer reads raw rows (occurred_at formatted by PostgreSQL for four-digit years, by
+    # Python otherwise); its leaves must hash exactly event_leaf_bytes of the stored events.
+    moments = [
+        datetime(2026, 12, 2, 1, 2, 3, 4, tzinfo=UTC),
+        datetime(2026, 1, 1, tzinfo=UTC),
+        datetime(999, 5, 6, 7, 8, 9, 123456, tzinfo=UTC),
+        datetime(1000, 1, 1, tzinfo=UTC),
+        datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+    ]
+    for moment in moments:
+        audit_record_many(
+            [AuditRecord(action="test.event", actor=ACTOR, data={"é": ["ü", 1, None, 2.5]})],
+            occurred_at=moment,
+        )
+    sequence_pending()
+
+    events = AuditEvent.objects.order_by("leaf_index")
+    stored = selectors.read_nodes({(0, event.leaf_index) for event in events})
+    for event in events:
+        assert stored[(0, event.leaf_index)] == merkle.leaf_hash(event_leaf_bytes(event))
+    assert b'"occurred_at":"0999-05-06' not in event_leaf_bytes(events[2])

@@ -240,48 +240,11 @@ HTTP_REQUESTS = 10
 
 
 def _load_random_pdq(hub, count: int, rng) -> list[str]:
-    """``count`` vetted PDQ entries with random values, COPYed into the hub's database with a
-    label, an add and a change row each (as the sync bench does); returns the values."""
-    import uuid
-    from datetime import UTC, datetime
-
-    import psycopg
-
-    from tests.bench.test_bench_sync import _copy
+    """``count`` vetted PDQ entries with random values in the hub's database; returns the values."""
+    from tests.bench.seeding import seed_vetted_pdq_entries
 
     values = [words_hex(h) for h in rng.integers(0, 2**64, size=(count, 4), dtype=np.uint64)]
-    with psycopg.connect(hub.database_url) as connection:
-        ((organisation,),) = connection.execute(
-            "SELECT id FROM members_organisation WHERE slug = 'acme'"
-        ).fetchall()
-        ((key,),) = connection.execute(
-            "SELECT id FROM members_signingkey WHERE organisation_id = %s", [organisation]
-        ).fetchall()
-        now = datetime.now(UTC)
-        _copy(
-            connection,
-            "federation_entry",
-            ["signal_type", "value", "state", "review_round", "created_at", "updated_at",
-             "state_changed_at"],
-            (("pdq", v, "vetted", 1, now, now, now) for v in values),
-        )  # fmt: skip
-        ids = [row[0] for row in connection.execute("SELECT id FROM federation_entry ORDER BY id")]
-        _copy(
-            connection,
-            "federation_contribution",
-            ["uuid", "organisation_id", "signing_key_id", "entry_id", "action", "labels", "scope",
-             "quality", "created_at", "received_at", "canonical", "content_hash", "signature",
-             "status", "origin_hub"],
-            ((uuid.uuid4(), organisation, key, i, "add", "[]", "federation", 90,
-              now, now, "{}", "0" * 64, b"\0" * 64, "active", hub.hub_id) for i in ids),
-        )  # fmt: skip
-        _copy(
-            connection,
-            "federation_entrychange",
-            ["entry_id", "reason", "recorded_at"],
-            ((i, "vetted", now) for i in ids),
-        )
-        connection.execute("ANALYZE")
+    seed_vetted_pdq_entries(hub, values)
     return values
 
 

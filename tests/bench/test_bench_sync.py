@@ -24,65 +24,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
-import psycopg
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from federation.signing import format_timestamp, sign_contribution
+from tests.bench.seeding import seed_vetted_pdq_entries
 from tests.integration.harness import running_hub, wait_for
 
 pytestmark = pytest.mark.bench
 
 ENTRIES = int(os.environ.get("CONCORDAT_BENCH_SYNC_ENTRIES", 1_000_000))
 LAG_SAMPLES = 100
-
-
-def _copy(connection, table: str, columns: list[str], rows) -> None:
-    with connection.cursor().copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row(row)
-
-
-def load(hub, count: int) -> None:
-    with psycopg.connect(hub.database_url) as connection:
-        ((organisation,),) = connection.execute(
-            "SELECT id FROM members_organisation WHERE slug = 'acme'"
-        ).fetchall()
-        ((key,),) = connection.execute(
-            "SELECT id FROM members_signingkey WHERE organisation_id = %s", [organisation]
-        ).fetchall()
-        ((label,),) = connection.execute(
-            "SELECT id FROM federation_label WHERE slug = 'attack-footage'"
-        ).fetchall()
-        now = datetime.now(UTC)
-        _copy(
-            connection,
-            "federation_entry",
-            ["signal_type", "value", "state", "review_round", "created_at", "updated_at",
-             "state_changed_at"],
-            (("pdq", f"{i:064x}", "vetted", 1, now, now, now) for i in range(count)),
-        )  # fmt: skip
-        ids = [row[0] for row in connection.execute("SELECT id FROM federation_entry ORDER BY id")]
-        _copy(
-            connection, "federation_entrylabel", ["entry_id", "label_id"], ((i, label) for i in ids)
-        )
-        canonical = '{"kind":"concordat.contribution","bench":true}'
-        _copy(
-            connection,
-            "federation_contribution",
-            ["uuid", "organisation_id", "signing_key_id", "entry_id", "action", "labels", "scope",
-             "quality", "created_at", "received_at", "canonical", "content_hash", "signature",
-             "status", "origin_hub"],
-            ((uuid.uuid4(), organisation, key, i, "add", '["attack-footage"]', "federation", 90,
-              now, now, canonical, "0" * 64, b"\0" * 64, "active", hub.hub_id) for i in ids),
-        )  # fmt: skip
-        _copy(
-            connection,
-            "federation_entrychange",
-            ["entry_id", "reason", "recorded_at"],
-            ((i, "vetted", now) for i in ids),
-        )
-        connection.execute("ANALYZE")
 
 
 def _get(hub, path: str, token: str):
@@ -118,7 +70,7 @@ def test_bench_sync():
         token = hub.create_member(org="globex", user="gus", role="reviewer", token=True)["token"]
 
         started = time.perf_counter()
-        load(hub, ENTRIES)
+        seed_vetted_pdq_entries(hub, [f"{i:064x}" for i in range(ENTRIES)], label="attack-footage")
         loaded = time.perf_counter() - started
 
         sequencing = json.loads(hub.manage("sync_sequence").strip().splitlines()[-1])

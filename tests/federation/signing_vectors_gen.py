@@ -80,7 +80,6 @@ def _go_html_escaped(canonical: bytes) -> bytes:
 
 def build_vectors() -> list[dict[str, Any]]:
     from federation.signing import canonical_bytes
-    from members.models import key_id_for
 
     key_a = seed_for("acme key 1")
     key_b = seed_for("acme key 2")
@@ -97,26 +96,19 @@ def build_vectors() -> list[dict[str, Any]]:
         signature_b64: str | None = None,
         reason: str | None = None,
     ) -> None:
-        canonical = canonical_bytes(contribution)
-        if signature_b64 is None:
-            message = canonical if signed_message is None else signed_message
-            raw = _private_key(signing_seed or seed).sign(message)
-            signature_b64 = base64.b64encode(raw).decode()
-        vector: dict[str, Any] = {
-            "id": name,
-            "description": description,
-            "seed_hex": seed.hex(),
-            "public_key_hex": _public_key(seed).hex(),
-            "key_id": key_id_for(_public_key(seed)),
-            "contribution": contribution,
-            "canonical_utf8": canonical.decode(),
-            "canonical_sha256_hex": hashlib.sha256(canonical).hexdigest(),
-            "signature_b64": signature_b64,
-            "valid": reason is None,
-        }
-        if reason is not None:
-            vector["reason"] = reason
-        vectors.append(vector)
+        vectors.append(
+            _vector(
+                name,
+                description,
+                seed,
+                "contribution",
+                contribution,
+                signed_message=signed_message,
+                signing_seed=signing_seed,
+                signature_b64=signature_b64,
+                reason=reason,
+            )
+        )
 
     def signature_of(name: str) -> str:
         return next(v["signature_b64"] for v in vectors if v["id"] == name)
@@ -335,35 +327,65 @@ def _key_registration(seed: bytes, **fields: Any) -> dict[str, Any]:
     return document
 
 
+def _vector(
+    name: str,
+    description: str,
+    seed: bytes,
+    field: str,
+    document: dict[str, Any],
+    *,
+    signed_message: bytes | None = None,
+    signing_seed: bytes | None = None,
+    signature_b64: str | None = None,
+    reason: str | None = None,
+) -> dict[str, Any]:
+    """One vector: the key (from ``seed``), ``document`` under ``field``, its canonical bytes and
+    a signature over them (or over ``signed_message``, by ``signing_seed``), unless given."""
+    from federation.signing import canonical_bytes
+    from members.models import key_id_for
+
+    canonical = canonical_bytes(document)
+    if signature_b64 is None:
+        message = canonical if signed_message is None else signed_message
+        raw = _private_key(signing_seed or seed).sign(message)
+        signature_b64 = base64.b64encode(raw).decode()
+    vector: dict[str, Any] = {
+        "id": name,
+        "description": description,
+        "seed_hex": seed.hex(),
+        "public_key_hex": _public_key(seed).hex(),
+        "key_id": key_id_for(_public_key(seed)),
+        field: document,
+        "canonical_utf8": canonical.decode(),
+        "canonical_sha256_hex": hashlib.sha256(canonical).hexdigest(),
+        "signature_b64": signature_b64,
+        "valid": reason is None,
+    }
+    if reason is not None:
+        vector["reason"] = reason
+    return vector
+
+
 def _key_registration_vectors(key_a: bytes, key_b: bytes) -> list[dict[str, Any]]:
     """Key registrations (proof of possession): the object is signed by the key it registers.
     ``seed_hex``/``public_key_hex``/``key_id`` are those of the key being registered."""
-    from federation.signing import canonical_bytes
-    from members.models import key_id_for
 
     vectors: list[dict[str, Any]] = []
 
     def add(name, description, seed, registration, *, signing_seed=None, signature_b64=None,
             reason=None) -> None:  # fmt: skip
-        canonical = canonical_bytes(registration)
-        if signature_b64 is None:
-            raw = _private_key(signing_seed or seed).sign(canonical)
-            signature_b64 = base64.b64encode(raw).decode()
-        vector: dict[str, Any] = {
-            "id": name,
-            "description": description,
-            "seed_hex": seed.hex(),
-            "public_key_hex": _public_key(seed).hex(),
-            "key_id": key_id_for(_public_key(seed)),
-            "key_registration": registration,
-            "canonical_utf8": canonical.decode(),
-            "canonical_sha256_hex": hashlib.sha256(canonical).hexdigest(),
-            "signature_b64": signature_b64,
-            "valid": reason is None,
-        }
-        if reason is not None:
-            vector["reason"] = reason
-        vectors.append(vector)
+        vectors.append(
+            _vector(
+                name,
+                description,
+                seed,
+                "key_registration",
+                registration,
+                signing_seed=signing_seed,
+                signature_b64=signature_b64,
+                reason=reason,
+            )
+        )
 
     registration = _key_registration(key_a)
     add(

@@ -9,6 +9,7 @@ from rest_framework.views import APIView
 from federation.errors import InvalidInput
 from federation.matching import serializers as shapes
 from federation.matching.services import match_parameters, match_signal_parse, match_signals
+from members.actors import Actor
 from members.models import Scope
 from members.permissions import HasCapability
 from members.principals import principal_for_request
@@ -82,7 +83,7 @@ class MatchView(APIView):
 
 def _answer(request, signals, threshold, quality_min) -> Response:
     results = match_signals(
-        principal=principal_for_request(request),
+        actor=Actor.for_principal(principal_for_request(request)),
         signals=signals,
         threshold=threshold,
         quality_min=quality_min,

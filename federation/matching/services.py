@@ -23,7 +23,6 @@ from federation.sync.selectors import render_entries
 from federation.transparency.actions import Action, Key
 from federation.transparency.audit import AuditRecord, audit_record
 from members.actors import Actor
-from members.principals import Principal
 
 _HEX = re.compile(r"[0-9a-f]*")
 QUALITY_MAX = 100
@@ -83,7 +82,7 @@ def match_parameters(*, threshold: object, quality_min: object) -> tuple[int, in
 
 def match_signals(
     *,
-    principal: Principal,
+    actor: Actor,
     signals: list[Signal],
     threshold: int,
     quality_min: int | None = None,
@@ -123,7 +122,7 @@ def match_signals(
         matched += bool(matches)
         total += len(matches)
         results.append({"signal": {"type": signal.type, "value": signal.value}, "matches": matches})
-    _audit(principal, signals, threshold, quality_min, matched, total, results)
+    _audit(actor, signals, threshold, quality_min, matched, total, results)
     return results
 
 
@@ -162,7 +161,7 @@ def _render(signals: list[Signal], found: list[list[tuple[str, int]]]) -> dict:
     return rendered
 
 
-def _audit(principal, signals, threshold, quality_min, matched, total, results) -> None:
+def _audit(actor: Actor, signals, threshold, quality_min, matched, total, results) -> None:
     counts: dict[str, int] = {}
     for signal in signals:
         counts[signal.type] = counts.get(signal.type, 0) + 1
@@ -182,13 +181,12 @@ def _audit(principal, signals, threshold, quality_min, matched, total, results) 
             }
             for r in results
         ]
-    organisation = principal.organisation.slug if principal.organisation else ""
     with transaction.atomic():
         audit_record(
             AuditRecord(
                 action=Action.MATCH_REQUESTED,
-                actor=Actor.for_principal(principal),
-                organisation=organisation,
+                actor=actor,
+                organisation=actor.organisation_slug,
                 data=data,
             )
         )

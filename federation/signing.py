@@ -69,13 +69,18 @@ _ACTIONS = frozenset(Contribution.Action.values)
 _SCOPES = frozenset(ContributionScope.values)
 
 
-class MalformedContribution(ValueError):
-    """The object is not a well-formed contribution; ``field`` names the offending field."""
+class MalformedSignedObject(ValueError):
+    """A signed object (contribution or key registration) is not well-formed; ``field`` names
+    the offending field."""
 
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+
+
+class MalformedContribution(MalformedSignedObject):
+    """The object is not a well-formed contribution."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -398,14 +403,12 @@ def _labels(labels: object, action: str) -> tuple[str, ...]:
 # --- Key registrations (proof of possession) ----------------------------------------------------
 
 
-class MalformedKeyRegistration(ValueError):
-    """The object is not a well-formed key registration; ``field`` names the offending field and
-    ``code`` says why: ``invalid_proof`` (malformed), or ``invalid_key`` (a weak public key)."""
+class MalformedKeyRegistration(MalformedSignedObject):
+    """The object is not a well-formed key registration; ``code`` says why: ``invalid_proof``
+    (malformed), or ``invalid_key`` (a weak public key)."""
 
     def __init__(self, field: str, message: str, *, code: str = "invalid_proof") -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
+        super().__init__(field, message)
         self.code = code
 
 

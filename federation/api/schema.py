@@ -86,6 +86,10 @@ ERROR_CODES: dict[str, str] = {
     # Transparency log
     "missing_parameter": "A required query parameter is missing (details.parameter).",
     "bad_range": "Need 0 <= start < end <= tree size, at most 1000 entries.",
+    "log_refused": "The audit log sequencer refuses to sequence (a forged row, a mismatched tree); "
+    "no checkpoint is signed until an operator acts (docs/transparency.md).",
+    "log_stalled": "Audit events have waited longer than CONCORDAT_LOG_STALL_SECONDS for a leaf "
+    "(no worker sequences the log).",
     "bad_tree_size": "A tree size beyond the latest checkpoint, or otherwise impossible.",
     "bad_leaf_index": "A leaf index outside the tree.",
     "no_checkpoint": "The hub has not signed a checkpoint yet.",

@@ -288,7 +288,30 @@ class StatusView(LogView):
     """How fresh the log is: when the latest checkpoint was signed, how many events wait for a
     leaf and since when, and whether the sequencer refuses (with its reason)."""
 
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(
+        responses=inline_serializer(
+            "LogStatus",
+            {
+                "healthy": serializers.BooleanField(),
+                "tree_size": serializers.IntegerField(help_text="Of the latest checkpoint."),
+                "checkpoint_signed_at": serializers.DateTimeField(allow_null=True),
+                "unsequenced_events": serializers.IntegerField(),
+                "oldest_unsequenced_at": serializers.DateTimeField(allow_null=True),
+                "oldest_unsequenced_age_seconds": serializers.FloatField(allow_null=True),
+                "stalled": serializers.BooleanField(),
+                "stall_seconds": serializers.IntegerField(),
+                "sequencer": inline_serializer(
+                    "LogSequencer",
+                    {
+                        "state": serializers.CharField(help_text="`ok` or `refused`."),
+                        "reason": serializers.CharField(),
+                        "since": serializers.DateTimeField(allow_null=True),
+                        "refusals": serializers.IntegerField(),
+                    },
+                ),
+            },
+        )
+    )
     def get(self, request):
         return Response(_status_document(selectors.log_status()))
 
@@ -299,8 +322,17 @@ class HealthView(APIView):
 
     permission_classes = [AllowAny]
     authentication_classes: list = []
+    error_codes = {503: ["log_refused", "log_stalled"]}
 
-    @extend_schema(responses={200: OpenApiTypes.OBJECT, 503: OpenApiTypes.OBJECT})
+    @extend_schema(
+        responses=inline_serializer(
+            "LogHealth",
+            {
+                "status": serializers.CharField(help_text="`ok`."),
+                "tree_size": serializers.IntegerField(),
+            },
+        )
+    )
     def get(self, request):
         status = selectors.log_status()
         if status.healthy:
@@ -337,7 +369,28 @@ class ContributionsView(LogView):
             OpenApiParameter("start", OpenApiTypes.INT, required=True),
             OpenApiParameter("end", OpenApiTypes.INT, required=True, description="exclusive"),
         ],
-        responses=OpenApiTypes.OBJECT,
+        responses=inline_serializer(
+            "LogContributions",
+            {
+                "tree_size": serializers.IntegerField(help_text="Of the latest checkpoint."),
+                "start": serializers.IntegerField(),
+                "end": serializers.IntegerField(help_text="Exclusive."),
+                "contributions": inline_serializer(
+                    "LogContribution",
+                    {
+                        "leaf_index": serializers.IntegerField(),
+                        "uuid": serializers.UUIDField(),
+                        "canonical": serializers.CharField(
+                            allow_null=True, help_text="Base64 of the signed RFC 8785 bytes."
+                        ),
+                        "signature": serializers.CharField(
+                            allow_null=True, help_text="Base64 of the member's Ed25519 signature."
+                        ),
+                    },
+                    many=True,
+                ),
+            },
+        ),
     )
     def get(self, request):
         start = _int_param(request, "start")
@@ -370,7 +423,24 @@ class FiguresView(LogView):
             OpenApiParameter("size", OpenApiTypes.INT, required=False),
             OpenApiParameter("month", OpenApiTypes.STR, required=False, description="YYYY-MM"),
         ],
-        responses=OpenApiTypes.OBJECT,
+        responses=inline_serializer(
+            "LogFigures",
+            {
+                "tree_size": serializers.IntegerField(),
+                "month": serializers.CharField(allow_null=True),
+                "events": serializers.IntegerField(),
+                "events_by_action": serializers.DictField(child=serializers.IntegerField()),
+                "contributions_accepted": serializers.IntegerField(),
+                "contributions_by_action": serializers.DictField(child=serializers.IntegerField()),
+                "contributions_by_organisation": serializers.DictField(
+                    child=serializers.IntegerField()
+                ),
+                "contributions_by_label": serializers.DictField(child=serializers.IntegerField()),
+                "contributions_by_signal_type": serializers.DictField(
+                    child=serializers.IntegerField()
+                ),
+            },
+        ),
     )
     def get(self, request):
         size = _int_param(request, "size", required=False)

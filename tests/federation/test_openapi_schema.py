@@ -133,3 +133,21 @@ def test_every_error_code_the_code_base_raises_is_described():
     for source in [*ROOT.glob("federation/**/*.py"), *ROOT.glob("members/**/*.py")]:
         raised |= set(re.findall(r'\bcode="([a-z_]+)"', source.read_text()))
     assert raised - set(ERROR_CODES) == set()
+
+
+def test_every_json_success_response_is_a_typed_object(schema):
+    """No operation answers with a bare ``{"type": "object"}``: a partner can read the fields."""
+    untyped = []
+    for path, method, operation in _operations(schema):
+        for status, response in operation.get("responses", {}).items():
+            if not status.startswith("2"):
+                continue
+            body = response.get("content", {}).get("application/json")
+            if body is None:
+                continue
+            node = _resolve(schema, body["schema"])
+            if node.get("type") == "array":
+                node = _resolve(schema, node["items"])
+            if node.get("type") == "object" and not node.get("properties"):
+                untyped.append(f"{method.upper()} {path} {status}")
+    assert untyped == []

@@ -1,6 +1,7 @@
 """Django finds the app's models here; each lives beside the capability that owns it."""
 
 from federation.contributions.models import Contribution, Entry, EntryLabel, Label
+from federation.propagation.models import KeyBinding, OutboxItem, PeerLink, Receipt
 from federation.sync.models import EntryChange, SyncState
 from federation.transparency.models import AuditEvent, Checkpoint, MerkleNode, SequencerStatus
 from federation.vetting.models import Decision, Feedback, Incident, VettingPolicy
@@ -15,8 +16,12 @@ __all__ = [
     "EntryLabel",
     "Feedback",
     "Incident",
+    "KeyBinding",
     "Label",
     "MerkleNode",
+    "OutboxItem",
+    "PeerLink",
+    "Receipt",
     "SequencerStatus",
     "SyncState",
     "VettingPolicy",

@@ -207,3 +207,84 @@ class ApiCredential(models.Model):
         if self.revoked_at is not None and self.revoked_at <= moment:
             return False
         return self.expires_at is None or moment < self.expires_at
+
+
+class Peer(models.Model):
+    """Another hub this hub federates with, or whose signatures it accepts (docs/federation.md).
+
+    ``public_key`` is the peer's hub key (the one that signs its checkpoints, batches and
+    attestations), pinned here and changed only by an audited rotation. A peer with a ``url``
+    is a *link*: this hub pushes to it and pulls from it. A peer without one is *known by key
+    only*: an origin hub whose members' contributions and attestations may reach this hub through
+    other peers, and whose signatures this hub must therefore be able to check.
+
+    Credentials both ways: the peer presents ``cp_<inbound_prefix>_<secret>`` to this hub (only a
+    SHA-256 of the secret is stored, as for API credentials); this hub presents
+    ``outbound_token`` to the peer (kept as given, because it must be sent).
+    """
+
+    class State(models.TextChoices):
+        ACTIVE = "active", "Active"
+        SUSPENDED = "suspended", "Suspended"
+
+    class InboundPolicy(models.TextChoices):
+        TRUST = "trust", "Trust the peer's vetting"
+        REVIEW = "review", "Queue the peer's entries for local review"
+
+    hub_id = models.CharField(max_length=200, unique=True, help_text="The peer's HUB_ID.")
+    name = models.CharField(max_length=200, validators=[validate_display_name])
+    url = models.URLField(
+        max_length=500,
+        blank=True,
+        help_text="Base URL of the peer's API; blank for a hub known by its key only.",
+    )
+    public_key = models.BinaryField(max_length=32, help_text="The peer's Ed25519 hub key (raw).")
+    state = models.CharField(max_length=16, choices=State.choices, default=State.ACTIVE)
+    inbound_policy = models.CharField(
+        max_length=16, choices=InboundPolicy.choices, default=InboundPolicy.REVIEW
+    )
+    outbound_scopes = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Signed scopes the peer may receive (peers, federation); empty means both.",
+    )
+    outbound_labels = models.JSONField(
+        default=list, blank=True, help_text="Only entries with one of these labels; empty: all."
+    )
+    outbound_signal_types = models.JSONField(
+        default=list, blank=True, help_text="Only these signal types; empty: all."
+    )
+    inbound_prefix = models.CharField(max_length=16, blank=True, editable=False)
+    inbound_secret_hash = models.CharField(max_length=64, blank=True, editable=False)
+    outbound_token = models.CharField(max_length=200, blank=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["hub_id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["inbound_prefix"],
+                condition=~models.Q(inbound_prefix=""),
+                name="peer_inbound_prefix_unique",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.hub_id
+
+    @property
+    def public_key_bytes(self) -> bytes:
+        return bytes(self.public_key)
+
+    @property
+    def key_id(self) -> str:
+        return key_id_for(self.public_key_bytes)
+
+    @property
+    def is_link(self) -> bool:
+        return bool(self.url)
+
+    @property
+    def is_active(self) -> bool:
+        return self.state == self.State.ACTIVE

@@ -59,6 +59,20 @@ class Action:
     # Matching: one event per request, in aggregate (docs/matching.md)
     MATCH_REQUESTED: Final = "match.requested"
 
+    # Federation (docs/federation.md): peers, and what travelled between hubs
+    PEER_REGISTERED: Final = "peer.registered"
+    PEER_CHANGED: Final = "peer.changed"  # state, URL, policies
+    PEER_KEY_ROTATED: Final = "peer.key_rotated"
+    PEER_CREDENTIAL_ISSUED: Final = "peer.credential_issued"  # inbound or outbound
+    # One per batch delivered (sender) and per batch received (receiver); items by digest
+    FEDERATION_SENT: Final = "federation.sent"
+    FEDERATION_RECEIVED: Final = "federation.received"
+    # A batch refused as a whole: unknown or suspended peer, bad batch signature, malformed
+    FEDERATION_BATCH_REFUSED: Final = "federation.batch_refused"
+    FEDERATION_DEAD_LETTERED: Final = "federation.dead_lettered"
+    FEDERATION_RETRIED: Final = "federation.retried"  # an admin put dead letters back in the queue
+    KEY_RECEIVED: Final = "key.received"  # a foreign member's key, bound by its home hub
+
 
 def all_actions() -> frozenset[str]:
     """Every action value defined above (the catalogue in docs/transparency.md lists them all)."""
@@ -80,6 +94,7 @@ class ObjectType:
     USER: Final = "user"
     SIGNING_KEY: Final = "signing_key"
     CREDENTIAL: Final = "credential"
+    PEER: Final = "peer"  # a peer hub, by hub id
 
 
 class Key:

@@ -1,0 +1,142 @@
+"""Federation's rows: the outbox, the receipts of what arrived, key bindings and per-peer sync."""
+
+from django.db import models
+from django.utils import timezone
+
+
+class OutboxItem(models.Model):
+    """One item owed to one peer, written in the transaction that made it shareable.
+
+    ``kind`` says what travels (docs/federation.md, "Items"): a contribution (with its entry's
+    attestation), an entry's new state alone (a dispute or its outcome), or a key binding (a
+    revocation). ``path`` is the hop path the item arrived with (empty for this hub's own
+    members' items); the sender appends its own hub id when it builds the item.
+    """
+
+    class Kind(models.TextChoices):
+        CONTRIBUTION = "contribution", "Contribution"
+        ENTRY = "entry", "Entry state"
+        KEY = "key", "Key binding"
+
+    class Lane(models.TextChoices):
+        INCIDENT = "incident", "Incident (high priority)"
+        NORMAL = "normal", "Normal"
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DELIVERED = "delivered", "Delivered"
+        REFUSED = "refused", "Refused by the peer"
+        DEAD = "dead", "Dead letter"
+
+    peer = models.ForeignKey("members.Peer", on_delete=models.CASCADE, related_name="outbox")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    contribution = models.ForeignKey(
+        "federation.Contribution", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    entry = models.ForeignKey(
+        "federation.Entry", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    signing_key = models.ForeignKey(
+        "members.SigningKey", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    path = models.JSONField(default=list, blank=True)
+    lane = models.CharField(max_length=16, choices=Lane.choices, default=Lane.NORMAL)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    last_error = models.TextField(blank=True)
+    digest = models.CharField(max_length=64, blank=True, help_text="SHA-256 of the item as sent.")
+    created_at = models.DateTimeField(default=timezone.now)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["peer", "lane", "next_attempt_at", "id"],
+                condition=models.Q(state="pending"),
+                name="outbox_pending",
+            ),
+            models.Index(
+                fields=["peer", "state"],
+                condition=~models.Q(state="delivered"),
+                name="outbox_undelivered",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} for {self.peer_id} ({self.state})"
+
+
+class Receipt(models.Model):
+    """One arrival of a contribution from a peer. A contribution is stored once however many
+    paths bring it; each (contribution, peer) arrival is a receipt, with what came with it.
+    ``effective_scope`` is the scope the contribution has on this hub (``peers`` arrives as
+    ``hub``), never written into the signed object."""
+
+    class Via(models.TextChoices):
+        PUSH = "push", "Push"
+        PULL = "pull", "Pull"
+
+    contribution = models.ForeignKey(
+        "federation.Contribution", on_delete=models.PROTECT, related_name="receipts"
+    )
+    peer_hub = models.CharField(max_length=200, help_text="The hub it arrived from.")
+    via = models.CharField(max_length=8, choices=Via.choices)
+    path = models.JSONField(default=list)
+    attestations = models.JSONField(default=list, help_text="As received, signatures included.")
+    effective_scope = models.CharField(max_length=16)
+    batch_id = models.UUIDField(null=True, blank=True)
+    digest = models.CharField(max_length=64)
+    received_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["contribution", "peer_hub"], name="receipt_contribution_peer_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.contribution_id} from {self.peer_hub}"
+
+
+class KeyBinding(models.Model):
+    """The home hub's signed binding of a member key, kept verbatim: for this hub's own members'
+    keys, signed here; for a foreign member's key, as its home hub signed it. The newest binding
+    (``issued_at``) of a key is the one in force; a revocation is a binding with ``revoked_at``."""
+
+    signing_key = models.ForeignKey(
+        "members.SigningKey", on_delete=models.PROTECT, related_name="bindings"
+    )
+    canonical = models.TextField(help_text="The binding's RFC 8785 bytes (UTF-8 JSON).")
+    signature = models.BinaryField(max_length=64)
+    issued_at = models.DateTimeField()
+    received_from = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["signing_key", "issued_at"], name="keybinding_key_issued_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"binding of {self.signing_key_id} at {self.issued_at}"
+
+
+class PeerLink(models.Model):
+    """A linked peer's delivery and pull state: what the admin's health view shows."""
+
+    peer = models.OneToOneField("members.Peer", on_delete=models.CASCADE, related_name="link")
+    pull_cursor = models.BigIntegerField(default=0, help_text="The peer's feed position we hold.")
+    last_push_at = models.DateTimeField(null=True, blank=True)
+    last_push_error = models.TextField(blank=True)
+    last_push_error_at = models.DateTimeField(null=True, blank=True)
+    last_pull_at = models.DateTimeField(null=True, blank=True)
+    last_pull_error = models.TextField(blank=True)
+    last_pull_error_at = models.DateTimeField(null=True, blank=True)
+    last_received_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"link to {self.peer_id}"

@@ -1,0 +1,446 @@
+"""The federation wire format: the hub-signed objects that travel between hubs, and their checks.
+
+docs/federation.md ("Wire format") is the specification; this module is its reference. Every
+hub-signed object is a JSON object whose ``kind`` and ``v`` fields separate it from every other
+kind of object Concordat signs; its signature is Ed25519, by the naming hub's key, over the
+object's RFC 8785 bytes, in padded standard base64.
+
+- ``concordat.key-binding``: a member's home hub vouches that ``key_id`` (registered with the
+  member's own proof of possession, whose SHA-256 it names) belongs to the member, from
+  ``not_before``, until ``revoked_at`` if set. A revocation is a newer binding with ``revoked_at``.
+- ``concordat.attestation``: a hub's decision about an entry (its state, when and by which policy).
+- an **item** (unsigned by itself; it travels inside a batch): a contribution with the member's
+  signature, the key section (registration + binding), the attestations gathered on its way, and
+  the hop path; or an entry's new state alone (``entry``); or a key binding alone (``key``).
+- ``concordat.batch``: a sending hub's signed envelope of items for one receiving hub.
+
+The parsers here check structure and bounds only, and raise ``MalformedWireObject`` naming the
+field at fault. Whose key must have signed what, and everything that needs the database, is the
+receiving service's (``federation.propagation.receive``).
+"""
+
+import base64
+import hashlib
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from federation.signing import (
+    MalformedContribution,
+    MalformedSignedObject,
+    canonical_json_bytes,
+    decode_signature,
+    format_timestamp,
+    verify_signature,
+)
+
+KEY_BINDING_KIND = "concordat.key-binding"
+ATTESTATION_KIND = "concordat.attestation"
+BATCH_KIND = "concordat.batch"
+WIRE_VERSION = 1
+
+ITEM_CONTRIBUTION = "contribution"
+ITEM_ENTRY = "entry"
+ITEM_KEY = "key"
+ITEM_TYPES = frozenset({ITEM_CONTRIBUTION, ITEM_ENTRY, ITEM_KEY})
+
+# States an attestation may name: the shared set's (vetted, disputed) and the ways out of it.
+ATTESTED_STATES = frozenset({"vetted", "disputed", "rejected", "retracted"})
+
+MAX_BATCH_ITEMS = 500
+MAX_PATH = 16  # a structural bound; the hop limit (settings.FEDERATION_HOP_LIMIT) is lower
+MAX_ATTESTATIONS = MAX_PATH
+MAX_POLICY_LENGTH = 200
+
+_HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9.:_-]{0,199}")
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_KEY_ID = re.compile(r"[0-9a-f]{32}")
+_SLUG = re.compile(r"[-a-zA-Z0-9_]{1,64}")
+_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z")
+
+
+class MalformedWireObject(MalformedSignedObject):
+    """A federation object is not well-formed; ``field`` names the offending field (dotted)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SignedObject:
+    """A hub-signed object: the document, its RFC 8785 bytes and the decoded signature."""
+
+    document: dict[str, Any]
+    canonical: bytes
+    signature: bytes
+
+    @property
+    def hub(self) -> str:
+        return self.document["hub"] if "hub" in self.document else self.document["from"]
+
+    def verify(self, public_key: Ed25519PublicKey) -> bool:
+        return verify_signature(public_key, self.signature, self.canonical)
+
+    def as_wire(self) -> tuple[dict[str, Any], str]:
+        return self.document, base64.b64encode(self.signature).decode()
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedItem:
+    """One item of a batch, well-formed; what its objects say is not yet checked."""
+
+    index: int
+    type: str
+    raw: dict[str, Any]
+    digest: str  # SHA-256 hex of the item's RFC 8785 bytes: its identity in audit events
+    path: tuple[str, ...]
+    contribution: dict[str, Any] | None  # {"contribution": {...}, "signature": "..."} as sent
+    registration: dict[str, Any] | None  # {"registration": {...}, "signature": "..."} as sent
+    binding: SignedObject | None
+    attestations: tuple[SignedObject, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ItemProblem:
+    """An item that is not well-formed, reported alone (the rest of the batch goes on)."""
+
+    index: int
+    digest: str | None
+    field: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedBatch:
+    envelope: SignedObject
+    sender: str
+    receiver: str
+    batch_id: uuid.UUID
+    sent_at: datetime
+    items: tuple[ParsedItem, ...]
+    problems: tuple[ItemProblem, ...]
+    feed: dict[str, Any] | None
+
+
+# --- Signing ------------------------------------------------------------------------------------
+
+
+def sign_document(private_key: Ed25519PrivateKey, document: dict[str, Any]) -> SignedObject:
+    canonical = canonical_json_bytes(document)
+    return SignedObject(document, canonical, private_key.sign(canonical))
+
+
+def item_digest(item: dict[str, Any]) -> str:
+    return hashlib.sha256(canonical_json_bytes(item)).hexdigest()
+
+
+def key_binding_document(
+    *,
+    hub: str,
+    member: str,
+    key_id: str,
+    registration: bytes,
+    not_before: datetime,
+    revoked_at: datetime | None,
+    issued_at: datetime,
+) -> dict[str, Any]:
+    return {
+        "kind": KEY_BINDING_KIND,
+        "v": WIRE_VERSION,
+        "hub": hub,
+        "member": member,
+        "key_id": key_id,
+        "registration_sha256": hashlib.sha256(registration).hexdigest(),
+        "not_before": format_timestamp(not_before),
+        "revoked_at": format_timestamp(revoked_at) if revoked_at is not None else None,
+        "issued_at": format_timestamp(issued_at),
+    }
+
+
+def attestation_document(
+    *,
+    hub: str,
+    signal_type: str,
+    value: str,
+    state: str,
+    decided_at: datetime,
+    policy: str,
+    attested_at: datetime,
+) -> dict[str, Any]:
+    return {
+        "kind": ATTESTATION_KIND,
+        "v": WIRE_VERSION,
+        "hub": hub,
+        "signal": {"type": signal_type, "value": value},
+        "state": state,
+        "decided_at": format_timestamp(decided_at),
+        "policy": policy[:MAX_POLICY_LENGTH],
+        "attested_at": format_timestamp(attested_at),
+    }
+
+
+def batch_document(
+    *,
+    sender: str,
+    receiver: str,
+    batch_id: uuid.UUID,
+    sent_at: datetime,
+    items: list[dict[str, Any]],
+    feed: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    document = {
+        "kind": BATCH_KIND,
+        "v": WIRE_VERSION,
+        "from": sender,
+        "to": receiver,
+        "id": str(batch_id),
+        "sent_at": format_timestamp(sent_at),
+        "items": items,
+    }
+    if feed is not None:
+        document["feed"] = feed
+    return document
+
+
+def signed_pair(signed: SignedObject, *, name: str) -> dict[str, str | dict[str, Any]]:
+    """``{name: document, "signature": base64}``: how a signed object sits inside an item."""
+    document, signature = signed.as_wire()
+    return {name: document, "signature": signature}
+
+
+# --- Parsing ------------------------------------------------------------------------------------
+
+
+def parse_batch(body: object) -> ParsedBatch:
+    """Check a ``{"batch": {...}, "signature": "..."}`` body. Envelope faults raise
+    ``MalformedWireObject``; a malformed item becomes an ``ItemProblem`` and the others parse."""
+    if not isinstance(body, dict) or body.keys() != {"batch", "signature"}:
+        raise MalformedWireObject("body", "must be an object with exactly batch and signature")
+    document = body["batch"]
+    _exact_fields(
+        document, "batch", required={"kind", "v", "from", "to", "id", "sent_at", "items"},
+        optional={"feed"},
+    )  # fmt: skip
+    _kind(document, "batch", BATCH_KIND)
+    sender = _hub_id(document, "from", "batch.from")
+    receiver = _hub_id(document, "to", "batch.to")
+    try:
+        batch_id = uuid.UUID(document["id"]) if isinstance(document["id"], str) else None
+    except ValueError:
+        batch_id = None
+    if batch_id is None or str(batch_id) != document["id"]:
+        raise MalformedWireObject("batch.id", "must be a lowercase hyphenated UUID")
+    sent_at = _timestamp(document, "sent_at", "batch.sent_at")
+    items = document["items"]
+    if not isinstance(items, list) or len(items) > MAX_BATCH_ITEMS:
+        raise MalformedWireObject("batch.items", f"must be a list of at most {MAX_BATCH_ITEMS}")
+    feed = document.get("feed")
+    if feed is not None and not isinstance(feed, dict):
+        raise MalformedWireObject("batch.feed", "must be an object")
+    envelope = SignedObject(document, _canonical(document, "batch"), _signature(body, "signature"))
+    parsed: list[ParsedItem] = []
+    problems: list[ItemProblem] = []
+    for index, item in enumerate(items):
+        try:
+            parsed.append(parse_item(item, index=index))
+        except MalformedWireObject as exc:
+            digest = _safe_digest(item)
+            problems.append(ItemProblem(index, digest, f"items[{index}].{exc.field}", exc.message))
+    return ParsedBatch(
+        envelope, sender, receiver, batch_id, sent_at, tuple(parsed), tuple(problems), feed
+    )
+
+
+def parse_item(item: object, *, index: int) -> ParsedItem:
+    if not isinstance(item, dict):
+        raise MalformedWireObject("item", "must be an object")
+    kind = item.get("type")
+    if kind not in ITEM_TYPES:
+        raise MalformedWireObject("type", f"must be one of {sorted(ITEM_TYPES)}")
+    required = {
+        ITEM_CONTRIBUTION: {"type", "contribution", "signature", "key", "attestations", "path"},
+        ITEM_ENTRY: {"type", "attestations", "path"},
+        ITEM_KEY: {"type", "key", "path"},
+    }[kind]
+    _exact_fields(item, "item", required=required, optional=set())
+    path = item["path"]
+    if (
+        not isinstance(path, list)
+        or not 1 <= len(path) <= MAX_PATH
+        or not all(isinstance(hub, str) and _HUB_ID.fullmatch(hub) for hub in path)
+        or len(set(path)) != len(path)
+    ):
+        raise MalformedWireObject(
+            "path", f"must list 1 to {MAX_PATH} distinct hub ids, origin first, sender last"
+        )
+    contribution = None
+    if kind == ITEM_CONTRIBUTION:
+        if not isinstance(item["contribution"], dict):
+            raise MalformedWireObject("contribution", "must be an object")
+        contribution = {"contribution": item["contribution"], "signature": item["signature"]}
+    registration = binding = None
+    if "key" in item:
+        registration, binding = _key_section(item["key"])
+    attestations: tuple[SignedObject, ...] = ()
+    if "attestations" in item:
+        raw = item["attestations"]
+        if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_ATTESTATIONS:
+            raise MalformedWireObject(
+                "attestations", f"must list 1 to {MAX_ATTESTATIONS} signed attestations"
+            )
+        attestations = tuple(
+            parse_attestation(entry, field=f"attestations[{position}]")
+            for position, entry in enumerate(raw)
+        )
+    return ParsedItem(
+        index=index,
+        type=kind,
+        raw=item,
+        digest=item_digest(item),
+        path=tuple(path),
+        contribution=contribution,
+        registration=registration,
+        binding=binding,
+        attestations=attestations,
+    )
+
+
+def parse_attestation(pair: object, *, field: str = "attestation") -> SignedObject:
+    document = _signed_member(pair, "attestation", field)
+    _exact_fields(
+        document, field,
+        required={"kind", "v", "hub", "signal", "state", "decided_at", "policy", "attested_at"},
+        optional=set(),
+    )  # fmt: skip
+    _kind(document, field, ATTESTATION_KIND)
+    _hub_id(document, "hub", f"{field}.hub")
+    signal = document["signal"]
+    if (
+        not isinstance(signal, dict)
+        or signal.keys() != {"type", "value"}
+        or not all(isinstance(part, str) for part in signal.values())
+    ):
+        raise MalformedWireObject(f"{field}.signal", "must be {type, value} strings")
+    if document["state"] not in ATTESTED_STATES:
+        raise MalformedWireObject(f"{field}.state", f"must be one of {sorted(ATTESTED_STATES)}")
+    _timestamp(document, "decided_at", f"{field}.decided_at")
+    _timestamp(document, "attested_at", f"{field}.attested_at")
+    policy = document["policy"]
+    if not isinstance(policy, str) or len(policy) > MAX_POLICY_LENGTH:
+        raise MalformedWireObject(f"{field}.policy", f"must be text of at most {MAX_POLICY_LENGTH}")
+    return SignedObject(document, _canonical(document, field), _signature(pair, field))
+
+
+def parse_key_binding(pair: object, *, field: str = "key.binding") -> SignedObject:
+    if not isinstance(pair, dict) or pair.keys() != {"binding", "signature"}:
+        raise MalformedWireObject(field, "must be an object with exactly binding and signature")
+    document = pair["binding"]
+    _exact_fields(
+        document, field,
+        required={"kind", "v", "hub", "member", "key_id", "registration_sha256", "not_before",
+                  "revoked_at", "issued_at"},
+        optional=set(),
+    )  # fmt: skip
+    _kind(document, field, KEY_BINDING_KIND)
+    _hub_id(document, "hub", f"{field}.hub")
+    if not isinstance(document["member"], str) or not _SLUG.fullmatch(document["member"]):
+        raise MalformedWireObject(f"{field}.member", "must be the member's slug")
+    if not isinstance(document["key_id"], str) or not _KEY_ID.fullmatch(document["key_id"]):
+        raise MalformedWireObject(f"{field}.key_id", "must be 32 lowercase hex characters")
+    digest = document["registration_sha256"]
+    if not isinstance(digest, str) or not _HEX64.fullmatch(digest):
+        raise MalformedWireObject(f"{field}.registration_sha256", "must be 64 lowercase hex")
+    _timestamp(document, "not_before", f"{field}.not_before")
+    _timestamp(document, "issued_at", f"{field}.issued_at")
+    if document["revoked_at"] is not None:
+        _timestamp(document, "revoked_at", f"{field}.revoked_at")
+    return SignedObject(document, _canonical(document, field), _signature(pair, field))
+
+
+def _key_section(section: object) -> tuple[dict[str, Any], SignedObject]:
+    """``{"registration": {...}, "signature": "...", "binding": {...}, "binding_signature": "..."}``:
+    the member's own registration (checked by ``federation.signing.parse_key_registration``
+    later) and its home hub's binding."""
+    if not isinstance(section, dict) or section.keys() != {
+        "registration",
+        "signature",
+        "binding",
+        "binding_signature",
+    }:
+        raise MalformedWireObject(
+            "key", "must be an object with registration, signature, binding, binding_signature"
+        )
+    if not isinstance(section["registration"], dict):
+        raise MalformedWireObject("key.registration", "must be an object")
+    registration = {"registration": section["registration"], "signature": section["signature"]}
+    binding = parse_key_binding(
+        {"binding": section["binding"], "signature": section["binding_signature"]}
+    )
+    return registration, binding
+
+
+# --- Field helpers ------------------------------------------------------------------------------
+
+
+def _exact_fields(document: object, field: str, *, required: set[str], optional: set[str]) -> None:
+    if not isinstance(document, dict):
+        raise MalformedWireObject(field, "must be an object")
+    missing = required - document.keys()
+    if missing:
+        raise MalformedWireObject(f"{field}.{sorted(missing)[0]}", "this field is required")
+    unknown = document.keys() - required - optional
+    if unknown:
+        name = ascii(sorted(str(key) for key in unknown)[0][:64])
+        raise MalformedWireObject(field, f"unknown field {name}")
+
+
+def _kind(document: dict[str, Any], field: str, kind: str) -> None:
+    if document["kind"] != kind:
+        raise MalformedWireObject(f"{field}.kind", f"must be {kind!r}")
+    if type(document["v"]) is not int or document["v"] != WIRE_VERSION:
+        raise MalformedWireObject(f"{field}.v", f"must be the integer {WIRE_VERSION}")
+
+
+def _hub_id(document: dict[str, Any], name: str, field: str) -> str:
+    value = document[name]
+    if not isinstance(value, str) or not _HUB_ID.fullmatch(value):
+        raise MalformedWireObject(field, "must be a hub id")
+    return value
+
+
+def _timestamp(document: dict[str, Any], name: str, field: str) -> datetime:
+    value = document[name]
+    if not isinstance(value, str) or not _TIMESTAMP.fullmatch(value):
+        raise MalformedWireObject(field, "must be a UTC timestamp like 2026-01-31T12:00:00Z")
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise MalformedWireObject(field, "is not a valid date and time") from None
+
+
+def _signed_member(pair: object, name: str, field: str) -> dict[str, Any]:
+    if not isinstance(pair, dict) or pair.keys() != {name, "signature"}:
+        raise MalformedWireObject(field, f"must be an object with exactly {name} and signature")
+    return pair[name]
+
+
+def _signature(pair: dict[str, Any], field: str) -> bytes:
+    try:
+        return decode_signature(pair["signature"])
+    except MalformedContribution as exc:
+        raise MalformedWireObject(f"{field}.signature", exc.message) from None
+
+
+def _canonical(document: dict[str, Any], field: str) -> bytes:
+    try:
+        return canonical_json_bytes(document)
+    except (UnicodeEncodeError, ValueError, TypeError) as exc:
+        raise MalformedWireObject(field, "cannot be canonicalised (RFC 8785)") from exc
+
+
+def _safe_digest(item: object) -> str | None:
+    try:
+        return item_digest(item)
+    except (UnicodeEncodeError, ValueError, TypeError):
+        return None

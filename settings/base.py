@@ -199,6 +199,8 @@ SYNC_PAGE_SIZE_MAX = env_int("CONCORDAT_SYNC_PAGE_SIZE_MAX", 10_000)
 SYNC_REMOVAL_RETENTION_DAYS = env_int("CONCORDAT_SYNC_REMOVAL_RETENTION_DAYS", 90)
 SYNC_SEQUENCE_BATCH = env_int("CONCORDAT_SYNC_SEQUENCE_BATCH", 20_000)
 SYNC_EXPORT_GZIP_LEVEL = env_int("CONCORDAT_SYNC_EXPORT_GZIP_LEVEL", 1)
+# PostgreSQL connections that render export chunks at once, in the export's snapshot.
+SYNC_EXPORT_READERS = env_int("CONCORDAT_SYNC_EXPORT_READERS", 2)
 
 # Matching (docs/matching.md): signals per request, the default PDQ threshold, whether the
 # queried values themselves go into the audit log, and how the index follows the change stream.

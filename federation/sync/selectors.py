@@ -5,13 +5,20 @@ Both render an entry the same way, as it stands when read, with a fixed number o
 page or chunk: the rows themselves, their labels, their add contributions.
 """
 
-from collections import defaultdict
+import contextlib
+import itertools
+import threading
+from collections import defaultdict, deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
 
 import orjson
+import psycopg
+import psycopg.sql
+from django.conf import settings
 from django.db import connections, router, transaction
 from django.db.models import Exists, OuterRef, Q
 
@@ -132,7 +139,7 @@ _ADDS_AGGREGATES = """jsonb_agg(DISTINCT jsonb_build_object('member', o.slug, 'h
            max(c.quality) FILTER (WHERE c.status = 'active') AS quality,
            array_agg(DISTINCT c.incident_id::text) FILTER (WHERE c.incident_id IS NOT NULL)
                AS incidents"""
-# One export chunk in one statement and one row: the next ``limit`` visible entries after an id,
+# One export chunk in one statement and one row: the visible entries of an id range (low, high],
 # their labels and add contributions aggregated per entry over the chunk's id range (two index
 # range scans and hash joins, instead of two lookups per entry), the documents joined by the
 # database into the chunk's NDJSON text. Every visible entry is an upsert.
@@ -140,8 +147,7 @@ _EXPORT_CHUNK_SQL = """
 WITH page AS MATERIALIZED (
     SELECT e.id, e.signal_type, e.value, e.state, e.created_at, e.updated_at, e.state_changed_at
     FROM federation_entry e
-    WHERE e.id > %s AND e.state IN ('vetted', 'disputed')
-    ORDER BY e.id LIMIT %s
+    WHERE e.id > %s AND e.id <= %s AND e.state IN ('vetted', 'disputed')
 ), bounds AS MATERIALIZED (SELECT min(id) AS low, max(id) AS high FROM page),
 labels AS (
     SELECT el.entry_id, json_agg(l.slug ORDER BY l.slug) AS slugs
@@ -336,7 +342,9 @@ def shared_set_lines(*, chunk_size: int = 10_000) -> Iterator[bytes]:
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         position = stream_state().last_position  # the snapshot's first read
         chunks = (
-            _sql_chunks(connection, chunk_size) if postgresql else _orm_chunks(alias, chunk_size)
+            _sql_chunks(connection, chunk_size, parallel=not nested)
+            if postgresql
+            else _orm_chunks(alias, chunk_size)
         )
         count = yield from chunks
         yield _line({"op": "end", "count": count, "cursor": cursor_for(position)})
@@ -359,17 +367,94 @@ def _orm_chunks(alias: str, chunk_size: int) -> Iterator[bytes]:
         yield b"\n".join(render_entries(entries)) + b"\n"
 
 
-def _sql_chunks(connection, chunk_size: int) -> Iterator[bytes]:
-    """The export's chunks on PostgreSQL, in the current transaction; returns how many entries."""
-    count, last_id = 0, 0
-    while True:
-        with connection.cursor() as cursor:
-            cursor.execute(_EXPORT_CHUNK_SQL, [last_id, chunk_size])
-            chunk_count, last_id, text = cursor.fetchone()
-        if not chunk_count:
-            return count
-        count += chunk_count
-        yield text.encode() + b"\n"
+def _sql_chunks(connection, chunk_size: int, *, parallel: bool) -> Iterator[bytes]:
+    """The export's chunks on PostgreSQL, in the current transaction's snapshot; returns how many
+    entries.
+
+    Rendering is PostgreSQL's work and runs on one core per connection, so the chunks (id ranges
+    of ``chunk_size``) are rendered by ``settings.SYNC_EXPORT_READERS`` connections at once, each
+    in this transaction's snapshot (``pg_export_snapshot``; ``SET TRANSACTION SNAPSHOT``), and
+    yielded in id order, at most two chunks per reader ahead of the client. Inside a caller's
+    transaction (``parallel`` false: a savepoint cannot export its snapshot, and other
+    connections would not see its writes) the chunks are read one by one on this connection.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT COALESCE(max(id), 0) FROM federation_entry")
+        (high,) = cursor.fetchone()
+        ranges = [(low, min(low + chunk_size, high)) for low in range(0, high, chunk_size)]
+        if parallel:
+            cursor.execute("SELECT pg_export_snapshot()")
+            (snapshot,) = cursor.fetchone()
+    count = 0
+    with contextlib.ExitStack() as stack:
+        if parallel:
+            readers = stack.enter_context(
+                _SnapshotReaders(connection, snapshot, settings.SYNC_EXPORT_READERS)
+            )
+            rows = readers.ordered(_EXPORT_CHUNK_SQL, ranges)
+        else:
+            rows = (_fetch_chunk(connection, bounds) for bounds in ranges)
+        for chunk_count, text in rows:
+            if chunk_count:
+                count += chunk_count
+                yield text.encode() + b"\n"
+    return count
+
+
+def _fetch_chunk(connection, bounds: tuple[int, int]) -> tuple:
+    with connection.cursor() as cursor:
+        cursor.execute(_EXPORT_CHUNK_SQL, list(bounds))
+        chunk_count, _, text = cursor.fetchone()
+    return chunk_count, text
+
+
+class _SnapshotReaders:
+    """A few extra connections that read in one exported snapshot, queried in parallel."""
+
+    def __init__(self, connection, snapshot: str, readers: int) -> None:
+        self._params = connection.get_connection_params()
+        self._snapshot = snapshot
+        self._local = threading.local()
+        self._connections: list[psycopg.Connection] = []
+        self._lock = threading.Lock()
+        self._readers = max(1, readers)
+        self._pool = ThreadPoolExecutor(self._readers, thread_name_prefix="export")
+
+    def __enter__(self) -> "_SnapshotReaders":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        for reader in self._connections:
+            reader.close()
+
+    def ordered(self, sql: str, ranges: list[tuple[int, int]]) -> Iterator[tuple]:
+        """One result row per range, in the order of ``ranges``."""
+        pending: deque[Future] = deque()
+        upcoming = iter(ranges)
+        for bounds in itertools.islice(upcoming, 2 * self._readers):
+            pending.append(self._pool.submit(self._fetch, sql, bounds))
+        while pending:
+            row = pending.popleft().result()
+            for bounds in itertools.islice(upcoming, 1):
+                pending.append(self._pool.submit(self._fetch, sql, bounds))
+            yield row
+
+    def _fetch(self, sql: str, bounds: tuple[int, int]) -> tuple:
+        reader = getattr(self._local, "connection", None)
+        if reader is None:
+            reader = psycopg.connect(**{**self._params, "autocommit": True})
+            with self._lock:
+                self._connections.append(reader)
+            reader.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            reader.execute(
+                psycopg.sql.SQL("SET TRANSACTION SNAPSHOT {}").format(
+                    psycopg.sql.Literal(self._snapshot)
+                )
+            )
+            self._local.connection = reader
+        chunk_count, _, text = reader.execute(sql, list(bounds)).fetchone()
+        return chunk_count, text
 
 
 def _line(item: dict[str, Any]) -> bytes:

@@ -2,6 +2,7 @@
 delta sync continues without a gap."""
 
 import threading
+import time
 
 import orjson
 import pytest
@@ -218,3 +219,42 @@ def test_the_export_runs_in_repeatable_read(globex_reviewer):
         assert cursor.fetchone()[0] == "repeatable read"
     stream.close()
     assert not connection.in_atomic_block
+
+
+def _backends(*, settled_at: int | None = None) -> int:
+    """Connections to the test database; with ``settled_at``, waits (up to 5 s) for the count to
+    fall to it, since a backend leaves pg_stat_activity shortly after its client disconnects."""
+    deadline = time.monotonic() + 5
+    while True:
+        with connections["default"].cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            )
+            count = cursor.fetchone()[0]
+        if settled_at is None or count <= settled_at or time.monotonic() > deadline:
+            return count
+        time.sleep(0.05)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_export_reads_in_parallel_in_its_snapshot_and_closes_its_readers(
+    globex_reviewer, settings
+):
+    settings.SYNC_EXPORT_READERS = 3
+    ids = _vetted_entries(9)
+    before = _backends()
+    stream = shared_set_lines(chunk_size=2)
+    first = _read([next(stream)])
+    assert _backends() > before  # the readers' connections, in the export's snapshot
+    rest = _read(stream)
+    *items, end = first + rest
+    assert [item["signal"]["value"] for item in items] == list(
+        Entry.objects.filter(pk__in=ids).order_by("pk").values_list("value", flat=True)
+    )
+    assert end["count"] == 9
+    assert _backends(settled_at=before) == before
+
+    abandoned = shared_set_lines(chunk_size=2)
+    next(abandoned)
+    abandoned.close()  # a client that goes away mid-export
+    assert _backends(settled_at=before) == before

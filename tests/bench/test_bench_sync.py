@@ -59,6 +59,19 @@ def _percentile(samples: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
 
 
+def _pull_everything(hub, token: str) -> tuple[int, int, str]:
+    """Every change from an empty cursor, in pages of 10,000: (entries, pages, last cursor)."""
+    pulled, cursor, pages = 0, None, 0
+    while True:
+        path = "/api/v1/sync/changes?limit=10000" + (f"&after={cursor}" if cursor else "")
+        with _get(hub, path, token) as response:
+            page = orjson.loads(response.read())
+        pulled += len(page["changes"])
+        cursor, pages = page["next"], pages + 1
+        if not page["more"]:
+            return pulled, pages, cursor
+
+
 def test_bench_sync():
     key = Ed25519PrivateKey.generate()
     env = {"CONCORDAT_SYNC_SEQUENCE_INTERVAL_SECONDS": "3600"}
@@ -98,18 +111,13 @@ def test_bench_sync():
         rss_export = _peak_rss_kib(web)
 
         started = time.perf_counter()
-        pulled, cursor, pages = 0, None, 0
-        while True:
-            path = "/api/v1/sync/changes?limit=10000" + (f"&after={cursor}" if cursor else "")
-            with _get(hub, path, token) as response:
-                page = orjson.loads(response.read())
-            pulled += len(page["changes"])
-            cursor, pages = page["next"], pages + 1
-            if not page["more"]:
-                break
+        pulled, pages, cursor = _pull_everything(hub, token)
         delta_seconds = time.perf_counter() - started
         assert pulled == ENTRIES
         rss_after = _peak_rss_kib(web)
+        # A second full pull: a leak would raise the peak again; a per-page high-water mark not.
+        assert _pull_everything(hub, token)[0] == ENTRIES
+        rss_again = _peak_rss_kib(web)
 
         lags = []
         for _ in range(LAG_SAMPLES):
@@ -156,7 +164,8 @@ def test_bench_sync():
     print(
         f"  gunicorn workers' peak RSS: before pulls {max(rss_before.values()) / 1024:.0f} MiB, "
         f"after the export {max(rss_export.values()) / 1024:.0f} MiB, "
-        f"after the delta pull too {max(rss_after.values()) / 1024:.0f} MiB"
+        f"after the delta pull too {max(rss_after.values()) / 1024:.0f} MiB, "
+        f"after a second delta pull {max(rss_again.values()) / 1024:.0f} MiB"
     )
     print(
         f"  commit -> readable lag over HTTP ({LAG_SAMPLES} samples): "

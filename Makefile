@@ -25,6 +25,7 @@ test: $(STAMP) services browser lint
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
 
 bench: $(STAMP) services
+	$(BIN)/python -m pip install --quiet -r requirements-bench.txt
 	$(BIN)/python -m pytest -m bench -p no:xdist -s -q tests/bench
 
 demo: $(STAMP)

@@ -305,3 +305,45 @@ def test_bench_match_api_over_http():
             f"planted near-duplicates found {found}/{HTTP_REQUESTS * 10}"
         )
         assert found == HTTP_REQUESTS * 10
+
+
+PEER_QUERIES = int(os.environ.get("CONCORDAT_BENCH_MATCH_PEER_QUERIES", 100))
+PEER_ADDS = 3
+
+
+@pytest.mark.parametrize("kind", ["uniform", "skewed"])
+def test_bench_threatexchange_pdq_index_peer(kind):
+    """python-threatexchange's ``PDQIndex`` (faiss multi-hash, what the field's open-source
+    matcher serves) on the same data: build time, RSS growth, throughput and recall on
+    ``PEER_QUERIES`` queries, and the time of one ``add`` on the built index. Installed by
+    `make bench` (requirements-bench.txt); skipped where it is not."""
+    pdq_index = pytest.importorskip("threatexchange.signal_type.pdq.pdq_index")
+    hashes, queries = dataset(kind, N)
+    queries = queries[:PEER_QUERIES]
+    values = [words_hex(h) for h in hashes]
+    truth = brute_force_sets(hashes, queries, THRESHOLD)
+
+    rss = _rss()
+    started = time.perf_counter()
+    peer = pdq_index.PDQIndex(entries=((value, row) for row, value in enumerate(values)))
+    build_seconds = time.perf_counter() - started
+    growth = _rss() - rss
+
+    started = time.perf_counter()
+    found = [{match.metadata for match in peer.query(words_hex(q))} for q in queries]
+    query_seconds = time.perf_counter() - started
+
+    adds = []
+    for value in ("ab" * 32, "cd" * 32, "ef" * 32)[:PEER_ADDS]:
+        started = time.perf_counter()
+        peer.add(value, len(values))
+        adds.append(time.perf_counter() - started)
+    print(
+        f"\n[{kind}] python-threatexchange PDQIndex, n={len(hashes):,}"
+        f"\n  build {build_seconds:.1f} s; RSS growth {growth / len(hashes):.0f} B/hash"
+        f" ({growth / 2**20:.0f} MiB)"
+        f"\n  {len(queries)} single queries in {query_seconds:.2f} s"
+        f" ({len(queries) / query_seconds:,.0f} q/s)"
+        f"; recall {_recall(found, truth):.4%}"
+        f"\n  one add on the built index: {', '.join(f'{a:.3f}' for a in adds)} s"
+    )

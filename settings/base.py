@@ -208,6 +208,20 @@ MATCH_AUDIT_VALUES = env_bool("CONCORDAT_MATCH_AUDIT_VALUES", False)
 MATCH_FOLLOW = env_bool("CONCORDAT_MATCH_FOLLOW", True)
 MATCH_POLL_SECONDS = float(env_int("CONCORDAT_MATCH_POLL_MILLISECONDS", 250)) / 1000
 
+# Federation (docs/federation.md). Receiving: the hop limit on an item's path, the push body's
+# bound (the smaller of this and CONCORDAT_MAX_BODY_BYTES holds), the request rate per peer, and
+# the pull (anti-entropy) from each linked peer: how often, how many pages per run, the timeout.
+FEDERATION_HOP_LIMIT = env_int("CONCORDAT_FEDERATION_HOP_LIMIT", 8)
+FEDERATION_MAX_BODY_BYTES = env_int("CONCORDAT_FEDERATION_MAX_BODY_BYTES", 8 * 1024 * 1024)
+FEDERATION_PEER_RATE = env_str("CONCORDAT_FEDERATION_PEER_RATE", "600/minute")
+FEDERATION_PULL_INTERVAL_SECONDS = env_int("CONCORDAT_FEDERATION_PULL_INTERVAL_SECONDS", 60)
+FEDERATION_PULL_MAX_PAGES = env_int("CONCORDAT_FEDERATION_PULL_MAX_PAGES", 20)
+FEDERATION_PULL_TIMEOUT_SECONDS = env_int("CONCORDAT_FEDERATION_PULL_TIMEOUT_SECONDS", 30)
+CELERY_BEAT_SCHEDULE["federation-pull"] = {
+    "task": "federation.propagation.pull.federation_pull_all",
+    "schedule": float(FEDERATION_PULL_INTERVAL_SECONDS),
+}
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -182,6 +182,19 @@ class Key:
     HUB: Final = "hub"
     SLUG: Final = "slug"
     PREVIOUS_NAME: Final = "previous_name"
+    # Federation (receiving side: federation.propagation.receive and .authentication)
+    PEER: Final = "peer"
+    BATCH: Final = "batch"
+    VIA: Final = "via"
+    ACCEPTED: Final = "accepted"
+    DUPLICATES: Final = "duplicates"
+    REJECTED: Final = "rejected"
+    ITEM: Final = "item"
+    DIRECTION: Final = "direction"
+    PREFIX: Final = "prefix"
+    BINDING: Final = "binding"
+    BINDING_SIGNATURE: Final = "binding_signature"
+    ATTESTATION: Final = "attestation"
 
 
 class PolicyRule:
@@ -194,3 +207,4 @@ class PolicyRule:
     ADMIN_RULING: Final = "admin_ruling"
     DISPUTE_RESOLUTION: Final = "dispute_resolution"
     DISPUTE_THRESHOLD: Final = "dispute_threshold"
+    TRUSTED_PEER: Final = "trusted_peer"  # a peer under the trust policy vetted it (federation)

@@ -112,3 +112,31 @@ def test_hub_c_accepts_the_vector_batch(settings):
         peer=peers["hub-b.example.org"], body=VECTORS["batch"]["body"], via="push"
     )
     assert [r.as_dict() for r in result.results] == VECTORS["expected_results_at_hub_c"]
+
+
+def test_the_worked_example_in_the_docs_is_the_vectors():
+    docs = (VECTORS_PATH.parent / "federation.md").read_text(encoding="utf-8")
+    by_name = {v["id"]: v for v in SIGNED}
+    for name in ("key-binding", "key-registration", "attestation-hub-b.example.org"):
+        assert by_name[name]["canonical_utf8"] in docs, name
+    for name in ("key-binding", "attestation-hub-b.example.org", "batch"):
+        assert by_name[name]["signature_b64"] in docs, name
+    assert VECTORS["items"][0]["digest_hex"] in docs
+    assert VECTORS["batch"]["canonical_sha256_hex"] in docs
+    assert HUBS["hub-a.example.org"]["public_key_b64"] in docs
+
+
+def test_every_code_the_receiving_docs_list_is_a_documented_api_code():
+    from federation.api.schema import ERROR_CODES
+    from federation.contributions.services import REJECTION_STATUS
+    from federation.propagation.receive import ITEM_CODES
+
+    docs = (VECTORS_PATH.parent / "federation.md").read_text(encoding="utf-8")
+    receiving = docs.split("## Receiving", 1)[1].split("## Wire format", 1)[0]
+    # Of local ingest's codes, these cannot occur on a relayed item: its origin is path[0], any
+    # member may sign, the key comes with the item, and unknown incidents are mirrored.
+    impossible = {"wrong_hub", "member_mismatch", "unknown_key", "unknown_incident"}
+    for code in [*ITEM_CODES, *(set(REJECTION_STATUS) - impossible)]:
+        assert f"`{code}`" in receiving, code
+    for code in ITEM_CODES:
+        assert code in ERROR_CODES, code

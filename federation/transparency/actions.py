@@ -182,6 +182,21 @@ class Key:
     HUB: Final = "hub"
     SLUG: Final = "slug"
     PREVIOUS_NAME: Final = "previous_name"
+    # Peers (peer.*) and what was sent to them (federation.sent, federation.dead_lettered,
+    # federation.retried)
+    HUB_ID: Final = "hub_id"
+    URL: Final = "url"
+    STATE: Final = "state"
+    INBOUND_POLICY: Final = "inbound_policy"
+    OUTBOUND: Final = "outbound"
+    OUTBOUND_SCOPES: Final = "outbound_scopes"
+    OUTBOUND_LABELS: Final = "outbound_labels"
+    OUTBOUND_SIGNAL_TYPES: Final = "outbound_signal_types"
+    DIRECTION: Final = "direction"
+    PREFIX: Final = "prefix"
+    PEER: Final = "peer"
+    BATCH: Final = "batch"
+    ATTEMPTS: Final = "attempts"
 
 
 class PolicyRule:

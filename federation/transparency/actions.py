@@ -182,6 +182,19 @@ class Key:
     HUB: Final = "hub"
     SLUG: Final = "slug"
     PREVIOUS_NAME: Final = "previous_name"
+    # Federation (receiving side: federation.propagation.receive and .authentication)
+    PEER: Final = "peer"
+    BATCH: Final = "batch"
+    VIA: Final = "via"
+    ACCEPTED: Final = "accepted"
+    DUPLICATES: Final = "duplicates"
+    REJECTED: Final = "rejected"
+    ITEM: Final = "item"
+    DIRECTION: Final = "direction"
+    PREFIX: Final = "prefix"
+    BINDING: Final = "binding"
+    BINDING_SIGNATURE: Final = "binding_signature"
+    ATTESTATION: Final = "attestation"
     # Peers (peer.*) and what was sent to them (federation.sent, federation.dead_lettered,
     # federation.retried)
     HUB_ID: Final = "hub_id"
@@ -192,10 +205,6 @@ class Key:
     OUTBOUND_SCOPES: Final = "outbound_scopes"
     OUTBOUND_LABELS: Final = "outbound_labels"
     OUTBOUND_SIGNAL_TYPES: Final = "outbound_signal_types"
-    DIRECTION: Final = "direction"
-    PREFIX: Final = "prefix"
-    PEER: Final = "peer"
-    BATCH: Final = "batch"
     ATTEMPTS: Final = "attempts"
 
 
@@ -209,3 +218,4 @@ class PolicyRule:
     ADMIN_RULING: Final = "admin_ruling"
     DISPUTE_RESOLUTION: Final = "dispute_resolution"
     DISPUTE_THRESHOLD: Final = "dispute_threshold"
+    TRUSTED_PEER: Final = "trusted_peer"  # a peer under the trust policy vetted it (federation)

@@ -27,7 +27,7 @@ from federation.signing import (
     verify_signature,
 )
 from members.services import signing_key_revoke
-from tests.federation.federation_helpers import (
+from tests.federation.sending_helpers import (
     ACTOR,
     arrival,
     foreign_member,

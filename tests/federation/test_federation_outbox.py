@@ -12,7 +12,7 @@ from federation.propagation.outbox import outbox_record_adds, outbox_record_tran
 from federation.propagation.peers import peer_update
 from federation.vetting.models import Incident
 from members.services import signing_key_revoke
-from tests.federation.federation_helpers import (
+from tests.federation.sending_helpers import (
     ACTOR,
     arrival,
     foreign_member,

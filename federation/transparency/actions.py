@@ -195,6 +195,17 @@ class Key:
     BINDING: Final = "binding"
     BINDING_SIGNATURE: Final = "binding_signature"
     ATTESTATION: Final = "attestation"
+    # Peers (peer.*) and what was sent to them (federation.sent, federation.dead_lettered,
+    # federation.retried)
+    HUB_ID: Final = "hub_id"
+    URL: Final = "url"
+    STATE: Final = "state"
+    INBOUND_POLICY: Final = "inbound_policy"
+    OUTBOUND: Final = "outbound"
+    OUTBOUND_SCOPES: Final = "outbound_scopes"
+    OUTBOUND_LABELS: Final = "outbound_labels"
+    OUTBOUND_SIGNAL_TYPES: Final = "outbound_signal_types"
+    ATTEMPTS: Final = "attempts"
 
 
 class PolicyRule:

@@ -88,7 +88,7 @@ class DemoHub:
         self.processes.append(
             subprocess.Popen(
                 [sys.executable, "-m", "celery", "-A", "settings.celery", "worker", "--beat",
-                 "--pool", "solo", "--loglevel", "WARNING", "--queues", f"concordat-{self.name}",
+                 "--pool", "solo", "--loglevel", "WARNING", "--queues", f"concordat-{self.name},concordat-{self.name}.incident",
                  "--schedule", str(self.folder / "beat-schedule"), "--without-gossip", "--without-mingle"],
                 cwd=ROOT, env=self.env, stdout=worker_log, stderr=subprocess.STDOUT,
             )

@@ -39,6 +39,7 @@ from django.conf import settings
 from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
 
+from federation.bulk_insert import copy_rows
 from federation.contributions.checks import (
     BoundKey,
     CheckContext,
@@ -934,7 +935,7 @@ def _record_receipts(
         ).values_list("contribution_id", flat=True)
     )
     scopes = _receipt_scopes(batch, stored, ids)
-    receipts: list[Receipt] = []
+    receipts: list[tuple] = []
     to_vet: set[int] = set()
     for entry, status, entry_id in stored:
         contribution_id = ids[entry.parsed.uuid]
@@ -943,16 +944,16 @@ def _record_receipts(
             continue
         existing.add(contribution_id)
         receipts.append(
-            Receipt(
-                contribution_id=contribution_id,
-                peer_hub=peer_hub,
-                via=batch.via,
-                path=list(entry.item.path),
-                attestations=entry.item.raw["attestations"],
-                effective_scope=scopes[contribution_id],
-                batch_id=batch.parsed.batch_id,
-                digest=entry.item.digest,
-                received_at=batch.now,
+            (
+                contribution_id,
+                peer_hub,
+                batch.via,
+                list(entry.item.path),
+                entry.item.raw["attestations"],
+                scopes[contribution_id],
+                batch.parsed.batch_id,
+                entry.item.digest,
+                batch.now,
             )
         )
         batch.set(entry.item, ACCEPTED if status == created_status else DUPLICATE)
@@ -961,7 +962,7 @@ def _record_receipts(
             and entry.item.attestations[-1].document["state"] == Entry.State.VETTED
         ):
             to_vet.add(entry_id)
-    Receipt.objects.bulk_create(receipts)
+    copy_rows(Receipt, _RECEIPT_COLUMNS, receipts)
     if to_vet and batch.peer.inbound_policy == Peer.InboundPolicy.TRUST:
         entries_transition(
             entry_ids=to_vet,
@@ -972,6 +973,12 @@ def _record_receipts(
             data={Key.POLICY: {Key.RULE: PolicyRule.TRUSTED_PEER, Key.PEER: peer_hub}},
             now=batch.now,
         )
+
+
+_RECEIPT_COLUMNS = [
+    "contribution_id", "peer_hub", "via", "path", "attestations", "effective_scope", "batch_id",
+    "digest", "received_at",
+]  # fmt: skip
 
 
 def _receipt_scopes(

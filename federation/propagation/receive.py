@@ -56,6 +56,7 @@ from federation.errors import ConcordatError
 from federation.lifecycle import entries_transition
 from federation.propagation import wire
 from federation.propagation.models import KeyBinding, PeerLink, Receipt
+from federation.propagation.outbox import outbox_record_keys
 from federation.signing import (
     MalformedContribution,
     MalformedKeyRegistration,
@@ -730,7 +731,7 @@ def _store(batch: _Batch) -> None:
     batch.stored_keys = {}
     batch.stored_bindings = set()
     for key_item in batch.keys:
-        _key, changed = _store_key(batch, key_item.key)
+        _key, changed = _store_key(batch, key_item.key, path=key_item.item.path)
         batch.set(key_item.item, ACCEPTED if changed else DUPLICATE)
     if batch.contributions:
         _store_contributions(batch)
@@ -761,8 +762,12 @@ def _store(batch: _Batch) -> None:
     PeerLink.objects.filter(peer=batch.peer).update(last_received_at=batch.now)
 
 
-def _store_key(batch: _Batch, section: _KeySection) -> tuple[SigningKey, bool]:
-    """The mirror's key with this binding; ``changed`` when anything new was recorded."""
+def _store_key(
+    batch: _Batch, section: _KeySection, *, path: tuple[str, ...]
+) -> tuple[SigningKey, bool]:
+    """The mirror's key with this binding; ``changed`` when anything new was recorded. A
+    revocation of a held key travels on (the outbox's key items, to every peer that was sent a
+    contribution signed by the key, never to a hub of ``path``)."""
     stored = batch.stored_keys
     changed = False
     key = stored.get(section.key_id)
@@ -824,6 +829,7 @@ def _store_key(batch: _Batch, section: _KeySection) -> tuple[SigningKey, bool]:
                 },
             )
         )
+        outbox_record_keys(signing_key_ids=[key.pk], path=path)
         changed = True
     return key, changed
 
@@ -856,7 +862,7 @@ def _store_contributions(batch: _Batch) -> None:
         by_member.setdefault((entry.parsed.hub, entry.parsed.member), []).append(entry)
     stored: list[tuple[_Contribution, str, int]] = []  # (item, store status, entry id)
     for (_hub, _member), entries in by_member.items():
-        keys = [_store_key(batch, entry.key)[0] for entry in entries]
+        keys = [_store_key(batch, entry.key, path=entry.item.path)[0] for entry in entries]
         organisation = keys[0].organisation
         # The contributions are the foreign member's: stored for its mirror, by the peer hub.
         actor = dataclasses.replace(batch.actor, organisation=organisation)

@@ -472,3 +472,16 @@ def test_a_batch_costs_a_fixed_number_of_queries_whatever_its_size(bravo):
         assert result.count("accepted") == size
         counts.append(len(queries))
     assert counts[0] == counts[1], counts
+
+
+def test_a_received_revocation_travels_on_to_peers_that_were_sent_the_keys_contributions(bravo):
+    from federation.propagation.models import OutboxItem
+
+    delta = RemoteHub("delta.example")
+    member = bravo.member()
+    _ok(bravo.push([contribution_item(member)]))  # trusted: vetted here, owed to delta
+    assert OutboxItem.objects.filter(peer=delta.peer, kind="contribution").count() == 1
+    member.revoked_at, member.issued_at = now_seconds(), now_seconds()
+    _ok(bravo.push([key_item(member)]))
+    rows = OutboxItem.objects.filter(kind="key")
+    assert [(row.peer.hub_id, row.path) for row in rows] == [("delta.example", ["bravo.example"])]

@@ -53,12 +53,14 @@ from tests.integration.harness import (
 )
 
 # Federation settings for hubs under test: retries and the pull safety net within seconds.
+# The pull interval is an hour here: a test that needs pull sets it (push must work alone).
 FAST_FEDERATION_ENV = {
     "CONCORDAT_SEQUENCE_INTERVAL_SECONDS": "2",
-    "CONCORDAT_FEDERATION_PULL_INTERVAL_SECONDS": "3",
-    "CONCORDAT_FEDERATION_PUSH_INTERVAL_SECONDS": "2",
-    "CONCORDAT_FEDERATION_RETRY_BASE_SECONDS": "1",
-    "CONCORDAT_FEDERATION_RETRY_MAX_SECONDS": "4",
+    "CONCORDAT_FEDERATION_PULL_INTERVAL_SECONDS": "3600",
+    "CONCORDAT_FEDERATION_SWEEP_INTERVAL_SECONDS": "2",
+    "CONCORDAT_FEDERATION_BACKOFF_BASE_MS": "500",
+    "CONCORDAT_FEDERATION_BACKOFF_MAX_SECONDS": "3",
+    "CONCORDAT_FEDERATION_LEASE_SECONDS": "5",
 }
 
 _template_lock = threading.Lock()
@@ -376,6 +378,8 @@ def parallel(calls: Iterable) -> list:
 @dataclass
 class Federation:
     hubs: list[FederationHub]
+    # (a, b) -> the token hub a presents to hub b (issued by b's ``peer add``)
+    tokens: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def __getitem__(self, name: str) -> FederationHub:
         return next(hub for hub in self.hubs if hub.name == name)
@@ -399,6 +403,8 @@ class Federation:
         """Several links at once: every ``peer add`` in parallel, then every token exchange."""
         directions = [(a, b) for a, b in pairs] + [(b, a) for a, b in pairs]
         issued = parallel(lambda a=a, b=b: a.peer_add(b, **policy) for a, b in directions)
+        for (a, b), answer in zip(directions, issued, strict=True):
+            self.tokens[(b.name, a.name)] = answer["inbound_token"]
         parallel(
             lambda a=a, b=b, token=answer["inbound_token"]: b.peer(
                 "set-outbound-token", "--hub-id", a.hub_id, "--token", token

@@ -1,0 +1,7 @@
+from django.urls import path
+
+from federation.propagation import api
+
+urlpatterns = [
+    path("batches", api.FederationBatchView.as_view(), name="federation-batches"),
+]

@@ -1,5 +1,6 @@
 """Peer hubs: registering them, changing their state and policies, rotating their pinned key and
-the credentials both ways (docs/federation.md, "For consortium admins").
+the credentials both ways (docs/federation.md, "For consortium admins"). The inbound credential is issued by
+``federation.propagation.authentication.peer_inbound_credential_issue``.
 
 Each service runs in one transaction and writes its ``peer.*`` audit event in it; the
 ``manage.py peer`` command and the Django admin both call these, so they leave the same trail.
@@ -8,7 +9,6 @@ Each service runs in one transaction and writes its ``peer.*`` audit event in it
 import base64
 import binascii
 import re
-import secrets
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -19,14 +19,13 @@ from nacl.bindings import crypto_core_ed25519_is_valid_point
 
 from federation.contributions.models import ContributionScope, SignalType
 from federation.errors import Conflict, InvalidInput
+from federation.propagation.authentication import PEER_TOKEN_PREFIX, peer_inbound_credential_issue
 from federation.propagation.models import PeerLink
 from federation.transparency.actions import Action, Key, ObjectType
 from federation.transparency.audit import AuditRecord, audit_record
 from members.actors import Actor
-from members.authentication import hash_secret
 from members.models import Peer, key_id_for
 
-PEER_TOKEN_PREFIX = "cp_"  # noqa: S105 (a format marker, not a secret)
 # Scopes a peer may be sent: ``hub`` never leaves this hub.
 OUTBOUND_SCOPES = (ContributionScope.PEERS.value, ContributionScope.FEDERATION.value)
 
@@ -64,7 +63,9 @@ def check_url(url: str) -> str:
         return ""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidInput("The URL must be http:// or https:// with a host.", details={"field": "url"})
+        raise InvalidInput(
+            "The URL must be http:// or https:// with a host.", details={"field": "url"}
+        )
     if parts.username is not None or parts.password is not None:
         raise InvalidInput(
             "The URL must not carry credentials; set the outbound token instead.",
@@ -246,7 +247,9 @@ def peer_update(
     )
     if state is not None:
         if state not in Peer.State.values:
-            raise InvalidInput(f"state must be one of {Peer.State.values}.", details={"field": "state"})
+            raise InvalidInput(
+                f"state must be one of {Peer.State.values}.", details={"field": "state"}
+            )
         wanted["state"] = state
     if url is not None:
         wanted["url"] = check_url(url)
@@ -327,29 +330,3 @@ def peer_set_outbound_token(*, peer: Peer, token: str, actor: Actor) -> Peer:
 
         transaction.on_commit(lambda: request_drain_all(peer_ids=[peer.pk]))
     return peer
-
-
-def peer_inbound_credential_issue(*, peer: Peer, actor: Actor) -> str:
-    """A new credential the peer presents here (``cp_<prefix>_<secret>``), replacing any earlier
-    one. Only a SHA-256 of the secret is kept; the token is returned once."""
-    for _attempt in range(3):
-        prefix = secrets.token_hex(6)
-        secret = secrets.token_urlsafe(32)
-        try:
-            with transaction.atomic():
-                locked = Peer.objects.select_for_update().get(pk=peer.pk)
-                locked.inbound_prefix = prefix
-                locked.inbound_secret_hash = hash_secret(secret)
-                locked.updated_at = timezone.now()
-                locked.save(update_fields=["inbound_prefix", "inbound_secret_hash", "updated_at"])
-                _record(
-                    Action.PEER_CREDENTIAL_ISSUED,
-                    locked,
-                    actor,
-                    {Key.DIRECTION: "inbound", Key.PREFIX: prefix},
-                )
-        except IntegrityError:
-            continue  # a prefix collision (2**-48): draw again
-        peer.inbound_prefix, peer.inbound_secret_hash = prefix, locked.inbound_secret_hash
-        return f"{PEER_TOKEN_PREFIX}{prefix}_{secret}"
-    raise RuntimeError("could not draw a unique peer credential prefix")

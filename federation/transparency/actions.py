@@ -182,6 +182,19 @@ class Key:
     HUB: Final = "hub"
     SLUG: Final = "slug"
     PREVIOUS_NAME: Final = "previous_name"
+    # Federation (receiving side: federation.propagation.receive and .authentication)
+    PEER: Final = "peer"
+    BATCH: Final = "batch"
+    VIA: Final = "via"
+    ACCEPTED: Final = "accepted"
+    DUPLICATES: Final = "duplicates"
+    REJECTED: Final = "rejected"
+    ITEM: Final = "item"
+    DIRECTION: Final = "direction"
+    PREFIX: Final = "prefix"
+    BINDING: Final = "binding"
+    BINDING_SIGNATURE: Final = "binding_signature"
+    ATTESTATION: Final = "attestation"
     # Peers (peer.*) and what was sent to them (federation.sent, federation.dead_lettered,
     # federation.retried)
     HUB_ID: Final = "hub_id"
@@ -192,20 +205,7 @@ class Key:
     OUTBOUND_SCOPES: Final = "outbound_scopes"
     OUTBOUND_LABELS: Final = "outbound_labels"
     OUTBOUND_SIGNAL_TYPES: Final = "outbound_signal_types"
-    DIRECTION: Final = "direction"
-    PREFIX: Final = "prefix"
-    PEER: Final = "peer"
-    BATCH: Final = "batch"
     ATTEMPTS: Final = "attempts"
-    # Federation (receiving side: federation.propagation.receive and .authentication)
-    VIA: Final = "via"
-    ACCEPTED: Final = "accepted"
-    DUPLICATES: Final = "duplicates"
-    REJECTED: Final = "rejected"
-    ITEM: Final = "item"
-    BINDING: Final = "binding"
-    BINDING_SIGNATURE: Final = "binding_signature"
-    ATTESTATION: Final = "attestation"
 
 
 class PolicyRule:

@@ -239,9 +239,7 @@ def test_demo_prints_tokens_and_commands_that_work(demo):
     with urllib.request.urlopen(request, timeout=30) as response:
         assert response.status == 200
 
-    done = subprocess.run(
-        peer_status, shell=True, cwd=ROOT, env=env, capture_output=True, text=True
-    )  # noqa: S602
+    done = subprocess.run(peer_status, shell=True, cwd=ROOT, env=env, capture_output=True, text=True)  # noqa: S602  # fmt: skip
     assert done.returncode == 0, done.stderr
     for peer in demo.peers:
         assert f"{peer}.demo" in done.stdout, done.stdout

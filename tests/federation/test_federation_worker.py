@@ -32,12 +32,17 @@ def queue():
     app.conf.task_routes = {
         "federation.propagation.tasks.drain_outbox_incident": {"queue": f"{name}.incident"}
     }
-    for cached in ("default_queue", "queues", "router"):
-        app.amqp.__dict__.pop(cached, None)
+    _forget_routing()
     yield name
     app.conf.task_default_queue, app.conf.task_routes = saved
+    _forget_routing()
+
+
+def _forget_routing() -> None:
+    """Celery caches the queues and the routing table it built from the configuration."""
     for cached in ("default_queue", "queues", "router"):
         app.amqp.__dict__.pop(cached, None)
+    app.amqp._rtable = None
 
 
 @pytest.fixture
@@ -104,8 +109,8 @@ def test_the_incident_drain_is_routed_to_its_own_queue(queue):
     incident = router.route({}, "federation.propagation.tasks.drain_outbox_incident")
     normal = router.route({}, "federation.propagation.tasks.drain_outbox")
     assert (incident["queue"].name, normal["queue"].name) == (f"{queue}.incident", queue)
-    assert settings.CELERY_TASK_ROUTES == {
+    assert {
         "federation.propagation.tasks.drain_outbox_incident": {
             "queue": f"{settings.CELERY_TASK_DEFAULT_QUEUE}.incident"
         }
-    }
+    } == settings.CELERY_TASK_ROUTES

@@ -6,7 +6,7 @@ import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
-from federation.contributions.models import Contribution, Entry
+from federation.contributions.models import Contribution, Entry, Label
 from federation.lifecycle import entries_transition
 from federation.propagation.outbox import outbox_record_adds, outbox_record_transitions
 from federation.propagation.peers import peer_update
@@ -261,6 +261,10 @@ def test_a_commit_nudges_each_peer_and_lane_once(monkeypatch):
     nudged = []
     monkeypatch.setattr(tasks, "request_drain", lambda **kw: nudged.append(kw))
     party = make_member("alice", make_organisation("acme"), "submitter")
+    # transactional tests run on a flushed database: the taxonomy is made here
+    Label.objects.get_or_create(
+        slug="attack-footage", defaults={"name": "Attack", "description": "a"}
+    )
     bravo = make_peer("bravo.hub")
     entries = [submit(party) for _ in range(3)]
     nudged.clear()

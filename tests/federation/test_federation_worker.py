@@ -13,6 +13,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
+from federation.contributions.models import Label
 from federation.propagation.models import OutboxItem
 from federation.vetting.models import Incident
 from settings.celery import app
@@ -86,6 +87,10 @@ def wait_for(predicate, timeout: float, what: str, log: Path | None = None):
 @pytest.mark.django_db(transaction=True)
 def test_a_commit_nudges_a_real_worker_that_delivers_both_lanes(worker, tmp_path):
     party = make_member("alice", make_organisation("acme"), "submitter")
+    # transactional tests run on a flushed database: the taxonomy is made here
+    Label.objects.get_or_create(
+        slug="attack-footage", defaults={"name": "Attack", "description": "a"}
+    )
     incident = Incident.objects.create(name="Event", description="d")
     with Receiver() as receiver:
         make_peer("bravo.hub", url=receiver.url)

@@ -120,6 +120,14 @@ _CONTRIBUTIONS_SQL, _ENTRY_ITEMS_SQL, _RETRACTS_SQL, _KEYS_SQL = (
 )
 
 
+# A hub with no linked peer pays for none of it: the uncorrelated EXISTS is a one-time filter that
+# PostgreSQL evaluates before scanning anything.
+_GATED = (
+    "(SELECT * FROM ({part}) AS owed_part WHERE EXISTS "
+    "(SELECT 1 FROM members_peer p WHERE p.state = 'active' AND p.url <> ''))"
+)
+
+
 def shareable_with(
     peer: Peer,
     *,
@@ -206,7 +214,7 @@ def _insert(parts: list[str], params: dict) -> int:
         return 0
     now = timezone.now()
     params = {**params, "hub": settings.HUB_ID, "now": now}
-    body = " UNION ALL ".join(f"({part})" for part in parts)
+    body = " UNION ALL ".join(_GATED.replace("{part}", part) for part in parts)
     # Fixed clauses only (every value is a parameter).
     sql = (
         "WITH owed (peer_id, kind, contribution_id, entry_id, signing_key_id, path, lane) AS "  # noqa: S608

@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from federation.contributions.models import Entry
 from federation.errors import Conflict
+from federation.propagation.outbox import outbox_record_transitions
 from federation.sync.changes import sync_changes_record
 from federation.transparency.actions import Action, Key, ObjectType
 from federation.transparency.audit import AuditRecord, audit_record_many
@@ -172,11 +173,14 @@ def _record_downstream_changes(
 
     The member change stream (``federation.sync``: a change row per entry that enters, changes
     in or leaves the shared set) is written here, in bulk, so that it commits or rolls back with
-    the state change and its audit events; the federation outbox (issue 12: a row per peer and
-    vetted or withdrawn entry) will be written here too. One call moves every entry to the same
-    state, which is the change's reason.
+    the state change and its audit events; so is the federation outbox
+    (``federation.propagation.outbox``: an entry vetted from review owes its active adds to the
+    peers; a dispute, its outcome and a vetting after one owe an entry item to the peers that
+    hold the entry), in one statement when the move is one of those. One call moves every entry
+    to the same state, which is the change's reason.
     """
     if transitions:
         sync_changes_record(
             entry_ids=[t.entry_id for t in transitions], reason=transitions[0].to_state, now=now
         )
+        outbox_record_transitions(transitions)

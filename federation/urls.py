@@ -16,6 +16,7 @@ api_v1 = [
     path("log/", include("federation.transparency.urls")),
     path("sync/", include("federation.sync.urls")),
     path("match", MatchView.as_view(), name="match"),
+    path("federation/", include("federation.propagation.urls")),
 ]
 
 urlpatterns = [

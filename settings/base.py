@@ -210,6 +210,49 @@ MATCH_AUDIT_VALUES = env_bool("CONCORDAT_MATCH_AUDIT_VALUES", False)
 MATCH_FOLLOW = env_bool("CONCORDAT_MATCH_FOLLOW", True)
 MATCH_POLL_SECONDS = float(env_int("CONCORDAT_MATCH_POLL_MILLISECONDS", 250)) / 1000
 
+# Federation (docs/federation.md). Receiving: the hop limit on an item's path, the push body's
+# bound (the smaller of this and CONCORDAT_MAX_BODY_BYTES holds), the request rate per peer, and
+# the pull (anti-entropy) from each linked peer: how often, how many pages per run, the timeout.
+FEDERATION_HOP_LIMIT = env_int("CONCORDAT_FEDERATION_HOP_LIMIT", 8)
+FEDERATION_MAX_BODY_BYTES = env_int("CONCORDAT_FEDERATION_MAX_BODY_BYTES", 8 * 1024 * 1024)
+FEDERATION_PEER_RATE = env_str("CONCORDAT_FEDERATION_PEER_RATE", "600/minute")
+FEDERATION_PULL_INTERVAL_SECONDS = env_int("CONCORDAT_FEDERATION_PULL_INTERVAL_SECONDS", 60)
+FEDERATION_PULL_MAX_PAGES = env_int("CONCORDAT_FEDERATION_PULL_MAX_PAGES", 20)
+FEDERATION_PULL_TIMEOUT_SECONDS = env_int("CONCORDAT_FEDERATION_PULL_TIMEOUT_SECONDS", 30)
+CELERY_BEAT_SCHEDULE["federation-pull"] = {
+    "task": "federation.propagation.pull.federation_pull_all",
+    "schedule": float(FEDERATION_PULL_INTERVAL_SECONDS),
+}
+# Sending. The incident lane has its own queue,
+# "<CELERY_TASK_DEFAULT_QUEUE>.incident": every worker must consume both queues
+# (`celery -A settings.celery worker -Q concordat,concordat.incident --beat`).
+FEDERATION_INCIDENT_QUEUE = f"{CELERY_TASK_DEFAULT_QUEUE}.incident"
+CELERY_TASK_ROUTES = {
+    "federation.propagation.tasks.drain_outbox_incident": {"queue": FEDERATION_INCIDENT_QUEUE},
+}
+# Sending: items per batch (the wire's maximum is 500), attempts before a row is a dead letter,
+# exponential backoff (base * 2 ** (attempts - 1), capped, times a jitter in [0.5, 1]), the lease
+# of a claimed batch (a killed worker's rows come back after it), HTTP timeouts, and how many
+# batches one task sends before it hands over to a fresh task.
+FEDERATION_BATCH_SIZE = min(env_int("CONCORDAT_FEDERATION_BATCH_SIZE", 500), 500)
+FEDERATION_MAX_ATTEMPTS = env_int("CONCORDAT_FEDERATION_MAX_ATTEMPTS", 8)
+FEDERATION_BACKOFF_BASE_SECONDS = (
+    float(env_int("CONCORDAT_FEDERATION_BACKOFF_BASE_MS", 2000)) / 1000
+)
+FEDERATION_BACKOFF_MAX_SECONDS = float(env_int("CONCORDAT_FEDERATION_BACKOFF_MAX_SECONDS", 600))
+FEDERATION_LEASE_SECONDS = float(env_int("CONCORDAT_FEDERATION_LEASE_SECONDS", 120))
+FEDERATION_CONNECT_TIMEOUT_SECONDS = float(env_int("CONCORDAT_FEDERATION_CONNECT_TIMEOUT", 5))
+FEDERATION_READ_TIMEOUT_SECONDS = float(env_int("CONCORDAT_FEDERATION_READ_TIMEOUT", 60))
+FEDERATION_DRAIN_MAX_BATCHES = env_int("CONCORDAT_FEDERATION_DRAIN_MAX_BATCHES", 20)
+# The pull feed this hub serves: entries per page (default and bound).
+FEDERATION_FEED_PAGE_SIZE = env_int("CONCORDAT_FEDERATION_FEED_PAGE_SIZE", 200)
+FEDERATION_FEED_PAGE_SIZE_MAX = 500
+# The outbox's safety net: commits nudge the drain; beat sweeps every linked peer anyway.
+CELERY_BEAT_SCHEDULE["federation-drain-outbox"] = {
+    "task": "federation.propagation.tasks.drain_outbox_sweep",
+    "schedule": float(env_int("CONCORDAT_FEDERATION_SWEEP_INTERVAL_SECONDS", 3)),
+}
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -29,8 +29,12 @@ class PayloadTooLarge(ConcordatError):
 
 
 class BoundedJSONParser(JSONParser):
+    def body_limit(self) -> int:
+        """The largest body accepted, in bytes (a subclass may set a narrower one)."""
+        return settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+
     def parse(self, stream, media_type=None, parser_context=None):
-        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        limit = self.body_limit()
         parser_context = parser_context or {}
         request = parser_context.get("request")
         meta = request.META if request is not None else {}

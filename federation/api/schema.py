@@ -50,6 +50,8 @@ ERROR_CODES: dict[str, str] = {
     # Member management
     "invalid_key": "public_key is not a valid raw 32-byte Ed25519 public key (hex or base64).",
     "key_exists": "This public key is already registered.",
+    "peer_exists": "A peer with this hub id is already registered (manage.py peer update).",
+    "same_key": "The key given is already the peer's pinned key: nothing to rotate.",
     "key_revoked": "The key is already revoked (from that time or earlier).",
     "reason_required": "A reason is required.",
     "unknown_holder": "holder is not a user of your organisation.",
@@ -78,6 +80,25 @@ ERROR_CODES: dict[str, str] = {
     "invalid_cursor": "The cursor is not one this hub issued (docs/sync.md).",
     "stale_cursor": "The cursor is older than the stream's retention of removals; start again "
     "from the export (docs/sync.md).",
+    # Federation: a batch refused as a whole (docs/federation.md, "Receiving")
+    "peer_suspended": "The peer is suspended on this hub; nothing it sends is accepted.",
+    "wrong_sender": "batch.from is not the hub id of the authenticated peer.",
+    "wrong_receiver": "batch.to is not this hub's id.",
+    "bad_batch_signature": "The batch signature does not verify under the peer's pinned hub key.",
+    "feed_mismatch": "A feed page that does not continue from the cursor the puller asked for.",
+    # … and one item of a batch (results[].code)
+    "loop": "This hub is already on the item's path.",
+    "hop_limit": "The item's path is longer than FEDERATION_HOP_LIMIT.",
+    "wrong_path": "The item's path does not end with the sending hub.",
+    "unknown_hub": "A hub on the path, or the key's home hub, is not a peer here (or suspended).",
+    "bad_attestation": "Not one attestation per path hub, in order, signed by its pinned key and "
+    "naming the item's signal.",
+    "wrong_origin": "The contribution's hub is not the path's first hub.",
+    "out_of_scope": "An add whose signed scope does not allow it here.",
+    "unbound_key": "The key binding is not signed by the member's home hub or does not match the "
+    "contribution and the registration.",
+    "invalid_registration": "The member's key registration is malformed or not self-signed.",
+    "key_conflict": "The key id is held here for another member or public key.",
     # Matching (docs/matching.md)
     "invalid_signal": "A signal with an unknown type, or a value of the wrong length or not hex "
     "(details: field, length, index of the signal).",

@@ -35,6 +35,7 @@ from federation.contributions.checks import (
     check_contributions,
 )
 from federation.contributions.models import Contribution, Entry, EntryLabel, Label
+from federation.propagation.outbox import outbox_record_adds, outbox_record_retracts
 from federation.sync.changes import sync_changes_record
 from federation.transparency.actions import Action, Key, ObjectType
 from federation.transparency.audit import AuditRecord, audit_record, audit_record_many
@@ -368,6 +369,10 @@ def _store(batch: _Batch, verified: list[Verified]) -> None:
             entry_incidents[stored.entry_id] = stored.verified.parsed.incident
     apply_policy_to_entries(entry_incidents=entry_incidents, actor=batch.actor, now=now)
     stored_retracts = _apply_retracts(batch, retracts, now)
+    # Adds to entries that were already shared go to the peers now (an entry the policy just
+    # vetted sent its adds from the lifecycle hook; the outbox never writes a row twice).
+    if stored_adds:
+        outbox_record_adds(uuids=[stored.verified.parsed.uuid for stored in stored_adds])
 
     stored_all = (*stored_adds, *stored_retracts)
     for stored in stored_all:
@@ -550,6 +555,8 @@ def _apply_retracts(batch: _Batch, retracts: list[Verified], now) -> list[_Store
             ),
         )
         sync_changes_record(entry_ids=[r.entry_id for r in stored], reason="contributed", now=now)
+        # Every peer the withdrawn adds were sent to is owed the retract.
+        outbox_record_retracts(contribution_ids=[r.pk for r in stored])
     entries_mark_retracted_if_unsupported(
         entry_ids={retract.entry_id for retract in stored},
         actor=batch.actor,

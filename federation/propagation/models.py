@@ -44,6 +44,11 @@ class OutboxItem(models.Model):
     state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(default=timezone.now)
+    claimed_until = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="In flight until then: a worker claimed it; after it, the row is due again.",
+    )
     last_error = models.TextField(blank=True)
     digest = models.CharField(max_length=64, blank=True, help_text="SHA-256 of the item as sent.")
     created_at = models.DateTimeField(default=timezone.now)
@@ -51,10 +56,11 @@ class OutboxItem(models.Model):
 
     class Meta:
         indexes = [
+            # A lane is drained oldest first (docs/federation.md, "Sending").
             models.Index(
-                fields=["peer", "lane", "next_attempt_at", "id"],
+                fields=["peer", "lane", "id"],
                 condition=models.Q(state="pending"),
-                name="outbox_pending",
+                name="outbox_pending_fifo",
             ),
             models.Index(
                 fields=["peer", "state"],

@@ -182,6 +182,30 @@ class Key:
     HUB: Final = "hub"
     SLUG: Final = "slug"
     PREVIOUS_NAME: Final = "previous_name"
+    # Federation (receiving side: federation.propagation.receive and .authentication)
+    PEER: Final = "peer"
+    BATCH: Final = "batch"
+    VIA: Final = "via"
+    ACCEPTED: Final = "accepted"
+    DUPLICATES: Final = "duplicates"
+    REJECTED: Final = "rejected"
+    ITEM: Final = "item"
+    DIRECTION: Final = "direction"
+    PREFIX: Final = "prefix"
+    BINDING: Final = "binding"
+    BINDING_SIGNATURE: Final = "binding_signature"
+    ATTESTATION: Final = "attestation"
+    # Peers (peer.*) and what was sent to them (federation.sent, federation.dead_lettered,
+    # federation.retried)
+    HUB_ID: Final = "hub_id"
+    URL: Final = "url"
+    STATE: Final = "state"
+    INBOUND_POLICY: Final = "inbound_policy"
+    OUTBOUND: Final = "outbound"
+    OUTBOUND_SCOPES: Final = "outbound_scopes"
+    OUTBOUND_LABELS: Final = "outbound_labels"
+    OUTBOUND_SIGNAL_TYPES: Final = "outbound_signal_types"
+    ATTEMPTS: Final = "attempts"
 
 
 class PolicyRule:
@@ -194,3 +218,4 @@ class PolicyRule:
     ADMIN_RULING: Final = "admin_ruling"
     DISPUTE_RESOLUTION: Final = "dispute_resolution"
     DISPUTE_THRESHOLD: Final = "dispute_threshold"
+    TRUSTED_PEER: Final = "trusted_peer"  # a peer under the trust policy vetted it (federation)

@@ -258,7 +258,10 @@ def test_ingest_reopens_and_auto_vets_in_bulk_without_a_query_per_entry(
     readd(1)  # warm up
     small, large = readd(10), readd(1000)
     assert small == large
-    assert large <= 22  # 18 when written, 21 with the change stream's rows
+    # 18 when written, 21 with the change stream's rows, 23 with the federation outbox's two
+    # INSERT … SELECT statements (the vetted entries' adds from the lifecycle hook; adds to entries
+    # already shared, from ingest): one each per call, whatever the number of entries or peers.
+    assert large <= 23
 
 
 def _ids(values: list[str]) -> list[str]:

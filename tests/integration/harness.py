@@ -141,6 +141,11 @@ def wait_for(predicate, *, timeout: float, interval: float = 0.2, what: str = "c
     raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
 
 
+def worker_queues(queue: str) -> str:
+    """A hub's worker consumes its queue and the federation incident lane's (settings/base.py)."""
+    return f"{queue},{queue}.incident"
+
+
 @contextlib.contextmanager
 def running_hub(
     name: str, *, worker: bool = False, web_workers: int = 2, extra_env: dict | None = None
@@ -192,7 +197,7 @@ def running_hub(
             celery = subprocess.Popen(
                 [
                     sys.executable, "-m", "celery", "-A", "settings.celery", "worker", "--beat",
-                    "--loglevel", "WARNING", "--concurrency", "1", "--queues", env["CONCORDAT_CELERY_QUEUE"],
+                    "--loglevel", "WARNING", "--concurrency", "1", "--queues", worker_queues(env["CONCORDAT_CELERY_QUEUE"]),
                     "--schedule", str(workdir / "beat-schedule"), "--without-gossip", "--without-mingle",
                 ],
                 cwd=ROOT, env=env, stdout=logs.enter_context(open(workdir / "worker.log", "wb")), stderr=subprocess.STDOUT,  # noqa: SIM115 (closed by logs)

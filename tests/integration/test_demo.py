@@ -1,6 +1,7 @@
-"""`make demo` works: a hub on SQLite with a file-system broker, driven over HTTP, verified; the
-pages and CSV it points to answer on its own database; the commands it prints work; a second demo
-refuses to start; SIGTERM stops the hub's processes.
+"""`make demo` works: three hubs on SQLite with a file-system broker each, peered; the first driven
+over HTTP and verified, its vetted entries and a retraction arriving at the other two; the pages
+and CSV it points to answer on its own database; the commands it prints work; a second demo
+refuses to start; SIGTERM stops every hub's processes.
 
 One demo runs for the whole module (``--keep-running``), as a newcomer would leave it running."""
 
@@ -13,6 +14,7 @@ import re
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -39,7 +41,12 @@ class RunningDemo:
     process: subprocess.Popen
     name: str
     port: int
+    peer_ports: list[int]
     lines: list[str] = field(default_factory=list)
+
+    @property
+    def peers(self) -> list[str]:
+        return [f"{self.name}-b", f"{self.name}-c"]
 
     @property
     def url(self) -> str:
@@ -71,13 +78,14 @@ def run_demo(*args: str) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def demo():
     name = f"hub-demo-test-{uuid.uuid4().hex[:6]}"
-    port = free_port()
+    port, *peer_ports = free_port(), free_port(), free_port()
     process = subprocess.Popen(
         [sys.executable, "manage.py", "demo", "--contributions", str(CONTRIBUTIONS),
-         "--port", str(port), "--hub-name", name, "--keep-running"],
+         "--port", str(port), "--peer-ports", ",".join(map(str, peer_ports)),
+         "--hub-name", name, "--keep-running"],
         cwd=ROOT, env=demo_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
-    running = RunningDemo(process=process, name=name, port=port)
+    running = RunningDemo(process=process, name=name, port=port, peer_ports=peer_ports)
     reader = threading.Thread(target=lambda: running.lines.extend(process.stdout), daemon=True)
     reader.start()
     try:
@@ -95,8 +103,9 @@ def demo():
                 process.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 process.kill()
-        shutil.rmtree(running.folder, ignore_errors=True)
-        (ROOT / "var" / f"{name}.lock").unlink(missing_ok=True)
+        for hub in [name, *running.peers]:
+            shutil.rmtree(ROOT / "var" / hub, ignore_errors=True)
+            (ROOT / "var" / f"{hub}.lock").unlink(missing_ok=True)
 
 
 def test_demo_runs_a_hub_without_servers_and_the_verifier_catches_a_rewrite(demo):
@@ -203,8 +212,8 @@ def test_demo_prints_tokens_and_commands_that_work(demo):
     assert re.search(r"member-admin token: \S+", output)
     audit_token = re.search(r"audit token: (\S+)", output).group(1)
     commands = printed_commands(output)
-    assert len(commands) == 3, output
-    partner, verifier, manage = commands
+    assert len(commands) == 4, output
+    partner, verifier, manage, peer_status = commands
     assert "curl" in partner and "verifier.py" in verifier and "--key" in verifier
     assert f"CONCORDAT_DEMO_NAME={demo.name}" in manage and "create_member" in manage
     env = {k: v for k, v in demo_env().items() if k != "DJANGO_SETTINGS_MODULE"}
@@ -230,6 +239,68 @@ def test_demo_prints_tokens_and_commands_that_work(demo):
     with urllib.request.urlopen(request, timeout=30) as response:
         assert response.status == 200
 
+    done = subprocess.run(peer_status, shell=True, cwd=ROOT, env=env, capture_output=True, text=True)  # noqa: S602  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    for peer in demo.peers:
+        assert f"{peer}.demo" in done.stdout, done.stdout
+
+
+# --- the federation ----------------------------------------------------------------------------
+
+
+def peer_database(demo: RunningDemo, peer: str) -> sqlite3.Connection:
+    return sqlite3.connect(ROOT / "var" / peer / "db.sqlite3")
+
+
+def test_the_vetted_entries_and_the_retraction_arrive_at_every_peer(demo):
+    output = demo.output
+    origin = f"{demo.name}.demo"
+    for peer in demo.peers:
+        arrived = re.findall(rf"  {re.escape(peer)}\.demo has entry .* vetted .*verified", output)
+        assert len(arrived) == 3, output  # the three entries gus approved
+        retracted = re.findall(rf"  {re.escape(peer)}\.demo has entry .* retracted ", output)
+        assert len(retracted) == 1, output
+    target = int(re.search(r"acme retracts its signed add of entry (\d+)", output).group(1))
+    with sqlite3.connect(demo.folder / "db.sqlite3") as database:
+        signal_type, value = database.execute(
+            "SELECT signal_type, value FROM federation_entry WHERE id = ?", [target]
+        ).fetchone()
+        vetted_here = database.execute(
+            "SELECT count(*) FROM federation_entry WHERE state = 'vetted'"
+        ).fetchone()[0]
+    for peer in demo.peers:
+        with peer_database(demo, peer) as database:
+            state = database.execute(
+                "SELECT state FROM federation_entry WHERE signal_type = ? AND value = ?",
+                [signal_type, value],
+            ).fetchone()
+            assert state == ("retracted",), peer
+            contributions = database.execute(
+                "SELECT c.action, c.status, c.origin_hub, o.hub, o.slug FROM "
+                "federation_contribution c JOIN federation_entry e ON e.id = c.entry_id "
+                "JOIN members_organisation o ON o.id = c.organisation_id "
+                "WHERE e.value = ? ORDER BY c.id",
+                [value],
+            ).fetchall()
+            assert contributions == [
+                ("add", "withdrawn", origin, origin, "acme"),
+                ("retract", "applied", origin, origin, "acme"),
+            ], peer
+            # The peer holds exactly what the origin shares now (two vetted) plus the retracted.
+            assert (
+                database.execute(
+                    "SELECT count(*) FROM federation_entry WHERE state = 'vetted'"
+                ).fetchone()[0]
+                == vetted_here
+                == 2
+            ), peer
+            assert (
+                database.execute(
+                    "SELECT count(DISTINCT contribution_id) FROM federation_receipt"
+                ).fetchone()[0]
+                == 4
+            ), peer  # three adds and the retraction
+
 
 # --- a second demo, and stopping ---------------------------------------------------------------
 
@@ -237,6 +308,8 @@ def test_demo_prints_tokens_and_commands_that_work(demo):
 def test_a_second_demo_refuses_to_start_and_leaves_the_running_hub_alone(demo):
     database, key = demo.folder / "db.sqlite3", demo.folder / "hub-key.pem"
     before = (database.stat().st_ino, key.read_bytes())
+    peer_files = [ROOT / "var" / peer / "db.sqlite3" for peer in demo.peers]
+    peers_before = [path.stat().st_ino for path in peer_files]
 
     same_port = run_demo("--port", str(demo.port), "--hub-name", f"{demo.name}-other")
     assert same_port.returncode != 0
@@ -252,10 +325,12 @@ def test_a_second_demo_refuses_to_start_and_leaves_the_running_hub_alone(demo):
     )
 
     assert (database.stat().st_ino, key.read_bytes()) == before
+    assert [path.stat().st_ino for path in peer_files] == peers_before
     with urllib.request.urlopen(demo.url + "/api/v1/hub/", timeout=30) as response:
         assert response.status == 200
-    (ROOT / "var" / f"{demo.name}-other.lock").unlink(missing_ok=True)
-    shutil.rmtree(ROOT / "var" / f"{demo.name}-other", ignore_errors=True)
+    for other in (f"{demo.name}-other", f"{demo.name}-other-b", f"{demo.name}-other-c"):
+        (ROOT / "var" / f"{other}.lock").unlink(missing_ok=True)
+        shutil.rmtree(ROOT / "var" / other, ignore_errors=True)
 
 
 def descendants(pid: int) -> set[int]:
@@ -285,11 +360,12 @@ def alive(pid: int) -> bool:
 
 def test_sigterm_stops_the_demo_and_its_gunicorn_and_celery(demo):
     hub_processes = descendants(demo.process.pid)
-    assert len(hub_processes) >= 3, hub_processes  # gunicorn master and worker, celery
+    assert len(hub_processes) >= 9, hub_processes  # per hub: gunicorn master and worker, celery
     demo.process.send_signal(signal.SIGTERM)
     demo.process.wait(timeout=60)
     wait_for(lambda: not any(alive(pid) for pid in hub_processes), timeout=30, what="exit")
-    with socket.socket() as probe, pytest.raises(ConnectionRefusedError):
-        probe.connect(("127.0.0.1", demo.port))
+    for port in (demo.port, *demo.peer_ports):
+        with socket.socket() as probe, pytest.raises(ConnectionRefusedError):
+            probe.connect(("127.0.0.1", port))
     time.sleep(0.5)
-    assert "Stopped the hub." in demo.output
+    assert "Stopped the hubs." in demo.output

@@ -1,14 +1,19 @@
-"""`make demo`: start a hub on localhost with no database or broker server (SQLite and a
-file-system Celery transport), then act out a day of hash sharing against it over HTTP.
+"""`make demo`: start a small federation on localhost with no database or broker server (SQLite
+and a file-system Celery transport per hub), then act out a day of hash sharing over HTTP.
 
-Each hub runs as real processes (gunicorn and a Celery worker with beat), so the same walkthrough
-grows into a federation of several hubs when propagation arrives.
+Three hubs by default (``--hubs``): the first (``--hub-name``, ``hub-a``) is where members
+submit, review and retract; the others (``hub-b``, ``hub-c``) are its peers, each peered with
+both others through ``manage.py peer`` (keys pinned, tokens exchanged, inbound policy ``trust``).
+The walkthrough shows the entries vetted at the first hub arriving at the others, and the
+retraction following them. Each hub runs as real processes (gunicorn and a Celery worker with
+beat, consuming the hub's queue and its incident lane) with its own folder under ``var/``.
 
-A demo refuses to start, before it changes anything under ``var/``, while another demo runs the
-same hub (``var/NAME.lock``) or its port is taken; Ctrl-C, SIGTERM and SIGHUP stop the hub's
-processes with it. It ends by printing the tokens and commands a newcomer needs next.
+A demo refuses to start, before it changes anything under ``var/``, while another demo runs one
+of its hubs (``var/NAME.lock``) or one of its ports is taken; Ctrl-C, SIGTERM and SIGHUP stop the
+hubs' processes with it. It ends by printing the logins, tokens and commands a newcomer needs.
 """
 
+import base64
 import fcntl
 import json
 import os
@@ -20,18 +25,39 @@ import sqlite3
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from federation.hubkey import generate_key_file
 from federation.partner_client import ConcordatClient, ContributionSigner
 
 ROOT = Path(settings.BASE_DIR)
 ADMIN_PASSWORD = "demo-admin-pw"  # noqa: S105 (a throwaway demo login, printed for the user)
 AUDITOR_PASSWORD = "demo-auditor-pw"  # noqa: S105
+# The peers' own members: a reviewer on each, whose token reads what arrived there.
+PEER_MEMBERS = [("northwind", "nora"), ("contoso", "carl")]
+ARRIVAL_TIMEOUT = 45  # seconds for an item to reach every peer (pushes are nudged on commit)
+
+# Runs several management commands in one process (one Django start-up instead of one per
+# command): reads [[name, arg, ...], ...] on stdin, prints each command's output as a JSON list.
+_MANY_COMMANDS = """
+import io, json, sys
+import django
+django.setup()
+from django.core.management import call_command
+outputs = []
+for command in json.load(sys.stdin):
+    out = io.StringIO()
+    call_command(*command, stdout=out)
+    outputs.append(out.getvalue())
+json.dump(outputs, sys.stdout)
+"""
 
 
 @dataclass
@@ -40,6 +66,7 @@ class DemoHub:
     port: int
     folder: Path
     processes: list[subprocess.Popen] = field(default_factory=list)
+    public_key: str = ""  # base64 of the raw Ed25519 hub key
 
     @property
     def hub_id(self) -> str:
@@ -73,6 +100,28 @@ class DemoHub:
             raise CommandError(f"{self.name}: manage.py {args[0]} failed:\n{done.stderr[-2000:]}")
         return done.stdout
 
+    def manage_many(self, commands: list[list[str]]) -> list[str]:
+        """Run management commands one after the other in one process; their outputs."""
+        if not commands:
+            return []
+        done = subprocess.run(
+            [sys.executable, "-c", _MANY_COMMANDS],
+            cwd=ROOT,
+            env=self.env,
+            input=json.dumps(commands),
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode != 0:
+            names = ", ".join(command[0] for command in commands)
+            raise CommandError(f"{self.name}: manage.py {names} failed:\n{done.stderr[-2000:]}")
+        return json.loads(done.stdout)
+
+    def make_key(self) -> None:
+        """The hub key, made here as ``manage.py hub_keygen`` would (one process fewer)."""
+        key = generate_key_file(self.folder / "hub-key.pem")
+        self.public_key = base64.b64encode(key.public_key().public_bytes_raw()).decode()
+
     def start(self) -> None:
         logs = self.folder / "logs"
         logs.mkdir(parents=True, exist_ok=True)
@@ -88,7 +137,8 @@ class DemoHub:
         self.processes.append(
             subprocess.Popen(
                 [sys.executable, "-m", "celery", "-A", "settings.celery", "worker", "--beat",
-                 "--pool", "solo", "--loglevel", "WARNING", "--queues", f"concordat-{self.name}",
+                 "--pool", "solo", "--loglevel", "WARNING",
+                 "--queues", f"concordat-{self.name},concordat-{self.name}.incident",
                  "--schedule", str(self.folder / "beat-schedule"), "--without-gossip", "--without-mingle"],
                 cwd=ROOT, env=self.env, stdout=worker_log, stderr=subprocess.STDOUT,
             )
@@ -107,63 +157,155 @@ class DemoHub:
 
 
 class Command(BaseCommand):
-    help = "Run a Concordat hub on localhost and show it at work (no servers needed)."
+    help = "Run a small Concordat federation on localhost and show it at work (no servers needed)."
 
     def add_arguments(self, parser):
         parser.add_argument(
-            "--port", type=int, default=8701, help="The hub's port on 127.0.0.1 (must be free)."
+            "--port",
+            type=int,
+            default=8701,
+            help="The first hub's port on 127.0.0.1 (must be free).",
         )
         parser.add_argument(
-            "--hub-name", default="hub-a", help="Names the hub and its folder var/NAME."
+            "--hub-name", default="hub-a", help="Names the first hub and its folder var/NAME."
+        )
+        parser.add_argument(
+            "--hubs", type=int, choices=(1, 2, 3), default=3,
+            help="How many hubs (the first and its peers; 1 runs a hub alone).",
+        )  # fmt: skip
+        parser.add_argument(
+            "--peer-ports",
+            default="",
+            help="The peers' ports, comma-separated (default: the ports after --port).",
         )
         parser.add_argument("--contributions", type=int, default=300)
         parser.add_argument(
-            "--keep-running", action="store_true", help="Leave the hub up until Ctrl-C when done."
+            "--keep-running", action="store_true", help="Leave the hubs up until Ctrl-C when done."
         )
 
     def handle(
-        self, *args, port: int, hub_name: str, contributions: int, keep_running: bool, **options
+        self,
+        *args,
+        port: int,
+        hub_name: str,
+        hubs: int,
+        peer_ports: str,
+        contributions: int,
+        keep_running: bool,
+        **options,
     ):
         if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
             raise CommandError(
                 "Run the demo with DJANGO_SETTINGS_MODULE=settings.demo (make demo does)."
             )
-        hub = DemoHub(name=hub_name, port=port, folder=ROOT / "var" / hub_name)
-        # Both checks come before anything under var/ is removed: a second demo must never wipe
+        ports = [port, *(int(p) for p in peer_ports.split(",") if p.strip())]
+        ports += [ports[-1] + 1 + n for n in range(hubs - len(ports))]
+        names = [hub_name, *peer_names(hub_name)][:hubs]
+        federation = [
+            DemoHub(name=name, port=hub_port, folder=ROOT / "var" / name)
+            for name, hub_port in zip(names, ports[:hubs], strict=True)
+        ]
+        hub = federation[0]
+        # Every check comes before anything under var/ is removed: a second demo must never wipe
         # the database and key of one that is running.
-        lock = claim_demo(hub)
-        refuse_if_port_taken(hub)
-        # SIGTERM (kill, a supervisor, a CI timeout) stops the hub's processes as Ctrl-C does.
+        locks = []
+        try:
+            for member in federation:
+                locks.append(claim_demo(member))
+            for member in federation:
+                refuse_if_port_taken(member)
+        except CommandError:
+            for lock in locks:
+                lock.close()
+            raise
+        # SIGTERM (kill, a supervisor, a CI timeout) stops the hubs' processes as Ctrl-C does.
         signal.signal(signal.SIGTERM, _stop_on_signal)
         signal.signal(signal.SIGHUP, _stop_on_signal)
         try:
-            shutil.rmtree(hub.folder, ignore_errors=True)
+            for member in federation:
+                shutil.rmtree(member.folder, ignore_errors=True)
             self.say(
                 f"Setting up hub {hub.hub_id}: SQLite in {hub.folder.relative_to(ROOT)}, "
                 "file-system broker"
             )
-            hub.manage("migrate", "--noinput")
-            hub.manage("hub_keygen")
-            people = self.create_people(hub)
-            hub.start()
-            self.wait_until_up(hub)
-            self.walkthrough(hub, people, contributions)
-            self.show_next_steps(hub, people, keep_running=keep_running)
+            for peer in federation[1:]:
+                self.say(
+                    f"Setting up its peer {peer.hub_id}: SQLite in "
+                    f"{peer.folder.relative_to(ROOT)}, file-system broker"
+                )
+            people = self.set_up(federation)
+            for member in federation:
+                member.start()
+            for member in federation:
+                self.wait_until_up(member)
+            if len(federation) > 1:
+                self.say(
+                    "The hubs are peered with each other (manage.py peer add / "
+                    "set-outbound-token: hub keys pinned, tokens exchanged, inbound policy trust)"
+                )
+            self.walkthrough(hub, people, contributions, peers=federation[1:])
+            self.show_next_steps(hub, people, keep_running=keep_running, peers=federation[1:])
             if keep_running:
-                self.say("The hub stays up; press Ctrl-C to stop.")
-                while all(process.poll() is None for process in hub.processes):
+                self.say("The hub stays up (with its peers); press Ctrl-C to stop.")
+                while all(p.poll() is None for member in federation for p in member.processes):
                     time.sleep(1)
         except KeyboardInterrupt:
             pass
         finally:
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
             signal.signal(signal.SIGHUP, signal.SIG_IGN)
-            hub.stop()
-            self.say("Stopped the hub.")
-            lock.close()
+            with ThreadPoolExecutor(max_workers=len(federation)) as pool:
+                list(pool.map(DemoHub.stop, federation))
+            self.say("Stopped the hub." if len(federation) == 1 else "Stopped the hubs.")
+            for lock in locks:
+                lock.close()
 
-    def create_people(self, hub: DemoHub) -> dict:
-        people = {}
+    def set_up(self, federation: list[DemoHub]) -> dict:
+        """Migrate one database and copy it to the others; make the hub keys; create the people
+        and peer every hub with every other, one process per hub at a time."""
+        hub, peers = federation[0], federation[1:]
+        hub.manage("migrate", "--noinput")
+        for peer in peers:
+            peer.folder.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(hub.folder / "db.sqlite3", peer.folder / "db.sqlite3")
+        for member in federation:
+            member.make_key()
+        people, commands = self.people_commands(hub)
+        per_hub = {hub.name: commands}
+        for peer, (org, user) in zip(peers, PEER_MEMBERS, strict=False):
+            admin = ["create_staff", "--user", "admin", "--role", "consortium-admin"]
+            per_hub[peer.name] = [
+                [*admin, "--password", ADMIN_PASSWORD, "--token"],
+                ["create_member", "--org", org, "--user", user, "--role", "reviewer", "--token"],
+            ]
+        # Each hub registers every other with its URL and pinned key; the inbound token it
+        # issues is what the other presents there.
+        for member in federation:
+            per_hub[member.name] += [peer_add(other) for other in federation if other is not member]
+        outputs = self.in_parallel(
+            federation, lambda member: member.manage_many(per_hub[member.name])
+        )
+        self.collect_people(people, outputs[hub.name])
+        for peer, (_org, user) in zip(peers, PEER_MEMBERS, strict=False):
+            admin, reader = (last_json(text) for text in outputs[peer.name][:2])
+            people[peer.name] = {"admin": admin, "reader": {**reader, "user": user}}
+        # Token exchange: the token hub X issued for Y goes into Y's row for X.
+        exchange: dict[str, list[list[str]]] = {member.name: [] for member in federation}
+        for member in federation:
+            for text in outputs[member.name]:
+                if '"inbound_token"' in text:
+                    answer = last_json(text)
+                    other = next(o for o in federation if o.hub_id == answer["hub_id"])
+                    exchange[other.name].append(
+                        ["peer", "set-outbound-token", "--hub-id", member.hub_id, "--token",
+                         answer["inbound_token"]]
+                    )  # fmt: skip
+        self.in_parallel(federation, lambda member: member.manage_many(exchange[member.name]))
+        return people
+
+    def people_commands(self, hub: DemoHub) -> tuple[dict, list[list[str]]]:
+        people: dict = {"_order": []}
+        commands = []
         for org, user, role, trusted in [
             ("acme", "alice", "submitter", False),
             ("globex", "gina", "submitter", False),
@@ -179,27 +321,33 @@ class Command(BaseCommand):
                 # The member proves it holds the key: it signs the key's registration itself.
                 registration = hub.folder / f"key-registration-{user}.json"
                 signed = ContributionSigner(private_key, hub.hub_id, org).key_registration()
+                registration.parent.mkdir(parents=True, exist_ok=True)
                 registration.write_text(json.dumps(signed))
                 options += ["--key-registration", str(registration)]
-            person = json.loads(hub.manage(*options).strip().splitlines()[-1])
-            person["private_key"] = private_key
-            people[user] = person
+            people[user] = {"private_key": private_key}
+            people["_order"].append(user)
+            commands.append(options)
         for user, role, password in [
             ("admin", "consortium-admin", ADMIN_PASSWORD),
             ("auditor", "auditor", AUDITOR_PASSWORD),
         ]:
-            args = [
-                "create_staff",
-                "--user",
-                user,
-                "--role",
-                role,
-                "--password",
-                password,
-                "--token",
-            ]
-            people[user] = json.loads(hub.manage(*args).strip().splitlines()[-1])
-        return people
+            people[user] = {}
+            people["_order"].append(user)
+            commands.append(
+                ["create_staff", "--user", user, "--role", role, "--password", password, "--token"]
+            )
+        return people, commands
+
+    def collect_people(self, people: dict, outputs: list[str]) -> None:
+        for user, text in zip(people.pop("_order"), outputs, strict=False):
+            people[user].update(last_json(text))
+
+    def in_parallel(self, federation: list[DemoHub], call) -> dict:
+        """``call(hub)`` for every hub at once (each runs its own processes); results by name."""
+        with ThreadPoolExecutor(max_workers=len(federation)) as pool:
+            return dict(
+                zip((hub.name for hub in federation), pool.map(call, federation), strict=True)
+            )
 
     def wait_until_up(self, hub: DemoHub) -> None:
         client = ConcordatClient(hub.url, timeout=2)
@@ -212,9 +360,9 @@ class Command(BaseCommand):
             except OSError:
                 pass
             time.sleep(0.2)
-        raise CommandError("the hub did not answer in 30 s")
+        raise CommandError(f"hub {hub.hub_id} did not answer in 30 s")
 
-    def walkthrough(self, hub: DemoHub, people: dict, count: int) -> None:
+    def walkthrough(self, hub: DemoHub, people: dict, count: int, *, peers: list[DemoHub]) -> None:
         info = expect(
             ConcordatClient(hub.url).get("/api/v1/hub/"), 200, "read the hub's description"
         )
@@ -258,6 +406,7 @@ class Command(BaseCommand):
             self.say(
                 f"  gus approves entry {entry['id']} ({entry['signal_type']}): now {body['entry_state']}"
             )
+        self.follow(peers, people, pending[:3], "vetted", origin=hub)
         rejected = pending[3]
         body = expect(
             ivan.post(
@@ -292,7 +441,58 @@ class Command(BaseCommand):
         self.say(
             f"acme retracts its signed add of entry {target['id']}: the entry is now {entry['state']}"
         )
+        self.follow(peers, people, [target], "retracted", origin=hub)
         self.show_log(hub, people)
+
+    def follow(
+        self,
+        peers: list[DemoHub],
+        people: dict,
+        entries: list[dict],
+        state: str,
+        *,
+        origin: DemoHub,
+    ) -> None:
+        """Wait until each entry has ``state`` on every peer, read through the peer's own API by
+        its own member, and check there the origin member's signature on what arrived."""
+        if not peers:
+            return
+        what = "vetted entries travel" if state == "vetted" else "the retraction travels"
+        self.say(
+            f"Federation: the {what} from {origin.hub_id} to its peers (pushed through Celery)"
+        )
+        started = time.monotonic()
+        for peer in peers:
+            reader = ConcordatClient(peer.url, people[peer.name]["reader"]["token"])
+            for entry in entries:
+                query = (
+                    f"/api/v1/entries/?signal_type={entry['signal_type']}&value={entry['value']}"
+                )
+                found = None
+                while time.monotonic() - started < ARRIVAL_TIMEOUT:
+                    results = expect(reader.get(query), 200, f"read {peer.hub_id}'s entries")
+                    found = results["results"][0] if results["results"] else None
+                    if found is not None and found["state"] == state:
+                        break
+                    time.sleep(0.2)
+                else:
+                    raise CommandError(
+                        f"entry {entry['signal_type']} {entry['value'][:16]}… did not become "
+                        f"{state} on {peer.hub_id} in {ARRIVAL_TIMEOUT} s (it is "
+                        f"{found['state'] if found else 'not there'}); see {peer.folder / 'logs'}"
+                    )
+                detail = expect(reader.get(f"/api/v1/entries/{found['id']}/"), 200, "read entry")
+                signed = [c for c in detail["contributions"] if c["origin_hub"] == origin.hub_id]
+                verified = all(verify_contribution(c) for c in signed)
+                actions = "+".join(c["action"] for c in signed)
+                self.say(
+                    f"  {peer.hub_id} has entry {entry['signal_type']} {entry['value'][:16]}… "
+                    f"{state} (as its entry {found['id']}), after {time.monotonic() - started:.1f} s: "
+                    f"{actions} by {signed[0]['member']} of {origin.hub_id}, "
+                    f"member signature {'verified' if verified else 'INVALID'}"
+                )
+                if not verified:
+                    raise CommandError(f"{peer.hub_id} holds a contribution whose signature fails")
 
     def example_contribution(self, signer: ContributionSigner, index: int) -> dict:
         digest = __import__("hashlib").sha256(f"demo-{signer.member}-{index}".encode()).hexdigest()
@@ -358,7 +558,9 @@ class Command(BaseCommand):
         if done.returncode == 0:
             raise CommandError("the verifier missed a rewritten audit event")
 
-    def show_next_steps(self, hub: DemoHub, people: dict, *, keep_running: bool) -> None:
+    def show_next_steps(
+        self, hub: DemoHub, people: dict, *, keep_running: bool, peers: list[DemoHub]
+    ) -> None:
         """What a newcomer needs to go on: logins, tokens, and commands to paste (each ``$`` line
         runs as shown from the project folder; tests/integration/test_demo.py runs them)."""
         python = shlex.quote(_relative(Path(sys.executable)))
@@ -369,6 +571,17 @@ class Command(BaseCommand):
         self.say(f"Django admin:     {hub.url}/admin/   (admin / {ADMIN_PASSWORD})")
         self.say(f"Auditor reports:  {hub.url}/reports/ (auditor / {AUDITOR_PASSWORD})")
         self.say(f"API docs:         {hub.url}/api/docs/")
+        if peers:
+            self.say(f"Its peers' health: {hub.url}/admin/members/peer/ (outbox, lag, errors)")
+        for peer in peers:
+            reader = people[peer.name]["reader"]
+            self.say(f"Peer {peer.hub_id} (var/{peer.name}):")
+            self.say(f"  home page:    {peer.url}/")
+            self.say(f"  Django admin: {peer.url}/admin/   (admin / {ADMIN_PASSWORD})")
+            self.say(
+                f"  {reader['organisation']}'s reviewer {reader['user']} reads what arrived: "
+                f"token {reader['token']}"
+            )
         self.say("")
         self.say("Next steps (run the $ commands from the project folder):")
         self.say("A partner: acme's member-admin amy manages acme's keys, tokens and members.")
@@ -392,9 +605,12 @@ class Command(BaseCommand):
             f"    $ {manage_env} {python} manage.py create_member --org newco --user nina "
             "--role submitter --token"
         )
+        if peers:
+            self.say("See each peer's health from the command line (outbox depth, lag, errors):")
+            self.say(f"    $ {manage_env} {python} manage.py peer status")
         if not keep_running:
             self.say(
-                "The hub stops when this demo ends; to keep it up for the commands above, run "
+                "The hubs stop when this demo ends; to keep it up for the commands above, run "
                 "make demo DEMO_ARGS=--keep-running."
             )
 
@@ -461,6 +677,36 @@ def refuse_if_port_taken(hub: DemoHub) -> None:
                 f"nothing was changed. Stop it, or choose another port: "
                 f"make demo DEMO_ARGS='--port 8702 --hub-name hub-b'."
             ) from None
+
+
+def verify_contribution(contribution: dict) -> bool:
+    """Check a contribution as a reader can: its signed bytes against its signer's public key."""
+    public_key = Ed25519PublicKey.from_public_bytes(base64.b64decode(contribution["public_key"]))
+    try:
+        public_key.verify(
+            base64.b64decode(contribution["signature"]), contribution["canonical"].encode()
+        )
+    except InvalidSignature:
+        return False
+    return True
+
+
+def peer_names(name: str) -> list[str]:
+    """The peers' names: ``hub-a`` has ``hub-b`` and ``hub-c``; any other NAME, NAME-b and NAME-c."""
+    base = name[:-2] if name.endswith("-a") else name
+    return [f"{base}-b", f"{base}-c"]
+
+
+def peer_add(other: DemoHub) -> list[str]:
+    """The ``manage.py peer add`` that links to ``other``, trusting its vetting."""
+    return [
+        "peer", "add", "--hub-id", other.hub_id, "--name", other.name, "--url", other.url,
+        "--public-key", other.public_key, "--inbound-policy", "trust",
+    ]  # fmt: skip
+
+
+def last_json(text: str) -> dict:
+    return json.loads(text.strip().splitlines()[-1])
 
 
 def expect(answer: tuple[int, object], statuses, what: str):

@@ -1,0 +1,127 @@
+"""The federation endpoint that receives pushed batches: ``POST /api/v1/federation/batches``.
+
+Peer-authenticated (``cp_`` tokens, federation/propagation/authentication.py), throttled per peer,
+bounded by ``settings.FEDERATION_MAX_BODY_BYTES``; the batch goes to
+``federation.propagation.receive.batch_receive``, exactly as a pulled page does. Every refusal of
+the whole request is audited ``federation.batch_refused`` (a request refused for its credential
+only while the sender's address is within its rate, so that junk cannot flood the log).
+"""
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from drf_spectacular.utils import extend_schema
+from rest_framework import exceptions
+from rest_framework.exceptions import ParseError, UnsupportedMediaType
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from federation.api.parsers import BoundedJSONParser, PayloadTooLarge, body_evidence
+from federation.errors import ConcordatError
+from federation.propagation.authentication import (
+    IsActivePeer,
+    PeerAuthentication,
+    PeerRateThrottle,
+    peer_of_request,
+)
+from federation.propagation.receive import (
+    ITEM_CODES,
+    batch_receive,
+    batch_refused_record,
+    claimed_sender,
+)
+from federation.propagation.serializers import BatchResultSerializer, SignedBatchSerializer
+from federation.transparency.actions import Key
+from members.actors import Actor
+
+
+class FederationBodyParser(BoundedJSONParser):
+    """JSON bodies of at most ``FEDERATION_MAX_BODY_BYTES`` (8 MiB by default)."""
+
+    def body_limit(self) -> int:
+        return min(settings.FEDERATION_MAX_BODY_BYTES, settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
+
+
+class FederationBatchView(APIView):
+    """Receive a signed batch of items from a peer hub. The whole batch is refused (4xx) when its
+    envelope fails a check; otherwise the answer is 200 with one result per item (a bad item is
+    rejected alone, the others are applied)."""
+
+    authentication_classes = [PeerAuthentication]
+    permission_classes = [IsActivePeer]
+    throttle_classes = [PeerRateThrottle]
+    parser_classes = [FederationBodyParser]
+    error_codes = {
+        400: ["too_many_items", "wrong_receiver"],
+        403: ["peer_suspended", "wrong_sender", "bad_batch_signature"],
+    }
+
+    def initial(self, request, *args, **kwargs):
+        try:
+            super().initial(request, *args, **kwargs)
+        except (exceptions.AuthenticationFailed, exceptions.NotAuthenticated) as exc:
+            self._refused(request, exc, code=_code(exc), authenticated=False)
+            raise
+        except ConcordatError as exc:  # a suspended peer
+            self._refused(request, exc, code=exc.code, authenticated=True)
+            raise
+
+    @extend_schema(
+        operation_id="federation_batch_receive",
+        request=SignedBatchSerializer,
+        responses={200: BatchResultSerializer},
+        description="Per-item rejection codes (in results[].code): "
+        + "; ".join(f"`{code}`: {text}" for code, text in ITEM_CODES.items()),
+    )
+    def post(self, request):
+        peer = peer_of_request(request)
+        try:
+            body = request.data
+        except ParseError as exc:
+            raise self._refused(request, exc, code="malformed_json") from None
+        except UnsupportedMediaType as exc:
+            raise self._refused(request, exc, code="unsupported_media_type") from None
+        except PayloadTooLarge as exc:
+            raise self._refused(request, exc, code=exc.code) from None
+        except RequestDataTooBig:
+            limit = FederationBodyParser().body_limit()
+            raise self._refused(
+                request, BoundedJSONParser.too_large(limit), code="payload_too_large"
+            ) from None
+        result = batch_receive(peer=peer, body=body, via="push", evidence=_evidence(request))
+        return Response(result.as_response())
+
+    def _refused(self, request, exc: Exception, *, code: str, authenticated: bool = True):
+        """Audit a request refused before ``batch_receive`` saw it; returns ``exc``."""
+        peer = peer_of_request(request) if authenticated else None
+        if peer is None:
+            # Unauthenticated: audited only within the address's rate.
+            if not PeerRateThrottle().allow_request(request, self):
+                return exc
+            claimed = ""
+            try:
+                claimed = claimed_sender(request.data)
+            except Exception:  # an unreadable body is evidence enough by its digest
+                claimed = ""
+            actor = Actor.system("federation")
+        else:
+            claimed = peer.hub_id
+            actor = Actor.peer(peer.hub_id, peer.name)
+        batch_refused_record(
+            actor=actor,
+            claimed_hub=claimed,
+            batch_id=None,
+            code=code,
+            message=str(getattr(exc, "message", None) or getattr(exc, "detail", exc)),
+            request_evidence=_evidence(request),
+        )
+        return exc
+
+
+def _code(exc: exceptions.APIException) -> str:
+    if isinstance(exc, exceptions.NotAuthenticated):
+        return "not_authenticated"
+    return "authentication_failed"
+
+
+def _evidence(request) -> dict:
+    return {Key.PATH: request.path[:200], **body_evidence(request)}

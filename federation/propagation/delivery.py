@@ -1,0 +1,357 @@
+"""Delivering the outbox to a peer: claim a batch, build and sign it, POST it, apply the answer
+(docs/federation.md, "Sending").
+
+One drain at a time per (peer, lane), under a PostgreSQL advisory lock held by the draining
+connection (a killed worker's connection, and so its lock, goes with it). A lane is first in,
+first out: it is drained oldest row first, and it waits while its oldest row is backing off or
+in flight, so that an item never overtakes one it depends on (a retract its add, a dispute its
+entry). Claiming marks the rows in flight with a lease (``claimed_until``) in a short
+transaction (``select_for_update(skip_locked=True)``), and counts the attempt; the HTTP request
+runs outside any transaction. A worker killed after claiming leaves the rows in flight until the
+lease ends; they are then sent again, and the peer answers ``duplicate`` for what it already
+has, so nothing is lost and nothing is applied twice.
+
+The answer: ``accepted`` / ``duplicate`` → delivered (with the item's digest); ``rejected`` →
+refused (the peer's code and message; not retried). No answer, an error status or a malformed
+answer → every row of the batch backs off: ``base * 2 ** (attempts - 1)`` seconds, capped, times a
+jitter drawn in [0.5, 1] for each row; after ``FEDERATION_MAX_ATTEMPTS`` attempts a row is a dead
+letter (audited ``federation.dead_lettered``), which an admin can put back (``outbox_retry``).
+"""
+
+import http.client
+import logging
+import random
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
+
+import orjson
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from federation.hubkey import hub_private_key
+from federation.propagation.items import items_build, row_refs
+from federation.propagation.models import OutboxItem, PeerLink
+from federation.propagation.wire import batch_document, sign_document
+from federation.transparency.actions import Action, Key, ObjectType
+from federation.transparency.audit import AuditRecord, audit_record, audit_record_many
+from members.actors import Actor
+from members.models import Peer
+
+logger = logging.getLogger(__name__)
+
+BATCHES_PATH = "/api/v1/federation/batches"
+SENDER = Actor.system("outbox")
+# pg_advisory_lock(int4, int4): this namespace, then peer id * 2 + lane.
+_LOCK_NAMESPACE = 0x0FED5E
+_ERROR_LENGTH = 500
+
+
+@dataclass
+class DrainResult:
+    batches: int = 0
+    delivered: int = 0
+    refused: int = 0
+    failed: int = 0
+    dead: int = 0
+    more: bool = False  # stopped with due rows left (the task hands over to a fresh one)
+
+
+def backoff_seconds(attempts: int, *, rng: random.Random | None = None) -> float:
+    """How long a row waits after its ``attempts``-th failed attempt."""
+    base = settings.FEDERATION_BACKOFF_BASE_SECONDS * 2 ** max(attempts - 1, 0)
+    delay = min(settings.FEDERATION_BACKOFF_MAX_SECONDS, base)
+    return delay * (rng or random).uniform(0.5, 1.0)
+
+
+def _lock_key(peer_id: int, lane: str) -> tuple[int, int]:
+    return _LOCK_NAMESPACE, (peer_id * 2 + (1 if lane == OutboxItem.Lane.INCIDENT else 0)) % (2**31)
+
+
+def _lock(peer_id: int, lane: str) -> bool:
+    if connection.vendor != "postgresql":
+        return True  # the embedded demo: one solo worker per hub drains one lane at a time
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", _lock_key(peer_id, lane))
+        return cursor.fetchone()[0]
+
+
+def _unlock(peer_id: int, lane: str) -> None:
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s, %s)", _lock_key(peer_id, lane))
+
+
+def outbox_drain(*, peer_id: int, lane: str, max_batches: int | None = None) -> DrainResult:
+    """Send what is due to the peer in ``lane``, a batch at a time, until nothing is due or
+    ``max_batches`` were sent. Returns at once when another drain holds the lane."""
+    result = DrainResult()
+    peer = Peer.objects.filter(pk=peer_id).first()
+    if peer is None or not (peer.is_active and peer.is_link and peer.outbound_token):
+        return result
+    max_batches = max_batches or settings.FEDERATION_DRAIN_MAX_BATCHES
+    if not _lock(peer_id, lane):
+        return result
+    try:
+        while result.batches < max_batches:
+            rows = _claim(peer, lane)
+            if rows is None:
+                break
+            _send(peer, rows, result)
+        else:
+            result.more = _due(peer_id, lane)
+    finally:
+        _unlock(peer_id, lane)
+    if not result.more and _due(peer_id, lane):
+        # Rows committed while this drain was finishing, whose nudge found the lane locked.
+        result.more = True
+    return result
+
+
+def _due(peer_id: int, lane: str, now: datetime | None = None) -> bool:
+    now = now or timezone.now()
+    head = (
+        OutboxItem.objects.filter(peer_id=peer_id, lane=lane, state=OutboxItem.State.PENDING)
+        .order_by("id")
+        .values_list("next_attempt_at", "claimed_until")
+        .first()
+    )
+    return head is not None and head[0] <= now and (head[1] is None or head[1] <= now)
+
+
+def _claim(peer: Peer, lane: str) -> list[OutboxItem] | None:
+    now = timezone.now()
+    with transaction.atomic():
+        rows = list(
+            OutboxItem.objects.select_for_update(skip_locked=True)
+            .filter(peer=peer, lane=lane, state=OutboxItem.State.PENDING)
+            .order_by("id")[: settings.FEDERATION_BATCH_SIZE]
+        )
+        if not rows or rows[0].next_attempt_at > now:
+            return None
+        claimed = []
+        for row in rows:
+            if row.claimed_until is not None and row.claimed_until > now:
+                break  # in flight (a worker that died holding it): wait for its lease
+            claimed.append(row)
+        if not claimed:
+            return None
+        lease = now + timedelta(seconds=settings.FEDERATION_LEASE_SECONDS)
+        OutboxItem.objects.filter(pk__in=[r.pk for r in claimed]).update(
+            claimed_until=lease, attempts=F("attempts") + 1
+        )
+        for row in claimed:
+            row.claimed_until, row.attempts = lease, row.attempts + 1
+    return claimed
+
+
+def _send(peer: Peer, rows: list[OutboxItem], result: DrainResult) -> None:
+    now = timezone.now()
+    built = items_build(row_refs(rows), peer_hub=peer.hub_id, now=now)
+    by_id = {row.pk: row for row in rows}
+    if built.dropped:
+        # No longer owed (the peer is on the item's path, or the entry went back to review).
+        OutboxItem.objects.filter(pk__in=built.dropped).delete()
+    if built.failed:
+        _dead_letter(
+            peer, [by_id[pk] for pk in built.failed], "; ".join(set(built.failed.values()))
+        )
+        result.dead += len(built.failed)
+    if not built.items:
+        return
+    batch_id = uuid.uuid4()
+    document = batch_document(
+        sender=settings.HUB_ID,
+        receiver=peer.hub_id,
+        batch_id=batch_id,
+        sent_at=now,
+        items=[item for _row, item, _digest in built.items],
+    )
+    signed = sign_document(hub_private_key(), document)
+    body = orjson.dumps({"batch": document, "signature": signed.as_wire()[1]})
+    result.batches += 1
+    sent = [(by_id[pk], digest) for pk, _item, digest in built.items]
+    try:
+        answers = _post(peer, body)
+    except DeliveryFailed as exc:
+        _failed(peer, [row for row, _digest in sent], str(exc), result)
+        return
+    _apply(peer, batch_id, sent, answers, result)
+
+
+class DeliveryFailed(Exception):
+    """The batch did not get an answer to apply (transport error, error status, bad answer)."""
+
+
+def _post(peer: Peer, body: bytes) -> dict[int, dict]:
+    """POST the batch; the per-item results by index."""
+    parts = urlsplit(peer.url)
+    factory = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    conn = factory(parts.hostname, parts.port, timeout=settings.FEDERATION_CONNECT_TIMEOUT_SECONDS)
+    try:
+        conn.connect()
+        conn.sock.settimeout(settings.FEDERATION_READ_TIMEOUT_SECONDS)
+        conn.request(
+            "POST",
+            parts.path.rstrip("/") + BATCHES_PATH,
+            body=body,
+            headers={
+                "Content-Type": "application/json",
+                "Authorization": f"Bearer {peer.outbound_token}",
+            },
+        )
+        response = conn.getresponse()
+        status, raw = response.status, response.read(settings.FEDERATION_MAX_BODY_BYTES)
+    except (OSError, http.client.HTTPException) as exc:
+        raise DeliveryFailed(f"{type(exc).__name__}: {exc}") from exc
+    finally:
+        conn.close()
+    try:
+        answer = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        answer = None
+    if status != 200:
+        error = answer.get("error") if isinstance(answer, dict) else None
+        if isinstance(error, dict):
+            raise DeliveryFailed(f"HTTP {status} {error.get('code')}: {error.get('message')}")
+        raise DeliveryFailed(f"HTTP {status}")
+    results = answer.get("results") if isinstance(answer, dict) else None
+    if not isinstance(results, list):
+        raise DeliveryFailed("the peer's answer has no results")
+    return {
+        r["index"]: r for r in results if isinstance(r, dict) and isinstance(r.get("index"), int)
+    }
+
+
+def _apply(peer, batch_id, sent, answers, result: DrainResult) -> None:
+    now = timezone.now()
+    delivered, refused, unanswered = [], [], []
+    for index, (row, digest) in enumerate(sent):
+        answer = answers.get(index)
+        status = answer.get("status") if answer else None
+        if status in ("accepted", "duplicate"):
+            row.state, row.digest, row.delivered_at = OutboxItem.State.DELIVERED, digest, now
+            row.claimed_until, row.last_error = None, ""
+            delivered.append(row)
+        elif status == "rejected":
+            row.state, row.digest, row.claimed_until = OutboxItem.State.REFUSED, digest, None
+            row.last_error = f"{answer.get('code')}: {answer.get('message')}"[:_ERROR_LENGTH]
+            refused.append(row)
+        else:
+            unanswered.append(row)
+    with transaction.atomic():
+        OutboxItem.objects.bulk_update(
+            [*delivered, *refused],
+            ["state", "digest", "delivered_at", "claimed_until", "last_error"],
+        )
+        if delivered:
+            audit_record(
+                AuditRecord(
+                    action=Action.FEDERATION_SENT,
+                    actor=SENDER,
+                    object_type=ObjectType.PEER,
+                    object_id=peer.hub_id,
+                    data={
+                        Key.PEER: peer.hub_id,
+                        Key.BATCH: str(batch_id),
+                        Key.ITEMS: [row.digest for row in delivered],
+                    },
+                )
+            )
+        PeerLink.objects.update_or_create(peer=peer, defaults={"last_push_at": now})
+    result.delivered += len(delivered)
+    result.refused += len(refused)
+    if unanswered:
+        _failed(peer, unanswered, "the peer's answer did not name this item", result)
+
+
+def _failed(peer: Peer, rows: list[OutboxItem], message: str, result: DrainResult) -> None:
+    """Back off each row (its own jittered delay), or make it a dead letter."""
+    now = timezone.now()
+    message = message[:_ERROR_LENGTH]
+    dead = [row for row in rows if row.attempts >= settings.FEDERATION_MAX_ATTEMPTS]
+    waiting = [row for row in rows if row.attempts < settings.FEDERATION_MAX_ATTEMPTS]
+    for row in waiting:
+        row.next_attempt_at = now + timedelta(seconds=backoff_seconds(row.attempts))
+        row.claimed_until, row.last_error = None, message
+    with transaction.atomic():
+        OutboxItem.objects.bulk_update(waiting, ["next_attempt_at", "claimed_until", "last_error"])
+        if dead:
+            _dead_letter(peer, dead, message)
+        PeerLink.objects.update_or_create(
+            peer=peer, defaults={"last_push_error": message, "last_push_error_at": now}
+        )
+    result.failed += len(waiting)
+    result.dead += len(dead)
+    logger.info("delivery to %s failed (%d rows): %s", peer.hub_id, len(rows), message)
+
+
+def _dead_letter(peer: Peer, rows: list[OutboxItem], message: str) -> None:
+    message = message[:_ERROR_LENGTH]
+    with transaction.atomic():
+        OutboxItem.objects.filter(pk__in=[r.pk for r in rows]).update(
+            state=OutboxItem.State.DEAD, claimed_until=None, last_error=message
+        )
+        audit_record(
+            AuditRecord(
+                action=Action.FEDERATION_DEAD_LETTERED,
+                actor=SENDER,
+                object_type=ObjectType.PEER,
+                object_id=peer.hub_id,
+                data={
+                    Key.ITEMS: sorted(r.pk for r in rows),
+                    Key.ATTEMPTS: max(r.attempts for r in rows),
+                    Key.MESSAGE: message,
+                },
+            )
+        )
+
+
+def outbox_retry(*, item_ids, actor: Actor) -> int:
+    """Put dead letters and refused rows back in their queue (an admin's retry): pending, due now,
+    attempts from zero. One ``federation.retried`` event per peer; returns how many."""
+    now = timezone.now()
+    with transaction.atomic():
+        rows = list(
+            OutboxItem.objects.select_for_update()
+            .filter(
+                pk__in=list(item_ids), state__in=[OutboxItem.State.DEAD, OutboxItem.State.REFUSED]
+            )
+            .select_related("peer")
+            .order_by("pk")
+        )
+        if not rows:
+            return 0
+        OutboxItem.objects.filter(pk__in=[r.pk for r in rows]).update(
+            state=OutboxItem.State.PENDING,
+            attempts=0,
+            next_attempt_at=now,
+            claimed_until=None,
+        )
+        by_peer: dict[Peer, list[int]] = {}
+        for row in rows:
+            by_peer.setdefault(row.peer, []).append(row.pk)
+        audit_record_many(
+            AuditRecord(
+                action=Action.FEDERATION_RETRIED,
+                actor=actor,
+                organisation=actor.organisation_slug,
+                object_type=ObjectType.PEER,
+                object_id=peer.hub_id,
+                data={Key.ITEMS: ids},
+            )
+            for peer, ids in by_peer.items()
+        )
+        pairs = sorted({(r.peer_id, r.lane) for r in rows})
+
+        def nudge():
+            from federation.propagation.tasks import request_drain
+
+            for peer_id, lane in pairs:
+                request_drain(peer_id=peer_id, lane=lane)
+
+        transaction.on_commit(nudge)
+    return len(rows)

@@ -1,0 +1,246 @@
+"""Building wire items (docs/federation.md, "Items") from outbox rows, a batch at a time.
+
+A ``contribution`` item carries the member's signed object verbatim (``Contribution.canonical``
+parsed back, and its signature), the key section (the member's own registration and the home
+hub's binding: signed here for this hub's members, as received for foreign ones), the
+attestations received with the first arrival of a relayed contribution plus this hub's own,
+fresh one, and the path (arrival path + this hub). An ``entry`` item carries this hub's
+attestation of an entry's new state; a ``key`` item a key section alone (a revocation).
+
+This hub's attestation says what the entry's state is *when the item is built* (state,
+``state_changed_at``, and the policy of the latest vetting decision, or ``peer <hub> (trust)``
+for an entry vetted on a trusted peer's word). A few queries per batch whatever its size.
+"""
+
+import base64
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+
+from federation.contributions.models import Contribution, Entry
+from federation.hubkey import hub_private_key
+from federation.propagation.bindings import KeyNotBindable, binding_pair, key_bindings_for
+from federation.propagation.models import OutboxItem, Receipt
+from federation.propagation.wire import (
+    ATTESTED_STATES,
+    ITEM_CONTRIBUTION,
+    ITEM_ENTRY,
+    ITEM_KEY,
+    attestation_document,
+    item_digest,
+    sign_document,
+    signed_pair,
+)
+from federation.transparency.actions import Key, PolicyRule
+from federation.vetting.models import Decision
+from members.models import SigningKey
+
+_RULE_SUMMARY = {
+    PolicyRule.QUORUM: "quorum of reviewers",
+    PolicyRule.INCIDENT_QUORUM: "incident quorum of reviewers",
+    PolicyRule.TRUSTED_MEMBER: "trusted member",
+    PolicyRule.INCIDENT: "incident fast lane",
+    PolicyRule.ADMIN_RULING: "admin ruling",
+    PolicyRule.DISPUTE_RESOLUTION: "dispute resolution",
+    PolicyRule.DISPUTE_THRESHOLD: "dispute threshold",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RowRef:
+    """What the builder needs of an outbox row."""
+
+    id: int
+    kind: str
+    contribution_id: int | None
+    entry_id: int | None
+    signing_key_id: int | None
+    path: list[str]
+
+
+@dataclass
+class BuiltBatch:
+    items: list[tuple[int, dict[str, Any], str]] = field(
+        default_factory=list
+    )  # (row, item, digest)
+    failed: dict[int, str] = field(default_factory=dict)  # row → why it cannot be built
+    dropped: list[int] = field(default_factory=list)  # rows no longer owed (peer on the path…)
+
+
+def row_refs(rows) -> list[RowRef]:
+    return [
+        RowRef(r.id, r.kind, r.contribution_id, r.entry_id, r.signing_key_id, list(r.path or []))
+        for r in rows
+    ]
+
+
+def policy_summary(snapshot: dict | None, *, trusted_peer: str | None = None) -> str:
+    """A short text for an attestation's ``policy``."""
+    if snapshot:
+        rule = snapshot.get(Key.RULE)
+        if rule == PolicyRule.TRUSTED_PEER:
+            hub = snapshot.get(Key.PEER) or snapshot.get(Key.HUB) or trusted_peer or "?"
+            return f"peer {hub} (trust)"
+        text = _RULE_SUMMARY.get(rule, rule or "vetting")
+        if snapshot.get(Key.EFFECTIVE_QUORUM) is not None:
+            text += f" ({snapshot[Key.EFFECTIVE_QUORUM]} needed)"
+        return text
+    if trusted_peer:
+        return f"peer {trusted_peer} (trust)"
+    return "hub policy"
+
+
+class _Context:
+    """Everything one batch needs, loaded in bulk."""
+
+    def __init__(self, refs: Sequence[RowRef], now: datetime) -> None:
+        self.now = now
+        contribution_ids = {r.contribution_id for r in refs if r.contribution_id}
+        self.contributions = {
+            c["pk"]: c
+            for c in Contribution.objects.filter(pk__in=contribution_ids).values(
+                "pk", "canonical", "signature", "signing_key_id", "entry_id", "origin_hub",
+                "action",
+            )
+        }  # fmt: skip
+        entry_ids = {r.entry_id for r in refs if r.entry_id} | {
+            c["entry_id"] for c in self.contributions.values()
+        }
+        self.entries = {
+            e["pk"]: e
+            for e in Entry.objects.filter(pk__in=entry_ids).values(
+                "pk", "signal_type", "value", "state", "state_changed_at"
+            )
+        }
+        # The latest decision of each entry (read in order: the last one read wins).
+        self.decisions = dict(
+            Decision.objects.filter(entry_id__in=entry_ids)
+            .order_by("entry_id", "created_at", "pk")
+            .values_list("entry_id", "policy")
+        )
+        self.receipts: dict[int, list[dict]] = {}
+        for receipt in (
+            Receipt.objects.filter(contribution_id__in=contribution_ids)
+            .order_by("contribution_id", "received_at", "pk")
+            .values("contribution_id", "peer_hub", "path", "attestations")
+        ):
+            self.receipts.setdefault(receipt["contribution_id"], []).append(receipt)
+        key_ids = {r.signing_key_id for r in refs if r.signing_key_id} | {
+            c["signing_key_id"] for c in self.contributions.values()
+        }
+        self.keys = {
+            k.pk: k
+            for k in SigningKey.objects.select_related("organisation").filter(pk__in=key_ids)
+        }
+        self._bindings = None
+        self._attestations: dict[tuple[int, str], dict] = {}
+        self._private_key = hub_private_key()
+
+    @property
+    def bindings(self):
+        if self._bindings is None:
+            self._bindings = key_bindings_for(self.keys.values())
+        return self._bindings
+
+    def key_section(self, key_pk: int) -> dict[str, Any]:
+        key = self.keys[key_pk]
+        if not key.registration:
+            raise KeyNotBindable(f"key {key.key_id} has no proof of possession")
+        binding = self.bindings.get(key_pk)
+        if binding is None:
+            raise KeyNotBindable(f"key {key.key_id} has no binding from its home hub")
+        document, signature = binding_pair(binding)
+        return {
+            "registration": json.loads(key.registration),
+            "signature": base64.b64encode(bytes(key.registration_signature)).decode(),
+            "binding": document,
+            "binding_signature": signature,
+        }
+
+    def attestation(self, entry_id: int, state: str, trusted_peer: str | None) -> dict:
+        cached = self._attestations.get((entry_id, state))
+        if cached is not None:
+            return cached
+        entry = self.entries[entry_id]
+        document = attestation_document(
+            hub=settings.HUB_ID,
+            signal_type=entry["signal_type"],
+            value=entry["value"],
+            state=state,
+            decided_at=entry["state_changed_at"],
+            policy=policy_summary(self.decisions.get(entry_id), trusted_peer=trusted_peer),
+            attested_at=self.now,
+        )
+        pair = signed_pair(sign_document(self._private_key, document), name="attestation")
+        self._attestations[(entry_id, state)] = pair
+        return pair
+
+
+def items_build(refs: Sequence[RowRef], *, peer_hub: str, now: datetime) -> BuiltBatch:
+    """The items of ``refs`` for the peer ``peer_hub``, in row order."""
+    context = _Context(refs, now)
+    built = BuiltBatch()
+    hub = settings.HUB_ID
+    for ref in refs:
+        try:
+            item = _build(ref, context, peer_hub, hub)
+        except KeyNotBindable as exc:
+            built.failed[ref.id] = str(exc)
+            continue
+        except KeyError as exc:
+            built.failed[ref.id] = f"cannot build the item: {exc} is gone"
+            continue
+        if item is None:
+            built.dropped.append(ref.id)
+        else:
+            built.items.append((ref.id, item, item_digest(item)))
+    return built
+
+
+def _build(ref: RowRef, context: _Context, peer_hub: str, hub: str) -> dict[str, Any] | None:
+    if ref.kind == OutboxItem.Kind.CONTRIBUTION:
+        contribution = context.contributions[ref.contribution_id]
+        receipts = context.receipts.get(ref.contribution_id, [])
+        on_path = {r["peer_hub"] for r in receipts} | {h for r in receipts for h in r["path"]}
+        if peer_hub in on_path or peer_hub == contribution["origin_hub"]:
+            return None
+        if contribution["origin_hub"] != hub and not receipts:
+            raise KeyNotBindable("a relayed contribution with no recorded arrival")
+        entry = context.entries[contribution["entry_id"]]
+        state = entry["state"]
+        if state not in ATTESTED_STATES:
+            if contribution["action"] == Contribution.Action.ADD:
+                return None  # back in review: no longer shared (it is sent again once vetted)
+            state = Entry.State.RETRACTED
+        first = receipts[0] if receipts else None
+        own = context.attestation(entry["pk"], state, first["peer_hub"] if first else None)
+        return {
+            "type": ITEM_CONTRIBUTION,
+            "contribution": json.loads(contribution["canonical"]),
+            "signature": base64.b64encode(bytes(contribution["signature"])).decode(),
+            "key": context.key_section(contribution["signing_key_id"]),
+            "attestations": [*(first["attestations"] if first else []), own],
+            "path": [*(first["path"] if first else []), hub],
+        }
+    if ref.kind == OutboxItem.Kind.ENTRY:
+        entry = context.entries[ref.entry_id]
+        if entry["state"] not in ATTESTED_STATES:
+            return None
+        return {
+            "type": ITEM_ENTRY,
+            "attestations": [context.attestation(entry["pk"], entry["state"], None)],
+            "path": [hub],
+        }
+    if ref.kind == OutboxItem.Kind.KEY:
+        if peer_hub in ref.path:
+            return None
+        return {
+            "type": ITEM_KEY,
+            "key": context.key_section(ref.signing_key_id),
+            "path": [*ref.path, hub],
+        }
+    raise KeyNotBindable(f"unknown outbox kind {ref.kind!r}")

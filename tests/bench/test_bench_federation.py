@@ -1,0 +1,160 @@
+"""Federation on three hubs on this machine (`make bench`): propagation latency, hub-to-hub
+throughput, and the incident lane while a backlog drains. Figures are printed, not asserted
+against the targets (issue 12: p50 < 1 s, p99 < 3 s, >= 2,000 entries/s); each run must still
+deliver everything exactly once.
+
+Three hubs in a triangle, every hub trusting the others' vetting; a trusted member at hub a, so
+each submission is vetted on arrival and pushed at once.
+"""
+
+import threading
+import time
+
+import pytest
+
+from tests.integration.federation_harness import item_uuid, running_federation, wait_for
+
+pytestmark = [pytest.mark.bench, pytest.mark.integration]
+
+LATENCY_SUBMISSIONS = 500
+LATENCY_RATE = 20  # submissions per second, one contribution each
+THROUGHPUT_ENTRIES = 20_000
+BACKLOG = 10_000
+INCIDENT_PROBES = 40
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+class Watcher(threading.Thread):
+    """Polls hubs' databases for awaited contributions; notes when each is seen on all of them."""
+
+    def __init__(self, hubs) -> None:
+        super().__init__(daemon=True)
+        self.hubs = hubs
+        self.awaited: dict[str, set[str]] = {}  # uuid -> hubs not seen on yet
+        self.seen_at: dict[str, float] = {}
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+
+    def expect(self, uuid: str) -> None:
+        with self.lock:
+            self.awaited[uuid] = {hub.name for hub in self.hubs}
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            with self.lock:
+                pending = {u: set(h) for u, h in self.awaited.items() if u not in self.seen_at}
+            for hub in self.hubs:
+                wanted = [u for u, names in pending.items() if hub.name in names]
+                if not wanted:
+                    continue
+                rows = hub.sql(
+                    "SELECT uuid::text FROM federation_contribution WHERE uuid = ANY(%s::uuid[])",
+                    (wanted,),
+                )
+                for (found,) in rows:
+                    pending[found].discard(hub.name)
+            moment = time.monotonic()
+            with self.lock:
+                for u, names in pending.items():
+                    self.awaited[u] = names
+                    if not names:
+                        self.seen_at[u] = moment
+            time.sleep(0.005)
+
+
+def test_bench_federation_three_hubs():
+    with running_federation("a", "b", "c") as fed:
+        a, b, c = fed.hubs
+        fed.triangle()
+        alice = a.member("acme", trusted=True)
+
+        # 1. Latency: submission (auto-vetted) until visible on all three hubs.
+        watcher = Watcher(fed.hubs)
+        watcher.start()
+        submitted: dict[str, float] = {}
+        interval = 1 / LATENCY_RATE
+        next_at = time.monotonic()
+        for _ in range(LATENCY_SUBMISSIONS):
+            item = alice.add("md5")
+            watcher.expect(item_uuid(item))
+            submitted[item_uuid(item)] = time.monotonic()
+            alice.submit_one(item)
+            next_at += interval
+            time.sleep(max(0.0, next_at - time.monotonic()))
+        wait_for(lambda: len(watcher.seen_at) == LATENCY_SUBMISSIONS, timeout=120, what="all seen")
+        watcher.stop.set()
+        latencies = [watcher.seen_at[u] - t for u, t in submitted.items()]
+        p50, p99 = percentile(latencies, 0.5), percentile(latencies, 0.99)
+        print(
+            f"\nfederation latency, submission -> visible on all 3 hubs ({LATENCY_SUBMISSIONS} "
+            f"at {LATENCY_RATE}/s): p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, "
+            f"max {max(latencies) * 1000:.0f} ms (targets: p50 < 1 s, p99 < 3 s)"
+        )
+
+        # 2. Throughput: 20,000 entries owed to b and c, a's worker started, until all arrive.
+        a.stop_worker()
+        items = [alice.add("md5") for _ in range(THROUGHPUT_ENTRIES)]
+        alice.submit(items)
+        started = time.monotonic()
+        a.start_worker()
+        ids = [item_uuid(item) for item in items]
+        done = {}
+
+        def arrive(hub):
+            done[hub.name] = hub.wait_for_contributions(ids, timeout=900, interval=0.1) - started
+
+        threads = [threading.Thread(target=arrive, args=(hub,)) for hub in (b, c)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        for hub in (b, c):
+            count = hub.sql("SELECT count(*), count(DISTINCT uuid) FROM federation_contribution")
+            assert count[0][0] == count[0][1] == LATENCY_SUBMISSIONS + THROUGHPUT_ENTRIES
+        slowest = max(done.values())
+        print(
+            f"federation throughput, {THROUGHPUT_ENTRIES:,} entries from a to b and c: "
+            f"b in {done['b']:.1f} s ({THROUGHPUT_ENTRIES / done['b']:,.0f} entries/s), "
+            f"c in {done['c']:.1f} s ({THROUGHPUT_ENTRIES / done['c']:,.0f} entries/s); "
+            f"{2 * THROUGHPUT_ENTRIES / slowest:,.0f} entries/s delivered in all "
+            f"(target >= 2,000 entries/s)"
+        )
+
+        # 3. The incident lane while a 10,000-item backlog drains.
+        admin = a.staff_token()
+        status, incident = a.request(
+            "POST", "/api/v1/incidents/",
+            json_body={"name": "Bench incident", "auto_vet": True}, token=admin,
+        )  # fmt: skip
+        assert status == 201, incident
+        a.stop_worker()
+        backlog = [alice.add("md5") for _ in range(BACKLOG)]
+        alice.submit(backlog)
+        started = time.monotonic()
+        a.start_worker()
+        watcher = Watcher([b])
+        watcher.start()
+        probes: dict[str, float] = {}
+        backlog_ids = [item_uuid(item) for item in backlog]
+        drained_at = None
+        while len(probes) < INCIDENT_PROBES:
+            item = alice.add("md5", incident=incident["id"])
+            watcher.expect(item_uuid(item))
+            probes[item_uuid(item)] = time.monotonic()
+            alice.submit_one(item)
+            time.sleep(0.1)
+        wait_for(lambda: len(watcher.seen_at) == INCIDENT_PROBES, timeout=300, what="probes")
+        watcher.stop.set()
+        had = b.contributions_present(backlog_ids)
+        drained_at = b.wait_for_contributions(backlog_ids, timeout=900) - started
+        lane = [watcher.seen_at[u] - t for u, t in probes.items()]
+        print(
+            f"incident lane while {BACKLOG:,} ordinary items drain from a to b "
+            f"(drained after {drained_at:.1f} s; {had:,} delivered when the last probe arrived): "
+            f"{INCIDENT_PROBES} incident items p50 {percentile(lane, 0.5) * 1000:.0f} ms, "
+            f"p99 {percentile(lane, 0.99) * 1000:.0f} ms"
+        )

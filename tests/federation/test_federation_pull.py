@@ -1,0 +1,210 @@
+"""The pull client against a tiny feed server on 127.0.0.1 that serves signed pages built here
+(the real feed endpoint and hubs are exercised by the integration tests)."""
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+
+from federation.contributions.models import Contribution
+from federation.propagation.models import PeerLink, Receipt
+from federation.propagation.pull import federation_pull_all, pull_from_peer
+from federation.transparency.actions import Action
+from federation.transparency.models import AuditEvent
+from members.models import Peer
+from tests.federation.federation_helpers import RemoteHub, contribution_item
+
+pytestmark = pytest.mark.django_db
+
+OUTBOUND = "cp_feedfeedfeed_theoutboundsecret"
+
+
+class FeedServer:
+    """Serves ``pages[after]`` (a status and a JSON body) and records what it was asked."""
+
+    def __init__(self) -> None:
+        self.pages: dict[int, tuple[int, object]] = {}
+        self.requests: list[dict] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                url = urlparse(self.path)
+                query = parse_qs(url.query)
+                server.requests.append(
+                    {
+                        "path": url.path,
+                        "after": int(query["after"][0]),
+                        "limit": query.get("limit", [""])[0],
+                        "authorization": self.headers.get("Authorization"),
+                    }
+                )
+                status, body = server.pages.get(
+                    int(query["after"][0]),
+                    (404, {"error": {"code": "not_found", "message": "", "details": None}}),
+                )
+                raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def feed():
+    server = FeedServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def bravo(feed):
+    hub = RemoteHub("bravo.example")
+    Peer.objects.filter(pk=hub.peer.pk).update(url=feed.url, outbound_token=OUTBOUND)
+    hub.peer.refresh_from_db()
+    return hub
+
+
+def _page(hub, items, *, after, next, more):
+    return 200, hub.batch(items, feed={"after": after, "next": next, "more": more})
+
+
+def _link(hub) -> PeerLink:
+    return PeerLink.objects.get(peer=hub.peer)
+
+
+def test_pull_follows_more_and_advances_the_cursor_after_each_page(bravo, feed):
+    member = bravo.member()
+    first, second = contribution_item(member), contribution_item(member)
+    feed.pages[0] = _page(bravo, [first], after=0, next=7, more=True)
+    feed.pages[7] = _page(bravo, [second], after=7, next=9, more=False)
+    outcome = pull_from_peer(bravo.peer.pk)
+    assert (outcome.pages, outcome.accepted, outcome.error) == (2, 2, "")
+    assert [r["after"] for r in feed.requests] == [0, 7]
+    assert {r["authorization"] for r in feed.requests} == {f"Bearer {OUTBOUND}"}
+    assert {r["path"] for r in feed.requests} == {"/api/v1/federation/feed"}
+    link = _link(bravo)
+    assert link.pull_cursor == 9 and link.last_pull_at is not None and link.last_pull_error == ""
+    assert set(Receipt.objects.values_list("via", flat=True)) == {"pull"}
+    received = AuditEvent.objects.filter(action=Action.FEDERATION_RECEIVED)
+    assert [e.data["via"] for e in received] == ["pull", "pull"]
+
+
+def test_pulling_again_is_idempotent(bravo, feed):
+    item = contribution_item(bravo.member())
+    feed.pages[0] = _page(bravo, [item], after=0, next=3, more=False)
+    feed.pages[3] = _page(bravo, [], after=3, next=3, more=False)
+    pull_from_peer(bravo.peer.pk)
+    PeerLink.objects.filter(peer=bravo.peer).update(pull_cursor=0)  # as if the update was lost
+    outcome = pull_from_peer(bravo.peer.pk)
+    assert (outcome.accepted, outcome.duplicates) == (0, 1)
+    assert Contribution.objects.count() == 1 and Receipt.objects.count() == 1
+
+
+def test_a_page_not_continuing_from_the_cursor_is_refused_and_the_cursor_stays(bravo, feed):
+    feed.pages[0] = _page(bravo, [contribution_item(bravo.member())], after=5, next=9, more=False)
+    outcome = pull_from_peer(bravo.peer.pk)
+    assert "feed_mismatch" in outcome.error
+    link = _link(bravo)
+    assert link.pull_cursor == 0 and "feed_mismatch" in link.last_pull_error
+    assert link.last_pull_error_at is not None
+    assert not Contribution.objects.exists()
+    refused = AuditEvent.objects.get(action=Action.FEDERATION_BATCH_REFUSED)
+    assert refused.data["code"] == "feed_mismatch"
+
+
+def test_a_page_addressed_to_another_hub_is_refused(bravo, feed):
+    feed.pages[0] = (
+        200,
+        bravo.batch([], to="other.example", feed={"after": 0, "next": 1, "more": False}),
+    )
+    assert "wrong_receiver" in pull_from_peer(bravo.peer.pk).error
+    assert _link(bravo).pull_cursor == 0
+
+
+def test_a_page_without_feed_fields_is_refused(bravo, feed):
+    feed.pages[0] = 200, bravo.batch([])
+    assert "feed_mismatch" in pull_from_peer(bravo.peer.pk).error
+
+
+def test_a_stale_cursor_restarts_from_zero(bravo, feed):
+    PeerLink.objects.filter(peer=bravo.peer).update(pull_cursor=40)
+    stale = {"error": {"code": "stale_cursor", "message": "compacted", "details": None}}
+    feed.pages[40] = (410, stale)
+    feed.pages[0] = _page(bravo, [contribution_item(bravo.member())], after=0, next=50, more=False)
+    outcome = pull_from_peer(bravo.peer.pk)
+    assert outcome.restarted and outcome.accepted == 1
+    assert [r["after"] for r in feed.requests] == [40, 0]
+    assert _link(bravo).pull_cursor == 50
+
+
+def test_errors_are_recorded_on_the_link(bravo, feed):
+    feed.pages[0] = (
+        401,
+        {"error": {"code": "authentication_failed", "message": "", "details": None}},
+    )
+    outcome = pull_from_peer(bravo.peer.pk)
+    assert outcome.error == "HTTP 401 authentication_failed from /api/v1/federation/feed"
+    assert _link(bravo).last_pull_error == outcome.error
+    feed.pages[0] = (200, b"not json")
+    assert "not JSON" in pull_from_peer(bravo.peer.pk).error
+
+
+def test_an_unreachable_peer_is_recorded(bravo, feed):
+    feed.close()
+    outcome = pull_from_peer(bravo.peer.pk)
+    assert outcome.error.startswith("cannot reach")
+    assert _link(bravo).last_pull_error.startswith("cannot reach")
+    feed.httpd = type("Closed", (), {"shutdown": lambda s: None, "server_close": lambda s: None})()
+
+
+def test_pulls_are_bounded_per_run(bravo, feed, settings):
+    settings.FEDERATION_PULL_MAX_PAGES = 2
+    for n in range(5):
+        feed.pages[n] = _page(bravo, [], after=n, next=n + 1, more=True)
+    assert pull_from_peer(bravo.peer.pk).pages == 2
+    assert _link(bravo).pull_cursor == 2
+
+
+def test_suspended_unlinked_or_tokenless_peers_are_not_pulled(bravo, feed):
+    Peer.objects.filter(pk=bravo.peer.pk).update(state=Peer.State.SUSPENDED)
+    assert pull_from_peer(bravo.peer.pk).pages == 0
+    Peer.objects.filter(pk=bravo.peer.pk).update(state=Peer.State.ACTIVE, outbound_token="")
+    assert pull_from_peer(bravo.peer.pk).error == "no outbound token"
+    assert feed.requests == []
+
+
+def test_the_beat_task_fans_out_over_active_linked_peers(bravo, feed, settings):
+    from settings.celery import app
+
+    RemoteHub("known-only.example", link=False)
+    suspended = RemoteHub("suspended.example")
+    Peer.objects.filter(pk=suspended.peer.pk).update(
+        state=Peer.State.SUSPENDED, url=feed.url, outbound_token="cp_x_y"
+    )
+    feed.pages[0] = _page(bravo, [contribution_item(bravo.member())], after=0, next=1, more=False)
+    assert settings.CELERY_BEAT_SCHEDULE["federation-pull"]["task"] == (
+        "federation.propagation.pull.federation_pull_all"
+    )
+    app.conf.task_always_eager = True  # the real tasks, run in this process
+    try:
+        assert federation_pull_all() == 1
+    finally:
+        app.conf.task_always_eager = False
+    assert [r["authorization"] for r in feed.requests] == [f"Bearer {OUTBOUND}"]
+    assert _link(bravo).pull_cursor == 1

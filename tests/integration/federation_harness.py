@@ -1,0 +1,506 @@
+"""Run a federation of real hubs for integration tests and benchmarks, on top of harness.py.
+
+Each hub is a gunicorn process and a Celery worker (with embedded beat) consuming the hub's own
+queue and its incident lane (``<queue>`` and ``<queue>.incident``, as docs/federation.md says every
+worker must), on its own PostgreSQL database, with Redis as the broker, on 127.0.0.1:
+
+    with running_federation("a", "b", "c") as fed:
+        a, b, c = fed.hubs
+        fed.link(a, b)                       # both directions: keys pinned, tokens exchanged
+        fed.link(b, c, inbound_policy="review")
+        fed.know(a, c)                       # a checks c's signatures; no link
+        alice = a.member("acme", trusted=True)
+        sent = alice.submit([alice.add("md5", "…", ["propaganda"])])
+        c.wait_for_contributions([item_uuid(x) for x in sent], timeout=10)
+
+Peering goes through ``manage.py peer`` exactly as an operator would run it (the contract's CLI).
+Hubs start fast: one migrated database per test process is the template that every hub's database
+is cloned from (``CREATE DATABASE … TEMPLATE``, a file copy), the hub keys are written here, and
+the hubs' processes start in parallel.
+"""
+
+import atexit
+import base64
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from federation.partner_client import ContributionSigner
+from tests.integration.harness import (
+    BROKER_URL,
+    PG_ADMIN_URL,
+    ROOT,
+    Hub,
+    free_port,
+    wait_for,
+)
+
+# Federation settings for hubs under test: retries and the pull safety net within seconds.
+# The pull interval is an hour here: a test that needs pull sets it (push must work alone).
+FAST_FEDERATION_ENV = {
+    "CONCORDAT_SEQUENCE_INTERVAL_SECONDS": "2",
+    "CONCORDAT_FEDERATION_PULL_INTERVAL_SECONDS": "3600",
+    "CONCORDAT_FEDERATION_SWEEP_INTERVAL_SECONDS": "2",
+    "CONCORDAT_FEDERATION_BACKOFF_BASE_MS": "500",
+    "CONCORDAT_FEDERATION_BACKOFF_MAX_SECONDS": "3",
+    "CONCORDAT_FEDERATION_LEASE_SECONDS": "5",
+}
+
+_template_lock = threading.Lock()
+_template: str | None = None
+
+
+def _admin(query: str) -> None:
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as connection:
+        connection.execute(query)
+
+
+def template_database() -> str:
+    """A database migrated once per test process with the code under test; hubs clone it."""
+    global _template
+    with _template_lock:
+        if _template is None:
+            name = f"concordat_it_template_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+            _admin(f'CREATE DATABASE "{name}"')
+            atexit.register(_admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            env = {
+                **os.environ,
+                "DJANGO_SETTINGS_MODULE": "settings.base",
+                "DJANGO_SECRET_KEY": "integration-template",
+                "DATABASE_URL": PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name,
+            }
+            done = subprocess.run(
+                [sys.executable, "manage.py", "migrate", "--noinput"],
+                cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+            )  # fmt: skip
+            if done.returncode != 0:
+                raise RuntimeError(f"migrating the template failed:\n{done.stderr[-3000:]}")
+            _template = name
+        return _template
+
+
+def item_uuid(item: dict) -> str:
+    return item["contribution"]["uuid"]
+
+
+@dataclass
+class Member:
+    """A member organisation of one hub, with a registered signing key and an API token."""
+
+    hub: "FederationHub"
+    org: str
+    private_key: Ed25519PrivateKey
+    key_id: str
+    token: str
+    user: str
+
+    @property
+    def signer(self) -> ContributionSigner:
+        return ContributionSigner(self.private_key, self.hub.hub_id, self.org, self.key_id)
+
+    @property
+    def public_key_raw(self) -> bytes:
+        return self.private_key.public_key().public_bytes_raw()
+
+    def add(self, signal_type: str = "md5", value: str | None = None, labels=None, **kw) -> dict:
+        value = value or random_value(signal_type)
+        return self.signer.add(signal_type, value, list(labels or ["propaganda"]), **kw)
+
+    def retract(self, signal_type: str, value: str, **kw) -> dict:
+        return self.signer.retract(signal_type, value, **kw)
+
+    def submit(self, items: list[dict], *, timeout: float = 300) -> dict:
+        """Submit signed contributions in bulk requests of at most 10,000; all must be created."""
+        results: dict[str, Any] = {"created": 0, "results": []}
+        for start in range(0, len(items), 10_000):
+            chunk = items[start : start + 10_000]
+            status, body = self.hub.request(
+                "POST",
+                "/api/v1/contributions/bulk/",
+                json_body={"items": chunk},
+                token=self.token,
+                timeout=timeout,
+            )
+            if status != 200 or body["created"] != len(chunk):
+                raise AssertionError(f"{self.hub.name}: bulk submit answered {status}: {body}")
+            results["created"] += body["created"]
+            results["results"].extend(body["results"])
+        return results
+
+    def submit_one(self, item: dict) -> dict:
+        status, body = self.hub.request(
+            "POST", "/api/v1/contributions/", json_body=item, token=self.token
+        )
+        if status not in (200, 201):
+            raise AssertionError(f"{self.hub.name}: submit answered {status}: {body}")
+        return body
+
+
+def random_value(signal_type: str) -> str:
+    digest = uuid.uuid4().hex + uuid.uuid4().hex
+    return digest[:32] if signal_type == "md5" else digest
+
+
+@dataclass
+class FederationHub(Hub):
+    """A hub of a federation whose web and worker processes can be stopped, started and killed."""
+
+    port: int = 0
+    queue: str = ""
+    hub_key: Ed25519PrivateKey | None = None
+    web: subprocess.Popen | None = None
+    worker: subprocess.Popen | None = None
+    web_workers: int = 2
+    worker_concurrency: int = 2
+    _logs: list = field(default_factory=list)
+
+    # --- identity -------------------------------------------------------------------------------
+
+    @property
+    def public_key_raw(self) -> bytes:
+        return self.hub_key.public_key().public_bytes_raw()
+
+    @property
+    def public_key_b64(self) -> str:
+        return base64.b64encode(self.public_key_raw).decode()
+
+    # --- processes ------------------------------------------------------------------------------
+
+    def _log(self, name: str):
+        handle = (self.workdir / name).open("ab")
+        self._logs.append(handle)
+        return handle
+
+    def start_web(self) -> None:
+        assert self.web is None or self.web.poll() is not None, f"{self.name}: web is running"
+        self.web = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "federation.wsgi", "--bind", f"127.0.0.1:{self.port}",
+             "--workers", str(self.web_workers), "--timeout", "300"],
+            cwd=ROOT, env=self.env, stdout=self._log("web.log"), stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+
+    def wait_web(self, timeout: float = 60) -> None:
+        def ready():
+            if self.web.poll() is not None:
+                raise RuntimeError(f"{self.name}: gunicorn exited:\n{self.log_tail('web.log')}")
+            try:
+                return self.request("GET", "/api/v1/hub/", timeout=2)[0] == 200
+            except OSError:
+                return False
+
+        wait_for(ready, timeout=timeout, interval=0.1, what=f"hub {self.name} to answer")
+
+    def start_worker(self) -> None:
+        assert self.worker is None or self.worker.poll() is not None, f"{self.name}: worker runs"
+        self.worker = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "settings.celery", "worker", "--beat",
+             "--loglevel", "WARNING", "--concurrency", str(self.worker_concurrency),
+             "--queues", f"{self.queue},{self.queue}.incident",
+             "--schedule", str(self.workdir / "beat-schedule"), "--without-gossip",
+             "--without-mingle", "--hostname", f"{self.queue}@%h"],
+            cwd=ROOT, env=self.env, stdout=self._log("worker.log"), stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+
+    def stop_web(self) -> None:
+        self.web = _terminate(self.web)
+
+    def stop_worker(self) -> None:
+        self.worker = _terminate(self.worker)
+
+    def kill_worker(self) -> None:
+        """SIGKILL the worker, its pool children and its beat at once, as a crash would."""
+        if self.worker is not None and self.worker.poll() is None:
+            os.killpg(self.worker.pid, signal.SIGKILL)
+            self.worker.wait(timeout=20)
+        self.worker = None
+
+    def stop(self, *, kill: bool = False) -> None:
+        """Stop both processes (gracefully, or with SIGKILL when the hub is thrown away)."""
+        if kill:
+            for process in (self.worker, self.web):
+                if process is not None and process.poll() is None:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(process.pid, signal.SIGKILL)
+                    process.wait(timeout=20)
+            self.worker = self.web = None
+        self.stop_worker()
+        self.stop_web()
+        for handle in self._logs:
+            handle.close()
+        self._logs.clear()
+
+    def log_tail(self, name: str, lines: int = 60) -> str:
+        with contextlib.suppress(OSError):
+            return "\n".join((self.workdir / name).read_text().splitlines()[-lines:])
+        return ""
+
+    # --- members and contributions --------------------------------------------------------------
+
+    def member(
+        self, org: str, *, trusted: bool = False, role: str = "submitter", user: str | None = None
+    ) -> Member:
+        private_key = Ed25519PrivateKey.generate()
+        user = user or f"{org}-{uuid.uuid4().hex[:6]}"
+        created = self.create_member(
+            org=org, user=user, role=role, trusted=trusted, signing_key=private_key
+        )
+        return Member(self, org, private_key, created["key_id"], created["token"], user)
+
+    def staff_token(self, role: str = "consortium-admin") -> str:
+        return self.create_staff(user=f"staff-{uuid.uuid4().hex[:6]}", role=role)["token"]
+
+    def contributions_present(self, uuids: Iterable[str]) -> int:
+        return self.sql(
+            "SELECT count(*) FROM federation_contribution WHERE uuid = ANY(%s::uuid[])",
+            (list(uuids),),
+        )[0][0]
+
+    def wait_for_contributions(
+        self, uuids: list[str], *, timeout: float = 30, interval: float = 0.1
+    ) -> float:
+        """Wait until every contribution is stored here; returns when (time.monotonic())."""
+        wait_for(
+            lambda: self.contributions_present(uuids) == len(uuids),
+            timeout=timeout,
+            interval=interval,
+            what=f"{len(uuids)} contributions on hub {self.name} "
+            f"(has {self.contributions_present(uuids)})",
+        )
+        return time.monotonic()
+
+    def entry_state(self, signal_type: str, value: str) -> str | None:
+        rows = self.sql(
+            "SELECT state FROM federation_entry WHERE signal_type = %s AND value = %s",
+            (signal_type, value),
+        )
+        return rows[0][0] if rows else None
+
+    def wait_for_entry_state(
+        self, signal_type: str, value: str, state: str, *, timeout: float = 30
+    ) -> None:
+        wait_for(
+            lambda: self.entry_state(signal_type, value) == state,
+            timeout=timeout,
+            what=f"entry {signal_type}:{value[:12]} to be {state} on hub {self.name} "
+            f"(is {self.entry_state(signal_type, value)})",
+        )
+
+    def outbox_pending(self) -> int:
+        return self.sql("SELECT count(*) FROM federation_outboxitem WHERE state = 'pending'")[0][0]
+
+    def outbox_states(self) -> dict[str, int]:
+        rows = self.sql("SELECT state, count(*) FROM federation_outboxitem GROUP BY state")
+        return dict(rows)
+
+    def audit(self, action: str) -> list[dict]:
+        rows = self.sql(
+            "SELECT object_id, data FROM federation_auditevent WHERE action = %s ORDER BY id",
+            (action,),
+        )
+        return [{"object_id": object_id, **data} for object_id, data in rows]
+
+    # --- peering (the contract's manage.py peer CLI) ---------------------------------------------
+
+    def peer(self, *args: str) -> str:
+        return self.manage("peer", *args)
+
+    def peer_add(
+        self,
+        other: "FederationHub",
+        *,
+        link: bool = True,
+        inbound_policy: str | None = None,
+        scopes: Iterable[str] | None = None,
+        labels: Iterable[str] | None = None,
+        signal_types: Iterable[str] | None = None,
+    ) -> dict:
+        args = ["add", "--hub-id", other.hub_id, "--name", other.name,
+                "--public-key", other.public_key_b64]  # fmt: skip
+        if link:
+            args += ["--url", other.url]
+        if inbound_policy:
+            args += ["--inbound-policy", inbound_policy]
+        for flag, values in (("--scopes", scopes), ("--labels", labels),
+                             ("--signal-types", signal_types)):  # fmt: skip
+            if values:
+                args += [flag, ",".join(values)]
+        return json.loads(self.peer(*args).strip().splitlines()[-1])
+
+    def peer_update(self, other: "FederationHub", **options: str) -> None:
+        args = ["update", "--hub-id", other.hub_id]
+        for name, value in options.items():
+            args += ["--" + name.replace("_", "-"), value]
+        self.peer(*args)
+
+
+def _terminate(process: subprocess.Popen | None) -> None:
+    if process is None or process.poll() is not None:
+        return None
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=20)
+    return None
+
+
+def parallel(calls: Iterable) -> list:
+    """Run the zero-argument callables at once (subprocess-bound work), in order of results."""
+    calls = list(calls)
+    if not calls:
+        return []
+    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
+        return list(pool.map(lambda call: call(), calls))
+
+
+@dataclass
+class Federation:
+    hubs: list[FederationHub]
+    # (a, b) -> the token hub a presents to hub b (issued by b's ``peer add``)
+    tokens: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> FederationHub:
+        return next(hub for hub in self.hubs if hub.name == name)
+
+    def link(
+        self,
+        a: FederationHub,
+        b: FederationHub,
+        *,
+        inbound_policy: str = "trust",
+        scopes: Iterable[str] | None = None,
+        labels: Iterable[str] | None = None,
+        signal_types: Iterable[str] | None = None,
+    ) -> None:
+        """Peer a and b both ways with the same policies: each pins the other's key with its URL
+        (``peer add``), and presents the token the other issued (``peer set-outbound-token``)."""
+        self.link_many([(a, b)], inbound_policy=inbound_policy, scopes=scopes, labels=labels,
+                       signal_types=signal_types)  # fmt: skip
+
+    def link_many(self, pairs: list[tuple[FederationHub, FederationHub]], **policy) -> None:
+        """Several links at once: every ``peer add`` in parallel, then every token exchange."""
+        directions = [(a, b) for a, b in pairs] + [(b, a) for a, b in pairs]
+        issued = parallel(lambda a=a, b=b: a.peer_add(b, **policy) for a, b in directions)
+        for (a, b), answer in zip(directions, issued, strict=True):
+            self.tokens[(b.name, a.name)] = answer["inbound_token"]
+        parallel(
+            lambda a=a, b=b, token=answer["inbound_token"]: b.peer(
+                "set-outbound-token", "--hub-id", a.hub_id, "--token", token
+            )
+            for (a, b), answer in zip(directions, issued, strict=True)
+        )
+
+    def triangle(self, **policy) -> None:
+        a, b, c = self.hubs[:3]
+        self.link_many([(a, b), (b, c), (a, c)], **policy)
+
+    def know(self, a: FederationHub, c: FederationHub) -> None:
+        """a registers c by its key only (no URL): c's signatures can be checked at a."""
+        a.peer_add(c, link=False)
+
+
+def _new_hub(
+    name: str, extra_env: dict | None, web_workers: int, concurrency: int
+) -> FederationHub:
+    suffix = uuid.uuid4().hex[:8]
+    database = f"concordat_it_{name}_{suffix}"
+    workdir = Path(tempfile.mkdtemp(prefix=f"concordat-fed-{name}-"))
+    port = free_port()
+    queue = f"concordat-{name}-{suffix}"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "settings.base",
+        "DJANGO_SECRET_KEY": f"integration-{suffix}",
+        "DATABASE_URL": PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + database,
+        "DATABASE_CONN_MAX_AGE": "60",
+        "CELERY_BROKER_URL": BROKER_URL,
+        "CELERY_RESULT_BACKEND": BROKER_URL,
+        "CONCORDAT_CELERY_QUEUE": queue,
+        "CONCORDAT_HUB_ID": f"{name}.hub.test",
+        "CONCORDAT_HUB_KEY_PATH": str(workdir / "hub-key.pem"),
+        "CONCORDAT_LOG_LEVEL": "WARNING",
+        **FAST_FEDERATION_ENV,
+        **(extra_env or {}),
+    }
+    hub_key = Ed25519PrivateKey.generate()
+    key_path = workdir / "hub-key.pem"
+    key_path.touch(mode=0o600)
+    key_path.write_bytes(
+        hub_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return FederationHub(
+        name=name,
+        hub_id=env["CONCORDAT_HUB_ID"],
+        url=f"http://127.0.0.1:{port}",
+        database=database,
+        env=env,
+        workdir=workdir,
+        port=port,
+        queue=queue,
+        hub_key=hub_key,
+        web_workers=web_workers,
+        worker_concurrency=concurrency,
+    )
+
+
+@contextlib.contextmanager
+def running_federation(
+    *names: str,
+    worker: bool = True,
+    extra_env: dict | None = None,
+    env_by_hub: dict[str, dict] | None = None,
+    web_workers: int = 2,
+    worker_concurrency: int = 2,
+) -> Iterator[Federation]:
+    """Start one hub per name (cloned database, key, gunicorn, Celery worker) and tear them down."""
+    template = template_database()
+    hubs = [
+        _new_hub(name, {**(extra_env or {}), **(env_by_hub or {}).get(name, {})},
+                 web_workers, worker_concurrency)
+        for name in names
+    ]  # fmt: skip
+    federation = Federation(hubs)
+    try:
+        for hub in hubs:  # a template may be copied by one CREATE DATABASE at a time
+            _admin(f'CREATE DATABASE "{hub.database}" TEMPLATE "{template}"')
+        for hub in hubs:
+            hub.start_web()
+            if worker:
+                hub.start_worker()
+        parallel(hub.wait_web for hub in hubs)
+        yield federation
+    finally:
+        for hub in hubs:  # thrown away with its database: no need for a warm shutdown
+            hub.stop(kill=True)
+        for hub in hubs:
+            _admin(f'DROP DATABASE IF EXISTS "{hub.database}" WITH (FORCE)')
+            if os.environ.get("CONCORDAT_IT_KEEP_LOGS"):
+                print(f"hub {hub.name} logs kept in {hub.workdir}")
+            else:
+                shutil.rmtree(hub.workdir, ignore_errors=True)

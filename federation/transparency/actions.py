@@ -59,6 +59,19 @@ class Action:
     # Matching: one event per request, in aggregate (docs/matching.md)
     MATCH_REQUESTED: Final = "match.requested"
 
+    # Witnessing (docs/transparency.md, "Witnesses"): the logs this hub witnesses, the
+    # witnesses of its own log, and what this hub, as a witness, cosigned or caught
+    WITNESSED_LOG_ADDED: Final = "witnessed_log.added"
+    WITNESSED_LOG_CHANGED: Final = "witnessed_log.changed"
+    WITNESS_ADDED: Final = "witness.added"
+    WITNESS_CHANGED: Final = "witness.changed"
+    CHECKPOINT_COSIGNED: Final = "checkpoint.cosigned"
+    CHECKPOINT_SPLIT_VIEW: Final = "checkpoint.split_view"
+
+    # Federation: one event per batch delivered to a peer, and per batch received from one
+    FEDERATION_SENT: Final = "federation.sent"
+    FEDERATION_RECEIVED: Final = "federation.received"
+
 
 def all_actions() -> frozenset[str]:
     """Every action value defined above (the catalogue in docs/transparency.md lists them all)."""
@@ -80,6 +93,9 @@ class ObjectType:
     USER: Final = "user"
     SIGNING_KEY: Final = "signing_key"
     CREDENTIAL: Final = "credential"
+    WITNESSED_LOG: Final = "witnessed_log"  # named by its origin
+    WITNESS: Final = "witness"  # named by its key name
+    PEER: Final = "peer"  # a peer hub, named by its hub id
 
 
 class Key:
@@ -167,6 +183,28 @@ class Key:
     HUB: Final = "hub"
     SLUG: Final = "slug"
     PREVIOUS_NAME: Final = "previous_name"
+    # Witnessing
+    ORIGIN: Final = "origin"
+    VKEY: Final = "vkey"
+    URL: Final = "url"
+    ACTIVE: Final = "active"
+    OLD_SIZE: Final = "old_size"
+    TREE_SIZE: Final = "tree_size"
+    ROOT_HASH: Final = "root_hash"
+    TIMESTAMP: Final = "timestamp"
+    COSIGNATURE: Final = "cosignature"
+    CHECKPOINT: Final = "checkpoint"
+    KIND: Final = "kind"
+    EVIDENCE_ID: Final = "evidence_id"
+    COSIGNED_NOTE: Final = "cosigned_note"
+    SHOWN_NOTE: Final = "shown_note"
+    # Federation batches (federation.sent / federation.received); ITEMS and CODE as above
+    PEER: Final = "peer"
+    BATCH: Final = "batch"
+    ACCEPTED: Final = "accepted"
+    DUPLICATES: Final = "duplicates"
+    REJECTED: Final = "rejected"
+    ITEM: Final = "item"
 
 
 class PolicyRule:

@@ -14,6 +14,12 @@ spot-checks inclusion proofs; and prints one OK/FAIL line per check. The new che
 only when everything passed. Exit status: 0 all checks passed, 1 a discrepancy, 2 could not run
 (bad arguments, hub unreachable).
 
+With ``--witness <vkey>`` (repeated) and ``--threshold K`` it also requires the hub's newest
+cosigned checkpoint to carry valid C2SP tlog-cosignatures by K of those witnesses and to cover
+every change in the log; ``--cosign-key`` makes the auditor a witness of its own. Subcommands:
+``compare`` (two auditors' histories), ``evidence`` (a witness's split-view evidence) and
+``reconcile-hubs`` (what two hubs' logs say they sent each other).
+
 See docs/transparency.md.
 """
 

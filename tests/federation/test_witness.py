@@ -255,3 +255,40 @@ def test_the_witness_key_is_public_and_type_4(client, db):
     body = client.get("/api/v1/witness/key").json()
     assert body["name"] == settings.WITNESS_NAME
     assert base64.b64decode(body["vkey"].split("+", 2)[2])[0] == 0x04
+
+
+def test_the_admin_raises_an_alert_while_evidence_is_held(client, log, consortium_admin):
+    from django.test import Client
+
+    admin = Client()
+    admin.force_login(consortium_admin.user)
+    assert "concordat-split-view-alert" not in admin.get("/admin/").content.decode()
+    assert post(client, log.body(0)).status_code == 200
+    fork = Log(key=log.key)
+    fork.grow(5, tag="forked ")
+    assert post(client, fork.body(5, proof=[])).status_code == 422
+    page = admin.get("/admin/").content.decode()
+    assert "concordat-split-view-alert" in page and ORIGIN in page
+    listing = admin.get("/admin/federation/splitviewevidence/")
+    assert listing.status_code == 200
+    assert "A witnessed log showed two histories" in listing.content.decode()
+    assert admin.get("/admin/federation/witnessedlog/").status_code == 200
+    assert admin.get("/admin/federation/witness/").status_code == 200
+
+
+def test_the_commands_list_what_is_configured(log):
+    import io
+    import json
+
+    from django.core.management import call_command
+
+    out = io.StringIO()
+    call_command("witnessed_logs", "list", stdout=out)
+    [listed] = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert (listed["origin"], listed["state"], listed["tree_size"]) == (ORIGIN, "active", 0)
+    out = io.StringIO()
+    call_command("witnessed_logs", "key", stdout=out)
+    assert out.getvalue().strip() == witness_verifier_key()
+    out = io.StringIO()
+    call_command("hub_witnesses", "list", stdout=out)
+    assert out.getvalue() == ""

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from tests.integration.harness import ROOT, running_hub, wait_for
 from tests.integration.test_verifier import submit
 
-pytestmark = [pytest.mark.bench, pytest.mark.integration, pytest.mark.xdist_group("integration")]
+pytestmark = pytest.mark.bench
 
 LEAVES = int(os.environ.get("CONCORDAT_BENCH_WITNESS_LEAVES", 20_000))
 SAMPLES = int(os.environ.get("CONCORDAT_BENCH_WITNESS_SAMPLES", 20))

@@ -21,6 +21,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
@@ -163,6 +164,32 @@ class Hub:
                 connection.execute("SET session_replication_role = replica")
             cursor = connection.execute(query, params)
             return cursor.fetchall() if cursor.description else []
+
+
+def submit(hub, member: dict, private_key, count: int) -> None:
+    """``count`` signed md5 contributions by ``member`` (a ``create_member`` answer, the org
+    ``acme``), each POSTed and checked accepted."""
+    from federation.signing import format_timestamp, sign_contribution
+
+    for _ in range(count):
+        document = {
+            "kind": "concordat.contribution",
+            "v": 1,
+            "hub": hub.hub_id,
+            "member": "acme",
+            "key_id": member["key_id"],
+            "uuid": str(uuid.uuid4()),
+            "created_at": format_timestamp(datetime.now(UTC).replace(microsecond=0)),
+            "action": "add",
+            "signal": {"type": "md5", "value": uuid.uuid4().hex},
+            "labels": ["propaganda"],
+            "scope": "federation",
+        }
+        body = {"contribution": document, "signature": sign_contribution(private_key, document)}
+        status, response = hub.request(
+            "POST", "/api/v1/contributions/", json_body=body, token=member["token"]
+        )
+        assert status == 201, response
 
 
 def witness_each_other(hubs: list[Hub]) -> None:

@@ -25,8 +25,7 @@ from federation.transparency.audit import row_document
 from federation.transparency.checkpoints import checkpoint_body, sign_note
 from federation.transparency.sequencer import SEQUENCER_LOCK_KEY
 from tests.federation.test_witness import independent_cosignature_check
-from tests.integration.harness import ROOT, running_hub, wait_for, witness_each_other
-from tests.integration.test_verifier import submit
+from tests.integration.harness import ROOT, running_hub, submit, wait_for, witness_each_other
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("integration")]
 

@@ -945,6 +945,7 @@ def check_consistency(
     previous: SignedCheckpoint | None,
     checkpoint: SignedCheckpoint,
     report: Report,
+    evidence_dir: Path | None = None,
 ) -> bool:
     if previous is None:
         report.note("no previous checkpoint in the state: first run, nothing to compare")
@@ -953,18 +954,25 @@ def check_consistency(
         report.fail(f"the log's origin changed from {previous.origin!r} to {checkpoint.origin!r}")
         return False
     if previous.tree_size > checkpoint.tree_size:
-        report.fail(
+        reason = (
             f"the log shrank: the previous checkpoint had {previous.tree_size} leaves, "
             f"this one has {checkpoint.tree_size}"
         )
+        report.fail(reason)
+        if evidence_dir is not None:
+            save_evidence(evidence_dir, previous, checkpoint, reason, [], report)
         return False
     try:
         length = prove_consistency(client, previous, checkpoint)
     except ProofError as exc:
-        report.fail(
+        reason = (
             f"the previous checkpoint (size {previous.tree_size}) is NOT a prefix of this one "
             f"(size {checkpoint.tree_size}): {exc}"
         )
+        report.fail(reason)
+        if evidence_dir is not None:
+            proof = consistency_path(client, previous, checkpoint)
+            save_evidence(evidence_dir, previous, checkpoint, reason, proof, report)
         return False
     report.ok(
         f"consistency: the previous checkpoint (size {previous.tree_size}) is a prefix of this "
@@ -973,12 +981,49 @@ def check_consistency(
     return True
 
 
+def consistency_path(client: HubClient, old: SignedCheckpoint, new: SignedCheckpoint) -> list:
+    """The hub's RFC 9162 consistency proof from ``old`` to ``new`` (empty when none is needed)."""
+    if not 0 < old.tree_size < new.tree_size:
+        return []
+    proof = client.json("/proof/consistency", first=old.tree_size, second=new.tree_size)
+    return [_b64(item) for item in proof["consistency_path"]]
+
+
+def save_evidence(
+    directory: Path,
+    previous: SignedCheckpoint,
+    checkpoint: SignedCheckpoint,
+    reason: str,
+    proof: list[bytes],
+    report: Report,
+) -> None:
+    """An auditor acting as its own witness keeps both signed notes, in the witnesses'
+    evidence format, in ``<state dir>/evidence.json`` (check it with ``verifier.py evidence
+    --file``)."""
+    path = directory / EVIDENCE_FILE
+    document = json.loads(path.read_text()) if path.exists() else {"witness": None, "evidence": []}
+    same = previous.tree_size == checkpoint.tree_size
+    document["evidence"].append(
+        {
+            "id": len(document["evidence"]) + 1,
+            "origin": checkpoint.origin,
+            "kind": "same_size" if same else "inconsistent",
+            "reason": reason,
+            "detected_at": f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}",
+            "cosigned_note": previous.note,
+            "shown_note": checkpoint.note,
+            "old_size": previous.tree_size,
+            "proof": [base64.b64encode(node).decode() for node in proof],
+        }
+    )
+    directory.mkdir(parents=True, exist_ok=True)
+    _write_atomically(path, json.dumps(document, indent=1) + "\n")
+    report.note(f"both signed checkpoints kept as evidence in {_shown(path)}")
+
+
 def prove_consistency(client: HubClient, old: SignedCheckpoint, new: SignedCheckpoint) -> int:
     """Verify the hub's RFC 9162 proof that ``old`` is a prefix of ``new``; the proof's length."""
-    path: list[bytes] = []
-    if 0 < old.tree_size < new.tree_size:
-        proof = client.json("/proof/consistency", first=old.tree_size, second=new.tree_size)
-        path = [_b64(item) for item in proof["consistency_path"]]
+    path = consistency_path(client, old, new)
     verify_consistency(old.tree_size, new.tree_size, old.root_hash, new.root_hash, path)
     return len(path)
 
@@ -1200,6 +1245,7 @@ def reconcile(client: HubClient, state: LogState, report: Report, month: str | N
 
 STATE_FILE = "state.json"
 HISTORY_FILE = "checkpoints.jsonl"
+EVIDENCE_FILE = "evidence.json"
 
 
 def default_state_dir(origin: str) -> Path:
@@ -1388,7 +1434,9 @@ def run(
         start = saved
     new_state = None
     try:
-        consistent = check_consistency(client, previous, checkpoint, report)
+        consistent = check_consistency(
+            client, previous, checkpoint, report, state_dir if state_path is None else None
+        )
         if saved is not None and full:
             report.note("--full: fetching every entry again")
         if consistent and start.frontier.size <= checkpoint.tree_size:

@@ -267,6 +267,13 @@ def test_three_hubs_witness_each_other(tmp_path):
         caught = run_verifier(*verify, *policy, "--state-dir", str(auditor_state), cwd=tmp_path)
         assert caught.returncode == 1, caught.stdout
         assert "consistency" in caught.stdout and "FAIL" in caught.stdout
+        # That auditor kept both signed checkpoints, in the witnesses' evidence format.
+        own = run_verifier(
+            "evidence", "--file", str(auditor_state / "evidence.json"), "--key", a.log_vkey,
+            cwd=tmp_path,
+        )  # fmt: skip
+        assert own.returncode == 1, own.stdout
+        assert "SPLIT VIEW: no consistency proof from size" in own.stdout
         fresh = run_verifier(
             *verify, *policy, "--witness-grace", "0", "--state-dir", str(tmp_path / "fresh"),
             cwd=tmp_path,

@@ -1087,9 +1087,10 @@ def check_witness_policy(
     count = f"{len(result.cosigned)} of the {len(policy.witnesses)} trusted witnesses"
     if not met:
         report.fail(
-            f"witness policy not met: {count} cosigned the hub's newest cosigned checkpoint "
-            f"(size {witnessed.tree_size}), {policy.threshold} required"
+            f"witness policy not met: {count} cosigned the checkpoint the hub serves as its "
+            f"newest cosigned one (size {witnessed.tree_size}), {policy.threshold} required"
         )
+        return None
     else:
         report.ok(f"witness policy met: {count} cosigned (at least {policy.threshold} required)")
     old, new = sorted((witnessed, checkpoint), key=lambda c: c.tree_size)

@@ -29,7 +29,7 @@ from tests.federation.test_witness import independent_cosignature_check
 ACTOR = Actor.system("test")
 
 
-class TestWitness:
+class HeldWitness:
     def __init__(self, name: str) -> None:
         self.name = name
         self.key = Ed25519PrivateKey.generate()
@@ -78,7 +78,7 @@ def hub(auditor):
 
 @pytest.fixture
 def witnesses(db):
-    return TestWitness("b.hub.test/witness"), TestWitness("c.hub.test/witness")
+    return HeldWitness("b.hub.test/witness"), HeldWitness("c.hub.test/witness")
 
 
 def test_two_of_two_cosignatures_meet_the_policy(hub, tmp_path, witnesses):
@@ -108,10 +108,10 @@ def test_a_missing_cosignature_fails_the_policy_and_a_lower_threshold_passes(
 def test_a_cosignature_by_a_key_outside_the_policy_is_ignored(hub, tmp_path, witnesses):
     checkpoint = record(3)
     witnesses[0].cosign(checkpoint)
-    impostor = TestWitness("rogue.hub.test/witness")
+    impostor = HeldWitness("rogue.hub.test/witness")
     impostor.cosign(checkpoint)
     # Trusting a key with the impostor's name but another key: its line counts for nothing.
-    trusted = TestWitness("rogue.hub.test/other")
+    trusted = HeldWitness("rogue.hub.test/other")
     trusted.vkey = cosigner_verifier_key(
         "rogue.hub.test/witness", Ed25519PrivateKey.generate().public_key().public_bytes_raw()
     )

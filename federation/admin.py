@@ -5,6 +5,7 @@ Each action calls a service in ``federation.vetting.services`` so that it writes
 events as the API (docs/vetting.md, "The admin").
 """
 
+import base64
 import json
 from urllib.parse import urlencode
 
@@ -24,7 +25,13 @@ from federation.contributions.models import Contribution, Entry, Label
 from federation.errors import ConcordatError
 from federation.signing import verify_signature
 from federation.transparency.actions import Key, ObjectType, PolicyRule
-from federation.transparency.models import AuditEvent, Checkpoint
+from federation.transparency.models import (
+    AuditEvent,
+    Checkpoint,
+    SplitViewEvidence,
+    Witness,
+    WitnessedLog,
+)
 from federation.vetting.models import Decision, Feedback, Incident, VettingPolicy
 from federation.vetting.policy import with_vote_tally
 from federation.vetting.services import (
@@ -769,6 +776,59 @@ class AuditEventAdmin(admin.ModelAdmin):
     @admin.display(description="Data")
     def data_json(self, event) -> str:
         return format_html("<pre>{}</pre>", json.dumps(event.data, indent=2, sort_keys=True))
+
+
+# --- Witnessing -----------------------------------------------------------------------------------
+# Read-only here: logs to witness and witnesses of this log are configured with the audited
+# management commands (witnessed_logs, hub_witnesses); the rest is written by the witness and
+# the collecting task.
+
+
+@admin.register(WitnessedLog)
+class WitnessedLogAdmin(ReadOnlyHubAdmin, admin.ModelAdmin):
+    list_display = ["origin", "state_shown", "tree_size", "cosigned_at"]
+    list_filter = ["state"]
+    fields = ["origin", "vkey", "state", "tree_size", "root_hash_b64", "checkpoint", "cosigned_at"]
+    readonly_fields = fields
+
+    @admin.display(description="State")
+    def state_shown(self, log) -> str:
+        if log.state == WitnessedLog.State.SPLIT_VIEW:
+            return format_html('<strong style="color:#ba2121">{}</strong>', log.get_state_display())
+        return log.get_state_display()
+
+    @admin.display(description="Root hash")
+    def root_hash_b64(self, log) -> str:
+        return base64.b64encode(bytes(log.root_hash)).decode() if log.root_hash else "—"
+
+
+@admin.register(SplitViewEvidence)
+class SplitViewEvidenceAdmin(ReadOnlyHubAdmin, admin.ModelAdmin):
+    list_display = ["origin", "kind", "detected_at", "reason"]
+    fields = [
+        "origin", "kind", "reason", "detected_at", "cosigned_note", "shown_note", "old_size",
+        "proof",
+    ]  # fmt: skip
+    readonly_fields = fields
+
+    def changelist_view(self, request, extra_context=None):
+        if self.get_queryset(request).exists():
+            messages.error(
+                request,
+                "A witnessed log showed two histories: both signed checkpoints are kept here "
+                "and at GET /api/v1/witness/evidence (docs/transparency.md, 'Witnesses').",
+            )
+        return super().changelist_view(request, extra_context)
+
+
+@admin.register(Witness)
+class WitnessAdmin(ReadOnlyHubAdmin, admin.ModelAdmin):
+    list_display = ["name", "url", "active", "tree_size", "last_cosigned_at", "last_error"]
+    fields = [
+        "name", "vkey", "url", "active", "tree_size", "last_cosigned_at", "last_attempt_at",
+        "last_error",
+    ]  # fmt: skip
+    readonly_fields = fields
 
 
 # The admin index links auditors to the reports.

@@ -1,4 +1,6 @@
-"""The hub's own Ed25519 key, which signs log checkpoints (and, later, federation attestations)."""
+"""The hub's own Ed25519 keys: the hub key signs log checkpoints (and, later, federation
+attestations); the witness key cosigns other hubs' checkpoints (docs/transparency.md,
+"Witnesses"). Two keys, because C2SP signed-note asks that one key serve one signature type."""
 
 import base64
 import functools
@@ -22,18 +24,30 @@ def generate_key_file(path: Path) -> Ed25519PrivateKey:
     return key
 
 
-@functools.cache
-def hub_private_key() -> Ed25519PrivateKey:
-    path = Path(settings.HUB_KEY_PATH)
+def _load_key(path: Path, what: str, variable: str) -> Ed25519PrivateKey:
     try:
         key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     except FileNotFoundError as exc:
         raise ImproperlyConfigured(
-            f"No hub key at {path}. Create one with `manage.py hub_keygen` or set CONCORDAT_HUB_KEY_PATH."
+            f"No {what} at {path}. Create one with `manage.py hub_keygen` or set {variable}."
         ) from exc
     if not isinstance(key, Ed25519PrivateKey):
-        raise ImproperlyConfigured(f"The hub key at {path} is not an Ed25519 key.")
+        raise ImproperlyConfigured(f"The {what} at {path} is not an Ed25519 key.")
     return key
+
+
+@functools.cache
+def hub_private_key() -> Ed25519PrivateKey:
+    return _load_key(Path(settings.HUB_KEY_PATH), "hub key", "CONCORDAT_HUB_KEY_PATH")
+
+
+@functools.cache
+def witness_private_key() -> Ed25519PrivateKey:
+    return _load_key(Path(settings.WITNESS_KEY_PATH), "witness key", "CONCORDAT_WITNESS_KEY_PATH")
+
+
+def witness_public_key_bytes() -> bytes:
+    return witness_private_key().public_key().public_bytes_raw()
 
 
 def hub_public_key() -> Ed25519PublicKey:

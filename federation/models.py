@@ -3,13 +3,23 @@
 from federation.contributions.models import Contribution, Entry, EntryLabel, Label
 from federation.propagation.models import KeyBinding, OutboxItem, PeerLink, Receipt
 from federation.sync.models import EntryChange, SyncState
-from federation.transparency.models import AuditEvent, Checkpoint, MerkleNode, SequencerStatus
+from federation.transparency.models import (
+    AuditEvent,
+    Checkpoint,
+    Cosignature,
+    MerkleNode,
+    SequencerStatus,
+    SplitViewEvidence,
+    Witness,
+    WitnessedLog,
+)
 from federation.vetting.models import Decision, Feedback, Incident, VettingPolicy
 
 __all__ = [
     "AuditEvent",
     "Checkpoint",
     "Contribution",
+    "Cosignature",
     "Decision",
     "Entry",
     "EntryChange",
@@ -23,6 +33,9 @@ __all__ = [
     "PeerLink",
     "Receipt",
     "SequencerStatus",
+    "SplitViewEvidence",
     "SyncState",
     "VettingPolicy",
+    "Witness",
+    "WitnessedLog",
 ]

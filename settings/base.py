@@ -170,6 +170,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "federation.sync.tasks.sync_sequence_changes",
         "schedule": float(env_int("CONCORDAT_SYNC_SEQUENCE_INTERVAL_SECONDS", 5)),
     },
+    # Witnesses that missed a checkpoint (down, slow) are asked again for the latest one.
+    "collect-cosignatures": {
+        "task": "federation.transparency.tasks.collect_cosignatures",
+        "schedule": float(env_int("CONCORDAT_WITNESS_INTERVAL_SECONDS", 60)),
+    },
     "compact-sync-changes": {
         "task": "federation.sync.tasks.sync_compact_changes",
         "schedule": float(env_int("CONCORDAT_SYNC_COMPACT_INTERVAL_SECONDS", 3600)),
@@ -180,6 +185,21 @@ CELERY_BEAT_SCHEDULE = {
 # origin line); HUB_KEY_PATH is a PEM (PKCS#8) Ed25519 private key made by `manage.py hub_keygen`.
 HUB_ID = env_str("CONCORDAT_HUB_ID", "concordat.localhost")
 HUB_KEY_PATH = env_str("CONCORDAT_HUB_KEY_PATH", str(BASE_DIR / "var" / "hub-key.pem"))
+
+# Witnessing (docs/transparency.md, "Witnesses"). The hub cosigns its peers' checkpoints with a
+# key of its own, not the hub key (C2SP signed-note: one key per signature type), made by
+# `manage.py hub_keygen` beside the hub key; WITNESS_NAME is its signed-note key name.
+WITNESS_KEY_PATH = env_str(
+    "CONCORDAT_WITNESS_KEY_PATH", str(Path(HUB_KEY_PATH).with_name("witness-key.pem"))
+)
+WITNESS_NAME = env_str("CONCORDAT_WITNESS_NAME", f"{HUB_ID}/witness")
+# Asking this hub's witnesses to cosign: the HTTP timeout per request, and how often a failed
+# request is retried (with exponential backoff from WITNESS_RETRY_SECONDS) before the periodic
+# run (every WITNESS_INTERVAL_SECONDS) tries again.
+WITNESS_TIMEOUT_SECONDS = env_int("CONCORDAT_WITNESS_TIMEOUT_SECONDS", 10)
+WITNESS_MAX_RETRIES = env_int("CONCORDAT_WITNESS_MAX_RETRIES", 4)
+WITNESS_RETRY_SECONDS = env_int("CONCORDAT_WITNESS_RETRY_SECONDS", 2)
+WITNESS_INTERVAL_SECONDS = env_int("CONCORDAT_WITNESS_INTERVAL_SECONDS", 60)
 
 # Contribution rules (docs/signing.md).
 CONTRIBUTION_CLOCK_SKEW_SECONDS = env_int("CONCORDAT_CLOCK_SKEW_SECONDS", 300)

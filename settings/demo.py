@@ -25,6 +25,8 @@ DATABASES = {
 }
 HUB_KEY_PATH = str(_VAR / "hub-key.pem")
 HUB_ID = os.environ.get("CONCORDAT_HUB_ID", f"{DEMO_NAME}.demo")
+WITNESS_KEY_PATH = str(_VAR / "witness-key.pem")
+WITNESS_NAME = f"{HUB_ID}/witness"
 _QUEUE = _VAR / "broker"
 for _folder in ("out", "processed", "control"):
     (_QUEUE / _folder).mkdir(parents=True, exist_ok=True)

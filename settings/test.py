@@ -15,6 +15,8 @@ HUB_ID = "hub.test.concordat"
 HUB_KEY_PATH = os.environ.get(
     "CONCORDAT_HUB_KEY_PATH", os.path.join(tempfile.gettempdir(), "concordat-test-hub-key.pem")
 )
+WITNESS_KEY_PATH = os.path.join(tempfile.gettempdir(), "concordat-test-witness-key.pem")
+WITNESS_NAME = f"{HUB_ID}/witness"
 REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] = []  # noqa: F405
 CELERY_TASK_ALWAYS_EAGER = False
 MATCH_FOLLOW = False  # tests drive the match index with refresh(), in the test transaction

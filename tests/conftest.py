@@ -18,6 +18,8 @@ def hub_key():
     path = Path(settings.HUB_KEY_PATH)
     with contextlib.suppress(FileExistsError):  # made by an earlier run or another xdist worker
         generate_key_file(path)
+    with contextlib.suppress(FileExistsError):
+        generate_key_file(Path(settings.WITNESS_KEY_PATH))
     return path
 
 

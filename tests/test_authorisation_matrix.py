@@ -13,6 +13,7 @@ Outcomes checked for each (route, method, role):
   so an allowed call may well answer 400 or 409: that is past the authorisation step).
 """
 
+import hashlib
 from dataclasses import dataclass, field
 
 import pytest
@@ -20,7 +21,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from federation.contributions.services import contributions_submit
+from federation.transparency.checkpoints import hub_verifier_key
+from federation.transparency.models import WitnessedLog
 from federation.transparency.sequencer import sequence_pending
+from federation.transparency.witness import witnessed_log_save
 from federation.vetting.services import incident_declare
 from members.actors import Actor
 from members.models import Role
@@ -149,6 +153,19 @@ DECISIONS: dict[str, Route] = {
     "api/v1/log/figures": Route("/api/v1/log/figures", {"GET": Access(AUDIT)}),
     "api/v1/log/status": Route("/api/v1/log/status", {"GET": Access(AUDIT)}),
     "api/v1/log/health": Route("/api/v1/log/health", {"GET": Access(EVERYONE)}),
+    "api/v1/log/checkpoint/cosigned": Route(
+        "/api/v1/log/checkpoint/cosigned", {"GET": Access(AUDIT)}
+    ),
+    # issue 13: the witness (C2SP tlog-witness) is open: only a checkpoint signed by a witnessed
+    # log's key changes its state (docs/transparency.md, "Witnesses"); evidence is public too
+    "api/v1/witness/add-checkpoint": Route(
+        "/api/v1/witness/add-checkpoint", {"POST": Access(EVERYONE)}
+    ),
+    "api/v1/witness/key": Route("/api/v1/witness/key", {"GET": Access(EVERYONE)}),
+    "api/v1/witness/evidence": Route("/api/v1/witness/evidence", {"GET": Access(EVERYONE)}),
+    "api/v1/witness/<str:origin_hash>/checkpoint": Route(
+        "/api/v1/witness/{witnessed_origin_hash}/checkpoint", {"GET": Access(EVERYONE)}
+    ),
 }
 
 
@@ -242,6 +259,11 @@ def world(
     ).credential
     incident = incident_declare(name="Matrix incident", actor=Actor.system("test"))
     sequence_pending()  # a checkpoint, so that the log's endpoints have something to serve
+    # A log this hub witnessed, so that its monitoring endpoint has a checkpoint to serve.
+    witnessed, _ = witnessed_log_save(
+        origin="witnessed.hub.test", vkey=hub_verifier_key(), actor=Actor.system("test")
+    )
+    WitnessedLog.objects.filter(pk=witnessed.pk).update(checkpoint="a cosigned checkpoint\n")
     clients = {
         ANONYMOUS: anonymous,
         "acme_submitter": acme_submitter.client,
@@ -258,6 +280,7 @@ def world(
         "acme_credential": spare_credential.pk,
         "acme_membership": acme_reviewer.user.membership.pk,
         "incident": incident.pk,
+        "witnessed_origin_hash": hashlib.sha256(b"witnessed.hub.test").hexdigest(),
     }
     return clients, values
 

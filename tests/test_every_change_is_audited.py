@@ -26,7 +26,16 @@ from django.test import Client, RequestFactory
 from federation.contributions.models import Contribution, Entry, EntryLabel, Label
 from federation.propagation.models import KeyBinding, OutboxItem, PeerLink, Receipt
 from federation.sync.models import EntryChange, SyncState
-from federation.transparency.models import AuditEvent, Checkpoint, MerkleNode, SequencerStatus
+from federation.transparency.models import (
+    AuditEvent,
+    Checkpoint,
+    Cosignature,
+    MerkleNode,
+    SequencerStatus,
+    SplitViewEvidence,
+    Witness,
+    WitnessedLog,
+)
 from federation.vetting.models import Decision, Feedback, Incident, VettingPolicy
 from members.models import ApiCredential, Membership, Organisation, Peer, SigningKey, StaffRole
 from tests.federation.vetting_helpers import approve, feedback, set_policy, submit_entry
@@ -38,7 +47,9 @@ User = get_user_model()
 
 # The log itself: written by the sequencer, and what the events are appended to.
 # The log itself, and the sequencer's health row (the log's own bookkeeping, exposed by its status API).
-LOG_MODELS = {AuditEvent, MerkleNode, Checkpoint, SequencerStatus}
+# Witnesses' cosignatures on checkpoints are signed by the witnesses and are no events of their
+# own: logging each would make a new checkpoint to cosign, for ever (docs/transparency.md).
+LOG_MODELS = {AuditEvent, MerkleNode, Checkpoint, SequencerStatus, Cosignature}
 # Derived streams: the member change stream is written by the lifecycle hook and ingest in the
 # transaction of an audited change (its rows name entries, not actions of their own), and numbered
 # or compacted by its sequencer (docs/sync.md).
@@ -84,6 +95,9 @@ IDENTITY: dict[type, Callable[[dict, dict], tuple[str, str]]] = {
         "contribution",
         str(Contribution.objects.values_list("uuid", flat=True).get(pk=row["contribution_id"])),
     ),
+    WitnessedLog: lambda row, users: ("witnessed_log", row["origin"]),
+    Witness: lambda row, users: ("witness", row["name"]),
+    SplitViewEvidence: lambda row, users: ("witnessed_log", row["origin"]),
 }
 
 
@@ -304,6 +318,67 @@ def peer_key_rotated(ctx):
         "--reason", "the peer rotated its hub key",
     )  # fmt: skip
     return run, {"peer.key_rotated"}
+
+
+def _log_vkey(name: str) -> str:
+    from federation.transparency.checkpoints import verifier_key
+
+    return verifier_key(name, Ed25519PrivateKey.generate().public_key().public_bytes_raw())
+
+
+def _witness_vkey(name: str) -> str:
+    from federation.transparency.cosignatures import cosigner_verifier_key
+
+    return cosigner_verifier_key(name, Ed25519PrivateKey.generate().public_key().public_bytes_raw())
+
+
+@scenario(COMMAND_SCENARIOS, "witnessed_logs")
+def witnessing_a_new_log(ctx):
+    run = command(
+        "witnessed_logs", "add", "--origin", "b.hub.test", "--vkey", _log_vkey("b.hub.test")
+    )
+    return run, {"witnessed_log.added"}
+
+
+@scenario(COMMAND_SCENARIOS, "witnessed_logs")
+def a_witnessed_log_gets_a_new_key(ctx):
+    call_command(
+        "witnessed_logs",
+        "add",
+        "--origin",
+        "c.hub.test",
+        "--vkey",
+        _log_vkey("c.hub.test"),
+        stdout=io.StringIO(),
+    )
+    run = command(
+        "witnessed_logs", "add", "--origin", "c.hub.test", "--vkey", _log_vkey("c.hub.test")
+    )
+    return run, {"witnessed_log.changed"}
+
+
+@scenario(COMMAND_SCENARIOS, "hub_witnesses")
+def a_new_witness_of_this_log(ctx):
+    name = "b.hub.test/witness"
+    run = command(
+        "hub_witnesses", "add", "--name", name, "--vkey", _witness_vkey(name),
+        "--url", "http://127.0.0.1:9/api/v1/witness",
+    )  # fmt: skip
+    return run, {"witness.added"}
+
+
+@scenario(COMMAND_SCENARIOS, "hub_witnesses")
+def a_witness_is_stopped(ctx):
+    name = "c.hub.test/witness"
+    vkey = _witness_vkey(name)
+    url = "http://127.0.0.1:9/api/v1/witness"
+    call_command(
+        "hub_witnesses", "add", "--name", name, "--vkey", vkey, "--url", url, stdout=io.StringIO()
+    )
+    run = command(
+        "hub_witnesses", "add", "--name", name, "--vkey", vkey, "--url", url, "--inactive"
+    )
+    return run, {"witness.changed"}
 
 
 # Commands that change no database state, and why; the test checks that they change none.

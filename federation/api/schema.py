@@ -114,6 +114,14 @@ ERROR_CODES: dict[str, str] = {
     "bad_tree_size": "A tree size beyond the latest checkpoint, or otherwise impossible.",
     "bad_leaf_index": "A leaf index outside the tree.",
     "no_checkpoint": "The hub has not signed a checkpoint yet.",
+    # Witnessing (C2SP tlog-witness; docs/transparency.md, "Witnesses")
+    "unknown_origin": "This hub does not witness the checkpoint's origin.",
+    "bad_log_signature": "The checkpoint carries no valid signature by the key configured for "
+    "its origin.",
+    "inconsistent": "The checkpoint does not extend the one this witness cosigned (a proof that "
+    "fails, another root for the same size, a non-empty proof from size 0).",
+    "split_view": "This witness holds evidence that the log showed two histories and cosigns "
+    "nothing more for it.",
 }
 
 _STATUS_TEXT = {

@@ -73,6 +73,15 @@ class Action:
     FEDERATION_RETRIED: Final = "federation.retried"  # an admin put dead letters back in the queue
     KEY_RECEIVED: Final = "key.received"  # a foreign member's key, bound by its home hub
 
+    # Witnessing (docs/transparency.md, "Witnesses"): the logs this hub witnesses, the
+    # witnesses of its own log, and what this hub, as a witness, cosigned or caught
+    WITNESSED_LOG_ADDED: Final = "witnessed_log.added"
+    WITNESSED_LOG_CHANGED: Final = "witnessed_log.changed"
+    WITNESS_ADDED: Final = "witness.added"
+    WITNESS_CHANGED: Final = "witness.changed"
+    CHECKPOINT_COSIGNED: Final = "checkpoint.cosigned"
+    CHECKPOINT_SPLIT_VIEW: Final = "checkpoint.split_view"
+
 
 def all_actions() -> frozenset[str]:
     """Every action value defined above (the catalogue in docs/transparency.md lists them all)."""
@@ -95,6 +104,8 @@ class ObjectType:
     SIGNING_KEY: Final = "signing_key"
     CREDENTIAL: Final = "credential"
     PEER: Final = "peer"  # a peer hub, by hub id
+    WITNESSED_LOG: Final = "witnessed_log"  # named by its origin
+    WITNESS: Final = "witness"  # named by its key name
 
 
 class Key:
@@ -186,6 +197,21 @@ class Key:
     PEER: Final = "peer"
     BATCH: Final = "batch"
     VIA: Final = "via"
+    # Witnessing
+    ORIGIN: Final = "origin"
+    VKEY: Final = "vkey"
+    URL: Final = "url"
+    ACTIVE: Final = "active"
+    OLD_SIZE: Final = "old_size"
+    TREE_SIZE: Final = "tree_size"
+    ROOT_HASH: Final = "root_hash"
+    TIMESTAMP: Final = "timestamp"
+    COSIGNATURE: Final = "cosignature"
+    CHECKPOINT: Final = "checkpoint"
+    KIND: Final = "kind"
+    EVIDENCE_ID: Final = "evidence_id"
+    COSIGNED_NOTE: Final = "cosigned_note"
+    SHOWN_NOTE: Final = "shown_note"
     ACCEPTED: Final = "accepted"
     DUPLICATES: Final = "duplicates"
     REJECTED: Final = "rejected"

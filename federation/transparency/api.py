@@ -26,6 +26,7 @@ from federation.errors import InvalidInput
 from federation.hubkey import hub_public_key_b64, hub_public_key_bytes
 from federation.transparency import log_selectors as selectors
 from federation.transparency.checkpoints import hub_key_name, hub_verifier_key, key_id
+from federation.transparency.cosigning import cosigned_checkpoint, cosigned_note
 from federation.transparency.figures import log_figures
 from members.models import Scope
 from members.permissions import HasCapability
@@ -126,6 +127,28 @@ class CheckpointView(LogView):
     def get(self, request):
         checkpoint = selectors.checkpoint_for(tree_size=_int_param(request, "size", required=False))
         return HttpResponse(checkpoint.note, content_type="text/plain; charset=utf-8")
+
+
+class CosignedCheckpointView(LogView):
+    """The newest checkpoint that witnesses cosigned (or the one at ``?size=N``), as one signed
+    note: the hub's signature, then every cosignature held for it (docs/transparency.md,
+    "Witnesses"). The latest checkpoint, with no cosignature, while none has any."""
+
+    error_codes = {400: ["invalid"], 404: ["no_checkpoint", "not_found"]}
+
+    renderer_classes = [JSONRenderer, PlainTextRenderer]
+
+    @extend_schema(
+        parameters=[OpenApiParameter("size", OpenApiTypes.INT, required=False)],
+        responses={(200, "text/plain"): OpenApiTypes.STR},
+    )
+    def get(self, request):
+        checkpoint, cosignatures = cosigned_checkpoint(
+            tree_size=_int_param(request, "size", required=False)
+        )
+        return HttpResponse(
+            cosigned_note(checkpoint, cosignatures), content_type="text/plain; charset=utf-8"
+        )
 
 
 class EntriesView(LogView):

@@ -137,7 +137,14 @@ def _sequence_batch(batch_size: int) -> int | None:
             note=sign_checkpoint(tree_size=new_size, root_hash=new_root, signed_at=signed_at),
             created_at=signed_at,
         )
+        transaction.on_commit(_request_cosignatures, using=alias)
     return len(events)
+
+
+def _request_cosignatures() -> None:
+    from federation.transparency.tasks import request_cosignatures
+
+    request_cosignatures()
 
 
 def _take_lock(alias: str) -> bool:

@@ -1,8 +1,10 @@
-"""Celery tasks for the transparency log: thin wrappers around the sequencer service."""
+"""Celery tasks for the transparency log: thin wrappers around the sequencer and the collection
+of witnesses' cosignatures."""
 
 import logging
 
 from celery import shared_task
+from django.conf import settings
 
 logger = logging.getLogger(__name__)
 
@@ -21,3 +23,54 @@ def request_sequencing() -> None:
         sequence_audit_log.apply_async(retry=False)
     except Exception:  # the broker being down must never fail the request that audited
         logger.warning("could not enqueue audit log sequencing; the periodic run will pick it up")
+
+
+@shared_task(bind=True, acks_late=True, ignore_result=True)
+def cosign_with_witness(self, witness_id: int) -> str:
+    """Ask one witness for its cosignature on the latest checkpoint; retried with exponential
+    backoff while it is unreachable, then left to the periodic run."""
+    from federation.transparency.cosigning import (
+        WitnessRefused,
+        WitnessUnavailable,
+        cosignatures_collect,
+    )
+
+    try:
+        return cosignatures_collect(witness_id=witness_id).result
+    except WitnessUnavailable as exc:
+        if self.request.retries >= settings.WITNESS_MAX_RETRIES:
+            logger.warning(
+                "witness %s unavailable, giving up until the next run: %s", witness_id, exc
+            )
+            return "unavailable"
+        raise self.retry(
+            exc=exc,
+            countdown=settings.WITNESS_RETRY_SECONDS * 2**self.request.retries,
+            max_retries=settings.WITNESS_MAX_RETRIES,
+        ) from exc
+    except WitnessRefused as exc:
+        logger.error("witness %s refused to cosign: %s", witness_id, exc)
+        return "refused"
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def collect_cosignatures() -> int:
+    """One task per active witness (run after each checkpoint and periodically by beat)."""
+    from federation.transparency.models import Witness
+
+    ids = list(Witness.objects.filter(active=True).values_list("pk", flat=True))
+    for witness_id in ids:
+        cosign_with_witness.delay(witness_id)
+    return len(ids)
+
+
+def request_cosignatures() -> None:
+    """After a checkpoint commits: enqueue the collection, if this hub has witnesses at all."""
+    from federation.transparency.models import Witness
+
+    if not Witness.objects.filter(active=True).exists():
+        return
+    try:
+        collect_cosignatures.apply_async(retry=False)
+    except Exception:
+        logger.warning("could not enqueue cosignature collection; the periodic run will")

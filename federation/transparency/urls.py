@@ -7,6 +7,7 @@ from federation.transparency import api
 urlpatterns = [
     path("key", api.VerifierKeyView.as_view(), name="log-key"),
     path("checkpoint", api.CheckpointView.as_view(), name="log-checkpoint"),
+    path("checkpoint/cosigned", api.CosignedCheckpointView.as_view(), name="log-cosigned"),
     path("entries", api.EntriesView.as_view(), name="log-entries"),
     path("proof/inclusion", api.InclusionProofView.as_view(), name="log-inclusion-proof"),
     path("proof/consistency", api.ConsistencyProofView.as_view(), name="log-consistency-proof"),

@@ -14,6 +14,12 @@ spot-checks inclusion proofs; and prints one OK/FAIL line per check. The new che
 only when everything passed. Exit status: 0 all checks passed, 1 a discrepancy, 2 could not run
 (bad arguments, hub unreachable).
 
+With ``--witness <vkey>`` (repeated) and ``--threshold K`` it also requires the hub's newest
+cosigned checkpoint to carry valid C2SP tlog-cosignatures by K of those witnesses and to cover
+every change in the log; ``--cosign-key`` makes the auditor a witness of its own. Subcommands:
+``compare`` (two auditors' histories), ``evidence`` (a witness's split-view evidence) and
+``reconcile-hubs`` (what two hubs' logs say they sent each other).
+
 See docs/transparency.md.
 """
 
@@ -42,6 +48,7 @@ EMPTY_ROOT = hashlib.sha256(b"").digest()
 ENTRIES_PAGE = 1000
 SIGNATURE_DASH = "\u2014 "
 ED25519 = 0x01
+COSIGNATURE = 0x04  # C2SP tlog-cosignature: timestamped Ed25519 cosignatures
 
 
 class ProofError(Exception):
@@ -160,8 +167,9 @@ class SignedCheckpoint:
     signed_at: datetime | None = None  # the hub's signed time (an extension line), if any
 
 
-def parse_verifier_key(text: str) -> VerifierKey:
-    """``<name>+<8 hex key id>+<base64(0x01 || 32-byte Ed25519 public key)>``."""
+def parse_verifier_key(text: str, signature_type: int = ED25519) -> VerifierKey:
+    """``<name>+<8 hex key id>+<base64(type || 32-byte Ed25519 public key)>``; the type is 0x01
+    for a log's key, 0x04 (``COSIGNATURE``) for a witness's."""
     parts = text.strip().split("+", 2)  # the base64 key may itself contain '+'
     if len(parts) != 3:
         raise NoteError("a verifier key is <name>+<key id hex>+<base64 key>")
@@ -173,8 +181,8 @@ def parse_verifier_key(text: str) -> VerifierKey:
         raise NoteError(f"malformed verifier key: {exc}") from exc
     if not name or any(c.isspace() for c in name) or len(key_id) != 4:
         raise NoteError("malformed verifier key name or key id")
-    if len(raw) != 33 or raw[0] != ED25519:
-        raise NoteError("the verifier key is not an Ed25519 (type 0x01) key")
+    if len(raw) != 33 or raw[0] != signature_type:
+        raise NoteError(f"the verifier key is not an Ed25519 (type 0x{signature_type:02x}) key")
     expected = hashlib.sha256(name.encode() + b"\n" + raw).digest()[:4]
     if expected != key_id:
         raise NoteError("the verifier key's id does not match its name and public key")
@@ -262,6 +270,76 @@ def verify_checkpoint(note: str, key: VerifierKey) -> SignedCheckpoint:
         note=note,
         signed_at=checkpoint_signed_at(text),
     )
+
+
+# --- C2SP tlog-cosignature: witnesses ----------------------------------------------------------
+
+
+def parse_witness_key(text: str) -> VerifierKey:
+    return parse_verifier_key(text, COSIGNATURE)
+
+
+def cosigned_message(note_text: str, timestamp: int) -> bytes:
+    """What an Ed25519 cosignature signs: a header line, a time line, the checkpoint's text."""
+    return f"cosignature/v1\ntime {timestamp}\n{note_text}".encode()
+
+
+@dataclass(frozen=True)
+class WitnessCheck:
+    cosigned: dict[str, int]  # witness name -> the cosignature's timestamp
+    problems: list[str]  # a trusted witness's line that does not verify, or dates the future
+    ignored: int  # signature lines of keys not in the policy (nor the log's)
+
+
+def check_cosignatures(
+    note: str, log_key: VerifierKey, witnesses: list[VerifierKey], now: datetime
+) -> WitnessCheck:
+    """Which trusted witnesses cosigned the checkpoint ``note`` (already verified under
+    ``log_key``). Lines of other keys are ignored, as signed-note requires; a line with a trusted
+    witness's name and key id must verify."""
+    split = note.rfind("\n\n")
+    text, block = note[: split + 1], note[split + 2 :]
+    trusted = {(key.name, key.key_id): key for key in witnesses}
+    cosigned: dict[str, int] = {}
+    problems: list[str] = []
+    ignored = 0
+    for line in block[:-1].split("\n"):
+        name, _, encoded = line[len(SIGNATURE_DASH) :].rpartition(" ")
+        blob = base64.b64decode(encoded, validate=True)
+        key = trusted.get((name, blob[:4]))
+        if key is None:
+            if (name, blob[:4]) != (log_key.name, log_key.key_id):
+                ignored += 1
+            continue
+        if len(blob) != 76:
+            problems.append(f"the cosignature by {name} is not 4 + 8 + 64 bytes")
+            continue
+        timestamp = int.from_bytes(blob[4:12], "big")
+        try:
+            key.public_key.verify(blob[12:], cosigned_message(text, timestamp))
+        except InvalidSignature:
+            problems.append(f"the cosignature by {name} does not verify")
+            continue
+        if not 0 < timestamp < 2**63 or timestamp > now.timestamp() + FUTURE_SLACK_SECONDS:
+            problems.append(f"the cosignature by {name} is dated {timestamp}, in the future")
+            continue
+        cosigned[name] = timestamp
+    return WitnessCheck(cosigned=cosigned, problems=problems, ignored=ignored)
+
+
+def cosign(note_text: str, private_key: Any, name: str, timestamp: int) -> str:
+    """A tlog-cosignature line by ``private_key`` (an auditor acting as its own witness)."""
+    raw = private_key.public_key().public_bytes_raw()
+    key_id = hashlib.sha256(name.encode() + b"\n" + bytes([COSIGNATURE]) + raw).digest()[:4]
+    signature = private_key.sign(cosigned_message(note_text, timestamp))
+    blob = key_id + timestamp.to_bytes(8, "big") + signature
+    return f"{SIGNATURE_DASH}{name} {base64.b64encode(blob).decode()}\n"
+
+
+def witness_vkey(private_key: Any, name: str) -> str:
+    raw = private_key.public_key().public_bytes_raw()
+    key_id = hashlib.sha256(name.encode() + b"\n" + bytes([COSIGNATURE]) + raw).digest()[:4]
+    return f"{name}+{key_id.hex()}+{base64.b64encode(bytes([COSIGNATURE]) + raw).decode()}"
 
 
 # --- RFC 8785 (JCS), strictly -----------------------------------------------------------------
@@ -506,6 +584,11 @@ MAX_LISTED = 10
 EVENT_KIND = "concordat.audit-event"
 ACCEPTED = "contribution.accepted"
 KEY_REGISTERED = "key.registered"
+# The hub's record of cosigning another log: it needs no witnessing of its own (see
+# docs/transparency.md, "Witnesses"), everything else does.
+COSIGNED = "checkpoint.cosigned"
+FEDERATION_SENT = "federation.sent"
+FEDERATION_RECEIVED = "federation.received"
 
 
 class Frontier:
@@ -607,6 +690,9 @@ class LogState:
     frontier: Frontier = field(default_factory=Frontier)
     keys: dict[str, dict] = field(default_factory=dict)
     figures: dict[str, dict] = field(default_factory=dict)
+    # One past the last leaf that is not bookkeeping (a checkpoint.cosigned record): a witness
+    # policy needs the witnessed tree to reach at least this far.
+    changes_through: int = 0
 
 
 def check_leaf(leaf: bytes, event: Any) -> dict:
@@ -718,6 +804,7 @@ def check_entries(
     malformed: list[str] = []
     unsigned: list[str] = []
     checked_contributions = 0
+    changes_through = state.changes_through
     index = start
     while index < size:
         page_end = min(index + ENTRIES_PAGE, size)
@@ -753,6 +840,8 @@ def check_entries(
                 index += 1
                 continue
             count_event(figures, document)
+            if document["action"] != COSIGNED:
+                changes_through = index + 1
             if document["action"] == KEY_REGISTERED:
                 problem = register_key(keys, index, document)
                 if problem:
@@ -810,7 +899,13 @@ def check_entries(
         )
     if not root_ok:
         return None
-    return LogState(checkpoint=checkpoint, frontier=committed, keys=keys, figures=figures)
+    return LogState(
+        checkpoint=checkpoint,
+        frontier=committed,
+        keys=keys,
+        figures=figures,
+        changes_through=changes_through,
+    )
 
 
 def check_inclusion(
@@ -850,6 +945,7 @@ def check_consistency(
     previous: SignedCheckpoint | None,
     checkpoint: SignedCheckpoint,
     report: Report,
+    evidence_dir: Path | None = None,
 ) -> bool:
     if previous is None:
         report.note("no previous checkpoint in the state: first run, nothing to compare")
@@ -858,18 +954,25 @@ def check_consistency(
         report.fail(f"the log's origin changed from {previous.origin!r} to {checkpoint.origin!r}")
         return False
     if previous.tree_size > checkpoint.tree_size:
-        report.fail(
+        reason = (
             f"the log shrank: the previous checkpoint had {previous.tree_size} leaves, "
             f"this one has {checkpoint.tree_size}"
         )
+        report.fail(reason)
+        if evidence_dir is not None:
+            save_evidence(evidence_dir, previous, checkpoint, reason, [], report)
         return False
     try:
         length = prove_consistency(client, previous, checkpoint)
     except ProofError as exc:
-        report.fail(
+        reason = (
             f"the previous checkpoint (size {previous.tree_size}) is NOT a prefix of this one "
             f"(size {checkpoint.tree_size}): {exc}"
         )
+        report.fail(reason)
+        if evidence_dir is not None:
+            proof = consistency_path(client, previous, checkpoint)
+            save_evidence(evidence_dir, previous, checkpoint, reason, proof, report)
         return False
     report.ok(
         f"consistency: the previous checkpoint (size {previous.tree_size}) is a prefix of this "
@@ -878,18 +981,172 @@ def check_consistency(
     return True
 
 
+def consistency_path(client: HubClient, old: SignedCheckpoint, new: SignedCheckpoint) -> list:
+    """The hub's RFC 9162 consistency proof from ``old`` to ``new`` (empty when none is needed)."""
+    if not 0 < old.tree_size < new.tree_size:
+        return []
+    proof = client.json("/proof/consistency", first=old.tree_size, second=new.tree_size)
+    return [_b64(item) for item in proof["consistency_path"]]
+
+
+def save_evidence(
+    directory: Path,
+    previous: SignedCheckpoint,
+    checkpoint: SignedCheckpoint,
+    reason: str,
+    proof: list[bytes],
+    report: Report,
+) -> None:
+    """An auditor acting as its own witness keeps both signed notes, in the witnesses'
+    evidence format, in ``<state dir>/evidence.json`` (check it with ``verifier.py evidence
+    --file``)."""
+    path = directory / EVIDENCE_FILE
+    document = json.loads(path.read_text()) if path.exists() else {"witness": None, "evidence": []}
+    same = previous.tree_size == checkpoint.tree_size
+    document["evidence"].append(
+        {
+            "id": len(document["evidence"]) + 1,
+            "origin": checkpoint.origin,
+            "kind": "same_size" if same else "inconsistent",
+            "reason": reason,
+            "detected_at": f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}",
+            "cosigned_note": previous.note,
+            "shown_note": checkpoint.note,
+            "old_size": previous.tree_size,
+            "proof": [base64.b64encode(node).decode() for node in proof],
+        }
+    )
+    directory.mkdir(parents=True, exist_ok=True)
+    _write_atomically(path, json.dumps(document, indent=1) + "\n")
+    report.note(f"both signed checkpoints kept as evidence in {_shown(path)}")
+
+
 def prove_consistency(client: HubClient, old: SignedCheckpoint, new: SignedCheckpoint) -> int:
     """Verify the hub's RFC 9162 proof that ``old`` is a prefix of ``new``; the proof's length."""
-    path: list[bytes] = []
-    if 0 < old.tree_size < new.tree_size:
-        proof = client.json("/proof/consistency", first=old.tree_size, second=new.tree_size)
-        path = [_b64(item) for item in proof["consistency_path"]]
+    path = consistency_path(client, old, new)
     verify_consistency(old.tree_size, new.tree_size, old.root_hash, new.root_hash, path)
     return len(path)
 
 
 STATUS_UNKNOWN = {"unsequenced_events": None}
 FUTURE_SLACK_SECONDS = 300
+
+
+@dataclass(frozen=True)
+class WitnessPolicy:
+    """The witnesses an auditor trusts and how many of them must have cosigned."""
+
+    witnesses: list[VerifierKey]
+    threshold: int
+    grace_seconds: float = 300  # how long a new change may wait for its cosignatures
+
+
+def parse_policy(vkeys: list[str], threshold: int | None, grace: float | None) -> WitnessPolicy:
+    keys = [parse_witness_key(vkey) for vkey in vkeys]
+    if len({key.name for key in keys}) != len(keys):
+        raise NoteError("two witness keys with one name")
+    threshold = len(keys) if threshold is None else threshold
+    if not 1 <= threshold <= len(keys):
+        raise NoteError(f"the threshold must be between 1 and the {len(keys)} witnesses given")
+    return WitnessPolicy(keys, threshold, 300 if grace is None else grace)
+
+
+def check_witness_policy(
+    client: HubClient,
+    key: VerifierKey,
+    checkpoint: SignedCheckpoint,
+    state: LogState,
+    policy: WitnessPolicy,
+    report: Report,
+    now: datetime,
+) -> SignedCheckpoint | None:
+    """The hub's newest cosigned checkpoint, signed by the hub, cosigned by at least
+    ``threshold`` trusted witnesses, consistent with the verified ``checkpoint``, and covering
+    every leaf that is not a ``checkpoint.cosigned`` record. Returns it when the policy is met."""
+    note = client.get("/checkpoint/cosigned").decode("utf-8")
+    try:
+        witnessed = verify_checkpoint(note, key)
+        result = check_cosignatures(note, key, policy.witnesses, now)
+    except (NoteError, binascii.Error, ValueError) as exc:
+        report.fail(f"the cosigned checkpoint is not a note signed by the hub: {exc}")
+        return None
+    for problem in result.problems:
+        report.fail(problem)
+    for witness in policy.witnesses:
+        if witness.name in result.cosigned:
+            moment = datetime.fromtimestamp(result.cosigned[witness.name], UTC)
+            report.ok(
+                f"witness {witness.name} cosigned tree size {witnessed.tree_size} "
+                f"at {moment:%Y-%m-%dT%H:%M:%SZ}"
+            )
+        else:
+            report.note(f"witness {witness.name} has not cosigned tree size {witnessed.tree_size}")
+    if result.ignored:
+        report.note(f"ignored {result.ignored} cosignatures by keys not in the policy")
+    met = len(result.cosigned) >= policy.threshold
+    count = f"{len(result.cosigned)} of the {len(policy.witnesses)} trusted witnesses"
+    if not met:
+        report.fail(
+            f"witness policy not met: {count} cosigned the checkpoint the hub serves as its "
+            f"newest cosigned one (size {witnessed.tree_size}), {policy.threshold} required"
+        )
+        return None
+    else:
+        report.ok(f"witness policy met: {count} cosigned (at least {policy.threshold} required)")
+    old, new = sorted((witnessed, checkpoint), key=lambda c: c.tree_size)
+    try:
+        prove_consistency(client, old, new)
+    except ProofError as exc:
+        report.fail(
+            f"SPLIT VIEW: the witnessed checkpoint (size {witnessed.tree_size}) and the one "
+            f"verified here (size {checkpoint.tree_size}) are not one history: {exc}"
+        )
+        return None
+    if witnessed.tree_size < checkpoint.tree_size:
+        report.ok(
+            f"the witnessed checkpoint (size {witnessed.tree_size}) is a prefix of the verified "
+            f"one (size {checkpoint.tree_size})"
+        )
+    if witnessed.tree_size >= state.changes_through:
+        report.ok(
+            f"every leaf but the hub's own cosigning records is inside the witnessed tree "
+            f"(changes up to leaf {state.changes_through - 1}, witnessed size "
+            f"{witnessed.tree_size})"
+        )
+    else:
+        unwitnessed = (
+            f"leaves up to {state.changes_through - 1} hold changes no witness cosigned (the "
+            f"witnessed tree has {witnessed.tree_size} leaves)"
+        )
+        signed_at = checkpoint.signed_at
+        age = (now - signed_at).total_seconds() if signed_at else None
+        if age is not None and age <= policy.grace_seconds:
+            report.warn(f"{unwitnessed}; the checkpoint is {age:.0f} s old, within the grace")
+        else:
+            report.fail(unwitnessed)
+            return None
+    return witnessed if met and not result.problems else None
+
+
+def cosign_as_auditor(
+    state_dir: Path, checkpoint: SignedCheckpoint, key_file: Path, name: str, now: datetime
+) -> str:
+    """Act as a witness of one's own: cosign the checkpoint this run verified (consistent with
+    every earlier one, which the run checked) and keep it in ``<state dir>/cosigned.jsonl``."""
+    from cryptography.hazmat.primitives import serialization
+
+    private_key = serialization.load_pem_private_key(key_file.read_bytes(), password=None)
+    text = checkpoint.note[: checkpoint.note.rfind("\n\n") + 1]
+    line = cosign(text, private_key, name, int(now.timestamp()))
+    record = {
+        "tree_size": checkpoint.tree_size,
+        "root_hash": base64.b64encode(checkpoint.root_hash).decode(),
+        "witness": witness_vkey(private_key, name),
+        "note": checkpoint.note + line,
+    }
+    with (state_dir / "cosigned.jsonl").open("a") as cosigned:
+        cosigned.write(json.dumps(record, sort_keys=True) + "\n")
+    return line
 
 
 def check_freshness(
@@ -989,6 +1246,7 @@ def reconcile(client: HubClient, state: LogState, report: Report, month: str | N
 
 STATE_FILE = "state.json"
 HISTORY_FILE = "checkpoints.jsonl"
+EVIDENCE_FILE = "evidence.json"
 
 
 def default_state_dir(origin: str) -> Path:
@@ -1015,7 +1273,12 @@ def load_state_dir(directory: Path, key: VerifierKey, report: Report) -> LogStat
         if frontier.size != checkpoint.tree_size or frontier.root() != checkpoint.root_hash:
             raise ValueError("its frontier does not give the saved checkpoint's root")
         return LogState(
-            checkpoint=checkpoint, frontier=frontier, keys=saved["keys"], figures=saved["figures"]
+            checkpoint=checkpoint,
+            frontier=frontier,
+            keys=saved["keys"],
+            figures=saved["figures"],
+            # A state saved before witness policies: assume every leaf needed witnessing.
+            changes_through=int(saved.get("changes_through", frontier.size)),
         )
     except (ValueError, KeyError, TypeError, NoteError, binascii.Error) as exc:
         report.fail(f"the state in {path} cannot be used ({exc}); move it away to start afresh")
@@ -1042,6 +1305,7 @@ def save_state_dir(directory: Path, hub: str, state: LogState, now: datetime) ->
         "frontier": [base64.b64encode(node).decode() for node in state.frontier.stack],
         "keys": state.keys,
         "figures": state.figures,
+        "changes_through": state.changes_through,
     }
     _write_atomically(directory / STATE_FILE, json.dumps(saved, indent=1, sort_keys=True) + "\n")
     history = load_history(directory)
@@ -1105,6 +1369,11 @@ def run(
     month: str | None = None,
     now: datetime | None = None,
     client: HubClient | None = None,
+    witnesses: list[str] | None = None,
+    threshold: int | None = None,
+    witness_grace: float | None = None,
+    cosign_key: Path | None = None,
+    cosigner_name: str | None = None,
 ) -> int:
     """One verification run. ``state_path`` is the legacy single-checkpoint file (every run
     fetches everything); otherwise the state directory ``state_dir`` (default
@@ -1120,6 +1389,20 @@ def run(
         report.line("ERROR --month is YYYY-MM")
         return 2
     report.line(f"pinned key: {key.name} (key id {key.key_id.hex()})")
+    policy = None
+    if witnesses:
+        try:
+            policy = parse_policy(witnesses, threshold, witness_grace)
+        except NoteError as exc:
+            report.line(f"ERROR the witness policy: {exc}")
+            return 2
+        report.line(
+            f"witness policy: {policy.threshold} of {len(policy.witnesses)} "
+            f"({', '.join(w.name for w in policy.witnesses)})"
+        )
+    if cosign_key is not None and (state_path is not None or not cosigner_name):
+        report.line("ERROR --cosign-key needs --cosigner-name and a state directory")
+        return 2
     try:
         client = client or HubClient(hub, token)
         note = client.get("/checkpoint").decode("utf-8")
@@ -1152,7 +1435,9 @@ def run(
         start = saved
     new_state = None
     try:
-        consistent = check_consistency(client, previous, checkpoint, report)
+        consistent = check_consistency(
+            client, previous, checkpoint, report, state_dir if state_path is None else None
+        )
         if saved is not None and full:
             report.note("--full: fetching every entry again")
         if consistent and start.frontier.size <= checkpoint.tree_size:
@@ -1161,6 +1446,8 @@ def run(
         check_freshness(client, checkpoint, previous, report, max_age, now)
         if reconcile_figures and new_state is not None:
             reconcile(client, new_state, report, month)
+        if policy is not None and new_state is not None:
+            check_witness_policy(client, key, checkpoint, new_state, policy, report, now)
     except (HubError, KeyError, TypeError, ValueError, IndexError) as exc:
         report.fail(f"the hub's answer could not be checked: {exc}")
     if report.failures or new_state is None:
@@ -1172,6 +1459,9 @@ def run(
     else:
         save_state_dir(state_dir, hub, new_state, now)
         where = f"checkpoint of size {checkpoint.tree_size} saved to {_shown(state_dir)}"
+        if cosign_key is not None:
+            line = cosign_as_auditor(state_dir, checkpoint, cosign_key, cosigner_name, now)
+            report.ok(f"cosigned as {cosigner_name}: {line.rstrip()}")
     if report.warnings:
         report.line(f"RESULT: OK with {report.warnings} warnings; {where}")
         return 3
@@ -1273,6 +1563,232 @@ def compare(
     return 0
 
 
+# --- split-view evidence held by a witness ----------------------------------------------------
+
+
+def fetch_evidence(url: str, timeout: float = 60) -> dict:
+    """A witness's evidence document (GET <witness prefix>/evidence)."""
+    if not url.startswith(("http://", "https://")):
+        raise HubError("the witness URL must start with http:// or https://")
+    try:
+        with urllib.request.urlopen(url.rstrip("/") + "/evidence", timeout=timeout) as answer:  # noqa: S310
+            return json.loads(answer.read())
+    except (urllib.error.URLError, OSError, ValueError) as error:
+        raise HubError(f"GET {url}/evidence failed: {error}") from error
+
+
+def evidence(
+    *,
+    document: dict,
+    vkey: str,
+    out: TextIO,
+    witness_vkey_text: str | None = None,
+    client: HubClient | None = None,
+) -> int:
+    """Check a witness's split-view evidence against the log's pinned key: both checkpoints
+    must be signed by the log; then either they give two roots for one size (proof in itself),
+    or the consistency proof between them fails (the one the log sent the witness, and, with
+    ``client``, one asked of the hub now). Exit 1 when a split view is shown, 0 when there is no
+    evidence, 2 when none of it is signed by the log."""
+    report = Report(out)
+    report.line("Concordat split-view evidence check")
+    try:
+        key = parse_verifier_key(vkey)
+        witness = parse_witness_key(witness_vkey_text) if witness_vkey_text else None
+    except NoteError as exc:
+        report.line(f"ERROR a key argument: {exc}")
+        return 2
+    items = [item for item in document.get("evidence", []) if item.get("origin") == key.name]
+    if not items:
+        report.ok(f"the witness holds no evidence against {key.name}")
+        report.line("RESULT: OK, no split view")
+        return 0
+    shown = 0
+    for item in items:
+        report.line(f"evidence {item.get('id')} ({item.get('kind')}), {item.get('detected_at')}:")
+        try:
+            first = verify_checkpoint(item["cosigned_note"], key)
+            second = verify_checkpoint(item["shown_note"], key)
+        except (NoteError, KeyError, TypeError) as exc:
+            report.note(f"not evidence: a checkpoint is not signed by {key.name}: {exc}")
+            continue
+        report.ok(
+            f"both checkpoints are signed by {key.name} (sizes {first.tree_size} and "
+            f"{second.tree_size})"
+        )
+        if witness is not None:
+            check = check_cosignatures(item["cosigned_note"], key, [witness], datetime.now(UTC))
+            if witness.name in check.cosigned:
+                report.ok(f"the first carries the cosignature of witness {witness.name}")
+        for label, checkpoint in (("cosigned", first), ("shown", second)):
+            report.line(f"        {label}:")
+            for line in checkpoint.note.rstrip("\n").split("\n"):
+                report.line(f"            {line}")
+        old, new = sorted((first, second), key=lambda c: c.tree_size)
+        if old.tree_size == new.tree_size:
+            if old.root_hash != new.root_hash:
+                report.fail(f"SPLIT VIEW: the log signed two roots for tree size {old.tree_size}")
+                shown += 1
+            else:
+                report.note("the two checkpoints agree: no split view in this item")
+            continue
+        proofs: list[tuple[str, list[bytes]]] = []
+        try:
+            proofs.append(("the proof the log sent the witness", [_b64(h) for h in item["proof"]]))
+        except (KeyError, TypeError, binascii.Error):
+            report.note("the evidence carries no readable proof")
+        if client is not None:
+            try:
+                answer = client.json(
+                    "/proof/consistency", first=old.tree_size, second=new.tree_size
+                )
+                proofs.append(
+                    ("a proof asked of the hub now", [_b64(h) for h in answer["consistency_path"]])
+                )
+            except (HubError, KeyError, TypeError, binascii.Error) as exc:
+                report.note(f"the hub gave no consistency proof: {exc}")
+        failed = 0
+        for what, path in proofs:
+            try:
+                verify_consistency(old.tree_size, new.tree_size, old.root_hash, new.root_hash, path)
+                report.ok(f"{what} verifies: size {old.tree_size} is a prefix of {new.tree_size}")
+            except ProofError as exc:
+                report.line(f"        {what} does not verify: {exc}")
+                failed += 1
+        if proofs and failed == len(proofs):
+            report.fail(
+                f"SPLIT VIEW: no consistency proof from size {old.tree_size} to "
+                f"{new.tree_size} verifies against the two signed roots"
+            )
+            shown += 1
+    if shown:
+        report.line(f"RESULT: FAIL, {shown} split views of {key.name} shown")
+        return 1
+    report.line("RESULT: no split view shown by the evidence")
+    return 2 if items else 0
+
+
+# --- reconciling what two hubs say they sent each other --------------------------------------
+
+
+def read_whole_log(client: HubClient, key: VerifierKey, report: Report) -> list[dict] | None:
+    """Every event document of a hub's log, once its checkpoint verifies under ``key`` and the
+    leaves (exact canonical bytes) give the signed root. None when they do not."""
+    try:
+        checkpoint = verify_checkpoint(client.get("/checkpoint").decode("utf-8"), key)
+    except NoteError as exc:
+        report.fail(f"{key.name}: checkpoint rejected: {exc}")
+        return None
+    frontier = Frontier()
+    documents: list[dict] = []
+    while frontier.size < checkpoint.tree_size:
+        end = min(frontier.size + ENTRIES_PAGE, checkpoint.tree_size)
+        page = client.json("/entries", start=frontier.size, end=end)
+        if not page["entries"]:
+            report.fail(f"{key.name}: no entries from leaf {frontier.size}")
+            return None
+        for entry in page["entries"]:
+            leaf = _b64(entry["leaf"])
+            try:
+                documents.append(check_leaf(leaf, entry.get("event")))
+            except CanonicalError as exc:
+                report.fail(f"{key.name}: leaf {frontier.size}: {exc}")
+                return None
+            frontier.append(leaf_hash(leaf))
+    if frontier.root() != checkpoint.root_hash:
+        report.fail(f"{key.name}: the leaves do not give the signed root")
+        return None
+    report.ok(f"{key.name}: {checkpoint.tree_size} leaves verified against its signed checkpoint")
+    return documents
+
+
+def federation_records(documents: list[dict], hub: str) -> tuple[dict, dict]:
+    """(sent, recorded): digest sets keyed by (sender, receiver), from ``hub``'s own log."""
+    sent: dict[tuple[str, str], set[str]] = {}
+    recorded: dict[tuple[str, str], set[str]] = {}
+    for document in documents:
+        data = document["data"]
+        if document["action"] == FEDERATION_SENT:
+            items = data.get("items") or []
+            sent.setdefault((hub, str(data.get("peer"))), set()).update(map(str, items))
+        elif document["action"] == FEDERATION_RECEIVED:
+            seen = {str(item) for item in data.get("accepted") or []}
+            seen |= {str(item) for item in data.get("duplicates") or []}
+            seen |= {
+                str(rejected.get("item"))
+                for rejected in data.get("rejected") or []
+                if isinstance(rejected, dict)
+            }
+            recorded.setdefault((str(data.get("peer")), hub), set()).update(seen)
+    return sent, recorded
+
+
+def reconcile_hubs(
+    *,
+    first: tuple[str, str, str | None],
+    second: tuple[str, str, str | None],
+    out: TextIO,
+    clients: tuple[HubClient, HubClient] | None = None,
+) -> int:
+    """Read two hubs' logs (each verified against its checkpoint) and report every federation
+    item one hub says it sent the other that the other never recorded (accepted, duplicate or
+    rejected), and every item one recorded from the other that the other never says it sent.
+    ``first``/``second`` are (url, vkey, token). Exit 0 they agree, 1 they differ, 2 could not
+    run."""
+    report = Report(out)
+    report.line(f"Concordat cross-hub reconciliation: {first[0]} and {second[0]}")
+    logs = []
+    for index, (url, vkey, token) in enumerate((first, second)):
+        try:
+            key = parse_verifier_key(vkey)
+            client = clients[index] if clients else HubClient(url, token)
+            documents = read_whole_log(client, key, report)
+        except NoteError as exc:
+            report.line(f"ERROR the key of {url}: {exc}")
+            return 2
+        except (HubError, KeyError, TypeError, ValueError) as exc:
+            report.line(f"ERROR could not read the log of {url}: {exc}")
+            return 2
+        if documents is None:
+            report.line("RESULT: FAIL, a log does not verify; nothing reconciled")
+            return 1
+        logs.append((key.name, documents))
+    (a, a_docs), (b, b_docs) = logs
+    a_sent, a_recorded = federation_records(a_docs, a)
+    b_sent, b_recorded = federation_records(b_docs, b)
+    problems = 0
+    for sender, receiver, sent, recorded in (
+        (a, b, a_sent, b_recorded),
+        (b, a, b_sent, a_recorded),
+    ):
+        said = sent.get((sender, receiver), set())
+        got = recorded.get((sender, receiver), set())
+        missing, unsent = sorted(said - got), sorted(got - said)
+        if missing:
+            problems += len(missing)
+            report.fail(
+                f"{len(missing)} items {sender} says it sent to {receiver} that {receiver} never "
+                "recorded:"
+            )
+            report.listing([f"item {digest}" for digest in missing])
+        if unsent:
+            problems += len(unsent)
+            report.fail(
+                f"{len(unsent)} items {receiver} recorded from {sender} that {sender} never says "
+                "it sent:"
+            )
+            report.listing([f"item {digest}" for digest in unsent])
+        if not missing and not unsent:
+            report.ok(
+                f"{sender} -> {receiver}: {len(said)} items sent, every one recorded, none other"
+            )
+    if problems:
+        report.line(f"RESULT: FAIL ({problems} items unmatched)")
+        return 1
+    report.line("RESULT: OK, the two logs agree on what crossed between the hubs")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["compare"]:
@@ -1291,6 +1807,49 @@ def main(argv: list[str] | None = None) -> int:
             vkey=args.key,
             hub=args.hub,
             token=args.token,
+            out=sys.stdout,
+        )
+    if argv[:1] == ["evidence"]:
+        parser = argparse.ArgumentParser(
+            prog="verifier.py evidence", description="Check a witness's split-view evidence"
+        )
+        parser.add_argument("--key", required=True, help="The log's verifier key (pin it)")
+        source = parser.add_mutually_exclusive_group(required=True)
+        source.add_argument(
+            "--witness-url", help="The witness's prefix, e.g. https://w/api/v1/witness"
+        )
+        source.add_argument("--file", type=Path, help="An evidence document saved earlier")
+        parser.add_argument("--witness", default=None, help="The witness's key (type 0x04 vkey)")
+        parser.add_argument("--hub", default=None, help="Also ask this hub for the proof")
+        parser.add_argument("--token", default=None, help="An API token with the audit scope")
+        args = parser.parse_args(argv[1:])
+        try:
+            document = (
+                json.loads(args.file.read_text()) if args.file else fetch_evidence(args.witness_url)
+            )
+        except (HubError, OSError, ValueError) as exc:
+            print(f"ERROR could not read the evidence: {exc}")
+            return 2
+        return evidence(
+            document=document,
+            vkey=args.key,
+            out=sys.stdout,
+            witness_vkey_text=args.witness,
+            client=HubClient(args.hub, args.token) if args.hub else None,
+        )
+    if argv[:1] == ["reconcile-hubs"]:
+        parser = argparse.ArgumentParser(
+            prog="verifier.py reconcile-hubs",
+            description="What two hubs' logs say they sent each other, item by item",
+        )
+        for side in ("a", "b"):
+            parser.add_argument(f"--hub-{side}", required=True)
+            parser.add_argument(f"--key-{side}", required=True)
+            parser.add_argument(f"--token-{side}", default=None)
+        args = parser.parse_args(argv[1:])
+        return reconcile_hubs(
+            first=(args.hub_a, args.key_a, args.token_a),
+            second=(args.hub_b, args.key_b, args.token_b),
             out=sys.stdout,
         )
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -1318,6 +1877,25 @@ def main(argv: list[str] | None = None) -> int:
         "--reconcile", action="store_true", help="Compare the hub's figures with the leaves'"
     )
     parser.add_argument("--month", default=None, help="With --reconcile: one month, YYYY-MM")
+    parser.add_argument(
+        "--witness",
+        action="append",
+        default=[],
+        help="A trusted witness's key (type 0x04 vkey); repeat for each",
+    )
+    parser.add_argument(
+        "--threshold", type=int, default=None, help="Witnesses that must cosign (default: all)"
+    )
+    parser.add_argument(
+        "--witness-grace",
+        type=float,
+        default=None,
+        help="Seconds a new change may wait for cosignatures before it fails (default 300)",
+    )
+    parser.add_argument(
+        "--cosign-key", type=Path, default=None, help="Cosign what verified, with this PEM key"
+    )
+    parser.add_argument("--cosigner-name", default=None, help="The name of that key")
     args = parser.parse_args(argv)
     return run(
         hub=args.hub,
@@ -1331,6 +1909,11 @@ def main(argv: list[str] | None = None) -> int:
         max_age=args.max_age,
         reconcile_figures=args.reconcile,
         month=args.month,
+        witnesses=args.witness,
+        threshold=args.threshold,
+        witness_grace=args.witness_grace,
+        cosign_key=args.cosign_key,
+        cosigner_name=args.cosigner_name,
     )
 
 

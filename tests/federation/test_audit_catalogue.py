@@ -121,10 +121,19 @@ def test_every_action_the_verifier_relies_on_is_a_hub_action():
                     compared.add(getattr(verifier, comparator.id))
                 elif isinstance(comparator, ast.Constant):
                     compared.add(comparator.value)
-    assert compared == {verifier.ACCEPTED, verifier.KEY_REGISTERED}
+    assert compared == {
+        verifier.ACCEPTED,
+        verifier.KEY_REGISTERED,
+        verifier.COSIGNED,
+        verifier.FEDERATION_SENT,
+        verifier.FEDERATION_RECEIVED,
+    }
     assert compared <= all_actions()
     assert verifier.ACCEPTED == Action.CONTRIBUTION_ACCEPTED
     assert verifier.KEY_REGISTERED == Action.KEY_REGISTERED
+    assert verifier.COSIGNED == Action.CHECKPOINT_COSIGNED
+    assert verifier.FEDERATION_SENT == Action.FEDERATION_SENT
+    assert verifier.FEDERATION_RECEIVED == Action.FEDERATION_RECEIVED
 
 
 def test_every_payload_key_the_verifier_reads_is_a_hub_key():

@@ -21,6 +21,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
@@ -46,6 +47,44 @@ class Hub:
     env: dict[str, str]
     workdir: Path
     processes: list[subprocess.Popen] = field(default_factory=list)
+    web_command: list[str] = field(default_factory=list)
+    logs: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
+
+    def start_web(self) -> None:
+        """Start (or restart) gunicorn on the hub's port and wait until it answers."""
+        web = subprocess.Popen(
+            self.web_command, cwd=ROOT, env=self.env, stderr=subprocess.STDOUT,
+            stdout=self.logs.enter_context(open(self.workdir / "web.log", "ab")),  # noqa: SIM115 (closed by logs)
+        )  # fmt: skip
+        self.processes.insert(0, web)
+
+        def web_ready():
+            if web.poll() is not None:
+                raise RuntimeError(f"gunicorn exited: {(self.workdir / 'web.log').read_text()}")
+            try:
+                return self.request("GET", "/api/v1/hub/", timeout=2)[0] == 200
+            except OSError:
+                return False
+
+        wait_for(web_ready, timeout=60, what=f"hub {self.name} to answer")
+
+    def stop_web(self) -> None:
+        """Stop gunicorn (the worker keeps running): the hub is unreachable over HTTP."""
+        web = self.processes.pop(0)
+        web.terminate()
+        web.wait(timeout=20)
+
+    @property
+    def log_vkey(self) -> str:
+        return self.request("GET", "/api/v1/log/key")[1]["vkey"]
+
+    @property
+    def witness_vkey(self) -> str:
+        return self.request("GET", "/api/v1/witness/key")[1]["vkey"]
+
+    @property
+    def witness_url(self) -> str:
+        return self.url + "/api/v1/witness"
 
     @property
     def database_url(self) -> str:
@@ -127,6 +166,48 @@ class Hub:
             return cursor.fetchall() if cursor.description else []
 
 
+def submit(hub, member: dict, private_key, count: int) -> None:
+    """``count`` signed md5 contributions by ``member`` (a ``create_member`` answer, the org
+    ``acme``), each POSTed and checked accepted."""
+    from federation.signing import format_timestamp, sign_contribution
+
+    for _ in range(count):
+        document = {
+            "kind": "concordat.contribution",
+            "v": 1,
+            "hub": hub.hub_id,
+            "member": "acme",
+            "key_id": member["key_id"],
+            "uuid": str(uuid.uuid4()),
+            "created_at": format_timestamp(datetime.now(UTC).replace(microsecond=0)),
+            "action": "add",
+            "signal": {"type": "md5", "value": uuid.uuid4().hex},
+            "labels": ["propaganda"],
+            "scope": "federation",
+        }
+        body = {"contribution": document, "signature": sign_contribution(private_key, document)}
+        status, response = hub.request(
+            "POST", "/api/v1/contributions/", json_body=body, token=member["token"]
+        )
+        assert status == 201, response
+
+
+def witness_each_other(hubs: list[Hub]) -> None:
+    """Make every hub a witness of every other hub's log, through the management commands an
+    operator would use: the witness learns the log's origin and key (``witnessed_logs add``),
+    the log learns the witness's key and URL (``hub_witnesses add``)."""
+    for log in hubs:
+        for witness in hubs:
+            if witness is log:
+                continue
+            witness.manage("witnessed_logs", "add", "--origin", log.hub_id, "--vkey", log.log_vkey)
+            vkey = witness.witness_vkey
+            log.manage(
+                "hub_witnesses", "add", "--name", vkey.split("+", 1)[0], "--vkey", vkey,
+                "--url", witness.witness_url,
+            )  # fmt: skip
+
+
 def _decode(body: bytes, content_type: str):
     return json.loads(body) if content_type == "application/json" and body else body.decode()
 
@@ -181,18 +262,14 @@ def running_hub(
     )
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as connection:
         connection.execute(f'CREATE DATABASE "{database}"')
-    logs = contextlib.ExitStack()
+    logs = hub.logs
     try:
         hub.manage("migrate", "--noinput")
         hub.manage("hub_keygen")
-        web = subprocess.Popen(
-            [
-                sys.executable, "-m", "gunicorn", "federation.wsgi", "--bind", f"127.0.0.1:{port}",
-                "--workers", str(web_workers), "--timeout", "300",
-            ],
-            cwd=ROOT, env=env, stdout=logs.enter_context(open(workdir / "web.log", "wb")), stderr=subprocess.STDOUT,  # noqa: SIM115 (closed by logs)
-        )  # fmt: skip
-        hub.processes.append(web)
+        hub.web_command = [
+            sys.executable, "-m", "gunicorn", "federation.wsgi", "--bind", f"127.0.0.1:{port}",
+            "--workers", str(web_workers), "--timeout", "300",
+        ]  # fmt: skip
         if worker:
             celery = subprocess.Popen(
                 [
@@ -203,16 +280,7 @@ def running_hub(
                 cwd=ROOT, env=env, stdout=logs.enter_context(open(workdir / "worker.log", "wb")), stderr=subprocess.STDOUT,  # noqa: SIM115 (closed by logs)
             )  # fmt: skip
             hub.processes.append(celery)
-
-        def web_ready():
-            if web.poll() is not None:
-                raise RuntimeError(f"gunicorn exited: {(workdir / 'web.log').read_text()}")
-            try:
-                return hub.request("GET", "/api/v1/hub/", timeout=2)[0] == 200
-            except OSError:
-                return False
-
-        wait_for(web_ready, timeout=60, what=f"hub {name} to answer")
+        hub.start_web()
         yield hub
     finally:
         for process in hub.processes:

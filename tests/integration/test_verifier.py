@@ -8,8 +8,6 @@ import base64
 import json
 import subprocess
 import sys
-import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
@@ -17,35 +15,12 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from federation.signing import format_timestamp, sign_contribution
 from federation.transparency.checkpoints import verifier_key
-from tests.integration.harness import ROOT, running_hub, wait_for
+from tests.integration.harness import ROOT, running_hub, submit, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("integration")]
 
 VERIFIER = ROOT / "federation" / "transparency" / "verifier.py"
-
-
-def submit(hub, member: dict, private_key: Ed25519PrivateKey, count: int) -> None:
-    for _ in range(count):
-        document = {
-            "kind": "concordat.contribution",
-            "v": 1,
-            "hub": hub.hub_id,
-            "member": "acme",
-            "key_id": member["key_id"],
-            "uuid": str(uuid.uuid4()),
-            "created_at": format_timestamp(datetime.now(UTC).replace(microsecond=0)),
-            "action": "add",
-            "signal": {"type": "md5", "value": uuid.uuid4().hex},
-            "labels": ["propaganda"],
-            "scope": "federation",
-        }
-        body = {"contribution": document, "signature": sign_contribution(private_key, document)}
-        status, response = hub.request(
-            "POST", "/api/v1/contributions/", json_body=body, token=member["token"]
-        )
-        assert status == 201, response
 
 
 def fully_sequenced(hub) -> int | None:

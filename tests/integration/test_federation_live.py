@@ -80,9 +80,8 @@ def verify(public_key: bytes, signature: bytes, message: bytes) -> bool:
 def test_a_vetted_entry_travels_a_to_b_to_c_and_c_verifies_the_origin_signatures():
     with running_federation("a", "b", "c") as fed:
         a, b, c = fed.hubs
-        fed.link(a, b)
-        fed.link(b, c)
-        fed.know(c, a)  # c checks a's binding and attestation; it has no link to a
+        # c checks a's binding and attestation itself: it knows a by its key, with no link.
+        fed.peer_up([(a, b), (b, c)], known=[(c, a)])
         alice = a.member("acme", trusted=True)
         item = alice.add("md5", labels=["propaganda"])
         alice.submit([item])
@@ -135,9 +134,9 @@ def test_a_vetted_entry_travels_a_to_b_to_c_and_c_verifies_the_origin_signatures
 def test_scopes_and_per_peer_label_and_signal_type_policy():
     with running_federation("a", "b", "c") as fed:
         a, b, c = fed.hubs
-        fed.link(a, b, labels=["propaganda"], signal_types=["md5", "pdq"])
-        fed.link(b, c)
-        fed.know(c, a)
+        fed.peer_up(
+            [(a, b), (b, c)], known=[(c, a)], labels=["propaganda"], signal_types=["md5", "pdq"]
+        )
         alice = a.member("acme", trusted=True)
         hub_only = alice.add("md5", scope="hub")
         one_hop = alice.add("md5", scope="peers")
@@ -457,9 +456,7 @@ def test_a_receiver_refuses_bad_batches_whole_and_bad_items_alone_and_audits_bot
 def test_a_retraction_a_dispute_outcome_and_a_key_revocation_reach_every_hub_holding_the_entry():
     with running_federation("a", "b", "c") as fed:
         a, b, c = fed.hubs
-        fed.link(a, b)
-        fed.link(b, c)
-        fed.know(c, a)
+        fed.peer_up([(a, b), (b, c)], known=[(c, a)])
         alice = a.member("acme", trusted=True)
         retracted, disputed, kept = (alice.add("md5") for _ in range(3))
         alice.submit([retracted, disputed, kept])

@@ -773,3 +773,6 @@ class AuditEventAdmin(admin.ModelAdmin):
 
 # The admin index links auditors to the reports.
 import federation.reports.admin_index  # noqa: E402, F401
+
+# Federation: peers and the outbox (federation/propagation/admin.py).
+from federation.propagation import admin as propagation_admin  # noqa: E402, F401

@@ -18,3 +18,5 @@ HUB_KEY_PATH = os.environ.get(
 REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] = []  # noqa: F405
 CELERY_TASK_ALWAYS_EAGER = False
 MATCH_FOLLOW = False  # tests drive the match index with refresh(), in the test transaction
+# Tests push many batches per process within a minute; the throttle test sets its own rate.
+FEDERATION_PEER_RATE = "100000/minute"

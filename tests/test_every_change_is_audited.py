@@ -24,10 +24,11 @@ from django.core.management import call_command, get_commands
 from django.test import Client, RequestFactory
 
 from federation.contributions.models import Contribution, Entry, EntryLabel, Label
+from federation.propagation.models import KeyBinding, OutboxItem, PeerLink, Receipt
 from federation.sync.models import EntryChange, SyncState
 from federation.transparency.models import AuditEvent, Checkpoint, MerkleNode, SequencerStatus
 from federation.vetting.models import Decision, Feedback, Incident, VettingPolicy
-from members.models import ApiCredential, Membership, Organisation, SigningKey, StaffRole
+from members.models import ApiCredential, Membership, Organisation, Peer, SigningKey, StaffRole
 from tests.federation.vetting_helpers import approve, feedback, set_policy, submit_entry
 from tests.parties import Party, make_organisation, signed_key_registration
 
@@ -41,7 +42,9 @@ LOG_MODELS = {AuditEvent, MerkleNode, Checkpoint, SequencerStatus}
 # Derived streams: the member change stream is written by the lifecycle hook and ingest in the
 # transaction of an audited change (its rows name entries, not actions of their own), and numbered
 # or compacted by its sequencer (docs/sync.md).
-DERIVED_MODELS = {EntryChange, SyncState}
+# The delivery bookkeeping of a linked peer (last push, last pull, the pull cursor) is the
+# federation's own progress record, written by the drain and the pull (docs/federation.md).
+DERIVED_MODELS = {EntryChange, SyncState, PeerLink}
 # Bookkeeping that is not a state change an auditor needs: when a user last signed in (the test
 # client signs in before each run anyway) and when a token was last used.
 IGNORED_FIELDS = {User: {"last_login"}, ApiCredential: {"last_used_at"}}
@@ -49,6 +52,10 @@ IGNORED_FIELDS = {User: {"last_login"}, ApiCredential: {"last_used_at"}}
 
 def _username(user_id, users) -> str:
     return users[user_id]["username"]
+
+
+def _peer_hub(peer_id) -> str:
+    return Peer.objects.values_list("hub_id", flat=True).get(pk=peer_id)
 
 
 # model → (object_type, object_id) of the event that must name a changed row
@@ -67,6 +74,16 @@ IDENTITY: dict[type, Callable[[dict, dict], tuple[str, str]]] = {
     Feedback: lambda row, users: ("entry", str(row["entry_id"])),
     Incident: lambda row, users: ("incident", str(row["id"])),
     VettingPolicy: lambda row, users: ("vetting_policy", str(row["id"])),
+    Peer: lambda row, users: ("peer", row["hub_id"]),
+    OutboxItem: lambda row, users: ("peer", _peer_hub(row["peer_id"])),
+    KeyBinding: lambda row, users: (
+        "signing_key",
+        SigningKey.objects.values_list("key_id", flat=True).get(pk=row["signing_key_id"]),
+    ),
+    Receipt: lambda row, users: (
+        "contribution",
+        str(Contribution.objects.values_list("uuid", flat=True).get(pk=row["contribution_id"])),
+    ),
 }
 
 
@@ -229,6 +246,64 @@ def existing_user_made_auditor(ctx):
         "user.changed",
         "role.changed",
     }
+
+
+def peer_public_key() -> str:
+    from tests.federation.sending_helpers import new_hub_key
+
+    return new_hub_key()[1]
+
+
+@scenario(COMMAND_SCENARIOS, "peer")
+def peer_added_with_its_credential(ctx):
+    run = command(
+        "peer", "add", "--hub-id", "bravo.hub", "--name", "Bravo", "--url", "https://bravo.example",
+        "--public-key", peer_public_key(), "--inbound-policy", "trust", "--labels", "attack-footage",
+    )  # fmt: skip
+    return run, {"peer.registered", "peer.credential_issued"}
+
+
+@scenario(COMMAND_SCENARIOS, "peer")
+def peer_known_by_key_only(ctx):
+    run = command(
+        "peer", "add", "--hub-id", "alpha.hub", "--name", "A", "--public-key", peer_public_key()
+    )
+    return run, {"peer.registered"}
+
+
+def _existing_peer():
+    call_command(
+        "peer", "add", "--hub-id", "bravo.hub", "--name", "Bravo", "--url", "https://bravo.example",
+        "--public-key", peer_public_key(), stdout=io.StringIO(),
+    )  # fmt: skip
+
+
+@scenario(COMMAND_SCENARIOS, "peer")
+def peer_outbound_token(ctx):
+    _existing_peer()
+    return command("peer", "set-outbound-token", "--hub-id", "bravo.hub", "--token", "cp_ab_cd"), {
+        "peer.credential_issued"
+    }
+
+
+@scenario(COMMAND_SCENARIOS, "peer")
+def peer_suspended_and_policies_changed(ctx):
+    _existing_peer()
+    run = command(
+        "peer", "update", "--hub-id", "bravo.hub", "--state", "suspended", "--scopes", "federation",
+        "--signal-types", "pdq", "--url", "https://bravo2.example",
+    )  # fmt: skip
+    return run, {"peer.changed"}
+
+
+@scenario(COMMAND_SCENARIOS, "peer")
+def peer_key_rotated(ctx):
+    _existing_peer()
+    run = command(
+        "peer", "rotate-key", "--hub-id", "bravo.hub", "--public-key", peer_public_key(),
+        "--reason", "the peer rotated its hub key",
+    )  # fmt: skip
+    return run, {"peer.key_rotated"}
 
 
 # Commands that change no database state, and why; the test checks that they change none.
@@ -579,6 +654,68 @@ def admin_issues_a_token(ctx):
 def admin_revokes_a_token(ctx):
     credential = ApiCredential.objects.filter(holder=ctx.globex_reviewer.user).first()
     return post_action(ctx, ApiCredential, "revoke_credentials", [credential])
+
+
+def _peer_row(ctx) -> Peer:
+    from federation.propagation.peers import peer_register
+    from members.actors import Actor
+
+    return peer_register(
+        hub_id="bravo.hub", name="Bravo", url="https://bravo.example",
+        public_key=peer_public_key(), actor=Actor.system("test"),
+    ).peer  # fmt: skip
+
+
+@scenario(ADMIN_SCENARIOS, ("members.peer", "add"))
+def admin_registers_a_peer(ctx):
+    data = {
+        "hub_id": "bravo.hub", "name": "Bravo", "url": "https://bravo.example",
+        "public_key_base64": peer_public_key(), "inbound_policy": "review",
+        "outbound_scopes": ["federation"], "outbound_labels": "attack-footage",
+    }  # fmt: skip
+    return post_form(ctx, admin_url(Peer, "add"), data)
+
+
+@scenario(ADMIN_SCENARIOS, ("members.peer", "change"))
+def admin_changes_a_peers_policies_and_token(ctx):
+    peer = _peer_row(ctx)
+    data = {
+        "state": "suspended", "url": "https://bravo.example", "inbound_policy": "trust",
+        "outbound_signal_types": ["md5"], "outbound_labels": "", "new_outbound_token": "cp_x_y",
+    }  # fmt: skip
+    return post_form(ctx, admin_url(Peer, "change", peer.pk), data)
+
+
+@scenario(ADMIN_SCENARIOS, ("members.peer", "rotate_key"))
+def admin_rotates_a_peers_key(ctx):
+    peer = _peer_row(ctx)
+    return post_action(
+        ctx, Peer, "rotate_key", [peer], apply="1", public_key=peer_public_key(), reason="rotated"
+    )
+
+
+@scenario(ADMIN_SCENARIOS, ("members.peer", "issue_inbound_credential"))
+def admin_issues_a_peer_credential(ctx):
+    return post_action(ctx, Peer, "issue_inbound_credential", [_peer_row(ctx)])
+
+
+@scenario(ADMIN_SCENARIOS, ("federation.outboxitem", "retry"))
+def admin_retries_dead_letters(ctx):
+    peer = _peer_row(ctx)
+    entry = submit_entry(ctx.acme_submitter)
+    rows = [
+        OutboxItem.objects.create(
+            peer=peer,
+            kind="contribution",
+            contribution=entry.contributions.first(),
+            entry=entry,
+            state=state,
+            attempts=8,
+            last_error="HTTP 503",
+        )
+        for state in ("dead", "refused")
+    ]
+    return post_action(ctx, OutboxItem, "retry", rows)
 
 
 def offered_admin_changes(user) -> set[tuple[str, str]]:

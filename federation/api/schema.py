@@ -50,6 +50,8 @@ ERROR_CODES: dict[str, str] = {
     # Member management
     "invalid_key": "public_key is not a valid raw 32-byte Ed25519 public key (hex or base64).",
     "key_exists": "This public key is already registered.",
+    "peer_exists": "A peer with this hub id is already registered (manage.py peer update).",
+    "same_key": "The key given is already the peer's pinned key: nothing to rotate.",
     "key_revoked": "The key is already revoked (from that time or earlier).",
     "reason_required": "A reason is required.",
     "unknown_holder": "holder is not a user of your organisation.",

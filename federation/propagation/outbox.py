@@ -120,6 +120,36 @@ _CONTRIBUTIONS_SQL, _ENTRY_ITEMS_SQL, _RETRACTS_SQL, _KEYS_SQL = (
 )
 
 
+# A hub with no linked peer pays for none of it: the uncorrelated EXISTS is a one-time filter that
+# PostgreSQL evaluates before scanning anything.
+_GATED = (
+    "(SELECT * FROM ({part}) AS owed_part WHERE EXISTS "
+    "(SELECT 1 FROM members_peer p WHERE p.state = 'active' AND p.url <> ''))"
+)
+
+
+def shareable_with(
+    peer: Peer,
+    *,
+    scope: str,
+    origin_hub: str,
+    labels: Iterable[str],
+    signal_type: str,
+    on_path: Iterable[str],
+) -> bool:
+    """The contribution rules above for one add and one peer, in Python (the pull feed and the
+    portable writer; ``_CONTRIBUTIONS_SQL`` is the same in SQL). Linkedness is the caller's."""
+    if not (scope == "federation" or (scope == "peers" and origin_hub == settings.HUB_ID)):
+        return False
+    if peer.hub_id == origin_hub or peer.hub_id in set(on_path):
+        return False
+    if peer.outbound_scopes and scope not in peer.outbound_scopes:
+        return False
+    if peer.outbound_signal_types and signal_type not in peer.outbound_signal_types:
+        return False
+    return not (peer.outbound_labels and not set(peer.outbound_labels) & set(labels))
+
+
 def outbox_record_transitions(transitions: Sequence) -> int:
     """Rows for entries' moves (``federation.lifecycle.Transition``), in one statement."""
     vetted = [
@@ -184,7 +214,7 @@ def _insert(parts: list[str], params: dict) -> int:
         return 0
     now = timezone.now()
     params = {**params, "hub": settings.HUB_ID, "now": now}
-    body = " UNION ALL ".join(f"({part})" for part in parts)
+    body = " UNION ALL ".join(_GATED.replace("{part}", part) for part in parts)
     # Fixed clauses only (every value is a parameter).
     sql = (
         "WITH owed (peer_id, kind, contribution_id, entry_id, signing_key_id, path, lane) AS "  # noqa: S608
@@ -260,24 +290,16 @@ class _portable:
                 contribution_id__in=ids, kind=OutboxItem.Kind.CONTRIBUTION
             ).values_list("contribution_id", "peer_id")
         )
-        hub = settings.HUB_ID
         rows = []
         for c in found:
-            if not (
-                c["scope"] == "federation" or (c["scope"] == "peers" and c["origin_hub"] == hub)
-            ):
-                continue
             for p in peers:
-                if (
-                    (c["pk"], p.pk) in sent
-                    or p.hub_id == c["origin_hub"]
-                    or p.hub_id in on_path.get(c["pk"], ())
-                    or (p.outbound_scopes and c["scope"] not in p.outbound_scopes)
-                    or (
-                        p.outbound_signal_types
-                        and c["entry__signal_type"] not in p.outbound_signal_types
-                    )
-                    or (p.outbound_labels and not set(p.outbound_labels) & set(c["labels"]))
+                if (c["pk"], p.pk) in sent or not shareable_with(
+                    p,
+                    scope=c["scope"],
+                    origin_hub=c["origin_hub"],
+                    labels=c["labels"],
+                    signal_type=c["entry__signal_type"],
+                    on_path=on_path.get(c["pk"], ()),
                 ):
                     continue
                 rows.append(

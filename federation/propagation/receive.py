@@ -39,6 +39,7 @@ from django.conf import settings
 from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
 
+from federation.bulk_insert import copy_rows
 from federation.contributions.checks import (
     BoundKey,
     CheckContext,
@@ -55,6 +56,7 @@ from federation.errors import ConcordatError
 from federation.lifecycle import entries_transition
 from federation.propagation import wire
 from federation.propagation.models import KeyBinding, PeerLink, Receipt
+from federation.propagation.outbox import outbox_record_keys
 from federation.signing import (
     MalformedContribution,
     MalformedKeyRegistration,
@@ -729,7 +731,7 @@ def _store(batch: _Batch) -> None:
     batch.stored_keys = {}
     batch.stored_bindings = set()
     for key_item in batch.keys:
-        _key, changed = _store_key(batch, key_item.key)
+        _key, changed = _store_key(batch, key_item.key, path=key_item.item.path)
         batch.set(key_item.item, ACCEPTED if changed else DUPLICATE)
     if batch.contributions:
         _store_contributions(batch)
@@ -760,8 +762,12 @@ def _store(batch: _Batch) -> None:
     PeerLink.objects.filter(peer=batch.peer).update(last_received_at=batch.now)
 
 
-def _store_key(batch: _Batch, section: _KeySection) -> tuple[SigningKey, bool]:
-    """The mirror's key with this binding; ``changed`` when anything new was recorded."""
+def _store_key(
+    batch: _Batch, section: _KeySection, *, path: tuple[str, ...]
+) -> tuple[SigningKey, bool]:
+    """The mirror's key with this binding; ``changed`` when anything new was recorded. A
+    revocation of a held key travels on (the outbox's key items, to every peer that was sent a
+    contribution signed by the key, never to a hub of ``path``)."""
     stored = batch.stored_keys
     changed = False
     key = stored.get(section.key_id)
@@ -823,6 +829,7 @@ def _store_key(batch: _Batch, section: _KeySection) -> tuple[SigningKey, bool]:
                 },
             )
         )
+        outbox_record_keys(signing_key_ids=[key.pk], path=path)
         changed = True
     return key, changed
 
@@ -855,7 +862,7 @@ def _store_contributions(batch: _Batch) -> None:
         by_member.setdefault((entry.parsed.hub, entry.parsed.member), []).append(entry)
     stored: list[tuple[_Contribution, str, int]] = []  # (item, store status, entry id)
     for (_hub, _member), entries in by_member.items():
-        keys = [_store_key(batch, entry.key)[0] for entry in entries]
+        keys = [_store_key(batch, entry.key, path=entry.item.path)[0] for entry in entries]
         organisation = keys[0].organisation
         # The contributions are the foreign member's: stored for its mirror, by the peer hub.
         actor = dataclasses.replace(batch.actor, organisation=organisation)
@@ -934,7 +941,7 @@ def _record_receipts(
         ).values_list("contribution_id", flat=True)
     )
     scopes = _receipt_scopes(batch, stored, ids)
-    receipts: list[Receipt] = []
+    receipts: list[tuple] = []
     to_vet: set[int] = set()
     for entry, status, entry_id in stored:
         contribution_id = ids[entry.parsed.uuid]
@@ -943,16 +950,16 @@ def _record_receipts(
             continue
         existing.add(contribution_id)
         receipts.append(
-            Receipt(
-                contribution_id=contribution_id,
-                peer_hub=peer_hub,
-                via=batch.via,
-                path=list(entry.item.path),
-                attestations=entry.item.raw["attestations"],
-                effective_scope=scopes[contribution_id],
-                batch_id=batch.parsed.batch_id,
-                digest=entry.item.digest,
-                received_at=batch.now,
+            (
+                contribution_id,
+                peer_hub,
+                batch.via,
+                list(entry.item.path),
+                entry.item.raw["attestations"],
+                scopes[contribution_id],
+                batch.parsed.batch_id,
+                entry.item.digest,
+                batch.now,
             )
         )
         batch.set(entry.item, ACCEPTED if status == created_status else DUPLICATE)
@@ -961,7 +968,7 @@ def _record_receipts(
             and entry.item.attestations[-1].document["state"] == Entry.State.VETTED
         ):
             to_vet.add(entry_id)
-    Receipt.objects.bulk_create(receipts)
+    copy_rows(Receipt, _RECEIPT_COLUMNS, receipts)
     if to_vet and batch.peer.inbound_policy == Peer.InboundPolicy.TRUST:
         entries_transition(
             entry_ids=to_vet,
@@ -972,6 +979,12 @@ def _record_receipts(
             data={Key.POLICY: {Key.RULE: PolicyRule.TRUSTED_PEER, Key.PEER: peer_hub}},
             now=batch.now,
         )
+
+
+_RECEIPT_COLUMNS = [
+    "contribution_id", "peer_hub", "via", "path", "attestations", "effective_scope", "batch_id",
+    "digest", "received_at",
+]  # fmt: skip
 
 
 def _receipt_scopes(

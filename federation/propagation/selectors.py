@@ -49,10 +49,9 @@ def _count(state: str, **extra) -> Coalesce:
     return Coalesce(Subquery(rows, output_field=IntegerField()), Value(0))
 
 
-def peers_health(*, peer_ids=None, now: datetime | None = None) -> list[PeerHealth]:
-    """Every peer's health in one query (counts by the outbox's partial indexes on undelivered
-    rows, never by scanning delivered ones)."""
-    now = now or timezone.now()
+def peers_with_health():
+    """Peers annotated with their outbox counts, in one query (by the outbox's partial indexes on
+    undelivered rows, never by scanning delivered ones). ``health_of`` reads one of them."""
     oldest = (
         OutboxItem.objects.filter(peer=OuterRef("pk"), state=OutboxItem.State.PENDING)
         .order_by()
@@ -60,36 +59,44 @@ def peers_health(*, peer_ids=None, now: datetime | None = None) -> list[PeerHeal
         .annotate(at=Min("created_at"))
         .values("at")
     )
-    peers = Peer.objects.select_related("link").annotate(
-        depth=_count(OutboxItem.State.PENDING),
-        incident_depth=_count(OutboxItem.State.PENDING, lane=OutboxItem.Lane.INCIDENT),
-        dead=_count(OutboxItem.State.DEAD),
-        refused=_count(OutboxItem.State.REFUSED),
-        oldest=Subquery(oldest),
+    return Peer.objects.select_related("link").annotate(
+        health_depth=_count(OutboxItem.State.PENDING),
+        health_incident_depth=_count(OutboxItem.State.PENDING, lane=OutboxItem.Lane.INCIDENT),
+        health_dead=_count(OutboxItem.State.DEAD),
+        health_refused=_count(OutboxItem.State.REFUSED),
+        health_oldest=Subquery(oldest),
     )
+
+
+def health_of(peer: Peer, *, now: datetime | None = None) -> PeerHealth:
+    """The health of a peer from ``peers_with_health``."""
+    now = now or timezone.now()
+    link = getattr(peer, "link", None)
+    oldest = peer.health_oldest
+    return PeerHealth(
+        hub_id=peer.hub_id,
+        name=peer.name,
+        url=peer.url,
+        state=peer.state,
+        inbound_policy=peer.inbound_policy,
+        outbox_depth=peer.health_depth,
+        incident_depth=peer.health_incident_depth,
+        oldest_undelivered=oldest,
+        lag_seconds=max((now - oldest).total_seconds(), 0.0) if oldest else None,
+        last_success=link.last_push_at if link else None,
+        last_error=link.last_push_error if link else "",
+        last_error_at=link.last_push_error_at if link else None,
+        dead_letters=peer.health_dead,
+        refused=peer.health_refused,
+        last_pull=link.last_pull_at if link else None,
+        last_pull_error=link.last_pull_error if link else "",
+    )
+
+
+def peers_health(*, peer_ids=None, now: datetime | None = None) -> list[PeerHealth]:
+    """Every peer's health (what ``manage.py peer status`` prints and the admin lists)."""
+    now = now or timezone.now()
+    peers = peers_with_health()
     if peer_ids is not None:
         peers = peers.filter(pk__in=list(peer_ids))
-    result = []
-    for peer in peers.order_by("hub_id"):
-        link = getattr(peer, "link", None)
-        result.append(
-            PeerHealth(
-                hub_id=peer.hub_id,
-                name=peer.name,
-                url=peer.url,
-                state=peer.state,
-                inbound_policy=peer.inbound_policy,
-                outbox_depth=peer.depth,
-                incident_depth=peer.incident_depth,
-                oldest_undelivered=peer.oldest,
-                lag_seconds=(now - peer.oldest).total_seconds() if peer.oldest else None,
-                last_success=link.last_push_at if link else None,
-                last_error=link.last_push_error if link else "",
-                last_error_at=link.last_push_error_at if link else None,
-                dead_letters=peer.dead,
-                refused=peer.refused,
-                last_pull=link.last_pull_at if link else None,
-                last_pull_error=link.last_pull_error if link else "",
-            )
-        )
-    return result
+    return [health_of(peer, now=now) for peer in peers.order_by("hub_id")]

@@ -256,7 +256,7 @@ def parse_item(item: object, *, index: int) -> ParsedItem:
     if not isinstance(item, dict):
         raise MalformedWireObject("item", "must be an object")
     kind = item.get("type")
-    if kind not in ITEM_TYPES:
+    if not isinstance(kind, str) or kind not in ITEM_TYPES:  # a list or object is unhashable
         raise MalformedWireObject("type", f"must be one of {sorted(ITEM_TYPES)}")
     required = {
         ITEM_CONTRIBUTION: {"type", "contribution", "signature", "key", "attestations", "path"},
@@ -322,7 +322,7 @@ def parse_attestation(pair: object, *, field: str = "attestation") -> SignedObje
         or not all(isinstance(part, str) for part in signal.values())
     ):
         raise MalformedWireObject(f"{field}.signal", "must be {type, value} strings")
-    if document["state"] not in ATTESTED_STATES:
+    if not isinstance(document["state"], str) or document["state"] not in ATTESTED_STATES:
         raise MalformedWireObject(f"{field}.state", f"must be one of {sorted(ATTESTED_STATES)}")
     _timestamp(document, "decided_at", f"{field}.decided_at")
     _timestamp(document, "attested_at", f"{field}.attested_at")

@@ -70,7 +70,7 @@ class RemoteMember:
         signed = wire.sign_document(signer or self.hub.private_key, binding)
         document, signature = signed.as_wire()
         return {
-            "registration": self.registration,
+            "registration": dict(self.registration),
             "signature": self.registration_signature,
             "binding": document,
             "binding_signature": signature,

@@ -451,3 +451,37 @@ def test_entry_items_from_a_review_peer_are_recorded_only(charlie, bravo):
     assert _events(Action.FEDERATION_RECEIVED)[-1].data["accepted"] == [
         body["results"][0]["digest"]
     ]
+
+
+# --- Cost ------------------------------------------------------------------------------------
+
+
+def test_a_batch_costs_a_fixed_number_of_queries_whatever_its_size(bravo):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from federation.propagation.receive import batch_receive
+
+    members = [bravo.member("acme"), bravo.member("globex")]
+    _ok(bravo.push([contribution_item(member) for member in members]))  # mirrors and keys exist
+    counts = []
+    for size in (4, 40):
+        body = bravo.batch([contribution_item(members[n % 2]) for n in range(size)])
+        with CaptureQueriesContext(connection) as queries:
+            result = batch_receive(peer=bravo.peer, body=body, via="push")
+        assert result.count("accepted") == size
+        counts.append(len(queries))
+    assert counts[0] == counts[1], counts
+
+
+def test_a_received_revocation_travels_on_to_peers_that_were_sent_the_keys_contributions(bravo):
+    from federation.propagation.models import OutboxItem
+
+    delta = RemoteHub("delta.example")
+    member = bravo.member()
+    _ok(bravo.push([contribution_item(member)]))  # trusted: vetted here, owed to delta
+    assert OutboxItem.objects.filter(peer=delta.peer, kind="contribution").count() == 1
+    member.revoked_at, member.issued_at = now_seconds(), now_seconds()
+    _ok(bravo.push([key_item(member)]))
+    rows = OutboxItem.objects.filter(kind="key")
+    assert [(row.peer.hub_id, row.path) for row in rows] == [("delta.example", ["bravo.example"])]

@@ -1,0 +1,145 @@
+"""The pull feed (federation/propagation/feed.py): ``GET /api/v1/federation/feed`` gives a peer a
+hub-signed batch of what it is owed after a stream position, by the outbox's rules."""
+
+import pytest
+from rest_framework.test import APIClient
+
+from federation.hubkey import hub_public_key
+from federation.propagation.peers import peer_register, peer_update
+from federation.propagation.wire import parse_batch
+from federation.sync.models import SyncState
+from federation.sync.sequencer import sync_sequence_pending
+from tests.federation.sending_helpers import ACTOR, new_hub_key, submit, vetted_entry
+
+FEED = "/api/v1/federation/feed"
+
+
+@pytest.fixture
+def bravo(db):
+    registered = peer_register(
+        hub_id="bravo.hub",
+        name="Bravo",
+        url="http://bravo.invalid",
+        public_key=new_hub_key()[1],
+        actor=ACTOR,
+    )
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {registered.inbound_token}")
+    registered.peer.client = client
+    return registered.peer
+
+
+def page(peer, **params):
+    response = peer.client.get(FEED, params)
+    assert response.status_code == 200, response.content
+    body = response.json()
+    batch = parse_batch(body)
+    assert batch.envelope.verify(hub_public_key())
+    assert (batch.receiver, batch.problems) == ("bravo.hub", ())
+    return body, batch
+
+
+def uuids(body):
+    return [
+        (i["contribution"]["action"], i["contribution"]["uuid"]) for i in body["batch"]["items"]
+    ]
+
+
+def test_the_feed_gives_the_shared_entries_a_peer_is_owed(acme_submitter, bravo):
+    shared = vetted_entry(acme_submitter)
+    vetted_entry(acme_submitter, scope="hub")  # never leaves
+    submit(acme_submitter)  # pending: not shared
+    sync_sequence_pending()
+
+    body, batch = page(bravo, after=0)
+
+    assert [i["contribution"]["signal"]["value"] for i in body["batch"]["items"]] == [shared.value]
+    state = SyncState.objects.get(pk=1)
+    assert batch.feed == {"after": 0, "next": state.last_position, "more": False}
+    again, _ = page(bravo, after=batch.feed["next"])
+    assert again["batch"]["items"] == []
+    assert again["batch"]["feed"] == {
+        "after": state.last_position,
+        "next": state.last_position,
+        "more": False,
+    }
+
+
+def test_a_retracted_entry_comes_as_its_add_then_its_retract(acme_submitter, bravo):
+    entry = vetted_entry(acme_submitter)
+    response = acme_submitter.submit(
+        action="retract", signal={"type": entry.signal_type, "value": entry.value}, labels=[]
+    )
+    assert response.status_code == 201
+    sync_sequence_pending()
+
+    body, _ = page(bravo)
+
+    assert [action for action, _ in uuids(body)] == ["add", "retract"]
+    assert [i["attestations"][-1]["attestation"]["state"] for i in body["batch"]["items"]] == [
+        "retracted",
+        "retracted",
+    ]
+
+
+def test_an_entry_rejected_after_a_dispute_comes_as_an_entry_item(acme_submitter, bravo):
+    from federation.lifecycle import entries_transition
+
+    entry = vetted_entry(acme_submitter)
+    for state in ("disputed", "rejected"):
+        entries_transition(entry_ids=[entry.pk], to=state, actor=ACTOR)
+    sync_sequence_pending()
+
+    body, _ = page(bravo)
+
+    (item,) = body["batch"]["items"]
+    assert item["type"] == "entry" and item["attestations"][0]["attestation"]["state"] == "rejected"
+
+
+def test_the_peers_policy_applies(acme_submitter, bravo):
+    peer_update(peer=bravo, outbound_signal_types=["md5"], actor=ACTOR)
+    vetted_entry(acme_submitter)  # PDQ
+    md5 = vetted_entry(acme_submitter, signal={"type": "md5", "value": "a" * 32})
+    sync_sequence_pending()
+    body, _ = page(bravo)
+    assert [i["contribution"]["signal"]["value"] for i in body["batch"]["items"]] == [md5.value]
+
+
+def test_pages_follow_the_stream(acme_submitter, bravo):
+    values = [vetted_entry(acme_submitter).value for _ in range(5)]
+    sync_sequence_pending()
+    seen, after, pages = [], 0, 0
+    while True:
+        body, batch = page(bravo, after=after, limit=2)
+        pages += 1
+        seen += [i["contribution"]["signal"]["value"] for i in body["batch"]["items"]]
+        assert batch.feed["after"] == after
+        after = batch.feed["next"]
+        if not batch.feed["more"]:
+            break
+    assert seen == values and pages == 3
+
+
+def test_a_cursor_below_the_compaction_horizon_is_stale(acme_submitter, bravo):
+    vetted_entry(acme_submitter)
+    sync_sequence_pending()
+    SyncState.objects.filter(pk=1).update(compacted_through=5)
+    response = bravo.client.get(FEED, {"after": 3})
+    assert response.status_code == 410
+    assert response.json()["error"]["code"] == "stale_cursor"
+    assert bravo.client.get(FEED, {"after": 0}).status_code == 200  # from the start: never stale
+
+
+@pytest.mark.parametrize("params", [{"limit": 501}, {"limit": 0}, {"after": -1}, {"after": "x"}])
+def test_bad_parameters_are_refused(bravo, params):
+    response = bravo.client.get(FEED, params)
+    assert response.status_code == 400
+    assert response.json()["error"]["details"]["field"] in params
+
+
+def test_only_an_authenticated_active_peer_reads_the_feed(bravo, acme_submitter):
+    assert APIClient().get(FEED).status_code == 401
+    assert acme_submitter.client.get(FEED).status_code == 401  # a member's token opens nothing
+    peer_update(peer=bravo, state="suspended", actor=ACTOR)
+    response = bravo.client.get(FEED)
+    assert response.status_code == 403 and response.json()["error"]["code"] == "peer_suspended"

@@ -546,8 +546,11 @@ def running_federation(
     finally:
         for hub in hubs:  # thrown away with its database: no need for a warm shutdown
             hub.stop(kill=True)
+        parallel(
+            lambda hub=hub: _admin(f'DROP DATABASE IF EXISTS "{hub.database}" WITH (FORCE)')
+            for hub in hubs
+        )
         for hub in hubs:
-            _admin(f'DROP DATABASE IF EXISTS "{hub.database}" WITH (FORCE)')
             if os.environ.get("CONCORDAT_IT_KEEP_LOGS"):
                 print(f"hub {hub.name} logs kept in {hub.workdir}")
             else:

@@ -74,14 +74,30 @@ def verify(public_key: bytes, signature: bytes, message: bytes) -> bool:
     return True
 
 
-# --- A -> B -> C, and scopes ---------------------------------------------------------------------
+# --- a chain: A -> B -> C, scopes, and what follows an entry ---------------------------------------
 
 
-def test_a_vetted_entry_travels_a_to_b_to_c_and_c_verifies_the_origin_signatures():
+@pytest.fixture(scope="class")
+def chain():
+    """a - b - c, each trusting its neighbours' vetting; c knows a by its key only (it checks
+    a's bindings and attestations itself, with no link to a). The links share md5 and pdq
+    entries labelled propaganda only (the scopes test's per-peer policy); the other tests
+    share md5/propaganda entries, each with its own member and values."""
     with running_federation("a", "b", "c") as fed:
         a, b, c = fed.hubs
-        # c checks a's binding and attestation itself: it knows a by its key, with no link.
-        fed.peer_up([(a, b), (b, c)], known=[(c, a)])
+        fed.peer_up(
+            [(a, b), (b, c)], known=[(c, a)], labels=["propaganda"], signal_types=["md5", "pdq"]
+        )
+        yield fed
+
+
+class TestAChainOfThreeHubs:
+    """a - b - c: propagation with the origin's signatures checked at c, scopes and per-peer
+    policy, and what follows an entry (retraction, dispute outcome, key revocation). One chain
+    for the three tests (class scope), each with its own member and values."""
+
+    def test_a_vetted_entry_travels_a_to_b_to_c_and_c_verifies_the_origin_signatures(self, chain):
+        a, b, c = chain.hubs
         alice = a.member("acme", trusted=True)
         item = alice.add("md5", labels=["propaganda"])
         alice.submit([item])
@@ -130,13 +146,8 @@ def test_a_vetted_entry_travels_a_to_b_to_c_and_c_verifies_the_origin_signatures
         assert receipts(a, [item]) == []
         assert [row[1] for row in receipts(b, [item])] == [a.hub_id]
 
-
-def test_scopes_and_per_peer_label_and_signal_type_policy():
-    with running_federation("a", "b", "c") as fed:
-        a, b, c = fed.hubs
-        fed.peer_up(
-            [(a, b), (b, c)], known=[(c, a)], labels=["propaganda"], signal_types=["md5", "pdq"]
-        )
+    def test_scopes_and_per_peer_label_and_signal_type_policy(self, chain):
+        a, b, c = chain.hubs
         alice = a.member("acme", trusted=True)
         hub_only = alice.add("md5", scope="hub")
         one_hop = alice.add("md5", scope="peers")
@@ -168,6 +179,77 @@ def test_scopes_and_per_peer_label_and_signal_type_policy():
             "ON c.id = o.contribution_id WHERE c.uuid = ANY(%s::uuid[])",
             (uuids([hub_only, other_label, other_type]),),
         ) == [(0,)]
+
+    def test_a_retraction_a_dispute_outcome_and_a_key_revocation_reach_every_hub_holding_the_entry(
+        self, chain
+    ):
+        a, b, c = chain.hubs
+        alice = a.member("acme", trusted=True)
+        retracted, disputed, kept = (alice.add("md5") for _ in range(3))
+        alice.submit([retracted, disputed, kept])
+        for hub in (b, c):
+            hub.wait_for_contributions(uuids([retracted, disputed, kept]), timeout=30)
+            hub.wait_for_entry_state("md5", value_of(disputed), "vetted")
+
+        # A retraction travels to every hub its add went to.
+        alice.submit_one(alice.retract("md5", value_of(retracted)))
+        for hub in (a, b, c):
+            hub.wait_for_entry_state("md5", value_of(retracted), "retracted")
+
+        # A dispute and its outcome: globex at a disagrees; a's admin rejects.
+        admin = a.staff_token()
+        status, body = a.request(
+            "PATCH", "/api/v1/policy/", json_body={"dispute_threshold": 1}, token=admin
+        )
+        assert status == 200, body
+        globex = a.member("globex", role="reviewer")
+        entry_id = a.sql("SELECT id FROM federation_entry WHERE value = %s", (value_of(disputed),))[
+            0
+        ][0]
+        status, body = a.request(
+            "PUT", f"/api/v1/entries/{entry_id}/feedback/",
+            json_body={"opinion": "disagree", "note": "not ours"}, token=globex.token,
+        )  # fmt: skip
+        assert status in (200, 201), body
+        for hub in (a, b, c):
+            hub.wait_for_entry_state("md5", value_of(disputed), "disputed")
+        status, body = a.request(
+            "POST", f"/api/v1/entries/{entry_id}/resolve/",
+            json_body={"outcome": "reject", "reason": "news footage"}, token=admin,
+        )  # fmt: skip
+        assert status == 200, body
+        for hub in (a, b, c):
+            hub.wait_for_entry_state("md5", value_of(disputed), "rejected")
+
+        # The member's key is revoked at its home hub: the newer binding reaches b and c.
+        acme_admin = a.member("acme", role="member-admin")
+        status, body = a.request(
+            "POST", f"/api/v1/keys/{alice.key_id}/revoke/",
+            json_body={"reason": "key leaked"}, token=acme_admin.token,
+        )  # fmt: skip
+        assert status == 200, body
+        for hub in (b, c):
+            wait_for(
+                lambda hub=hub: (
+                    hub.sql(
+                        "SELECT revoked_at IS NOT NULL FROM members_signingkey WHERE key_id = %s",
+                        (alice.key_id,),
+                    )
+                    == [(True,)]
+                ),
+                timeout=30,
+                what=f"the revocation on {hub.name}",
+            )
+            bindings = hub.sql(
+                "SELECT b.canonical, b.signature FROM federation_keybinding b JOIN "
+                "members_signingkey k ON k.id = b.signing_key_id WHERE k.key_id = %s "
+                "ORDER BY b.issued_at",
+                (alice.key_id,),
+            )
+            assert len(bindings) == 2 and '"revoked_at":null' not in bindings[-1][0]
+            assert verify(a.public_key_raw, bytes(bindings[-1][1]), bindings[-1][0].encode())
+        # The untouched entry is still vetted everywhere.
+        assert {hub.entry_state("md5", value_of(kept)) for hub in (a, b, c)} == {"vetted"}
 
 
 def test_a_triangle_stores_each_contribution_once_everywhere_and_nothing_loops():
@@ -448,81 +530,6 @@ def test_a_receiver_refuses_bad_batches_whole_and_bad_items_alone_and_audits_bot
         b.peer_update(a, state="active")
         status, body = push(b, signed_batch(a, b, [suspended_item]), token)
         assert (status, body["accepted"]) == (200, 1), body
-
-
-# --- what follows an entry: retraction, dispute outcome, key revocation ---------------------------
-
-
-def test_a_retraction_a_dispute_outcome_and_a_key_revocation_reach_every_hub_holding_the_entry():
-    with running_federation("a", "b", "c") as fed:
-        a, b, c = fed.hubs
-        fed.peer_up([(a, b), (b, c)], known=[(c, a)])
-        alice = a.member("acme", trusted=True)
-        retracted, disputed, kept = (alice.add("md5") for _ in range(3))
-        alice.submit([retracted, disputed, kept])
-        for hub in (b, c):
-            hub.wait_for_contributions(uuids([retracted, disputed, kept]), timeout=30)
-            hub.wait_for_entry_state("md5", value_of(disputed), "vetted")
-
-        # A retraction travels to every hub its add went to.
-        alice.submit_one(alice.retract("md5", value_of(retracted)))
-        for hub in (a, b, c):
-            hub.wait_for_entry_state("md5", value_of(retracted), "retracted")
-
-        # A dispute and its outcome: globex at a disagrees; a's admin rejects.
-        admin = a.staff_token()
-        status, body = a.request(
-            "PATCH", "/api/v1/policy/", json_body={"dispute_threshold": 1}, token=admin
-        )
-        assert status == 200, body
-        globex = a.member("globex", role="reviewer")
-        entry_id = a.sql("SELECT id FROM federation_entry WHERE value = %s", (value_of(disputed),))[
-            0
-        ][0]
-        status, body = a.request(
-            "PUT", f"/api/v1/entries/{entry_id}/feedback/",
-            json_body={"opinion": "disagree", "note": "not ours"}, token=globex.token,
-        )  # fmt: skip
-        assert status in (200, 201), body
-        for hub in (a, b, c):
-            hub.wait_for_entry_state("md5", value_of(disputed), "disputed")
-        status, body = a.request(
-            "POST", f"/api/v1/entries/{entry_id}/resolve/",
-            json_body={"outcome": "reject", "reason": "news footage"}, token=admin,
-        )  # fmt: skip
-        assert status == 200, body
-        for hub in (a, b, c):
-            hub.wait_for_entry_state("md5", value_of(disputed), "rejected")
-
-        # The member's key is revoked at its home hub: the newer binding reaches b and c.
-        acme_admin = a.member("acme", role="member-admin")
-        status, body = a.request(
-            "POST", f"/api/v1/keys/{alice.key_id}/revoke/",
-            json_body={"reason": "key leaked"}, token=acme_admin.token,
-        )  # fmt: skip
-        assert status == 200, body
-        for hub in (b, c):
-            wait_for(
-                lambda hub=hub: (
-                    hub.sql(
-                        "SELECT revoked_at IS NOT NULL FROM members_signingkey WHERE key_id = %s",
-                        (alice.key_id,),
-                    )
-                    == [(True,)]
-                ),
-                timeout=30,
-                what=f"the revocation on {hub.name}",
-            )
-            bindings = hub.sql(
-                "SELECT b.canonical, b.signature FROM federation_keybinding b JOIN "
-                "members_signingkey k ON k.id = b.signing_key_id WHERE k.key_id = %s "
-                "ORDER BY b.issued_at",
-                (alice.key_id,),
-            )
-            assert len(bindings) == 2 and '"revoked_at":null' not in bindings[-1][0]
-            assert verify(a.public_key_raw, bytes(bindings[-1][1]), bindings[-1][0].encode())
-        # The untouched entry is still vetted everywhere.
-        assert {hub.entry_state("md5", value_of(kept)) for hub in (a, b, c)} == {"vetted"}
 
 
 # --- the incident lane ----------------------------------------------------------------------------

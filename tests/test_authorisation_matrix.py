@@ -152,6 +152,17 @@ DECISIONS: dict[str, Route] = {
 }
 
 
+# Federation endpoints (docs/federation.md) answer peer hubs only, authenticated by their cp_
+# tokens: a member's or staff's cc_ token is not a peer's, so every role here, like an anonymous
+# caller, is refused as unauthenticated (401) before anything else.
+PEER_ONLY: dict[str, Route] = {
+    "api/v1/federation/batches": Route("/api/v1/federation/batches", {"POST": Access(frozenset())}),
+    "api/v1/federation/feed": Route(
+        "/api/v1/federation/feed?after=0", {"GET": Access(frozenset())}
+    ),
+}
+
+
 def api_routes() -> dict[str, dict[str, object]]:
     """Every URL pattern under /api/v1/ with the HTTP methods its view implements."""
     found: dict[str, dict[str, object]] = {}
@@ -180,7 +191,7 @@ def _methods(callback) -> set[str]:
 
 
 def declared(route: str) -> Route | None:
-    return DECISIONS.get(route)
+    return DECISIONS.get(route) or PEER_ONLY.get(route)
 
 
 def cases() -> list[tuple[str, str]]:
@@ -188,7 +199,7 @@ def cases() -> list[tuple[str, str]]:
         (route, method)
         for route, info in api_routes().items()
         for method in info["methods"]
-        if declared(route) is not None and method in declared(route).methods
+        if route in DECISIONS and method in DECISIONS[route].methods
     )
 
 
@@ -204,7 +215,7 @@ def test_every_api_route_and_method_has_a_declared_decision():
         "Declare who may call these in tests/test_authorisation_matrix.py DECISIONS: "
         + ", ".join(missing)
     )
-    stale = [route for route in DECISIONS if route not in routes]
+    stale = [route for route in [*DECISIONS, *PEER_ONLY] if route not in routes]
     assert not stale, f"DECISIONS names routes that no longer exist: {stale}"
 
 
@@ -296,3 +307,19 @@ def test_authorisation(world, route, method):
         if not (got == want or (want == "allowed" and got.startswith("allowed"))):
             wrong.append(f"{role}: expected {want}, got {got} ({response.status_code})")
     assert not wrong, f"{method} {url}:\n  " + "\n  ".join(wrong)
+
+
+@pytest.mark.parametrize(
+    ("route", "method"),
+    sorted((route, method) for route, target in PEER_ONLY.items() for method in target.methods),
+)
+def test_peer_only_routes_refuse_every_role_as_unauthenticated(world, route, method):
+    clients, _values = world
+    url = PEER_ONLY[route].url
+    wrong = []
+    for role in ROLES:
+        call = getattr(clients[role], method.lower())
+        response = call(url, {}, format="json") if method != "GET" else call(url)
+        if response.status_code != 401:
+            wrong.append(f"{role}: {response.status_code}")
+    assert not wrong, f"{method} {url}: " + ", ".join(wrong)

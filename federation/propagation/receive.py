@@ -61,6 +61,7 @@ from federation.signing import (
     MalformedContribution,
     MalformedKeyRegistration,
     ParsedContribution,
+    SignatureChecks,
     decode_signature,
     parse_contribution,
     parse_key_registration,
@@ -225,6 +226,7 @@ class _Batch:
     keys: list[_KeyItem] = field(default_factory=list)
     rejection_events: list[AuditRecord] = field(default_factory=list)
     label_ids: dict[str, int] = field(default_factory=dict)
+    attestations_valid: set[tuple[int, int]] = field(default_factory=set)
     stored_keys: dict[str, SigningKey] = field(default_factory=dict)
     stored_bindings: set[tuple[str, datetime]] = field(default_factory=set)
 
@@ -439,12 +441,31 @@ def _known_hubs(parsed: wire.ParsedBatch) -> dict[str, Peer]:
 # --- 2. Each item alone -------------------------------------------------------------------------
 
 
+def _verify_attestations(batch: _Batch) -> set[tuple[int, int]]:
+    """(item index, position) of every attestation whose signature verifies under the pinned key
+    of the path hub at its position: all verified at once on the signature pool, while the
+    per-item checks below only read the outcome (in their documented order)."""
+    checks = SignatureChecks()
+    order: list[tuple[int, int]] = []
+    for item in batch.parsed.items:
+        # strict=False: a wrong number of attestations is the per-item check's to report.
+        for position, (attestation, hub) in enumerate(
+            zip(item.attestations, item.path, strict=False)
+        ):
+            verifier = batch.verifier(hub)
+            if verifier is not None and attestation.document["hub"] == hub:
+                checks.add(verifier, attestation.signature, attestation.canonical)
+                order.append((item.index, position))
+    return {key for key, valid in zip(order, checks.results(), strict=True) if valid}
+
+
 def _check_items(batch: _Batch) -> None:
     key_ids = {item.binding.document["key_id"] for item in batch.parsed.items if item.binding}
     batch.held_keys = {
         key.key_id: key
         for key in SigningKey.objects.filter(key_id__in=key_ids).select_related("organisation")
     }
+    batch.attestations_valid = _verify_attestations(batch)
     for item in batch.parsed.items:
         try:
             _check_path(batch, item)
@@ -524,8 +545,7 @@ def _check_attestations(batch: _Batch, item: wire.ParsedItem) -> tuple[str, str]
             raise _ItemRejected(
                 "bad_attestation", f"attestation {position} is not by path hub {hub!r}"
             )
-        verifier = batch.verifier(hub)
-        if verifier is None or not attestation.verify(verifier):
+        if (item.index, position) not in batch.attestations_valid:
             raise _ItemRejected(
                 "bad_attestation",
                 f"attestation {position} is not signed by the pinned key of {hub!r}",

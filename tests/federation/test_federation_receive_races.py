@@ -6,7 +6,7 @@ import threading
 import pytest
 from django.db import connection
 
-from federation.contributions.models import Contribution
+from federation.contributions.models import Contribution, Label
 from federation.propagation.models import KeyBinding, Receipt
 from federation.propagation.receive import batch_receive
 from members.models import Organisation, SigningKey
@@ -38,6 +38,8 @@ def _receive_together(deliveries):
 
 @pytest.mark.django_db(transaction=True)
 def test_the_same_new_contribution_from_two_peers_at_once_is_stored_once():
+    # Transactional tests flush the tables, seeded labels included: put back the one used.
+    Label.objects.get_or_create(slug="attack-footage", defaults={"name": "Attack footage"})
     bravo, charlie = RemoteHub("bravo.example"), RemoteHub("charlie.example")
     for attempt in range(4):
         member = bravo.member(f"acme{attempt % 2}")  # then a known member with a new key

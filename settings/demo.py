@@ -42,3 +42,8 @@ CELERY_RESULT_BACKEND = None
 # Static files straight from the apps (no collectstatic step in the demo).
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
+
+# Browsers keep cookies per host, not per port: the demo's hubs all run on 127.0.0.1, so each
+# names its own session and CSRF cookies, and signing in to one hub's admin keeps the others'.
+SESSION_COOKIE_NAME = f"concordat_{DEMO_NAME}_session"
+CSRF_COOKIE_NAME = f"concordat_{DEMO_NAME}_csrftoken"

@@ -67,6 +67,14 @@ class OutboxItem(models.Model):
                 condition=~models.Q(state="delivered"),
                 name="outbox_undelivered",
             ),
+            # "Never twice to the same peer" (federation.propagation.outbox) probes this for
+            # every (contribution, peer) it considers; without it the probe scans the peer's
+            # whole outbox, and a 10,000-item bulk costs minutes.
+            models.Index(
+                fields=["contribution", "peer"],
+                condition=models.Q(kind="contribution"),
+                name="outbox_contribution_peer",
+            ),
         ]
 
     def __str__(self) -> str:

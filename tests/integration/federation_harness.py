@@ -63,6 +63,21 @@ FAST_FEDERATION_ENV = {
     "CONCORDAT_FEDERATION_LEASE_SECONDS": "5",
 }
 
+# Several management commands in one process (one Django start-up, not one per command): reads
+# [[name, arg, ...], ...] on stdin and prints each command's output, as a JSON list.
+_MANY_COMMANDS = """
+import io, json, sys
+import django
+django.setup()
+from django.core.management import call_command
+outputs = []
+for command in json.load(sys.stdin):
+    out = io.StringIO()
+    call_command(*command, stdout=out)
+    outputs.append(out.getvalue())
+json.dump(outputs, sys.stdout)
+"""
+
 _template_lock = threading.Lock()
 _template: str | None = None
 
@@ -167,7 +182,7 @@ class FederationHub(Hub):
     hub_key: Ed25519PrivateKey | None = None
     web: subprocess.Popen | None = None
     worker: subprocess.Popen | None = None
-    web_workers: int = 2
+    web_workers: int = 1
     worker_concurrency: int = 2
     _logs: list = field(default_factory=list)
 
@@ -192,7 +207,7 @@ class FederationHub(Hub):
         assert self.web is None or self.web.poll() is not None, f"{self.name}: web is running"
         self.web = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "federation.wsgi", "--bind", f"127.0.0.1:{self.port}",
-             "--workers", str(self.web_workers), "--timeout", "300"],
+             "--workers", str(self.web_workers), "--threads", "4", "--timeout", "300"],
             cwd=ROOT, env=self.env, stdout=self._log("web.log"), stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
@@ -323,7 +338,20 @@ class FederationHub(Hub):
     def peer(self, *args: str) -> str:
         return self.manage("peer", *args)
 
-    def peer_add(
+    def manage_many(self, commands: list[list[str]]) -> list[str]:
+        """Run management commands one after the other in one process; their outputs."""
+        if not commands:
+            return []
+        done = subprocess.run(
+            [sys.executable, "-c", _MANY_COMMANDS],
+            cwd=ROOT, env=self.env, input=json.dumps(commands), capture_output=True, text=True,
+            timeout=300,
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise RuntimeError(f"{self.name}: {commands} failed:\n{done.stderr[-3000:]}")
+        return json.loads(done.stdout)
+
+    def peer_add_args(
         self,
         other: "FederationHub",
         *,
@@ -332,8 +360,9 @@ class FederationHub(Hub):
         scopes: Iterable[str] | None = None,
         labels: Iterable[str] | None = None,
         signal_types: Iterable[str] | None = None,
-    ) -> dict:
-        args = ["add", "--hub-id", other.hub_id, "--name", other.name,
+    ) -> list[str]:
+        """The ``manage.py peer add`` that registers ``other`` here (with its URL: a link)."""
+        args = ["peer", "add", "--hub-id", other.hub_id, "--name", other.name,
                 "--public-key", other.public_key_b64]  # fmt: skip
         if link:
             args += ["--url", other.url]
@@ -343,7 +372,7 @@ class FederationHub(Hub):
                              ("--signal-types", signal_types)):  # fmt: skip
             if values:
                 args += [flag, ",".join(values)]
-        return json.loads(self.peer(*args).strip().splitlines()[-1])
+        return args
 
     def peer_update(self, other: "FederationHub", **options: str) -> None:
         args = ["update", "--hub-id", other.hub_id]
@@ -396,29 +425,48 @@ class Federation:
     ) -> None:
         """Peer a and b both ways with the same policies: each pins the other's key with its URL
         (``peer add``), and presents the token the other issued (``peer set-outbound-token``)."""
-        self.link_many([(a, b)], inbound_policy=inbound_policy, scopes=scopes, labels=labels,
-                       signal_types=signal_types)  # fmt: skip
-
-    def link_many(self, pairs: list[tuple[FederationHub, FederationHub]], **policy) -> None:
-        """Several links at once: every ``peer add`` in parallel, then every token exchange."""
-        directions = [(a, b) for a, b in pairs] + [(b, a) for a, b in pairs]
-        issued = parallel(lambda a=a, b=b: a.peer_add(b, **policy) for a, b in directions)
-        for (a, b), answer in zip(directions, issued, strict=True):
-            self.tokens[(b.name, a.name)] = answer["inbound_token"]
-        parallel(
-            lambda a=a, b=b, token=answer["inbound_token"]: b.peer(
-                "set-outbound-token", "--hub-id", a.hub_id, "--token", token
-            )
-            for (a, b), answer in zip(directions, issued, strict=True)
-        )
+        self.peer_up([(a, b)], inbound_policy=inbound_policy, scopes=scopes, labels=labels,
+                     signal_types=signal_types)  # fmt: skip
 
     def triangle(self, **policy) -> None:
         a, b, c = self.hubs[:3]
-        self.link_many([(a, b), (b, c), (a, c)], **policy)
+        self.peer_up([(a, b), (b, c), (a, c)], **policy)
 
     def know(self, a: FederationHub, c: FederationHub) -> None:
         """a registers c by its key only (no URL): c's signatures can be checked at a."""
-        a.peer_add(c, link=False)
+        self.peer_up([], known=[(a, c)])
+
+    def peer_up(
+        self,
+        links: list[tuple[FederationHub, FederationHub]],
+        *,
+        known: list[tuple[FederationHub, FederationHub]] = (),
+        inbound_policy: str = "trust",
+        **policy,
+    ) -> None:
+        """Several links (both ways, same policy) and key-only registrations at once: first every
+        hub runs its ``peer add`` commands, then every hub its ``peer set-outbound-token`` with
+        the tokens the others issued (one process per hub and step, all hubs in parallel)."""
+        adds: dict[str, list[tuple[FederationHub, list[str]]]] = {h.name: [] for h in self.hubs}
+        for a, b in [*links, *((b, a) for a, b in links)]:
+            adds[a.name].append((b, a.peer_add_args(b, inbound_policy=inbound_policy, **policy)))
+        for a, c in known:
+            adds[a.name].append((c, a.peer_add_args(c, link=False)))
+        outputs = parallel(
+            lambda hub=hub: hub.manage_many([args for _other, args in adds[hub.name]])
+            for hub in self.hubs
+        )
+        exchange: dict[str, list[list[str]]] = {h.name: [] for h in self.hubs}
+        for hub, texts in zip(self.hubs, outputs, strict=True):
+            for (other, args), text in zip(adds[hub.name], texts, strict=True):
+                if "--url" not in args:
+                    continue
+                token = json.loads(text.strip().splitlines()[-1])["inbound_token"]
+                self.tokens[(other.name, hub.name)] = token
+                exchange[other.name].append(
+                    ["peer", "set-outbound-token", "--hub-id", hub.hub_id, "--token", token]
+                )
+        parallel(lambda hub=hub: hub.manage_many(exchange[hub.name]) for hub in self.hubs)
 
 
 def _new_hub(
@@ -475,7 +523,7 @@ def running_federation(
     worker: bool = True,
     extra_env: dict | None = None,
     env_by_hub: dict[str, dict] | None = None,
-    web_workers: int = 2,
+    web_workers: int = 1,
     worker_concurrency: int = 2,
 ) -> Iterator[Federation]:
     """Start one hub per name (cloned database, key, gunicorn, Celery worker) and tear them down."""
@@ -498,8 +546,11 @@ def running_federation(
     finally:
         for hub in hubs:  # thrown away with its database: no need for a warm shutdown
             hub.stop(kill=True)
+        parallel(
+            lambda hub=hub: _admin(f'DROP DATABASE IF EXISTS "{hub.database}" WITH (FORCE)')
+            for hub in hubs
+        )
         for hub in hubs:
-            _admin(f'DROP DATABASE IF EXISTS "{hub.database}" WITH (FORCE)')
             if os.environ.get("CONCORDAT_IT_KEEP_LOGS"):
                 print(f"hub {hub.name} logs kept in {hub.workdir}")
             else:

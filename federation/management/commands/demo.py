@@ -457,7 +457,7 @@ class Command(BaseCommand):
         its own member, and check there the origin member's signature on what arrived."""
         if not peers:
             return
-        what = "vetted entries travel" if state == "vetted" else "the retraction travels"
+        what = "vetted entries travel" if state == "vetted" else "retraction travels"
         self.say(
             f"Federation: the {what} from {origin.hub_id} to its peers (pushed through Celery)"
         )
@@ -610,7 +610,7 @@ class Command(BaseCommand):
             self.say(f"    $ {manage_env} {python} manage.py peer status")
         if not keep_running:
             self.say(
-                "The hubs stop when this demo ends; to keep it up for the commands above, run "
+                "The hubs stop when this demo ends; to keep them up for the commands above, run "
                 "make demo DEMO_ARGS=--keep-running."
             )
 
@@ -675,7 +675,7 @@ def refuse_if_port_taken(hub: DemoHub) -> None:
             raise CommandError(
                 f"Port {hub.port} on 127.0.0.1 is already in use (another demo or server?); "
                 f"nothing was changed. Stop it, or choose another port: "
-                f"make demo DEMO_ARGS='--port 8702 --hub-name hub-b'."
+                f"make demo DEMO_ARGS='--port 8711 --hub-name demo2'."
             ) from None
 
 

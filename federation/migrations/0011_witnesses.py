@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('federation', '0009_outbox_lease'),
+        ('federation', '0010_outbox_contribution_peer_index'),
     ]
 
     operations = [

@@ -22,7 +22,7 @@ browser:
 	@$(PYTHON) tests/ensure_services.py --browser-only
 
 test: $(STAMP) services browser lint
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup --durations=15
 
 bench: $(STAMP) services
 	$(BIN)/python -m pip install --quiet -r requirements-bench.txt

@@ -20,8 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from tests.federation.signing_vectors_gen import seed_private_key, seed_public_key
 
 VECTORS_PATH = Path(__file__).resolve().parents[2] / "docs" / "federation-vectors.json"
 
@@ -39,18 +38,6 @@ def seed_for(label: str) -> bytes:
     return hashlib.sha256(f"concordat federation vectors: {label}".encode()).digest()
 
 
-def _private_key(seed: bytes) -> Ed25519PrivateKey:
-    return Ed25519PrivateKey.from_private_bytes(seed)
-
-
-def _public_key(seed: bytes) -> bytes:
-    return (
-        _private_key(seed)
-        .public_key()
-        .public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    )
-
-
 def _at(text: str) -> datetime:
     return datetime.fromisoformat(text).astimezone(UTC)
 
@@ -65,7 +52,7 @@ def _signed(name: str, seed: bytes, signer: str, document: dict[str, Any]) -> di
         "object": document,
         "canonical_utf8": canonical.decode(),
         "canonical_sha256_hex": hashlib.sha256(canonical).hexdigest(),
-        "signature_b64": base64.b64encode(_private_key(seed).sign(canonical)).decode(),
+        "signature_b64": base64.b64encode(seed_private_key(seed).sign(canonical)).decode(),
     }
 
 
@@ -76,7 +63,7 @@ def build_vectors() -> dict[str, Any]:
 
     hub_seeds = {hub: seed_for(f"hub key {hub}") for hub in (HUB_A, HUB_B, HUB_C)}
     member_seed = seed_for("acme key")
-    member_public = _public_key(member_seed)
+    member_public = seed_public_key(member_seed)
 
     registration = key_registration_document(
         hub=HUB_A, member=MEMBER, public_key=member_public, created_at=_at("2026-01-30T09:00:00Z")
@@ -200,8 +187,8 @@ def build_vectors() -> dict[str, Any]:
             {
                 "hub_id": hub,
                 "seed_hex": seed.hex(),
-                "public_key_hex": _public_key(seed).hex(),
-                "public_key_b64": base64.b64encode(_public_key(seed)).decode(),
+                "public_key_hex": seed_public_key(seed).hex(),
+                "public_key_b64": base64.b64encode(seed_public_key(seed)).decode(),
             }
             for hub, seed in hub_seeds.items()
         ],

@@ -32,13 +32,13 @@ def seed_for(label: str) -> bytes:
     return hashlib.sha256(f"concordat signing vectors: {label}".encode()).digest()
 
 
-def _private_key(seed: bytes) -> Ed25519PrivateKey:
+def seed_private_key(seed: bytes) -> Ed25519PrivateKey:
     return Ed25519PrivateKey.from_private_bytes(seed)
 
 
-def _public_key(seed: bytes) -> bytes:
+def seed_public_key(seed: bytes) -> bytes:
     return (
-        _private_key(seed)
+        seed_private_key(seed)
         .public_key()
         .public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     )
@@ -52,7 +52,7 @@ def _contribution(seed: bytes, **fields: Any) -> dict[str, Any]:
         "v": 1,
         "hub": HUB,
         "member": "acme",
-        "key_id": key_id_for(_public_key(seed)),
+        "key_id": key_id_for(seed_public_key(seed)),
         "uuid": "",
         "created_at": "2026-01-31T12:00:00Z",
         "action": "add",
@@ -319,8 +319,8 @@ def _key_registration(seed: bytes, **fields: Any) -> dict[str, Any]:
         "v": 1,
         "hub": HUB,
         "member": "acme",
-        "key_id": key_id_for(_public_key(seed)),
-        "public_key": base64.b64encode(_public_key(seed)).decode(),
+        "key_id": key_id_for(seed_public_key(seed)),
+        "public_key": base64.b64encode(seed_public_key(seed)).decode(),
         "created_at": "2026-01-31T11:00:00Z",
     }
     document.update(fields)
@@ -347,14 +347,14 @@ def _vector(
     canonical = canonical_bytes(document)
     if signature_b64 is None:
         message = canonical if signed_message is None else signed_message
-        raw = _private_key(signing_seed or seed).sign(message)
+        raw = seed_private_key(signing_seed or seed).sign(message)
         signature_b64 = base64.b64encode(raw).decode()
     vector: dict[str, Any] = {
         "id": name,
         "description": description,
         "seed_hex": seed.hex(),
-        "public_key_hex": _public_key(seed).hex(),
-        "key_id": key_id_for(_public_key(seed)),
+        "public_key_hex": seed_public_key(seed).hex(),
+        "key_id": key_id_for(seed_public_key(seed)),
         field: document,
         "canonical_utf8": canonical.decode(),
         "canonical_sha256_hex": hashlib.sha256(canonical).hexdigest(),

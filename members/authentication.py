@@ -21,10 +21,12 @@ def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def split_token(token: str) -> tuple[str, str] | None:
-    if not token.startswith(TOKEN_PREFIX):
+def split_token(token: str, *, marker: str = TOKEN_PREFIX) -> tuple[str, str] | None:
+    """``(prefix, secret)`` of a ``<marker><prefix>_<secret>`` token (``cc_`` for API credentials,
+    ``cp_`` for peer hubs' credentials), or None if it is not one."""
+    if not token.startswith(marker):
         return None
-    prefix, sep, secret = token[len(TOKEN_PREFIX) :].partition("_")
+    prefix, sep, secret = token[len(marker) :].partition("_")
     if not sep or not prefix or not secret or len(token) > 200:
         return None
     return prefix, secret

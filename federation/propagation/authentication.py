@@ -15,7 +15,6 @@ federation endpoint, and a peer's token never opens a member endpoint.
   audited ``peer.credential_issued``; the token is returned once and never stored.
 """
 
-import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
@@ -30,25 +29,19 @@ from federation.errors import Forbidden
 from federation.transparency.actions import Action, Key, ObjectType
 from federation.transparency.audit import AuditRecord, audit_record
 from members.actors import Actor
+from members.authentication import hash_secret, split_token
 from members.models import Peer
 
 PEER_TOKEN_PREFIX = "cp_"  # noqa: S105 (a format marker, not a secret)
-_MAX_TOKEN_LENGTH = 200
 
 
-def hash_peer_secret(secret: str) -> str:
-    # 256 random bits: a fast hash suffices (there is no dictionary to guard against).
-    return hashlib.sha256(secret.encode()).hexdigest()
+# Peer secrets are hashed and split exactly as API credentials are; only the marker differs.
+hash_peer_secret = hash_secret
 
 
 def split_peer_token(token: str) -> tuple[str, str] | None:
     """``(prefix, secret)`` of a ``cp_<prefix>_<secret>`` token, or None if it is not one."""
-    if len(token) > _MAX_TOKEN_LENGTH or not token.startswith(PEER_TOKEN_PREFIX):
-        return None
-    prefix, sep, secret = token[len(PEER_TOKEN_PREFIX) :].partition("_")
-    if not sep or not prefix or not secret:
-        return None
-    return prefix, secret
+    return split_token(token, marker=PEER_TOKEN_PREFIX)
 
 
 @dataclass(frozen=True)

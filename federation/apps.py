@@ -4,3 +4,8 @@ from django.apps import AppConfig
 class FederationConfig(AppConfig):
     name = "federation"
     verbose_name = "Federation"
+
+    def ready(self) -> None:
+        from federation import lookups
+
+        lookups.register()

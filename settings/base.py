@@ -263,10 +263,13 @@ FEDERATION_BACKOFF_MAX_SECONDS = float(env_int("CONCORDAT_FEDERATION_BACKOFF_MAX
 FEDERATION_LEASE_SECONDS = float(env_int("CONCORDAT_FEDERATION_LEASE_SECONDS", 120))
 FEDERATION_CONNECT_TIMEOUT_SECONDS = float(env_int("CONCORDAT_FEDERATION_CONNECT_TIMEOUT", 5))
 FEDERATION_READ_TIMEOUT_SECONDS = float(env_int("CONCORDAT_FEDERATION_READ_TIMEOUT", 60))
-# One batch per task: a drain task holds a worker slot while it sends, so with one busy normal
-# lane per linked peer every slot can be taken and the incident queue waits for them all;
-# handing the slot back after each batch lets an incident drain in after at most one batch.
-FEDERATION_DRAIN_MAX_BATCHES = env_int("CONCORDAT_FEDERATION_DRAIN_MAX_BATCHES", 1)
+# A drain sends rounds: up to FEDERATION_DRAIN_PARALLEL batches at once (items of one entry, or of
+# one key, always in one batch and in order; the peer applies the batches in parallel). One round
+# per task: a drain task holds a worker slot while it sends, so with one busy normal lane per
+# linked peer every slot can be taken and the incident queue waits for them all; handing the
+# slot back after each round lets an incident drain in after at most one round.
+FEDERATION_DRAIN_PARALLEL = max(1, env_int("CONCORDAT_FEDERATION_DRAIN_PARALLEL", 4))
+FEDERATION_DRAIN_ROUNDS = env_int("CONCORDAT_FEDERATION_DRAIN_ROUNDS", 1)
 # The pull feed this hub serves: entries per page (default and bound).
 FEDERATION_FEED_PAGE_SIZE = env_int("CONCORDAT_FEDERATION_FEED_PAGE_SIZE", 200)
 FEDERATION_FEED_PAGE_SIZE_MAX = 500

@@ -69,6 +69,9 @@ class BuiltBatch:
     )  # (row, item, digest)
     failed: dict[int, str] = field(default_factory=dict)  # row → why it cannot be built
     dropped: list[int] = field(default_factory=list)  # rows no longer owed (peer on the path…)
+    # row → what the item depends on: items of one group must arrive in row order (an entry's
+    # items: its adds, retracts and state changes; a key's items), items of two groups need not.
+    groups: dict[int, tuple[str, int]] = field(default_factory=dict)
 
 
 def row_refs(rows) -> list[RowRef]:
@@ -198,7 +201,16 @@ def items_build(refs: Sequence[RowRef], *, peer_hub: str, now: datetime) -> Buil
             built.dropped.append(ref.id)
         else:
             built.items.append((ref.id, item, item_digest(item)))
+            built.groups[ref.id] = _group(ref, context)
     return built
+
+
+def _group(ref: RowRef, context: _Context) -> tuple[str, int]:
+    if ref.kind == OutboxItem.Kind.CONTRIBUTION:
+        return ("entry", context.contributions[ref.contribution_id]["entry_id"])
+    if ref.kind == OutboxItem.Kind.ENTRY:
+        return ("entry", ref.entry_id)
+    return ("key", ref.signing_key_id)
 
 
 def _build(ref: RowRef, context: _Context, peer_hub: str, hub: str) -> dict[str, Any] | None:

@@ -2,6 +2,7 @@
 HTTP server on 127.0.0.1 that answers like a hub: batches, results, failures, backoff, dead
 letters, the admin's retry, and a killed worker's lease."""
 
+import threading
 from datetime import timedelta
 
 import pytest
@@ -10,7 +11,14 @@ from django.utils import timezone
 
 from federation.hubkey import hub_public_key
 from federation.propagation import delivery
-from federation.propagation.delivery import _claim, backoff_seconds, outbox_drain, outbox_retry
+from federation.lifecycle import entries_transition
+from federation.propagation.delivery import (
+    _claim,
+    backoff_seconds,
+    outbox_drain,
+    outbox_retry,
+    partition,
+)
 from federation.propagation.models import OutboxItem, PeerLink
 from federation.propagation.peers import peer_update
 from federation.propagation.wire import item_digest, parse_batch
@@ -70,18 +78,75 @@ def test_a_batch_is_signed_sent_with_the_token_and_its_items_delivered(
 
 def test_batches_are_bounded_and_go_oldest_first(acme_submitter, bravo, receiver, settings):
     settings.FEDERATION_BATCH_SIZE = 3
+    settings.FEDERATION_DRAIN_PARALLEL = 1
     for _ in range(7):
         vetted_entry(acme_submitter)
     order = [r.contribution_id for r in rows()]
 
-    assert drain(bravo).batches == 1  # one batch per task by default, and more is due
-    assert drain(bravo, max_batches=5).batches == 2
+    assert drain(bravo).batches == 1  # one round per task by default, and more is due
+    assert drain(bravo, max_rounds=5).batches == 2
 
     assert [len(b["batch"]["items"]) for b in receiver.batches] == [3, 3, 1]
     sent = [i["contribution"]["uuid"] for i in receiver.items()]
     from federation.contributions.models import Contribution
 
     assert sent == [str(Contribution.objects.get(pk=pk).uuid) for pk in order]
+
+
+@pytest.mark.parametrize(
+    ("keyed", "parts", "size", "expected"),
+    [
+        # Batches fill one after another, and are bounded.
+        ([(1, "a"), (2, "b"), (3, "c")], 2, 2, ([[1, 2], [3]], [])),
+        # A group goes where it started, even to an earlier batch.
+        ([(1, "a"), (2, "b"), (3, "c"), (4, "a")], 2, 2, ([[1, 2], [3]], [4])),
+        ([(1, "a"), (2, "b"), (3, "a"), (4, "c")], 2, 3, ([[1, 2, 3], [4]], [])),
+        # Out of batches: the rest waits for the next round, in order.
+        ([(1, "a"), (2, "b"), (3, "c"), (4, "d"), (5, "a")], 2, 2, ([[1, 2], [3, 4]], [5])),
+        # A full group's batch stops the round there: nothing after the row overtakes it.
+        ([(1, "a"), (2, "a"), (3, "a"), (4, "b")], 3, 2, ([[1, 2]], [3, 4])),
+        ([], 4, 500, ([], [])),
+    ],
+)
+def test_partition(keyed, parts, size, expected):
+    assert partition(keyed, parts=parts, size=size) == expected
+
+
+def test_a_round_posts_its_batches_at_once_and_an_entrys_items_stay_together(
+    acme_submitter, bravo, receiver, settings
+):
+    settings.FEDERATION_BATCH_SIZE = 2
+    settings.FEDERATION_DRAIN_PARALLEL = 3
+    entries = [vetted_entry(acme_submitter) for _ in range(5)]
+    entries_transition(entry_ids=[entries[0].pk], to="disputed", actor=ACTOR)
+    # Every batch of the round waits here for the other two: sent one after another, they
+    # would time out and fail.
+    barrier = threading.Barrier(3, timeout=10)
+
+    def answer(body):
+        barrier.wait()
+        return 200, accept_all(body)
+
+    receiver.answer = answer
+
+    first = drain(bravo)
+
+    assert (first.batches, first.delivered, first.failed) == (3, 5, 0)
+    assert first.more  # the dispute: its entry's batch was full, so it waits for the next round
+    (waiting,) = rows(state="pending")
+    assert (waiting.kind, waiting.attempts, waiting.claimed_until) == ("entry", 0, None)
+    receiver.answer = None
+    assert drain(bravo).delivered == 1
+    assert {r.state for r in rows()} == {"delivered"}
+    # The first entry's add and its dispute: the add was sent first, in a batch of its own round.
+    signals = [
+        [item["attestations"][-1]["attestation"]["signal"]["value"] for item in b["batch"]["items"]]
+        for b in receiver.batches
+    ]
+    assert sorted(len(batch) for batch in signals[:3]) == [1, 2, 2]
+    assert signals[3] == [entries[0].value]
+    assert entries[0].value in [value for batch in signals[:3] for value in batch]
+    assert AuditEvent.objects.filter(action="federation.sent").count() == 4
 
 
 def test_a_rejected_item_is_refused_alone(acme_submitter, bravo, receiver):

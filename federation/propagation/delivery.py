@@ -351,7 +351,7 @@ def _mark_delivered(rows: list[OutboxItem], now: datetime) -> None:
         return
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {OutboxItem._meta.db_table} AS o SET state = %s, digest = v.digest,"
+            f"UPDATE {OutboxItem._meta.db_table} AS o SET state = %s, digest = v.digest,"  # noqa: S608
             " delivered_at = %s, claimed_until = NULL, last_error = ''"
             " FROM unnest(%s::bigint[], %s::text[]) AS v(id, digest) WHERE o.id = v.id",
             [OutboxItem.State.DELIVERED, now, [r.pk for r in rows], [r.digest for r in rows]],

@@ -10,8 +10,8 @@ from django.conf import settings
 from django.utils import timezone
 
 from federation.hubkey import hub_public_key
-from federation.propagation import delivery
 from federation.lifecycle import entries_transition
+from federation.propagation import delivery
 from federation.propagation.delivery import (
     _claim,
     backoff_seconds,

@@ -28,13 +28,56 @@ tombstoned in ``alive`` and skipped.
 """
 
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 CHUNKS = 16
 CHUNK_BITS = 16
 BUCKETS = 1 << CHUNK_BITS
 MAX_RADIUS = 4  # per chunk; 16 * (4 + 1) = 80 units, enough for any threshold <= 79
 PROBE_COST = 16  # a probe's own cost (about two cache misses), in candidates, when choosing radii
+PROBE_AHEAD = 8  # the bucket prefetched while scanning one: this many probes further on
+PREFETCH_LINES = 16  # at most this many 64-byte lines of that bucket (64 candidates)
+VERIFY_AHEAD = 8  # the row prefetched while verifying a candidate: this many candidates on
+
+
+def _masks_by_level() -> np.ndarray:
+    """Every 16-bit mask of at most ``MAX_RADIUS`` bits, by number of bits: the buckets within
+    radius ``r`` of ``v`` are ``v ^ MASKS[:LEVEL_END[r]]``, those at exactly ``r`` bits
+    ``v ^ MASKS[LEVEL_END[r - 1]:LEVEL_END[r]]``."""
+    masks = [m for m in range(BUCKETS) if m.bit_count() <= MAX_RADIUS]
+    return np.array(sorted(masks, key=lambda m: (m.bit_count(), m)), dtype=np.int64)
+
+
+MASKS = _masks_by_level()
+LEVEL_END = np.cumsum([1, 16, 120, 560, 1820]).astype(np.int64)  # C(16, 0 … 4), summed
+MAX_PROBES = CHUNKS * int(LEVEL_END[MAX_RADIUS])
+
+
+@intrinsic
+def _prefetch(typingctx, array, index):
+    """A hint to the CPU to start loading ``array.flat[index]`` into the cache (LLVM's
+    ``llvm.prefetch``, for reading, kept in all levels); ``array`` must be C-contiguous. It never
+    faults, whatever the address, and changes no result: it only lets the next buckets' memory
+    arrive while the current one is scanned, instead of one cache miss after another."""
+    sig = types.void(array, index)
+
+    def codegen(context, builder, signature, args):
+        data = context.make_array(signature.args[0])(context, builder, args[0]).data
+        byte_pointer = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        function = cgutils.get_or_insert_function(
+            builder.module,
+            ir.FunctionType(ir.VoidType(), [byte_pointer, i32, i32, i32]),
+            "llvm.prefetch.p0",
+        )
+        address = builder.bitcast(builder.gep(data, [args[1]]), byte_pointer)
+        builder.call(function, [address, i32(0), i32(3), i32(1)])
+        return context.get_dummy_value()
+
+    return sig, codegen
 
 
 @njit(inline="always")
@@ -48,6 +91,12 @@ def _popcount(x):
 @njit(inline="always")
 def _chunk(words, c):
     return np.int64((words[c >> 2] >> np.uint64(16 * (c & 3))) & np.uint64(0xFFFF))
+
+
+@njit(inline="always")
+def _row_chunk(hashes, row, c):
+    """``_chunk(hashes[row], c)`` without making a view of the row (cheaper in a loop)."""
+    return np.int64((hashes[row, c >> 2] >> np.uint64(16 * (c & 3))) & np.uint64(0xFFFF))
 
 
 @njit(inline="always")
@@ -73,14 +122,24 @@ def _pre_words(c):
     return first, first + 1
 
 
-@njit(nogil=True, cache=True)
-def build_csr(hashes, n_rows):
+def build_csr(hashes: np.ndarray, n_rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The CSR of rows ``0 … n_rows - 1`` per chunk: ``(offsets[16, 65537], ids[16, n_rows],
     pre[16, n_rows, 2])``; ``pre`` holds, beside each row id, the 128 bits of the hash outside
-    the chunk's half, so most candidates are rejected from the bucket's own contiguous memory."""
+    the chunk's half, so most candidates are rejected from the bucket's own contiguous memory.
+
+    The arrays are allocated by numpy, not inside the kernel: numpy asks Linux for transparent
+    huge pages (2 MiB) on large arrays, numba's allocator does not. A search reads a few hundred
+    buckets at random places in ``pre`` (256 MiB at 1,000,000 hashes); with 4 KiB pages nearly
+    every one of those reads also misses the TLB (measured: searches 1.6-1.8x slower)."""
     offsets = np.zeros((CHUNKS, BUCKETS + 1), dtype=np.uint32)
     ids = np.empty((CHUNKS, n_rows), dtype=np.uint32)
     pre = np.empty((CHUNKS, n_rows, 2), dtype=np.uint64)
+    _fill_csr(hashes, n_rows, offsets, ids, pre)
+    return offsets, ids, pre
+
+
+@njit(nogil=True, cache=True)
+def _fill_csr(hashes, n_rows, offsets, ids, pre):
     cursor = np.empty(BUCKETS, dtype=np.uint32)
     for c in range(CHUNKS):
         for row in range(n_rows):
@@ -97,7 +156,6 @@ def build_csr(hashes, n_rows):
             pre[c, k, 0] = hashes[row, w0]
             pre[c, k, 1] = hashes[row, w1]
             cursor[v] += 1
-    return offsets, ids, pre
 
 
 @njit(inline="always")
@@ -109,30 +167,10 @@ def _size(offsets, c, v):
 def _level_cost(offsets, c, qc, level):
     """Candidates in the buckets at exactly ``level`` bits from ``qc`` in chunk ``c``, plus the
     probes' own cost."""
+    start = 0 if level == 0 else LEVEL_END[level - 1]
     total = 0
-    if level == 0:
-        return _size(offsets, c, qc) + PROBE_COST
-    if level == 1:
-        for a in range(CHUNK_BITS):
-            total += _size(offsets, c, qc ^ (1 << a)) + PROBE_COST
-        return total
-    if level == 2:
-        for a in range(CHUNK_BITS):
-            for b in range(a + 1, CHUNK_BITS):
-                total += _size(offsets, c, qc ^ (1 << a) ^ (1 << b)) + PROBE_COST
-        return total
-    if level == 3:
-        for a in range(CHUNK_BITS):
-            for b in range(a + 1, CHUNK_BITS):
-                for d in range(b + 1, CHUNK_BITS):
-                    total += _size(offsets, c, qc ^ (1 << a) ^ (1 << b) ^ (1 << d)) + PROBE_COST
-        return total
-    for a in range(CHUNK_BITS):
-        for b in range(a + 1, CHUNK_BITS):
-            for d in range(b + 1, CHUNK_BITS):
-                for e in range(d + 1, CHUNK_BITS):
-                    v = qc ^ (1 << a) ^ (1 << b) ^ (1 << d) ^ (1 << e)
-                    total += _size(offsets, c, v) + PROBE_COST
+    for i in range(start, LEVEL_END[level]):
+        total += _size(offsets, c, qc ^ MASKS[i]) + PROBE_COST
     return total
 
 
@@ -172,52 +210,88 @@ def _radii(offsets, qcs, threshold, radii):
 @njit(inline="always")
 def _accept(hashes, quality, alive, row, q, qcs, radii, c, threshold, quality_min):
     """The row's distance if it is reported from chunk ``c``, else -1."""
-    if not alive[row] or quality[row] < quality_min:
-        return -1
     d = _distance(hashes, row, q)
     if d > threshold:
         return -1
     for j in range(c):  # reported from the lowest chunk whose probe ball holds it
-        if radii[j] >= 0 and _chunk_distance(_chunk(hashes[row], j), qcs[j]) <= radii[j]:
+        if radii[j] >= 0 and _chunk_distance(_row_chunk(hashes, row, j), qcs[j]) <= radii[j]:
             return -1
+    if not alive[row] or quality[row] < quality_min:
+        return -1
     return d
 
 
 @njit(inline="always")
-def _emit(out_q, out_row, out_d, n, qi, row, d):
-    if n == out_q.shape[0]:
-        grown = out_q.shape[0] * 2
-        nq = np.empty(grown, dtype=np.int32)
-        nr = np.empty(grown, dtype=np.int64)
-        nd = np.empty(grown, dtype=np.int16)
-        nq[:n] = out_q[:n]
-        nr[:n] = out_row[:n]
-        nd[:n] = out_d[:n]
-        out_q, out_row, out_d = nq, nr, nd
-    out_q[n] = qi
-    out_row[n] = row
-    out_d[n] = d
-    return out_q, out_row, out_d, n + 1
+def _room(out_q, out_row, out_d, n, need):
+    """The output arrays, grown (doubling) to hold at least ``need`` results. Called once per
+    query before its loops, never inside them: an array reassigned in a hot loop costs numba
+    reference counting on every iteration (measured: verification 2x slower)."""
+    if need <= out_q.shape[0]:
+        return out_q, out_row, out_d
+    grown = max(need, 2 * out_q.shape[0])
+    nq = np.empty(grown, dtype=np.int32)
+    nr = np.empty(grown, dtype=np.int64)
+    nd = np.empty(grown, dtype=np.int16)
+    nq[:n] = out_q[:n]
+    nr[:n] = out_row[:n]
+    nd[:n] = out_d[:n]
+    return nq, nr, nd
 
 
 @njit(inline="always")
-def _scan_bucket(
-    offsets, ids, pre, hashes, quality, alive, q, qcs, radii, c, v, threshold, quality_min, qi,
-    out,
-):  # fmt: skip
-    out_q, out_row, out_d, n = out
-    w0, w1 = _pre_words(c)
-    q0, q1 = q[w0], q[w1]
-    for k in range(offsets[c, v], offsets[c, v + 1]):
-        # A lower bound from the bucket's own memory: half the hash. Above the threshold, the
-        # full distance is too, so the row is rejected without reading it.
-        if _popcount(pre[c, k, 0] ^ q0) + _popcount(pre[c, k, 1] ^ q1) > threshold:
+def _probes(offsets, qcs, radii, probe_c, probe_lo, probe_hi):
+    """Lists the non-empty buckets to scan, ``(chunk, first, end)`` in ``ids``/``pre``; returns
+    how many, and how many candidates they hold."""
+    m = 0
+    candidates = 0
+    for c in range(CHUNKS):
+        if radii[c] < 0:
             continue
-        row = np.int64(ids[c, k])
-        d = _accept(hashes, quality, alive, row, q, qcs, radii, c, threshold, quality_min)
-        if d >= 0:
-            out_q, out_row, out_d, n = _emit(out_q, out_row, out_d, n, qi, row, d)
-    return out_q, out_row, out_d, n
+        qc = qcs[c]
+        for i in range(LEVEL_END[radii[c]]):
+            v = qc ^ MASKS[i]
+            lo = np.int64(offsets[c, v])
+            hi = np.int64(offsets[c, v + 1])
+            if hi > lo:
+                probe_c[m] = c
+                probe_lo[m] = lo
+                probe_hi[m] = hi
+                candidates += hi - lo
+                m += 1
+    return m, candidates
+
+
+@njit(inline="always")
+def _prefetch_bucket(pre, c, lo, hi):
+    """Start loading the first ``PREFETCH_LINES`` lines of a bucket's prefilter halves."""
+    first = (c * pre.shape[1] + lo) * 2
+    end = (c * pre.shape[1] + hi) * 2
+    line = 0
+    while line < PREFETCH_LINES and first + 8 * line < end:
+        _prefetch(pre, first + 8 * line)
+        line += 1
+
+
+@njit(inline="always")
+def _prefilter(pre, ids, q, probe_c, probe_lo, probe_hi, m, threshold, pass_row, pass_c):
+    """Pass 1: scan the listed buckets, prefetching ``PROBE_AHEAD`` buckets ahead, and keep the
+    rows whose prefilter half is within the threshold. Above it the full distance is too, so
+    almost every candidate is rejected here from the bucket's own memory, and the few rows kept
+    are read in pass 2, where their loads can overlap (here each would stall the scan)."""
+    n = 0
+    for p in range(m):
+        if p + PROBE_AHEAD < m:
+            ahead = p + PROBE_AHEAD
+            _prefetch_bucket(pre, probe_c[ahead], probe_lo[ahead], probe_hi[ahead])
+        c = probe_c[p]
+        w0, w1 = _pre_words(c)
+        q0, q1 = q[w0], q[w1]
+        for k in range(probe_lo[p], probe_hi[p]):
+            if _popcount(pre[c, k, 0] ^ q0) + _popcount(pre[c, k, 1] ^ q1) <= threshold:
+                pass_row[n] = ids[c, k]
+                pass_c[n] = c
+                n += 1
+    return n
 
 
 @njit(nogil=True, cache=True)
@@ -225,76 +299,58 @@ def search(
     queries, threshold, quality_min, hashes, quality, alive, n_base, n_rows, offsets, ids, pre
 ):
     """Every (query, row, distance) with distance <= threshold among live rows of quality >=
-    ``quality_min``: rows ``< n_base`` through the CSR, the delta rows linearly."""
+    ``quality_min``: rows ``< n_base`` through the CSR, the delta rows linearly.
+
+    Per query: choose the radii, list the buckets (``_probes``), prefilter them (pass 1), then
+    verify the rows kept on their full hash, prefetching ``VERIFY_AHEAD`` rows ahead (pass 2)."""
     cap = 1024
-    out = (
-        np.empty(cap, dtype=np.int32),
-        np.empty(cap, dtype=np.int64),
-        np.empty(cap, dtype=np.int16),
-        0,
-    )
+    out_q = np.empty(cap, dtype=np.int32)
+    out_row = np.empty(cap, dtype=np.int64)
+    out_d = np.empty(cap, dtype=np.int16)
+    n = 0
     qcs = np.empty(CHUNKS, dtype=np.int64)
     radii = np.empty(CHUNKS, dtype=np.int64)
+    probe_c = np.empty(MAX_PROBES, dtype=np.int64)
+    probe_lo = np.empty(MAX_PROBES, dtype=np.int64)
+    probe_hi = np.empty(MAX_PROBES, dtype=np.int64)
+    pass_row = np.empty(cap, dtype=np.int64)
+    pass_c = np.empty(cap, dtype=np.int64)
     for qi in range(queries.shape[0]):
         q = queries[qi]
         for c in range(CHUNKS):
             qcs[c] = _chunk(q, c)
         if n_base > 0:
             _radii(offsets, qcs, threshold, radii)
-            for c in range(CHUNKS):
-                r = radii[c]
-                if r < 0:
-                    continue
-                qc = qcs[c]
-                out = _scan_bucket(
-                    offsets, ids, pre, hashes, quality, alive, q, qcs, radii, c, qc,
-                    threshold, quality_min, qi, out,
-                )  # fmt: skip
-                if r < 1:
-                    continue
-                for a in range(CHUNK_BITS):
-                    out = _scan_bucket(
-                        offsets, ids, pre, hashes, quality, alive, q, qcs, radii, c,
-                        qc ^ (1 << a), threshold, quality_min, qi, out,
-                    )  # fmt: skip
-                if r < 2:
-                    continue
-                for a in range(CHUNK_BITS):
-                    for b in range(a + 1, CHUNK_BITS):
-                        out = _scan_bucket(
-                            offsets, ids, pre, hashes, quality, alive, q, qcs, radii, c,
-                            qc ^ (1 << a) ^ (1 << b), threshold, quality_min, qi, out,
-                        )  # fmt: skip
-                if r < 3:
-                    continue
-                for a in range(CHUNK_BITS):
-                    for b in range(a + 1, CHUNK_BITS):
-                        for e in range(b + 1, CHUNK_BITS):
-                            out = _scan_bucket(
-                                offsets, ids, pre, hashes, quality, alive, q, qcs, radii, c,
-                                qc ^ (1 << a) ^ (1 << b) ^ (1 << e), threshold, quality_min,
-                                qi, out,
-                            )  # fmt: skip
-                if r < 4:
-                    continue
-                for a in range(CHUNK_BITS):
-                    for b in range(a + 1, CHUNK_BITS):
-                        for e in range(b + 1, CHUNK_BITS):
-                            for f in range(e + 1, CHUNK_BITS):
-                                out = _scan_bucket(
-                                    offsets, ids, pre, hashes, quality, alive, q, qcs, radii, c,
-                                    qc ^ (1 << a) ^ (1 << b) ^ (1 << e) ^ (1 << f), threshold,
-                                    quality_min, qi, out,
-                                )  # fmt: skip
-        out_q, out_row, out_d, n = out
+            m, candidates = _probes(offsets, qcs, radii, probe_c, probe_lo, probe_hi)
+            if candidates > pass_row.shape[0]:  # room for every candidate: no check per row
+                pass_row = np.empty(candidates, dtype=np.int64)
+                pass_c = np.empty(candidates, dtype=np.int64)
+            kept = _prefilter(
+                pre, ids, q, probe_c, probe_lo, probe_hi, m, threshold, pass_row, pass_c
+            )
+            out_q, out_row, out_d = _room(out_q, out_row, out_d, n, n + kept)
+            for i in range(kept):
+                if i + VERIFY_AHEAD < kept:
+                    _prefetch(hashes, pass_row[i + VERIFY_AHEAD] * 4)
+                row = pass_row[i]
+                d = _accept(
+                    hashes, quality, alive, row, q, qcs, radii, pass_c[i], threshold, quality_min
+                )
+                if d >= 0:
+                    out_q[n] = qi
+                    out_row[n] = row
+                    out_d[n] = d
+                    n += 1
+        out_q, out_row, out_d = _room(out_q, out_row, out_d, n, n + n_rows - n_base)
         for row in range(n_base, n_rows):  # the delta, bounded
             if not alive[row] or quality[row] < quality_min:
                 continue
             d = _distance(hashes, row, q)
             if d <= threshold:
-                out_q, out_row, out_d, n = _emit(out_q, out_row, out_d, n, qi, row, d)
-        out = (out_q, out_row, out_d, n)
-    out_q, out_row, out_d, n = out
+                out_q[n] = qi
+                out_row[n] = row
+                out_d[n] = d
+                n += 1
     return out_q[:n].copy(), out_row[:n].copy(), out_d[:n].copy()
 
 

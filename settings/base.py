@@ -268,7 +268,7 @@ FEDERATION_READ_TIMEOUT_SECONDS = float(env_int("CONCORDAT_FEDERATION_READ_TIMEO
 # per task: a drain task holds a worker slot while it sends, so with one busy normal lane per
 # linked peer every slot can be taken and the incident queue waits for them all; handing the
 # slot back after each round lets an incident drain in after at most one round.
-FEDERATION_DRAIN_PARALLEL = max(1, env_int("CONCORDAT_FEDERATION_DRAIN_PARALLEL", 4))
+FEDERATION_DRAIN_PARALLEL = max(1, env_int("CONCORDAT_FEDERATION_DRAIN_PARALLEL", 1))
 FEDERATION_DRAIN_ROUNDS = env_int("CONCORDAT_FEDERATION_DRAIN_ROUNDS", 1)
 # The pull feed this hub serves: entries per page (default and bound).
 FEDERATION_FEED_PAGE_SIZE = env_int("CONCORDAT_FEDERATION_FEED_PAGE_SIZE", 200)

@@ -1,0 +1,57 @@
+"""``__in`` with a list on PostgreSQL (federation/lookups.py): one array parameter, the same rows
+as Django's ``IN``; subqueries and other field types keep ``IN``."""
+
+import uuid
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from federation.contributions.models import Entry
+from federation.vetting.models import Incident
+
+pytestmark = pytest.mark.django_db
+
+
+def _entries(n: int) -> list[Entry]:
+    return [
+        Entry.objects.create(signal_type="md5", value=uuid.uuid4().hex, state=state)
+        for state in ["pending", "vetted", "disputed"] * n
+    ]
+
+
+def _sql(queryset) -> str:
+    with CaptureQueriesContext(connection) as captured:
+        list(queryset)
+    return captured.captured_queries[-1]["sql"]
+
+
+def test_a_list_is_one_array_parameter_whatever_its_length():
+    entries = _entries(400)  # 1,200 ids
+    ids = [e.pk for e in entries]
+
+    assert set(Entry.objects.filter(pk__in=ids[::2]).values_list("pk", flat=True)) == set(ids[::2])
+    assert set(Entry.objects.exclude(pk__in=ids[1:]).values_list("pk", flat=True)) == {ids[0]}
+    assert "= ANY(" in _sql(Entry.objects.filter(pk__in=ids))
+
+
+def test_text_uuid_and_foreign_key_values_and_none_and_empty():
+    entries = _entries(2)
+    assert {e.state for e in Entry.objects.filter(state__in=["vetted", "disputed", None])} == {
+        "vetted",
+        "disputed",
+    }
+    assert Entry.objects.filter(value__in=[entries[0].value]).get() == entries[0]
+    assert not Entry.objects.filter(pk__in=[]).exists()
+    assert not Entry.objects.filter(pk__in=[None]).exists()
+    incident = Incident.objects.create(name="Incident")
+    assert Incident.objects.filter(pk__in=[incident.pk, uuid.uuid4()]).get() == incident
+    assert "= ANY(" in _sql(Incident.objects.filter(pk__in=[incident.pk]))
+
+
+def test_a_subquery_keeps_in():
+    _entries(1)
+    vetted = Entry.objects.filter(state="vetted").values("pk")
+    sql = _sql(Entry.objects.filter(pk__in=vetted))
+    assert " IN (SELECT" in sql and "ANY(" not in sql
+    assert Entry.objects.filter(pk__in=vetted).get().state == "vetted"

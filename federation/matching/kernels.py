@@ -22,6 +22,12 @@ choice, the sum condition holds, so exactness does not depend on the data.
 Each hash is reported once: it is reported only from the lowest chunk ``c`` with ``d_c <= r_c``
 (it lies in exactly one probed bucket of that chunk, since a chunk's probed buckets are distinct).
 
+The scan rejects most candidates before reading their row (``_probes``, ``_prefilter``): a row
+in a bucket of chunk ``c`` at ``l`` bits is reported from ``c`` only if every lower probed chunk
+``j`` of ``c``'s half adds at least ``r_j + 1``, so its other half (kept beside the row id) may
+differ by at most ``T - l - sum(r_j + 1)``; and a row found in the second half is dropped when one
+of the first half's chunks (all in that kept half) claims it.
+
 Rows added after the CSR was built (``n_base <= row < n_rows``, the delta) are scanned linearly;
 the delta is bounded (``index.DELTA_MAX``) and merged into the CSR when full. Removed rows are
 tombstoned in ``alive`` and skipped.
@@ -239,16 +245,33 @@ def _room(out_q, out_row, out_d, n, need):
 
 
 @njit(inline="always")
-def _probes(offsets, qcs, radii, probe_c, probe_lo, probe_hi):
-    """Lists the non-empty buckets to scan, ``(chunk, first, end)`` in ``ids``/``pre``; returns
-    how many, and how many candidates they hold."""
+def _probes(offsets, qcs, radii, threshold, probe_c, probe_lo, probe_hi, probe_budget):
+    """Lists the non-empty buckets to scan, ``(chunk, first, end, budget)`` in ``ids``/``pre``;
+    returns how many, and how many candidates they hold.
+
+    A row in a bucket of chunk ``c`` at ``level`` bits from the query's chunk is reported from
+    ``c`` only if it lies outside the probe balls of every lower chunk, so each lower chunk ``j``
+    of the same half adds at least ``radii[j] + 1`` to its distance. ``budget`` is what is left of
+    the threshold for the other half after those and ``level``: a row whose other half is
+    farther than that would be rejected by ``_accept`` anyway, and a bucket whose budget is
+    negative need not be scanned at all."""
     m = 0
     candidates = 0
     for c in range(CHUNKS):
         if radii[c] < 0:
             continue
         qc = qcs[c]
+        spent = 0
+        for j in range(c & ~7, c):  # the lower chunks of c's half
+            if radii[j] >= 0:
+                spent += radii[j] + 1
+        level = 0
         for i in range(LEVEL_END[radii[c]]):
+            if i == LEVEL_END[level]:
+                level += 1
+            budget = threshold - spent - level
+            if budget < 0:
+                break
             v = qc ^ MASKS[i]
             lo = np.int64(offsets[c, v])
             hi = np.int64(offsets[c, v + 1])
@@ -256,6 +279,7 @@ def _probes(offsets, qcs, radii, probe_c, probe_lo, probe_hi):
                 probe_c[m] = c
                 probe_lo[m] = lo
                 probe_hi[m] = hi
+                probe_budget[m] = budget
                 candidates += hi - lo
                 m += 1
     return m, candidates
@@ -273,21 +297,42 @@ def _prefetch_bucket(pre, c, lo, hi):
 
 
 @njit(inline="always")
-def _prefilter(pre, ids, q, probe_c, probe_lo, probe_hi, m, threshold, pass_row, pass_c):
+def _claimed_below(word0, word1, qcs, radii):
+    """Whether a row whose first half (chunks 0-7) is ``word0, word1`` lies in the probe ball of
+    one of those chunks: such a row is reported from there, never from a chunk of the second
+    half."""
+    for j in range(8):
+        if radii[j] >= 0:
+            word = word0 if j < 4 else word1
+            v = np.int64((word >> np.uint64(16 * (j & 3))) & np.uint64(0xFFFF))
+            if _chunk_distance(v, qcs[j]) <= radii[j]:
+                return True
+    return False
+
+
+@njit(inline="always")
+def _prefilter(
+    pre, ids, q, qcs, radii, probe_c, probe_lo, probe_hi, probe_budget, m, pass_row, pass_c
+):
     """Pass 1: scan the listed buckets, prefetching ``PROBE_AHEAD`` buckets ahead, and keep the
-    rows whose prefilter half is within the threshold. Above it the full distance is too, so
-    almost every candidate is rejected here from the bucket's own memory, and the few rows kept
-    are read in pass 2, where their loads can overlap (here each would stall the scan)."""
+    rows whose prefilter half is within the bucket's budget (``_probes``) and, for a chunk of the
+    second half, which no chunk of the first half claims (``_claimed_below``, read from the same
+    memory). Every row dropped here ``_accept`` would reject, so almost every candidate is
+    rejected from the bucket's own contiguous memory, and the few rows kept are read in pass 2,
+    where their loads can overlap (here each would stall the scan)."""
     n = 0
     for p in range(m):
         if p + PROBE_AHEAD < m:
             ahead = p + PROBE_AHEAD
             _prefetch_bucket(pre, probe_c[ahead], probe_lo[ahead], probe_hi[ahead])
         c = probe_c[p]
+        budget = probe_budget[p]
         w0, w1 = _pre_words(c)
         q0, q1 = q[w0], q[w1]
         for k in range(probe_lo[p], probe_hi[p]):
-            if _popcount(pre[c, k, 0] ^ q0) + _popcount(pre[c, k, 1] ^ q1) <= threshold:
+            if _popcount(pre[c, k, 0] ^ q0) + _popcount(pre[c, k, 1] ^ q1) <= budget:
+                if c >= 8 and _claimed_below(pre[c, k, 0], pre[c, k, 1], qcs, radii):
+                    continue
                 pass_row[n] = ids[c, k]
                 pass_c[n] = c
                 n += 1
@@ -313,6 +358,7 @@ def search(
     probe_c = np.empty(MAX_PROBES, dtype=np.int64)
     probe_lo = np.empty(MAX_PROBES, dtype=np.int64)
     probe_hi = np.empty(MAX_PROBES, dtype=np.int64)
+    probe_budget = np.empty(MAX_PROBES, dtype=np.int64)
     pass_row = np.empty(cap, dtype=np.int64)
     pass_c = np.empty(cap, dtype=np.int64)
     for qi in range(queries.shape[0]):
@@ -321,13 +367,16 @@ def search(
             qcs[c] = _chunk(q, c)
         if n_base > 0:
             _radii(offsets, qcs, threshold, radii)
-            m, candidates = _probes(offsets, qcs, radii, probe_c, probe_lo, probe_hi)
+            m, candidates = _probes(
+                offsets, qcs, radii, threshold, probe_c, probe_lo, probe_hi, probe_budget
+            )
             if candidates > pass_row.shape[0]:  # room for every candidate: no check per row
                 pass_row = np.empty(candidates, dtype=np.int64)
                 pass_c = np.empty(candidates, dtype=np.int64)
             kept = _prefilter(
-                pre, ids, q, probe_c, probe_lo, probe_hi, m, threshold, pass_row, pass_c
-            )
+                pre, ids, q, qcs, radii, probe_c, probe_lo, probe_hi, probe_budget, m,
+                pass_row, pass_c,
+            )  # fmt: skip
             out_q, out_row, out_d = _room(out_q, out_row, out_d, n, n + kept)
             for i in range(kept):
                 if i + VERIFY_AHEAD < kept:

@@ -85,6 +85,25 @@ def test_pdq_results_equal_brute_force_with_planted_near_duplicates(
         assert {d for _, d in found[q]} >= set(range(33))
 
 
+@pytest.mark.parametrize("kind", ["uniform", "clustered"])
+def test_rows_whose_distance_lies_in_one_half_or_one_quarter_are_exact(kind):
+    """The prefilter drops a row once its other half alone exceeds what the lower chunks of its
+    own half leave of the threshold, and drops a second-half row a first-half chunk claims:
+    rows with every flip in one half or one quarter sit on those edges."""
+    rng = np.random.default_rng(11)
+    queries = dataset(kind, 5, rng)
+    plants = []
+    for q in queries:
+        for d in range(12, 41):
+            plants.append(flip(q, rng.choice(128, size=d, replace=False) + 128 * (d % 2)))
+            quarter = 64 * int(rng.integers(0, 4))
+            plants.append(flip(q, rng.choice(64, size=d, replace=False) + quarter))
+    hashes = np.unique(np.concatenate([dataset(kind, 3000, rng), np.array(plants)]), axis=0)
+    index = build(hashes)
+    for threshold in (12, 16, 24, 31, 32, 40):
+        assert results_of(index, queries, threshold) == brute_force(hashes, queries, threshold)
+
+
 def test_an_overfull_bucket_is_bypassed_and_still_exact():
     """3,000 rows share chunks 0-7 (the low 128 bits are zero): those buckets are skipped by the
     radius choice, the other chunks carry the bound, and nothing is missed."""

@@ -1,8 +1,10 @@
 """The bulk export: gzip NDJSON of the shared set, one snapshot, ending with the cursor from which
 delta sync continues without a gap."""
 
+import contextlib
 import threading
 import time
+from datetime import UTC, datetime
 
 import orjson
 import pytest
@@ -258,3 +260,24 @@ def test_the_export_reads_in_parallel_in_its_snapshot_and_closes_its_readers(
     next(abandoned)
     abandoned.close()  # a client that goes away mid-export
     assert _backends(settled_at=before) == before
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("nested", [False, True], ids=["readers", "caller's transaction"])
+def test_export_times_keep_six_digits_in_utc_as_the_delta_api_writes_them(
+    globex_reviewer, nested
+):
+    # orjson writes a UTC datetime itself but leaves out a zero fraction: the export must not.
+    ids = _vetted_entries(2)
+    whole = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
+    Entry.objects.filter(pk=ids[0]).update(created_at=whole, updated_at=whole)
+    Entry.objects.filter(pk=ids[1]).update(created_at=whole.replace(microsecond=42))
+    sync_sequence_pending()
+
+    with transaction.atomic() if nested else contextlib.nullcontext():
+        *items, _end = _read(shared_set_lines(chunk_size=1))
+
+    assert items[0]["first_seen"] == "2026-03-04T05:06:07.000000Z"
+    assert items[1]["first_seen"] == "2026-03-04T05:06:07.000042Z"
+    delta = {c["signal"]["value"]: c for c in pull_all_changes(globex_reviewer)}
+    assert items == [delta[item["signal"]["value"]] for item in items]

@@ -7,5 +7,7 @@ class FederationConfig(AppConfig):
 
     def ready(self) -> None:
         from federation import lookups
+        from federation.api import views
 
         lookups.register()
+        views.install()

@@ -306,6 +306,15 @@ def _summary(labels, adds) -> tuple:
     contributions as ``(member, hub, status, quality, incident_id)``: labels sorted; the active
     contributors once each, by hub then member (the order of PostgreSQL's jsonb objects
     ``{"hub", "member"}``); every incident, sorted; the best quality of an active one."""
+    if len(adds) == 1:  # most entries: one contribution
+        member, hub, status, quality, incident_id = adds[0]
+        active = status == _ACTIVE
+        return (
+            sorted(labels),
+            [{"member": member, "hub": hub}] if active else [],
+            [] if incident_id is None else [str(incident_id)],
+            quality if active else None,
+        )
     contributors: set[tuple[str, str]] = set()
     incidents: set[str] = set()
     quality = None
@@ -430,27 +439,89 @@ def _sql_chunks(connection, chunk_size: int, *, parallel: bool) -> Iterator[byte
 
 def _render_chunk(execute, bounds, label_slugs: dict, member_slugs: dict) -> tuple[int, bytes]:
     """(entries, NDJSON lines) of the visible entries with ids in ``bounds`` (low, high]:
-    ``execute(sql, params)`` returns a query's rows."""
+    ``execute(sql, params)`` returns a query's rows.
+
+    The export's hot loop, about 1.5 µs an entry. The documents (``render_entries``'s, which the
+    tests compare them with) are encoded by one ``orjson.dumps`` call for the whole chunk: one
+    call per entry cost about 2 µs more, mostly in allocating each call's output. The array it
+    returns becomes NDJSON by one replace, which is exact: every document starts with ``"op"``,
+    the only key of that name, and a quote inside a JSON string is always escaped, so ``},{"op":``
+    occurs only between two documents. Pieces entries share (a label set, a single contributor)
+    are built once per chunk."""
     entries = execute(_EXPORT_ENTRIES_SQL, bounds)
     if not entries:
         return 0, b""
-    labels: dict[int, list[str]] = defaultdict(list)
+    labels: dict[int, list[int]] = defaultdict(list)
     for entry_id, label_id in execute(_EXPORT_LABELS_SQL, bounds):
-        labels[entry_id].append(label_slugs[label_id])
+        labels[entry_id].append(label_id)
     adds: dict[int, list[tuple]] = defaultdict(list)
-    for entry_id, member_id, hub, status, quality, incident_id in execute(_EXPORT_ADDS_SQL, bounds):
-        adds[entry_id].append((member_slugs[member_id], hub, status, quality, incident_id))
-    details = {row[0]: _summary(labels.get(row[0], ()), adds.get(row[0], ())) for row in entries}
-    dumps, option = orjson.dumps, orjson.OPT_UTC_Z | orjson.OPT_APPEND_NEWLINE
-    text = b"".join([dumps(item, option=option) for item in _documents(entries, details)])
-    return len(entries), text
+    for row in execute(_EXPORT_ADDS_SQL, bounds):
+        adds[row[0]].append(row)
+
+    label_sets: dict[tuple, list[str]] = {}
+    single_contributors: dict[tuple, list[dict]] = {}
+    documents = []
+    for entry_id, signal_type, value, state, created_at, updated_at, state_changed_at in entries:
+        label_ids = labels.get(entry_id)
+        if label_ids is None:
+            slugs = []
+        else:
+            key = tuple(label_ids)
+            slugs = label_sets.get(key)
+            if slugs is None:
+                slugs = label_sets[key] = sorted(label_slugs[i] for i in label_ids)
+        contributions = adds.get(entry_id)
+        if contributions is None:
+            contributors, incidents, quality = [], [], None
+        elif len(contributions) == 1:
+            _, member_id, hub, status, quality, incident_id = contributions[0]
+            if status == _ACTIVE:
+                key = (member_id, hub)
+                contributors = single_contributors.get(key)
+                if contributors is None:
+                    contributors = single_contributors[key] = [
+                        {"member": member_slugs[member_id], "hub": hub}
+                    ]
+            else:
+                contributors, quality = [], None
+            incidents = [] if incident_id is None else [str(incident_id)]
+        else:
+            _, contributors, incidents, quality = _summary(
+                (), [(member_slugs[r[1]], r[2], r[3], r[4], r[5]) for r in contributions]
+            )
+        last_changed = max(updated_at, state_changed_at)
+        documents.append(
+            {
+                "op": "upsert",
+                "signal": {"type": signal_type, "value": value},
+                "state": state,
+                "labels": slugs,
+                "contributors": contributors,
+                "incidents": incidents,
+                "quality": quality,
+                # orjson writes a UTC time as the documented YYYY-MM-DDTHH:MM:SS.ffffffZ itself,
+                # unless its fraction is zero (it would leave it out) or it is in another zone
+                "first_seen": created_at
+                if created_at.microsecond and created_at.tzinfo is UTC
+                else _timestamp(created_at),
+                "last_changed": last_changed
+                if last_changed.microsecond and last_changed.tzinfo is UTC
+                else _timestamp(last_changed),
+            }
+        )
+    text = orjson.dumps(documents, option=orjson.OPT_UTC_Z)
+    return len(entries), text[1:-1].replace(b'},{"op":', b'}\n{"op":') + b"\n"
 
 
 class _SnapshotReaders:
     """A few extra connections that read in one exported snapshot, queried in parallel."""
 
     def __init__(self, connection, snapshot: str, readers: int) -> None:
-        self._params = connection.get_connection_params()
+        # psycopg's own loaders (its C implementation), not Django's adapters context: Django's
+        # timestamptz loader is a Python subclass, and parsing three times per entry with it took
+        # a quarter of the export. The session is set to UTC below, so the times arrive in UTC.
+        params = connection.get_connection_params()
+        self._params = {k: v for k, v in params.items() if k not in ("context", "cursor_factory")}
         self._snapshot = snapshot
         self._local = threading.local()
         self._connections: list[psycopg.Connection] = []
@@ -491,7 +562,7 @@ class _SnapshotReaders:
                     psycopg.sql.Literal(self._snapshot)
                 )
             )
-            reader.execute("SET TIME ZONE 'UTC'")  # timestamps arrive in UTC, as orjson writes
+            reader.execute("SET TIME ZONE 'UTC'")
             self._local.connection = reader
 
         def execute(sql: str, params: tuple) -> list[tuple]:

@@ -264,9 +264,7 @@ def test_the_export_reads_in_parallel_in_its_snapshot_and_closes_its_readers(
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("nested", [False, True], ids=["readers", "caller's transaction"])
-def test_export_times_keep_six_digits_in_utc_as_the_delta_api_writes_them(
-    globex_reviewer, nested
-):
+def test_export_times_keep_six_digits_in_utc_as_the_delta_api_writes_them(globex_reviewer, nested):
     # orjson writes a UTC datetime itself but leaves out a zero fraction: the export must not.
     ids = _vetted_entries(2)
     whole = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
@@ -281,3 +279,37 @@ def test_export_times_keep_six_digits_in_utc_as_the_delta_api_writes_them(
     assert items[1]["first_seen"] == "2026-03-04T05:06:07.000042Z"
     delta = {c["signal"]["value"]: c for c in pull_all_changes(globex_reviewer)}
     assert items == [delta[item["signal"]["value"]] for item in items]
+
+
+def test_a_chunk_splits_into_one_document_per_line_whatever_its_strings_hold():
+    # The chunk is encoded as one JSON array and split where one document ends and the next
+    # begins; a string that looks like that boundary must not split a document.
+    from federation.sync import selectors
+
+    moment = datetime(2026, 3, 4, 5, 6, 7, 8, tzinfo=UTC)
+    hostile = 'x"},{"op":"upsert"}\n'
+    rows = {
+        selectors._EXPORT_ENTRIES_SQL: [
+            (1, "pdq", "a" * 64, "vetted", moment, moment, moment),
+            (2, "md5", "b" * 32, "disputed", moment, moment, moment),
+        ],
+        selectors._EXPORT_LABELS_SQL: [(1, 7), (2, 7), (2, 8)],
+        selectors._EXPORT_ADDS_SQL: [
+            (1, 1, hostile, "active", 50, None),
+            (2, 1, "a.hub", "active", None, None),
+            (2, 2, "b.hub", "withdrawn", 99, "8c6f0a4e-3b1e-4f7a-9d2a-0c1b2a3d4e5f"),
+        ],
+    }
+    count, text = selectors._render_chunk(
+        lambda sql, params: rows[sql], (0, 2), {7: "propaganda", 8: "attack-footage"},
+        {1: "acme", 2: "globex"},
+    )  # fmt: skip
+    lines = text.split(b"\n")
+    assert count == 2 and lines[-1] == b"" and len(lines) == 3
+    first, second = (orjson.loads(line) for line in lines[:2])
+    assert first["contributors"] == [{"member": "acme", "hub": hostile}]
+    assert first["quality"] == 50 and first["first_seen"] == "2026-03-04T05:06:07.000008Z"
+    assert second["labels"] == ["attack-footage", "propaganda"]
+    assert second["contributors"] == [{"member": "acme", "hub": "a.hub"}]  # withdrawn: not listed
+    assert second["incidents"] == ["8c6f0a4e-3b1e-4f7a-9d2a-0c1b2a3d4e5f"]
+    assert second["quality"] is None  # only an active contribution's quality counts

@@ -244,8 +244,8 @@ CELERY_BEAT_SCHEDULE["federation-pull"] = {
     "schedule": float(FEDERATION_PULL_INTERVAL_SECONDS),
 }
 # Sending. The incident lane has its own queue,
-# "<CELERY_TASK_DEFAULT_QUEUE>.incident": every worker must consume both queues
-# (`celery -A settings.celery worker -Q concordat,concordat.incident --beat`).
+# "<CELERY_TASK_DEFAULT_QUEUE>.incident", consumed by a worker of its own (docs/federation.md,
+# "The two queues"), or by the one worker with both queues.
 FEDERATION_INCIDENT_QUEUE = f"{CELERY_TASK_DEFAULT_QUEUE}.incident"
 CELERY_TASK_ROUTES = {
     "federation.propagation.tasks.drain_outbox_incident": {"queue": FEDERATION_INCIDENT_QUEUE},
@@ -267,8 +267,9 @@ FEDERATION_READ_TIMEOUT_SECONDS = float(env_int("CONCORDAT_FEDERATION_READ_TIMEO
 # one key, always in one batch and in order; the peer applies the batches in parallel). One round
 # per task: a drain task holds a worker slot while it sends, so with one busy normal lane per
 # linked peer every slot can be taken and the incident queue waits for them all; handing the
-# slot back after each round lets an incident drain in after at most one round.
-FEDERATION_DRAIN_PARALLEL = max(1, env_int("CONCORDAT_FEDERATION_DRAIN_PARALLEL", 1))
+# slot back after each round lets an incident drain in after at most one round, and a worker of
+# its own for the incident queue (docs/federation.md) lets it in at once.
+FEDERATION_DRAIN_PARALLEL = max(1, env_int("CONCORDAT_FEDERATION_DRAIN_PARALLEL", 4))
 FEDERATION_DRAIN_ROUNDS = env_int("CONCORDAT_FEDERATION_DRAIN_ROUNDS", 1)
 # The pull feed this hub serves: entries per page (default and bound).
 FEDERATION_FEED_PAGE_SIZE = env_int("CONCORDAT_FEDERATION_FEED_PAGE_SIZE", 200)

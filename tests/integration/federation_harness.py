@@ -182,6 +182,7 @@ class FederationHub(Hub):
     hub_key: Ed25519PrivateKey | None = None
     web: subprocess.Popen | None = None
     worker: subprocess.Popen | None = None
+    incident_worker: subprocess.Popen | None = None
     web_workers: int = 1
     worker_concurrency: int = 2
     _logs: list = field(default_factory=list)
@@ -224,13 +225,22 @@ class FederationHub(Hub):
         wait_for(ready, timeout=timeout, interval=0.1, what=f"hub {self.name} to answer")
 
     def start_worker(self) -> None:
+        """The deployment docs/federation.md recommends: a worker (with beat) for the hub's queue,
+        and a one-slot worker of its own for the incident lane, which a backlog cannot occupy."""
         assert self.worker is None or self.worker.poll() is not None, f"{self.name}: worker runs"
-        self.worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "settings.celery", "worker", "--beat",
-             "--loglevel", "WARNING", "--concurrency", str(self.worker_concurrency),
-             "--queues", f"{self.queue},{self.queue}.incident",
-             "--schedule", str(self.workdir / "beat-schedule"), "--without-gossip",
-             "--without-mingle", "--hostname", f"{self.queue}@%h"],
+        self.worker = self._celery(
+            "--beat", "--concurrency", str(self.worker_concurrency), "--queues", self.queue,
+            "--schedule", str(self.workdir / "beat-schedule"), "--hostname", f"{self.queue}@%h",
+        )  # fmt: skip
+        self.incident_worker = self._celery(
+            "--concurrency", "1", "--queues", f"{self.queue}.incident",
+            "--hostname", f"{self.queue}.incident@%h",
+        )  # fmt: skip
+
+    def _celery(self, *arguments: str) -> subprocess.Popen:
+        return subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "settings.celery", "worker", "--loglevel",
+             "WARNING", "--without-gossip", "--without-mingle", *arguments],
             cwd=ROOT, env=self.env, stdout=self._log("worker.log"), stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
@@ -240,23 +250,25 @@ class FederationHub(Hub):
 
     def stop_worker(self) -> None:
         self.worker = _terminate(self.worker)
+        self.incident_worker = _terminate(self.incident_worker)
 
     def kill_worker(self) -> None:
-        """SIGKILL the worker, its pool children and its beat at once, as a crash would."""
-        if self.worker is not None and self.worker.poll() is None:
-            os.killpg(self.worker.pid, signal.SIGKILL)
-            self.worker.wait(timeout=20)
-        self.worker = None
+        """SIGKILL the workers, their pool children and beat at once, as a crash would."""
+        for process in (self.worker, self.incident_worker):
+            if process is not None and process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=20)
+        self.worker = self.incident_worker = None
 
     def stop(self, *, kill: bool = False) -> None:
-        """Stop both processes (gracefully, or with SIGKILL when the hub is thrown away)."""
+        """Stop the processes (gracefully, or with SIGKILL when the hub is thrown away)."""
         if kill:
-            for process in (self.worker, self.web):
+            for process in (self.worker, self.incident_worker, self.web):
                 if process is not None and process.poll() is None:
                     with contextlib.suppress(ProcessLookupError):
                         os.killpg(process.pid, signal.SIGKILL)
                     process.wait(timeout=20)
-            self.worker = self.web = None
+            self.worker = self.incident_worker = self.web = None
         self.stop_worker()
         self.stop_web()
         for handle in self._logs:

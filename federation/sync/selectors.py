@@ -141,7 +141,8 @@ _ADDS_AGGREGATES = """jsonb_agg(DISTINCT jsonb_build_object('member', o.slug, 'h
                AS incidents"""
 # One export chunk: three plain range scans over the chunk's id range (low, high] (the visible
 # entries, their label ids, their add contributions), rendered in Python (``_render_chunk``).
-# Building the documents in SQL cost PostgreSQL about 11 us an entry; this is a few µs in all.
+# Building the documents in SQL cost PostgreSQL about 11 µs an entry; this costs it much less, and
+# the web process about 2 µs (docs/sync.md, "How fast").
 _EXPORT_ENTRIES_SQL = (
     "SELECT id, signal_type, value, state, created_at, updated_at, state_changed_at "
     "FROM federation_entry WHERE id > %s AND id <= %s AND state IN ('vetted', 'disputed') "
@@ -441,7 +442,7 @@ def _render_chunk(execute, bounds, label_slugs: dict, member_slugs: dict) -> tup
     """(entries, NDJSON lines) of the visible entries with ids in ``bounds`` (low, high]:
     ``execute(sql, params)`` returns a query's rows.
 
-    The export's hot loop, about 1.5 µs an entry. The documents (``render_entries``'s, which the
+    The export's hot loop, about 2 µs an entry. The documents (``render_entries``'s, which the
     tests compare them with) are encoded by one ``orjson.dumps`` call for the whole chunk: one
     call per entry cost about 2 µs more, mostly in allocating each call's output. The array it
     returns becomes NDJSON by one replace, which is exact: every document starts with ``"op"``,

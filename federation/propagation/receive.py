@@ -794,11 +794,16 @@ def _store_key(
     if key is not None and (section.key_id, section.issued_at) in batch.stored_bindings:
         return key, False
     if key is None:
-        mirror = organisation_mirror(
-            hub=section.hub, slug=section.member, name=section.member, actor=batch.actor
-        )
-        key = SigningKey.objects.select_for_update().filter(key_id=section.key_id).first()
+        # Read without a lock. Locking the key's row (and its mirror's) until the batch commits
+        # made every concurrent batch with an item signed by the same key wait for this one, and
+        # one member signs most of a backlog: parallel batches were applied one after another,
+        # and an incident item waited behind them. Two batches creating the same new key race on
+        # its unique key_id; the loser rolls back and runs again (``_WRITE_ATTEMPTS``).
+        key = SigningKey.objects.filter(key_id=section.key_id).first()
         if key is None:
+            mirror = organisation_mirror(
+                hub=section.hub, slug=section.member, name=section.member, actor=batch.actor
+            )
             key = SigningKey.objects.create(
                 organisation=mirror,
                 key_id=section.key_id,
@@ -829,6 +834,12 @@ def _store_key(
     if created and not changed:
         changed = True
         _audit_key_received(batch, section)
+    if section.revoked_at is not None and (
+        key.revoked_at is None or section.revoked_at < key.revoked_at
+    ):
+        # Revocations of one key are applied one at a time: lock it, then look again.
+        key = SigningKey.objects.select_for_update().get(pk=key.pk)
+        stored[section.key_id] = key
     if section.revoked_at is not None and (
         key.revoked_at is None or section.revoked_at < key.revoked_at
     ):

@@ -61,3 +61,44 @@ def test_the_same_new_contribution_from_two_peers_at_once_is_stored_once():
         assert Organisation.objects.filter(slug=f"acme{attempt % 2}").count() == 1
         key = SigningKey.objects.get(key_id=member.key_id)
         assert KeyBinding.objects.filter(signing_key=key).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_does_not_wait_for_another_holding_its_keys_row():
+    # Batches signed by one key (a member's backlog, sent as parallel batches) must not be
+    # applied one after another: receiving takes no lock on a key it already holds, nor on its
+    # member's mirror. Another transaction holds both rows as a concurrent batch does (the key
+    # share lock of its foreign keys); this batch must still go through, not wait for it.
+    import psycopg
+    from django.db import connections
+
+    Label.objects.get_or_create(slug="attack-footage", defaults={"name": "Attack footage"})
+    bravo = RemoteHub("bravo.example")
+    member = bravo.member("acme")
+    first = batch_receive(
+        peer=bravo.peer, body=bravo.batch([contribution_item(member, member.contribution())]),
+        via="push",
+    )  # fmt: skip
+    assert [r.status for r in first.results] == ["accepted"]
+    key = SigningKey.objects.get(key_id=member.key_id)
+
+    params = connections["default"].get_connection_params()
+    params = {k: v for k, v in params.items() if k not in ("context", "cursor_factory")}
+    with psycopg.connect(**params) as holder:
+        holder.execute("SELECT 1 FROM members_signingkey WHERE id = %s FOR KEY SHARE", [key.pk])
+        holder.execute(
+            "SELECT 1 FROM members_organisation WHERE id = %s FOR KEY SHARE", [key.organisation_id]
+        )
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '2s'")
+        try:
+            second = batch_receive(
+                peer=bravo.peer,
+                body=bravo.batch([contribution_item(member, member.contribution())]),
+                via="push",
+            )
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute("SET lock_timeout = 0")
+        holder.rollback()
+    assert [r.status for r in second.results] == ["accepted"]

@@ -4,12 +4,15 @@ DRF ties each request to itself and to its view in reference cycles (the request
 ``parser_context`` names the request and the view; the view holds the request and, after
 ``dispatch``, the response). A cycle outlives the request until Python's cyclic collector runs a
 full collection, which in a web worker can be hundreds of requests away, and meanwhile it keeps
-the request's body and the response's content alive: a delta sync page of 10,000 changes is about 3.7 MB, and a worker serving a full
-pull grew by about 370 MB per 1,000,000 entries (measured, docs/sync.md). ``install`` (run once,
-from ``FederationConfig.ready``) wraps ``APIView.dispatch`` so that, once the view has answered,
-the view drops the request and the response and the request's ``parser_context`` is emptied:
-no cycle holds either any more, and both are freed as soon as the server has sent the response.
-(The view itself stays in Django's own small cycle, ``view.head = view.get``, until a collection.)
+the request's body and the response's content alive: a delta sync page of 10,000 changes is
+about 3.7 MB, and a worker serving a full pull grew by about 370 MB per 1,000,000 entries
+(measured, docs/sync.md).
+
+``install`` (run once, from ``FederationConfig.ready``) wraps ``APIView.dispatch`` so that, once
+the view has answered, the view drops the request and the response and the request's
+``parser_context`` is emptied: no cycle holds either any more, and both are freed as soon as the
+server has sent the response. (The view itself stays in Django's own small cycle,
+``view.head = view.get``, until a collection.)
 """
 
 from rest_framework.views import APIView
@@ -26,7 +29,7 @@ def install() -> None:
         try:
             return dispatch(self, request, *args, **kwargs)
         finally:
-            context = getattr(self.request, "parser_context", None)
+            context = getattr(getattr(self, "request", None), "parser_context", None)
             if context is not None:
                 context.clear()
             self.request = self.response = None

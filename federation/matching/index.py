@@ -22,7 +22,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from federation.matching import kernels
+
+def _kernels():
+    """The compiled kernels, imported on first use: numba and its LLVM take about 85 MiB of a
+    process, which a web worker that never serves a match should not pay."""
+    from federation.matching import kernels
+
+    return kernels
+
 
 PDQ_HEX = 64
 MD5_HEX = 32
@@ -73,7 +80,7 @@ class PdqMatch:
 
 
 def _empty_view() -> _View:
-    offsets, ids, pre = kernels.build_csr(np.zeros((0, 4), dtype=np.uint64), 0)
+    offsets, ids, pre = _kernels().build_csr(np.zeros((0, 4), dtype=np.uint64), 0)
     return _View(
         hashes=np.zeros((0, 4), dtype=np.uint64),
         quality=np.zeros(0, dtype=np.int16),
@@ -111,7 +118,7 @@ class PdqIndex:
         s[:n] = state
         alive = np.zeros(capacity, dtype=np.uint8)
         alive[:n] = 1
-        offsets, ids, pre = kernels.build_csr(hashes, n)
+        offsets, ids, pre = _kernels().build_csr(hashes, n)
         with self._write_lock:
             self._view = _View(hashes, q, s, alive, n, n, offsets, ids, pre)
             self._live = n
@@ -163,7 +170,7 @@ class PdqIndex:
 
     def _find(self, view: _View, words: np.ndarray) -> int:
         return int(
-            kernels.find_exact(
+            _kernels().find_exact(
                 view.hashes, view.alive, view.n_base, view.n_rows, view.offsets, view.ids, words
             )
         )
@@ -186,7 +193,7 @@ class PdqIndex:
         keep = np.flatnonzero(view.alive[:m])  # a row dead now stays dead (a re-add is a new row)
         n = len(keep)
         words = view.hashes[keep]
-        offsets, ids, pre = kernels.build_csr(words, n)  # the O(n) part, outside the lock
+        offsets, ids, pre = _kernels().build_csr(words, n)  # the O(n) part, outside the lock
         with self._write_lock:
             if self._generation != generation:
                 return  # the arrays were replaced meanwhile (a build, or a merge when full)
@@ -227,7 +234,7 @@ class PdqIndex:
         s[:n] = view.state[keep]
         alive = np.zeros(capacity, dtype=np.uint8)
         alive[:n] = 1
-        offsets, ids, pre = kernels.build_csr(hashes, n)
+        offsets, ids, pre = _kernels().build_csr(hashes, n)
         merged = _View(hashes, q, s, alive, n, n, offsets, ids, pre)
         self._view = merged
         self._generation += 1
@@ -253,7 +260,7 @@ class PdqIndex:
         view = self._view
         queries = np.ascontiguousarray(queries, dtype=np.uint64).reshape(-1, 4)
         floor = NO_QUALITY if quality_min is None else int(quality_min)
-        qi, rows, dist = kernels.search(
+        qi, rows, dist = _kernels().search(
             queries,
             threshold,
             floor,

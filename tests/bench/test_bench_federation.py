@@ -108,6 +108,7 @@ def test_bench_federation_throughput(federation):
         hub.name: hub.sql("SELECT count(*) FROM federation_contribution")[0][0] for hub in fed.hubs
     }
     # Throughput: 20,000 entries owed to b and c, a's worker started, until all arrive.
+    marks = {hub.name: hub.contribution_mark() for hub in (b, c)}
     a.stop_worker()
     items = [alice.add("md5") for _ in range(THROUGHPUT_ENTRIES)]
     alice.submit(items)
@@ -117,7 +118,8 @@ def test_bench_federation_throughput(federation):
     done = {}
 
     def arrive(hub):
-        done[hub.name] = hub.wait_for_contributions(ids, timeout=900, interval=0.1) - started
+        done[hub.name] = hub.wait_for_count_after(marks[hub.name], THROUGHPUT_ENTRIES) - started
+        assert hub.contributions_present(ids) == THROUGHPUT_ENTRIES
 
     threads = [threading.Thread(target=arrive, args=(hub,)) for hub in (b, c)]
     for thread in threads:
@@ -148,6 +150,7 @@ def test_bench_federation_incident_lane(federation):
         json_body={"name": "Bench incident", "auto_vet": True}, token=admin,
     )  # fmt: skip
     assert status == 201, incident
+    mark = b.contribution_mark()
     a.stop_worker()
     backlog = [alice.add("md5") for _ in range(BACKLOG)]
     alice.submit(backlog)
@@ -169,7 +172,8 @@ def test_bench_federation_incident_lane(federation):
     wait_for(lambda: len(watcher.seen_at) == INCIDENT_PROBES, timeout=300, what="probes")
     watcher.stop.set()
     had = b.contributions_present(backlog_ids)
-    drained_at = b.wait_for_contributions(backlog_ids, timeout=900) - started
+    drained_at = b.wait_for_count_after(mark, BACKLOG + INCIDENT_PROBES) - started
+    assert b.contributions_present(backlog_ids) == BACKLOG
     lane = [watcher.seen_at[u] - t for u, t in probes.items()]
     print(
         f"incident lane while {BACKLOG:,} ordinary items drain from a to b "

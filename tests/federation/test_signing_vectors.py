@@ -10,6 +10,7 @@ import json
 import nacl.exceptions
 import nacl.signing
 import pytest
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from federation.signing import (
@@ -152,6 +153,26 @@ def test_hub_verifier_agrees_with_the_vector(vector):
 @by_id(VECTORS)
 def test_pynacl_agrees_with_the_vector(vector):
     assert pynacl_verifies(vector) is vector["valid"]
+
+
+def openssl_verifies(vector) -> bool:
+    """OpenSSL's Ed25519 (cryptography's own ``verify``) over the independent JCS bytes: the hub
+    verifies with libsodium, so this is the second library."""
+    try:
+        signature = base64.b64decode(vector["signature_b64"], validate=True)
+    except binascii.Error:
+        return False
+    public_key = Ed25519PublicKey.from_public_bytes(bytes.fromhex(vector["public_key_hex"]))
+    try:
+        public_key.verify(signature, independent_jcs(vector["contribution"]).encode())
+    except InvalidSignature:
+        return False
+    return True
+
+
+@by_id(VECTORS)
+def test_openssl_agrees_with_the_vector(vector):
+    assert openssl_verifies(vector) is vector["valid"]
 
 
 @by_id(VALID)

@@ -190,7 +190,11 @@ class PdqIndex:
 
     def _merge_in_background(self, view: _View, generation: int) -> None:
         m = view.n_rows
-        keep = np.flatnonzero(view.alive[:m])  # a row dead now stays dead (a re-add is a new row)
+        with self._write_lock:
+            # A copy taken under the lock: a concurrent remove writes ``alive`` in place, and
+            # numpy refuses (RuntimeError) an array whose non-zero count changes while it scans.
+            alive = view.alive[:m].copy()
+        keep = np.flatnonzero(alive)  # a row dead now stays dead (a re-add is a new row)
         n = len(keep)
         words = view.hashes[keep]
         offsets, ids, pre = _kernels().build_csr(words, n)  # the O(n) part, outside the lock

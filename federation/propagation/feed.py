@@ -76,7 +76,7 @@ def feed_page(*, peer: Peer, after: int, limit: int) -> dict:
         if not more:
             position = max(position, state.last_position)
     now = timezone.now()
-    built = items_build(refs, peer_hub=peer.hub_id, now=now)
+    built = items_build(refs, peer_hub=peer.hub_id, now=now, push=False)
     document = batch_document(
         sender=settings.HUB_ID,
         receiver=peer.hub_id,
@@ -100,6 +100,7 @@ def _refs(peer: Peer, entry_ids: list[int]) -> dict[int, list[RowRef]]:
         .values("pk", "entry_id", "scope", "origin_hub", "labels", "status", "withdrawn_by_id",
                 "entry__signal_type")
     )  # fmt: skip
+    # The path only: an arrival's ``sent_to`` stops a push, never a pull (the safety net).
     on_path: dict[int, set[str]] = {}
     for contribution_id, peer_hub, path in Receipt.objects.filter(
         contribution_id__in=[a["pk"] for a in adds]

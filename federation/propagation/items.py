@@ -4,7 +4,9 @@ A ``contribution`` item carries the member's signed object verbatim (``Contribut
 parsed back, and its signature), the key section (the member's own registration and the home
 hub's binding: signed here for this hub's members, as received for foreign ones), the
 attestations received with the first arrival of a relayed contribution plus this hub's own,
-fresh one, and the path (arrival path + this hub). An ``entry`` item carries this hub's
+fresh one, the path (arrival path + this hub), and ``sent_to``: the other hubs it is sent to,
+by this hub (its outbox rows for the contribution) or by one before it (its arrivals'
+``sent_to``), which the receiver does not push it to again. An ``entry`` item carries this hub's
 attestation of an entry's new state; a ``key`` item a key section alone (a revocation).
 
 This hub's attestation says what the entry's state is *when the item is built* (state,
@@ -30,6 +32,7 @@ from federation.propagation.wire import (
     ITEM_CONTRIBUTION,
     ITEM_ENTRY,
     ITEM_KEY,
+    MAX_SENT_TO,
     attestation_document,
     item_digest,
     sign_document,
@@ -129,9 +132,19 @@ class _Context:
         for receipt in (
             Receipt.objects.filter(contribution_id__in=contribution_ids)
             .order_by("contribution_id", "received_at", "pk")
-            .values("contribution_id", "peer_hub", "path", "attestations")
+            .values("contribution_id", "peer_hub", "path", "attestations", "sent_to")
         ):
             self.receipts.setdefault(receipt["contribution_id"], []).append(receipt)
+        # The peers this hub sends each contribution to (or will): named in ``sent_to``.
+        self.targets: dict[int, set[str]] = {}
+        for contribution_id, peer_hub in (
+            OutboxItem.objects.filter(
+                contribution_id__in=contribution_ids, kind=OutboxItem.Kind.CONTRIBUTION
+            )
+            .exclude(state=OutboxItem.State.REFUSED)
+            .values_list("contribution_id", "peer__hub_id")
+        ):
+            self.targets.setdefault(contribution_id, set()).add(peer_hub)
         key_ids = {r.signing_key_id for r in refs if r.signing_key_id} | {
             c["signing_key_id"] for c in self.contributions.values()
         }
@@ -183,14 +196,18 @@ class _Context:
         return pair
 
 
-def items_build(refs: Sequence[RowRef], *, peer_hub: str, now: datetime) -> BuiltBatch:
-    """The items of ``refs`` for the peer ``peer_hub``, in row order."""
+def items_build(
+    refs: Sequence[RowRef], *, peer_hub: str, now: datetime, push: bool = True
+) -> BuiltBatch:
+    """The items of ``refs`` for the peer ``peer_hub``, in row order. ``push``: a contribution
+    whose arrival named the peer in ``sent_to`` is dropped (the pull feed, ``push=False``, still
+    offers it: pulling is the safety net for a push that never came)."""
     context = _Context(refs, now)
     built = BuiltBatch()
     hub = settings.HUB_ID
     for ref in refs:
         try:
-            item = _build(ref, context, peer_hub, hub)
+            item = _build(ref, context, peer_hub, hub, push)
         except KeyNotBindable as exc:
             built.failed[ref.id] = str(exc)
             continue
@@ -213,12 +230,17 @@ def _group(ref: RowRef, context: _Context) -> tuple[str, int]:
     return ("key", ref.signing_key_id)
 
 
-def _build(ref: RowRef, context: _Context, peer_hub: str, hub: str) -> dict[str, Any] | None:
+def _build(
+    ref: RowRef, context: _Context, peer_hub: str, hub: str, push: bool
+) -> dict[str, Any] | None:
     if ref.kind == OutboxItem.Kind.CONTRIBUTION:
         contribution = context.contributions[ref.contribution_id]
         receipts = context.receipts.get(ref.contribution_id, [])
         on_path = {r["peer_hub"] for r in receipts} | {h for r in receipts for h in r["path"]}
         if peer_hub in on_path or peer_hub == contribution["origin_hub"]:
+            return None
+        sent_to = {h for r in receipts for h in r["sent_to"]}
+        if push and peer_hub in sent_to:
             return None
         if contribution["origin_hub"] != hub and not receipts:
             raise KeyNotBindable("a relayed contribution with no recorded arrival")
@@ -230,14 +252,21 @@ def _build(ref: RowRef, context: _Context, peer_hub: str, hub: str) -> dict[str,
             state = Entry.State.RETRACTED
         first = receipts[0] if receipts else None
         own = context.attestation(entry["pk"], state, first["peer_hub"] if first else None)
-        return {
+        path = [*(first["path"] if first else []), hub]
+        item = {
             "type": ITEM_CONTRIBUTION,
             "contribution": json.loads(contribution["canonical"]),
             "signature": base64.b64encode(bytes(contribution["signature"])).decode(),
             "key": context.key_section(contribution["signing_key_id"]),
             "attestations": [*(first["attestations"] if first else []), own],
-            "path": [*(first["path"] if first else []), hub],
+            "path": path,
         }
+        # The other hubs it is sent to, by this hub or one before it: they are not sent it again.
+        sent_to |= context.targets.get(ref.contribution_id, set())
+        sent_to -= {peer_hub, *path}
+        if sent_to:
+            item["sent_to"] = sorted(sent_to)[:MAX_SENT_TO]
+        return item
     if ref.kind == OutboxItem.Kind.ENTRY:
         entry = context.entries[ref.entry_id]
         if entry["state"] not in ATTESTED_STATES:

@@ -98,6 +98,11 @@ class Receipt(models.Model):
     via = models.CharField(max_length=8, choices=Via.choices)
     path = models.JSONField(default=list)
     attestations = models.JSONField(default=list, help_text="As received, signatures included.")
+    sent_to = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="The hubs the item said it was also sent to (off its path): not pushed to.",
+    )
     effective_scope = models.CharField(max_length=16)
     batch_id = models.UUIDField(null=True, blank=True)
     digest = models.CharField(max_length=64)

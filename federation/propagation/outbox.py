@@ -14,7 +14,8 @@ the item shareable (docs/federation.md, "Sending"). Never by a signal: the write
 
 The rules for contributions, all in the one statement: only to active linked peers (state
 active, a URL); never to a hub on the item's path (the hubs of its receipts' paths and the hubs
-it arrived from) nor to its origin; never a contribution whose effective scope here is ``hub``:
+it arrived from) nor to its origin, nor to a hub an arrival said it was also sent to (its
+``sent_to``: the sender, or a hub before it, pushes it there itself); never a contribution whose effective scope here is ``hub``:
 signed scope ``federation`` travels on, ``peers`` only for this hub's own members' contributions
 (one hop); then each peer's outbound scopes, labels (the contribution's signed labels) and signal
 types (empty: all); never twice to the same peer. Lane ``incident`` when the contribution names an
@@ -69,7 +70,7 @@ WHERE {where} AND c.action = 'add' AND c.status = 'active' AND {linked}
          OR p.outbound_labels ?| ARRAY(SELECT jsonb_array_elements_text(c.labels)))
     AND p.hub_id <> c.origin_hub
     AND NOT EXISTS (SELECT 1 FROM federation_receipt r WHERE r.contribution_id = c.id
-                    AND (r.peer_hub = p.hub_id OR r.path ? p.hub_id))
+                    AND (r.peer_hub = p.hub_id OR r.path ? p.hub_id OR r.sent_to ? p.hub_id))
     AND NOT EXISTS (SELECT 1 FROM federation_outboxitem o WHERE o.contribution_id = c.id
                     AND o.peer_id = p.id AND o.kind = 'contribution')
 """
@@ -276,14 +277,14 @@ class _portable:
         if not peers or not found:
             return 0
         ids = [c["pk"] for c in found]
-        on_path: dict[int, set[str]] = {}
+        excluded: dict[int, set[str]] = {}  # path, arrival and sent_to hubs
         first_path: dict[int, list] = {}
-        for contribution_id, peer_hub, path in (
+        for contribution_id, peer_hub, path, sent_to in (
             Receipt.objects.filter(contribution_id__in=ids)
             .order_by("received_at", "pk")
-            .values_list("contribution_id", "peer_hub", "path")
+            .values_list("contribution_id", "peer_hub", "path", "sent_to")
         ):
-            on_path.setdefault(contribution_id, set()).update([peer_hub, *path])
+            excluded.setdefault(contribution_id, set()).update([peer_hub, *path, *sent_to])
             first_path.setdefault(contribution_id, list(path))
         sent = set(
             OutboxItem.objects.filter(
@@ -299,7 +300,7 @@ class _portable:
                     origin_hub=c["origin_hub"],
                     labels=c["labels"],
                     signal_type=c["entry__signal_type"],
-                    on_path=on_path.get(c["pk"], ()),
+                    on_path=excluded.get(c["pk"], ()),
                 ):
                     continue
                 rows.append(

@@ -987,6 +987,7 @@ def _record_receipts(
                 batch.via,
                 list(entry.item.path),
                 entry.item.raw["attestations"],
+                list(entry.item.sent_to),
                 scopes[contribution_id],
                 batch.parsed.batch_id,
                 entry.item.digest,
@@ -1013,8 +1014,8 @@ def _record_receipts(
 
 
 _RECEIPT_COLUMNS = [
-    "contribution_id", "peer_hub", "via", "path", "attestations", "effective_scope", "batch_id",
-    "digest", "received_at",
+    "contribution_id", "peer_hub", "via", "path", "attestations", "sent_to", "effective_scope",
+    "batch_id", "digest", "received_at",
 ]  # fmt: skip
 
 

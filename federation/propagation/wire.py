@@ -10,8 +10,9 @@ object's RFC 8785 bytes, in padded standard base64.
   ``not_before``, until ``revoked_at`` if set. A revocation is a newer binding with ``revoked_at``.
 - ``concordat.attestation``: a hub's decision about an entry (its state, when and by which policy).
 - an **item** (unsigned by itself; it travels inside a batch): a contribution with the member's
-  signature, the key section (registration + binding), the attestations gathered on its way, and
-  the hop path; or an entry's new state alone (``entry``); or a key binding alone (``key``).
+  signature, the key section (registration + binding), the attestations gathered on its way, the
+  hop path and ``sent_to`` (the other hubs it was sent to, which the receiver does not push it
+  to); or an entry's new state alone (``entry``); or a key binding alone (``key``).
 - ``concordat.batch``: a sending hub's signed envelope of items for one receiving hub.
 
 The parsers here check structure and bounds only, and raise ``MalformedWireObject`` naming the
@@ -54,6 +55,7 @@ ATTESTED_STATES = frozenset({"vetted", "disputed", "rejected", "retracted"})
 MAX_BATCH_ITEMS = 500
 MAX_PATH = 16  # a structural bound; the hop limit (settings.FEDERATION_HOP_LIMIT) is lower
 MAX_ATTESTATIONS = MAX_PATH
+MAX_SENT_TO = 64
 MAX_POLICY_LENGTH = 200
 
 _HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9.:_-]{0,199}")
@@ -99,6 +101,9 @@ class ParsedItem:
     registration: dict[str, Any] | None  # {"registration": {...}, "signature": "..."} as sent
     binding: SignedObject | None
     attestations: tuple[SignedObject, ...]
+    # Hubs off the path that a hub on it also sent the item to (contribution items; empty if
+    # absent): the receiver does not push it on to them.
+    sent_to: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,7 +268,8 @@ def parse_item(item: object, *, index: int) -> ParsedItem:
         ITEM_ENTRY: {"type", "attestations", "path"},
         ITEM_KEY: {"type", "key", "path"},
     }[kind]
-    _exact_fields(item, "item", required=required, optional=set())
+    optional = {"sent_to"} if kind == ITEM_CONTRIBUTION else set()
+    _exact_fields(item, "item", required=required, optional=optional)
     path = item["path"]
     if (
         not isinstance(path, list)
@@ -273,6 +279,17 @@ def parse_item(item: object, *, index: int) -> ParsedItem:
     ):
         raise MalformedWireObject(
             "path", f"must list 1 to {MAX_PATH} distinct hub ids, origin first, sender last"
+        )
+    sent_to = item.get("sent_to", [])
+    if (
+        not isinstance(sent_to, list)
+        or len(sent_to) > MAX_SENT_TO
+        or not all(isinstance(hub, str) and _HUB_ID.fullmatch(hub) for hub in sent_to)
+        or len(set(sent_to)) != len(sent_to)
+        or set(sent_to) & set(path)
+    ):
+        raise MalformedWireObject(
+            "sent_to", f"must list at most {MAX_SENT_TO} distinct hub ids, none of them on the path"
         )
     contribution = None
     if kind == ITEM_CONTRIBUTION:
@@ -303,6 +320,7 @@ def parse_item(item: object, *, index: int) -> ParsedItem:
         registration=registration,
         binding=binding,
         attestations=attestations,
+        sent_to=tuple(sent_to),
     )
 
 

@@ -8,7 +8,8 @@ gives identical bytes, so change the cases here and rerun:
 Everything is deterministic: seeds are SHA-256 of fixed labels, times and UUIDs are fixed, and
 Ed25519 signatures are deterministic (RFC 8032). The scenario: member ``acme`` of hub A signs a
 contribution; hub A binds acme's key and vets the entry; hub B, which received it from A, vets it
-too and sends it on to hub C in a batch, with an entry item (hub B's dispute of another entry)
+too and sends it on to hub C in a batch (naming hub D, which hub A also sent it to, in
+``sent_to``), with an entry item (hub B's dispute of another entry)
 and a key item (hub A's revocation of acme's key, relayed by B).
 """
 
@@ -27,6 +28,7 @@ VECTORS_PATH = Path(__file__).resolve().parents[2] / "docs" / "federation-vector
 HUB_A = "hub-a.example.org"
 HUB_B = "hub-b.example.org"
 HUB_C = "hub-c.example.org"
+HUB_D = "hub-d.example.org"  # hub A sent the contribution there too (the item's sent_to)
 MEMBER = "acme"
 BATCH_ID = "6f1c2b7e-3d4a-4e5f-8a9b-0c1d2e3f4a5b"
 CONTRIBUTION_UUID = "0b6f3a52-8d1e-4c7a-9f60-2e5b1d4c8a01"
@@ -144,6 +146,7 @@ def build_vectors() -> dict[str, Any]:
             "key": key_section,
             "attestations": [pair(a, "attestation") for a in attestations],
             "path": [HUB_A, HUB_B],
+            "sent_to": [HUB_D],
         },
         {
             "type": "entry",

@@ -127,13 +127,16 @@ def foreign_member(hub: str, slug: str = "initech") -> ForeignMember:
     return ForeignMember(hub, organisation, private_key, key)
 
 
-def arrival(contribution: Contribution, *, peer_hub: str, path: list[str], attestations=()):
+def arrival(
+    contribution: Contribution, *, peer_hub: str, path: list[str], attestations=(), sent_to=()
+):
     return Receipt.objects.create(
         contribution=contribution,
         peer_hub=peer_hub,
         via="push",
         path=path,
         attestations=list(attestations),
+        sent_to=list(sent_to),
         effective_scope="hub" if contribution.scope == "peers" else contribution.scope,
         digest="0" * 64,
     )

@@ -13,8 +13,10 @@ from django.utils import timezone
 from federation.hubkey import hub_public_key
 from federation.lifecycle import entries_transition
 from federation.propagation.items import items_build, policy_summary, row_refs
+from federation.propagation.models import KeyBinding
 from federation.propagation.wire import (
     attestation_document,
+    key_binding_document,
     parse_item,
     sign_document,
     signed_pair,
@@ -92,8 +94,6 @@ def test_a_local_contribution_travels_verbatim_with_its_binding_and_this_hubs_at
 
 
 def test_the_binding_is_signed_once_and_kept(acme_submitter):
-    from federation.propagation.models import KeyBinding
-
     make_peer("bravo.hub")
     make_peer("charlie.hub")
     vetted_entry(acme_submitter)
@@ -101,6 +101,20 @@ def test_the_binding_is_signed_once_and_kept(acme_submitter):
     second = build("charlie.hub", peer__hub_id="charlie.hub").items[0][1]
     assert KeyBinding.objects.count() == 1
     assert first["key"] == second["key"]
+
+
+def bind_at_home(member, home_key=None) -> None:
+    """The member's home hub's binding of its key, as it arrived here."""
+    document = key_binding_document(
+        hub=member.hub, member=member.organisation.slug, key_id=member.signing_key.key_id,
+        registration=member.signing_key.registration.encode(),
+        not_before=member.signing_key.not_before, revoked_at=None, issued_at=timezone.now(),
+    )  # fmt: skip
+    signed = sign_document(home_key or new_hub_key()[0], document)
+    KeyBinding.objects.create(
+        signing_key=member.signing_key, canonical=signed.canonical.decode(),
+        signature=signed.signature, issued_at=timezone.now(), received_from=member.hub,
+    )  # fmt: skip
 
 
 def test_a_relayed_contribution_carries_the_attestations_it_arrived_with_and_extends_the_path(db):
@@ -121,20 +135,7 @@ def test_a_relayed_contribution_carries_the_attestations_it_arrived_with_and_ext
         name="attestation",
     )  # fmt: skip
     arrival(contribution, peer_hub="alpha.hub", path=["alpha.hub"], attestations=[alphas])
-    # The home hub's binding, as it arrived
-    from federation.propagation.models import KeyBinding
-    from federation.propagation.wire import key_binding_document
-
-    document = key_binding_document(
-        hub="alpha.hub", member=alpha.organisation.slug, key_id=alpha.signing_key.key_id,
-        registration=alpha.signing_key.registration.encode(), not_before=alpha.signing_key.not_before,
-        revoked_at=None, issued_at=timezone.now(),
-    )  # fmt: skip
-    signed = sign_document(alpha_key, document)
-    KeyBinding.objects.create(
-        signing_key=alpha.signing_key, canonical=signed.canonical.decode(),
-        signature=signed.signature, issued_at=timezone.now(), received_from="alpha.hub",
-    )  # fmt: skip
+    bind_at_home(alpha, alpha_key)
     vet(entry)
 
     built = build("charlie.hub")
@@ -174,6 +175,52 @@ def test_an_item_for_a_hub_on_its_path_is_dropped_at_build_time(db):
     built = build("charlie.hub")
 
     assert built.items == [] and built.dropped == [rows()[0].pk]
+
+
+def test_sent_to_names_the_other_peers_this_hub_sends_the_contribution_to(acme_submitter):
+    for name in ("bravo.hub", "charlie.hub", "delta.hub"):
+        make_peer(name)
+    vetted_entry(acme_submitter)
+    assert len(rows()) == 3
+
+    for peer_hub, others in [
+        ("bravo.hub", ["charlie.hub", "delta.hub"]),
+        ("delta.hub", ["bravo.hub", "charlie.hub"]),
+    ]:
+        ((_row, item, _digest),) = build(peer_hub, peer__hub_id=peer_hub).items
+        assert item["sent_to"] == others
+        assert parse_item(item, index=0).sent_to == tuple(others)
+
+
+def test_a_relayed_contribution_adds_its_arrivals_sent_to_and_is_not_pushed_to_them(db):
+    alpha = foreign_member("alpha.hub")
+    make_peer("charlie.hub")
+    make_peer("delta.hub")
+    contribution = alpha.contribution()
+    vet(contribution.entry)  # rows to charlie and delta, written before the arrival is recorded
+    arrival(
+        contribution, peer_hub="alpha.hub", path=["alpha.hub"], sent_to=["charlie.hub", "x.hub"]
+    )
+    bind_at_home(alpha)
+
+    to_charlie = build("charlie.hub", peer__hub_id="charlie.hub")
+    to_delta = build("delta.hub", peer__hub_id="delta.hub")
+
+    assert to_charlie.items == [] and len(to_charlie.dropped) == 1
+    ((_row, item, _digest),) = to_delta.items
+    assert item["path"] == ["alpha.hub", settings.HUB_ID]
+    assert item["sent_to"] == ["charlie.hub", "x.hub"]
+    # The pull feed still offers it to charlie (pulling is the safety net for a lost push).
+    refs = row_refs(rows(peer__hub_id="charlie.hub"))
+    (pulled,) = items_build(refs, peer_hub="charlie.hub", now=timezone.now(), push=False).items
+    assert pulled[1]["sent_to"] == ["delta.hub", "x.hub"]
+
+
+def test_an_item_sent_to_one_peer_only_has_no_sent_to(acme_submitter):
+    make_peer("bravo.hub")
+    vetted_entry(acme_submitter)
+    ((_row, item, _digest),) = build().items
+    assert "sent_to" not in item
 
 
 def test_entry_and_key_items(acme_submitter):

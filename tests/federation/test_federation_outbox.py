@@ -142,6 +142,17 @@ def test_never_to_a_hub_on_the_items_path_nor_to_one_it_arrived_from(db, bravo, 
     assert rows()[0].path == ["alpha.hub", "bravo.hub"]  # the first arrival's path
 
 
+def test_never_to_a_hub_an_arrival_said_it_was_also_sent_to(db, bravo, charlie):
+    # alpha sent the item to this hub and to bravo: bravo gets it from alpha, not from here.
+    alpha = foreign_member("alpha.hub")
+    contribution = alpha.contribution()
+    arrival(contribution, peer_hub="alpha.hub", path=["alpha.hub"], sent_to=["bravo.hub"])
+
+    vet(contribution.entry)
+
+    assert owed() == {("charlie.hub", "contribution", contribution.pk)}
+
+
 @pytest.mark.parametrize(
     "policy,item,sent",
     [

@@ -7,7 +7,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from federation.contributions.models import Contribution, Entry
-from federation.propagation.models import KeyBinding, Receipt
+from federation.propagation.models import KeyBinding, OutboxItem, Receipt
 from federation.transparency.actions import Action
 from federation.transparency.models import AuditEvent
 from members.models import Organisation, Peer, SigningKey
@@ -18,6 +18,7 @@ from tests.federation.federation_helpers import (
     key_item,
     now_seconds,
 )
+from tests.federation.sending_helpers import make_peer
 
 pytestmark = pytest.mark.django_db
 
@@ -112,6 +113,44 @@ def test_the_same_contribution_from_two_peers_is_stored_once_with_two_receipts(b
     receipts = Receipt.objects.filter(contribution__uuid=document["uuid"]).order_by("id")
     assert [r.peer_hub for r in receipts] == ["bravo.example", "charlie.example"]
     assert receipts[1].path == ["bravo.example", "charlie.example"]
+
+
+def test_sent_to_is_kept_on_the_receipt_and_no_peer_it_names_is_sent_the_item(bravo):
+    # This hub peers with bravo (the sender), delta (which bravo says it sent the item to) and
+    # echo (which bravo did not name): only echo is owed the item from here.
+    linked = {hub: make_peer(hub) for hub in ("delta.example", "echo.example")}
+    item = {**contribution_item(bravo.member()), "sent_to": ["delta.example", "zulu.example"]}
+    assert _ok(bravo.push([item]))["accepted"] == 1
+    receipt = Receipt.objects.get()
+    assert receipt.sent_to == ["delta.example", "zulu.example"]
+    owed = OutboxItem.objects.filter(contribution=receipt.contribution)
+    assert [row.peer_id for row in owed] == [linked["echo.example"].pk]
+
+
+@pytest.mark.parametrize(
+    "sent_to",
+    [
+        "delta.example",
+        ["delta.example", "delta.example"],
+        ["bravo.example"],  # on the path
+        ["not a hub id"],
+        [f"hub-{n}.example" for n in range(65)],
+    ],
+)
+def test_a_malformed_sent_to_rejects_the_item_alone(bravo, sent_to):
+    good = contribution_item(bravo.member())
+    bad = {**contribution_item(bravo.member()), "sent_to": sent_to}
+    body = _ok(bravo.push([bad, good]))
+    assert [r["status"] for r in body["results"]] == ["rejected", "accepted"]
+    assert body["results"][0]["code"] == "invalid"
+    assert "sent_to" in body["results"][0]["message"]
+
+
+def test_sent_to_belongs_to_contribution_items_only(bravo):
+    member = bravo.member()
+    item = {**key_item(member), "sent_to": ["delta.example"]}
+    (result,) = _ok(bravo.push([item]))["results"]
+    assert result["code"] == "invalid" and "sent_to" in result["message"]
 
 
 def test_peers_scope_arrives_as_hub_only(bravo):

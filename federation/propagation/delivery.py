@@ -14,7 +14,9 @@ has, so nothing is lost and nothing is applied twice.
 A round is up to ``FEDERATION_DRAIN_PARALLEL`` batches sent at once (``partition``): the items
 of one entry (its contributions and state changes) or of one key are all in one batch, in row
 order, so batches that the peer applies in parallel, in whatever order, never reorder items
-that depend on each other. The round waits for every answer before the next one is claimed.
+that depend on each other. Each batch is posted as soon as it is built, so the peer works on
+one while the next is built, and each answer is applied as it comes. The round waits for every
+answer before the next one is claimed.
 
 The answer: ``accepted`` / ``duplicate`` → delivered (with the item's digest); ``rejected`` →
 refused (the peer's code and message; not retried). No answer, an error status or a malformed
@@ -27,7 +29,7 @@ import http.client
 import logging
 import random
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
@@ -199,9 +201,47 @@ class _Batch:
 
 
 def _send(peer: Peer, rows: list[OutboxItem], result: DrainResult) -> None:
-    """One round: build the claimed rows' items, split them into independent batches, POST the
-    batches at once (one thread each: the peer applies them in parallel), apply the answers."""
+    """One round: split the claimed rows into independent batches; build, sign and POST each
+    batch (one thread each: the peer applies them in parallel), building the next while the
+    peer works on the last; apply each answer as it comes."""
     now = timezone.now()
+    groups, left_over = partition(
+        [(row.pk, _group(row)) for row in rows],
+        parts=settings.FEDERATION_DRAIN_PARALLEL,
+        size=settings.FEDERATION_BATCH_SIZE,
+    )
+    by_id = {row.pk: row for row in rows}
+    if left_over:
+        _release([by_id[pk] for pk in left_over])
+    with ThreadPoolExecutor(max_workers=len(groups)) as pool:
+        sending = {}
+        for pks in groups:
+            batch = _prepare(peer, [by_id[pk] for pk in pks], now, result)
+            if batch is not None:
+                sending[pool.submit(_outcome, peer, batch.body)] = batch
+        result.batches += len(sending)
+        for future in as_completed(sending):
+            batch, outcome = sending[future], future.result()
+            if isinstance(outcome, DeliveryFailed):
+                _failed(peer, [row for row, _digest in batch.sent], str(outcome), result)
+            else:
+                _apply(peer, batch.batch_id, batch.sent, outcome, result)
+
+
+def _group(row: OutboxItem) -> tuple[str, int]:
+    """What a row depends on: an entry's items (its adds, retracts and state changes) arrive in
+    row order, and so do a key's; items of two groups need not."""
+    if row.entry_id is not None:
+        return ("entry", row.entry_id)
+    if row.signing_key_id is not None:
+        return ("key", row.signing_key_id)
+    return ("row", row.pk)
+
+
+def _prepare(
+    peer: Peer, rows: list[OutboxItem], now: datetime, result: DrainResult
+) -> _Batch | None:
+    """The signed batch of ``rows`` (those still owed and buildable), or None if none is."""
     built = items_build(row_refs(rows), peer_hub=peer.hub_id, now=now)
     by_id = {row.pk: row for row in rows}
     if built.dropped:
@@ -213,40 +253,18 @@ def _send(peer: Peer, rows: list[OutboxItem], result: DrainResult) -> None:
         )
         result.dead += len(built.failed)
     if not built.items:
-        return
-    items = {pk: (item, digest) for pk, item, digest in built.items}
-    groups, left_over = partition(
-        [(pk, built.groups[pk]) for pk, _item, _digest in built.items],
-        parts=settings.FEDERATION_DRAIN_PARALLEL,
-        size=settings.FEDERATION_BATCH_SIZE,
+        return None
+    batch_id = uuid.uuid4()
+    document = batch_document(
+        sender=settings.HUB_ID,
+        receiver=peer.hub_id,
+        batch_id=batch_id,
+        sent_at=now,
+        items=[item for _pk, item, _digest in built.items],
     )
-    if left_over:
-        _release([by_id[pk] for pk in left_over])
-    private_key = hub_private_key()
-    batches = []
-    for pks in groups:
-        batch_id = uuid.uuid4()
-        document = batch_document(
-            sender=settings.HUB_ID,
-            receiver=peer.hub_id,
-            batch_id=batch_id,
-            sent_at=now,
-            items=[items[pk][0] for pk in pks],
-        )
-        signed = sign_document(private_key, document)
-        body = orjson.dumps({"batch": document, "signature": signed.as_wire()[1]})
-        batches.append(_Batch(batch_id, body, [(by_id[pk], items[pk][1]) for pk in pks]))
-    result.batches += len(batches)
-    if len(batches) == 1:
-        outcomes = [_outcome(peer, batches[0].body)]
-    else:
-        with ThreadPoolExecutor(max_workers=len(batches)) as pool:
-            outcomes = list(pool.map(lambda batch: _outcome(peer, batch.body), batches))
-    for batch, outcome in zip(batches, outcomes, strict=True):
-        if isinstance(outcome, DeliveryFailed):
-            _failed(peer, [row for row, _digest in batch.sent], str(outcome), result)
-        else:
-            _apply(peer, batch.batch_id, batch.sent, outcome, result)
+    signed = sign_document(hub_private_key(), document)
+    body = orjson.dumps({"batch": document, "signature": signed.as_wire()[1]})
+    return _Batch(batch_id, body, [(by_id[pk], digest) for pk, _item, digest in built.items])
 
 
 def _outcome(peer: Peer, body: bytes) -> dict[int, dict] | DeliveryFailed:

@@ -15,12 +15,12 @@ for an entry vetted on a trusted peer's word). A few queries per batch whatever 
 """
 
 import base64
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
 from django.conf import settings
 
 from federation.contributions.models import Contribution, Entry
@@ -72,9 +72,6 @@ class BuiltBatch:
     )  # (row, item, digest)
     failed: dict[int, str] = field(default_factory=dict)  # row → why it cannot be built
     dropped: list[int] = field(default_factory=list)  # rows no longer owed (peer on the path…)
-    # row → what the item depends on: items of one group must arrive in row order (an entry's
-    # items: its adds, retracts and state changes; a key's items), items of two groups need not.
-    groups: dict[int, tuple[str, int]] = field(default_factory=dict)
 
 
 def row_refs(rows) -> list[RowRef]:
@@ -171,7 +168,7 @@ class _Context:
             raise KeyNotBindable(f"key {key.key_id} has no binding from its home hub")
         document, signature = binding_pair(binding)
         return {
-            "registration": json.loads(key.registration),
+            "registration": orjson.loads(key.registration),
             "signature": base64.b64encode(bytes(key.registration_signature)).decode(),
             "binding": document,
             "binding_signature": signature,
@@ -218,16 +215,7 @@ def items_build(
             built.dropped.append(ref.id)
         else:
             built.items.append((ref.id, item, item_digest(item)))
-            built.groups[ref.id] = _group(ref, context)
     return built
-
-
-def _group(ref: RowRef, context: _Context) -> tuple[str, int]:
-    if ref.kind == OutboxItem.Kind.CONTRIBUTION:
-        return ("entry", context.contributions[ref.contribution_id]["entry_id"])
-    if ref.kind == OutboxItem.Kind.ENTRY:
-        return ("entry", ref.entry_id)
-    return ("key", ref.signing_key_id)
 
 
 def _build(
@@ -255,7 +243,7 @@ def _build(
         path = [*(first["path"] if first else []), hub]
         item = {
             "type": ITEM_CONTRIBUTION,
-            "contribution": json.loads(contribution["canonical"]),
+            "contribution": orjson.loads(contribution["canonical"]),
             "signature": base64.b64encode(bytes(contribution["signature"])).decode(),
             "key": context.key_section(contribution["signing_key_id"]),
             "attestations": [*(first["attestations"] if first else []), own],

@@ -3,7 +3,7 @@ an event exists exactly when its change does; the sequencer later gives each a l
 
 The leaf bytes of an event (what the Merkle tree hashes) are documented in docs/transparency.md:
 RFC 8785 canonical JSON of ``event_document(event)`` (``canonical_json_bytes``: the rfc8785
-package's bytes, by the C encoder where it writes the same).
+package's bytes, by orjson where it writes the same).
 """
 
 from collections.abc import Iterable, Mapping

@@ -160,6 +160,12 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+# Celery's Django fixup closes every database connection before and after each task unless
+# DB_REUSE_MAX is set, so each drain and sequencing task would start a PostgreSQL session (a
+# backend fork, cold catalogue caches, no prepared statements). Workers keep their connections
+# as web workers do instead: settings.celery applies Django's CONN_MAX_AGE and health rules
+# (close_old_connections) around each task, and this count never comes into play.
+CELERY_DB_REUSE_MAX = 1_000_000_000
 CELERY_BEAT_SCHEDULE = {
     "sequence-audit-log": {
         "task": "federation.transparency.tasks.sequence_audit_log",

@@ -41,7 +41,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from federation.hubkey import hub_private_key
-from federation.propagation.items import items_build, row_refs
+from federation.propagation.items import ItemsBuilder, row_refs
 from federation.propagation.models import OutboxItem, PeerLink
 from federation.propagation.wire import batch_document, sign_document
 from federation.transparency.actions import Action, Key, ObjectType
@@ -213,10 +213,13 @@ def _send(peer: Peer, rows: list[OutboxItem], result: DrainResult) -> None:
     by_id = {row.pk: row for row in rows}
     if left_over:
         _release([by_id[pk] for pk in left_over])
+    builder = ItemsBuilder(
+        row_refs([by_id[pk] for pks in groups for pk in pks]), peer_hub=peer.hub_id, now=now
+    )
     with ThreadPoolExecutor(max_workers=len(groups)) as pool:
         sending = {}
         for pks in groups:
-            batch = _prepare(peer, [by_id[pk] for pk in pks], now, result)
+            batch = _prepare(peer, builder, [by_id[pk] for pk in pks], now, result)
             if batch is not None:
                 sending[pool.submit(_outcome, peer, batch.body)] = batch
         result.batches += len(sending)
@@ -239,10 +242,10 @@ def _group(row: OutboxItem) -> tuple[str, int]:
 
 
 def _prepare(
-    peer: Peer, rows: list[OutboxItem], now: datetime, result: DrainResult
+    peer: Peer, builder: ItemsBuilder, rows: list[OutboxItem], now: datetime, result: DrainResult
 ) -> _Batch | None:
     """The signed batch of ``rows`` (those still owed and buildable), or None if none is."""
-    built = items_build(row_refs(rows), peer_hub=peer.hub_id, now=now)
+    built = builder.build(row_refs(rows))
     by_id = {row.pk: row for row in rows}
     if built.dropped:
         # No longer owed (the peer is on the item's path, or the entry went back to review).

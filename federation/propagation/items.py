@@ -150,6 +150,7 @@ class _Context:
             for k in SigningKey.objects.select_related("organisation").filter(pk__in=key_ids)
         }
         self._bindings = None
+        self._key_sections: dict[int, dict[str, Any]] = {}
         self._attestations: dict[tuple[int, str], dict] = {}
         self._private_key = hub_private_key()
 
@@ -160,6 +161,10 @@ class _Context:
         return self._bindings
 
     def key_section(self, key_pk: int) -> dict[str, Any]:
+        """One key section per key, shared by every item it signed (never modified)."""
+        cached = self._key_sections.get(key_pk)
+        if cached is not None:
+            return cached
         key = self.keys[key_pk]
         if not key.registration:
             raise KeyNotBindable(f"key {key.key_id} has no proof of possession")
@@ -167,12 +172,13 @@ class _Context:
         if binding is None:
             raise KeyNotBindable(f"key {key.key_id} has no binding from its home hub")
         document, signature = binding_pair(binding)
-        return {
+        section = self._key_sections[key_pk] = {
             "registration": orjson.loads(key.registration),
             "signature": base64.b64encode(bytes(key.registration_signature)).decode(),
             "binding": document,
             "binding_signature": signature,
         }
+        return section
 
     def attestation(self, entry_id: int, state: str, trusted_peer: str | None) -> dict:
         cached = self._attestations.get((entry_id, state))
@@ -199,7 +205,28 @@ def items_build(
     """The items of ``refs`` for the peer ``peer_hub``, in row order. ``push``: a contribution
     whose arrival named the peer in ``sent_to`` is dropped (the pull feed, ``push=False``, still
     offers it: pulling is the safety net for a push that never came)."""
-    context = _Context(refs, now)
+    return ItemsBuilder(refs, peer_hub=peer_hub, now=now, push=push).build(refs)
+
+
+class ItemsBuilder:
+    """``items_build`` for a round of several batches: what the rows need is loaded once, for
+    all of them, and each batch's items are built when it is sent."""
+
+    def __init__(
+        self, refs: Sequence[RowRef], *, peer_hub: str, now: datetime, push: bool = True
+    ) -> None:
+        self.context = _Context(refs, now)
+        self.peer_hub = peer_hub
+        self.push = push
+
+    def build(self, refs: Sequence[RowRef]) -> BuiltBatch:
+        """The items of ``refs`` (some of the rows given at construction), in row order."""
+        return _build_all(refs, self.context, self.peer_hub, self.push)
+
+
+def _build_all(
+    refs: Sequence[RowRef], context: "_Context", peer_hub: str, push: bool
+) -> BuiltBatch:
     built = BuiltBatch()
     hub = settings.HUB_ID
     for ref in refs:

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from federation.hubkey import hub_public_key
 from federation.lifecycle import entries_transition
-from federation.propagation.items import items_build, policy_summary, row_refs
+from federation.propagation.items import ItemsBuilder, items_build, policy_summary, row_refs
 from federation.propagation.models import KeyBinding
 from federation.propagation.wire import (
     attestation_document,
@@ -266,6 +266,25 @@ def test_a_retract_attests_the_retraction(acme_submitter):
 ])  # fmt: skip
 def test_policy_summaries(snapshot, text):
     assert policy_summary(snapshot) == text
+
+
+def test_a_round_builder_loads_once_and_builds_each_batch_alike(acme_submitter):
+    make_peer("bravo.hub")
+    for _ in range(6):
+        vetted_entry(acme_submitter)
+    refs = row_refs(rows())
+    now = timezone.now()
+    build()  # binds the key on first use
+    whole = items_build(refs, peer_hub="bravo.hub", now=now)
+
+    builder = ItemsBuilder(refs, peer_hub="bravo.hub", now=now)
+    first = builder.build(refs[:2])
+    with CaptureQueriesContext(connection) as captured:
+        second = builder.build(refs[2:])
+
+    assert captured.captured_queries == []
+    # Ed25519 signatures are deterministic: the same items, byte for byte.
+    assert first.items + second.items == whole.items
 
 
 def test_building_a_batch_costs_a_fixed_number_of_queries(acme_submitter):

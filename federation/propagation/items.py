@@ -221,28 +221,22 @@ class ItemsBuilder:
 
     def build(self, refs: Sequence[RowRef]) -> BuiltBatch:
         """The items of ``refs`` (some of the rows given at construction), in row order."""
-        return _build_all(refs, self.context, self.peer_hub, self.push)
-
-
-def _build_all(
-    refs: Sequence[RowRef], context: "_Context", peer_hub: str, push: bool
-) -> BuiltBatch:
-    built = BuiltBatch()
-    hub = settings.HUB_ID
-    for ref in refs:
-        try:
-            item = _build(ref, context, peer_hub, hub, push)
-        except KeyNotBindable as exc:
-            built.failed[ref.id] = str(exc)
-            continue
-        except KeyError as exc:
-            built.failed[ref.id] = f"cannot build the item: {exc} is gone"
-            continue
-        if item is None:
-            built.dropped.append(ref.id)
-        else:
-            built.items.append((ref.id, item, item_digest(item)))
-    return built
+        built = BuiltBatch()
+        hub = settings.HUB_ID
+        for ref in refs:
+            try:
+                item = _build(ref, self.context, self.peer_hub, hub, self.push)
+            except KeyNotBindable as exc:
+                built.failed[ref.id] = str(exc)
+                continue
+            except KeyError as exc:
+                built.failed[ref.id] = f"cannot build the item: {exc} is gone"
+                continue
+            if item is None:
+                built.dropped.append(ref.id)
+            else:
+                built.items.append((ref.id, item, item_digest(item)))
+        return built
 
 
 def _build(

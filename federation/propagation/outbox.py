@@ -15,9 +15,9 @@ the item shareable (docs/federation.md, "Sending"). Never by a signal: the write
 The rules for contributions, all in the one statement: only to active linked peers (state
 active, a URL); never to a hub on the item's path (the hubs of its receipts' paths and the hubs
 it arrived from) nor to its origin, nor to a hub an arrival said it was also sent to (its
-``sent_to``: the sender, or a hub before it, pushes it there itself); never a contribution whose effective scope here is ``hub``:
-signed scope ``federation`` travels on, ``peers`` only for this hub's own members' contributions
-(one hop); then each peer's outbound scopes, labels (the contribution's signed labels) and signal
+``sent_to``: the sender, or a hub before it, pushes it there itself); never a contribution
+whose effective scope here is ``hub``: signed scope ``federation`` travels on, ``peers`` only
+for this hub's own members' contributions (one hop); then each peer's outbound scopes, labels (the contribution's signed labels) and signal
 types (empty: all); never twice to the same peer. Lane ``incident`` when the contribution names an
 incident.
 

@@ -8,13 +8,16 @@ defaults to ``hub-a``, the hub ``make demo`` starts, so that
 import os
 
 os.environ.setdefault("DJANGO_SECRET_KEY", "demo-only-not-secret")
-os.environ.setdefault("DJANGO_DEBUG", "true")
+# DEBUG stays off (as on a real hub) unless DJANGO_DEBUG says otherwise: API errors are the
+# documented JSON, pages are the hub's own; static files are served by WhiteNoise either way.
 
 from settings.base import *  # noqa: F403
 
 DEMO_NAME = os.environ.get("CONCORDAT_DEMO_NAME", "hub-a")
+# The demo (``manage.py demo``) makes the hub's folder and its broker folders; importing these
+# settings creates nothing, so running the demo under another --hub-name leaves no empty
+# ``var/hub-a``.
 _VAR = BASE_DIR / "var" / DEMO_NAME  # noqa: F405
-_VAR.mkdir(parents=True, exist_ok=True)
 DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
@@ -28,9 +31,9 @@ HUB_ID = os.environ.get("CONCORDAT_HUB_ID", f"{DEMO_NAME}.demo")
 WITNESS_KEY_PATH = str(_VAR / "witness-key.pem")
 WITNESS_NAME = f"{HUB_ID}/witness"
 _QUEUE = _VAR / "broker"
-for _folder in ("out", "processed", "control"):
-    (_QUEUE / _folder).mkdir(parents=True, exist_ok=True)
-CELERY_BROKER_URL = "filesystem://"
+BROKER_FOLDERS = ("out", "processed", "control")
+# With a host name, kombu does not warn "No hostname was supplied" on every connection.
+CELERY_BROKER_URL = "filesystem://localhost//"
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "data_folder_in": str(_QUEUE / "out"),
     "data_folder_out": str(_QUEUE / "out"),

@@ -49,6 +49,7 @@ from tests.integration.harness import (
     ROOT,
     Hub,
     free_port,
+    report_failure_logs,
     wait_for,
 )
 
@@ -569,6 +570,7 @@ def running_federation(
         for name in names
     ]  # fmt: skip
     federation = Federation(hubs)
+    failed = False
     try:
         for hub in hubs:  # a template may be copied by one CREATE DATABASE at a time
             _admin(f'CREATE DATABASE "{hub.database}" TEMPLATE "{template}"')
@@ -578,6 +580,9 @@ def running_federation(
                 hub.start_worker()
         parallel(hub.wait_web for hub in hubs)
         yield federation
+    except BaseException:
+        failed = True
+        raise
     finally:
         for hub in hubs:  # thrown away with its database: no need for a warm shutdown
             hub.stop(kill=True)
@@ -586,7 +591,9 @@ def running_federation(
             for hub in hubs
         )
         for hub in hubs:
-            if os.environ.get("CONCORDAT_IT_KEEP_LOGS"):
+            if failed:
+                report_failure_logs(hub.name, hub.workdir)
+            elif os.environ.get("CONCORDAT_IT_KEEP_LOGS"):
                 print(f"hub {hub.name} logs kept in {hub.workdir}")
             else:
                 shutil.rmtree(hub.workdir, ignore_errors=True)

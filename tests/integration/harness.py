@@ -32,6 +32,17 @@ PG_ADMIN_URL = os.environ.get("CONCORDAT_IT_PG", "postgresql://postgres@127.0.0.
 BROKER_URL = os.environ.get("CONCORDAT_IT_BROKER", "redis://127.0.0.1:6379/0")
 
 
+def report_failure_logs(name: str, workdir: Path, *, lines: int = 40) -> None:
+    """After a failed test: say where hub ``name``'s logs are kept and print their last lines
+    (pytest shows a failed test's captured output with its report). The folder is not removed."""
+    print(f"--- hub {name}: logs kept in {workdir}", file=sys.stderr)
+    for log in sorted(workdir.glob("*.log")):
+        tail = log.read_text(errors="replace").splitlines()[-lines:]
+        print(f"--- {log} (last {len(tail)} lines)", file=sys.stderr)
+        for line in tail:
+            print(f"    {line}", file=sys.stderr)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -263,6 +274,7 @@ def running_hub(
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as connection:
         connection.execute(f'CREATE DATABASE "{database}"')
     logs = hub.logs
+    failed = False
     try:
         hub.manage("migrate", "--noinput")
         hub.manage("hub_keygen")
@@ -282,6 +294,9 @@ def running_hub(
             hub.processes.append(celery)
         hub.start_web()
         yield hub
+    except BaseException:
+        failed = True
+        raise
     finally:
         for process in hub.processes:
             process.terminate()
@@ -293,4 +308,7 @@ def running_hub(
         with psycopg.connect(PG_ADMIN_URL, autocommit=True) as connection:
             connection.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
         logs.close()
-        shutil.rmtree(workdir, ignore_errors=True)
+        if failed:
+            report_failure_logs(name, workdir)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)

@@ -90,7 +90,7 @@ def demo():
     reader.start()
     try:
         wait_for(
-            lambda: "The hub stays up" in running.output or process.poll() is not None,
+            lambda: "The hubs stay up" in running.output or process.poll() is not None,
             timeout=240,
             what="the demo to finish its walkthrough",
         )
@@ -115,6 +115,24 @@ def test_demo_runs_a_hub_without_servers_and_the_verifier_catches_a_rewrite(demo
     assert "now vetted" in output and "now rejected" in output and "is now retracted" in output
     assert "RESULT: OK" in output
     assert "does NOT match the signed root" in output
+    # The hubs witness each other: the auditor's run holds the log to a 2-of-2 witness policy.
+    assert "Latest checkpoint cosigned by its 2 witnesses" in output
+    assert "witness policy met: 2 of the 2 trusted witnesses cosigned" in output
+    assert "No hostname was supplied" not in output
+
+
+def test_demo_hubs_run_with_debug_off(demo):
+    """API errors are the documented JSON, not Django's debug pages; static files are served."""
+    try:
+        urllib.request.urlopen(demo.url + "/api/v1/no-such-route/", timeout=30)
+    except urllib.error.HTTPError as error:
+        assert error.code == 404
+        body = error.read().decode()
+        assert "Django" not in body and "Traceback" not in body, body
+    else:
+        raise AssertionError("a missing route answered 2xx")
+    with urllib.request.urlopen(demo.url + "/static/admin/css/base.css", timeout=30) as response:
+        assert response.status == 200
 
 
 # --- the reports on the demo's own (SQLite) database ------------------------------------------
@@ -215,6 +233,10 @@ def test_demo_prints_tokens_and_commands_that_work(demo):
     assert len(commands) == 4, output
     partner, verifier, manage, peer_status = commands
     assert "curl" in partner and "verifier.py" in verifier and "--key" in verifier
+    # The witness policy and a state folder of this demo hub's own: a second demo does not
+    # break the command with the previous demo's state.
+    assert verifier.count("--witness ") == 2, verifier
+    assert f"--state-dir var/{demo.name}/auditor-state" in verifier, verifier
     assert f"CONCORDAT_DEMO_NAME={demo.name}" in manage and "create_member" in manage
     env = {k: v for k, v in demo_env().items() if k != "DJANGO_SETTINGS_MODULE"}
 
@@ -329,8 +351,11 @@ def test_a_second_demo_refuses_to_start_and_leaves_the_running_hub_alone(demo):
     with urllib.request.urlopen(demo.url + "/api/v1/hub/", timeout=30) as response:
         assert response.status == 200
     for other in (f"{demo.name}-other", f"{demo.name}-other-b", f"{demo.name}-other-c"):
-        (ROOT / "var" / f"{other}.lock").unlink(missing_ok=True)
-        shutil.rmtree(ROOT / "var" / other, ignore_errors=True)
+        # A refused start leaves no lock file and no folder behind.
+        assert not (ROOT / "var" / f"{other}.lock").exists(), other
+        assert not (ROOT / "var" / other).exists(), other
+    # The running demo still holds its own locks.
+    assert (ROOT / "var" / f"{demo.name}.lock").exists()
 
 
 def descendants(pid: int) -> set[int]:
@@ -369,3 +394,50 @@ def test_sigterm_stops_the_demo_and_its_gunicorn_and_celery(demo):
             probe.connect(("127.0.0.1", port))
     time.sleep(0.5)
     assert "Stopped the hubs." in demo.output
+    for hub in [demo.name, *demo.peers]:
+        assert not (ROOT / "var" / f"{hub}.lock").exists(), hub
+
+
+def test_a_hub_process_that_dies_is_named_with_its_log():
+    """A hub's worker killed while the demo runs: the demo stops and says which process of which
+    hub ended, how, and where its log is (with its last lines), not just "Stopped the hub"."""
+    name = f"hub-demo-dies-{uuid.uuid4().hex[:6]}"
+    before = {path.name for path in (ROOT / "var").iterdir()} if (ROOT / "var").exists() else set()
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "demo", "--hubs", "1", "--contributions", "4",
+         "--port", str(free_port()), "--hub-name", name, "--keep-running"],
+        cwd=ROOT, env=demo_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True)
+    reader.start()
+    try:
+        wait_for(
+            lambda: "The hub stays up" in "".join(lines) or process.poll() is not None,
+            timeout=240,
+            what="the demo to finish its walkthrough",
+        )
+        assert process.poll() is None, "".join(lines)
+        output = "".join(lines)
+        assert "with its peers" not in output and "hubs stop" not in output, output
+        workers = [
+            pid
+            for pid in descendants(process.pid)
+            if b"celery" in (Path("/proc") / str(pid) / "cmdline").read_bytes()
+        ]
+        assert workers, descendants(process.pid)
+        os.kill(min(workers), signal.SIGKILL)
+        process.wait(timeout=60)
+        reader.join(timeout=10)
+        output = "".join(lines)
+        assert process.returncode != 0
+        assert f"{name}.demo's Celery worker killed by SIGKILL" in output, output
+        assert f"its log is var/{name}/logs/worker.log" in output, output
+        assert "Stopped the hub." in output
+    finally:
+        if process.poll() is None:
+            process.kill()
+        shutil.rmtree(ROOT / "var" / name, ignore_errors=True)
+    # No lock file and no other hub's folder (settings.demo's default hub-a) was left behind.
+    assert {path.name for path in (ROOT / "var").iterdir()} <= before | {name}
+    assert not (ROOT / "var" / f"{name}.lock").exists()

@@ -1,5 +1,6 @@
 """The integration harness runs a real hub that accepts a signed contribution over HTTP."""
 
+import shutil
 import uuid
 from datetime import UTC, datetime
 
@@ -41,3 +42,23 @@ def test_live_hub_accepts_a_signed_contribution_over_http():
             "POST", "/api/v1/contributions/", json_body=body, token=member["token"]
         )
         assert status == 200 and again["uuid"] == document["uuid"]
+
+
+def test_a_failed_test_keeps_its_hub_logs_and_prints_their_tails(capsys):
+    with pytest.raises(RuntimeError, match="the test failed"), running_hub("kept") as hub:
+        workdir = hub.workdir
+        hub.request("GET", "/api/v1/no-such-route/")
+        raise RuntimeError("the test failed")
+    try:
+        printed = capsys.readouterr().err
+        assert f"--- hub kept: logs kept in {workdir}" in printed
+        assert f"--- {workdir / 'web.log'} (last" in printed
+        assert (workdir / "web.log").exists()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def test_a_passing_test_leaves_no_hub_folder():
+    with running_hub("clean") as hub:
+        workdir = hub.workdir
+    assert not workdir.exists()

@@ -14,6 +14,7 @@ hubs' processes with it. It ends by printing the logins, tokens and commands a n
 """
 
 import base64
+import contextlib
 import fcntl
 import json
 import os
@@ -43,6 +44,9 @@ AUDITOR_PASSWORD = "demo-auditor-pw"  # noqa: S105
 # The peers' own members: a reviewer on each, whose token reads what arrived there.
 PEER_MEMBERS = [("northwind", "nora"), ("contoso", "carl")]
 ARRIVAL_TIMEOUT = 45  # seconds for an item to reach every peer (pushes are nudged on commit)
+WITNESS_TIMEOUT = 60  # seconds for the peers to cosign the checkpoint that covers the walkthrough
+MIN_CONTRIBUTIONS = 4
+LOG_TAIL_LINES = 15  # lines of a process's log shown when it ended during the demo
 
 # Runs several management commands in one process (one Django start-up instead of one per
 # command): reads [[name, arg, ...], ...] on stdin, prints each command's output as a JSON list.
@@ -61,11 +65,36 @@ json.dump(outputs, sys.stdout)
 
 
 @dataclass
+class HubProcess:
+    """One of a demo hub's processes: what it is, where it logs, and the process."""
+
+    role: str
+    log: Path
+    popen: subprocess.Popen
+
+    def exit_reason(self) -> str | None:
+        """Why the process ended (None while it runs)."""
+        code = self.popen.poll()
+        if code is None:
+            return None
+        if code < 0:
+            try:
+                return f"killed by {signal.Signals(-code).name}"
+            except ValueError:
+                return f"killed by signal {-code}"
+        return f"exited with status {code}"
+
+
+class HubDied(CommandError):
+    """A hub's process ended while the demo still needed it."""
+
+
+@dataclass
 class DemoHub:
     name: str
     port: int
     folder: Path
-    processes: list[subprocess.Popen] = field(default_factory=list)
+    processes: list[HubProcess] = field(default_factory=list)
     public_key: str = ""  # base64 of the raw Ed25519 hub key
 
     @property
@@ -85,6 +114,9 @@ class DemoHub:
             "CONCORDAT_HUB_ID": self.hub_id,
             "CONCORDAT_CELERY_QUEUE": f"concordat-{self.name}",
             "CONCORDAT_SEQUENCE_INTERVAL_SECONDS": "2",
+            # The hubs witness each other: ask for cosignatures soon after each checkpoint.
+            "CONCORDAT_WITNESS_INTERVAL_SECONDS": "2",
+            "CONCORDAT_WITNESS_RETRY_SECONDS": "1",
             "CONCORDAT_LOG_LEVEL": "WARNING",
         }
 
@@ -117,43 +149,80 @@ class DemoHub:
             raise CommandError(f"{self.name}: manage.py {names} failed:\n{done.stderr[-2000:]}")
         return json.loads(done.stdout)
 
+    def make_folders(self) -> None:
+        """The hub's folder and its file-system broker's folders (settings/demo.py)."""
+        for folder in settings.BROKER_FOLDERS:
+            (self.folder / "broker" / folder).mkdir(parents=True, exist_ok=True)
+
     def make_key(self) -> None:
-        """The hub key, made here as ``manage.py hub_keygen`` would (one process fewer)."""
+        """The hub key and the witness key, made here as ``manage.py hub_keygen`` would (one
+        process fewer)."""
         key = generate_key_file(self.folder / "hub-key.pem")
+        generate_key_file(self.folder / "witness-key.pem")
         self.public_key = base64.b64encode(key.public_key().public_bytes_raw()).decode()
 
     def start(self) -> None:
         logs = self.folder / "logs"
         logs.mkdir(parents=True, exist_ok=True)
-        web_log = (logs / "web.log").open("wb")
-        worker_log = (logs / "worker.log").open("wb")
-        self.processes.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "gunicorn", "federation.wsgi", "--bind", f"127.0.0.1:{self.port}",
-                 "--workers", "1", "--threads", "4", "--timeout", "300"],
-                cwd=ROOT, env=self.env, stdout=web_log, stderr=subprocess.STDOUT,
-            )
+        self.spawn(
+            "web server (gunicorn)",
+            logs / "web.log",
+            [sys.executable, "-m", "gunicorn", "federation.wsgi", "--bind", f"127.0.0.1:{self.port}",
+             "--workers", "1", "--threads", "4", "--timeout", "300"],
         )  # fmt: skip
-        self.processes.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "settings.celery", "worker", "--beat",
-                 "--pool", "solo", "--loglevel", "WARNING",
-                 "--queues", f"concordat-{self.name},concordat-{self.name}.incident",
-                 "--schedule", str(self.folder / "beat-schedule"), "--without-gossip", "--without-mingle"],
-                cwd=ROOT, env=self.env, stdout=worker_log, stderr=subprocess.STDOUT,
-            )
+        self.spawn(
+            "Celery worker",
+            logs / "worker.log",
+            [sys.executable, "-m", "celery", "-A", "settings.celery", "worker", "--beat",
+             "--pool", "solo", "--loglevel", "WARNING",
+             "--queues", f"concordat-{self.name},concordat-{self.name}.incident",
+             "--schedule", str(self.folder / "beat-schedule"), "--without-gossip", "--without-mingle"],
         )  # fmt: skip
+
+    def spawn(self, role: str, log: Path, command: list[str]) -> None:
+        with log.open("wb") as output:  # the child keeps its own copy of the descriptor
+            # Its own process group: stopping the hub reaches every process it started (the
+            # worker's embedded beat outlives a worker that was killed).
+            popen = subprocess.Popen(
+                command,
+                cwd=ROOT,
+                env=self.env,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.processes.append(HubProcess(role=role, log=log, popen=popen))
+
+    def deaths(self) -> list[str]:
+        """What ended among this hub's processes, each with why and the end of its log."""
+        found = []
+        for process in self.processes:
+            reason = process.exit_reason()
+            if reason is None:
+                continue
+            tail = ""
+            with contextlib.suppress(OSError):
+                lines = process.log.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
+                tail = "".join(f"\n    | {line}" for line in lines)
+            found.append(
+                f"{self.hub_id}'s {process.role} {reason}; its log is {_relative(process.log)}"
+                + (f", ending:{tail}" if tail else " (empty)")
+            )
+        return found
+
+    def check_alive(self) -> None:
+        """Stop the demo with which process of this hub ended, and why, if one did."""
+        deaths = self.deaths()
+        if deaths:
+            raise HubDied("\n".join(deaths))
 
     def stop(self) -> None:
         for process in self.processes:
-            if process.poll() is not None:
-                continue
-            process.send_signal(signal.SIGTERM)
+            _signal_group(process.popen, signal.SIGTERM)
         for process in self.processes:
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.popen.wait(timeout=15)
+            _signal_group(process.popen, signal.SIGKILL)  # whatever is left of its group
 
 
 class Command(BaseCommand):
@@ -178,7 +247,13 @@ class Command(BaseCommand):
             default="",
             help="The peers' ports, comma-separated (default: the ports after --port).",
         )
-        parser.add_argument("--contributions", type=int, default=300)
+        parser.add_argument(
+            "--contributions",
+            type=int,
+            default=300,
+            help=f"How many contributions acme submits (at least {MIN_CONTRIBUTIONS}: the "
+            "walkthrough approves three and rejects one).",
+        )
         parser.add_argument(
             "--keep-running", action="store_true", help="Leave the hubs up until Ctrl-C when done."
         )
@@ -194,6 +269,11 @@ class Command(BaseCommand):
         keep_running: bool,
         **options,
     ):
+        if contributions < MIN_CONTRIBUTIONS:
+            raise CommandError(
+                f"--contributions must be at least {MIN_CONTRIBUTIONS}: the walkthrough approves "
+                "three entries and rejects one."
+            )
         if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
             raise CommandError(
                 "Run the demo with DJANGO_SETTINGS_MODULE=settings.demo (make demo does)."
@@ -216,7 +296,7 @@ class Command(BaseCommand):
                 refuse_if_port_taken(member)
         except CommandError:
             for lock in locks:
-                lock.close()
+                lock.release()
             raise
         # SIGTERM (kill, a supervisor, a CI timeout) stops the hubs' processes as Ctrl-C does.
         signal.signal(signal.SIGTERM, _stop_on_signal)
@@ -243,14 +323,31 @@ class Command(BaseCommand):
                     "The hubs are peered with each other (manage.py peer add / "
                     "set-outbound-token: hub keys pinned, tokens exchanged, inbound policy trust)"
                 )
+                self.witness_each_other(federation, people)
+                self.say(
+                    "Each hub witnesses the others' logs (manage.py witnessed_logs add / "
+                    "hub_witnesses add): it cosigns their checkpoints, and they ask it to"
+                )
             self.walkthrough(hub, people, contributions, peers=federation[1:])
             self.show_next_steps(hub, people, keep_running=keep_running, peers=federation[1:])
             if keep_running:
-                self.say("The hub stays up (with its peers); press Ctrl-C to stop.")
-                while all(p.poll() is None for member in federation for p in member.processes):
+                self.say(
+                    "The hubs stay up; press Ctrl-C to stop."
+                    if len(federation) > 1
+                    else "The hub stays up; press Ctrl-C to stop."
+                )
+                while True:
+                    for member in federation:
+                        member.check_alive()
                     time.sleep(1)
         except KeyboardInterrupt:
             pass
+        except CommandError as error:
+            # A process that died explains a failed step better than the step's own error.
+            deaths = [death for member in federation for death in member.deaths()]
+            if deaths and not isinstance(error, HubDied):
+                raise HubDied(f"{error}\n" + "\n".join(deaths)) from error
+            raise
         finally:
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
             signal.signal(signal.SIGHUP, signal.SIG_IGN)
@@ -258,15 +355,16 @@ class Command(BaseCommand):
                 list(pool.map(DemoHub.stop, federation))
             self.say("Stopped the hub." if len(federation) == 1 else "Stopped the hubs.")
             for lock in locks:
-                lock.close()
+                lock.release()
 
     def set_up(self, federation: list[DemoHub]) -> dict:
         """Migrate one database and copy it to the others; make the hub keys; create the people
         and peer every hub with every other, one process per hub at a time."""
         hub, peers = federation[0], federation[1:]
+        for member in federation:
+            member.make_folders()
         hub.manage("migrate", "--noinput")
         for peer in peers:
-            peer.folder.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(hub.folder / "db.sqlite3", peer.folder / "db.sqlite3")
         for member in federation:
             member.make_key()
@@ -349,11 +447,37 @@ class Command(BaseCommand):
                 zip((hub.name for hub in federation), pool.map(call, federation), strict=True)
             )
 
+    def witness_each_other(self, federation: list[DemoHub], people: dict) -> None:
+        """Every hub witnesses every other hub's log, set up with the commands an operator
+        uses: the witness learns the log's origin and key, the log its witness's key and URL."""
+        keys = {}
+        for member in federation:
+            client = ConcordatClient(member.url)
+            log_key = expect(client.get("/api/v1/log/key"), 200, f"read {member.hub_id}'s log key")
+            witness_key = expect(
+                client.get("/api/v1/witness/key"), 200, f"read {member.hub_id}'s witness key"
+            )
+            keys[member.name] = (log_key["vkey"], witness_key["vkey"])
+        commands: dict[str, list[list[str]]] = {member.name: [] for member in federation}
+        for log in federation:
+            for witness in federation:
+                if witness is log:
+                    continue
+                commands[witness.name].append(
+                    ["witnessed_logs", "add", "--origin", log.hub_id, "--vkey", keys[log.name][0]]
+                )
+                vkey = keys[witness.name][1]
+                commands[log.name].append(
+                    ["hub_witnesses", "add", "--name", vkey.split("+", 1)[0], "--vkey", vkey,
+                     "--url", f"{witness.url}/api/v1/witness"]
+                )  # fmt: skip
+        self.in_parallel(federation, lambda member: member.manage_many(commands[member.name]))
+        people["witnesses"] = {member.name: keys[member.name][1] for member in federation}
+
     def wait_until_up(self, hub: DemoHub) -> None:
         client = ConcordatClient(hub.url, timeout=2)
         for _ in range(150):
-            if any(process.poll() is not None for process in hub.processes):
-                raise CommandError(f"a hub process exited; see {hub.folder / 'logs'}")
+            hub.check_alive()
             try:
                 if client.get("/api/v1/hub/")[0] == 200:
                     return
@@ -396,7 +520,10 @@ class Command(BaseCommand):
         ivan = ConcordatClient(hub.url, people["ivan"]["token"])
         queue = expect(gus.get("/api/v1/review/queue/?page_size=4"), 200, "read the review queue")
         pending = queue["results"]
-        self.say(f"globex's reviewer gus opens the review queue: {len(pending)} entries on page 1")
+        self.say(
+            f"globex's reviewer gus opens the review queue, {len(pending)} entries a page: the "
+            f"first page holds the oldest of acme's {result['created']} new entries"
+        )
         for entry in pending[:3]:
             body = expect(
                 gus.post(f"/api/v1/entries/{entry['id']}/approve/", {"reason": "matches our copy"}),
@@ -470,6 +597,8 @@ class Command(BaseCommand):
                 )
                 found = None
                 while time.monotonic() - started < ARRIVAL_TIMEOUT:
+                    peer.check_alive()
+                    origin.check_alive()
                     results = expect(reader.get(query), 200, f"read {peer.hub_id}'s entries")
                     found = results["results"][0] if results["results"] else None
                     if found is not None and found["state"] == state:
@@ -512,22 +641,31 @@ class Command(BaseCommand):
         self.say("Waiting for the Celery worker to sequence the audit log and sign a checkpoint…")
         note = ""
         for _ in range(120):
+            hub.check_alive()
             status, note = auditor.get("/api/v1/log/checkpoint")
             if status == 200 and self.unsequenced_events(hub) == 0:
                 break
             time.sleep(0.5)
-        self.say(
-            "Latest signed checkpoint:\n"
-            + "\n".join("    " + line for line in str(note).splitlines())
-        )
-        state = hub.folder / "verifier-state.json"
-        verify = [
-            sys.executable, "federation/transparency/verifier.py", "--hub", hub.url, "--key", vkey,
-            "--token", people["auditor"]["token"], "--state", str(state),
-        ]  # fmt: skip
+        witnesses = [vkey for name, vkey in people.get("witnesses", {}).items() if name != hub.name]
+        if witnesses:
+            note = self.wait_for_cosignatures(
+                hub, auditor, witnesses, tree_size=checkpoint_size(note)
+            )
+            self.say(
+                f"Latest checkpoint cosigned by its {len(witnesses)} witnesses:\n"
+                + "\n".join("    " + line for line in str(note).splitlines())
+            )
+        else:
+            self.say(
+                "Latest signed checkpoint:\n"
+                + "\n".join("    " + line for line in str(note).splitlines())
+            )
+        verify = [sys.executable, *verifier_arguments(hub, people)]
         done = subprocess.run(verify, cwd=ROOT, capture_output=True, text=True)
+        policy = f" and its {len(witnesses)} witnesses' keys" if witnesses else ""
         self.say(
-            f"An auditor runs the standalone verifier with the pinned hub key (exit {done.returncode}):"
+            f"An auditor runs the standalone verifier with the pinned hub key{policy} "
+            f"(exit {done.returncode}):"
         )
         self.indent(done.stdout + done.stderr)
         if done.returncode != 0:
@@ -544,10 +682,11 @@ class Command(BaseCommand):
             database.execute(
                 "UPDATE federation_auditevent SET organisation = 'mallory' WHERE leaf_index = 3"
             )
-        done = subprocess.run(verify, cwd=ROOT, capture_output=True, text=True)
+        done = subprocess.run([*verify, "--full"], cwd=ROOT, capture_output=True, text=True)
         self.say(
             f"Someone edits audit event at leaf 3 directly in the database ({original!r} -> "
-            f"'mallory'); the verifier runs again (exit {done.returncode}):"
+            f"'mallory'); the verifier runs again, re-reading every leaf (--full; exit "
+            f"{done.returncode}):"
         )
         self.indent(done.stdout + done.stderr)
         with database:
@@ -557,6 +696,29 @@ class Command(BaseCommand):
         database.close()
         if done.returncode == 0:
             raise CommandError("the verifier missed a rewritten audit event")
+
+    def wait_for_cosignatures(
+        self, hub: DemoHub, auditor: ConcordatClient, witnesses: list[str], *, tree_size: int
+    ) -> str:
+        """The hub's newest cosigned checkpoint once it covers ``tree_size`` leaves and carries
+        a cosignature by each of ``witnesses``."""
+        names = {vkey.split("+", 1)[0] for vkey in witnesses}
+        deadline = time.monotonic() + WITNESS_TIMEOUT
+        note = ""
+        while time.monotonic() < deadline:
+            hub.check_alive()
+            status, note = auditor.get("/api/v1/log/checkpoint/cosigned")
+            if status == 200 and checkpoint_size(note) >= tree_size:
+                signers = {
+                    line.split(" ")[1] for line in str(note).split("\n\n", 1)[1].splitlines()
+                }
+                if names <= signers:
+                    return note
+            time.sleep(0.5)
+        raise CommandError(
+            f"the witnesses did not cosign {hub.hub_id}'s checkpoint of size {tree_size} in "
+            f"{WITNESS_TIMEOUT} s; see the peers' logs under var/"
+        )
 
     def show_next_steps(
         self, hub: DemoHub, people: dict, *, keep_running: bool, peers: list[DemoHub]
@@ -592,11 +754,18 @@ class Command(BaseCommand):
         )
         self.say("An auditor reads the log and the reports.")
         self.say(f"  audit token: {auditor['token']}")
-        self.say("  Verify the transparency log with the hub key pinned:")
-        self.say(
-            f"    $ {python} federation/transparency/verifier.py --hub {hub.url} "
-            f"--key {shlex.quote(people.get('vkey', 'VKEY'))} --token {auditor['token']}"
-        )
+        if peers:
+            self.say(
+                "  Verify the transparency log with the hub key and its witnesses' keys pinned "
+                "(every witness must cosign; the state folder remembers the last checkpoint):"
+            )
+        else:
+            self.say(
+                "  Verify the transparency log with the hub key pinned (the state folder "
+                "remembers the last checkpoint):"
+            )
+        arguments = " ".join(shlex.quote(argument) for argument in verifier_arguments(hub, people))
+        self.say(f"    $ {python} {arguments}")
         self.say(
             "Run manage.py against this hub's database (CONCORDAT_DEMO_NAME names the hub, "
             "as --hub-name does):"
@@ -628,6 +797,25 @@ class Command(BaseCommand):
         self.stdout.flush()
 
 
+def verifier_arguments(hub: DemoHub, people: dict) -> list[str]:
+    """The auditor's verifier command line (after the interpreter): the pinned hub key, every
+    peer's witness key as the policy, and a state folder of this demo hub's own under var/ (a
+    new demo starts a new log, and wipes the folder with the hub's)."""
+    witnesses = [vkey for name, vkey in people.get("witnesses", {}).items() if name != hub.name]
+    return [
+        "federation/transparency/verifier.py", "--hub", hub.url,
+        "--key", people.get("vkey", "VKEY"), "--token", people["auditor"]["token"],
+        *(argument for vkey in witnesses for argument in ("--witness", vkey)),
+        "--state-dir", _relative(hub.folder / "auditor-state"),
+    ]  # fmt: skip
+
+
+def checkpoint_size(note: str) -> int:
+    """The tree size of a signed checkpoint note (its second line); 0 for anything else."""
+    lines = str(note).split("\n")
+    return int(lines[1]) if len(lines) > 1 and lines[1].isdigit() else 0
+
+
 def _relative(path: Path) -> str:
     try:
         return str(path.relative_to(ROOT))
@@ -635,15 +823,36 @@ def _relative(path: Path) -> str:
         return str(path)
 
 
+def _signal_group(popen: subprocess.Popen, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(popen.pid, signum)
+
+
 def _stop_on_signal(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
-def claim_demo(hub: DemoHub):
+@dataclass
+class DemoLock:
+    """``var/NAME.lock``, held (flock) by the demo running hub NAME."""
+
+    path: Path
+    file: object
+
+    def release(self) -> None:
+        """Remove the file, then let go of the lock: no lock file is left behind, and no other
+        demo can take the lock on the old file meanwhile (it is still held while unlinked)."""
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+        self.file.close()
+
+
+def claim_demo(hub: DemoHub) -> DemoLock:
     """Hold ``var/NAME.lock`` for as long as this demo runs; refuse if another demo holds it.
 
     An advisory lock (flock) is released by the kernel when its holder exits, however it exits,
-    so a crashed demo never leaves a stale lock behind. The file also names the holder's pid."""
+    so a crashed demo never leaves a stale lock that blocks the next one (its file may stay;
+    a demo that ends or is refused removes it). The file also names the holder's pid."""
     path = hub.folder.parent / f"{hub.name}.lock"
     path.parent.mkdir(parents=True, exist_ok=True)
     lock = path.open("a+")
@@ -662,7 +871,7 @@ def claim_demo(hub: DemoHub):
     lock.truncate()
     lock.write(f"{os.getpid()}\n")
     lock.flush()
-    return lock
+    return DemoLock(path=path, file=lock)
 
 
 def refuse_if_port_taken(hub: DemoHub) -> None:

@@ -1198,7 +1198,8 @@ def recheck_old_leaves(
     else:
         report.ok(
             f"re-checked old leaves {start} to {end - 1} in full (a pass over all "
-            f"{verified_before} earlier leaves takes {runs} runs of --recheck {budget})"
+            f"{verified_before} earlier leaves takes {runs} run{'s' if runs > 1 else ''} of "
+            f"--recheck {budget})"
         )
     state.recheck_next = end if end < verified_before else 0
 

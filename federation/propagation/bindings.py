@@ -2,7 +2,9 @@
 
 A local key gets its first binding when it is first sent to a peer (signed by the hub key, kept
 as a ``KeyBinding``), and a newer one with ``revoked_at`` when it is revoked, if it was ever
-bound. A foreign key's bindings are the ones its home hub signed, stored on arrival
+bound. Each binding signed here is audited ``key.bound`` with its RFC 8785 text and signature, in
+the transaction that stores it, so this hub's log names every binding it gave out. A foreign
+key's bindings are the ones its home hub signed, stored on arrival
 (``federation.propagation.receive``); they are never signed here.
 """
 
@@ -20,7 +22,14 @@ from federation.hubkey import hub_private_key
 from federation.propagation.models import KeyBinding
 from federation.propagation.wire import key_binding_document, sign_document
 from federation.signing import format_timestamp
+from federation.transparency.actions import Action, Key, ObjectType
+from federation.transparency.audit import AuditRecord, audit_record_many
+from members.actors import Actor
 from members.models import SigningKey
+
+# Bindings are signed by the hub itself, whoever's request needed one (a delivery, a pull, a
+# revocation: the revocation's own actor is on its ``key.revoked`` event).
+BINDER = Actor.system("federation")
 
 
 class KeyNotBindable(Exception):
@@ -93,6 +102,7 @@ def _bind(key_pks: list[int]) -> dict[int, KeyBinding]:
         current = newest_bindings(key_pks)
         fresh = [_sign(key, now) for key in locked if _stale(key, current.get(key.pk))]
         KeyBinding.objects.bulk_create(fresh)
+        audit_record_many([_bound_record(binding) for binding in fresh])
         current.update({binding.signing_key_id: binding for binding in fresh})
     return current
 
@@ -110,7 +120,27 @@ def key_binding_revoked(*, key: SigningKey) -> KeyBinding | None:
         now = latest + timedelta(microseconds=1)
     binding = _sign(key, now)
     binding.save()
+    audit_record_many([_bound_record(binding)])
     return binding
+
+
+def _bound_record(binding: KeyBinding) -> AuditRecord:
+    """``key.bound``: the binding as signed, enough to check it with the hub key alone."""
+    key = binding.signing_key
+    return AuditRecord(
+        action=Action.KEY_BOUND,
+        actor=BINDER,
+        organisation=key.organisation.slug,
+        object_type=ObjectType.SIGNING_KEY,
+        object_id=key.key_id,
+        data={
+            Key.HUB: settings.HUB_ID,
+            Key.MEMBER: key.organisation.slug,
+            Key.KEY_ID: key.key_id,
+            Key.BINDING: binding.canonical,
+            Key.BINDING_SIGNATURE: base64.b64encode(bytes(binding.signature)).decode(),
+        },
+    )
 
 
 def binding_pair(binding: KeyBinding) -> tuple[dict, str]:

@@ -879,6 +879,16 @@ def _audit_key_received(batch: _Batch, section: _KeySection) -> None:
                 Key.KEY_ID: section.key_id,
                 Key.BINDING: section.binding.canonical.decode(),
                 Key.BINDING_SIGNATURE: base64.b64encode(section.binding.signature).decode(),
+                # What proves a foreign member's signature from this log alone: the home hub's
+                # pinned key that verified the binding, and the member's signed registration.
+                Key.HUB_PUBLIC_KEY: base64.b64encode(
+                    batch.hubs[section.hub].public_key_bytes
+                ).decode(),
+                Key.PUBLIC_KEY: base64.b64encode(section.public_key).decode(),
+                Key.REGISTRATION: section.registration.decode(),
+                Key.REGISTRATION_SIGNATURE: base64.b64encode(
+                    section.registration_signature
+                ).decode(),
                 Key.PEER: batch.peer.hub_id,
             },
         )

@@ -72,6 +72,7 @@ class Action:
     FEDERATION_DEAD_LETTERED: Final = "federation.dead_lettered"
     FEDERATION_RETRIED: Final = "federation.retried"  # an admin put dead letters back in the queue
     KEY_RECEIVED: Final = "key.received"  # a foreign member's key, bound by its home hub
+    KEY_BOUND: Final = "key.bound"  # this hub signed a binding of its own member's key
 
     # Witnessing (docs/transparency.md, "Witnesses"): the logs this hub witnesses, the
     # witnesses of its own log, and what this hub, as a witness, cosigned or caught
@@ -220,6 +221,7 @@ class Key:
     PREFIX: Final = "prefix"
     BINDING: Final = "binding"
     BINDING_SIGNATURE: Final = "binding_signature"
+    HUB_PUBLIC_KEY: Final = "hub_public_key"  # the home hub's key that verified a binding
     ATTESTATION: Final = "attestation"
     # Peers (peer.*) and what was sent to them (federation.sent, federation.dead_lettered,
     # federation.retried)

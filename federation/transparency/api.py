@@ -77,6 +77,9 @@ def _int_param(request, name: str, *, required: bool = True) -> int | None:
     return int(raw)
 
 
+MAX_POLICY_WITNESSES = 32  # a verifier's policy names its witnesses in the query
+
+
 class LogView(APIView):
     permission_classes = [CanReadLog]
     required_capability = Scope.AUDIT
@@ -130,21 +133,42 @@ class CheckpointView(LogView):
 
 
 class CosignedCheckpointView(LogView):
-    """The newest checkpoint that witnesses cosigned (or the one at ``?size=N``), as one signed
-    note: the hub's signature, then every cosignature held for it (docs/transparency.md,
-    "Witnesses"). The latest checkpoint, with no cosignature, while none has any."""
+    """The newest checkpoint that witnesses cosigned (or the one at ``?size=N``, or the newest
+    that ``threshold`` of the named ``witness`` es cosigned), as one signed note: the hub's
+    signature, then every cosignature held for it (docs/transparency.md, "Witnesses"). The latest
+    checkpoint, with no cosignature, while none has any."""
 
     error_codes = {400: ["invalid"], 404: ["no_checkpoint", "not_found"]}
 
     renderer_classes = [JSONRenderer, PlainTextRenderer]
 
     @extend_schema(
-        parameters=[OpenApiParameter("size", OpenApiTypes.INT, required=False)],
+        parameters=[
+            OpenApiParameter("size", OpenApiTypes.INT, required=False),
+            OpenApiParameter("witness", OpenApiTypes.STR, required=False, many=True),
+            OpenApiParameter("threshold", OpenApiTypes.INT, required=False),
+        ],
         responses={(200, "text/plain"): OpenApiTypes.STR},
     )
     def get(self, request):
+        witnesses = request.query_params.getlist("witness")
+        threshold = _int_param(request, "threshold", required=False)
+        if len(witnesses) > MAX_POLICY_WITNESSES or any(
+            not 1 <= len(name) <= 200 for name in witnesses
+        ):
+            raise InvalidInput(
+                f"Name 1 to {MAX_POLICY_WITNESSES} witnesses, each 1-200 characters.",
+                details={"parameter": "witness"},
+            )
+        if threshold is not None and not 1 <= threshold <= max(len(set(witnesses)), 1):
+            raise InvalidInput(
+                "The threshold must be between 1 and the number of witnesses named.",
+                details={"parameter": "threshold", "value": threshold},
+            )
         checkpoint, cosignatures = cosigned_checkpoint(
-            tree_size=_int_param(request, "size", required=False)
+            tree_size=_int_param(request, "size", required=False),
+            witnesses=witnesses,
+            threshold=threshold,
         )
         return HttpResponse(
             cosigned_note(checkpoint, cosignatures), content_type="text/plain; charset=utf-8"

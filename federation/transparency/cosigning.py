@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Count
 from django.utils import timezone
 
 from federation.errors import InvalidInput
@@ -171,9 +172,28 @@ def _exchange(witness: Witness, checkpoint: Checkpoint) -> tuple[str, int]:
     raise WitnessRefused("409 twice")
 
 
-def cosigned_checkpoint(*, tree_size: int | None = None) -> tuple[Checkpoint, list[Cosignature]]:
+def cosigned_checkpoint(
+    *,
+    tree_size: int | None = None,
+    witnesses: list[str] | None = None,
+    threshold: int | None = None,
+) -> tuple[Checkpoint, list[Cosignature]]:
     """The newest checkpoint holding cosignatures (or the one at ``tree_size``), with them; the
-    latest checkpoint with none when no witness has cosigned yet."""
+    latest checkpoint with none when no witness has cosigned yet. With ``witnesses`` (names) and
+    ``threshold``: the newest checkpoint that at least ``threshold`` of them cosigned, if any (a
+    verifier's policy can be met by an older checkpoint while witnesses change)."""
+    if tree_size is None and witnesses:
+        met = (
+            Cosignature.objects.filter(witness__name__in=witnesses)
+            .values("checkpoint__tree_size")
+            .annotate(count=Count("witness", distinct=True))
+            .filter(count__gte=threshold or len(set(witnesses)))
+            .order_by("-checkpoint__tree_size")
+            .values_list("checkpoint__tree_size", flat=True)
+            .first()
+        )
+        if met is not None:
+            tree_size = met
     if tree_size is None:
         held = Cosignature.objects.order_by("-checkpoint__tree_size").select_related("checkpoint")
         first = held.first()

@@ -516,10 +516,10 @@ class HubClient:
         self.token = token
         self.timeout = timeout
 
-    def get(self, path: str, **params: int) -> bytes:
+    def get(self, path: str, **params: Any) -> bytes:
         url = self.base_url + path
         if params:
-            url += "?" + urllib.parse.urlencode(params)
+            url += "?" + urllib.parse.urlencode(params, doseq=True)
         request = urllib.request.Request(url)  # noqa: S310 (scheme checked above)
         if self.token:
             request.add_header("Authorization", f"Bearer {self.token}")
@@ -536,7 +536,7 @@ class HubClient:
         except (urllib.error.URLError, OSError) as error:
             raise HubError(f"GET {path} failed: {error}") from error
 
-    def json(self, path: str, **params: int) -> Any:
+    def json(self, path: str, **params: Any) -> Any:
         try:
             return json.loads(self.get(path, **params))
         except ValueError as exc:
@@ -584,6 +584,14 @@ MAX_LISTED = 10
 EVENT_KIND = "concordat.audit-event"
 ACCEPTED = "contribution.accepted"
 KEY_REGISTERED = "key.registered"
+# A foreign member's key, as its home hub bound it (the receiving side), and a binding this hub
+# signed for its own member's key (the sending side); the peers' pinned keys that bindings need.
+KEY_RECEIVED = "key.received"
+KEY_BOUND = "key.bound"
+PEER_REGISTERED = "peer.registered"
+PEER_KEY_ROTATED = "peer.key_rotated"
+REGISTRATION_KIND = "concordat.key"
+BINDING_KIND = "concordat.key-binding"
 # The hub's record of cosigning another log: it needs no witnessing of its own (see
 # docs/transparency.md, "Witnesses"), everything else does.
 COSIGNED = "checkpoint.cosigned"
@@ -684,15 +692,20 @@ def figures_for(figures: dict[str, dict], *, tree_size: int, month: str | None) 
 @dataclass
 class LogState:
     """What a run verified: the checkpoint, the frontier of its leaf hashes, the members' keys
-    registered in it, and the running figures per month."""
+    registered or received in it, the peer hubs' keys it pinned, and the running figures per
+    month."""
 
     checkpoint: SignedCheckpoint | None = None
     frontier: Frontier = field(default_factory=Frontier)
     keys: dict[str, dict] = field(default_factory=dict)
+    # hub id -> [[leaf index, key id], ...]: each key the log pinned for the peer, in log order
+    peers: dict[str, list] = field(default_factory=dict)
     figures: dict[str, dict] = field(default_factory=dict)
     # One past the last leaf that is not bookkeeping (a checkpoint.cosigned record): a witness
     # policy needs the witnessed tree to reach at least this far.
     changes_through: int = 0
+    # Where the next run's re-check of old leaves starts (a rotating full re-check, "recheck").
+    recheck_next: int = 0
 
 
 def check_leaf(leaf: bytes, event: Any) -> dict:
@@ -728,12 +741,150 @@ def register_key(keys: dict[str, dict], index: int, document: dict) -> str | Non
         key_id = data["key_id"]
     except (KeyError, TypeError, binascii.Error):
         return f"leaf {index}: a key.registered event without a base64 public_key and key_id"
-    if len(raw) != 32 or hashlib.sha256(raw).hexdigest()[:32] != key_id:
+    if len(raw) != 32 or key_id_of(raw) != key_id:
         return f"leaf {index}: key {key_id!r} is not the documented id of its public key"
+    known = {"public_key": data["public_key"], "organisation": document["organisation"]}
+    if isinstance(data.get("registration"), str):
+        known["registration_sha256"] = hashlib.sha256(data["registration"].encode()).hexdigest()
+    keys.setdefault(key_id, {**known, "leaf": index})
+    return None
+
+
+def key_id_of(raw: bytes) -> str:
+    """The documented id of a raw Ed25519 public key (a member's or a hub's)."""
+    return hashlib.sha256(raw).hexdigest()[:32]
+
+
+def pin_peer(peers: dict[str, list], index: int, document: dict) -> str | None:
+    """Remember the hub key a ``peer.registered`` or ``peer.key_rotated`` leaf pins."""
+    data = document["data"]
+    if document["action"] == PEER_REGISTERED:
+        hub, key_id = data.get("hub_id"), data.get("key_id")
+    else:
+        hub, key_id = document.get("object", {}).get("id"), data.get("to")
+    if not isinstance(hub, str) or not isinstance(key_id, str):
+        return f"leaf {index}: a {document['action']} event without a hub id and a key id"
+    peers.setdefault(hub, []).append([index, key_id])
+    return None
+
+
+def pinned_peer_key(peers: dict[str, list], hub: str, index: int) -> str | None:
+    """The key id the log pinned for ``hub`` by the last peer leaf before leaf ``index``."""
+    pinned = [key_id for leaf, key_id in peers.get(hub, []) if leaf < index]
+    return pinned[-1] if pinned else None
+
+
+def _signed_object(text: Any, kind: str) -> tuple[dict, bytes]:
+    """A signed object logged as its RFC 8785 text: the document and its bytes."""
+    if not isinstance(text, str):
+        raise CanonicalError(f"the {kind} is not logged as text")
+    raw = text.encode()
+    document = parse_canonical(raw)
+    if not isinstance(document, dict) or document.get("kind") != kind or document.get("v") != 1:
+        raise CanonicalError(f"the logged text is not a {kind} v1 object")
+    return document, raw
+
+
+def _verifies(public_raw: bytes, signature: bytes, message: bytes) -> bool:
+    try:
+        Ed25519PublicKey.from_public_bytes(public_raw).verify(signature, message)
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+def receive_key(
+    keys: dict[str, dict], peers: dict[str, list], index: int, document: dict
+) -> str | None:
+    """Check a ``key.received`` leaf from the log alone and remember the foreign key it proves;
+    a problem text if it proves nothing. The binding must verify under the home hub's key the
+    log pinned before the leaf (``peer.registered``/``peer.key_rotated``), name the member's
+    registration by its SHA-256, and the registration must be self-signed by the key."""
+    data = document["data"]
+    where = f"leaf {index} (key.received of key {data.get('key_id')!r})"
+    if "registration" not in data or "hub_public_key" not in data:
+        return (
+            f"{where}: it does not carry the member's registration and the home hub's key "
+            "(logged before hubs recorded them), so the log cannot prove the key"
+        )
+    try:
+        hub, member, key_id = data["hub"], data["member"], data["key_id"]
+        if not all(isinstance(name, str) for name in (hub, member, key_id)):
+            raise TypeError("hub, member and key_id must be strings")
+        public_raw, hub_raw = _b64(data["public_key"]), _b64(data["hub_public_key"])
+        binding, binding_bytes = _signed_object(data["binding"], BINDING_KIND)
+        registration, registration_bytes = _signed_object(data["registration"], REGISTRATION_KIND)
+        binding_signature = _b64(data["binding_signature"])
+        registration_signature = _b64(data["registration_signature"])
+    except (KeyError, TypeError, binascii.Error, CanonicalError) as exc:
+        return f"{where}: malformed ({exc})"
+    pinned = pinned_peer_key(peers, hub, index)
+    if pinned is None:
+        return f"{where}: no peer.registered leaf before it pins a key of the home hub {hub!r}"
+    if key_id_of(hub_raw) != pinned:
+        return (
+            f"{where}: the binding's key {key_id_of(hub_raw)} is not the key {pinned} pinned "
+            f"for {hub!r}"
+        )
+    if not _verifies(hub_raw, binding_signature, binding_bytes):
+        return f"{where}: the binding's signature does not verify under {hub!r}'s pinned key"
+    named = (hub, member, key_id)
+    if (binding.get("hub"), binding.get("member"), binding.get("key_id")) != named:
+        return f"{where}: the binding names another hub, member or key than the event"
+    if (registration.get("hub"), registration.get("member"), registration.get("key_id")) != named:
+        return f"{where}: the registration names another hub, member or key than the binding"
+    if binding.get("registration_sha256") != hashlib.sha256(registration_bytes).hexdigest():
+        return f"{where}: the binding's registration_sha256 is not that of the logged registration"
+    if registration.get("public_key") != data["public_key"] or len(public_raw) != 32:
+        return f"{where}: the registration's public_key is not the event's"
+    if key_id_of(public_raw) != key_id:
+        return f"{where}: key {key_id!r} is not the documented id of its public key"
+    if not _verifies(public_raw, registration_signature, registration_bytes):
+        return f"{where}: the registration's self-signature does not verify"
+    if document["organisation"] != member:
+        return f"{where}: the event's organisation is not the bound member {member!r}"
+    known = keys.get(key_id)
+    if known is not None and (known["organisation"], known.get("hub")) != (member, hub):
+        return f"{where}: key {key_id} is already in the log for {known['organisation']!r}"
     keys.setdefault(
         key_id,
-        {"public_key": data["public_key"], "organisation": document["organisation"], "leaf": index},
+        {"public_key": data["public_key"], "organisation": member, "hub": hub, "leaf": index},
     )
+    return None
+
+
+def check_bound_key(
+    keys: dict[str, dict], index: int, document: dict, log_key: "VerifierKey | None"
+) -> str | None:
+    """Why a ``key.bound`` leaf (a binding this hub signed for its own member's key) is not a
+    binding by the log's own key of a key registered earlier in the log, or None."""
+    data = document["data"]
+    where = f"leaf {index} (key.bound of key {data.get('key_id')!r})"
+    try:
+        binding, binding_bytes = _signed_object(data["binding"], BINDING_KIND)
+        signature = _b64(data["binding_signature"])
+    except (KeyError, TypeError, binascii.Error, CanonicalError) as exc:
+        return f"{where}: malformed ({exc})"
+    if log_key is not None:
+        try:
+            log_key.public_key.verify(signature, binding_bytes)
+        except InvalidSignature:
+            return f"{where}: the binding's signature does not verify under the hub's key"
+    key_id = data.get("key_id")
+    if (binding.get("member"), binding.get("key_id"), binding.get("hub")) != (
+        document["organisation"],
+        key_id,
+        data.get("hub"),
+    ):
+        return f"{where}: the binding names another member, key or hub than the event"
+    known = keys.get(str(key_id))
+    if known is None or known["leaf"] >= index or known.get("hub") is not None:
+        return f"{where}: no key.registered leaf before it registers key {key_id!r}"
+    if known["organisation"] != document["organisation"]:
+        return f"{where}: key {key_id} was registered by {known['organisation']!r}"
+    expected = known.get("registration_sha256")
+    if expected is not None and binding.get("registration_sha256") != expected:
+        return f"{where}: the binding's registration_sha256 is not that of the key.registered leaf"
     return None
 
 
@@ -755,7 +906,10 @@ def check_contribution(index: int, document: dict, item: dict | None, keys: dict
         return f"{where}: the hub serves another signature than the leaf records"
     key = keys.get(str(data.get("key_id")))
     if key is None or key["leaf"] >= index:
-        return f"{where}: no key.registered leaf before it registers key {data.get('key_id')!r}"
+        return (
+            f"{where}: no key.registered or key.received leaf before it for key "
+            f"{data.get('key_id')!r}"
+        )
     if key["organisation"] != document["organisation"]:
         return f"{where}: key {data.get('key_id')} was registered by {key['organisation']!r}"
     try:
@@ -777,6 +931,8 @@ def check_contribution(index: int, document: dict, item: dict | None, keys: dict
             "value": (value.lower() if isinstance(value, str) else value, data.get("value")),
             "labels": (signed["labels"], data.get("labels")),
         }
+        if key.get("hub") is not None:  # a relayed contribution: its hub is the key's home
+            pairs["hub"] = (signed["hub"], key["hub"])
     except (CanonicalError, KeyError, TypeError) as exc:
         return f"{where}: the signed bytes are not a contribution ({exc})"
     differing = [name for name, (inside, logged) in pairs.items() if inside != logged]
@@ -790,15 +946,20 @@ def check_entries(
     checkpoint: SignedCheckpoint,
     state: LogState,
     report: Report,
+    log_key: VerifierKey | None = None,
 ) -> LogState | None:
     """Fetch leaves [state size, checkpoint size) and check them: exact canonical bytes, the
-    committed hashes, the signed root (from the saved frontier plus the new leaves), member
-    signatures. Returns the new state, or None when the leaves do not give the signed root."""
+    committed hashes, the signed root (from the saved frontier plus the new leaves), the key
+    bindings, member signatures. Returns the new state, or None when the leaves do not give the
+    signed root."""
     size = checkpoint.tree_size
     start = state.frontier.size
     committed = state.frontier.copy()
     from_bytes = state.frontier.copy()
     keys = {key: dict(value) for key, value in state.keys.items()}
+    peers = {hub: [list(pin) for pin in pins] for hub, pins in state.peers.items()}
+    unbound: list[str] = []
+    checked_bindings = 0
     figures = json.loads(json.dumps(state.figures))
     changed: list[str] = []
     malformed: list[str] = []
@@ -846,6 +1007,18 @@ def check_entries(
                 problem = register_key(keys, index, document)
                 if problem:
                     malformed.append(problem)
+            elif document["action"] in (PEER_REGISTERED, PEER_KEY_ROTATED):
+                problem = pin_peer(peers, index, document)
+                if problem:
+                    malformed.append(problem)
+            elif document["action"] in (KEY_RECEIVED, KEY_BOUND):
+                checked_bindings += 1
+                if document["action"] == KEY_RECEIVED:
+                    problem = receive_key(keys, peers, index, document)
+                else:
+                    problem = check_bound_key(keys, index, document, log_key)
+                if problem:
+                    unbound.append(problem)
             elif document["action"] == ACCEPTED:
                 accepted[index] = document
             index += 1
@@ -888,6 +1061,14 @@ def check_entries(
         report.ok(f"the root recomputed from all {size} leaves' bytes matches the signed root")
     else:
         report.fail("the root recomputed from the leaves' bytes does NOT match the signed root")
+    if unbound:
+        report.fail(f"{len(unbound)} key bindings in the log do not prove their key:")
+        report.listing(unbound)
+    elif checked_bindings:
+        report.ok(
+            f"{checked_bindings} key bindings (key.received, key.bound): each verifies under its "
+            "hub's key pinned in the log, for a registration the member signed"
+        )
     if unsigned:
         report.fail(f"{len(unsigned)} accepted contributions are not what their member signed:")
         report.listing(unsigned)
@@ -895,7 +1076,7 @@ def check_entries(
         report.ok(
             f"{checked_contributions} accepted contributions: signed bytes hash to the leaf's "
             "content_hash, the member signature verifies under the key of the key.registered "
-            "leaf, and the leaf's fields are those signed"
+            "or key.received leaf, and the leaf's fields are those signed"
         )
     if not root_ok:
         return None
@@ -903,9 +1084,124 @@ def check_entries(
         checkpoint=checkpoint,
         frontier=committed,
         keys=keys,
+        peers=peers,
         figures=figures,
         changes_through=changes_through,
+        recheck_next=state.recheck_next,
     )
+
+
+def aligned_blocks(start: int, end: int) -> list[tuple[int, int]]:
+    """[start, end) as the fewest complete, aligned subtrees of a Merkle tree: (first leaf, size
+    a power of two with first leaf % size == 0). Each is a node of any tree that holds it."""
+    blocks = []
+    while start < end:
+        size = 1
+        while (start % (size * 2) == 0) and start + size * 2 <= end:
+            size *= 2
+        blocks.append((start, size))
+        start += size
+    return blocks
+
+
+def prove_block(
+    client: HubClient, checkpoint: SignedCheckpoint, start: int, hashes: list[bytes]
+) -> None:
+    """Prove that ``hashes`` (leaf hashes computed from bytes) are the leaves [start, start +
+    len) of the signed tree: the inclusion proof of the block's first leaf must begin with the
+    block's own subtree roots (computed here) and verify to the signed root. Raises ProofError."""
+    size = len(hashes)
+    levels = size.bit_length() - 1
+    proof = client.json("/proof/inclusion", index=start, tree_size=checkpoint.tree_size)
+    path = [_b64(item) for item in proof["inclusion_path"]]
+    inside = [root_from_leaf_hashes(hashes[1 << j : 2 << j]) for j in range(levels)]
+    if path[:levels] != inside:
+        raise ProofError("the hub's proof does not hold the subtrees of these leaves' bytes")
+    verify_inclusion(start, checkpoint.tree_size, hashes[0], path, checkpoint.root_hash)
+
+
+def _reread_block(
+    client: HubClient, first: int, size: int, problems: list[str]
+) -> tuple[list[bytes], dict[int, dict]]:
+    """Leaves [first, first + size) fetched afresh: their leaf hashes computed from the bytes and
+    their contribution.accepted documents; what is wrong with them is added to ``problems``."""
+    hashes: list[bytes] = []
+    accepted: dict[int, dict] = {}
+    index = first
+    while index < first + size:
+        page = client.json("/entries", start=index, end=min(index + ENTRIES_PAGE, first + size))
+        entries = page.get("entries") or []
+        if not entries:
+            problems.append(f"leaf {index}: the hub returned no entry")
+            return hashes, accepted
+        for entry in entries:
+            if entry["leaf_index"] != index:
+                problems.append(f"leaf {index}: the hub sent leaf {entry['leaf_index']}")
+                return hashes, accepted
+            leaf = _b64(entry["leaf"])
+            hashes.append(leaf_hash(leaf))
+            if hashes[-1] != _b64(entry["leaf_hash"]):
+                problems.append(
+                    f"leaf {index}: its bytes no longer hash to the committed leaf hash "
+                    "(changed after logging)"
+                )
+            try:
+                document = check_leaf(leaf, entry.get("event"))
+            except CanonicalError as exc:
+                problems.append(f"leaf {index}: {exc}")
+            else:
+                if document["action"] == ACCEPTED:
+                    accepted[index] = document
+            index += 1
+    return hashes, accepted
+
+
+def recheck_old_leaves(
+    client: HubClient,
+    checkpoint: SignedCheckpoint,
+    state: LogState,
+    verified_before: int,
+    budget: int,
+    report: Report,
+) -> None:
+    """The rotating re-check of an incremental run: ``budget`` leaves that earlier runs verified
+    (``[0, verified_before)``), from ``state.recheck_next`` on, wrapping to leaf 0, fetched
+    afresh and checked as a full run checks them (exact bytes, the event document, member
+    signatures), their bytes proven in the signed tree block by block. A pass over the leaves
+    takes ceil(verified_before / budget) runs, so each is re-read within that many runs plus one.
+    Moves ``state.recheck_next``."""
+    if budget <= 0 or verified_before <= 0:
+        return
+    start = state.recheck_next if state.recheck_next < verified_before else 0
+    end = min(start + budget, verified_before)
+    problems: list[str] = []
+    for first, size in aligned_blocks(start, end):
+        hashes, accepted = _reread_block(client, first, size, problems)
+        if len(hashes) == size:
+            try:
+                prove_block(client, checkpoint, first, hashes)
+            except (ProofError, KeyError) as exc:
+                problems.append(f"leaves {first} to {first + size - 1}: {exc}")
+        if accepted:
+            answer = client.json("/contributions", start=min(accepted), end=max(accepted) + 1)
+            served = {item.get("leaf_index"): item for item in answer.get("contributions") or []}
+            for leaf_index, document in accepted.items():
+                problem = check_contribution(
+                    leaf_index, document, served.get(leaf_index), state.keys
+                )
+                if problem:
+                    problems.append(problem)
+    runs = math.ceil(verified_before / budget)
+    if problems:
+        report.fail(f"re-checking old leaves {start} to {end - 1}: {len(problems)} problems:")
+        report.listing(problems)
+    else:
+        report.ok(
+            f"re-checked old leaves {start} to {end - 1} in full (a pass over all "
+            f"{verified_before} earlier leaves takes {runs} run{'s' if runs > 1 else ''} of "
+            f"--recheck {budget})"
+        )
+    state.recheck_next = end if end < verified_before else 0
 
 
 def check_inclusion(
@@ -1060,10 +1356,16 @@ def check_witness_policy(
     report: Report,
     now: datetime,
 ) -> SignedCheckpoint | None:
-    """The hub's newest cosigned checkpoint, signed by the hub, cosigned by at least
-    ``threshold`` trusted witnesses, consistent with the verified ``checkpoint``, and covering
-    every leaf that is not a ``checkpoint.cosigned`` record. Returns it when the policy is met."""
-    note = client.get("/checkpoint/cosigned").decode("utf-8")
+    """The hub's newest checkpoint that ``threshold`` of the trusted witnesses cosigned (asked
+    for by their names; a hub that does not know the question serves its newest cosigned one),
+    signed by the hub, with valid cosignatures, consistent with the verified ``checkpoint``, and
+    covering every leaf that is not a ``checkpoint.cosigned`` record, or else the oldest change
+    outside it is younger than the grace. Returns it when the policy is met."""
+    note = client.get(
+        "/checkpoint/cosigned",
+        witness=[witness.name for witness in policy.witnesses],
+        threshold=policy.threshold,
+    ).decode("utf-8")
     try:
         witnessed = verify_checkpoint(note, key)
         result = check_cosignatures(note, key, policy.witnesses, now)
@@ -1118,14 +1420,63 @@ def check_witness_policy(
             f"leaves up to {state.changes_through - 1} hold changes no witness cosigned (the "
             f"witnessed tree has {witnessed.tree_size} leaves)"
         )
-        signed_at = checkpoint.signed_at
-        age = (now - signed_at).total_seconds() if signed_at else None
+        oldest = oldest_change(client, checkpoint, witnessed.tree_size)
+        age = (now - oldest[1]).total_seconds() if oldest else None
         if age is not None and age <= policy.grace_seconds:
-            report.warn(f"{unwitnessed}; the checkpoint is {age:.0f} s old, within the grace")
+            report.warn(
+                f"{unwitnessed}; the oldest of them (leaf {oldest[0]}) is {age:.0f} s old, "
+                "within the grace"
+            )
         else:
+            if oldest is not None:
+                unwitnessed += f"; the oldest of them (leaf {oldest[0]}) is {age:.0f} s old"
             report.fail(unwitnessed)
             return None
     return witnessed if met and not result.problems else None
+
+
+def oldest_change(
+    client: HubClient, checkpoint: SignedCheckpoint, start: int
+) -> tuple[int, datetime] | None:
+    """The first leaf from ``start`` on that is not a ``checkpoint.cosigned`` record, and the
+    time it logged (``occurred_at``), proven in ``checkpoint`` by an inclusion proof; None if
+    its time cannot be read or proven (the caller then grants no grace)."""
+    index = start
+    while index < checkpoint.tree_size:
+        page = client.json(
+            "/entries", start=index, end=min(index + ENTRIES_PAGE, checkpoint.tree_size)
+        )
+        entries = page.get("entries") or []
+        if not entries:
+            return None
+        for entry in entries:
+            leaf = _b64(entry["leaf"])
+            try:
+                document = parse_canonical(leaf)
+            except CanonicalError:
+                return None
+            if not isinstance(document, dict) or document.get("action") == COSIGNED:
+                index = entry["leaf_index"] + 1
+                continue
+            proof = client.json(
+                "/proof/inclusion", index=entry["leaf_index"], tree_size=checkpoint.tree_size
+            )
+            try:
+                path = [_b64(item) for item in proof["inclusion_path"]]
+                verify_inclusion(
+                    entry["leaf_index"],
+                    checkpoint.tree_size,
+                    leaf_hash(leaf),
+                    path,
+                    checkpoint.root_hash,
+                )
+                moment = datetime.fromisoformat(str(document["occurred_at"]))
+            except (ProofError, KeyError, ValueError):
+                return None
+            if moment.tzinfo is None:
+                return None
+            return entry["leaf_index"], moment
+    return None
 
 
 def cosign_as_auditor(
@@ -1272,13 +1623,19 @@ def load_state_dir(directory: Path, key: VerifierKey, report: Report) -> LogStat
         frontier = Frontier(saved["tree_size"], [_b64(item) for item in saved["frontier"]])
         if frontier.size != checkpoint.tree_size or frontier.root() != checkpoint.root_hash:
             raise ValueError("its frontier does not give the saved checkpoint's root")
+        if "peers" not in saved:
+            # Saved before peers' keys were kept: foreign keys cannot be checked from it.
+            report.note("the state predates checking key bindings: fetching every entry again")
+            return LogState(checkpoint=checkpoint, frontier=Frontier(), keys={}, figures={})
         return LogState(
             checkpoint=checkpoint,
             frontier=frontier,
             keys=saved["keys"],
+            peers=saved["peers"],
             figures=saved["figures"],
             # A state saved before witness policies: assume every leaf needed witnessing.
             changes_through=int(saved.get("changes_through", frontier.size)),
+            recheck_next=int(saved.get("recheck_next", 0)),
         )
     except (ValueError, KeyError, TypeError, NoteError, binascii.Error) as exc:
         report.fail(f"the state in {path} cannot be used ({exc}); move it away to start afresh")
@@ -1304,8 +1661,10 @@ def save_state_dir(directory: Path, hub: str, state: LogState, now: datetime) ->
         "checkpoint": checkpoint.note,
         "frontier": [base64.b64encode(node).decode() for node in state.frontier.stack],
         "keys": state.keys,
+        "peers": state.peers,
         "figures": state.figures,
         "changes_through": state.changes_through,
+        "recheck_next": state.recheck_next,
     }
     _write_atomically(directory / STATE_FILE, json.dumps(saved, indent=1, sort_keys=True) + "\n")
     history = load_history(directory)
@@ -1364,6 +1723,7 @@ def run(
     state_dir: Path | None = None,
     full: bool = False,
     spot_checks: int = 8,
+    recheck: int = 2000,
     max_age: float | None = None,
     reconcile_figures: bool = False,
     month: str | None = None,
@@ -1441,7 +1801,9 @@ def run(
         if saved is not None and full:
             report.note("--full: fetching every entry again")
         if consistent and start.frontier.size <= checkpoint.tree_size:
-            new_state = check_entries(client, checkpoint, start, report)
+            new_state = check_entries(client, checkpoint, start, report, key)
+        if new_state is not None and start.frontier.size and start.checkpoint is not None:
+            recheck_old_leaves(client, checkpoint, new_state, start.frontier.size, recheck, report)
         check_inclusion(client, checkpoint, report, spot_checks)
         check_freshness(client, checkpoint, previous, report, max_age, now)
         if reconcile_figures and new_state is not None:
@@ -1868,6 +2230,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--full", action="store_true", help="Fetch and check every entry again")
     parser.add_argument("--spot-checks", type=int, default=8, help="Random inclusion proofs")
     parser.add_argument(
+        "--recheck",
+        type=int,
+        default=2000,
+        help="Old leaves re-checked in full per incremental run, in rotation (0: none)",
+    )
+    parser.add_argument(
         "--max-age",
         type=float,
         default=None,
@@ -1906,6 +2274,7 @@ def main(argv: list[str] | None = None) -> int:
         state_dir=args.state_dir,
         full=args.full,
         spot_checks=args.spot_checks,
+        recheck=args.recheck,
         max_age=args.max_age,
         reconcile_figures=args.reconcile,
         month=args.month,

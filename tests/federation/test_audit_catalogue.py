@@ -117,13 +117,19 @@ def test_every_action_the_verifier_relies_on_is_a_hub_action():
             and left.slice.value == "action"
         ):
             for comparator in node.comparators:
-                if isinstance(comparator, ast.Name):
-                    compared.add(getattr(verifier, comparator.id))
-                elif isinstance(comparator, ast.Constant):
-                    compared.add(comparator.value)
+                named = comparator.elts if isinstance(comparator, ast.Tuple) else [comparator]
+                for name in named:
+                    if isinstance(name, ast.Name):
+                        compared.add(getattr(verifier, name.id))
+                    elif isinstance(name, ast.Constant):
+                        compared.add(name.value)
     assert compared == {
         verifier.ACCEPTED,
         verifier.KEY_REGISTERED,
+        verifier.KEY_RECEIVED,
+        verifier.KEY_BOUND,
+        verifier.PEER_REGISTERED,
+        verifier.PEER_KEY_ROTATED,
         verifier.COSIGNED,
         verifier.FEDERATION_SENT,
         verifier.FEDERATION_RECEIVED,
@@ -131,6 +137,10 @@ def test_every_action_the_verifier_relies_on_is_a_hub_action():
     assert compared <= all_actions()
     assert verifier.ACCEPTED == Action.CONTRIBUTION_ACCEPTED
     assert verifier.KEY_REGISTERED == Action.KEY_REGISTERED
+    assert verifier.KEY_RECEIVED == Action.KEY_RECEIVED
+    assert verifier.KEY_BOUND == Action.KEY_BOUND
+    assert verifier.PEER_REGISTERED == Action.PEER_REGISTERED
+    assert verifier.PEER_KEY_ROTATED == Action.PEER_KEY_ROTATED
     assert verifier.COSIGNED == Action.CHECKPOINT_COSIGNED
     assert verifier.FEDERATION_SENT == Action.FEDERATION_SENT
     assert verifier.FEDERATION_RECEIVED == Action.FEDERATION_RECEIVED

@@ -7,11 +7,14 @@ as the collecting task stores them."""
 import base64
 import io
 import json
+import re
 import time
+from datetime import timedelta
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from django.utils import timezone
 
 from federation.hubkey import hub_private_key
 from federation.transparency import verifier
@@ -212,3 +215,65 @@ def test_the_evidence_check_shows_a_split_view(db, hub):
     assert "not evidence" in out.getvalue()
     out = io.StringIO()
     assert verifier.evidence(document={"evidence": []}, vkey=hub_verifier_key(), out=out) == 0
+
+
+def test_the_grace_counts_from_the_oldest_change_outside_the_witnessed_tree(
+    hub, tmp_path, witnesses
+):
+    """Later events make new checkpoints: the grace must not restart with each of them."""
+    checkpoint = record(3)
+    for witness in witnesses:
+        witness.cosign(checkpoint)
+    an_hour_ago = timezone.now() - timedelta(hours=1)
+    audit_record_many(
+        [AuditRecord(action="test.event", actor=ACTOR, object_id="old", data={})],
+        occurred_at=an_hour_ago,
+    )
+    record(1)  # a fresh checkpoint, signed now
+    code, out = verify(hub, tmp_path, witnesses)
+    assert code == 1, out
+    assert re.search(rf"the oldest of them \(leaf {checkpoint.tree_size}\) is 36\d\d s old", out)
+    code, out = verify(hub, tmp_path / "b", witnesses, witness_grace=7200)
+    assert code == 3, out
+    assert "within the grace" in out
+
+
+def test_the_newest_checkpoint_that_meets_the_policy_is_judged(hub, tmp_path, db):
+    """Witnesses being switched off: the newest cosigned checkpoint has one cosignature, an
+    older one three; a 2-of-3 policy is met by the older one."""
+    trio = [HeldWitness(f"{name}.hub.test/witness") for name in ("b", "c", "d")]
+    older = record(3)
+    for witness in trio:
+        witness.cosign(older)
+    newer = record(1)
+    trio[0].cosign(newer)
+    code, out = verify(hub, tmp_path, trio, threshold=2)
+    assert code == 3, out  # the newest change waits for its cosignatures, within the grace
+    assert f"witness d.hub.test/witness cosigned tree size {older.tree_size}" in out
+    assert "witness policy met: 3 of the 3 trusted witnesses cosigned" in out
+    code, out = verify(hub, tmp_path / "b", trio, threshold=3, witness_grace=0)
+    assert code == 1, out
+
+
+def test_the_cosigned_checkpoint_asked_for_by_witnesses_and_threshold(hub, db):
+    trio = [HeldWitness(f"{name}.hub.test/witness") for name in ("b", "c", "d")]
+    older = record(3)
+    for witness in trio:
+        witness.cosign(older)
+    newer = record(1)
+    trio[0].cosign(newer)
+    names = [witness.name for witness in trio]
+    served = hub.client.get("/api/v1/log/checkpoint/cosigned").content.decode()
+    assert served.startswith(newer.note)
+    served = hub.client.get(
+        "/api/v1/log/checkpoint/cosigned", {"witness": names, "threshold": 2}
+    ).content.decode()
+    assert served.startswith(older.note) and served.count("\u2014 ") == 4
+    served = hub.client.get(
+        "/api/v1/log/checkpoint/cosigned", {"witness": names[:1], "threshold": 1}
+    ).content.decode()
+    assert served.startswith(newer.note)
+    for params in ({"witness": names, "threshold": 4}, {"witness": names, "threshold": 0}):
+        response = hub.client.get("/api/v1/log/checkpoint/cosigned", params)
+        assert response.status_code == 400
+        assert response.json()["error"]["details"]["parameter"] == "threshold"

@@ -206,7 +206,9 @@ def test_three_hubs_witness_each_other(tmp_path):
         assert unmet.returncode == 1, unmet.stdout
         assert "witness policy not met: 1 of the 2 trusted witnesses cosigned" in unmet.stdout
 
-        # c goes down: a's changes are cosigned by b alone, and 2-of-2 fails (1-of-2 passes).
+        # c goes down: a's changes are cosigned by b alone. 2-of-2 is judged on the newest
+        # checkpoint both cosigned, and the changes after it wait within the grace (failing
+        # without it); 1-of-2 passes on the newest.
         c.stop_web()
         [(held,)] = c.sql(
             "SELECT tree_size FROM federation_witnessedlog WHERE origin = %s", (a.hub_id,)
@@ -217,8 +219,17 @@ def test_three_hubs_witness_each_other(tmp_path):
         _, gap_size, lines = cosigned(a, token)
         assert c_key.split("+", 1)[0] not in lines
         down = run_verifier(*verify, *policy, "--state-dir", str(auditor_state), cwd=tmp_path)
-        assert down.returncode == 1, down.stdout
-        assert "witness policy not met: 1 of the 2" in down.stdout
+        assert down.returncode == 3, down.stdout
+        assert "witness policy met: 2 of the 2" in down.stdout
+        assert "hold changes no witness cosigned" in down.stdout and "within the grace" in (
+            down.stdout
+        )
+        strict = run_verifier(
+            *verify, *policy, "--witness-grace", "0", "--state-dir", str(tmp_path / "w"),
+            cwd=tmp_path,
+        )  # fmt: skip
+        assert strict.returncode == 1, strict.stdout
+        assert "hold changes no witness cosigned" in strict.stdout
         one = run_verifier(
             *verify, *policy, "--threshold", "1", "--state-dir", str(tmp_path / "z"), cwd=tmp_path
         )

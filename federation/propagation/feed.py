@@ -146,16 +146,22 @@ def _refs(peer: Peer, entry_ids: list[int]) -> dict[int, list[RowRef]]:
     return refs
 
 
-def _int(value: str | None, *, name: str, default: int, maximum: int | None = None) -> int:
+# The page's ``feed.after`` is signed JSON (RFC 8785): an integer beyond 2^53 - 1 has no exact
+# representation there, so a cursor beyond it is bad input, not a page that cannot be signed.
+MAX_CURSOR = 2**53 - 1
+
+
+def _int(value: str | None, *, name: str, default: int, minimum: int, maximum: int) -> int:
     if value is None or value == "":
         return default
     try:
         number = int(value)
     except ValueError:
-        number = -1
-    if number < 0 or (maximum is not None and not 1 <= number <= maximum):
-        bound = f"1 to {maximum}" if maximum is not None else "0 or more"
-        raise InvalidInput(f"{name} must be an integer, {bound}.", details={"field": name})
+        number = minimum - 1
+    if not minimum <= number <= maximum:
+        raise InvalidInput(
+            f"{name} must be an integer, {minimum} to {maximum}.", details={"field": name}
+        )
     return number
 
 
@@ -171,7 +177,9 @@ class FederationFeedView(APIView):
         operation_id="federation_feed",
         parameters=[
             OpenApiParameter(
-                "after", int, description="The feed.next of your last page; 0 (or none) to start."
+                "after",
+                int,
+                description="The feed.next of your last page; 0 (or none) to start; at most 2^53 - 1.",
             ),
             OpenApiParameter(
                 "limit",
@@ -185,11 +193,12 @@ class FederationFeedView(APIView):
     )
     def get(self, request):
         params = request.query_params
-        after = _int(params.get("after"), name="after", default=0)
+        after = _int(params.get("after"), name="after", default=0, minimum=0, maximum=MAX_CURSOR)
         limit = _int(
             params.get("limit"),
             name="limit",
             default=settings.FEDERATION_FEED_PAGE_SIZE,
+            minimum=1,
             maximum=settings.FEDERATION_FEED_PAGE_SIZE_MAX,
         )
         page = feed_page(peer=peer_of_request(request), after=after, limit=limit)

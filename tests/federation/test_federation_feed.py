@@ -130,11 +130,27 @@ def test_a_cursor_below_the_compaction_horizon_is_stale(acme_submitter, bravo):
     assert bravo.client.get(FEED, {"after": 0}).status_code == 200  # from the start: never stale
 
 
-@pytest.mark.parametrize("params", [{"limit": 501}, {"limit": 0}, {"after": -1}, {"after": "x"}])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"limit": 501},
+        {"limit": 0},
+        {"after": -1},
+        {"after": "x"},
+        {"after": 2**53},  # not representable in the signed page's JSON
+        {"after": 10**30},
+    ],
+)
 def test_bad_parameters_are_refused(bravo, params):
     response = bravo.client.get(FEED, params)
     assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid"
     assert response.json()["error"]["details"]["field"] in params
+
+
+def test_the_largest_cursor_signed_json_holds_is_served(bravo):
+    _body, batch = page(bravo, after=2**53 - 1)
+    assert batch.feed == {"after": 2**53 - 1, "next": 2**53 - 1, "more": False}
 
 
 def test_only_an_authenticated_active_peer_reads_the_feed(bravo, acme_submitter):

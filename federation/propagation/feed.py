@@ -8,13 +8,16 @@ peer now, by the same rules as the outbox (``outbox.shareable_with``) and built 
 (``items.items_build``): its adds (and, for withdrawn ones, their retracts, after them), or, for
 an entry rejected after a dispute, an ``entry`` item. ``after`` 0 reads from the start; an
 ``after`` below the stream's compaction horizon is refused with 410 ``stale_cursor`` (the puller
-starts again from 0). A page holds at most ``limit`` changes and 500 items.
+starts again from 0). A page holds at most ``limit`` changes and 500 items. A page that offers
+items is recorded as ``federation.sent`` (``via`` ``pull``, the items' digests), as a push's
+delivered items are, so that the two hubs' logs reconcile item by item.
 """
 
 import uuid
 
 import orjson
 from django.conf import settings
+from django.db import transaction
 from django.http import HttpResponse
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -36,6 +39,9 @@ from federation.propagation.serializers import SignedBatchSerializer
 from federation.propagation.wire import MAX_BATCH_ITEMS, batch_document, sign_document
 from federation.sync.models import EntryChange
 from federation.sync.selectors import stream_state
+from federation.transparency.actions import Action, Key, ObjectType
+from federation.transparency.audit import AuditRecord, audit_record
+from members.actors import Actor
 from members.models import Peer
 
 State = Entry.State
@@ -77,15 +83,34 @@ def feed_page(*, peer: Peer, after: int, limit: int) -> dict:
             position = max(position, state.last_position)
     now = timezone.now()
     built = items_build(refs, peer_hub=peer.hub_id, now=now, push=False)
+    batch_id = uuid.uuid4()
     document = batch_document(
         sender=settings.HUB_ID,
         receiver=peer.hub_id,
-        batch_id=uuid.uuid4(),
+        batch_id=batch_id,
         sent_at=now,
         items=[item for _ref, item, _digest in built.items],
         feed={"after": after, "next": position, "more": more},
     )
     signed = sign_document(hub_private_key(), document)
+    if built.items:
+        # What this page offers the peer, as a push's delivered items are recorded: the peer's
+        # federation.received names the same digests, so reconcile-hubs pairs the two.
+        with transaction.atomic():
+            audit_record(
+                AuditRecord(
+                    action=Action.FEDERATION_SENT,
+                    actor=Actor.peer(peer.hub_id, peer.name),
+                    object_type=ObjectType.PEER,
+                    object_id=peer.hub_id,
+                    data={
+                        Key.PEER: peer.hub_id,
+                        Key.BATCH: str(batch_id),
+                        Key.VIA: Receipt.Via.PULL.value,
+                        Key.ITEMS: [digest for _ref, _item, digest in built.items],
+                    },
+                )
+            )
     return {"batch": document, "signature": signed.as_wire()[1]}
 
 

@@ -6,9 +6,10 @@ from rest_framework.test import APIClient
 
 from federation.hubkey import hub_public_key
 from federation.propagation.peers import peer_register, peer_update
-from federation.propagation.wire import parse_batch
+from federation.propagation.wire import item_digest, parse_batch
 from federation.sync.models import SyncState
 from federation.sync.sequencer import sync_sequence_pending
+from federation.transparency.models import AuditEvent
 from tests.federation.sending_helpers import ACTOR, new_hub_key, submit, vetted_entry
 
 FEED = "/api/v1/federation/feed"
@@ -146,6 +147,30 @@ def test_bad_parameters_are_refused(bravo, params):
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "invalid"
     assert response.json()["error"]["details"]["field"] in params
+
+
+def test_a_page_with_items_is_recorded_as_sent_by_pull_and_an_empty_one_is_not(
+    acme_submitter, bravo
+):
+    vetted_entry(acme_submitter)
+    vetted_entry(acme_submitter)
+    sync_sequence_pending()
+    before = AuditEvent.objects.filter(action="federation.sent").count()
+
+    body, batch = page(bravo, after=0)
+
+    (sent,) = AuditEvent.objects.filter(action="federation.sent")[before:]
+    assert (sent.object_type, sent.object_id) == ("peer", "bravo.hub")
+    assert (sent.actor_type, sent.actor_id) == ("hub", "bravo.hub")  # the peer asked for it
+    assert sent.data == {
+        "peer": "bravo.hub",
+        "batch": str(batch.batch_id),
+        "via": "pull",
+        "items": [item_digest(item) for item in body["batch"]["items"]],
+    }
+    assert len(sent.data["items"]) == 2
+    page(bravo, after=batch.feed["next"])  # nothing more: no event
+    assert AuditEvent.objects.filter(action="federation.sent").count() == before + 1
 
 
 def test_the_largest_cursor_signed_json_holds_is_served(bravo):

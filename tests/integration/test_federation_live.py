@@ -30,6 +30,7 @@ from federation.signing import canonical_json_bytes, sign_contribution
 from tests.integration.federation_harness import (
     FederationHub,
     item_uuid,
+    reconcile_hubs,
     running_federation,
     wait_for,
 )
@@ -350,6 +351,48 @@ def test_a_peer_whose_outbox_rows_were_deleted_converges_by_pull():
         assert b.sql("SELECT count(*) FROM federation_contribution") == [(300,)]
         cursor = b.sql("SELECT pull_cursor FROM federation_peerlink")[0][0]
         assert cursor > 0
+
+
+def test_agreeing_hubs_that_push_and_pull_reconcile_ok():
+    # Pulls on (every 2 s, beside the pushes): every entry reaches the peer twice, once pushed
+    # and once pulled, and each hub's log records both, so an auditor pairs every item.
+    pull = {"CONCORDAT_FEDERATION_PULL_INTERVAL_SECONDS": "2"}
+    with running_federation("a", "b", extra_env=pull) as fed:
+        a, b = fed.hubs
+        fed.link(a, b)
+        alice, bob = a.member("acme", trusted=True), b.member("bravo", trusted=True)
+        from_a, from_b = [alice.add("md5") for _ in range(40)], [bob.add("md5") for _ in range(25)]
+        alice.submit(from_a)
+        bob.submit(from_b)
+        alice.submit_one(alice.retract("md5", value_of(from_a[0])))
+        b.wait_for_contributions(uuids(from_a), timeout=60)
+        a.wait_for_contributions(uuids(from_b), timeout=60)
+        wait_drained(a, b)
+
+        def pulled_through() -> bool:
+            return (a.pull_cursor(b) or 0) >= b.sync_position() > 0 and (
+                b.pull_cursor(a) or 0
+            ) >= a.sync_position() > 0
+
+        wait_for(pulled_through, timeout=90, what="each hub to pull the other's feed to its end")
+        wait_drained(a, b)
+        for hub, other in ((a, b), (b, a)):
+            pulled = [
+                e
+                for e in hub.audit("federation.received")
+                if e["via"] == "pull" and e["accepted"] + e["duplicates"] + e["rejected"]
+            ]
+            assert pulled, hub.name  # pages with items (an empty page is recorded, not served)
+            served = [e for e in other.audit("federation.sent") if e.get("via") == "pull"]
+            assert {e["batch"] for e in pulled} <= {e["batch"] for e in served}
+
+        done = reconcile_hubs(a, b)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "RESULT: OK, the two logs agree on what crossed between the hubs" in done.stdout
+        for sender, receiver in ((a, b), (b, a)):
+            line = f"OK    {sender.hub_id} -> {receiver.hub_id}: "
+            assert line in done.stdout and "every one recorded, none other" in done.stdout
+        print(done.stdout)
 
 
 def test_a_worker_killed_with_sigkill_mid_batch_loses_nothing_and_duplicates_nothing():

@@ -6,7 +6,10 @@ A page is a hub-signed ``concordat.batch`` addressed to the asking peer, with ``
 members sync from): for each entry changed after ``after``, the items this hub would push to that
 peer now, by the same rules as the outbox (``outbox.shareable_with``) and built by the same code
 (``items.items_build``): its adds (and, for withdrawn ones, their retracts, after them), or, for
-an entry rejected after a dispute, an ``entry`` item. ``after`` 0 reads from the start; an
+an entry rejected after a dispute, an ``entry`` item; and for each key binding in the stream (a
+key's first binding, a revocation: ``KeyBinding.position``), a ``key`` item with the key's
+binding in force, to a peer that was sent, or is owed, a contribution signed by the key (so a
+revocation whose push was lost still arrives). ``after`` 0 reads from the start; an
 ``after`` below the stream's compaction horizon is refused with 410 ``stale_cursor`` (the puller
 starts again from 0). A page holds at most ``limit`` changes and 500 items. A page that offers
 items is recorded as ``federation.sent`` (``via`` ``pull``, the items' digests), as a push's
@@ -32,8 +35,9 @@ from federation.propagation.authentication import (
     PeerRateThrottle,
     peer_of_request,
 )
+from federation.propagation.bindings import newest_bindings
 from federation.propagation.items import RowRef, items_build
-from federation.propagation.models import OutboxItem, Receipt
+from federation.propagation.models import KeyBinding, OutboxItem, Receipt
 from federation.propagation.outbox import shareable_with
 from federation.propagation.serializers import SignedBatchSerializer
 from federation.propagation.wire import MAX_BATCH_ITEMS, batch_document, sign_document
@@ -42,19 +46,29 @@ from federation.sync.selectors import stream_state
 from federation.transparency.actions import Action, Key, ObjectType
 from federation.transparency.audit import AuditRecord, audit_record
 from members.actors import Actor
-from members.models import Peer
+from members.models import Peer, SigningKey
 
 State = Entry.State
+_ENTRY, _KEY = "entry", "key"
 
 
 def feed_page(*, peer: Peer, after: int, limit: int) -> dict:
     """The signed page (``{"batch", "signature"}``) of what ``peer`` is owed after ``after``."""
     state = stream_state()
-    changes = list(
-        EntryChange.objects.filter(position__gt=after)
+    # The stream's positions name entry changes and key bindings: the first ``limit`` of both.
+    changes = [
+        (position, _ENTRY, entry_id)
+        for position, entry_id in EntryChange.objects.filter(position__gt=after)
         .order_by("position")
         .values_list("position", "entry_id")[: limit + 1]
-    )
+    ]
+    changes += [
+        (position, _KEY, key_id)
+        for position, key_id in KeyBinding.objects.filter(position__gt=after)
+        .order_by("position")
+        .values_list("position", "signing_key_id")[: limit + 1]
+    ]
+    changes.sort()
     more = len(changes) > limit
     changes = changes[:limit]
     # Checked after reading, as the member delta API does: a compaction that committed before
@@ -64,18 +78,32 @@ def feed_page(*, peer: Peer, after: int, limit: int) -> dict:
             "This cursor is older than the stream's retention of removals; pull again from 0.",
             code="stale_cursor",
         )
-    last = {entry_id: position for position, entry_id in changes}  # each entry at its last change
+    # Each entry, and each key, at its last change.
+    last = {(kind, target): position for position, kind, target in changes}
     ordered = sorted(last.items(), key=lambda pair: pair[1])
-    refs_by_entry = _refs(peer, [entry_id for entry_id, _ in ordered])
+    refs_by_target = {
+        (_ENTRY, entry_id): entry_refs
+        for entry_id, entry_refs in _refs(
+            peer, [target for kind, target in last if kind == _ENTRY]
+        ).items()
+    }
+    refs_by_target.update(
+        ((_KEY, key_id), key_refs)
+        for key_id, key_refs in _key_refs(
+            peer,
+            [target for kind, target in last if kind == _KEY],
+            first_id=sum(map(len, refs_by_target.values())) + 1,
+        ).items()
+    )
     refs: list[RowRef] = []
     position = after
-    for entry_id, entry_position in ordered:
-        entry_refs = refs_by_entry.get(entry_id, [])
-        if refs and len(refs) + len(entry_refs) > MAX_BATCH_ITEMS:
+    for target, target_position in ordered:
+        target_refs = refs_by_target.get(target, [])
+        if refs and len(refs) + len(target_refs) > MAX_BATCH_ITEMS:
             more = True
             break
-        refs.extend(entry_refs[:MAX_BATCH_ITEMS])
-        position = entry_position
+        refs.extend(target_refs[:MAX_BATCH_ITEMS])
+        position = target_position
     else:
         if changes:
             position = changes[-1][0]
@@ -174,6 +202,76 @@ def _refs(peer: Peer, entry_ids: list[int]) -> dict[int, list[RowRef]]:
 # The page's ``feed.after`` is signed JSON (RFC 8785): an integer beyond 2^53 - 1 has no exact
 # representation there, so a cursor beyond it is bad input, not a page that cannot be signed.
 MAX_CURSOR = 2**53 - 1
+
+
+def _key_refs(peer: Peer, key_ids: list[int], *, first_id: int) -> dict[int, list[RowRef]]:
+    """Per key, a key item (its binding in force) if ``peer`` is owed it: the peer is not the
+    key's home hub nor the hub its binding came from, and it was sent (or is owed now, by the
+    feed's rules) a contribution signed by the key. A foreign key's item goes with the path
+    ``[home hub]`` (the hubs between are not kept with the binding)."""
+    if not key_ids:
+        return {}
+    bindings = newest_bindings(key_ids)
+    refs: dict[int, list[RowRef]] = {}
+    keys = SigningKey.objects.filter(pk__in=bindings).select_related("organisation").order_by("pk")
+    for key in keys:
+        home = key.organisation.hub
+        if peer.hub_id in (home, bindings[key.pk].received_from):
+            continue
+        if not _signed_for(peer, key.pk):
+            continue
+        path = [] if home == settings.HUB_ID else [home]
+        refs[key.pk] = [RowRef(first_id + len(refs), OutboxItem.Kind.KEY, None, None, key.pk, path)]
+    return refs
+
+
+def _signed_for(peer: Peer, key_pk: int) -> bool:
+    """Whether ``peer`` was sent a contribution signed by the key (an outbox row, not refused),
+    or is owed one by the feed now (an add in a shared entry that it may receive)."""
+    sent = OutboxItem.objects.filter(
+        peer=peer, kind=OutboxItem.Kind.CONTRIBUTION, contribution__signing_key_id=key_pk
+    ).exclude(state=OutboxItem.State.REFUSED)
+    if sent.exists():
+        return True
+    adds = (
+        Contribution.objects.filter(
+            signing_key_id=key_pk,
+            action=Contribution.Action.ADD,
+            entry__state__in=(State.VETTED, State.DISPUTED, State.RETRACTED),
+        )
+        .order_by("pk")
+        .values_list("pk", "scope", "origin_hub", "labels", "entry__signal_type")
+    )
+    chunk: list[tuple] = []  # read a chunk at a time: most keys are owed on their first add
+    for add in adds.iterator(chunk_size=_SHARED_CHUNK):
+        chunk.append(add)
+        if len(chunk) == _SHARED_CHUNK:
+            if _any_shareable(peer, chunk):
+                return True
+            chunk = []
+    return bool(chunk) and _any_shareable(peer, chunk)
+
+
+_SHARED_CHUNK = 500
+
+
+def _any_shareable(peer: Peer, adds: list[tuple]) -> bool:
+    on_path: dict[int, set[str]] = {}
+    for contribution_id, peer_hub, path in Receipt.objects.filter(
+        contribution_id__in=[add[0] for add in adds]
+    ).values_list("contribution_id", "peer_hub", "path"):
+        on_path.setdefault(contribution_id, set()).update([peer_hub, *path])
+    return any(
+        shareable_with(
+            peer,
+            scope=scope,
+            origin_hub=origin_hub,
+            labels=labels,
+            signal_type=signal_type,
+            on_path=on_path.get(pk, ()),
+        )
+        for pk, scope, origin_hub, labels, signal_type in adds
+    )
 
 
 def _int(value: str | None, *, name: str, default: int, minimum: int, maximum: int) -> int:

@@ -395,6 +395,50 @@ def test_agreeing_hubs_that_push_and_pull_reconcile_ok():
         print(done.stdout)
 
 
+def test_a_revocation_whose_push_dead_lettered_reaches_the_peer_by_pull():
+    # One attempt makes a dead letter at once; b pulls a's feed every 2 s.
+    env = {"a": {"CONCORDAT_FEDERATION_MAX_ATTEMPTS": "1"},
+           "b": {"CONCORDAT_FEDERATION_PULL_INTERVAL_SECONDS": "2"}}  # fmt: skip
+    with running_federation("a", "b", env_by_hub=env) as fed:
+        a, b = fed.hubs
+        fed.link(a, b)
+        alice = a.member("acme", trusted=True, role="member-admin")
+        items = [alice.add("md5") for _ in range(3)]
+        alice.submit(items)
+        b.wait_for_contributions(uuids(items), timeout=60)
+        wait_drained(a)
+        b.stop_web()  # b's worker still pulls; nothing reaches b by push
+        status, body = a.request(
+            "POST", f"/api/v1/keys/{alice.key_id}/revoke/", json_body={"reason": "lost laptop"},
+            token=alice.token,
+        )  # fmt: skip
+        assert status == 200, body
+
+        def key_row_dead() -> bool:
+            return a.sql("SELECT state FROM federation_outboxitem WHERE kind = 'key'") == [
+                ("dead",)
+            ]
+
+        wait_for(key_row_dead, timeout=60, what="a's key item to b to be a dead letter")
+
+        def revoked_on_b():
+            return b.sql("SELECT revoked_at FROM members_signingkey WHERE key_id = %s",
+                         (alice.key_id,))[0][0]  # fmt: skip
+
+        wait_for(revoked_on_b, timeout=60, what="b to hold the revocation, by pull")
+        assert (
+            revoked_on_b()
+            == a.sql(
+                "SELECT revoked_at FROM members_signingkey WHERE key_id = %s", (alice.key_id,)
+            )[0][0]
+        )
+        (revoked,) = b.audit("key.revoked")
+        assert revoked["object_id"] == alice.key_id
+        pulled = [e for e in b.audit("federation.received") if e["via"] == "pull" and e["accepted"]]
+        assert pulled, "the revocation came on a pulled page"
+        assert a.sql("SELECT state FROM federation_outboxitem WHERE kind = 'key'") == [("dead",)]
+
+
 def test_a_worker_killed_with_sigkill_mid_batch_loses_nothing_and_duplicates_nothing():
     with running_federation("a", "b") as fed:
         a, b = fed.hubs

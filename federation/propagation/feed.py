@@ -50,6 +50,7 @@ from members.models import Peer, SigningKey
 
 State = Entry.State
 _ENTRY, _KEY = "entry", "key"
+_SHARED_CHUNK = 500  # adds of a key read at a time, to find one the peer is owed
 
 
 def feed_page(*, peer: Peer, after: int, limit: int) -> dict:
@@ -212,27 +213,34 @@ def _key_refs(peer: Peer, key_ids: list[int], *, first_id: int) -> dict[int, lis
     if not key_ids:
         return {}
     bindings = newest_bindings(key_ids)
+    # Keys the peer was sent a contribution of (an outbox row, not refused): one query.
+    sent = set(
+        OutboxItem.objects.filter(
+            peer=peer,
+            kind=OutboxItem.Kind.CONTRIBUTION,
+            contribution__signing_key_id__in=list(bindings),
+        )
+        .exclude(state=OutboxItem.State.REFUSED)
+        .values_list("contribution__signing_key_id", flat=True)
+        .distinct()
+    )
     refs: dict[int, list[RowRef]] = {}
     keys = SigningKey.objects.filter(pk__in=bindings).select_related("organisation").order_by("pk")
     for key in keys:
         home = key.organisation.hub
         if peer.hub_id in (home, bindings[key.pk].received_from):
             continue
-        if not _signed_for(peer, key.pk):
+        if key.pk not in sent and not _owed(peer, key.pk):
             continue
         path = [] if home == settings.HUB_ID else [home]
         refs[key.pk] = [RowRef(first_id + len(refs), OutboxItem.Kind.KEY, None, None, key.pk, path)]
     return refs
 
 
-def _signed_for(peer: Peer, key_pk: int) -> bool:
-    """Whether ``peer`` was sent a contribution signed by the key (an outbox row, not refused),
-    or is owed one by the feed now (an add in a shared entry that it may receive)."""
-    sent = OutboxItem.objects.filter(
-        peer=peer, kind=OutboxItem.Kind.CONTRIBUTION, contribution__signing_key_id=key_pk
-    ).exclude(state=OutboxItem.State.REFUSED)
-    if sent.exists():
-        return True
+def _owed(peer: Peer, key_pk: int) -> bool:
+    """Whether the feed owes ``peer`` a contribution signed by the key now (an add in a shared
+    entry that it may receive): a peer linked after the entries were shared has no outbox row
+    for them, and learnt the key from the feed."""
     adds = (
         Contribution.objects.filter(
             signing_key_id=key_pk,
@@ -250,9 +258,6 @@ def _signed_for(peer: Peer, key_pk: int) -> bool:
                 return True
             chunk = []
     return bool(chunk) and _any_shareable(peer, chunk)
-
-
-_SHARED_CHUNK = 500
 
 
 def _any_shareable(peer: Peer, adds: list[tuple]) -> bool:

@@ -223,6 +223,21 @@ def test_a_key_item_goes_only_to_a_peer_sent_or_owed_the_keys_contributions(acme
     assert [item.type for item in batch.items] == ["contribution", "key"]
     response = charlie.get(FEED, {"after": 0})
     assert response.status_code == 200 and response.json()["batch"]["items"] == []
+    # A peer linked after the entry was shared has no outbox row for it: it is owed the key
+    # because the feed owes it the key's contribution.
+    late = peer_register(
+        hub_id="delta.hub",
+        name="Delta",
+        url="http://delta.invalid",
+        public_key=new_hub_key()[1],
+        actor=ACTOR,
+    )
+    assert not OutboxItem.objects.filter(peer=late.peer).exists()
+    delta = APIClient()
+    delta.credentials(HTTP_AUTHORIZATION=f"Bearer {late.inbound_token}")
+    items = delta.get(FEED, {"after": 0}).json()["batch"]["items"]
+    assert [item["type"] for item in items] == ["contribution", "key"]
+    assert items[1]["key"]["binding"]["revoked_at"] is not None
 
 
 def test_the_largest_cursor_signed_json_holds_is_served(bravo):

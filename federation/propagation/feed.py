@@ -56,16 +56,20 @@ _SHARED_CHUNK = 500  # adds of a key read at a time, to find one the peer is owe
 def feed_page(*, peer: Peer, after: int, limit: int) -> dict:
     """The signed page (``{"batch", "signature"}``) of what ``peer`` is owed after ``after``."""
     state = stream_state()
-    # The stream's positions name entry changes and key bindings: the first ``limit`` of both.
+    # The stream's positions name entry changes and key bindings: the first ``limit`` of both,
+    # read in two statements. Only up to the position read before them: everything up to it
+    # had committed, so both see all of it, and a position the sequencer gives in between (seen
+    # by the second read but not the first) cannot make the page skip one of the first table.
+    window = {"position__gt": after, "position__lte": state.last_position}
     changes = [
         (position, _ENTRY, entry_id)
-        for position, entry_id in EntryChange.objects.filter(position__gt=after)
+        for position, entry_id in EntryChange.objects.filter(**window)
         .order_by("position")
         .values_list("position", "entry_id")[: limit + 1]
     ]
     changes += [
         (position, _KEY, key_id)
-        for position, key_id in KeyBinding.objects.filter(position__gt=after)
+        for position, key_id in KeyBinding.objects.filter(**window)
         .order_by("position")
         .values_list("position", "signing_key_id")[: limit + 1]
     ]

@@ -240,6 +240,23 @@ def test_a_key_item_goes_only_to_a_peer_sent_or_owed_the_keys_contributions(acme
     assert items[1]["key"]["binding"]["revoked_at"] is not None
 
 
+def test_a_page_reads_no_position_given_after_it_read_the_streams_end(acme_submitter, bravo):
+    # Entry changes and key bindings are read in two statements: a binding numbered between
+    # them (here: beyond the end the page read first) must not move the cursor past a change
+    # the first statement could not see.
+    vetted_entry(acme_submitter)
+    sync_sequence_pending()
+    page(bravo, after=0)  # binds the key
+    sync_sequence_pending()
+    end = SyncState.objects.get(pk=1).last_position
+    KeyBinding.objects.update(position=end + 2)  # as if numbered after the page read the end
+
+    _body, batch = page(bravo, after=end - 1)
+
+    assert batch.feed == {"after": end - 1, "next": end, "more": False}
+    assert [item.type for item in batch.items] == []
+
+
 def test_the_largest_cursor_signed_json_holds_is_served(bravo):
     _body, batch = page(bravo, after=2**53 - 1)
     assert batch.feed == {"after": 2**53 - 1, "next": 2**53 - 1, "more": False}

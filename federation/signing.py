@@ -501,6 +501,11 @@ def _registered_public_key(text: object) -> bytes:
             problem or "must be the raw 32-byte key in padded base64 (44 characters)",
         )
     raw = base64.b64decode(text)
+    if len(raw) != 32:
+        # 44 canonical characters also spell 31 bytes ("==") or 33 (no padding).
+        raise MalformedKeyRegistration(
+            "public_key", f"must be the raw 32-byte key in padded base64 (these are {len(raw)})"
+        )
     # On the curve, canonically encoded, in the prime-order subgroup: a small-order key's
     # signatures can verify over any message, so a "proof" under it would prove nothing.
     if not crypto_core_ed25519_is_valid_point(raw):

@@ -42,7 +42,7 @@ from django.utils import timezone
 
 from federation.hubkey import hub_private_key
 from federation.propagation.items import ItemsBuilder, row_refs
-from federation.propagation.models import OutboxItem, PeerLink
+from federation.propagation.models import OutboxItem, PeerLink, Receipt
 from federation.propagation.wire import batch_document, sign_document
 from federation.transparency.actions import Action, Key, ObjectType
 from federation.transparency.audit import AuditRecord, audit_record, audit_record_many
@@ -349,6 +349,7 @@ def _apply(peer, batch_id, sent, answers, result: DrainResult) -> None:
                     data={
                         Key.PEER: peer.hub_id,
                         Key.BATCH: str(batch_id),
+                        Key.VIA: Receipt.Via.PUSH.value,
                         Key.ITEMS: [row.digest for row in delivered],
                     },
                 )

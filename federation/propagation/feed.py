@@ -6,15 +6,21 @@ A page is a hub-signed ``concordat.batch`` addressed to the asking peer, with ``
 members sync from): for each entry changed after ``after``, the items this hub would push to that
 peer now, by the same rules as the outbox (``outbox.shareable_with``) and built by the same code
 (``items.items_build``): its adds (and, for withdrawn ones, their retracts, after them), or, for
-an entry rejected after a dispute, an ``entry`` item. ``after`` 0 reads from the start; an
+an entry rejected after a dispute, an ``entry`` item; and for each key binding in the stream (a
+key's first binding, a revocation: ``KeyBinding.position``), a ``key`` item with the key's
+binding in force, to a peer that was sent, or is owed, a contribution signed by the key (so a
+revocation whose push was lost still arrives). ``after`` 0 reads from the start; an
 ``after`` below the stream's compaction horizon is refused with 410 ``stale_cursor`` (the puller
-starts again from 0). A page holds at most ``limit`` changes and 500 items.
+starts again from 0). A page holds at most ``limit`` changes and 500 items. A page that offers
+items is recorded as ``federation.sent`` (``via`` ``pull``, the items' digests), as a push's
+delivered items are, so that the two hubs' logs reconcile item by item.
 """
 
 import uuid
 
 import orjson
 from django.conf import settings
+from django.db import transaction
 from django.http import HttpResponse
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -29,26 +35,45 @@ from federation.propagation.authentication import (
     PeerRateThrottle,
     peer_of_request,
 )
+from federation.propagation.bindings import newest_bindings
 from federation.propagation.items import RowRef, items_build
-from federation.propagation.models import OutboxItem, Receipt
+from federation.propagation.models import KeyBinding, OutboxItem, Receipt
 from federation.propagation.outbox import shareable_with
 from federation.propagation.serializers import SignedBatchSerializer
 from federation.propagation.wire import MAX_BATCH_ITEMS, batch_document, sign_document
 from federation.sync.models import EntryChange
 from federation.sync.selectors import stream_state
-from members.models import Peer
+from federation.transparency.actions import Action, Key, ObjectType
+from federation.transparency.audit import AuditRecord, audit_record
+from members.actors import Actor
+from members.models import Peer, SigningKey
 
 State = Entry.State
+_ENTRY, _KEY = "entry", "key"
+_SHARED_CHUNK = 500  # adds of a key read at a time, to find one the peer is owed
 
 
 def feed_page(*, peer: Peer, after: int, limit: int) -> dict:
     """The signed page (``{"batch", "signature"}``) of what ``peer`` is owed after ``after``."""
     state = stream_state()
-    changes = list(
-        EntryChange.objects.filter(position__gt=after)
+    # The stream's positions name entry changes and key bindings: the first ``limit`` of both,
+    # read in two statements. Only up to the position read before them: everything up to it
+    # had committed, so both see all of it, and a position the sequencer gives in between (seen
+    # by the second read but not the first) cannot make the page skip one of the first table.
+    window = {"position__gt": after, "position__lte": state.last_position}
+    changes = [
+        (position, _ENTRY, entry_id)
+        for position, entry_id in EntryChange.objects.filter(**window)
         .order_by("position")
         .values_list("position", "entry_id")[: limit + 1]
-    )
+    ]
+    changes += [
+        (position, _KEY, key_id)
+        for position, key_id in KeyBinding.objects.filter(**window)
+        .order_by("position")
+        .values_list("position", "signing_key_id")[: limit + 1]
+    ]
+    changes.sort()
     more = len(changes) > limit
     changes = changes[:limit]
     # Checked after reading, as the member delta API does: a compaction that committed before
@@ -58,18 +83,32 @@ def feed_page(*, peer: Peer, after: int, limit: int) -> dict:
             "This cursor is older than the stream's retention of removals; pull again from 0.",
             code="stale_cursor",
         )
-    last = {entry_id: position for position, entry_id in changes}  # each entry at its last change
+    # Each entry, and each key, at its last change.
+    last = {(kind, target): position for position, kind, target in changes}
     ordered = sorted(last.items(), key=lambda pair: pair[1])
-    refs_by_entry = _refs(peer, [entry_id for entry_id, _ in ordered])
+    refs_by_target = {
+        (_ENTRY, entry_id): entry_refs
+        for entry_id, entry_refs in _refs(
+            peer, [target for kind, target in last if kind == _ENTRY]
+        ).items()
+    }
+    refs_by_target.update(
+        ((_KEY, key_id), key_refs)
+        for key_id, key_refs in _key_refs(
+            peer,
+            [target for kind, target in last if kind == _KEY],
+            first_id=sum(map(len, refs_by_target.values())) + 1,
+        ).items()
+    )
     refs: list[RowRef] = []
     position = after
-    for entry_id, entry_position in ordered:
-        entry_refs = refs_by_entry.get(entry_id, [])
-        if refs and len(refs) + len(entry_refs) > MAX_BATCH_ITEMS:
+    for target, target_position in ordered:
+        target_refs = refs_by_target.get(target, [])
+        if refs and len(refs) + len(target_refs) > MAX_BATCH_ITEMS:
             more = True
             break
-        refs.extend(entry_refs[:MAX_BATCH_ITEMS])
-        position = entry_position
+        refs.extend(target_refs[:MAX_BATCH_ITEMS])
+        position = target_position
     else:
         if changes:
             position = changes[-1][0]
@@ -77,15 +116,34 @@ def feed_page(*, peer: Peer, after: int, limit: int) -> dict:
             position = max(position, state.last_position)
     now = timezone.now()
     built = items_build(refs, peer_hub=peer.hub_id, now=now, push=False)
+    batch_id = uuid.uuid4()
     document = batch_document(
         sender=settings.HUB_ID,
         receiver=peer.hub_id,
-        batch_id=uuid.uuid4(),
+        batch_id=batch_id,
         sent_at=now,
         items=[item for _ref, item, _digest in built.items],
         feed={"after": after, "next": position, "more": more},
     )
     signed = sign_document(hub_private_key(), document)
+    if built.items:
+        # What this page offers the peer, as a push's delivered items are recorded: the peer's
+        # federation.received names the same digests, so reconcile-hubs pairs the two.
+        with transaction.atomic():
+            audit_record(
+                AuditRecord(
+                    action=Action.FEDERATION_SENT,
+                    actor=Actor.peer(peer.hub_id, peer.name),
+                    object_type=ObjectType.PEER,
+                    object_id=peer.hub_id,
+                    data={
+                        Key.PEER: peer.hub_id,
+                        Key.BATCH: str(batch_id),
+                        Key.VIA: Receipt.Via.PULL.value,
+                        Key.ITEMS: [digest for _ref, _item, digest in built.items],
+                    },
+                )
+            )
     return {"batch": document, "signature": signed.as_wire()[1]}
 
 
@@ -146,16 +204,96 @@ def _refs(peer: Peer, entry_ids: list[int]) -> dict[int, list[RowRef]]:
     return refs
 
 
-def _int(value: str | None, *, name: str, default: int, maximum: int | None = None) -> int:
+# The page's ``feed.after`` is signed JSON (RFC 8785): an integer beyond 2^53 - 1 has no exact
+# representation there, so a cursor beyond it is bad input, not a page that cannot be signed.
+MAX_CURSOR = 2**53 - 1
+
+
+def _key_refs(peer: Peer, key_ids: list[int], *, first_id: int) -> dict[int, list[RowRef]]:
+    """Per key, a key item (its binding in force) if ``peer`` is owed it: the peer is not the
+    key's home hub nor the hub its binding came from, and it was sent (or is owed now, by the
+    feed's rules) a contribution signed by the key. A foreign key's item goes with the path
+    ``[home hub]`` (the hubs between are not kept with the binding)."""
+    if not key_ids:
+        return {}
+    bindings = newest_bindings(key_ids)
+    # Keys the peer was sent a contribution of (an outbox row, not refused): one query.
+    sent = set(
+        OutboxItem.objects.filter(
+            peer=peer,
+            kind=OutboxItem.Kind.CONTRIBUTION,
+            contribution__signing_key_id__in=list(bindings),
+        )
+        .exclude(state=OutboxItem.State.REFUSED)
+        .values_list("contribution__signing_key_id", flat=True)
+        .distinct()
+    )
+    refs: dict[int, list[RowRef]] = {}
+    keys = SigningKey.objects.filter(pk__in=bindings).select_related("organisation").order_by("pk")
+    for key in keys:
+        home = key.organisation.hub
+        if peer.hub_id in (home, bindings[key.pk].received_from):
+            continue
+        if key.pk not in sent and not _owed(peer, key.pk):
+            continue
+        path = [] if home == settings.HUB_ID else [home]
+        refs[key.pk] = [RowRef(first_id + len(refs), OutboxItem.Kind.KEY, None, None, key.pk, path)]
+    return refs
+
+
+def _owed(peer: Peer, key_pk: int) -> bool:
+    """Whether the feed owes ``peer`` a contribution signed by the key now (an add in a shared
+    entry that it may receive): a peer linked after the entries were shared has no outbox row
+    for them, and learnt the key from the feed."""
+    adds = (
+        Contribution.objects.filter(
+            signing_key_id=key_pk,
+            action=Contribution.Action.ADD,
+            entry__state__in=(State.VETTED, State.DISPUTED, State.RETRACTED),
+        )
+        .order_by("pk")
+        .values_list("pk", "scope", "origin_hub", "labels", "entry__signal_type")
+    )
+    chunk: list[tuple] = []  # read a chunk at a time: most keys are owed on their first add
+    for add in adds.iterator(chunk_size=_SHARED_CHUNK):
+        chunk.append(add)
+        if len(chunk) == _SHARED_CHUNK:
+            if _any_shareable(peer, chunk):
+                return True
+            chunk = []
+    return bool(chunk) and _any_shareable(peer, chunk)
+
+
+def _any_shareable(peer: Peer, adds: list[tuple]) -> bool:
+    on_path: dict[int, set[str]] = {}
+    for contribution_id, peer_hub, path in Receipt.objects.filter(
+        contribution_id__in=[add[0] for add in adds]
+    ).values_list("contribution_id", "peer_hub", "path"):
+        on_path.setdefault(contribution_id, set()).update([peer_hub, *path])
+    return any(
+        shareable_with(
+            peer,
+            scope=scope,
+            origin_hub=origin_hub,
+            labels=labels,
+            signal_type=signal_type,
+            on_path=on_path.get(pk, ()),
+        )
+        for pk, scope, origin_hub, labels, signal_type in adds
+    )
+
+
+def _int(value: str | None, *, name: str, default: int, minimum: int, maximum: int) -> int:
     if value is None or value == "":
         return default
     try:
         number = int(value)
     except ValueError:
-        number = -1
-    if number < 0 or (maximum is not None and not 1 <= number <= maximum):
-        bound = f"1 to {maximum}" if maximum is not None else "0 or more"
-        raise InvalidInput(f"{name} must be an integer, {bound}.", details={"field": name})
+        number = minimum - 1
+    if not minimum <= number <= maximum:
+        raise InvalidInput(
+            f"{name} must be an integer, {minimum} to {maximum}.", details={"field": name}
+        )
     return number
 
 
@@ -171,7 +309,9 @@ class FederationFeedView(APIView):
         operation_id="federation_feed",
         parameters=[
             OpenApiParameter(
-                "after", int, description="The feed.next of your last page; 0 (or none) to start."
+                "after",
+                int,
+                description="The feed.next of your last page; 0 (or none) to start; at most 2^53 - 1.",
             ),
             OpenApiParameter(
                 "limit",
@@ -185,11 +325,12 @@ class FederationFeedView(APIView):
     )
     def get(self, request):
         params = request.query_params
-        after = _int(params.get("after"), name="after", default=0)
+        after = _int(params.get("after"), name="after", default=0, minimum=0, maximum=MAX_CURSOR)
         limit = _int(
             params.get("limit"),
             name="limit",
             default=settings.FEDERATION_FEED_PAGE_SIZE,
+            minimum=1,
             maximum=settings.FEDERATION_FEED_PAGE_SIZE_MAX,
         )
         page = feed_page(peer=peer_of_request(request), after=after, limit=limit)

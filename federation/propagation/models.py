@@ -122,7 +122,9 @@ class Receipt(models.Model):
 class KeyBinding(models.Model):
     """The home hub's signed binding of a member key, kept verbatim: for this hub's own members'
     keys, signed here; for a foreign member's key, as its home hub signed it. The newest binding
-    (``issued_at``) of a key is the one in force; a revocation is a binding with ``revoked_at``."""
+    (``issued_at``) of a key is the one in force; a revocation is a binding with ``revoked_at``.
+    Each binding also takes a ``position`` in the sync change stream, so that the pull feed
+    carries it (a revocation whose push failed still reaches the peer)."""
 
     signing_key = models.ForeignKey(
         "members.SigningKey", on_delete=models.PROTECT, related_name="bindings"
@@ -132,12 +134,27 @@ class KeyBinding(models.Model):
     issued_at = models.DateTimeField()
     received_from = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    position = models.BigIntegerField(
+        null=True,
+        blank=True,
+        unique=True,
+        editable=False,
+        help_text="Its place in the change stream (the pull feed offers it as a key item), given "
+        "by the stream's sequencer once the row is committed.",
+    )
 
     class Meta:
         constraints = [
             models.UniqueConstraint(
                 fields=["signing_key", "issued_at"], name="keybinding_key_issued_unique"
             )
+        ]
+        indexes = [
+            models.Index(
+                fields=["id"],
+                condition=models.Q(position__isnull=True),
+                name="keybinding_unsequenced",
+            ),
         ]
 
     def __str__(self) -> str:

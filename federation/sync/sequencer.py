@@ -14,6 +14,11 @@ followed by a later change of the same entry says nothing the later one does not
 rows are deleted at once. An entry's last row that is a removal stays for the retention period,
 then goes too; ``compacted_through`` records the highest position so removed, and a cursor below
 it is refused as stale (it could have missed that removal).
+
+Key bindings (``federation.propagation.models.KeyBinding``) take positions from the same
+counter, in the same way, so that the pull feed, which reads the stream, also carries key
+bindings and revocations. They are never compacted (a key's bindings are its history); members'
+delta API reads changes only, and skips the positions bindings hold.
 """
 
 from dataclasses import dataclass
@@ -24,6 +29,7 @@ from django.db import connections, router, transaction
 from django.db.models import Exists, Max, OuterRef
 from django.utils import timezone
 
+from federation.propagation.models import KeyBinding
 from federation.sync.changes import VISIBLE_STATES
 from federation.sync.models import EntryChange, SyncState
 
@@ -46,36 +52,41 @@ def sync_sequence_pending(*, batch_size: int | None = None) -> int:
 
 def _sequence_batch(batch_size: int) -> int:
     alias = router.db_for_write(EntryChange)
-    connection = connections[alias]
     with transaction.atomic(using=alias):
         _lock(alias)
         # Read after the lock: the previous sequencer's commit is visible to this statement.
         state, _ = SyncState.objects.using(alias).get_or_create(pk=1)
         base = state.last_position
-        if connection.vendor == "postgresql":
-            table = connection.ops.quote_name(EntryChange._meta.db_table)
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    f"UPDATE {table} AS c SET position = b.position FROM ("  # noqa: S608 (quoted name)
-                    "SELECT id, %s + row_number() OVER (ORDER BY id) AS position FROM ("
-                    f"SELECT id FROM {table} WHERE position IS NULL ORDER BY id LIMIT %s) AS p"
-                    ") AS b WHERE c.id = b.id",
-                    [base, batch_size],
-                )
-                sequenced = cursor.rowcount
-        else:
-            rows = list(
-                EntryChange.objects.using(alias)
-                .filter(position__isnull=True)
-                .order_by("id")[:batch_size]
-            )
-            for offset, row in enumerate(rows, start=1):
-                row.position = base + offset
-            EntryChange.objects.using(alias).bulk_update(rows, ["position"], batch_size=500)
-            sequenced = len(rows)
+        sequenced = _number(EntryChange, alias, base, batch_size)
+        if sequenced < batch_size:
+            # Key bindings share the positions (the pull feed carries them as key items), after
+            # the changes of the same run: the two are independent of each other.
+            sequenced += _number(KeyBinding, alias, base + sequenced, batch_size - sequenced)
         if sequenced:
             SyncState.objects.using(alias).filter(pk=1).update(last_position=base + sequenced)
     return sequenced
+
+
+def _number(model, alias: str, base: int, limit: int) -> int:
+    """Give ``model``'s committed, unsequenced rows (at most ``limit``, in id order) the
+    positions after ``base``; how many."""
+    connection = connections[alias]
+    if connection.vendor == "postgresql":
+        table = connection.ops.quote_name(model._meta.db_table)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} AS c SET position = b.position FROM ("  # noqa: S608 (quoted name)
+                "SELECT id, %s + row_number() OVER (ORDER BY id) AS position FROM ("
+                f"SELECT id FROM {table} WHERE position IS NULL ORDER BY id LIMIT %s) AS p"
+                ") AS b WHERE c.id = b.id",
+                [base, limit],
+            )
+            return cursor.rowcount
+    rows = list(model.objects.using(alias).filter(position__isnull=True).order_by("id")[:limit])
+    for offset, row in enumerate(rows, start=1):
+        row.position = base + offset
+    model.objects.using(alias).bulk_update(rows, ["position"], batch_size=500)
+    return len(rows)
 
 
 @dataclass(frozen=True)

@@ -2065,7 +2065,8 @@ def read_whole_log(client: HubClient, key: VerifierKey, report: Report) -> list[
 
 
 def federation_records(documents: list[dict], hub: str) -> tuple[dict, dict]:
-    """(sent, recorded): digest sets keyed by (sender, receiver), from ``hub``'s own log."""
+    """(sent, recorded): digest sets keyed by (sender, receiver), from ``hub``'s own log. Pages
+    of the pull feed are in ``sent`` too; ``sent_batches`` says which they are."""
     sent: dict[tuple[str, str], set[str]] = {}
     recorded: dict[tuple[str, str], set[str]] = {}
     for document in documents:
@@ -2083,6 +2084,91 @@ def federation_records(documents: list[dict], hub: str) -> tuple[dict, dict]:
             }
             recorded.setdefault((str(data.get("peer")), hub), set()).update(seen)
     return sent, recorded
+
+
+def sent_batches(documents: list[dict], hub: str) -> dict[tuple[str, str], dict[str, tuple]]:
+    """What ``hub`` says it sent, batch by batch: ``(via, digests)`` by batch id, keyed by
+    (sender, receiver). ``via`` is ``pull`` for a page of its feed, ``push`` otherwise (events
+    written before ``via`` was recorded were all pushes)."""
+    batches: dict[tuple[str, str], dict[str, tuple]] = {}
+    for document in documents:
+        data = document["data"]
+        if document["action"] == FEDERATION_SENT:
+            via = "pull" if data.get("via") == "pull" else "push"
+            sent = batches.setdefault((hub, str(data.get("peer"))), {})
+            _via, items = sent.setdefault(str(data.get("batch")), (via, set()))
+            items.update(map(str, data.get("items") or []))
+    return batches
+
+
+def received_batches(documents: list[dict], hub: str) -> dict[tuple[str, str], set[str]]:
+    """The batch ids ``hub`` recorded receiving, keyed by (sender, receiver)."""
+    batches: dict[tuple[str, str], set[str]] = {}
+    for document in documents:
+        data = document["data"]
+        if document["action"] == FEDERATION_RECEIVED:
+            batches.setdefault((str(data.get("peer")), hub), set()).add(str(data.get("batch")))
+    return batches
+
+
+def _untaken(sent: dict[str, tuple], taken: set[str]) -> tuple[int, set[str]]:
+    """Of the pull pages served (in ``sent``, batch by batch), those whose batch the puller
+    never recorded (the answer was lost, or the page refused whole: the puller asks again from
+    the same cursor), and the items no other batch offered."""
+    untaken = [b for b, (via, _items) in sent.items() if via == "pull" and b not in taken]
+    elsewhere = set().union(*(items for b, (_via, items) in sent.items() if b not in untaken))
+    only = set().union(*(sent[b][1] for b in untaken)) - elsewhere
+    return len(untaken), only
+
+
+def compare_federation_records(
+    report: Report, first: tuple[str, list[dict]], second: tuple[str, list[dict]]
+) -> int:
+    """Pair what each hub (name, its log's documents) says it sent the other with what the other
+    recorded, both ways, and report it; the number of items unmatched."""
+    (a, a_docs), (b, b_docs) = first, second
+    a_sent, a_recorded = federation_records(a_docs, a)
+    b_sent, b_recorded = federation_records(b_docs, b)
+    a_pages, b_pages = sent_batches(a_docs, a), sent_batches(b_docs, b)
+    a_batches, b_batches = received_batches(a_docs, a), received_batches(b_docs, b)
+    problems = 0
+    for sender, receiver, sent, recorded, pages, batches in (
+        (a, b, a_sent, b_recorded, a_pages, b_batches),
+        (b, a, b_sent, a_recorded, b_pages, a_batches),
+    ):
+        said = sent.get((sender, receiver), set())
+        got = recorded.get((sender, receiver), set())
+        untaken, only_untaken = _untaken(
+            pages.get((sender, receiver), {}), batches.get((sender, receiver), set())
+        )
+        if untaken:
+            report.note(
+                f"{untaken} pull pages {sender} served to {receiver} that {receiver} never "
+                f"recorded (an answer lost or a page refused whole; it pulls them again): "
+                f"{len(only_untaken - got)} items offered only on them"
+            )
+        said_taken = said - only_untaken
+        missing, unsent = sorted(said_taken - got), sorted(got - said)
+        if missing:
+            problems += len(missing)
+            report.fail(
+                f"{len(missing)} items {sender} says it sent to {receiver} that {receiver} never "
+                "recorded:"
+            )
+            report.listing([f"item {digest}" for digest in missing])
+        if unsent:
+            problems += len(unsent)
+            report.fail(
+                f"{len(unsent)} items {receiver} recorded from {sender} that {sender} never says "
+                "it sent:"
+            )
+            report.listing([f"item {digest}" for digest in unsent])
+        if not missing and not unsent:
+            report.ok(
+                f"{sender} -> {receiver}: {len(said_taken)} items sent, every one recorded, "
+                "none other"
+            )
+    return problems
 
 
 def reconcile_hubs(
@@ -2115,35 +2201,7 @@ def reconcile_hubs(
             report.line("RESULT: FAIL, a log does not verify; nothing reconciled")
             return 1
         logs.append((key.name, documents))
-    (a, a_docs), (b, b_docs) = logs
-    a_sent, a_recorded = federation_records(a_docs, a)
-    b_sent, b_recorded = federation_records(b_docs, b)
-    problems = 0
-    for sender, receiver, sent, recorded in (
-        (a, b, a_sent, b_recorded),
-        (b, a, b_sent, a_recorded),
-    ):
-        said = sent.get((sender, receiver), set())
-        got = recorded.get((sender, receiver), set())
-        missing, unsent = sorted(said - got), sorted(got - said)
-        if missing:
-            problems += len(missing)
-            report.fail(
-                f"{len(missing)} items {sender} says it sent to {receiver} that {receiver} never "
-                "recorded:"
-            )
-            report.listing([f"item {digest}" for digest in missing])
-        if unsent:
-            problems += len(unsent)
-            report.fail(
-                f"{len(unsent)} items {receiver} recorded from {sender} that {sender} never says "
-                "it sent:"
-            )
-            report.listing([f"item {digest}" for digest in unsent])
-        if not missing and not unsent:
-            report.ok(
-                f"{sender} -> {receiver}: {len(said)} items sent, every one recorded, none other"
-            )
+    problems = compare_federation_records(report, logs[0], logs[1])
     if problems:
         report.line(f"RESULT: FAIL ({problems} items unmatched)")
         return 1

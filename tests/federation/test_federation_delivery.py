@@ -71,7 +71,12 @@ def test_a_batch_is_signed_sent_with_the_token_and_its_items_delivered(
     assert all(r.delivered_at and r.claimed_until is None for r in rows())
     (sent,) = AuditEvent.objects.filter(action="federation.sent")
     assert (sent.object_type, sent.object_id) == ("peer", "bravo.hub")
-    assert sent.data == {"peer": "bravo.hub", "batch": str(batch.batch_id), "items": digests}
+    assert sent.data == {
+        "peer": "bravo.hub",
+        "batch": str(batch.batch_id),
+        "via": "push",
+        "items": digests,
+    }
     assert PeerLink.objects.get(peer=bravo).last_push_at is not None
     assert drain(bravo).batches == 0  # nothing left
 

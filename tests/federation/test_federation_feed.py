@@ -2,13 +2,19 @@
 hub-signed batch of what it is owed after a stream position, by the outbox's rules."""
 
 import pytest
+from django.conf import settings
+from django.db.models import Max
 from rest_framework.test import APIClient
 
 from federation.hubkey import hub_public_key
+from federation.propagation.models import KeyBinding, OutboxItem
 from federation.propagation.peers import peer_register, peer_update
-from federation.propagation.wire import parse_batch
+from federation.propagation.wire import item_digest, parse_batch
+from federation.signing import format_timestamp
 from federation.sync.models import SyncState
 from federation.sync.sequencer import sync_sequence_pending
+from federation.transparency.models import AuditEvent
+from members.services import signing_key_revoke
 from tests.federation.sending_helpers import ACTOR, new_hub_key, submit, vetted_entry
 
 FEED = "/api/v1/federation/feed"
@@ -130,11 +136,130 @@ def test_a_cursor_below_the_compaction_horizon_is_stale(acme_submitter, bravo):
     assert bravo.client.get(FEED, {"after": 0}).status_code == 200  # from the start: never stale
 
 
-@pytest.mark.parametrize("params", [{"limit": 501}, {"limit": 0}, {"after": -1}, {"after": "x"}])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"limit": 501},
+        {"limit": 0},
+        {"after": -1},
+        {"after": "x"},
+        {"after": 2**53},  # not representable in the signed page's JSON
+        {"after": 10**30},
+    ],
+)
 def test_bad_parameters_are_refused(bravo, params):
     response = bravo.client.get(FEED, params)
     assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid"
     assert response.json()["error"]["details"]["field"] in params
+
+
+def test_a_page_with_items_is_recorded_as_sent_by_pull_and_an_empty_one_is_not(
+    acme_submitter, bravo
+):
+    vetted_entry(acme_submitter)
+    vetted_entry(acme_submitter)
+    sync_sequence_pending()
+    before = AuditEvent.objects.filter(action="federation.sent").count()
+
+    body, batch = page(bravo, after=0)
+
+    (sent,) = AuditEvent.objects.filter(action="federation.sent")[before:]
+    assert (sent.object_type, sent.object_id) == ("peer", "bravo.hub")
+    assert (sent.actor_type, sent.actor_id) == ("hub", "bravo.hub")  # the peer asked for it
+    assert sent.data == {
+        "peer": "bravo.hub",
+        "batch": str(batch.batch_id),
+        "via": "pull",
+        "items": [item_digest(item) for item in body["batch"]["items"]],
+    }
+    assert len(sent.data["items"]) == 2
+    page(bravo, after=batch.feed["next"])  # nothing more: no event
+    assert AuditEvent.objects.filter(action="federation.sent").count() == before + 1
+
+
+def test_a_revocation_whose_push_dead_lettered_comes_as_a_key_item(acme_submitter, bravo):
+    vetted_entry(acme_submitter)
+    sync_sequence_pending()
+    _body, first = page(bravo, after=0)  # the key is bound on first use
+    key = signing_key_revoke(key=acme_submitter.signing_key, reason="compromised", actor=ACTOR)
+    (row,) = OutboxItem.objects.filter(kind="key", peer=bravo)
+    row.state = OutboxItem.State.DEAD  # its push never arrived
+    row.save(update_fields=["state"])
+    sync_sequence_pending()
+
+    body, batch = page(bravo, after=first.feed["next"])
+
+    (item,) = body["batch"]["items"]  # the key's latest binding, once
+    assert (item["type"], item["path"]) == ("key", [settings.HUB_ID])
+    assert item["key"]["binding"]["key_id"] == key.key_id
+    assert item["key"]["binding"]["revoked_at"] == format_timestamp(key.revoked_at)
+    (parsed,) = batch.items
+    assert parsed.binding.document["revoked_at"] is not None
+    state = SyncState.objects.get(pk=1)
+    assert batch.feed == {"after": first.feed["next"], "next": state.last_position, "more": False}
+    assert KeyBinding.objects.filter(position__isnull=True).count() == 0
+    assert state.last_position == KeyBinding.objects.aggregate(Max("position"))["position__max"]
+
+
+def test_a_key_item_goes_only_to_a_peer_sent_or_owed_the_keys_contributions(acme_submitter, bravo):
+    md5_only = peer_register(
+        hub_id="charlie.hub",
+        name="Charlie",
+        url="http://charlie.invalid",
+        public_key=new_hub_key()[1],
+        actor=ACTOR,
+        outbound_signal_types=["md5"],
+    )
+    charlie = APIClient()
+    charlie.credentials(HTTP_AUTHORIZATION=f"Bearer {md5_only.inbound_token}")
+    vetted_entry(acme_submitter)  # pdq: bravo may have it, charlie not
+    sync_sequence_pending()
+    page(bravo, after=0)  # binds the key
+    signing_key_revoke(key=acme_submitter.signing_key, reason="compromised", actor=ACTOR)
+    sync_sequence_pending()
+
+    _body, batch = page(bravo, after=0)
+    assert [item.type for item in batch.items] == ["contribution", "key"]
+    response = charlie.get(FEED, {"after": 0})
+    assert response.status_code == 200 and response.json()["batch"]["items"] == []
+    # A peer linked after the entry was shared has no outbox row for it: it is owed the key
+    # because the feed owes it the key's contribution.
+    late = peer_register(
+        hub_id="delta.hub",
+        name="Delta",
+        url="http://delta.invalid",
+        public_key=new_hub_key()[1],
+        actor=ACTOR,
+    )
+    assert not OutboxItem.objects.filter(peer=late.peer).exists()
+    delta = APIClient()
+    delta.credentials(HTTP_AUTHORIZATION=f"Bearer {late.inbound_token}")
+    items = delta.get(FEED, {"after": 0}).json()["batch"]["items"]
+    assert [item["type"] for item in items] == ["contribution", "key"]
+    assert items[1]["key"]["binding"]["revoked_at"] is not None
+
+
+def test_a_page_reads_no_position_given_after_it_read_the_streams_end(acme_submitter, bravo):
+    # Entry changes and key bindings are read in two statements: a binding numbered between
+    # them (here: beyond the end the page read first) must not move the cursor past a change
+    # the first statement could not see.
+    vetted_entry(acme_submitter)
+    sync_sequence_pending()
+    page(bravo, after=0)  # binds the key
+    sync_sequence_pending()
+    end = SyncState.objects.get(pk=1).last_position
+    KeyBinding.objects.update(position=end + 2)  # as if numbered after the page read the end
+
+    _body, batch = page(bravo, after=end - 1)
+
+    assert batch.feed == {"after": end - 1, "next": end, "more": False}
+    assert [item.type for item in batch.items] == []
+
+
+def test_the_largest_cursor_signed_json_holds_is_served(bravo):
+    _body, batch = page(bravo, after=2**53 - 1)
+    assert batch.feed == {"after": 2**53 - 1, "next": 2**53 - 1, "more": False}
 
 
 def test_only_an_authenticated_active_peer_reads_the_feed(bravo, acme_submitter):

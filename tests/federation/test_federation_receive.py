@@ -1,6 +1,7 @@
 """Receiving batches from peer hubs (docs/federation.md, "Receiving"): what is accepted, what is
 refused as a whole, what is rejected alone, and what each leaves in the audit log."""
 
+import base64
 from datetime import timedelta
 
 import pytest
@@ -10,7 +11,7 @@ from federation.contributions.models import Contribution, Entry
 from federation.propagation.models import KeyBinding, OutboxItem, Receipt
 from federation.transparency.actions import Action
 from federation.transparency.models import AuditEvent
-from members.models import Organisation, Peer, SigningKey
+from members.models import Organisation, Peer, SigningKey, key_id_for
 from tests.federation.federation_helpers import (
     RemoteHub,
     contribution_item,
@@ -343,6 +344,23 @@ def test_a_registration_with_a_bad_self_signature_is_rejected(bravo):
     section["signature"] = member.sign({"other": "object"})
     item = contribution_item(member, key=section)
     assert _ok(bravo.push([item]))["results"][0]["code"] == "invalid_registration"
+
+
+@pytest.mark.parametrize("length", [31, 33])
+def test_a_registered_key_of_the_wrong_length_is_rejected_alone(bravo, length):
+    # 44 characters of padded base64 that decode to 31 or 33 bytes: refused as an item, and
+    # the rest of the batch is applied (it was a 500 that lost the whole batch).
+    bad, good = bravo.member("acme"), bravo.member("globex")
+    raw = bytes(range(1, length + 1))
+    bad.registration["public_key"] = base64.b64encode(raw).decode()
+    bad.registration["key_id"] = key_id_for(raw)
+    body = _ok(bravo.push([contribution_item(bad), key_item(bad), contribution_item(good)]))
+    assert [r["status"] for r in body["results"]] == ["rejected", "rejected", "accepted"]
+    assert {r.get("code") for r in body["results"][:2]} == {"invalid_registration"}
+    assert "public_key" in body["results"][0]["message"]
+    assert not SigningKey.objects.filter(key_id=key_id_for(raw)).exists()
+    (received,) = _events(Action.FEDERATION_RECEIVED)
+    assert [r["code"] for r in received.data["rejected"]] == ["invalid_registration"] * 2
 
 
 def test_a_missing_key_section_is_invalid(bravo):

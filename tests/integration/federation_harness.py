@@ -54,10 +54,13 @@ from tests.integration.harness import (
 )
 
 # Federation settings for hubs under test: retries and the pull safety net within seconds.
-# The pull interval is an hour here: a test that needs pull sets it (push must work alone).
+# The pull interval is an hour by default (push must work alone; a test that needs pull sets
+# it); ``CONCORDAT_IT_PULL_INTERVAL_SECONDS`` runs every hub with pulls on, e.g. at the
+# deployment default of 60 s, so that the suite also runs with pushes and pulls interleaved.
+PULL_INTERVAL_SECONDS = os.environ.get("CONCORDAT_IT_PULL_INTERVAL_SECONDS", "3600")
 FAST_FEDERATION_ENV = {
     "CONCORDAT_SEQUENCE_INTERVAL_SECONDS": "2",
-    "CONCORDAT_FEDERATION_PULL_INTERVAL_SECONDS": "3600",
+    "CONCORDAT_FEDERATION_PULL_INTERVAL_SECONDS": PULL_INTERVAL_SECONDS,
     "CONCORDAT_FEDERATION_SWEEP_INTERVAL_SECONDS": "2",
     "CONCORDAT_FEDERATION_BACKOFF_BASE_MS": "500",
     "CONCORDAT_FEDERATION_BACKOFF_MAX_SECONDS": "3",
@@ -362,6 +365,29 @@ class FederationHub(Hub):
         rows = self.sql("SELECT state, count(*) FROM federation_outboxitem GROUP BY state")
         return dict(rows)
 
+    def sync_position(self) -> int:
+        """The last position of this hub's change stream (what its feed offers up to)."""
+        rows = self.sql("SELECT last_position FROM federation_syncstate WHERE id = 1")
+        return rows[0][0] if rows else 0
+
+    def pull_cursor(self, other: "FederationHub") -> int | None:
+        """Where this hub's pulls of ``other``'s feed have reached (None: no link)."""
+        rows = self.sql(
+            "SELECT l.pull_cursor FROM federation_peerlink l JOIN members_peer p "
+            "ON p.id = l.peer_id WHERE p.hub_id = %s",
+            (other.hub_id,),
+        )
+        return rows[0][0] if rows else None
+
+    def log_settled(self) -> bool:
+        """Every audit event is sequenced and the newest checkpoint covers them all."""
+        unsequenced, leaves, signed = self.sql(
+            "SELECT (SELECT count(*) FROM federation_auditevent WHERE leaf_index IS NULL), "
+            "(SELECT count(*) FROM federation_auditevent), "
+            "(SELECT coalesce(max(tree_size), 0) FROM federation_checkpoint)"
+        )[0]
+        return unsequenced == 0 and signed == leaves
+
     def audit(self, action: str) -> list[dict]:
         rows = self.sql(
             "SELECT object_id, data FROM federation_auditevent WHERE action = %s ORDER BY id",
@@ -429,6 +455,25 @@ def _terminate(process: subprocess.Popen | None) -> None:
             os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=20)
     return None
+
+
+VERIFIER = ROOT / "federation" / "transparency" / "verifier.py"
+
+
+def reconcile_hubs(a: FederationHub, b: FederationHub) -> subprocess.CompletedProcess:
+    """Run ``verifier.py reconcile-hubs`` on two hubs' logs, as an auditor holding an auditor
+    token on each would (a clean environment: the verifier needs no project code)."""
+    tokens = [hub.create_staff(user=f"auditor-{uuid.uuid4().hex[:6]}", role="auditor")["token"]
+              for hub in (a, b)]  # fmt: skip
+    for hub in (a, b):  # the staff creation is itself an event: wait for it to be signed
+        wait_for(hub.log_settled, timeout=60, what=f"hub {hub.name}'s log to be checkpointed")
+    return subprocess.run(
+        [sys.executable, str(VERIFIER), "reconcile-hubs",
+         "--hub-a", a.url, "--key-a", a.log_vkey, "--token-a", tokens[0],
+         "--hub-b", b.url, "--key-b", b.log_vkey, "--token-b", tokens[1]],
+        cwd=a.workdir, capture_output=True, text=True, timeout=600,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(a.workdir)},
+    )  # fmt: skip
 
 
 def parallel(calls: Iterable) -> list:

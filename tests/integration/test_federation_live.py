@@ -30,6 +30,7 @@ from federation.signing import canonical_json_bytes, sign_contribution
 from tests.integration.federation_harness import (
     FederationHub,
     item_uuid,
+    reconcile_hubs,
     running_federation,
     wait_for,
 )
@@ -350,6 +351,92 @@ def test_a_peer_whose_outbox_rows_were_deleted_converges_by_pull():
         assert b.sql("SELECT count(*) FROM federation_contribution") == [(300,)]
         cursor = b.sql("SELECT pull_cursor FROM federation_peerlink")[0][0]
         assert cursor > 0
+
+
+def test_agreeing_hubs_that_push_and_pull_reconcile_ok():
+    # Pulls on (every 2 s, beside the pushes): every entry reaches the peer twice, once pushed
+    # and once pulled, and each hub's log records both, so an auditor pairs every item.
+    pull = {"CONCORDAT_FEDERATION_PULL_INTERVAL_SECONDS": "2"}
+    with running_federation("a", "b", extra_env=pull) as fed:
+        a, b = fed.hubs
+        fed.link(a, b)
+        alice, bob = a.member("acme", trusted=True), b.member("bravo", trusted=True)
+        from_a, from_b = [alice.add("md5") for _ in range(40)], [bob.add("md5") for _ in range(25)]
+        alice.submit(from_a)
+        bob.submit(from_b)
+        alice.submit_one(alice.retract("md5", value_of(from_a[0])))
+        b.wait_for_contributions(uuids(from_a), timeout=60)
+        a.wait_for_contributions(uuids(from_b), timeout=60)
+        wait_drained(a, b)
+
+        def pulled_through() -> bool:
+            return (a.pull_cursor(b) or 0) >= b.sync_position() > 0 and (
+                b.pull_cursor(a) or 0
+            ) >= a.sync_position() > 0
+
+        wait_for(pulled_through, timeout=90, what="each hub to pull the other's feed to its end")
+        wait_drained(a, b)
+        for hub, other in ((a, b), (b, a)):
+            pulled = [
+                e
+                for e in hub.audit("federation.received")
+                if e["via"] == "pull" and e["accepted"] + e["duplicates"] + e["rejected"]
+            ]
+            assert pulled, hub.name  # pages with items (an empty page is recorded, not served)
+            served = [e for e in other.audit("federation.sent") if e.get("via") == "pull"]
+            assert {e["batch"] for e in pulled} <= {e["batch"] for e in served}
+
+        done = reconcile_hubs(a, b)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "RESULT: OK, the two logs agree on what crossed between the hubs" in done.stdout
+        for sender, receiver in ((a, b), (b, a)):
+            line = f"OK    {sender.hub_id} -> {receiver.hub_id}: "
+            assert line in done.stdout and "every one recorded, none other" in done.stdout
+        print(done.stdout)
+
+
+def test_a_revocation_whose_push_dead_lettered_reaches_the_peer_by_pull():
+    # One attempt makes a dead letter at once; b pulls a's feed every 2 s.
+    env = {"a": {"CONCORDAT_FEDERATION_MAX_ATTEMPTS": "1"},
+           "b": {"CONCORDAT_FEDERATION_PULL_INTERVAL_SECONDS": "2"}}  # fmt: skip
+    with running_federation("a", "b", env_by_hub=env) as fed:
+        a, b = fed.hubs
+        fed.link(a, b)
+        alice = a.member("acme", trusted=True, role="member-admin")
+        items = [alice.add("md5") for _ in range(3)]
+        alice.submit(items)
+        b.wait_for_contributions(uuids(items), timeout=60)
+        wait_drained(a)
+        b.stop_web()  # b's worker still pulls; nothing reaches b by push
+        status, body = a.request(
+            "POST", f"/api/v1/keys/{alice.key_id}/revoke/", json_body={"reason": "lost laptop"},
+            token=alice.token,
+        )  # fmt: skip
+        assert status == 200, body
+
+        def key_row_dead() -> bool:
+            return a.sql("SELECT state FROM federation_outboxitem WHERE kind = 'key'") == [
+                ("dead",)
+            ]
+
+        wait_for(key_row_dead, timeout=60, what="a's key item to b to be a dead letter")
+
+        def revoked_on_b():
+            return b.sql("SELECT revoked_at FROM members_signingkey WHERE key_id = %s",
+                         (alice.key_id,))[0][0]  # fmt: skip
+
+        wait_for(revoked_on_b, timeout=60, what="b to hold the revocation, by pull")
+        assert (
+            revoked_on_b()
+            == a.sql(
+                "SELECT revoked_at FROM members_signingkey WHERE key_id = %s", (alice.key_id,)
+            )[0][0]
+        )
+        (revoked,) = b.audit("key.revoked")
+        assert revoked["object_id"] == alice.key_id
+        pulled = [e for e in b.audit("federation.received") if e["via"] == "pull" and e["accepted"]]
+        assert pulled, "the revocation came on a pulled page"
+        assert a.sql("SELECT state FROM federation_outboxitem WHERE kind = 'key'") == [("dead",)]
 
 
 def test_a_worker_killed_with_sigkill_mid_batch_loses_nothing_and_duplicates_nothing():

@@ -161,6 +161,20 @@ def test_a_public_key_in_hex_is_not_the_signed_form(acme_admin):
     assert_refused(acme_admin, hexed, code="invalid_proof", field="public_key")
 
 
+@pytest.mark.parametrize("length", [31, 33])
+def test_a_public_key_of_44_base64_characters_but_not_32_bytes_is_refused(acme_admin, length):
+    # 44 characters of canonical padded base64 hold 31, 32 or 33 bytes; only 32 are a key.
+    raw = Ed25519PrivateKey.generate().private_bytes_raw()[:length] + b"\x01" * (length - 32)
+    private_key = Ed25519PrivateKey.generate()
+    signed = signed_key_registration(private_key, acme_admin.organisation)
+    body = _resigned(
+        private_key, signed, public_key=base64.b64encode(raw).decode(), key_id=key_id_for(raw)
+    )
+    assert len(body["registration"]["public_key"]) == 44
+    event = assert_refused(acme_admin, body, code="invalid_proof", field="public_key")
+    assert event.data["public_key"] == body["registration"]["public_key"]
+
+
 def test_a_registration_changed_after_signing_is_refused(acme_admin):
     private_key = Ed25519PrivateKey.generate()
     signed = signed_key_registration(private_key, acme_admin.organisation)

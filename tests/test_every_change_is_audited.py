@@ -21,6 +21,7 @@ from django.apps import apps
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.core.management import call_command, get_commands
+from django.db import connection
 from django.test import Client, RequestFactory
 
 from federation.contributions.models import Contribution, Entry, EntryLabel, Label
@@ -385,6 +386,11 @@ def a_witness_is_stopped(ctx):
 COMMANDS_WITHOUT_STATE = {"hub_keygen": "writes the hub's key file, not the database"}
 # Commands that change only derived rows (DERIVED_MODELS), checked to change no tracked row.
 COMMANDS_DERIVED_ONLY = {"sync_sequence": "numbers and compacts the change stream"}
+# Commands that change the database's catalogue (roles, privileges), not rows: each is checked to
+# change no tracked row and to write its event naming what it changed.
+COMMANDS_OF_THE_CATALOGUE = {
+    "hub_db_role": "creates the hub's least-privilege PostgreSQL role and sets its privileges",
+}
 # Commands not run here, and why.
 COMMANDS_NOT_RUN = {
     "demo": "starts a whole demo hub (gunicorn, Celery) on its own database under var/; the "
@@ -405,6 +411,7 @@ def test_every_management_command_is_walked():
         set(COMMAND_SCENARIOS)
         | set(COMMANDS_WITHOUT_STATE)
         | set(COMMANDS_DERIVED_ONLY)
+        | set(COMMANDS_OF_THE_CATALOGUE)
         | set(COMMANDS_NOT_RUN)
     )
     assert project_commands() == walked
@@ -464,6 +471,17 @@ def test_a_command_of_derived_rows_changes_no_tracked_row(ctx):
         args = [name, "--compact"] if name == "sync_sequence" else [name]
         result = run_and_compare(command(*args))
         assert (result.changed, result.logged) == (set(), set())
+
+
+def test_a_command_of_the_catalogue_writes_its_event(ctx):
+    # CREATE ROLE and GRANT are transactional: the test's rollback takes them back.
+    result = run_and_compare(command("hub_db_role", "--role", "concordat_audit_walk"))
+    assert result.changed == set()
+    assert result.logged == {("database_role", "concordat_audit_walk")}
+    assert result.actions == ["database_role.granted"]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_roles WHERE rolname = 'concordat_audit_walk'")
+        assert cursor.fetchone() == (1,)
 
 
 # --- The admin ------------------------------------------------------------------------------------

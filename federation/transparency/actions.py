@@ -82,6 +82,9 @@ class Action:
     CHECKPOINT_COSIGNED: Final = "checkpoint.cosigned"
     CHECKPOINT_SPLIT_VIEW: Final = "checkpoint.split_view"
 
+    # The database role the hub runs as (manage.py hub_db_role; docs/transparency.md)
+    DATABASE_ROLE_GRANTED: Final = "database_role.granted"
+
 
 def all_actions() -> frozenset[str]:
     """Every action value defined above (the catalogue in docs/transparency.md lists them all)."""
@@ -106,6 +109,7 @@ class ObjectType:
     PEER: Final = "peer"  # a peer hub, by hub id
     WITNESSED_LOG: Final = "witnessed_log"  # named by its origin
     WITNESS: Final = "witness"  # named by its key name
+    DATABASE_ROLE: Final = "database_role"  # a PostgreSQL role, by name
 
 
 class Key:
@@ -232,6 +236,13 @@ class Key:
     OUTBOUND_LABELS: Final = "outbound_labels"
     OUTBOUND_SIGNAL_TYPES: Final = "outbound_signal_types"
     ATTEMPTS: Final = "attempts"
+    # The hub's database role (database_role.granted)
+    ROLE: Final = "role"
+    CREATED: Final = "created"
+    DATABASE: Final = "database"
+    SCHEMA: Final = "schema"
+    APPEND_ONLY: Final = "append_only"
+    STATEMENTS: Final = "statements"
 
 
 class PolicyRule:

@@ -358,6 +358,19 @@ def a_witnessed_log_gets_a_new_key(ctx):
     return run, {"witnessed_log.changed"}
 
 
+@scenario(COMMAND_SCENARIOS, "witnessed_logs")
+def a_witnessed_log_is_resumed_after_a_split_view(ctx):
+    call_command(
+        "witnessed_logs", "add", "--origin", "d.hub.test", "--vkey", _log_vkey("d.hub.test"),
+        stdout=io.StringIO(),
+    )  # fmt: skip
+    WitnessedLog.objects.filter(origin="d.hub.test").update(state="split_view")
+    run = command(
+        "witnessed_logs", "resume", "--origin", "d.hub.test", "--reason", "a proof, not the log"
+    )
+    return run, {"witnessed_log.resumed"}
+
+
 @scenario(COMMAND_SCENARIOS, "hub_witnesses")
 def a_new_witness_of_this_log(ctx):
     name = "b.hub.test/witness"

@@ -77,6 +77,7 @@ class Action:
     # witnesses of its own log, and what this hub, as a witness, cosigned or caught
     WITNESSED_LOG_ADDED: Final = "witnessed_log.added"
     WITNESSED_LOG_CHANGED: Final = "witnessed_log.changed"
+    WITNESSED_LOG_RESUMED: Final = "witnessed_log.resumed"  # out of split view, by an operator
     WITNESS_ADDED: Final = "witness.added"
     WITNESS_CHANGED: Final = "witness.changed"
     CHECKPOINT_COSIGNED: Final = "checkpoint.cosigned"
@@ -214,6 +215,7 @@ class Key:
     CHECKPOINT: Final = "checkpoint"
     KIND: Final = "kind"
     EVIDENCE_ID: Final = "evidence_id"
+    EVIDENCE: Final = "evidence"
     COSIGNED_NOTE: Final = "cosigned_note"
     SHOWN_NOTE: Final = "shown_note"
     ACCEPTED: Final = "accepted"

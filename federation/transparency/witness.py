@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
-from federation.errors import InvalidInput
+from federation.errors import InvalidInput, NotFound
 from federation.transparency import verifier
 from federation.transparency.actions import Action, Key, ObjectType
 from federation.transparency.audit import AuditRecord, audit_record
@@ -272,3 +272,41 @@ def witnessed_log_save(*, origin: str, vkey: str, actor: Actor) -> tuple[Witness
             )
         )
     return log, created
+
+
+def witnessed_log_resume(*, origin: str, reason: str, actor: Actor) -> WitnessedLog:
+    """Witness a log held in split view again, from the checkpoint it last cosigned; the
+    evidence stays (and stays public). For an operator who has looked: e.g. evidence of kind
+    ``inconsistent``, which earlier versions kept from a proof that failed, proves nothing
+    against the log. Writes ``witnessed_log.resumed``."""
+    reason = reason.strip()
+    if not reason:
+        raise InvalidInput("Give a reason for resuming.", code="reason_required")
+    with transaction.atomic():
+        log = WitnessedLog.objects.select_for_update().filter(origin=origin).first()
+        if log is None:
+            raise NotFound(f"This witness does not witness {origin!r}.")
+        if log.state != WitnessedLog.State.SPLIT_VIEW:
+            raise InvalidInput(f"{origin!r} is not held in split view.", code="invalid")
+        log.state = WitnessedLog.State.ACTIVE
+        log.save(update_fields=["state"])
+        evidence = list(
+            SplitViewEvidence.objects.filter(witnessed_log=log)
+            .order_by("pk")
+            .values_list("pk", "kind")
+        )
+        audit_record(
+            AuditRecord(
+                action=Action.WITNESSED_LOG_RESUMED,
+                actor=actor,
+                object_type=ObjectType.WITNESSED_LOG,
+                object_id=origin,
+                data={
+                    Key.ORIGIN: origin,
+                    Key.REASON: reason,
+                    Key.EVIDENCE: [{Key.EVIDENCE_ID: pk, Key.KIND: kind} for pk, kind in evidence],
+                    Key.TREE_SIZE: log.tree_size,
+                },
+            )
+        )
+    return log

@@ -329,3 +329,35 @@ def test_the_commands_list_what_is_configured(log):
     out = io.StringIO()
     call_command("hub_witnesses", "list", stdout=out)
     assert out.getvalue() == ""
+
+
+def test_an_operator_can_resume_a_log_held_in_split_view(client, log, consortium_admin):
+    import io
+
+    from django.core.management import CommandError, call_command
+    from django.test import Client
+
+    assert post(client, log.body(0)).status_code == 200
+    fork = Log(key=log.key)
+    fork.grow(5, tag="forked ")
+    assert post(client, fork.body(5, proof=[])).status_code == 422
+    assert WitnessedLog.objects.get().state == "split_view"
+    with pytest.raises(CommandError, match="reason"):
+        call_command("witnessed_logs", "resume", "--origin", ORIGIN, "--reason", " ")
+    call_command(
+        "witnessed_logs", "resume", "--origin", ORIGIN, "--reason", "checked", stdout=io.StringIO()
+    )
+    stored = WitnessedLog.objects.get()
+    assert (stored.state, stored.tree_size) == ("active", 5)
+    evidence = SplitViewEvidence.objects.get()  # kept, and still served
+    event = AuditEvent.objects.get(action=Action.WITNESSED_LOG_RESUMED)
+    assert (event.object_type, event.object_id) == ("witnessed_log", ORIGIN)
+    assert event.data["reason"] == "checked"
+    assert event.data["evidence"] == [{"evidence_id": evidence.pk, "kind": "same_size"}]
+    admin = Client()
+    admin.force_login(consortium_admin.user)
+    assert "concordat-split-view-alert" not in admin.get("/admin/").content.decode()
+    log.grow(2)
+    assert post(client, log.body(5)).status_code == 200  # from the checkpoint it had cosigned
+    with pytest.raises(CommandError, match="not held in split view"):
+        call_command("witnessed_logs", "resume", "--origin", ORIGIN, "--reason", "again")

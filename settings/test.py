@@ -9,6 +9,9 @@ from settings.base import *  # noqa: F403
 from settings.env import env_str
 
 DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
+# Django's PostgreSQL backend, flushing between transactional tests past the append-only tables'
+# TRUNCATE triggers with the documented superuser bypass (tests/db_backend/base.py).
+DATABASES["default"]["ENGINE"] = "tests.db_backend"  # noqa: F405
 DATABASES["default"]["NAME"] = env_str("CONCORDAT_TEST_DB_NAME", DATABASES["default"]["NAME"])  # noqa: F405
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 HUB_ID = "hub.test.concordat"

@@ -21,6 +21,7 @@ from django.apps import apps
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.core.management import call_command, get_commands
+from django.db import connection
 from django.test import Client, RequestFactory
 
 from federation.contributions.models import Contribution, Entry, EntryLabel, Label
@@ -357,6 +358,19 @@ def a_witnessed_log_gets_a_new_key(ctx):
     return run, {"witnessed_log.changed"}
 
 
+@scenario(COMMAND_SCENARIOS, "witnessed_logs")
+def a_witnessed_log_is_resumed_after_a_split_view(ctx):
+    call_command(
+        "witnessed_logs", "add", "--origin", "d.hub.test", "--vkey", _log_vkey("d.hub.test"),
+        stdout=io.StringIO(),
+    )  # fmt: skip
+    WitnessedLog.objects.filter(origin="d.hub.test").update(state="split_view")
+    run = command(
+        "witnessed_logs", "resume", "--origin", "d.hub.test", "--reason", "a proof, not the log"
+    )
+    return run, {"witnessed_log.resumed"}
+
+
 @scenario(COMMAND_SCENARIOS, "hub_witnesses")
 def a_new_witness_of_this_log(ctx):
     name = "b.hub.test/witness"
@@ -385,6 +399,11 @@ def a_witness_is_stopped(ctx):
 COMMANDS_WITHOUT_STATE = {"hub_keygen": "writes the hub's key file, not the database"}
 # Commands that change only derived rows (DERIVED_MODELS), checked to change no tracked row.
 COMMANDS_DERIVED_ONLY = {"sync_sequence": "numbers and compacts the change stream"}
+# Commands that change the database's catalogue (roles, privileges), not rows: each is checked to
+# change no tracked row and to write its event naming what it changed.
+COMMANDS_OF_THE_CATALOGUE = {
+    "hub_db_role": "creates the hub's least-privilege PostgreSQL role and sets its privileges",
+}
 # Commands not run here, and why.
 COMMANDS_NOT_RUN = {
     "demo": "starts a whole demo hub (gunicorn, Celery) on its own database under var/; the "
@@ -405,6 +424,7 @@ def test_every_management_command_is_walked():
         set(COMMAND_SCENARIOS)
         | set(COMMANDS_WITHOUT_STATE)
         | set(COMMANDS_DERIVED_ONLY)
+        | set(COMMANDS_OF_THE_CATALOGUE)
         | set(COMMANDS_NOT_RUN)
     )
     assert project_commands() == walked
@@ -464,6 +484,17 @@ def test_a_command_of_derived_rows_changes_no_tracked_row(ctx):
         args = [name, "--compact"] if name == "sync_sequence" else [name]
         result = run_and_compare(command(*args))
         assert (result.changed, result.logged) == (set(), set())
+
+
+def test_a_command_of_the_catalogue_writes_its_event(ctx):
+    # CREATE ROLE and GRANT are transactional: the test's rollback takes them back.
+    result = run_and_compare(command("hub_db_role", "--role", "concordat_audit_walk"))
+    assert result.changed == set()
+    assert result.logged == {("database_role", "concordat_audit_walk")}
+    assert result.actions == ["database_role.granted"]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_roles WHERE rolname = 'concordat_audit_walk'")
+        assert cursor.fetchone() == (1,)
 
 
 # --- The admin ------------------------------------------------------------------------------------

@@ -31,7 +31,8 @@ ERROR_CODES: dict[str, str] = {
     "slashed URL when that one exists).",
     "not_acceptable": "The Accept header asks for a media type this endpoint does not produce.",
     "payload_too_large": "The body is over the hub's limit (details.limit, in bytes).",
-    "unsupported_media_type": "The body is not application/json.",
+    "unsupported_media_type": "The body is not of the endpoint's media type: application/json "
+    "(text/plain for the witness's add-checkpoint).",
     "rate_limited": "Over the per-user request rate; retry after the Retry-After header.",
     # Contributions
     "too_many_items": "A bulk request over its limit (BULK_MAX_ITEMS items, MATCH_MAX_SIGNALS "
@@ -119,7 +120,8 @@ ERROR_CODES: dict[str, str] = {
     "bad_log_signature": "The checkpoint carries no valid signature by the key configured for "
     "its origin.",
     "inconsistent": "The checkpoint does not extend the one this witness cosigned (a proof that "
-    "fails, another root for the same size, a non-empty proof from size 0).",
+    "fails, which changes nothing; another root for the same size, kept as split-view evidence; "
+    "a non-empty proof from size 0).",
     "split_view": "This witness holds evidence that the log showed two histories and cosigns "
     "nothing more for it.",
 }

@@ -16,10 +16,15 @@ def index_with_reports(request, extra_context=None):
     if request.user.is_authenticated and principal_for_user(request.user).can(Scope.AUDIT):
         context["reports_url"] = reverse("reports:overview")
     if request.user.is_authenticated and request.user.is_staff:
-        # A witness that caught a log showing two histories: the alert stays until looked at.
-        from federation.transparency.models import SplitViewEvidence
+        # A witness that caught a log showing two histories: the alert stays until an operator
+        # resumes the log (manage.py witnessed_logs resume); the evidence itself stays.
+        from federation.transparency.models import SplitViewEvidence, WitnessedLog
 
-        split = SplitViewEvidence.objects.order_by("origin").values_list("origin", flat=True)
+        split = (
+            SplitViewEvidence.objects.filter(witnessed_log__state=WitnessedLog.State.SPLIT_VIEW)
+            .order_by("origin")
+            .values_list("origin", flat=True)
+        )
         context["split_views"] = sorted(set(split))
         context["split_view_url"] = reverse("admin:federation_splitviewevidence_changelist")
     return _index(request, extra_context=context)

@@ -8,6 +8,7 @@ from typing import Any
 
 from federation.contributions.models import Entry
 from federation.reports import selectors
+from federation.reports.log_agreement import LogAgreement, log_agreement
 from federation.reports.selectors import ReportFilters
 from federation.transparency.figures import log_figures
 from federation.transparency.models import Checkpoint
@@ -33,6 +34,8 @@ class TransparencyReport:
     # Counted from the log's leaves up to ``checkpoint`` (whole-month periods only): the figures
     # an auditor's verifier recomputes with --reconcile (docs/transparency.md).
     log_figures: dict[str, Any] | None = None
+    # Whether the tables' contribution figures agree with the log's at ``checkpoint``.
+    log_agreement: LogAgreement | None = None
 
     @property
     def disputes(self) -> int:
@@ -54,6 +57,15 @@ class TransparencyReport:
         rows += [("incidents declared", i.name, 1) for i in self.incidents]
         # A snapshot, not a count over the period: as the page says, "as this report is generated".
         rows.append(("now", "entries disputed now", self.entries_disputed_now))
+        agreement = self.log_agreement
+        if agreement is not None:
+            rows.append(("agreement with the log", agreement.state, len(agreement.differences)))
+            for d in agreement.differences:
+                section = f"differs from the log at checkpoint {agreement.tree_size}: {d.figure}"
+                rows += [
+                    (section, f"{d.item} (tables)", d.tables),
+                    (section, f"{d.item} (log)", d.log),
+                ]
         figures = self.log_figures
         if figures:
             section = f"from the log at checkpoint {figures['tree_size']}"
@@ -111,4 +123,5 @@ def transparency_report(
         entries_disputed_now=selectors.entries_in_state(state=Entry.State.DISPUTED),
         checkpoint=checkpoint,
         log_figures=figures,
+        log_agreement=log_agreement(filters=filters),
     )

@@ -15,6 +15,7 @@ from federation.reports import charts, exports, selectors
 from federation.reports.access import AuditorRequiredMixin
 from federation.reports.forms import FilterForm, SearchForm, TransparencyForm
 from federation.reports.history import entry_history
+from federation.reports.log_agreement import log_agreement
 from federation.reports.periodic import transparency_report
 
 SEARCH_PAGE_SIZE = 100
@@ -63,6 +64,7 @@ class OverviewView(AuditorRequiredMixin, View):
             "by_type": by_type,
             "by_action": by_action,
             "audit_actions": audit_actions,
+            "agreement": log_agreement(filters=filters),
             "charts": {
                 "period": charts.period_chart(by_period, granularity=filters.granularity),
                 "member": charts.ranking_chart(

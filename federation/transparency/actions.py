@@ -78,10 +78,14 @@ class Action:
     # witnesses of its own log, and what this hub, as a witness, cosigned or caught
     WITNESSED_LOG_ADDED: Final = "witnessed_log.added"
     WITNESSED_LOG_CHANGED: Final = "witnessed_log.changed"
+    WITNESSED_LOG_RESUMED: Final = "witnessed_log.resumed"  # out of split view, by an operator
     WITNESS_ADDED: Final = "witness.added"
     WITNESS_CHANGED: Final = "witness.changed"
     CHECKPOINT_COSIGNED: Final = "checkpoint.cosigned"
     CHECKPOINT_SPLIT_VIEW: Final = "checkpoint.split_view"
+
+    # The database role the hub runs as (manage.py hub_db_role; docs/transparency.md)
+    DATABASE_ROLE_GRANTED: Final = "database_role.granted"
 
 
 def all_actions() -> frozenset[str]:
@@ -107,6 +111,7 @@ class ObjectType:
     PEER: Final = "peer"  # a peer hub, by hub id
     WITNESSED_LOG: Final = "witnessed_log"  # named by its origin
     WITNESS: Final = "witness"  # named by its key name
+    DATABASE_ROLE: Final = "database_role"  # a PostgreSQL role, by name
 
 
 class Key:
@@ -211,6 +216,7 @@ class Key:
     CHECKPOINT: Final = "checkpoint"
     KIND: Final = "kind"
     EVIDENCE_ID: Final = "evidence_id"
+    EVIDENCE: Final = "evidence"
     COSIGNED_NOTE: Final = "cosigned_note"
     SHOWN_NOTE: Final = "shown_note"
     ACCEPTED: Final = "accepted"
@@ -234,6 +240,13 @@ class Key:
     OUTBOUND_LABELS: Final = "outbound_labels"
     OUTBOUND_SIGNAL_TYPES: Final = "outbound_signal_types"
     ATTEMPTS: Final = "attempts"
+    # The hub's database role (database_role.granted)
+    ROLE: Final = "role"
+    CREATED: Final = "created"
+    DATABASE: Final = "database"
+    SCHEMA: Final = "schema"
+    APPEND_ONLY: Final = "append_only"
+    STATEMENTS: Final = "statements"
 
 
 class PolicyRule:

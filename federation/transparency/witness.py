@@ -4,9 +4,13 @@ of C2SP tlog-cosignature; docs/transparency.md, "Witnesses").
 For each log it witnesses (``WitnessedLog``, configured by an operator with the log's origin and
 verifier key) the witness keeps the latest checkpoint it cosigned. It cosigns a new checkpoint
 only when the log's signature verifies and the log proves, with an RFC 6962 consistency proof,
-that the new tree extends that checkpoint. Two signed checkpoints that cannot both be honest
-(same size and another root, or a proof that fails) are kept as ``SplitViewEvidence``; the log
-is then refused every cosignature until an operator looks.
+that the new tree extends that checkpoint.
+
+Only the log's own signatures are evidence against it. Two checkpoints it signed for the same
+size with different roots cannot both be true: they are kept as ``SplitViewEvidence`` and the
+log is refused every cosignature until an operator looks. A consistency proof that fails is
+refused (422) and changes nothing: anyone may post a genuine checkpoint with a proof of their
+own making, and a bad proof is the sender's, not the log's.
 
 The request's old size is checked and the new checkpoint stored under a row lock on the log, so
 two concurrent requests cannot roll the stored size back (the race the spec describes).
@@ -21,7 +25,7 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
-from federation.errors import InvalidInput
+from federation.errors import InvalidInput, NotFound
 from federation.transparency import verifier
 from federation.transparency.actions import Action, Key, ObjectType
 from federation.transparency.audit import AuditRecord, audit_record
@@ -135,38 +139,45 @@ def checkpoint_add(*, body: bytes, actor: Actor) -> str:
             raise WitnessRefusal(
                 409, "old_size", f"The latest cosigned size is {log.tree_size}.", size=log.tree_size
             )
-        problem = _inconsistency(log, request)
-        if problem is not None:
-            kind, reason = problem
-            _keep_evidence(log, request, kind=kind, reason=reason, actor=actor)
+        if _conflicts(log, request):
+            reason = f"The log signed two roots for tree size {log.tree_size}."
+            _keep_evidence(
+                log, request, kind=SplitViewEvidence.Kind.SAME_SIZE, reason=reason, actor=actor
+            )
             refusal = WitnessRefusal(422, "inconsistent", reason)
         else:
+            _check_extends(log, request)
             line = _cosign(log, request, actor=actor)
     if refusal is not None:
         raise refusal
     return line
 
 
-def _inconsistency(log: WitnessedLog, request: AddCheckpointRequest) -> tuple[str, str] | None:
-    if log.tree_size == 0 and log.root_hash is None:
-        return None  # never cosigned: the empty tree is a prefix of every tree
-    stored_root = bytes(log.root_hash) if log.root_hash is not None else verifier.EMPTY_ROOT
-    if request.tree_size == log.tree_size:
-        if request.root_hash != stored_root:
-            return SplitViewEvidence.Kind.SAME_SIZE, (
-                f"The log signed two roots for tree size {log.tree_size}."
-            )
-        return None
+def _conflicts(log: WitnessedLog, request: AddCheckpointRequest) -> bool:
+    """Whether the request's checkpoint and the cosigned one, both signed by the log, name two
+    roots for one tree size: the only split view the witness can prove by itself."""
+    if log.root_hash is None or request.tree_size != log.tree_size:
+        return False
+    return request.root_hash != bytes(log.root_hash)
+
+
+def _check_extends(log: WitnessedLog, request: AddCheckpointRequest) -> None:
+    """Refuse (422, nothing kept) a checkpoint whose proof does not show it extends the cosigned
+    one. The proof is the caller's: it failing proves nothing about the log, whose honest
+    checkpoint anyone may post with a bogus proof."""
+    if log.root_hash is None or request.tree_size == log.tree_size:
+        return  # never cosigned (the empty tree is a prefix of every tree), or the same root
     try:
         verifier.verify_consistency(
-            log.tree_size, request.tree_size, stored_root, request.root_hash, request.proof
+            log.tree_size, request.tree_size, bytes(log.root_hash), request.root_hash, request.proof
         )
     except verifier.ProofError as exc:
-        return SplitViewEvidence.Kind.INCONSISTENT, (
+        raise WitnessRefusal(
+            422,
+            "inconsistent",
             f"The consistency proof from size {log.tree_size} to {request.tree_size} does not "
-            f"verify: {exc}."
-        )
-    return None
+            f"verify: {exc}. Nothing was recorded; send a proof that does.",
+        ) from exc
 
 
 def _cosign(log: WitnessedLog, request: AddCheckpointRequest, *, actor: Actor) -> str:
@@ -261,3 +272,41 @@ def witnessed_log_save(*, origin: str, vkey: str, actor: Actor) -> tuple[Witness
             )
         )
     return log, created
+
+
+def witnessed_log_resume(*, origin: str, reason: str, actor: Actor) -> WitnessedLog:
+    """Witness a log held in split view again, from the checkpoint it last cosigned; the
+    evidence stays (and stays public). For an operator who has looked: e.g. evidence of kind
+    ``inconsistent``, which earlier versions kept from a proof that failed, proves nothing
+    against the log. Writes ``witnessed_log.resumed``."""
+    reason = reason.strip()
+    if not reason:
+        raise InvalidInput("Give a reason for resuming.", code="reason_required")
+    with transaction.atomic():
+        log = WitnessedLog.objects.select_for_update().filter(origin=origin).first()
+        if log is None:
+            raise NotFound(f"This witness does not witness {origin!r}.")
+        if log.state != WitnessedLog.State.SPLIT_VIEW:
+            raise InvalidInput(f"{origin!r} is not held in split view.", code="invalid")
+        log.state = WitnessedLog.State.ACTIVE
+        log.save(update_fields=["state"])
+        evidence = list(
+            SplitViewEvidence.objects.filter(witnessed_log=log)
+            .order_by("pk")
+            .values_list("pk", "kind")
+        )
+        audit_record(
+            AuditRecord(
+                action=Action.WITNESSED_LOG_RESUMED,
+                actor=actor,
+                object_type=ObjectType.WITNESSED_LOG,
+                object_id=origin,
+                data={
+                    Key.ORIGIN: origin,
+                    Key.REASON: reason,
+                    Key.EVIDENCE: [{Key.EVIDENCE_ID: pk, Key.KIND: kind} for pk, kind in evidence],
+                    Key.TREE_SIZE: log.tree_size,
+                },
+            )
+        )
+    return log

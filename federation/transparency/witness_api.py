@@ -12,6 +12,7 @@ checks. Evidence is public for the same reason: it is made only of checkpoints t
 import hashlib
 
 from django.http import HttpResponse, JsonResponse
+from django.utils.http import parse_header_parameters
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
@@ -41,6 +42,7 @@ class AddCheckpointView(PublicWitnessView):
         400: ["invalid"],
         403: ["bad_log_signature"],
         404: ["unknown_origin"],
+        415: ["unsupported_media_type"],
         422: ["inconsistent", "split_view"],
     }
 
@@ -55,6 +57,18 @@ class AddCheckpointView(PublicWitnessView):
         "size of the latest checkpoint this witness cosigned for the origin, then a newline.",
     )
     def post(self, request):
+        if not _is_text_body(request):
+            return JsonResponse(
+                {
+                    "error": {
+                        "code": "unsupported_media_type",
+                        "message": "The body of add-checkpoint is text/plain (UTF-8), not "
+                        f"{request.META.get('CONTENT_TYPE', '')[:100]!r}.",
+                        "details": None,
+                    }
+                },
+                status=415,
+            )
         try:
             line = checkpoint_add(body=request.body, actor=Actor.system(WITNESS_ACTOR))
         except WitnessRefusal as refusal:
@@ -65,6 +79,17 @@ class AddCheckpointView(PublicWitnessView):
                 status=refusal.status,
             )
         return HttpResponse(line, content_type="text/plain; charset=utf-8")
+
+
+def _is_text_body(request) -> bool:
+    """``text/plain``, in UTF-8 if a charset is named; or no Content-Type at all, which the
+    spec does not require of its clients. A JSON or form body is not a tlog-witness request."""
+    header = request.META.get("CONTENT_TYPE", "")
+    if not header.strip():
+        return True
+    media_type, params = parse_header_parameters(header)
+    charset = params.get("charset", "utf-8").lower()
+    return media_type.lower() == "text/plain" and charset in ("utf-8", "utf8")
 
 
 class WitnessKeyView(PublicWitnessView):
@@ -109,7 +134,9 @@ class EvidenceView(PublicWitnessView):
                     {
                         "id": serializers.IntegerField(),
                         "origin": serializers.CharField(),
-                        "kind": serializers.CharField(help_text="`same_size` or `inconsistent`."),
+                        "kind": serializers.CharField(
+                            help_text="`same_size` (`inconsistent`: kept by earlier versions)."
+                        ),
                         "reason": serializers.CharField(),
                         "detected_at": serializers.DateTimeField(),
                         "cosigned_note": serializers.CharField(

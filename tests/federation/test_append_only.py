@@ -1,6 +1,6 @@
 """The database refuses edits of the log and of contributions (PostgreSQL triggers), except the
-sequencer's one-time leaf_index and a retraction's status/withdrawn_by; a superuser can still
-switch triggers off, which the verifier must then catch; and migrations still apply on SQLite."""
+sequencer's one-time leaf_index and a retraction's status/withdrawn_by, and TRUNCATE of any of
+them; a superuser can still switch triggers off, which the verifier must then catch; and migrations still apply on SQLite."""
 
 import importlib
 import os
@@ -143,10 +143,39 @@ def test_the_triggers_are_installed_on_every_guarded_table():
     assert triggers == [
         ("federation_auditevent", "concordat_append_only"),
         ("federation_auditevent", "concordat_append_only_delete"),
+        ("federation_auditevent", "concordat_append_only_truncate"),
         ("federation_checkpoint", "concordat_append_only"),
+        ("federation_checkpoint", "concordat_append_only_truncate"),
         ("federation_contribution", "concordat_append_only"),
+        ("federation_contribution", "concordat_append_only_truncate"),
         ("federation_merklenode", "concordat_append_only"),
+        ("federation_merklenode", "concordat_append_only_truncate"),
     ]
+
+
+@pytest.mark.parametrize(
+    "table",
+    [
+        "federation_auditevent",
+        "federation_merklenode",
+        "federation_checkpoint",
+        "federation_contribution",
+    ],
+)
+def test_truncate_of_an_append_only_table_is_refused(table):
+    record(2)
+    sequence_pending()
+    with pytest.raises(DatabaseError, match="TRUNCATE refused"), transaction.atomic():
+        raw(f"TRUNCATE {table} CASCADE")
+    assert AuditEvent.objects.count() == 2 and Checkpoint.objects.exists()
+
+
+def test_truncate_passes_only_the_superuser_bypass():
+    record(2)
+    with as_superuser_bypassing_triggers():
+        raw("TRUNCATE federation_auditevent CASCADE")
+    assert not AuditEvent.objects.exists()
+    refused("TRUNCATE federation_merklenode")  # and the guard is back
 
 
 def test_the_audit_trigger_compares_every_column_but_leaf_index():

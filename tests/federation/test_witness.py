@@ -230,16 +230,53 @@ def test_two_roots_for_one_size_are_kept_as_evidence_and_the_log_is_refused(clie
     assert [item["kind"] for item in served["evidence"]] == ["same_size"]
 
 
-def test_a_proof_that_fails_is_kept_as_evidence(client, log):
+def test_a_bogus_proof_with_the_logs_genuine_checkpoint_is_refused_and_changes_nothing(client, log):
+    """Anyone can post the log's honest newer checkpoint with a proof of their own making: the
+    failing proof is the caller's, so it is refused, kept nowhere, and the log stays witnessed."""
+    assert post(client, log.body(0)).status_code == 200
+    log.grow(3)
+    events_before = AuditEvent.objects.count()
+    response = post(client, log.body(5, proof=[b"\x07" * 32] * 3))
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "inconsistent"
+    assert not SplitViewEvidence.objects.exists()
+    stored = WitnessedLog.objects.get()
+    assert (stored.state, stored.tree_size) == ("active", 5)
+    assert AuditEvent.objects.count() == events_before
+    # The log's own request, with the real proof, is still cosigned.
+    assert post(client, log.body(5)).status_code == 200
+    assert WitnessedLog.objects.get().tree_size == 8
+
+
+def test_a_forks_failing_proof_is_refused_without_evidence(client, log):
+    """Two checkpoints of different sizes with no proof between them are not, by themselves,
+    evidence: the witness cannot tell a forked log from a caller's bad proof. It refuses."""
     assert post(client, log.body(0)).status_code == 200
     fork = Log(key=log.key)
     fork.grow(8, tag="forked ")
     response = post(client, fork.body(5))  # the fork's own proof, from its own size 5
     assert response.status_code == 422
-    evidence = SplitViewEvidence.objects.get()
-    assert evidence.kind == "inconsistent" and evidence.old_size == 5
-    assert evidence.proof == [base64.b64encode(n).decode() for n in fork.proof(5)]
-    assert WitnessedLog.objects.get().tree_size == 5  # what it had cosigned stays
+    assert response.json()["error"]["code"] == "inconsistent"
+    assert not SplitViewEvidence.objects.exists()
+    stored = WitnessedLog.objects.get()
+    assert (stored.state, stored.tree_size) == ("active", 5)  # what it had cosigned stays
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["application/json", "application/x-www-form-urlencoded", "text/plain; charset=latin-1"],
+)
+def test_a_body_that_is_not_utf8_text_is_415(client, log, content_type):
+    response = client.generic("POST", URL, log.body(0), CONTENT_TYPE=content_type)
+    assert response.status_code == 415
+    assert response.json()["error"]["code"] == "unsupported_media_type"
+    assert WitnessedLog.objects.get().tree_size == 0
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "Text/Plain; charset=UTF-8", ""])
+def test_text_plain_or_no_content_type_is_accepted(client, log, content_type):
+    response = client.generic("POST", URL, log.body(0), CONTENT_TYPE=content_type)
+    assert response.status_code == 200, response.content
 
 
 def test_the_monitoring_endpoint_serves_the_cosigned_checkpoint(client, log):
@@ -292,3 +329,35 @@ def test_the_commands_list_what_is_configured(log):
     out = io.StringIO()
     call_command("hub_witnesses", "list", stdout=out)
     assert out.getvalue() == ""
+
+
+def test_an_operator_can_resume_a_log_held_in_split_view(client, log, consortium_admin):
+    import io
+
+    from django.core.management import CommandError, call_command
+    from django.test import Client
+
+    assert post(client, log.body(0)).status_code == 200
+    fork = Log(key=log.key)
+    fork.grow(5, tag="forked ")
+    assert post(client, fork.body(5, proof=[])).status_code == 422
+    assert WitnessedLog.objects.get().state == "split_view"
+    with pytest.raises(CommandError, match="reason"):
+        call_command("witnessed_logs", "resume", "--origin", ORIGIN, "--reason", " ")
+    call_command(
+        "witnessed_logs", "resume", "--origin", ORIGIN, "--reason", "checked", stdout=io.StringIO()
+    )
+    stored = WitnessedLog.objects.get()
+    assert (stored.state, stored.tree_size) == ("active", 5)
+    evidence = SplitViewEvidence.objects.get()  # kept, and still served
+    event = AuditEvent.objects.get(action=Action.WITNESSED_LOG_RESUMED)
+    assert (event.object_type, event.object_id) == ("witnessed_log", ORIGIN)
+    assert event.data["reason"] == "checked"
+    assert event.data["evidence"] == [{"evidence_id": evidence.pk, "kind": "same_size"}]
+    admin = Client()
+    admin.force_login(consortium_admin.user)
+    assert "concordat-split-view-alert" not in admin.get("/admin/").content.decode()
+    log.grow(2)
+    assert post(client, log.body(5)).status_code == 200  # from the checkpoint it had cosigned
+    with pytest.raises(CommandError, match="not held in split view"):
+        call_command("witnessed_logs", "resume", "--origin", ORIGIN, "--reason", "again")

@@ -64,6 +64,9 @@ def pull_from_peer(peer_id: int) -> PullOutcome:
     if not peer.outbound_token:
         _record_error(link, "no outbound token: set one with manage.py peer set-outbound-token")
         outcome.error = "no outbound token"
+        logger.warning(
+            "pull from %s failed after 0 pages (0 items received): %s", peer.hub_id, outcome.error
+        )
         return outcome
     with _pull_lock(peer.pk) as locked:
         if not locked:
@@ -73,7 +76,13 @@ def pull_from_peer(peer_id: int) -> PullOutcome:
         except PullFailed as exc:
             outcome.error = str(exc)[:_ERROR_TEXT]
             _record_error(link, outcome.error)
-            logger.warning("pull from %s failed: %s", peer.hub_id, outcome.error)
+            logger.warning(
+                "pull from %s failed after %d pages (%d items received): %s",
+                peer.hub_id,
+                outcome.pages,
+                outcome.accepted + outcome.duplicates + outcome.rejected,
+                outcome.error,
+            )
     return outcome
 
 

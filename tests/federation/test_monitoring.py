@@ -3,12 +3,15 @@ fails, a pull that fails, the sequencers, the match index, a witness), who may r
 group's time bound, the counters summed over processes, and the liveness and readiness probes."""
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
 from datetime import timedelta
 
 import pytest
+import yaml
+from django.conf import settings as django_settings
 from django.db import connection
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
@@ -398,3 +401,32 @@ def test_readiness_is_503_when_the_database_does_not_answer(db, monkeypatch):
         response = APIClient().get("/health/ready")
     assert response.status_code == 503
     assert response.json()["error"]["details"] == {"database": "unavailable", "broker": "ok"}
+
+
+# --- the sample alert rules ---------------------------------------------------------------------
+
+
+def test_the_sample_alert_rules_name_only_metrics_the_hub_exports(db, metrics_client):
+    rules = yaml.safe_load(
+        (django_settings.BASE_DIR / "docs" / "prometheus-alerts.yml").read_text()
+    )
+    exported = {
+        family.name
+        for family in text_string_to_metric_families(
+            metrics_client.get("/metrics").content.decode()
+        )
+    }
+    named = {
+        (rule["alert"], metric)
+        for group in rules["groups"]
+        for rule in group["rules"]
+        for metric in re.findall(r"concordat_[a-z0-9_]+", rule["expr"])
+    }
+    assert named, "the rule file names no metric"
+    assert {(alert, metric) for alert, metric in named if metric not in exported} == set()
+    alerts = {rule["alert"] for group in rules["groups"] for rule in group["rules"]}
+    assert {
+        "ConcordatDeadLetters",
+        "ConcordatSequencerStalled",
+        "ConcordatPeerUnreachable",
+    } <= alerts

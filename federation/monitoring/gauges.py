@@ -12,8 +12,9 @@ What each query costs is written beside it. None reads a table in full: they rea
 a backlog, not with history.
 """
 
+import contextlib
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 
 from django.conf import settings
@@ -377,13 +378,7 @@ class HubCollector(Collector):
             "ran out of time (the figures are then absent).",
             ["group"],
         )
-        with transaction.atomic():
-            if connection.vendor == "postgresql":
-                with connection.cursor() as cursor:
-                    cursor.execute(
-                        "SELECT set_config('statement_timeout', %s, true)",
-                        [str(settings.METRICS_STATEMENT_TIMEOUT_MS)],
-                    )
+        with transaction.atomic(), _statement_timeout(settings.METRICS_STATEMENT_TIMEOUT_MS):
             for name, group in GROUPS.items():
                 try:
                     with transaction.atomic():
@@ -395,3 +390,22 @@ class HubCollector(Collector):
                     up.add_metric([name], 1)
         yield from families
         yield up
+
+
+@contextlib.contextmanager
+def _statement_timeout(milliseconds: int) -> Iterator[None]:
+    """Every statement inside under ``milliseconds`` (PostgreSQL), and the previous bound back
+    afterwards: the setting is transaction-local, so without the reset it would also bound what
+    an enclosing transaction runs after the scrape."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('statement_timeout')")
+        (previous,) = cursor.fetchone()
+        cursor.execute("SELECT set_config('statement_timeout', %s, true)", [str(milliseconds)])
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT set_config('statement_timeout', %s, true)", [previous])

@@ -289,6 +289,9 @@ def test_a_group_that_runs_out_of_time_is_left_out_and_the_others_are_served(
     assert value(samples, "concordat_metrics_group_up", group="audit_log") == 1
     assert value(samples, "concordat_metrics_group_up", group="witness") == 1
     assert value(samples, "concordat_audit_log_tree_size") is not None
+    with connection.cursor() as cursor:  # the bound ends with the scrape
+        cursor.execute("SHOW statement_timeout")
+        assert cursor.fetchone()[0] != "50ms"
 
 
 # --- who may read -----------------------------------------------------------------------------

@@ -378,16 +378,23 @@ class HubCollector(Collector):
             "ran out of time (the figures are then absent).",
             ["group"],
         )
-        with transaction.atomic(), _statement_timeout(settings.METRICS_STATEMENT_TIMEOUT_MS):
-            for name, group in GROUPS.items():
-                try:
-                    with transaction.atomic():
-                        families.extend(group(now))
-                except DatabaseError:
-                    logger.warning("metrics: the %s figures could not be read", name, exc_info=True)
-                    up.add_metric([name], 0)
-                else:
-                    up.add_metric([name], 1)
+        read: set[str] = set()
+        try:
+            with transaction.atomic(), _statement_timeout(settings.METRICS_STATEMENT_TIMEOUT_MS):
+                for name, group in GROUPS.items():
+                    try:
+                        with transaction.atomic():
+                            families.extend(group(now))
+                    except DatabaseError:
+                        logger.warning(
+                            "metrics: the %s figures could not be read", name, exc_info=True
+                        )
+                    else:
+                        read.add(name)
+        except DatabaseError:  # no connection at all: the counters are still served
+            logger.warning("metrics: the database does not answer", exc_info=True)
+        for name in GROUPS:
+            up.add_metric([name], 1 if name in read else 0)
         yield from families
         yield up
 

@@ -294,6 +294,24 @@ def test_a_group_that_runs_out_of_time_is_left_out_and_the_others_are_served(
         assert cursor.fetchone()[0] != "50ms"
 
 
+def test_without_a_database_every_group_is_down_and_the_counters_are_still_served(db, monkeypatch):
+    from django.db import OperationalError
+
+    def refuse(*args, **kwargs):
+        raise OperationalError("connection refused")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(connection, "cursor", refuse)
+        patched.setattr(django_settings, "METRICS_ALLOWED_NETWORKS", ["10.0.0.0/8"])
+        response = APIClient(REMOTE_ADDR="10.0.0.1").get("/metrics")
+    assert response.status_code == 200
+    families = {f.name: f for f in text_string_to_metric_families(response.content.decode())}
+    assert {s.labels["group"]: s.value for s in families["concordat_metrics_group_up"].samples} == {
+        "federation": 0, "audit_log": 0, "sync": 0, "match": 0, "witness": 0,
+    }  # fmt: skip
+    assert "concordat_ingest_items" in families
+
+
 # --- who may read -----------------------------------------------------------------------------
 
 

@@ -4,6 +4,7 @@ group's time bound, the counters summed over processes, and the liveness and rea
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -451,3 +452,25 @@ def test_the_sample_alert_rules_name_only_metrics_the_hub_exports(db, metrics_cl
         "ConcordatSequencerStalled",
         "ConcordatPeerUnreachable",
     } <= alerts
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool (Debian: prometheus)")
+def test_the_sample_alert_rules_pass_promtools_checks_and_unit_tests():
+    docs = django_settings.BASE_DIR / "docs"
+    for command in (
+        ["promtool", "check", "rules", "prometheus-alerts.yml"],
+        ["promtool", "test", "rules", "prometheus-alerts.test.yml"],
+    ):
+        done = subprocess.run(command, cwd=docs, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool (Debian: prometheus)")
+def test_the_exposition_passes_promtools_lint(acme_submitter, metrics_client):
+    make_peer("bravo.hub", url="http://127.0.0.1:1")
+    vetted_entry(acme_submitter)
+    text = metrics_client.get("/metrics").content
+    done = subprocess.run(
+        ["promtool", "check", "metrics"], input=text, capture_output=True, timeout=120
+    )
+    assert done.returncode == 0, done.stdout + done.stderr

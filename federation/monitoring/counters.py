@@ -42,7 +42,27 @@ BATCHES_REFUSED = Counter(
     ["peer", "via", "code"],
     registry=None,
 )
-COUNTERS = (INGEST_ITEMS, INGEST_REJECTIONS, RECEIVED_ITEMS, BATCHES_REFUSED)
+PUSH_FAILURES = Counter(
+    "concordat_federation_push_failures",
+    "Failed pushes to a peer (a batch not delivered: network error, HTTP error, or items the "
+    "answer did not name), by peer; counted by the Celery workers.",
+    ["peer"],
+    registry=None,
+)
+PULL_FAILURES = Counter(
+    "concordat_federation_pull_failures",
+    "Failed pulls from a peer, by peer; counted by the Celery workers.",
+    ["peer"],
+    registry=None,
+)
+COUNTERS = (
+    INGEST_ITEMS,
+    INGEST_REJECTIONS,
+    RECEIVED_ITEMS,
+    BATCHES_REFUSED,
+    PUSH_FAILURES,
+    PULL_FAILURES,
+)
 
 
 def _tally(values) -> dict[str, int]:
@@ -69,3 +89,11 @@ def received_counted(*, peer: str, via: str, results) -> None:
 
 def batch_refused_counted(*, peer: str, via: str, code: str) -> None:
     BATCHES_REFUSED.labels(peer=peer, via=via, code=code).inc()
+
+
+def push_failed_counted(*, peer: str) -> None:
+    PUSH_FAILURES.labels(peer=peer).inc()
+
+
+def pull_failed_counted(*, peer: str) -> None:
+    PULL_FAILURES.labels(peer=peer).inc()

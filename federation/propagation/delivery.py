@@ -41,6 +41,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from federation.hubkey import hub_private_key
+from federation.monitoring.counters import push_failed_counted
 from federation.propagation.items import ItemsBuilder, row_refs
 from federation.propagation.models import OutboxItem, PeerLink
 from federation.propagation.wire import batch_document, sign_document
@@ -405,6 +406,7 @@ def _failed(peer: Peer, rows: list[OutboxItem], message: str, result: DrainResul
         )
     result.failed += len(waiting)
     result.dead += len(dead)
+    push_failed_counted(peer=peer.hub_id)
     # WARNING: operators alert on these lines (docs/operations.md, "Logs").
     logger.warning(
         "push to %s failed: %d items (%d to retry, %d dead-lettered): %s",

@@ -114,9 +114,12 @@ def test_a_failing_peer_shows_depth_age_failure_and_dead_letters(
         assert 90 <= age < 120
         assert value(samples, "concordat_federation_push_failing", peer="bravo.hub") == 0
 
+        failures = value(samples, "concordat_federation_push_failures_total", peer="bravo.hub")
         outbox_drain(peer_id=peer.pk, lane="normal")
         samples = scrape(metrics_client)
         assert value(samples, "concordat_federation_push_failing", peer="bravo.hub") == 1
+        pushes_failed = value(samples, "concordat_federation_push_failures_total", peer="bravo.hub")
+        assert pushes_failed - (failures or 0) == 1
         assert (
             value(samples, "concordat_federation_outbox_pending", peer="bravo.hub", lane="normal")
             == 3
@@ -178,6 +181,10 @@ def test_pull_failures_and_received_items_per_peer(db, metrics_client):
     )
     assert refused is not None and refused >= 1
     assert value(after, "concordat_federation_pull_failing", peer="charlie.example") == 1
+    pulls_failed = ("concordat_federation_pull_failures_total", "charlie.example")
+    assert (value(after, pulls_failed[0], peer=pulls_failed[1]) or 0) - (
+        value(before, pulls_failed[0], peer=pulls_failed[1]) or 0
+    ) == 1
     assert value(
         after, "concordat_federation_pull_last_error_timestamp_seconds", peer="charlie.example"
     ) == pytest.approx(timezone.now().timestamp(), abs=30)

@@ -173,6 +173,7 @@ class Scope(models.TextChoices):
     MANAGE = "manage", "Manage the organisation's keys, credentials and roles"
     AUDIT = "audit", "Read the transparency log and reports"
     HUB_ADMIN = "hub-admin", "Run the hub (incidents, disputes, policy)"
+    METRICS = "metrics", "Read the hub's monitoring metrics"
 
 
 class ApiCredential(models.Model):

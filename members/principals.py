@@ -15,7 +15,9 @@ ROLE_CAPABILITIES: dict[str, frozenset[str]] = {
     Role.SUBMITTER: frozenset({Scope.READ, Scope.SUBMIT}),
     Role.REVIEWER: frozenset({Scope.READ, Scope.REVIEW}),
     Role.MEMBER_ADMIN: frozenset({Scope.READ, Scope.SUBMIT, Scope.REVIEW, Scope.MANAGE}),
-    StaffRoleName.CONSORTIUM_ADMIN: frozenset({Scope.READ, Scope.AUDIT, Scope.HUB_ADMIN}),
+    StaffRoleName.CONSORTIUM_ADMIN: frozenset(
+        {Scope.READ, Scope.AUDIT, Scope.HUB_ADMIN, Scope.METRICS}
+    ),
     StaffRoleName.AUDITOR: frozenset({Scope.AUDIT}),
 }
 

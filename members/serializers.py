@@ -112,7 +112,7 @@ class CredentialSerializer(serializers.ModelSerializer):
 class CredentialCreateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=100, validators=[validate_display_name])
     scopes = serializers.ListField(
-        child=serializers.ChoiceField(choices=Scope.choices), max_length=6
+        child=serializers.ChoiceField(choices=Scope.choices), max_length=len(Scope.choices)
     )
     holder = serializers.CharField(
         max_length=150,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from settings.env import env_bool, env_int, env_list, env_str
+from settings.env import env_bool, env_int, env_list, env_networks, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -104,7 +104,9 @@ if env_bool("CONCORDAT_HTTPS", False):
     SECURE_SSL_REDIRECT = env_bool("CONCORDAT_SSL_REDIRECT", True)
     # The API is never redirected (a followed 301 turns a POST into a GET): plain-HTTP API
     # requests get a JSON 403 https_required from federation.api.middleware instead.
-    SECURE_REDIRECT_EXEMPT = [r"^api/"]
+    # Nor are the monitoring endpoints: a load balancer's health check and a scraper on the
+    # private network call the web process directly over plain HTTP (docs/operations.md).
+    SECURE_REDIRECT_EXEMPT = [r"^api/", r"^health/", r"^metrics$"]
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     if not SECURE_HSTS_PRELOAD:
         # Preloading is a promise made for a whole domain at hstspreload.org by its owner, not a
@@ -285,6 +287,13 @@ CELERY_BEAT_SCHEDULE["federation-drain-outbox"] = {
     "task": "federation.propagation.tasks.drain_outbox_sweep",
     "schedule": float(env_int("CONCORDAT_FEDERATION_SWEEP_INTERVAL_SECONDS", 3)),
 }
+
+# Monitoring (docs/operations.md). /metrics answers a token with the `metrics` scope, or any
+# client whose address (REMOTE_ADDR) is in one of these networks; the readiness probe's bound
+# on the broker check; the time bound of each query the metrics run.
+METRICS_ALLOWED_NETWORKS = env_networks("CONCORDAT_METRICS_ALLOWED_NETWORKS", [])
+READINESS_TIMEOUT_SECONDS = float(env_int("CONCORDAT_READINESS_TIMEOUT_SECONDS", 2))
+METRICS_STATEMENT_TIMEOUT_MS = env_int("CONCORDAT_METRICS_STATEMENT_TIMEOUT_MS", 5000)
 
 LOGGING = {
     "version": 1,

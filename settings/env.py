@@ -2,6 +2,7 @@
 the one-line report of a configuration error that manage.py and the WSGI entry point give."""
 
 import contextlib
+import ipaddress
 import os
 import sys
 from collections.abc import Iterator
@@ -44,6 +45,19 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if raw is None:
         return default
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def env_networks(name: str, default: list[str]) -> list[str]:
+    """A comma-separated list of IP networks (``10.0.0.0/8``, ``192.0.2.7``, ``::1``), checked."""
+    networks = env_list(name, default)
+    for network in networks:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{name} must be a comma-separated list of IP networks, not {network!r}."
+            ) from None
+    return networks
 
 
 @contextlib.contextmanager

@@ -1,4 +1,5 @@
-"""Who may call what: every URL pattern under /api/v1/ and every method it answers, for every role.
+"""Who may call what: every URL pattern under /api/v1/ (and the monitoring endpoints) and every
+method it answers, for every role.
 
 The routes are enumerated from Django's URL resolver, so an endpoint added without a decision in
 ``DECISIONS`` fails ``test_every_api_route_and_method_has_a_declared_decision``. To declare one,
@@ -180,8 +181,26 @@ PEER_ONLY: dict[str, Route] = {
 }
 
 
+# Monitoring (docs/operations.md), at the site's root: the probes answer anyone (a load balancer
+# calls them without credentials); metrics need the metrics capability (a consortium admin's; an
+# allowed network also lets a caller in, and none is allowed in the tests' settings).
+METRICS = frozenset({"consortium_admin"})
+MONITORING: dict[str, Route] = {
+    "metrics": Route("/metrics", {"GET": Access(METRICS)}),
+    "health/live": Route("/health/live", {"GET": Access(EVERYONE)}),
+    "health/ready": Route("/health/ready", {"GET": Access(EVERYONE)}),
+}
+CHECKED: dict[str, Route] = {**DECISIONS, **MONITORING}
+
+
+def _is_monitoring(pattern: URLPattern) -> bool:
+    view = getattr(pattern.callback, "cls", None) or getattr(pattern.callback, "view_class", None)
+    return getattr(view, "__module__", "").startswith("federation.monitoring")
+
+
 def api_routes() -> dict[str, dict[str, object]]:
-    """Every URL pattern under /api/v1/ with the HTTP methods its view implements."""
+    """Every URL pattern under /api/v1/, and every monitoring endpoint, with the HTTP methods its
+    view implements."""
     found: dict[str, dict[str, object]] = {}
 
     def walk(patterns, prefix: str) -> None:
@@ -189,7 +208,9 @@ def api_routes() -> dict[str, dict[str, object]]:
             route = prefix + str(pattern.pattern)
             if isinstance(pattern, URLResolver):
                 walk(pattern.url_patterns, route)
-            elif isinstance(pattern, URLPattern) and route.startswith("api/v1/"):
+            elif isinstance(pattern, URLPattern) and (
+                route.startswith("api/v1/") or _is_monitoring(pattern)
+            ):
                 found[route] = {"methods": _methods(pattern.callback), "pattern": pattern}
 
     walk(get_resolver().url_patterns, "")
@@ -208,7 +229,7 @@ def _methods(callback) -> set[str]:
 
 
 def declared(route: str) -> Route | None:
-    return DECISIONS.get(route) or PEER_ONLY.get(route)
+    return CHECKED.get(route) or PEER_ONLY.get(route)
 
 
 def cases() -> list[tuple[str, str]]:
@@ -216,7 +237,7 @@ def cases() -> list[tuple[str, str]]:
         (route, method)
         for route, info in api_routes().items()
         for method in info["methods"]
-        if route in DECISIONS and method in DECISIONS[route].methods
+        if route in CHECKED and method in CHECKED[route].methods
     )
 
 
@@ -232,7 +253,7 @@ def test_every_api_route_and_method_has_a_declared_decision():
         "Declare who may call these in tests/test_authorisation_matrix.py DECISIONS: "
         + ", ".join(missing)
     )
-    stale = [route for route in [*DECISIONS, *PEER_ONLY] if route not in routes]
+    stale = [route for route in [*CHECKED, *PEER_ONLY] if route not in routes]
     assert not stale, f"DECISIONS names routes that no longer exist: {stale}"
 
 

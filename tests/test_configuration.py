@@ -81,3 +81,45 @@ def test_behind_https_a_plain_http_api_call_is_refused_in_json_never_redirected(
     assert body["error"]["details"]["url"] == "https://testserver/api/v1/contributions/"
     assert seen["page"] == [301, "https://testserver/admin/login/"]  # pages still redirect
     assert seen["secure_api"] == 404  # over HTTPS the request goes through to the API
+
+
+def test_a_malformed_metrics_network_is_one_line_naming_the_variable():
+    done = manage(
+        "check",
+        DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
+        CONCORDAT_METRICS_ALLOWED_NETWORKS="10.0.0.0/8,10.0.0.300",
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "manage.py: configuration error: CONCORDAT_METRICS_ALLOWED_NETWORKS must be a "
+        "comma-separated list of IP networks, not '10.0.0.300'. See README, 'Running a hub'."
+    ]
+
+
+MONITORING_PROBE = """
+import json
+from django.test import Client
+client = Client(REMOTE_ADDR="10.0.0.7")
+live = client.get("/health/live")
+metrics = client.get("/metrics")
+print(json.dumps({"live": [live.status_code, live.get("Location")],
+                  "metrics": [metrics.status_code, metrics.get("Location")],
+                  "groups_down": metrics.content.decode().count("_up{group=")}))
+"""
+
+
+def test_behind_https_the_probes_and_an_allowed_scraper_are_served_on_plain_http():
+    done = manage(
+        "shell", "-c", MONITORING_PROBE,
+        **{
+            **DEPLOYED,
+            "DJANGO_ALLOWED_HOSTS": "testserver",
+            "CONCORDAT_METRICS_ALLOWED_NETWORKS": "10.0.0.0/8",
+            "DATABASE_URL": "postgres://postgres@127.0.0.1:9/nothing",  # no database: still served
+        },
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["live"] == [200, None]
+    assert seen["metrics"] == [200, None]
+    assert seen["groups_down"] == 5

@@ -35,6 +35,7 @@ from federation.contributions.checks import (
     check_contributions,
 )
 from federation.contributions.models import Contribution, Entry, EntryLabel, Label
+from federation.monitoring.counters import ingest_counted
 from federation.propagation.outbox import outbox_record_adds, outbox_record_retracts
 from federation.sync.changes import sync_changes_record
 from federation.transparency.actions import Action, Key, ObjectType
@@ -195,7 +196,7 @@ def contributions_submit(
     now = timezone.now()
     context = local_check_context(organisation=organisation, now=now)
     outcome = check_contributions(items=items, context=context)
-    return contributions_store(
+    results = contributions_store(
         actor=actor,
         outcome=outcome,
         item_count=len(items),
@@ -203,6 +204,8 @@ def contributions_submit(
         now=now,
         request_evidence=request_evidence,
     )
+    ingest_counted(results=results)
+    return results
 
 
 def _submitting_organisation(actor: Actor) -> Organisation:

@@ -212,6 +212,11 @@ def match_store() -> MatchStore:
         return _store
 
 
+def loaded_match_store() -> MatchStore | None:
+    """This process's store if it has loaded one, without loading it (the metrics read this)."""
+    return _store
+
+
 def reset_match_store() -> None:
     """Forget this process's store (tests; the next use loads it again)."""
     global _store

@@ -41,6 +41,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from federation.hubkey import hub_private_key
+from federation.monitoring.counters import push_failed_counted
 from federation.propagation.items import ItemsBuilder, row_refs
 from federation.propagation.models import OutboxItem, PeerLink, Receipt
 from federation.propagation.wire import batch_document, sign_document
@@ -357,6 +358,14 @@ def _apply(peer, batch_id, sent, answers, result: DrainResult) -> None:
         PeerLink.objects.update_or_create(peer=peer, defaults={"last_push_at": now})
     result.delivered += len(delivered)
     result.refused += len(refused)
+    if refused:
+        logger.warning(
+            "%s refused %d items of batch %s (not retried): %s",
+            peer.hub_id,
+            len(refused),
+            batch_id,
+            refused[0].last_error,
+        )
     if unanswered:
         _failed(peer, unanswered, "the peer's answer did not name this item", result)
 
@@ -398,7 +407,16 @@ def _failed(peer: Peer, rows: list[OutboxItem], message: str, result: DrainResul
         )
     result.failed += len(waiting)
     result.dead += len(dead)
-    logger.info("delivery to %s failed (%d rows): %s", peer.hub_id, len(rows), message)
+    push_failed_counted(peer=peer.hub_id)
+    # WARNING: operators alert on these lines (docs/operations.md, "Logs").
+    logger.warning(
+        "push to %s failed: %d items (%d to retry, %d dead-lettered): %s",
+        peer.hub_id,
+        len(rows),
+        len(waiting),
+        len(dead),
+        message,
+    )
 
 
 def _dead_letter(peer: Peer, rows: list[OutboxItem], message: str) -> None:
@@ -420,6 +438,13 @@ def _dead_letter(peer: Peer, rows: list[OutboxItem], message: str) -> None:
                 },
             )
         )
+    logger.warning(
+        "dead-lettered %d items for %s after %d attempts: %s",
+        len(rows),
+        peer.hub_id,
+        max(r.attempts for r in rows),
+        message,
+    )
 
 
 def outbox_retry(*, item_ids, actor: Actor) -> int:

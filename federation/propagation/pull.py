@@ -28,6 +28,7 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
+from federation.monitoring.counters import pull_failed_counted
 from federation.propagation.models import PeerLink
 from federation.propagation.receive import BatchRefused, batch_receive
 from federation.transparency.actions import Key
@@ -64,6 +65,10 @@ def pull_from_peer(peer_id: int) -> PullOutcome:
     if not peer.outbound_token:
         _record_error(link, "no outbound token: set one with manage.py peer set-outbound-token")
         outcome.error = "no outbound token"
+        pull_failed_counted(peer=peer.hub_id)
+        logger.warning(
+            "pull from %s failed after 0 pages (0 items received): %s", peer.hub_id, outcome.error
+        )
         return outcome
     with _pull_lock(peer.pk) as locked:
         if not locked:
@@ -73,7 +78,14 @@ def pull_from_peer(peer_id: int) -> PullOutcome:
         except PullFailed as exc:
             outcome.error = str(exc)[:_ERROR_TEXT]
             _record_error(link, outcome.error)
-            logger.warning("pull from %s failed: %s", peer.hub_id, outcome.error)
+            pull_failed_counted(peer=peer.hub_id)
+            logger.warning(
+                "pull from %s failed after %d pages (%d items received): %s",
+                peer.hub_id,
+                outcome.pages,
+                outcome.accepted + outcome.duplicates + outcome.rejected,
+                outcome.error,
+            )
     return outcome
 
 

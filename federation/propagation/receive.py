@@ -54,6 +54,7 @@ from federation.contributions.services import CREATED, contributions_store
 from federation.contributions.services import DUPLICATE as STORE_DUPLICATE
 from federation.errors import ConcordatError
 from federation.lifecycle import entries_transition
+from federation.monitoring.counters import batch_refused_counted, received_counted
 from federation.propagation import wire
 from federation.propagation.models import KeyBinding, PeerLink, Receipt
 from federation.propagation.outbox import outbox_record_keys
@@ -274,6 +275,7 @@ def batch_receive(
             message=exc.message,
             request_evidence=evidence,
         )
+        batch_refused_counted(peer=peer.hub_id, via=via, code=exc.code)
         raise
     now = timezone.now()
     batch = _Batch(
@@ -308,6 +310,7 @@ def batch_receive(
             logger.info("federation batch raced a concurrent writer (attempt %d)", attempt)
             batch.results = saved
     assert all(result is not None for result in batch.results)
+    received_counted(peer=peer.hub_id, via=via, results=batch.results)
     return BatchResult(parsed.batch_id, batch.results, parsed.feed)  # type: ignore[arg-type]
 
 

@@ -320,3 +320,36 @@ def test_a_second_drain_of_the_same_lane_steps_aside(acme_submitter, bravo, rece
     finally:
         other.close()
     assert drain(bravo).delivered == 1
+
+
+def test_push_failures_and_dead_letters_are_logged_at_warning_with_peer_and_count(
+    acme_submitter, bravo, receiver, settings, caplog
+):
+    settings.FEDERATION_MAX_ATTEMPTS = 2
+    receiver.answer = lambda body: (500, {})
+    vetted_entry(acme_submitter)
+    vetted_entry(acme_submitter)
+
+    with caplog.at_level("WARNING", logger="federation.propagation.delivery"):
+        drain(bravo)
+        OutboxItem.objects.update(next_attempt_at=timezone.now())
+        drain(bravo)
+
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == [
+        "push to bravo.hub failed: 2 items (2 to retry, 0 dead-lettered): HTTP 500",
+        "dead-lettered 2 items for bravo.hub after 2 attempts: HTTP 500",
+        "push to bravo.hub failed: 2 items (0 to retry, 2 dead-lettered): HTTP 500",
+    ]
+
+
+def test_items_the_peer_refuses_are_logged_at_warning(acme_submitter, bravo, receiver, caplog):
+    receiver.answer = lambda body: (200, accept_all(body, status_of=lambda i, item: "rejected"))
+    vetted_entry(acme_submitter)
+
+    with caplog.at_level("WARNING", logger="federation.propagation.delivery"):
+        drain(bravo)
+
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warning.startswith("bravo.hub refused 1 items of batch ")
+    assert warning.endswith("(not retried): bad_signature: forged")

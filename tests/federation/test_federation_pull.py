@@ -208,3 +208,19 @@ def test_the_beat_task_fans_out_over_active_linked_peers(bravo, feed, settings):
         app.conf.task_always_eager = False
     assert [r["authorization"] for r in feed.requests] == [f"Bearer {OUTBOUND}"]
     assert _link(bravo).pull_cursor == 1
+
+
+def test_a_failed_pull_is_logged_at_warning_with_the_peer_and_the_items_received(
+    bravo, feed, caplog
+):
+    member = bravo.member()
+    feed.pages[0] = _page(bravo, [contribution_item(member)], after=0, next=7, more=True)
+    feed.pages[7] = (503, {"error": {"code": "unavailable", "message": "", "details": None}})
+
+    with caplog.at_level("WARNING", logger="federation.propagation.pull"):
+        pull_from_peer(bravo.peer.pk)
+
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        "pull from bravo.example failed after 1 pages (1 items received): "
+        "HTTP 503 unavailable from /api/v1/federation/feed"
+    ]

@@ -1,10 +1,12 @@
 """Django's createsuperuser and changepassword are replaced by audited commands."""
 
 import io
+import json
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
+from rest_framework.test import APIClient
 
 from federation.transparency.models import AuditEvent
 from members.models import StaffRole, StaffRoleName
@@ -52,3 +54,26 @@ def test_changepassword_writes_its_event(monkeypatch, acme_submitter):
     event = AuditEvent.objects.filter(action="user.changed").latest("pk")
     assert event.object_id == acme_submitter.user.username
     assert event.data["password_changed"] is True
+
+
+def test_create_staff_issues_a_token_with_only_the_scopes_asked_for():
+    out = io.StringIO()
+    call_command(
+        "create_staff", "--user", "prometheus", "--role", "consortium-admin", "--token",
+        "--scopes", "metrics", stdout=out,
+    )  # fmt: skip
+    token = json.loads(out.getvalue())["token"]
+    client = APIClient(REMOTE_ADDR="192.0.2.10")
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert client.get("/metrics").status_code == 200
+    assert client.get("/api/v1/log/status").status_code == 403  # audit: not asked for
+    assert AuditEvent.objects.get(action="credential.created").data["scopes"] == ["metrics"]
+
+
+def test_create_staff_refuses_a_scope_beyond_the_role_and_creates_nothing():
+    with pytest.raises(CommandError, match="metrics"):
+        call_command(
+            "create_staff", "--user", "otto", "--role", "auditor", "--token", "--scopes", "metrics",
+            stdout=io.StringIO(),
+        )  # fmt: skip
+    assert not get_user_model().objects.filter(username="otto").exists()

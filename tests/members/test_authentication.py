@@ -56,5 +56,5 @@ def test_role_capabilities_are_as_documented():
     assert ROLE_CAPABILITIES["submitter"] == {"read", "submit"}
     assert ROLE_CAPABILITIES["reviewer"] == {"read", "review"}
     assert ROLE_CAPABILITIES["member-admin"] == {"read", "submit", "review", "manage"}
-    assert ROLE_CAPABILITIES["consortium-admin"] == {"read", "audit", "hub-admin"}
+    assert ROLE_CAPABILITIES["consortium-admin"] == {"read", "audit", "hub-admin", "metrics"}
     assert ROLE_CAPABILITIES["auditor"] == {"audit"}

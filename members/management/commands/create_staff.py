@@ -8,9 +8,10 @@ each written by the same services as the admin, so each writes its audit event (
 import json
 
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from federation.errors import ConcordatError
 from members.actors import Actor
 from members.models import StaffRoleName
 from members.principals import ROLE_CAPABILITIES
@@ -27,8 +28,21 @@ class Command(BaseCommand):
         parser.add_argument(
             "--token", action="store_true", help="Issue an API token with the role's scopes."
         )
+        parser.add_argument(
+            "--scopes",
+            default=None,
+            help="With --token: only these of the role's scopes, comma-separated "
+            "(e.g. metrics, for a Prometheus scraper).",
+        )
 
     def handle(self, *args, **options):
+        try:
+            result = self._create(options)
+        except ConcordatError as exc:  # everything rolled back (a scope the role lacks, …)
+            raise CommandError(f"{exc.code}: {exc.message}") from exc
+        self.stdout.write(json.dumps(result))
+
+    def _create(self, options) -> dict:
         actor = Actor.system("cli")
         with transaction.atomic():
             user_model = get_user_model()
@@ -45,11 +59,9 @@ class Command(BaseCommand):
             staff_role_set(user=user, role=options["role"], actor=actor)
             result = {"user": user.username, "role": options["role"]}
             if options["token"]:
-                issued = credential_create(
-                    holder=user,
-                    name="cli",
-                    scopes=sorted(ROLE_CAPABILITIES[options["role"]]),
-                    actor=actor,
-                )
+                scopes = sorted(ROLE_CAPABILITIES[options["role"]])
+                if options["scopes"]:
+                    scopes = [scope.strip() for scope in options["scopes"].split(",")]
+                issued = credential_create(holder=user, name="cli", scopes=scopes, actor=actor)
                 result["token"] = issued.token
-        self.stdout.write(json.dumps(result))
+        return result

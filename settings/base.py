@@ -140,10 +140,17 @@ SPECTACULAR_SETTINGS = {
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema and its pages are public and the same for everyone: they read no credential, so
+    # a token they do not know (a peer hub's cp_… token, an expired one) does not make them 401.
+    "SERVE_AUTHENTICATION": [],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "federation.api.schema.tag_postprocess",
+    ],
     "ENUM_NAME_OVERRIDES": {"SignalTypeEnum": "federation.contributions.models.SignalType"},
 }
 

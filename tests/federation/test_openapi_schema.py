@@ -9,7 +9,7 @@ import pytest
 from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.validation import validate_schema
 
-from federation.api.schema import ERROR_CODES
+from federation.api.schema import ERROR_CODES, TAG_DESCRIPTIONS
 from federation.contributions.services import REJECTION_STATUS
 from federation.signing import OPTIONAL_FIELDS, REQUIRED_FIELDS, SIGNAL_FIELDS
 
@@ -165,3 +165,22 @@ def test_every_json_success_response_is_a_typed_object(schema):
             if node.get("type") == "object" and not node.get("properties"):
                 untyped.append(f"{method.upper()} {path} {status}")
     assert untyped == []
+
+
+def test_every_operation_is_tagged_with_its_audience(schema):
+    assert [tag["name"] for tag in schema["tags"]] == list(TAG_DESCRIPTIONS)
+    assert all(tag["description"] for tag in schema["tags"])
+    for path, method, operation in _operations(schema):
+        assert len(operation["tags"]) == 1 and operation["tags"][0] in TAG_DESCRIPTIONS, (
+            method,
+            path,
+            operation["tags"],
+        )
+    tag = {(p, m): o["tags"][0] for p, m, o in _operations(schema)}
+    assert tag["/api/v1/contributions/", "post"] == "partners: contributions"
+    assert tag["/api/v1/sync/export", "get"] == "partners: sync"
+    assert tag["/api/v1/entries/{id}/approve/", "post"] == "reviewers: vetting"
+    assert tag["/api/v1/credentials/", "post"] == "admins: members"
+    assert tag["/api/v1/log/checkpoint", "get"] == "auditors: log"
+    assert tag["/api/v1/federation/batches", "post"] == "hubs: federation"
+    assert tag["/api/v1/witness/add-checkpoint", "post"] == "hubs: witness"

@@ -58,3 +58,26 @@ def test_the_schema_says_a_decisions_organisation_and_user_may_be_null():
     decision = schema["components"]["schemas"]["Decision"]["properties"]
     assert decision["organisation"].get("nullable") is True
     assert decision["user"].get("nullable") is True
+
+
+@pytest.mark.parametrize(
+    ("url", "parameter"),
+    [
+        ("/api/v1/witness/evidence?origin=M%00", "origin"),
+        ("/api/v1/sync/changes?label=a%00", "label"),
+        ("/api/v1/entries/?label=a%00b", "label"),
+        ("/api/v1/log/figures?mo%00nth=2026-01", "mo\x00nth"),
+    ],
+)
+def test_a_nul_character_in_a_query_parameter_is_a_json_400_not_a_server_error(
+    acme_submitter, url, parameter
+):
+    response = acme_submitter.client.get(url)
+    error = assert_error_shape(response, 400)
+    assert error["code"] == "invalid"
+    assert error["details"] == {"parameter": parameter}
+
+
+def test_a_query_string_with_an_escaped_percent_zero_zero_is_not_a_nul(acme_submitter):
+    response = acme_submitter.client.get("/api/v1/entries/?label=%2500")
+    assert response.status_code == 200

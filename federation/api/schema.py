@@ -208,6 +208,17 @@ class ConcordatAutoSchema(AutoSchema):
     """drf-spectacular's AutoSchema plus the error responses of each operation, tagged by
     audience (``TAGS``)."""
 
+    def _get_request_for_media_type(self, serializer, direction="request"):
+        # drf-spectacular makes every field of a PATCH body optional; a view whose PATCH needs
+        # its fields (``patch_is_partial = False``) is described as the whole object instead.
+        if self.method == "PATCH" and not getattr(self.view, "patch_is_partial", True):
+            self.method = "PUT"
+            try:
+                return super()._get_request_for_media_type(serializer, direction)
+            finally:
+                self.method = "PATCH"
+        return super()._get_request_for_media_type(serializer, direction)
+
     def get_tags(self) -> list[str]:
         segment = self.path.removeprefix("/api/v1/").split("/", 1)[0]
         return [TAGS[segment]] if segment in TAGS else super().get_tags()

@@ -8,7 +8,7 @@ from rest_framework.views import APIView
 
 from federation.errors import InvalidInput
 from federation.matching import serializers as shapes
-from federation.matching.index import MAX_THRESHOLD
+from federation.matching.index import HEX_LENGTHS, MAX_THRESHOLD
 from federation.matching.services import (
     QUALITY_MAX,
     match_parameters,
@@ -31,10 +31,27 @@ class MatchView(APIView):
     @extend_schema(
         operation_id="match_one",
         parameters=[
-            OpenApiParameter("type", str, enum=["pdq", "md5", "sha256"], required=True),
-            OpenApiParameter("value", str, required=True, description="The hash, in hex."),
-            OpenApiParameter("threshold", int, description="PDQ threshold (default 31)."),
-            OpenApiParameter("quality_min", int, description="PDQ quality floor."),
+            OpenApiParameter("type", str, enum=list(HEX_LENGTHS), required=True),
+            OpenApiParameter(
+                "value",
+                {
+                    "type": "string",
+                    "pattern": shapes.hex_pattern(*sorted(set(HEX_LENGTHS.values()))),
+                },
+                required=True,
+                description="The hash, in hex: 64 digits for pdq and sha256, 32 for md5 "
+                "(a length the type does not take is 400 invalid_signal).",
+            ),
+            OpenApiParameter(
+                "threshold",
+                {"type": "integer", "minimum": 0, "maximum": MAX_THRESHOLD},
+                description=f"PDQ threshold (default {settings.MATCH_DEFAULT_THRESHOLD}).",
+            ),
+            OpenApiParameter(
+                "quality_min",
+                {"type": "integer", "minimum": 0, "maximum": QUALITY_MAX},
+                description="PDQ quality floor.",
+            ),
         ],
         responses={200: shapes.MatchResponseSerializer},
     )

@@ -171,11 +171,17 @@ class FederationFeedView(APIView):
         operation_id="federation_feed",
         parameters=[
             OpenApiParameter(
-                "after", int, description="The feed.next of your last page; 0 (or none) to start."
+                "after",
+                {"type": "integer", "minimum": 0},
+                description="The feed.next of your last page; 0 (or none) to start.",
             ),
             OpenApiParameter(
                 "limit",
-                int,
+                {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": settings.FEDERATION_FEED_PAGE_SIZE_MAX,
+                },
                 description=f"Changes per page: default {settings.FEDERATION_FEED_PAGE_SIZE}, "
                 f"at most {settings.FEDERATION_FEED_PAGE_SIZE_MAX} (and at most "
                 f"{MAX_BATCH_ITEMS} items).",

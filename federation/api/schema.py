@@ -28,7 +28,7 @@ ERROR_CODES: dict[str, str] = {
     "permission_denied": "Your role or token scopes do not allow this, or your organisation is "
     "suspended.",
     "not_found": "No such object in your organisation, or no such URL (details.url names the "
-    "slashed URL when that one exists).",
+    "URL with or without the trailing slash when that one exists).",
     "not_acceptable": "The Accept header asks for a media type this endpoint does not produce.",
     "payload_too_large": "The body is over the hub's limit (details.limit, in bytes).",
     "unsupported_media_type": "The body is not application/json.",

@@ -40,6 +40,25 @@ def test_no_api_url_redirects_to_its_slashed_form(acme_admin, method):
     assert error["details"] == {"url": "/api/v1/keys/"}
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/api/v1/match",
+        "/api/v1/sync/changes",
+        "/api/v1/sync/export",
+        "/api/v1/log/status",
+        "/api/v1/federation/batches",
+        "/api/v1/witness/add-checkpoint",
+    ],
+)
+def test_a_trailing_slash_on_a_url_without_one_is_a_json_404_naming_the_url(acme_submitter, url):
+    for method in ("get", "post"):
+        response = getattr(acme_submitter.client, method)(f"{url}/")
+        error = assert_error_shape(response, 404)
+        assert error["details"] == {"url": url}
+        assert "has no trailing slash" in error["message"]
+
+
 def test_an_unknown_api_url_is_a_plain_json_404(acme_submitter):
     error = assert_error_shape(acme_submitter.client.post("/api/v1/nothing-here"), 404)
     assert error["details"] is None

@@ -16,6 +16,7 @@ from members.serializers import (
     IssuedCredentialSerializer,
     MembershipRoleSerializer,
     MembershipSerializer,
+    SigningKeyRegisterRequestSerializer,
     SigningKeyRegisterSerializer,
     SigningKeyRevokeSerializer,
     SigningKeySerializer,
@@ -62,7 +63,9 @@ class SigningKeyListCreateView(OrganisationScopedMixin, generics.ListAPIView):
             "organisation"
         )
 
-    @extend_schema(request=SigningKeyRegisterSerializer, responses={201: SigningKeySerializer})
+    @extend_schema(
+        request=SigningKeyRegisterRequestSerializer, responses={201: SigningKeySerializer}
+    )
     def post(self, request):
         data = SigningKeyRegisterSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -171,6 +174,7 @@ class MembershipRoleView(OrganisationScopedMixin, APIView):
     """Change a user's role in your organisation."""
 
     error_codes = {409: ["staff_user", "other_organisation"]}
+    patch_is_partial = False  # role is required (federation/api/schema.py)
 
     @extend_schema(request=MembershipRoleSerializer, responses={200: MembershipSerializer})
     def patch(self, request, pk: int):

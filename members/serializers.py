@@ -76,6 +76,21 @@ class SigningKeyRegisterSerializer(serializers.Serializer):
     not_before = serializers.DateTimeField(required=False, allow_null=True, default=None)
 
 
+class SigningKeyRegisterRequestSerializer(SigningKeyRegisterSerializer):
+    """What the schema documents for ``POST /api/v1/keys/``: ``registration`` and ``signature``
+    are required. (The view reads the body with ``SigningKeyRegisterSerializer``, which lets them
+    be missing so that the proof check refuses and audits the attempt: ``400``.)"""
+
+    registration = serializers.DictField(
+        help_text=SigningKeyRegisterSerializer._declared_fields["registration"].help_text
+    )
+    signature = serializers.CharField(
+        max_length=200,
+        trim_whitespace=False,
+        help_text=SigningKeyRegisterSerializer._declared_fields["signature"].help_text,
+    )
+
+
 class SigningKeyRevokeSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=500)
     effective_at = serializers.DateTimeField(

@@ -43,6 +43,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "federation.api.middleware.ApiAwareCommonMiddleware",  # no slash redirects under /api/
+    "federation.api.middleware.api_query_without_nul",  # PostgreSQL text holds no NUL: a 400
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -142,10 +143,17 @@ SPECTACULAR_SETTINGS = {
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema and its pages are public and the same for everyone: they read no credential, so
+    # a token they do not know (a peer hub's cp_… token, an expired one) does not make them 401.
+    "SERVE_AUTHENTICATION": [],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "federation.api.schema.tag_postprocess",
+    ],
     "ENUM_NAME_OVERRIDES": {"SignalTypeEnum": "federation.contributions.models.SignalType"},
 }
 

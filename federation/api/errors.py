@@ -92,15 +92,16 @@ def _safe(value):
 
 def api_not_found(request, exception=None):
     if request.path.startswith("/api/"):
-        slashed = _slashed_url(request)
-        if slashed is not None:
+        slashed, unslashed = _slashed_url(request), _unslashed_url(request)
+        if slashed is not None or unslashed is not None:
             # No redirect (a followed 301 turns a POST into a GET): say which URL exists.
+            right = slashed or unslashed
+            rule = "ends with a slash" if slashed else "has no trailing slash"
             return JsonResponse(
                 error_body(
                     "not_found",
-                    f"No API endpoint at {_safe(request.path)}; the URL ends with a slash: "
-                    f"{_safe(slashed)}.",
-                    {"url": _safe(slashed)},
+                    f"No API endpoint at {_safe(request.path)}; the URL {rule}: {_safe(right)}.",
+                    {"url": _safe(right)},
                 ),
                 status=404,
             )
@@ -118,6 +119,18 @@ def _slashed_url(request) -> str | None:
     if not is_valid_path(f"{path}/", urlconf):
         return None
     return f"{request.path}/"
+
+
+def _unslashed_url(request) -> str | None:
+    """The URL without its trailing slash, for the families that have none (``match``, ``log/``,
+    ``sync/``, ``federation/``, ``witness/``)."""
+    path = request.path_info
+    if not path.endswith("/") or path == "/":
+        return None
+    urlconf = getattr(request, "urlconf", None)
+    if not is_valid_path(path.rstrip("/"), urlconf):
+        return None
+    return request.path.rstrip("/")
 
 
 def api_bad_request(request, exception=None):

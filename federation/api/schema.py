@@ -28,7 +28,7 @@ ERROR_CODES: dict[str, str] = {
     "permission_denied": "Your role or token scopes do not allow this, or your organisation is "
     "suspended.",
     "not_found": "No such object in your organisation, or no such URL (details.url names the "
-    "slashed URL when that one exists).",
+    "URL with or without the trailing slash when that one exists).",
     "not_acceptable": "The Accept header asks for a media type this endpoint does not produce.",
     "payload_too_large": "The body is over the hub's limit (details.limit, in bytes).",
     "unsupported_media_type": "The body is not of the endpoint's media type: application/json "
@@ -155,8 +155,75 @@ class ErrorSerializer(serializers.Serializer):
     error = ErrorDetailSerializer()
 
 
+# Operations grouped by who calls them, so that /api/docs/ reads by audience: the first path
+# segment under /api/v1/ decides the tag. A new segment must be given one here
+# (tests/federation/test_openapi_schema.py).
+TAGS: dict[str, str] = {
+    "contributions": "partners: contributions",
+    "labels": "partners: contributions",
+    "hub": "partners: contributions",
+    "keys": "partners: keys",
+    "sync": "partners: sync",
+    "match": "partners: match",
+    "entries": "reviewers: vetting",
+    "review": "reviewers: vetting",
+    "policy": "reviewers: vetting",
+    "incidents": "reviewers: vetting",
+    "credentials": "admins: members",
+    "memberships": "admins: members",
+    "log": "auditors: log",
+    "federation": "hubs: federation",
+    "witness": "hubs: witness",
+}
+
+TAG_DESCRIPTIONS: dict[str, str] = {
+    "partners: contributions": "Members' systems: submit signed contributions (docs/signing.md), "
+    "list your own, read the hub's identity and label taxonomy (docs/api.md).",
+    "partners: keys": "Members' systems: register and revoke your organisation's Ed25519 "
+    "signing keys (docs/signing.md §8).",
+    "partners: sync": "Members' systems: the delta change stream and the full export of the "
+    "shared set (docs/sync.md).",
+    "partners: match": "Members' systems: match PDQ, MD5 and SHA-256 hashes against the shared "
+    "set (docs/matching.md).",
+    "reviewers: vetting": "Reviewers and consortium admins: entries, the review queue, votes, "
+    "feedback and disputes, the vetting policy and incidents (docs/vetting.md).",
+    "admins: members": "Member admins: your organisation's users' roles and API credentials "
+    "(docs/api.md).",
+    "auditors: log": "Auditors (and anyone, when the log is public): the transparency log, its "
+    "checkpoints and proofs, status and figures (docs/transparency.md).",
+    "hubs: federation": "Peer hubs, with their cp_ token: pushed batches and the pull feed "
+    "(docs/federation.md).",
+    "hubs: witness": "Logs and witnesses: this hub as a C2SP tlog-witness "
+    '(docs/transparency.md, "Witnesses").',
+}
+
+
+def tag_postprocess(result, generator, request, public):
+    """drf-spectacular hook: the tags in audience order, each with its description."""
+    result["tags"] = [
+        {"name": name, "description": description} for name, description in TAG_DESCRIPTIONS.items()
+    ]
+    return result
+
+
 class ConcordatAutoSchema(AutoSchema):
-    """drf-spectacular's AutoSchema plus the error responses of each operation."""
+    """drf-spectacular's AutoSchema plus the error responses of each operation, tagged by
+    audience (``TAGS``)."""
+
+    def _get_request_for_media_type(self, serializer, direction="request"):
+        # drf-spectacular makes every field of a PATCH body optional; a view whose PATCH needs
+        # its fields (``patch_is_partial = False``) is described as the whole object instead.
+        if self.method == "PATCH" and not getattr(self.view, "patch_is_partial", True):
+            self.method = "PUT"
+            try:
+                return super()._get_request_for_media_type(serializer, direction)
+            finally:
+                self.method = "PATCH"
+        return super()._get_request_for_media_type(serializer, direction)
+
+    def get_tags(self) -> list[str]:
+        segment = self.path.removeprefix("/api/v1/").split("/", 1)[0]
+        return [TAGS[segment]] if segment in TAGS else super().get_tags()
 
     def _get_response_bodies(self, direction="response"):
         responses = super()._get_response_bodies(direction)
@@ -208,6 +275,8 @@ class ConcordatAutoSchema(AutoSchema):
             found[401] += ["not_authenticated", "authentication_failed"]
             found[403].append("permission_denied")
         paginated = self._is_list_view() and getattr(self.view, "pagination_class", None)
+        if paginated and "invalid" not in found[400]:
+            found[400].append("invalid")  # page_size that is not a whole number >= 1
         if "{" in self.path or paginated:
             # A path object that is not yours, or (paginated lists) a cursor not the hub's.
             found[404].append("not_found")

@@ -2,6 +2,7 @@
 
 import base64
 
+from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -37,7 +38,8 @@ class ContributionDocumentSerializer(serializers.Serializer):
     )
     uuid = serializers.UUIDField(help_text="Chosen by you; makes the submission idempotent.")
     created_at = serializers.RegexField(
-        r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$",
+        r"^(?!0000)[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+        r"T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?Z$",
         help_text="UTC, RFC 3339 with a Z: 2026-01-31T12:00:00Z (fractions up to 6 digits).",
     )
     action = serializers.ChoiceField(choices=Contribution.Action.choices)
@@ -72,7 +74,8 @@ class SubmissionSerializer(serializers.Serializer):
 class BulkSubmissionSerializer(serializers.Serializer):
     items = serializers.ListField(
         child=SubmissionSerializer(),
-        allow_empty=False,
+        min_length=1,
+        max_length=settings.BULK_MAX_ITEMS,
         help_text="Up to BULK_MAX_ITEMS signed contributions (GET /api/v1/hub/ gives the limit).",
     )
 

@@ -8,7 +8,13 @@ from rest_framework.views import APIView
 
 from federation.errors import InvalidInput
 from federation.matching import serializers as shapes
-from federation.matching.services import match_parameters, match_signal_parse, match_signals
+from federation.matching.index import HEX_LENGTHS, MAX_THRESHOLD
+from federation.matching.services import (
+    QUALITY_MAX,
+    match_parameters,
+    match_signal_parse,
+    match_signals,
+)
 from members.actors import Actor
 from members.models import Scope
 from members.permissions import HasCapability
@@ -25,10 +31,27 @@ class MatchView(APIView):
     @extend_schema(
         operation_id="match_one",
         parameters=[
-            OpenApiParameter("type", str, enum=["pdq", "md5", "sha256"], required=True),
-            OpenApiParameter("value", str, required=True, description="The hash, in hex."),
-            OpenApiParameter("threshold", int, description="PDQ threshold (default 31)."),
-            OpenApiParameter("quality_min", int, description="PDQ quality floor."),
+            OpenApiParameter("type", str, enum=list(HEX_LENGTHS), required=True),
+            OpenApiParameter(
+                "value",
+                {
+                    "type": "string",
+                    "pattern": shapes.hex_pattern(*sorted(set(HEX_LENGTHS.values()))),
+                },
+                required=True,
+                description="The hash, in hex: 64 digits for pdq and sha256, 32 for md5 "
+                "(a length the type does not take is 400 invalid_signal).",
+            ),
+            OpenApiParameter(
+                "threshold",
+                {"type": "integer", "minimum": 0, "maximum": MAX_THRESHOLD},
+                description=f"PDQ threshold (default {settings.MATCH_DEFAULT_THRESHOLD}).",
+            ),
+            OpenApiParameter(
+                "quality_min",
+                {"type": "integer", "minimum": 0, "maximum": QUALITY_MAX},
+                description="PDQ quality floor.",
+            ),
         ],
         responses={200: shapes.MatchResponseSerializer},
     )
@@ -36,8 +59,12 @@ class MatchView(APIView):
         params = request.query_params
         signal = match_signal_parse(signal_type=params.get("type"), value=params.get("value"))
         threshold, quality_min = match_parameters(
-            threshold=_integer(params.get("threshold"), "threshold", "invalid_threshold"),
-            quality_min=_integer(params.get("quality_min"), "quality_min", "invalid_quality"),
+            threshold=_integer(
+                params.get("threshold"), "threshold", "invalid_threshold", MAX_THRESHOLD
+            ),
+            quality_min=_integer(
+                params.get("quality_min"), "quality_min", "invalid_quality", QUALITY_MAX
+            ),
         )
         return _answer(request, [signal], threshold, quality_min)
 
@@ -91,10 +118,14 @@ def _answer(request, signals, threshold, quality_min) -> Response:
     return Response({"threshold": threshold, "quality_min": quality_min, "results": results})
 
 
-def _integer(raw: str | None, name: str, code: str) -> int | None:
+def _integer(raw: str | None, name: str, code: str, maximum: int) -> int | None:
     if raw is None or raw == "":
         return None
     try:
         return int(raw)
     except ValueError:
-        raise InvalidInput(f"{name} must be an integer.", code=code) from None
+        raise InvalidInput(
+            f"{name} must be an integer 0-{maximum}.",
+            code=code,
+            details={"min": 0, "max": maximum},
+        ) from None

@@ -1,9 +1,10 @@
 """The shapes of the match API (docs/matching.md), for the OpenAPI schema."""
 
 from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from federation.matching.index import MAX_THRESHOLD
+from federation.matching.index import HEX_LENGTHS, MAX_THRESHOLD
 from federation.sync.serializers import ContributorSerializer
 
 
@@ -12,14 +13,48 @@ class MatchSignalSerializer(serializers.Serializer):
     value = serializers.CharField(help_text="The hash in hex.")
 
 
+def hex_pattern(*lengths: int) -> str:
+    """A value of one of these lengths in hex, either case; the hub strips surrounding space."""
+    return r"^\s*(" + "|".join(f"[0-9a-fA-F]{{{n}}}" for n in lengths) + r")\s*$"
+
+
+# One object schema per signal type, so a value's length goes with its type.
+_SIGNAL_ONE_OF = {
+    "oneOf": [
+        {
+            "type": "object",
+            "title": signal_type,
+            "required": ["type", "value"],
+            "properties": {
+                "type": {"type": "string", "enum": [signal_type]},
+                "value": {"type": "string", "pattern": hex_pattern(length)},
+            },
+        }
+        for signal_type, length in HEX_LENGTHS.items()
+    ]
+}
+
+
+@extend_schema_field(
+    {
+        "type": "array",
+        "minItems": 1,
+        "maxItems": settings.MATCH_MAX_SIGNALS,
+        "items": _SIGNAL_ONE_OF,
+    }
+)
+class MatchSignalsField(serializers.ListField):
+    """The ``signals`` of a match request (schema only: the view parses the body itself)."""
+
+
 class MatchRequestSerializer(serializers.Serializer):
-    signals = MatchSignalSerializer(
-        many=True,
+    signals = MatchSignalsField(
         help_text=f"1-{settings.MATCH_MAX_SIGNALS} signals: type pdq (64 hex digits), md5 (32) "
         "or sha256 (64); uppercase hex is accepted and lowercased.",
     )
     threshold = serializers.IntegerField(
         required=False,
+        allow_null=True,
         min_value=0,
         max_value=MAX_THRESHOLD,
         help_text=f"PDQ: the largest Hamming distance reported (default "

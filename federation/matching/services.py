@@ -59,11 +59,13 @@ def match_signal_parse(*, signal_type: object, value: object) -> Signal:
 def match_parameters(*, threshold: object, quality_min: object) -> tuple[int, int | None]:
     if threshold is None:
         threshold = settings.MATCH_DEFAULT_THRESHOLD
-    if isinstance(threshold, bool) or not isinstance(threshold, int):
-        raise InvalidInput("threshold must be an integer.", code="invalid_threshold")
-    if not 0 <= threshold <= MAX_THRESHOLD:
+    if (
+        isinstance(threshold, bool)
+        or not isinstance(threshold, int)
+        or not 0 <= threshold <= MAX_THRESHOLD
+    ):
         raise InvalidInput(
-            f"threshold must be 0-{MAX_THRESHOLD}.",
+            f"threshold must be an integer 0-{MAX_THRESHOLD}.",
             code="invalid_threshold",
             details={"min": 0, "max": MAX_THRESHOLD},
         )

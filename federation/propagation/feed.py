@@ -310,12 +310,16 @@ class FederationFeedView(APIView):
         parameters=[
             OpenApiParameter(
                 "after",
-                int,
+                {"type": "integer", "minimum": 0, "maximum": 9007199254740991},
                 description="The feed.next of your last page; 0 (or none) to start; at most 2^53 - 1.",
             ),
             OpenApiParameter(
                 "limit",
-                int,
+                {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": settings.FEDERATION_FEED_PAGE_SIZE_MAX,
+                },
                 description=f"Changes per page: default {settings.FEDERATION_FEED_PAGE_SIZE}, "
                 f"at most {settings.FEDERATION_FEED_PAGE_SIZE_MAX} (and at most "
                 f"{MAX_BATCH_ITEMS} items).",

@@ -8,7 +8,7 @@ class SignedBatchSerializer(serializers.Serializer):
     checked by ``federation.propagation.wire.parse_batch``, not by this serializer: it documents
     the shape."""
 
-    batch = serializers.JSONField(
+    batch = serializers.DictField(
         help_text='The concordat.batch object: {"kind": "concordat.batch", "v": 1, "from", "to", '
         '"id", "sent_at", "items": [at most 500], "feed"?}.'
     )

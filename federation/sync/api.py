@@ -24,9 +24,17 @@ from members.models import Scope
 from members.permissions import HasCapability
 
 _FILTERS = [
-    OpenApiParameter("signal_type", str, enum=SignalType.values, description="Only this type."),
+    OpenApiParameter(
+        "signal_type",
+        {"type": "string", "enum": ["", *SignalType.values]},
+        description="Only this type (empty: every type).",
+    ),
     OpenApiParameter("label", str, description="Only entries carrying this label (a slug)."),
-    OpenApiParameter("incident", OpenApiTypes.UUID, description="Only entries tagged with it."),
+    OpenApiParameter(
+        "incident",
+        {"anyOf": [{"type": "string", "format": "uuid"}, {"type": "string", "maxLength": 0}]},
+        description="Only entries tagged with it (an incident's UUID; empty: any).",
+    ),
 ]
 
 
@@ -35,7 +43,7 @@ class SyncChangesView(APIView):
 
     permission_classes = [HasCapability]
     required_capability = Scope.READ
-    error_codes = {400: ["invalid_cursor"], 410: ["stale_cursor"]}
+    error_codes = {400: ["invalid", "invalid_cursor", "unknown_label"], 410: ["stale_cursor"]}
 
     @extend_schema(
         operation_id="sync_changes",
@@ -48,7 +56,7 @@ class SyncChangesView(APIView):
             ),
             OpenApiParameter(
                 "limit",
-                int,
+                {"type": "integer", "minimum": 1, "maximum": settings.SYNC_PAGE_SIZE_MAX},
                 description=f"Changes per page: default {settings.SYNC_PAGE_SIZE}, "
                 f"at most {settings.SYNC_PAGE_SIZE_MAX}.",
             ),

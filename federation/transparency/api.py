@@ -33,6 +33,8 @@ from members.permissions import HasCapability
 
 # ASCII digits only: str.isdigit() also accepts "²" and other digits int() refuses.
 _DECIMAL = re.compile(r"[0-9]{1,19}")
+# What _int_param accepts, for the OpenAPI schema: 1-19 decimal digits.
+_INDEX = {"type": "integer", "minimum": 0, "maximum": 9_999_999_999_999_999_999}
 
 
 class CanReadLog(HasCapability):
@@ -124,7 +126,7 @@ class CheckpointView(LogView):
     renderer_classes = [JSONRenderer, PlainTextRenderer]
 
     @extend_schema(
-        parameters=[OpenApiParameter("size", OpenApiTypes.INT, required=False)],
+        parameters=[OpenApiParameter("size", _INDEX, required=False)],
         responses={(200, "text/plain"): OpenApiTypes.STR},
     )
     def get(self, request):
@@ -144,7 +146,7 @@ class CosignedCheckpointView(LogView):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("size", OpenApiTypes.INT, required=False),
+            OpenApiParameter("size", _INDEX, required=False),
             OpenApiParameter("witness", OpenApiTypes.STR, required=False, many=True),
             OpenApiParameter("threshold", OpenApiTypes.INT, required=False),
         ],
@@ -182,8 +184,8 @@ class EntriesView(LogView):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("start", OpenApiTypes.INT, required=True),
-            OpenApiParameter("end", OpenApiTypes.INT, required=True, description="exclusive"),
+            OpenApiParameter("start", _INDEX, required=True),
+            OpenApiParameter("end", _INDEX, required=True, description="exclusive"),
         ],
         responses=inline_serializer(
             "LogEntries",
@@ -242,8 +244,8 @@ class InclusionProofView(LogView):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("index", OpenApiTypes.INT, required=True),
-            OpenApiParameter("tree_size", OpenApiTypes.INT, required=False),
+            OpenApiParameter("index", _INDEX, required=True),
+            OpenApiParameter("tree_size", _INDEX, required=False),
         ],
         responses=inline_serializer(
             "InclusionProof",
@@ -280,8 +282,8 @@ class ConsistencyProofView(LogView):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("first", OpenApiTypes.INT, required=True),
-            OpenApiParameter("second", OpenApiTypes.INT, required=False),
+            OpenApiParameter("first", _INDEX, required=True),
+            OpenApiParameter("second", _INDEX, required=False),
         ],
         responses=inline_serializer(
             "ConsistencyProof",
@@ -411,10 +413,12 @@ class ContributionsView(LogView):
     signature of each ``contribution.accepted`` leaf, so an auditor can check the member's
     signature against the key of its ``key.registered`` leaf."""
 
+    error_codes = {400: ["missing_parameter", "invalid", "bad_range"]}
+
     @extend_schema(
         parameters=[
-            OpenApiParameter("start", OpenApiTypes.INT, required=True),
-            OpenApiParameter("end", OpenApiTypes.INT, required=True, description="exclusive"),
+            OpenApiParameter("start", _INDEX, required=True),
+            OpenApiParameter("end", _INDEX, required=True, description="exclusive"),
         ],
         responses=inline_serializer(
             "LogContributions",
@@ -465,10 +469,17 @@ class FiguresView(LogView):
     """Headline figures counted from the first ``size`` leaves (default: the latest checkpoint),
     optionally for one month (``YYYY-MM``, by ``occurred_at``)."""
 
+    error_codes = {400: ["invalid", "bad_tree_size"]}
+
     @extend_schema(
         parameters=[
-            OpenApiParameter("size", OpenApiTypes.INT, required=False),
-            OpenApiParameter("month", OpenApiTypes.STR, required=False, description="YYYY-MM"),
+            OpenApiParameter("size", _INDEX, required=False),
+            OpenApiParameter(
+                "month",
+                {"type": "string", "pattern": r"^((?!0000)[0-9]{4}-(0[1-9]|1[0-2]))?$"},
+                required=False,
+                description="YYYY-MM, 0001-01 to 9999-12 (empty: every month).",
+            ),
         ],
         responses=inline_serializer(
             "LogFigures",

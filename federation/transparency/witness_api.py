@@ -123,6 +123,8 @@ class WitnessedCheckpointView(PublicWitnessView):
 class EvidenceView(PublicWitnessView):
     """Every split view this witness caught: both signed checkpoints and the proof it was sent."""
 
+    query_error_codes = True  # ?origin= (a NUL in it is 400 invalid, federation/api/middleware.py)
+
     @extend_schema(
         parameters=[OpenApiParameter("origin", OpenApiTypes.STR, required=False)],
         responses=inline_serializer(

@@ -28,6 +28,7 @@ from federation.vetting.serializers import (
     LabelSerializer,
     QueueEntrySerializer,
     ReasonSerializer,
+    RequiredReasonSerializer,
     ResolveSerializer,
     VettingPolicySerializer,
     VoteResultSerializer,
@@ -145,6 +146,10 @@ class EntryRejectView(_VoteView):
     """Reject a pending entry (``reason`` required)."""
 
     verdict = Decision.Verdict.REJECT
+
+    @extend_schema(request=RequiredReasonSerializer, responses={200: VoteResultSerializer})
+    def post(self, request, pk: int):
+        return super().post(request, pk)
 
 
 class EntryResolveView(APIView):

@@ -3,6 +3,7 @@
 from django.utils import timezone
 from rest_framework import serializers
 
+from federation.api.fields import StrictBooleanField
 from federation.contributions.models import Entry, Label
 from federation.vetting.models import Decision, Feedback, Incident, VettingPolicy
 from federation.vetting.services import DisputeOutcome
@@ -12,6 +13,15 @@ from members.validators import validate_display_name
 class ReasonSerializer(serializers.Serializer):
     reason = serializers.CharField(
         required=False, allow_blank=True, max_length=2000, default="", trim_whitespace=True
+    )
+
+
+class RequiredReasonSerializer(serializers.Serializer):
+    """The body of a reject (schema only: the view reads it with ``ReasonSerializer`` and the
+    service answers ``400 reason_required`` for a missing or blank reason)."""
+
+    reason = serializers.RegexField(
+        r"\S", max_length=2000, help_text="Why; required, not only whitespace."
     )
 
 
@@ -118,7 +128,7 @@ class IncidentDeclareSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200, validators=[validate_display_name])
     description = serializers.CharField(required=False, allow_blank=True, default="")
     started_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
-    auto_vet = serializers.BooleanField(required=False, default=True)
+    auto_vet = StrictBooleanField(required=False, default=True)
     quorum = serializers.IntegerField(
         required=False, allow_null=True, default=None, min_value=1, max_value=100
     )
@@ -129,6 +139,10 @@ class IncidentCloseSerializer(serializers.Serializer):
 
 
 class VettingPolicySerializer(serializers.ModelSerializer):
+    auto_vet_trusted = StrictBooleanField(
+        required=False, help_text="Vet contributions from trusted members without review."
+    )
+
     class Meta:
         model = VettingPolicy
         fields = ["quorum", "auto_vet_trusted", "dispute_threshold", "updated_at"]

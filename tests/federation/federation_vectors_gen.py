@@ -185,7 +185,10 @@ def build_vectors() -> dict[str, Any]:
         "description": "Test vectors of the Concordat federation wire format (docs/federation.md, "
         "'Wire format'). Canonical bytes are RFC 8785 (JCS) as UTF-8; signatures are pure "
         "Ed25519 in padded standard base64; a hub's or member's key is derived from seed_hex "
-        "(32 bytes) as in docs/signing.md §11.",
+        "(32 bytes) as in docs/signing.md §11. signer names the key that made signature_b64: a "
+        "bare hub id (hub-a.example.org) is that hub's hub key (hubs[], by hub_id); "
+        "<member>@<hub> (acme@hub-a.example.org) is that member's own signing key (member, by "
+        "member and hub), not an address.",
         "hubs": [
             {
                 "hub_id": hub,

@@ -222,6 +222,34 @@ def test_list_pages_are_cursor_paginated_and_page_size_is_bounded(acme_submitter
     assert_error_shape(bad_cursor, 404)
 
 
+@pytest.mark.parametrize("page_size", ["null", "0", "-1", "1.5", "1e3", " 2", "٣"])
+def test_a_page_size_that_is_not_a_whole_number_of_at_least_one_is_refused(
+    acme_submitter, page_size
+):
+    response = acme_submitter.client.get("/api/v1/contributions/", {"page_size": page_size})
+    error = assert_error_shape(response, 400)
+    assert error["code"] == "invalid"
+    assert error["details"] == {"parameter": "page_size", "value": page_size}
+
+
+def test_a_page_size_over_the_cap_is_capped_and_leading_zeros_are_read(acme_submitter):
+    for _ in range(2):
+        acme_submitter.submit()
+    assert (
+        len(acme_submitter.client.get("/api/v1/contributions/?page_size=0001").json()["results"])
+        == 1
+    )
+    assert acme_submitter.client.get(f"/api/v1/entries/?page_size={'9' * 5000}").status_code == 200
+
+
+def test_the_schema_and_docs_are_served_whatever_credential_comes_with_the_request(anonymous):
+    # A peer hub's cp_ token, or any token this hub does not know, is not read by these pages.
+    for header in ("Bearer cp_0123456789ab_secret", "Bearer cc_0123456789ab_wrong", "Basic eA=="):
+        anonymous.credentials(HTTP_AUTHORIZATION=header)
+        for url in ("/api/schema/", "/api/docs/", "/api/redoc/"):
+            assert anonymous.get(url).status_code == 200, (header, url)
+
+
 def test_openapi_schema_generates_without_warnings():
     done = subprocess.run(
         [

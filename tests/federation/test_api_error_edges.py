@@ -40,6 +40,25 @@ def test_no_api_url_redirects_to_its_slashed_form(acme_admin, method):
     assert error["details"] == {"url": "/api/v1/keys/"}
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/api/v1/match",
+        "/api/v1/sync/changes",
+        "/api/v1/sync/export",
+        "/api/v1/log/status",
+        "/api/v1/federation/batches",
+        "/api/v1/witness/add-checkpoint",
+    ],
+)
+def test_a_trailing_slash_on_a_url_without_one_is_a_json_404_naming_the_url(acme_submitter, url):
+    for method in ("get", "post"):
+        response = getattr(acme_submitter.client, method)(f"{url}/")
+        error = assert_error_shape(response, 404)
+        assert error["details"] == {"url": url}
+        assert "has no trailing slash" in error["message"]
+
+
 def test_an_unknown_api_url_is_a_plain_json_404(acme_submitter):
     error = assert_error_shape(acme_submitter.client.post("/api/v1/nothing-here"), 404)
     assert error["details"] is None
@@ -58,3 +77,26 @@ def test_the_schema_says_a_decisions_organisation_and_user_may_be_null():
     decision = schema["components"]["schemas"]["Decision"]["properties"]
     assert decision["organisation"].get("nullable") is True
     assert decision["user"].get("nullable") is True
+
+
+@pytest.mark.parametrize(
+    ("url", "parameter"),
+    [
+        ("/api/v1/witness/evidence?origin=M%00", "origin"),
+        ("/api/v1/sync/changes?label=a%00", "label"),
+        ("/api/v1/entries/?label=a%00b", "label"),
+        ("/api/v1/log/figures?mo%00nth=2026-01", "mo\x00nth"),
+    ],
+)
+def test_a_nul_character_in_a_query_parameter_is_a_json_400_not_a_server_error(
+    acme_submitter, url, parameter
+):
+    response = acme_submitter.client.get(url)
+    error = assert_error_shape(response, 400)
+    assert error["code"] == "invalid"
+    assert error["details"] == {"parameter": parameter}
+
+
+def test_a_query_string_with_an_escaped_percent_zero_zero_is_not_a_nul(acme_submitter):
+    response = acme_submitter.client.get("/api/v1/entries/?label=%2500")
+    assert response.status_code == 200

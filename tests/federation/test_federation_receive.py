@@ -468,6 +468,30 @@ def test_a_revoked_binding_in_the_item_itself_refuses_later_signatures(bravo):
     assert _ok(bravo.push([item]))["results"][0]["code"] == "key_not_active"
 
 
+@pytest.mark.parametrize("revocation_first", [True, False])
+def test_a_revocation_anywhere_in_a_batch_applies_to_every_contribution_of_that_batch(
+    bravo, revocation_first
+):
+    member = bravo.member()
+    signed_before = contribution_item(member)  # created a minute ago
+    signed_after = contribution_item(
+        member, member.contribution(created_at=now_seconds().strftime("%Y-%m-%dT%H:%M:%SZ"))
+    )
+    member.revoked_at, member.issued_at = now_seconds() - timedelta(seconds=30), now_seconds()
+    revocation = key_item(member)
+    items = [signed_before, signed_after]
+    items = [revocation, *items] if revocation_first else [*items, revocation]
+
+    results = {r["index"]: r for r in _ok(bravo.push(items))["results"]}
+
+    first = 1 if revocation_first else 0
+    assert results[first]["status"] == "accepted"  # signed before revoked_at
+    assert results[first + 1]["code"] == "key_not_active"  # its own binding is not revoked
+    assert results[items.index(revocation)]["status"] == "accepted"
+    key = SigningKey.objects.get(key_id=member.key_id)
+    assert key.revoked_at == member.revoked_at
+
+
 def test_a_key_id_held_for_another_member_is_a_conflict(bravo, acme_submitter):
     member = bravo.member()
     SigningKey.objects.filter(pk=acme_submitter.signing_key.pk).update(key_id=member.key_id)

@@ -22,8 +22,25 @@ MEMBER = VECTORS["member"]
 SIGNED = VECTORS["signed"] + [VECTORS["batch"]]
 
 
+def _key_entry(signer: str) -> dict:
+    """The key ``signer`` names, by the file's notation: a bare hub id is that hub's key,
+    ``member@hub`` that member's signing key (docs/federation.md, "Test vectors")."""
+    if "@" in signer:
+        member, hub = signer.split("@")
+        assert (member, hub) == (MEMBER["member"], MEMBER["hub"]), signer
+        return MEMBER
+    return HUBS[signer]
+
+
 def _public_key_hex(signer: str) -> str:
-    return HUBS[signer]["public_key_hex"] if signer in HUBS else MEMBER["public_key_hex"]
+    return _key_entry(signer)["public_key_hex"]
+
+
+def test_the_signer_notation_is_described_in_the_file():
+    assert "<member>@<hub>" in VECTORS["description"]
+    assert {v["signer"] for v in SIGNED} == {"acme@hub-a.example.org", *HUBS} - {
+        "hub-c.example.org"
+    }
 
 
 def by_id(vectors):
@@ -62,8 +79,7 @@ def test_pynacl_verifies_every_signature_and_refuses_a_changed_byte(vector):
 
 @by_id(SIGNED)
 def test_signing_again_from_the_seed_gives_the_same_signature(vector):
-    signer = vector["signer"]
-    seed = HUBS[signer]["seed_hex"] if signer in HUBS else MEMBER["seed_hex"]
+    seed = _key_entry(vector["signer"])["seed_hex"]
     signed = nacl.signing.SigningKey(bytes.fromhex(seed)).sign(vector["canonical_utf8"].encode())
     assert base64.b64encode(signed.signature).decode() == vector["signature_b64"]
 

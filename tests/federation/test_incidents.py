@@ -4,6 +4,7 @@ follow its policy (auto-vet, or its own quorum). Also the label taxonomy endpoin
 import uuid
 from datetime import timedelta
 
+import pytest
 from django.utils import timezone
 
 from federation.contributions.models import Entry
@@ -58,6 +59,16 @@ def test_members_list_incidents_but_cannot_declare_them(
 def test_incident_needs_a_name(consortium_admin):
     response = consortium_admin.client.post("/api/v1/incidents/", {"name": ""}, format="json")
     assert response.status_code == 400
+
+
+@pytest.mark.parametrize("auto_vet", [0, 1, "true", "yes", None])
+def test_auto_vet_is_a_json_boolean_or_the_incident_is_refused(consortium_admin, auto_vet):
+    response = consortium_admin.client.post(
+        "/api/v1/incidents/", {"name": "Stream", "auto_vet": auto_vet}, format="json"
+    )
+    assert response.status_code == 400
+    assert set(response.json()["error"]["details"]) == {"auto_vet"}
+    assert not Incident.objects.exists()
 
 
 def test_closing_an_incident_ends_it_once(consortium_admin):

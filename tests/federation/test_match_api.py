@@ -153,6 +153,29 @@ def test_bounds_on_signals_threshold_and_quality(globex_reviewer):
     assert error_code(match(globex_reviewer, [one], quality_min=101)) == "invalid_quality"
 
 
+@pytest.mark.parametrize("threshold", ["31", 31.0, True, [31], {"t": 31}, -1, 64])
+def test_a_bad_threshold_names_its_bounds_whatever_its_type(globex_reviewer, threshold):
+    response = match(globex_reviewer, [{"type": "pdq", "value": "0" * 64}], threshold=threshold)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_threshold"
+    assert response.json()["error"]["details"] == {"min": 0, "max": 63}
+
+
+@pytest.mark.parametrize(
+    ("name", "code", "bounds"),
+    [("threshold", "invalid_threshold", 63), ("quality_min", "invalid_quality", 100)],
+)
+def test_a_query_parameter_that_is_not_an_integer_names_its_bounds(
+    globex_reviewer, name, code, bounds
+):
+    response = globex_reviewer.client.get(
+        "/api/v1/match", {"type": "pdq", "value": "0" * 64, name: "3.5"}
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == code
+    assert response.json()["error"]["details"] == {"min": 0, "max": bounds}
+
+
 def test_the_default_limit_is_a_thousand_signals(globex_reviewer):
     one = {"type": "md5", "value": "0" * 32}
     assert match(globex_reviewer, [one] * 1000).status_code == 200

@@ -76,6 +76,17 @@ def test_figures_refuse_bad_parameters_and_members(logged, auditor, acme_admin):
 
 
 @pytest.mark.django_db
+def test_the_months_at_the_ends_of_the_calendar_are_a_400_or_figures_never_a_500(logged, auditor):
+    response = figures(auditor.client, "?month=0000-01")
+    assert (response.status_code, response.json()["error"]["code"]) == (400, "invalid")
+    assert response.json()["error"]["details"] == {"parameter": "month", "value": "0000-01"}
+    for month in ("0001-01", "9999-12"):
+        response = figures(auditor.client, f"?month={month}")
+        assert response.status_code == 200, response.content
+        assert response.json()["events"] == 0
+
+
+@pytest.mark.django_db
 def test_the_transparency_report_shows_the_figures_from_the_log_at_its_checkpoint(logged, auditor):
     browser = Client()
     browser.force_login(auditor.user)

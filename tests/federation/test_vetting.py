@@ -264,7 +264,19 @@ def test_consortium_admin_changes_the_policy_and_it_is_audited(consortium_admin)
     assert changed.actor_label.startswith("connie")
 
 
-@pytest.mark.parametrize("body", [{"quorum": 0}, {"dispute_threshold": -1}, {"quorum": "many"}])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"quorum": 0},
+        {"dispute_threshold": -1},
+        {"quorum": "many"},
+        # a JSON boolean only, as the schema says (DRF would take 0, "no", "off")
+        {"auto_vet_trusted": 0},
+        {"auto_vet_trusted": "false"},
+        {"auto_vet_trusted": "off"},
+        {"auto_vet_trusted": None},
+    ],
+)
 def test_policy_refuses_nonsense(consortium_admin, body):
     response = consortium_admin.client.patch("/api/v1/policy/", body, format="json")
     assert response.status_code == 400

@@ -1,4 +1,4 @@
-"""The hub's URLs: the versioned API, its schema and docs, reports, and the Django admin."""
+"""The hub's URLs: the versioned API, its schema and docs, reports, TAXII, and the Django admin."""
 
 from django.contrib import admin
 from django.urls import include, path
@@ -27,6 +27,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
     path("reports/", include("federation.reports.urls")),
+    path("taxii2/", include("federation.taxii.urls")),
     path("admin/", admin.site.urls),
 ]
 

@@ -58,8 +58,9 @@ def stix_versions_sequence(*, batch_size: int = 10_000) -> int:
     done = 0
     while True:
         with transaction.atomic():
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [_LOCK])
+            if connection.vendor == "postgresql":
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [_LOCK])
             rendered, more = _sequence_batch(batch_size)
         done += rendered
         if not more:
@@ -139,28 +140,53 @@ def _sequence_batch(batch_size: int) -> tuple[int, bool]:
         StixObjectVersion.objects.filter(pk__in=dropped).delete()
     if superseded:
         StixObjectVersion.objects.filter(pk__in=superseded).update(is_latest=False)
-    StixObjectVersion.objects.bulk_update(
-        kept,
-        [
-            "signal_type",
-            "date_added",
-            "stix_id",
-            "created",
-            "modified",
-            "generation",
-            "revoked",
-            "created_by",
-            "document",
-            "is_latest",
-        ],
-        batch_size=1000,
-    )
     # Versions of one entry within a batch: only the last is the newest.
     newest: dict[str, int] = {row.stix_id: row.pk for row in kept}
-    stale = [row.pk for row in kept if newest[row.stix_id] != row.pk]
-    if stale:
-        StixObjectVersion.objects.filter(pk__in=stale).update(is_latest=False)
+    for row in kept:
+        row.is_latest = newest[row.stix_id] == row.pk
+    _write_rendered(kept)
     return len(kept), more
+
+
+_RENDERED = (
+    "signal_type",
+    "date_added",
+    "stix_id",
+    "created",
+    "modified",
+    "generation",
+    "revoked",
+    "created_by",
+    "document",
+    "is_latest",
+)
+_RENDERED_TYPES = (
+    "text", "timestamptz", "text", "timestamptz", "timestamptz", "int", "bool", "text", "text",
+    "bool",
+)  # fmt: skip
+
+
+def _write_rendered(rows: list[StixObjectVersion]) -> None:
+    """Store the rendered fields of ``rows``: one ``UPDATE … FROM unnest(…)`` on PostgreSQL
+    (Django's ``bulk_update`` builds a CASE per field and row, quadratic in the batch)."""
+    if not rows:
+        return
+    if connection.vendor != "postgresql":
+        StixObjectVersion.objects.bulk_update(rows, _RENDERED, batch_size=500)
+        return
+    table = connection.ops.quote_name(StixObjectVersion._meta.db_table)
+    assignments = ", ".join(f"{name} = u.{name}" for name in _RENDERED)
+    arrays = ", ".join(f"%s::{kind}[]" for kind in ("bigint", *_RENDERED_TYPES))
+    columns = ", ".join(("id", *_RENDERED))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} AS v SET {assignments} "  # noqa: S608 (fixed names)
+            f"FROM unnest({arrays}) AS u({columns}) WHERE v.id = u.id",
+            [
+                [row.pk for row in rows],
+                *([getattr(row, name) for row in rows] for name in _RENDERED),
+            ],
+        )
 
 
 def _to_millisecond(moment: datetime) -> datetime:

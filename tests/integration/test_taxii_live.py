@@ -2,8 +2,14 @@
 taxii2-client for discovery, collections and paging, stix2-validator and stix2 for what it reads
 (docs/taxii.md)."""
 
+import contextlib
+import io
+import os
+import re
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
+from unittest import mock
 
 import pytest
 import stix2
@@ -156,3 +162,16 @@ def test_taxii2_client_reads_every_version_once_while_the_set_changes():
         latest = shared.get_objects(limit=10000)["objects"]
         assert len({o["id"] for o in latest}) == len(latest)
         assert next(o for o in latest if o["id"] == retracted)["revoked"] is True
+
+        # The snippet of docs/taxii.md, as written.
+        docs = (Path(__file__).resolve().parents[2] / "docs" / "taxii.md").read_text()
+        section = docs.split("## Reading with taxii2-client", 1)[1]
+        snippet = re.search(r"```python\n(.*?)```", section, re.DOTALL).group(1)
+        env = {"CONCORDAT_TAXII_URL": f"{hub.url}/taxii2/", "CONCORDAT_TOKEN": globex["token"]}
+        output = io.StringIO()
+        with mock.patch.dict(os.environ, env), contextlib.redirect_stdout(output):
+            exec(snippet, {})  # noqa: S102 (the documentation's own code)
+        active = hub.sql(
+            "SELECT count(*) FROM federation_entry WHERE state IN ('vetted', 'disputed')"
+        )[0][0]
+        assert output.getvalue() == f"{active} indicators\n"

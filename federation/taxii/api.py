@@ -31,6 +31,8 @@ TAXII_MEDIA_TYPE = "application/taxii+json;version=2.1"
 API_ROOT = "shared/"
 PAGE_SIZE = 1_000
 PAGE_SIZE_MAX = 10_000
+SEQUENCE_BATCH_SIZE = 10_000
+SEQUENCE_BATCHES_PER_READ = 5
 _NEXT_SALT = "federation.taxii.next"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -181,7 +183,12 @@ class _ObjectsBase(TaxiiView):
 
     def page(self, request, collection, *, ids=None, versions=None):
         if stix_versions_pending():
-            stix_versions_sequence()
+            # Bounded, so that a backlog (the migration's, a huge bulk change) cannot hold a
+            # request for long: what is left is numbered by the next reads, after what they
+            # served, so nothing is lost (docs/taxii.md, "Versions").
+            stix_versions_sequence(
+                batch_size=SEQUENCE_BATCH_SIZE, max_batches=SEQUENCE_BATCHES_PER_READ
+            )
         params = request.query_params
         wanted, limit = _filter(params, self.allowed_filters, ids=ids, versions=versions)
         return selectors.objects_page(collection=collection, wanted=wanted, limit=limit)

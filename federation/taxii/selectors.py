@@ -3,9 +3,11 @@
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
+from django.db import connection
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
+from django.db.models.expressions import RawSQL
 
 from federation.contributions.models import Contribution, SignalType
 from federation.taxii import stix
@@ -79,9 +81,24 @@ class ObjectFilter:
 class ObjectRow:
     id: int
     stix_id: str
-    date_added: datetime
-    modified: datetime
     document: str
+    added_us: int  # date_added, in microseconds since the epoch
+    modified_us: int
+
+    @property
+    def date_added(self) -> datetime:
+        return _EPOCH + self.added_us * _MICROSECOND
+
+    @property
+    def modified(self) -> datetime:
+        return _EPOCH + self.modified_us * _MICROSECOND
+
+
+# Timestamps read as integers: Django's timestamptz loader is Python, and loading two per row
+# was half of a page's time.
+_MICROSECONDS = "(extract(epoch FROM {}) * 1000000)::bigint"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 
 @dataclass(frozen=True)
@@ -128,13 +145,28 @@ def objects_page(*, collection: Collection, wanted: ObjectFilter, limit: int) ->
     if wanted.after is not None:
         moment, pk = wanted.after
         versions = versions.filter(Q(date_added__gt=moment) | Q(date_added=moment, id__gt=pk))
-    rows = [
-        ObjectRow(*row)
-        for row in versions.order_by("date_added", "id").values_list(
-            "id", "stix_id", "date_added", "modified", "document"
-        )[: limit + 1]
-    ]
+    if connection.vendor == "postgresql":
+        versions = versions.annotate(
+            added_us=RawSQL(_MICROSECONDS.format("date_added"), ()),  # noqa: S611 (fixed)
+            modified_us=RawSQL(_MICROSECONDS.format("modified"), ()),  # noqa: S611 (fixed)
+        )
+        columns = ("id", "stix_id", "document", "added_us", "modified_us")
+        rows = [
+            ObjectRow(*row)
+            for row in versions.order_by("date_added", "id").values_list(*columns)[: limit + 1]
+        ]
+    else:
+        rows = [
+            ObjectRow(pk, stix_id, document, _micros(added), _micros(modified))
+            for pk, stix_id, document, added, modified in versions.order_by(
+                "date_added", "id"
+            ).values_list("id", "stix_id", "document", "date_added", "modified")[: limit + 1]
+        ]
     return ObjectPage(rows=rows[:limit], more=len(rows) > limit)
+
+
+def _micros(moment: datetime) -> int:
+    return (moment - _EPOCH) // _MICROSECOND
 
 
 def object_exists(*, collection: Collection, stix_id: str) -> bool:

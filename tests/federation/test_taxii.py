@@ -8,7 +8,7 @@ import pytest
 import stix2
 from stix2validator import ValidationOptions, validate_instance
 
-from federation.taxii import stix
+from federation.taxii import api, stix
 from federation.taxii.models import StixObjectVersion
 from federation.taxii.selectors import ALL_COLLECTION
 from federation.taxii.versions import stix_versions_sequence
@@ -319,3 +319,24 @@ def test_other_types_and_spec_versions_match_nothing(trusted_acme, globex_review
     assert objects(globex_reviewer, **{"match[type]": "malware"}) == []
     assert objects(globex_reviewer, **{"match[spec_version]": "2.0"}) == []
     assert len(objects(globex_reviewer, **{"match[spec_version]": "2.1"})) == 2
+
+
+def test_a_backlog_is_numbered_a_bounded_part_per_read_and_nothing_is_lost(
+    trusted_acme, globex_reviewer, monkeypatch
+):
+    monkeypatch.setattr(api, "SEQUENCE_BATCH_SIZE", 2)
+    monkeypatch.setattr(api, "SEQUENCE_BATCHES_PER_READ", 1)
+    entries = [submit_entry(trusted_acme) for _ in range(5)]
+
+    response = get(globex_reviewer, OBJECTS, {"match[type]": "indicator"})
+    assert len(response.json()["objects"]) == 2  # one batch of two numbered by this read
+    assert StixObjectVersion.objects.filter(date_added__isnull=True).count() == 3
+    seen = [o["id"] for o in response.json()["objects"]]
+    last_added = response["X-TAXII-Date-Added-Last"]
+    for _ in range(3):  # each read numbers the next two, after everything served before
+        response = get(
+            globex_reviewer, OBJECTS, {"match[type]": "indicator", "added_after": last_added}
+        )
+        seen += [o["id"] for o in response.json().get("objects", [])]
+        last_added = response.get("X-TAXII-Date-Added-Last", last_added)
+    assert sorted(seen) == sorted(indicator_id(e) for e in entries)

@@ -24,6 +24,7 @@ from federation.contributions.models import Entry
 from federation.errors import Conflict
 from federation.propagation.outbox import outbox_record_transitions
 from federation.sync.changes import sync_changes_record
+from federation.taxii.versions import stix_versions_record
 from federation.transparency.actions import Action, Key, ObjectType
 from federation.transparency.audit import AuditRecord, audit_record_many
 from members.actors import Actor
@@ -176,7 +177,8 @@ def _record_downstream_changes(
     the state change and its audit events; so is the federation outbox
     (``federation.propagation.outbox``: an entry vetted from review owes its active adds to the
     peers; a dispute, its outcome and a vetting after one owe an entry item to the peers that
-    hold the entry), in one statement when the move is one of those. One call moves every entry
+    hold the entry), in one statement when the move is one of those; and so is TAXII's version
+    of the entry's indicator (``federation.taxii``), when the move changes it. One call moves every entry
     to the same state, which is the change's reason.
     """
     if transitions:
@@ -184,3 +186,4 @@ def _record_downstream_changes(
             entry_ids=[t.entry_id for t in transitions], reason=transitions[0].to_state, now=now
         )
         outbox_record_transitions(transitions)
+        stix_versions_record(transitions=transitions, now=now)

@@ -3,6 +3,7 @@
 from federation.contributions.models import Contribution, Entry, EntryLabel, Label
 from federation.propagation.models import KeyBinding, OutboxItem, PeerLink, Receipt
 from federation.sync.models import EntryChange, SyncState
+from federation.taxii.models import StixObjectVersion
 from federation.transparency.models import (
     AuditEvent,
     Checkpoint,
@@ -34,6 +35,7 @@ __all__ = [
     "Receipt",
     "SequencerStatus",
     "SplitViewEvidence",
+    "StixObjectVersion",
     "SyncState",
     "VettingPolicy",
     "Witness",

@@ -1,5 +1,5 @@
-"""The hub's URLs: the versioned API, its schema and docs, reports, the Django admin, and the
-monitoring endpoints."""
+"""The hub's URLs: the versioned API, its schema and docs, reports, TAXII, the Django admin, and
+the monitoring endpoints."""
 
 from django.contrib import admin
 from django.urls import include, path
@@ -28,6 +28,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
     path("reports/", include("federation.reports.urls")),
+    path("taxii2/", include("federation.taxii.urls")),
     path("", include("federation.monitoring.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -45,6 +45,11 @@ class ApiCredentialAuthentication(authentication.BaseAuthentication):
             token = header[1].decode("ascii")
         except UnicodeDecodeError as exc:
             raise exceptions.AuthenticationFailed("The token is not ASCII.") from exc
+        return self.authenticate_token(token)
+
+    def authenticate_token(self, token: str):
+        """``(user, credential)`` for an API token, however the request carried it (a bearer
+        token here; TAXII also takes it as an HTTP Basic password, federation/taxii/)."""
         parts = split_token(token)
         if parts is None:
             raise exceptions.AuthenticationFailed("The token is not a Concordat API token.")

@@ -21,7 +21,10 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.urls import URLPattern, URLResolver, get_resolver
 
+from federation.contributions.models import Entry
 from federation.contributions.services import contributions_submit
+from federation.taxii.selectors import ALL_COLLECTION
+from federation.taxii.stix import indicator_id
 from federation.transparency.checkpoints import hub_verifier_key
 from federation.transparency.models import WitnessedLog
 from federation.transparency.sequencer import sequence_pending
@@ -167,6 +170,37 @@ DECISIONS: dict[str, Route] = {
     "api/v1/witness/<str:origin_hash>/checkpoint": Route(
         "/api/v1/witness/{witnessed_origin_hash}/checkpoint", {"GET": Access(EVERYONE)}
     ),
+    # TAXII 2.1 (docs/taxii.md): read-only, the sync API's read capability; writes are refused
+    # by TAXII's own 403 (read_only) after the capability check
+    "taxii2/": Route("/taxii2/", {"GET": Access(READ)}),
+    "taxii2/shared/": Route("/taxii2/shared/", {"GET": Access(READ)}),
+    "taxii2/shared/collections/": Route("/taxii2/shared/collections/", {"GET": Access(READ)}),
+    "taxii2/shared/collections/<str:collection_id>/": Route(
+        "/taxii2/shared/collections/{taxii_collection}/", {"GET": Access(READ)}
+    ),
+    "taxii2/shared/collections/<str:collection_id>/objects/": Route(
+        "/taxii2/shared/collections/{taxii_collection}/objects/",
+        {"GET": Access(READ), "POST": Access(READ)},
+    ),
+    "taxii2/shared/collections/<str:collection_id>/objects/<str:object_id>/": Route(
+        "/taxii2/shared/collections/{taxii_collection}/objects/{stix_indicator}/",
+        {"GET": Access(READ), "DELETE": Access(READ)},
+    ),
+    "taxii2/shared/collections/<str:collection_id>/objects/<str:object_id>/versions/": Route(
+        "/taxii2/shared/collections/{taxii_collection}/objects/{stix_indicator}/versions/",
+        {"GET": Access(READ)},
+    ),
+    "taxii2/shared/collections/<str:collection_id>/manifest/": Route(
+        "/taxii2/shared/collections/{taxii_collection}/manifest/", {"GET": Access(READ)}
+    ),
+    # anything else under /taxii2/ (status resources too): 404 to readers, after the check
+    "taxii2/^.*$": Route(
+        "/taxii2/shared/status/nothing/",
+        {
+            method: Access(frozenset(), hidden=READ)
+            for method in ("GET", "POST", "PUT", "PATCH", "DELETE")
+        },
+    ),
 }
 
 
@@ -199,8 +233,8 @@ def _is_monitoring(pattern: URLPattern) -> bool:
 
 
 def api_routes() -> dict[str, dict[str, object]]:
-    """Every URL pattern under /api/v1/, and every monitoring endpoint, with the HTTP methods its
-    view implements."""
+    """Every URL pattern under /api/v1/ and /taxii2/, and every monitoring endpoint, with the HTTP
+    methods its view implements."""
     found: dict[str, dict[str, object]] = {}
 
     def walk(patterns, prefix: str) -> None:
@@ -209,7 +243,7 @@ def api_routes() -> dict[str, dict[str, object]]:
             if isinstance(pattern, URLResolver):
                 walk(pattern.url_patterns, route)
             elif isinstance(pattern, URLPattern) and (
-                route.startswith("api/v1/") or _is_monitoring(pattern)
+                route.startswith(("api/v1/", "taxii2/")) or _is_monitoring(pattern)
             ):
                 found[route] = {"methods": _methods(pattern.callback), "pattern": pattern}
 
@@ -279,6 +313,10 @@ def world(
         actor=Actor.system("test"),
     ).credential
     incident = incident_declare(name="Matrix incident", actor=Actor.system("test"))
+    # A shared entry of a trusted member, for TAXII's object endpoints.
+    umbrella = make_member("uma", make_organisation("umbrella", trusted=True), Role.SUBMITTER)
+    (vetted,) = contributions_submit(actor=umbrella.actor, items=[umbrella.signed()])
+    vetted_entry = Entry.objects.get(pk=vetted.entry_id)
     sequence_pending()  # a checkpoint, so that the log's endpoints have something to serve
     # A log this hub witnessed, so that its monitoring endpoint has a checkpoint to serve.
     witnessed, _ = witnessed_log_save(
@@ -301,6 +339,10 @@ def world(
         "acme_credential": spare_credential.pk,
         "acme_membership": acme_reviewer.user.membership.pk,
         "incident": incident.pk,
+        "taxii_collection": ALL_COLLECTION,
+        "stix_indicator": indicator_id(
+            signal_type=vetted_entry.signal_type, value=vetted_entry.value
+        ),
         "witnessed_origin_hash": hashlib.sha256(b"witnessed.hub.test").hexdigest(),
     }
     return clients, values
@@ -321,7 +363,9 @@ def outcome(response) -> str:
 
 def _error_code(response) -> str | None:
     try:
-        return response.json()["error"]["code"]
+        body = response.json()
+        # TAXII's error object carries the code as error_code (docs/taxii.md).
+        return body["error_code"] if "error_code" in body else body["error"]["code"]
     except (ValueError, KeyError, TypeError):
         return None
 

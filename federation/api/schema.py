@@ -79,6 +79,8 @@ ERROR_CODES: dict[str, str] = {
     "invalid_hub": "hub must be a hub id of 1-200 characters.",
     "local_hub": "A mirror names another hub's member; this hub's own members are not mirrored.",
     "invalid_cursor": "The cursor is not one this hub issued (docs/sync.md).",
+    "invalid_next": "TAXII: next is not a page's next, unchanged (docs/taxii.md).",
+    "read_only": "TAXII: the collections are read-only (docs/taxii.md).",
     "stale_cursor": "The cursor is older than the stream's retention of removals; start again "
     "from the export (docs/sync.md).",
     # Federation: a batch refused as a whole (docs/federation.md, "Receiving")

@@ -1,0 +1,1 @@
+"""TAXII 2.1: the shared set served read-only to threat-intelligence platforms (docs/taxii.md)."""

@@ -15,7 +15,7 @@ import hmac
 import json
 import urllib.error
 import urllib.request
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -217,33 +217,41 @@ class FileResult:
         return f"{self.path}: MATCHED ({self.signal_type}; {meaning})"
 
 
-class HubClient:
-    """The three calls a lookup makes, over HTTPS (or HTTP on a test hub)."""
+Transport = Callable[[str, str, dict[str, str], bytes | None], tuple[int, bytes]]
 
-    def __init__(self, base_url: str, token: str, *, timeout: float = 60.0) -> None:
+
+def urllib_transport(method: str, url: str, headers: dict[str, str], body: bytes | None):
+    """One HTTP request with the standard library: ``(status, body)``."""
+    if not url.startswith(("https://", "http://")):
+        raise LookupError_("the hub's URL must be http(s)")
+    request = urllib.request.Request(url, data=body, method=method, headers=headers)  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+class HubClient:
+    """The calls a lookup makes. ``transport`` sends one request (default: urllib over HTTPS,
+    or HTTP on a test hub); tests hand in their own."""
+
+    def __init__(self, base_url: str, token: str, *, transport: Transport | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.token = token
-        self.timeout = timeout
+        self.transport = transport or urllib_transport
 
     def _call(self, method: str, path: str, body: dict | None = None) -> dict:
-        if not self.base_url.startswith(("https://", "http://")):
-            raise LookupError_("the hub's URL must be http(s)")
+        headers = {"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"}
         data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(  # noqa: S310 (the scheme is checked above)
-            self.base_url + path,
-            data=data,
-            method=method,
-            headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
-                return json.loads(response.read())
-        except urllib.error.HTTPError as exc:
+        status, answer = self.transport(method, self.base_url + path, headers, data)
+        if status != 200:
             try:
-                error = json.loads(exc.read())["error"]
+                error = json.loads(answer)["error"]
             except Exception:
-                error = {"code": str(exc.code), "message": exc.reason}
-            raise LookupError_(f"{exc.code} {error['code']}: {error['message']}") from exc
+                error = {"code": str(status), "message": answer[:200].decode(errors="replace")}
+            raise LookupError_(f"{status} {error['code']}: {error['message']}")
+        return json.loads(answer)
 
     def table(self) -> LookupTable:
         return LookupTable.from_document(self._call("GET", "/api/v1/lookup/table"))

@@ -82,6 +82,12 @@ class Action:
     CHECKPOINT_COSIGNED: Final = "checkpoint.cosigned"
     CHECKPOINT_SPLIT_VIEW: Final = "checkpoint.split_view"
 
+    # Private lookup (docs/private-lookup.md): the OPRF key's history, and usage in aggregate
+    # (counts per credential per UTC day, never an element asked)
+    LOOKUP_KEY_CREATED: Final = "lookup.key_created"
+    LOOKUP_KEY_RETIRED: Final = "lookup.key_retired"
+    LOOKUP_USAGE: Final = "lookup.usage"
+
 
 def all_actions() -> frozenset[str]:
     """Every action value defined above (the catalogue in docs/transparency.md lists them all)."""
@@ -106,6 +112,7 @@ class ObjectType:
     PEER: Final = "peer"  # a peer hub, by hub id
     WITNESSED_LOG: Final = "witnessed_log"  # named by its origin
     WITNESS: Final = "witness"  # named by its key name
+    LOOKUP_KEY: Final = "lookup_key"  # the hub's OPRF key, named by its key id
 
 
 class Key:
@@ -232,6 +239,16 @@ class Key:
     OUTBOUND_LABELS: Final = "outbound_labels"
     OUTBOUND_SIGNAL_TYPES: Final = "outbound_signal_types"
     ATTEMPTS: Final = "attempts"
+    # Private lookup (lookup.*; credential.created of a lookup-only credential)
+    KIND: Final = "kind"
+    DAILY_LIMIT: Final = "daily_limit"
+    SUITE: Final = "suite"
+    SUCCESSOR: Final = "successor"
+    CREDENTIAL: Final = "credential"
+    DAY: Final = "day"
+    EVALUATIONS: Final = "evaluations"
+    REQUESTS: Final = "requests"
+    REFUSED: Final = "refused"
 
 
 class PolicyRule:

@@ -134,6 +134,10 @@ ERROR_CODES: dict[str, str] = {
     "lookup_unavailable": "The hub has no lookup key, or its key file does not hold the "
     "published key.",
     "lookup_table_building": "The table is being built under a new key; try again shortly.",
+    "lookup_token_required": "Evaluations are counted per API credential: call with a token, "
+    "not a session.",
+    "lookup_key_exists": "The hub has a lookup key already: rotate it.",
+    "lookup_key_missing": "The hub has no lookup key to rotate: create one.",
 }
 
 _STATUS_TEXT = {

@@ -42,3 +42,13 @@ class Conflict(ConcordatError):
 class Gone(ConcordatError):
     code = "gone"
     status = 410
+
+
+class RateLimited(ConcordatError):
+    code = "rate_limited"
+    status = 429
+
+
+class Unavailable(ConcordatError):
+    code = "unavailable"
+    status = 503

@@ -1,6 +1,7 @@
 """Django finds the app's models here; each lives beside the capability that owns it."""
 
 from federation.contributions.models import Contribution, Entry, EntryLabel, Label
+from federation.lookup.models import LookupKey, LookupState, LookupTag, LookupUsage
 from federation.propagation.models import KeyBinding, OutboxItem, PeerLink, Receipt
 from federation.sync.models import EntryChange, SyncState
 from federation.taxii.models import StixObjectVersion
@@ -29,6 +30,10 @@ __all__ = [
     "Incident",
     "KeyBinding",
     "Label",
+    "LookupKey",
+    "LookupState",
+    "LookupTag",
+    "LookupUsage",
     "MerkleNode",
     "OutboxItem",
     "PeerLink",

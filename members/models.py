@@ -174,6 +174,9 @@ class Scope(models.TextChoices):
     AUDIT = "audit", "Read the transparency log and reports"
     HUB_ADMIN = "hub-admin", "Run the hub (incidents, disputes, policy)"
     METRICS = "metrics", "Read the hub's monitoring metrics"
+    # The only scope of a lookup-only credential (docs/private-lookup.md); members look up with
+    # ``read``, which includes it.
+    LOOKUP = "lookup", "Private lookup only: evaluate blinded hashes, download the lookup table"
 
 
 class ApiCredential(models.Model):
@@ -181,7 +184,16 @@ class ApiCredential(models.Model):
 
     Tokens look like ``cc_<prefix>_<secret>``: the prefix finds the row, the secret is compared in
     constant time. A token acts as its holder, with no more than the holder's role allows.
+
+    A credential of kind ``lookup`` belongs to a non-member platform (a holder with no membership
+    and no staff role): whatever its holder, it can do the private lookup and nothing else
+    (docs/private-lookup.md). ``lookup_daily_limit`` caps the blinded elements any credential may
+    have evaluated per UTC day; blank means ``LOOKUP_DAILY_EVALUATIONS``.
     """
+
+    class Kind(models.TextChoices):
+        STANDARD = "standard", "Standard (the holder's role, narrowed by scopes)"
+        LOOKUP = "lookup", "Lookup-only (a non-member platform)"
 
     organisation = models.ForeignKey(
         Organisation, null=True, blank=True, on_delete=models.PROTECT, related_name="credentials"
@@ -193,6 +205,13 @@ class ApiCredential(models.Model):
     prefix = models.CharField(max_length=16, unique=True, editable=False)
     secret_hash = models.CharField(max_length=64, editable=False)
     scopes = models.JSONField(default=list)
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.STANDARD)
+    lookup_daily_limit = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Blinded elements this credential may have evaluated per UTC day; "
+        "blank: LOOKUP_DAILY_EVALUATIONS.",
+    )
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)

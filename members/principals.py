@@ -3,8 +3,9 @@
 A principal is a user, their organisation and role, and, when they came with an API credential,
 that credential. Capabilities are the role's, intersected with the credential's scopes, and empty
 for a suspended organisation, a foreign one (a read-only mirror of another hub's member, which can
-never act here, members/mirrors.py) or an inactive user. Every permission check in the code base asks
-``principal.can(capability)``.
+never act here, members/mirrors.py) or an inactive user. A lookup-only credential (a non-member
+platform, docs/private-lookup.md) has the ``lookup`` capability and no other, whoever holds it.
+Every permission check in the code base asks ``principal.can(capability)``.
 """
 
 from dataclasses import dataclass, field
@@ -52,12 +53,25 @@ def principal_for_user(user, credential: ApiCredential | None = None) -> Princip
     capabilities = ROLE_CAPABILITIES.get(role, frozenset())
     if organisation is not None and not (organisation.is_active and organisation.is_local):
         capabilities = frozenset()
+    if credential is not None and credential.kind == ApiCredential.Kind.LOOKUP:
+        capabilities = frozenset({Scope.LOOKUP})
+        if organisation is not None and not (organisation.is_active and organisation.is_local):
+            capabilities = frozenset()
+        return Principal(
+            user=user,
+            organisation=organisation,
+            role=role,
+            credential=credential,
+            capabilities=capabilities & frozenset(credential.scopes),
+        )
     if credential is not None:
         if credential.organisation_id != (organisation.pk if organisation else None) or (
             credential.organisation is not None and not credential.organisation.is_local
         ):
             capabilities = frozenset()
         capabilities = capabilities & frozenset(credential.scopes)
+    if Scope.READ in capabilities:  # whoever reads the shared set may look up in it privately
+        capabilities = capabilities | {Scope.LOOKUP}
     return Principal(
         user=user,
         organisation=organisation,

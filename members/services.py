@@ -370,6 +370,66 @@ def credential_create(
     raise RuntimeError("could not draw a unique credential prefix")
 
 
+def lookup_credential_create(
+    *,
+    holder,
+    name: str,
+    actor: Actor,
+    daily_limit: int | None = None,
+    expires_at: datetime | None = None,
+) -> IssuedCredential:
+    """Issue a lookup-only token (docs/private-lookup.md) to ``holder``, usually the account of a
+    non-member platform: it may evaluate blinded hashes and download the lookup table, nothing
+    else, whatever the holder's role. ``daily_limit`` caps its evaluations per UTC day (blank:
+    ``LOOKUP_DAILY_EVALUATIONS``)."""
+    check_display_name(name, field="name")
+    if not name.strip() or len(name) > ApiCredential._meta.get_field("name").max_length:
+        raise InvalidInput("Give the credential a name of 1 to 100 characters.")
+    if daily_limit is not None and (isinstance(daily_limit, bool) or daily_limit < 1):
+        raise InvalidInput("daily_limit is a positive number of evaluations.")
+    if expires_at is not None and expires_at <= timezone.now():
+        raise InvalidInput("expires_at must be in the future.")
+    organisation = _membership_organisation(holder)
+    require_local(organisation, action="hold API credentials")
+    for _attempt in range(3):
+        prefix = secrets.token_hex(6)
+        secret = secrets.token_urlsafe(32)
+        try:
+            with transaction.atomic():
+                credential = ApiCredential.objects.create(
+                    organisation=organisation,
+                    holder=holder,
+                    name=name,
+                    prefix=prefix,
+                    secret_hash=hash_secret(secret),
+                    scopes=[Scope.LOOKUP.value],
+                    kind=ApiCredential.Kind.LOOKUP,
+                    lookup_daily_limit=daily_limit,
+                    expires_at=expires_at,
+                )
+                audit_record(
+                    AuditRecord(
+                        action=Action.CREDENTIAL_CREATED,
+                        actor=actor,
+                        organisation=organisation.slug if organisation else "",
+                        object_type=ObjectType.CREDENTIAL,
+                        object_id=f"cc_{prefix}",
+                        data={
+                            Key.NAME: name,
+                            Key.HOLDER: holder.get_username(),
+                            Key.SCOPES: [Scope.LOOKUP.value],
+                            Key.EXPIRES_AT: expires_at.isoformat() if expires_at else None,
+                            Key.KIND: ApiCredential.Kind.LOOKUP.value,
+                            Key.DAILY_LIMIT: daily_limit,
+                        },
+                    )
+                )
+        except IntegrityError:
+            continue  # a prefix collision (2**-48): draw again
+        return IssuedCredential(credential=credential, token=f"{TOKEN_PREFIX}{prefix}_{secret}")
+    raise RuntimeError("could not draw a unique credential prefix")
+
+
 def _membership_organisation(user) -> Organisation | None:
     membership = Membership.objects.select_related("organisation").filter(user=user).first()
     return membership.organisation if membership else None

@@ -217,6 +217,28 @@ WITNESS_MAX_RETRIES = env_int("CONCORDAT_WITNESS_MAX_RETRIES", 4)
 WITNESS_RETRY_SECONDS = env_int("CONCORDAT_WITNESS_RETRY_SECONDS", 2)
 WITNESS_INTERVAL_SECONDS = env_int("CONCORDAT_WITNESS_INTERVAL_SECONDS", 60)
 
+# Private lookup (docs/private-lookup.md). LOOKUP_KEY_PATH holds the hub's OPRF key (ristretto255
+# scalar, JSON, mode 0600), made and rotated by `manage.py lookup_key`. Each credential may have at
+# most LOOKUP_DAILY_EVALUATIONS blinded elements evaluated per UTC day (a lookup-only credential
+# may carry its own limit), LOOKUP_BATCH_MAX per request. The table publishes the first
+# LOOKUP_TAG_BYTES bytes of each PRF output; beat brings it up to date with the change stream
+# every LOOKUP_REFRESH_SECONDS and audits the previous days' usage every LOOKUP_USAGE_SECONDS.
+LOOKUP_KEY_PATH = env_str(
+    "CONCORDAT_LOOKUP_KEY_PATH", str(Path(HUB_KEY_PATH).with_name("lookup-key.json"))
+)
+LOOKUP_DAILY_EVALUATIONS = env_int("CONCORDAT_LOOKUP_DAILY_EVALUATIONS", 20_000)
+LOOKUP_BATCH_MAX = env_int("CONCORDAT_LOOKUP_BATCH_MAX", 1_000)
+LOOKUP_TAG_BYTES = 8
+LOOKUP_CHANGES_PAGE = env_int("CONCORDAT_LOOKUP_CHANGES_PAGE", 10_000)
+CELERY_BEAT_SCHEDULE["lookup-table-refresh"] = {
+    "task": "federation.lookup.tasks.lookup_table_refresh_task",
+    "schedule": float(env_int("CONCORDAT_LOOKUP_REFRESH_SECONDS", 5)),
+}
+CELERY_BEAT_SCHEDULE["lookup-usage-audit"] = {
+    "task": "federation.lookup.tasks.lookup_usage_audit_task",
+    "schedule": float(env_int("CONCORDAT_LOOKUP_USAGE_SECONDS", 3600)),
+}
+
 # Contribution rules (docs/signing.md).
 CONTRIBUTION_CLOCK_SKEW_SECONDS = env_int("CONCORDAT_CLOCK_SKEW_SECONDS", 300)
 CONTRIBUTION_MAX_AGE_SECONDS = env_int("CONCORDAT_MAX_AGE_SECONDS", 7 * 24 * 3600)

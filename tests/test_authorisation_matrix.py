@@ -16,15 +16,22 @@ Outcomes checked for each (route, method, role):
 
 import hashlib
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.urls import URLPattern, URLResolver, get_resolver
+from rest_framework.test import APIClient
 
 from federation.contributions.models import Entry
 from federation.contributions.services import contributions_submit
 from federation.taxii.selectors import ALL_COLLECTION
 from federation.taxii.stix import indicator_id
+from federation.lookup.keys import write_key_file
+from federation.lookup.services import lookup_key_create
+from federation.lookup.table import lookup_table_refresh
 from federation.transparency.checkpoints import hub_verifier_key
 from federation.transparency.models import WitnessedLog
 from federation.transparency.sequencer import sequence_pending
@@ -32,7 +39,7 @@ from federation.transparency.witness import witnessed_log_save
 from federation.vetting.services import incident_declare
 from members.actors import Actor
 from members.models import Role
-from members.services import credential_create
+from members.services import credential_create, lookup_credential_create
 from tests.parties import make_member, make_organisation, register_key
 
 ANONYMOUS = "anonymous"
@@ -44,6 +51,7 @@ ROLES = (
     "globex_admin",  # a member admin of another organisation, acting on acme's objects
     "consortium_admin",
     "auditor",
+    "lookup_platform",  # a non-member platform's lookup-only token (docs/private-lookup.md)
 )
 
 # Who holds each capability (docs/api.md, "Roles and scopes"), written out rather than derived
@@ -57,6 +65,8 @@ REVIEW = frozenset({"acme_reviewer", "acme_admin", "globex_admin"})
 MANAGE = frozenset({"acme_admin", "globex_admin"})
 HUB_ADMIN = frozenset({"consortium_admin"})
 AUDIT = frozenset({"consortium_admin", "auditor"})
+# The private lookup: lookup-only tokens, and every member role through its read capability.
+LOOKUP = READ | {"lookup_platform"}
 # Objects of acme's that another organisation's member admin must not even see.
 OTHER_ORGANISATION = frozenset({"globex_admin"})
 
@@ -143,6 +153,13 @@ DECISIONS: dict[str, Route] = {
     "api/v1/sync/export": Route("/api/v1/sync/export", {"GET": Access(READ)}),
     # matching: every member role matches against the shared set (docs/matching.md)
     "api/v1/match": Route("/api/v1/match", {"GET": Access(READ), "POST": Access(READ)}),
+    # private lookup (docs/private-lookup.md): lookup-only tokens and members, nothing else
+    "api/v1/lookup/key": Route("/api/v1/lookup/key", {"GET": Access(LOOKUP)}),
+    "api/v1/lookup/table": Route("/api/v1/lookup/table", {"GET": Access(LOOKUP)}),
+    "api/v1/lookup/table/changes": Route(
+        "/api/v1/lookup/table/changes?key_id={lookup_key}&since=0", {"GET": Access(LOOKUP)}
+    ),
+    "api/v1/lookup/evaluate": Route("/api/v1/lookup/evaluate", {"POST": Access(LOOKUP)}),
     "api/v1/log/entries": Route("/api/v1/log/entries?start=0&end=1", {"GET": Access(AUDIT)}),
     "api/v1/log/proof/inclusion": Route(
         "/api/v1/log/proof/inclusion?index=0&tree_size=1", {"GET": Access(AUDIT)}
@@ -323,8 +340,21 @@ def world(
         origin="witnessed.hub.test", vkey=hub_verifier_key(), actor=Actor.system("test")
     )
     WitnessedLog.objects.filter(pk=witnessed.pk).update(checkpoint="a cosigned checkpoint\n")
+    lookup_key = lookup_key_create(actor=Actor.system("test"))
+    write_key_file(Path(settings.LOOKUP_KEY_PATH), lookup_key)  # what the commit would write
+    lookup_table_refresh()
+    platform = APIClient()
+    platform.credentials(
+        HTTP_AUTHORIZATION="Bearer "
+        + lookup_credential_create(
+            holder=get_user_model().objects.create_user("tinyshare"),
+            name="uploads",
+            actor=Actor.system("test"),
+        ).token
+    )
     clients = {
         ANONYMOUS: anonymous,
+        "lookup_platform": platform,
         "acme_submitter": acme_submitter.client,
         "acme_reviewer": acme_reviewer.client,
         "acme_admin": acme_admin.client,
@@ -344,6 +374,7 @@ def world(
             signal_type=vetted_entry.signal_type, value=vetted_entry.value
         ),
         "witnessed_origin_hash": hashlib.sha256(b"witnessed.hub.test").hexdigest(),
+        "lookup_key": lookup_key.key_id,
     }
     return clients, values
 

@@ -25,6 +25,7 @@ from django.db import connection
 from django.test import Client, RequestFactory
 
 from federation.contributions.models import Contribution, Entry, EntryLabel, Label
+from federation.lookup.models import LookupKey, LookupState, LookupTag, LookupUsage
 from federation.propagation.models import KeyBinding, OutboxItem, PeerLink, Receipt
 from federation.sync.models import EntryChange, SyncState
 from federation.transparency.models import (
@@ -56,7 +57,10 @@ LOG_MODELS = {AuditEvent, MerkleNode, Checkpoint, SequencerStatus, Cosignature}
 # or compacted by its sequencer (docs/sync.md).
 # The delivery bookkeeping of a linked peer (last push, last pull, the pull cursor) is the
 # federation's own progress record, written by the drain and the pull (docs/federation.md).
-DERIVED_MODELS = {EntryChange, SyncState, PeerLink}
+# The private lookup's table (its state and tags) is derived from the shared set and the current
+# key by its refresh, and its usage counters are the rate limit's, reported in aggregate by
+# lookup.usage events once each day is over (docs/private-lookup.md).
+DERIVED_MODELS = {EntryChange, SyncState, PeerLink, LookupState, LookupTag, LookupUsage}
 # Bookkeeping that is not a state change an auditor needs: when a user last signed in (the test
 # client signs in before each run anyway) and when a token was last used.
 IGNORED_FIELDS = {User: {"last_login"}, ApiCredential: {"last_used_at"}}
@@ -99,6 +103,7 @@ IDENTITY: dict[type, Callable[[dict, dict], tuple[str, str]]] = {
     WitnessedLog: lambda row, users: ("witnessed_log", row["origin"]),
     Witness: lambda row, users: ("witness", row["name"]),
     SplitViewEvidence: lambda row, users: ("witnessed_log", row["origin"]),
+    LookupKey: lambda row, users: ("lookup_key", row["key_id"]),
 }
 
 
@@ -393,6 +398,31 @@ def a_witness_is_stopped(ctx):
         "hub_witnesses", "add", "--name", name, "--vkey", vkey, "--url", url, "--inactive"
     )
     return run, {"witness.changed"}
+
+
+@scenario(COMMAND_SCENARIOS, "lookup_key")
+def the_first_lookup_key(ctx):
+    return command("lookup_key", "create"), {"lookup.key_created"}
+
+
+@scenario(COMMAND_SCENARIOS, "lookup_key")
+def the_lookup_key_is_rotated(ctx):
+    call_command("lookup_key", "create", stdout=io.StringIO())
+    return command("lookup_key", "rotate"), {"lookup.key_created", "lookup.key_retired"}
+
+
+@scenario(COMMAND_SCENARIOS, "lookup_client")
+def a_new_lookup_only_platform(ctx):
+    run = command(
+        "lookup_client", "--user", "tinyshare", "--name", "uploads", "--daily-limit", "500"
+    )
+    return run, {"user.created", "credential.created"}
+
+
+@scenario(COMMAND_SCENARIOS, "lookup_client")
+def a_second_token_for_a_platform(ctx):
+    call_command("lookup_client", "--user", "smallvid", "--name", "one", stdout=io.StringIO())
+    return command("lookup_client", "--user", "smallvid", "--name", "two"), {"credential.created"}
 
 
 # Commands that change no database state, and why; the test checks that they change none.

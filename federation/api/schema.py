@@ -126,6 +126,22 @@ ERROR_CODES: dict[str, str] = {
     "a non-empty proof from size 0).",
     "split_view": "This witness holds evidence that the log showed two histories and cosigns "
     "nothing more for it.",
+    # Private lookup (docs/private-lookup.md)
+    "invalid_element": "A blinded element is not the base64 of a canonical, non-identity "
+    "ristretto255 element (details.index names it).",
+    "lookup_key_changed": "The request names a lookup key that is no longer current "
+    "(details.key_id is the current one): fetch the key and table again, and blind again.",
+    "lookup_rate_limited": "This credential's evaluations for the UTC day would pass its limit "
+    "(details: limit, used, asked, resets_at).",
+    "lookup_table_stale": "The hub cannot continue the table from that key and position: "
+    "download the table whole.",
+    "lookup_unavailable": "The hub has no lookup key, or its key file does not hold the "
+    "published key.",
+    "lookup_table_building": "The table is being built under a new key; try again shortly.",
+    "lookup_token_required": "Evaluations are counted per API credential: call with a token, "
+    "not a session.",
+    "lookup_key_exists": "The hub has a lookup key already: rotate it.",
+    "lookup_key_missing": "The hub has no lookup key to rotate: create one.",
 }
 
 _STATUS_TEXT = {
@@ -138,6 +154,7 @@ _STATUS_TEXT = {
     413: "Payload too large",
     415: "Unsupported media type",
     429: "Too many requests",
+    503: "Service unavailable",
 }
 
 

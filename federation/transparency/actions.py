@@ -86,6 +86,11 @@ class Action:
 
     # The database role the hub runs as (manage.py hub_db_role; docs/transparency.md)
     DATABASE_ROLE_GRANTED: Final = "database_role.granted"
+    # Private lookup (docs/private-lookup.md): the OPRF key's history, and usage in aggregate
+    # (counts per credential per UTC day, never an element asked)
+    LOOKUP_KEY_CREATED: Final = "lookup.key_created"
+    LOOKUP_KEY_RETIRED: Final = "lookup.key_retired"
+    LOOKUP_USAGE: Final = "lookup.usage"
 
 
 def all_actions() -> frozenset[str]:
@@ -112,6 +117,7 @@ class ObjectType:
     WITNESSED_LOG: Final = "witnessed_log"  # named by its origin
     WITNESS: Final = "witness"  # named by its key name
     DATABASE_ROLE: Final = "database_role"  # a PostgreSQL role, by name
+    LOOKUP_KEY: Final = "lookup_key"  # the hub's OPRF key, named by its key id
 
 
 class Key:
@@ -231,8 +237,7 @@ class Key:
     ATTESTATION: Final = "attestation"
     # Peers (peer.*) and what was sent to them (federation.sent, federation.dead_lettered,
     # federation.retried)
-    HUB_ID: Final = "hub_id"
-    URL: Final = "url"
+    HUB_ID: Final = "hub_id"  # URL: above
     STATE: Final = "state"
     INBOUND_POLICY: Final = "inbound_policy"
     OUTBOUND: Final = "outbound"
@@ -247,6 +252,15 @@ class Key:
     SCHEMA: Final = "schema"
     APPEND_ONLY: Final = "append_only"
     STATEMENTS: Final = "statements"
+    # Private lookup (lookup.*; credential.created of a lookup-only credential; KIND: above)
+    DAILY_LIMIT: Final = "daily_limit"
+    SUITE: Final = "suite"
+    SUCCESSOR: Final = "successor"
+    CREDENTIAL: Final = "credential"
+    DAY: Final = "day"
+    EVALUATIONS: Final = "evaluations"
+    REQUESTS: Final = "requests"
+    REFUSED: Final = "refused"
 
 
 class PolicyRule:

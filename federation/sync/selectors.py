@@ -123,18 +123,25 @@ LEFT JOIN LATERAL (
 ORDER BY e.sort_key
 """
 # An upsert document, from ``e`` (the entry), ``labels.slugs`` and ``adds`` (its aggregates).
+# Its keys come in the order of ``_documents`` and the export's (json, not jsonb, which would
+# sort them): the contributors are gathered as distinct [hub, member] pairs, then written as
+# {"member", "hub"} objects by hub, then member, in code point order, as Python sorts them.
 _UPSERT_SQL = """json_build_object(
         'op', 'upsert',
         'signal', json_build_object('type', e.signal_type, 'value', e.value),
         'state', e.state,
         'labels', COALESCE(labels.slugs, '[]'::json),
-        'contributors', COALESCE(adds.contributors, '[]'::jsonb),
+        'contributors', COALESCE((
+            SELECT json_agg(json_build_object('member', p->>1, 'hub', p->>0)
+                            ORDER BY (p->>0) COLLATE "C", (p->>1) COLLATE "C")
+            FROM jsonb_array_elements(adds.contributors) AS p
+        ), '[]'::json),
         'incidents', COALESCE(to_json(adds.incidents), '[]'::json),
         'quality', adds.quality,
         'first_seen', {first_seen},
         'last_changed', {last_changed}
     )"""
-_ADDS_AGGREGATES = """jsonb_agg(DISTINCT jsonb_build_object('member', o.slug, 'hub', c.origin_hub))
+_ADDS_AGGREGATES = """jsonb_agg(DISTINCT jsonb_build_array(c.origin_hub, o.slug))
                FILTER (WHERE c.status = 'active') AS contributors,
            max(c.quality) FILTER (WHERE c.status = 'active') AS quality,
            array_agg(DISTINCT c.incident_id::text) FILTER (WHERE c.incident_id IS NOT NULL)
@@ -302,8 +309,8 @@ def _details(entry_ids: list[int]) -> dict[int, tuple]:
 def _summary(labels, adds) -> tuple:
     """(labels, contributors, incidents, quality) of an entry from its label slugs and its add
     contributions as ``(member, hub, status, quality, incident_id)``: labels sorted; the active
-    contributors once each, by hub then member (the order of PostgreSQL's jsonb objects
-    ``{"hub", "member"}``); every incident, sorted; the best quality of an active one."""
+    contributors once each, by hub then member (code point order, as ``_UPSERT_SQL`` sorts
+    them); every incident, sorted; the best quality of an active one."""
     contributors: set[tuple[str, str]] = set()
     incidents: set[str] = set()
     quality = None

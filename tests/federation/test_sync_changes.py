@@ -96,6 +96,24 @@ def test_a_retraction_shows_as_a_removal(trusted_acme, globex_reviewer):
     assert change["reason"] == "retracted"
 
 
+def test_one_retract_is_one_change_and_its_removal_comes_once(trusted_acme, globex_reviewer):
+    entry = submit_entry(trusted_acme)
+    cursor = pull(globex_reviewer)["next"]
+
+    retract(trusted_acme, entry)
+
+    unsequenced = EntryChange.objects.filter(entry=entry, position__isnull=True)
+    assert list(unsequenced.values_list("reason", flat=True)) == ["retracted"]
+    changes = []
+    while True:  # one change a page: two rows would come as two pages
+        page = pull(globex_reviewer, after=cursor, limit=1)
+        changes += page["changes"]
+        cursor = page["next"]
+        if not page["more"]:
+            break
+    assert [(c["op"], c["signal"]) for c in changes] == [("remove", signal_of(entry))]
+
+
 def test_a_disputed_entry_shows_its_new_state_and_leaves_when_rejected(
     trusted_acme, globex_reviewer, consortium_admin
 ):

@@ -39,6 +39,7 @@ class ChangesPage:
     items: list[bytes]  # each change as a JSON document, oldest first
     position: int
     more: bool
+    horizon: int = 0  # the reader's compaction horizon, for the next cursor (``cursors.py``)
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ def changes_after(
     *,
     after: int | None,
     limit: int,
+    horizon: int = 0,
     signal_type: str | None = None,
     label: str | None = None,
     incident: str | None = None,
@@ -63,13 +65,22 @@ def changes_after(
     """Up to ``limit`` changes after position ``after`` (``None``: from the start of the stream),
     oldest first, each entry once (its last change in the page), rendered as it stands now.
 
-    Raises ``Gone`` (410 ``stale_cursor``) when compaction removed a removal the reader had not
-    yet read: the reader must start again from the export.
+    Raises ``Gone`` (410 ``stale_cursor``) when compaction removed a removal the reader may have
+    needed: one above both ``after`` and the reader's ``horizon`` (the compaction horizon when
+    they started from the start, which the page carries on for the next cursor). The reader must
+    start again from the export.
     """
     start = after or 0
     # Read before the page: every position up to here was committed before the page's query
-    # started, so the query sees all of them and the next cursor may skip to here.
-    last_position = stream_state().last_position
+    # started, so the query sees all of them and the next cursor may skip to here; and every
+    # removal compaction had dropped up to ``compacted_through`` is gone from what the query sees.
+    state = stream_state()
+    if after is None:
+        horizon = state.compacted_through
+    if start >= state.last_position:
+        # Nothing after the reader (the follower's and a current reader's usual poll): no page
+        # query. Not stale either: the horizon read with this position is not above it.
+        return ChangesPage(items=[], position=start, more=False, horizon=horizon)
     if connections[router.db_for_read(EntryChange)].vendor == "postgresql":
         rows = _sql_changes(start, limit + 1, signal_type, label, incident)
     else:
@@ -78,7 +89,7 @@ def changes_after(
     rows = rows[:limit]
     # Checked after the page was read: a compaction that committed before the read raised the
     # horizon before this check, so a reader can never be handed a page with a hole in it.
-    if after is not None and after < stream_state().compacted_through:
+    if after is not None and stream_state().compacted_through > max(after, horizon):
         raise Gone(
             "This cursor is older than the stream's retention of removals; start again from the "
             "export.",
@@ -87,10 +98,10 @@ def changes_after(
         )
     position = rows[-1][0] if rows else start
     if not more:
-        position = max(position, last_position)
+        position = max(position, state.last_position)
     last_index = {row[1]: index for index, row in enumerate(rows)}
     items = [row[2] for index, row in enumerate(rows) if last_index[row[1]] == index]
-    return ChangesPage(items=items, position=position, more=more)
+    return ChangesPage(items=items, position=position, more=more, horizon=horizon)
 
 
 # --- Rendering on PostgreSQL: the documents are built by the database ---------------------------

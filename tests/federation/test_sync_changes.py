@@ -437,3 +437,52 @@ def test_the_database_and_the_portable_renderings_agree(
             (k, pk, orjson.loads(d)) for k, pk, d in portable
         ]
         assert in_sql
+
+
+# --- Plans: a reader at the head reads no page; the page statement is never JIT-compiled -------
+
+
+def test_a_reader_at_the_head_costs_one_query_and_no_page(trusted_acme, globex_reviewer):
+    from federation.sync.selectors import changes_after
+
+    submit_entry(trusted_acme)
+    head = pull(globex_reviewer)["next"]
+
+    with CaptureQueriesContext(connection) as queries:
+        page = changes_after(after=cursor_of(head).position, limit=10)
+
+    assert (page.items, page.more, page.position) == ([], False, cursor_of(head).position)
+    (query,) = queries.captured_queries
+    assert "federation_entrychange" not in query["sql"]
+
+
+def test_the_page_statement_runs_without_jit_or_parallel_workers(trusted_acme, globex_reviewer):
+    """Whatever the planner's estimates: here every cost is made to cross the JIT and parallel
+    thresholds, as a database without statistics does (about 0.9 s of JIT per page)."""
+    from federation.sync.selectors import changes_after
+
+    submit_entry(trusted_acme)
+    sync_sequence_pending()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT set_config('jit_above_cost', '0', true), "
+            "set_config('parallel_setup_cost', '0', true), "
+            "set_config('parallel_tuple_cost', '0', true), "
+            "set_config('min_parallel_index_scan_size', '0', true), "
+            "set_config('min_parallel_table_scan_size', '0', true)"
+        )
+    plans = []
+
+    def explain(execute, sql, params, many, context):
+        if sql.lstrip().startswith("WITH page AS"):
+            raw = context["cursor"].cursor
+            raw.execute("EXPLAIN (FORMAT JSON) " + sql, params)
+            plans.append(orjson.dumps(raw.fetchone()[0]).decode())
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(explain):
+        assert len(changes_after(after=None, limit=10).items) == 1
+
+    (plan,) = plans
+    assert '"JIT"' not in plan
+    assert "Gather" not in plan and '"Parallel Aware":true' not in plan

@@ -8,7 +8,8 @@ an upsert adds the signal or updates its state and quality, a removal takes it o
 change twice is harmless, so the overlap between snapshot and stream costs nothing.
 
 Two paths keep it current, both incremental (the index is never rebuilt on a timer):
-- a follower thread (``MATCH_FOLLOW``) polls the stream every ``MATCH_POLL_SECONDS``;
+- a follower thread (``MATCH_FOLLOW``) polls the stream every ``MATCH_POLL_SECONDS``: it compares
+  the stream's last position with the store's, and reads pages only when they differ;
 - every match request first compares the stream's last position with the store's and, when
   behind, applies the missing pages itself (``refresh``), so a request never answers from a
   state older than the stream had when it arrived.
@@ -138,10 +139,11 @@ class MatchStore:
         finally:
             self._apply_lock.release()
 
-    def refresh(self) -> None:
-        """Catch up if the stream is ahead of the store (one cheap query when it is not)."""
+    def refresh(self, *, blocking: bool = True) -> None:
+        """Catch up if the stream is ahead of the store (one cheap query when it is not: the
+        stream's state row, by primary key; no page is read)."""
         if stream_state().last_position > self.position:
-            self.catch_up()
+            self.catch_up(blocking=blocking)
 
     def apply(self, change: dict) -> None:
         signal = change["signal"]
@@ -172,7 +174,8 @@ class MatchStore:
         interval = settings.MATCH_POLL_SECONDS
         while not self._stop.wait(interval):
             try:
-                self.catch_up(blocking=False)
+                # Compares positions before it reads a page: most polls find nothing new.
+                self.refresh(blocking=False)
             except Exception:  # a database hiccup must not end the follower
                 logger.exception("match index follower: catch-up failed; retrying")
                 connection.close()

@@ -18,7 +18,7 @@ from rest_framework.views import APIView
 from federation.contributions.models import Label, SignalType
 from federation.errors import InvalidInput
 from federation.sync import selectors
-from federation.sync.cursors import cursor_for, position_of
+from federation.sync.cursors import cursor_for, cursor_of
 from federation.sync.serializers import ChangesPageSerializer
 from members.models import Scope
 from members.permissions import HasCapability
@@ -67,9 +67,10 @@ class SyncChangesView(APIView):
     def get(self, request):
         params = request.query_params
         raw_after = params.get("after")
-        after = position_of(raw_after) if raw_after else None
+        cursor = cursor_of(raw_after) if raw_after else None
         page = selectors.changes_after(
-            after=after,
+            after=cursor.position if cursor else None,
+            horizon=cursor.horizon if cursor else 0,
             limit=_limit(params.get("limit")),
             signal_type=_signal_type(params.get("signal_type")),
             label=_label(params.get("label")),
@@ -81,7 +82,7 @@ class SyncChangesView(APIView):
                 b'{"changes":[',
                 b",".join(page.items),
                 b'],"next":',
-                orjson.dumps(cursor_for(page.position)),
+                orjson.dumps(cursor_for(page.position, horizon=page.horizon)),
                 b',"more":',
                 b"true" if page.more else b"false",
                 b"}",

@@ -5,6 +5,12 @@ It writes one change row per entry that members may see now (vetted, disputed), 
 have seen before (it already has a change row): that is how a retraction or a rejection after a
 dispute reaches them as a removal, while an entry that was never shared stays unknown to them.
 The rows have no position yet; the sequencer gives them one after commit (``sequencer.py``).
+
+One transaction writes at most one row per entry. The delta API renders an entry as it stands
+when read, and a transaction's rows become visible (and sequenced) together, so a second row
+would only deliver the same change twice, as a retract did (its withdrawn add, then the entry's
+move to retracted). A later call for an entry this transaction has already recorded replaces
+that row with its own.
 """
 
 from collections.abc import Iterable
@@ -24,14 +30,31 @@ VISIBLE_STATES = (Entry.State.VETTED, Entry.State.DISPUTED)
 def sync_changes_record(
     *, entry_ids: Iterable[int], reason: str, now: datetime | None = None
 ) -> int:
-    """Write the change rows for ``entry_ids`` in the current transaction, with one statement
-    whatever their number; returns how many were written. ``reason`` says what changed
+    """Record a change of ``entry_ids`` in the current transaction, with at most two statements
+    whatever their number; returns how many rows were written. ``reason`` says what changed
     (``vetted``, ``disputed``, ``rejected``, ``retracted``, ``contributed``, ``labels``)."""
     ids = sorted({int(pk) for pk in entry_ids})
     if not ids:
         return 0
     now = now or timezone.now()
     alias = router.db_for_write(EntryChange)
+    recorded = _recorded_in_this_transaction(alias)
+    written = _insert(alias, ids, reason, now)
+    # This transaction's earlier rows of these entries are replaced by the rows just written,
+    # which come later in the stream (and were written because those exist). Only unsequenced
+    # rows: a sequencer inside this same transaction (tests) may have numbered one, and a row a
+    # reader may have passed is never touched.
+    earlier = [row for pk in ids for row in recorded.get(pk, ())]
+    if earlier:
+        EntryChange.objects.using(alias).filter(pk__in=earlier, position__isnull=True).delete()
+    if written:
+        transaction.on_commit(_Recorded(written), using=alias)
+    return len(written)
+
+
+def _insert(alias: str, ids: list[int], reason: str, now: datetime) -> dict[int, int]:
+    """Insert the rows of the entries in ``ids`` that members see or have seen; returns the
+    change row's id of each, by entry id."""
     connection = connections[alias]
     if connection.vendor == "postgresql":
         table = connection.ops.quote_name(EntryChange._meta.db_table)
@@ -41,28 +64,48 @@ def sync_changes_record(
                 f"INSERT INTO {table} (entry_id, reason, recorded_at) "  # noqa: S608 (quoted names)
                 f"SELECT e.id, %s, %s FROM {entries} AS e "
                 "WHERE e.id = ANY(%s::bigint[]) AND (e.state = ANY(%s::text[]) "
-                f"OR EXISTS (SELECT 1 FROM {table} AS c WHERE c.entry_id = e.id)) ORDER BY e.id",
+                f"OR EXISTS (SELECT 1 FROM {table} AS c WHERE c.entry_id = e.id)) ORDER BY e.id "
+                "RETURNING entry_id, id",
                 [reason, now, ids, list(VISIBLE_STATES)],
             )
-            written = cursor.rowcount
-    else:
-        shown = Entry.objects.using(alias).filter(
-            Q(state__in=VISIBLE_STATES)
-            | Exists(EntryChange.objects.using(alias).filter(entry_id=OuterRef("pk"))),
-            pk__in=ids,
-        )
-        rows = [
-            EntryChange(entry_id=pk, reason=reason, recorded_at=now)
-            for pk in shown.order_by("pk").values_list("pk", flat=True)
-        ]
-        EntryChange.objects.using(alias).bulk_create(rows, batch_size=2000)
-        written = len(rows)
-    if written:
-        transaction.on_commit(_nudge_sequencer, using=alias)
-    return written
+            return dict(cursor.fetchall())
+    shown = Entry.objects.using(alias).filter(
+        Q(state__in=VISIBLE_STATES)
+        | Exists(EntryChange.objects.using(alias).filter(entry_id=OuterRef("pk"))),
+        pk__in=ids,
+    )
+    rows = [
+        EntryChange(entry_id=pk, reason=reason, recorded_at=now)
+        for pk in shown.order_by("pk").values_list("pk", flat=True)
+    ]
+    EntryChange.objects.using(alias).bulk_create(rows, batch_size=2000)
+    return {row.entry_id: row.pk for row in rows}
 
 
-def _nudge_sequencer() -> None:
-    from federation.sync.tasks import request_sync_sequencing
+class _Recorded:
+    """The on-commit nudge of one call, holding the change rows it wrote (entry id: row id).
 
-    request_sync_sequencing()
+    Django keeps a transaction's on-commit callbacks until it commits, and drops those of a
+    savepoint that is rolled back, together with its rows: the callbacks still pending are
+    therefore exactly the calls whose rows this transaction still holds."""
+
+    def __init__(self, rows: dict[int, int]) -> None:
+        self.rows = rows
+
+    def __call__(self) -> None:
+        from federation.sync.tasks import request_sync_sequencing
+
+        request_sync_sequencing()
+
+
+def _recorded_in_this_transaction(alias: str) -> dict[int, list[int]]:
+    """The change rows this transaction has written and still holds, by entry id."""
+    connection = connections[alias]
+    if not connection.in_atomic_block:
+        return {}  # autocommit: every earlier call has committed already
+    recorded: dict[int, list[int]] = {}
+    for _savepoints, callback, *_robust in connection.run_on_commit:
+        if isinstance(callback, _Recorded):
+            for entry_id, row in callback.rows.items():
+                recorded.setdefault(entry_id, []).append(row)
+    return recorded

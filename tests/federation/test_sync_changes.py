@@ -6,15 +6,17 @@ from datetime import timedelta
 import orjson
 import pytest
 from django.core import signing
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from federation.contributions.models import Entry
-from federation.sync.cursors import cursor_for
-from federation.sync.models import EntryChange
+from federation.sync.cursors import cursor_for, cursor_of
+from federation.sync.models import EntryChange, SyncState
 from federation.sync.sequencer import sync_changes_compact, sync_sequence_pending
 from federation.vetting.services import incident_declare
 from members.actors import Actor
-from tests.federation.sync_helpers import pull, pull_all, shared_set_in_database
+from tests.federation.sync_helpers import apply, pull, pull_all, shared_set_in_database
 from tests.federation.vetting_helpers import (
     approve,
     feedback,
@@ -94,6 +96,24 @@ def test_a_retraction_shows_as_a_removal(trusted_acme, globex_reviewer):
     assert change["op"] == "remove"
     assert change["signal"] == signal_of(entry)
     assert change["reason"] == "retracted"
+
+
+def test_one_retract_is_one_change_and_its_removal_comes_once(trusted_acme, globex_reviewer):
+    entry = submit_entry(trusted_acme)
+    cursor = pull(globex_reviewer)["next"]
+
+    retract(trusted_acme, entry)
+
+    unsequenced = EntryChange.objects.filter(entry=entry, position__isnull=True)
+    assert list(unsequenced.values_list("reason", flat=True)) == ["retracted"]
+    changes = []
+    while True:  # one change a page: two rows would come as two pages
+        page = pull(globex_reviewer, after=cursor, limit=1)
+        changes += page["changes"]
+        cursor = page["next"]
+        if not page["more"]:
+            break
+    assert [(c["op"], c["signal"]) for c in changes] == [("remove", signal_of(entry))]
 
 
 def test_a_disputed_entry_shows_its_new_state_and_leaves_when_rejected(
@@ -229,10 +249,16 @@ SALT = "concordat.sync.cursor.v1"
         lambda: signing.Signer(salt=SALT).sign_object(True),
         lambda: "x" * 5000,
         lambda: "é:ü",
+        lambda: signing.Signer(salt=SALT).sign_object([7, 7]),  # a horizon not above it
+        lambda: signing.Signer(salt=SALT).sign_object([7, 3]),
+        lambda: signing.Signer(salt=SALT).sign_object([-1, 3]),
+        lambda: signing.Signer(salt=SALT).sign_object([1, 3, 5]),
+        lambda: signing.Signer(salt=SALT).sign_object([1, True]),
     ],
     ids=[
         "garbage", "forged-signature", "other-salt", "other-key", "timestamped", "negative",
-        "string", "boolean", "too-long", "non-ascii",
+        "string", "boolean", "too-long", "non-ascii", "horizon-at-position",
+        "horizon-below-position", "negative-with-horizon", "three-numbers", "boolean-horizon",
     ],
 )  # fmt: skip
 def test_a_forged_or_malformed_cursor_is_a_clear_400(globex_reviewer, make_cursor):
@@ -283,6 +309,62 @@ def test_a_cursor_behind_compacted_removals_is_stale(trusted_acme, globex_review
     # A reader starting afresh is never stale, and sees what is still shared.
     fresh = pull(globex_reviewer)
     assert [c["signal"] for c in fresh["changes"]] == [signal_of(kept)]
+
+
+def _drop_the_removal_of(entry):
+    """Age ``entry``'s changes past the retention and compact: its removal is dropped."""
+    sync_sequence_pending()
+    EntryChange.objects.filter(entry=entry).update(recorded_at=timezone.now() - timedelta(days=91))
+    assert sync_changes_compact().removals == 1
+
+
+def test_a_first_sync_from_the_start_follows_every_page_after_a_compaction(
+    trusted_acme, globex_reviewer
+):
+    """The dropped removal lies above the first pages' cursors, but a reader who began after
+    the compaction never held its entry: every page answers, and the copy is the shared set."""
+    kept = [submit_entry(trusted_acme) for _ in range(3)]
+    gone = submit_entry(trusted_acme)
+    sync_sequence_pending()
+    retract(trusted_acme, gone)
+    _drop_the_removal_of(gone)
+    assert SyncState.objects.get().compacted_through > 1
+
+    copy, cursor, pages = {}, None, 0
+    while True:
+        page = pull(globex_reviewer, after=cursor, limit=1)  # asserts 200
+        apply(copy, page["changes"])
+        cursor, pages = page["next"], pages + 1
+        if not page["more"]:
+            break
+
+    assert pages >= 3
+    assert copy == shared_set_in_database()
+    assert set(copy) == {(e.signal_type, e.value) for e in kept}
+    # Once past the horizon, the cursor is a plain position again.
+    assert cursor == cursor_for(cursor_of(cursor).position)
+
+
+def test_a_first_sync_is_stale_when_a_later_compaction_drops_a_removal_it_may_need(
+    trusted_acme, globex_reviewer
+):
+    first, second = submit_entry(trusted_acme), submit_entry(trusted_acme)
+    early = submit_entry(trusted_acme)
+    sync_sequence_pending()
+    retract(trusted_acme, early)
+    _drop_the_removal_of(early)
+    page = pull(globex_reviewer, limit=1)  # holds first, from a cursor below the horizon
+    assert [c["signal"] for c in page["changes"]] == [signal_of(first)]
+    assert cursor_of(page["next"]).horizon > cursor_of(page["next"]).position
+
+    retract(trusted_acme, second)  # the reader may hold second: its removal is owed to them
+    _drop_the_removal_of(second)
+
+    response = globex_reviewer.client.get(
+        "/api/v1/sync/changes", {"after": page["next"], "limit": 1}
+    )
+    assert response.status_code == 410
+    assert response.json()["error"]["code"] == "stale_cursor"
 
 
 def test_removals_stay_within_the_retention(trusted_acme, globex_reviewer):
@@ -355,3 +437,52 @@ def test_the_database_and_the_portable_renderings_agree(
             (k, pk, orjson.loads(d)) for k, pk, d in portable
         ]
         assert in_sql
+
+
+# --- Plans: a reader at the head reads no page; the page statement is never JIT-compiled -------
+
+
+def test_a_reader_at_the_head_costs_one_query_and_no_page(trusted_acme, globex_reviewer):
+    from federation.sync.selectors import changes_after
+
+    submit_entry(trusted_acme)
+    head = pull(globex_reviewer)["next"]
+
+    with CaptureQueriesContext(connection) as queries:
+        page = changes_after(after=cursor_of(head).position, limit=10)
+
+    assert (page.items, page.more, page.position) == ([], False, cursor_of(head).position)
+    (query,) = queries.captured_queries
+    assert "federation_entrychange" not in query["sql"]
+
+
+def test_the_page_statement_runs_without_jit_or_parallel_workers(trusted_acme, globex_reviewer):
+    """Whatever the planner's estimates: here every cost is made to cross the JIT and parallel
+    thresholds, as a database without statistics does (about 0.9 s of JIT per page)."""
+    from federation.sync.selectors import changes_after
+
+    submit_entry(trusted_acme)
+    sync_sequence_pending()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT set_config('jit_above_cost', '0', true), "
+            "set_config('parallel_setup_cost', '0', true), "
+            "set_config('parallel_tuple_cost', '0', true), "
+            "set_config('min_parallel_index_scan_size', '0', true), "
+            "set_config('min_parallel_table_scan_size', '0', true)"
+        )
+    plans = []
+
+    def explain(execute, sql, params, many, context):
+        if sql.lstrip().startswith("WITH page AS"):
+            raw = context["cursor"].cursor
+            raw.execute("EXPLAIN (FORMAT JSON) " + sql, params)
+            plans.append(orjson.dumps(raw.fetchone()[0]).decode())
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(explain):
+        assert len(changes_after(after=None, limit=10).items) == 1
+
+    (plan,) = plans
+    assert '"JIT"' not in plan
+    assert "Gather" not in plan and '"Parallel Aware":true' not in plan

@@ -116,6 +116,11 @@ def test_export_documents_equal_the_delta_documents_across_chunks(
     *items, end = exported
     assert end["count"] == len(items) == len(delta) == 5
     assert {orjson.dumps(item["signal"]): item for item in items} == delta
+    # ... written alike, key for key in the same order (a contributor's too), so that a client
+    # may compare or hash what it stored from either.
+    assert [orjson.dumps(item) for item in items] == [
+        orjson.dumps(delta[orjson.dumps(item["signal"])]) for item in items
+    ]
     assert [item["signal"]["value"] for item in items] == [e.value for e in entries]
     first = items[0]
     assert first["labels"] == ["attack-footage", "glorification", "propaganda"]

@@ -154,3 +154,47 @@ def test_a_rolled_back_change_never_reaches_the_stream():
 
     assert sync_sequence_pending() == 0
     assert not EntryChange.objects.exists()
+
+
+def _reasons(entry) -> list[str]:
+    return list(
+        EntryChange.objects.filter(entry=entry).order_by("id").values_list("reason", flat=True)
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_transaction_writes_one_change_per_entry_and_separate_ones_do_not_merge():
+    entry = Entry.objects.create(signal_type="pdq", value=random_hex(64), state=Entry.State.VETTED)
+    other = Entry.objects.create(signal_type="pdq", value=random_hex(64), state=Entry.State.VETTED)
+
+    with transaction.atomic():
+        sync_changes_record(entry_ids=[entry.pk, other.pk], reason="vetted")
+        Entry.objects.filter(pk=entry.pk).update(state=Entry.State.RETRACTED)
+        assert sync_changes_record(entry_ids=[entry.pk], reason="retracted") == 1
+
+    assert _reasons(entry) == ["retracted"]
+    assert _reasons(other) == ["vetted"]
+    # The one row comes after the other entry's, where the transaction's last change of it was.
+    rows = list(EntryChange.objects.order_by("id").values_list("entry_id", flat=True))
+    assert rows == [other.pk, entry.pk]
+
+    with transaction.atomic():
+        sync_changes_record(entry_ids=[entry.pk], reason="retracted")
+    assert _reasons(entry) == ["retracted", "retracted"]  # another transaction: its own row
+    assert sync_sequence_pending() == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_rolled_back_savepoint_leaves_the_transactions_earlier_change_in_place():
+    entry = Entry.objects.create(signal_type="pdq", value=random_hex(64), state=Entry.State.VETTED)
+
+    with transaction.atomic():
+        sync_changes_record(entry_ids=[entry.pk], reason="vetted")
+        with pytest.raises(RuntimeError), transaction.atomic():
+            sync_changes_record(entry_ids=[entry.pk], reason="labels")
+            assert _reasons(entry) == ["labels"]
+            raise RuntimeError("the inner step failed")
+        assert _reasons(entry) == ["vetted"]  # back with the savepoint
+        sync_changes_record(entry_ids=[entry.pk], reason="disputed")
+
+    assert _reasons(entry) == ["disputed"]

@@ -27,11 +27,11 @@ from rest_framework.test import APIClient
 
 from federation.contributions.models import Entry
 from federation.contributions.services import contributions_submit
-from federation.taxii.selectors import ALL_COLLECTION
-from federation.taxii.stix import indicator_id
 from federation.lookup.keys import write_key_file
 from federation.lookup.services import lookup_key_create
 from federation.lookup.table import lookup_table_refresh
+from federation.taxii.selectors import ALL_COLLECTION
+from federation.taxii.stix import indicator_id
 from federation.transparency.checkpoints import hub_verifier_key
 from federation.transparency.models import WitnessedLog
 from federation.transparency.sequencer import sequence_pending

@@ -136,9 +136,9 @@ class CheckpointView(LogView):
 
 class CosignedCheckpointView(LogView):
     """The newest checkpoint that witnesses cosigned (or the one at ``?size=N``, or the newest
-    that ``threshold`` of the named ``witness`` es cosigned), as one signed note: the hub's
-    signature, then every cosignature held for it (docs/transparency.md, "Witnesses"). The latest
-    checkpoint, with no cosignature, while none has any."""
+    that ``threshold`` of the witnesses named by ``witness`` cosigned), as one signed note: the
+    hub's signature, then every cosignature held for it (docs/transparency.md, "Witnesses"). The
+    latest checkpoint, with no cosignature, while none has any."""
 
     error_codes = {400: ["invalid"], 404: ["no_checkpoint", "not_found"]}
 

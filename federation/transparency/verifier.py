@@ -16,7 +16,10 @@ only when everything passed. Exit status: 0 all checks passed, 1 a discrepancy, 
 
 With ``--witness <vkey>`` (repeated) and ``--threshold K`` it also requires the hub's newest
 cosigned checkpoint to carry valid C2SP tlog-cosignatures by K of those witnesses and to cover
-every change in the log; ``--cosign-key`` makes the auditor a witness of its own. Subcommands:
+every change in the log; ``--cosign-key`` makes the auditor a witness of its own. Foreign
+members' signatures are proven from the log alone (``key.received``: the home hub's binding under
+the key the log pinned for it, the member's signed registration). An incremental run also
+re-checks ``--recheck N`` old leaves in rotation. Subcommands:
 ``compare`` (two auditors' histories), ``evidence`` (a witness's split-view evidence) and
 ``reconcile-hubs`` (what two hubs' logs say they sent each other).
 

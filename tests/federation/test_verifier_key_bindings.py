@@ -7,6 +7,7 @@ relayed contribution's member signature from the receiver's log alone."""
 import base64
 import hashlib
 import io
+import json
 from datetime import timedelta
 
 import pytest
@@ -249,3 +250,18 @@ def test_a_key_bound_leaf_not_signed_by_the_hub_key_fails(acme_submitter, hub, t
     code, output = verify(hub, tmp_path)
     assert code == 1
     assert "the binding's signature does not verify under the hub's key" in output
+
+
+def test_a_state_saved_without_the_peers_keys_is_verified_afresh(bravo, hub, tmp_path):
+    member = bravo.member("acme")
+    assert bravo.push([contribution_item(member)]).json()["accepted"] == 1
+    assert verify(hub, tmp_path)[0] == 0
+    path = tmp_path / "state" / "state.json"
+    saved = json.loads(path.read_text())
+    del saved["peers"]
+    path.write_text(json.dumps(saved))
+    code, output = verify(hub, tmp_path)
+    assert code == 0, output
+    assert "the state predates checking key bindings: fetching every entry again" in output
+    assert "OK    1 key bindings (key.received, key.bound)" in output
+    assert "peers" in json.loads(path.read_text())

@@ -45,12 +45,20 @@ def database_check() -> str:
 
 
 def broker_check() -> str:
-    """A connection to the Celery broker, within ``READINESS_TIMEOUT_SECONDS``, no retries."""
+    """A connection to the Celery broker, within ``READINESS_TIMEOUT_SECONDS``, no retries.
+
+    The bound is passed to the transport too: kombu's own ``timeout`` does not cut a connect or a
+    handshake short, and a broker that accepts the connection but never answers would otherwise
+    hold the probe (and a web worker) for as long as the socket waits, without end for Redis."""
     from settings.celery import app
 
+    bound = settings.READINESS_TIMEOUT_SECONDS
     try:
-        with app.connection_for_write() as conn:
-            conn.ensure_connection(max_retries=0, timeout=settings.READINESS_TIMEOUT_SECONDS)
+        with app.connection_for_write(
+            connect_timeout=bound,
+            transport_options={"socket_connect_timeout": bound, "socket_timeout": bound},
+        ) as conn:
+            conn.ensure_connection(max_retries=0, timeout=bound)
     except Exception:  # kombu raises the transport's own errors (OperationalError, OSError…)
         logger.warning("readiness: the broker does not accept a connection", exc_info=True)
         return UNAVAILABLE

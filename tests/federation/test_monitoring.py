@@ -5,15 +5,18 @@ group's time bound, the counters summed over processes, and the liveness and rea
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from datetime import timedelta
 
 import pytest
 import yaml
 from django.conf import settings as django_settings
-from django.db import connection
+from django.db import connection, connections
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 from rest_framework.test import APIClient
@@ -417,6 +420,36 @@ def test_readiness_is_503_when_the_broker_is_unreachable(db, monkeypatch):
         "message": "This process cannot serve: broker unavailable.",
         "details": {"database": "ok", "broker": "unavailable"},
     }
+
+
+def test_readiness_is_503_within_its_bound_when_the_broker_accepts_but_never_answers(
+    db, monkeypatch, settings
+):
+    settings.READINESS_TIMEOUT_SECONDS = 1.0
+    with socket.socket() as silent:  # the kernel accepts connections; nothing ever answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        monkeypatch.setattr(
+            app.conf, "broker_url", f"redis://127.0.0.1:{silent.getsockname()[1]}/0"
+        )
+        answers = []
+
+        def probe():  # on a thread, so that a probe without a bound fails the test, not hangs it
+            try:
+                answers.append(APIClient().get("/health/ready"))
+            finally:
+                connections.close_all()
+
+        started = time.monotonic()
+        thread = threading.Thread(target=probe, daemon=True)
+        thread.start()
+        thread.join(timeout=10)
+        elapsed = time.monotonic() - started
+    assert answers, "the readiness probe did not answer within 10 s"
+    (response,) = answers
+    assert response.status_code == 503
+    assert response.json()["error"]["details"] == {"database": "ok", "broker": "unavailable"}
+    assert elapsed < 5
 
 
 def test_readiness_is_503_when_the_database_does_not_answer(db, monkeypatch):

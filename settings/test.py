@@ -17,7 +17,9 @@ HUB_KEY_PATH = os.environ.get(
 )
 WITNESS_KEY_PATH = os.path.join(tempfile.gettempdir(), "concordat-test-witness-key.pem")
 WITNESS_NAME = f"{HUB_ID}/witness"
-LOOKUP_KEY_PATH = os.path.join(tempfile.gettempdir(), f"concordat-test-lookup-key-{os.getpid()}.json")
+LOOKUP_KEY_PATH = os.path.join(
+    tempfile.gettempdir(), f"concordat-test-lookup-key-{os.getpid()}.json"
+)
 REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] = []  # noqa: F405
 CELERY_TASK_ALWAYS_EAGER = False
 MATCH_FOLLOW = False  # tests drive the match index with refresh(), in the test transaction

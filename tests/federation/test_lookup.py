@@ -462,3 +462,17 @@ def test_the_client_over_real_http(live_server, tmp_path):
         status = client.main(["--hub", live_server.url, str(known), str(unknown)])
     assert status == 1
     assert printed.getvalue().splitlines() == [r.describe() for r in results]
+
+
+def test_a_request_catches_up_only_a_page_and_leaves_the_backlog_to_the_task(
+    lookup_key, trusted_acme
+):
+    caught_up()
+    entries = [share(trusted_acme, "md5", random_hex(32)) for _ in range(3)]
+    sync_sequence_pending()
+    partial = lookup_table_refresh(rebuild=False, max_changes=1)
+    assert partial.applied == 1
+    assert LookupTag.objects.count() == 1
+    rest = lookup_table_refresh()
+    assert rest.applied == 2
+    assert set(LookupTag.objects.values_list("entry_id", flat=True)) == {e.pk for e in entries}

@@ -319,3 +319,31 @@ def lookup_files(
         if state is not None and not results[index].matched:
             results[index] = FileResult(str(paths[index]), True, signal_type, state)
     return results
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python client/concordat_lookup.py --hub URL FILE...`` (token in ``CONCORDAT_TOKEN``):
+    one line per file, matched or not, and what a match means. Exit status 1 if any matched."""
+    import argparse
+    import os
+    import sys
+
+    parser = argparse.ArgumentParser(description="Private lookup of files against a Concordat hub.")
+    parser.add_argument("--hub", required=True, help="The hub's base URL, e.g. https://hub.example")
+    parser.add_argument("files", nargs="+", type=Path)
+    options = parser.parse_args(argv)
+    token = os.environ.get("CONCORDAT_TOKEN", "")
+    if not token:
+        parser.error("set CONCORDAT_TOKEN to a lookup-only (or read) token")
+    try:
+        results = lookup_files(HubClient(options.hub, token), options.files)
+    except (LookupError_, OSError) as exc:
+        print(f"lookup failed: {exc}", file=sys.stderr)
+        return 2
+    for result in results:
+        print(result.describe())
+    return 1 if any(r.matched for r in results) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

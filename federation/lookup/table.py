@@ -31,6 +31,7 @@ REMOVED = "removed"
 # pg_advisory_xact_lock key of the table's refresh ("LOOK" in ASCII).
 LOOKUP_LOCK_KEY = 0x4C4F4F4B
 _PAGE = 10_000
+REQUEST_CATCH_UP = 1_000
 _VISIBLE = {str(state) for state in VISIBLE_STATES}
 
 
@@ -50,10 +51,11 @@ class Refresh:
     position: int
 
 
-def lookup_table_refresh(*, rebuild: bool = True) -> Refresh | None:
-    """Bring the table up to the stream's last position; build it whole first if its key is not
-    the current one (only when ``rebuild``: a request never builds, the beat task does). Returns
-    None when another process holds the refresh (or a rebuild is needed and not allowed)."""
+def lookup_table_refresh(*, rebuild: bool = True, max_changes: int | None = None) -> Refresh | None:
+    """Bring the table up to the stream's last position (or ``max_changes`` changes further:
+    a request catches up a little itself, the beat task does the rest); build it whole first if
+    its key is not the current one (only when ``rebuild``: a request never builds). Returns None
+    when another process holds the refresh (or a rebuild is needed and not allowed)."""
     key = current_key()
     with transaction.atomic():
         with connection.cursor() as cursor:
@@ -68,7 +70,7 @@ def lookup_table_refresh(*, rebuild: bool = True) -> Refresh | None:
             return _rebuild(state, key, stream.last_position)
         if stream.last_position <= state.position:
             return Refresh(rebuilt=False, applied=0, position=state.position)
-        applied = _catch_up(state, key, stream.last_position)
+        applied = _catch_up(state, key, stream.last_position, max_changes)
         return Refresh(rebuilt=False, applied=applied, position=state.position)
 
 
@@ -99,17 +101,20 @@ def _rebuild(state: LookupState, key: OprfKey, position: int) -> Refresh:
     return Refresh(rebuilt=True, applied=count, position=position)
 
 
-def _catch_up(state: LookupState, key: OprfKey, last_position: int) -> int:
-    applied = 0
+def _catch_up(state: LookupState, key: OprfKey, last_position: int, max_changes: int | None) -> int:
+    applied = read = 0
     start = state.position
-    while start < last_position:
+    budget = max_changes if max_changes is not None else float("inf")
+    while start < last_position and read < budget:
         changes = list(
             EntryChange.objects.filter(position__gt=start, position__lte=last_position)
             .order_by("position")
-            .values_list("entry_id", "position")[:_PAGE]
+            .values_list("entry_id", "position")[: int(min(_PAGE, budget - read))]
         )
         if not changes:
+            start = last_position
             break
+        read += len(changes)
         latest = dict(changes)  # entry -> its last position in the page
         entries = Entry.objects.filter(pk__in=latest).values_list(
             "pk", "signal_type", "value", "state"
@@ -137,7 +142,7 @@ def _catch_up(state: LookupState, key: OprfKey, last_position: int) -> int:
         LookupTag.objects.bulk_update(updated, ["state", "position"])
         applied += len(created) + len(updated)
         start = changes[-1][1]
-    state.position = last_position
+    state.position = start if start < last_position and read >= budget else last_position
     state.save(update_fields=["position"])
     return applied
 
@@ -157,7 +162,9 @@ def _ready_state(key: OprfKey) -> LookupState:
 
 def _current_key_caught_up() -> OprfKey:
     key = current_key()
-    lookup_table_refresh(rebuild=False)  # cheap when current; a request never rebuilds
+    # Cheap when current; a request never rebuilds, and catches up at most a page of the
+    # stream itself (each new entry costs one Evaluate), leaving a backlog to the beat task.
+    lookup_table_refresh(rebuild=False, max_changes=REQUEST_CATCH_UP)
     return key
 
 

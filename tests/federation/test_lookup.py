@@ -7,9 +7,13 @@ import base64
 import datetime as dt
 import hashlib
 import io
+import json
 import logging
+import os
 import threading
+from contextlib import redirect_stdout
 from pathlib import Path
+from unittest import mock
 from urllib.parse import urlsplit
 
 import pytest
@@ -19,7 +23,7 @@ from django.db import connection, connections
 from rest_framework.test import APIClient
 
 from client import concordat_lookup as client
-from federation.contributions.models import Entry
+from federation.contributions.models import Entry, Label
 from federation.lookup import voprf
 from federation.lookup.keys import current_key
 from federation.lookup.models import LookupKey, LookupTag, LookupUsage
@@ -28,9 +32,10 @@ from federation.lookup.table import lookup_table_refresh
 from federation.sync.sequencer import sync_sequence_pending
 from federation.transparency.models import AuditEvent
 from members.actors import Actor
+from members.models import Role
 from members.services import lookup_credential_create
 from tests.federation.vetting_helpers import submit_entry
-from tests.parties import random_hex
+from tests.parties import make_member, make_organisation, random_hex
 
 SYSTEM = Actor.system("test")
 
@@ -258,8 +263,6 @@ def test_a_proof_from_a_key_that_is_not_the_published_one_is_detected(lookup_key
     def impostor(method, url, headers, body):
         status, answer = honest(method, url, headers, body)
         if url.endswith("/evaluate"):
-            import json
-
             blinded = [base64.b64decode(b) for b in json.loads(body)["blinded"]]
             evaluated, proof = voprf.blind_evaluate_batch(other[0], other[1], blinded)
             answer = json.dumps(
@@ -388,8 +391,6 @@ def test_a_thousand_files_find_exactly_the_ten_shared_and_leave_nothing_of_the_r
 
     def recording(method, url, headers, body):
         if body:
-            import json
-
             sent.extend(base64.b64decode(b) for b in json.loads(body)["blinded"])
         return honest(method, url, headers, body)
 
@@ -431,3 +432,47 @@ def test_the_client_wording_says_what_a_match_means():
         hashlib.md5(b"", usedforsecurity=False).hexdigest()
         == client.file_hashes(Path("/dev/null"))["md5"]
     )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_client_over_real_http(live_server, tmp_path):
+    """The standalone client's own transport (urllib) against a served hub: committed changes,
+    the key file written on commit, the sequencer's positions, the table, the proof."""
+
+    # A transactional test before this one may have flushed the seeded taxonomy.
+    Label.objects.get_or_create(slug="attack-footage", defaults={"name": "Attack footage"})
+    lookup_key_create(actor=SYSTEM)
+    organisation = make_organisation("acme", trusted=True)
+    member = make_member("alice", organisation, Role.SUBMITTER)
+    known, unknown = tmp_path / "known.bin", tmp_path / "unknown.bin"
+    known.write_bytes(b"a file the members shared")
+    unknown.write_bytes(b"a file nobody shared")
+    share(member, "sha256", client.file_hashes(known)["sha256"])
+    caught_up()
+    issued, _api = make_platform()
+    hub = client.HubClient(live_server.url, issued.token)
+    results = client.lookup_files(hub, [known, unknown])
+    assert [(r.matched, r.state) for r in results] == [(True, "vetted"), (False, None)]
+    with pytest.raises(client.LookupError_, match="lookup_key_changed"):
+        hub.evaluate("0" * 32, [voprf.blind(b"x")[1]])
+    # The command line prints one line per file and exits 1 when something matched.
+
+    printed = io.StringIO()
+    with mock.patch.dict(os.environ, {"CONCORDAT_TOKEN": issued.token}), redirect_stdout(printed):
+        status = client.main(["--hub", live_server.url, str(known), str(unknown)])
+    assert status == 1
+    assert printed.getvalue().splitlines() == [r.describe() for r in results]
+
+
+def test_a_request_catches_up_only_a_page_and_leaves_the_backlog_to_the_task(
+    lookup_key, trusted_acme
+):
+    caught_up()
+    entries = [share(trusted_acme, "md5", random_hex(32)) for _ in range(3)]
+    sync_sequence_pending()
+    partial = lookup_table_refresh(rebuild=False, max_changes=1)
+    assert partial.applied == 1
+    assert LookupTag.objects.count() == 1
+    rest = lookup_table_refresh()
+    assert rest.applied == 2
+    assert set(LookupTag.objects.values_list("entry_id", flat=True)) == {e.pk for e in entries}

@@ -17,8 +17,12 @@ def copy_rows(connection, table: str, columns: list[str], rows) -> None:
             copy.write_row(row)
 
 
-def seed_vetted_pdq_entries(hub, values: Sequence[str], *, label: str | None = None) -> None:
-    """One vetted entry per PDQ value (acme's add, quality 90), tagged ``label`` when given."""
+def seed_vetted_pdq_entries(
+    hub, values: Sequence[str], *, label: str | None = None, analyze: bool = True
+) -> None:
+    """One vetted entry per PDQ value (acme's add, quality 90), tagged ``label`` when given;
+    ``analyze`` false leaves the tables without statistics, as after a bulk load with autovacuum
+    off."""
     with psycopg.connect(hub.database_url) as connection:
         ((organisation,),) = connection.execute(
             "SELECT id FROM members_organisation WHERE slug = 'acme'"
@@ -63,4 +67,5 @@ def seed_vetted_pdq_entries(hub, values: Sequence[str], *, label: str | None = N
             ["entry_id", "reason", "recorded_at"],
             ((i, "vetted", now) for i in ids),
         )
-        connection.execute("ANALYZE")
+        if analyze:
+            connection.execute("ANALYZE")

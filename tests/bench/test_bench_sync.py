@@ -12,11 +12,22 @@
 
 N is CONCORDAT_BENCH_SYNC_ENTRIES (default 1,000,000). Entries are written with COPY straight into
 the hub's database, each with one label and one signed-looking add contribution.
+
+``test_bench_sync_without_statistics`` loads CONCORDAT_BENCH_SYNC_NOSTATS_ENTRIES (default 200,000)
+the same way but leaves the tables without statistics (no ANALYZE; autovacuum is off on the
+development machine), as after a bulk load, and measures what a follower lives on: an empty
+delta page at the head over HTTP (target < 10 ms), one first-sync page of 10,000, the lag from a
+committed contribution to its change being readable over HTTP (target p99 < 1 s) and to its
+being applied by a match index's follower thread in another process (polling every 250 ms).
 """
 
 import json
 import os
+import queue
 import statistics
+import subprocess
+import sys
+import threading
 import time
 import urllib.request
 import uuid
@@ -25,12 +36,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
+import psycopg
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from federation.signing import format_timestamp, sign_contribution
 from tests.bench.seeding import seed_vetted_pdq_entries
-from tests.integration.harness import running_hub, wait_for
+from tests.integration.harness import ROOT, running_hub, wait_for
 
 pytestmark = pytest.mark.bench
 
@@ -182,3 +194,193 @@ def test_bench_sync():
 
 def token_of(member: dict) -> str:
     return member["token"]
+
+
+NOSTATS_ENTRIES = int(os.environ.get("CONCORDAT_BENCH_SYNC_NOSTATS_ENTRIES", 200_000))
+NOSTATS_LAG_SAMPLES = int(os.environ.get("CONCORDAT_BENCH_SYNC_NOSTATS_LAG_SAMPLES", 50))
+EMPTY_PAGES = int(os.environ.get("CONCORDAT_BENCH_SYNC_NOSTATS_EMPTY_PAGES", 200))
+
+# The empty page's own work, without HTTP and authentication: the selector, in the hub's
+# environment, at the head of the stream; prints p50 and p99 in ms.
+_EMPTY_SELECTOR = """
+import time
+from federation.sync.selectors import changes_after, stream_state
+head = stream_state().last_position
+times = []
+for _ in range(%d):
+    started = time.perf_counter()
+    assert changes_after(after=head, limit=1000).items == []
+    times.append(time.perf_counter() - started)
+times.sort()
+print(times[len(times) // 2] * 1000, times[min(len(times) - 1, int(len(times) * 0.99))] * 1000)
+"""
+
+# A match index in a process of its own (as in a web worker), following the stream; it prints
+# each new position with the time it reached it (CLOCK_MONOTONIC: the same clock in every process).
+_FOLLOWER = """
+import time
+import django
+django.setup()
+from federation.matching.store import MatchStore
+store = MatchStore()
+store.load()
+store.start_following()
+last = store.position
+print("ready", last, flush=True)
+while True:
+    if store.position != last:
+        last = store.position
+        print(last, time.monotonic(), flush=True)
+    time.sleep(0.001)
+"""
+
+
+def _contribution(hub, member: dict, key) -> dict:
+    document = {
+        "kind": "concordat.contribution", "v": 1, "hub": hub.hub_id, "member": "acme",
+        "key_id": member["key_id"], "uuid": str(uuid.uuid4()),
+        "created_at": format_timestamp(datetime.now(UTC).replace(microsecond=0)),
+        "action": "add", "signal": {"type": "md5", "value": uuid.uuid4().hex},
+        "labels": ["propaganda"], "scope": "federation",
+    }  # fmt: skip
+    return {"contribution": document, "signature": sign_contribution(key, document)}
+
+
+def test_bench_sync_without_statistics():
+    key = Ed25519PrivateKey.generate()
+    env = {"CONCORDAT_SYNC_SEQUENCE_INTERVAL_SECONDS": "3600"}
+    with running_hub("syncnostats", worker=True, extra_env=env) as hub:
+        acme = hub.create_member(
+            org="acme", user="alice", role="submitter", trusted=True,
+            signing_key=key, token=True,
+        )  # fmt: skip
+        token = hub.create_member(org="globex", user="gus", role="reviewer", token=True)["token"]
+        values = [f"{i:064x}" for i in range(NOSTATS_ENTRIES)]
+        seed_vetted_pdq_entries(hub, values, label="attack-footage", analyze=False)
+        sequencing = json.loads(hub.manage("sync_sequence").strip().splitlines()[-1])
+        assert sequencing["sequenced"] == NOSTATS_ENTRIES
+        with psycopg.connect(hub.database_url) as connection:
+            ((analysed,),) = connection.execute(
+                "SELECT count(*) FROM pg_stats WHERE tablename LIKE 'federation_%'"
+            ).fetchall()
+            ((autovacuum,),) = connection.execute("SHOW autovacuum").fetchall()
+        assert analysed == 0, "the tables have statistics: this bench needs none"
+        head = hub.manage(
+            "shell", "-c",
+            "from federation.sync.cursors import cursor_for; "
+            "from federation.sync.selectors import stream_state; "
+            "print(cursor_for(stream_state().last_position))",
+        ).strip().splitlines()[-1]  # fmt: skip
+
+        # For scale on a shared machine: the same requests' HTTP and authentication, no sync.
+        baseline = []
+        for _ in range(EMPTY_PAGES):
+            started = time.perf_counter()
+            with _get(hub, "/api/v1/hub/", token) as response:
+                response.read()
+            baseline.append(time.perf_counter() - started)
+        empty = []
+        for _ in range(EMPTY_PAGES):
+            started = time.perf_counter()
+            with _get(hub, f"/api/v1/sync/changes?after={head}", token) as response:
+                page = orjson.loads(response.read())
+            empty.append(time.perf_counter() - started)
+            assert page["changes"] == [] and page["more"] is False
+
+        selector = hub.manage("shell", "-c", _EMPTY_SELECTOR % EMPTY_PAGES)
+        selector_p50, selector_p99 = map(float, selector.strip().splitlines()[-1].split())
+        first_pages = []
+        for _ in range(3):
+            started = time.perf_counter()
+            with _get(hub, "/api/v1/sync/changes?limit=10000", token) as response:
+                page = orjson.loads(response.read())
+            first_pages.append(time.perf_counter() - started)
+            assert len(page["changes"]) == 10_000
+
+        follower = subprocess.Popen(
+            [sys.executable, "-c", _FOLLOWER], cwd=ROOT, env=hub.env,
+            stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        reached: queue.Queue = queue.Queue()
+
+        def read_follower():
+            for line in follower.stdout:
+                reached.put(line.split())
+
+        threading.Thread(target=read_follower, daemon=True).start()
+        try:
+            ready, base = reached.get(timeout=600)
+            assert ready == "ready" and int(base) == NOSTATS_ENTRIES
+            readable, applied = [], []
+            for sample in range(1, NOSTATS_LAG_SAMPLES + 1):
+                body = _contribution(hub, acme, key)
+                status, _ = hub.request(
+                    "POST", "/api/v1/contributions/", json_body=body, token=token_of(acme)
+                )
+                assert status == 201
+                committed = time.monotonic()
+
+                def arrived(cursor=head):
+                    status, page = hub.request(
+                        "GET", f"/api/v1/sync/changes?after={cursor}", token=token
+                    )
+                    return page if status == 200 and page["changes"] else None
+
+                page = wait_for(arrived, timeout=30, interval=0.005, what="the change")
+                readable.append(time.monotonic() - committed)
+                head = page["next"]
+                while True:  # one change a contribution: the follower reaches base + sample
+                    position, at = reached.get(timeout=60)
+                    if int(position) >= int(base) + sample:
+                        applied.append(float(at) - committed)
+                        break
+        finally:
+            follower.terminate()
+            follower.wait(timeout=20)
+
+        # The same reads once the tables have statistics, for comparison.
+        with psycopg.connect(hub.database_url, autocommit=True) as connection:
+            connection.execute("ANALYZE")
+        analysed_pages = []
+        for _ in range(3):
+            started = time.perf_counter()
+            with _get(hub, "/api/v1/sync/changes?limit=10000", token) as response:
+                assert len(orjson.loads(response.read())["changes"]) == 10_000
+            analysed_pages.append(time.perf_counter() - started)
+
+    print()
+    print(
+        f"Sync without statistics, PostgreSQL (autovacuum {autovacuum}, no ANALYZE), "
+        f"{NOSTATS_ENTRIES:,} vetted entries"
+    )
+    print(
+        f"  empty delta page at the head over HTTP ({EMPTY_PAGES} requests): "
+        f"p50 {statistics.median(empty) * 1000:.1f} ms, p99 {_percentile(empty, 0.99) * 1000:.1f} ms"
+    )
+    print(
+        f"  the same, the selector alone (changes_after, {EMPTY_PAGES} calls): "
+        f"p50 {selector_p50:.1f} ms, p99 {selector_p99:.1f} ms"
+    )
+    print(
+        f"  for scale, GET /api/v1/hub/ with the same token ({EMPTY_PAGES} requests): "
+        f"p50 {statistics.median(baseline) * 1000:.1f} ms, "
+        f"p99 {_percentile(baseline, 0.99) * 1000:.1f} ms"
+    )
+    print(
+        "  first-sync page of 10,000 over HTTP (3 requests): "
+        + ", ".join(f"{seconds * 1000:.0f} ms" for seconds in first_pages)
+    )
+    print(
+        "  the same page after ANALYZE (3 requests): "
+        + ", ".join(f"{seconds * 1000:.0f} ms" for seconds in analysed_pages)
+    )
+    print(
+        f"  commit -> readable over HTTP ({NOSTATS_LAG_SAMPLES} samples): "
+        f"p50 {statistics.median(readable) * 1000:.0f} ms, "
+        f"p99 {_percentile(readable, 0.99) * 1000:.0f} ms"
+    )
+    print(
+        f"  commit -> applied by a match follower ({NOSTATS_LAG_SAMPLES} samples, polls every "
+        f"250 ms): p50 {statistics.median(applied) * 1000:.0f} ms, "
+        f"p99 {_percentile(applied, 0.99) * 1000:.0f} ms"
+    )

@@ -26,6 +26,7 @@ from django.test import Client, RequestFactory
 from federation.contributions.models import Contribution, Entry, EntryLabel, Label
 from federation.propagation.models import KeyBinding, OutboxItem, PeerLink, Receipt
 from federation.sync.models import EntryChange, SyncState
+from federation.taxii.models import StixObjectVersion
 from federation.transparency.models import (
     AuditEvent,
     Checkpoint,
@@ -55,7 +56,10 @@ LOG_MODELS = {AuditEvent, MerkleNode, Checkpoint, SequencerStatus, Cosignature}
 # or compacted by its sequencer (docs/sync.md).
 # The delivery bookkeeping of a linked peer (last push, last pull, the pull cursor) is the
 # federation's own progress record, written by the drain and the pull (docs/federation.md).
-DERIVED_MODELS = {EntryChange, SyncState, PeerLink}
+# TAXII's STIX versions are the same kind of derived stream: written by the lifecycle hook in the
+# transaction of an audited state change, numbered and rendered by their sequencer
+# (docs/taxii.md, "Versions").
+DERIVED_MODELS = {EntryChange, SyncState, PeerLink, StixObjectVersion}
 # Bookkeeping that is not a state change an auditor needs: when a user last signed in (the test
 # client signs in before each run anyway) and when a token was last used.
 IGNORED_FIELDS = {User: {"last_login"}, ApiCredential: {"last_used_at"}}

@@ -148,8 +148,10 @@ def objects_page(*, collection: Collection, wanted: ObjectFilter, limit: int) ->
         moment, pk = wanted.after
         # A row comparison, which PostgreSQL turns into a range scan of the (date_added, id)
         # index; the equivalent OR would be a filter over everything before the position.
+        # (A raw parameter is not adapted by the field: SQLite stores timestamps as text.)
+        stored = connection.ops.adapt_datetimefield_value(moment)
         versions = versions.filter(
-            RawSQL(_AFTER, (moment, pk), output_field=BooleanField()),  # noqa: S611 (fixed)
+            RawSQL(_AFTER, (stored, pk), output_field=BooleanField()),  # noqa: S611 (fixed)
             date_added__gte=moment,
         )
     if connection.vendor == "postgresql":

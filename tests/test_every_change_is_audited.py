@@ -28,6 +28,7 @@ from federation.contributions.models import Contribution, Entry, EntryLabel, Lab
 from federation.lookup.models import LookupKey, LookupState, LookupTag, LookupUsage
 from federation.propagation.models import KeyBinding, OutboxItem, PeerLink, Receipt
 from federation.sync.models import EntryChange, SyncState
+from federation.taxii.models import StixObjectVersion
 from federation.transparency.models import (
     AuditEvent,
     Checkpoint,
@@ -60,7 +61,18 @@ LOG_MODELS = {AuditEvent, MerkleNode, Checkpoint, SequencerStatus, Cosignature}
 # The private lookup's table (its state and tags) is derived from the shared set and the current
 # key by its refresh, and its usage counters are the rate limit's, reported in aggregate by
 # lookup.usage events once each day is over (docs/private-lookup.md).
-DERIVED_MODELS = {EntryChange, SyncState, PeerLink, LookupState, LookupTag, LookupUsage}
+# TAXII's STIX versions are the same kind of derived stream: written by the lifecycle hook in the
+# transaction of an audited state change, numbered and rendered by their sequencer
+# (docs/taxii.md, "Versions").
+DERIVED_MODELS = {
+    EntryChange,
+    SyncState,
+    PeerLink,
+    LookupState,
+    LookupTag,
+    LookupUsage,
+    StixObjectVersion,
+}
 # Bookkeeping that is not a state change an auditor needs: when a user last signed in (the test
 # client signs in before each run anyway) and when a token was last used.
 IGNORED_FIELDS = {User: {"last_login"}, ApiCredential: {"last_used_at"}}

@@ -32,7 +32,7 @@ API_ROOT = "shared/"
 PAGE_SIZE = 1_000
 PAGE_SIZE_MAX = 10_000
 SEQUENCE_BATCH_SIZE = 10_000
-SEQUENCE_BATCHES_PER_READ = 5
+SEQUENCE_BATCHES_PER_READ = 2
 _NEXT_SALT = "federation.taxii.next"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -79,6 +79,8 @@ class TaxiiView(APIView):
     """What every TAXII endpoint shares: authentication (Bearer, or Basic with the token as
     password), the ``read`` capability, ``Accept`` negotiation and TAXII error objects."""
 
+    # No OPTIONS: DRF answers it with its own metadata response, outside TAXII's media type.
+    http_method_names = ["get", "post", "put", "patch", "delete", "head"]
     authentication_classes = [ApiCredentialAuthentication, BasicTokenAuthentication]
     permission_classes = [HasCapability]
     required_capability = Scope.READ

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from django.db import connection
-from django.db.models import Exists, F, OuterRef, Q, QuerySet
+from django.db.models import BooleanField, Exists, F, OuterRef, Q, QuerySet
 from django.db.models.expressions import RawSQL
 
 from federation.contributions.models import Contribution, SignalType
@@ -97,6 +97,8 @@ class ObjectRow:
 # Timestamps read as integers: Django's timestamptz loader is Python, and loading two per row
 # was half of a page's time.
 _MICROSECONDS = "(extract(epoch FROM {}) * 1000000)::bigint"
+_TABLE = StixObjectVersion._meta.db_table
+_AFTER = f"({_TABLE}.date_added, {_TABLE}.id) > (%s, %s)"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
@@ -144,7 +146,14 @@ def objects_page(*, collection: Collection, wanted: ObjectFilter, limit: int) ->
         versions = versions.filter(date_added__gt=wanted.added_after)
     if wanted.after is not None:
         moment, pk = wanted.after
-        versions = versions.filter(Q(date_added__gt=moment) | Q(date_added=moment, id__gt=pk))
+        # A row comparison, which PostgreSQL turns into a range scan of the (date_added, id)
+        # index; the equivalent OR would be a filter over everything before the position.
+        # (A raw parameter is not adapted by the field: SQLite stores timestamps as text.)
+        stored = connection.ops.adapt_datetimefield_value(moment)
+        versions = versions.filter(
+            RawSQL(_AFTER, (stored, pk), output_field=BooleanField()),  # noqa: S611 (fixed)
+            date_added__gte=moment,
+        )
     if connection.vendor == "postgresql":
         versions = versions.annotate(
             added_us=RawSQL(_MICROSECONDS.format("date_added"), ()),  # noqa: S611 (fixed)

@@ -287,6 +287,7 @@ def test_errors_are_taxii_error_objects_with_the_taxii_content_type(
         (globex_reviewer.client.post(OBJECTS, {}, format="json", HTTP_ACCEPT=TAXII), 403),
         (globex_reviewer.client.delete(f"{OBJECTS}indicator--{uuid.uuid4()}/"), 403),
         (globex_reviewer.client.put(OBJECTS, {}, format="json"), 405),
+        (globex_reviewer.client.options(OBJECTS), 405),
         (globex_reviewer.client.get(f"{ROOT}status/{uuid.uuid4()}/"), 404),
         (globex_reviewer.client.get("/taxii2/nowhere/"), 404),
         (globex_reviewer.client.get(f"{ROOT}collections/{uuid.uuid4()}/objects/"), 404),

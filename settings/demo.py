@@ -14,9 +14,6 @@ os.environ.setdefault("DJANGO_SECRET_KEY", "demo-only-not-secret")
 from settings.base import *  # noqa: F403
 
 DEMO_NAME = os.environ.get("CONCORDAT_DEMO_NAME", "hub-a")
-# The demo (``manage.py demo``) makes the hub's folder and its broker folders; importing these
-# settings creates nothing, so running the demo under another --hub-name leaves no empty
-# ``var/hub-a``.
 _VAR = BASE_DIR / "var" / DEMO_NAME  # noqa: F405
 DATABASES = {
     "default": {
@@ -32,6 +29,13 @@ WITNESS_KEY_PATH = str(_VAR / "witness-key.pem")
 WITNESS_NAME = f"{HUB_ID}/witness"
 _QUEUE = _VAR / "broker"
 BROKER_FOLDERS = ("out", "processed", "control")
+# A process that names its hub (CONCORDAT_DEMO_NAME: the demo's hub processes, an operator's
+# ``manage.py``) gets the hub's folders; the demo command itself, which runs without it and makes
+# each hub's folders, creates nothing here, so a demo under another --hub-name leaves no empty
+# ``var/hub-a``.
+if "CONCORDAT_DEMO_NAME" in os.environ:
+    for _folder in BROKER_FOLDERS:
+        (_QUEUE / _folder).mkdir(parents=True, exist_ok=True)
 # With a host name, kombu does not warn "No hostname was supplied" on every connection.
 CELERY_BROKER_URL = "filesystem://localhost//"
 CELERY_BROKER_TRANSPORT_OPTIONS = {

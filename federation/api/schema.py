@@ -184,6 +184,7 @@ TAGS: dict[str, str] = {
     "keys": "partners: keys",
     "sync": "partners: sync",
     "match": "partners: match",
+    "lookup": "lookup: private lookup",
     "entries": "reviewers: vetting",
     "review": "reviewers: vetting",
     "policy": "reviewers: vetting",
@@ -204,6 +205,8 @@ TAG_DESCRIPTIONS: dict[str, str] = {
     "shared set (docs/sync.md).",
     "partners: match": "Members' systems: match PDQ, MD5 and SHA-256 hashes against the shared "
     "set (docs/matching.md).",
+    "lookup: private lookup": "Members and lookup-only platforms: check exact hashes against "
+    "the shared set without revealing them (RFC 9497 VOPRF; docs/private-lookup.md).",
     "reviewers: vetting": "Reviewers and consortium admins: entries, the review queue, votes, "
     "feedback and disputes, the vetting policy and incidents (docs/vetting.md).",
     "admins: members": "Member admins: your organisation's users' roles and API credentials "

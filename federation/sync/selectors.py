@@ -122,7 +122,7 @@ SELECT e.sort_key, e.id,
     ) END::text
 FROM page AS e
 LEFT JOIN LATERAL (
-    SELECT json_agg(l.slug ORDER BY l.slug) AS slugs
+    SELECT json_agg(l.slug ORDER BY l.slug COLLATE "C") AS slugs
     FROM federation_entrylabel el JOIN federation_label l ON l.id = el.label_id
     WHERE el.entry_id = e.id
 ) AS labels ON true

@@ -58,6 +58,9 @@ CANNOT_SAY = {
     ("GET", "/api/v1/log/checkpoint/cosigned"): "size names a checkpoint the hub signed",
     ("GET", "/api/v1/log/proof/inclusion"): "index and tree_size within the log's current size",
     ("GET", "/api/v1/log/proof/consistency"): "first <= second within the log's current size",
+    ("POST", "/api/v1/incidents/"): "a name's refused characters above U+FFFF (private use "
+    "planes 15-16, some format characters): no regex dialect common to ECMA, Python and Rust "
+    "names them, so the schema's pattern covers the BMP only",
     ("POST", "/api/v1/incidents/{id}/close/"): "ended_at after the incident's started_at",
     ("POST", "/api/v1/entries/{id}/approve/"): "a consortium admin's ruling needs a reason",
 }
@@ -72,12 +75,17 @@ LENIENT = {
 # /api/v1/log/health answers 503 when the log is stalled: documented, and its purpose.
 SERVER_ERRORS_DOCUMENTED = {("GET", "/api/v1/log/health")}
 
-AUDIENCE_TOKEN = {
-    "partners": "member_admin",
-    "admins": "member_admin",
-    "reviewers": "reviewer",
-    "auditors": "consortium_admin",
-    "hubs: federation": "peer",
+# Whose token each family of URLs (the first segment under /api/v1/) is called with: the
+# audience that may use it, so that requests reach the view rather than stop at 401/403.
+TOKEN_FOR = {
+    **dict.fromkeys(
+        ["contributions", "keys", "credentials", "memberships", "labels", "hub", "match", "sync"],
+        "member_admin",
+    ),
+    **dict.fromkeys(["entries", "review"], "reviewer"),
+    **dict.fromkeys(["policy", "incidents", "log"], "consortium_admin"),
+    "federation": "peer",
+    "witness": None,  # public
 }
 
 
@@ -134,10 +142,8 @@ schema = _schema()
 )
 def test_the_server_answers_as_its_schema_says(case, tokens):
     operation = (case.method.upper(), case.path)
-    (tag,) = case.operation.definition.raw["tags"]
-    token = next(
-        (tokens[t] for prefix, t in AUDIENCE_TOKEN.items() if tag.startswith(prefix)), None
-    )
+    audience = TOKEN_FOR[case.path.split("/")[3]]  # a new family must be given one here
+    token = tokens[audience] if audience else None
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     excluded = []
     if operation in CANNOT_SAY:

@@ -79,7 +79,17 @@ SERVER_ERRORS_DOCUMENTED = {("GET", "/api/v1/log/health")}
 # audience that may use it, so that requests reach the view rather than stop at 401/403.
 TOKEN_FOR = {
     **dict.fromkeys(
-        ["contributions", "keys", "credentials", "memberships", "labels", "hub", "match", "sync"],
+        [
+            "contributions",
+            "keys",
+            "credentials",
+            "memberships",
+            "labels",
+            "hub",
+            "match",
+            "sync",
+            "lookup",
+        ],
         "member_admin",
     ),
     **dict.fromkeys(["entries", "review"], "reviewer"),

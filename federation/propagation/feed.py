@@ -1,5 +1,5 @@
-"""The pull feed a peer reads for anti-entropy: ``GET /api/v1/federation/feed?after=&limit=``
-(docs/federation.md, "Sending").
+"""The pull feed a peer reads for anti-entropy:
+``GET /api/v1/federation/feed?after=&horizon=&limit=`` (docs/federation.md, "Sending").
 
 A page is a hub-signed ``concordat.batch`` addressed to the asking peer, with ``feed`` =
 ``{after, next, more}``, over the sync change stream (``EntryChange`` positions, the same stream
@@ -9,14 +9,21 @@ peer now, by the same rules as the outbox (``outbox.shareable_with``) and built 
 an entry rejected after a dispute, an ``entry`` item; and for each key binding in the stream (a
 key's first binding, a revocation: ``KeyBinding.position``), a ``key`` item with the key's
 binding in force, to a peer that was sent, or is owed, a contribution signed by the key (so a
-revocation whose push was lost still arrives). ``after`` 0 reads from the start; an
-``after`` below the stream's compaction horizon is refused with 410 ``stale_cursor`` (the puller
-starts again from 0). A page holds at most ``limit`` changes and 500 items. A page that offers
+revocation whose push was lost still arrives). ``after`` 0 reads from the start, and the page
+answers the stream's compaction horizon of that moment in the ``Concordat-Feed-Horizon`` header:
+the removals compaction had dropped up to there were of entries whose every change was gone, so
+a puller that began then never held them. It sends that ``horizon`` back with its next cursors
+(a page from ``after`` > 0 answers the ``horizon`` it was asked with), and is refused with 410
+``stale_cursor`` (the puller starts again from 0) only when compaction has dropped a removal
+above both ``after`` and ``horizon``; a puller that sends no horizon is refused below the
+compaction horizon, as before. The header is outside the signed page, whose format is unchanged.
+A page holds at most ``limit`` changes and 500 items. A page that offers
 items is recorded as ``federation.sent`` (``via`` ``pull``, the items' digests), as a push's
 delivered items are, so that the two hubs' logs reconcile item by item.
 """
 
 import uuid
+from dataclasses import dataclass
 
 import orjson
 from django.conf import settings
@@ -49,13 +56,28 @@ from members.actors import Actor
 from members.models import Peer, SigningKey
 
 State = Entry.State
+HORIZON_HEADER = "Concordat-Feed-Horizon"
 _ENTRY, _KEY = "entry", "key"
 _SHARED_CHUNK = 500  # adds of a key read at a time, to find one the peer is owed
 
 
-def feed_page(*, peer: Peer, after: int, limit: int) -> dict:
-    """The signed page (``{"batch", "signature"}``) of what ``peer`` is owed after ``after``."""
+@dataclass(frozen=True)
+class FeedPage:
+    """A signed page (``{"batch", "signature"}``) and the compaction horizon the puller sends
+    back with its next cursor (``Concordat-Feed-Horizon``)."""
+
+    page: dict
+    horizon: int
+
+
+def feed_page(*, peer: Peer, after: int, limit: int, horizon: int = 0) -> FeedPage:
+    """What ``peer`` is owed after ``after``, for a puller whose reading began when compaction
+    had dropped removals up to ``horizon`` (0: unknown; from ``after`` 0: now)."""
+    # Read before the page: every removal compaction had dropped up to ``compacted_through`` is
+    # gone from what the page's reads see, so a puller reading from 0 never held those entries.
     state = stream_state()
+    if after == 0:
+        horizon = state.compacted_through
     # The stream's positions name entry changes and key bindings: the first ``limit`` of both,
     # read in two statements. Only up to the position read before them: everything up to it
     # had committed, so both see all of it, and a position the sequencer gives in between (seen
@@ -77,8 +99,9 @@ def feed_page(*, peer: Peer, after: int, limit: int) -> dict:
     more = len(changes) > limit
     changes = changes[:limit]
     # Checked after reading, as the member delta API does: a compaction that committed before
-    # the read raised the horizon before this check.
-    if 0 < after < stream_state().compacted_through:
+    # the read raised the horizon before this check. Stale only if a removal the puller may have
+    # needed was dropped: one above both its position and the horizon it began under.
+    if after > 0 and stream_state().compacted_through > max(after, horizon):
         raise Gone(
             "This cursor is older than the stream's retention of removals; pull again from 0.",
             code="stale_cursor",
@@ -144,7 +167,7 @@ def feed_page(*, peer: Peer, after: int, limit: int) -> dict:
                     },
                 )
             )
-    return {"batch": document, "signature": signed.as_wire()[1]}
+    return FeedPage(page={"batch": document, "signature": signed.as_wire()[1]}, horizon=horizon)
 
 
 def _refs(peer: Peer, entry_ids: list[int]) -> dict[int, list[RowRef]]:
@@ -314,6 +337,19 @@ class FederationFeedView(APIView):
                 description="The feed.next of your last page; 0 (or none) to start; at most 2^53 - 1.",
             ),
             OpenApiParameter(
+                "horizon",
+                {"type": "integer", "minimum": 0, "maximum": 9007199254740991},
+                description="The Concordat-Feed-Horizon of your last page (0 or none: unknown, "
+                "stale below the compaction horizon); ignored with after 0.",
+            ),
+            OpenApiParameter(
+                HORIZON_HEADER,
+                {"type": "integer", "minimum": 0, "maximum": 9007199254740991},
+                location=OpenApiParameter.HEADER,
+                response=[200],
+                description="The horizon to send back (as horizon) with your next cursors.",
+            ),
+            OpenApiParameter(
                 "limit",
                 {
                     "type": "integer",
@@ -337,5 +373,10 @@ class FederationFeedView(APIView):
             minimum=1,
             maximum=settings.FEDERATION_FEED_PAGE_SIZE_MAX,
         )
-        page = feed_page(peer=peer_of_request(request), after=after, limit=limit)
-        return HttpResponse(orjson.dumps(page), content_type="application/json")
+        horizon = _int(
+            params.get("horizon"), name="horizon", default=0, minimum=0, maximum=MAX_CURSOR
+        )
+        page = feed_page(peer=peer_of_request(request), after=after, limit=limit, horizon=horizon)
+        response = HttpResponse(orjson.dumps(page.page), content_type="application/json")
+        response[HORIZON_HEADER] = str(page.horizon)
+        return response

@@ -166,6 +166,11 @@ class PeerLink(models.Model):
 
     peer = models.OneToOneField("members.Peer", on_delete=models.CASCADE, related_name="link")
     pull_cursor = models.BigIntegerField(default=0, help_text="The peer's feed position we hold.")
+    pull_horizon = models.BigIntegerField(
+        default=0,
+        help_text="The peer's compaction horizon when our reading of its feed began from 0 "
+        "(its Concordat-Feed-Horizon; 0: none).",
+    )
     last_push_at = models.DateTimeField(null=True, blank=True)
     last_push_error = models.TextField(blank=True)
     last_push_error_at = models.DateTimeField(null=True, blank=True)

@@ -1,13 +1,18 @@
 """Pulling from a peer (anti-entropy): its signed feed, through exactly the checks of a push.
 
-``pull_from_peer(peer_id)`` asks ``<peer.url>/api/v1/federation/feed?after=<cursor>`` with this
-hub's outbound token, hands each page to ``batch_receive(via="pull")`` (which also checks that
-the page is addressed to this hub and continues from the cursor asked for), and advances
-``PeerLink.pull_cursor`` to the page's ``feed.next`` only once the page is committed. It loops
+``pull_from_peer(peer_id)`` asks ``<peer.url>/api/v1/federation/feed?after=<cursor>`` (with
+``&horizon=<horizon>`` while the horizon held is above the cursor) with this hub's outbound token,
+hands each page to ``batch_receive(via="pull")`` (which also checks that the page is addressed to
+this hub and continues from the cursor asked for), and advances ``PeerLink.pull_cursor`` to the
+page's ``feed.next`` only once the page is committed. It loops
 while the feed says ``more``, at most ``FEDERATION_PULL_MAX_PAGES`` pages per run. A crash
 between commit and cursor update only makes the next run fetch the page again, which is
-idempotent (receipts). A ``410 stale_cursor`` (the peer compacted its stream below our cursor)
-restarts from 0: everything is received again and acknowledged as duplicates.
+idempotent (receipts). The page's ``Concordat-Feed-Horizon`` header (the peer's compaction horizon
+when this reading began from 0) is kept with the cursor (``PeerLink.pull_horizon``) and sent
+back, so that removals the peer had dropped before we began do not make our cursor stale; a peer
+that sends no such header gives 0 (no horizon, as before). A ``410 stale_cursor`` (the peer
+compacted away a removal we may need) restarts from 0, without a horizon: everything is received
+again and acknowledged as duplicates.
 
 One pull per peer at a time (a PostgreSQL advisory lock); redirects are never followed (the
 token must go to the peer's URL only); proxies from the environment are not used.
@@ -29,6 +34,7 @@ from django.db import connection
 from django.utils import timezone
 
 from federation.monitoring.counters import pull_failed_counted
+from federation.propagation.feed import HORIZON_HEADER, MAX_CURSOR
 from federation.propagation.models import PeerLink
 from federation.propagation.receive import BatchRefused, batch_receive
 from federation.transparency.actions import Key
@@ -90,13 +96,13 @@ def pull_from_peer(peer_id: int) -> PullOutcome:
 
 
 def _pull_pages(peer: Peer, link: PeerLink, outcome: PullOutcome) -> None:
-    cursor = PeerLink.objects.get(pk=link.pk).pull_cursor
+    cursor, horizon = PeerLink.objects.values_list("pull_cursor", "pull_horizon").get(pk=link.pk)
     while outcome.pages < settings.FEDERATION_PULL_MAX_PAGES:
-        status, raw = _fetch(peer, cursor)
+        status, raw, page_horizon = _fetch(peer, cursor, horizon)
         if status == 410 and _error_code(raw) == "stale_cursor" and cursor != 0:
             logger.info("pull from %s: cursor %d is stale, restarting from 0", peer.hub_id, cursor)
-            PeerLink.objects.filter(pk=link.pk).update(pull_cursor=0)
-            cursor = 0
+            PeerLink.objects.filter(pk=link.pk).update(pull_cursor=0, pull_horizon=0)
+            cursor, horizon = 0, 0
             outcome.restarted = True
             continue
         if status != 200:
@@ -125,8 +131,9 @@ def _pull_pages(peer: Peer, link: PeerLink, outcome: PullOutcome) -> None:
         assert feed is not None  # batch_receive refuses a pulled page without feed
         # Committed: only now does the cursor move (a lost update just fetches the page again).
         now = timezone.now()
+        horizon = page_horizon
         PeerLink.objects.filter(pk=link.pk).update(
-            pull_cursor=feed["next"], last_pull_at=now, last_pull_error=""
+            pull_cursor=feed["next"], pull_horizon=horizon, last_pull_at=now, last_pull_error=""
         )
         if not feed["more"] or feed["next"] == cursor:
             return
@@ -147,11 +154,15 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirects())
 
 
-def _fetch(peer: Peer, cursor: int) -> tuple[int, bytes]:
-    """(status, body) of one feed page; the body is bounded like a pushed batch."""
+def _fetch(peer: Peer, cursor: int, horizon: int) -> tuple[int, bytes, int]:
+    """(status, body, the page's horizon) of one feed page; the body is bounded like a pushed
+    batch. The horizon goes only while it is above the cursor (below, it changes nothing)."""
     if not peer.url.startswith(("https://", "http://")):
         raise PullFailed(f"the peer's URL {peer.url[:100]!r} is not http(s)")
-    query = urlencode({"after": cursor, "limit": FEED_PAGE_LIMIT})
+    params = {"after": cursor, "limit": FEED_PAGE_LIMIT}
+    if horizon > cursor:
+        params["horizon"] = horizon
+    query = urlencode(params)
     request = urllib.request.Request(  # noqa: S310 (the scheme is checked just above)
         f"{peer.url.rstrip('/')}{FEED_PATH}?{query}",
         headers={
@@ -164,14 +175,24 @@ def _fetch(peer: Peer, cursor: int) -> tuple[int, bytes]:
     limit = settings.FEDERATION_MAX_BODY_BYTES
     try:
         with _OPENER.open(request, timeout=settings.FEDERATION_PULL_TIMEOUT_SECONDS) as response:
-            return response.status, _bounded(response, limit)
+            raw = _bounded(response, limit)
+            return response.status, raw, _horizon(response.headers.get(HORIZON_HEADER))
     except urllib.error.HTTPError as exc:
         try:
-            return exc.code, _bounded(exc, 64 * 1024)
+            return exc.code, _bounded(exc, 64 * 1024), 0
         except (OSError, PullFailed):
-            return exc.code, b""
+            return exc.code, b"", 0
     except (urllib.error.URLError, OSError, ValueError) as exc:
         raise PullFailed(f"cannot reach {peer.url}: {exc}") from None
+
+
+def _horizon(value: str | None) -> int:
+    """The page's ``Concordat-Feed-Horizon``: 0 (none) when absent (a peer that does not send
+    it) or not an integer of 0 to 2^53 - 1, which the feed would refuse as ``horizon``."""
+    if value is None or not value.isascii() or not value.isdigit() or len(value) > 16:
+        return 0
+    number = int(value)
+    return number if number <= MAX_CURSOR else 0
 
 
 def _bounded(response, limit: int) -> bytes:

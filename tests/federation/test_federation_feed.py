@@ -1,9 +1,12 @@
 """The pull feed (federation/propagation/feed.py): ``GET /api/v1/federation/feed`` gives a peer a
 hub-signed batch of what it is owed after a stream position, by the outbox's rules."""
 
+from datetime import timedelta
+
 import pytest
 from django.conf import settings
 from django.db.models import Max
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from federation.hubkey import hub_public_key
@@ -11,13 +14,14 @@ from federation.propagation.models import KeyBinding, OutboxItem
 from federation.propagation.peers import peer_register, peer_update
 from federation.propagation.wire import item_digest, parse_batch
 from federation.signing import format_timestamp
-from federation.sync.models import SyncState
-from federation.sync.sequencer import sync_sequence_pending
+from federation.sync.models import EntryChange, SyncState
+from federation.sync.sequencer import sync_changes_compact, sync_sequence_pending
 from federation.transparency.models import AuditEvent
 from members.services import signing_key_revoke
 from tests.federation.sending_helpers import ACTOR, new_hub_key, submit, vetted_entry
 
 FEED = "/api/v1/federation/feed"
+HORIZON = "Concordat-Feed-Horizon"
 
 
 @pytest.fixture
@@ -36,13 +40,18 @@ def bravo(db):
 
 
 def page(peer, **params):
+    body, batch, _horizon = page_and_horizon(peer, **params)
+    return body, batch
+
+
+def page_and_horizon(peer, **params):
     response = peer.client.get(FEED, params)
     assert response.status_code == 200, response.content
     body = response.json()
     batch = parse_batch(body)
     assert batch.envelope.verify(hub_public_key())
     assert (batch.receiver, batch.problems) == ("bravo.hub", ())
-    return body, batch
+    return body, batch, int(response[HORIZON])
 
 
 def uuids(body):
@@ -136,6 +145,74 @@ def test_a_cursor_below_the_compaction_horizon_is_stale(acme_submitter, bravo):
     assert bravo.client.get(FEED, {"after": 0}).status_code == 200  # from the start: never stale
 
 
+def _retract(submitter, entry):
+    response = submitter.submit(
+        action="retract", signal={"type": entry.signal_type, "value": entry.value}, labels=[]
+    )
+    assert response.status_code == 201, response.content
+
+
+def _drop_the_removal_of(entry):
+    """Age ``entry``'s changes past the retention and compact: its removal is dropped."""
+    sync_sequence_pending()
+    EntryChange.objects.filter(entry=entry).update(recorded_at=timezone.now() - timedelta(days=91))
+    assert sync_changes_compact().removals == 1
+
+
+def test_a_puller_from_the_start_reads_every_page_past_a_removal_compaction_dropped(
+    acme_submitter, bravo
+):
+    """The dropped removal lies above the first pages' cursors, but a puller that began after
+    the compaction never held its entry: with the horizon of its first page, every page answers."""
+    kept = [vetted_entry(acme_submitter).value for _ in range(3)]
+    gone = vetted_entry(acme_submitter)
+    sync_sequence_pending()
+    _retract(acme_submitter, gone)
+    _drop_the_removal_of(gone)
+    compacted_through = SyncState.objects.get(pk=1).compacted_through
+
+    body, batch, horizon = page_and_horizon(bravo, after=0, limit=1)
+    assert horizon == compacted_through > batch.feed["next"] > 0
+    # A puller that sends no horizon is refused there, as before.
+    response = bravo.client.get(FEED, {"after": batch.feed["next"], "limit": 1})
+    assert response.status_code == 410 and response.json()["error"]["code"] == "stale_cursor"
+
+    seen, pages = [], 1
+    seen += [i["contribution"]["signal"]["value"] for i in body["batch"]["items"]]
+    while batch.feed["more"]:
+        after = batch.feed["next"]
+        body, batch, answered = page_and_horizon(bravo, after=after, horizon=horizon, limit=1)
+        assert answered == horizon and batch.feed["after"] == after
+        seen += [i["contribution"]["signal"]["value"] for i in body["batch"]["items"]]
+        pages += 1
+    assert pages >= 3 and seen == kept
+    assert batch.feed["next"] == SyncState.objects.get(pk=1).last_position
+
+
+def test_a_compaction_after_the_puller_began_dropping_a_removal_above_its_horizon_is_stale(
+    acme_submitter, bravo
+):
+    first, second = vetted_entry(acme_submitter), vetted_entry(acme_submitter)
+    early = vetted_entry(acme_submitter)
+    sync_sequence_pending()
+    _retract(acme_submitter, early)
+    _drop_the_removal_of(early)
+    body, batch, horizon = page_and_horizon(bravo, after=0, limit=1)
+    assert [i["contribution"]["signal"]["value"] for i in body["batch"]["items"]] == [first.value]
+    assert horizon > batch.feed["next"]
+
+    _retract(acme_submitter, second)  # the puller may hold second: its removal is owed to it
+    _drop_the_removal_of(second)
+
+    params = {"after": batch.feed["next"], "horizon": horizon, "limit": 1}
+    response = bravo.client.get(FEED, params)
+    assert response.status_code == 410 and response.json()["error"]["code"] == "stale_cursor"
+    # From the start again: the new horizon, and no page refused.
+    _body, batch, again = page_and_horizon(bravo, after=0)
+    assert again == SyncState.objects.get(pk=1).compacted_through > horizon
+    assert batch.feed["more"] is False
+
+
 @pytest.mark.parametrize(
     "params",
     [
@@ -145,6 +222,10 @@ def test_a_cursor_below_the_compaction_horizon_is_stale(acme_submitter, bravo):
         {"after": "x"},
         {"after": 2**53},  # not representable in the signed page's JSON
         {"after": 10**30},
+        {"horizon": -1},
+        {"horizon": "x"},
+        {"horizon": 2**53},
+        {"after": 5, "horizon": "1.5"},
     ],
 )
 def test_bad_parameters_are_refused(bravo, params):
@@ -152,6 +233,7 @@ def test_bad_parameters_are_refused(bravo, params):
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "invalid"
     assert response.json()["error"]["details"]["field"] in params
+    assert response.json()["error"]["details"]["field"] == list(params)[-1]
 
 
 def test_a_page_with_items_is_recorded_as_sent_by_pull_and_an_empty_one_is_not(

@@ -10,7 +10,7 @@ import pytest
 
 from federation.contributions.models import Contribution
 from federation.propagation.models import PeerLink, Receipt
-from federation.propagation.pull import federation_pull_all, pull_from_peer
+from federation.propagation.pull import _horizon, federation_pull_all, pull_from_peer
 from federation.transparency.actions import Action
 from federation.transparency.models import AuditEvent
 from members.models import Peer
@@ -19,34 +19,56 @@ from tests.federation.federation_helpers import RemoteHub, contribution_item
 pytestmark = pytest.mark.django_db
 
 OUTBOUND = "cp_feedfeedfeed_theoutboundsecret"
+HORIZON = "Concordat-Feed-Horizon"
+STALE = {"error": {"code": "stale_cursor", "message": "compacted", "details": None}}
 
 
 class FeedServer:
-    """Serves ``pages[after]`` (a status and a JSON body) and records what it was asked."""
+    """Serves ``pages[after]`` (a status and a JSON body) and records what it was asked.
+
+    With ``compacted_through`` set, it answers as a feed whose compaction dropped a removal
+    there (docs/federation.md, "The pull feed"): 410 ``stale_cursor`` to an ``after`` > 0 below
+    it and below the ``horizon`` asked with, and a ``Concordat-Feed-Horizon`` header on each page
+    (``compacted_through`` from 0, else the horizon asked with). Without it, no header: a peer
+    running a version without horizons."""
 
     def __init__(self) -> None:
         self.pages: dict[int, tuple[int, object]] = {}
         self.requests: list[dict] = []
+        self.compacted_through: int | None = None
         server = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):
                 url = urlparse(self.path)
                 query = parse_qs(url.query)
+                after = int(query["after"][0])
+                horizon = query.get("horizon", [None])[0]
                 server.requests.append(
                     {
                         "path": url.path,
-                        "after": int(query["after"][0]),
+                        "after": after,
+                        "horizon": horizon,
                         "limit": query.get("limit", [""])[0],
                         "authorization": self.headers.get("Authorization"),
                     }
                 )
                 status, body = server.pages.get(
-                    int(query["after"][0]),
+                    after,
                     (404, {"error": {"code": "not_found", "message": "", "details": None}}),
                 )
+                compacted, headers = server.compacted_through, {}
+                if compacted is not None:
+                    horizon = compacted if after == 0 else int(horizon or 0)
+                    if after > 0 and compacted > max(after, horizon):
+                        status, body = 410, STALE
+                    headers[HORIZON] = str(horizon)
+                if status != 200:
+                    headers = {}
                 raw = body if isinstance(body, bytes) else json.dumps(body).encode()
                 self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(raw)))
                 self.end_headers()
@@ -98,8 +120,10 @@ def test_pull_follows_more_and_advances_the_cursor_after_each_page(bravo, feed):
     assert [r["after"] for r in feed.requests] == [0, 7]
     assert {r["authorization"] for r in feed.requests} == {f"Bearer {OUTBOUND}"}
     assert {r["path"] for r in feed.requests} == {"/api/v1/federation/feed"}
+    assert {r["horizon"] for r in feed.requests} == {None}  # a peer that gives no horizon
     link = _link(bravo)
     assert link.pull_cursor == 9 and link.last_pull_at is not None and link.last_pull_error == ""
+    assert link.pull_horizon == 0
     assert set(Receipt.objects.values_list("via", flat=True)) == {"pull"}
     received = AuditEvent.objects.filter(action=Action.FEDERATION_RECEIVED)
     assert [e.data["via"] for e in received] == ["pull", "pull"]
@@ -151,6 +175,62 @@ def test_a_stale_cursor_restarts_from_zero(bravo, feed):
     assert outcome.restarted and outcome.accepted == 1
     assert [r["after"] for r in feed.requests] == [40, 0]
     assert _link(bravo).pull_cursor == 50
+
+
+def test_a_pull_from_the_start_sends_back_the_feeds_horizon_and_reads_every_page(bravo, feed):
+    """The peer's compaction dropped a removal at 10, above the first pages: a puller that
+    began after it is not refused (it was refused on page 2, and read page 1 forever)."""
+    feed.compacted_through = 10
+    member = bravo.member()
+    items = [contribution_item(member) for _ in range(3)]
+    feed.pages[0] = _page(bravo, items[:1], after=0, next=3, more=True)
+    feed.pages[3] = _page(bravo, items[1:2], after=3, next=6, more=True)
+    feed.pages[6] = _page(bravo, items[2:], after=6, next=12, more=False)
+
+    outcome = pull_from_peer(bravo.peer.pk)
+
+    assert (outcome.pages, outcome.accepted, outcome.restarted, outcome.error) == (3, 3, False, "")
+    assert [(r["after"], r["horizon"]) for r in feed.requests] == [(0, None), (3, "10"), (6, "10")]
+    link = _link(bravo)
+    assert (link.pull_cursor, link.pull_horizon) == (12, 10)
+    feed.pages[12] = _page(bravo, [], after=12, next=12, more=False)
+    pull_from_peer(bravo.peer.pk)
+    assert feed.requests[-1]["horizon"] is None  # past the horizon: a plain cursor
+
+
+def test_a_compaction_after_the_pull_began_above_its_horizon_restarts_it_from_zero(
+    bravo, feed, settings
+):
+    feed.compacted_through = 10
+    member = bravo.member()
+    feed.pages[0] = _page(bravo, [contribution_item(member)], after=0, next=3, more=True)
+    feed.pages[3] = _page(bravo, [contribution_item(member)], after=3, next=6, more=True)
+    feed.pages[6] = _page(bravo, [contribution_item(member)], after=6, next=12, more=False)
+    settings.FEDERATION_PULL_MAX_PAGES = 1
+    pull_from_peer(bravo.peer.pk)
+    assert (_link(bravo).pull_cursor, _link(bravo).pull_horizon) == (3, 10)
+    feed.compacted_through = 11  # a later compaction dropped a removal the puller may need
+    settings.FEDERATION_PULL_MAX_PAGES = 20
+
+    outcome = pull_from_peer(bravo.peer.pk)
+
+    assert outcome.restarted and outcome.error == ""
+    assert [(r["after"], r["horizon"]) for r in feed.requests[1:]] == [
+        (3, "10"),  # 410 stale_cursor
+        (0, None),
+        (3, "11"),
+        (6, "11"),
+    ]
+    assert (outcome.pages, outcome.accepted, outcome.duplicates) == (3, 2, 1)
+    assert (_link(bravo).pull_cursor, _link(bravo).pull_horizon) == (12, 11)
+
+
+@pytest.mark.parametrize(
+    ("header", "horizon"),
+    [("12", 12), ("0", 0), ("-1", 0), ("x", 0), ("", 0), ("\uff11\uff12", 0), (str(2**53), 0)],
+)
+def test_a_horizon_header_that_is_not_a_cursor_counts_as_none(header, horizon):
+    assert _horizon(header) == horizon
 
 
 def test_errors_are_recorded_on_the_link(bravo, feed):

@@ -8,6 +8,7 @@ peer's token) would send them.
 """
 
 import base64
+import json
 import threading
 import time
 import uuid
@@ -364,6 +365,50 @@ def test_a_peer_whose_outbox_rows_were_deleted_converges_by_pull():
         assert b.sql("SELECT count(*) FROM federation_contribution") == [(300,)]
         cursor = b.sql("SELECT pull_cursor FROM federation_peerlink")[0][0]
         assert cursor > 0
+
+
+def test_a_new_peers_first_pull_reads_every_page_of_a_feed_whose_compaction_dropped_a_removal():
+    # Over 500 changes (two feed pages of 500), then a removal above the first page that a's
+    # compaction drops. b, linked afterwards, learns it all by pull: its second page was refused
+    # as stale (its cursor is below the dropped removal), and it read the first page forever.
+    pull = {"CONCORDAT_FEDERATION_PULL_INTERVAL_SECONDS": "2"}
+    with running_federation("a", "b", env_by_hub={"b": pull}) as fed:
+        a, b = fed.hubs
+        alice = a.member("acme", trusted=True)
+        items = [alice.add("md5") for _ in range(600)]
+        alice.submit(items)
+        gone = alice.add("md5")
+        alice.submit([gone])
+        alice.submit([alice.retract("md5", gone["contribution"]["signal"]["value"])])
+        a.manage("sync_sequence")
+        a.sql(
+            "UPDATE federation_entrychange SET recorded_at = now() - interval '91 days' "
+            "WHERE entry_id = (SELECT id FROM federation_entry WHERE value = %s)",
+            (gone["contribution"]["signal"]["value"],),
+        )
+        compaction = json.loads(a.manage("sync_sequence", "--compact").strip().splitlines()[-1])
+        assert compaction["removals"] == 1
+        compacted_through = a.sql("SELECT compacted_through FROM federation_syncstate")[0][0]
+        assert compacted_through > 500
+        fed.link(a, b)  # a's outbox holds nothing for a peer added now: b pulls it all
+
+        b.wait_for_contributions(uuids(items), timeout=120)
+        wait_for(
+            lambda: (b.pull_cursor(a) or 0) >= a.sync_position(),
+            timeout=60,
+            what="b to pull a's feed to its end",
+        )
+        assert b.sql("SELECT count(*) FROM federation_contribution") == [(600,)]
+        assert b.sql("SELECT last_pull_error FROM federation_peerlink") == [("",)]
+        # Each item was served once: no page was read again from 0.
+        served = [
+            digest
+            for event in a.audit("federation.sent")
+            if event["via"] == "pull" and event["peer"] == b.hub_id
+            for digest in event["items"]
+        ]
+        assert len(served) == len(set(served)) >= 600
+        assert b.sql("SELECT DISTINCT via FROM federation_receipt") == [("pull",)]
 
 
 def test_agreeing_hubs_that_push_and_pull_reconcile_ok():

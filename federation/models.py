@@ -16,6 +16,7 @@ from federation.transparency.models import (
     WitnessedLog,
 )
 from federation.vetting.models import Decision, Feedback, Incident, VettingPolicy
+from federation.video.models import VideoFrames
 
 __all__ = [
     "AuditEvent",
@@ -43,6 +44,7 @@ __all__ = [
     "StixObjectVersion",
     "SyncState",
     "VettingPolicy",
+    "VideoFrames",
     "Witness",
     "WitnessedLog",
 ]

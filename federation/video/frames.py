@@ -46,7 +46,7 @@ class FrameListError(ValueError):
     """A frame list is not valid; ``index`` is the offending frame's position (or None)."""
 
     def __init__(self, message: str, *, index: int | None = None) -> None:
-        where = f"frames[{index}]: " if index is not None else "frames: "
+        where = f"frame {index}: " if index is not None else ""
         super().__init__(where + message)
         self.index = index
         self.message = message

@@ -151,6 +151,7 @@ DECISIONS: dict[str, Route] = {
     # sync: every member role reads the shared set (docs/sync.md)
     "api/v1/sync/changes": Route("/api/v1/sync/changes", {"GET": Access(READ)}),
     "api/v1/sync/export": Route("/api/v1/sync/export", {"GET": Access(READ)}),
+    "api/v1/sync/frames": Route("/api/v1/sync/frames?values=" + "0" * 64, {"GET": Access(READ)}),
     # matching: every member role matches against the shared set (docs/matching.md)
     "api/v1/match": Route("/api/v1/match", {"GET": Access(READ), "POST": Access(READ)}),
     # private lookup (docs/private-lookup.md): lookup-only tokens and members, nothing else

@@ -201,7 +201,7 @@ TAG_DESCRIPTIONS: dict[str, str] = {
     "partners: keys": "Members' systems: register and revoke your organisation's Ed25519 "
     "signing keys (docs/signing.md §8).",
     "partners: sync": "Members' systems: the delta change stream and the full export of the "
-    "shared set (docs/sync.md).",
+    "shared set, and the frame lists of its vpdq videos (docs/sync.md).",
     "partners: match": "Members' systems: match PDQ, MD5 and SHA-256 hashes against the shared "
     "set (docs/matching.md).",
     "reviewers: vetting": "Reviewers and consortium admins: entries, the review queue, votes, "

@@ -30,6 +30,7 @@ import threading
 from dataclasses import dataclass, field
 
 import numpy as np
+import orjson
 
 from federation.matching.index import STATE_CODES, STATE_NAMES, PdqIndex
 
@@ -76,6 +77,27 @@ def distinct_frames(
         best[order],
         np.asarray(timestamp_ms, dtype=np.int64)[rows],
     )
+
+
+def distinct_from_canonical(text: str | bytes) -> DistinctFrames:
+    """The distinct frames of a stored canonical frame list (docs/video.md §1: already checked
+    when it was signed, so read without checks)."""
+    frames = orjson.loads(text)
+    if not frames:
+        return distinct_frames(_EMPTY, np.zeros(0), np.zeros(0))
+    words = np.frombuffer(bytes.fromhex("".join(frame[2] for frame in frames)), dtype=">u8").astype(
+        np.uint64
+    )
+    return distinct_frames(
+        words.reshape(-1, 4),
+        np.fromiter((frame[1] for frame in frames), dtype=np.int16, count=len(frames)),
+        np.fromiter((frame[3] for frame in frames), dtype=np.int64, count=len(frames)),
+    )
+
+
+def frame_list_distinct(frames) -> DistinctFrames:
+    """The distinct frames of a ``federation.video.frames.FrameList`` (a query's)."""
+    return distinct_from_canonical(frames.canonical)
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ from federation.transparency.models import (
     WitnessedLog,
 )
 from federation.vetting.models import Decision, Feedback, Incident, VettingPolicy
+from federation.video.models import VideoFrames
 from members.models import ApiCredential, Membership, Organisation, Peer, SigningKey, StaffRole
 from tests.federation.vetting_helpers import approve, feedback, set_policy, submit_entry
 from tests.parties import Party, make_organisation, signed_key_registration
@@ -60,7 +61,11 @@ LOG_MODELS = {AuditEvent, MerkleNode, Checkpoint, SequencerStatus, Cosignature}
 # The private lookup's table (its state and tags) is derived from the shared set and the current
 # key by its refresh, and its usage counters are the rate limit's, reported in aggregate by
 # lookup.usage events once each day is over (docs/private-lookup.md).
-DERIVED_MODELS = {EntryChange, SyncState, PeerLink, LookupState, LookupTag, LookupUsage}
+# A vpdq entry's stored frame list is a copy of the frames inside its first add's signed bytes
+# (Contribution.canonical), written in that add's transaction, which contribution.accepted logs.
+DERIVED_MODELS = {
+    EntryChange, SyncState, PeerLink, LookupState, LookupTag, LookupUsage, VideoFrames
+}  # fmt: skip
 # Bookkeeping that is not a state change an auditor needs: when a user last signed in (the test
 # client signs in before each run anyway) and when a token was last used.
 IGNORED_FIELDS = {User: {"last_login"}, ApiCredential: {"last_used_at"}}

@@ -281,3 +281,20 @@ def test_bulk_ingest_takes_vpdq_items_beside_other_types(acme_submitter):
     assert (body["created"], body["rejected"]) == (6, 1)
     assert body["results"][6]["error"]["details"]["field"] == "signal.value"
     assert sorted(VideoFrames.objects.values_list("frame_count", flat=True)) == [20, 21, 22, 23, 24]
+
+
+@pytest.mark.django_db
+def test_the_partner_client_signs_a_video_add_the_hub_accepts(acme_submitter):
+    from django.conf import settings
+
+    from federation.partner_client import ContributionSigner
+
+    signer = ContributionSigner(
+        private_key=acme_submitter.private_key, hub_id=settings.HUB_ID, member="acme"
+    )
+    frames = normalise_frames(random_frames(9))
+    response = acme_submitter.client.post(
+        "/api/v1/contributions/", signer.add_video(frames, ["attack-footage"]), format="json"
+    )
+    assert response.status_code == 201, response.json()
+    assert Entry.objects.get().value == frames.digest

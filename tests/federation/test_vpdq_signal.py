@@ -298,3 +298,17 @@ def test_the_partner_client_signs_a_video_add_the_hub_accepts(acme_submitter):
     )
     assert response.status_code == 201, response.json()
     assert Entry.objects.get().value == frames.digest
+
+
+@pytest.mark.django_db
+def test_a_full_size_video_with_a_bad_signature_is_refused_and_audited_with_its_bytes(
+    acme_submitter,
+):
+    signed = acme_submitter.signed(signal=vpdq_signal(random_frames(MAX_FRAMES, seed=5)))
+    signed["contribution"]["labels"] = ["propaganda"]  # changed after signing
+    response = acme_submitter.client.post("/api/v1/contributions/", signed, format="json")
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "bad_signature"
+    event = AuditEvent.objects.get(action="contribution.rejected")
+    assert len(event.data["canonical"]) > 1_000_000  # the evidence: what was signed, whole
+    assert not Entry.objects.exists() and not VideoFrames.objects.exists()

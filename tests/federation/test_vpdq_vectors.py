@@ -94,3 +94,12 @@ def test_an_add_signing_an_invalid_list_is_malformed(invalid):
     with pytest.raises(MalformedContribution) as caught:
         parse_contribution(document)
     assert caught.value.field == "signal.frames"
+
+
+def test_the_worked_example_in_signing_md_is_the_vectors():
+    docs = (VECTORS_PATH.parent / "signing.md").read_text(encoding="utf-8")
+    (three,) = [v for v in VALID_LISTS if v["id"] == "vpdq-frames-three"]
+    add = VPDQ_CONTRIBUTIONS["vpdq-add"]
+    assert three["canonical_utf8"] in docs and three["digest_hex"] in docs
+    assert add["canonical_sha256_hex"] in docs and add["signature_b64"] in docs
+    assert f"{len(add['canonical_utf8'].encode())} signed bytes" in docs

@@ -105,6 +105,16 @@ def test_the_error_names_the_offending_frame():
         parse_frames(frames)
     assert caught.value.index == 3
     assert str(caught.value).startswith("frame 3: ")
+    frames = random_frames(8)
+    frames[6][0] = frames[5][0]
+    with pytest.raises(FrameListError, match="strictly increasing") as caught:
+        parse_frames(frames)
+    assert caught.value.index == 6
+    frames = random_frames(8)
+    frames[7][3] = frames[6][3] - 1
+    with pytest.raises(FrameListError, match="must not decrease") as caught:
+        parse_frames(frames)
+    assert caught.value.index == 7
 
 
 @pytest.mark.parametrize(

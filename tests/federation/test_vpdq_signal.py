@@ -9,6 +9,8 @@ import types
 
 import pytest
 import rfc8785
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from federation.contributions.models import Contribution, Entry
 from federation.transparency.models import AuditEvent
@@ -322,3 +324,31 @@ def test_a_full_size_video_with_a_bad_signature_is_refused_and_audited_with_its_
     event = AuditEvent.objects.get(action="contribution.rejected")
     assert len(event.data["canonical"]) > 1_000_000  # the evidence: what was signed, whole
     assert not Entry.objects.exists() and not VideoFrames.objects.exists()
+
+
+# --- Properties -----------------------------------------------------------------------------------
+
+_FRAME = st.tuples(
+    st.integers(0, 2**31 - 1),
+    st.integers(0, 100),
+    st.binary(min_size=32, max_size=32).map(bytes.hex),
+    st.integers(0, 2**31 - 1),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_FRAME, min_size=1, max_size=40, unique_by=lambda f: f[0]))
+def test_any_list_of_distinct_frames_normalises_to_one_canonical_rfc8785_form(raw):
+    # Timestamps must follow frame numbers: give the sorted frames sorted times.
+    numbers = sorted(f[0] for f in raw)
+    times = sorted(f[3] for f in raw)
+    frames = [
+        [n, q, h.upper() if n % 2 else h, t]
+        for n, (_, q, h, _), t in zip(numbers, raw, times, strict=True)
+    ]
+    shuffled = list(reversed(frames))
+    normalised = normalise_frames(shuffled)
+    canonical = [[n, q, h.lower(), t] for n, q, h, t in frames]
+    assert normalised.canonical == rfc8785.dumps(canonical)
+    assert parse_frames(canonical) == normalised
+    assert normalised.digest == hashlib.sha256(normalised.canonical).hexdigest()

@@ -352,3 +352,22 @@ def test_any_list_of_distinct_frames_normalises_to_one_canonical_rfc8785_form(ra
     assert normalised.canonical == rfc8785.dumps(canonical)
     assert parse_frames(canonical) == normalised
     assert normalised.digest == hashlib.sha256(normalised.canonical).hexdigest()
+
+
+@pytest.mark.django_db
+def test_a_vpdq_entry_is_reviewed_vetted_and_disputed_like_any_signal(
+    acme_submitter, globex_reviewer
+):
+    from tests.federation.vetting_helpers import approve, feedback, set_policy, submit_entry
+
+    set_policy(quorum=1)
+    entry = submit_entry(acme_submitter, signal=vpdq_signal(random_frames(40)))
+    queue = globex_reviewer.client.get("/api/v1/review/queue/").json()["results"]
+    assert [(item["id"], item["signal_type"]) for item in queue] == [(entry.pk, "vpdq")]
+    assert approve(globex_reviewer, entry).status_code == 200
+    entry.refresh_from_db()
+    assert entry.state == Entry.State.VETTED
+    set_policy(dispute_threshold=1)
+    assert feedback(globex_reviewer, entry, "false_positive").status_code in (200, 201)
+    entry.refresh_from_db()
+    assert entry.state == Entry.State.DISPUTED

@@ -25,6 +25,7 @@ from django.db import connection
 from django.test import Client, RequestFactory
 
 from federation.contributions.models import Contribution, Entry, EntryLabel, Label
+from federation.live.models import LiveFrame, LiveSession
 from federation.lookup.models import LookupKey, LookupState, LookupTag, LookupUsage
 from federation.propagation.models import KeyBinding, OutboxItem, PeerLink, Receipt
 from federation.sync.models import EntryChange, SyncState
@@ -63,8 +64,10 @@ LOG_MODELS = {AuditEvent, MerkleNode, Checkpoint, SequencerStatus, Cosignature}
 # lookup.usage events once each day is over (docs/private-lookup.md).
 # A vpdq entry's stored frame list is a copy of the frames inside its first add's signed bytes
 # (Contribution.canonical), written in that add's transaction, which contribution.accepted logs.
+# A live session's frames are its evidence while it is open, deleted when it closes; the session
+# is audited in aggregate (live.opened, live.alerted, live.closed), never frame by frame.
 DERIVED_MODELS = {
-    EntryChange, SyncState, PeerLink, LookupState, LookupTag, LookupUsage, VideoFrames
+    EntryChange, SyncState, PeerLink, LookupState, LookupTag, LookupUsage, VideoFrames, LiveFrame
 }  # fmt: skip
 # Bookkeeping that is not a state change an auditor needs: when a user last signed in (the test
 # client signs in before each run anyway) and when a token was last used.
@@ -109,6 +112,7 @@ IDENTITY: dict[type, Callable[[dict, dict], tuple[str, str]]] = {
     Witness: lambda row, users: ("witness", row["name"]),
     SplitViewEvidence: lambda row, users: ("witnessed_log", row["origin"]),
     LookupKey: lambda row, users: ("lookup_key", row["key_id"]),
+    LiveSession: lambda row, users: ("live_session", str(row["id"])),
 }
 
 

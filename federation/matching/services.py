@@ -211,7 +211,7 @@ def match_signals(
         wanted += [("pdq", value) for _, value, _ in photo_hits]
     for hits in pdq_frames.values():
         wanted += [(VPDQ, hit.value) for hit in hits]
-    entries = _render(wanted)
+    entries = render_matched_entries(wanted)
     results = []
     matched = total = 0
     for position, (signal, hits) in enumerate(zip(signals, found, strict=True)):
@@ -337,7 +337,7 @@ _ROW_FIELDS = (
 )
 
 
-def _render(pairs: list[tuple[str, str]]) -> dict:
+def render_matched_entries(pairs: list[tuple[str, str]]) -> dict:
     """The shared entries among these ``(signal type, value)``, as members see them."""
     wanted: dict[str, set[str]] = {}
     for signal_type, value in pairs:

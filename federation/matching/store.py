@@ -60,6 +60,9 @@ class MatchStore:
         self.exact = {"md5": ExactIndex(), "sha256": ExactIndex()}
         self.video = VideoIndex()
         self.position = 0
+        # The position of the last change that added or removed a video: a live session whose
+        # frames were matched before it matches them again (federation.live.services).
+        self.video_position = 0
         self._apply_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -130,6 +133,7 @@ class MatchStore:
             self.exact[signal_type].build(values, states)
         self.pdq.warm_up()
         self.position = position
+        self.video_position = position
 
     # --- following ----------------------------------------------------------------------------
 
@@ -151,11 +155,14 @@ class MatchStore:
                         self._apply_lock.acquire()
                     continue
                 changes = [orjson.loads(item) for item in page.items]
-                frames = _video_frames(
-                    [c["signal"]["value"] for c in changes if c["signal"]["type"] == "vpdq"]
-                )
+                video_values = [
+                    c["signal"]["value"] for c in changes if c["signal"]["type"] == "vpdq"
+                ]
+                frames = _video_frames(video_values)
                 for change in changes:
                     self.apply(change, video_frames=frames)
+                if video_values:
+                    self.video_position = page.position
                 applied += len(page.items)
                 self.position = page.position
                 if not page.more:

@@ -415,6 +415,20 @@ class VideoIndex:
             key=lambda h: (h.query, h.distance, h.value, h.shared_ms),
         )
 
+    def frame_hits(
+        self, words: np.ndarray, *, threshold: int, quality_min: int
+    ) -> list[tuple[int, str, int, int, int]]:
+        """Every (query position, video value, the shared frame's position among the video's
+        distinct frames, its timestamp, distance): what a live session records as evidence (a
+        position is the same in every process, a posting number is not)."""
+        hits = self._hits(words, threshold=threshold, quality_min=quality_min)
+        with self._lock:
+            start, ms = self._videos["start"], self._posts["ms"]
+            return [
+                (q, self._values[slot], int(p - start[slot]), int(ms[p]), d)
+                for q, slot, p, d in hits
+            ]
+
     def state_of(self, value: str) -> str | None:
         slot = self._slot_of.get(value)
         if slot is None or not self._videos["alive"][slot]:

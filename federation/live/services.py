@@ -238,67 +238,72 @@ def live_frames_append(*, actor: Actor, session_id, frames: object) -> LiveAnswe
     be the caller's: another member's session is 404 whatever the body) and answer with the
     alerts so far."""
     now = timezone.now()
-    with transaction.atomic():  # the expiry is committed before the call is refused
-        session = _owned(actor, session_id, lock=True)
-        if _is_idle(session, now):
-            _close(session, Actor.system("live"), LiveSession.State.EXPIRED, now)
-    if session.state == LiveSession.State.EXPIRED:
-        raise Conflict("This live session expired (idle): open a new one.", code="closed")
     store = match_store()
     store.refresh()
     with transaction.atomic():
         session = _owned(actor, session_id, lock=True)
-        frames = live_frames_parse(frames)
-        if session.state != LiveSession.State.OPEN:
-            raise Conflict("This live session is closed: open a new one.", code="closed")
-        if frames.frames[0].timestamp_ms < session.last_timestamp_ms:
-            raise InvalidInput(
-                "Frames go back in time: timestamps must not decrease from one call to the next.",
-                code="invalid_signal",
-                details={"field": "frames", "frame": 0},
+        if _is_idle(session, now):
+            _close(session, Actor.system("live"), LiveSession.State.EXPIRED, now)
+            answer = None  # the expiry commits, then the call is refused
+        else:
+            answer = _append(actor, session, live_frames_parse(frames), store, now)
+    if answer is None:
+        raise Conflict("This live session expired (idle): open a new one.", code="closed")
+    return answer
+
+
+def _append(actor: Actor, session: LiveSession, frames, store, now) -> LiveAnswer:
+    """The call itself, under the session's row lock (the caller's transaction)."""
+    if session.state != LiveSession.State.OPEN:
+        raise Conflict("This live session is closed: open a new one.", code="closed")
+    if frames.frames[0].timestamp_ms < session.last_timestamp_ms:
+        raise InvalidInput(
+            "Frames go back in time: timestamps must not decrease from one call to the next.",
+            code="invalid_signal",
+            details={"field": "frames", "frame": 0},
+        )
+    if session.frames_received + len(frames) > MAX_FRAMES_PER_SESSION:
+        raise Conflict(
+            f"A live session takes at most {MAX_FRAMES_PER_SESSION} frames: open a new one.",
+            code="session_full",
+            details={"limit": MAX_FRAMES_PER_SESSION},
+        )
+    new = _store_new_frames(session, frames)
+    rematch = store.video_position > session.position
+    searched = _all_frames(session) if rematch else new
+    _add_evidence(session, store, searched)
+    if rematch:
+        session.position = store.position
+    session.frames_received += len(frames)
+    session.calls += 1
+    session.last_call_at = now
+    session.last_timestamp_ms = frames.frames[-1].timestamp_ms
+    alerts = _alerts(session, store)
+    newly = [a["value"] for a in alerts if a["value"] not in session.alerted]
+    session.alerted = [*session.alerted, *newly]
+    session.save()
+    incidents = _active_incidents([a["value"] for a in alerts], now)
+    for alert in alerts:
+        alert["incident"] = incidents.get(alert["value"])
+    if newly:
+        data = {
+            Key.ALERTS: newly,
+            Key.FRAMES: session.frames_received,
+            Key.CALLS: session.calls,
+        }
+        tagged = sorted({incidents[v] for v in newly if v in incidents})
+        if tagged:
+            data[Key.INCIDENT] = tagged
+        audit_record(
+            AuditRecord(
+                action=Action.LIVE_ALERTED,
+                actor=actor,
+                organisation=session.organisation.slug,
+                object_type=ObjectType.LIVE_SESSION,
+                object_id=str(session.id),
+                data=data,
             )
-        if session.frames_received + len(frames) > MAX_FRAMES_PER_SESSION:
-            raise Conflict(
-                f"A live session takes at most {MAX_FRAMES_PER_SESSION} frames: open a new one.",
-                code="session_full",
-                details={"limit": MAX_FRAMES_PER_SESSION},
-            )
-        new = _store_new_frames(session, frames)
-        rematch = store.video_position > session.position
-        searched = _all_frames(session) if rematch else new
-        _add_evidence(session, store, searched)
-        if rematch:
-            session.position = store.position
-        session.frames_received += len(frames)
-        session.calls += 1
-        session.last_call_at = now
-        session.last_timestamp_ms = frames.frames[-1].timestamp_ms
-        alerts = _alerts(session, store)
-        newly = [a["value"] for a in alerts if a["value"] not in session.alerted]
-        session.alerted = [*session.alerted, *newly]
-        session.save()
-        incidents = _active_incidents([a["value"] for a in alerts], now)
-        for alert in alerts:
-            alert["incident"] = incidents.get(alert["value"])
-        if newly:
-            data = {
-                Key.ALERTS: newly,
-                Key.FRAMES: session.frames_received,
-                Key.CALLS: session.calls,
-            }
-            tagged = sorted({incidents[v] for v in newly if v in incidents})
-            if tagged:
-                data[Key.INCIDENT] = tagged
-            audit_record(
-                AuditRecord(
-                    action=Action.LIVE_ALERTED,
-                    actor=actor,
-                    organisation=session.organisation.slug,
-                    object_type=ObjectType.LIVE_SESSION,
-                    object_id=str(session.id),
-                    data=data,
-                )
-            )
+        )
     return LiveAnswer(session, alerts, _photo_hits(store, session, frames))
 
 

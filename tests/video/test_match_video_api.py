@@ -134,3 +134,25 @@ def test_bad_vpdq_input_is_a_documented_400(trusted_acme, globex_reviewer, video
     assert response.status_code == 400 and error_code(response) == "too_many_items"
     assert response.json()["error"]["details"]["index"] == 1
     assert not AuditEvent.objects.filter(action=Action.MATCH_REQUESTED).exists()
+
+
+def test_a_retracted_video_stops_matching_and_its_frames_leave_the_index(
+    trusted_acme, globex_reviewer, videos
+):
+    from federation.matching.store import match_store
+    from federation.sync.sequencer import sync_sequence_pending
+
+    original = videos["original"].frames
+    share_video(trusted_acme, original)
+    query = [vpdq_query(videos["reencoded"].frames)]
+    assert len(match(globex_reviewer, query).json()["results"][0]["matches"]) == 1
+    store = match_store()
+    assert (len(store.video), len(store.video.frames)) == (1, 30)
+
+    retract = {"type": "vpdq", "value": original.digest}
+    response = trusted_acme.submit(action="retract", labels=[], signal=retract)
+    assert response.status_code == 201, response.content
+    sync_sequence_pending()
+
+    assert match(globex_reviewer, query).json()["results"][0]["matches"] == []
+    assert (len(store.video), len(store.video.frames)) == (0, 0)

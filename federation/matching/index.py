@@ -194,6 +194,12 @@ class PdqIndex:
             self._live -= 1
             return True
 
+    def payload_of(self, words: np.ndarray) -> int:
+        """The payload of the live row holding this hash (``(4,)`` uint64 words), or -1."""
+        view = self._view
+        row = self._find(view, words)
+        return int(view.payload[row]) if row >= 0 else -1
+
     def _find(self, view: _View, words: np.ndarray) -> int:
         return int(
             _kernels().find_exact(

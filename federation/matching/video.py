@@ -17,8 +17,9 @@ The rules are python-threatexchange's (``vpdq_util``, ``VPDQIndex``), made exact
 Layout (memory per shared frame, see ``memory_bytes``): the ``PdqIndex`` row (hash, CSR,
 prefilter) carries a **group** number in its payload; a group is one distinct frame hash shared by
 one or more videos, ``head[group]`` the first of its postings, chained by ``post_next``. A posting
-is one distinct frame of one video: its video slot, quality, timestamp and group. A video's
-postings are contiguous (``video_start`` … ``video_end``), so removing a video walks them once.
+is one distinct frame of one video: its video slot, quality and timestamp (13 bytes). A video's
+postings are contiguous (``video_start`` … ``video_end``); removing a video finds its groups by
+looking its frame hashes up in the ``PdqIndex``.
 
 Concurrency: one lock guards the postings and the video table, taken by writers (the match
 store's change applier) and by readers while they walk postings; the frame search itself runs
@@ -190,7 +191,6 @@ class VideoIndex:
                 "quality": np.int8,
                 "ms": np.int32,
                 "next": np.int32,
-                "group": np.int32,
             }
         )
         self.generation = 0  # raised by every video added: open live sessions re-check then
@@ -223,7 +223,6 @@ class VideoIndex:
             self._posts["slot"][:total] = slots
             self._posts["quality"][:total] = np.concatenate([f.quality for _, _, f in videos])
             self._posts["ms"][:total] = np.concatenate([f.timestamp_ms for _, _, f in videos])
-            self._posts["group"][:total] = group
             # Chain each group's postings: sorted by group, each points to the previous one.
             order = np.argsort(group, kind="stable").astype(np.int32)
             sorted_groups = group[order]
@@ -279,7 +278,6 @@ class VideoIndex:
                 self._posts["slot"][p] = slot
                 self._posts["quality"][p] = frames.quality[i]
                 self._posts["ms"][p] = frames.timestamp_ms[i]
-                self._posts["group"][p] = group
                 self._posts["next"][p] = self._groups["head"][group]
                 self._groups["head"][group] = p
                 self._groups["live"][group] += 1
@@ -296,25 +294,23 @@ class VideoIndex:
             self.generation += 1
 
     def remove(self, value: str, *, frames: DistinctFrames | None = None) -> bool:
-        """Take a video out. Its distinct frames held by no other video leave the frame index
-        (found by their hash: ``frames``, or the postings' groups when not given)."""
+        """Take a video out. Given its ``frames``, each found by hash gives its group (the row's
+        payload); a group left with no live posting leaves the frame index. Without them (never,
+        from the store: a stored list is kept for good) the postings only stop counting."""
         with self._lock:
             slot = self._slot_of.get(value)
             if slot is None or not self._videos["alive"][slot]:
                 return False
             self._videos["alive"][slot] = 0
             self._live_videos -= 1
-            start, end = int(self._videos["start"][slot]), int(self._videos["end"][slot])
-            emptied = []
-            for p in range(start, end):
-                group = self._posts["group"][p]
+            for words in () if frames is None else frames.words:
+                group = self.frames.payload_of(words)
+                if group < 0:
+                    continue
                 self._groups["live"][group] -= 1
                 if self._groups["live"][group] == 0:
                     self._groups["head"][group] = -1
-                    emptied.append(p - start)
-            if frames is not None:
-                for i in emptied:
-                    self.frames.remove_words(frames.words[i])
+                    self.frames.remove_words(words)
             return True
 
     # --- reading ------------------------------------------------------------------------------

@@ -5,9 +5,31 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | sha256sum | cut -c1-12)
 PYTEST_WORKERS ?= 2
 
-.PHONY: install demo test bench lint format services browser clean
+.PHONY: install demo test bench lint format services browser clean ffmpeg-dev
 
-$(STAMP): requirements.txt requirements-dev.txt
+# vpdq (requirements-dev.txt) builds from source against FFmpeg's development libraries.
+FFMPEG_DEBS := libavcodec-dev libavformat-dev libavdevice-dev libavfilter-dev libswresample-dev \
+	libswscale-dev libavutil-dev ffmpeg pkg-config
+FFMPEG_LIBS := libavcodec libavformat libavdevice libavfilter libswresample libswscale libavutil
+
+# As root with apt-get: installs the Debian packages that are missing. Otherwise: checks, and
+# names exactly what is missing.
+ffmpeg-dev:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		missing=""; for deb in $(FFMPEG_DEBS); do \
+			dpkg -s $$deb >/dev/null 2>&1 || missing="$$missing $$deb"; done; \
+		if [ -n "$$missing" ]; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi; \
+	fi
+	@missing=""; command -v ffmpeg >/dev/null || missing=" ffmpeg"; \
+	if command -v pkg-config >/dev/null; then \
+		for lib in $(FFMPEG_LIBS); do pkg-config --exists $$lib || missing="$$missing $$lib-dev"; done; \
+	else missing="$$missing pkg-config (and then the FFmpeg -dev libraries)"; fi; \
+	if [ -n "$$missing" ]; then \
+		echo "vpdq needs FFmpeg's development libraries; missing:$$missing."; \
+		echo "As root: apt-get install $(FFMPEG_DEBS)"; exit 1; fi
+
+$(STAMP): requirements.txt requirements-dev.txt | ffmpeg-dev
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || { echo "Python 3.11 with venv is needed ($(PYTHON))."; exit 1; }
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt

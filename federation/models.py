@@ -1,6 +1,7 @@
 """Django finds the app's models here; each lives beside the capability that owns it."""
 
 from federation.contributions.models import Contribution, Entry, EntryLabel, Label
+from federation.live.models import LiveFrame, LiveSession
 from federation.lookup.models import LookupKey, LookupState, LookupTag, LookupUsage
 from federation.propagation.models import KeyBinding, OutboxItem, PeerLink, Receipt
 from federation.sync.models import EntryChange, SyncState
@@ -16,6 +17,7 @@ from federation.transparency.models import (
     WitnessedLog,
 )
 from federation.vetting.models import Decision, Feedback, Incident, VettingPolicy
+from federation.video.models import VideoFrames
 
 __all__ = [
     "AuditEvent",
@@ -30,6 +32,8 @@ __all__ = [
     "Incident",
     "KeyBinding",
     "Label",
+    "LiveFrame",
+    "LiveSession",
     "LookupKey",
     "LookupState",
     "LookupTag",
@@ -43,6 +47,7 @@ __all__ = [
     "StixObjectVersion",
     "SyncState",
     "VettingPolicy",
+    "VideoFrames",
     "Witness",
     "WitnessedLog",
 ]

@@ -19,6 +19,7 @@ from federation.signing import (
     sign_contribution,
     sign_key_registration,
 )
+from federation.video.frames import FrameList
 
 
 class ConcordatClient:
@@ -105,6 +106,19 @@ class ContributionSigner:
         signal: dict[str, Any] = {"type": signal_type, "value": value}
         if quality is not None:
             signal["quality"] = quality
+        return self._sign("add", signal, labels, scope, incident)
+
+    def add_video(
+        self,
+        frames: FrameList,
+        labels: list[str],
+        *,
+        scope: str = "federation",
+        incident: str | None = None,
+    ) -> dict[str, Any]:
+        """A signed vpdq add of a canonical frame list (``federation.video.frames``: e.g.
+        ``from_vpdq_features(vpdq.computeHash(path))``); its value is the list's digest."""
+        signal = {"type": "vpdq", "value": frames.digest, "frames": frames.to_document()}
         return self._sign("add", signal, labels, scope, incident)
 
     def retract(self, signal_type: str, value: str, *, scope: str = "federation") -> dict[str, Any]:

@@ -4,7 +4,14 @@ import re
 
 from federation.contributions.models import SignalType
 
-_HEX_LENGTHS = {SignalType.PDQ: 64, SignalType.MD5: 32, SignalType.SHA256: 64}
+# A vpdq value is the SHA-256 of its canonical frame list (federation/video/frames.py): the
+# frames themselves travel beside it in the signal (docs/video.md).
+_HEX_LENGTHS = {
+    SignalType.PDQ: 64,
+    SignalType.MD5: 32,
+    SignalType.SHA256: 64,
+    SignalType.VPDQ: 64,
+}
 _HEX = re.compile(r"[0-9a-fA-F]+")
 
 

@@ -34,6 +34,7 @@ from nacl.exceptions import BadSignatureError
 
 from federation.contributions.models import Contribution, ContributionScope
 from federation.signal_types import normalise_signal_value
+from federation.video.frames import FrameList, FrameListError, parse_frames
 
 CONTRIBUTION_KIND = "concordat.contribution"
 CONTRIBUTION_VERSION = 1
@@ -60,7 +61,7 @@ REQUIRED_FIELDS = frozenset(
 )
 OPTIONAL_FIELDS = frozenset({"incident"})
 SIGNAL_FIELDS = frozenset({"type", "value"})
-SIGNAL_OPTIONAL_FIELDS = frozenset({"quality"})
+SIGNAL_OPTIONAL_FIELDS = frozenset({"quality", "frames"})
 MAX_LABELS = 16
 _TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z")
 _KEY_ID = re.compile(r"[0-9a-f]{32}")
@@ -102,6 +103,7 @@ class ParsedContribution:
     labels: tuple[str, ...]
     scope: str
     incident: uuid.UUID | None
+    frames: FrameList | None = None  # a vpdq add's canonical frame list (docs/video.md)
 
 
 def canonical_bytes(document: dict[str, Any]) -> bytes:
@@ -217,7 +219,7 @@ def parse_contribution(document: object) -> ParsedContribution:
     action = document["action"]
     if not isinstance(action, str) or action not in _ACTIONS:
         raise MalformedContribution("action", f"must be one of {sorted(_ACTIONS)}")
-    signal_type, value, quality = _signal(document["signal"])
+    signal_type, value, quality, frames = _signal(document["signal"], action)
     labels = _labels(document["labels"], action)
     scope = document["scope"]
     if not isinstance(scope, str) or scope not in _SCOPES:
@@ -241,6 +243,7 @@ def parse_contribution(document: object) -> ParsedContribution:
         labels=labels,
         scope=scope,
         incident=incident_uuid,
+        frames=frames,
     )
 
 
@@ -376,7 +379,7 @@ def _timestamp(document: dict, name: str) -> datetime:
         raise MalformedContribution(name, "is not a real date and time") from exc
 
 
-def _signal(signal: object) -> tuple[str, str, int | None]:
+def _signal(signal: object, action: str) -> tuple[str, str, int | None, FrameList | None]:
     if not isinstance(signal, dict):
         raise MalformedContribution("signal", "must be an object with type and value")
     if SIGNAL_FIELDS - signal.keys():
@@ -394,7 +397,28 @@ def _signal(signal: object) -> tuple[str, str, int | None]:
             raise MalformedContribution("signal.quality", "only pdq signals carry a quality")
         if type(quality) is not int or not 0 <= quality <= 100:
             raise MalformedContribution("signal.quality", "must be an integer from 0 to 100")
-    return signal_type, value, quality
+    return signal_type, value, quality, _frames(signal, signal_type, value, action)
+
+
+def _frames(signal: dict, signal_type: str, value: str, action: str) -> FrameList | None:
+    """A vpdq add's frame list: present, already canonical, and hashing to the value (which is
+    the entry's identity); a retract names the signal by its value alone (docs/signing.md §15)."""
+    present = "frames" in signal
+    if signal_type != "vpdq" or action != Contribution.Action.ADD:
+        if present:
+            raise MalformedContribution("signal.frames", "only a vpdq add carries frames")
+        return None
+    if not present:
+        raise MalformedContribution("signal.frames", "a vpdq add carries its frame list")
+    try:
+        frames = parse_frames(signal["frames"])
+    except FrameListError as exc:
+        raise MalformedContribution("signal.frames", str(exc)) from exc
+    if frames.digest != value:
+        raise MalformedContribution(
+            "signal.value", "must be the SHA-256 of the canonical frame list (docs/video.md)"
+        )
+    return frames
 
 
 def _labels(labels: object, action: str) -> tuple[str, ...]:

@@ -18,6 +18,7 @@ api_v1 = [
     path("witness/", include("federation.transparency.witness_urls")),
     path("sync/", include("federation.sync.urls")),
     path("match", MatchView.as_view(), name="match"),
+    path("", include("federation.live.urls")),
     path("lookup/", include("federation.lookup.urls")),
     path("federation/", include("federation.propagation.urls")),
 ]

@@ -27,6 +27,7 @@ from rest_framework.test import APIClient
 
 from federation.contributions.models import Entry
 from federation.contributions.services import contributions_submit
+from federation.live.services import LiveSettings, live_session_open
 from federation.lookup.keys import write_key_file
 from federation.lookup.services import lookup_key_create
 from federation.lookup.table import lookup_table_refresh
@@ -151,8 +152,23 @@ DECISIONS: dict[str, Route] = {
     # sync: every member role reads the shared set (docs/sync.md)
     "api/v1/sync/changes": Route("/api/v1/sync/changes", {"GET": Access(READ)}),
     "api/v1/sync/export": Route("/api/v1/sync/export", {"GET": Access(READ)}),
+    "api/v1/sync/frames": Route("/api/v1/sync/frames?values=" + "0" * 64, {"GET": Access(READ)}),
     # matching: every member role matches against the shared set (docs/matching.md)
     "api/v1/match": Route("/api/v1/match", {"GET": Access(READ), "POST": Access(READ)}),
+    # live-stream sessions (docs/video.md): read, like matching; a session is its member's
+    # (the hub's staff get 403 member_only, past this check)
+    "api/v1/live": Route("/api/v1/live", {"POST": Access(READ)}),
+    "api/v1/live/<uuid:session_id>": Route(
+        "/api/v1/live/{acme_live_session}",
+        {
+            "GET": Access(READ - OTHER_ORGANISATION, hidden=OTHER_ORGANISATION),
+            "DELETE": Access(READ - OTHER_ORGANISATION, hidden=OTHER_ORGANISATION),
+        },
+    ),
+    "api/v1/live/<uuid:session_id>/frames": Route(
+        "/api/v1/live/{acme_live_session}/frames",
+        {"POST": Access(READ - OTHER_ORGANISATION, hidden=OTHER_ORGANISATION)},
+    ),
     # private lookup (docs/private-lookup.md): lookup-only tokens and members, nothing else
     "api/v1/lookup/key": Route("/api/v1/lookup/key", {"GET": Access(LOOKUP)}),
     "api/v1/lookup/table": Route("/api/v1/lookup/table", {"GET": Access(LOOKUP)}),
@@ -330,6 +346,7 @@ def world(
         actor=Actor.system("test"),
     ).credential
     incident = incident_declare(name="Matrix incident", actor=Actor.system("test"))
+    live_session = live_session_open(actor=acme_submitter.actor, settings=LiveSettings())
     # A shared entry of a trusted member, for TAXII's object endpoints.
     umbrella = make_member("uma", make_organisation("umbrella", trusted=True), Role.SUBMITTER)
     (vetted,) = contributions_submit(actor=umbrella.actor, items=[umbrella.signed()])
@@ -369,6 +386,7 @@ def world(
         "acme_credential": spare_credential.pk,
         "acme_membership": acme_reviewer.user.membership.pk,
         "incident": incident.pk,
+        "acme_live_session": live_session.pk,
         "taxii_collection": ALL_COLLECTION,
         "stix_indicator": indicator_id(
             signal_type=vetted_entry.signal_type, value=vetted_entry.value

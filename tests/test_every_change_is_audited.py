@@ -25,6 +25,7 @@ from django.db import connection
 from django.test import Client, RequestFactory
 
 from federation.contributions.models import Contribution, Entry, EntryLabel, Label
+from federation.live.models import LiveFrame, LiveSession
 from federation.lookup.models import LookupKey, LookupState, LookupTag, LookupUsage
 from federation.propagation.models import KeyBinding, OutboxItem, PeerLink, Receipt
 from federation.sync.models import EntryChange, SyncState
@@ -40,6 +41,7 @@ from federation.transparency.models import (
     WitnessedLog,
 )
 from federation.vetting.models import Decision, Feedback, Incident, VettingPolicy
+from federation.video.models import VideoFrames
 from members.models import ApiCredential, Membership, Organisation, Peer, SigningKey, StaffRole
 from tests.federation.vetting_helpers import approve, feedback, set_policy, submit_entry
 from tests.parties import Party, make_organisation, signed_key_registration
@@ -61,6 +63,10 @@ LOG_MODELS = {AuditEvent, MerkleNode, Checkpoint, SequencerStatus, Cosignature}
 # The private lookup's table (its state and tags) is derived from the shared set and the current
 # key by its refresh, and its usage counters are the rate limit's, reported in aggregate by
 # lookup.usage events once each day is over (docs/private-lookup.md).
+# A vpdq entry's stored frame list is a copy of the frames inside its first add's signed bytes
+# (Contribution.canonical), written in that add's transaction, which contribution.accepted logs.
+# A live session's frames are its evidence while it is open, deleted when it closes; the session
+# is audited in aggregate (live.opened, live.alerted, live.closed), never frame by frame.
 # TAXII's STIX versions are the same kind of derived stream: written by the lifecycle hook in the
 # transaction of an audited state change, numbered and rendered by their sequencer
 # (docs/taxii.md, "Versions").
@@ -72,6 +78,8 @@ DERIVED_MODELS = {
     LookupTag,
     LookupUsage,
     StixObjectVersion,
+    VideoFrames,
+    LiveFrame,
 }
 # Bookkeeping that is not a state change an auditor needs: when a user last signed in (the test
 # client signs in before each run anyway) and when a token was last used.
@@ -116,6 +124,7 @@ IDENTITY: dict[type, Callable[[dict, dict], tuple[str, str]]] = {
     Witness: lambda row, users: ("witness", row["name"]),
     SplitViewEvidence: lambda row, users: ("witnessed_log", row["origin"]),
     LookupKey: lambda row, users: ("lookup_key", row["key_id"]),
+    LiveSession: lambda row, users: ("live_session", str(row["id"])),
 }
 
 

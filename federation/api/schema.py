@@ -111,6 +111,16 @@ ERROR_CODES: dict[str, str] = {
     "(details: field, length, index of the signal).",
     "invalid_threshold": "threshold must be an integer 0-63 (details: min, max).",
     "invalid_quality": "quality_min must be null or an integer 0-100 (details: min, max).",
+    "invalid_video_parameter": "frame_quality_min, query_match_min or compared_match_min not "
+    "null or an integer 0-100, or include_frames not a boolean (details: field, min, max; "
+    "docs/video.md).",
+    # Live-stream sessions (docs/video.md §7)
+    "invalid_live_parameter": "A live session setting out of its bounds (details: field, min, max).",
+    "member_only": "Live sessions belong to a member organisation: a staff token has none.",
+    "too_many_sessions": "The member already has the most open live sessions allowed "
+    "(details.limit): close one first.",
+    "closed": "The live session is closed or expired: open a new one.",
+    "session_full": "The live session has taken its most frames (details.limit): open a new one.",
     # Transparency log
     "missing_parameter": "A required query parameter is missing (details.parameter).",
     "bad_range": "Need 0 <= start < end <= tree size, at most 1000 entries.",
@@ -210,6 +220,7 @@ TAGS: dict[str, str] = {
     "sync": "partners: sync",
     "match": "partners: match",
     "lookup": "lookup: private lookup",
+    "live": "partners: match",
     "entries": "reviewers: vetting",
     "review": "reviewers: vetting",
     "policy": "reviewers: vetting",
@@ -227,9 +238,9 @@ TAG_DESCRIPTIONS: dict[str, str] = {
     "partners: keys": "Members' systems: register and revoke your organisation's Ed25519 "
     "signing keys (docs/signing.md §8).",
     "partners: sync": "Members' systems: the delta change stream and the full export of the "
-    "shared set (docs/sync.md).",
-    "partners: match": "Members' systems: match PDQ, MD5 and SHA-256 hashes against the shared "
-    "set (docs/matching.md).",
+    "shared set, and the frame lists of its vpdq videos (docs/sync.md).",
+    "partners: match": "Members' systems: match PDQ, MD5, SHA-256 and vPDQ hashes against the "
+    "shared set (docs/matching.md, docs/video.md), and live-stream sessions (docs/video.md §7).",
     "lookup: private lookup": "Members and lookup-only platforms: check exact hashes against "
     "the shared set without revealing them (RFC 9497 VOPRF; docs/private-lookup.md).",
     "reviewers: vetting": "Reviewers and consortium admins: entries, the review queue, votes, "

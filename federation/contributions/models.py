@@ -10,6 +10,7 @@ class SignalType(models.TextChoices):
     PDQ = "pdq", "PDQ photo hash"
     MD5 = "md5", "MD5"
     SHA256 = "sha256", "SHA-256"
+    VPDQ = "vpdq", "vPDQ video hash"
 
 
 class ContributionScope(models.TextChoices):

@@ -8,15 +8,25 @@ from rest_framework import serializers
 
 from federation.contributions.models import Contribution, ContributionScope, Entry, SignalType
 from federation.signing import CONTRIBUTION_KIND, CONTRIBUTION_VERSION, MAX_LABELS
+from federation.video.frames import MAX_FRAMES
 
 
 class SignalSerializer(serializers.Serializer):
     type = serializers.ChoiceField(choices=SignalType.choices)
     value = serializers.CharField(
-        help_text="Lowercase hex: 64 characters for pdq and sha256, 32 for md5 (stored lowercase)."
+        help_text="Lowercase hex: 64 characters for pdq, sha256 and vpdq (the SHA-256 of the "
+        "canonical frames), 32 for md5 (stored lowercase)."
     )
     quality = serializers.IntegerField(
         required=False, min_value=0, max_value=100, help_text="pdq only: its quality, 0-100."
+    )
+    frames = serializers.ListField(
+        child=serializers.ListField(min_length=4, max_length=4),
+        required=False,
+        min_length=1,
+        max_length=MAX_FRAMES,
+        help_text="vpdq adds only: the canonical frame list, [frame_number, quality, pdq_hex, "
+        "timestamp_ms] in increasing frame number (docs/video.md).",
     )
 
 

@@ -42,6 +42,7 @@ from federation.transparency.actions import Action, Key, ObjectType
 from federation.transparency.audit import AuditRecord, audit_record, audit_record_many
 from federation.vetting.models import Incident
 from federation.vetting.policy import apply_policy_to_entries
+from federation.video.services import video_frames_record
 from members.actors import Actor
 from members.models import Organisation
 
@@ -361,6 +362,13 @@ def _store(batch: _Batch, verified: list[Verified]) -> None:
     adds = [v for v in fresh if v.parsed.action == Contribution.Action.ADD]
     retracts = [v for v in fresh if v.parsed.action == Contribution.Action.RETRACT]
     entries = _upsert_entries(adds, now)
+    video_frames_record(
+        frame_lists=[
+            (entries[(v.parsed.signal_type, v.parsed.value)], v.parsed.frames)
+            for v in adds
+            if v.parsed.frames is not None
+        ]
+    )
     stored_adds = _insert_contributions(adds, entries, organisation, now)
     _link_labels(batch, adds, entries)
     sync_changes_record(entry_ids=entries.values(), reason="contributed", now=now)

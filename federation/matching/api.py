@@ -10,17 +10,27 @@ from federation.errors import InvalidInput
 from federation.matching import serializers as shapes
 from federation.matching.index import HEX_LENGTHS, MAX_THRESHOLD
 from federation.matching.services import (
+    MAX_FRAMES_PER_REQUEST,
     QUALITY_MAX,
+    VPDQ,
     match_parameters,
     match_signal_parse,
     match_signals,
+    match_video_parameters,
+    match_vpdq_parse,
 )
 from members.actors import Actor
 from members.models import Scope
 from members.permissions import HasCapability
 from members.principals import principal_for_request
 
-_CODES = ["invalid_signal", "invalid_threshold", "invalid_quality", "too_many_items"]
+_CODES = [
+    "invalid_signal",
+    "invalid_threshold",
+    "invalid_quality",
+    "invalid_video_parameter",
+    "too_many_items",
+]
 
 
 class MatchView(APIView):
@@ -88,34 +98,63 @@ class MatchView(APIView):
                 details={"limit": limit, "received": len(raw)},
             )
         signals = []
+        frames_left = MAX_FRAMES_PER_REQUEST
         for position, item in enumerate(raw):
             if not isinstance(item, dict):
                 raise InvalidInput(
-                    "Each signal is an object {type, value}.",
+                    "Each signal is an object {type, value} (vpdq: {type, frames}).",
                     code="invalid_signal",
                     details={"index": position},
                 )
             try:
-                signals.append(
-                    match_signal_parse(signal_type=item.get("type"), value=item.get("value"))
-                )
+                if item.get("type") == VPDQ:
+                    frames = item.get("frames")
+                    if isinstance(frames, list) and len(frames) > frames_left:
+                        raise InvalidInput(
+                            f"At most {MAX_FRAMES_PER_REQUEST} vpdq frames per request, all "
+                            "signals together; split the batch.",
+                            code="too_many_items",
+                            details={"limit": MAX_FRAMES_PER_REQUEST, "field": "frames"},
+                        )
+                    signal = match_vpdq_parse(frames=frames)
+                    frames_left -= len(signal.frames)
+                else:
+                    signal = match_signal_parse(
+                        signal_type=item.get("type"), value=item.get("value")
+                    )
+                signals.append(signal)
             except InvalidInput as exc:
                 exc.details = {**(exc.details or {}), "index": position}
                 raise
         threshold, quality_min = match_parameters(
             threshold=body.get("threshold"), quality_min=body.get("quality_min")
         )
-        return _answer(request, signals, threshold, quality_min)
+        video = match_video_parameters(
+            frame_quality_min=body.get("frame_quality_min"),
+            query_match_min=body.get("query_match_min"),
+            compared_match_min=body.get("compared_match_min"),
+            include_frames=body.get("include_frames"),
+        )
+        return _answer(request, signals, threshold, quality_min, video)
 
 
-def _answer(request, signals, threshold, quality_min) -> Response:
+def _answer(request, signals, threshold, quality_min, video=None) -> Response:
     results = match_signals(
         actor=Actor.for_principal(principal_for_request(request)),
         signals=signals,
         threshold=threshold,
         quality_min=quality_min,
+        video=video,
     )
-    return Response({"threshold": threshold, "quality_min": quality_min, "results": results})
+    answer = {"threshold": threshold, "quality_min": quality_min}
+    if video is not None and (video.include_frames or any(s.type == VPDQ for s in signals)):
+        answer.update(
+            frame_quality_min=video.quality_min,
+            query_match_min=video.query_min,
+            compared_match_min=video.compared_min,
+            include_frames=video.include_frames,
+        )
+    return Response({**answer, "results": results})
 
 
 def _integer(raw: str | None, name: str, code: str, maximum: int) -> int | None:

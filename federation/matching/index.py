@@ -11,10 +11,10 @@ the lock, copies the flags, quality and state as they are by then and the rows a
 publishes the new arrays (``_merge_in_background``); searches holding the old view finish on the
 old arrays. Only when the arrays are full does an add merge synchronously (rare: ``GROWTH``).
 
-Memory per PDQ hash: 32 bytes of hash, 2 of quality, 1 of alive flag, 1 of state (times the
+Memory per PDQ hash: 32 bytes of hash, 2 of quality, 1 of alive flag, 1 of state, 4 of payload (times the
 growth headroom ``GROWTH``), and in the CSR, per chunk, a row id (4 bytes) and the 16 bytes of
 the hash's other half for the prefilter: 16 x 20 = 320 bytes; plus a fixed 4 MiB of offsets.
-About 365 bytes in all; ``memory_bytes()`` reports the arrays actually held.
+About 370 bytes in all; ``memory_bytes()`` reports the arrays actually held.
 """
 
 import threading
@@ -63,6 +63,7 @@ class _View:
     quality: np.ndarray  # (capacity,) int16
     state: np.ndarray  # (capacity,) uint8
     alive: np.ndarray  # (capacity,) uint8
+    payload: np.ndarray  # (capacity,) int32: the owner's key for the row (video frames), or -1
     n_base: int  # rows 0 … n_base - 1 are in the CSR
     n_rows: int
     offsets: np.ndarray
@@ -86,6 +87,7 @@ def _empty_view() -> _View:
         quality=np.zeros(0, dtype=np.int16),
         state=np.zeros(0, dtype=np.uint8),
         alive=np.zeros(0, dtype=np.uint8),
+        payload=np.zeros(0, dtype=np.int32),
         n_base=0,
         n_rows=0,
         offsets=offsets,
@@ -106,8 +108,16 @@ class PdqIndex:
 
     # --- building and updating ----------------------------------------------------------------
 
-    def build(self, words: np.ndarray, quality: np.ndarray, state: np.ndarray) -> None:
-        """Replace the contents with these rows (duplicates must already be removed)."""
+    def build(
+        self,
+        words: np.ndarray,
+        quality: np.ndarray,
+        state: np.ndarray,
+        payload: np.ndarray | None = None,
+    ) -> None:
+        """Replace the contents with these rows (duplicates must already be removed).
+        ``payload`` is an int32 per row that the index keeps with it and never reads (the video
+        frame index keys its postings with it); -1 when not given."""
         n = len(words)
         capacity = max(int(n * GROWTH), 1024)
         hashes = np.zeros((capacity, 4), dtype=np.uint64)
@@ -118,14 +128,25 @@ class PdqIndex:
         s[:n] = state
         alive = np.zeros(capacity, dtype=np.uint8)
         alive[:n] = 1
+        keys = np.full(capacity, -1, dtype=np.int32)
+        if payload is not None:
+            keys[:n] = payload
         offsets, ids, pre = _kernels().build_csr(hashes, n)
         with self._write_lock:
-            self._view = _View(hashes, q, s, alive, n, n, offsets, ids, pre)
+            self._view = _View(hashes, q, s, alive, keys, n, n, offsets, ids, pre)
             self._live = n
             self._generation += 1
 
-    def upsert(self, value: str, *, state: str, quality: int | None) -> None:
-        words = pdq_words([value])[0]
+    def upsert(self, value: str, *, state: str, quality: int | None, payload: int = -1) -> int:
+        """Add the hash, or update its state and quality if present; returns the row's payload
+        (the one it already had if present: a payload is set once, when the row is added)."""
+        return self.upsert_words(
+            pdq_words([value])[0], state=state, quality=quality, payload=payload
+        )
+
+    def upsert_words(
+        self, words: np.ndarray, *, state: str, quality: int | None, payload: int = -1
+    ) -> int:
         code = STATE_CODES[state]
         qvalue = NO_QUALITY if quality is None else int(quality)
         with self._write_lock:
@@ -134,7 +155,7 @@ class PdqIndex:
             if row >= 0:
                 view.quality[row] = qvalue
                 view.state[row] = code
-                return
+                return int(view.payload[row])
             if view.n_rows == len(view.hashes):  # full: merge now (rare: GROWTH headroom)
                 view = self._merge(view)
             elif view.n_rows - view.n_base >= DELTA_MAX:
@@ -144,11 +165,13 @@ class PdqIndex:
             view.quality[row] = qvalue
             view.state[row] = code
             view.alive[row] = 1
+            view.payload[row] = payload
             self._view = _View(
                 view.hashes,
                 view.quality,
                 view.state,
                 view.alive,
+                view.payload,
                 view.n_base,
                 row + 1,
                 view.offsets,
@@ -156,9 +179,12 @@ class PdqIndex:
                 view.pre,
             )
             self._live += 1
+            return payload
 
     def remove(self, value: str) -> bool:
-        words = pdq_words([value])[0]
+        return self.remove_words(pdq_words([value])[0])
+
+    def remove_words(self, words: np.ndarray) -> bool:
         with self._write_lock:
             view = self._view
             row = self._find(view, words)
@@ -167,6 +193,12 @@ class PdqIndex:
             view.alive[row] = 0
             self._live -= 1
             return True
+
+    def payload_of(self, words: np.ndarray) -> int:
+        """The payload of the live row holding this hash (``(4,)`` uint64 words), or -1."""
+        view = self._view
+        row = self._find(view, words)
+        return int(view.payload[row]) if row >= 0 else -1
 
     def _find(self, view: _View, words: np.ndarray) -> int:
         return int(
@@ -210,7 +242,12 @@ class PdqIndex:
             # Flags, quality and state as they are now: removals and updates made during the
             # merge carry over (a row removed meanwhile stays in the CSR as a tombstone).
             arrays = []
-            columns = ((current.quality, NO_QUALITY), (current.state, 0), (current.alive, 0))
+            columns = (
+                (current.quality, NO_QUALITY),
+                (current.state, 0),
+                (current.alive, 0),
+                (current.payload, -1),
+            )
             for column, fill in columns:
                 out = np.full(capacity, fill, dtype=column.dtype)
                 out[:n] = column[keep]
@@ -238,8 +275,10 @@ class PdqIndex:
         s[:n] = view.state[keep]
         alive = np.zeros(capacity, dtype=np.uint8)
         alive[:n] = 1
+        keys = np.full(capacity, -1, dtype=np.int32)
+        keys[:n] = view.payload[keep]
         offsets, ids, pre = _kernels().build_csr(hashes, n)
-        merged = _View(hashes, q, s, alive, n, n, offsets, ids, pre)
+        merged = _View(hashes, q, s, alive, keys, n, n, offsets, ids, pre)
         self._view = merged
         self._generation += 1
         return merged
@@ -308,6 +347,7 @@ class PdqIndex:
                 view.quality,
                 view.state,
                 view.alive,
+                view.payload,
                 view.offsets,
                 view.ids,
                 view.pre,

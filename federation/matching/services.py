@@ -8,7 +8,7 @@ shared set in aggregate: counts by type, how many signals matched, how many matc
 """
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import orjson
 from django.conf import settings
@@ -16,22 +16,105 @@ from django.db import transaction
 
 from federation.contributions.models import Entry
 from federation.errors import InvalidInput
-from federation.matching.index import HEX_LENGTHS, MAX_THRESHOLD
+from federation.matching.index import HEX_LENGTHS, MAX_THRESHOLD, pdq_words, words_hex
 from federation.matching.store import match_store
+from federation.matching.video import (
+    DEFAULT_COMPARED_MIN,
+    DEFAULT_QUALITY_MIN,
+    DEFAULT_QUERY_MIN,
+    frame_list_distinct,
+)
 from federation.sync.changes import VISIBLE_STATES
 from federation.sync.selectors import render_entries
 from federation.transparency.actions import Action, Key
 from federation.transparency.audit import AuditRecord, audit_record
+from federation.video.frames import MAX_FRAMES, FrameList, FrameListError, normalise_frames
 from members.actors import Actor
 
 _HEX = re.compile(r"[0-9a-f]*")
 QUALITY_MAX = 100
+VPDQ = "vpdq"
+SIGNAL_TYPES = (*HEX_LENGTHS, VPDQ)
+# Frames of all vpdq signals of one request: one video of 5 h 33 min at one frame a second,
+# the most a signed vpdq signal holds (docs/video.md, "Limits").
+MAX_FRAMES_PER_REQUEST = MAX_FRAMES
 
 
 @dataclass(frozen=True)
 class Signal:
     type: str
     value: str
+    frames: FrameList | None = field(default=None, compare=False)  # vpdq only
+
+
+@dataclass(frozen=True)
+class VideoParameters:
+    """The vpdq settings of a match request (docs/video.md, "Matching")."""
+
+    quality_min: int = DEFAULT_QUALITY_MIN  # frame quality floor, both sides
+    query_min: int = DEFAULT_QUERY_MIN  # query %
+    compared_min: int = DEFAULT_COMPARED_MIN  # compared %
+    include_frames: bool = False  # pdq queries also against the frames of shared videos
+
+
+def match_video_parameters(
+    *,
+    frame_quality_min: object = None,
+    query_match_min: object = None,
+    compared_match_min: object = None,
+    include_frames: object = None,
+) -> VideoParameters:
+    """The vpdq settings, each null for its default, else an integer 0-100 (400
+    ``invalid_video_parameter`` naming the ``field``); ``include_frames`` a boolean."""
+    values = {}
+    for name, raw, default in (
+        ("frame_quality_min", frame_quality_min, DEFAULT_QUALITY_MIN),
+        ("query_match_min", query_match_min, DEFAULT_QUERY_MIN),
+        ("compared_match_min", compared_match_min, DEFAULT_COMPARED_MIN),
+    ):
+        if raw is None:
+            raw = default
+        if isinstance(raw, bool) or not isinstance(raw, int) or not 0 <= raw <= 100:
+            raise InvalidInput(
+                f"{name} must be null or an integer 0-100.",
+                code="invalid_video_parameter",
+                details={"field": name, "min": 0, "max": 100},
+            )
+        values[name] = raw
+    if include_frames is None:
+        include_frames = False
+    if not isinstance(include_frames, bool):
+        raise InvalidInput(
+            "include_frames must be true or false.",
+            code="invalid_video_parameter",
+            details={"field": "include_frames"},
+        )
+    return VideoParameters(
+        values["frame_quality_min"],
+        values["query_match_min"],
+        values["compared_match_min"],
+        include_frames,
+    )
+
+
+def match_vpdq_parse(*, frames: object, max_frames: int = MAX_FRAMES) -> Signal:
+    """A vpdq query: its frame list, leniently normalised (any order, hex in either case;
+    docs/video.md §1), its value the digest of the canonical list. 400 ``invalid_signal`` with
+    ``field`` ``frames`` (and ``frame``, the offending frame's position) when it is not one."""
+    if not isinstance(frames, list):
+        raise InvalidInput(
+            "A vpdq signal carries frames: [[frame_number, quality, pdq_hex, timestamp_ms], ...].",
+            code="invalid_signal",
+            details={"field": "frames"},
+        )
+    try:
+        frame_list = normalise_frames(frames, max_frames=max_frames)
+    except FrameListError as exc:
+        details = {"field": "frames"}
+        if exc.index is not None:
+            details["frame"] = exc.index
+        raise InvalidInput(f"frames: {exc}", code="invalid_signal", details=details) from None
+    return Signal(VPDQ, frame_list.digest, frame_list)
 
 
 def match_signal_parse(*, signal_type: object, value: object) -> Signal:
@@ -39,7 +122,7 @@ def match_signal_parse(*, signal_type: object, value: object) -> Signal:
     ``invalid_signal``) for an unknown type, a wrong length or a non-hex value."""
     if not isinstance(signal_type, str) or signal_type not in HEX_LENGTHS:
         raise InvalidInput(
-            f"type must be one of {', '.join(HEX_LENGTHS)}.",
+            f"type must be one of {', '.join(SIGNAL_TYPES)}.",
             code="invalid_signal",
             details={"field": "type"},
         )
@@ -88,12 +171,25 @@ def match_signals(
     signals: list[Signal],
     threshold: int,
     quality_min: int | None = None,
+    video: VideoParameters | None = None,
 ) -> list[dict]:
     """For each signal, in order: ``{"signal", "matches": [...]}``; each match is the entry as
-    members see it plus its ``distance`` (0 for md5 and sha256)."""
+    members see it plus its ``distance`` (0 for md5 and sha256). A vpdq signal's matches are
+    shared videos (with their percentages and frame pairs) and it also gets ``frame_matches``
+    (its frames against shared photos); a pdq signal gets ``frame_matches`` (against the frames
+    of shared videos) when ``video.include_frames``. docs/video.md, "Matching"."""
+    video = video or VideoParameters()
     store = match_store()
     store.refresh()
     found: list[list[tuple[str, int]]] = [[] for _ in signals]  # (value, distance) per query
+    videos = {
+        i: _match_video(store, s, threshold, quality_min, video)
+        for i, s in enumerate(signals)
+        if s.type == VPDQ
+    }
+    pdq_frames = {}
+    if video.include_frames:
+        pdq_frames = _pdq_against_frames(store, signals, threshold, video)
     pdq_positions = [i for i, s in enumerate(signals) if s.type == "pdq"]
     if pdq_positions:
         for match in store.pdq.search(
@@ -103,12 +199,28 @@ def match_signals(
         ):
             found[pdq_positions[match.query]].append((match.value, match.distance))
     for i, signal in enumerate(signals):
-        if signal.type != "pdq" and store.exact[signal.type].get(signal.value) is not None:
+        if signal.type in store.exact and store.exact[signal.type].get(signal.value) is not None:
             found[i].append((signal.value, 0))
-    entries = _render(signals, found)
+    wanted = [
+        (signal.type, value)
+        for signal, hits in zip(signals, found, strict=True)
+        for value, _ in hits
+    ]
+    for video_matches, photo_hits in videos.values():
+        wanted += [(VPDQ, m.value) for m in video_matches]
+        wanted += [("pdq", value) for _, value, _ in photo_hits]
+    for hits in pdq_frames.values():
+        wanted += [(VPDQ, hit.value) for hit in hits]
+    entries = render_matched_entries(wanted)
     results = []
     matched = total = 0
-    for signal, hits in zip(signals, found, strict=True):
+    for position, (signal, hits) in enumerate(zip(signals, found, strict=True)):
+        if signal.type == VPDQ:
+            result = _video_result(signal, *videos[position], entries, quality_min)
+            matched += bool(result["matches"] or result["frame_matches"])
+            total += len(result["matches"]) + len(result["frame_matches"])
+            results.append(result)
+            continue
         matches = []
         for value, distance in sorted(hits, key=lambda hit: (hit[1], hit[0])):
             entry = entries.get((signal.type, value))
@@ -121,11 +233,95 @@ def match_signals(
             ):
                 continue
             matches.append({**entry, "distance": distance})
-        matched += bool(matches)
-        total += len(matches)
-        results.append({"signal": {"type": signal.type, "value": signal.value}, "matches": matches})
-    _audit(actor, signals, threshold, quality_min, matched, total, results)
+        result = {"signal": {"type": signal.type, "value": signal.value}, "matches": matches}
+        if position in pdq_frames:
+            result["frame_matches"] = [
+                {**entries[(VPDQ, hit.value)], "distance": hit.distance, "shared_ms": hit.shared_ms}
+                for hit in pdq_frames[position]
+                if (VPDQ, hit.value) in entries
+            ]
+        matched += bool(matches or result.get("frame_matches"))
+        total += len(matches) + len(result.get("frame_matches", ()))
+        results.append(result)
+    _audit(actor, signals, threshold, quality_min, matched, total, results, video)
     return results
+
+
+def _match_video(store, signal: Signal, threshold, quality_min, video: VideoParameters):
+    """A vpdq query against the shared videos, and its distinct frames (kept by the floor)
+    against the shared photos: ``(video matches, [(query frame ms, photo value, distance)])``."""
+    query = frame_list_distinct(signal.frames)
+    matches = store.video.search(
+        query,
+        threshold=threshold,
+        quality_min=video.quality_min,
+        query_min=video.query_min,
+        compared_min=video.compared_min,
+    )
+    kept = query.kept(video.quality_min)
+    photo_hits = []
+    if len(kept):
+        qi, rows, dist, view = store.pdq.search_words(
+            kept.words, threshold=threshold, quality_min=quality_min
+        )
+        for q, row, d in zip(qi.tolist(), rows.tolist(), dist.tolist(), strict=True):
+            photo_hits.append((int(kept.timestamp_ms[q]), words_hex(view.hashes[row]), d))
+    photo_hits.sort(key=lambda hit: (hit[0], hit[2], hit[1]))
+    return matches, photo_hits
+
+
+def _pdq_against_frames(store, signals, threshold, video: VideoParameters) -> dict[int, list]:
+    positions = [i for i, s in enumerate(signals) if s.type == "pdq"]
+    if not positions:
+        return {}
+    hits = store.video.matches_by_frame(
+        pdq_words([signals[i].value for i in positions]),
+        threshold=threshold,
+        quality_min=video.quality_min,
+    )
+    out: dict[int, list] = {i: [] for i in positions}
+    for hit in hits:
+        out[positions[hit.query]].append(hit)
+    for items in out.values():
+        items.sort(key=lambda hit: (hit.distance, hit.value, hit.shared_ms))
+    return out
+
+
+def _video_result(signal, video_matches, photo_hits, entries, quality_min) -> dict:
+    matches = []
+    for m in video_matches:
+        entry = entries.get((VPDQ, m.value))
+        if entry is None:
+            continue  # left the shared set after the index last caught up
+        matches.append(
+            {
+                **entry,
+                "distance": min(pair.distance for pair in m.pairs),
+                "query_percent": round(m.query_percent, 2),
+                "compared_percent": round(m.compared_percent, 2),
+                "query_frames": m.query_frames,
+                "matched_frames": m.matched_query_frames,
+                "shared_frames": m.shared_frames,
+                "matched_shared_frames": m.matched_shared_frames,
+                "pairs": [
+                    {"query_ms": p.query_ms, "shared_ms": p.shared_ms, "distance": p.distance}
+                    for p in m.pairs
+                ],
+            }
+        )
+    frame_matches = []
+    for query_ms, value, distance in photo_hits:
+        entry = entries.get(("pdq", value))
+        if entry is None or (
+            quality_min is not None and (entry["quality"] is None or entry["quality"] < quality_min)
+        ):
+            continue
+        frame_matches.append({**entry, "distance": distance, "query_ms": query_ms})
+    return {
+        "signal": {"type": VPDQ, "value": signal.value, "frames": len(signal.frames)},
+        "matches": matches,
+        "frame_matches": frame_matches,
+    }
 
 
 _RENDERED_KEYS = ("state", "labels", "contributors", "quality")
@@ -141,10 +337,11 @@ _ROW_FIELDS = (
 )
 
 
-def _render(signals: list[Signal], found: list[list[tuple[str, int]]]) -> dict:
+def render_matched_entries(pairs: list[tuple[str, str]]) -> dict:
+    """The shared entries among these ``(signal type, value)``, as members see them."""
     wanted: dict[str, set[str]] = {}
-    for signal, hits in zip(signals, found, strict=True):
-        wanted.setdefault(signal.type, set()).update(value for value, _ in hits)
+    for signal_type, value in pairs:
+        wanted.setdefault(signal_type, set()).add(value)
     rows = []
     for signal_type, values in wanted.items():
         if values:
@@ -163,7 +360,7 @@ def _render(signals: list[Signal], found: list[list[tuple[str, int]]]) -> dict:
     return rendered
 
 
-def _audit(actor: Actor, signals, threshold, quality_min, matched, total, results) -> None:
+def _audit(actor: Actor, signals, threshold, quality_min, matched, total, results, video) -> None:
     counts: dict[str, int] = {}
     for signal in signals:
         counts[signal.type] = counts.get(signal.type, 0) + 1
@@ -174,6 +371,14 @@ def _audit(actor: Actor, signals, threshold, quality_min, matched, total, result
         Key.MATCHED_SIGNALS: matched,
         Key.MATCHES: total,
     }
+    if VPDQ in counts or video.include_frames:
+        data[Key.VIDEO] = {
+            Key.FRAMES: sum(len(s.frames) for s in signals if s.type == VPDQ),
+            "frame_quality_min": video.quality_min,
+            "query_match_min": video.query_min,
+            "compared_match_min": video.compared_min,
+            "include_frames": video.include_frames,
+        }
     if settings.MATCH_AUDIT_VALUES:
         data[Key.VALUES] = [
             {

@@ -28,11 +28,13 @@ from django.conf import settings
 from django.db import connection, connections, router, transaction
 from django.db.models import Max, OuterRef, Subquery
 
-from federation.contributions.models import Contribution, Entry
+from federation.contributions.models import Contribution, Entry, SignalType
 from federation.errors import Gone
 from federation.matching.index import STATE_CODES, ExactIndex, PdqIndex, pdq_words
+from federation.matching.video import VideoIndex, distinct_from_canonical
 from federation.sync.changes import VISIBLE_STATES
 from federation.sync.selectors import changes_after, stream_state
+from federation.video.models import VideoFrames
 
 logger = logging.getLogger(__name__)
 
@@ -47,13 +49,20 @@ class StoreStatus:
     md5: int
     sha256: int
     memory_bytes: int
+    vpdq: int = 0
+    vpdq_frames: int = 0
+    vpdq_memory_bytes: int = 0
 
 
 class MatchStore:
     def __init__(self) -> None:
         self.pdq = PdqIndex()
         self.exact = {"md5": ExactIndex(), "sha256": ExactIndex()}
+        self.video = VideoIndex()
         self.position = 0
+        # The position of the last change that added or removed a video: a live session whose
+        # frames were matched before it matches them again (federation.live.services).
+        self.video_position = 0
         self._apply_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -93,6 +102,7 @@ class MatchStore:
             pdq_quality: list[int] = []
             pdq_state: list[int] = []
             exact: dict[str, tuple[list[str], list[str]]] = {"md5": ([], []), "sha256": ([], [])}
+            videos: dict[str, str] = {}
             for signal_type, value, state, quality in rows.iterator(chunk_size=LOAD_CHUNK):
                 if signal_type == "pdq":
                     pdq_values.append(value)
@@ -101,6 +111,19 @@ class MatchStore:
                 elif signal_type in exact:
                     exact[signal_type][0].append(value)
                     exact[signal_type][1].append(state)
+                elif signal_type == SignalType.VPDQ:
+                    videos[value] = state
+            video_rows = [
+                (value, videos[value], distinct_from_canonical(text))
+                for value, text in VideoFrames.objects.filter(
+                    entry__signal_type=SignalType.VPDQ, entry__state__in=VISIBLE_STATES
+                )
+                .values_list("entry__value", "canonical")
+                .order_by()
+                .iterator(chunk_size=1000)
+                if value in videos
+            ]
+        self.video.build(video_rows)
         self.pdq.build(
             pdq_words(pdq_values),
             np.asarray(pdq_quality, dtype=np.int16),
@@ -110,6 +133,7 @@ class MatchStore:
             self.exact[signal_type].build(values, states)
         self.pdq.warm_up()
         self.position = position
+        self.video_position = position
 
     # --- following ----------------------------------------------------------------------------
 
@@ -130,8 +154,15 @@ class MatchStore:
                     finally:
                         self._apply_lock.acquire()
                     continue
-                for item in page.items:
-                    self.apply(orjson.loads(item))
+                changes = [orjson.loads(item) for item in page.items]
+                video_values = [
+                    c["signal"]["value"] for c in changes if c["signal"]["type"] == "vpdq"
+                ]
+                frames = _video_frames(video_values)
+                for change in changes:
+                    self.apply(change, video_frames=frames)
+                if video_values:
+                    self.video_position = page.position
                 applied += len(page.items)
                 self.position = page.position
                 if not page.more:
@@ -145,9 +176,21 @@ class MatchStore:
         if stream_state().last_position > self.position:
             self.catch_up(blocking=blocking)
 
-    def apply(self, change: dict) -> None:
+    def apply(self, change: dict, *, video_frames: dict | None = None) -> None:
+        """Apply one change of the stream; a vpdq change takes its frame list from
+        ``video_frames`` (value -> canonical text, read beside the page) or the database."""
         signal = change["signal"]
         signal_type, value = signal["type"], signal["value"]
+        if signal_type == SignalType.VPDQ:
+            if video_frames is None or value not in video_frames:
+                video_frames = _video_frames([value])
+            text = video_frames.get(value)
+            frames = None if text is None else distinct_from_canonical(text)
+            if change["op"] == "upsert":
+                self.video.upsert(value, state=change["state"], frames=frames)
+            else:
+                self.video.remove(value, frames=frames)
+            return
         if change["op"] == "upsert":
             if signal_type == "pdq":
                 self.pdq.upsert(value, state=change["state"], quality=change.get("quality"))
@@ -188,7 +231,22 @@ class MatchStore:
             md5=len(self.exact["md5"]),
             sha256=len(self.exact["sha256"]),
             memory_bytes=self.pdq.memory_bytes(),
+            vpdq=len(self.video),
+            vpdq_frames=self.video.frame_count(),
+            vpdq_memory_bytes=self.video.memory_bytes(),
         )
+
+
+def _video_frames(values: list[str]) -> dict[str, str]:
+    """The canonical frame lists of these vpdq values (whatever their entry's state: a removal
+    needs the frames to find their rows)."""
+    if not values:
+        return {}
+    return dict(
+        VideoFrames.objects.filter(
+            entry__signal_type=SignalType.VPDQ, entry__value__in=set(values)
+        ).values_list("entry__value", "canonical")
+    )
 
 
 _store: MatchStore | None = None

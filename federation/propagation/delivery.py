@@ -258,17 +258,38 @@ def _prepare(
         result.dead += len(built.failed)
     if not built.items:
         return None
+    items = within_body_budget(built.items)
+    if len(items) < len(built.items):
+        _release([by_id[pk] for pk, _item, _digest in built.items[len(items) :]])
     batch_id = uuid.uuid4()
     document = batch_document(
         sender=settings.HUB_ID,
         receiver=peer.hub_id,
         batch_id=batch_id,
         sent_at=now,
-        items=[item for _pk, item, _digest in built.items],
+        items=[item for _pk, item, _digest in items],
     )
     signed = sign_document(hub_private_key(), document)
     body = orjson.dumps({"batch": document, "signature": signed.as_wire()[1]})
-    return _Batch(batch_id, body, [(by_id[pk], digest) for pk, _item, digest in built.items])
+    return _Batch(batch_id, body, [(by_id[pk], digest) for pk, _item, digest in items])
+
+
+# Room left in a batch body for its envelope and signature (a few hundred bytes, with margin).
+BATCH_ENVELOPE_ALLOWANCE = 16 * 1024
+
+
+def within_body_budget(items: list[tuple]) -> list[tuple]:
+    """The longest prefix of built ``(pk, item, digest)`` whose batch fits the receiver's body
+    limit (``FEDERATION_MAX_BODY_BYTES``), and at least one item. Only vpdq items, which carry
+    their frame list (up to about 1.8 MB, docs/video.md), come near it: the rows left out wait
+    for the next round, in order (an entry's rows are all in this batch)."""
+    budget = settings.FEDERATION_MAX_BODY_BYTES - BATCH_ENVELOPE_ALLOWANCE
+    total = 0
+    for count, (_pk, item, _digest) in enumerate(items):
+        total += len(orjson.dumps(item)) + 1
+        if total > budget and count:
+            return items[:count]
+    return items
 
 
 def _outcome(peer: Peer, body: bytes) -> dict[int, dict] | DeliveryFailed:

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import orjson
 from django.conf import settings
 from django.db import transaction
+from django.db.models.functions import Length
 from django.http import HttpResponse
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -43,6 +44,7 @@ from federation.propagation.authentication import (
     peer_of_request,
 )
 from federation.propagation.bindings import newest_bindings
+from federation.propagation.delivery import BATCH_ENVELOPE_ALLOWANCE
 from federation.propagation.items import RowRef, items_build
 from federation.propagation.models import KeyBinding, OutboxItem, Receipt
 from federation.propagation.outbox import shareable_with
@@ -52,6 +54,7 @@ from federation.sync.models import EntryChange
 from federation.sync.selectors import stream_state
 from federation.transparency.actions import Action, Key, ObjectType
 from federation.transparency.audit import AuditRecord, audit_record
+from federation.video.models import VideoFrames
 from members.actors import Actor
 from members.models import Peer, SigningKey
 
@@ -125,12 +128,20 @@ def feed_page(*, peer: Peer, after: int, limit: int, horizon: int = 0) -> FeedPa
     )
     refs: list[RowRef] = []
     position = after
+    # A page also fits the puller's body limit: each add of a vpdq entry carries its frame list.
+    frames_bytes = _frames_bytes([target for kind, target in last if kind == _ENTRY])
+    budget = settings.FEDERATION_MAX_BODY_BYTES - BATCH_ENVELOPE_ALLOWANCE
+    size = 0
     for target, target_position in ordered:
         target_refs = refs_by_target.get(target, [])
-        if refs and len(refs) + len(target_refs) > MAX_BATCH_ITEMS:
+        cost = len(target_refs) * (
+            _ITEM_ALLOWANCE + frames_bytes.get(target[1], 0) * (target[0] == _ENTRY)
+        )
+        if refs and (len(refs) + len(target_refs) > MAX_BATCH_ITEMS or size + cost > budget):
             more = True
             break
         refs.extend(target_refs[:MAX_BATCH_ITEMS])
+        size += cost
         position = target_position
     else:
         if changes:
@@ -168,6 +179,19 @@ def feed_page(*, peer: Peer, after: int, limit: int, horizon: int = 0) -> FeedPa
                 )
             )
     return FeedPage(page={"batch": document, "signature": signed.as_wire()[1]}, horizon=horizon)
+
+
+# An item's bytes besides a frame list: the contribution, its key section, attestations, path.
+_ITEM_ALLOWANCE = 8 * 1024
+
+
+def _frames_bytes(entry_ids: list[int]) -> dict[int, int]:
+    """The length of each vpdq entry's canonical frame list, by entry id (others: absent)."""
+    return dict(
+        VideoFrames.objects.filter(entry_id__in=entry_ids)
+        .annotate(size=Length("canonical"))
+        .values_list("entry_id", "size")
+    )
 
 
 def _refs(peer: Peer, entry_ids: list[int]) -> dict[int, list[RowRef]]:

@@ -19,9 +19,10 @@ SPEC_VERSION = "2.1"
 
 # The STIX pattern for each signal type: the hash name in the ``file:hashes`` dictionary. PDQ is
 # not in STIX's hash-algorithm vocabulary, so it takes a custom name, which STIX requires to
-# begin with ``x_``.
-HASH_NAMES = {"sha256": "'SHA-256'", "md5": "MD5", "pdq": "x_pdq"}
-_TITLES = {"sha256": "SHA-256", "md5": "MD5", "pdq": "PDQ"}
+# begin with ``x_``. A vPDQ indicator carries the signal's value, the SHA-256 of its canonical
+# frame list (docs/video.md): the frames themselves are not STIX, members sync them.
+HASH_NAMES = {"sha256": "'SHA-256'", "md5": "MD5", "pdq": "x_pdq", "vpdq": "x_vpdq"}
+_TITLES = {"sha256": "SHA-256", "md5": "MD5", "pdq": "PDQ", "vpdq": "vPDQ"}
 
 # Labels that are not taxonomy slugs.
 DISPUTED_LABEL = "concordat:disputed"

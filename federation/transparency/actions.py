@@ -58,6 +58,10 @@ class Action:
 
     # Matching: one event per request, in aggregate (docs/matching.md)
     MATCH_REQUESTED: Final = "match.requested"
+    # Live-stream sessions, in aggregate: never the frames (docs/video.md, "Live streams")
+    LIVE_OPENED: Final = "live.opened"
+    LIVE_ALERTED: Final = "live.alerted"  # a call that raised alerts on new shared videos
+    LIVE_CLOSED: Final = "live.closed"  # closed by its member, or expired when idle
 
     # Federation (docs/federation.md): peers, and what travelled between hubs
     PEER_REGISTERED: Final = "peer.registered"
@@ -118,6 +122,7 @@ class ObjectType:
     WITNESS: Final = "witness"  # named by its key name
     DATABASE_ROLE: Final = "database_role"  # a PostgreSQL role, by name
     LOOKUP_KEY: Final = "lookup_key"  # the hub's OPRF key, named by its key id
+    LIVE_SESSION: Final = "live_session"  # named by its uuid
 
 
 class Key:
@@ -169,6 +174,11 @@ class Key:
     MATCHED_SIGNALS: Final = "matched_signals"  # signals with at least one match
     MATCHES: Final = "matches"
     VALUES: Final = "values"  # only with MATCH_AUDIT_VALUES
+    # … with vpdq signals or include_frames (docs/video.md), and live sessions
+    VIDEO: Final = "video"  # the vpdq settings of a match request or live session
+    FRAMES: Final = "frames"  # how many frames (never the frames themselves)
+    ALERTS: Final = "alerts"  # shared videos that alerted, by value
+    CALLS: Final = "calls"
     INCIDENT: Final = "incident"
     MEMBER: Final = "member"
     DECISION_ID: Final = "decision_id"

@@ -34,6 +34,8 @@ BATCH_ID = "6f1c2b7e-3d4a-4e5f-8a9b-0c1d2e3f4a5b"
 CONTRIBUTION_UUID = "0b6f3a52-8d1e-4c7a-9f60-2e5b1d4c8a01"
 PDQ_VALUE = "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6339cd3e1ab4c"
 DISPUTED_MD5 = "d41d8cd98f00b204e9800998ecf8427e"
+VPDQ_CONTRIBUTION_UUID = "5a7b9c1d-2e3f-4a5b-8c7d-9e0f1a2b3c4d"
+VPDQ_BATCH_ID = "7d8e9f0a-1b2c-4d3e-9f5a-6b7c8d9e0f1a"
 
 
 def seed_for(label: str) -> bytes:
@@ -221,6 +223,77 @@ def build_vectors() -> dict[str, Any]:
             {"index": 1, "digest": item_vectors[1]["digest_hex"], "status": "accepted"},
             {"index": 2, "digest": item_vectors[2]["digest_hex"], "status": "accepted"},
         ],
+        "vpdq": _vpdq_vectors(hub_seeds, member_seed, key_section, pair),
+    }
+
+
+def _vpdq_vectors(hub_seeds, member_seed, key_section, pair) -> dict[str, Any]:
+    """A vpdq add travelling from hub A straight to hub C: the frame list rides inside the
+    member's signed contribution, so the wire format is unchanged (docs/federation.md)."""
+    from federation.propagation import wire
+    from federation.signing import canonical_bytes
+    from federation.video.frames import parse_frames
+    from members.models import key_id_for
+    from tests.federation.signing_vectors_gen import _vpdq_frames
+
+    frames = _vpdq_frames()
+    contribution = {
+        "kind": "concordat.contribution",
+        "v": 1,
+        "hub": HUB_A,
+        "member": MEMBER,
+        "key_id": key_id_for(seed_public_key(member_seed)),
+        "uuid": VPDQ_CONTRIBUTION_UUID,
+        "created_at": "2026-01-31T12:30:00Z",
+        "action": "add",
+        "signal": {"type": "vpdq", "value": parse_frames(frames).digest, "frames": frames},
+        "labels": ["livestreamed-attack"],
+        "scope": "federation",
+    }
+    contribution_vector = _signed(
+        "contribution-vpdq", member_seed, f"{MEMBER}@{HUB_A}", contribution
+    )
+    attestation = _signed(
+        f"attestation-vpdq-{HUB_A}",
+        hub_seeds[HUB_A],
+        HUB_A,
+        wire.attestation_document(
+            hub=HUB_A,
+            signal_type="vpdq",
+            value=contribution["signal"]["value"],
+            state="vetted",
+            decided_at=_at("2026-01-31T12:30:02Z"),
+            policy="quorum 2 of 3",
+            attested_at=_at("2026-01-31T12:30:03Z"),
+        ),
+    )
+    item = {
+        "type": "contribution",
+        "contribution": contribution,
+        "signature": contribution_vector["signature_b64"],
+        "key": key_section,
+        "attestations": [pair(attestation, "attestation")],
+        "path": [HUB_A],
+    }
+    batch = wire.batch_document(
+        sender=HUB_A,
+        receiver=HUB_C,
+        batch_id=uuid.UUID(VPDQ_BATCH_ID),
+        sent_at=_at("2026-01-31T12:30:04Z"),
+        items=[item],
+    )
+    batch_vector = _signed("batch-vpdq", hub_seeds[HUB_A], HUB_A, batch)
+    digest = wire.item_digest(item)
+    return {
+        "signed": [contribution_vector, attestation],
+        "item": {
+            "id": "item-contribution-vpdq",
+            "item": item,
+            "canonical_utf8": canonical_bytes(item).decode(),
+            "digest_hex": digest,
+        },
+        "batch": {**batch_vector, "body": pair(batch_vector, "batch")},
+        "expected_results_at_hub_c": [{"index": 0, "digest": digest, "status": "accepted"}],
     }
 
 

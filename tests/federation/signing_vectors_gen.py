@@ -308,6 +308,7 @@ def build_vectors() -> list[dict[str, Any]]:
         reason="the signed bytes escape characters that RFC 8785 writes raw",
     )
     vectors.extend(_key_registration_vectors(key_a, key_b))
+    vectors.extend(_vpdq_vectors(key_a))
     return vectors
 
 
@@ -418,6 +419,161 @@ def _key_registration_vectors(key_a: bytes, key_b: bytes) -> list[dict[str, Any]
         tampered,
         signature_b64=next(v["signature_b64"] for v in vectors if v["id"] == "key-registration"),
         reason="the registration was changed after it was signed",
+    )
+    return vectors
+
+
+def _vpdq_frames() -> list[list[Any]]:
+    """Three frames of a 30-frames-a-second video hashed once a second (docs/video.md §1)."""
+    hashes = [
+        hashlib.sha256(f"concordat vpdq vector frame {n}".encode()).hexdigest() for n in range(3)
+    ]
+    return [[0, 100, hashes[0], 0], [30, 87, hashes[1], 1000], [60, 42, hashes[2], 2002]]
+
+
+def _frames_vector(name: str, description: str, frames: Any, reason: str | None = None):
+    """A frame-list vector: the list, and its canonical bytes and digest, or why it is refused."""
+    from federation.video.frames import parse_frames
+
+    vector: dict[str, Any] = {"id": name, "description": description, "vpdq_frames": frames}
+    if reason is None:
+        parsed = parse_frames(frames)
+        vector["canonical_utf8"] = parsed.canonical.decode()
+        vector["digest_hex"] = parsed.digest
+    vector["valid"] = reason is None
+    if reason is not None:
+        vector["reason"] = reason
+    return vector
+
+
+def _vpdq_vectors(key_a: bytes) -> list[dict[str, Any]]:
+    """vpdq: frame lists (canonical or refused), then signed contributions carrying one."""
+    from federation.video.frames import parse_frames
+
+    frames = _vpdq_frames()
+    digest = parse_frames(frames).digest
+    vectors = [
+        _frames_vector(
+            "vpdq-frames-three", "Three frames, canonical: its bytes and digest.", frames
+        ),
+        _frames_vector(
+            "vpdq-frames-single-equal-times",
+            "Two frames with the same millisecond (allowed: timestamps never decrease).",
+            [[7, 0, frames[0][2], 233], [8, 100, frames[0][2], 233]],
+        ),
+    ]
+
+    def refused(name: str, description: str, value: Any, reason: str) -> None:
+        vectors.append(_frames_vector(name, description, value, reason))
+
+    refused(
+        "vpdq-frames-unsorted",
+        "The three frames, last first.",
+        frames[::-1],
+        "frame numbers must be strictly increasing",
+    )
+    refused(
+        "vpdq-frames-repeated-number",
+        "Frame 30 twice.",
+        [frames[0], frames[1], frames[1]],
+        "frame numbers must be strictly increasing",
+    )
+    refused(
+        "vpdq-frames-uppercase-hex",
+        "A PDQ hash in uppercase.",
+        [[0, 100, frames[0][2].upper(), 0]],
+        "pdq_hex must be lowercase",
+    )
+    refused(
+        "vpdq-frames-float-timestamp",
+        "A timestamp written 1000.0 (a float).",
+        [[0, 100, frames[0][2], 1000.0]],
+        "timestamp_ms must be an integer",
+    )
+    refused(
+        "vpdq-frames-seconds-timestamp",
+        "The timestamp in seconds as a string.",
+        [[0, 100, frames[0][2], "1.0"]],
+        "timestamp_ms must be an integer",
+    )
+    refused(
+        "vpdq-frames-time-goes-back",
+        "Timestamps decrease as frame numbers increase.",
+        [[0, 100, frames[0][2], 1000], [1, 100, frames[1][2], 999]],
+        "timestamps must not decrease",
+    )
+    refused(
+        "vpdq-frames-quality-101",
+        "Quality above 100.",
+        [[0, 101, frames[0][2], 0]],
+        "quality must be an integer 0 to 100",
+    )
+    refused(
+        "vpdq-frames-boolean-quality",
+        "Quality true (a boolean is not a number).",
+        [[0, True, frames[0][2], 0]],
+        "quality must be an integer 0 to 100",
+    )
+    refused("vpdq-frames-empty", "No frames.", [], "at least one frame")
+    refused(
+        "vpdq-frames-object",
+        "A frame as an object instead of a 4-item array.",
+        [{"frame_number": 0, "quality": 100, "pdq_hex": frames[0][2], "timestamp_ms": 0}],
+        "each frame is a 4-item array",
+    )
+    refused(
+        "vpdq-frames-threatexchange-form",
+        "python-threatexchange's string form, which is never signed (docs/video.md §2).",
+        [f"{frames[0][2]},100,0.0", f"{frames[1][2]},87,1.0"],
+        "each frame is a 4-item array",
+    )
+
+    add = _contribution(
+        key_a,
+        uuid="3c0e9d4a-6b1f-4f2e-8a7d-5e4c3b2a1f09",
+        created_at="2026-01-31T12:00:05Z",
+        labels=["livestreamed-attack"],
+        signal={"type": "vpdq", "value": digest, "frames": frames},
+    )
+    signed = _vector(
+        "vpdq-add",
+        "A vPDQ add: the frame list and its digest as value; JCS "
+        "sorts the signal's members frames, type, value.",
+        key_a,
+        "contribution",
+        add,
+    )
+    vectors.append(signed)
+    vectors.append(
+        _vector(
+            "vpdq-retract",
+            "The retract of vpdq-add: the signal by its value alone, no frames.",
+            key_a,
+            "contribution",
+            _contribution(
+                key_a,
+                uuid="8e2f1a3b-4c5d-4e6f-9a0b-1c2d3e4f5a6b",
+                created_at="2026-01-31T12:00:06Z",
+                action="retract",
+                labels=[],
+                signal={"type": "vpdq", "value": digest},
+            ),
+        )
+    )
+    tampered = copy.deepcopy(add)
+    tampered["signal"]["frames"][1][1] = 100
+    tampered["signal"]["value"] = parse_frames(tampered["signal"]["frames"]).digest
+    vectors.append(
+        _vector(
+            "vpdq-frames-tampered",
+            "vpdq-add with one frame's quality raised to 100 after signing, and the value "
+            "recomputed to match: the frame list is signed, so the signature fails.",
+            key_a,
+            "contribution",
+            tampered,
+            signature_b64=signed["signature_b64"],
+            reason="the frame list was changed after it was signed",
+        )
     )
     return vectors
 

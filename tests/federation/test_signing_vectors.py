@@ -31,6 +31,9 @@ ALL_VECTORS = json.loads(VECTORS_PATH.read_text(encoding="utf-8"))
 VECTORS = [v for v in ALL_VECTORS if "contribution" in v]
 VALID = [v for v in VECTORS if v["valid"]]
 REGISTRATIONS = [v for v in ALL_VECTORS if "key_registration" in v]
+FRAME_LISTS = [
+    v for v in ALL_VECTORS if "vpdq_frames" in v
+]  # tests/federation/test_vpdq_vectors.py
 
 
 def by_id(vectors):
@@ -100,8 +103,8 @@ def test_vectors_file_is_exactly_what_the_generator_writes():
     assert VECTORS_PATH.read_text(encoding="utf-8") == render()
 
 
-def test_every_vector_is_a_contribution_or_a_key_registration():
-    assert len(VECTORS) + len(REGISTRATIONS) == len(ALL_VECTORS)
+def test_every_vector_is_a_contribution_a_key_registration_or_a_frame_list():
+    assert len(VECTORS) + len(REGISTRATIONS) + len(FRAME_LISTS) == len(ALL_VECTORS)
     assert not any("contribution" in v and "key_registration" in v for v in ALL_VECTORS)
     assert len({v["id"] for v in ALL_VECTORS}) == len(ALL_VECTORS)
 

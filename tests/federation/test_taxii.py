@@ -70,13 +70,14 @@ def test_collections_are_the_set_each_signal_type_and_each_incident(globex_revie
     collections = get(globex_reviewer, f"{ROOT}collections/").json()["collections"]
 
     ids = [c["id"] for c in collections]
-    assert ids[:4] == [
+    assert ids[:5] == [
         ALL_COLLECTION,
         stix.collection_id("signal-type:pdq"),
         stix.collection_id("signal-type:md5"),
         stix.collection_id("signal-type:sha256"),
+        stix.collection_id("signal-type:vpdq"),
     ]
-    assert set(ids[4:]) == {str(active.pk), str(ended.pk)}
+    assert set(ids[5:]) == {str(active.pk), str(ended.pk)}
     assert all(c["can_read"] is True and c["can_write"] is False for c in collections)
     one = get(globex_reviewer, f"{ROOT}collections/{active.pk}/").json()
     assert one["title"] == "Incident: Live attack"

@@ -1,0 +1,1 @@
+"""Video signals: the vPDQ frame list (frames.py) and what is built on it."""

@@ -1,0 +1,9 @@
+import pytest
+
+from tests.video.media import Library
+
+
+@pytest.fixture(scope="session")
+def videos(tmp_path_factory):
+    """The test videos, made once per test session (tests/video/media.py)."""
+    return Library(tmp_path_factory.mktemp("videos"))

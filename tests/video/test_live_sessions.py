@@ -1,0 +1,248 @@
+"""Live-stream sessions (docs/video.md, "Live streams"): a derived copy fed frame by frame
+alerts within the documented number of frames, an unrelated stream never does, a slate does not;
+sessions belong to their member, are bounded, expire when idle, survive a restart of the
+process (state in PostgreSQL), see videos vetted after they opened, and are audited in
+aggregate."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from federation.live import services
+from federation.live.models import LiveFrame, LiveSession
+from federation.matching.store import reset_match_store
+from federation.transparency.actions import Action
+from federation.transparency.models import AuditEvent
+from tests.federation.vetting_helpers import error_code
+from tests.video.helpers import share_photo, share_video
+
+pytestmark = pytest.mark.django_db
+# The documented bound: a derived copy of the tests alerts within this many frames of stream.
+ALERT_WITHIN = 8
+
+
+@pytest.fixture
+def trusted_acme(acme, acme_submitter):
+    acme.trusted = True
+    acme.save()
+    return acme_submitter
+
+
+def open_session(party, **settings):
+    response = party.client.post("/api/v1/live", settings, format="json")
+    assert response.status_code == 201, response.content
+    return response.json()["id"]
+
+
+def send(party, session_id, frames):
+    return party.client.post(f"/api/v1/live/{session_id}/frames", {"frames": frames}, format="json")
+
+
+def stream(party, session_id, frame_list, *, stop_at_alert=True):
+    """Feed a video one frame per call; returns (frames sent when it first alerted, answers)."""
+    answers = []
+    for count, frame in enumerate(frame_list.to_document(), start=1):
+        response = send(party, session_id, [frame])
+        assert response.status_code == 200, response.content
+        answers.append(response.json())
+        if answers[-1]["alerts"] and stop_at_alert:
+            return count, answers
+    alerted = [i for i, a in enumerate(answers, start=1) if a["alerts"]]
+    return (alerted[0] if alerted else None), answers
+
+
+def events(action):
+    return list(AuditEvent.objects.filter(action=action).order_by("id"))
+
+
+@pytest.mark.parametrize("copy", ["reencoded", "scaled", "trimmed", "logo", "letterbox_removed"])
+def test_a_derived_copy_alerts_within_the_documented_frames(
+    trusted_acme, globex_reviewer, videos, copy
+):
+    original = share_video(trusted_acme, videos["original"].frames)
+    session = open_session(globex_reviewer)
+
+    alerted_at, answers = stream(globex_reviewer, session, videos[copy].frames)
+
+    print(copy, "alerted after", alerted_at, "frames")
+    assert alerted_at is not None and alerted_at <= ALERT_WITHIN
+    (alert,) = answers[-1]["alerts"]
+    assert alert["signal"] == {"type": "vpdq", "value": original.value}
+    assert alert["matched_frames"] >= 5 and alert["incident"] is None
+    assert alert["pairs"] and all(p["distance"] <= 31 for p in alert["pairs"])
+    (opened,) = events(Action.LIVE_OPENED)
+    (raised,) = events(Action.LIVE_ALERTED)
+    assert raised.object_id == opened.object_id == session
+    assert raised.data["alerts"] == [original.value]
+    assert raised.data["frames"] == alerted_at
+    assert raised.organisation == "globex"
+    # In aggregate: counts and the matched entry, never a frame.
+    assert set(raised.data) == {"alerts", "frames", "calls"}
+    assert set(opened.data) == {"video"}
+
+
+def test_an_unrelated_stream_never_alerts(trusted_acme, globex_reviewer, videos):
+    share_video(trusted_acme, videos["original"].frames)
+    share_video(trusted_acme, videos["unrelated_fractal"].frames)
+    for name in ("unrelated_noise", "unrelated_pattern"):
+        session = open_session(globex_reviewer)
+        alerted_at, _ = stream(globex_reviewer, session, videos[name].frames)
+        assert alerted_at is None
+    assert events(Action.LIVE_ALERTED) == []
+
+
+def test_a_slate_matching_one_shared_frame_again_and_again_does_not_alert(
+    trusted_acme, globex_reviewer, videos
+):
+    original = videos["original"].frames
+    share_video(trusted_acme, original)
+    slate = original.frames[3].pdq
+    number = int(slate, 16)
+    # Ten distinct stream frames, each a few bits from the same shared frame.
+    frames = [[i, 100, f"{number ^ (0b111 << (7 * i)):064x}", 1000 * i] for i in range(10)]
+    session = open_session(globex_reviewer)
+    for frame in frames:
+        answer = send(globex_reviewer, session, [frame]).json()
+        assert answer["alerts"] == []
+    evidence = LiveSession.objects.get(pk=session).evidence[original.digest]
+    assert (len(evidence["stream"]), len(evidence["shared"])) == (10, 1)
+    # The same stream with the coverage condition off alerts: it is what held it back.
+    loose = open_session(globex_reviewer, coverage=0)
+    alerted = [send(globex_reviewer, loose, [f]).json()["alerts"] for f in frames]
+    assert not any(alerted[:4]) and alerted[4]
+
+
+def test_the_alert_rule():
+    rule = dict(shared_frames=30, duration_ms=29_000, min_frames=5, coverage=50)
+    assert services.alert_rule_met(matched_stream=5, matched_shared=5, span_ms=4000, **rule)
+    assert not services.alert_rule_met(matched_stream=4, matched_shared=4, span_ms=3000, **rule)
+    # 5 stream frames over 4 s expect about 4 shared frames: 2 of them is not half.
+    assert not services.alert_rule_met(matched_stream=5, matched_shared=2, span_ms=4000, **rule)
+    assert services.alert_rule_met(matched_stream=5, matched_shared=3, span_ms=4000, **rule)
+    # A stream sampled more sparsely than the shared video is not held to the shared count.
+    assert services.alert_rule_met(matched_stream=6, matched_shared=6, span_ms=29_000, **rule)
+
+
+def test_a_video_vetted_after_the_session_opened_matches_its_earlier_frames(
+    trusted_acme, globex_reviewer, videos
+):
+    copy = videos["reencoded"].frames.to_document()
+    session = open_session(globex_reviewer)
+    for frame in copy[:6]:
+        assert send(globex_reviewer, session, [frame]).json()["alerts"] == []
+    original = share_video(trusted_acme, videos["original"].frames)
+    answer = send(globex_reviewer, session, [copy[6]]).json()
+    assert [a["signal"]["value"] for a in answer["alerts"]] == [original.value]
+    assert answer["alerts"][0]["matched_frames"] == 7
+
+
+def test_a_session_survives_a_restart_of_the_process(trusted_acme, globex_reviewer, videos):
+    share_video(trusted_acme, videos["original"].frames)
+    copy = videos["reencoded"].frames.to_document()
+    session = open_session(globex_reviewer)
+    for frame in copy[:4]:
+        assert send(globex_reviewer, session, [frame]).json()["alerts"] == []
+    reset_match_store()  # a new worker: the index is loaded again, the session is in PostgreSQL
+    answer = send(globex_reviewer, session, [copy[4]]).json()
+    assert answer["alerts"] and answer["alerts"][0]["matched_frames"] == 5
+
+
+def test_frames_matching_a_shared_photo_are_reported_per_call(
+    trusted_acme, globex_reviewer, videos
+):
+    still = videos["original"].frames.frames[10]
+    photo = share_photo(trusted_acme, still.pdq)
+    session = open_session(globex_reviewer)
+    answer = send(globex_reviewer, session, videos["reencoded"].frames.to_document()[8:13]).json()
+    assert {m["signal"]["value"] for m in answer["frame_matches"]} == {photo.value}
+    assert answer["alerts"] == []
+
+
+def test_an_alert_on_a_video_tagged_with_an_active_incident_says_so(
+    trusted_acme, globex_reviewer, consortium_admin, videos
+):
+    declared = consortium_admin.client.post(
+        "/api/v1/incidents/", {"name": "Attack livestream"}, format="json"
+    )
+    incident = declared.json()["id"]
+    frames = videos["original"].frames
+    signal = {"type": "vpdq", "value": frames.digest, "frames": frames.to_document()}
+    from federation.sync.sequencer import sync_sequence_pending
+    from tests.federation.vetting_helpers import submit_entry
+
+    submit_entry(trusted_acme, signal=signal, incident=incident)
+    sync_sequence_pending()
+    session = open_session(globex_reviewer)
+    alerted_at, answers = stream(globex_reviewer, session, videos["reencoded"].frames)
+    assert alerted_at is not None
+    assert answers[-1]["alerts"][0]["incident"] == "Attack livestream"
+    (raised,) = events(Action.LIVE_ALERTED)
+    assert raised.data["incident"] == ["Attack livestream"]
+
+
+def test_sessions_belong_to_their_member_and_are_bounded(
+    trusted_acme, globex_reviewer, acme_reviewer, videos, monkeypatch
+):
+    session = open_session(globex_reviewer)
+    frames = videos["original"].frames.to_document()
+    for other in (
+        acme_reviewer.client.get(f"/api/v1/live/{session}"),
+        send(acme_reviewer, session, frames[:1]),
+        acme_reviewer.client.delete(f"/api/v1/live/{session}"),
+    ):
+        assert (other.status_code, error_code(other)) == (404, "not_found")
+    too_many = send(globex_reviewer, session, frames[:1] * 61)
+    assert (too_many.status_code, error_code(too_many)) == (400, "too_many_items")
+    bad = send(globex_reviewer, session, [[0, 100, "xyz", 0]])
+    assert (bad.status_code, error_code(bad)) == (400, "invalid_signal")
+    assert send(globex_reviewer, session, frames[5:6]).status_code == 200
+    back = send(globex_reviewer, session, frames[1:2])
+    assert (back.status_code, error_code(back)) == (400, "invalid_signal")
+    wrong = globex_reviewer.client.post("/api/v1/live", {"min_frames": 0}, format="json")
+    assert (wrong.status_code, error_code(wrong)) == (400, "invalid_live_parameter")
+
+    monkeypatch.setattr(services, "MAX_OPEN_SESSIONS", 2)
+    open_session(globex_reviewer)
+    refused = globex_reviewer.client.post("/api/v1/live", {}, format="json")
+    assert (refused.status_code, error_code(refused)) == (429, "too_many_sessions")
+    monkeypatch.setattr(services, "MAX_FRAMES_PER_SESSION", 3)
+    full = send(globex_reviewer, session, frames[6:9])
+    assert (full.status_code, error_code(full)) == (409, "session_full")
+
+
+def test_closing_and_idle_expiry_are_audited_and_drop_the_frames(
+    trusted_acme, globex_reviewer, videos
+):
+    frames = videos["original"].frames.to_document()
+    closed = open_session(globex_reviewer)
+    send(globex_reviewer, closed, frames[:3])
+    assert LiveFrame.objects.filter(session_id=closed).count() == 3
+    response = globex_reviewer.client.delete(f"/api/v1/live/{closed}")
+    assert response.status_code == 200 and response.json()["state"] == "closed"
+    assert LiveFrame.objects.filter(session_id=closed).count() == 0
+    again = send(globex_reviewer, closed, frames[3:4])
+    assert (again.status_code, error_code(again)) == (409, "closed")
+
+    idle = open_session(globex_reviewer)
+    send(globex_reviewer, idle, frames[:2])
+    LiveSession.objects.filter(pk=idle).update(
+        last_call_at=timezone.now() - timedelta(seconds=services.IDLE_SECONDS + 1)
+    )
+    shown = globex_reviewer.client.get(f"/api/v1/live/{idle}").json()
+    assert shown["state"] == "expired" and shown["frames"] == 2
+    reasons = [
+        (e.object_id, e.data["reason"], e.data["frames"]) for e in events(Action.LIVE_CLOSED)
+    ]
+    assert reasons == [(closed, "closed", 3), (idle, "expired", 2)]
+    assert LiveFrame.objects.filter(session_id=idle).count() == 0
+
+    # An idle session's next call is refused, and its expiry is recorded all the same.
+    late = open_session(globex_reviewer)
+    LiveSession.objects.filter(pk=late).update(
+        last_call_at=timezone.now() - timedelta(seconds=services.IDLE_SECONDS + 1)
+    )
+    refused = send(globex_reviewer, late, frames[:1])
+    assert (refused.status_code, error_code(refused)) == (409, "closed")
+    assert LiveSession.objects.get(pk=late).state == "expired"
+    assert events(Action.LIVE_CLOSED)[-1].object_id == late

@@ -3,11 +3,12 @@ verifier's RFC 9162 verification, and roots and inclusion paths from pymerkle (v
 mode hashes as RFC 6962: 0x00 leaf and 0x01 node prefixes, SHA-256)."""
 
 import pytest
+from concordat_client import verifier
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pymerkle import InmemoryTree
 
-from federation.transparency import merkle, verifier
+from federation.transparency import merkle
 
 
 def leaves(count: int) -> list[bytes]:

@@ -1,7 +1,6 @@
 """HTTP to one hub (httpx): the JSON error shape of docs/api.md raised as ``HubError``."""
 
 import gzip
-import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -74,16 +73,15 @@ class Hub:
             params["after"] = after
         return self.call("GET", "/api/v1/sync/changes", params=params)
 
-    def export_lines(self) -> Iterator[dict]:
-        """The export's lines, end line included (the body is gzip whatever was asked: it is
-        decoded here, as a stream)."""
+    def export_lines(self) -> Iterator[bytes]:
+        """The export's NDJSON lines as bytes, end line included (the body is gzip whatever was
+        asked: it is decoded here, as a stream)."""
         with self.http.stream("GET", "/api/v1/sync/export") as response:
             if response.status_code >= 400:
                 response.read()
                 raise HubError(response.status_code, "export_failed", response.text[:200])
             decoder = gzip.GzipFile(fileobj=_RawReader(response.iter_raw()))
-            for line in decoder:
-                yield json.loads(line)
+            yield from decoder
 
 
 class _RawReader:

@@ -1,5 +1,10 @@
 """The local SQLite copy of the shared set (``sync``), its exact offline PDQ index, and the
-submission journal that makes ``submit`` resumable."""
+submission journal that makes ``submit`` resumable.
+
+The copy is one table, ``entries(type, value, state, document)``: ``document`` is the entry's
+change object as the hub sent it (docs/sync.md), so anything may read the file with SQL and
+``json_extract``.
+"""
 
 import json
 import sqlite3
@@ -13,11 +18,13 @@ from concordat_client.hub import Hub, HubError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
-    type TEXT NOT NULL, value TEXT NOT NULL, state TEXT NOT NULL, labels TEXT NOT NULL,
-    contributors TEXT NOT NULL, quality INTEGER, last_changed TEXT, document TEXT NOT NULL,
-    PRIMARY KEY (type, value)) WITHOUT ROWID;
+    type TEXT NOT NULL, value TEXT NOT NULL, state TEXT NOT NULL, document TEXT NOT NULL,
+    PRIMARY KEY (type, value));
 CREATE TABLE IF NOT EXISTS sync_state (name TEXT PRIMARY KEY, value TEXT);
 """
+
+
+dumps = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
 
 
 class SharedSet:
@@ -36,22 +43,27 @@ class SharedSet:
         return row[0] if row else None
 
     def apply(self, changes: Iterable[dict[str, Any]], *, cursor: str | None) -> int:
+        """Apply a page of changes (a delta page, or export lines) and store ``cursor`` with them."""
+        return self.apply_lines(((change, None) for change in changes), cursor=cursor)
+
+    def apply_lines(
+        self, changes: Iterable[tuple[dict[str, Any], str | bytes | None]], *, cursor: str | None
+    ) -> int:
+        """As ``apply``, each change with its JSON text as received when there is one (stored as
+        it is, which spares encoding it again)."""
         upserts, removals = [], []
         count = 0
-        for change in changes:
+        for change, text in changes:
             count += 1
             signal = change["signal"]
             if change["op"] == "upsert":
-                upserts.append((
-                    signal["type"], signal["value"], change["state"], json.dumps(change["labels"]),
-                    json.dumps(change["contributors"]), change.get("quality"),
-                    change.get("last_changed"), json.dumps(change, separators=(",", ":")),
-                ))  # fmt: skip
+                document = dumps(change) if text is None else text
+                upserts.append((signal["type"], signal["value"], change["state"], document))
             elif change["op"] == "remove":
                 removals.append((signal["type"], signal["value"]))
         with self.db:
             # In order: a page holds at most one change per entry, so the two kinds commute.
-            self.db.executemany("INSERT OR REPLACE INTO entries VALUES (?,?,?,?,?,?,?,?)", upserts)
+            self.db.executemany("INSERT OR REPLACE INTO entries VALUES (?,?,?,?)", upserts)
             self.db.executemany("DELETE FROM entries WHERE type = ? AND value = ?", removals)
             if cursor is not None:
                 self.db.execute("INSERT OR REPLACE INTO sync_state VALUES ('cursor', ?)", (cursor,))
@@ -60,23 +72,24 @@ class SharedSet:
     def replace_from_export(self, hub: Hub, progress: Callable[[int], None]) -> int:
         """Load the export into a fresh table; commit only once its end line arrived."""
         total = 0
-        batch: list[dict] = []
+        batch: list[tuple[dict, bytes]] = []
         end: dict | None = None
         with self.db:
             self.db.execute("DELETE FROM entries")
             self.db.execute("DELETE FROM sync_state")
-        for line in hub.export_lines():
+        for text in hub.export_lines():
+            line = json.loads(text)
             if line.get("op") == "end":
                 end = line
                 break
-            batch.append(line)
+            batch.append((line, text.rstrip(b"\n")))
             if len(batch) >= 10000:
-                total += self.apply(batch, cursor=None)
+                total += self.apply_lines(batch, cursor=None)
                 progress(total)
                 batch = []
         if end is None:
             raise HubError(0, "export_cut_short", "the export ended without its end line")
-        total += self.apply(batch, cursor=end["cursor"])
+        total += self.apply_lines(batch, cursor=end["cursor"])
         progress(total)
         return total
 
@@ -106,7 +119,7 @@ class SharedSet:
         row = self.db.execute(
             "SELECT document FROM entries WHERE type = ? AND value = ?", (signal_type, value)
         ).fetchone()
-        return json.loads(row[0]) if row else None
+        return json.loads(row[0]) if row else None  # TEXT, or the export's BLOB line
 
     def pdq_index(self) -> "PDQIndex":
         rows = self.db.execute("SELECT value, document FROM entries WHERE type = 'pdq'").fetchall()

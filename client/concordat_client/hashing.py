@@ -1,4 +1,4 @@
-"""Hashing media into signals: PDQ with quality for images (``pdqhash``, after trimming flat bars
+"""Hashing media into signals: PDQ with quality for images (``pdqhash``, after trimming black bars
 at the edges), MD5 and SHA-256 for any file. Each result is a record ``{"file", "type", "value", "quality"?, "transform"?}``, the shape
 ``submit`` and ``match`` read back from JSONL or CSV."""
 
@@ -36,18 +36,20 @@ def bits_to_hex(bits: Any) -> str:
     return int("".join("1" if bit else "0" for bit in bits), 2).to_bytes(32, "big").hex()
 
 
-FLAT_SPREAD = 12  # a row or column whose values all lie within this range is a bar
+BAR_LEVEL = 32  # a row or column with no value above this (of 255) is a black bar
 
 
 def trim_bars(pixels: Any) -> Any:
-    """Without the flat bars at its edges (letterbox and pillarbox, of any colour), which would
-    otherwise move the PDQ hash far from the picture's. At most a quarter of each side is cut; a
-    picture that is flat through and through is kept whole."""
+    """Without the black bars at its edges (letterbox and pillarbox, JPEG noise allowed), which
+    would otherwise move the PDQ hash far from the picture's. At most a quarter of each side is
+    cut; a picture that is black through and through is kept whole."""
     height, width = pixels.shape[:2]
 
     def flat(strip: Any) -> bool:
-        return int(strip.max()) - int(strip.min()) <= FLAT_SPREAD
+        return int(strip.max()) <= BAR_LEVEL
 
+    if flat(pixels):
+        return pixels
     top, bottom, left, right = 0, height, 0, width
     while top < height // 4 and flat(pixels[top]):
         top += 1

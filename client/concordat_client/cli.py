@@ -291,14 +291,21 @@ def retract(context: Context, signals: tuple[str, ...], scope: str) -> None:
 
 
 @cli.command()
-@click.argument("entry_id", type=int)
+@click.argument("entry")
 @click.argument("opinion", type=click.Choice(["agree", "disagree", "false_positive"]))
 @click.option("--reason", default=None, help="A note, up to 2000 characters.")
 @pass_context
-def feedback(context: Context, entry_id: int, opinion: str, reason: str | None) -> None:
-    """Give your organisation's opinion on a vetted entry (scope review)."""
+def feedback(context: Context, entry: str, opinion: str, reason: str | None) -> None:
+    """Give your organisation's opinion on a vetted entry, named by its id or TYPE:HEX (scope
+    review)."""
     context.need("hub", "token")
-    answer = context.hub().feedback(entry_id, opinion, reason)
+    hub = context.hub()
+    if entry.isdigit():
+        entry_id = int(entry)
+    else:
+        signal = _signal(entry)
+        entry_id = hub.entry_id(signal["type"], signal["value"])
+    answer = hub.feedback(entry_id, opinion, reason)
     context.emit(answer, f"entry {entry_id}: {opinion} recorded")
 
 

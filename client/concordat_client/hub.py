@@ -63,6 +63,15 @@ class Hub:
             body["threshold"] = threshold
         return self.call("POST", "/api/v1/match", body=body)["results"]
 
+    def entry_id(self, signal_type: str, value: str) -> int:
+        """The hub's id of the entry for a signal (``GET /api/v1/entries/?signal_type=&value=``)."""
+        found = self.call(
+            "GET", "/api/v1/entries/", params={"signal_type": signal_type, "value": value.lower()}
+        )["results"]
+        if not found:
+            raise HubError(404, "not_found", f"the hub has no entry for {signal_type}:{value}")
+        return found[0]["id"]
+
     def feedback(self, entry_id: int, opinion: str, note: str | None) -> dict:
         body = {"opinion": opinion, **({"note": note} if note else {})}
         return self.call("PUT", f"/api/v1/entries/{entry_id}/feedback/", body=body)

@@ -37,3 +37,11 @@ def run(
 
 def json_lines(done: subprocess.CompletedProcess) -> list[dict]:
     return [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+
+
+def shared_count(hub, token: str) -> int:
+    """How many entries the hub's change stream shows (sequencing runs in the worker, so a
+    change is readable a moment after its commit)."""
+    status, body = hub.request("GET", "/api/v1/sync/changes?limit=10000", token=token)
+    assert status == 200, body
+    return sum(change["op"] == "upsert" for change in body["changes"])

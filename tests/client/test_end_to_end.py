@@ -57,6 +57,7 @@ def test_hash_submit_sync_and_match_copies_online_and_offline(tmp_path):
         assert submitted[-1]["created"] == 6
 
         reader_env = cli.environment(tmp_path / "reader", hub=hub.url, token=reader["token"])
+        wait_for(lambda: cli.shared_count(hub, reader["token"]) == 6, timeout=30, what="sequencing")
         synced = cli.json_lines(cli.run(reader_env, "--json", "sync"))
         assert synced[-1]["entries"] == 6
 

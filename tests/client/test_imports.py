@@ -2,6 +2,7 @@
 and partners run them without the hub's code or requirements."""
 
 import ast
+import shutil
 import subprocess
 import sys
 import venv
@@ -69,8 +70,14 @@ def test_the_package_installs_into_a_fresh_venv_and_its_command_runs(tmp_path):
     index, or from this machine's wheel cache), then ``concordat --help`` there."""
     venv.create(tmp_path / "venv", with_pip=True)
     python = tmp_path / "venv" / "bin" / "python"
+    # A copy: building in place would leave build/ and *.egg-info in the checkout.
+    folder = shutil.copytree(
+        CLIENT,
+        tmp_path / "client",
+        ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"),
+    )
     installed = subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", str(CLIENT)],
+        [str(python), "-m", "pip", "install", "--quiet", str(folder)],
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     if installed.returncode != 0 and "No matching distribution" in installed.stderr:

@@ -9,12 +9,16 @@ own domain checks, which a view declares in ``error_codes``: ``{status: [code, .
 checks that every code an operation lists is described there (tests/federation/test_openapi_schema.py).
 """
 
+import functools
+import unicodedata
 from collections import defaultdict
 
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
+
+from members.validators import UNSAFE_CATEGORIES, DisplayNameValidator
 
 ERROR_CODES: dict[str, str] = {
     "https_required": "The hub is behind HTTPS and the request came over plain HTTP "
@@ -174,6 +178,27 @@ class ErrorSerializer(serializers.Serializer):
     error = ErrorDetailSerializer()
 
 
+@functools.cache
+def display_name_pattern() -> str:
+    """The schema's form of ``members.validators``: at least one character and none of the
+    refused categories of the Basic Multilingual Plane, written ``\\uXXXX``, which ECMA, Python
+    and Rust regular expressions (and schemathesis' generator) all read alike. The few refused
+    characters above U+FFFF (some format characters, planes 15-16 of private use) and lone
+    surrogates are left out of the pattern; the server refuses them all the same."""
+    ranges: list[list[int]] = []
+    for point in range(0x10000):
+        if 0xD800 <= point <= 0xDFFF:
+            continue
+        if unicodedata.category(chr(point)) in UNSAFE_CATEGORIES:
+            if ranges and ranges[-1][1] == point - 1:
+                ranges[-1][1] = point
+            else:
+                ranges.append([point, point])
+
+    parts = [rf"\u{a:04x}" if a == b else rf"\u{a:04x}-\u{b:04x}" for a, b in ranges]
+    return "^[^" + "".join(parts) + "]+$"
+
+
 # Operations grouped by who calls them, so that /api/docs/ reads by audience: the first path
 # segment under /api/v1/ decides the tag. A new segment must be given one here
 # (tests/federation/test_openapi_schema.py).
@@ -228,6 +253,12 @@ def tag_postprocess(result, generator, request, public):
 class ConcordatAutoSchema(AutoSchema):
     """drf-spectacular's AutoSchema plus the error responses of each operation, tagged by
     audience (``TAGS``)."""
+
+    def _map_serializer_field(self, field, direction, bypass_extensions=False):
+        schema = super()._map_serializer_field(field, direction, bypass_extensions)
+        if any(isinstance(v, DisplayNameValidator) for v in getattr(field, "validators", [])):
+            schema["pattern"] = display_name_pattern()
+        return schema
 
     def _get_request_for_media_type(self, serializer, direction="request"):
         # drf-spectacular makes every field of a PATCH body optional; a view whose PATCH needs

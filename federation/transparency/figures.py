@@ -23,12 +23,15 @@ _MONTH = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])")
 def parse_month(text: str) -> tuple[datetime, datetime]:
     """``YYYY-MM`` as the UTC interval [first instant, first instant of the next month)."""
     match = _MONTH.fullmatch(text)
-    if not match:
+    # Year 0000 does not exist (a 500 from datetime before, found by the schema fuzzer).
+    if not match or int(match[1]) < 1:
         raise InvalidInput(
             "month must be YYYY-MM.", details={"parameter": "month", "value": text[:16]}
         )
     year, month = int(match[1]), int(match[2])
     start = datetime(year, month, 1, tzinfo=UTC)
+    if (year, month) == (9999, 12):  # the next month is beyond datetime's range
+        return start, datetime.max.replace(tzinfo=UTC)
     end = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)
     return start, end
 

@@ -235,3 +235,16 @@ def test_query_parameters_carry_the_bounds_the_server_checks(schema):
     for path in ("/api/v1/log/contributions", "/api/v1/log/figures", "/api/v1/witness/evidence"):
         assert "invalid" in _codes(schema, path, "get", "400"), path
     assert "invalid" in _codes(schema, "/api/v1/entries/", "get", "400")
+
+
+def test_names_shown_to_others_carry_the_display_name_rule_as_a_pattern(schema):
+    for path, field in [
+        ("/api/v1/incidents/", "name"),
+        ("/api/v1/credentials/", "name"),
+        ("/api/v1/keys/", "label"),
+    ]:
+        found = _request_body(schema, path)["properties"][field]
+        pattern = re.compile((found["oneOf"][0] if "oneOf" in found else found)["pattern"])
+        assert pattern.match("Stream attack, Ünïcode OK"), path
+        for refused in ("a\u202eb", "tab\there", "zero\u200bwidth", "\ue000", ""):
+            assert not pattern.match(refused), (path, refused)

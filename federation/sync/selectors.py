@@ -39,6 +39,7 @@ class ChangesPage:
     items: list[bytes]  # each change as a JSON document, oldest first
     position: int
     more: bool
+    horizon: int = 0  # the reader's compaction horizon, for the next cursor (``cursors.py``)
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ def changes_after(
     *,
     after: int | None,
     limit: int,
+    horizon: int = 0,
     signal_type: str | None = None,
     label: str | None = None,
     incident: str | None = None,
@@ -63,13 +65,22 @@ def changes_after(
     """Up to ``limit`` changes after position ``after`` (``None``: from the start of the stream),
     oldest first, each entry once (its last change in the page), rendered as it stands now.
 
-    Raises ``Gone`` (410 ``stale_cursor``) when compaction removed a removal the reader had not
-    yet read: the reader must start again from the export.
+    Raises ``Gone`` (410 ``stale_cursor``) when compaction removed a removal the reader may have
+    needed: one above both ``after`` and the reader's ``horizon`` (the compaction horizon when
+    they started from the start, which the page carries on for the next cursor). The reader must
+    start again from the export.
     """
     start = after or 0
     # Read before the page: every position up to here was committed before the page's query
-    # started, so the query sees all of them and the next cursor may skip to here.
-    last_position = stream_state().last_position
+    # started, so the query sees all of them and the next cursor may skip to here; and every
+    # removal compaction had dropped up to ``compacted_through`` is gone from what the query sees.
+    state = stream_state()
+    if after is None:
+        horizon = state.compacted_through
+    if start >= state.last_position:
+        # Nothing after the reader (the follower's and a current reader's usual poll): no page
+        # query. Not stale either: the horizon read with this position is not above it.
+        return ChangesPage(items=[], position=start, more=False, horizon=horizon)
     if connections[router.db_for_read(EntryChange)].vendor == "postgresql":
         rows = _sql_changes(start, limit + 1, signal_type, label, incident)
     else:
@@ -78,7 +89,7 @@ def changes_after(
     rows = rows[:limit]
     # Checked after the page was read: a compaction that committed before the read raised the
     # horizon before this check, so a reader can never be handed a page with a hole in it.
-    if after is not None and after < stream_state().compacted_through:
+    if after is not None and stream_state().compacted_through > max(after, horizon):
         raise Gone(
             "This cursor is older than the stream's retention of removals; start again from the "
             "export.",
@@ -87,10 +98,10 @@ def changes_after(
         )
     position = rows[-1][0] if rows else start
     if not more:
-        position = max(position, last_position)
+        position = max(position, state.last_position)
     last_index = {row[1]: index for index, row in enumerate(rows)}
     items = [row[2] for index, row in enumerate(rows) if last_index[row[1]] == index]
-    return ChangesPage(items=items, position=position, more=more)
+    return ChangesPage(items=items, position=position, more=more, horizon=horizon)
 
 
 # --- Rendering on PostgreSQL: the documents are built by the database ---------------------------
@@ -123,18 +134,25 @@ LEFT JOIN LATERAL (
 ORDER BY e.sort_key
 """
 # An upsert document, from ``e`` (the entry), ``labels.slugs`` and ``adds`` (its aggregates).
+# Its keys come in the order of ``_documents`` and the export's (json, not jsonb, which would
+# sort them): the contributors are gathered as distinct [hub, member] pairs, then written as
+# {"member", "hub"} objects by hub, then member, in code point order, as Python sorts them.
 _UPSERT_SQL = """json_build_object(
         'op', 'upsert',
         'signal', json_build_object('type', e.signal_type, 'value', e.value),
         'state', e.state,
         'labels', COALESCE(labels.slugs, '[]'::json),
-        'contributors', COALESCE(adds.contributors, '[]'::jsonb),
+        'contributors', COALESCE((
+            SELECT json_agg(json_build_object('member', p->>1, 'hub', p->>0)
+                            ORDER BY (p->>0) COLLATE "C", (p->>1) COLLATE "C")
+            FROM jsonb_array_elements(adds.contributors) AS p
+        ), '[]'::json),
         'incidents', COALESCE(to_json(adds.incidents), '[]'::json),
         'quality', adds.quality,
         'first_seen', {first_seen},
         'last_changed', {last_changed}
     )"""
-_ADDS_AGGREGATES = """jsonb_agg(DISTINCT jsonb_build_object('member', o.slug, 'hub', c.origin_hub))
+_ADDS_AGGREGATES = """jsonb_agg(DISTINCT jsonb_build_array(c.origin_hub, o.slug))
                FILTER (WHERE c.status = 'active') AS contributors,
            max(c.quality) FILTER (WHERE c.status = 'active') AS quality,
            array_agg(DISTINCT c.incident_id::text) FILTER (WHERE c.incident_id IS NOT NULL)
@@ -170,9 +188,25 @@ _DOCUMENT_SQL = (
 )
 
 
+# The page statement's settings, for its transaction only. Its cost estimate is far above the
+# JIT thresholds whenever the tables have no statistics (autovacuum off, or just after a bulk
+# load: the LATERAL aggregates are then guessed at hundreds of rows each), and PostgreSQL then
+# spent about 0.9 s compiling it on every call, even for an empty page. The statement is a
+# keyset scan of at most one page plus index lookups per row, so neither JIT nor parallel
+# workers (which cost more to start than the page takes to read) can pay off; with both off it
+# runs the same plan, in milliseconds, with statistics or without (docs/sync.md, "How fast").
+_PAGE_SETTINGS_SQL = (
+    "SELECT set_config('jit', 'off', true), "
+    "set_config('max_parallel_workers_per_gather', '0', true)"
+)
+
+
 def _sql_documents(page_sql: str, params: list) -> list[tuple[int, int, bytes]]:
-    connection = connections[router.db_for_read(EntryChange)]
-    with connection.cursor() as cursor:
+    alias = router.db_for_read(EntryChange)
+    connection = connections[alias]
+    # SET LOCAL needs a transaction; inside a caller's, the settings last until it ends.
+    with transaction.atomic(using=alias), connection.cursor() as cursor:
+        cursor.execute(_PAGE_SETTINGS_SQL)
         cursor.execute(_DOCUMENT_SQL.replace("{page}", page_sql), params)
         return [(key, pk, document.encode()) for key, pk, document in cursor.fetchall()]
 
@@ -302,8 +336,8 @@ def _details(entry_ids: list[int]) -> dict[int, tuple]:
 def _summary(labels, adds) -> tuple:
     """(labels, contributors, incidents, quality) of an entry from its label slugs and its add
     contributions as ``(member, hub, status, quality, incident_id)``: labels sorted; the active
-    contributors once each, by hub then member (the order of PostgreSQL's jsonb objects
-    ``{"hub", "member"}``); every incident, sorted; the best quality of an active one."""
+    contributors once each, by hub then member (code point order, as ``_UPSERT_SQL`` sorts
+    them); every incident, sorted; the best quality of an active one."""
     contributors: set[tuple[str, str]] = set()
     incidents: set[str] = set()
     quality = None

@@ -38,7 +38,9 @@ FROM_THREATEXCHANGE = {name: ours for ours, name in TO_THREATEXCHANGE.items()}
 
 @dataclass
 class ConcordatCollabConfig(CollaborationConfigWithDefaults):
-    hub: str = field(default="", metadata={"help": "The hub's base URL, e.g. https://hub.example.org"})
+    hub: str = field(
+        default="", metadata={"help": "The hub's base URL, e.g. https://hub.example.org"}
+    )
 
 
 @dataclass

@@ -44,4 +44,5 @@ def shared_count(hub, token: str) -> int:
     change is readable a moment after its commit)."""
     status, body = hub.request("GET", "/api/v1/sync/changes?limit=10000", token=token)
     assert status == 200, body
-    return sum(change["op"] == "upsert" for change in body["changes"])
+    last = {(c["signal"]["type"], c["signal"]["value"]): c["op"] for c in body["changes"]}
+    return sum(op == "upsert" for op in last.values())

@@ -87,9 +87,15 @@ def test_threatexchange_fetches_matches_and_follows_a_retraction_and_feedback_fl
         assert [(o["opinion"], o.get("note")) for o in opinions] == [("false_positive", "news")]
 
         # A retraction reaches threatexchange's copy at the next fetch.
-        cli.run(env, "retract", f"pdq:{value}")
+        video_signals = [
+            f"{record['type']}:{record['value']}"
+            for record in map(json.loads, hashes.read_text().splitlines())
+            if record["file"] == str(video)
+        ]
+        cli.run(env, "retract", *video_signals)
         wait_for(
-            lambda: cli.shared_count(hub, globex["token"]) == 0, timeout=30, what="the removal"
+            lambda: cli.shared_count(hub, globex["token"]) == 3, timeout=30, what="the removal"
         )
         threatexchange(tx_env, "fetch")
-        assert threatexchange(tx_env, "match", "photo", str(paths["resized"])).stdout == ""
+        assert threatexchange(tx_env, "match", "video", str(video)).stdout == ""
+        assert "video_md5: 1" in threatexchange(tx_env, "dataset").stdout  # the picture's

@@ -97,6 +97,24 @@ def test_hash_submit_sync_and_match_copies_online_and_offline(tmp_path):
         # The offline index answers what the hub answers, distances included.
         assert (plain, turned) == online
 
+        # status: who I am, my keys, my credentials' scopes, my copy; never the token.
+        shown = cli.run(env, "--json", "status")
+        assert acme["token"] not in shown.stdout + shown.stderr
+        status = cli.json_lines(shown)[0]
+        assert status["hub_id"] == hub.hub_id and status["member"] == "acme"
+        assert made["key_id"] in [key["key_id"] for key in status["keys"]]
+        assert all("scopes" in credential for credential in status["credentials"])
+        assert cli.json_lines(cli.run(reader_env, "--json", "status"))[0]["sync"]["entries"] == 6
+
+        # verify-log runs the standalone verifier with the profile's hub and an audit token.
+        auditor = hub.create_staff(user="audrey", role="auditor")["token"]
+        audit_env = cli.environment(tmp_path / "auditor", hub=hub.url, token=auditor)
+        wait_for(
+            lambda: cli.run(audit_env, "verify-log", "--key", hub.log_vkey, check=None).returncode
+            in (0, 3),
+            timeout=60, what="a verified log",
+        )  # fmt: skip
+
         # A retraction reaches the local copy as a removal.
         pdq_value = next(r["value"] for r in records if r["type"] == "pdq")
         cli.run(env, "retract", f"pdq:{pdq_value}")

@@ -8,7 +8,7 @@ and to scalar, the batched DLEQ proof (sections 2.2.1 and 2.2.2), ``BlindEvaluat
 vectors (appendix A.1.2) through both halves, the batched proof included.
 
 Scalars and elements are their 32-byte encodings throughout. The hub uses the server half
-(``blind_evaluate_batch``, ``evaluate``); ``client/concordat_lookup.py`` carries its own copy of
+(``blind_evaluate_batch``, ``evaluate``); ``client/concordat_client/lookup.py`` carries its own copy of
 the client half, so that it imports nothing of the hub.
 """
 

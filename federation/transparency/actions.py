@@ -3,7 +3,7 @@
 Every service that writes an audit event names its action and payload keys with these constants,
 and reports read them from here; the strings themselves are part of the log's format
 (docs/transparency.md), so a value here never changes once events carry it. The standalone
-verifier (``federation/transparency/verifier.py``) keeps its own copy on purpose: it must run
+verifier (``client/concordat_client/verifier.py``) keeps its own copy on purpose: it must run
 without the project installed.
 """
 

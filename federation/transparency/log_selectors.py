@@ -3,8 +3,8 @@
 Every proof is a list of leaf-range hashes (federation/transparency/merkle.py); all the stored
 nodes one proof needs are read with a single query, and nothing is recomputed from leaves.
 
-(Not named ``selectors.py``: the standalone verifier runs as a script from this folder, and a
-``selectors`` module here would shadow the standard library's.)
+(Not named ``selectors.py``: a ``selectors`` module here would shadow the standard library's
+for any script run from this folder.)
 """
 
 import uuid

@@ -138,3 +138,53 @@ def proof_hashes(ranges: Sequence[Range], read_nodes: NodeReader) -> list[bytes]
     """The hashes of ``ranges``, reading all the stored nodes they need with one call."""
     nodes = read_nodes(nodes_for_ranges(ranges))
     return [range_hash(start, end, nodes) for start, end in ranges]
+
+
+class ProofError(ValueError):
+    """A consistency proof does not show that one tree is a prefix of the other."""
+
+
+def _prefix_decomposition(size: int) -> list[Range]:
+    return [(index << level, (index + 1) << level) for level, index in complete_subtrees(0, size)]
+
+
+def verify_consistency(
+    *, first: int, second: int, first_root: bytes, second_root: bytes, proof: Sequence[bytes]
+) -> None:
+    """Check an RFC 9162 §2.1.4 consistency proof with this module's own range arithmetic (the
+    hub's code, independent of the auditors' verifier): the proof holds the hashes of
+    ``consistency_ranges(first, second)`` in order, plus the old root when the old tree is a
+    whole subtree of the new one. From those, the old root is folded over the old tree's binary
+    decomposition and the new root is rebuilt along the RFC's split of the new tree; both must
+    equal the roots given. Raises ProofError."""
+    if not 0 <= first <= second:
+        raise ProofError(f"cannot prove size {first} is a prefix of size {second}")
+    ranges = consistency_ranges(first, second)
+    if len(proof) != len(ranges):
+        raise ProofError(f"the proof has {len(proof)} hashes, RFC 9162 needs {len(ranges)}")
+    if first in (0, second):
+        if first == second and first_root != second_root:
+            raise ProofError(f"two different roots for tree size {first}")
+        return
+    known: dict[Range, bytes] = dict(zip(ranges, proof, strict=True))
+    known.setdefault((0, first), first_root)  # the old tree is itself a node of the new one
+
+    old_blocks = _prefix_decomposition(first)
+    if any(block not in known for block in old_blocks):
+        raise ProofError("the proof does not cover the old tree")
+    old_root = known[old_blocks[-1]]
+    for block in reversed(old_blocks[:-1]):
+        old_root = node_hash(known[block], old_root)
+    if old_root != first_root:
+        raise ProofError(f"the proof does not lead to the root of size {first}")
+
+    def subtree(low: int, high: int) -> bytes:
+        if (low, high) in known:
+            return known[(low, high)]
+        if high - low < 2:
+            raise ProofError("the proof leaves a leaf of the new tree unknown")
+        middle = low + split_point(high - low)
+        return node_hash(subtree(low, middle), subtree(middle, high))
+
+    if subtree(0, second) != second_root:
+        raise ProofError(f"the proof does not lead to the root of size {second}")

@@ -9,7 +9,7 @@ id order, and the log never contains an uncommitted (possibly rolled-back) event
 
 Consistency. A checkpoint is signed in the same transaction that stores the nodes, and only after
 an RFC 9162 consistency proof, read from the stored nodes, verifies from the previous checkpoint's
-root to the new root (checked with the standalone verifier's code). If it does not, the batch is
+root to the new root (checked with ``merkle.verify_consistency``, the hub's own code). If it does not, the batch is
 rolled back and nothing is signed: the hub never signs two inconsistent checkpoints.
 
 Refusals are loud. Before a batch, the sequencer checks that no audit row already claims a leaf
@@ -31,7 +31,7 @@ from django.utils import timezone
 from federation.bulk_insert import copy_rows
 from federation.signing import canonical_json_bytes
 from federation.transparency import log_selectors as selectors
-from federation.transparency import merkle, verifier
+from federation.transparency import merkle
 from federation.transparency.audit import (
     DOCUMENT_COLUMNS,
     OCCURRED_AT_OUTSIDE_SQL,
@@ -249,14 +249,14 @@ def _check_extends(previous: Checkpoint | None, *, new_size: int, new_root: byte
         first=previous.tree_size, second=new_size, published_size=new_size
     )
     try:
-        verifier.verify_consistency(
-            previous.tree_size,
-            new_size,
-            bytes(previous.root_hash),
-            new_root,
-            proof.consistency_path,
+        merkle.verify_consistency(
+            first=previous.tree_size,
+            second=new_size,
+            first_root=bytes(previous.root_hash),
+            second_root=new_root,
+            proof=proof.consistency_path,
         )
-    except verifier.ProofError as exc:
+    except merkle.ProofError as exc:
         _refuse(
             f"tree size {new_size} is not consistent with checkpoint {previous.tree_size}: {exc}"
         )

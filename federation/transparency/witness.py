@@ -26,9 +26,15 @@ from django.db import transaction
 from django.utils import timezone
 
 from federation.errors import InvalidInput, NotFound
-from federation.transparency import verifier
+from federation.transparency import merkle
 from federation.transparency.actions import Action, Key, ObjectType
 from federation.transparency.audit import AuditRecord, audit_record
+from federation.transparency.checkpoints import (
+    CheckpointError,
+    parse_checkpoint_body,
+    parse_log_key,
+    verify_log_note,
+)
 from federation.transparency.cosignatures import hub_cosign
 from federation.transparency.models import SplitViewEvidence, WitnessedLog
 from members.actors import Actor
@@ -91,8 +97,8 @@ def parse_add_checkpoint(body: bytes) -> AddCheckpointRequest:
         raise WitnessRefusal(400, "invalid", "The checkpoint is not a signed note.")
     note_text = note[: split + 1]
     try:
-        origin, size, root = verifier.parse_checkpoint(note_text)
-    except verifier.NoteError as exc:
+        origin, size, root = parse_checkpoint_body(note_text)
+    except CheckpointError as exc:
         raise WitnessRefusal(400, "invalid", f"The checkpoint is malformed: {exc}") from exc
     return AddCheckpointRequest(
         old_size=int(old.group(1)),
@@ -116,12 +122,12 @@ def checkpoint_add(*, body: bytes, actor: Actor) -> str:
             404, "unknown_origin", f"This witness does not witness {request.origin!r}."
         )
     try:
-        verifier.verify_note(request.note, verifier.parse_verifier_key(log.vkey))
-    except verifier.NoteError as exc:
+        verify_log_note(request.note, parse_log_key(log.vkey))
+    except CheckpointError as exc:
         raise WitnessRefusal(403, "bad_log_signature", f"The log's signature: {exc}") from exc
     if request.old_size > request.tree_size:
         raise WitnessRefusal(400, "invalid", "The old size is larger than the checkpoint's.")
-    if request.tree_size == 0 and request.root_hash != verifier.EMPTY_ROOT:
+    if request.tree_size == 0 and request.root_hash != merkle.EMPTY_ROOT:
         raise WitnessRefusal(422, "inconsistent", "A tree of size 0 has the empty tree's root.")
     if request.old_size == 0 and request.proof:
         raise WitnessRefusal(422, "inconsistent", "A proof from size 0 must be empty.")
@@ -168,10 +174,14 @@ def _check_extends(log: WitnessedLog, request: AddCheckpointRequest) -> None:
     if log.root_hash is None or request.tree_size == log.tree_size:
         return  # never cosigned (the empty tree is a prefix of every tree), or the same root
     try:
-        verifier.verify_consistency(
-            log.tree_size, request.tree_size, bytes(log.root_hash), request.root_hash, request.proof
+        merkle.verify_consistency(
+            first=log.tree_size,
+            second=request.tree_size,
+            first_root=bytes(log.root_hash),
+            second_root=request.root_hash,
+            proof=request.proof,
         )
-    except verifier.ProofError as exc:
+    except merkle.ProofError as exc:
         raise WitnessRefusal(
             422,
             "inconsistent",
@@ -244,8 +254,8 @@ def _keep_evidence(
 def witnessed_log_save(*, origin: str, vkey: str, actor: Actor) -> tuple[WitnessedLog, bool]:
     """Add a log to witness, or change the verifier key of one; returns (log, created)."""
     try:
-        key = verifier.parse_verifier_key(vkey)
-    except verifier.NoteError as exc:
+        key = parse_log_key(vkey)
+    except CheckpointError as exc:
         raise InvalidInput(f"The log's verifier key: {exc}", code="invalid_key") from exc
     with transaction.atomic():
         log = WitnessedLog.objects.select_for_update().filter(origin=origin).first()

@@ -20,9 +20,9 @@ import time
 
 import pytest
 import rbcl
+from concordat_client import lookup as client
 from django.db import connection
 
-from client import concordat_lookup as client
 from federation.contributions.models import Entry
 from federation.lookup import voprf
 from federation.lookup.models import LookupTag

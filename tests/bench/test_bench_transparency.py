@@ -16,11 +16,12 @@ import time
 from datetime import UTC, datetime
 
 import pytest
+from concordat_client import verifier
 from django.conf import settings
 from django.db import transaction
 
 from federation.bulk_insert import copy_rows
-from federation.transparency import log_selectors, merkle, verifier
+from federation.transparency import log_selectors, merkle
 from federation.transparency.checkpoints import sign_checkpoint
 from federation.transparency.models import AuditEvent, Checkpoint
 from federation.transparency.sequencer import sequence_pending

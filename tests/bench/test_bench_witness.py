@@ -28,7 +28,7 @@ pytestmark = pytest.mark.bench
 
 LEAVES = int(os.environ.get("CONCORDAT_BENCH_WITNESS_LEAVES", 20_000))
 SAMPLES = int(os.environ.get("CONCORDAT_BENCH_WITNESS_SAMPLES", 20))
-VERIFIER = ROOT / "federation" / "transparency" / "verifier.py"
+VERIFIER = ROOT / "client" / "concordat_client" / "verifier.py"
 ENV = {"CONCORDAT_WITNESS_INTERVAL_SECONDS": "5", "CONCORDAT_SEQUENCE_INTERVAL_SECONDS": "1"}
 
 

@@ -10,11 +10,11 @@ import sys
 import uuid
 
 import pytest
+from concordat_client import verifier
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 
 from federation.contributions.models import Contribution
-from federation.transparency import verifier
 from federation.transparency.audit import AuditRecord, audit_record_many, event_leaf_bytes
 from federation.transparency.models import AuditEvent, Checkpoint, MerkleNode
 from federation.transparency.sequencer import sequence_pending

@@ -7,13 +7,15 @@ import re
 from pathlib import Path
 
 import pytest
+from concordat_client import crosscheck, verifier
 
-from federation.transparency import actions, verifier
+from federation.transparency import actions
 from federation.transparency.actions import Action, Key, ObjectType, all_actions
 
 ROOT = Path(__file__).resolve().parents[2]
 ACTIONS_MODULE = ROOT / "federation" / "transparency" / "actions.py"
-VERIFIER_MODULE = ROOT / "federation" / "transparency" / "verifier.py"
+VERIFIER_MODULE = ROOT / "client" / "concordat_client" / "verifier.py"
+CROSSCHECK_MODULE = VERIFIER_MODULE.with_name("crosscheck.py")
 
 
 def _constants(cls) -> set[str]:
@@ -100,7 +102,10 @@ def test_the_source_scan_finds_a_literal_action(tmp_path):
 
 
 def _verifier_tree() -> ast.Module:
-    return ast.parse(VERIFIER_MODULE.read_text())
+    """The verifier and its multi-hub tools, as one tree."""
+    tree = ast.parse(VERIFIER_MODULE.read_text())
+    tree.body += ast.parse(CROSSCHECK_MODULE.read_text()).body
+    return tree
 
 
 def test_every_action_the_verifier_relies_on_is_a_hub_action():
@@ -120,7 +125,7 @@ def test_every_action_the_verifier_relies_on_is_a_hub_action():
                 named = comparator.elts if isinstance(comparator, ast.Tuple) else [comparator]
                 for name in named:
                     if isinstance(name, ast.Name):
-                        compared.add(getattr(verifier, name.id))
+                        compared.add(getattr(verifier, name.id, None) or getattr(crosscheck, name.id))
                     elif isinstance(name, ast.Constant):
                         compared.add(name.value)
     assert compared == {
@@ -131,8 +136,8 @@ def test_every_action_the_verifier_relies_on_is_a_hub_action():
         verifier.PEER_REGISTERED,
         verifier.PEER_KEY_ROTATED,
         verifier.COSIGNED,
-        verifier.FEDERATION_SENT,
-        verifier.FEDERATION_RECEIVED,
+        crosscheck.FEDERATION_SENT,
+        crosscheck.FEDERATION_RECEIVED,
     }
     assert compared <= all_actions()
     assert verifier.ACCEPTED == Action.CONTRIBUTION_ACCEPTED
@@ -142,8 +147,8 @@ def test_every_action_the_verifier_relies_on_is_a_hub_action():
     assert verifier.PEER_REGISTERED == Action.PEER_REGISTERED
     assert verifier.PEER_KEY_ROTATED == Action.PEER_KEY_ROTATED
     assert verifier.COSIGNED == Action.CHECKPOINT_COSIGNED
-    assert verifier.FEDERATION_SENT == Action.FEDERATION_SENT
-    assert verifier.FEDERATION_RECEIVED == Action.FEDERATION_RECEIVED
+    assert crosscheck.FEDERATION_SENT == Action.FEDERATION_SENT
+    assert crosscheck.FEDERATION_RECEIVED == Action.FEDERATION_RECEIVED
 
 
 def test_every_payload_key_the_verifier_reads_is_a_hub_key():

@@ -17,12 +17,12 @@ from unittest import mock
 from urllib.parse import urlsplit
 
 import pytest
+from concordat_client import lookup as client
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.db import connection, connections
 from rest_framework.test import APIClient
 
-from client import concordat_lookup as client
 from federation.contributions.models import Entry, Label
 from federation.lookup import voprf
 from federation.lookup.keys import current_key

@@ -3,7 +3,8 @@ with it (blinded elements, the batched proof, outputs and tags)."""
 
 import json
 
-from client import concordat_lookup as client
+from concordat_client import lookup as client
+
 from tests.federation.lookup_vectors_gen import PATH, vectors
 
 

@@ -2,8 +2,8 @@
 and the standalone client's half, the batched DLEQ proof included."""
 
 import pytest
+from concordat_client import lookup as client
 
-from client import concordat_lookup as client
 from federation.lookup import voprf
 
 SEED = bytes.fromhex("a3" * 32)

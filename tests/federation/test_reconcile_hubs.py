@@ -1,11 +1,11 @@
-"""reconcile-hubs' pairing (federation/transparency/verifier.py) of what two hubs' logs say crossed
+"""reconcile-hubs' pairing (client/concordat_client/verifier.py) of what two hubs' logs say crossed
 between them: pushed batches, pull-feed pages taken, and pull pages whose answer never arrived.
 The live version, with real hubs pushing and pulling, is in tests/integration."""
 
 import io
 import uuid
 
-from federation.transparency import verifier
+from concordat_client import crosscheck, verifier
 
 A, B = "a.hub", "b.hub"
 
@@ -14,7 +14,7 @@ def sent(peer: str, items: list[str], *, via: str | None = None, batch: str | No
     data = {"peer": peer, "batch": batch or str(uuid.uuid4()), "items": items}
     if via is not None:
         data["via"] = via
-    return {"action": verifier.FEDERATION_SENT, "data": data}
+    return {"action": crosscheck.FEDERATION_SENT, "data": data}
 
 
 def received(peer: str, batch: str, *, accepted=(), duplicates=(), via: str = "push"):
@@ -26,12 +26,12 @@ def received(peer: str, batch: str, *, accepted=(), duplicates=(), via: str = "p
         "duplicates": list(duplicates),
         "rejected": [],
     }
-    return {"action": verifier.FEDERATION_RECEIVED, "data": data}
+    return {"action": crosscheck.FEDERATION_RECEIVED, "data": data}
 
 
 def compare(a_docs: list[dict], b_docs: list[dict]) -> tuple[int, str]:
     out = io.StringIO()
-    problems = verifier.compare_federation_records(verifier.Report(out), (A, a_docs), (B, b_docs))
+    problems = crosscheck.compare_federation_records(verifier.Report(out), (A, a_docs), (B, b_docs))
     return problems, out.getvalue()
 
 

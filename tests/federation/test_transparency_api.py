@@ -5,9 +5,9 @@ import base64
 import json
 
 import pytest
+from concordat_client import verifier
 from pymerkle import InmemoryTree
 
-from federation.transparency import verifier
 from federation.transparency.audit import AuditRecord, audit_record_many
 from federation.transparency.models import AuditEvent
 from federation.transparency.sequencer import sequence_pending

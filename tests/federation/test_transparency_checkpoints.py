@@ -7,11 +7,12 @@ import hashlib
 from datetime import UTC, datetime
 
 import pytest
+from concordat_client import verifier
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.test import override_settings
 
 from federation.hubkey import hub_public_key_bytes
-from federation.transparency import checkpoints, verifier
+from federation.transparency import checkpoints
 
 # The example of golang.org/x/mod/sumdb/note (also in C2SP implementations' test suites): a
 # signer key PRIVATE+KEY+<name>+<key id>+base64(0x01 || 32-byte seed), its verifier key, and the

@@ -1,13 +1,15 @@
-"""Merkle math checked three ways: the hub's proof generation (merkle.py), the standalone
-verifier's RFC 9162 verification, and roots and inclusion paths from pymerkle (v7, whose default
+"""Merkle math checked three ways: the hub's proof generation (merkle.py), RFC 9162 verification
+by both the standalone verifier and the hub's own ``merkle.verify_consistency`` (the sequencer's
+and the witness's check), and roots and inclusion paths from pymerkle (v7, whose default
 mode hashes as RFC 6962: 0x00 leaf and 0x01 node prefixes, SHA-256)."""
 
 import pytest
+from concordat_client import verifier
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pymerkle import InmemoryTree
 
-from federation.transparency import merkle, verifier
+from federation.transparency import merkle
 
 
 def leaves(count: int) -> list[bytes]:
@@ -66,6 +68,13 @@ def test_every_proof_for_every_tree_up_to_100_leaves_verifies():
         for first in range(size + 1):
             path = hashes_of(merkle.consistency_ranges(first, size), nodes)
             verifier.verify_consistency(first, size, roots[first], roots[size], path)
+            merkle.verify_consistency(
+                first=first,
+                second=size,
+                first_root=roots[first],
+                second_root=roots[size],
+                proof=path,
+            )
 
 
 @st.composite
@@ -96,6 +105,9 @@ def test_trees_appended_in_any_batches_give_every_proof_valid(tree):
         old_root = pymerkle_tree.get_root(first) if first else merkle.EMPTY_ROOT
         path = hashes_of(merkle.consistency_ranges(first, size), nodes)
         verifier.verify_consistency(first, size, old_root, root, path)
+        merkle.verify_consistency(
+            first=first, second=size, first_root=old_root, second_root=root, proof=path
+        )
 
 
 @settings(max_examples=100, deadline=None)
@@ -126,8 +138,26 @@ def test_any_altered_proof_is_rejected(data):
     for bad in (flipped, proof[:-1], [*proof, proof[0]]):
         with pytest.raises(verifier.ProofError):
             verifier.verify_consistency(first, size, old_root, root, bad)
+        with pytest.raises(merkle.ProofError):
+            merkle.verify_consistency(
+                first=first, second=size, first_root=old_root, second_root=root, proof=bad
+            )
+    forged = merkle.leaf_hash(b"forged")
     with pytest.raises(verifier.ProofError):
-        verifier.verify_consistency(first, size, merkle.leaf_hash(b"forged"), root, proof)
+        verifier.verify_consistency(first, size, forged, root, proof)
+    for first_root, second_root in ((forged, root), (old_root, forged)):
+        with pytest.raises(merkle.ProofError):
+            merkle.verify_consistency(
+                first=first,
+                second=size,
+                first_root=first_root,
+                second_root=second_root,
+                proof=proof,
+            )
+    with pytest.raises(merkle.ProofError):  # equal sizes need equal roots
+        merkle.verify_consistency(
+            first=size, second=size, first_root=forged, second_root=root, proof=[]
+        )
 
 
 def test_proofs_need_only_logarithmically_many_stored_nodes():

@@ -5,11 +5,12 @@ import threading
 from datetime import UTC, datetime
 
 import pytest
+from concordat_client import verifier
 from django.db import connection, connections
 from pymerkle import InmemoryTree
 
 from federation.transparency import log_selectors as selectors
-from federation.transparency import merkle, sequencer, verifier
+from federation.transparency import merkle, sequencer
 from federation.transparency.audit import AuditRecord, audit_record_many, event_leaf_bytes
 from federation.transparency.checkpoints import hub_verifier_key
 from federation.transparency.models import AuditEvent, Checkpoint, MerkleNode

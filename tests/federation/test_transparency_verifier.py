@@ -9,12 +9,12 @@ from datetime import timedelta
 
 import pytest
 import rfc8785
+from concordat_client import crosscheck, verifier
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from federation.contributions.models import Contribution
 from federation.hubkey import hub_private_key
-from federation.transparency import verifier
 from federation.transparency.audit import AuditRecord, audit_record_many
 from federation.transparency.checkpoints import hub_verifier_key
 from federation.transparency.models import AuditEvent, Checkpoint
@@ -403,7 +403,7 @@ def test_a_damaged_state_is_refused(hub, tmp_path):
 
 def compare(first, second, hub=None) -> tuple[int, str]:
     out = io.StringIO()
-    code = verifier.compare(
+    code = crosscheck.compare(
         first=first, second=second, vkey=hub_verifier_key(), hub=None, token=None, out=out,
         client=hub,
     )  # fmt: skip

@@ -12,12 +12,12 @@ import time
 from datetime import timedelta
 
 import pytest
+from concordat_client import crosscheck, verifier
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.utils import timezone
 
 from federation.hubkey import hub_private_key
-from federation.transparency import verifier
 from federation.transparency.actions import Action
 from federation.transparency.audit import AuditRecord, audit_record_many
 from federation.transparency.checkpoints import checkpoint_body, hub_verifier_key, sign_note
@@ -202,7 +202,7 @@ def test_the_evidence_check_shows_a_split_view(db, hub):
         ]
     }
     out = io.StringIO()
-    assert verifier.evidence(document=document, vkey=hub_verifier_key(), out=out) == 1
+    assert crosscheck.evidence(document=document, vkey=hub_verifier_key(), out=out) == 1
     assert "SPLIT VIEW: the log signed two roots for tree size 4" in out.getvalue()
     forged = Ed25519PrivateKey.generate()
     document["evidence"][0]["shown_note"] = sign_note(
@@ -211,10 +211,10 @@ def test_the_evidence_check_shows_a_split_view(db, hub):
         private_key=forged,
     )
     out = io.StringIO()
-    assert verifier.evidence(document=document, vkey=hub_verifier_key(), out=out) == 2
+    assert crosscheck.evidence(document=document, vkey=hub_verifier_key(), out=out) == 2
     assert "not evidence" in out.getvalue()
     out = io.StringIO()
-    assert verifier.evidence(document={"evidence": []}, vkey=hub_verifier_key(), out=out) == 0
+    assert crosscheck.evidence(document={"evidence": []}, vkey=hub_verifier_key(), out=out) == 0
 
 
 def test_the_grace_counts_from_the_oldest_change_outside_the_witnessed_tree(

@@ -457,18 +457,19 @@ def _terminate(process: subprocess.Popen | None) -> None:
     return None
 
 
-VERIFIER = ROOT / "federation" / "transparency" / "verifier.py"
+VERIFIER = ROOT / "client" / "concordat_client" / "verifier.py"
+CROSSCHECK = VERIFIER.with_name("crosscheck.py")
 
 
 def reconcile_hubs(a: FederationHub, b: FederationHub) -> subprocess.CompletedProcess:
-    """Run ``verifier.py reconcile-hubs`` on two hubs' logs, as an auditor holding an auditor
+    """Run ``crosscheck.py reconcile-hubs`` on two hubs' logs, as an auditor holding an auditor
     token on each would (a clean environment: the verifier needs no project code)."""
     tokens = [hub.create_staff(user=f"auditor-{uuid.uuid4().hex[:6]}", role="auditor")["token"]
               for hub in (a, b)]  # fmt: skip
     for hub in (a, b):  # the staff creation is itself an event: wait for it to be signed
         wait_for(hub.log_settled, timeout=60, what=f"hub {hub.name}'s log to be checkpointed")
     return subprocess.run(
-        [sys.executable, str(VERIFIER), "reconcile-hubs",
+        [sys.executable, str(CROSSCHECK), "reconcile-hubs",
          "--hub-a", a.url, "--key-a", a.log_vkey, "--token-a", tokens[0],
          "--hub-b", b.url, "--key-b", b.log_vkey, "--token-b", tokens[1]],
         cwd=a.workdir, capture_output=True, text=True, timeout=600,

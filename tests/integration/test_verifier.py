@@ -20,7 +20,8 @@ from tests.integration.harness import ROOT, running_hub, submit, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("integration")]
 
-VERIFIER = ROOT / "federation" / "transparency" / "verifier.py"
+VERIFIER = ROOT / "client" / "concordat_client" / "verifier.py"
+CROSSCHECK = VERIFIER.with_name("crosscheck.py")
 
 
 def fully_sequenced(hub) -> int | None:
@@ -87,7 +88,7 @@ def test_verifier_passes_detects_a_changed_row_and_checks_consistency_across_run
 
         # Two auditors compare what they saw: sizes differ, the hub proves consistency.
         compared = subprocess.run(
-            [sys.executable, str(VERIFIER), "compare", "--key", vkey, str(state),
+            [sys.executable, str(CROSSCHECK), "compare", "--key", vkey, str(state),
              str(other_auditor), "--hub", hub.url, "--token", auditor["token"]],
             cwd=tmp_path, capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin"},
         )  # fmt: skip

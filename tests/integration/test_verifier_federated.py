@@ -14,7 +14,7 @@ from tests.integration.harness import ROOT, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("integration")]
 
-VERIFIER = ROOT / "federation" / "transparency" / "verifier.py"
+VERIFIER = ROOT / "client" / "concordat_client" / "verifier.py"
 
 
 def sequenced_size(hub: FederationHub) -> int | None:

@@ -16,12 +16,13 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from concordat_client import verifier
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from psycopg.types.json import Jsonb
 
 from federation.signing import canonical_json_bytes
-from federation.transparency import merkle, verifier
+from federation.transparency import merkle
 from federation.transparency.audit import row_document
 from federation.transparency.checkpoints import checkpoint_body, sign_note
 from federation.transparency.sequencer import SEQUENCER_LOCK_KEY
@@ -30,7 +31,9 @@ from tests.integration.harness import ROOT, running_hub, submit, wait_for, witne
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("integration")]
 
-VERIFIER = ROOT / "federation" / "transparency" / "verifier.py"
+VERIFIER = ROOT / "client" / "concordat_client" / "verifier.py"
+CROSSCHECK = VERIFIER.with_name("crosscheck.py")
+CROSSCHECK_TOOLS = ("compare", "evidence", "reconcile-hubs")
 WITNESS_ENV = {
     "CONCORDAT_WITNESS_INTERVAL_SECONDS": "2",
     "CONCORDAT_WITNESS_RETRY_SECONDS": "1",
@@ -41,7 +44,7 @@ WITNESS_ENV = {
 
 def run_verifier(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, str(VERIFIER), *args],
+        [sys.executable, str(CROSSCHECK if args[0] in CROSSCHECK_TOOLS else VERIFIER), *args],
         cwd=cwd, capture_output=True, text=True, timeout=180,
         env={"PATH": "/usr/bin:/bin", "HOME": str(cwd)},
     )  # fmt: skip

@@ -803,7 +803,7 @@ def verifier_arguments(hub: DemoHub, people: dict) -> list[str]:
     new demo starts a new log, and wipes the folder with the hub's)."""
     witnesses = [vkey for name, vkey in people.get("witnesses", {}).items() if name != hub.name]
     return [
-        "federation/transparency/verifier.py", "--hub", hub.url,
+        "client/concordat_client/verifier.py", "--hub", hub.url,
         "--key", people.get("vkey", "VKEY"), "--token", people["auditor"]["token"],
         *(argument for vkey in witnesses for argument in ("--witness", vkey)),
         "--state-dir", _relative(hub.folder / "auditor-state"),

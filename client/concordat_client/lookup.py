@@ -322,7 +322,7 @@ def lookup_files(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python client/concordat_lookup.py --hub URL FILE...`` (token in ``CONCORDAT_TOKEN``):
+    """``python lookup.py --hub URL FILE...`` (token in ``CONCORDAT_TOKEN``):
     one line per file, matched or not, and what a match means. Exit status 1 if any matched."""
     import argparse
     import os

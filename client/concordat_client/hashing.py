@@ -1,0 +1,116 @@
+"""Hashing media into signals: PDQ with quality for images (``pdqhash``, after trimming black bars
+at the edges), MD5 and SHA-256 for any file. Each result is a record ``{"file", "type", "value", "quality"?, "transform"?}``, the shape
+``submit`` and ``match`` read back from JSONL or CSV."""
+
+import hashlib
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff"}
+# pdqhash.compute_dihedral's order of the eight hashes.
+DIHEDRAL = (
+    "original",
+    "rotate90",
+    "rotate180",
+    "rotate270",
+    "flipx",
+    "flipy",
+    "flipplus",
+    "flipminus",
+)
+
+
+def files_under(paths: Iterable[Path]) -> list[Path]:
+    """Files named, and every file under directories named (recursively, sorted)."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found.extend(sorted(p for p in path.rglob("*") if p.is_file()))
+        else:
+            found.append(path)
+    return found
+
+
+def bits_to_hex(bits: Any) -> str:
+    return int("".join("1" if bit else "0" for bit in bits), 2).to_bytes(32, "big").hex()
+
+
+BAR_LEVEL = 32  # a row or column with no value above this (of 255) is a black bar
+
+
+def trim_bars(pixels: Any) -> Any:
+    """Without the black bars at its edges (letterbox and pillarbox, JPEG noise allowed), which
+    would otherwise move the PDQ hash far from the picture's. At most a quarter of each side is
+    cut; a picture that is black through and through is kept whole."""
+    height, width = pixels.shape[:2]
+
+    def flat(strip: Any) -> bool:
+        return int(strip.max()) <= BAR_LEVEL
+
+    if flat(pixels):
+        return pixels
+    top, bottom, left, right = 0, height, 0, width
+    while top < height // 4 and flat(pixels[top]):
+        top += 1
+    while height - bottom < height // 4 and flat(pixels[bottom - 1]):
+        bottom -= 1
+    while left < width // 4 and flat(pixels[top:bottom, left]):
+        left += 1
+    while width - right < width // 4 and flat(pixels[top:bottom, right - 1]):
+        right -= 1
+    return pixels[top:bottom, left:right]
+
+
+def _pixels(path: Path):
+    import numpy
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return numpy.ascontiguousarray(trim_bars(numpy.asarray(image.convert("RGB"))))
+
+
+def pdq(path: Path) -> tuple[str, int]:
+    import pdqhash
+
+    bits, quality = pdqhash.compute(_pixels(path))
+    return bits_to_hex(bits), int(quality)
+
+
+def pdq_dihedral(path: Path) -> list[tuple[str, str, int]]:
+    """The PDQ hashes of the eight rotations and mirrors, computed at the cost of one."""
+    import pdqhash
+
+    hashes, quality = pdqhash.compute_dihedral(_pixels(path))
+    return [
+        (name, bits_to_hex(bits), int(quality)) for name, bits in zip(DIHEDRAL, hashes, strict=True)
+    ]
+
+
+def digests(path: Path) -> tuple[str, str]:
+    md5, sha256 = hashlib.md5(usedforsecurity=False), hashlib.sha256()
+    with path.open("rb") as file:
+        while chunk := file.read(1 << 20):
+            md5.update(chunk)
+            sha256.update(chunk)
+    return md5.hexdigest(), sha256.hexdigest()
+
+
+def hash_file(path: Path, *, dihedral: bool = False) -> Iterator[dict[str, Any]]:
+    md5, sha256 = digests(path)
+    yield {"file": str(path), "type": "md5", "value": md5}
+    yield {"file": str(path), "type": "sha256", "value": sha256}
+    if path.suffix.lower() not in IMAGE_SUFFIXES:
+        return
+    if dihedral:
+        for name, value, quality in pdq_dihedral(path):
+            yield {
+                "file": str(path),
+                "type": "pdq",
+                "value": value,
+                "quality": quality,
+                "transform": name,
+            }
+    else:
+        value, quality = pdq(path)
+        yield {"file": str(path), "type": "pdq", "value": value, "quality": quality}

@@ -125,7 +125,9 @@ def test_every_action_the_verifier_relies_on_is_a_hub_action():
                 named = comparator.elts if isinstance(comparator, ast.Tuple) else [comparator]
                 for name in named:
                     if isinstance(name, ast.Name):
-                        compared.add(getattr(verifier, name.id, None) or getattr(crosscheck, name.id))
+                        compared.add(
+                            getattr(verifier, name.id, None) or getattr(crosscheck, name.id)
+                        )
                     elif isinstance(name, ast.Constant):
                         compared.add(name.value)
     assert compared == {

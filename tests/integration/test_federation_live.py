@@ -465,6 +465,14 @@ def test_a_revocation_whose_push_dead_lettered_reaches_the_peer_by_pull():
         alice.submit(items)
         b.wait_for_contributions(uuids(items), timeout=60)
         wait_drained(a)
+        # b's pulls have read a's feed to its end: otherwise a page still carrying the three
+        # (pushed) contributions could bring the revocation in their key sections, as duplicates,
+        # and no pulled page would count it as accepted.
+        wait_for(
+            lambda: (b.pull_cursor(a) or 0) >= a.sync_position() > 0,
+            timeout=60,
+            what="b to pull a's feed to its end",
+        )
         b.stop_web()  # b's worker still pulls; nothing reaches b by push
         status, body = a.request(
             "POST", f"/api/v1/keys/{alice.key_id}/revoke/", json_body={"reason": "lost laptop"},

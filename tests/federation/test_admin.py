@@ -244,7 +244,7 @@ def test_labels_are_edited_in_the_admin_and_audited(connie):
 
     label.refresh_from_db()
     assert label.active is False
-    assert [e.action for e in AuditEvent.objects.filter(object_type="label")] == [
+    assert [e.action for e in AuditEvent.objects.filter(object_type="label").order_by("id")] == [
         "label.created",
         "label.changed",
     ]

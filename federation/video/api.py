@@ -18,6 +18,7 @@ MAX_VALUES = 100
 # About 18 MB of canonical JSON at most: a page of lists stays a bounded answer.
 MAX_FRAMES_PER_PAGE = 200_000
 _VALUE = re.compile(r"[0-9a-fA-F]{64}")
+VALUES_PATTERN = rf"^[0-9a-fA-F]{{64}}(,[0-9a-fA-F]{{64}}){{0,{MAX_VALUES - 1}}}$"
 
 
 class SyncFramesView(APIView):
@@ -34,6 +35,7 @@ class SyncFramesView(APIView):
                 "values",
                 str,
                 required=True,
+                pattern=VALUES_PATTERN,
                 description=f"1 to {MAX_VALUES} vpdq values (64 hex), separated by commas.",
             )
         ],

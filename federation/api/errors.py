@@ -5,6 +5,7 @@
 DRF exceptions and domain errors (``federation.errors.ConcordatError``) go through
 ``exception_handler``; URLs that match no view, and unexpected failures, under ``/api/`` get the
 same shape from ``api_not_found`` and ``api_server_error`` (the project's handler404/handler500).
+Under ``/taxii2/`` those handlers answer TAXII's error object instead (docs/taxii.md).
 """
 
 from django.conf import settings
@@ -17,6 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from federation.errors import ConcordatError
+from federation.taxii.api import taxii_error
 
 _DRF_CODES = {
     exceptions.ParseError: "malformed_json",
@@ -30,6 +32,11 @@ _DRF_CODES = {
     exceptions.Throttled: "rate_limited",
     exceptions.ValidationError: "invalid",
 }
+TAXII_PREFIX = "/taxii2/"
+_BAD_REQUEST = (
+    "The request was refused before reaching the API (for example, a Host header this hub does "
+    "not serve; see DJANGO_ALLOWED_HOSTS)."
+)
 # Error details may quote the client's input back; keep such quotes short.
 _MAX_DETAIL_TEXT = 300
 
@@ -91,6 +98,8 @@ def _safe(value):
 
 
 def api_not_found(request, exception=None):
+    if request.path.startswith(TAXII_PREFIX):
+        return taxii_error(404, "not_found", "No such resource.")
     if request.path.startswith("/api/"):
         slashed, unslashed = _slashed_url(request), _unslashed_url(request)
         if slashed is not None or unslashed is not None:
@@ -136,12 +145,13 @@ def _unslashed_url(request) -> str | None:
 def api_bad_request(request, exception=None):
     """Django's own 400s (a disallowed ``Host`` header, other suspicious requests) that happen
     before any view runs. Must not call ``request.get_host()``: that is what failed."""
+    if request.path.startswith(TAXII_PREFIX):
+        return taxii_error(400, "bad_request", _BAD_REQUEST)
     if request.path.startswith("/api/"):
         return JsonResponse(
             error_body(
                 "bad_request",
-                "The request was refused before reaching the API (for example, a Host header "
-                "this hub does not serve; see DJANGO_ALLOWED_HOSTS).",
+                _BAD_REQUEST,
             ),
             status=400,
         )
@@ -149,6 +159,8 @@ def api_bad_request(request, exception=None):
 
 
 def api_permission_denied(request, exception=None):
+    if request.path.startswith(TAXII_PREFIX):
+        return taxii_error(403, "permission_denied", "You do not have permission to do this.")
     if request.path.startswith("/api/"):
         return JsonResponse(
             error_body("permission_denied", "You do not have permission to do this."), status=403
@@ -157,6 +169,8 @@ def api_permission_denied(request, exception=None):
 
 
 def api_server_error(request):
+    if request.path.startswith(TAXII_PREFIX):
+        return taxii_error(500, "server_error", "The server failed to answer.")
     if request.path.startswith("/api/"):
         return JsonResponse(
             error_body("server_error", "The hub failed to handle this request."), status=500

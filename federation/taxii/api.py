@@ -58,6 +58,18 @@ def taxii_response(body: bytes | dict, *, status: int = 200, headers=None) -> Ht
     return response
 
 
+def taxii_error(status: int, code: str, description: str, *, headers=None) -> HttpResponse:
+    """TAXII's error object, for the views' errors and for those raised before a view runs (an
+    unknown URL, a refused ``Host``: the project's error handlers, federation/api/errors.py)."""
+    body = {
+        "title": _TITLES.get(status, "Error"),
+        "description": description,
+        "error_code": code,
+        "http_status": str(status),
+    }
+    return taxii_response(body, status=status, headers=headers)
+
+
 def accepts_taxii(accept: str) -> bool:
     """Whether an ``Accept`` header admits TAXII 2.1: ``application/taxii+json`` with
     ``version=2.1`` or no version, or a wildcard covering it; no header admits anything."""
@@ -108,13 +120,7 @@ class TaxiiView(APIView):
         else:
             logger.exception("TAXII request failed", exc_info=exc)
             status, code, description = 500, "server_error", "The server failed to answer."
-        body = {
-            "title": _TITLES.get(status, "Error"),
-            "description": description,
-            "error_code": code,
-            "http_status": str(status),
-        }
-        return taxii_response(body, status=status, headers=headers)
+        return taxii_error(status, code, description, headers=headers)
 
 
 @extend_schema(exclude=True)

@@ -296,6 +296,8 @@ def test_errors_are_taxii_error_objects_with_the_taxii_content_type(
         (globex_reviewer.client.get(OBJECTS, {"added_after": "yesterday"}), 400),
         (globex_reviewer.client.get(OBJECTS, {"limit": "0"}), 400),
         (globex_reviewer.client.get(OBJECTS, {"match[colour]": "red"}), 400),
+        # Refused before any view runs: the project's error handlers answer for TAXII too.
+        (globex_reviewer.client.get(ROOT, HTTP_HOST="not-this-hub.example"), 400),
     ]
     for response, status in cases:
         assert response.status_code == status, (response.status_code, response.content)

@@ -25,55 +25,9 @@ from pathlib import Path
 from typing import TextIO
 
 if __package__:
-    from .verifier import (
-        ENTRIES_PAGE,
-        HISTORY_FILE,
-        CanonicalError,
-        Frontier,
-        HubClient,
-        HubError,
-        NoteError,
-        ProofError,
-        Report,
-        SignedCheckpoint,
-        VerifierKey,
-        _b64,
-        _shown,
-        check_cosignatures,
-        check_leaf,
-        leaf_hash,
-        load_history,
-        parse_verifier_key,
-        parse_witness_key,
-        prove_consistency,
-        verify_checkpoint,
-        verify_consistency,
-    )
+    from . import verifier
 else:  # run as a script from its folder
-    from verifier import (  # type: ignore[no-redef]
-        ENTRIES_PAGE,
-        HISTORY_FILE,
-        CanonicalError,
-        Frontier,
-        HubClient,
-        HubError,
-        NoteError,
-        ProofError,
-        Report,
-        SignedCheckpoint,
-        VerifierKey,
-        _b64,
-        _shown,
-        check_cosignatures,
-        check_leaf,
-        leaf_hash,
-        load_history,
-        parse_verifier_key,
-        parse_witness_key,
-        prove_consistency,
-        verify_checkpoint,
-        verify_consistency,
-    )
+    import verifier  # type: ignore[no-redef]
 
 FEDERATION_SENT = "federation.sent"
 FEDERATION_RECEIVED = "federation.received"
@@ -90,40 +44,44 @@ def compare(
     hub: str | None,
     token: str | None,
     out: TextIO,
-    client: HubClient | None = None,
+    client: verifier.HubClient | None = None,
 ) -> int:
     """Split-view check between two state directories: every checkpoint either auditor verified
     must be signed by the pinned key; two checkpoints of the same size must have the same root
     (two signed roots for one size are evidence of a split view, printed in full); and the two
     latest checkpoints must be consistent (a proof from the hub, with --hub)."""
-    report = Report(out)
-    report.line(f"Concordat split-view check: {_shown(first)} against {_shown(second)}")
+    report = verifier.Report(out)
+    report.line(
+        f"Concordat split-view check: {verifier._shown(first)} against {verifier._shown(second)}"
+    )
     try:
-        key = parse_verifier_key(vkey)
-    except NoteError as exc:
+        key = verifier.parse_verifier_key(vkey)
+    except verifier.NoteError as exc:
         report.line(f"ERROR the --key argument: {exc}")
         return 2
-    views: dict[str, list[SignedCheckpoint]] = {}
+    views: dict[str, list[verifier.SignedCheckpoint]] = {}
     for directory in (first, second):
-        records = load_history(directory)
+        records = verifier.load_history(directory)
         if not records:
-            report.line(f"ERROR {_shown(directory)} holds no verified checkpoints ({HISTORY_FILE})")
+            report.line(
+                f"ERROR {verifier._shown(directory)} holds no verified checkpoints ({verifier.HISTORY_FILE})"
+            )
             return 2
         checkpoints = []
         for record in records:
             try:
-                checkpoints.append(verify_checkpoint(record["checkpoint"], key))
-            except (NoteError, KeyError, TypeError) as exc:
+                checkpoints.append(verifier.verify_checkpoint(record["checkpoint"], key))
+            except (verifier.NoteError, KeyError, TypeError) as exc:
                 report.fail(
-                    f"{_shown(directory)}: a saved checkpoint is not signed by the key: {exc}"
+                    f"{verifier._shown(directory)}: a saved checkpoint is not signed by the key: {exc}"
                 )
-        views[_shown(directory)] = checkpoints
+        views[verifier._shown(directory)] = checkpoints
     names = list(views)
     origins = {checkpoint.origin for view in views.values() for checkpoint in view}
     if len(origins) > 1:
         report.line(f"ERROR the two states are of different logs: {sorted(origins)}")
         return 2
-    by_size: dict[int, dict[bytes, tuple[str, SignedCheckpoint]]] = {}
+    by_size: dict[int, dict[bytes, tuple[str, verifier.SignedCheckpoint]]] = {}
     for name, view in views.items():
         for checkpoint in view:
             by_size.setdefault(checkpoint.tree_size, {}).setdefault(
@@ -153,17 +111,19 @@ def compare(
             )
         else:
             try:
-                length = prove_consistency(client or HubClient(hub, token), old, new)
+                length = verifier.prove_consistency(
+                    client or verifier.HubClient(hub, token), old, new
+                )
                 report.ok(
                     f"consistency: size {old.tree_size} is a prefix of size {new.tree_size} "
                     f"(proof of {length} hashes from the hub verified)"
                 )
-            except ProofError as exc:
+            except verifier.ProofError as exc:
                 report.fail(
                     f"SPLIT VIEW: size {old.tree_size} is NOT a prefix of size {new.tree_size}: "
                     f"{exc}"
                 )
-            except (HubError, KeyError, TypeError, ValueError) as exc:
+            except (verifier.HubError, KeyError, TypeError, ValueError) as exc:
                 report.line(f"ERROR could not get a consistency proof: {exc}")
                 return 2
     if report.failures:
@@ -179,12 +139,12 @@ def compare(
 def fetch_evidence(url: str, timeout: float = 60) -> dict:
     """A witness's evidence document (GET <witness prefix>/evidence)."""
     if not url.startswith(("http://", "https://")):
-        raise HubError("the witness URL must start with http:// or https://")
+        raise verifier.HubError("the witness URL must start with http:// or https://")
     try:
         with urllib.request.urlopen(url.rstrip("/") + "/evidence", timeout=timeout) as answer:  # noqa: S310
             return json.loads(answer.read())
     except (urllib.error.URLError, OSError, ValueError) as error:
-        raise HubError(f"GET {url}/evidence failed: {error}") from error
+        raise verifier.HubError(f"GET {url}/evidence failed: {error}") from error
 
 
 def evidence(
@@ -193,19 +153,19 @@ def evidence(
     vkey: str,
     out: TextIO,
     witness_vkey_text: str | None = None,
-    client: HubClient | None = None,
+    client: verifier.HubClient | None = None,
 ) -> int:
     """Check a witness's split-view evidence against the log's pinned key: both checkpoints
     must be signed by the log; then either they give two roots for one size (proof in itself),
     or the consistency proof between them fails (the one the log sent the witness, and, with
     ``client``, one asked of the hub now). Exit 1 when a split view is shown, 0 when there is no
     evidence, 2 when none of it is signed by the log."""
-    report = Report(out)
+    report = verifier.Report(out)
     report.line("Concordat split-view evidence check")
     try:
-        key = parse_verifier_key(vkey)
-        witness = parse_witness_key(witness_vkey_text) if witness_vkey_text else None
-    except NoteError as exc:
+        key = verifier.parse_verifier_key(vkey)
+        witness = verifier.parse_witness_key(witness_vkey_text) if witness_vkey_text else None
+    except verifier.NoteError as exc:
         report.line(f"ERROR a key argument: {exc}")
         return 2
     items = [item for item in document.get("evidence", []) if item.get("origin") == key.name]
@@ -217,9 +177,9 @@ def evidence(
     for item in items:
         report.line(f"evidence {item.get('id')} ({item.get('kind')}), {item.get('detected_at')}:")
         try:
-            first = verify_checkpoint(item["cosigned_note"], key)
-            second = verify_checkpoint(item["shown_note"], key)
-        except (NoteError, KeyError, TypeError) as exc:
+            first = verifier.verify_checkpoint(item["cosigned_note"], key)
+            second = verifier.verify_checkpoint(item["shown_note"], key)
+        except (verifier.NoteError, KeyError, TypeError) as exc:
             report.note(f"not evidence: a checkpoint is not signed by {key.name}: {exc}")
             continue
         report.ok(
@@ -227,7 +187,9 @@ def evidence(
             f"{second.tree_size})"
         )
         if witness is not None:
-            check = check_cosignatures(item["cosigned_note"], key, [witness], datetime.now(UTC))
+            check = verifier.check_cosignatures(
+                item["cosigned_note"], key, [witness], datetime.now(UTC)
+            )
             if witness.name in check.cosigned:
                 report.ok(f"the first carries the cosignature of witness {witness.name}")
         for label, checkpoint in (("cosigned", first), ("shown", second)):
@@ -244,7 +206,9 @@ def evidence(
             continue
         proofs: list[tuple[str, list[bytes]]] = []
         try:
-            proofs.append(("the proof the log sent the witness", [_b64(h) for h in item["proof"]]))
+            proofs.append(
+                ("the proof the log sent the witness", [verifier._b64(h) for h in item["proof"]])
+            )
         except (KeyError, TypeError, binascii.Error):
             report.note("the evidence carries no readable proof")
         if client is not None:
@@ -253,16 +217,21 @@ def evidence(
                     "/proof/consistency", first=old.tree_size, second=new.tree_size
                 )
                 proofs.append(
-                    ("a proof asked of the hub now", [_b64(h) for h in answer["consistency_path"]])
+                    (
+                        "a proof asked of the hub now",
+                        [verifier._b64(h) for h in answer["consistency_path"]],
+                    )
                 )
-            except (HubError, KeyError, TypeError, binascii.Error) as exc:
+            except (verifier.HubError, KeyError, TypeError, binascii.Error) as exc:
                 report.note(f"the hub gave no consistency proof: {exc}")
         failed = 0
         for what, path in proofs:
             try:
-                verify_consistency(old.tree_size, new.tree_size, old.root_hash, new.root_hash, path)
+                verifier.verify_consistency(
+                    old.tree_size, new.tree_size, old.root_hash, new.root_hash, path
+                )
                 report.ok(f"{what} verifies: size {old.tree_size} is a prefix of {new.tree_size}")
-            except ProofError as exc:
+            except verifier.ProofError as exc:
                 report.line(f"        {what} does not verify: {exc}")
                 failed += 1
         if proofs and failed == len(proofs):
@@ -281,30 +250,32 @@ def evidence(
 # --- reconciling what two hubs say they sent each other --------------------------------------
 
 
-def read_whole_log(client: HubClient, key: VerifierKey, report: Report) -> list[dict] | None:
+def read_whole_log(
+    client: verifier.HubClient, key: verifier.VerifierKey, report: verifier.Report
+) -> list[dict] | None:
     """Every event document of a hub's log, once its checkpoint verifies under ``key`` and the
     leaves (exact canonical bytes) give the signed root. None when they do not."""
     try:
-        checkpoint = verify_checkpoint(client.get("/checkpoint").decode("utf-8"), key)
-    except NoteError as exc:
+        checkpoint = verifier.verify_checkpoint(client.get("/checkpoint").decode("utf-8"), key)
+    except verifier.NoteError as exc:
         report.fail(f"{key.name}: checkpoint rejected: {exc}")
         return None
-    frontier = Frontier()
+    frontier = verifier.Frontier()
     documents: list[dict] = []
     while frontier.size < checkpoint.tree_size:
-        end = min(frontier.size + ENTRIES_PAGE, checkpoint.tree_size)
+        end = min(frontier.size + verifier.ENTRIES_PAGE, checkpoint.tree_size)
         page = client.json("/entries", start=frontier.size, end=end)
         if not page["entries"]:
             report.fail(f"{key.name}: no entries from leaf {frontier.size}")
             return None
         for entry in page["entries"]:
-            leaf = _b64(entry["leaf"])
+            leaf = verifier._b64(entry["leaf"])
             try:
-                documents.append(check_leaf(leaf, entry.get("event")))
-            except CanonicalError as exc:
+                documents.append(verifier.check_leaf(leaf, entry.get("event")))
+            except verifier.CanonicalError as exc:
                 report.fail(f"{key.name}: leaf {frontier.size}: {exc}")
                 return None
-            frontier.append(leaf_hash(leaf))
+            frontier.append(verifier.leaf_hash(leaf))
     if frontier.root() != checkpoint.root_hash:
         report.fail(f"{key.name}: the leaves do not give the signed root")
         return None
@@ -370,7 +341,7 @@ def _untaken(sent: dict[str, tuple], taken: set[str]) -> tuple[int, set[str]]:
 
 
 def compare_federation_records(
-    report: Report, first: tuple[str, list[dict]], second: tuple[str, list[dict]]
+    report: verifier.Report, first: tuple[str, list[dict]], second: tuple[str, list[dict]]
 ) -> int:
     """Pair what each hub (name, its log's documents) says it sent the other with what the other
     recorded, both ways, and report it; the number of items unmatched."""
@@ -424,25 +395,25 @@ def reconcile_hubs(
     first: tuple[str, str, str | None],
     second: tuple[str, str, str | None],
     out: TextIO,
-    clients: tuple[HubClient, HubClient] | None = None,
+    clients: tuple[verifier.HubClient, verifier.HubClient] | None = None,
 ) -> int:
     """Read two hubs' logs (each verified against its checkpoint) and report every federation
     item one hub says it sent the other that the other never recorded (accepted, duplicate or
     rejected), and every item one recorded from the other that the other never says it sent.
     ``first``/``second`` are (url, vkey, token). Exit 0 they agree, 1 they differ, 2 could not
     run."""
-    report = Report(out)
+    report = verifier.Report(out)
     report.line(f"Concordat cross-hub reconciliation: {first[0]} and {second[0]}")
     logs = []
     for index, (url, vkey, token) in enumerate((first, second)):
         try:
-            key = parse_verifier_key(vkey)
-            client = clients[index] if clients else HubClient(url, token)
+            key = verifier.parse_verifier_key(vkey)
+            client = clients[index] if clients else verifier.HubClient(url, token)
             documents = read_whole_log(client, key, report)
-        except NoteError as exc:
+        except verifier.NoteError as exc:
             report.line(f"ERROR the key of {url}: {exc}")
             return 2
-        except (HubError, KeyError, TypeError, ValueError) as exc:
+        except (verifier.HubError, KeyError, TypeError, ValueError) as exc:
             report.line(f"ERROR could not read the log of {url}: {exc}")
             return 2
         if documents is None:
@@ -501,7 +472,7 @@ def main(argv: list[str] | None = None) -> int:
             document = (
                 json.loads(args.file.read_text()) if args.file else fetch_evidence(args.witness_url)
             )
-        except (HubError, OSError, ValueError) as exc:
+        except (verifier.HubError, OSError, ValueError) as exc:
             print(f"ERROR could not read the evidence: {exc}")
             return 2
         return evidence(
@@ -509,7 +480,7 @@ def main(argv: list[str] | None = None) -> int:
             vkey=args.key,
             out=sys.stdout,
             witness_vkey_text=args.witness,
-            client=HubClient(args.hub, args.token) if args.hub else None,
+            client=verifier.HubClient(args.hub, args.token) if args.hub else None,
         )
     if argv[:1] == ["reconcile-hubs"]:
         parser = argparse.ArgumentParser(

@@ -39,6 +39,7 @@ from django.conf import settings
 from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
 
+from federation import downstream
 from federation.bulk_insert import copy_rows
 from federation.contributions.checks import (
     BoundKey,
@@ -50,14 +51,13 @@ from federation.contributions.checks import (
     claim_evidence,
 )
 from federation.contributions.models import Contribution, Entry, Label
-from federation.contributions.services import CREATED, contributions_store
-from federation.contributions.services import DUPLICATE as STORE_DUPLICATE
+from federation.contributions.storage import CREATED, contributions_store
+from federation.contributions.storage import DUPLICATE as STORE_DUPLICATE
 from federation.errors import ConcordatError
 from federation.lifecycle import entries_transition
 from federation.monitoring.counters import batch_refused_counted, received_counted
 from federation.propagation import wire
 from federation.propagation.models import KeyBinding, PeerLink, Receipt
-from federation.propagation.outbox import outbox_record_keys
 from federation.signing import (
     MalformedContribution,
     MalformedKeyRegistration,
@@ -863,7 +863,7 @@ def _store_key(
                 },
             )
         )
-        outbox_record_keys(signing_key_ids=[key.pk], path=path)
+        downstream.key_revoked(signing_key_id=key.pk, path=path)
         changed = True
     return key, changed
 

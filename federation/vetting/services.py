@@ -12,10 +12,10 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from federation.contributions.models import Contribution, Entry, Label
+from federation import downstream
+from federation.contributions.models import SHARED_STATES, Contribution, Entry, Label
 from federation.errors import Conflict, Forbidden, InvalidInput, NotFound
 from federation.lifecycle import entries_transition
-from federation.sync.changes import sync_changes_record
 from federation.transparency.actions import Action, Key, ObjectType, PolicyRule
 from federation.transparency.audit import AuditRecord, audit_record
 from federation.vetting.models import Decision, Feedback, Incident, VettingPolicy
@@ -236,7 +236,7 @@ def feedback_set(*, entry_id: int, opinion: str, note: str, actor: Actor) -> Fee
     now = timezone.now()
     with transaction.atomic():
         entry = _locked_entry(entry_id)
-        if entry.state not in (Entry.State.VETTED, Entry.State.DISPUTED):
+        if entry.state not in SHARED_STATES:
             raise Conflict(
                 f"Feedback is for vetted entries; this one is {entry.state}.",
                 code="not_vetted",
@@ -435,9 +435,7 @@ def label_save(*, label: Label, actor: Actor) -> Label:
         if before == after:
             return label
         if before is not None and before["slug"] != after["slug"]:
-            sync_changes_record(
-                entry_ids=label.entries.values_list("pk", flat=True), reason="labels"
-            )
+            downstream.entries_relabelled(entry_ids=label.entries.values_list("pk", flat=True))
         audit_record(
             AuditRecord(
                 action=Action.LABEL_CREATED if before is None else Action.LABEL_CHANGED,

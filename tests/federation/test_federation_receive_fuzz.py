@@ -11,7 +11,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from federation.api.schema import ERROR_CODES
-from federation.contributions.services import REJECTION_STATUS
+from federation.contributions.rejections import REJECTION_STATUS
 from federation.propagation.receive import ITEM_CODES, BatchRefused, batch_receive
 from tests.federation.federation_helpers import (
     RemoteHub,

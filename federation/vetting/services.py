@@ -1,10 +1,12 @@
 """Services that move entries between vetting states, record feedback and disputes, and change
-the hub's vetting policy, incidents and label taxonomy.
+the hub's vetting policy, incidents (declared here, or mirrored from peers) and label taxonomy.
 
 Each runs in one transaction (or the caller's) and writes its audit events in it. The API and the
 Django admin both call these, so a change made either way leaves the same trail (docs/vetting.md).
 """
 
+import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -410,6 +412,47 @@ def incident_close(*, incident_id, actor: Actor, ended_at: datetime | None = Non
             )
         )
     return incident
+
+
+def incidents_mirror(*, origins: Mapping[uuid.UUID, str], actor: Actor, now: datetime) -> None:
+    """Incidents named by relayed contributions (``origins``: incident id → the hub that
+    declared it) and unknown here: mirrored, never auto-vetting (the hub's own quorum), and
+    audited ``incident.declared``, in the caller's transaction."""
+    wanted = dict(origins)
+    if not wanted:
+        return
+    known = set(Incident.objects.filter(pk__in=list(wanted)).values_list("pk", flat=True))
+    for incident_id, hub in sorted(wanted.items(), key=lambda pair: str(pair[0])):
+        if incident_id in known:
+            continue
+        name = f"Incident {incident_id} of hub {hub}"[:200]
+        description = f"Declared at hub {hub}; mirrored here when its contributions arrived."
+        incident, created = Incident.objects.get_or_create(
+            pk=incident_id,
+            defaults={
+                "name": name,
+                "description": description,
+                "started_at": now,
+                "auto_vet": False,
+            },
+        )
+        if created:
+            audit_record(
+                AuditRecord(
+                    action=Action.INCIDENT_DECLARED,
+                    actor=actor,
+                    organisation="",
+                    object_type=ObjectType.INCIDENT,
+                    object_id=str(incident.pk),
+                    data={
+                        Key.NAME: name,
+                        Key.DESCRIPTION: description,
+                        Key.STARTED_AT: now.isoformat(),
+                        Key.AUTO_VET: False,
+                        Key.QUORUM: None,
+                    },
+                )
+            )
 
 
 def label_save(*, label: Label, actor: Actor) -> Label:

@@ -1,14 +1,14 @@
-"""Storing checked contributions: one transaction per request, bulk statements whatever its size.
+"""Storing checked contributions for the submitting organisation (a member here, or a foreign
+member's mirror when federation relays them): ``contributions_store``, one transaction per
+request and a fixed number of statements whatever its size.
 
-``contributions_store`` takes what ``check_contributions`` verified and writes it for the
-submitting organisation (a member here, or a foreign member's mirror when federation relays
-it): existing UUIDs are read first (identical bytes are a duplicate, different bytes a
-conflict), entries upserted, contributions, labels and audit events bulk-inserted, then the
-policy applied and retractions made. Within one request, adds are applied before retracts
-(docs/api.md): a request that adds a signal and retracts it leaves the entry retracted. What
-follows the stored contributions (change stream, outbox) is ``federation.downstream``'s; what
-the request rejected is audited through ``federation.contributions.rejections``. A request that
-loses a race to a concurrent one (the same UUID stored first) runs its write step again.
+It owns idempotency (a stored UUID with the same bytes is a duplicate, with other bytes a
+conflict), the entries, the contributions and their labels, their ``contribution.accepted``
+events, and the order within a request: adds before retracts (docs/api.md), so a request that
+adds a signal and retracts it leaves the entry retracted. The policy decides the entries' moves
+(``federation.vetting.policy``); what follows the stored contributions is
+``federation.downstream``'s; rejection events are built by ``federation.contributions.rejections``.
+A request that loses a race to a concurrent one runs its write step again (``federation.db.retry``).
 """
 
 import base64

@@ -22,9 +22,14 @@ from django.conf import settings
 from django.db import connections, router, transaction
 from django.db.models import Exists, OuterRef, Q
 
-from federation.contributions.models import Contribution, Entry, EntryLabel
+from federation.contributions.models import (
+    SHARED_STATES,
+    SHARED_STATES_SQL,
+    Contribution,
+    Entry,
+    EntryLabel,
+)
 from federation.errors import Gone
-from federation.sync.changes import VISIBLE_STATES
 from federation.sync.cursors import cursor_for
 from federation.sync.models import EntryChange, SyncState
 
@@ -114,7 +119,7 @@ _TIME = """to_char(({}) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
 _DOCUMENT_SQL = """
 WITH page AS MATERIALIZED ({page})
 SELECT e.sort_key, e.id,
-    CASE WHEN e.state IN ('vetted', 'disputed') THEN {upsert} ELSE json_build_object(
+    CASE WHEN e.state IN {shared} THEN {upsert} ELSE json_build_object(
         'op', 'remove',
         'signal', json_build_object('type', e.signal_type, 'value', e.value),
         'reason', e.state,
@@ -163,7 +168,7 @@ _ADDS_AGGREGATES = """jsonb_agg(DISTINCT jsonb_build_array(c.origin_hub, o.slug)
 # the web process about 2 µs (docs/sync.md, "How fast").
 _EXPORT_ENTRIES_SQL = (
     "SELECT id, signal_type, value, state, created_at, updated_at, state_changed_at "
-    "FROM federation_entry WHERE id > %s AND id <= %s AND state IN ('vetted', 'disputed') "
+    "FROM federation_entry WHERE id > %s AND id <= %s AND state IN " + SHARED_STATES_SQL + " "
     "ORDER BY id"
 )
 _EXPORT_LABELS_SQL = (
@@ -183,6 +188,7 @@ _UPSERT_SQL = _UPSERT_SQL.replace(
 )
 _DOCUMENT_SQL = (
     _DOCUMENT_SQL.replace("{upsert}", _UPSERT_SQL)
+    .replace("{shared}", SHARED_STATES_SQL)
     .replace("{adds}", _ADDS_AGGREGATES)
     .replace("{last_changed}", _TIME.format("GREATEST(e.updated_at, e.state_changed_at)"))
 )
@@ -220,14 +226,14 @@ def _sql_changes(start, limit, signal_type, label, incident) -> list[tuple[int, 
     # no removal for "no longer matches"; removals always pass the filter.
     if label:
         where.append(
-            "(e.state NOT IN ('vetted', 'disputed') OR EXISTS (SELECT 1 FROM federation_entrylabel el JOIN federation_label l "
-            "ON l.id = el.label_id WHERE el.entry_id = e.id AND l.slug = %s))"
+            f"(e.state NOT IN {SHARED_STATES_SQL} OR EXISTS (SELECT 1 FROM federation_entrylabel el "  # noqa: S608 (a constant)
+            "JOIN federation_label l ON l.id = el.label_id WHERE el.entry_id = e.id AND l.slug = %s))"
         )
         params.append(label)
     if incident:
         where.append(
-            "(e.state NOT IN ('vetted', 'disputed') OR EXISTS (SELECT 1 FROM federation_contribution ic WHERE "
-            "ic.entry_id = e.id AND ic.action = 'add' AND ic.incident_id = %s))"
+            f"(e.state NOT IN {SHARED_STATES_SQL} OR EXISTS (SELECT 1 FROM federation_contribution ic "  # noqa: S608 (a constant)
+            "WHERE ic.entry_id = e.id AND ic.action = 'add' AND ic.incident_id = %s))"
         )
         params.append(incident)
     conditions = " AND ".join(where)  # fixed clauses; every value is a parameter
@@ -246,7 +252,7 @@ def _portable_changes(start, limit, signal_type, label, incident) -> list[tuple[
     changes = EntryChange.objects.filter(position__gt=start)
     if signal_type:
         changes = changes.filter(entry__signal_type=signal_type)
-    gone = ~Q(entry__state__in=VISIBLE_STATES)
+    gone = ~Q(entry__state__in=SHARED_STATES)
     if label:
         labelled = EntryLabel.objects.filter(entry_id=OuterRef("entry_id"), label__slug=label)
         changes = changes.filter(gone | Q(Exists(labelled)))
@@ -280,7 +286,7 @@ def _stamp(moment):
 def render_entries(rows: list[tuple]) -> list[bytes]:
     """JSON documents for ``(entry_id, *_ENTRY_FIELDS)`` rows: an upsert for an entry members
     see, a removal otherwise (the portable twin of ``_DOCUMENT_SQL``)."""
-    details = _details([row[0] for row in rows if row[3] in VISIBLE_STATES])
+    details = _details([row[0] for row in rows if row[3] in SHARED_STATES])
     return [orjson.dumps(item, option=orjson.OPT_UTC_Z) for item in _documents(rows, details)]
 
 
@@ -288,7 +294,7 @@ def _documents(rows: list[tuple], details: dict[int, tuple]) -> Iterator[dict]:
     for entry_id, signal_type, value, state, created_at, updated_at, state_changed_at in rows:
         signal = {"type": signal_type, "value": value}
         last_changed = _stamp(max(updated_at, state_changed_at))
-        if state not in VISIBLE_STATES:
+        if state not in SHARED_STATES:
             yield {"op": "remove", "signal": signal, "reason": state, "last_changed": last_changed}
             continue
         labels, contributors, incidents, quality = details.get(entry_id, _NO_DETAILS)
@@ -399,7 +405,7 @@ def _orm_chunks(alias: str, chunk_size: int) -> Iterator[bytes]:
     while True:
         entries = list(
             Entry.objects.using(alias)
-            .filter(pk__gt=last_id, state__in=VISIBLE_STATES)
+            .filter(pk__gt=last_id, state__in=SHARED_STATES)
             .order_by("pk")
             .values_list("pk", *_ENTRY_FIELDS)[:chunk_size]
         )

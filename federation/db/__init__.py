@@ -1,0 +1,1 @@
+"""Database plumbing the services share: what differs between PostgreSQL and SQLite stays here."""

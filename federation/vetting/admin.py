@@ -116,7 +116,7 @@ class DecisionInline(ReadOnlyInline):
         "policy_applied",
     ]
     readonly_fields = fields
-    ordering = ["created_at", "pk"]
+    ordering = ["-created_at", "-pk"]
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("organisation", "user")
@@ -148,7 +148,9 @@ class DecisionAdmin(ReadOnlyHubAdmin, admin.ModelAdmin):
         "reason",
     ]
     list_filter = ["kind", "verdict", "organisation"]
-    search_fields = ["entry__value", "reason", "user__username"]
+    search_fields = ["entry__value", "reason", "user__username", "organisation__slug"]
+    # The latest decisions are what an admin comes to check.
+    ordering = ["-created_at", "-pk"]
     list_select_related = ["entry", "organisation", "user"]
     readonly_fields = [
         "entry",

@@ -3,6 +3,7 @@ shown once), revoked, never edited."""
 
 from django import forms
 from django.contrib import admin, messages
+from django.utils.html import format_html_join
 
 from members.admin.reasons import report_each
 from members.admin.site import HubAdminPermissions, RevokedFilter, admin_actor, is_hub_admin
@@ -35,7 +36,7 @@ class ApiCredentialAdmin(HubAdminPermissions, admin.ModelAdmin):
         "token_prefix",
         "holder",
         "organisation",
-        "scopes",
+        "scope_names",
         "kind",
         "created_at",
         "expires_at",
@@ -50,7 +51,7 @@ class ApiCredentialAdmin(HubAdminPermissions, admin.ModelAdmin):
         "token_prefix",
         "holder",
         "organisation",
-        "scopes",
+        "scope_descriptions",
         "kind",
         "lookup_daily_limit",
         "created_at",
@@ -75,6 +76,20 @@ class ApiCredentialAdmin(HubAdminPermissions, admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return self.readonly_fields if obj is not None else []
+
+    @admin.display(description="Scopes")
+    def scope_names(self, credential) -> str:
+        return ", ".join(credential.scopes) or "—"
+
+    @admin.display(description="Scopes")
+    def scope_descriptions(self, credential) -> str:
+        labels = dict(Scope.choices)
+        return (
+            format_html_join(
+                "", "<div>{}: {}</div>", ((s, labels.get(s, s)) for s in credential.scopes)
+            )
+            or "—"
+        )
 
     @admin.display(description="Token")
     def token_prefix(self, credential) -> str:

@@ -178,6 +178,25 @@ def test_entry_page_shows_signature_status_and_history(connie, acme_submitter, g
     assert 'name="_save"' not in good  # read-only
 
 
+def test_decisions_are_listed_newest_first_with_who_decided_and_why(
+    connie, acme_submitter, globex_reviewer
+):
+    older, newer = submit_entry(acme_submitter), submit_entry(acme_submitter)
+    approve(globex_reviewer, older, "first look")
+    approve(globex_reviewer, newer, "second look")
+
+    page = connie.get("/admin/federation/decision/").content.decode()
+
+    assert page.index("second look") < page.index("first look")
+    assert globex_reviewer.organisation.slug in page
+    assert globex_reviewer.user.username in page
+
+
+def test_the_admin_index_names_witnesses_in_plain_english(connie):
+    page = connie.get("/admin/").content.decode()
+    assert "Witnesses" in page and "Witnesss" not in page
+
+
 def test_policy_is_edited_in_the_admin_and_audited(connie):
     policy = VettingPolicy.current()
     url = f"/admin/federation/vettingpolicy/{policy.pk}/change/"

@@ -112,6 +112,21 @@ def test_credential_created_in_the_admin_shows_its_token_once(connie, acme_revie
     assert token not in again
 
 
+def test_credential_scopes_are_shown_as_words_not_json(connie, acme_reviewer):
+    connie.post(
+        "/admin/members/apicredential/add/",
+        {"holder": acme_reviewer.user.pk, "name": "ci-words", "scopes": ["read", "review"]},
+    )
+    credential = ApiCredential.objects.get(name="ci-words")
+
+    listed = connie.get("/admin/members/apicredential/").content.decode()
+    page = connie.get(f"/admin/members/apicredential/{credential.pk}/change/").content.decode()
+
+    assert "read, review" in listed
+    assert "[&#x27;read" not in listed and "[&quot;read" not in listed
+    assert "review: Vet entries and give feedback" in page
+
+
 def test_the_new_token_never_travels_in_a_cookie(connie, acme_reviewer):
     # Django's default message storage would put the token in a (signed, readable) cookie on the
     # redirect after saving; messages are kept in the session instead.

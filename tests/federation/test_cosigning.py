@@ -19,7 +19,7 @@ from federation.transparency.cosigning import (
 )
 from federation.transparency.models import Checkpoint, Cosignature, Witness, WitnessedLog
 from federation.transparency.sequencer import sequence_pending
-from federation.transparency.witness import witnessed_log_save
+from federation.witnessing.witness import witnessed_log_save
 from members.actors import Actor
 from tests.federation.test_witness import independent_cosignature_check
 

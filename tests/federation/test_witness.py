@@ -15,7 +15,7 @@ from federation.transparency.actions import Action
 from federation.transparency.checkpoints import checkpoint_body, sign_note, verifier_key
 from federation.transparency.cosignatures import witness_verifier_key
 from federation.transparency.models import AuditEvent, SplitViewEvidence, WitnessedLog
-from federation.transparency.witness import witnessed_log_save
+from federation.witnessing.witness import witnessed_log_save
 from members.actors import Actor
 
 URL = "/api/v1/witness/add-checkpoint"

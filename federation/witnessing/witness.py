@@ -41,7 +41,6 @@ from members.actors import Actor
 
 MAX_PROOF_LINES = 63  # the spec's bound on consistency proof lines
 MAX_BODY_BYTES = 64 * 1024
-SIZE_CONTENT_TYPE = "text/x.tlog.size"
 _OLD_LINE = re.compile(r"old (0|[1-9][0-9]{0,18})")
 
 

@@ -21,9 +21,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from federation.errors import NotFound
-from federation.transparency.cosignatures import witness_verifier_key
+from federation.transparency.cosignatures import SIZE_CONTENT_TYPE, witness_verifier_key
 from federation.transparency.models import SplitViewEvidence, WitnessedLog
-from federation.transparency.witness import SIZE_CONTENT_TYPE, WitnessRefusal, checkpoint_add
+from federation.witnessing.witness import WitnessRefusal, checkpoint_add
 from members.actors import Actor
 
 WITNESS_ACTOR = "witness"

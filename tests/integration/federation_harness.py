@@ -25,7 +25,6 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -33,7 +32,6 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +40,8 @@ import psycopg
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from federation.demo import processes
+from federation.demo.processes import parallel
 from federation.partner_client import ContributionSigner
 from tests.integration.harness import (
     BROKER_URL,
@@ -66,21 +66,6 @@ FAST_FEDERATION_ENV = {
     "CONCORDAT_FEDERATION_BACKOFF_MAX_SECONDS": "3",
     "CONCORDAT_FEDERATION_LEASE_SECONDS": "5",
 }
-
-# Several management commands in one process (one Django start-up, not one per command): reads
-# [[name, arg, ...], ...] on stdin and prints each command's output, as a JSON list.
-_MANY_COMMANDS = """
-import io, json, sys
-import django
-django.setup()
-from django.core.management import call_command
-outputs = []
-for command in json.load(sys.stdin):
-    out = io.StringIO()
-    call_command(*command, stdout=out)
-    outputs.append(out.getvalue())
-json.dump(outputs, sys.stdout)
-"""
 
 _template_lock = threading.Lock()
 _template: str | None = None
@@ -189,7 +174,6 @@ class FederationHub(Hub):
     incident_worker: subprocess.Popen | None = None
     web_workers: int = 1
     worker_concurrency: int = 2
-    _logs: list = field(default_factory=list)
 
     # --- identity -------------------------------------------------------------------------------
 
@@ -203,18 +187,11 @@ class FederationHub(Hub):
 
     # --- processes ------------------------------------------------------------------------------
 
-    def _log(self, name: str):
-        handle = (self.workdir / name).open("ab")
-        self._logs.append(handle)
-        return handle
-
     def start_web(self) -> None:
         assert self.web is None or self.web.poll() is not None, f"{self.name}: web is running"
-        self.web = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "federation.wsgi", "--bind", f"127.0.0.1:{self.port}",
-             "--workers", str(self.web_workers), "--threads", "4", "--timeout", "300"],
-            cwd=ROOT, env=self.env, stdout=self._log("web.log"), stderr=subprocess.STDOUT,
-            start_new_session=True,
+        self.web = processes.spawn(
+            processes.web_command(port=self.port, workers=self.web_workers, threads=4),
+            cwd=ROOT, env=self.env, log=self.workdir / "web.log", append=True,
         )  # fmt: skip
 
     def wait_web(self, timeout: float = 60) -> None:
@@ -242,47 +219,35 @@ class FederationHub(Hub):
         )  # fmt: skip
 
     def _celery(self, *arguments: str) -> subprocess.Popen:
-        return subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "settings.celery", "worker", "--loglevel",
-             "WARNING", "--without-gossip", "--without-mingle", *arguments],
-            cwd=ROOT, env=self.env, stdout=self._log("worker.log"), stderr=subprocess.STDOUT,
-            start_new_session=True,
+        return processes.spawn(
+            processes.worker_command(*arguments),
+            cwd=ROOT, env=self.env, log=self.workdir / "worker.log", append=True,
         )  # fmt: skip
 
     def stop_web(self) -> None:
-        self.web = _terminate(self.web)
+        processes.stop_groups([self.web])
+        self.web = None
 
     def stop_worker(self) -> None:
-        self.worker = _terminate(self.worker)
-        self.incident_worker = _terminate(self.incident_worker)
+        processes.stop_groups([self.worker])
+        processes.stop_groups([self.incident_worker])
+        self.worker = self.incident_worker = None
 
     def kill_worker(self) -> None:
         """SIGKILL the workers, their pool children and beat at once, as a crash would."""
-        for process in (self.worker, self.incident_worker):
-            if process is not None and process.poll() is None:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=20)
+        processes.kill_groups([self.worker, self.incident_worker])
         self.worker = self.incident_worker = None
 
     def stop(self, *, kill: bool = False) -> None:
         """Stop the processes (gracefully, or with SIGKILL when the hub is thrown away)."""
         if kill:
-            for process in (self.worker, self.incident_worker, self.web):
-                if process is not None and process.poll() is None:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.killpg(process.pid, signal.SIGKILL)
-                    process.wait(timeout=20)
+            processes.kill_groups([self.worker, self.incident_worker, self.web])
             self.worker = self.incident_worker = self.web = None
         self.stop_worker()
         self.stop_web()
-        for handle in self._logs:
-            handle.close()
-        self._logs.clear()
 
     def log_tail(self, name: str, lines: int = 60) -> str:
-        with contextlib.suppress(OSError):
-            return "\n".join((self.workdir / name).read_text().splitlines()[-lines:])
-        return ""
+        return "\n".join(processes.log_tail(self.workdir / name, lines))
 
     # --- members and contributions --------------------------------------------------------------
 
@@ -402,16 +367,7 @@ class FederationHub(Hub):
 
     def manage_many(self, commands: list[list[str]]) -> list[str]:
         """Run management commands one after the other in one process; their outputs."""
-        if not commands:
-            return []
-        done = subprocess.run(
-            [sys.executable, "-c", _MANY_COMMANDS],
-            cwd=ROOT, env=self.env, input=json.dumps(commands), capture_output=True, text=True,
-            timeout=300,
-        )  # fmt: skip
-        if done.returncode != 0:
-            raise RuntimeError(f"{self.name}: {commands} failed:\n{done.stderr[-3000:]}")
-        return json.loads(done.stdout)
+        return processes.manage_many(commands, cwd=ROOT, env=self.env, timeout=300)
 
     def peer_add_args(
         self,
@@ -443,20 +399,6 @@ class FederationHub(Hub):
         self.peer(*args)
 
 
-def _terminate(process: subprocess.Popen | None) -> None:
-    if process is None or process.poll() is not None:
-        return None
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=20)
-    return None
-
-
 VERIFIER = ROOT / "client" / "concordat_client" / "verifier.py"
 CROSSCHECK = VERIFIER.with_name("crosscheck.py")
 
@@ -475,15 +417,6 @@ def reconcile_hubs(a: FederationHub, b: FederationHub) -> subprocess.CompletedPr
         cwd=a.workdir, capture_output=True, text=True, timeout=600,
         env={"PATH": "/usr/bin:/bin", "HOME": str(a.workdir)},
     )  # fmt: skip
-
-
-def parallel(calls: Iterable) -> list:
-    """Run the zero-argument callables at once (subprocess-bound work), in order of results."""
-    calls = list(calls)
-    if not calls:
-        return []
-    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
-        return list(pool.map(lambda call: call(), calls))
 
 
 @dataclass

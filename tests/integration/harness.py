@@ -15,7 +15,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -26,6 +25,9 @@ from pathlib import Path
 
 import psycopg
 from cryptography.hazmat.primitives import serialization
+
+from federation.demo import processes
+from federation.demo.processes import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 PG_ADMIN_URL = os.environ.get("CONCORDAT_IT_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -59,14 +61,12 @@ class Hub:
     workdir: Path
     processes: list[subprocess.Popen] = field(default_factory=list)
     web_command: list[str] = field(default_factory=list)
-    logs: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
 
     def start_web(self) -> None:
         """Start (or restart) gunicorn on the hub's port and wait until it answers."""
-        web = subprocess.Popen(
-            self.web_command, cwd=ROOT, env=self.env, stderr=subprocess.STDOUT,
-            stdout=self.logs.enter_context(open(self.workdir / "web.log", "ab")),  # noqa: SIM115 (closed by logs)
-        )  # fmt: skip
+        web = processes.spawn(
+            self.web_command, cwd=ROOT, env=self.env, log=self.workdir / "web.log", append=True
+        )
         self.processes.insert(0, web)
 
         def web_ready():
@@ -81,9 +81,7 @@ class Hub:
 
     def stop_web(self) -> None:
         """Stop gunicorn (the worker keeps running): the hub is unreachable over HTTP."""
-        web = self.processes.pop(0)
-        web.terminate()
-        web.wait(timeout=20)
+        processes.stop_groups([self.processes.pop(0)], timeout=20)
 
     @property
     def log_vkey(self) -> str:
@@ -223,16 +221,6 @@ def _decode(body: bytes, content_type: str):
     return json.loads(body) if content_type == "application/json" and body else body.decode()
 
 
-def wait_for(predicate, *, timeout: float, interval: float = 0.2, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
-
-
 def worker_queues(queue: str) -> str:
     """A hub's worker consumes its queue and the federation incident lane's (settings/base.py)."""
     return f"{queue},{queue}.incident"
@@ -273,23 +261,19 @@ def running_hub(
     )
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as connection:
         connection.execute(f'CREATE DATABASE "{database}"')
-    logs = hub.logs
     failed = False
     try:
         hub.manage("migrate", "--noinput")
         hub.manage("hub_keygen")
-        hub.web_command = [
-            sys.executable, "-m", "gunicorn", "federation.wsgi", "--bind", f"127.0.0.1:{port}",
-            "--workers", str(web_workers), "--timeout", "300",
-        ]  # fmt: skip
+        hub.web_command = processes.web_command(port=port, workers=web_workers)
         if worker:
-            celery = subprocess.Popen(
-                [
-                    sys.executable, "-m", "celery", "-A", "settings.celery", "worker", "--beat",
-                    "--loglevel", "WARNING", "--concurrency", "1", "--queues", worker_queues(env["CONCORDAT_CELERY_QUEUE"]),
-                    "--schedule", str(workdir / "beat-schedule"), "--without-gossip", "--without-mingle",
-                ],
-                cwd=ROOT, env=env, stdout=logs.enter_context(open(workdir / "worker.log", "wb")), stderr=subprocess.STDOUT,  # noqa: SIM115 (closed by logs)
+            celery = processes.spawn(
+                processes.worker_command(
+                    "--beat", "--concurrency", "1",
+                    "--queues", worker_queues(env["CONCORDAT_CELERY_QUEUE"]),
+                    "--schedule", str(workdir / "beat-schedule"),
+                ),
+                cwd=ROOT, env=env, log=workdir / "worker.log",
             )  # fmt: skip
             hub.processes.append(celery)
         hub.start_web()
@@ -298,16 +282,9 @@ def running_hub(
         failed = True
         raise
     finally:
-        for process in hub.processes:
-            process.terminate()
-        for process in hub.processes:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        processes.stop_groups(hub.processes, timeout=20)
         with psycopg.connect(PG_ADMIN_URL, autocommit=True) as connection:
             connection.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-        logs.close()
         if failed:
             report_failure_logs(name, workdir)
         else:

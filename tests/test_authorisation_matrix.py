@@ -41,7 +41,7 @@ from federation.witnessing.witness import witnessed_log_save
 from members.actors import Actor
 from members.models import Role
 from members.services import credential_create, lookup_credential_create
-from tests.parties import make_member, make_organisation, register_key
+from tests.support.parties import make_member, make_organisation, register_key
 
 ANONYMOUS = "anonymous"
 ROLES = (

@@ -8,7 +8,8 @@ from django.test import Client
 from federation.contributions.models import Contribution, Entry, Label
 from federation.transparency.models import AuditEvent
 from federation.vetting.models import Decision, Incident, VettingPolicy
-from tests.federation.vetting_helpers import (
+from tests.support.tampering import as_superuser_bypassing_triggers
+from tests.support.vetting import (
     approve,
     events,
     feedback,
@@ -16,7 +17,6 @@ from tests.federation.vetting_helpers import (
     state_of,
     submit_entry,
 )
-from tests.tampering import as_superuser_bypassing_triggers
 
 CHANGELIST = "/admin/federation/entry/"
 

@@ -13,7 +13,7 @@ from federation.transparency.models import AuditEvent, Checkpoint
 from federation.transparency.sequencer import sequence_pending
 from federation.vetting.models import Decision
 from federation.vetting.policy import vote_tally
-from tests.federation.vetting_helpers import (
+from tests.support.vetting import (
     approve,
     events,
     feedback,

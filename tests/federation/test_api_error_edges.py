@@ -6,7 +6,7 @@ import yaml
 from django.test import Client, override_settings
 
 from federation.contributions.models import Contribution
-from tests.federation.test_api_conventions import assert_error_shape
+from tests.support.api_errors import assert_error_shape
 
 pytestmark = pytest.mark.django_db
 

@@ -10,7 +10,7 @@ from federation.transparency.models import AuditEvent
 from members.actors import Actor, ActorKind
 from members.models import ApiCredential, SigningKey
 from members.services import credential_revoke, membership_set, signing_key_register
-from tests.parties import signed_key_registration
+from tests.support.parties import signed_key_registration
 
 pytestmark = pytest.mark.django_db
 

@@ -7,7 +7,7 @@ import pytest
 
 from federation.bulk_insert import _json_dumps, copy_rows
 from federation.propagation.models import Receipt
-from tests.federation.sending_helpers import foreign_member
+from tests.support.sending import foreign_member
 
 pytestmark = pytest.mark.django_db
 

@@ -20,7 +20,7 @@ from federation.contributions.checks import (
 )
 from federation.signing import format_timestamp, sign_contribution
 from members.models import SigningKey, key_id_for
-from tests.parties import raw_public_key
+from tests.support.parties import raw_public_key
 
 PEER_HUB = "hub-b.example"
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)

@@ -10,7 +10,7 @@ from federation.signing import format_timestamp
 from federation.transparency.models import AuditEvent
 from members.actors import Actor
 from members.services import signing_key_revoke
-from tests.parties import random_hex
+from tests.support.parties import random_hex
 
 pytestmark = pytest.mark.django_db
 

@@ -21,7 +21,7 @@ from federation.transparency.models import Checkpoint, Cosignature, Witness, Wit
 from federation.transparency.sequencer import sequence_pending
 from federation.witnessing.witness import witnessed_log_save
 from members.actors import Actor
-from tests.federation.test_witness import independent_cosignature_check
+from tests.support.cosignatures import independent_cosignature_check
 
 CLI = Actor.system("cli")
 

@@ -24,7 +24,7 @@ from federation.propagation.peers import peer_update
 from federation.propagation.wire import item_digest, parse_batch
 from federation.transparency.models import AuditEvent
 from federation.vetting.models import Incident
-from tests.federation.sending_helpers import (
+from tests.support.sending import (
     ACTOR,
     Receiver,
     accept_all,

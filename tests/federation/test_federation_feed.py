@@ -18,7 +18,7 @@ from federation.sync.models import EntryChange, SyncState
 from federation.sync.sequencer import sync_changes_compact, sync_sequence_pending
 from federation.transparency.models import AuditEvent
 from members.services import signing_key_revoke
-from tests.federation.sending_helpers import ACTOR, new_hub_key, submit, vetted_entry
+from tests.support.sending import ACTOR, new_hub_key, submit, vetted_entry
 
 FEED = "/api/v1/federation/feed"
 HORIZON = "Concordat-Feed-Horizon"

@@ -29,7 +29,7 @@ from federation.signing import (
     verify_signature,
 )
 from members.services import signing_key_revoke
-from tests.federation.sending_helpers import (
+from tests.support.sending import (
     ACTOR,
     arrival,
     foreign_member,
@@ -39,7 +39,7 @@ from tests.federation.sending_helpers import (
     vet,
     vetted_entry,
 )
-from tests.federation.vetting_helpers import set_policy
+from tests.support.vetting import set_policy
 
 
 def build(peer_hub="bravo.hub", **filters):

@@ -12,7 +12,8 @@ from federation.propagation.outbox import outbox_record_adds, outbox_record_tran
 from federation.propagation.peers import peer_update
 from federation.vetting.models import Incident
 from members.services import signing_key_revoke
-from tests.federation.sending_helpers import (
+from tests.support.parties import random_hex
+from tests.support.sending import (
     ACTOR,
     arrival,
     foreign_member,
@@ -23,7 +24,6 @@ from tests.federation.sending_helpers import (
     vet,
     vetted_entry,
 )
-from tests.parties import random_hex
 
 SQL_ONLY = {
     "test_vetting_in_bulk_costs_one_outbox_statement_whatever_the_number",
@@ -291,7 +291,7 @@ def test_rows_roll_back_with_the_change(acme_submitter, bravo):
 @pytest.mark.django_db(transaction=True)
 def test_a_commit_nudges_each_peer_and_lane_once(monkeypatch):
     from federation.propagation import tasks
-    from tests.parties import make_member, make_organisation
+    from tests.support.parties import make_member, make_organisation
 
     nudged = []
     monkeypatch.setattr(tasks, "request_drain", lambda **kw: nudged.append(kw))

@@ -17,7 +17,7 @@ from federation.propagation.models import OutboxItem, PeerLink
 from federation.propagation.selectors import peers_health
 from federation.transparency.models import AuditEvent
 from members.models import Peer
-from tests.federation.sending_helpers import make_peer, new_hub_key, vetted_entry
+from tests.support.sending import make_peer, new_hub_key, vetted_entry
 
 
 def peer(*args) -> str:

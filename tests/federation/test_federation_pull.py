@@ -14,7 +14,7 @@ from federation.propagation.pull import _horizon, federation_pull_all, pull_from
 from federation.transparency.actions import Action
 from federation.transparency.models import AuditEvent
 from members.models import Peer
-from tests.federation.federation_helpers import RemoteHub, contribution_item
+from tests.support.federation import RemoteHub, contribution_item
 
 pytestmark = pytest.mark.django_db
 

@@ -12,14 +12,14 @@ from federation.propagation.models import KeyBinding, OutboxItem, Receipt
 from federation.transparency.actions import Action
 from federation.transparency.models import AuditEvent
 from members.models import Organisation, Peer, SigningKey, key_id_for
-from tests.federation.federation_helpers import (
+from tests.support.federation import (
     RemoteHub,
     contribution_item,
     entry_item,
     key_item,
     now_seconds,
 )
-from tests.federation.sending_helpers import make_peer
+from tests.support.sending import make_peer
 
 pytestmark = pytest.mark.django_db
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from federation.api.schema import ERROR_CODES
 from federation.contributions.services import REJECTION_STATUS
 from federation.propagation.receive import ITEM_CODES, BatchRefused, batch_receive
-from tests.federation.federation_helpers import (
+from tests.support.federation import (
     RemoteHub,
     contribution_item,
     entry_item,

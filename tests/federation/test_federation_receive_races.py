@@ -10,7 +10,7 @@ from federation.contributions.models import Contribution, Label
 from federation.propagation.models import KeyBinding, Receipt
 from federation.propagation.receive import batch_receive
 from members.models import Organisation, SigningKey
-from tests.federation.federation_helpers import RemoteHub, contribution_item
+from tests.support.federation import RemoteHub, contribution_item
 
 
 def _receive_together(deliveries):

@@ -13,8 +13,8 @@ from federation.propagation import wire
 from federation.propagation.receive import batch_receive
 from federation.signing import canonical_bytes
 from members.models import Peer, key_id_for
-from tests.federation.federation_vectors_gen import VECTORS_PATH, render
-from tests.federation.test_signing_vectors import independent_jcs
+from tests.support.federation_vectors_gen import VECTORS_PATH, render
+from tests.support.jcs import independent_jcs
 
 VECTORS = json.loads(VECTORS_PATH.read_text(encoding="utf-8"))
 HUBS = {hub["hub_id"]: hub for hub in VECTORS["hubs"]}

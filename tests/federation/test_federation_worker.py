@@ -17,9 +17,9 @@ from federation.contributions.models import Label
 from federation.propagation.models import OutboxItem
 from federation.vetting.models import Incident
 from settings.celery import app
-from tests.federation.sending_helpers import Receiver, make_peer, vetted_entry
-from tests.integration.harness import worker_queues
-from tests.parties import make_member, make_organisation
+from tests.support.harness import worker_queues
+from tests.support.parties import make_member, make_organisation
+from tests.support.sending import Receiver, make_peer, vetted_entry
 
 ROOT = Path(__file__).resolve().parents[2]
 

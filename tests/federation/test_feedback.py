@@ -5,7 +5,7 @@ import pytest
 
 from federation.contributions.models import Entry
 from federation.vetting.models import Decision, Feedback
-from tests.federation.vetting_helpers import (
+from tests.support.vetting import (
     approve,
     error_code,
     events,

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from federation.contributions.models import Entry
 from federation.vetting.models import Decision, Incident
-from tests.federation.vetting_helpers import (
+from tests.support.vetting import (
     approve,
     error_code,
     events,

@@ -34,8 +34,8 @@ from federation.transparency.models import AuditEvent
 from members.actors import Actor
 from members.models import Role
 from members.services import lookup_credential_create
-from tests.federation.vetting_helpers import submit_entry
-from tests.parties import make_member, make_organisation, random_hex
+from tests.support.parties import make_member, make_organisation, random_hex
+from tests.support.vetting import submit_entry
 
 SYSTEM = Actor.system("test")
 

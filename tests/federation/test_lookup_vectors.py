@@ -5,7 +5,7 @@ import json
 
 from concordat_client import lookup as client
 
-from tests.federation.lookup_vectors_gen import PATH, vectors
+from tests.support.lookup_vectors_gen import PATH, vectors
 
 
 def test_the_published_vectors_are_what_the_hub_computes():

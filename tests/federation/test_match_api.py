@@ -13,7 +13,7 @@ from federation.matching.store import match_store
 from federation.sync.sequencer import sync_sequence_pending
 from federation.transparency.actions import Action
 from federation.transparency.models import AuditEvent
-from tests.federation.vetting_helpers import error_code, feedback, set_policy, submit_entry
+from tests.support.vetting import error_code, feedback, set_policy, submit_entry
 
 
 @pytest.fixture

@@ -32,8 +32,8 @@ from members.actors import Actor
 from members.models import Peer
 from members.services import credential_create
 from settings.celery import app
-from tests.federation.federation_helpers import RemoteHub, contribution_item
-from tests.federation.sending_helpers import Receiver, make_peer, vetted_entry
+from tests.support.federation import RemoteHub, contribution_item
+from tests.support.sending import Receiver, make_peer, vetted_entry
 
 
 def scrape(client) -> dict[tuple[str, tuple], float]:

@@ -27,8 +27,8 @@ from schemathesis.specs.openapi.checks import (
 
 from federation.propagation.peers import peer_register
 from federation.wsgi import application
-from tests.federation.sending_helpers import ACTOR, new_hub_key
-from tests.parties import make_member, make_organisation, make_staff
+from tests.support.parties import make_member, make_organisation, make_staff
+from tests.support.sending import ACTOR, new_hub_key
 
 CHECKS = [
     not_a_server_error,

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from federation.contributions.models import Contribution, Entry
 from federation.transparency.sequencer import sequence_pending
-from tests.tampering import as_superuser_bypassing_triggers
+from tests.support.tampering import as_superuser_bypassing_triggers
 
 pytestmark = pytest.mark.django_db
 

@@ -12,8 +12,8 @@ from federation.contributions.models import Contribution, Entry
 from federation.contributions.services import contributions_submit
 from federation.transparency.models import AuditEvent, Checkpoint
 from federation.vetting.models import Decision, Feedback
-from tests.parties import random_hex
-from tests.tampering import as_superuser_bypassing_triggers
+from tests.support.parties import random_hex
+from tests.support.tampering import as_superuser_bypassing_triggers
 
 pytestmark = pytest.mark.django_db
 

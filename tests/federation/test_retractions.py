@@ -2,7 +2,7 @@
 add left is retracted, leaves the active set and stays in history."""
 
 from federation.contributions.models import Contribution, Entry
-from tests.federation.vetting_helpers import (
+from tests.support.vetting import (
     approve,
     error_code,
     events,

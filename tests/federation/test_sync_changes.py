@@ -16,8 +16,9 @@ from federation.sync.models import EntryChange, SyncState
 from federation.sync.sequencer import sync_changes_compact, sync_sequence_pending
 from federation.vetting.services import incident_declare
 from members.actors import Actor
-from tests.federation.sync_helpers import apply, pull, pull_all, shared_set_in_database
-from tests.federation.vetting_helpers import (
+from tests.support.parties import random_hex
+from tests.support.sync import apply, pull, pull_all, shared_set_in_database
+from tests.support.vetting import (
     approve,
     feedback,
     reviewer_of,
@@ -25,7 +26,6 @@ from tests.federation.vetting_helpers import (
     state_of,
     submit_entry,
 )
-from tests.parties import random_hex
 
 
 def retract(party, entry):

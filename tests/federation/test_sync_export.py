@@ -17,21 +17,21 @@ from federation.sync.selectors import shared_set_lines, stream_state
 from federation.sync.sequencer import sync_sequence_pending
 from federation.vetting.services import incident_declare
 from members.actors import Actor
-from tests.federation.sync_helpers import (
+from tests.support.parties import random_hex
+from tests.support.sync import (
     apply,
     export_lines,
     pull,
     pull_all,
     shared_set_in_database,
 )
-from tests.federation.vetting_helpers import (
+from tests.support.vetting import (
     approve,
     feedback,
     reviewer_of,
     set_policy,
     submit_entry,
 )
-from tests.parties import random_hex
 
 
 @pytest.fixture

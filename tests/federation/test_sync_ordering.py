@@ -16,7 +16,7 @@ from federation.sync.changes import VISIBLE_STATES, sync_changes_record
 from federation.sync.models import EntryChange
 from federation.sync.selectors import changes_after
 from federation.sync.sequencer import sync_sequence_pending
-from tests.parties import random_hex
+from tests.support.parties import random_hex
 
 STATES = [
     Entry.State.VETTED,

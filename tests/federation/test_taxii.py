@@ -14,12 +14,9 @@ from federation.taxii.selectors import ALL_COLLECTION
 from federation.taxii.versions import stix_versions_sequence
 from federation.vetting.services import incident_close, incident_declare
 from members.actors import Actor
-from tests.federation.vetting_helpers import feedback, set_policy, submit_entry
-from tests.parties import random_hex
-
-TAXII = "application/taxii+json;version=2.1"
-ROOT = "/taxii2/shared/"
-OBJECTS = f"{ROOT}collections/{ALL_COLLECTION}/objects/"
+from tests.support.parties import random_hex
+from tests.support.taxii import OBJECTS, ROOT, TAXII, get, objects
+from tests.support.vetting import feedback, set_policy, submit_entry
 
 
 @pytest.fixture
@@ -27,19 +24,6 @@ def trusted_acme(acme, acme_submitter):
     acme.trusted = True
     acme.save()
     return acme_submitter
-
-
-def get(party, url, params=None, **headers):
-    headers.setdefault("HTTP_ACCEPT", TAXII)
-    response = party.client.get(url, params or {}, **headers)
-    assert response["Content-Type"] == TAXII, response.content
-    return response
-
-
-def objects(party, url=OBJECTS, **params) -> list[dict]:
-    response = get(party, url, params)
-    assert response.status_code == 200, response.json()
-    return response.json().get("objects", [])
 
 
 def retract(party, entry):

@@ -15,7 +15,7 @@ from federation.transparency.audit import AuditRecord, audit_record_many
 from federation.transparency.models import AuditEvent, Checkpoint
 from federation.transparency.sequencer import sequence_pending
 from members.actors import Actor
-from tests.tampering import as_superuser_bypassing_triggers
+from tests.support.tampering import as_superuser_bypassing_triggers
 
 ACTOR = Actor.system("test")
 

@@ -16,7 +16,7 @@ from federation.transparency.checkpoints import hub_verifier_key
 from federation.transparency.models import AuditEvent, Checkpoint, MerkleNode
 from federation.transparency.sequencer import LogInconsistent, sequence_pending
 from members.actors import Actor
-from tests.tampering import as_superuser_bypassing_triggers
+from tests.support.tampering import as_superuser_bypassing_triggers
 
 ACTOR = Actor.system("test")
 

@@ -14,7 +14,7 @@ from federation.transparency.audit import AuditRecord, audit_record_many
 from federation.transparency.models import AuditEvent, Checkpoint, SequencerStatus
 from federation.transparency.sequencer import LogInconsistent, sequence_pending
 from members.actors import Actor
-from tests.tampering import as_superuser_bypassing_triggers
+from tests.support.tampering import as_superuser_bypassing_triggers
 
 ACTOR = Actor.system("test")
 

@@ -20,28 +20,10 @@ from federation.transparency.checkpoints import hub_verifier_key
 from federation.transparency.models import AuditEvent, Checkpoint
 from federation.transparency.sequencer import sequence_pending
 from members.actors import Actor
-from tests.tampering import as_superuser_bypassing_triggers
+from tests.support.tampering import as_superuser_bypassing_triggers
+from tests.support.verifier_hub import InProcessHub
 
 ACTOR = Actor.system("test")
-
-
-class InProcessHub(verifier.HubClient):
-    """The verifier's hub client over Django's test client; records every request."""
-
-    def __init__(self, client, rewrite=None) -> None:
-        self.client = client
-        self.base_url = "/api/v1/log"
-        self.requests: list[tuple[str, dict]] = []
-        self.rewrite = rewrite
-
-    def get(self, path: str, **params) -> bytes:
-        self.requests.append((path, params))
-        response = self.client.get(self.base_url + path, params)
-        if response.status_code != 200:
-            raise verifier.HubError(f"GET {path} answered {response.status_code}")
-        if self.rewrite:
-            return self.rewrite(path, params, response.content)
-        return response.content
 
 
 def record(count: int, *, action: str = "test.event") -> None:

@@ -25,8 +25,8 @@ from federation.transparency.sequencer import sequence_pending
 from members.actors import Actor
 from members.models import SigningKey
 from members.services import signing_key_revoke
-from tests.federation.federation_helpers import RemoteHub, b64, contribution_item
-from tests.parties import raw_public_key
+from tests.support.federation import RemoteHub, b64, contribution_item
+from tests.support.parties import raw_public_key
 
 pytestmark = pytest.mark.django_db
 

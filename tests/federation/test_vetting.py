@@ -13,7 +13,8 @@ from federation.vetting.models import Decision, VettingPolicy
 from federation.vetting.services import entry_vote
 from members.actors import Actor
 from members.models import Organisation, Role
-from tests.federation.vetting_helpers import (
+from tests.support.parties import make_member, make_organisation
+from tests.support.vetting import (
     approve,
     error_code,
     events,
@@ -23,7 +24,6 @@ from tests.federation.vetting_helpers import (
     state_of,
     submit_entry,
 )
-from tests.parties import make_member, make_organisation
 
 
 def test_approval_by_another_organisation_vets_the_entry_and_records_the_decision(

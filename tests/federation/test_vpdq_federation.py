@@ -14,9 +14,9 @@ from federation.propagation.peers import peer_register
 from federation.propagation.wire import parse_batch
 from federation.sync.sequencer import sync_sequence_pending
 from federation.video.models import VideoFrames
-from tests.federation.federation_helpers import RemoteHub, contribution_item
-from tests.federation.sending_helpers import ACTOR, Receiver, make_peer, new_hub_key, vetted_entry
-from tests.federation.test_vpdq_signal import digest_of, random_frames, vpdq_signal
+from tests.support.federation import RemoteHub, contribution_item
+from tests.support.sending import ACTOR, Receiver, make_peer, new_hub_key, vetted_entry
+from tests.support.vpdq import digest_of, random_frames, vpdq_signal
 
 pytestmark = pytest.mark.django_db
 

@@ -13,8 +13,8 @@ from federation.propagation import wire
 from federation.propagation.receive import batch_receive
 from federation.video.models import VideoFrames
 from members.models import Peer
-from tests.federation.federation_vectors_gen import VECTORS_PATH
-from tests.federation.test_signing_vectors import independent_jcs
+from tests.support.federation_vectors_gen import VECTORS_PATH
+from tests.support.jcs import independent_jcs
 
 VECTORS = json.loads(VECTORS_PATH.read_text(encoding="utf-8"))
 VPDQ = VECTORS["vpdq"]

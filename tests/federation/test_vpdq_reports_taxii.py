@@ -7,9 +7,9 @@ from stix2validator import ValidationOptions, validate_instance
 
 from federation.reports import selectors
 from federation.taxii import stix
-from tests.federation.test_taxii import objects
-from tests.federation.test_vpdq_signal import digest_of, random_frames, vpdq_signal
-from tests.federation.vetting_helpers import submit_entry
+from tests.support.taxii import objects
+from tests.support.vetting import submit_entry
+from tests.support.vpdq import digest_of, random_frames, vpdq_signal
 
 pytestmark = pytest.mark.django_db
 

@@ -26,21 +26,7 @@ from federation.video.frames import (
     to_threatexchange,
 )
 from federation.video.models import VideoFrames
-
-
-def random_frames(count: int, *, seed: int = 1) -> list[list]:
-    rng = random.Random(seed)
-    number, time_ms, frames = 0, 0, []
-    for _ in range(count):
-        frames.append([number, rng.randint(0, 100), rng.randbytes(32).hex(), time_ms])
-        number += rng.randint(1, 40)
-        time_ms += rng.randint(0, 1500)
-    return frames
-
-
-def digest_of(frames: list[list]) -> str:
-    return hashlib.sha256(rfc8785.dumps(frames)).hexdigest()
-
+from tests.support.vpdq import digest_of, random_frames, vpdq_signal
 
 # --- The canonical form -----------------------------------------------------------------------
 
@@ -185,10 +171,6 @@ def test_a_malformed_threatexchange_string_is_refused(text):
 
 
 # --- Contributions ------------------------------------------------------------------------------
-
-
-def vpdq_signal(frames: list[list]) -> dict:
-    return {"type": "vpdq", "value": digest_of(frames), "frames": frames}
 
 
 @pytest.mark.django_db
@@ -358,7 +340,7 @@ def test_any_list_of_distinct_frames_normalises_to_one_canonical_rfc8785_form(ra
 def test_a_vpdq_entry_is_reviewed_vetted_and_disputed_like_any_signal(
     acme_submitter, globex_reviewer
 ):
-    from tests.federation.vetting_helpers import approve, feedback, set_policy, submit_entry
+    from tests.support.vetting import approve, feedback, set_policy, submit_entry
 
     set_policy(quorum=1)
     entry = submit_entry(acme_submitter, signal=vpdq_signal(random_frames(40)))

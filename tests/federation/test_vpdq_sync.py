@@ -10,8 +10,8 @@ import pytest
 from federation.sync.sequencer import sync_sequence_pending
 from federation.video import api
 from federation.video.models import VideoFrames
-from tests.federation.sending_helpers import submit, vetted_entry
-from tests.federation.test_vpdq_signal import digest_of, random_frames, vpdq_signal
+from tests.support.sending import submit, vetted_entry
+from tests.support.vpdq import digest_of, random_frames, vpdq_signal
 
 pytestmark = pytest.mark.django_db
 FRAMES = "/api/v1/sync/frames"

@@ -9,7 +9,7 @@ import pytest
 
 from federation.signing import MalformedContribution, parse_contribution
 from federation.video.frames import FrameListError, parse_frames
-from tests.federation.signing_vectors_gen import VECTORS_PATH
+from tests.support.signing_vectors_gen import VECTORS_PATH
 
 ALL_VECTORS = json.loads(VECTORS_PATH.read_text(encoding="utf-8"))
 FRAME_LISTS = [v for v in ALL_VECTORS if "vpdq_frames" in v]

@@ -26,8 +26,8 @@ from federation.transparency.cosigning import witness_save
 from federation.transparency.models import Checkpoint, Cosignature
 from federation.transparency.sequencer import sequence_pending
 from members.actors import Actor
-from tests.federation.test_transparency_verifier import InProcessHub
-from tests.federation.test_witness import independent_cosignature_check
+from tests.support.cosignatures import independent_cosignature_check
+from tests.support.verifier_hub import InProcessHub
 
 ACTOR = Actor.system("test")
 

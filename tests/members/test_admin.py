@@ -12,7 +12,7 @@ from django.test import Client
 from federation.signing import canonical_bytes
 from federation.transparency.models import AuditEvent
 from members.models import ApiCredential, Membership, Organisation, SigningKey
-from tests.parties import raw_public_key, signed_key_registration
+from tests.support.parties import raw_public_key, signed_key_registration
 
 User = get_user_model()
 

@@ -13,7 +13,7 @@ from django.core.management.base import CommandError
 from federation.transparency.models import AuditEvent
 from members.mirrors import organisation_mirror
 from members.models import ApiCredential, Organisation, SigningKey, key_id_for
-from tests.parties import raw_public_key, signed_key_registration
+from tests.support.parties import raw_public_key, signed_key_registration
 
 pytestmark = pytest.mark.django_db
 

@@ -43,7 +43,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from federation.demo import processes
 from federation.demo.processes import parallel
 from federation.partner_client import ContributionSigner
-from tests.integration.harness import (
+from tests.support.harness import (
     BROKER_URL,
     PG_ADMIN_URL,
     ROOT,

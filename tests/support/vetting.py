@@ -4,7 +4,7 @@ from federation.contributions.models import Entry
 from federation.transparency.models import AuditEvent
 from federation.vetting.models import VettingPolicy
 from members.models import Role
-from tests.parties import Party, make_member, make_organisation
+from tests.support.parties import Party, make_member, make_organisation
 
 
 def submit_entry(party: Party, **overrides) -> Entry:

@@ -2,7 +2,7 @@
 
 from federation.sync.sequencer import sync_sequence_pending
 from federation.video.frames import FrameList
-from tests.federation.vetting_helpers import submit_entry
+from tests.support.vetting import submit_entry
 
 
 def frames_document(frames: FrameList) -> list[list]:

@@ -3,7 +3,7 @@
 The file is committed; tests/federation/test_federation_vectors.py checks that regenerating it
 gives identical bytes, so change the cases here and rerun:
 
-    .venv/bin/python -m tests.federation.federation_vectors_gen
+    .venv/bin/python -m tests.support.federation_vectors_gen
 
 Everything is deterministic: seeds are SHA-256 of fixed labels, times and UUIDs are fixed, and
 Ed25519 signatures are deterministic (RFC 8032). The scenario: member ``acme`` of hub A signs a
@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tests.federation.signing_vectors_gen import seed_private_key, seed_public_key
+from tests.support.signing_vectors_gen import seed_private_key, seed_public_key
 
 VECTORS_PATH = Path(__file__).resolve().parents[2] / "docs" / "federation-vectors.json"
 
@@ -234,7 +234,7 @@ def _vpdq_vectors(hub_seeds, member_seed, key_section, pair) -> dict[str, Any]:
     from federation.signing import canonical_bytes
     from federation.video.frames import parse_frames
     from members.models import key_id_for
-    from tests.federation.signing_vectors_gen import _vpdq_frames
+    from tests.support.signing_vectors_gen import _vpdq_frames
 
     frames = _vpdq_frames()
     contribution = {

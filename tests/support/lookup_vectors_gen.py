@@ -1,7 +1,7 @@
 """Writes docs/private-lookup-vectors.json: Concordat's own vectors for the private lookup, on top
 of RFC 9497's (a fixed key from DeriveKeyPair, fixed blinds and proof scalar), so that a client
 in another language can check its input format, blinding, proof verification, unblinding and
-tags. Run: python -m tests.federation.lookup_vectors_gen (test_lookup_vectors.py checks the file)."""
+tags. Run: python -m tests.support.lookup_vectors_gen (test_lookup_vectors.py checks the file)."""
 
 import hashlib
 import json

@@ -22,7 +22,7 @@ from federation.signing import (
 )
 from members.actors import Actor
 from members.models import Peer
-from tests.parties import random_hex, raw_public_key
+from tests.support.parties import random_hex, raw_public_key
 
 
 def now_seconds() -> datetime:

@@ -19,7 +19,7 @@ from federation.propagation.peers import peer_register, peer_set_outbound_token
 from federation.signing import canonical_json_bytes, format_timestamp, sign_contribution
 from members.actors import Actor
 from members.models import Organisation, Peer, SigningKey, key_id_for
-from tests.parties import Party, random_hex, raw_public_key, signed_key_registration
+from tests.support.parties import Party, random_hex, raw_public_key, signed_key_registration
 
 ACTOR = Actor.system("test")
 

@@ -3,7 +3,7 @@
 The file is committed; tests/federation/test_signing_vectors.py checks that regenerating it gives
 identical bytes, so change the cases here and rerun:
 
-    .venv/bin/python -m tests.federation.signing_vectors_gen
+    .venv/bin/python -m tests.support.signing_vectors_gen
 
 Everything is deterministic: private seeds are SHA-256 of a fixed label, timestamps and UUIDs are
 fixed, and Ed25519 signatures are deterministic (RFC 8032 §5.1.6).

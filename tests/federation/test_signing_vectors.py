@@ -34,7 +34,7 @@ VALID = [v for v in VECTORS if v["valid"]]
 REGISTRATIONS = [v for v in ALL_VECTORS if "key_registration" in v]
 FRAME_LISTS = [
     v for v in ALL_VECTORS if "vpdq_frames" in v
-]  # tests/federation/test_vpdq_vectors.py
+]  # tests/federation/video/test_vpdq_vectors.py
 
 
 def by_id(vectors):

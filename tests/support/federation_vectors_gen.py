@@ -1,6 +1,6 @@
 """Generator of docs/federation-vectors.json, the wire-format vectors other hubs implement against.
 
-The file is committed; tests/federation/test_federation_vectors.py checks that regenerating it
+The file is committed; tests/federation/propagation/test_federation_vectors.py checks that regenerating it
 gives identical bytes, so change the cases here and rerun:
 
     .venv/bin/python -m tests.support.federation_vectors_gen

@@ -21,7 +21,7 @@ from tests.support.harness import worker_queues
 from tests.support.parties import make_member, make_organisation
 from tests.support.sending import Receiver, make_peer, vetted_entry
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from concordat_client import crosscheck, verifier
 from federation.transparency import actions
 from federation.transparency.actions import Action, Key, ObjectType, all_actions
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 ACTIONS_MODULE = ROOT / "federation" / "transparency" / "actions.py"
 VERIFIER_MODULE = ROOT / "client" / "concordat_client" / "verifier.py"
 CROSSCHECK_MODULE = VERIFIER_MODULE.with_name("crosscheck.py")

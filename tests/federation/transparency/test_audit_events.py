@@ -16,7 +16,7 @@ pytestmark = pytest.mark.django_db
 
 ACTOR = Actor.system("test")
 # PostgreSQL text cannot hold NUL, so it refuses the audit row. (Over-long values no longer fail:
-# audit columns are cut to their width, tests/federation/test_audit_field_bounds.py.)
+# audit columns are cut to their width, tests/federation/transparency/test_audit_field_bounds.py.)
 UNRECORDABLE_ACTOR = Actor(kind=ActorKind.SYSTEM, audit_type="system", id="x\x00", label="test")
 
 
@@ -105,7 +105,7 @@ def test_no_code_path_updates_or_deletes_audit_events():
     import pathlib
     import re
 
-    root = pathlib.Path(__file__).resolve().parents[2]
+    root = pathlib.Path(__file__).resolve().parents[3]
     pattern = re.compile(r"AuditEvent\.objects[^\n]*\.(update|delete)\(|event\.delete\(")
     offenders = [
         str(path.relative_to(root))

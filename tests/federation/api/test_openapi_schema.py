@@ -13,7 +13,7 @@ from federation.api.schema import ERROR_CODES, TAG_DESCRIPTIONS
 from federation.contributions.services import REJECTION_STATUS
 from federation.signing import OPTIONAL_FIELDS, REQUIRED_FIELDS, SIGNAL_FIELDS
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 METHODS = {"get", "post", "put", "patch", "delete"}
 
 

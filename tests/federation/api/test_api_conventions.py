@@ -16,7 +16,7 @@ from tests.support.api_errors import assert_error_shape
 
 pytestmark = pytest.mark.django_db
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _post_endpoints(admin) -> list[tuple[str, str]]:

@@ -146,7 +146,7 @@ class DemoHub:
             lines = processes.log_tail(process.log, LOG_TAIL_LINES)
             tail = "".join(f"\n    | {line}" for line in lines)
             found.append(
-                f"{self.hub_id}'s {process.role} {reason}; its log is {_relative(process.log)}"
+                f"{self.hub_id}'s {process.role} {reason}; its log is {relative_to_root(process.log)}"
                 + (f", ending:{tail}" if tail else " (empty)")
             )
         return found
@@ -161,7 +161,8 @@ class DemoHub:
         processes.stop_groups((process.popen for process in self.processes), timeout=15)
 
 
-def _relative(path: Path) -> str:
+def relative_to_root(path: Path) -> str:
+    """``path`` as shown to the user: relative to the checkout when inside it."""
     try:
         return str(path.relative_to(ROOT))
     except ValueError:
@@ -200,7 +201,7 @@ def claim_demo(hub: DemoHub) -> DemoLock:
         lock.close()
         raise CommandError(
             f"Another demo (pid {holder}) is running hub {hub.name!r} in "
-            f"{_relative(hub.folder)}; nothing was changed. Stop it first (Ctrl-C in its terminal, "
+            f"{relative_to_root(hub.folder)}; nothing was changed. Stop it first (Ctrl-C in its terminal, "
             f"or kill {holder}), or give this one another --hub-name and --port."
         ) from None
     lock.seek(0)

@@ -20,7 +20,7 @@ from federation.demo.hubs import (
     ROOT,
     WITNESS_TIMEOUT,
     DemoHub,
-    _relative,
+    relative_to_root,
 )
 from federation.partner_client import ConcordatClient, ContributionSigner
 
@@ -270,7 +270,7 @@ class Walkthrough:
     ) -> None:
         """What a newcomer needs to go on: logins, tokens, and commands to paste (each ``$`` line
         runs as shown from the project folder; tests/integration/test_demo.py runs them)."""
-        python = shlex.quote(_relative(Path(sys.executable)))
+        python = shlex.quote(relative_to_root(Path(sys.executable)))
         amy, auditor = people["amy"], people["auditor"]
         manage_env = f"DJANGO_SETTINGS_MODULE=settings.demo CONCORDAT_DEMO_NAME={hub.name}"
         self.say("")
@@ -351,7 +351,7 @@ def verifier_arguments(hub: DemoHub, people: dict) -> list[str]:
         "client/concordat_client/verifier.py", "--hub", hub.url,
         "--key", people.get("vkey", "VKEY"), "--token", people["auditor"]["token"],
         *(argument for vkey in witnesses for argument in ("--witness", vkey)),
-        "--state-dir", _relative(hub.folder / "auditor-state"),
+        "--state-dir", relative_to_root(hub.folder / "auditor-state"),
     ]  # fmt: skip
 
 

@@ -1,48 +1,31 @@
-"""The Django admin for consortium admins: the vetting queue (entries), rulings and disputes,
-feedback, incidents, the label taxonomy, the vetting policy, and the read-only audit log.
+"""The Django admin for consortium admins: the vetting queue (entries) and the label taxonomy.
+The other admins sit beside their packages and are registered from here: vetting (rulings,
+feedback, incidents, policy), transparency (the audit log, this log's witnesses), witnessing
+(logs this hub witnesses), propagation (peers, the outbox) and the reports' index links.
 
 Each action calls a service in ``federation.vetting.services`` so that it writes the same audit
 events as the API (docs/vetting.md, "The admin").
 """
 
-import base64
-import json
-from urllib.parse import urlencode
-
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin.widgets import AdminSplitDateTime
 from django.core.exceptions import PermissionDenied
-from django.db.models import Exists, OuterRef, Prefetch, Subquery
-from django.db.models.fields.json import KeyTextTransform
+from django.db.models import Exists, OuterRef, Prefetch
 from django.http import HttpResponseNotAllowed, HttpResponseRedirect
 from django.urls import path, reverse
-from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from federation.contributions.models import Contribution, Entry, Label
 from federation.errors import ConcordatError
 from federation.signing import verify_signature
-from federation.transparency.actions import Key, ObjectType, PolicyRule
-from federation.transparency.models import (
-    AuditEvent,
-    Checkpoint,
-    SplitViewEvidence,
-    Witness,
-    WitnessedLog,
-)
-from federation.vetting.models import Decision, Feedback, Incident, VettingPolicy
+from federation.vetting.admin import DecisionInline, DisputeResolutionActions, FeedbackInline
+from federation.vetting.models import Decision, Incident
 from federation.vetting.policy import with_vote_tally
 from federation.vetting.services import (
-    POLICY_FIELDS,
     DisputeOutcome,
     entry_resolve_dispute,
     entry_rule,
-    incident_close,
-    incident_declare,
     label_save,
-    vetting_policy_update,
 )
 from members.admin import (
     HubAdminPermissions,
@@ -50,13 +33,9 @@ from members.admin import (
     ReadOnlyInline,
     admin_actor,
     is_hub_admin,
-    report_each,
     run_reason_action,
 )
-from members.models import Organisation, Scope
-from members.principals import principal_for_user
-
-# --- The vetting queue ----------------------------------------------------------------------------
+from members.models import Organisation
 
 
 class MemberFilter(admin.SimpleListFilter):
@@ -147,38 +126,6 @@ class ContributionInline(ReadOnlyInline):
         return _signature_badge(contribution)
 
 
-class DecisionInline(ReadOnlyInline):
-    model = Decision
-    fields = [
-        "created_at",
-        "review_round",
-        "kind",
-        "verdict",
-        "organisation",
-        "user",
-        "reason",
-        "policy_applied",
-    ]
-    readonly_fields = fields
-    ordering = ["created_at", "pk"]
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).select_related("organisation", "user")
-
-    @admin.display(description="Policy")
-    def policy_applied(self, decision) -> str:
-        return policy_text(decision.policy)
-
-
-class FeedbackInline(ReadOnlyInline):
-    model = Feedback
-    fields = ["organisation", "opinion", "note", "user", "created_at", "updated_at"]
-    readonly_fields = fields
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).select_related("organisation", "user")
-
-
 def _signature_check(contribution: Contribution) -> tuple[bool, str]:
     """Verify the stored signature again over the stored bytes with the member's stored key."""
     key = contribution.signing_key
@@ -209,73 +156,6 @@ def copyable(value: str) -> str:
     return format_html(
         '<code class="copyable" style="user-select:all;word-break:break-all">{}</code>', value
     )
-
-
-_RULE_TEXT = {
-    PolicyRule.QUORUM: "quorum of reviewers' votes",
-    PolicyRule.INCIDENT_QUORUM: "an incident's quorum of reviewers' votes",
-    PolicyRule.TRUSTED_MEMBER: "automatic: a trusted member's add",
-    PolicyRule.INCIDENT: "automatic: an incident's fast lane",
-    PolicyRule.ADMIN_RULING: "a consortium admin's ruling",
-    PolicyRule.DISPUTE_RESOLUTION: "a consortium admin's resolution of a dispute",
-    PolicyRule.DISPUTE_THRESHOLD: "members' dissent reached the dispute threshold",
-}
-
-
-def policy_text(snapshot: dict) -> str:
-    """A decision's recorded policy in words rather than JSON."""
-    if not snapshot:
-        return "—"
-    rule = snapshot.get(Key.RULE)
-    lines = [f"Rule: {_RULE_TEXT.get(rule, rule or 'not recorded')}"]
-    if snapshot.get(Key.EFFECTIVE_QUORUM) is not None:
-        needed = snapshot[Key.EFFECTIVE_QUORUM]
-        lines.append(f"Needed {needed} approval{'s' if needed != 1 else ''} (or rejections)")
-    if snapshot.get(Key.INCIDENT):
-        lines.append(f"Incident {snapshot[Key.INCIDENT]}")
-    if snapshot.get(Key.MEMBER):
-        lines.append(f"Member {snapshot[Key.MEMBER]}")
-    trusted = "yes" if snapshot.get(Key.AUTO_VET_TRUSTED) else "no"
-    lines.append(
-        f"Hub policy then: quorum {snapshot.get(Key.QUORUM)}, trusted members auto-vetted: "
-        f"{trusted}, dispute threshold {snapshot.get(Key.DISPUTE_THRESHOLD)}"
-    )
-    return format_html_join("", "<div>{}</div>", ((line,) for line in lines))
-
-
-class DisputeResolutionActions:
-    """Admin actions that resolve the disputes of the selected entries (or of the entries the
-    selected rows point at, through ``dispute_targets``), asking for a reason."""
-
-    dispute_targets = None
-
-    def _resolve(self, request, queryset, outcome: str, title: str, button: str):
-        return run_reason_action(
-            self,
-            request,
-            queryset,
-            title=title,
-            button=button,
-            targets=self.dispute_targets,
-            apply=lambda entry, reason: entry_resolve_dispute(
-                entry_id=entry.pk,
-                outcome=outcome,
-                reason=reason,
-                actor=admin_actor(request),
-            ),
-        )
-
-    @admin.action(description="Resolve disputes: confirm (vetted again)", permissions=["vet"])
-    def confirm_disputes(self, request, queryset):
-        return self._resolve(
-            request, queryset, DisputeOutcome.CONFIRM, "Confirm disputed entries", "Confirm"
-        )
-
-    @admin.action(description="Resolve disputes: reject", permissions=["vet"])
-    def reject_disputes(self, request, queryset):
-        return self._resolve(
-            request, queryset, DisputeOutcome.REJECT, "Reject disputed entries", "Reject"
-        )
 
 
 @admin.register(Entry)
@@ -465,90 +345,6 @@ class EntryAdmin(DisputeResolutionActions, ReadOnlyHubAdmin, admin.ModelAdmin):
         return self._rule(request, queryset, Decision.Verdict.REJECT, "Reject entries", "Reject")
 
 
-@admin.register(Decision)
-class DecisionAdmin(ReadOnlyHubAdmin, admin.ModelAdmin):
-    list_display = [
-        "created_at",
-        "entry",
-        "review_round",
-        "kind",
-        "verdict",
-        "organisation",
-        "user",
-        "reason",
-    ]
-    list_filter = ["kind", "verdict", "organisation"]
-    search_fields = ["entry__value", "reason", "user__username"]
-    list_select_related = ["entry", "organisation", "user"]
-    readonly_fields = [
-        "entry",
-        "review_round",
-        "kind",
-        "verdict",
-        "organisation",
-        "user",
-        "reason",
-        "policy_readable",
-        "policy",
-        "created_at",
-    ]
-
-    @admin.display(description="Policy that applied")
-    def policy_readable(self, decision) -> str:
-        return policy_text(decision.policy)
-
-
-class EntryStateFilter(admin.SimpleListFilter):
-    title = "entry state"
-    parameter_name = "entry_state"
-
-    def lookups(self, request, model_admin):
-        return Entry.State.choices
-
-    def queryset(self, request, queryset):
-        return queryset.filter(entry__state=self.value()) if self.value() else queryset
-
-
-@admin.register(Feedback)
-class FeedbackAdmin(DisputeResolutionActions, ReadOnlyHubAdmin, admin.ModelAdmin):
-    """Members' opinions of vetted entries; filter by entry state "disputed" to find disputes and
-    resolve them here or on the entries."""
-
-    list_display = ["updated_at", "entry_link", "entry_state", "organisation", "opinion", "note"]
-    list_filter = [EntryStateFilter, "opinion", "organisation"]
-    search_fields = ["entry__value", "note"]
-    list_select_related = ["entry", "organisation"]
-    readonly_fields = [
-        "entry",
-        "organisation",
-        "user",
-        "opinion",
-        "note",
-        "created_at",
-        "updated_at",
-    ]
-    actions = ["confirm_disputes", "reject_disputes"]
-
-    @admin.display(description="Entry")
-    def entry_link(self, feedback) -> str:
-        url = reverse("admin:federation_entry_change", args=[feedback.entry_id])
-        return format_html('<a href="{}">{}</a>', url, feedback.entry)
-
-    @admin.display(description="Entry state", ordering="entry__state")
-    def entry_state(self, feedback) -> str:
-        return feedback.entry.get_state_display()
-
-    def has_vet_permission(self, request) -> bool:
-        return is_hub_admin(request)
-
-    @staticmethod
-    def dispute_targets(feedback):
-        return Entry.objects.filter(pk__in={f.entry_id for f in feedback}).order_by("pk")
-
-
-# --- Taxonomy, incidents and policy ---------------------------------------------------------------
-
-
 @admin.register(Label)
 class LabelAdmin(HubAdminPermissions, admin.ModelAdmin):
     list_display = ["slug", "name", "active"]
@@ -564,275 +360,11 @@ class LabelAdmin(HubAdminPermissions, admin.ModelAdmin):
         label_save(label=obj, actor=admin_actor(request))
 
 
-class IncidentDeclareForm(forms.ModelForm):
-    started_at = forms.SplitDateTimeField(
-        required=False, widget=AdminSplitDateTime, help_text="Blank for now."
-    )
-    quorum = forms.IntegerField(
-        required=False,
-        min_value=1,
-        max_value=100,
-        help_text="Used only when not auto-vetting; blank keeps the hub's quorum.",
-    )
-
-    class Meta:
-        model = Incident
-        fields = ["name", "description", "started_at", "auto_vet", "quorum"]
-
-
-@admin.register(Incident)
-class IncidentAdmin(HubAdminPermissions, admin.ModelAdmin):
-    """Declare incidents here (Add) and close them with the action."""
-
-    list_display = ["name", "started_at", "ended_at", "active", "auto_vet", "quorum", "declared_by"]
-    list_filter = ["auto_vet"]
-    search_fields = ["name", "description"]
-    actions = ["close_incidents"]
-    form = IncidentDeclareForm
-    readonly_fields = [
-        "id",
-        "name",
-        "description",
-        "started_at",
-        "ended_at",
-        "auto_vet",
-        "quorum",
-        "declared_by",
-    ]
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False  # an incident's terms are fixed when declared; close it and declare anew
-
-    def has_close_permission(self, request) -> bool:
-        return is_hub_admin(request)
-
-    def get_fields(self, request, obj=None):
-        return self.readonly_fields if obj is not None else IncidentDeclareForm.Meta.fields
-
-    def get_readonly_fields(self, request, obj=None):
-        return self.readonly_fields if obj is not None else []
-
-    @admin.display(boolean=True, description="Active")
-    def active(self, incident) -> bool:
-        return incident.is_active_at(timezone.now())
-
-    def save_model(self, request, obj, form, change):
-        incident = incident_declare(
-            name=form.cleaned_data["name"],
-            description=form.cleaned_data.get("description") or "",
-            started_at=form.cleaned_data.get("started_at"),
-            auto_vet=form.cleaned_data.get("auto_vet", True),
-            quorum=form.cleaned_data.get("quorum"),
-            actor=admin_actor(request),
-        )
-        obj.pk = incident.pk
-
-    @admin.action(description="Close the selected incidents", permissions=["close"])
-    def close_incidents(self, request, queryset):
-        report_each(
-            self,
-            request,
-            queryset,
-            lambda incident: incident_close(incident_id=incident.pk, actor=admin_actor(request)),
-            "Incidents closed",
-        )
-
-
-class VettingPolicyForm(forms.ModelForm):
-    quorum = forms.IntegerField(min_value=1, max_value=100)
-    dispute_threshold = forms.IntegerField(min_value=1, max_value=100)
-
-    class Meta:
-        model = VettingPolicy
-        fields = list(POLICY_FIELDS)
-
-
-@admin.register(VettingPolicy)
-class VettingPolicyAdmin(HubAdminPermissions, admin.ModelAdmin):
-    """The hub's one policy row; each change is audited (``policy.changed``)."""
-
-    form = VettingPolicyForm
-    list_display = ["__str__", "quorum", "auto_vet_trusted", "dispute_threshold", "updated_at"]
-
-    def has_add_permission(self, request, *args) -> bool:
-        return False
-
-    def changelist_view(self, request, extra_context=None):
-        if not self.has_view_permission(request):
-            raise PermissionDenied
-        policy = VettingPolicy.current()
-        return HttpResponseRedirect(
-            reverse("admin:federation_vettingpolicy_change", args=[policy.pk])
-        )
-
-    def save_model(self, request, obj, form, change):
-        vetting_policy_update(
-            changes={
-                name: form.cleaned_data[name] for name in POLICY_FIELDS if name in form.changed_data
-            },
-            actor=admin_actor(request),
-        )
-
-
-# --- The audit log --------------------------------------------------------------------------------
-
-PROOF_PATH = "/api/v1/log/proof/inclusion"  # docs/transparency.md
-
-
-@admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
-    """The audit log, read-only for everyone, superusers included: events are written only by
-    services, in the transaction of the change they record."""
-
-    list_display = [
-        "id",
-        "occurred_at",
-        "action",
-        "actor_label",
-        "organisation",
-        "object_type",
-        "object_id",
-        "entry_link",
-        "leaf_index",
-        "proof_link",
-    ]
-    list_filter = ["action", "actor_type", "object_type"]
-    search_fields = ["action", "actor_label", "organisation", "object_id"]
-    date_hierarchy = "occurred_at"
-    readonly_fields = [
-        "id",
-        "occurred_at",
-        "action",
-        "actor_type",
-        "actor_id",
-        "actor_label",
-        "organisation",
-        "object_type",
-        "object_id",
-        "entry_link",
-        "data_json",
-        "leaf_index",
-        "proof_link",
-    ]
-    fields = readonly_fields
-
-    def get_queryset(self, request):
-        # What the links need, in the page's one query: the latest signed tree size, and the
-        # entry an event about a contribution names in its data.
-        return (
-            super()
-            .get_queryset(request)
-            .annotate(
-                latest_tree_size=Subquery(
-                    Checkpoint.objects.order_by("-tree_size").values("tree_size")[:1]
-                ),
-                data_entry_id=KeyTextTransform(Key.ENTRY_ID, "data"),
-            )
-        )
-
-    @admin.display(description="Entry")
-    def entry_link(self, event) -> str:
-        entry_id = event.object_id if event.object_type == ObjectType.ENTRY else None
-        entry_id = entry_id or getattr(event, "data_entry_id", None)
-        if not entry_id or not str(entry_id).isdigit():
-            return "—"
-        url = reverse("admin:federation_entry_change", args=[entry_id])
-        return format_html('<a href="{}">entry {}</a>', url, entry_id)
-
-    @admin.display(description="Inclusion proof")
-    def proof_link(self, event) -> str:
-        size = getattr(event, "latest_tree_size", None)
-        if event.leaf_index is None:
-            return "not yet sequenced"
-        if size is None or event.leaf_index >= size:
-            return "awaiting a checkpoint"
-        query = urlencode({"index": event.leaf_index, "tree_size": size})
-        return format_html(
-            '<a href="{}?{}">leaf {} of {}</a>', PROOF_PATH, query, event.leaf_index, size
-        )
-
-    @staticmethod
-    def _may_read(request) -> bool:
-        user = request.user
-        if not (user.is_authenticated and user.is_active):
-            return False
-        return user.is_superuser or principal_for_user(user).can(Scope.AUDIT)
-
-    def has_module_permission(self, request) -> bool:
-        return self._may_read(request)
-
-    def has_view_permission(self, request, obj=None) -> bool:
-        return self._may_read(request)
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
-    @admin.display(description="Data")
-    def data_json(self, event) -> str:
-        return format_html("<pre>{}</pre>", json.dumps(event.data, indent=2, sort_keys=True))
-
-
-# --- Witnessing -----------------------------------------------------------------------------------
-# Read-only here: logs to witness and witnesses of this log are configured with the audited
-# management commands (witnessed_logs, hub_witnesses); the rest is written by the witness and
-# the collecting task.
-
-
-@admin.register(WitnessedLog)
-class WitnessedLogAdmin(ReadOnlyHubAdmin, admin.ModelAdmin):
-    list_display = ["origin", "state_shown", "tree_size", "cosigned_at"]
-    list_filter = ["state"]
-    fields = ["origin", "vkey", "state", "tree_size", "root_hash_b64", "checkpoint", "cosigned_at"]
-    readonly_fields = fields
-
-    @admin.display(description="State")
-    def state_shown(self, log) -> str:
-        if log.state == WitnessedLog.State.SPLIT_VIEW:
-            return format_html('<strong style="color:#ba2121">{}</strong>', log.get_state_display())
-        return log.get_state_display()
-
-    @admin.display(description="Root hash")
-    def root_hash_b64(self, log) -> str:
-        return base64.b64encode(bytes(log.root_hash)).decode() if log.root_hash else "—"
-
-
-@admin.register(SplitViewEvidence)
-class SplitViewEvidenceAdmin(ReadOnlyHubAdmin, admin.ModelAdmin):
-    list_display = ["origin", "kind", "detected_at", "reason"]
-    fields = [
-        "origin", "kind", "reason", "detected_at", "cosigned_note", "shown_note", "old_size",
-        "proof",
-    ]  # fmt: skip
-    readonly_fields = fields
-
-    def changelist_view(self, request, extra_context=None):
-        if self.get_queryset(request).exists():
-            messages.error(
-                request,
-                "A witnessed log showed two histories: both signed checkpoints are kept here "
-                "and at GET /api/v1/witness/evidence (docs/transparency.md, 'Witnesses').",
-            )
-        return super().changelist_view(request, extra_context)
-
-
-@admin.register(Witness)
-class WitnessAdmin(ReadOnlyHubAdmin, admin.ModelAdmin):
-    list_display = ["name", "url", "active", "tree_size", "last_cosigned_at", "last_error"]
-    fields = [
-        "name", "vkey", "url", "active", "tree_size", "last_cosigned_at", "last_attempt_at",
-        "last_error",
-    ]  # fmt: skip
-    readonly_fields = fields
-
-
-# The admin index links auditors to the reports.
-import federation.reports.admin_index  # noqa: E402, F401
+# The admins beside their packages, registered with this app's admin.
+import federation.reports.admin_index  # noqa: E402
+import federation.transparency.admin  # noqa: E402
+import federation.vetting.admin  # noqa: E402
+import federation.witnessing.admin  # noqa: E402, F401
 
 # Federation: peers and the outbox (federation/propagation/admin.py).
 from federation.propagation import admin as propagation_admin  # noqa: E402, F401

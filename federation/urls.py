@@ -15,7 +15,7 @@ api_v1 = [
     path("", include("federation.contributions.urls")),
     path("", include("federation.vetting.urls")),
     path("log/", include("federation.transparency.urls")),
-    path("witness/", include("federation.transparency.witness_urls")),
+    path("witness/", include("federation.witnessing.urls")),
     path("sync/", include("federation.sync.urls")),
     path("match", MatchView.as_view(), name="match"),
     path("", include("federation.live.urls")),

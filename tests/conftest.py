@@ -10,7 +10,7 @@ from rest_framework.test import APIClient
 
 from federation.hubkey import generate_key_file
 from members.models import Role, StaffRoleName
-from tests.parties import make_member, make_organisation, make_staff
+from tests.support.parties import make_member, make_organisation, make_staff
 
 
 @pytest.fixture(scope="session", autouse=True)

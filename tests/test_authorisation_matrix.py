@@ -36,12 +36,12 @@ from federation.taxii.stix import indicator_id
 from federation.transparency.checkpoints import hub_verifier_key
 from federation.transparency.models import WitnessedLog
 from federation.transparency.sequencer import sequence_pending
-from federation.transparency.witness import witnessed_log_save
 from federation.vetting.services import incident_declare
+from federation.witnessing.witness import witnessed_log_save
 from members.actors import Actor
 from members.models import Role
 from members.services import credential_create, lookup_credential_create
-from tests.parties import make_member, make_organisation, register_key
+from tests.support.parties import make_member, make_organisation, register_key
 
 ANONYMOUS = "anonymous"
 ROLES = (

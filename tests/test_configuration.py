@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tests.integration.harness import ROOT
+from tests.support.harness import ROOT
 
 
 def manage(*args: str, **env: str) -> subprocess.CompletedProcess:

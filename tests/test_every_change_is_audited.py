@@ -43,8 +43,8 @@ from federation.transparency.models import (
 from federation.vetting.models import Decision, Feedback, Incident, VettingPolicy
 from federation.video.models import VideoFrames
 from members.models import ApiCredential, Membership, Organisation, Peer, SigningKey, StaffRole
-from tests.federation.vetting_helpers import approve, feedback, set_policy, submit_entry
-from tests.parties import Party, make_organisation, signed_key_registration
+from tests.support.parties import Party, make_organisation, signed_key_registration
+from tests.support.vetting import approve, feedback, set_policy, submit_entry
 
 User = get_user_model()
 
@@ -290,7 +290,7 @@ def existing_user_made_auditor(ctx):
 
 
 def peer_public_key() -> str:
-    from tests.federation.sending_helpers import new_hub_key
+    from tests.support.sending import new_hub_key
 
     return new_hub_key()[1]
 

@@ -6,7 +6,7 @@ Codes come from two places: those every endpoint of a kind can return (a body ca
 a token wrong, a path object missing), derived here from the view, and those of the endpoint's
 own domain checks, which a view declares in ``error_codes``: ``{status: [code, ...]}``, or
 ``{"POST": {status: [code, ...]}}`` per method. ``ERROR_CODES`` says what each code means; a test
-checks that every code an operation lists is described there (tests/federation/test_openapi_schema.py).
+checks that every code an operation lists is described there (tests/federation/api/test_openapi_schema.py).
 """
 
 import functools
@@ -211,7 +211,7 @@ def display_name_pattern() -> str:
 
 # Operations grouped by who calls them, so that /api/docs/ reads by audience: the first path
 # segment under /api/v1/ decides the tag. A new segment must be given one here
-# (tests/federation/test_openapi_schema.py).
+# (tests/federation/api/test_openapi_schema.py).
 TAGS: dict[str, str] = {
     "contributions": "partners: contributions",
     "labels": "partners: contributions",

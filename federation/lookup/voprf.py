@@ -4,7 +4,7 @@ libsodium's group and scalar operations come through ``rbcl`` (a wheel bundling 
 wrapping its ``crypto_core_ristretto255_*`` functions; PyNaCl exposes no ristretto255). Everything
 above the group is written here from RFC 9497 and RFC 9380 (``expand_message_xmd``): hash to group
 and to scalar, the batched DLEQ proof (sections 2.2.1 and 2.2.2), ``BlindEvaluate``, ``Blind``,
-``Finalize`` and ``Evaluate``. ``tests/federation/test_lookup_voprf.py`` runs the RFC's VOPRF
+``Finalize`` and ``Evaluate``. ``tests/federation/lookup/test_lookup_voprf.py`` runs the RFC's VOPRF
 vectors (appendix A.1.2) through both halves, the batched proof included.
 
 Scalars and elements are their 32-byte encodings throughout. The hub uses the server half

@@ -17,7 +17,7 @@ from django.db import migrations
 
 # Every column of an audit event but leaf_index: compared in the trigger's WHEN clause, which
 # PostgreSQL evaluates without calling a function, so the sequencer's updates stay cheap.
-# tests/federation/test_append_only.py checks this list against the model's columns.
+# tests/federation/transparency/test_append_only.py checks this list against the model's columns.
 AUDIT_EVENT_COLUMNS = [
     "id", "occurred_at", "action", "actor_type", "actor_id", "actor_label", "organisation",
     "object_type", "object_id", "data",

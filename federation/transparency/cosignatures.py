@@ -29,6 +29,8 @@ COSIGNATURE_TYPE = b"\x04"
 COSIGNATURE_HEADER = "cosignature/v1\n"
 # A POSIX timestamp must fit in a signed 64-bit integer (the spec's bound).
 MAX_TIMESTAMP = 2**63 - 1
+# A witness answers a request whose old size is not its own with 409 and its size in this type.
+SIZE_CONTENT_TYPE = "text/x.tlog.size"
 
 
 class CosignatureError(ValueError):

@@ -31,13 +31,13 @@ from federation.transparency import log_selectors as selectors
 from federation.transparency.actions import Action, Key, ObjectType
 from federation.transparency.audit import AuditRecord, audit_record
 from federation.transparency.cosignatures import (
+    SIZE_CONTENT_TYPE,
     CosignatureError,
     find_cosignature,
     parse_cosigner_key,
     signature_lines,
 )
 from federation.transparency.models import AuditEvent, Checkpoint, Cosignature, Witness
-from federation.transparency.witness import SIZE_CONTENT_TYPE
 from members.actors import Actor
 
 logger = logging.getLogger(__name__)

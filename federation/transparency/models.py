@@ -131,6 +131,9 @@ class Witness(models.Model):
     last_error = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
+    class Meta:
+        verbose_name_plural = "witnesses"
+
     def __str__(self) -> str:
         return self.name
 

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from tests.integration.federation_harness import item_uuid, running_federation, wait_for
+from tests.support.federation_harness import item_uuid, running_federation, wait_for
 
 pytestmark = [pytest.mark.bench, pytest.mark.integration]
 

@@ -6,7 +6,7 @@ bounded by verification, not by the ORM; target: ingest at least half the verify
    passes, in verifications/s: the baseline the target is a fraction of. OpenSSL's
    (cryptography's ``Ed25519PublicKey.verify``), which the hub used before, is printed beside it.
 2. Bulk ingest of 10,000 more through real HTTP to a live hub (gunicorn on its own PostgreSQL
-   database, tests/integration/harness.py): one request of 10,000 items, then five of 2,000 items.
+   database, tests/support/harness.py): one request of 10,000 items, then five of 2,000 items.
    Time runs from sending the request to having read the whole response; rows are counted after.
 3. One in-process run of contributions_submit on 10,000 items with a timing split (parse+JCS,
    Ed25519 verify, the rest of the check loop, the database write) to guide optimisation.
@@ -37,8 +37,8 @@ from federation.signing import (
     verify_signature,
 )
 from members.models import key_id_for
-from tests.integration.harness import running_hub
-from tests.parties import raw_public_key
+from tests.support.harness import running_hub
+from tests.support.parties import raw_public_key
 
 pytestmark = pytest.mark.bench
 

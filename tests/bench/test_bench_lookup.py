@@ -29,7 +29,7 @@ from federation.lookup.models import LookupTag
 from federation.lookup.services import lookup_key_create
 from federation.lookup.table import lookup_table, lookup_table_refresh
 from members.actors import Actor
-from tests.parties import random_hex
+from tests.support.parties import random_hex
 
 pytestmark = pytest.mark.bench
 

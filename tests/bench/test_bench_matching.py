@@ -241,7 +241,7 @@ HTTP_REQUESTS = 10
 
 def _load_random_pdq(hub, count: int, rng) -> list[str]:
     """``count`` vetted PDQ entries with random values in the hub's database; returns the values."""
-    from tests.bench.seeding import seed_vetted_pdq_entries
+    from tests.support.bench_seeding import seed_vetted_pdq_entries
 
     values = [words_hex(h) for h in rng.integers(0, 2**64, size=(count, 4), dtype=np.uint64)]
     seed_vetted_pdq_entries(hub, values)
@@ -257,7 +257,7 @@ def test_bench_match_api_over_http():
 
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from tests.integration.harness import running_hub
+    from tests.support.harness import running_hub
 
     rng = np.random.default_rng(9)
     with running_hub("matchbench", web_workers=1) as hub:

@@ -41,8 +41,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from federation.signing import format_timestamp, sign_contribution
-from tests.bench.seeding import seed_vetted_pdq_entries
-from tests.integration.harness import ROOT, running_hub, wait_for
+from tests.support.bench_seeding import seed_vetted_pdq_entries
+from tests.support.harness import ROOT, running_hub, wait_for
 
 pytestmark = pytest.mark.bench
 

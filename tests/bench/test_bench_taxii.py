@@ -7,7 +7,7 @@
    client parsing every page, objects/s (target >= 10,000/s); median of
    CONCORDAT_BENCH_TAXII_PULLS (default 3) reads.
 
-N is CONCORDAT_BENCH_TAXII_ENTRIES (default 100,000), written with COPY (tests/bench/seeding.py).
+N is CONCORDAT_BENCH_TAXII_ENTRIES (default 100,000), written with COPY (tests/support/bench_seeding.py).
 """
 
 import os
@@ -19,8 +19,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from taxii2client.v21 import Collection, as_pages
 
 from federation.taxii.selectors import ALL_COLLECTION
-from tests.bench.seeding import seed_vetted_pdq_entries
-from tests.integration.harness import running_hub
+from tests.support.bench_seeding import seed_vetted_pdq_entries
+from tests.support.harness import running_hub
 
 pytestmark = pytest.mark.bench
 

@@ -30,7 +30,7 @@ from federation.matching.store import MatchStore
 from federation.matching.video import DistinctFrames, VideoIndex, brute_force_videos
 from federation.sync.selectors import stream_state
 from members.models import Role
-from tests.parties import make_member, make_organisation
+from tests.support.parties import make_member, make_organisation
 
 pytestmark = pytest.mark.bench
 

@@ -22,7 +22,7 @@ import psycopg
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from tests.integration.harness import ROOT, running_hub, submit, wait_for
+from tests.support.harness import ROOT, running_hub, submit, wait_for
 
 pytestmark = pytest.mark.bench
 

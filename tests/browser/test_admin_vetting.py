@@ -9,7 +9,7 @@ from federation.contributions.services import contributions_submit
 from federation.transparency.models import AuditEvent
 from federation.vetting.models import Decision
 from members.models import Role, StaffRoleName
-from tests.parties import make_member, make_organisation, make_staff
+from tests.support.parties import make_member, make_organisation, make_staff
 
 pytestmark = [
     pytest.mark.browser,

@@ -9,8 +9,8 @@ from federation.contributions.models import Contribution, Entry
 from federation.contributions.services import contributions_submit
 from federation.vetting.models import Decision
 from members.models import Role, StaffRoleName
-from tests.parties import make_member, make_organisation, make_staff, random_hex
-from tests.tampering import as_superuser_bypassing_triggers
+from tests.support.parties import make_member, make_organisation, make_staff, random_hex
+from tests.support.tampering import as_superuser_bypassing_triggers
 
 pytestmark = [
     pytest.mark.browser,

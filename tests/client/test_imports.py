@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.client.cli import CLIENT
+from tests.support.client_cli import CLIENT
 
 PACKAGE = CLIENT / "concordat_client"
 HUB_PACKAGES = {"federation", "members", "settings", "django", "rest_framework", "celery", "tests"}

@@ -13,7 +13,7 @@ from concordat_client.config import load_profile
 from concordat_client.local import Journal, PDQIndex, SharedSet
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from tests.client import media
+from tests.support import client_media as media
 
 
 def distance(a: str, b: str) -> int:

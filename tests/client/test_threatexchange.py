@@ -15,8 +15,9 @@ import pytest
 from threatexchange.exchanges import fetch_state as state
 from threatexchange.signal_type.pdq.signal import PdqSignal
 
-from tests.client import cli, media
-from tests.integration.harness import running_hub, wait_for
+from tests.support import client_cli as cli
+from tests.support import client_media as media
+from tests.support.harness import running_hub, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("integration")]
 

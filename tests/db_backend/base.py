@@ -1,5 +1,5 @@
 """PostgreSQL for the test suite (settings/test.py): Django's backend, except that the flush
-between transactional tests runs with the superuser bypass of tests/tampering.py.
+between transactional tests runs with the superuser bypass of tests/support/tampering.py.
 
 Django empties the tables after each transactional test with one ``TRUNCATE``, which the
 append-only tables refuse (federation/migrations/0015_h3_truncate_guards.py). The test role is a
@@ -9,7 +9,7 @@ triggers off for the session, truncate, and switch them back on. Nothing else ch
 
 from django.db.backends.postgresql import base, operations
 
-from tests.tampering import BYPASS, RESTORE
+from tests.support.tampering import BYPASS, RESTORE
 
 
 class DatabaseOperations(operations.DatabaseOperations):

@@ -8,7 +8,8 @@ from django.test import Client
 from federation.contributions.models import Contribution, Entry, Label
 from federation.transparency.models import AuditEvent
 from federation.vetting.models import Decision, Incident, VettingPolicy
-from tests.federation.vetting_helpers import (
+from tests.support.tampering import as_superuser_bypassing_triggers
+from tests.support.vetting import (
     approve,
     events,
     feedback,
@@ -16,7 +17,6 @@ from tests.federation.vetting_helpers import (
     state_of,
     submit_entry,
 )
-from tests.tampering import as_superuser_bypassing_triggers
 
 CHANGELIST = "/admin/federation/entry/"
 
@@ -176,6 +176,25 @@ def test_entry_page_shows_signature_status_and_history(connie, acme_submitter, g
     assert "seen it" in good  # the decision, inline
     assert "✘ does not verify" in bad
     assert 'name="_save"' not in good  # read-only
+
+
+def test_decisions_are_listed_newest_first_with_who_decided_and_why(
+    connie, acme_submitter, globex_reviewer
+):
+    older, newer = submit_entry(acme_submitter), submit_entry(acme_submitter)
+    approve(globex_reviewer, older, "first look")
+    approve(globex_reviewer, newer, "second look")
+
+    page = connie.get("/admin/federation/decision/").content.decode()
+
+    assert page.index("second look") < page.index("first look")
+    assert globex_reviewer.organisation.slug in page
+    assert globex_reviewer.user.username in page
+
+
+def test_the_admin_index_names_witnesses_in_plain_english(connie):
+    page = connie.get("/admin/").content.decode()
+    assert "Witnesses" in page and "Witnesss" not in page
 
 
 def test_policy_is_edited_in_the_admin_and_audited(connie):

@@ -8,7 +8,7 @@ import pytest
 from django.db import connection
 
 from settings.celery import _after_task, _before_task
-from tests.integration.harness import PG_ADMIN_URL
+from tests.support.harness import PG_ADMIN_URL
 
 WORKER_TASK = SimpleNamespace(request=SimpleNamespace(is_eager=False))
 EAGER_TASK = SimpleNamespace(request=SimpleNamespace(is_eager=True))

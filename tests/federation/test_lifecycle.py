@@ -17,8 +17,8 @@ from federation.transparency.models import AuditEvent
 from federation.vetting.models import Decision
 from members.actors import Actor
 from members.models import Organisation
-from tests.federation.vetting_helpers import set_policy
-from tests.parties import random_hex
+from tests.support.parties import random_hex
+from tests.support.vetting import set_policy
 
 BULK = "/api/v1/contributions/bulk/"
 STATES = Entry.State.values

@@ -25,7 +25,8 @@ from federation.signing import (
     verify_signature,
 )
 from members.models import key_id_for
-from tests.federation.signing_vectors_gen import VECTORS_PATH, render
+from tests.support.jcs import independent_jcs
+from tests.support.signing_vectors_gen import VECTORS_PATH, render
 
 ALL_VECTORS = json.loads(VECTORS_PATH.read_text(encoding="utf-8"))
 VECTORS = [v for v in ALL_VECTORS if "contribution" in v]
@@ -33,44 +34,11 @@ VALID = [v for v in VECTORS if v["valid"]]
 REGISTRATIONS = [v for v in ALL_VECTORS if "key_registration" in v]
 FRAME_LISTS = [
     v for v in ALL_VECTORS if "vpdq_frames" in v
-]  # tests/federation/test_vpdq_vectors.py
+]  # tests/federation/video/test_vpdq_vectors.py
 
 
 def by_id(vectors):
     return pytest.mark.parametrize("vector", vectors, ids=[v["id"] for v in vectors])
-
-
-def independent_jcs(value) -> str:
-    """RFC 8785 for the values a contribution can hold (objects, arrays, strings, small integers,
-    null): keys sorted by UTF-16 code units, no whitespace, ECMAScript string escaping."""
-    if isinstance(value, dict):
-        keys = sorted(value, key=lambda k: k.encode("utf-16-be"))
-        return (
-            "{" + ",".join(f"{independent_jcs(k)}:{independent_jcs(value[k])}" for k in keys) + "}"
-        )
-    if isinstance(value, list):
-        return "[" + ",".join(independent_jcs(item) for item in value) + "]"
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        assert abs(value) < 2**53
-        return str(value)
-    if isinstance(value, str):
-        short = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r"}
-        short["\t"] = "\\t"
-        out = []
-        for char in value:
-            assert not 0xD800 <= ord(char) <= 0xDFFF, "lone surrogates cannot be canonicalised"
-            if char in short:
-                out.append(short[char])
-            elif ord(char) < 0x20:
-                out.append(f"\\u{ord(char):04x}")
-            else:
-                out.append(char)
-        return '"' + "".join(out) + '"'
-    raise TypeError(f"a contribution holds no {type(value).__name__}")
 
 
 def server_verifies(vector) -> bool:

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.harness import ROOT, free_port, wait_for
+from tests.support.harness import ROOT, free_port, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("integration")]
 

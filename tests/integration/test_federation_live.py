@@ -1,7 +1,7 @@
 """Federation with real parts: hubs as separate processes (gunicorn and a Celery worker each, its
 own PostgreSQL database, Redis as the broker) talking HTTP on 127.0.0.1 (docs/federation.md).
 
-Each test starts the hubs it needs through tests/integration/federation_harness.py and peers them
+Each test starts the hubs it needs through tests/support/federation_harness.py and peers them
 with ``manage.py peer``. What a hub holds is read from its database; hand-built batches (the
 refusals) are signed with the sending hub's own key file, as a peer (or an attacker holding a
 peer's token) would send them.
@@ -28,7 +28,7 @@ from federation.propagation.wire import (
     signed_pair,
 )
 from federation.signing import canonical_json_bytes, sign_contribution
-from tests.integration.federation_harness import (
+from tests.support.federation_harness import (
     FederationHub,
     item_uuid,
     reconcile_hubs,

@@ -8,7 +8,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from federation.signing import format_timestamp, sign_contribution
-from tests.integration.harness import running_hub
+from tests.support.harness import running_hub
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("integration")]
 

@@ -19,7 +19,7 @@ from taxii2client.v21 import Server, as_pages
 
 from federation.signing import format_timestamp, sign_contribution
 from federation.taxii import stix
-from tests.integration.harness import running_hub
+from tests.support.harness import running_hub
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("integration")]
 

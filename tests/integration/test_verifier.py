@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from federation.transparency.checkpoints import verifier_key
-from tests.integration.harness import ROOT, running_hub, submit, wait_for
+from tests.support.harness import ROOT, running_hub, submit, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("integration")]
 

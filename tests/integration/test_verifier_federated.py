@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.federation_harness import FederationHub, item_uuid, running_federation
-from tests.integration.harness import ROOT, wait_for
+from tests.support.federation_harness import FederationHub, item_uuid, running_federation
+from tests.support.harness import ROOT, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("integration")]
 

@@ -26,8 +26,8 @@ from federation.transparency import merkle
 from federation.transparency.audit import row_document
 from federation.transparency.checkpoints import checkpoint_body, sign_note
 from federation.transparency.sequencer import SEQUENCER_LOCK_KEY
-from tests.federation.test_witness import independent_cosignature_check
-from tests.integration.harness import ROOT, running_hub, submit, wait_for, witness_each_other
+from tests.support.cosignatures import independent_cosignature_check
+from tests.support.harness import ROOT, running_hub, submit, wait_for, witness_each_other
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("integration")]
 

@@ -7,7 +7,7 @@ import time
 
 import psycopg
 
-from tests.integration.federation_harness import running_federation, wait_for
+from tests.support.federation_harness import running_federation, wait_for
 
 TASKS = 12
 

@@ -12,7 +12,7 @@ from django.test import Client
 from federation.signing import canonical_bytes
 from federation.transparency.models import AuditEvent
 from members.models import ApiCredential, Membership, Organisation, SigningKey
-from tests.parties import raw_public_key, signed_key_registration
+from tests.support.parties import raw_public_key, signed_key_registration
 
 User = get_user_model()
 
@@ -110,6 +110,21 @@ def test_credential_created_in_the_admin_shows_its_token_once(connie, acme_revie
     assert Client().get("/api/v1/entries/", HTTP_AUTHORIZATION=f"Bearer {token}").status_code == 200
     again = connie.get(f"/admin/members/apicredential/{credential.pk}/change/").content.decode()
     assert token not in again
+
+
+def test_credential_scopes_are_shown_as_words_not_json(connie, acme_reviewer):
+    connie.post(
+        "/admin/members/apicredential/add/",
+        {"holder": acme_reviewer.user.pk, "name": "ci-words", "scopes": ["read", "review"]},
+    )
+    credential = ApiCredential.objects.get(name="ci-words")
+
+    listed = connie.get("/admin/members/apicredential/").content.decode()
+    page = connie.get(f"/admin/members/apicredential/{credential.pk}/change/").content.decode()
+
+    assert "read, review" in listed
+    assert "[&#x27;read" not in listed and "[&quot;read" not in listed
+    assert "review: Vet entries and give feedback" in page
 
 
 def test_the_new_token_never_travels_in_a_cookie(connie, acme_reviewer):

@@ -12,8 +12,8 @@ from django.core.management.base import CommandError
 
 from federation.transparency.models import AuditEvent
 from members.mirrors import organisation_mirror
-from members.models import Organisation, SigningKey, key_id_for
-from tests.parties import raw_public_key, signed_key_registration
+from members.models import ApiCredential, Organisation, SigningKey, key_id_for
+from tests.support.parties import raw_public_key, signed_key_registration
 
 pytestmark = pytest.mark.django_db
 
@@ -74,3 +74,17 @@ def test_the_command_uses_the_local_member_when_a_foreign_one_shares_its_slug():
     local = Organisation.objects.get(slug="acme", hub="hub.test.concordat")
     assert local.pk != mirror.pk
     assert local.memberships.get().user.username == "alice"
+
+
+def test_a_token_made_by_the_command_is_named_after_its_holder_role_and_command():
+    result = create_member("--token")
+    credential = ApiCredential.objects.get(prefix=result["token"].split("_")[1])
+    assert credential.name.startswith("alice (submitter at acme): manage.py create_member, 20")
+
+
+def test_a_token_made_by_create_staff_is_named_after_its_holder_and_role():
+    out = StringIO()
+    call_command("create_staff", "--user", "olga", "--role", "auditor", "--token", stdout=out)
+    token = json.loads(out.getvalue().strip().splitlines()[-1])["token"]
+    credential = ApiCredential.objects.get(prefix=token.split("_")[1])
+    assert credential.name.startswith("olga (auditor): manage.py create_staff, 20")

@@ -12,7 +12,7 @@ from members.actors import Actor
 from members.models import ApiCredential, Organisation, SigningKey
 from members.services import organisation_save
 from members.validators import unsafe_characters, validate_display_name
-from tests.parties import raw_public_key
+from tests.support.parties import raw_public_key
 
 pytestmark = pytest.mark.django_db
 

@@ -18,7 +18,7 @@ from members.services import (
     organisation_save,
     signing_key_register,
 )
-from tests.parties import signed_key_registration
+from tests.support.parties import signed_key_registration
 
 pytestmark = pytest.mark.django_db
 

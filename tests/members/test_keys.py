@@ -13,7 +13,7 @@ from django.utils import timezone
 from federation.signing import canonical_bytes, format_timestamp, sign_key_registration
 from federation.transparency.models import AuditEvent
 from members.models import SigningKey, key_id_for
-from tests.parties import raw_public_key, signed_key_registration
+from tests.support.parties import raw_public_key, signed_key_registration
 
 pytestmark = pytest.mark.django_db
 

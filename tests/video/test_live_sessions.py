@@ -14,8 +14,8 @@ from federation.live.models import LiveFrame, LiveSession
 from federation.matching.store import reset_match_store
 from federation.transparency.actions import Action
 from federation.transparency.models import AuditEvent
-from tests.federation.vetting_helpers import error_code
-from tests.video.helpers import share_photo, share_video
+from tests.support.vetting import error_code
+from tests.support.video import share_photo, share_video
 
 pytestmark = pytest.mark.django_db
 # The documented bound: a derived copy of the tests alerts within this many frames of stream.
@@ -169,7 +169,7 @@ def test_an_alert_on_a_video_tagged_with_an_active_incident_says_so(
     frames = videos["original"].frames
     signal = {"type": "vpdq", "value": frames.digest, "frames": frames.to_document()}
     from federation.sync.sequencer import sync_sequence_pending
-    from tests.federation.vetting_helpers import submit_entry
+    from tests.support.vetting import submit_entry
 
     submit_entry(trusted_acme, signal=signal, incident=incident)
     sync_sequence_pending()

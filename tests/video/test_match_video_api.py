@@ -7,9 +7,9 @@ import pytest
 from federation.matching.video import brute_force_videos
 from federation.transparency.actions import Action
 from federation.transparency.models import AuditEvent
-from tests.federation.vetting_helpers import error_code
-from tests.video.helpers import match, share_photo, share_video, vpdq_query
-from tests.video.media import frame_list_distinct
+from tests.support.vetting import error_code
+from tests.support.video import match, share_photo, share_video, vpdq_query
+from tests.support.video_media import frame_list_distinct
 
 pytestmark = pytest.mark.django_db
 

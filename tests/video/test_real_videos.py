@@ -5,7 +5,7 @@ are written in docs/video.md ("Measured: derived copies")."""
 import pytest
 
 from federation.matching.video import VideoIndex, brute_force_videos
-from tests.video.media import DERIVED, UNRELATED
+from tests.support.video_media import DERIVED, UNRELATED
 
 # Derived copies that match the original at the defaults (distance 31, quality 50, query 80 %).
 MATCHING = (

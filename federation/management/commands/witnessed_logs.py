@@ -18,7 +18,7 @@ from django.core.management.base import BaseCommand, CommandError
 from federation.errors import ConcordatError
 from federation.transparency.cosignatures import witness_verifier_key
 from federation.transparency.models import WitnessedLog
-from federation.transparency.witness import witnessed_log_resume, witnessed_log_save
+from federation.witnessing.witness import witnessed_log_resume, witnessed_log_save
 from members.actors import Actor
 
 

@@ -26,6 +26,7 @@ from django.db import transaction
 from federation.errors import ConcordatError
 from federation.signing import key_registration_document, sign_key_registration
 from members.actors import Actor
+from members.management.tokens import cli_token_name
 from members.models import Organisation, Role
 from members.principals import ROLE_CAPABILITIES
 from members.services import (
@@ -113,7 +114,11 @@ class Command(BaseCommand):
             if options["token"]:
                 issued = credential_create(
                     holder=user,
-                    name="cli",
+                    name=cli_token_name(
+                        user=user,
+                        role=f"{options['role']} at {organisation.slug}",
+                        command="create_member",
+                    ),
                     scopes=sorted(ROLE_CAPABILITIES[options["role"]]),
                     actor=actor,
                 )

@@ -13,6 +13,7 @@ from django.db import transaction
 
 from federation.errors import ConcordatError
 from members.actors import Actor
+from members.management.tokens import cli_token_name
 from members.models import StaffRoleName
 from members.principals import ROLE_CAPABILITIES
 from members.services import credential_create, staff_role_set, user_save
@@ -62,6 +63,11 @@ class Command(BaseCommand):
                 scopes = sorted(ROLE_CAPABILITIES[options["role"]])
                 if options["scopes"]:
                     scopes = [scope.strip() for scope in options["scopes"].split(",")]
-                issued = credential_create(holder=user, name="cli", scopes=scopes, actor=actor)
+                issued = credential_create(
+                    holder=user,
+                    name=cli_token_name(user=user, role=options["role"], command="create_staff"),
+                    scopes=scopes,
+                    actor=actor,
+                )
                 result["token"] = issued.token
         return result

@@ -1,0 +1,43 @@
+"""COPY writes (federation/bulk_insert.py): what a JSON column holds after ``copy_rows`` is what
+the ORM would have stored, and a value JSON cannot hold is refused as before."""
+
+from datetime import UTC, datetime
+
+import pytest
+
+from federation.bulk_insert import _json_dumps, copy_rows
+from federation.propagation.models import Receipt
+from tests.support.sending import foreign_member
+
+pytestmark = pytest.mark.django_db
+
+VALUES = [
+    [],
+    ["a.hub", "b.hub"],
+    [{"attestation": {"hub": "é\u2028\x1f", "v": 1, "n": None, "ok": True}, "signature": "x"}],
+    [{"nested": [[1, -2, 2**62], {"": ""}]}],
+]
+
+
+@pytest.mark.parametrize("value", VALUES)
+def test_a_copied_json_value_reads_back_as_the_orm_writes_it(value):
+    contribution = foreign_member("alpha.hub").contribution()
+    columns = ["contribution_id", "peer_hub", "via", "path", "attestations", "sent_to",
+               "effective_scope", "digest", "received_at"]  # fmt: skip
+    copy_rows(Receipt, columns, [(contribution.pk, "alpha.hub", "push", value, value, value,
+                                  "federation", "0" * 64, datetime.now(UTC))])  # fmt: skip
+    orm = Receipt.objects.create(
+        contribution=contribution, peer_hub="beta.hub", via="push", path=value,
+        attestations=value, sent_to=value, effective_scope="federation", digest="0" * 64,
+    )  # fmt: skip
+    copied = Receipt.objects.get(contribution=contribution, peer_hub="alpha.hub")
+    orm.refresh_from_db()
+    assert copied.path == copied.attestations == copied.sent_to == value
+    assert (copied.path, copied.attestations) == (orm.path, orm.attestations)
+
+
+def test_what_json_cannot_hold_is_refused_as_the_standard_library_does():
+    assert _json_dumps({1: "a"}) == b'{"1":"a"}'  # as json.dumps: keys become strings
+    with pytest.raises(TypeError):
+        _json_dumps({"at": datetime.now(UTC)})
+    assert _json_dumps(2**70) == str(2**70)  # beyond orjson: the standard library writes it

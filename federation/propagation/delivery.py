@@ -29,6 +29,7 @@ import http.client
 import logging
 import random
 import uuid
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -40,6 +41,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from federation.enqueue import TaskName, nudge
 from federation.hubkey import hub_private_key
 from federation.monitoring.counters import push_failed_counted
 from federation.propagation.items import ItemsBuilder, row_refs
@@ -118,6 +120,19 @@ def outbox_drain(*, peer_id: int, lane: str, max_rounds: int | None = None) -> D
         # Rows committed while this drain was finishing, whose nudge found the lane locked.
         result.more = True
     return result
+
+
+def request_drain(*, peer_id: int, lane: str) -> None:
+    """A best-effort nudge (after a commit); the periodic sweep is the guarantee. The incident
+    lane's task has its own queue (``federation.enqueue``)."""
+    incident = lane == OutboxItem.Lane.INCIDENT
+    nudge(TaskName.DRAIN_OUTBOX_INCIDENT if incident else TaskName.DRAIN_OUTBOX, peer_id)
+
+
+def request_drain_all(*, peer_ids: Iterable[int]) -> None:
+    for peer_id in peer_ids:
+        for lane in (OutboxItem.Lane.NORMAL, OutboxItem.Lane.INCIDENT):
+            request_drain(peer_id=peer_id, lane=lane)
 
 
 def _due(peer_id: int, lane: str, now: datetime | None = None) -> bool:
@@ -505,11 +520,9 @@ def outbox_retry(*, item_ids, actor: Actor) -> int:
         )
         pairs = sorted({(r.peer_id, r.lane) for r in rows})
 
-        def nudge():
-            from federation.propagation.tasks import request_drain
-
+        def nudge_drains():
             for peer_id, lane in pairs:
                 request_drain(peer_id=peer_id, lane=lane)
 
-        transaction.on_commit(nudge)
+        transaction.on_commit(nudge_drains)
     return len(rows)

@@ -276,7 +276,7 @@ def peer_update(
         if peer.is_link:
             PeerLink.objects.get_or_create(peer=peer)
     if peer.is_link and peer.is_active and changed.keys() & {"state", "url"}:
-        from federation.propagation.tasks import request_drain_all
+        from federation.propagation.delivery import request_drain_all
 
         transaction.on_commit(lambda: request_drain_all(peer_ids=[peer.pk]))
     return peer
@@ -326,7 +326,7 @@ def peer_set_outbound_token(*, peer: Peer, token: str, actor: Actor) -> Peer:
             {Key.DIRECTION: "outbound", Key.PREFIX: prefix},
         )
     if peer.is_link and peer.is_active:
-        from federation.propagation.tasks import request_drain_all
+        from federation.propagation.delivery import request_drain_all
 
         transaction.on_commit(lambda: request_drain_all(peer_ids=[peer.pk]))
     return peer

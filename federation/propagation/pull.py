@@ -33,6 +33,7 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
+from federation.enqueue import TaskName, enqueue
 from federation.monitoring.counters import pull_failed_counted
 from federation.propagation.feed import HORIZON_HEADER, MAX_CURSOR
 from federation.propagation.models import PeerLink
@@ -251,14 +252,14 @@ class _pull_lock:
                 cursor.execute("SELECT pg_advisory_unlock(%s)", [self.key])
 
 
-@shared_task(acks_late=True, ignore_result=True)
+@shared_task(name=TaskName.FEDERATION_PULL, acks_late=True, ignore_result=True)
 def federation_pull(peer_id: int) -> int:
     """Pull from one peer; returns the number of items received."""
     outcome = pull_from_peer(peer_id)
     return outcome.accepted + outcome.duplicates + outcome.rejected
 
 
-@shared_task(acks_late=True, ignore_result=True)
+@shared_task(name=TaskName.FEDERATION_PULL_ALL, acks_late=True, ignore_result=True)
 def federation_pull_all() -> int:
     """Beat (every FEDERATION_PULL_INTERVAL_SECONDS): one pull task per active linked peer."""
     peer_ids = list(
@@ -268,5 +269,5 @@ def federation_pull_all() -> int:
         .values_list("pk", flat=True)
     )
     for peer_id in peer_ids:
-        federation_pull.delay(peer_id)
+        enqueue(TaskName.FEDERATION_PULL, peer_id)
     return len(peer_ids)

@@ -29,6 +29,7 @@ from django.db import connections, router, transaction
 from django.utils import timezone
 
 from federation.bulk_insert import copy_rows
+from federation.enqueue import TaskName, nudge
 from federation.signing import canonical_json_bytes
 from federation.transparency import log_selectors as selectors
 from federation.transparency import merkle
@@ -39,7 +40,13 @@ from federation.transparency.audit import (
     row_document,
 )
 from federation.transparency.checkpoints import sign_checkpoint
-from federation.transparency.models import AuditEvent, Checkpoint, MerkleNode, SequencerStatus
+from federation.transparency.models import (
+    AuditEvent,
+    Checkpoint,
+    MerkleNode,
+    SequencerStatus,
+    Witness,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -142,9 +149,9 @@ def _sequence_batch(batch_size: int) -> int | None:
 
 
 def _request_cosignatures() -> None:
-    from federation.transparency.tasks import request_cosignatures
-
-    request_cosignatures()
+    """After a checkpoint commits: ask for the collection, if this hub has witnesses at all."""
+    if Witness.objects.filter(active=True).exists():
+        nudge(TaskName.COLLECT_COSIGNATURES)
 
 
 def _take_lock(alias: str) -> bool:

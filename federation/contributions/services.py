@@ -24,7 +24,6 @@ from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import Case, Value, When
 from django.utils import timezone
 
-from federation.bulk_insert import copy_rows, upsert_rows
 from federation.contributions.checks import (
     CheckContext,
     CheckOutcome,
@@ -35,6 +34,7 @@ from federation.contributions.checks import (
     check_contributions,
 )
 from federation.contributions.models import Contribution, Entry, EntryLabel, Label
+from federation.db.bulk_insert import copy_rows, upsert_rows
 from federation.monitoring.counters import ingest_counted
 from federation.propagation.outbox import outbox_record_adds, outbox_record_retracts
 from federation.sync.changes import sync_changes_record

@@ -39,7 +39,6 @@ from django.conf import settings
 from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
 
-from federation.bulk_insert import copy_rows
 from federation.contributions.checks import (
     BoundKey,
     CheckContext,
@@ -52,6 +51,7 @@ from federation.contributions.checks import (
 from federation.contributions.models import Contribution, Entry, Label
 from federation.contributions.services import CREATED, contributions_store
 from federation.contributions.services import DUPLICATE as STORE_DUPLICATE
+from federation.db.bulk_insert import copy_rows
 from federation.errors import ConcordatError
 from federation.lifecycle import entries_transition
 from federation.monitoring.counters import batch_refused_counted, received_counted

@@ -14,7 +14,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from federation.bulk_insert import copy_rows
+from federation.db.bulk_insert import copy_rows
 from federation.enqueue import TaskName, nudge
 from federation.signing import canonical_json_bytes
 from federation.transparency.models import AuditEvent

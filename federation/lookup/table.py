@@ -24,7 +24,7 @@ from federation.lookup.keys import OprfKey, current_key
 from federation.lookup.models import LookupState, LookupTag
 from federation.sync.changes import VISIBLE_STATES
 from federation.sync.models import EntryChange
-from federation.sync.selectors import stream_state
+from federation.sync.stream import stream_state
 
 SIGNAL_TYPES = ("md5", "sha256")
 INPUT_PREFIX = b"concordat-lookup-v1:"

@@ -25,6 +25,7 @@ from federation.transparency.actions import Action, Key, ObjectType
 from federation.transparency.audit import AuditRecord, audit_record
 from members.actors import Actor
 from members.models import Peer, key_id_for
+from members.validators import check_display_name
 
 # Scopes a peer may be sent: ``hub`` never leaves this hub.
 OUTBOUND_SCOPES = (ContributionScope.PEERS.value, ContributionScope.FEDERATION.value)
@@ -180,8 +181,6 @@ def peer_register(
     """Register a peer hub. A peer with a URL is a link: it gets a delivery record and an inbound
     credential (the token it presents here, returned once); without one it is known by its key
     only (an origin whose signatures reach this hub through other peers)."""
-    from members.services import check_display_name
-
     check_hub_id(hub_id)
     check_display_name(name, field="name")
     if not (name or "").strip():

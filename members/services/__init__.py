@@ -1,6 +1,7 @@
 """Services that change members: their signing keys (``keys``), API credentials
 (``credentials``), roles (``roles``), organisations (``organisations``) and user accounts
-(``users``). Each runs in one transaction and writes its audit event in that transaction; the
+(``users``); a name shown to other members passes ``members.validators.check_display_name``.
+Each runs in one transaction and writes its audit event in that transaction; the
 API, the Django admin and the management commands all call these, by the names below."""
 
 from members.services.credentials import (
@@ -15,7 +16,6 @@ from members.services.keys import (
     signing_key_register,
     signing_key_revoke,
 )
-from members.services.names import check_display_name
 from members.services.organisations import ORGANISATION_FIELDS, organisation_save
 from members.services.roles import membership_set, staff_role_set
 from members.services.users import USER_AUDITED_FIELDS, user_save
@@ -25,7 +25,6 @@ __all__ = [
     "USER_AUDITED_FIELDS",
     "IssuedCredential",
     "KeyRegistrationRefused",
-    "check_display_name",
     "credential_create",
     "credential_revoke",
     "lookup_credential_create",

@@ -23,7 +23,7 @@ from members.models import (
     Scope,
 )
 from members.principals import ROLE_CAPABILITIES, principal_for_user
-from members.services.names import check_display_name
+from members.validators import check_display_name
 
 
 @dataclass(frozen=True)

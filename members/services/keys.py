@@ -24,7 +24,7 @@ from federation.transparency.audit import AuditRecord, audit_record
 from members.actors import Actor
 from members.mirrors import require_local
 from members.models import Organisation, SigningKey
-from members.services.names import check_display_name
+from members.validators import check_display_name
 
 
 class KeyRegistrationRefused(InvalidInput):

@@ -9,7 +9,7 @@ from federation.transparency.audit import AuditRecord, audit_record
 from members.actors import Actor
 from members.mirrors import require_local
 from members.models import Organisation
-from members.services.names import check_display_name
+from members.validators import check_display_name
 
 ORGANISATION_FIELDS = ("slug", "name", "status", "trusted")
 

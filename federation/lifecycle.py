@@ -3,9 +3,9 @@
 Every change of state (a quorum reached, an automatic vetting, an admin ruling, a dispute and its
 resolution, a retraction, a reopening on a new add) goes through ``entries_transition``. It checks
 the move against ``TRANSITIONS`` (docs/vetting.md, "States of an entry"), locks and updates the
-rows in bulk, and writes the audit events in bulk, all in the caller's transaction. Then it runs
-``_record_downstream_changes``: the hook where the member change stream and the federation outbox
-write their rows, in that same transaction (docs/architecture.md).
+rows in bulk, and writes the audit events in bulk, all in the caller's transaction. Then it hands
+the moves to ``federation.downstream.entries_transitioned`` (the change stream, the outbox and
+TAXII), in that same transaction (docs/architecture.md).
 
 The vetting services decide *whether* an entry moves (votes, quorum, policy, feedback); this module
 decides *how*, so each move leaves the same trail whoever caused it.
@@ -20,11 +20,9 @@ from django.db import transaction
 from django.db.models import Case, F, Value, When
 from django.utils import timezone
 
+from federation import downstream
 from federation.contributions.models import Entry
 from federation.errors import Conflict
-from federation.propagation.outbox import outbox_record_transitions
-from federation.sync.changes import sync_changes_record
-from federation.taxii.versions import stix_versions_record
 from federation.transparency.actions import Action, Key, ObjectType
 from federation.transparency.audit import AuditRecord, audit_record_many
 from members.actors import Actor
@@ -163,27 +161,6 @@ def _transition(ids, to, actor, reason, data, data_by_entry, only_from, now) -> 
         )
         for t in transitions
     )
-    _record_downstream_changes(transitions, actor=actor, now=now)
+    # What follows the moves (change stream, outbox, TAXII) commits or rolls back with them.
+    downstream.entries_transitioned(transitions, now=now)
     return transitions
-
-
-def _record_downstream_changes(
-    transitions: list[Transition], *, actor: Actor, now: datetime
-) -> None:
-    """The hook for everything else that must change with an entry's state, in this transaction.
-
-    The member change stream (``federation.sync``: a change row per entry that enters, changes
-    in or leaves the shared set) is written here, in bulk, so that it commits or rolls back with
-    the state change and its audit events; so is the federation outbox
-    (``federation.propagation.outbox``: an entry vetted from review owes its active adds to the
-    peers; a dispute, its outcome and a vetting after one owe an entry item to the peers that
-    hold the entry), in one statement when the move is one of those; and so is TAXII's version
-    of the entry's indicator (``federation.taxii``), when the move changes it. One call moves every entry
-    to the same state, which is the change's reason.
-    """
-    if transitions:
-        sync_changes_record(
-            entry_ids=[t.entry_id for t in transitions], reason=transitions[0].to_state, now=now
-        )
-        outbox_record_transitions(transitions)
-        stix_versions_record(transitions=transitions, now=now)

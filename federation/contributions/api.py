@@ -11,6 +11,7 @@ from rest_framework.views import APIView
 
 from federation.api.parsers import BoundedJSONParser, PayloadTooLarge, body_evidence
 from federation.contributions.models import Entry
+from federation.contributions.rejections import REJECTION_STATUS, contribution_request_rejected
 from federation.contributions.selectors import (
     contributions_for_organisation,
     entries_visible,
@@ -24,14 +25,8 @@ from federation.contributions.serializers import (
     EntrySerializer,
     SubmissionSerializer,
 )
-from federation.contributions.services import (
-    CREATED,
-    DUPLICATE,
-    REJECTED,
-    REJECTION_STATUS,
-    contribution_request_rejected,
-    contributions_submit,
-)
+from federation.contributions.services import contributions_submit
+from federation.contributions.storage import CREATED, DUPLICATE, REJECTED
 from federation.errors import ConcordatError, InvalidInput, NotFound
 from federation.transparency.actions import Key
 from members.actors import Actor

@@ -18,7 +18,7 @@ everything it needs comes in a ``CheckContext``:
   delivers it;
 - ``labels`` and ``incidents``: this hub's taxonomy and incidents.
 
-Storage (federation/contributions/services.py) takes the verified items as they are and records
+Storage (federation/contributions/storage.py) takes the verified items as they are and records
 their origin hub from the signed ``hub`` field.
 """
 

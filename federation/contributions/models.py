@@ -74,6 +74,13 @@ class Entry(models.Model):
         return f"{self.signal_type}:{self.value}"
 
 
+# The shared set: the states in which members see an entry (sync, matching, lookup, TAXII) and
+# peers are sent it (docs/sync.md, "What you see"). ``SHARED_STATES_SQL`` is the same set as an
+# SQL list, for the statements that name states inline.
+SHARED_STATES = (Entry.State.VETTED, Entry.State.DISPUTED)
+SHARED_STATES_SQL = "(" + ", ".join(f"'{state.value}'" for state in SHARED_STATES) + ")"
+
+
 class EntryLabel(models.Model):
     entry = models.ForeignKey(Entry, on_delete=models.CASCADE, db_index=False)  # unique index leads
     label = models.ForeignKey(Label, on_delete=models.PROTECT)

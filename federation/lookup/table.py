@@ -16,13 +16,12 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from federation.contributions.models import Entry
+from federation.contributions.models import SHARED_STATES, Entry
 from federation.db.locks import xact_try_lock
 from federation.errors import Conflict, Unavailable
 from federation.lookup import voprf
 from federation.lookup.keys import OprfKey, current_key
 from federation.lookup.models import LookupState, LookupTag
-from federation.sync.changes import VISIBLE_STATES
 from federation.sync.models import EntryChange
 from federation.sync.stream import stream_state
 
@@ -33,7 +32,7 @@ REMOVED = "removed"
 LOOKUP_LOCK_KEY = 0x4C4F4F4B
 _PAGE = 10_000
 REQUEST_CATCH_UP = 1_000
-_VISIBLE = {str(state) for state in VISIBLE_STATES}
+_VISIBLE = {str(state) for state in SHARED_STATES}
 
 
 def lookup_input(signal_type: str, value: str) -> bytes:
@@ -78,7 +77,7 @@ def _rebuild(state: LookupState, key: OprfKey, position: int) -> Refresh:
     # from the stream, by the next catch-up; applying a change twice is harmless.
     LookupTag.objects.all().delete()
     rows = (
-        Entry.objects.filter(state__in=VISIBLE_STATES, signal_type__in=SIGNAL_TYPES)
+        Entry.objects.filter(state__in=SHARED_STATES, signal_type__in=SIGNAL_TYPES)
         .values_list("pk", "signal_type", "value", "state")
         .order_by("pk")
     )
@@ -179,7 +178,7 @@ def lookup_table() -> Table:
     key = _current_key_caught_up()
     with _snapshot():
         state = _ready_state(key)
-        tags: dict[str, list[bytes]] = {str(s): [] for s in VISIBLE_STATES}
+        tags: dict[str, list[bytes]] = {str(s): [] for s in SHARED_STATES}
         rows = LookupTag.objects.exclude(state=REMOVED).values_list("state", "tag").order_by()
         for tag_state, tag in rows.iterator(chunk_size=50_000):
             tags[tag_state].append(bytes(tag))

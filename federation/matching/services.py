@@ -14,7 +14,7 @@ import orjson
 from django.conf import settings
 from django.db import transaction
 
-from federation.contributions.models import Entry
+from federation.contributions.models import SHARED_STATES, Entry
 from federation.errors import InvalidInput
 from federation.matching.index import HEX_LENGTHS, MAX_THRESHOLD, pdq_words, words_hex
 from federation.matching.store import match_store
@@ -24,7 +24,6 @@ from federation.matching.video import (
     DEFAULT_QUERY_MIN,
     frame_list_distinct,
 )
-from federation.sync.changes import VISIBLE_STATES
 from federation.sync.rendering import ROW_FIELDS, render_entries
 from federation.transparency.actions import Action, Key
 from federation.transparency.audit import AuditRecord, audit_record
@@ -337,7 +336,7 @@ def render_matched_entries(pairs: list[tuple[str, str]]) -> dict:
         if values:
             rows.extend(
                 Entry.objects.filter(
-                    signal_type=signal_type, value__in=values, state__in=VISIBLE_STATES
+                    signal_type=signal_type, value__in=values, state__in=SHARED_STATES
                 ).values_list(*ROW_FIELDS)
             )
     rendered = {}

@@ -28,11 +28,10 @@ from django.conf import settings
 from django.db import connection, connections, router, transaction
 from django.db.models import Max, OuterRef, Subquery
 
-from federation.contributions.models import Contribution, Entry, SignalType
+from federation.contributions.models import SHARED_STATES, Contribution, Entry, SignalType
 from federation.errors import Gone
 from federation.matching.index import STATE_CODES, ExactIndex, PdqIndex, pdq_words
 from federation.matching.video import VideoIndex, distinct_from_canonical
-from federation.sync.changes import VISIBLE_STATES
 from federation.sync.stream import changes_after, stream_state
 from federation.video.models import VideoFrames
 
@@ -93,7 +92,7 @@ class MatchStore:
                     cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             position = stream_state().last_position
             rows = (
-                Entry.objects.filter(state__in=VISIBLE_STATES)
+                Entry.objects.filter(state__in=SHARED_STATES)
                 .annotate(best=Subquery(best_quality))
                 .values_list("signal_type", "value", "state", "best")
                 .order_by()
@@ -116,7 +115,7 @@ class MatchStore:
             video_rows = [
                 (value, videos[value], distinct_from_canonical(text))
                 for value, text in VideoFrames.objects.filter(
-                    entry__signal_type=SignalType.VPDQ, entry__state__in=VISIBLE_STATES
+                    entry__signal_type=SignalType.VPDQ, entry__state__in=SHARED_STATES
                 )
                 .values_list("entry__value", "canonical")
                 .order_by()

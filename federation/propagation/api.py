@@ -23,12 +23,9 @@ from federation.propagation.authentication import (
     PeerRateThrottle,
     peer_of_request,
 )
-from federation.propagation.receive import (
-    ITEM_CODES,
-    batch_receive,
-    batch_refused_record,
-    claimed_sender,
-)
+from federation.propagation.receive import batch_receive
+from federation.propagation.receive_envelope import batch_refused_record, claimed_sender
+from federation.propagation.receive_items import ITEM_CODES
 from federation.propagation.serializers import BatchResultSerializer, SignedBatchSerializer
 from federation.transparency.actions import Key
 from members.actors import Actor

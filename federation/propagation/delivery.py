@@ -198,7 +198,9 @@ def partition(
 
 
 @dataclass
-class _Batch:
+class _SignedBatch:
+    """One outgoing batch, built and signed, with the outbox rows it carries."""
+
     batch_id: uuid.UUID
     body: bytes
     sent: list[tuple[OutboxItem, str]]  # (row, item digest), in batch order
@@ -247,7 +249,7 @@ def _group(row: OutboxItem) -> tuple[str, int]:
 
 def _prepare(
     peer: Peer, builder: ItemsBuilder, rows: list[OutboxItem], now: datetime, result: DrainResult
-) -> _Batch | None:
+) -> _SignedBatch | None:
     """The signed batch of ``rows`` (those still owed and buildable), or None if none is."""
     built = builder.build(row_refs(rows))
     by_id = {row.pk: row for row in rows}
@@ -274,7 +276,7 @@ def _prepare(
     )
     signed = sign_document(hub_private_key(), document)
     body = orjson.dumps({"batch": document, "signature": signed.as_wire()[1]})
-    return _Batch(batch_id, body, [(by_id[pk], digest) for pk, _item, digest in items])
+    return _SignedBatch(batch_id, body, [(by_id[pk], digest) for pk, _item, digest in items])
 
 
 # Room left in a batch body for its envelope and signature (a few hundred bytes, with margin).

@@ -34,7 +34,7 @@ from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.views import APIView
 
-from federation.contributions.models import Contribution, Entry
+from federation.contributions.models import SHARED_STATES, Contribution, Entry
 from federation.errors import Gone, InvalidInput
 from federation.hubkey import hub_private_key
 from federation.propagation.authentication import (
@@ -222,7 +222,7 @@ def _refs(peer: Peer, entry_ids: list[int]) -> dict[int, list[RowRef]]:
     retracts: dict[int, list[RowRef]] = {}
     for add in adds:
         state = entries[add["entry_id"]]
-        if state not in (State.VETTED, State.DISPUTED, State.RETRACTED):
+        if state not in (*SHARED_STATES, State.RETRACTED):
             continue
         if not shareable_with(
             peer,
@@ -296,7 +296,7 @@ def _owed(peer: Peer, key_pk: int) -> bool:
         Contribution.objects.filter(
             signing_key_id=key_pk,
             action=Contribution.Action.ADD,
-            entry__state__in=(State.VETTED, State.DISPUTED, State.RETRACTED),
+            entry__state__in=(*SHARED_STATES, State.RETRACTED),
         )
         .order_by("pk")
         .values_list("pk", "scope", "origin_hub", "labels", "entry__signal_type")

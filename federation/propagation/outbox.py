@@ -1,16 +1,15 @@
 """Writing the outbox: one row per (peer, item) owed, in the transaction of the change that makes
-the item shareable (docs/federation.md, "Sending"). Never by a signal: the writers call these.
+the item shareable (docs/federation.md, "Sending"). Never by a signal: ``federation.downstream``
+calls these, one per kind of change.
 
-- ``outbox_record_transitions`` (from ``federation.lifecycle._record_downstream_changes``): an
-  entry vetted from review sends its active adds; an entry disputed, rejected after a dispute or
-  vetted again after one sends an ``entry`` item to every peer that was sent the entry.
-- ``outbox_record_adds`` (from ``contributions_store``): adds to entries already vetted or
-  disputed.
-- ``outbox_record_retracts`` (from ``contributions_store``): a retract goes to every peer its
-  withdrawn adds were sent to, whatever scope the retract names, in the lane of that add (so that
-  it never overtakes it).
-- ``outbox_record_keys`` (from key revocation, and from receiving a foreign revocation): a ``key``
-  item to every peer that was sent a contribution signed by the key.
+- ``outbox_record_transitions`` (entries moved): an entry vetted from review sends its active
+  adds; an entry disputed, rejected after a dispute or vetted again after one sends an ``entry``
+  item to every peer that was sent the entry.
+- ``outbox_record_adds``: adds to entries already vetted or disputed.
+- ``outbox_record_retracts``: a retract goes to every peer its withdrawn adds were sent to,
+  whatever scope the retract names, in the lane of that add (so that it never overtakes it).
+- ``outbox_record_keys`` (a key revoked here, or a foreign revocation received): a ``key`` item
+  to every peer that was sent a contribution signed by the key.
 
 The rules for contributions, all in the one statement: only to active linked peers (state
 active, a URL); never to a hub on the item's path (the hubs of its receipts' paths and the hubs
@@ -31,12 +30,11 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from federation.contributions.models import Contribution, Entry
+from federation.contributions.models import SHARED_STATES, SHARED_STATES_SQL, Contribution, Entry
 from federation.propagation.models import OutboxItem, Receipt
 from members.models import Peer
 
 State = Entry.State
-SHARED_STATES = (State.VETTED, State.DISPUTED)
 
 # Moves of an entry that send an ``entry`` item to the peers that hold it.
 ENTRY_ITEM_MOVES = frozenset(
@@ -182,7 +180,7 @@ def outbox_record_adds(*, uuids: Iterable) -> int:
         return 0
     if connection.vendor != "postgresql":
         return _portable.adds(uuids)
-    where = "c.uuid = ANY(%(uuids)s::uuid[]) AND e.state IN ('vetted', 'disputed')"
+    where = "c.uuid = ANY(%(uuids)s::uuid[]) AND e.state IN " + SHARED_STATES_SQL
     return _insert([_CONTRIBUTIONS_SQL.replace("{where}", where)], {"uuids": uuids})
 
 

@@ -1,4 +1,4 @@
-"""Recording changes in the stream: the one entry point every writer of entries calls.
+"""Recording changes in the stream: the one writer of change rows, called by ``federation.downstream``.
 
 ``sync_changes_record`` runs in the caller's transaction, after the caller changed the entries.
 It writes one change row per entry that members may see now (vetted, disputed), or that they may
@@ -20,12 +20,9 @@ from django.db import connections, router, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
-from federation.contributions.models import Entry
+from federation.contributions.models import SHARED_STATES, Entry
 from federation.enqueue import TaskName, nudge
 from federation.sync.models import EntryChange
-
-# What members see of the shared set (docs/sync.md, "What you see").
-VISIBLE_STATES = (Entry.State.VETTED, Entry.State.DISPUTED)
 
 
 def sync_changes_record(
@@ -67,11 +64,11 @@ def _insert(alias: str, ids: list[int], reason: str, now: datetime) -> dict[int,
                 "WHERE e.id = ANY(%s::bigint[]) AND (e.state = ANY(%s::text[]) "
                 f"OR EXISTS (SELECT 1 FROM {table} AS c WHERE c.entry_id = e.id)) ORDER BY e.id "
                 "RETURNING entry_id, id",
-                [reason, now, ids, list(VISIBLE_STATES)],
+                [reason, now, ids, list(SHARED_STATES)],
             )
             return dict(cursor.fetchall())
     shown = Entry.objects.using(alias).filter(
-        Q(state__in=VISIBLE_STATES)
+        Q(state__in=SHARED_STATES)
         | Exists(EntryChange.objects.using(alias).filter(entry_id=OuterRef("pk"))),
         pk__in=ids,
     )

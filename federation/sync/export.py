@@ -19,8 +19,7 @@ import psycopg.sql
 from django.conf import settings
 from django.db import connections, router, transaction
 
-from federation.contributions.models import Entry
-from federation.sync.changes import VISIBLE_STATES
+from federation.contributions.models import SHARED_STATES, SHARED_STATES_SQL, Entry
 from federation.sync.cursors import cursor_for
 from federation.sync.rendering import (
     ACTIVE,
@@ -37,7 +36,7 @@ from federation.sync.stream import stream_state
 # the web process about 2 µs (docs/sync.md, "How fast").
 _EXPORT_ENTRIES_SQL = (
     "SELECT id, signal_type, value, state, created_at, updated_at, state_changed_at "
-    "FROM federation_entry WHERE id > %s AND id <= %s AND state IN ('vetted', 'disputed') "
+    "FROM federation_entry WHERE id > %s AND id <= %s AND state IN " + SHARED_STATES_SQL + " "
     "ORDER BY id"
 )
 _EXPORT_LABELS_SQL = (
@@ -88,7 +87,7 @@ def _orm_chunks(alias: str, chunk_size: int) -> Iterator[bytes]:
     while True:
         entries = list(
             Entry.objects.using(alias)
-            .filter(pk__gt=last_id, state__in=VISIBLE_STATES)
+            .filter(pk__gt=last_id, state__in=SHARED_STATES)
             .order_by("pk")
             .values_list("pk", *ENTRY_FIELDS)[:chunk_size]
         )

@@ -14,8 +14,12 @@ from datetime import UTC
 import orjson
 from django.db import connections, router, transaction
 
-from federation.contributions.models import Contribution, EntryLabel
-from federation.sync.changes import VISIBLE_STATES
+from federation.contributions.models import (
+    SHARED_STATES,
+    SHARED_STATES_SQL,
+    Contribution,
+    EntryLabel,
+)
 from federation.sync.models import EntryChange
 
 # The entry columns every rendering reads, in this order; ``render_entries`` takes rows of the
@@ -34,7 +38,7 @@ _TIME = """to_char(({}) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
 _DOCUMENT_SQL = """
 WITH page AS MATERIALIZED ({page})
 SELECT e.sort_key, e.id,
-    CASE WHEN e.state IN ('vetted', 'disputed') THEN {upsert} ELSE json_build_object(
+    CASE WHEN e.state IN {shared} THEN {upsert} ELSE json_build_object(
         'op', 'remove',
         'signal', json_build_object('type', e.signal_type, 'value', e.value),
         'reason', e.state,
@@ -87,6 +91,7 @@ _UPSERT_SQL = _UPSERT_SQL.replace(
 )
 _DOCUMENT_SQL = (
     _DOCUMENT_SQL.replace("{upsert}", _UPSERT_SQL)
+    .replace("{shared}", SHARED_STATES_SQL)
     .replace("{adds}", _ADDS_AGGREGATES)
     .replace("{last_changed}", _TIME.format("GREATEST(e.updated_at, e.state_changed_at)"))
 )
@@ -134,7 +139,7 @@ def _stamp(moment):
 def render_entries(rows: list[tuple]) -> list[bytes]:
     """JSON documents for ``(entry_id, *ENTRY_FIELDS)`` rows: an upsert for an entry members
     see, a removal otherwise (the portable twin of ``_DOCUMENT_SQL``)."""
-    details = _details([row[0] for row in rows if row[3] in VISIBLE_STATES])
+    details = _details([row[0] for row in rows if row[3] in SHARED_STATES])
     return [orjson.dumps(item, option=orjson.OPT_UTC_Z) for item in _documents(rows, details)]
 
 
@@ -142,7 +147,7 @@ def _documents(rows: list[tuple], details: dict[int, tuple]) -> Iterator[dict]:
     for entry_id, signal_type, value, state, created_at, updated_at, state_changed_at in rows:
         signal = {"type": signal_type, "value": value}
         last_changed = _stamp(max(updated_at, state_changed_at))
-        if state not in VISIBLE_STATES:
+        if state not in SHARED_STATES:
             yield {"op": "remove", "signal": signal, "reason": state, "last_changed": last_changed}
             continue
         labels, contributors, incidents, quality = details.get(entry_id, _NO_DETAILS)

@@ -29,9 +29,9 @@ from django.db import connections, router, transaction
 from django.db.models import Exists, Max, OuterRef
 from django.utils import timezone
 
+from federation.contributions.models import SHARED_STATES
 from federation.db.locks import xact_lock
 from federation.propagation.models import KeyBinding
-from federation.sync.changes import VISIBLE_STATES
 from federation.sync.models import EntryChange, SyncState
 
 # pg_advisory_xact_lock key reserved for the sync stream ("SYNC" in ASCII); the audit log's
@@ -111,7 +111,7 @@ def sync_changes_compact(*, now: datetime | None = None) -> Compaction:
         # What is left is each entry's last sequenced change; those of entries members no longer
         # see are removals.
         expired = changes.filter(position__isnull=False, recorded_at__lt=cutoff).exclude(
-            entry__state__in=VISIBLE_STATES
+            entry__state__in=SHARED_STATES
         )
         highest = expired.aggregate(highest=Max("position"))["highest"]
         removals = 0

@@ -9,9 +9,13 @@ from dataclasses import dataclass
 from django.db import connections, router
 from django.db.models import Exists, OuterRef, Q
 
-from federation.contributions.models import Contribution, EntryLabel
+from federation.contributions.models import (
+    SHARED_STATES,
+    SHARED_STATES_SQL,
+    Contribution,
+    EntryLabel,
+)
 from federation.errors import Gone
-from federation.sync.changes import VISIBLE_STATES
 from federation.sync.models import EntryChange, SyncState
 from federation.sync.rendering import (
     ENTRY_FIELDS,
@@ -102,14 +106,14 @@ def _sql_changes(start, limit, signal_type, label, incident) -> list[tuple[int, 
     # no removal for "no longer matches"; removals always pass the filter.
     if label:
         where.append(
-            "(e.state NOT IN ('vetted', 'disputed') OR EXISTS (SELECT 1 FROM federation_entrylabel el JOIN federation_label l "
-            "ON l.id = el.label_id WHERE el.entry_id = e.id AND l.slug = %s))"
+            f"(e.state NOT IN {SHARED_STATES_SQL} OR EXISTS (SELECT 1 FROM federation_entrylabel el "  # noqa: S608 (a constant)
+            "JOIN federation_label l ON l.id = el.label_id WHERE el.entry_id = e.id AND l.slug = %s))"
         )
         params.append(label)
     if incident:
         where.append(
-            "(e.state NOT IN ('vetted', 'disputed') OR EXISTS (SELECT 1 FROM federation_contribution ic WHERE "
-            "ic.entry_id = e.id AND ic.action = 'add' AND ic.incident_id = %s))"
+            f"(e.state NOT IN {SHARED_STATES_SQL} OR EXISTS (SELECT 1 FROM federation_contribution ic "  # noqa: S608 (a constant)
+            "WHERE ic.entry_id = e.id AND ic.action = 'add' AND ic.incident_id = %s))"
         )
         params.append(incident)
     conditions = " AND ".join(where)  # fixed clauses; every value is a parameter
@@ -125,7 +129,7 @@ def _portable_changes(start, limit, signal_type, label, incident) -> list[tuple[
     changes = EntryChange.objects.filter(position__gt=start)
     if signal_type:
         changes = changes.filter(entry__signal_type=signal_type)
-    gone = ~Q(entry__state__in=VISIBLE_STATES)
+    gone = ~Q(entry__state__in=SHARED_STATES)
     if label:
         labelled = EntryLabel.objects.filter(entry_id=OuterRef("entry_id"), label__slug=label)
         changes = changes.filter(gone | Q(Exists(labelled)))

@@ -7,7 +7,7 @@ class StixObjectVersion(models.Model):
     """One version of one STIX object, as TAXII serves it (docs/taxii.md, "Versions").
 
     An indicator's version is written, without a rendering, in the transaction that changes its
-    entry's state (``federation.taxii.versions.stix_versions_record``, from the lifecycle hook).
+    entry's state (``federation.taxii.versions.stix_versions_record``, from ``federation.downstream``).
     The TAXII sequencer (``stix_versions_sequence``) takes committed rows only, gives them their
     ``date_added`` (never earlier than any given before), their STIX id and ``modified``, and
     renders ``document`` once: a version never changes after that. Identity rows (a

@@ -1,7 +1,7 @@
 """STIX versions: written with each state change, numbered and rendered by one sequencer.
 
-``stix_versions_record`` runs in the transaction of a state change (the lifecycle hook,
-``federation.lifecycle._record_downstream_changes``) and writes one unrendered row per entry whose
+``stix_versions_record`` runs in the transaction of a state change (called by
+``federation.downstream.entries_transitioned``, from the lifecycle) and writes one unrendered row per entry whose
 STIX indicator gains a version: an entry that enters or changes within the shared set (vetted,
 disputed), or leaves it (retracted, rejected: a revoked version).
 
@@ -22,9 +22,8 @@ import psycopg
 from django.db import connection, transaction
 from django.utils import timezone
 
-from federation.contributions.models import Contribution, Entry, EntryLabel
+from federation.contributions.models import SHARED_STATES, Contribution, Entry, EntryLabel
 from federation.db.locks import xact_lock
-from federation.sync.changes import VISIBLE_STATES
 from federation.taxii import stix
 from federation.taxii.models import StixObjectVersion
 from members.models import Organisation
@@ -46,8 +45,8 @@ def stix_versions_record(*, transitions: Iterable, now: datetime) -> int:
             kind=Kind.INDICATOR, entry_id=t.entry_id, state=t.to_state, changed_at=now
         )
         for t in transitions
-        if t.to_state in VISIBLE_STATES
-        or (t.to_state in _REVOKING and t.from_state in VISIBLE_STATES)
+        if t.to_state in SHARED_STATES
+        or (t.to_state in _REVOKING and t.from_state in SHARED_STATES)
     ]
     StixObjectVersion.objects.bulk_create(rows)  # one statement, however many
     return len(rows)

@@ -1,10 +1,12 @@
 """Services that move entries between vetting states, record feedback and disputes, and change
-the hub's vetting policy, incidents and label taxonomy.
+the hub's vetting policy, incidents (declared here, or mirrored from peers) and label taxonomy.
 
 Each runs in one transaction (or the caller's) and writes its audit events in it. The API and the
 Django admin both call these, so a change made either way leaves the same trail (docs/vetting.md).
 """
 
+import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -12,10 +14,10 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from federation.contributions.models import Contribution, Entry, Label
+from federation import downstream
+from federation.contributions.models import SHARED_STATES, Contribution, Entry, Label
 from federation.errors import Conflict, Forbidden, InvalidInput, NotFound
 from federation.lifecycle import entries_transition
-from federation.sync.changes import sync_changes_record
 from federation.transparency.actions import Action, Key, ObjectType, PolicyRule
 from federation.transparency.audit import AuditRecord, audit_record
 from federation.vetting.models import Decision, Feedback, Incident, VettingPolicy
@@ -236,7 +238,7 @@ def feedback_set(*, entry_id: int, opinion: str, note: str, actor: Actor) -> Fee
     now = timezone.now()
     with transaction.atomic():
         entry = _locked_entry(entry_id)
-        if entry.state not in (Entry.State.VETTED, Entry.State.DISPUTED):
+        if entry.state not in SHARED_STATES:
             raise Conflict(
                 f"Feedback is for vetted entries; this one is {entry.state}.",
                 code="not_vetted",
@@ -412,6 +414,47 @@ def incident_close(*, incident_id, actor: Actor, ended_at: datetime | None = Non
     return incident
 
 
+def incidents_mirror(*, origins: Mapping[uuid.UUID, str], actor: Actor, now: datetime) -> None:
+    """Incidents named by relayed contributions (``origins``: incident id → the hub that
+    declared it) and unknown here: mirrored, never auto-vetting (the hub's own quorum), and
+    audited ``incident.declared``, in the caller's transaction."""
+    wanted = dict(origins)
+    if not wanted:
+        return
+    known = set(Incident.objects.filter(pk__in=list(wanted)).values_list("pk", flat=True))
+    for incident_id, hub in sorted(wanted.items(), key=lambda pair: str(pair[0])):
+        if incident_id in known:
+            continue
+        name = f"Incident {incident_id} of hub {hub}"[:200]
+        description = f"Declared at hub {hub}; mirrored here when its contributions arrived."
+        incident, created = Incident.objects.get_or_create(
+            pk=incident_id,
+            defaults={
+                "name": name,
+                "description": description,
+                "started_at": now,
+                "auto_vet": False,
+            },
+        )
+        if created:
+            audit_record(
+                AuditRecord(
+                    action=Action.INCIDENT_DECLARED,
+                    actor=actor,
+                    organisation="",
+                    object_type=ObjectType.INCIDENT,
+                    object_id=str(incident.pk),
+                    data={
+                        Key.NAME: name,
+                        Key.DESCRIPTION: description,
+                        Key.STARTED_AT: now.isoformat(),
+                        Key.AUTO_VET: False,
+                        Key.QUORUM: None,
+                    },
+                )
+            )
+
+
 def label_save(*, label: Label, actor: Actor) -> Label:
     """Create or change a term of the taxonomy. Deactivating a label refuses it in new
     contributions; entries keep the labels they have."""
@@ -435,9 +478,7 @@ def label_save(*, label: Label, actor: Actor) -> Label:
         if before == after:
             return label
         if before is not None and before["slug"] != after["slug"]:
-            sync_changes_record(
-                entry_ids=label.entries.values_list("pk", flat=True), reason="labels"
-            )
+            downstream.entries_relabelled(entry_ids=label.entries.values_list("pk", flat=True))
         audit_record(
             AuditRecord(
                 action=Action.LABEL_CREATED if before is None else Action.LABEL_CHANGED,

@@ -3,11 +3,8 @@ frame lists")."""
 
 from dataclasses import dataclass
 
-from federation.contributions.models import Entry, SignalType
+from federation.contributions.models import SHARED_STATES, SignalType
 from federation.video.models import VideoFrames
-
-# What a member may read: the shared set, as the sync API serves it.
-_SHARED_STATES = (Entry.State.VETTED, Entry.State.DISPUTED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +25,7 @@ def shared_frame_lists(*, values: list[str], max_frames: int) -> FramesPage:
         VideoFrames.objects.filter(
             entry__signal_type=SignalType.VPDQ,
             entry__value__in=values,
-            entry__state__in=_SHARED_STATES,
+            entry__state__in=SHARED_STATES,
         ).values_list("entry__value", "frame_count")
     )
     chosen: list[str] = []

@@ -251,8 +251,8 @@ def _federate_revocation(key: SigningKey) -> None:
     """A local key's revocation travels to the peers that were sent its contributions: a new
     binding saying ``revoked_at`` (if the key was ever bound) and a key item per such peer, in
     the revoking transaction (docs/federation.md, "Sending")."""
+    from federation import downstream
     from federation.propagation.bindings import key_binding_revoked
-    from federation.propagation.outbox import outbox_record_keys
 
     if key.organisation.is_local and key_binding_revoked(key=key) is not None:
-        outbox_record_keys(signing_key_ids=[key.pk])
+        downstream.key_revoked(signing_key_id=key.pk)

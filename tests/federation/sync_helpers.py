@@ -4,8 +4,7 @@ import gzip
 
 import orjson
 
-from federation.contributions.models import Entry
-from federation.sync.changes import VISIBLE_STATES
+from federation.contributions.models import SHARED_STATES, Entry
 from federation.sync.sequencer import sync_sequence_pending
 
 
@@ -44,7 +43,7 @@ def shared_set_in_database() -> dict:
             "state": entry.state,
             "labels": sorted(label.slug for label in entry.labels.all()),
         }
-        for entry in Entry.objects.filter(state__in=VISIBLE_STATES).prefetch_related("labels")
+        for entry in Entry.objects.filter(state__in=SHARED_STATES).prefetch_related("labels")
     }
 
 

@@ -167,7 +167,7 @@ def test_malformed_items_are_rejections_without_a_claim(private_key):
 @pytest.mark.django_db
 def test_storage_records_the_origin_hub_from_the_signed_hub_field(acme_submitter):
     from federation.contributions.models import Contribution, Label
-    from federation.contributions.services import contributions_store
+    from federation.contributions.storage import contributions_store
 
     now = datetime.now(UTC)
     item = _item(acme_submitter.private_key, created_at=now - timedelta(days=30))

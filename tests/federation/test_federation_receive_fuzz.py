@@ -11,8 +11,10 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from federation.api.schema import ERROR_CODES
-from federation.contributions.services import REJECTION_STATUS
-from federation.propagation.receive import ITEM_CODES, BatchRefused, batch_receive
+from federation.contributions.rejections import REJECTION_STATUS
+from federation.propagation.receive import batch_receive
+from federation.propagation.receive_envelope import BatchRefused
+from federation.propagation.receive_items import ITEM_CODES
 from tests.federation.federation_helpers import (
     RemoteHub,
     contribution_item,

@@ -6,7 +6,8 @@ import pytest
 from django.db import connection
 
 from federation.contributions.models import Contribution, Label
-from federation.contributions.services import CREATED, DUPLICATE, REJECTED, contributions_submit
+from federation.contributions.services import contributions_submit
+from federation.contributions.storage import CREATED, DUPLICATE, REJECTED
 from federation.transparency.models import AuditEvent
 
 
@@ -135,7 +136,7 @@ def test_losing_the_race_on_the_unique_uuid_is_retried_and_answered_as_duplicate
     a.start()
     assert inserted.wait(10)
     b = threading.Thread(target=writer_b)
-    with caplog.at_level("INFO", logger="federation.contributions.services"):
+    with caplog.at_level("INFO", logger="federation.db.retry"):
         b.start()
         b.join(1.0)  # B is now blocked on A's uncommitted row
         assert b.is_alive()

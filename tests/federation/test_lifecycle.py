@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
-from federation import lifecycle
+from federation import downstream, lifecycle
 from federation.contributions.models import Entry
 from federation.lifecycle import TRANSITIONS, TransitionRefused, entries_transition
 from federation.transparency.actions import Action
@@ -171,14 +171,14 @@ def test_the_downstream_hook_runs_in_the_transaction_with_every_move(db, monkeyp
     entries = make_entries(3, "vetted")
     seen = []
 
-    def hook(transitions, *, actor, now):
+    def hook(transitions, *, now):
         assert connection.in_atomic_block
         # The change and its events are already there for the hook to build on.
         assert Entry.objects.filter(state="retracted").count() == 3
         assert AuditEvent.objects.filter(action=Action.ENTRY_RETRACTED).count() == 3
         seen.extend((t.entry_id, t.from_state, t.to_state) for t in transitions)
 
-    monkeypatch.setattr(lifecycle, "_record_downstream_changes", hook)
+    monkeypatch.setattr(downstream, "entries_transitioned", hook)
     entries_transition(entry_ids=[e.pk for e in entries], to="retracted", actor=ACTOR)
 
     assert sorted(seen) == sorted((e.pk, "vetted", "retracted") for e in entries)

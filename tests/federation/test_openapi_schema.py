@@ -10,7 +10,7 @@ from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.validation import validate_schema
 
 from federation.api.schema import ERROR_CODES, TAG_DESCRIPTIONS
-from federation.contributions.services import REJECTION_STATUS
+from federation.contributions.rejections import REJECTION_STATUS
 from federation.signing import OPTIONAL_FIELDS, REQUIRED_FIELDS, SIGNAL_FIELDS
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,8 +11,8 @@ import orjson
 import pytest
 from django.db import connection, connections, transaction
 
-from federation.contributions.models import Entry
-from federation.sync.changes import VISIBLE_STATES, sync_changes_record
+from federation.contributions.models import SHARED_STATES, Entry
+from federation.sync.changes import sync_changes_record
 from federation.sync.models import EntryChange
 from federation.sync.sequencer import sync_sequence_pending
 from federation.sync.stream import changes_after
@@ -107,7 +107,7 @@ def test_concurrent_writers_and_a_reader_following_the_cursor_end_equal_to_the_d
 
     assert not failures, failures
     assert not reading.is_alive()
-    in_database = dict(Entry.objects.filter(state__in=VISIBLE_STATES).values_list("value", "state"))
+    in_database = dict(Entry.objects.filter(state__in=SHARED_STATES).values_list("value", "state"))
     assert reader_copy == in_database
     rows = list(EntryChange.objects.order_by("id").values_list("id", "position"))
     positions = sorted(position for _, position in rows)

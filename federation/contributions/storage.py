@@ -1,0 +1,449 @@
+"""Storing checked contributions for the submitting organisation (a member here, or a foreign
+member's mirror when federation relays them): ``contributions_store``, one transaction per
+request and a fixed number of statements whatever its size.
+
+It owns idempotency (a stored UUID with the same bytes is a duplicate, with other bytes a
+conflict), the entries, the contributions and their labels, their ``contribution.accepted``
+events, and the order within a request: adds before retracts (docs/api.md), so a request that
+adds a signal and retracts it leaves the entry retracted. The policy decides the entries' moves
+(``federation.vetting.policy``); what follows the stored contributions is
+``federation.downstream``'s; rejection events are built by ``federation.contributions.rejections``.
+A request that loses a race to a concurrent one runs its write step again (``federation.db.retry``).
+"""
+
+import base64
+import uuid as uuid_module
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from django.db import connection
+from django.db.models import Case, Value, When
+
+from federation import downstream
+from federation.contributions.checks import CheckOutcome, Rejection, Verified
+from federation.contributions.models import Contribution, Entry, EntryLabel
+from federation.contributions.rejections import malformed_items_record, rejection_record
+from federation.db.bulk_insert import copy_rows, upsert_rows
+from federation.db.retry import atomic_retrying_lost_races
+from federation.transparency.actions import Action, Key, ObjectType
+from federation.transparency.audit import AuditRecord, audit_record, audit_record_many
+from federation.vetting.policy import apply_policy_to_entries
+from federation.video.services import video_frames_record
+from members.actors import Actor
+from members.models import Organisation
+
+# Statuses of one item's result.
+CREATED = "created"
+DUPLICATE = "duplicate"
+REJECTED = "rejected"
+
+
+@dataclass
+class ContributionResult:
+    """What became of one submitted item (the API's per-item result)."""
+
+    index: int
+    status: str
+    uuid: str | None = None
+    entry_id: int | None = None
+    error: dict[str, Any] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        result: dict[str, Any] = {"index": self.index, "status": self.status, "uuid": self.uuid}
+        if self.entry_id is not None:
+            result["entry_id"] = self.entry_id
+        if self.error is not None:
+            result["error"] = self.error
+        return result
+
+
+class _Stored(NamedTuple):
+    verified: Verified
+    pk: int | None  # known for retracts only (adds need none, and drawing ids costs)
+    entry_id: int
+
+
+@dataclass
+class _StoreBatch:
+    """What one request is doing, shared by the steps below."""
+
+    actor: Actor  # a member user: its organisation is the one submitting
+    organisation: Organisation
+    now: datetime
+    results: list[ContributionResult | None]
+    label_ids: Mapping[str, int]
+    request_evidence: Callable[[], Mapping[str, Any]] | None = None
+    rejections: list[AuditRecord] = field(default_factory=list)
+    malformed: list[Rejection] = field(default_factory=list)
+
+    def reject(self, index: int, code: str, message: str, *, evidence: dict[str, Any], field=None):
+        """Refuse an item that carried a claim: its own audit event, with the evidence."""
+        self._result(index, code, message, evidence, field)
+        self.rejections.append(
+            rejection_record(
+                actor=self.actor,
+                organisation=self.organisation.slug,
+                index=index,
+                code=code,
+                message=message,
+                field=field,
+                evidence=evidence,
+            )
+        )
+
+    def refuse(self, rejection: Rejection) -> None:
+        if rejection.claim:
+            self.reject(
+                rejection.index,
+                rejection.code,
+                rejection.message,
+                evidence=rejection.evidence,
+                field=rejection.field,
+            )
+        else:
+            # Too malformed to claim anything: summarised with the others of this request in
+            # one event (malformed_items_record), so junk items cannot each cost a permanent entry.
+            self._result(
+                rejection.index,
+                rejection.code,
+                rejection.message,
+                rejection.evidence,
+                rejection.field,
+            )
+            self.malformed.append(rejection)
+
+    def _result(self, index, code, message, evidence, field) -> None:
+        error = {"code": code, "message": message, "details": {"field": field} if field else None}
+        self.results[index] = ContributionResult(
+            index=index, status=REJECTED, uuid=evidence.get("uuid"), error=error
+        )
+
+    def set(self, v: Verified, status: str, entry_id: int | None) -> None:
+        self.results[v.index] = ContributionResult(
+            index=v.index, status=status, uuid=str(v.parsed.uuid), entry_id=entry_id
+        )
+
+
+def submitting_organisation(actor: Actor) -> Organisation:
+    if actor.organisation is None:
+        raise ValueError("only a member's user submits contributions")
+    return actor.organisation
+
+
+def contributions_store(
+    *,
+    actor: Actor,
+    outcome: CheckOutcome,
+    item_count: int,
+    label_ids: Mapping[str, int],
+    now: datetime,
+    request_evidence: Callable[[], Mapping[str, Any]] | None = None,
+) -> list[ContributionResult]:
+    """Store what ``check_contributions`` verified for the organisation of ``actor``, and audit
+    what it rejected, in one transaction. Each contribution's origin hub is its signed ``hub``
+    field."""
+    batch = _StoreBatch(
+        actor=actor,
+        organisation=submitting_organisation(actor),
+        now=now,
+        results=[None] * item_count,
+        label_ids=label_ids,
+        request_evidence=request_evidence,
+    )
+    verified = outcome.verified
+    for rejection in outcome.rejections:
+        batch.refuse(rejection)
+    verification_rejections = len(batch.rejections)
+
+    def write() -> None:
+        _store(batch, verified)
+        audit_record_many(batch.rejections)
+        if batch.malformed:
+            audit_record(
+                malformed_items_record(
+                    actor=batch.actor,
+                    organisation=batch.organisation.slug,
+                    malformed=batch.malformed,
+                    item_count=len(batch.results),
+                    request_evidence=batch.request_evidence() if batch.request_evidence else None,
+                )
+            )
+
+    def forget() -> None:
+        # The transaction rolled back, so nothing of ours was kept: forget what the write step
+        # decided; run again, it sees the other request's rows as duplicates or conflicts.
+        del batch.rejections[verification_rejections:]
+        for v in verified:
+            batch.results[v.index] = None
+
+    atomic_retrying_lost_races(write, reset=forget, what="contribution batch")
+    assert all(result is not None for result in batch.results)
+    return batch.results  # type: ignore[return-value]
+
+
+def _store(batch: _StoreBatch, verified: list[Verified]) -> None:
+    """Write the verified items: a fixed number of bulk statements whatever their number."""
+    organisation = batch.organisation
+    now = batch.now
+    existing = {row[0]: row[1:] for row in _stored_contributions([v.parsed.uuid for v in verified])}
+    # Same UUID twice: identical bytes are one contribution; different bytes are a conflict.
+    first_seen: dict[uuid_module.UUID, Verified] = {}
+    fresh: list[Verified] = []
+    twins: list[tuple[Verified, Verified]] = []  # (in-request repeat, its first occurrence)
+    for v in verified:
+        stored = existing.get(v.parsed.uuid)
+        if stored is not None:
+            content_hash, entry_id, organisation_id = stored
+            if content_hash == v.parsed.content_hash and organisation_id == organisation.pk:
+                batch.set(v, DUPLICATE, entry_id)
+            else:
+                _reject_conflict(batch, v, content_hash)
+            continue
+        first = first_seen.setdefault(v.parsed.uuid, v)
+        if first is v:
+            fresh.append(v)
+        elif first.parsed.content_hash == v.parsed.content_hash:
+            twins.append((v, first))
+        else:
+            _reject_conflict(batch, v, first.parsed.content_hash)
+
+    adds = [v for v in fresh if v.parsed.action == Contribution.Action.ADD]
+    retracts = [v for v in fresh if v.parsed.action == Contribution.Action.RETRACT]
+    entries = _upsert_entries(adds, now)
+    video_frames_record(
+        frame_lists=[
+            (entries[(v.parsed.signal_type, v.parsed.value)], v.parsed.frames)
+            for v in adds
+            if v.parsed.frames is not None
+        ]
+    )
+    stored_adds = _insert_contributions(adds, entries, organisation, now)
+    _link_labels(batch, adds, entries)
+    downstream.adds_stored(entry_ids=entries.values(), now=now)
+    # The policy (reopen, auto-vet) sees the adds before this request's retracts are applied, so
+    # that "adds before retracts" holds for the entry's state too.
+    entry_incidents: dict[int, uuid_module.UUID | None] = {}
+    for stored in stored_adds:
+        if entry_incidents.get(stored.entry_id) is None:
+            entry_incidents[stored.entry_id] = stored.verified.parsed.incident
+    apply_policy_to_entries(entry_incidents=entry_incidents, actor=batch.actor, now=now)
+    stored_retracts = _apply_retracts(batch, retracts, now)
+    if stored_adds:
+        downstream.adds_settled(uuids=[stored.verified.parsed.uuid for stored in stored_adds])
+
+    stored_all = (*stored_adds, *stored_retracts)
+    for stored in stored_all:
+        batch.set(stored.verified, CREATED, stored.entry_id)
+    for twin, first in twins:
+        first_result = batch.results[first.index]
+        if first_result.status == REJECTED:
+            error = first_result.error
+            batch.reject(
+                twin.index,
+                error["code"],
+                error["message"],
+                evidence=twin.evidence,
+                field=(error["details"] or {}).get("field"),
+            )
+        else:
+            batch.set(twin, DUPLICATE, first_result.entry_id)
+    # Dated with the contributions' received_at: the reports date contributions by it, the log
+    # by occurred_at, and the two must agree (docs/reports.md, "Dates").
+    audit_record_many(
+        (_accepted_record(batch, x.verified, x.entry_id) for x in stored_all), occurred_at=now
+    )
+
+
+def _stored_contributions(uuids: list[uuid_module.UUID]):
+    """(uuid, content_hash, entry_id, organisation_id) of those already stored."""
+    if connection.vendor != "postgresql":
+        return Contribution.objects.filter(uuid__in=uuids).values_list(
+            "uuid", "content_hash", "entry_id", "organisation_id"
+        )
+    # One array parameter rather than an IN list of thousands of compiled parameters.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT uuid, content_hash, entry_id, organisation_id FROM federation_contribution "
+            "WHERE uuid = ANY(%s::uuid[])",
+            [[str(u) for u in uuids]],
+        )
+        return cursor.fetchall()
+
+
+def _reject_conflict(batch: _StoreBatch, v: Verified, stored_hash: str) -> None:
+    batch.reject(
+        v.index,
+        "uuid_conflict",
+        "this uuid was already used for a different contribution",
+        evidence={**v.evidence, Key.EXISTING_CONTENT_HASH: stored_hash},
+        field="uuid",
+    )
+
+
+def _upsert_entries(adds: list[Verified], now: datetime) -> dict[tuple[str, str], int]:
+    """One entry per signal: insert the new ones, touch the existing; returns their ids."""
+    signals = sorted({(v.parsed.signal_type, v.parsed.value) for v in adds})
+    rows = [(t, value, Entry.State.PENDING, 1, now, now, now) for t, value in signals]
+    returned = upsert_rows(
+        Entry,
+        [
+            "signal_type",
+            "value",
+            "state",
+            "review_round",
+            "created_at",
+            "updated_at",
+            "state_changed_at",
+        ],
+        rows,
+        unique=["signal_type", "value"],
+        update=["updated_at"],
+    )
+    return {(signal_type, value): pk for pk, signal_type, value in returned}
+
+
+_CONTRIBUTION_COLUMNS = [
+    "uuid", "organisation_id", "signing_key_id", "entry_id", "action", "labels", "scope",
+    "incident_id", "quality", "created_at", "received_at", "canonical", "content_hash",
+    "signature", "status", "origin_hub",
+]  # fmt: skip
+
+
+def _insert_contributions(
+    verified: list[Verified],
+    entries: dict[tuple[str, str], int],
+    organisation,
+    now,
+    *,
+    with_pks: bool = False,
+) -> list[_Stored]:
+    # In UUID order, so that two requests carrying the same UUIDs wait for each other on the
+    # unique index in one order (one then fails with a unique violation) rather than deadlock.
+    ordered = sorted(verified, key=lambda v: v.parsed.uuid.bytes)
+    entry_ids = [entries[(v.parsed.signal_type, v.parsed.value)] for v in ordered]
+    rows = [
+        (
+            v.parsed.uuid,
+            organisation.pk,
+            v.key.pk,
+            entry_id,
+            v.parsed.action,
+            list(v.parsed.labels),
+            v.parsed.scope,
+            v.parsed.incident,
+            v.parsed.quality,
+            v.parsed.created_at,
+            now,
+            v.parsed.canonical.decode(),
+            v.parsed.content_hash,
+            v.signature,
+            Contribution.Status.ACTIVE
+            if v.parsed.action == Contribution.Action.ADD
+            else Contribution.Status.APPLIED,
+            v.parsed.hub,  # the origin hub, as signed (checked against the context's origin)
+        )
+        for v, entry_id in zip(ordered, entry_ids, strict=True)
+    ]
+    pks = copy_rows(Contribution, _CONTRIBUTION_COLUMNS, rows, reserve_pks=with_pks)
+    return [
+        _Stored(v, pks[i] if pks else None, entry_id)
+        for i, (v, entry_id) in enumerate(zip(ordered, entry_ids, strict=True))
+    ]
+
+
+def _link_labels(
+    batch: _StoreBatch, adds: list[Verified], entries: dict[tuple[str, str], int]
+) -> None:
+    wanted = {
+        (entries[(v.parsed.signal_type, v.parsed.value)], batch.label_ids[slug])
+        for v in adds
+        for slug in v.parsed.labels
+    }
+    upsert_rows(
+        EntryLabel, ["entry_id", "label_id"], sorted(wanted), unique=["entry_id", "label_id"]
+    )
+
+
+def _apply_retracts(batch: _StoreBatch, retracts: list[Verified], now) -> list[_Stored]:
+    """A retract withdraws the member's own active adds of that signal; an entry with no active add
+    left becomes retracted. Retracting what the member never added (or already withdrew) is refused."""
+    if not retracts:
+        return []
+    from federation.vetting.services import entries_mark_retracted_if_unsupported
+
+    organisation = batch.organisation
+    entries = {
+        (signal_type, value): pk
+        for pk, signal_type, value in Entry.objects.select_for_update()
+        .filter(value__in={v.parsed.value for v in retracts})
+        .order_by("signal_type", "value")
+        .values_list("pk", "signal_type", "value")
+    }
+    active_adds: dict[int, list[int]] = {}
+    for contribution_id, entry_id in Contribution.objects.filter(
+        organisation=organisation,
+        action=Contribution.Action.ADD,
+        status=Contribution.Status.ACTIVE,
+        entry__in=list(entries.values()),
+    ).values_list("id", "entry_id"):
+        active_adds.setdefault(entry_id, []).append(contribution_id)
+
+    applicable: list[Verified] = []
+    claimed: set[int] = set()
+    for v in retracts:
+        entry_id = entries.get((v.parsed.signal_type, v.parsed.value))
+        if entry_id is None or not active_adds.get(entry_id) or entry_id in claimed:
+            batch.reject(
+                v.index,
+                "nothing_to_retract",
+                f"{organisation.slug} has no active add of this signal to retract",
+                evidence=v.evidence,
+                field="signal",
+            )
+            continue
+        claimed.add(entry_id)
+        applicable.append(v)
+    stored = _insert_contributions(applicable, entries, organisation, now, with_pks=True)
+    if stored:
+        Contribution.objects.filter(
+            pk__in=[pk for retract in stored for pk in active_adds[retract.entry_id]]
+        ).update(
+            status=Contribution.Status.WITHDRAWN,
+            withdrawn_by=Case(
+                *[When(entry_id=retract.entry_id, then=Value(retract.pk)) for retract in stored]
+            ),
+        )
+        downstream.retracts_stored(
+            entry_ids=[r.entry_id for r in stored], contribution_ids=[r.pk for r in stored], now=now
+        )
+    entries_mark_retracted_if_unsupported(
+        entry_ids={retract.entry_id for retract in stored},
+        actor=batch.actor,
+        now=now,
+    )
+    return stored
+
+
+def _accepted_record(batch: _StoreBatch, v: Verified, entry_id: int) -> AuditRecord:
+    return AuditRecord(
+        action=Action.CONTRIBUTION_ACCEPTED,
+        actor=batch.actor,
+        organisation=batch.organisation.slug,
+        object_type=ObjectType.CONTRIBUTION,
+        object_id=str(v.parsed.uuid),
+        # The signed bytes themselves live in the contribution row; the event commits to them by
+        # content_hash (SHA-256 of the canonical bytes), which halves what a bulk ingest writes.
+        data={
+            Key.UUID: str(v.parsed.uuid),
+            Key.KEY_ID: v.parsed.key_id,
+            Key.CONTENT_HASH: v.parsed.content_hash,
+            Key.SIGNATURE: base64.b64encode(v.signature).decode(),
+            Key.ACTION: v.parsed.action,
+            Key.SIGNAL_TYPE: v.parsed.signal_type,
+            Key.VALUE: v.parsed.value,
+            Key.LABELS: list(v.parsed.labels),
+            Key.ENTRY_ID: entry_id,
+        },
+    )

@@ -1,0 +1,244 @@
+"""Receiving, phase 3: storing what passed the checks, in one transaction per batch.
+
+Foreign members' mirrors, their keys and bindings (``bindings_received``), the incidents named
+and unknown here (mirrored), the contributions through ``contributions_store`` (once however
+many peers send them), a ``Receipt`` per (contribution, peer), the inbound policy (``trust``:
+the sender's vetting is applied here; ``review``: the entry waits for local reviewers), entry
+items (a dispute and its outcome) under ``trust``, and one ``federation.received`` event naming
+every item by digest.
+"""
+
+import dataclasses
+
+from federation.contributions.checks import CheckOutcome, Verified
+from federation.contributions.models import Contribution, Entry
+from federation.contributions.storage import CREATED, contributions_store
+from federation.contributions.storage import DUPLICATE as STORE_DUPLICATE
+from federation.db.bulk_insert import copy_rows
+from federation.lifecycle import entries_transition
+from federation.propagation.bindings_received import received_key_store
+from federation.propagation.models import PeerLink, Receipt
+from federation.propagation.receive_items import (
+    ACCEPTED,
+    DUPLICATE,
+    REJECTED,
+    ContributionItem,
+    EntryItem,
+    ReceivedBatch,
+)
+from federation.transparency.actions import Action, Key, ObjectType, PolicyRule
+from federation.transparency.audit import AuditRecord, audit_record, audit_record_many
+from federation.vetting.services import incidents_mirror
+from members.models import Peer
+
+_SCOPE_WIDTH = {"hub": 0, "peers": 1, "federation": 2}
+
+
+def batch_store(batch: ReceivedBatch) -> None:
+    """Store what passed the checks of ``batch`` and record its results, in the caller's
+    transaction (which the caller runs again after a lost race: this starts afresh)."""
+    audit_record_many(batch.rejection_events)
+    batch.stored_keys = {}
+    batch.stored_bindings = set()
+    for key_item in batch.keys:
+        _key, changed = received_key_store(batch, key_item.key, path=key_item.item.path)
+        batch.set(key_item.item, ACCEPTED if changed else DUPLICATE)
+    if batch.contributions:
+        _store_contributions(batch)
+    for entry_item in batch.entries:
+        _apply_entry_item(batch, entry_item)
+    results = [r for r in batch.results if r is not None]
+    audit_record(
+        AuditRecord(
+            action=Action.FEDERATION_RECEIVED,
+            actor=batch.actor,
+            organisation="",
+            object_type=ObjectType.PEER,
+            object_id=batch.peer.hub_id,
+            data={
+                Key.PEER: batch.peer.hub_id,
+                Key.BATCH: str(batch.parsed.batch_id),
+                Key.VIA: batch.via,
+                Key.ACCEPTED: [r.digest for r in results if r.status == ACCEPTED],
+                Key.DUPLICATES: [r.digest for r in results if r.status == DUPLICATE],
+                Key.REJECTED: [
+                    {Key.ITEM: r.digest, Key.CODE: r.code, Key.MESSAGE: r.message}
+                    for r in results
+                    if r.status == REJECTED
+                ],
+            },
+        )
+    )
+    PeerLink.objects.filter(peer=batch.peer).update(last_received_at=batch.now)
+
+
+def _store_contributions(batch: ReceivedBatch) -> None:
+    # Incidents are declared at their origin hub: one unknown here is mirrored (never
+    # auto-vetting) so that the contributions keep their incident and its lane.
+    incidents_mirror(
+        origins={e.parsed.incident: e.parsed.hub for e in batch.contributions if e.parsed.incident},
+        actor=batch.actor,
+        now=batch.now,
+    )
+    by_member: dict[tuple[str, str], list[ContributionItem]] = {}
+    for entry in batch.contributions:
+        by_member.setdefault((entry.parsed.hub, entry.parsed.member), []).append(entry)
+    stored: list[tuple[ContributionItem, str, int]] = []  # (item, store status, entry id)
+    for (_hub, _member), entries in by_member.items():
+        keys = [received_key_store(batch, entry.key, path=entry.item.path)[0] for entry in entries]
+        organisation = keys[0].organisation
+        # The contributions are the foreign member's: stored for its mirror, by the peer hub.
+        actor = dataclasses.replace(batch.actor, organisation=organisation)
+        verified = [
+            Verified(position, entry.parsed, entry.signature, key)
+            for position, (entry, key) in enumerate(zip(entries, keys, strict=True))
+        ]
+        results = contributions_store(
+            actor=actor,
+            outcome=CheckOutcome(verified, []),
+            item_count=len(verified),
+            label_ids=batch.label_ids,
+            now=batch.now,
+        )
+        for entry, result in zip(entries, results, strict=True):
+            if result.status == CREATED or result.status == STORE_DUPLICATE:
+                stored.append((entry, result.status, result.entry_id))
+            else:
+                error = result.error or {}
+                batch.set(entry.item, REJECTED, error.get("code"), error.get("message"))
+    _record_receipts(batch, stored, created_status=CREATED)
+
+
+def _record_receipts(
+    batch: ReceivedBatch, stored: list[tuple[ContributionItem, str, int]], *, created_status: str
+) -> None:
+    peer_hub = batch.peer.hub_id
+    ids = dict(
+        Contribution.objects.filter(
+            uuid__in=[entry.parsed.uuid for entry, _, _ in stored]
+        ).values_list("uuid", "pk")
+    )
+    existing = set(
+        Receipt.objects.filter(
+            contribution_id__in=list(ids.values()), peer_hub=peer_hub
+        ).values_list("contribution_id", flat=True)
+    )
+    scopes = _receipt_scopes(batch, stored, ids)
+    receipts: list[tuple] = []
+    to_vet: set[int] = set()
+    for entry, status, entry_id in stored:
+        contribution_id = ids[entry.parsed.uuid]
+        if contribution_id in existing:
+            batch.set(entry.item, DUPLICATE)  # redelivered: acknowledged, nothing changes
+            continue
+        existing.add(contribution_id)
+        receipts.append(
+            (
+                contribution_id,
+                peer_hub,
+                batch.via,
+                list(entry.item.path),
+                entry.item.raw["attestations"],
+                list(entry.item.sent_to),
+                scopes[contribution_id],
+                batch.parsed.batch_id,
+                entry.item.digest,
+                batch.now,
+            )
+        )
+        batch.set(entry.item, ACCEPTED if status == created_status else DUPLICATE)
+        if (
+            entry.parsed.action == Contribution.Action.ADD
+            and entry.item.attestations[-1].document["state"] == Entry.State.VETTED
+        ):
+            to_vet.add(entry_id)
+    copy_rows(Receipt, _RECEIPT_COLUMNS, receipts)
+    if to_vet and batch.peer.inbound_policy == Peer.InboundPolicy.TRUST:
+        entries_transition(
+            entry_ids=to_vet,
+            to=Entry.State.VETTED,
+            only_from=[Entry.State.PENDING],
+            actor=batch.actor,
+            reason=f"vetted by trusted peer {peer_hub}",
+            data={Key.POLICY: {Key.RULE: PolicyRule.TRUSTED_PEER, Key.PEER: peer_hub}},
+            now=batch.now,
+        )
+
+
+_RECEIPT_COLUMNS = [
+    "contribution_id", "peer_hub", "via", "path", "attestations", "sent_to", "effective_scope",
+    "batch_id", "digest", "received_at",
+]  # fmt: skip
+
+
+def _receipt_scopes(
+    batch: ReceivedBatch, stored: list[tuple[ContributionItem, str, int]], ids: dict
+) -> dict[int, str]:
+    """The effective scope here: an add's signed ``peers`` arrives as ``hub``; ``federation``
+    stays. A retract travels as far as the adds it withdrew (docs/signing.md §9): the widest of
+    their receipts' scopes here."""
+    scopes: dict[int, str] = {}
+    retract_ids = [
+        ids[entry.parsed.uuid]
+        for entry, _, _ in stored
+        if entry.parsed.action == Contribution.Action.RETRACT
+    ]
+    withdrawn: dict[int, list[str]] = {}
+    if retract_ids:
+        for retract_id, scope in Receipt.objects.filter(
+            contribution__withdrawn_by_id__in=retract_ids
+        ).values_list("contribution__withdrawn_by_id", "effective_scope"):
+            withdrawn.setdefault(retract_id, []).append(scope)
+    for entry, _, _ in stored:
+        contribution_id = ids[entry.parsed.uuid]
+        own = "hub" if entry.parsed.scope in ("hub", "peers") else entry.parsed.scope
+        if entry.parsed.action == Contribution.Action.RETRACT and withdrawn.get(contribution_id):
+            own = max(withdrawn[contribution_id], key=_SCOPE_WIDTH.__getitem__)
+        scopes[contribution_id] = own
+    return scopes
+
+
+# The moves an entry item asks for, from the entry's state here to the attested state.
+_ENTRY_ROUTES: dict[tuple[str, str], tuple[str, ...]] = {
+    (Entry.State.VETTED, Entry.State.DISPUTED): (Entry.State.DISPUTED,),
+    (Entry.State.VETTED, Entry.State.REJECTED): (Entry.State.DISPUTED, Entry.State.REJECTED),
+    (Entry.State.DISPUTED, Entry.State.REJECTED): (Entry.State.REJECTED,),
+    (Entry.State.DISPUTED, Entry.State.VETTED): (Entry.State.VETTED,),
+    (Entry.State.PENDING, Entry.State.VETTED): (Entry.State.VETTED,),
+    (Entry.State.PENDING, Entry.State.REJECTED): (Entry.State.REJECTED,),
+}
+
+
+def _apply_entry_item(batch: ReceivedBatch, item: EntryItem) -> None:
+    """An entry's new state from a ``trust`` peer is applied here when the entry exists and the
+    move is allowed; under ``review`` (or when nothing applies) it is recorded only (in
+    ``federation.received``)."""
+    entry = (
+        Entry.objects.select_for_update()
+        .filter(signal_type=item.signal_type, value=item.value)
+        .first()
+    )
+    if entry is not None and entry.state == item.state:
+        batch.set(item.item, DUPLICATE)
+        return
+    batch.set(item.item, ACCEPTED)
+    if entry is None or batch.peer.inbound_policy != Peer.InboundPolicy.TRUST:
+        return
+    attestation = item.item.attestations[-1].document
+    data = {
+        Key.POLICY: {Key.RULE: PolicyRule.TRUSTED_PEER, Key.PEER: batch.peer.hub_id},
+        Key.ATTESTATION: {
+            Key.HUB: attestation["hub"],
+            Key.TO: attestation["state"],
+            Key.EFFECTIVE_AT: attestation["decided_at"],
+        },
+    }
+    for step in _ENTRY_ROUTES.get((entry.state, item.state), ()):
+        entries_transition(
+            entry_ids=[entry.pk],
+            to=step,
+            actor=batch.actor,
+            reason=f"{attestation['state']} at peer {attestation['hub']}",
+            data=data,
+            now=batch.now,
+        )

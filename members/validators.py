@@ -16,6 +16,8 @@ import unicodedata
 from django.core.exceptions import ValidationError
 from django.utils.deconstruct import deconstructible
 
+from federation.errors import InvalidInput
+
 UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Zl", "Zp"})
 UNSAFE_CODE = "unsafe_characters"
 
@@ -57,3 +59,16 @@ class DisplayNameValidator:
 
 
 validate_display_name = DisplayNameValidator()
+
+
+def check_display_name(value: str, *, field: str) -> None:
+    """The services' form of the check: a 400 ``unsafe_characters`` naming the field."""
+    found = unsafe_characters(value or "")
+    if found:
+        raise InvalidInput(
+            f"{field} contains invisible or text-direction characters ({', '.join(found[:5])}); "
+            "names shown to other members may not contain control, format (bidi, zero-width) "
+            "or separator characters.",
+            code=UNSAFE_CODE,
+            details={"field": field, "characters": found},
+        )

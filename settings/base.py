@@ -8,6 +8,7 @@ from pathlib import Path
 
 import dj_database_url
 
+from federation.enqueue import TaskName, task_routes
 from settings.env import env_bool, env_int, env_list, env_networks, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -164,6 +165,8 @@ CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
 CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", "redis://127.0.0.1:6379/1")
 # Each hub on a shared broker has its own queue (several hubs run on one machine in tests and the demo).
 CELERY_TASK_DEFAULT_QUEUE = env_str("CONCORDAT_CELERY_QUEUE", "concordat")
+# Every task by name on that queue, or the incident lane's beside it (federation/enqueue.py).
+CELERY_TASK_ROUTES = task_routes(CELERY_TASK_DEFAULT_QUEUE)
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -178,21 +181,21 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_DB_REUSE_MAX = 1_000_000_000
 CELERY_BEAT_SCHEDULE = {
     "sequence-audit-log": {
-        "task": "federation.transparency.tasks.sequence_audit_log",
+        "task": TaskName.SEQUENCE_AUDIT_LOG,
         "schedule": float(env_int("CONCORDAT_SEQUENCE_INTERVAL_SECONDS", 5)),
     },
     # The sync stream's safety net: commits nudge the sequencer; this catches a lost nudge.
     "sequence-sync-changes": {
-        "task": "federation.sync.tasks.sync_sequence_changes",
+        "task": TaskName.SYNC_SEQUENCE_CHANGES,
         "schedule": float(env_int("CONCORDAT_SYNC_SEQUENCE_INTERVAL_SECONDS", 5)),
     },
     # Witnesses that missed a checkpoint (down, slow) are asked again for the latest one.
     "collect-cosignatures": {
-        "task": "federation.transparency.tasks.collect_cosignatures",
+        "task": TaskName.COLLECT_COSIGNATURES,
         "schedule": float(env_int("CONCORDAT_WITNESS_INTERVAL_SECONDS", 60)),
     },
     "compact-sync-changes": {
-        "task": "federation.sync.tasks.sync_compact_changes",
+        "task": TaskName.SYNC_COMPACT_CHANGES,
         "schedule": float(env_int("CONCORDAT_SYNC_COMPACT_INTERVAL_SECONDS", 3600)),
     },
 }
@@ -231,11 +234,11 @@ LOOKUP_BATCH_MAX = env_int("CONCORDAT_LOOKUP_BATCH_MAX", 1_000)
 LOOKUP_TAG_BYTES = 8
 LOOKUP_CHANGES_PAGE = env_int("CONCORDAT_LOOKUP_CHANGES_PAGE", 10_000)
 CELERY_BEAT_SCHEDULE["lookup-table-refresh"] = {
-    "task": "federation.lookup.tasks.lookup_table_refresh_task",
+    "task": TaskName.LOOKUP_TABLE_REFRESH,
     "schedule": float(env_int("CONCORDAT_LOOKUP_REFRESH_SECONDS", 5)),
 }
 CELERY_BEAT_SCHEDULE["lookup-usage-audit"] = {
-    "task": "federation.lookup.tasks.lookup_usage_audit_task",
+    "task": TaskName.LOOKUP_USAGE_AUDIT,
     "schedule": float(env_int("CONCORDAT_LOOKUP_USAGE_SECONDS", 3600)),
 }
 
@@ -278,16 +281,12 @@ FEDERATION_PULL_INTERVAL_SECONDS = env_int("CONCORDAT_FEDERATION_PULL_INTERVAL_S
 FEDERATION_PULL_MAX_PAGES = env_int("CONCORDAT_FEDERATION_PULL_MAX_PAGES", 20)
 FEDERATION_PULL_TIMEOUT_SECONDS = env_int("CONCORDAT_FEDERATION_PULL_TIMEOUT_SECONDS", 30)
 CELERY_BEAT_SCHEDULE["federation-pull"] = {
-    "task": "federation.propagation.pull.federation_pull_all",
+    "task": TaskName.FEDERATION_PULL_ALL,
     "schedule": float(FEDERATION_PULL_INTERVAL_SECONDS),
 }
-# Sending. The incident lane has its own queue,
-# "<CELERY_TASK_DEFAULT_QUEUE>.incident", consumed by a worker of its own (docs/federation.md,
-# "The two queues"), or by the one worker with both queues.
-FEDERATION_INCIDENT_QUEUE = f"{CELERY_TASK_DEFAULT_QUEUE}.incident"
-CELERY_TASK_ROUTES = {
-    "federation.propagation.tasks.drain_outbox_incident": {"queue": FEDERATION_INCIDENT_QUEUE},
-}
+# Sending. The incident lane has its own queue, "<CELERY_TASK_DEFAULT_QUEUE>.incident"
+# (CELERY_TASK_ROUTES), consumed by a worker of its own (docs/federation.md, "The two queues"),
+# or by the one worker with both queues.
 # Sending: items per batch (the wire's maximum is 500), attempts before a row is a dead letter,
 # exponential backoff (base * 2 ** (attempts - 1), capped, times a jitter in [0.5, 1]), the lease
 # of a claimed batch (a killed worker's rows come back after it), HTTP timeouts, and how many
@@ -314,7 +313,7 @@ FEDERATION_FEED_PAGE_SIZE = env_int("CONCORDAT_FEDERATION_FEED_PAGE_SIZE", 200)
 FEDERATION_FEED_PAGE_SIZE_MAX = 500
 # The outbox's safety net: commits nudge the drain; beat sweeps every linked peer anyway.
 CELERY_BEAT_SCHEDULE["federation-drain-outbox"] = {
-    "task": "federation.propagation.tasks.drain_outbox_sweep",
+    "task": TaskName.DRAIN_OUTBOX_SWEEP,
     "schedule": float(env_int("CONCORDAT_FEDERATION_SWEEP_INTERVAL_SECONDS", 3)),
 }
 

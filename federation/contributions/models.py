@@ -3,7 +3,7 @@
 from django.db import models
 from django.utils import timezone
 
-from federation.contributions.lookups import HasLabel
+from federation.db.lookups import HasLabel
 
 
 class SignalType(models.TextChoices):

@@ -22,10 +22,10 @@ from django.db import connection
 from django.db.models import Case, Value, When
 
 from federation import downstream
-from federation.bulk_insert import copy_rows, upsert_rows
 from federation.contributions.checks import CheckOutcome, Rejection, Verified
 from federation.contributions.models import Contribution, Entry, EntryLabel
 from federation.contributions.rejections import malformed_items_record, rejection_record
+from federation.db.bulk_insert import copy_rows, upsert_rows
 from federation.db.retry import atomic_retrying_lost_races
 from federation.transparency.actions import Action, Key, ObjectType
 from federation.transparency.audit import AuditRecord, audit_record, audit_record_many

@@ -1,1 +1,1 @@
-"""Database plumbing the services share: what differs between PostgreSQL and SQLite stays here."""
+"""Database plumbing: bulk inserts, advisory locks, lookups and the retry-after-a-lost-race helper; the PostgreSQL and SQLite branches live here."""

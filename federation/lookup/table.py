@@ -17,12 +17,13 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from federation.contributions.models import SHARED_STATES, Entry
+from federation.db.locks import xact_try_lock
 from federation.errors import Conflict, Unavailable
 from federation.lookup import voprf
 from federation.lookup.keys import OprfKey, current_key
 from federation.lookup.models import LookupState, LookupTag
 from federation.sync.models import EntryChange
-from federation.sync.selectors import stream_state
+from federation.sync.stream import stream_state
 
 SIGNAL_TYPES = ("md5", "sha256")
 INPUT_PREFIX = b"concordat-lookup-v1:"
@@ -57,10 +58,8 @@ def lookup_table_refresh(*, rebuild: bool = True, max_changes: int | None = None
     when another process holds the refresh (or a rebuild is needed and not allowed)."""
     key = current_key()
     with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [LOOKUP_LOCK_KEY])
-            if not cursor.fetchone()[0]:
-                return None
+        if not xact_try_lock(LOOKUP_LOCK_KEY):
+            return None
         state, _ = LookupState.objects.select_for_update().get_or_create(pk=1)
         stream = stream_state()
         if state.key_id != key.key_id or state.position < stream.compacted_through:

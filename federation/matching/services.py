@@ -24,7 +24,7 @@ from federation.matching.video import (
     DEFAULT_QUERY_MIN,
     frame_list_distinct,
 )
-from federation.sync.selectors import render_entries
+from federation.sync.rendering import ROW_FIELDS, render_entries
 from federation.transparency.actions import Action, Key
 from federation.transparency.audit import AuditRecord, audit_record
 from federation.video.frames import MAX_FRAMES, FrameList, FrameListError, normalise_frames
@@ -324,16 +324,6 @@ def _video_result(signal, video_matches, photo_hits, entries, quality_min) -> di
 
 
 _RENDERED_KEYS = ("state", "labels", "contributors", "quality")
-# What render_entries takes: the entry's id, then federation.sync.selectors._ENTRY_FIELDS.
-_ROW_FIELDS = (
-    "id",
-    "signal_type",
-    "value",
-    "state",
-    "created_at",
-    "updated_at",
-    "state_changed_at",
-)
 
 
 def render_matched_entries(pairs: list[tuple[str, str]]) -> dict:
@@ -347,7 +337,7 @@ def render_matched_entries(pairs: list[tuple[str, str]]) -> dict:
             rows.extend(
                 Entry.objects.filter(
                     signal_type=signal_type, value__in=values, state__in=SHARED_STATES
-                ).values_list(*_ROW_FIELDS)
+                ).values_list(*ROW_FIELDS)
             )
     rendered = {}
     for document in render_entries(rows):

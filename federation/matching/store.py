@@ -32,7 +32,7 @@ from federation.contributions.models import SHARED_STATES, Contribution, Entry, 
 from federation.errors import Gone
 from federation.matching.index import STATE_CODES, ExactIndex, PdqIndex, pdq_words
 from federation.matching.video import VideoIndex, distinct_from_canonical
-from federation.sync.selectors import changes_after, stream_state
+from federation.sync.stream import changes_after, stream_state
 from federation.video.models import VideoFrames
 
 logger = logging.getLogger(__name__)

@@ -29,6 +29,7 @@ import http.client
 import logging
 import random
 import uuid
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -40,6 +41,8 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from federation.db.locks import session_try_lock, session_unlock
+from federation.enqueue import TaskName, nudge
 from federation.hubkey import hub_private_key
 from federation.monitoring.counters import push_failed_counted
 from federation.propagation.items import ItemsBuilder, row_refs
@@ -80,20 +83,6 @@ def _lock_key(peer_id: int, lane: str) -> tuple[int, int]:
     return _LOCK_NAMESPACE, (peer_id * 2 + (1 if lane == OutboxItem.Lane.INCIDENT else 0)) % (2**31)
 
 
-def _lock(peer_id: int, lane: str) -> bool:
-    if connection.vendor != "postgresql":
-        return True  # the embedded demo: one solo worker per hub drains one lane at a time
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", _lock_key(peer_id, lane))
-        return cursor.fetchone()[0]
-
-
-def _unlock(peer_id: int, lane: str) -> None:
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_unlock(%s, %s)", _lock_key(peer_id, lane))
-
-
 def outbox_drain(*, peer_id: int, lane: str, max_rounds: int | None = None) -> DrainResult:
     """Send what is due to the peer in ``lane``, a round of batches at a time, until nothing is
     due or ``max_rounds`` rounds were sent. Returns at once when another drain holds the lane."""
@@ -102,7 +91,8 @@ def outbox_drain(*, peer_id: int, lane: str, max_rounds: int | None = None) -> D
     if peer is None or not (peer.is_active and peer.is_link and peer.outbound_token):
         return result
     max_rounds = max_rounds or settings.FEDERATION_DRAIN_ROUNDS
-    if not _lock(peer_id, lane):
+    # The embedded demo (SQLite) takes no lock: one solo worker per hub drains one lane at a time.
+    if not session_try_lock(_lock_key(peer_id, lane)):
         return result
     try:
         for _round in range(max_rounds):
@@ -113,11 +103,24 @@ def outbox_drain(*, peer_id: int, lane: str, max_rounds: int | None = None) -> D
         else:
             result.more = _due(peer_id, lane)
     finally:
-        _unlock(peer_id, lane)
+        session_unlock(_lock_key(peer_id, lane))
     if not result.more and _due(peer_id, lane):
         # Rows committed while this drain was finishing, whose nudge found the lane locked.
         result.more = True
     return result
+
+
+def request_drain(*, peer_id: int, lane: str) -> None:
+    """A best-effort nudge (after a commit); the periodic sweep is the guarantee. The incident
+    lane's task has its own queue (``federation.enqueue``)."""
+    incident = lane == OutboxItem.Lane.INCIDENT
+    nudge(TaskName.DRAIN_OUTBOX_INCIDENT if incident else TaskName.DRAIN_OUTBOX, peer_id)
+
+
+def request_drain_all(*, peer_ids: Iterable[int]) -> None:
+    for peer_id in peer_ids:
+        for lane in (OutboxItem.Lane.NORMAL, OutboxItem.Lane.INCIDENT):
+            request_drain(peer_id=peer_id, lane=lane)
 
 
 def _due(peer_id: int, lane: str, now: datetime | None = None) -> bool:
@@ -507,11 +510,9 @@ def outbox_retry(*, item_ids, actor: Actor) -> int:
         )
         pairs = sorted({(r.peer_id, r.lane) for r in rows})
 
-        def nudge():
-            from federation.propagation.tasks import request_drain
-
+        def nudge_drains():
             for peer_id, lane in pairs:
                 request_drain(peer_id=peer_id, lane=lane)
 
-        transaction.on_commit(nudge)
+        transaction.on_commit(nudge_drains)
     return len(rows)

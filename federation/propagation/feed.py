@@ -51,7 +51,7 @@ from federation.propagation.outbox import shareable_with
 from federation.propagation.serializers import SignedBatchSerializer
 from federation.propagation.wire import MAX_BATCH_ITEMS, batch_document, sign_document
 from federation.sync.models import EntryChange
-from federation.sync.selectors import stream_state
+from federation.sync.stream import stream_state
 from federation.transparency.actions import Action, Key, ObjectType
 from federation.transparency.audit import AuditRecord, audit_record
 from federation.video.models import VideoFrames

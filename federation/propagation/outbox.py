@@ -237,7 +237,7 @@ def _nudge_on_commit(pairs: set[tuple[int, str]]) -> None:
 
 
 def _nudge(pairs: list[tuple[int, str]]) -> None:
-    from federation.propagation.tasks import request_drain
+    from federation.propagation.delivery import request_drain
 
     for peer_id, lane in pairs:
         request_drain(peer_id=peer_id, lane=lane)

@@ -25,6 +25,7 @@ from federation.transparency.actions import Action, Key, ObjectType
 from federation.transparency.audit import AuditRecord, audit_record
 from members.actors import Actor
 from members.models import Peer, key_id_for
+from members.validators import check_display_name
 
 # Scopes a peer may be sent: ``hub`` never leaves this hub.
 OUTBOUND_SCOPES = (ContributionScope.PEERS.value, ContributionScope.FEDERATION.value)
@@ -180,8 +181,6 @@ def peer_register(
     """Register a peer hub. A peer with a URL is a link: it gets a delivery record and an inbound
     credential (the token it presents here, returned once); without one it is known by its key
     only (an origin whose signatures reach this hub through other peers)."""
-    from members.services import check_display_name
-
     check_hub_id(hub_id)
     check_display_name(name, field="name")
     if not (name or "").strip():
@@ -276,7 +275,7 @@ def peer_update(
         if peer.is_link:
             PeerLink.objects.get_or_create(peer=peer)
     if peer.is_link and peer.is_active and changed.keys() & {"state", "url"}:
-        from federation.propagation.tasks import request_drain_all
+        from federation.propagation.delivery import request_drain_all
 
         transaction.on_commit(lambda: request_drain_all(peer_ids=[peer.pk]))
     return peer
@@ -326,7 +325,7 @@ def peer_set_outbound_token(*, peer: Peer, token: str, actor: Actor) -> Peer:
             {Key.DIRECTION: "outbound", Key.PREFIX: prefix},
         )
     if peer.is_link and peer.is_active:
-        from federation.propagation.tasks import request_drain_all
+        from federation.propagation.delivery import request_drain_all
 
         transaction.on_commit(lambda: request_drain_all(peer_ids=[peer.pk]))
     return peer

@@ -30,9 +30,10 @@ from urllib.parse import urlencode
 import orjson
 from celery import shared_task
 from django.conf import settings
-from django.db import connection
 from django.utils import timezone
 
+from federation.db.locks import session_lock
+from federation.enqueue import TaskName, enqueue
 from federation.monitoring.counters import pull_failed_counted
 from federation.propagation.feed import HORIZON_HEADER, MAX_CURSOR
 from federation.propagation.models import PeerLink
@@ -77,7 +78,7 @@ def pull_from_peer(peer_id: int) -> PullOutcome:
             "pull from %s failed after 0 pages (0 items received): %s", peer.hub_id, outcome.error
         )
         return outcome
-    with _pull_lock(peer.pk) as locked:
+    with session_lock(_pull_lock_key(peer.pk)) as locked:
         if not locked:
             return outcome  # another worker is pulling from this peer right now
         try:
@@ -230,36 +231,20 @@ def _error_code(raw: bytes) -> str:
     return code[:64] if isinstance(code, str) else ""
 
 
-class _pull_lock:
-    """A session advisory lock per peer on PostgreSQL (one pull per peer at a time)."""
-
-    def __init__(self, peer_pk: int) -> None:
-        self.key = int.from_bytes(hashlib.sha256(f"PULL:{peer_pk}".encode()).digest()[:8], "big")
-        self.key -= 1 << 63 if self.key >= 1 << 63 else 0
-        self.held = False
-
-    def __enter__(self) -> bool:
-        if connection.vendor != "postgresql":
-            return True
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_try_advisory_lock(%s)", [self.key])
-            self.held = bool(cursor.fetchone()[0])
-        return self.held
-
-    def __exit__(self, *exc_info) -> None:
-        if self.held:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s)", [self.key])
+def _pull_lock_key(peer_pk: int) -> int:
+    """The session advisory lock of one peer's pull (one pull per peer at a time): a bigint."""
+    key = int.from_bytes(hashlib.sha256(f"PULL:{peer_pk}".encode()).digest()[:8], "big")
+    return key - (1 << 63) if key >= 1 << 63 else key
 
 
-@shared_task(acks_late=True, ignore_result=True)
+@shared_task(name=TaskName.FEDERATION_PULL, acks_late=True, ignore_result=True)
 def federation_pull(peer_id: int) -> int:
     """Pull from one peer; returns the number of items received."""
     outcome = pull_from_peer(peer_id)
     return outcome.accepted + outcome.duplicates + outcome.rejected
 
 
-@shared_task(acks_late=True, ignore_result=True)
+@shared_task(name=TaskName.FEDERATION_PULL_ALL, acks_late=True, ignore_result=True)
 def federation_pull_all() -> int:
     """Beat (every FEDERATION_PULL_INTERVAL_SECONDS): one pull task per active linked peer."""
     peer_ids = list(
@@ -269,5 +254,5 @@ def federation_pull_all() -> int:
         .values_list("pk", flat=True)
     )
     for peer_id in peer_ids:
-        federation_pull.delay(peer_id)
+        enqueue(TaskName.FEDERATION_PULL, peer_id)
     return len(peer_ids)

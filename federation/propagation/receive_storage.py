@@ -10,11 +10,11 @@ every item by digest.
 
 import dataclasses
 
-from federation.bulk_insert import copy_rows
 from federation.contributions.checks import CheckOutcome, Verified
 from federation.contributions.models import Contribution, Entry
 from federation.contributions.storage import CREATED, contributions_store
 from federation.contributions.storage import DUPLICATE as STORE_DUPLICATE
+from federation.db.bulk_insert import copy_rows
 from federation.lifecycle import entries_transition
 from federation.propagation.bindings_received import received_key_store
 from federation.propagation.models import PeerLink, Receipt

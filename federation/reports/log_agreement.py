@@ -17,8 +17,8 @@ from django.conf import settings
 from django.db.models import Count, Q
 from django.db.models.fields.json import KT, KeyTransform
 
-from federation.contributions.lookups import HasLabel
 from federation.contributions.models import Label
+from federation.db.lookups import HasLabel
 from federation.reports.selectors import (
     ReportFilters,
     audit_events_filtered,

@@ -17,9 +17,10 @@ from rest_framework.views import APIView
 
 from federation.contributions.models import Label, SignalType
 from federation.errors import InvalidInput
-from federation.sync import selectors
 from federation.sync.cursors import cursor_for, cursor_of
+from federation.sync.export import shared_set_lines
 from federation.sync.serializers import ChangesPageSerializer
+from federation.sync.stream import changes_after
 from members.models import Scope
 from members.permissions import HasCapability
 
@@ -68,7 +69,7 @@ class SyncChangesView(APIView):
         params = request.query_params
         raw_after = params.get("after")
         cursor = cursor_of(raw_after) if raw_after else None
-        page = selectors.changes_after(
+        page = changes_after(
             after=cursor.position if cursor else None,
             horizon=cursor.horizon if cursor else 0,
             limit=_limit(params.get("limit")),
@@ -110,7 +111,7 @@ class SyncExportView(APIView):
     )
     def get(self, request):
         response = StreamingHttpResponse(
-            _gzip(selectors.shared_set_lines()), content_type="application/x-ndjson"
+            _gzip(shared_set_lines()), content_type="application/x-ndjson"
         )
         response["Content-Encoding"] = "gzip"
         response["Content-Disposition"] = 'attachment; filename="shared-set.ndjson.gz"'

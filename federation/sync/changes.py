@@ -21,6 +21,7 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from federation.contributions.models import SHARED_STATES, Entry
+from federation.enqueue import TaskName, nudge
 from federation.sync.models import EntryChange
 
 
@@ -90,9 +91,7 @@ class _Recorded:
         self.rows = rows
 
     def __call__(self) -> None:
-        from federation.sync.tasks import request_sync_sequencing
-
-        request_sync_sequencing()
+        nudge(TaskName.SYNC_SEQUENCE_CHANGES)
 
 
 def _recorded_in_this_transaction(alias: str) -> dict[int, list[int]]:

@@ -30,6 +30,7 @@ from django.db.models import Exists, Max, OuterRef
 from django.utils import timezone
 
 from federation.contributions.models import SHARED_STATES
+from federation.db.locks import xact_lock
 from federation.propagation.models import KeyBinding
 from federation.sync.models import EntryChange, SyncState
 
@@ -127,10 +128,6 @@ def sync_changes_compact(*, now: datetime | None = None) -> Compaction:
 
 
 def _lock(alias: str) -> None:
-    connection = connections[alias]
-    if connection.vendor != "postgresql":
-        return  # SQLite (the demo) has one writer at a time anyway
-    with connection.cursor() as cursor:
-        # Waits rather than gives up: a nudge that arrives while another batch runs still
-        # sequences the rows it was sent for, so lag stays below a second.
-        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [SYNC_LOCK_KEY])
+    # Waits rather than gives up: a nudge that arrives while another batch runs still sequences
+    # the rows it was sent for, so lag stays below a second.
+    xact_lock(SYNC_LOCK_KEY, using=alias)

@@ -23,6 +23,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from federation.contributions.models import SHARED_STATES, Contribution, Entry, EntryLabel
+from federation.db.locks import xact_lock
 from federation.taxii import stix
 from federation.taxii.models import StixObjectVersion
 from members.models import Organisation
@@ -62,9 +63,7 @@ def stix_versions_sequence(*, batch_size: int = 10_000, max_batches: int | None 
     done = 0
     for _ in itertools.count() if max_batches is None else range(max_batches):
         with transaction.atomic():
-            if connection.vendor == "postgresql":
-                with connection.cursor() as cursor:
-                    cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [_LOCK])
+            xact_lock(_LOCK)
             rendered, more = _sequence_batch(batch_size)
         done += rendered
         if not more:

@@ -14,7 +14,8 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from federation.bulk_insert import copy_rows
+from federation.db.bulk_insert import copy_rows
+from federation.enqueue import TaskName, nudge
 from federation.signing import canonical_json_bytes
 from federation.transparency.models import AuditEvent
 from members.actors import Actor
@@ -185,6 +186,8 @@ def event_leaf_bytes(event: AuditEvent) -> bytes:
 
 def _schedule_sequencing() -> None:
     """Ask for the log to be sequenced once this transaction commits (never if it rolls back)."""
-    from federation.transparency.tasks import request_sequencing
+    transaction.on_commit(_request_sequencing)
 
-    transaction.on_commit(request_sequencing)
+
+def _request_sequencing() -> None:
+    nudge(TaskName.SEQUENCE_AUDIT_LOG)

@@ -28,7 +28,9 @@ from django.conf import settings
 from django.db import connections, router, transaction
 from django.utils import timezone
 
-from federation.bulk_insert import copy_rows
+from federation.db.bulk_insert import copy_rows
+from federation.db.locks import xact_try_lock
+from federation.enqueue import TaskName, nudge
 from federation.signing import canonical_json_bytes
 from federation.transparency import log_selectors as selectors
 from federation.transparency import merkle
@@ -39,7 +41,13 @@ from federation.transparency.audit import (
     row_document,
 )
 from federation.transparency.checkpoints import sign_checkpoint
-from federation.transparency.models import AuditEvent, Checkpoint, MerkleNode, SequencerStatus
+from federation.transparency.models import (
+    AuditEvent,
+    Checkpoint,
+    MerkleNode,
+    SequencerStatus,
+    Witness,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -142,20 +150,18 @@ def _sequence_batch(batch_size: int) -> int | None:
 
 
 def _request_cosignatures() -> None:
-    from federation.transparency.tasks import request_cosignatures
-
-    request_cosignatures()
+    """After a checkpoint commits: ask for the collection, if this hub has witnesses at all."""
+    if Witness.objects.filter(active=True).exists():
+        nudge(TaskName.COLLECT_COSIGNATURES)
 
 
 def _take_lock(alias: str) -> bool:
+    if not xact_try_lock(SEQUENCER_LOCK_KEY, using=alias):
+        return False
     connection = connections[alias]
-    if connection.vendor != "postgresql":
-        return True  # SQLite (the demo) has one writer at a time anyway
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [SEQUENCER_LOCK_KEY])
-        if not cursor.fetchone()[0]:
-            return False
-        cursor.execute(BATCH_PLANS)
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(BATCH_PLANS)
     return True
 
 

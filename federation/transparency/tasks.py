@@ -6,10 +6,12 @@ import logging
 from celery import shared_task
 from django.conf import settings
 
+from federation.enqueue import TaskName, enqueue
+
 logger = logging.getLogger(__name__)
 
 
-@shared_task(acks_late=True, ignore_result=True)
+@shared_task(name=TaskName.SEQUENCE_AUDIT_LOG, acks_late=True, ignore_result=True)
 def sequence_audit_log() -> int:
     """Sequence pending audit events into the Merkle tree and sign a checkpoint."""
     from federation.transparency.sequencer import sequence_pending
@@ -17,15 +19,7 @@ def sequence_audit_log() -> int:
     return sequence_pending()
 
 
-def request_sequencing() -> None:
-    """A best-effort nudge after a commit; the periodic beat task is the guarantee."""
-    try:
-        sequence_audit_log.apply_async(retry=False)
-    except Exception:  # the broker being down must never fail the request that audited
-        logger.warning("could not enqueue audit log sequencing; the periodic run will pick it up")
-
-
-@shared_task(bind=True, acks_late=True, ignore_result=True)
+@shared_task(name=TaskName.COSIGN_WITH_WITNESS, bind=True, acks_late=True, ignore_result=True)
 def cosign_with_witness(self, witness_id: int) -> str:
     """Ask one witness for its cosignature on the latest checkpoint; retried with exponential
     backoff while it is unreachable, then left to the periodic run."""
@@ -53,24 +47,12 @@ def cosign_with_witness(self, witness_id: int) -> str:
         return "refused"
 
 
-@shared_task(acks_late=True, ignore_result=True)
+@shared_task(name=TaskName.COLLECT_COSIGNATURES, acks_late=True, ignore_result=True)
 def collect_cosignatures() -> int:
     """One task per active witness (run after each checkpoint and periodically by beat)."""
     from federation.transparency.models import Witness
 
     ids = list(Witness.objects.filter(active=True).values_list("pk", flat=True))
     for witness_id in ids:
-        cosign_with_witness.delay(witness_id)
+        enqueue(TaskName.COSIGN_WITH_WITNESS, witness_id)
     return len(ids)
-
-
-def request_cosignatures() -> None:
-    """After a checkpoint commits: enqueue the collection, if this hub has witnesses at all."""
-    from federation.transparency.models import Witness
-
-    if not Witness.objects.filter(active=True).exists():
-        return
-    try:
-        collect_cosignatures.apply_async(retry=False)
-    except Exception:
-        logger.warning("could not enqueue cosignature collection; the periodic run will")

@@ -204,7 +204,7 @@ EMPTY_PAGES = int(os.environ.get("CONCORDAT_BENCH_SYNC_NOSTATS_EMPTY_PAGES", 200
 # environment, at the head of the stream; prints p50 and p99 in ms.
 _EMPTY_SELECTOR = """
 import time
-from federation.sync.selectors import changes_after, stream_state
+from federation.sync.stream import changes_after, stream_state
 head = stream_state().last_position
 times = []
 for _ in range(%d):
@@ -268,7 +268,7 @@ def test_bench_sync_without_statistics():
         head = hub.manage(
             "shell", "-c",
             "from federation.sync.cursors import cursor_for; "
-            "from federation.sync.selectors import stream_state; "
+            "from federation.sync.stream import stream_state; "
             "print(cursor_for(stream_state().last_position))",
         ).strip().splitlines()[-1]  # fmt: skip
 

@@ -20,7 +20,7 @@ from concordat_client import verifier
 from django.conf import settings
 from django.db import transaction
 
-from federation.bulk_insert import copy_rows
+from federation.db.bulk_insert import copy_rows
 from federation.transparency import log_selectors, merkle
 from federation.transparency.checkpoints import sign_checkpoint
 from federation.transparency.models import AuditEvent, Checkpoint

@@ -28,7 +28,7 @@ from federation.live import services as live
 from federation.matching import store as store_module
 from federation.matching.store import MatchStore
 from federation.matching.video import DistinctFrames, VideoIndex, brute_force_videos
-from federation.sync.selectors import stream_state
+from federation.sync.stream import stream_state
 from members.models import Role
 from tests.support.parties import make_member, make_organisation
 

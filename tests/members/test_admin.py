@@ -237,7 +237,7 @@ def test_admin_password_change_and_its_audit_event_commit_together(connie, monke
     def failing_audit(record):
         raise RuntimeError("the audit log is unavailable")
 
-    monkeypatch.setattr("members.services.audit_record", failing_audit)
+    monkeypatch.setattr("members.services.users.audit_record", failing_audit)
     with pytest.raises(RuntimeError):
         connie.post(url, form)
     user.refresh_from_db()

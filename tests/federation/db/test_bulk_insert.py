@@ -1,11 +1,11 @@
-"""COPY writes (federation/bulk_insert.py): what a JSON column holds after ``copy_rows`` is what
+"""COPY writes (federation/db/bulk_insert.py): what a JSON column holds after ``copy_rows`` is what
 the ORM would have stored, and a value JSON cannot hold is refused as before."""
 
 from datetime import UTC, datetime
 
 import pytest
 
-from federation.bulk_insert import _json_dumps, copy_rows
+from federation.db.bulk_insert import _json_dumps, copy_rows
 from federation.propagation.models import Receipt
 from tests.support.sending import foreign_member
 

@@ -1,4 +1,4 @@
-"""``__in`` with a list on PostgreSQL (federation/lookups.py): one array parameter, the same rows
+"""``__in`` with a list on PostgreSQL (federation/db/lookups.py): one array parameter, the same rows
 as Django's ``IN``; subqueries and other field types keep ``IN``."""
 
 import uuid

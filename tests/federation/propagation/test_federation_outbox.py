@@ -290,11 +290,11 @@ def test_rows_roll_back_with_the_change(acme_submitter, bravo):
 
 @pytest.mark.django_db(transaction=True)
 def test_a_commit_nudges_each_peer_and_lane_once(monkeypatch):
-    from federation.propagation import tasks
+    from federation.propagation import delivery
     from tests.support.parties import make_member, make_organisation
 
     nudged = []
-    monkeypatch.setattr(tasks, "request_drain", lambda **kw: nudged.append(kw))
+    monkeypatch.setattr(delivery, "request_drain", lambda **kw: nudged.append(kw))
     party = make_member("alice", make_organisation("acme"), "submitter")
     # transactional tests run on a flushed database: the taxonomy is made here
     Label.objects.get_or_create(

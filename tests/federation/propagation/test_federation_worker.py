@@ -14,6 +14,7 @@ from django.conf import settings
 from django.db import connection
 
 from federation.contributions.models import Label
+from federation.enqueue import TASK_NAMES, task_routes
 from federation.propagation.models import OutboxItem
 from federation.vetting.models import Incident
 from settings.celery import app
@@ -30,9 +31,7 @@ def queue():
     name = f"concordat-fedsend-{uuid.uuid4().hex[:8]}"
     saved = (app.conf.task_default_queue, app.conf.task_routes)
     app.conf.task_default_queue = name
-    app.conf.task_routes = {
-        "federation.propagation.tasks.drain_outbox_incident": {"queue": f"{name}.incident"}
-    }
+    app.conf.task_routes = task_routes(name)
     _forget_routing()
     yield name
     app.conf.task_default_queue, app.conf.task_routes = saved
@@ -114,8 +113,18 @@ def test_the_incident_drain_is_routed_to_its_own_queue(queue):
     incident = router.route({}, "federation.propagation.tasks.drain_outbox_incident")
     normal = router.route({}, "federation.propagation.tasks.drain_outbox")
     assert (incident["queue"].name, normal["queue"].name) == (f"{queue}.incident", queue)
-    assert {
-        "federation.propagation.tasks.drain_outbox_incident": {
-            "queue": f"{settings.CELERY_TASK_DEFAULT_QUEUE}.incident"
-        }
-    } == settings.CELERY_TASK_ROUTES
+    hub = settings.CELERY_TASK_DEFAULT_QUEUE
+    assert task_routes(hub) == settings.CELERY_TASK_ROUTES
+    assert {route["queue"] for route in settings.CELERY_TASK_ROUTES.values()} == {
+        hub,
+        f"{hub}.incident",
+    }
+
+
+def test_every_task_is_named_and_routed_and_every_name_is_a_task():
+    """The worker finds each task by the name services enqueue (federation/enqueue.py), and
+    beat's schedule names only tasks that exist."""
+    app.loader.import_default_modules()  # what a worker does at start: discover the task modules
+    ours = {name for name in app.tasks if not name.startswith("celery.")}
+    assert ours == set(TASK_NAMES) == set(settings.CELERY_TASK_ROUTES)
+    assert {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()} <= ours

@@ -411,7 +411,7 @@ def test_the_database_and_the_portable_renderings_agree(
     trusted_acme, globex_submitter, globex_reviewer
 ):
     """PostgreSQL builds the documents in SQL; SQLite (the demo) builds them in Python."""
-    from federation.sync import selectors
+    from federation.sync import stream
 
     incident = incident_declare(name="CIP", actor=Actor.system("test"))
     kept = submit_entry(
@@ -431,8 +431,8 @@ def test_the_database_and_the_portable_renderings_agree(
         {"incident": str(incident.pk)},
     ):
         args = (0, 100, filters.get("signal_type"), filters.get("label"), filters.get("incident"))
-        in_sql = selectors._sql_changes(*args)
-        portable = selectors._portable_changes(*args)
+        in_sql = stream._sql_changes(*args)
+        portable = stream._portable_changes(*args)
         assert [(k, pk, orjson.loads(d)) for k, pk, d in in_sql] == [
             (k, pk, orjson.loads(d)) for k, pk, d in portable
         ]
@@ -443,7 +443,7 @@ def test_the_database_and_the_portable_renderings_agree(
 
 
 def test_a_reader_at_the_head_costs_one_query_and_no_page(trusted_acme, globex_reviewer):
-    from federation.sync.selectors import changes_after
+    from federation.sync.stream import changes_after
 
     submit_entry(trusted_acme)
     head = pull(globex_reviewer)["next"]
@@ -459,7 +459,7 @@ def test_a_reader_at_the_head_costs_one_query_and_no_page(trusted_acme, globex_r
 def test_the_page_statement_runs_without_jit_or_parallel_workers(trusted_acme, globex_reviewer):
     """Whatever the planner's estimates: here every cost is made to cross the JIT and parallel
     thresholds, as a database without statistics does (about 0.9 s of JIT per page)."""
-    from federation.sync.selectors import changes_after
+    from federation.sync.stream import changes_after
 
     submit_entry(trusted_acme)
     sync_sequence_pending()

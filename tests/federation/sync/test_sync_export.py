@@ -13,8 +13,9 @@ from django.db import connections, transaction
 from federation.contributions.models import Entry
 from federation.sync.changes import sync_changes_record
 from federation.sync.cursors import position_of
-from federation.sync.selectors import shared_set_lines, stream_state
+from federation.sync.export import shared_set_lines
 from federation.sync.sequencer import sync_sequence_pending
+from federation.sync.stream import stream_state
 from federation.vetting.services import incident_declare
 from members.actors import Actor
 from tests.support.parties import random_hex
@@ -289,23 +290,23 @@ def test_export_times_keep_six_digits_in_utc_as_the_delta_api_writes_them(globex
 def test_a_chunk_splits_into_one_document_per_line_whatever_its_strings_hold():
     # The chunk is encoded as one JSON array and split where one document ends and the next
     # begins; a string that looks like that boundary must not split a document.
-    from federation.sync import selectors
+    from federation.sync import export
 
     moment = datetime(2026, 3, 4, 5, 6, 7, 8, tzinfo=UTC)
     hostile = 'x"},{"op":"upsert"}\n'
     rows = {
-        selectors._EXPORT_ENTRIES_SQL: [
+        export._EXPORT_ENTRIES_SQL: [
             (1, "pdq", "a" * 64, "vetted", moment, moment, moment),
             (2, "md5", "b" * 32, "disputed", moment, moment, moment),
         ],
-        selectors._EXPORT_LABELS_SQL: [(1, 7), (2, 7), (2, 8)],
-        selectors._EXPORT_ADDS_SQL: [
+        export._EXPORT_LABELS_SQL: [(1, 7), (2, 7), (2, 8)],
+        export._EXPORT_ADDS_SQL: [
             (1, 1, hostile, "active", 50, None),
             (2, 1, "a.hub", "active", None, None),
             (2, 2, "b.hub", "withdrawn", 99, "8c6f0a4e-3b1e-4f7a-9d2a-0c1b2a3d4e5f"),
         ],
     }
-    count, text = selectors._render_chunk(
+    count, text = export._render_chunk(
         lambda sql, params: rows[sql], (0, 2), {7: "propaganda", 8: "attack-footage"},
         {1: "acme", 2: "globex"},
     )  # fmt: skip

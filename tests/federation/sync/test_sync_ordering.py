@@ -14,8 +14,8 @@ from django.db import connection, connections, transaction
 from federation.contributions.models import SHARED_STATES, Entry
 from federation.sync.changes import sync_changes_record
 from federation.sync.models import EntryChange
-from federation.sync.selectors import changes_after
 from federation.sync.sequencer import sync_sequence_pending
+from federation.sync.stream import changes_after
 from tests.support.parties import random_hex
 
 STATES = [

@@ -1,0 +1,86 @@
+"""Celery tasks by name: every task's name and queue, and the one way services enqueue work.
+
+Services never import a task module: they call ``nudge`` (after a commit, best effort) or
+``enqueue`` (a task fanning out) with a ``TaskName``, and Celery finds the task by that name. So
+the task modules import the services and nothing imports the task modules but the worker
+(``settings.celery`` discovers them), which keeps the import graph free of circles.
+
+The names are the dotted paths Celery gave the tasks when it named them after their modules:
+beat's schedule and messages already queued carry them, so they stay as they are even if a task
+moves. Each task runs on the hub's queue (``CELERY_TASK_DEFAULT_QUEUE``, one per hub on a shared
+broker) except the incident lane's outbox drain, which has ``<queue>.incident`` to itself, so
+that incident items never wait behind a backlog of ordinary ones (docs/federation.md). Workers
+consume both queues. ``task_routes`` is the routing table settings installs.
+
+This module is read by settings, before Django is set up: it imports nothing of the hub.
+"""
+
+import logging
+
+from celery import current_app
+
+logger = logging.getLogger(__name__)
+
+
+class TaskName:
+    """The name of every Celery task of the hub."""
+
+    SEQUENCE_AUDIT_LOG = "federation.transparency.tasks.sequence_audit_log"
+    COLLECT_COSIGNATURES = "federation.transparency.tasks.collect_cosignatures"
+    COSIGN_WITH_WITNESS = "federation.transparency.tasks.cosign_with_witness"
+    SYNC_SEQUENCE_CHANGES = "federation.sync.tasks.sync_sequence_changes"
+    SYNC_COMPACT_CHANGES = "federation.sync.tasks.sync_compact_changes"
+    DRAIN_OUTBOX = "federation.propagation.tasks.drain_outbox"
+    DRAIN_OUTBOX_INCIDENT = "federation.propagation.tasks.drain_outbox_incident"
+    DRAIN_OUTBOX_SWEEP = "federation.propagation.tasks.drain_outbox_sweep"
+    FEDERATION_PULL = "federation.propagation.pull.federation_pull"
+    FEDERATION_PULL_ALL = "federation.propagation.pull.federation_pull_all"
+    LOOKUP_TABLE_REFRESH = "federation.lookup.tasks.lookup_table_refresh_task"
+    LOOKUP_USAGE_AUDIT = "federation.lookup.tasks.lookup_usage_audit_task"
+
+
+INCIDENT_SUFFIX = ".incident"
+# Each task's queue, as a suffix of the hub's queue: "" is the hub's queue itself.
+_QUEUE_SUFFIXES = {
+    TaskName.SEQUENCE_AUDIT_LOG: "",
+    TaskName.COLLECT_COSIGNATURES: "",
+    TaskName.COSIGN_WITH_WITNESS: "",
+    TaskName.SYNC_SEQUENCE_CHANGES: "",
+    TaskName.SYNC_COMPACT_CHANGES: "",
+    TaskName.DRAIN_OUTBOX: "",
+    TaskName.DRAIN_OUTBOX_INCIDENT: INCIDENT_SUFFIX,
+    TaskName.DRAIN_OUTBOX_SWEEP: "",
+    TaskName.FEDERATION_PULL: "",
+    TaskName.FEDERATION_PULL_ALL: "",
+    TaskName.LOOKUP_TABLE_REFRESH: "",
+    TaskName.LOOKUP_USAGE_AUDIT: "",
+}
+TASK_NAMES = frozenset(_QUEUE_SUFFIXES)
+
+
+def task_routes(queue: str) -> dict[str, dict[str, str]]:
+    """``CELERY_TASK_ROUTES`` for a hub whose queue is ``queue``: every task, by name."""
+    return {name: {"queue": queue + suffix} for name, suffix in _QUEUE_SUFFIXES.items()}
+
+
+def enqueue(name: str, *args, **kwargs) -> None:
+    """Send the task ``name`` with these arguments (ids, never objects). A broker error is
+    raised: for a task fanning out work, which beat runs again."""
+    _signature(name, args, kwargs).apply_async()
+
+
+def nudge(name: str, *args, **kwargs) -> None:
+    """Ask for the task ``name`` after a commit, best effort: the broker being down must never
+    fail the change that asked, and the periodic run (beat) is the guarantee."""
+    try:
+        _signature(name, args, kwargs).apply_async(retry=False)
+    except Exception:
+        logger.warning("could not enqueue %s; the periodic run will pick it up", name)
+
+
+def _signature(name: str, args: tuple, kwargs: dict):
+    """By name: the registered task where this process has imported it (so eager mode runs it
+    here), else a message Celery routes with ``task_routes`` like any other."""
+    if name not in TASK_NAMES:
+        raise ValueError(f"unknown task {name!r}")
+    return current_app.signature(name, args=args, kwargs=kwargs)

@@ -6,6 +6,7 @@ import base64
 import csv
 import hashlib
 import io
+import itertools
 import json
 import re
 import signal as os_signal
@@ -680,14 +681,20 @@ def live(context: Context, source: str, fps, fast, batch, stop_on_alert, thresho
     )  # fmt: skip
     previous = os_signal.signal(os_signal.SIGTERM, _interrupt)
     try:
-        alerts = runner.run(sampled)
-        stopped_early = sampled.process.poll() is None
+        frames = iter(sampled)
+        first = next(frames, None)  # no session is opened for a source FFmpeg cannot read
+        if first is None:
+            sampled.process.wait(timeout=30)
+            raise click.ClickException(
+                f"FFmpeg read no video frame from {source}: {sampled.error() or 'no video stream'}"
+            )
+        alerts = runner.run(itertools.chain([first], frames))
+        failure = ""
+        if not (stop_on_alert and alerts) and sampled.process.wait(timeout=30) != 0:
+            failure = sampled.error()  # the stream broke off: what was sent was matched
     finally:
         os_signal.signal(os_signal.SIGTERM, previous)
         sampled.close()
-    failure = "" if stopped_early or sampled.process.returncode == 0 else sampled.error()
-    if failure and not runner.frames_sent:
-        raise click.ClickException(f"FFmpeg could not read {source}: {failure}")
     if failure:
         err.print(f"warning: FFmpeg stopped: {failure}")
     context.emit(
@@ -792,7 +799,11 @@ def status(context: Context) -> None:
         except HubError as exc:
             document[name] = {"error": exc.code}
     local = shared_set(context)
-    document["sync"] = {"entries": local.count(), "cursor": bool(local.cursor())}
+    document["sync"] = {
+        "entries": local.count(),
+        "video_frame_lists": local.video_count(),
+        "cursor": bool(local.cursor()),
+    }
     lines = [f"{k}: {json.dumps(v)}" for k, v in document.items()]
     context.emit(document, "\n".join(lines))
 

@@ -169,3 +169,95 @@ def test_the_offline_video_index_answers_what_the_hub_oracle_answers():
                  [(p.query_ms, p.shared_ms, p.distance) for p in m.pairs])
                 for m in theirs
             ]  # fmt: skip
+
+
+class FakeHub:
+    """The hub's live and frame-list endpoints as the client sees them, scripted."""
+
+    def __init__(self, *, full_after: int | None = None, lists: dict | None = None) -> None:
+        self.full_after, self.lists = full_after, lists or {}
+        self.opened, self.closed, self.calls, self.asked = [], [], [], []
+
+    def live_open(self, **settings):
+        session = {"id": f"s{len(self.opened)}", "frames": 0, "calls": 0, "state": "open"}
+        self.opened.append((session, settings))
+        return session
+
+    def live_frames(self, session_id, frames):
+        from concordat_client.hub import HubError
+
+        self.calls.append((session_id, [f[0] for f in frames]))
+        held = sum(len(f) for s, f in self.calls[:-1] if s == session_id)
+        if self.full_after is not None and held + len(frames) > self.full_after:
+            self.calls.pop()
+            raise HubError(409, "session_full", "full")
+        alert = {"signal": {"type": "vpdq", "value": "v" * 64}, "pairs": []}
+        return {"alerts": [alert] if frames[-1][0] >= 4 else [], "frame_matches": []}
+
+    def live_close(self, session_id):
+        self.closed.append(session_id)
+        return {"id": session_id, "state": "closed"}
+
+    def video_frames(self, values):
+        self.asked.append(list(values))
+        first, *rest = values
+        answer = {"lists": [], "deferred": rest, "unknown": []}
+        if first in self.lists:
+            answer["lists"] = [{"value": first, "frame_count": 1, "frames": self.lists[first]}]
+        else:
+            answer["unknown"] = [first]
+        return answer
+
+
+def _frames(count):
+    return [[i, 100, f"{i:064x}", i * 1000] for i in range(count)]
+
+
+def test_a_live_run_reports_each_alert_once_renews_a_full_session_and_always_closes():
+    from concordat_client.live import LiveStream
+
+    hub, seen = FakeHub(full_after=6), []
+    alerts = LiveStream(
+        hub, settings={"min_frames": 5}, batch=2, emit=lambda kind, doc: seen.append(kind)
+    ).run(_frames(10))
+    assert list(alerts) == ["v" * 64] and seen.count("alert") == 1
+    assert [s["id"] for s, _ in hub.opened] == ["s0", "s1"] and hub.closed == ["s0", "s1"]
+    assert [c for s, c in hub.calls if s == "s1"] == [[6, 7], [8, 9]]  # the refused batch resent
+    assert hub.opened[0][1] == {"min_frames": 5}
+
+    def broken():
+        yield from _frames(3)
+        raise KeyboardInterrupt
+
+    hub = FakeHub()
+    with pytest.raises(KeyboardInterrupt):
+        LiveStream(hub, settings={}, emit=lambda kind, doc: None).run(broken())
+    assert hub.closed == ["s0"] and len(hub.calls) == 3
+
+
+def test_sync_fetches_each_frame_list_once_checks_it_and_drops_it_with_its_entry(tmp_path):
+    from concordat_client.hub import HubError
+    from concordat_client.local import SharedSet
+
+    good = [[0, 90, "ab" * 32, 0], [15, 80, "cd" * 32, 1000]]
+    value, gone = frames.digest(good), "f" * 64
+    local = SharedSet(tmp_path / "copy.sqlite")
+    upserts = [
+        {"op": "upsert", "signal": {"type": "vpdq", "value": v}, "state": "vetted", "labels": [],
+         "contributors": [], "quality": None}
+        for v in (value, gone)
+    ]  # fmt: skip
+    local.apply(upserts, cursor="c1")
+    hub = FakeHub(lists={value: good})
+    assert local.fetch_video_frames(hub) == 1
+    # The deferred value is asked again, and the one the hub no longer shares is left.
+    assert hub.asked == [[value, gone], [gone]] and value < gone
+    assert local.fetch_video_frames(hub) == 0  # held: not asked again; the unknown one waits
+    index = local.video_index()
+    [found] = index.search(good)
+    assert (found["query_percent"], found["matched_frames"]) == (100.0, 2)
+    local.apply([{"op": "remove", "signal": {"type": "vpdq", "value": value}}], cursor="c2")
+    assert local.video_count() == 0
+    local.apply(upserts[:1], cursor="c3")
+    with pytest.raises(HubError, match="does not hash"):
+        local.fetch_video_frames(FakeHub(lists={value: [[0, 91, "ab" * 32, 0]]}))

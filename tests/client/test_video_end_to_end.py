@@ -41,6 +41,12 @@ def test_videos_hashed_submitted_synced_matched_and_watched_live(tmp_path):
     copy = media.write_video_copy(original, folder / "reencoded.mp4", "reencoded")
     mirrored = media.write_video_copy(original, folder / "mirrored.mp4", "mirrored")
     unrelated = media.write_video(folder / "unrelated.mp4", seed=22, seconds=10, design="other")
+    # A still of the original at 3 s, shared as a photo: frames of a copy match it too.
+    still = tmp_path / "still.png"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-ss", "3", "-i", str(original), "-frames:v", "1", str(still)],
+        check=True, timeout=60,
+    )  # fmt: skip
 
     with running_hub("clientvideo", worker=True) as hub:
         home = tmp_path / "home"
@@ -55,10 +61,10 @@ def test_videos_hashed_submitted_synced_matched_and_watched_live(tmp_path):
 
         # hash: MD5, SHA-256 and the canonical vPDQ frame list, as the hub reads vPDQ's output.
         hashes = tmp_path / "original.jsonl"
-        cli.run(env, "hash", "--fps", "1", "-o", str(hashes), str(original))
+        cli.run(env, "hash", "--fps", "1", "-o", str(hashes), str(original), str(still))
         records = [json.loads(line) for line in hashes.read_text().splitlines()]
-        assert [r["type"] for r in records] == ["md5", "sha256", "vpdq"]
-        shared = records[2]
+        assert [r["type"] for r in records] == ["md5", "sha256", "vpdq", "md5", "sha256", "pdq"]
+        shared, photo = records[2], records[5]
         expected = from_vpdq_features(vpdq.computeHash(str(original)))
         assert shared["value"] == expected.digest
         assert shared["frames"] == expected.to_document() and len(shared["frames"]) == 12
@@ -77,12 +83,12 @@ def test_videos_hashed_submitted_synced_matched_and_watched_live(tmp_path):
         summary = cli.json_lines(
             cli.run(env, "--json", "submit", str(hashes), "--label", "attack-footage")
         )[-1]
-        assert summary["created"] == 3
+        assert summary["created"] == 6
 
         reader_env = cli.environment(tmp_path / "reader", hub=hub.url, token=reader["token"])
-        wait_for(lambda: cli.shared_count(hub, reader["token"]) == 3, timeout=30, what="sequencing")
+        wait_for(lambda: cli.shared_count(hub, reader["token"]) == 6, timeout=30, what="sequencing")
         synced = cli.json_lines(cli.run(reader_env, "--json", "sync"))[-1]
-        assert (synced["entries"], synced["video_frame_lists"]) == (3, 1)
+        assert (synced["entries"], synced["video_frame_lists"]) == (6, 1)
 
         # match: the copy matches online and offline, identically; the mirrored copy only with
         # --rotations (its mirrored frames), naming the transform; the unrelated video never.
@@ -101,11 +107,14 @@ def test_videos_hashed_submitted_synced_matched_and_watched_live(tmp_path):
                 assert hit["query_percent"] >= 80 and hit["matched_frames"] >= 10
                 assert hit["labels"] == ["attack-footage"]
                 assert hit["pairs"] and all(p["distance"] <= 31 for p in hit["pairs"])
+                stills = [h for h in found[str(copy)] if h.get("frame_match")]
+                assert {h["signal"]["value"] for h in stills} == {photo["value"]}
+                assert any(abs(h["query_ms"] - 3000) <= 1000 for h in stills)
                 assert str(unrelated) not in found
             # The folder's CSV: the sniffed upload matches through its stored frames.
             assert whole_matches(plain[str(uploads / "upload-0001")]) == [shared["value"]]
             assert str(mirrored) not in plain
-            mirror_hits = turned[str(mirrored)]
+            mirror_hits = [h for h in turned[str(mirrored)] if not h.get("frame_match")]
             assert whole_matches(mirror_hits) == [shared["value"]]
             assert mirror_hits[0]["transform"] not in (None, "original")
             assert mirror_hits[0]["query_percent"] >= 80

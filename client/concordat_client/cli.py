@@ -6,8 +6,10 @@ import base64
 import csv
 import hashlib
 import io
+import itertools
 import json
 import re
+import signal as os_signal
 import sys
 import time
 import uuid
@@ -19,13 +21,16 @@ import click
 from rich.console import Console
 from rich.progress import Progress
 
-from concordat_client import hashing, signing
+from concordat_client import frames as framelist
+from concordat_client import hashing, signing, video
 from concordat_client.config import Profile, load_profile
 from concordat_client.hub import Hub, HubError
-from concordat_client.local import Journal, SharedSet
+from concordat_client.local import DistinctFrames, Journal, SharedSet, entry_fields
 
 EXIT_REFUSED, EXIT_USAGE, EXIT_HUB, EXIT_INTERRUPTED = 1, 2, 3, 130
-SIGNAL = re.compile(r"(pdq|md5|sha256):([0-9a-fA-F]+)")
+SIGNAL = re.compile(r"(pdq|md5|sha256|vpdq):([0-9a-fA-F]+)")
+CSV_FIELDS = ["file", "type", "value", "quality", "transform", "frames"]
+FPS_HELP = "Video frames hashed per second (vPDQ's default 1; 0: every frame)."
 err = Console(stderr=True)
 
 
@@ -72,6 +77,9 @@ def main() -> None:
     except HubError as exc:
         err.print(f"hub error: {exc}")
         sys.exit(EXIT_HUB)
+    except video.MissingTool as exc:
+        err.print(f"error: {exc}")
+        sys.exit(EXIT_USAGE)
 
 
 @click.group()
@@ -132,6 +140,7 @@ def register_key(context: Context, label: str | None) -> None:
 @cli.command("hash")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--dihedral", is_flag=True, help="PDQ of the 8 rotations and mirrors too.")
+@click.option("--fps", default=1.0, show_default=True, type=click.FloatRange(min=0), help=FPS_HELP)
 @click.option("--format", "output_format", type=click.Choice(["jsonl", "csv"]), default="jsonl")
 @click.option(
     "--output", "-o", type=click.Path(path_type=Path), default=None, help="Default: stdout."
@@ -141,34 +150,52 @@ def hash_command(
     context: Context,
     paths: tuple[Path, ...],
     dihedral: bool,
+    fps: float,
     output_format: str,
     output: Path | None,
 ) -> None:
     """Hash files and directories (recursively): MD5 and SHA-256 of every file, PDQ with quality of
-    images. Writes JSONL or CSV that submit and match read."""
+    images, vPDQ of videos (by suffix or content). Writes JSONL or CSV that submit and match
+    read."""
+    if dihedral and fps == 0:
+        raise click.UsageError("--dihedral samples video frames with FFmpeg: give --fps above 0")
     files = hashing.files_under(paths)
     stream = output.open("w", newline="") if output else sys.stdout
     writer = None
     if output_format == "csv":
-        writer = csv.DictWriter(
-            stream, fieldnames=["file", "type", "value", "quality", "transform"]
-        )
+        writer = csv.DictWriter(stream, fieldnames=CSV_FIELDS)
         writer.writeheader()
     with Progress(console=err, transient=True, disable=not err.is_terminal) as progress:
         task = progress.add_task("hashing", total=len(files))
         for path in files:
-            for record in hashing.hash_file(path, dihedral=dihedral):
+            for record in _hashed(path, dihedral=dihedral, fps=fps):
                 if writer:
-                    writer.writerow(record)
+                    frames = record.get("frames")
+                    writer.writerow({**record, **({"frames": _compact(frames)} if frames else {})})
                 else:
-                    stream.write(json.dumps(record) + "\n")
+                    stream.write(json.dumps(record, separators=(",", ":")) + "\n")
             progress.advance(task)
     if output:
         stream.close()
         err.print(f"{len(files)} files hashed into {output}")
 
 
-def read_records(paths: tuple[Path, ...]) -> Iterator[dict]:
+def _compact(document: Any) -> str:
+    return json.dumps(document, separators=(",", ":"))
+
+
+def _hashed(path: Path, *, dihedral: bool = False, fps: float = 1.0) -> Iterator[dict]:
+    """``hashing.hash_file``, a video that cannot be hashed reported (its digests still
+    given); a missing package or program stops everything (``video.MissingTool``)."""
+    try:
+        yield from hashing.hash_file(path, dihedral=dihedral, fps=fps)
+    except video.MissingTool:
+        raise
+    except video.VideoError as exc:
+        err.print(f"warning: {exc}")
+
+
+def read_records(paths: tuple[Path, ...], *, fps: float = 1.0) -> Iterator[dict]:
     """Records from JSONL or CSV files (by suffix), or hashed from media files."""
     for path in paths:
         suffix = path.suffix.lower()
@@ -178,10 +205,29 @@ def read_records(paths: tuple[Path, ...]) -> Iterator[dict]:
                     yield json.loads(line)
         elif suffix == ".csv":
             for row in csv.DictReader(io.StringIO(path.read_text())):
-                yield {k: v for k, v in row.items() if v not in ("", None)}
+                record = {k: v for k, v in row.items() if v not in ("", None)}
+                if "frames" in record:
+                    record["frames"] = json.loads(record["frames"])
+                yield record
         else:
             for file in hashing.files_under([path]):
-                yield from hashing.hash_file(file)
+                yield from _hashed(file, fps=fps)
+
+
+def video_signal(record: dict) -> dict:
+    """The signal of a vpdq record, its frames brought to the canonical form and its value
+    their digest (a record whose value is another digest is refused: exit 2)."""
+    try:
+        frames = framelist.normalise_frames(record.get("frames") or [])
+    except framelist.FrameListError as exc:
+        raise click.UsageError(f"{record.get('file', 'a vpdq record')}: frames: {exc}") from None
+    value = framelist.digest(frames)
+    if record.get("value") and record["value"].lower() != value:
+        raise click.UsageError(
+            f"{record.get('file', 'a vpdq record')}: value {record['value']} is not the digest "
+            f"of its frames ({value})"
+        )
+    return {"type": "vpdq", "value": value, "frames": frames}
 
 
 # --- submitting -------------------------------------------------------------------------------
@@ -196,7 +242,7 @@ def read_records(paths: tuple[Path, ...]) -> Iterator[dict]:
     "--type",
     "types",
     multiple=True,
-    type=click.Choice(["pdq", "md5", "sha256"]),
+    type=click.Choice(["pdq", "md5", "sha256", "vpdq"]),
     help="Only these signal types (default all).",
 )
 @click.option(
@@ -206,14 +252,15 @@ def read_records(paths: tuple[Path, ...]) -> Iterator[dict]:
     help="Resume file (default: derived from the inputs).",
 )
 @click.option("--batch", default=1000, show_default=True, help="Items per bulk request.")
+@click.option("--fps", default=1.0, show_default=True, type=click.FloatRange(min=0), help=FPS_HELP)
 @pass_context
-def submit(context: Context, inputs, labels, incident, scope, types, journal, batch) -> None:
+def submit(context: Context, inputs, labels, incident, scope, types, journal, batch, fps) -> None:
     """Sign and bulk-submit hashes (JSONL/CSV from `hash`, or media files). Resumable: a rerun
     sends only what has no answer yet. Exits 1 when the hub refused an item."""
     context.need("hub", "token", "member", "key")
     records = [
-        {k: r[k] for k in ("type", "value", "quality", "file") if k in r}
-        for r in read_records(inputs)
+        _submitted(r)
+        for r in read_records(inputs, fps=fps)
         if (not types or r["type"] in types) and r.get("transform", "original") == "original"
     ]
     if journal is None:
@@ -230,13 +277,14 @@ def submit(context: Context, inputs, labels, incident, scope, types, journal, ba
     pending = book.pending()
     with Progress(console=err, transient=True, disable=not err.is_terminal) as progress:
         task = progress.add_task("submitting", total=len(pending))
-        for start in range(0, len(pending), batch):
-            chunk = pending[start : start + batch]
+        for chunk in _batches(pending, batch):
             items = []
             for _, item_uuid, created_at, record in chunk:
                 signal = {"type": record["type"], "value": record["value"]}
                 if record.get("quality") not in (None, ""):
                     signal["quality"] = int(record["quality"])
+                if record["type"] == "vpdq":
+                    signal["frames"] = record["frames"]
                 items.append(signing.contribution(
                     key, hub=hub_id, member=context.profile.member, action="add", signal=signal,
                     labels=list(labels), scope=scope, incident=incident, item_uuid=item_uuid, created_at=created_at,
@@ -258,6 +306,35 @@ def submit(context: Context, inputs, labels, incident, scope, types, journal, ba
     )
     if refused:
         sys.exit(EXIT_REFUSED)
+
+
+def _submitted(record: dict) -> dict:
+    """What the journal keeps of a record: its signal's parts and its file."""
+    kept = {k: record[k] for k in ("type", "value", "quality", "file") if k in record}
+    if record["type"] == "vpdq":
+        signal = video_signal(record)
+        kept.update(value=signal["value"], frames=signal["frames"])
+    return kept
+
+
+# A bulk request carries at most 8 MiB by default (docs/api.md): about four full-size frame
+# lists. Batches close at this many frames, so a batch of video signals stays well below it.
+BATCH_FRAMES = 20_000
+
+
+def _batches(pending: list, size: int) -> Iterator[list]:
+    """``size`` items a batch, fewer when frame lists would make the request too large."""
+    chunk: list = []
+    frames = 0
+    for item in pending:
+        count = len(item[3].get("frames") or ())
+        if chunk and (len(chunk) >= size or frames + count > BATCH_FRAMES):
+            yield chunk
+            chunk, frames = [], 0
+        chunk.append(item)
+        frames += count
+    if chunk:
+        yield chunk
 
 
 @cli.command()
@@ -312,7 +389,9 @@ def feedback(context: Context, entry: str, opinion: str, reason: str | None) -> 
 def _signal(text: str) -> dict[str, str]:
     found = SIGNAL.fullmatch(text.strip())
     if not found:
-        raise click.UsageError(f"{text!r} is not TYPE:HEX (pdq:…, md5:…, sha256:…) nor a file")
+        raise click.UsageError(
+            f"{text!r} is not TYPE:HEX (pdq:…, md5:…, sha256:…, vpdq:…) nor a file"
+        )
     return {"type": found.group(1), "value": found.group(2).lower()}
 
 
@@ -343,101 +422,326 @@ def sync(context: Context, follow: bool, interval: float) -> None:
                 {
                     "applied": applied,
                     "entries": local.count(),
+                    "video_frame_lists": local.video_count(),
                     "seconds": round(time.monotonic() - started, 3),
                 },
-                f"{applied} changes applied; {local.count()} entries held",
+                f"{applied} changes applied; {local.count()} entries held "
+                f"({local.video_count()} video frame lists)",
             )
             if not follow:
                 return
             time.sleep(interval)
 
 
-def match_queries(args: tuple[str, ...], rotations: bool) -> list[dict]:
-    """One query per signal: ``{"source", "signal", "transform"}``."""
+def _query(source: str, record: dict) -> dict:
+    """One query: the ``signal`` sent, the ``shown`` query (a vpdq one by its value and frame
+    count, not its frames), and the ``transform`` of the image or video that gave it."""
+    if record["type"] == "vpdq":
+        signal = video_signal(record)
+        shown = {"type": "vpdq", "value": signal["value"], "frames": len(signal["frames"])}
+        signal = {"type": "vpdq", "frames": signal["frames"]}
+    else:
+        signal = {"type": record["type"], "value": record["value"].lower()}
+        shown = signal
+    return {
+        "source": source,
+        "signal": signal,
+        "shown": shown,
+        "transform": record.get("transform"),
+    }
+
+
+def match_queries(args: tuple[str, ...], rotations: bool, fps: float = 1.0) -> list[dict]:
+    """One query per signal of hash files, media files and folders, and TYPE:HEX arguments."""
     queries = []
     for text in args:
         path = Path(text)
         if path.exists() and path.suffix.lower() in (".jsonl", ".ndjson", ".csv"):
             for record in read_records((path,)):
-                queries.append(
-                    {
-                        "source": record.get("file", text),
-                        "signal": {"type": record["type"], "value": record["value"]},
-                        "transform": record.get("transform"),
-                    }
-                )
+                queries.append(_query(record.get("file", text), record))
         elif path.exists():
             for file in hashing.files_under([path]):
-                for record in hashing.hash_file(file, dihedral=rotations):
-                    queries.append(
-                        {
-                            "source": str(file),
-                            "signal": {"type": record["type"], "value": record["value"]},
-                            "transform": record.get("transform"),
-                        }
-                    )
+                for record in _hashed(file, dihedral=rotations, fps=fps):
+                    queries.append(_query(str(file), record))
         else:
-            queries.append({"source": text, "signal": _signal(text), "transform": None})
+            signal = _signal(text)
+            if signal["type"] == "vpdq":
+                raise click.UsageError(
+                    f"{text}: a video is matched by its frames: name the video file or a hash "
+                    "file holding its frames"
+                )
+            queries.append(_query(text, signal))
     return queries
+
+
+def _online(hub: Hub, queries: list[dict], threshold: int, settings: dict) -> list[dict]:
+    """The hub's answers, 1,000 signals and 20,000 video frames a request at most."""
+    results: list[dict] = []
+    chunk: list[dict] = []
+    frames = 0
+
+    def ask() -> None:
+        has_video = any(signal["type"] == "vpdq" for signal in chunk)
+        results.extend(hub.match(chunk, threshold=threshold, **(settings if has_video else {})))
+
+    for query in queries:
+        count = len(query["signal"].get("frames", ()))
+        if chunk and (len(chunk) >= 1000 or frames + count > framelist.MAX_FRAMES):
+            ask()
+            chunk, frames = [], 0
+        chunk.append(query["signal"])
+        frames += count
+    if chunk:
+        ask()
+    return results
+
+
+def _offline(local: SharedSet, queries: list[dict], threshold: int, settings: dict) -> list[dict]:
+    """The same answers from the local copy, by the hub's rules (docs/client.md)."""
+    pdq_index = local.pdq_index()
+    video_index = (
+        local.video_index() if any(q["shown"]["type"] == "vpdq" for q in queries) else None
+    )
+    results = []
+    for query in queries:
+        signal = query["signal"]
+        if signal["type"] == "vpdq":
+            quality_min = settings["frame_quality_min"]
+            matches = video_index.search(
+                signal["frames"], threshold=threshold, quality_min=quality_min,
+                query_min=settings["query_match_min"], compared_min=settings["compared_match_min"],
+            )  # fmt: skip
+            distinct = DistinctFrames(signal["frames"])
+            frame_matches = [
+                (distinct.timestamp_ms[i], distance, document["signal"]["value"], document)
+                for i in distinct.kept(quality_min)
+                for distance, document in pdq_index.search(distinct.hashes[i], threshold)
+            ]
+            frame_matches.sort(key=lambda hit: hit[:3])
+            results.append({
+                "matches": matches,
+                "frame_matches": [
+                    {**entry_fields(document), "distance": distance, "query_ms": ms}
+                    for ms, distance, _, document in frame_matches
+                ],
+            })  # fmt: skip
+        elif signal["type"] == "pdq":
+            found = pdq_index.search(signal["value"], threshold)
+            results.append({"matches": [_match_of(d, doc) for d, doc in found]})
+        else:
+            document = local.lookup(signal["type"], signal["value"])
+            results.append({"matches": [_match_of(0, document)] if document else []})
+    return results
+
+
+def _ms(ms: int) -> str:
+    return f"{ms // 60000}:{ms % 60000 / 1000:06.3f}"
+
+
+def _who(found: dict) -> str:
+    return f"state {found['state']} labels {','.join(found['labels'])} contributors " + ",".join(
+        f"{c['member']}@{c['hub']}" for c in found["contributors"]
+    )
 
 
 @cli.command()
 @click.argument("targets", nargs=-1, required=True)
 @click.option("--offline", is_flag=True, help="Against the local synced copy, not the hub.")
-@click.option("--rotations", is_flag=True, help="Also query the 8 rotations and mirrors of images.")
+@click.option(
+    "--rotations", is_flag=True, help="Also query the 8 rotations and mirrors of images and videos."
+)
 @click.option("--threshold", default=31, show_default=True, type=click.IntRange(0, 63))
+@click.option("--fps", default=1.0, show_default=True, type=click.FloatRange(min=0), help=FPS_HELP)
+@click.option(
+    "--frame-quality-min", default=50, show_default=True, type=click.IntRange(0, 100),
+    help="Video frames below this quality are not matched (both sides).",
+)  # fmt: skip
+@click.option(
+    "--query-match-min", default=80, show_default=True, type=click.IntRange(0, 100),
+    help="A video matches when at least this % of your video's frames matched...",
+)  # fmt: skip
+@click.option(
+    "--compared-match-min", default=0, show_default=True, type=click.IntRange(0, 100),
+    help="...and at least this % of the shared video's frames.",
+)  # fmt: skip
 @pass_context
 def match(
-    context: Context, targets: tuple[str, ...], offline: bool, rotations: bool, threshold: int
+    context: Context,
+    targets: tuple[str, ...],
+    offline: bool,
+    rotations: bool,
+    threshold: int,
+    fps: float,
+    frame_quality_min: int,
+    query_match_min: int,
+    compared_match_min: int,
 ) -> None:
-    """Match files, hash files (JSONL/CSV) or TYPE:HEX signals against the shared set."""
-    queries = match_queries(targets, rotations)
+    """Match files (images, videos), hash files (JSONL/CSV) or TYPE:HEX signals against the
+    shared set."""
+    if rotations and fps == 0:
+        raise click.UsageError("--rotations samples video frames with FFmpeg: give --fps above 0")
+    settings = {
+        "frame_quality_min": frame_quality_min,
+        "query_match_min": query_match_min,
+        "compared_match_min": compared_match_min,
+    }
+    queries = match_queries(targets, rotations, fps)
     if offline:
-        local = shared_set(context)
-        index = local.pdq_index()
-        results = []
-        for query in queries:
-            signal = query["signal"]
-            if signal["type"] == "pdq":
-                found = index.search(signal["value"], threshold)
-            else:
-                document = local.lookup(signal["type"], signal["value"])
-                found = [(0, document)] if document else []
-            results.append([_match_of(distance, doc) for distance, doc in found])
+        results = _offline(shared_set(context), queries, threshold, settings)
     else:
         context.need("hub", "token")
-        hub = context.hub()
-        results = []
-        for start in range(0, len(queries), 1000):
-            chunk = [q["signal"] for q in queries[start : start + 1000]]
-            results += [r["matches"] for r in hub.match(chunk, threshold=threshold)]
+        results = _online(context.hub(), queries, threshold, settings)
     any_match = False
-    for query, matches in zip(queries, results, strict=True):
-        for found in matches:
+    for query, result in zip(queries, results, strict=True):
+        transform = query["transform"]
+        head = {"source": query["source"], "query": query["shown"], "transform": transform}
+        label = f"[bold]{query['source']}[/] {query['shown']['type']}" + (
+            f" ({transform})" if transform else ""
+        )
+        for found in result["matches"]:
             any_match = True
-            transform = query["transform"]
+            if "query_percent" in found:
+                pairs = ", ".join(
+                    f"{_ms(p['query_ms'])}→{_ms(p['shared_ms'])} d{p['distance']}"
+                    for p in found["pairs"]
+                )
+                text = (
+                    f"{label} matches video {found['signal']['value'][:16]}… query "
+                    f"{found['query_percent']}% compared {found['compared_percent']}% "
+                    f"(frames {found['matched_frames']}/{found['query_frames']} yours, "
+                    f"{found['matched_shared_frames']}/{found['shared_frames']} shared) "
+                    f"distance {found['distance']} {_who(found)}\n  moments (yours→shared): {pairs}"
+                )
+            else:
+                text = (
+                    f"{label} matches {found['signal']['value'][:16]}… distance "
+                    f"{found['distance']} {_who(found)}"
+                )
+            context.emit({**head, **found}, text)
+        for found in result.get("frame_matches", ()):
+            any_match = True
+            where = f"frame at {_ms(found['query_ms'])}" if "query_ms" in found else ""
+            if "shared_ms" in found:
+                where = f"video frame at {_ms(found['shared_ms'])} of"
             context.emit(
-                {
-                    "source": query["source"],
-                    "query": query["signal"],
-                    "transform": transform,
-                    **found,
-                },
-                f"[bold]{query['source']}[/] {query['signal']['type']}"
-                + (f" ({transform})" if transform else "")
-                + f" matches {found['signal']['value'][:16]}… distance {found['distance']} "
-                f"state {found['state']} labels {','.join(found['labels'])} contributors "
-                + ",".join(f"{c['member']}@{c['hub']}" for c in found["contributors"]),
+                {**head, "frame_match": True, **found},
+                f"{label} {where} matches {found['signal']['type']} "
+                f"{found['signal']['value'][:16]}… distance {found['distance']} {_who(found)}",
             )
     if not any_match:
         context.emit({"matches": 0}, "no match")
 
 
 def _match_of(distance: int, document: dict) -> dict:
-    return {
-        "signal": document["signal"], "distance": distance, "state": document["state"],
-        "labels": document["labels"], "contributors": document["contributors"], "quality": document.get("quality"),
-    }  # fmt: skip
+    return {**entry_fields(document), "distance": distance}
+
+
+# --- live streams -----------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("source")
+@click.option("--fps", default=1.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="Frames sampled (and sent) per second of stream.")  # fmt: skip
+@click.option(
+    "--as-fast-as-possible", "fast", is_flag=True,
+    help="Read a file as fast as it decodes instead of at its own pace.",
+)  # fmt: skip
+@click.option("--batch", default=None, type=click.IntRange(1, 60),
+              help="Frames per call (default 1 in real time, 10 as fast as possible).")  # fmt: skip
+@click.option("--stop-on-alert", is_flag=True, help="Stop at the first alert.")
+@click.option(
+    "--threshold", default=None, type=click.IntRange(0, 63), help="Default: the hub's (31)."
+)
+@click.option("--frame-quality-min", default=None, type=click.IntRange(0, 100), help="Default: 50.")
+@click.option("--min-frames", default=None, type=click.IntRange(1, 600), help="Default: 5.")
+@click.option("--coverage", default=None, type=click.IntRange(0, 100), help="Default: 50 (%).")
+@click.option("--ffmpeg", default="ffmpeg", show_default=True, help="The FFmpeg program.")
+@pass_context
+def live(context: Context, source: str, fps, fast, batch, stop_on_alert, threshold,
+         frame_quality_min, min_frames, coverage, ffmpeg) -> None:  # fmt: skip
+    """Watch a video file or stream (anything FFmpeg opens) as it plays: sample frames, hash
+    them with PDQ, send them to a live session and print each alert the moment it comes.
+    Exits 1 when something alerted; Ctrl-C closes the session (exit 130)."""
+    from concordat_client.live import LiveStream
+
+    context.need("hub", "token")
+    real_time = not fast and Path(source).exists()  # a network stream comes at its own pace
+    sampled = video.SampledFrames(source, fps=fps, real_time=real_time, ffmpeg=ffmpeg)
+
+    def emit(event: str, document: dict) -> None:
+        context.emit({"event": event, **document}, _live_text(event, document))
+        sys.stdout.flush()
+
+    runner = LiveStream(
+        context.hub(),
+        settings={"threshold": threshold, "frame_quality_min": frame_quality_min,
+                  "min_frames": min_frames, "coverage": coverage},
+        batch=batch or (10 if fast else 1), stop_on_alert=stop_on_alert, emit=emit,
+    )  # fmt: skip
+    previous = os_signal.signal(os_signal.SIGTERM, _interrupt)
+    try:
+        frames = iter(sampled)
+        first = next(frames, None)  # no session is opened for a source FFmpeg cannot read
+        if first is None:
+            sampled.process.wait(timeout=30)
+            raise click.ClickException(
+                f"FFmpeg read no video frame from {source}: {sampled.error() or 'no video stream'}"
+            )
+        alerts = runner.run(itertools.chain([first], frames))
+        failure = ""
+        if not (stop_on_alert and alerts) and sampled.process.wait(timeout=30) != 0:
+            failure = sampled.error()  # the stream broke off: what was sent was matched
+    finally:
+        os_signal.signal(os_signal.SIGTERM, previous)
+        sampled.close()
+    if failure:
+        err.print(f"warning: FFmpeg stopped: {failure}")
+    context.emit(
+        {"event": "summary", "frames": runner.frames_sent, "calls": runner.calls,
+         "alerted": list(alerts)},
+        f"{runner.frames_sent} frames sent in {runner.calls} calls; "
+        + (f"{len(alerts)} shared video(s) alerted" if alerts else "no alert"),
+    )  # fmt: skip
+    if alerts:
+        sys.exit(EXIT_REFUSED)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _live_text(event: str, document: dict) -> str | None:
+    if event == "opened":
+        session = document["session"]
+        return (
+            f"live session {session['id']} open (threshold {session['threshold']}, quality "
+            f"floor {session['frame_quality_min']}, min frames {session['min_frames']}, "
+            f"coverage {session['coverage']}%)"
+        )
+    if event == "alert":
+        pairs = ", ".join(
+            f"{_ms(p['query_ms'])}→{_ms(p['shared_ms'])} d{p['distance']}"
+            for p in document["pairs"][:5]
+        )
+        incident = f" [bold]incident {document['incident']}[/]" if document.get("incident") else ""
+        return (
+            f"[bold red]ALERT[/] at {_ms(document['stream_ms'])} of the stream: it matches video "
+            f"{document['signal']['value'][:16]}… ({document['matched_frames']} frames matched, "
+            f"{document['matched_shared_frames']}/{document['shared_frames']} of the shared "
+            f"video) {_who(document)}{incident}\n  moments (stream→shared): {pairs}"
+        )
+    if event == "frame_match":
+        return (
+            f"frame at {_ms(document['query_ms'])} matches photo "
+            f"{document['signal']['value'][:16]}… distance {document['distance']} {_who(document)}"
+        )
+    if event == "renewed":
+        return f"session {document['session']['id']} {document['reason']}: opening a new one"
+    if event == "closed":
+        session = document["session"]
+        return f"live session {session['id']} closed: {session['frames']} frames, {session['calls']} calls"
+    return None
 
 
 # --- audit, status, lookup --------------------------------------------------------------------
@@ -495,7 +799,11 @@ def status(context: Context) -> None:
         except HubError as exc:
             document[name] = {"error": exc.code}
     local = shared_set(context)
-    document["sync"] = {"entries": local.count(), "cursor": bool(local.cursor())}
+    document["sync"] = {
+        "entries": local.count(),
+        "video_frame_lists": local.video_count(),
+        "cursor": bool(local.cursor()),
+    }
     lines = [f"{k}: {json.dumps(v)}" for k, v in document.items()]
     context.emit(document, "\n".join(lines))
 

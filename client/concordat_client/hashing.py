@@ -1,11 +1,15 @@
 """Hashing media into signals: PDQ with quality for images (``pdqhash``, after trimming black bars
-at the edges), MD5 and SHA-256 for any file. Each result is a record ``{"file", "type", "value", "quality"?, "transform"?}``, the shape
-``submit`` and ``match`` read back from JSONL or CSV."""
+at the edges), vPDQ for videos (``video.py``), MD5 and SHA-256 for any file. Each result is a
+record ``{"file", "type", "value", "quality"?, "transform"?, "frames"?}``, the shape ``submit``
+and ``match`` read back from JSONL or CSV."""
 
 import hashlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
+
+from concordat_client import frames as framelist
+from concordat_client import video
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff"}
 # pdqhash.compute_dihedral's order of the eight hashes.
@@ -96,11 +100,16 @@ def digests(path: Path) -> tuple[str, str]:
     return md5.hexdigest(), sha256.hexdigest()
 
 
-def hash_file(path: Path, *, dihedral: bool = False) -> Iterator[dict[str, Any]]:
+def hash_file(path: Path, *, dihedral: bool = False, fps: float = 1.0) -> Iterator[dict[str, Any]]:
+    """MD5 and SHA-256 of any file; PDQ of an image (by suffix); vPDQ of a video (by suffix or
+    by its first bytes) at ``fps`` hashed frames a second. ``dihedral`` adds the rotations and
+    mirrors, each record naming its ``transform``."""
     md5, sha256 = digests(path)
     yield {"file": str(path), "type": "md5", "value": md5}
     yield {"file": str(path), "type": "sha256", "value": sha256}
     if path.suffix.lower() not in IMAGE_SUFFIXES:
+        if video.is_video(path):
+            yield from video_records(path, dihedral=dihedral, fps=fps)
         return
     if dihedral:
         for name, value, quality in pdq_dihedral(path):
@@ -114,3 +123,22 @@ def hash_file(path: Path, *, dihedral: bool = False) -> Iterator[dict[str, Any]]
     else:
         value, quality = pdq(path)
         yield {"file": str(path), "type": "pdq", "value": value, "quality": quality}
+
+
+def video_records(path: Path, *, dihedral: bool, fps: float) -> Iterator[dict[str, Any]]:
+    """The vpdq record of a video (``{"file", "type": "vpdq", "value", "frames"}``), then with
+    ``dihedral`` the frame lists of its 7 rotations and mirrors, each naming its transform."""
+    frames = video.vpdq_frames(path, fps=fps)
+    record = {"file": str(path), "type": "vpdq", "value": framelist.digest(frames)}
+    if not dihedral:
+        yield {**record, "frames": frames}
+        return
+    yield {**record, "transform": "original", "frames": frames}
+    for name, turned in video.dihedral_frame_lists(path, fps=fps).items():
+        yield {
+            "file": str(path),
+            "type": "vpdq",
+            "value": framelist.digest(turned),
+            "transform": name,
+            "frames": turned,
+        }

@@ -57,11 +57,36 @@ class Hub:
     def credentials(self) -> list[dict]:
         return self.call("GET", "/api/v1/credentials/")["results"]
 
-    def match(self, signals: list[dict], *, threshold: int | None = None) -> list[dict]:
+    def match(
+        self, signals: list[dict], *, threshold: int | None = None, **video: int | None
+    ) -> list[dict]:
+        """``POST /api/v1/match``; ``video`` settings (``frame_quality_min``,
+        ``query_match_min``, ``compared_match_min``) apply to vpdq signals (docs/video.md)."""
         body: dict[str, Any] = {"signals": signals}
         if threshold is not None:
             body["threshold"] = threshold
+        body.update({name: value for name, value in video.items() if value is not None})
         return self.call("POST", "/api/v1/match", body=body)["results"]
+
+    def video_frames(self, values: list[str]) -> dict:
+        """``GET /api/v1/sync/frames``: the frame lists of up to 100 vpdq values
+        (``{"lists", "deferred", "unknown"}``, docs/sync.md)."""
+        return self.call("GET", "/api/v1/sync/frames", params={"values": ",".join(values)})
+
+    def live_open(self, **settings: int | None) -> dict:
+        """Open a live-stream session (docs/video.md, "Live streams"); settings left None take
+        the hub's defaults."""
+        body = {name: value for name, value in settings.items() if value is not None}
+        return self.call("POST", "/api/v1/live", body=body)
+
+    def live_frames(self, session_id: str, frames: list[list]) -> dict:
+        return self.call("POST", f"/api/v1/live/{session_id}/frames", body={"frames": frames})
+
+    def live_show(self, session_id: str) -> dict:
+        return self.call("GET", f"/api/v1/live/{session_id}")
+
+    def live_close(self, session_id: str) -> dict:
+        return self.call("DELETE", f"/api/v1/live/{session_id}")
 
     def entry_id(self, signal_type: str, value: str) -> int:
         """The hub's id of the entry for a signal (``GET /api/v1/entries/?signal_type=&value=``)."""

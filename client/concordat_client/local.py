@@ -1,11 +1,13 @@
-"""The local SQLite copy of the shared set (``sync``), its exact offline PDQ index, and the
-submission journal that makes ``submit`` resumable.
+"""The local SQLite copy of the shared set (``sync``), its exact offline PDQ and video indexes,
+and the submission journal that makes ``submit`` resumable.
 
-The copy is one table, ``entries(type, value, state, document)``: ``document`` is the entry's
+The copy is the table ``entries(type, value, state, document)``: ``document`` is the entry's
 change object as the hub sent it (docs/sync.md), so anything may read the file with SQL and
-``json_extract``.
+``json_extract``; and ``video_frames(value, frames)``, the canonical frame list of each ``vpdq``
+entry as the hub serves it (``GET /api/v1/sync/frames``), fetched once per value.
 """
 
+import hashlib
 import json
 import sqlite3
 from collections.abc import Callable, Iterable
@@ -14,6 +16,7 @@ from typing import Any
 
 import numpy
 
+from concordat_client import frames as framelist
 from concordat_client.hub import Hub, HubError
 
 SCHEMA = """
@@ -21,6 +24,7 @@ CREATE TABLE IF NOT EXISTS entries (
     type TEXT NOT NULL, value TEXT NOT NULL, state TEXT NOT NULL, document TEXT NOT NULL,
     PRIMARY KEY (type, value));
 CREATE TABLE IF NOT EXISTS sync_state (name TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS video_frames (value TEXT PRIMARY KEY, frames TEXT NOT NULL);
 """
 
 
@@ -65,6 +69,10 @@ class SharedSet:
             # In order: a page holds at most one change per entry, so the two kinds commute.
             self.db.executemany("INSERT OR REPLACE INTO entries VALUES (?,?,?,?)", upserts)
             self.db.executemany("DELETE FROM entries WHERE type = ? AND value = ?", removals)
+            self.db.executemany(
+                "DELETE FROM video_frames WHERE value = ?",
+                [(value,) for signal_type, value in removals if signal_type == "vpdq"],
+            )
             if cursor is not None:
                 self.db.execute("INSERT OR REPLACE INTO sync_state VALUES ('cursor', ?)", (cursor,))
         return count
@@ -90,6 +98,11 @@ class SharedSet:
         if end is None:
             raise HubError(0, "export_cut_short", "the export ended without its end line")
         total += self.apply_lines(batch, cursor=end["cursor"])
+        with self.db:  # a frame list is kept for a value still shared: it never changes
+            self.db.execute(
+                "DELETE FROM video_frames WHERE value NOT IN "
+                "(SELECT value FROM entries WHERE type = 'vpdq')"
+            )
         progress(total)
         return total
 
@@ -110,7 +123,45 @@ class SharedSet:
             applied += self.apply(page["changes"], cursor=page["next"])
             progress(applied)
             if not page["more"]:
+                self.fetch_video_frames(hub)
                 return applied
+
+    def fetch_video_frames(self, hub: Hub) -> int:
+        """Fetch the frame list of every held vpdq entry that has none yet, 100 values a
+        request, each checked against its value (the SHA-256 of its canonical bytes) and stored
+        in its own transaction, so an interrupted run resumes where it stopped. Values the hub
+        no longer shares (``unknown``) are left: the next page removes them. Returns the lists
+        stored."""
+        stored = 0
+        skipped: set[str] = set()
+        while True:
+            missing = [
+                value
+                for (value,) in self.db.execute(
+                    "SELECT value FROM entries WHERE type = 'vpdq' AND value NOT IN "
+                    "(SELECT value FROM video_frames) ORDER BY value"
+                )
+                if value not in skipped
+            ][:100]
+            if not missing:
+                return stored
+            answer = hub.video_frames(missing)
+            rows = []
+            for item in answer["lists"]:
+                text = framelist.canonical_bytes(item["frames"])
+                if hashlib.sha256(text).hexdigest() != item["value"]:
+                    raise HubError(0, "bad_frames", f"the frame list of {item['value']} does "
+                                   "not hash to its value")  # fmt: skip
+                rows.append((item["value"], text.decode()))
+            with self.db:
+                self.db.executemany("INSERT OR REPLACE INTO video_frames VALUES (?,?)", rows)
+            stored += len(rows)
+            skipped.update(answer.get("unknown", []))
+            if not rows and not answer.get("unknown"):
+                raise HubError(0, "no_frames", "the hub served none of the frame lists asked")
+
+    def video_count(self) -> int:
+        return self.db.execute("SELECT count(*) FROM video_frames").fetchone()[0]
 
     def count(self) -> int:
         return self.db.execute("SELECT count(*) FROM entries").fetchone()[0]
@@ -120,6 +171,13 @@ class SharedSet:
             "SELECT document FROM entries WHERE type = ? AND value = ?", (signal_type, value)
         ).fetchone()
         return json.loads(row[0]) if row else None  # TEXT, or the export's BLOB line
+
+    def video_index(self) -> "VideoIndex":
+        rows = self.db.execute(
+            "SELECT e.value, e.document, f.frames FROM entries e JOIN video_frames f "
+            "ON f.value = e.value WHERE e.type = 'vpdq' ORDER BY e.value"
+        ).fetchall()
+        return VideoIndex([(json.loads(doc), json.loads(frames)) for _, doc, frames in rows])
 
     def pdq_index(self) -> "PDQIndex":
         rows = self.db.execute("SELECT value, document FROM entries WHERE type = 'pdq'").fetchall()
@@ -147,6 +205,137 @@ class PDQIndex:
         hits = numpy.nonzero(distances <= threshold)[0]
         found = [(int(distances[i]), self.documents[i]) for i in hits]
         return sorted(found, key=lambda hit: (hit[0], hit[1]["signal"]["value"]))
+
+
+def distance_rows(matrix: numpy.ndarray, query: bytes) -> numpy.ndarray:
+    """Hamming distances of one 32-byte hash to every row of an (n, 32) uint8 matrix."""
+    xor = numpy.bitwise_xor(matrix, numpy.frombuffer(query, dtype=numpy.uint8))
+    return _POPCOUNT[xor].sum(axis=1, dtype=numpy.int32)
+
+
+class DistinctFrames:
+    """A frame list reduced as the hub reduces it (docs/video.md, "The rules"): one frame per
+    distinct PDQ hash, in first-occurrence order, its quality the best among the frames with
+    that hash, its timestamp the first's."""
+
+    def __init__(self, frames: list[list[Any]]) -> None:
+        first: dict[str, int] = {}
+        self.hashes: list[str] = []
+        self.quality: list[int] = []
+        self.timestamp_ms: list[int] = []
+        for _, quality, pdq, ms in frames:
+            at = first.get(pdq)
+            if at is None:
+                first[pdq] = len(self.hashes)
+                self.hashes.append(pdq)
+                self.quality.append(quality)
+                self.timestamp_ms.append(ms)
+            elif quality > self.quality[at]:
+                self.quality[at] = quality
+
+    def kept(self, quality_min: int) -> list[int]:
+        """Positions of the distinct frames of quality ``>= quality_min``."""
+        return [i for i, quality in enumerate(self.quality) if quality >= quality_min]
+
+
+class VideoIndex:
+    """Exact offline video matching with the hub's rules: every kept query frame against every
+    kept frame of every shared video (numpy popcount; nothing approximate), so the matches,
+    percentages, counts and pairs are the hub's on the same data."""
+
+    PAIRS = 10  # best frame pairs per matched video, as the hub reports
+
+    def __init__(self, videos: list[tuple[dict, list[list[Any]]]]) -> None:
+        self.documents = [document for document, _ in videos]
+        self.videos = [DistinctFrames(frames) for _, frames in videos]
+        self._cache: dict[int, tuple] = {}
+
+    def _kept(self, quality_min: int) -> tuple:
+        """Every video's kept distinct frames in one matrix, with each row's video and
+        timestamp, and each video's kept count."""
+        if quality_min not in self._cache:
+            hashes, owner, times, totals = [], [], [], []
+            for slot, video in enumerate(self.videos):
+                kept = video.kept(quality_min)
+                totals.append(len(kept))
+                for i in kept:
+                    hashes.append(video.hashes[i])
+                    owner.append(slot)
+                    times.append(video.timestamp_ms[i])
+            matrix = numpy.frombuffer(bytes.fromhex("".join(hashes)), dtype=numpy.uint8).reshape(
+                -1, 32
+            )
+            self._cache[quality_min] = (matrix, owner, times, totals)
+        return self._cache[quality_min]
+
+    def search(
+        self,
+        frames: list[list[Any]],
+        *,
+        threshold: int = 31,
+        quality_min: int = 50,
+        query_min: int = 80,
+        compared_min: int = 0,
+    ) -> list[dict]:
+        """The shared videos a query frame list matches, best first (query %, compared %,
+        value), each ``{**document fields, "distance", "query_percent", …, "pairs"}``."""
+        query = DistinctFrames(frames)
+        kept = query.kept(quality_min)
+        matrix, owner, times, totals = self._kept(quality_min)
+        if not kept or not len(matrix):
+            return []
+        nearest: dict[int, dict[int, tuple[int, int]]] = {}  # video -> query frame -> (d, ms)
+        shared: dict[int, set[int]] = {}  # video -> matched rows
+        for q, position in enumerate(kept):
+            distances = distance_rows(matrix, bytes.fromhex(query.hashes[position]))
+            for row in numpy.nonzero(distances <= threshold)[0].tolist():
+                slot, d, ms = owner[row], int(distances[row]), times[row]
+                shared.setdefault(slot, set()).add(row)
+                best = nearest.setdefault(slot, {})
+                if q not in best or (d, ms) < best[q]:
+                    best[q] = (d, ms)
+        found = []
+        for slot, best in nearest.items():
+            matched_query, matched_shared = len(best), len(shared[slot])
+            if matched_query * 100 < query_min * len(kept):
+                continue
+            if matched_shared * 100 < compared_min * totals[slot]:
+                continue
+            pairs = sorted(
+                (
+                    {"query_ms": query.timestamp_ms[kept[q]], "shared_ms": ms, "distance": d}
+                    for q, (d, ms) in best.items()
+                ),
+                key=lambda p: (p["distance"], p["query_ms"], p["shared_ms"]),
+            )[: self.PAIRS]
+            document = self.documents[slot]
+            query_percent = matched_query * 100 / len(kept)
+            compared_percent = matched_shared * 100 / totals[slot]
+            found.append(
+                (
+                    (-query_percent, -compared_percent, document["signal"]["value"]),
+                    {
+                        **entry_fields(document),
+                        "distance": pairs[0]["distance"],
+                        "query_percent": round(query_percent, 2),
+                        "compared_percent": round(compared_percent, 2),
+                        "query_frames": len(kept),
+                        "matched_frames": matched_query,
+                        "shared_frames": totals[slot],
+                        "matched_shared_frames": matched_shared,
+                        "pairs": pairs,
+                    },
+                )
+            )
+        return [match for _, match in sorted(found, key=lambda item: item[0])]
+
+
+def entry_fields(document: dict) -> dict:
+    """An entry as the hub renders it in match answers, from its stored change object."""
+    return {
+        "signal": document["signal"], "state": document["state"], "labels": document["labels"],
+        "contributors": document["contributors"], "quality": document.get("quality"),
+    }  # fmt: skip
 
 
 JOURNAL_SCHEMA = """

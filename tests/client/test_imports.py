@@ -97,6 +97,7 @@ def test_the_package_installs_into_a_fresh_venv_and_its_command_runs(tmp_path):
         "match",
         "verify-log",
         "status",
+        "live",
     ):
         assert verb in done.stdout
     hub_modules = subprocess.run(

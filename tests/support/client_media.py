@@ -1,6 +1,8 @@
-"""Test pictures made with Pillow, and the copies a platform would see of them."""
+"""Test pictures made with Pillow and test videos made with FFmpeg, and the copies a platform
+would see of them."""
 
 import random
+import subprocess
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFilter, ImageOps
@@ -61,3 +63,39 @@ def write_set(folder: Path, seed: int) -> dict[str, Path]:
     paths["unrelated"] = folder / "unrelated.png"
     picture(seed + 1000).save(paths["unrelated"])
     return paths
+
+
+# Videos: a 320x240 window panning over seeded pink noise with moving shapes and text, the design
+# of tests/video/media.py (PDQ needs natural-image structure); the "other" design for unrelated
+# videos. Short, so the client's end-to-end tests stay quick.
+VIDEO_FPS = 15
+_DESIGNS = {"original": "original", "other": "unrelated_noise"}
+# The copies a platform would see: re-encoded smaller at a low bitrate, and mirrored.
+VIDEO_COPIES = {
+    "reencoded": ("scale=240:180", ["-b:v", "120k"]),
+    "mirrored": ("hflip", []),
+}
+
+
+def write_video(path: Path, *, seed: int, seconds: int = 12, design: str = "original") -> Path:
+    from tests.video.media import RECIPES, pink_noise_ppm
+
+    still = path.with_name(f"{path.stem}-background.ppm")
+    pink_noise_ppm(seed, still)
+    video_filter = RECIPES[_DESIGNS[design]][1]
+    command = ["ffmpeg", "-v", "error", "-y", "-loop", "1", "-framerate", str(VIDEO_FPS)]
+    command += ["-i", str(still), "-vf", video_filter, "-t", str(seconds)]
+    subprocess.run(
+        [*command, "-c:v", "libx264", "-pix_fmt", "yuv420p", str(path)], check=True, timeout=300
+    )
+    still.unlink()
+    return path
+
+
+def write_video_copy(original: Path, path: Path, name: str) -> Path:
+    video_filter, extra = VIDEO_COPIES[name]
+    command = ["ffmpeg", "-v", "error", "-y", "-i", str(original), "-vf", video_filter, *extra]
+    subprocess.run(
+        [*command, "-c:v", "libx264", "-pix_fmt", "yuv420p", str(path)], check=True, timeout=300
+    )
+    return path

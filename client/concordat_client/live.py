@@ -1,0 +1,96 @@
+"""Driving a live-stream session (docs/video.md, "Live streams"; docs/client.md, ``live``): frames
+as they are sampled go to the hub in small batches, every answer's new alerts are reported the
+moment they come, and the session is closed however the run ends (end of stream, Ctrl-C, an
+error).
+
+The hub answers each call with every shared video whose evidence meets its alert rule so far;
+a video is reported once, when it first alerts. A session that is full (7,200 frames) or was
+closed by the hub (idle) is replaced by a new one and the batch sent again: the stream goes on,
+its evidence starts afresh.
+"""
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from concordat_client.hub import Hub, HubError
+
+MAX_BATCH = 60  # frames per call, the hub's bound
+Emit = Callable[[str, dict[str, Any]], None]
+
+
+class LiveStream:
+    """One run of ``concordat live``: ``run(frames)`` returns the alerts, by shared value."""
+
+    def __init__(
+        self,
+        hub: Hub,
+        *,
+        settings: dict[str, int | None],
+        batch: int = 1,
+        stop_on_alert: bool = False,
+        emit: Emit,
+    ) -> None:
+        if not 1 <= batch <= MAX_BATCH:
+            raise ValueError(f"a batch holds 1 to {MAX_BATCH} frames")
+        self.hub, self.settings, self.batch = hub, settings, batch
+        self.stop_on_alert, self.emit = stop_on_alert, emit
+        self.session: dict[str, Any] | None = None
+        self.alerts: dict[str, dict] = {}
+        self.frames_sent = 0
+        self.calls = 0
+
+    def _open(self) -> None:
+        self.session = self.hub.live_open(**self.settings)
+        self.emit("opened", {"session": self.session})
+
+    def _close(self) -> None:
+        if self.session is None:
+            return
+        session, self.session = self.session, None
+        try:
+            closed = self.hub.live_close(session["id"])
+        except HubError as exc:  # already closed or expired: nothing left to close
+            closed = {**session, "close_error": exc.code}
+        self.emit("closed", {"session": closed})
+
+    def _send(self, frames: list[list[Any]]) -> None:
+        try:
+            answer = self.hub.live_frames(self.session["id"], frames)
+        except HubError as exc:
+            if exc.code not in ("session_full", "closed"):
+                raise
+            self.emit("renewed", {"session": self.session, "reason": exc.code})
+            self._close()
+            self._open()
+            answer = self.hub.live_frames(self.session["id"], frames)
+        self.frames_sent += len(frames)
+        self.calls += 1
+        stream_ms = frames[-1][3]
+        for alert in answer["alerts"]:
+            value = alert["signal"]["value"]
+            if value not in self.alerts:
+                self.alerts[value] = alert
+                self.emit(
+                    "alert", {**alert, "stream_ms": stream_ms, "frames_sent": self.frames_sent}
+                )
+        for found in answer["frame_matches"]:
+            self.emit("frame_match", found)
+
+    def run(self, frames: Iterable[list[Any]]) -> dict[str, dict]:
+        """Open a session, send ``frames`` (``[frame_number, quality, pdq_hex, timestamp_ms]``)
+        ``batch`` at a time, close the session; returns the alerts by shared value."""
+        self._open()
+        pending: list[list[Any]] = []
+        try:
+            for frame in frames:
+                pending.append(frame)
+                if len(pending) >= self.batch:
+                    self._send(pending)
+                    pending = []
+                    if self.stop_on_alert and self.alerts:
+                        return self.alerts
+            if pending:
+                self._send(pending)
+            return self.alerts
+        finally:
+            self._close()

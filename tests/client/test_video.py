@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from federation.matching import video as hub_video
 from federation.video import frames as hub_frames
-from tests.client import media
+from tests.support import client_media as media
 
 VECTORS = json.loads(
     (Path(__file__).resolve().parents[2] / "docs" / "signing-vectors.json").read_text()

@@ -12,8 +12,9 @@ import pytest
 import vpdq
 
 from federation.video.frames import from_vpdq_features
-from tests.client import cli, media
-from tests.integration.harness import running_hub, wait_for
+from tests.support import client_cli as cli
+from tests.support import client_media as media
+from tests.support.harness import running_hub, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("integration")]
 

@@ -66,7 +66,7 @@ def write_set(folder: Path, seed: int) -> dict[str, Path]:
 
 
 # Videos: a 320x240 window panning over seeded pink noise with moving shapes and text, the design
-# of tests/video/media.py (PDQ needs natural-image structure); the "other" design for unrelated
+# of tests/support/video_media.py (PDQ needs natural-image structure); the "other" design for unrelated
 # videos. Short, so the client's end-to-end tests stay quick.
 VIDEO_FPS = 15
 _DESIGNS = {"original": "original", "other": "unrelated_noise"}
@@ -78,7 +78,7 @@ VIDEO_COPIES = {
 
 
 def write_video(path: Path, *, seed: int, seconds: int = 12, design: str = "original") -> Path:
-    from tests.video.media import RECIPES, pink_noise_ppm
+    from tests.support.video_media import RECIPES, pink_noise_ppm
 
     still = path.with_name(f"{path.stem}-background.ppm")
     pink_noise_ppm(seed, still)

@@ -13,7 +13,6 @@ import base64
 
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import Q
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
@@ -35,8 +34,10 @@ from federation.propagation.selectors import (
     entry_trail,
     health_of,
     live_dead_letters,
+    moot_dead_letters,
     peers_with_health,
     with_moot_reason,
+    without_jit,
 )
 from federation.reports.history import inclusion_proof_url
 from federation.reports.selectors import latest_checkpoint
@@ -126,6 +127,16 @@ def _health_cell(*, ok, error, error_at, recovered_at, ok_label) -> str:
     )  # fmt: skip
 
 
+def _rendered_without_jit(view, request, extra_context):
+    """A changelist rendered (its queries run) inside ``without_jit``: the dead-letter
+    conditions make PostgreSQL compile the list's queries for seconds otherwise."""
+    with without_jit():
+        response = view(request, extra_context)
+        if hasattr(response, "render"):
+            response.render()
+    return response
+
+
 def _when(moment) -> str:
     return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M:%S") if moment else "never"
 
@@ -152,6 +163,9 @@ class PeerAdmin(HubAdminPermissions, admin.ModelAdmin):
 
     def get_queryset(self, request):
         return peers_with_health()
+
+    def changelist_view(self, request, extra_context=None):
+        return _rendered_without_jit(super().changelist_view, request, extra_context)
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         kwargs["form"] = PeerAddForm if obj is None else PeerPolicyForm
@@ -397,8 +411,7 @@ class DeadLetterFilter(admin.SimpleListFilter):
         if self.value() == "live":
             return live_dead_letters(queryset)
         if self.value() == "moot":
-            live = live_dead_letters().values("pk")
-            return queryset.filter(state=OutboxItem.State.DEAD).exclude(pk__in=live)
+            return moot_dead_letters(queryset)
         return queryset
 
 
@@ -433,19 +446,23 @@ class OutboxItemAdmin(ReadOnlyHubAdmin, admin.ModelAdmin):
             super().get_queryset(request).select_related(*self.list_select_related)
         )
 
+    def changelist_view(self, request, extra_context=None):
+        return _rendered_without_jit(super().changelist_view, request, extra_context)
+
     def get_search_results(self, request, queryset, search_term):
         term = search_term.strip().lower()
         if not term:
             return queryset, False
-        # Entries by value through their unique (signal_type, value) index, every type at once.
-        wanted = Q(
-            entry_id__in=Entry.objects.filter(signal_type__in=SignalType.values, value=term).values(
-                "pk"
+        # Entries by value through their unique (signal_type, value) index, every type at once,
+        # read first so that the rows are then found by their entry index.
+        ids = list(
+            Entry.objects.filter(signal_type__in=SignalType.values, value=term).values_list(
+                "pk", flat=True
             )
         )
         if term.isdigit() and len(term) < 19:
-            wanted |= Q(entry_id=int(term))
-        return queryset.filter(wanted), False
+            ids.append(int(term))
+        return queryset.filter(entry_id__in=ids), False
 
     @admin.display(description="Peer", ordering="peer__hub_id")
     def peer_hub(self, row) -> str:

@@ -7,6 +7,7 @@ warning for each peer with dead letters that still matter, refused items or fail
 from django.contrib import admin
 from django.urls import reverse
 
+from federation.propagation.selectors import peers_health
 from members.admin import is_hub_admin
 from members.models import Scope
 from members.principals import principal_for_user
@@ -38,8 +39,6 @@ def index_with_reports(request, extra_context=None):
 
 def _peer_warnings() -> list[str]:
     """One sentence per peer that needs attention (one query for all peers)."""
-    from federation.propagation.selectors import peers_health
-
     warnings = []
     for h in peers_health():
         if not h.needs_attention:

@@ -41,6 +41,7 @@ from federation.propagation.selectors import (
 )
 from federation.reports.history import inclusion_proof_url
 from federation.reports.selectors import latest_checkpoint
+from federation.transparency.actions import Action, Key
 from federation.vetting.wording import rule_text
 from members.admin import HubAdminPermissions, ReadOnlyHubAdmin, admin_actor, is_hub_admin
 from members.models import Peer
@@ -579,8 +580,8 @@ class EntryFederationFields:
         event = self._trail(entry).state_event
         if event is None:
             return "—"
-        policy = (event.data or {}).get("policy")
-        reason = (event.data or {}).get("reason")
+        policy = (event.data or {}).get(Key.POLICY)
+        reason = (event.data or {}).get(Key.REASON)
         text = rule_text(policy) if policy else (reason or event.action)
         return format_html(
             "{} ({}, {} by {})",
@@ -616,7 +617,7 @@ class EntryFederationFields:
             ))  # fmt: skip
         return _table(
             ["peer", "item", "state", "queued", "delivered", "attempts", "last error",
-             "federation.sent"],
+             Action.FEDERATION_SENT],
             rows,
             "Not queued for any peer.",
         )  # fmt: skip
@@ -633,7 +634,7 @@ class EntryFederationFields:
             for r in trail.receipts
         ]  # fmt: skip
         return _table(
-            ["peer", "item", "via", "path", "received", "scope here", "federation.received"],
+            ["peer", "item", "via", "path", "received", "scope here", Action.FEDERATION_RECEIVED],
             rows,
             "Nothing arrived from a peer: this hub's own members' entry.",
         )

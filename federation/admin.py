@@ -17,6 +17,7 @@ from django.utils.html import format_html, format_html_join
 
 from federation.contributions.models import Contribution, Entry, Label
 from federation.errors import ConcordatError
+from federation.propagation.admin import EntryFederationFields
 from federation.signing import verify_signature
 from federation.vetting.admin import DecisionInline, DisputeResolutionActions, FeedbackInline
 from federation.vetting.models import Decision, Incident
@@ -159,7 +160,9 @@ def copyable(value: str) -> str:
 
 
 @admin.register(Entry)
-class EntryAdmin(DisputeResolutionActions, ReadOnlyHubAdmin, admin.ModelAdmin):
+class EntryAdmin(
+    EntryFederationFields, DisputeResolutionActions, ReadOnlyHubAdmin, admin.ModelAdmin
+):
     """The vetting queue: filter pending entries, approve or reject them with a reason; resolve
     disputes. Consortium admins' approvals and rejections here are rulings (no quorum)."""
 
@@ -193,8 +196,16 @@ class EntryAdmin(DisputeResolutionActions, ReadOnlyHubAdmin, admin.ModelAdmin):
         "updated_at",
         "state_changed_at",
         "dispute_resolved_at",
+        *EntryFederationFields.federation_fields,
     ]
     readonly_fields = fields
+
+    def get_inlines(self, request, obj):
+        # An entry vetted on a peer's word has no decisions here: the federation fields above
+        # say why it is vetted, in place of an empty list.
+        if obj is not None and not obj.decisions.exists():
+            return [i for i in self.inlines if i is not DecisionInline]
+        return self.inlines
 
     def get_queryset(self, request):
         # The votes that count towards the quorum, counted as the quorum rule counts them.

@@ -1,5 +1,8 @@
-"""The Django admin for federation: peers (with each one's delivery health at a glance) and the
-outbox (filter by peer, state and lane; put dead letters and refused items back in the queue).
+"""The Django admin for federation: peers (with each one's delivery and pull health at a glance),
+the outbox (filter by peer, state, kind and lane, search by signal value or entry id; put dead
+letters and refused items back in the queue; dead letters the peer no longer needs are shown as
+moot), and the entry page's federation fields (``EntryFederationFields``: where an entry was sent,
+where it came from, why it is in its state here).
 
 Every change calls ``federation.propagation.peers`` or ``.delivery``, so it writes the same audit
 events as ``manage.py peer``. A peer's pinned key is never edited in the form: it changes only by
@@ -11,9 +14,12 @@ import base64
 from django import forms
 from django.contrib import admin, messages
 from django.template.response import TemplateResponse
-from django.utils.html import format_html
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
-from federation.contributions.models import SignalType
+from federation.contributions.models import Entry, SignalType
 from federation.errors import ConcordatError
 from federation.propagation.delivery import outbox_retry
 from federation.propagation.models import OutboxItem
@@ -24,7 +30,19 @@ from federation.propagation.peers import (
     peer_set_outbound_token,
     peer_update,
 )
-from federation.propagation.selectors import health_of, peers_with_health
+from federation.propagation.selectors import (
+    entry_trail,
+    health_of,
+    live_dead_letters,
+    moot_dead_letters,
+    peers_with_health,
+    with_moot_reason,
+    without_jit,
+)
+from federation.reports.history import inclusion_proof_url
+from federation.reports.selectors import latest_checkpoint
+from federation.transparency.actions import Action, Key
+from federation.vetting.wording import rule_text
 from members.admin import HubAdminPermissions, ReadOnlyHubAdmin, admin_actor, is_hub_admin
 from members.models import Peer
 
@@ -91,21 +109,59 @@ class RotateKeyForm(forms.Form):
     )
 
 
+def _health_cell(*, ok, error, error_at, recovered_at, ok_label) -> str:
+    """One column of a peer's health: the last success, and the last error (in red while it
+    stands; "recovered at" once a later attempt succeeded). Short times and the error cut to
+    40 characters (all of it on hover), so that the list fits a 1,366-pixel screen."""
+    first = format_html("{} {}", ok_label, _short(ok))
+    if not error:
+        if recovered_at:
+            return format_html("{}<br>recovered at {}", first, _short(recovered_at))
+        return first
+    if recovered_at:
+        return format_html(
+            '{}<br><span title="{}">error {}, recovered at {}</span>',
+            first, error, _short(error_at), _short(recovered_at),
+        )  # fmt: skip
+    return format_html(
+        '{}<br><span style="color:#cf222e" title="{}">error {}: {}</span>',
+        first, error, _short(error_at), error if len(error) <= 40 else error[:39] + "…",
+    )  # fmt: skip
+
+
+def _short(moment) -> str:
+    return timezone.localtime(moment).strftime("%d %b %H:%M") if moment else "never"
+
+
+def _rendered_without_jit(view, request, extra_context):
+    """A changelist rendered (its queries run) inside ``without_jit``: the dead-letter
+    conditions make PostgreSQL compile the list's queries for seconds otherwise."""
+    with without_jit():
+        response = view(request, extra_context)
+        if hasattr(response, "render"):
+            response.render()
+    return response
+
+
+def _when(moment) -> str:
+    return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M:%S") if moment else "never"
+
+
 @admin.register(Peer)
 class PeerAdmin(HubAdminPermissions, admin.ModelAdmin):
-    """Peer hubs. The list is the federation's health at a glance."""
+    """Peer hubs. The list is the federation's health at a glance: sending (outbox, push) and
+    receiving (pull), one compact column each, so the list fits a 1,366-pixel screen."""
 
     list_display = [
         "hub_id",
-        "name",
         "state",
         "inbound_policy",
         "outbox_depth",
-        "oldest_undelivered",
         "lag",
-        "last_success",
-        "last_error",
+        "push_health",
+        "pull_health",
         "dead_letters",
+        "refused",
     ]
     list_filter = ["state", "inbound_policy"]
     search_fields = ["hub_id", "name", "url"]
@@ -113,6 +169,9 @@ class PeerAdmin(HubAdminPermissions, admin.ModelAdmin):
 
     def get_queryset(self, request):
         return peers_with_health()
+
+    def changelist_view(self, request, extra_context=None):
+        return _rendered_without_jit(super().changelist_view, request, extra_context)
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         kwargs["form"] = PeerAddForm if obj is None else PeerPolicyForm
@@ -175,59 +234,89 @@ class PeerAdmin(HubAdminPermissions, admin.ModelAdmin):
     def _health(self, peer):
         return health_of(peer)
 
-    @admin.display(description="Outbox depth")
+    @admin.display(description="Outbox")
     def outbox_depth(self, peer) -> str:
         health = self._health(peer)
+        parts = [str(health.outbox_depth)]
         if health.incident_depth:
-            return f"{health.outbox_depth} ({health.incident_depth} incident)"
-        return str(health.outbox_depth)
-
-    @admin.display(description="Oldest undelivered")
-    def oldest_undelivered(self, peer):
-        return self._health(peer).oldest_undelivered or "—"
+            parts.append(f"{health.incident_depth} incident")
+        if health.in_flight:
+            parts.append(f"{health.in_flight} in flight")
+        return parts[0] + (f" ({', '.join(parts[1:])})" if parts[1:] else "")
 
     @admin.display(description="Lag")
     def lag(self, peer) -> str:
-        seconds = self._health(peer).lag_seconds
-        return "—" if seconds is None else f"{seconds:.0f} s"
-
-    @admin.display(description="Last success")
-    def last_success(self, peer):
-        return self._health(peer).last_success or "never"
-
-    @admin.display(description="Last error")
-    def last_error(self, peer) -> str:
         health = self._health(peer)
-        if not health.last_error:
+        if health.lag_seconds is None:
             return "—"
         return format_html(
-            '<span title="{}">{}: {}</span>',
-            health.last_error,
-            health.last_error_at,
-            health.last_error[:80],
+            '<span title="oldest undelivered: {}">{} s</span>',
+            _when(health.oldest_undelivered),
+            f"{health.lag_seconds:.0f}",
         )
 
-    @admin.display(description="Dead letters")
+    @admin.display(description="Push")
+    def push_health(self, peer) -> str:
+        h = self._health(peer)
+        return _health_cell(
+            ok=h.last_success,
+            error=h.last_error,
+            error_at=h.last_error_at,
+            recovered_at=h.push_recovered_at,
+            ok_label="last success",
+        )
+
+    @admin.display(description="Pull")
+    def pull_health(self, peer) -> str:
+        h = self._health(peer)
+        return _health_cell(
+            ok=h.last_pull,
+            error=h.last_pull_error,
+            error_at=h.last_pull_error_at,
+            recovered_at=h.pull_recovered_at,
+            ok_label="last pull",
+        )
+
+    @admin.display(description="Dead letters (live / all)")
     def dead_letters(self, peer) -> str:
-        count = self._health(peer).dead_letters
+        h = self._health(peer)
+        if not h.dead_letters:
+            return "0"
+        url = reverse("admin:federation_outboxitem_changelist")
+        return format_html(
+            '<a href="{}?peer={}&amp;state__exact=dead&amp;dead=live" style="color:{}">{}</a>'
+            ' / <a href="{}?peer={}&amp;state__exact=dead">{}</a>',
+            url, peer.hub_id, "#cf222e" if h.live_dead_letters else "inherit",
+            h.live_dead_letters, url, peer.hub_id, h.dead_letters,
+        )  # fmt: skip
+
+    @admin.display(description="Refused")
+    def refused(self, peer) -> str:
+        count = self._health(peer).refused
         if not count:
             return "0"
+        url = reverse("admin:federation_outboxitem_changelist")
         return format_html(
-            '<a href="../outboxitem/?peer__id__exact={}&state__exact=dead" style="color:#cf222e">'
-            "{}</a>",
-            peer.pk,
-            count,
-        )
+            '<a href="{}?peer={}&amp;state__exact=refused" style="color:#cf222e">{}</a>',
+            url, peer.hub_id, count,
+        )  # fmt: skip
 
     @admin.display(description="Health")
     def health(self, peer) -> str:
         h = self._health(peer)
         return format_html(
-            "depth {} (incident {}), oldest {}, lag {}, last success {}, dead letters {}, "
-            "refused {}, last pull {}{}",
-            h.outbox_depth, h.incident_depth, h.oldest_undelivered or "—",
-            self.lag(peer), h.last_success or "never", h.dead_letters, h.refused,
-            h.last_pull or "never", f", last pull error: {h.last_pull_error}" if h.last_pull_error else "",
+            "depth {} (incident {}, in flight {}), oldest {}, lag {}, last success {}, "
+            "dead letters {} ({} live), refused {}, last pull {}{}{}",
+            h.outbox_depth, h.incident_depth, h.in_flight, _when(h.oldest_undelivered),
+            self.lag(peer), _when(h.last_success), h.dead_letters, h.live_dead_letters,
+            h.refused, _when(h.last_pull),
+            f", last push error at {_when(h.last_error_at)}: {h.last_error}"
+            + (f" (recovered at {_when(h.push_recovered_at)})" if h.push_recovered_at else "")
+            if h.last_error else "",
+            f", last pull error at {_when(h.last_pull_error_at)}: {h.last_pull_error}"
+            if h.last_pull_error else (
+                f", pull recovered at {_when(h.pull_recovered_at)}" if h.pull_recovered_at else ""
+            ),
         )  # fmt: skip
 
     @admin.display(description="Pinned hub key")
@@ -300,28 +389,138 @@ class PeerAdmin(HubAdminPermissions, admin.ModelAdmin):
         return is_hub_admin(request)
 
 
+class PeerHubFilter(admin.SimpleListFilter):
+    """The peer, named by its hub id (``?peer=<hub id>``)."""
+
+    title = "peer (hub id)"
+    parameter_name = "peer"
+
+    def lookups(self, request, model_admin):
+        return [
+            (hub, hub) for hub in Peer.objects.order_by("hub_id").values_list("hub_id", flat=True)
+        ]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(peer__hub_id=self.value()) if self.value() else queryset
+
+
+class DeadLetterFilter(admin.SimpleListFilter):
+    """Dead letters that still matter, apart from those the peer no longer needs."""
+
+    title = "dead letters"
+    parameter_name = "dead"
+
+    def lookups(self, request, model_admin):
+        return [("live", "still matter"), ("moot", "moot (the peer holds the item)")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "live":
+            return live_dead_letters(queryset)
+        if self.value() == "moot":
+            return moot_dead_letters(queryset)
+        return queryset
+
+
 @admin.register(OutboxItem)
 class OutboxItemAdmin(ReadOnlyHubAdmin, admin.ModelAdmin):
-    """What is owed to each peer; dead letters and refused items can be put back in the queue."""
+    """What is owed to each peer; dead letters and refused items can be put back in the queue.
+    Dead letters the peer no longer needs (it holds the item: see
+    ``federation.propagation.selectors``) are shown as moot. One query for a page of rows."""
 
     list_display = [
-        "id", "peer", "kind", "lane", "state", "attempts", "next_attempt_at", "error",
-        "created_at", "delivered_at",
+        "id", "peer_hub", "kind", "entry_link", "signal", "state_shown", "attempts", "timing",
+        "error",
     ]  # fmt: skip
-    list_filter = ["peer", "state", "lane", "kind"]
-    list_select_related = ["peer"]
+    list_filter = ["state", PeerHubFilter, "kind", "lane", DeadLetterFilter]
+    list_select_related = ["peer", "entry", "signing_key"]
+    search_fields = ["entry__value"]  # shows the search box; get_search_results does the work
+    search_help_text = "A signal value (any type, exact) or an entry id."
+    show_full_result_count = False
     ordering = ["-id"]
     actions = ["retry"]
     fields = [
-        "peer", "kind", "contribution", "entry", "signing_key", "path", "lane", "state",
-        "attempts", "next_attempt_at", "claimed_until", "last_error", "digest", "created_at",
-        "delivered_at",
+        "peer_hub", "kind", "entry_link", "signal", "contribution", "signing_key", "path", "lane",
+        "state_shown", "attempts", "next_attempt_at", "claimed_until", "last_error", "digest",
+        "created_at", "delivered_at",
     ]  # fmt: skip
     readonly_fields = fields
 
+    def get_queryset(self, request):
+        # The list's related rows too: the changelist adds list_select_related only to a queryset
+        # that selects none.
+        return with_moot_reason(
+            super().get_queryset(request).select_related(*self.list_select_related)
+        )
+
+    def changelist_view(self, request, extra_context=None):
+        return _rendered_without_jit(super().changelist_view, request, extra_context)
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip().lower()
+        if not term:
+            return queryset, False
+        # Entries by value through their unique (signal_type, value) index, every type at once,
+        # read first so that the rows are then found by their entry index.
+        ids = list(
+            Entry.objects.filter(signal_type__in=SignalType.values, value=term).values_list(
+                "pk", flat=True
+            )
+        )
+        if term.isdigit() and len(term) < 19:
+            ids.append(int(term))
+        return queryset.filter(entry_id__in=ids), False
+
+    @admin.display(description="Peer", ordering="peer__hub_id")
+    def peer_hub(self, row) -> str:
+        return row.peer.hub_id
+
+    @admin.display(description="Entry", ordering="entry_id")
+    def entry_link(self, row) -> str:
+        if row.entry_id is None:
+            return "—"
+        url = reverse("admin:federation_entry_change", args=[row.entry_id])
+        return format_html('<a href="{}">{}</a>', url, row.entry_id)
+
+    @admin.display(description="Signal / key")
+    def signal(self, row) -> str:
+        if row.entry_id is not None:
+            value = row.entry.value
+            return format_html(
+                '{}: <code title="{}">{}</code>',
+                row.entry.signal_type, value, value if len(value) <= 20 else value[:16] + "…",
+            )  # fmt: skip
+        if row.signing_key_id is not None:
+            return format_html("key <code>{}</code>", row.signing_key.key_id)
+        return "—"
+
+    @admin.display(description="State", ordering="state")
+    def state_shown(self, row) -> str:
+        moot = getattr(row, "moot_reason", None)
+        if row.state == OutboxItem.State.DEAD and moot:
+            return format_html('dead letter, <span style="color:#1a7f37">moot: {}</span>', moot)
+        if row.state == OutboxItem.State.DEAD:
+            return mark_safe('<strong style="color:#cf222e">dead letter</strong>')
+        if (
+            row.state == OutboxItem.State.PENDING
+            and row.claimed_until
+            and row.claimed_until > timezone.now()
+        ):
+            return format_html("in flight (lease until {})", _when(row.claimed_until))
+        return row.get_state_display()
+
+    @admin.display(description="Queued / delivered or next try", ordering="created_at")
+    def timing(self, row) -> str:
+        second = (
+            row.delivered_at if row.state == OutboxItem.State.DELIVERED else
+            row.next_attempt_at if row.state == OutboxItem.State.PENDING else None
+        )  # fmt: skip
+        return format_html("{}<br>{}", _when(row.created_at), _when(second) if second else "—")
+
     @admin.display(description="Last error")
     def error(self, row) -> str:
-        return row.last_error[:120]
+        if not row.last_error:
+            return ""
+        return format_html('<span title="{}">{}</span>', row.last_error, row.last_error[:60])
 
     @admin.action(description="Retry (dead letters and refused items)", permissions=["retry"])
     def retry(self, request, queryset):
@@ -336,3 +535,106 @@ class OutboxItemAdmin(ReadOnlyHubAdmin, admin.ModelAdmin):
 
     def has_retry_permission(self, request) -> bool:
         return is_hub_admin(request)
+
+
+# --- The entry page: where an entry went and where it came from -------------------------------
+
+
+def _table(headers: list[str], rows: list[tuple], empty: str) -> str:
+    if not rows:
+        return empty
+    cells = "".join("<td>{}</td>" for _ in headers)
+    return format_html(
+        "<table><thead><tr>{}</tr></thead><tbody>{}</tbody></table>",
+        format_html_join("", "<th>{}</th>", ((h,) for h in headers)),
+        format_html_join("", "<tr>" + cells + "</tr>", rows),
+    )
+
+
+def _leaf(event, checkpoint) -> str:
+    if event is None:
+        return "—"
+    if event.leaf_index is None:
+        return "not yet sequenced"
+    url = inclusion_proof_url(leaf_index=event.leaf_index, checkpoint=checkpoint)
+    if url is None:
+        return f"leaf {event.leaf_index} (awaiting a checkpoint)"
+    return format_html('<a href="{}">leaf {}</a>', url, event.leaf_index)
+
+
+class EntryFederationFields:
+    """Read-only fields of the entry's admin page: which peers each item of the entry was queued
+    for, sent and delivered to (from the outbox rows), where its contributions arrived from (the
+    receipts) and why the entry is in its state here. Read once per page (``entry_trail``)."""
+
+    federation_fields = ["why_in_state", "sent_to_peers", "received_from_peers"]
+
+    def _trail(self, entry):
+        if getattr(entry, "_federation_trail", None) is None:
+            entry._federation_trail = entry_trail(entry=entry)
+            entry._federation_checkpoint = latest_checkpoint()
+        return entry._federation_trail
+
+    @admin.display(description="Why in this state here")
+    def why_in_state(self, entry) -> str:
+        event = self._trail(entry).state_event
+        if event is None:
+            return "—"
+        policy = (event.data or {}).get(Key.POLICY)
+        reason = (event.data or {}).get(Key.REASON)
+        text = rule_text(policy) if policy else (reason or event.action)
+        return format_html(
+            "{} ({}, {} by {})",
+            text,
+            event.action,
+            _when(event.occurred_at),
+            event.actor_label or event.actor_id,
+        )
+
+    @admin.display(description="Sent to peers")
+    def sent_to_peers(self, entry) -> str:
+        trail = self._trail(entry)
+        rows = []
+        for row in trail.deliveries:
+            item = (
+                f"{row.contribution.action} {row.contribution.uuid}"
+                if row.contribution_id
+                else "entry state"
+                if row.kind == OutboxItem.Kind.ENTRY
+                else "key"
+            )
+            state = row.get_state_display()
+            if row.in_flight:
+                state = f"in flight (lease until {_when(row.claimed_until)})"
+            if row.state == OutboxItem.State.DEAD:
+                state = (
+                    f"dead letter, moot: {row.moot_reason}" if row.moot_reason else "dead letter"
+                )
+            rows.append((
+                row.peer.hub_id, item, state, _when(row.created_at),
+                _when(row.delivered_at) if row.delivered_at else "—", row.attempts,
+                row.last_error or "—", _leaf(row.sent_event, entry._federation_checkpoint),
+            ))  # fmt: skip
+        return _table(
+            ["peer", "item", "state", "queued", "delivered", "attempts", "last error",
+             Action.FEDERATION_SENT],
+            rows,
+            "Not queued for any peer.",
+        )  # fmt: skip
+
+    @admin.display(description="Arrived from peers")
+    def received_from_peers(self, entry) -> str:
+        trail = self._trail(entry)
+        rows = [
+            (
+                r.peer_hub, f"{r.contribution.action} {r.contribution.uuid}", r.via,
+                " → ".join(r.path) or "—", _when(r.received_at), r.effective_scope,
+                _leaf(r.received_event, entry._federation_checkpoint),
+            )
+            for r in trail.receipts
+        ]  # fmt: skip
+        return _table(
+            ["peer", "item", "via", "path", "received", "scope here", Action.FEDERATION_RECEIVED],
+            rows,
+            "Nothing arrived from a peer: this hub's own members' entry.",
+        )

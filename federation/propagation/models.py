@@ -78,7 +78,8 @@ class OutboxItem(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.kind} for {self.peer_id} ({self.state})"
+        # Named by the peer's hub id (the admin's page titles); the admin selects the peer.
+        return f"{self.get_kind_display().lower()} for {self.peer.hub_id} ({self.state})"
 
 
 class Receipt(models.Model):

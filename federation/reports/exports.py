@@ -1,5 +1,7 @@
 """CSV exports of the reports: the same filters and numbers as the pages, streamed row by row so
-that a long contribution list never sits in memory."""
+that a long contribution list never sits in memory. Timestamps are written in the signed form of
+the audit events' JSON (UTC, microseconds, ``Z``: ``federation.transparency.audit.signed_time``),
+so that a CSV row and the log leaf it matches say the same moment in the same text."""
 
 import csv
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -12,6 +14,7 @@ from federation.reports import selectors
 from federation.reports.history import EntryHistory
 from federation.reports.periodic import TransparencyReport
 from federation.reports.selectors import ReportFilters
+from federation.transparency.audit import signed_time
 
 # Spreadsheets run a cell that starts with one of these as a formula (CSV injection); free text
 # (reasons, notes) could start so, and gets a leading apostrophe.
@@ -144,8 +147,8 @@ def contribution_rows(queryset) -> Iterator[tuple]:
     ):
         (received, created, *middle, labels, status, entry_id, state, uuid, key_id, digest) = row
         yield (
-            received.isoformat(),
-            created.isoformat(),
+            signed_time(received),
+            signed_time(created),
             *middle,
             " ".join(labels),
             status,
@@ -162,12 +165,13 @@ def _fields_verdict(checked) -> str:
 
 
 def entry_history_rows(history: EntryHistory) -> Iterator[tuple]:
-    """The entry page as ``(kind, when, member, what, detail, leaf_index, proof)`` rows."""
+    """The entry page as ``(kind, when, member, what, detail, leaf_index, proof)`` rows; ``sent``
+    and ``received`` rows name the peer in the member column."""
     for checked in history.contributions:
         c = checked.contribution
         yield (
             "contribution",
-            c.received_at.isoformat(),
+            signed_time(c.received_at),
             c.organisation.slug,
             c.action,
             f"uuid={c.uuid} key_id={c.signing_key.key_id} status={c.status} "
@@ -181,7 +185,7 @@ def entry_history_rows(history: EntryHistory) -> Iterator[tuple]:
         d = recorded.decision
         yield (
             "decision",
-            d.created_at.isoformat(),
+            signed_time(d.created_at),
             d.organisation.slug if d.organisation else "",
             f"{d.kind} {d.verdict}",
             d.reason,
@@ -189,12 +193,44 @@ def entry_history_rows(history: EntryHistory) -> Iterator[tuple]:
             "",
         )
     for f in history.feedback:
-        yield ("feedback", f.updated_at.isoformat(), f.organisation.slug, f.opinion, f.note, "", "")
+        yield (
+            "feedback",
+            signed_time(f.updated_at),
+            f.organisation.slug,
+            f.opinion,
+            f.note,
+            "",
+            "",
+        )
+    for step in history.sent:
+        row = step.row
+        yield (
+            "sent",
+            signed_time(row.delivered_at or row.created_at),
+            step.peer,
+            step.item,
+            f"state={row.state} attempts={row.attempts}"
+            + (f" moot={row.moot_reason}" if row.moot_reason else "")
+            + (f" last_error={row.last_error}" if row.last_error else ""),
+            "" if step.leaf_index is None else step.leaf_index,
+            step.proof_url or step.status,
+        )
+    for step in history.received:
+        row = step.row
+        yield (
+            "received",
+            signed_time(row.received_at),
+            step.peer,
+            step.item,
+            f"via={row.via} path={'>'.join(row.path)} scope={row.effective_scope}",
+            "" if step.leaf_index is None else step.leaf_index,
+            step.proof_url or step.status,
+        )
     for logged in history.events:
         e = logged.event
         yield (
             "audit_event",
-            e.occurred_at.isoformat(),
+            signed_time(e.occurred_at),
             e.organisation,
             e.action,
             f"{e.object_type}:{e.object_id} by {e.actor_label or e.actor_id}",

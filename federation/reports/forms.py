@@ -123,7 +123,8 @@ class TransparencyForm(forms.Form):
     """A month (``period=YYYY-MM``) or an explicit ``from``/``to``; the current month by default."""
 
     period = forms.CharField(required=False, max_length=7)
-    to = forms.DateField(required=False)
+    # The same date widget as ``from`` (and as the overview's filters).
+    to = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -1,6 +1,8 @@
 """The full history of one entry as an auditor reads it: its contributions (each signature checked
 again against the stored key, and each stored field checked against the signed bytes), vetting
-decisions, feedback, and the log events about it, each with the way to its inclusion proof."""
+decisions (their policy in words), feedback, where it was sent and where it came from (each with
+the log leaf of its ``federation.sent`` or ``federation.received`` event), and the log events
+about it in leaf order, each with the way to its inclusion proof."""
 
 import hashlib
 import json
@@ -10,10 +12,12 @@ from urllib.parse import urlencode
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from federation.contributions.models import Contribution, Entry
+from federation.propagation.selectors import EntryTrail, entry_trail
 from federation.reports import selectors
 from federation.signing import MalformedContribution, parse_contribution, verify_signature
 from federation.transparency.models import AuditEvent, Checkpoint
 from federation.vetting.models import Decision, Feedback
+from federation.vetting.wording import policy_lines
 
 INCLUSION_PROOF_PATH = "/api/v1/log/proof/inclusion"
 
@@ -50,6 +54,10 @@ class RecordedDecision:
     def policy_json(self) -> str:
         return json.dumps(self.decision.policy, sort_keys=True)
 
+    @property
+    def policy_lines(self) -> list[str]:
+        return policy_lines(self.decision.policy)
+
 
 @dataclass(frozen=True)
 class LoggedEvent:
@@ -80,6 +88,68 @@ class EntryHistory:
     feedback: list[Feedback]
     events: list[LoggedEvent]
     checkpoint: Checkpoint | None
+    federation: EntryTrail | None = None
+
+    @property
+    def sent(self) -> list["FederationStep"]:
+        """Each outbox row of the entry: to which peer, what, and how it stands."""
+        trail = self.federation
+        return [
+            FederationStep.of(row.peer.hub_id, row, row.sent_event, self.checkpoint)
+            for row in (trail.deliveries if trail else [])
+        ]
+
+    @property
+    def received(self) -> list["FederationStep"]:
+        trail = self.federation
+        return [
+            FederationStep.of(r.peer_hub, r, r.received_event, self.checkpoint)
+            for r in (trail.receipts if trail else [])
+        ]
+
+    @property
+    def state_reason(self) -> list[str]:
+        """Why the entry is in its state, from the event that moved it there."""
+        trail = self.federation
+        return policy_lines(trail.state_policy) if trail else []
+
+
+@dataclass(frozen=True)
+class FederationStep:
+    """One item of the entry sent to a peer (an outbox row) or arrived from one (a receipt),
+    with the log leaf of the event that records it."""
+
+    peer: str
+    row: object
+    recorded: bool  # its event was found in the log
+    leaf_index: int | None
+    proof_url: str | None
+
+    @classmethod
+    def of(cls, peer, row, event, checkpoint) -> "FederationStep":
+        leaf = event.leaf_index if event else None
+        return cls(
+            peer,
+            row,
+            event is not None,
+            leaf,
+            inclusion_proof_url(leaf_index=leaf, checkpoint=checkpoint),
+        )
+
+    @property
+    def status(self) -> str:
+        if not self.recorded:
+            return "—"
+        if self.leaf_index is None:
+            return "not yet sequenced"
+        return f"leaf {self.leaf_index}" + ("" if self.proof_url else " (awaiting a checkpoint)")
+
+    @property
+    def item(self) -> str:
+        contribution = getattr(self.row, "contribution", None)
+        if contribution is not None:
+            return f"{contribution.action} {contribution.uuid}"
+        return "entry state" if getattr(self.row, "kind", "") == "entry" else "key"
 
 
 def inclusion_proof_url(*, leaf_index: int | None, checkpoint: Checkpoint | None) -> str | None:
@@ -178,4 +248,5 @@ def entry_history(*, entry_id: int) -> EntryHistory:
         feedback=list(entry.feedback.all()),
         events=logged,
         checkpoint=checkpoint,
+        federation=entry_trail(entry=entry),
     )

@@ -2,7 +2,7 @@
 period), in numbers a consortium can publish."""
 
 import calendar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
@@ -36,6 +36,12 @@ class TransparencyReport:
     log_figures: dict[str, Any] | None = None
     # Whether the tables' contribution figures agree with the log's at ``checkpoint``.
     log_agreement: LogAgreement | None = None
+    # Per peer: items sent and received, retractions among them, dead letters (selectors).
+    federation: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def retractions_propagated(self) -> int:
+        return sum(row["sent_retractions"] for row in self.federation)
 
     @property
     def disputes(self) -> int:
@@ -55,6 +61,11 @@ class TransparencyReport:
         rows += [("entries moved to state", k, v) for k, v in sorted(self.state_changes.items())]
         rows += [("feedback", k, v) for k, v in sorted(self.feedback.items())]
         rows += [("incidents declared", i.name, 1) for i in self.incidents]
+        for peer in self.federation:
+            rows += [
+                (f"federation with {peer['peer']}", name, peer[key])
+                for name, key in FEDERATION_FIGURES
+            ]
         # A snapshot, not a count over the period: as the page says, "as this report is generated".
         rows.append(("now", "entries disputed now", self.entries_disputed_now))
         agreement = self.log_agreement
@@ -75,6 +86,16 @@ class TransparencyReport:
                 rows += [(f"{section}: {name}", item, n) for item, n in figures[key].items()]
         return rows
 
+
+FEDERATION_FIGURES = (
+    ("items sent (push, delivered)", "sent_items"),
+    ("entries sent", "sent_entries"),
+    ("retractions propagated", "sent_retractions"),
+    ("items received", "received_items"),
+    ("entries received", "received_entries"),
+    ("retractions received", "received_retractions"),
+    ("dead letters", "dead_lettered"),
+)
 
 LOG_FIGURE_SECTIONS = (
     ("events by action", "events_by_action"),
@@ -124,4 +145,5 @@ def transparency_report(
         checkpoint=checkpoint,
         log_figures=figures,
         log_agreement=log_agreement(filters=filters),
+        federation=selectors.federation_by_peer(filters=filters),
     )

@@ -23,7 +23,8 @@ from django.db.models import Count, F, Prefetch, Q, QuerySet
 from django.db.models.functions import TruncDay, TruncMonth, TruncWeek
 
 from federation.contributions.models import Contribution, Entry, Label
-from federation.transparency.actions import Key, ObjectType
+from federation.propagation.models import OutboxItem, Receipt
+from federation.transparency.actions import Action, Key, ObjectType
 from federation.transparency.models import AuditEvent, Checkpoint
 from federation.vetting.models import Decision, Feedback, Incident
 
@@ -271,6 +272,74 @@ def overview_totals(*, filters: ReportFilters) -> dict[str, int]:
     return totals
 
 
+def federation_by_peer(*, filters: ReportFilters) -> list[dict[str, Any]]:
+    """Per peer, in the period: items delivered to it by push (entries and retractions among
+    them), items received from it (by push or pull; entries and retractions), and items
+    dead-lettered for it (from the ``federation.dead_lettered`` events). Member, label and type
+    filters do not apply. Items a peer read from this hub's pull feed are in the log
+    (``federation.sent``, via pull) but name no entry, and are not counted here."""
+    retract = Contribution.Action.RETRACT
+    rows: dict[str, dict[str, Any]] = {}
+
+    def row(peer: str) -> dict[str, Any]:
+        return rows.setdefault(
+            peer,
+            {
+                "peer": peer,
+                "sent_items": 0,
+                "sent_entries": 0,
+                "sent_retractions": 0,
+                "received_items": 0,
+                "received_entries": 0,
+                "received_retractions": 0,
+                "dead_lettered": 0,
+            },
+        )
+
+    sent = (
+        _period(
+            OutboxItem.objects.filter(state=OutboxItem.State.DELIVERED), "delivered_at", filters
+        )
+        .values(hub=F("peer__hub_id"))
+        .annotate(
+            items=Count("pk"),
+            entries=Count("entry", distinct=True),
+            retractions=Count("pk", filter=Q(contribution__action=retract)),
+        )
+        .order_by()
+    )
+    for counted in sent:
+        target = row(counted["hub"])
+        target.update(
+            sent_items=counted["items"],
+            sent_entries=counted["entries"],
+            sent_retractions=counted["retractions"],
+        )
+    received = (
+        _period(Receipt.objects.all(), "received_at", filters)
+        .values("peer_hub")
+        .annotate(
+            items=Count("pk"),
+            entries=Count("contribution__entry", distinct=True),
+            retractions=Count("pk", filter=Q(contribution__action=retract)),
+        )
+        .order_by()
+    )
+    for counted in received:
+        target = row(counted["peer_hub"])
+        target.update(
+            received_items=counted["items"],
+            received_entries=counted["entries"],
+            received_retractions=counted["retractions"],
+        )
+    dead = _period(
+        AuditEvent.objects.filter(action=Action.FEDERATION_DEAD_LETTERED), "occurred_at", filters
+    ).values_list("object_id", "data")
+    for peer, data in dead.iterator(chunk_size=500):
+        row(peer)["dead_lettered"] += len((data or {}).get(Key.ITEMS) or ())
+    return [rows[peer] for peer in sorted(rows)]
+
+
 def incidents_in_period(*, filters: ReportFilters) -> QuerySet[Incident]:
     return _period(Incident.objects.all(), "started_at", filters).order_by("started_at")
 
@@ -320,11 +389,12 @@ def entry_for_history(*, entry_id: int) -> Entry:
 
 
 def audit_events_for_entry(*, entry: Entry, contribution_uuids: list[str]) -> QuerySet[AuditEvent]:
-    """The log's events about this entry and its contributions."""
+    """The log's events about this entry and its contributions, in leaf order (the log's own:
+    a retraction of the entry after the retract that caused it), those not yet sequenced last."""
     about = Q(object_type=ObjectType.ENTRY, object_id=str(entry.pk)) | Q(
         object_type=ObjectType.CONTRIBUTION, object_id__in=contribution_uuids
     )
-    return AuditEvent.objects.filter(about).order_by("occurred_at", "pk")
+    return AuditEvent.objects.filter(about).order_by(F("leaf_index").asc(nulls_last=True), "pk")
 
 
 def iterate(queryset: QuerySet, *fields: str) -> Iterator[tuple]:

@@ -158,6 +158,12 @@ OCCURRED_AT_SQL = (
 OCCURRED_AT_OUTSIDE_SQL = f"CASE WHEN {_FOUR_DIGIT_YEARS} THEN NULL ELSE occurred_at END"
 
 
+def signed_time(moment) -> str:
+    """A moment as an event's signed JSON writes it: UTC, microseconds, ``Z`` (also the form of
+    the reports' CSV timestamps, so that they compare with the log's leaves as text)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def row_document(
     pk, occurred_at, action, actor_type, actor_id, actor_label, organisation, object_type,
     object_id, data,
@@ -169,9 +175,7 @@ def row_document(
         "kind": EVENT_KIND,
         "v": EVENT_VERSION,
         "id": pk,
-        "occurred_at": occurred_at
-        if type(occurred_at) is str
-        else occurred_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "occurred_at": occurred_at if type(occurred_at) is str else signed_time(occurred_at),
         "action": action,
         "actor": {"type": actor_type, "id": actor_id, "label": actor_label},
         "organisation": organisation,

@@ -9,6 +9,11 @@
     manage.py peer list [--json]
     manage.py peer status [--json]
 
+``status`` prints each peer's health as text (``--json``: one JSON list, keys as documented in
+docs/operations.md): the outbox, in flight (claimed under a lease, so a crashed worker shows
+before its lease ends), dead letters (those that still matter and all), refused items, the last
+push and pull, and their last errors ("recovered at …" once a later attempt succeeded).
+
 ``add`` prints one JSON line ``{"hub_id", "inbound_token"}`` (the token the peer presents here,
 shown once; no token for a peer without a URL). Every change goes through
 ``federation.propagation.peers`` and is audited with the actor ``{"type": "system", "id": "cli"}``.
@@ -166,14 +171,34 @@ class Command(BaseCommand):
         if o["as_json"]:
             self._line([h.as_json() for h in health])
             return
+        if not health:
+            self.stdout.write("No peers.")
         for h in health:
-            lag = f"{h.lag_seconds:.1f}s" if h.lag_seconds is not None else "-"
-            last = h.last_success.isoformat() if h.last_success else "never"
-            self.stdout.write(
-                f"{h.hub_id:<32} {h.state:<9} depth {h.outbox_depth} "
-                f"(incident {h.incident_depth})  lag {lag}  dead {h.dead_letters}  "
-                f"refused {h.refused}  last success {last}"
-            )
-            if h.last_error:
-                at = h.last_error_at.isoformat() if h.last_error_at else ""
-                self.stdout.write(f"    last error {at}: {h.last_error}")
+            self.stdout.write(_status_text(h))
+
+
+def _at(moment) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S") if moment else "never"
+
+
+def _status_text(h) -> str:
+    """One peer's health as a few aligned lines (times UTC)."""
+    lag = f"{h.lag_seconds:.1f}s" if h.lag_seconds is not None else "-"
+    lines = [
+        f"{h.hub_id}  ({h.state}, inbound {h.inbound_policy})",
+        f"  outbox   depth {h.outbox_depth} (incident {h.incident_depth})  in flight "
+        f"{h.in_flight}  lag {lag}  dead {h.dead_letters} ({h.live_dead_letters} still matter)"
+        f"  refused {h.refused}",
+        f"  push     last success {_at(h.last_success)}",
+        f"  pull     last pull {_at(h.last_pull)}",
+    ]
+    if h.last_error:
+        recovered = f" (recovered at {_at(h.push_recovered_at)})" if h.push_recovered_at else ""
+        lines[2] += f"  last error at {_at(h.last_error_at)}{recovered}: {h.last_error}"
+    if h.last_pull_error:
+        lines[3] += f"  last error at {_at(h.last_pull_error_at)}: {h.last_pull_error}"
+    elif h.pull_recovered_at:
+        lines[3] += (
+            f"  last error at {_at(h.last_pull_error_at)} (recovered at {_at(h.pull_recovered_at)})"
+        )
+    return "\n".join(lines)

@@ -17,7 +17,7 @@ from django.utils.html import format_html, format_html_join
 
 from federation.contributions.models import Contribution, Entry, Label
 from federation.errors import ConcordatError
-from federation.propagation.admin import EntryFederationFields
+from federation.propagation.admin_trail import EntryFederationFields
 from federation.signing import verify_signature
 from federation.vetting.admin import DecisionInline, DisputeResolutionActions, FeedbackInline
 from federation.vetting.models import Decision, Incident

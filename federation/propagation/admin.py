@@ -1,8 +1,7 @@
 """The Django admin for federation: peers (with each one's delivery and pull health at a glance),
 the outbox (filter by peer, state, kind and lane, search by signal value or entry id; put dead
 letters and refused items back in the queue; dead letters the peer no longer needs are shown as
-moot), and the entry page's federation fields (``EntryFederationFields``: where an entry was sent,
-where it came from, why it is in its state here).
+moot). The entry page's federation fields are ``federation.propagation.admin_trail``.
 
 Every change calls ``federation.propagation.peers`` or ``.delivery``, so it writes the same audit
 events as ``manage.py peer``. A peer's pinned key is never edited in the form: it changes only by
@@ -16,7 +15,7 @@ from django.contrib import admin, messages
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.html import format_html, format_html_join
+from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
 from federation.contributions.models import Entry, SignalType
@@ -31,7 +30,6 @@ from federation.propagation.peers import (
     peer_update,
 )
 from federation.propagation.selectors import (
-    entry_trail,
     health_of,
     live_dead_letters,
     moot_dead_letters,
@@ -39,10 +37,6 @@ from federation.propagation.selectors import (
     with_moot_reason,
     without_jit,
 )
-from federation.reports.history import inclusion_proof_url
-from federation.reports.selectors import latest_checkpoint
-from federation.transparency.actions import Action, Key
-from federation.vetting.wording import rule_text
 from members.admin import HubAdminPermissions, ReadOnlyHubAdmin, admin_actor, is_hub_admin
 from members.models import Peer
 
@@ -143,7 +137,7 @@ def _rendered_without_jit(view, request, extra_context):
     return response
 
 
-def _when(moment) -> str:
+def shown_time(moment) -> str:
     return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M:%S") if moment else "never"
 
 
@@ -251,7 +245,7 @@ class PeerAdmin(HubAdminPermissions, admin.ModelAdmin):
             return "—"
         return format_html(
             '<span title="oldest undelivered: {}">{} s</span>',
-            _when(health.oldest_undelivered),
+            shown_time(health.oldest_undelivered),
             f"{health.lag_seconds:.0f}",
         )
 
@@ -307,15 +301,15 @@ class PeerAdmin(HubAdminPermissions, admin.ModelAdmin):
         return format_html(
             "depth {} (incident {}, in flight {}), oldest {}, lag {}, last success {}, "
             "dead letters {} ({} live), refused {}, last pull {}{}{}",
-            h.outbox_depth, h.incident_depth, h.in_flight, _when(h.oldest_undelivered),
-            self.lag(peer), _when(h.last_success), h.dead_letters, h.live_dead_letters,
-            h.refused, _when(h.last_pull),
-            f", last push error at {_when(h.last_error_at)}: {h.last_error}"
-            + (f" (recovered at {_when(h.push_recovered_at)})" if h.push_recovered_at else "")
+            h.outbox_depth, h.incident_depth, h.in_flight, shown_time(h.oldest_undelivered),
+            self.lag(peer), shown_time(h.last_success), h.dead_letters, h.live_dead_letters,
+            h.refused, shown_time(h.last_pull),
+            f", last push error at {shown_time(h.last_error_at)}: {h.last_error}"
+            + (f" (recovered at {shown_time(h.push_recovered_at)})" if h.push_recovered_at else "")
             if h.last_error else "",
-            f", last pull error at {_when(h.last_pull_error_at)}: {h.last_pull_error}"
+            f", last pull error at {shown_time(h.last_pull_error_at)}: {h.last_pull_error}"
             if h.last_pull_error else (
-                f", pull recovered at {_when(h.pull_recovered_at)}" if h.pull_recovered_at else ""
+                f", pull recovered at {shown_time(h.pull_recovered_at)}" if h.pull_recovered_at else ""
             ),
         )  # fmt: skip
 
@@ -505,7 +499,7 @@ class OutboxItemAdmin(ReadOnlyHubAdmin, admin.ModelAdmin):
             and row.claimed_until
             and row.claimed_until > timezone.now()
         ):
-            return format_html("in flight (lease until {})", _when(row.claimed_until))
+            return format_html("in flight (lease until {})", shown_time(row.claimed_until))
         return row.get_state_display()
 
     @admin.display(description="Queued / delivered or next try", ordering="created_at")
@@ -514,7 +508,9 @@ class OutboxItemAdmin(ReadOnlyHubAdmin, admin.ModelAdmin):
             row.delivered_at if row.state == OutboxItem.State.DELIVERED else
             row.next_attempt_at if row.state == OutboxItem.State.PENDING else None
         )  # fmt: skip
-        return format_html("{}<br>{}", _when(row.created_at), _when(second) if second else "—")
+        return format_html(
+            "{}<br>{}", shown_time(row.created_at), shown_time(second) if second else "—"
+        )
 
     @admin.display(description="Last error")
     def error(self, row) -> str:
@@ -535,106 +531,3 @@ class OutboxItemAdmin(ReadOnlyHubAdmin, admin.ModelAdmin):
 
     def has_retry_permission(self, request) -> bool:
         return is_hub_admin(request)
-
-
-# --- The entry page: where an entry went and where it came from -------------------------------
-
-
-def _table(headers: list[str], rows: list[tuple], empty: str) -> str:
-    if not rows:
-        return empty
-    cells = "".join("<td>{}</td>" for _ in headers)
-    return format_html(
-        "<table><thead><tr>{}</tr></thead><tbody>{}</tbody></table>",
-        format_html_join("", "<th>{}</th>", ((h,) for h in headers)),
-        format_html_join("", "<tr>" + cells + "</tr>", rows),
-    )
-
-
-def _leaf(event, checkpoint) -> str:
-    if event is None:
-        return "—"
-    if event.leaf_index is None:
-        return "not yet sequenced"
-    url = inclusion_proof_url(leaf_index=event.leaf_index, checkpoint=checkpoint)
-    if url is None:
-        return f"leaf {event.leaf_index} (awaiting a checkpoint)"
-    return format_html('<a href="{}">leaf {}</a>', url, event.leaf_index)
-
-
-class EntryFederationFields:
-    """Read-only fields of the entry's admin page: which peers each item of the entry was queued
-    for, sent and delivered to (from the outbox rows), where its contributions arrived from (the
-    receipts) and why the entry is in its state here. Read once per page (``entry_trail``)."""
-
-    federation_fields = ["why_in_state", "sent_to_peers", "received_from_peers"]
-
-    def _trail(self, entry):
-        if getattr(entry, "_federation_trail", None) is None:
-            entry._federation_trail = entry_trail(entry=entry)
-            entry._federation_checkpoint = latest_checkpoint()
-        return entry._federation_trail
-
-    @admin.display(description="Why in this state here")
-    def why_in_state(self, entry) -> str:
-        event = self._trail(entry).state_event
-        if event is None:
-            return "—"
-        policy = (event.data or {}).get(Key.POLICY)
-        reason = (event.data or {}).get(Key.REASON)
-        text = rule_text(policy) if policy else (reason or event.action)
-        return format_html(
-            "{} ({}, {} by {})",
-            text,
-            event.action,
-            _when(event.occurred_at),
-            event.actor_label or event.actor_id,
-        )
-
-    @admin.display(description="Sent to peers")
-    def sent_to_peers(self, entry) -> str:
-        trail = self._trail(entry)
-        rows = []
-        for row in trail.deliveries:
-            item = (
-                f"{row.contribution.action} {row.contribution.uuid}"
-                if row.contribution_id
-                else "entry state"
-                if row.kind == OutboxItem.Kind.ENTRY
-                else "key"
-            )
-            state = row.get_state_display()
-            if row.in_flight:
-                state = f"in flight (lease until {_when(row.claimed_until)})"
-            if row.state == OutboxItem.State.DEAD:
-                state = (
-                    f"dead letter, moot: {row.moot_reason}" if row.moot_reason else "dead letter"
-                )
-            rows.append((
-                row.peer.hub_id, item, state, _when(row.created_at),
-                _when(row.delivered_at) if row.delivered_at else "—", row.attempts,
-                row.last_error or "—", _leaf(row.sent_event, entry._federation_checkpoint),
-            ))  # fmt: skip
-        return _table(
-            ["peer", "item", "state", "queued", "delivered", "attempts", "last error",
-             Action.FEDERATION_SENT],
-            rows,
-            "Not queued for any peer.",
-        )  # fmt: skip
-
-    @admin.display(description="Arrived from peers")
-    def received_from_peers(self, entry) -> str:
-        trail = self._trail(entry)
-        rows = [
-            (
-                r.peer_hub, f"{r.contribution.action} {r.contribution.uuid}", r.via,
-                " → ".join(r.path) or "—", _when(r.received_at), r.effective_scope,
-                _leaf(r.received_event, entry._federation_checkpoint),
-            )
-            for r in trail.receipts
-        ]  # fmt: skip
-        return _table(
-            ["peer", "item", "via", "path", "received", "scope here", Action.FEDERATION_RECEIVED],
-            rows,
-            "Nothing arrived from a peer: this hub's own members' entry.",
-        )

@@ -16,7 +16,6 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from federation.contributions.models import Entry
-from federation.transparency.actions import Key, PolicyRule
 from federation.vetting.models import Decision, Feedback, Incident, VettingPolicy
 from federation.vetting.services import (
     POLICY_FIELDS,
@@ -26,6 +25,7 @@ from federation.vetting.services import (
     incident_declare,
     vetting_policy_update,
 )
+from federation.vetting.wording import policy_lines
 from members.admin import (
     HubAdminPermissions,
     ReadOnlyHubAdmin,
@@ -36,35 +36,12 @@ from members.admin import (
     run_reason_action,
 )
 
-_RULE_TEXT = {
-    PolicyRule.QUORUM: "quorum of reviewers' votes",
-    PolicyRule.INCIDENT_QUORUM: "an incident's quorum of reviewers' votes",
-    PolicyRule.TRUSTED_MEMBER: "automatic: a trusted member's add",
-    PolicyRule.INCIDENT: "automatic: an incident's fast lane",
-    PolicyRule.ADMIN_RULING: "a consortium admin's ruling",
-    PolicyRule.DISPUTE_RESOLUTION: "a consortium admin's resolution of a dispute",
-    PolicyRule.DISPUTE_THRESHOLD: "members' dissent reached the dispute threshold",
-}
-
 
 def policy_text(snapshot: dict) -> str:
-    """A decision's recorded policy in words rather than JSON."""
-    if not snapshot:
+    """A decision's recorded policy in words rather than JSON (``federation.vetting.wording``)."""
+    lines = policy_lines(snapshot)
+    if not lines:
         return "—"
-    rule = snapshot.get(Key.RULE)
-    lines = [f"Rule: {_RULE_TEXT.get(rule, rule or 'not recorded')}"]
-    if snapshot.get(Key.EFFECTIVE_QUORUM) is not None:
-        needed = snapshot[Key.EFFECTIVE_QUORUM]
-        lines.append(f"Needed {needed} approval{'s' if needed != 1 else ''} (or rejections)")
-    if snapshot.get(Key.INCIDENT):
-        lines.append(f"Incident {snapshot[Key.INCIDENT]}")
-    if snapshot.get(Key.MEMBER):
-        lines.append(f"Member {snapshot[Key.MEMBER]}")
-    trusted = "yes" if snapshot.get(Key.AUTO_VET_TRUSTED) else "no"
-    lines.append(
-        f"Hub policy then: quorum {snapshot.get(Key.QUORUM)}, trusted members auto-vetted: "
-        f"{trusted}, dispute threshold {snapshot.get(Key.DISPUTE_THRESHOLD)}"
-    )
     return format_html_join("", "<div>{}</div>", ((line,) for line in lines))
 
 

@@ -19,8 +19,8 @@ from federation.propagation.models import OutboxItem, PeerLink, Receipt
 from federation.propagation.selectors import peers_health
 from federation.transparency.sequencer import sequence_pending
 from members.models import SigningKey
-from tests.federation.federation_helpers import RemoteHub, contribution_item
-from tests.federation.sending_helpers import Receiver, make_peer, vetted_entry
+from tests.support.federation import RemoteHub, contribution_item
+from tests.support.sending import Receiver, make_peer, vetted_entry
 
 pytestmark = pytest.mark.django_db
 

@@ -18,8 +18,8 @@ from federation.transparency.audit import AuditRecord, audit_record
 from federation.transparency.models import AuditEvent, Checkpoint
 from federation.transparency.sequencer import sequence_pending
 from members.actors import Actor
-from tests.federation.federation_helpers import RemoteHub, contribution_item
-from tests.federation.sending_helpers import Receiver, make_peer, vetted_entry
+from tests.support.federation import RemoteHub, contribution_item
+from tests.support.sending import Receiver, make_peer, vetted_entry
 
 pytestmark = pytest.mark.django_db
 

@@ -4,9 +4,11 @@ sessions belong to their member, are bounded, expire when idle, survive a restar
 process (state in PostgreSQL), see videos vetted after they opened, and are audited in
 aggregate."""
 
+import threading
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from federation.live import services
@@ -246,3 +248,103 @@ def test_closing_and_idle_expiry_are_audited_and_drop_the_frames(
     assert (refused.status_code, error_code(refused)) == (409, "closed")
     assert LiveSession.objects.get(pk=late).state == "expired"
     assert events(Action.LIVE_CLOSED)[-1].object_id == late
+
+
+def test_a_frames_call_is_two_statements(
+    trusted_acme, globex_reviewer, videos, django_assert_num_queries
+):
+    """The read and the conditional write (docs/video.md, "State, bounds, expiry, audit"), for
+    a call that adds evidence as for one that does not."""
+    share_video(trusted_acme, videos["original"].frames)
+    copy = videos["reencoded"].frames.to_document()
+    session = open_session(globex_reviewer)
+    actor = globex_reviewer.actor
+    services.live_frames_append(actor=actor, session_id=session, frames=copy[:1])
+    with django_assert_num_queries(2):
+        answer = services.live_frames_append(actor=actor, session_id=session, frames=copy[1:3])
+    with django_assert_num_queries(2):
+        services.live_frames_append(actor=actor, session_id=session, frames=copy[2:3])  # known
+    assert answer.session.frames_received == 3
+    evidence = LiveSession.objects.get(pk=session).evidence
+    (item,) = evidence.values()
+    assert item["stream"] == [frame[3] for frame in copy[:3]]
+
+
+def test_a_new_worker_serves_the_next_call(trusted_acme, globex_reviewer, videos):
+    """Nothing a worker keeps (the index, the sessions' settings) is needed for the next call."""
+    share_video(trusted_acme, videos["original"].frames)
+    copy = videos["reencoded"].frames.to_document()
+    session = open_session(globex_reviewer)
+    for frame in copy[:4]:
+        assert send(globex_reviewer, session, [frame]).json()["alerts"] == []
+    reset_match_store()
+    services.forget_fixed_settings()
+    answer = send(globex_reviewer, session, [copy[4]]).json()
+    assert answer["alerts"][0]["matched_frames"] == 5
+
+
+def test_the_locked_attempt_answers_as_the_first(
+    trusted_acme, globex_reviewer, videos, monkeypatch
+):
+    """The last attempt of a call reads under the row lock; with a single attempt every call
+    takes that path, and a derived copy alerts at the same frame."""
+    share_video(trusted_acme, videos["original"].frames)
+    monkeypatch.setattr(services, "APPEND_ATTEMPTS", 1)
+    session = open_session(globex_reviewer)
+    alerted_at, answers = stream(globex_reviewer, session, videos["reencoded"].frames)
+    assert alerted_at == 5
+    assert answers[-1]["session"]["calls"] == 5
+    assert len(events(Action.LIVE_ALERTED)) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_calls_of_one_session_at_once_both_count(
+    trusted_acme, globex_reviewer, videos, monkeypatch
+):
+    """Two workers take calls of one session at the same moment: both read the same version,
+    one writes first, the other finds the session moved on, reads again and writes after it.
+    Nothing is lost and nothing counted twice."""
+    original = share_video(trusted_acme, videos["original"].frames)
+    frames = videos["original"].frames.frames
+    session = open_session(globex_reviewer)
+    both_read = threading.Barrier(2, timeout=30)
+    reads = []
+    real_read = services._read
+
+    def read_together(*args, **kwargs):
+        read = real_read(*args, **kwargs)
+        reads.append(read.calls)
+        if read.calls == 0:
+            both_read.wait()  # the first read of each: both see version 0
+        return read
+
+    monkeypatch.setattr(services, "_read", read_together)
+    answers, errors = [], []
+
+    def call(frame):
+        try:
+            answers.append(
+                services.live_frames_append(
+                    actor=globex_reviewer.actor,
+                    session_id=session,
+                    frames=[[frame.number, frame.quality, frame.pdq, 0]],
+                )
+            )
+        except Exception as exc:  # reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=call, args=(frames[i],)) for i in (0, 10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    assert sorted(reads) == [0, 0, 1]  # the loser read again, at the winner's version
+    assert sorted(a.session.calls for a in answers) == [1, 2]
+    stored = LiveSession.objects.get(pk=session)
+    assert (stored.calls, stored.frames_received) == (2, 2)
+    assert LiveFrame.objects.filter(session_id=session).count() == 2
+    assert len(stored.evidence[original.value]["stream"]) == 2

@@ -348,3 +348,45 @@ def test_two_calls_of_one_session_at_once_both_count(
     assert (stored.calls, stored.frames_received) == (2, 2)
     assert LiveFrame.objects.filter(session_id=session).count() == 2
     assert len(stored.evidence[original.value]["stream"]) == 2
+
+
+def test_beat_closes_idle_sessions_with_their_event(globex_reviewer, acme_reviewer, settings):
+    """The scheduled sweep (federation.live.expire_idle_sessions): every open session idle past
+    the limit is closed as expired, audited and emptied; a session in use is left open."""
+    from federation.live.tasks import expire_idle_sessions
+    from settings.celery import app
+
+    idle = [open_session(globex_reviewer), open_session(acme_reviewer)]
+    busy = open_session(globex_reviewer)
+    frame = [0, 100, "f" * 64, 0]
+    for session in (*idle, busy):
+        party = globex_reviewer if session != idle[1] else acme_reviewer
+        assert send(party, session, [frame]).status_code == 200
+    LiveSession.objects.filter(pk__in=idle).update(
+        last_call_at=timezone.now() - timedelta(seconds=services.IDLE_SECONDS + 1)
+    )
+
+    assert expire_idle_sessions.apply().get() == 2
+
+    states = dict(LiveSession.objects.values_list("id", "state"))
+    assert {str(k): v for k, v in states.items()} == {
+        idle[0]: "expired",
+        idle[1]: "expired",
+        busy: "open",
+    }
+    closed = events(Action.LIVE_CLOSED)
+    assert sorted(e.object_id for e in closed) == sorted(idle)
+    assert {(e.actor_type, e.data["reason"], e.data["frames"]) for e in closed} == {
+        ("system", "expired", 1)
+    }
+    assert not LiveFrame.objects.filter(session_id__in=idle).exists()
+    assert expire_idle_sessions.apply().get() == 0  # nothing left to close
+    # Scheduled by beat under its explicit name, on the default queue.
+    (entry,) = [
+        e
+        for e in settings.CELERY_BEAT_SCHEDULE.values()
+        if e["task"] == "federation.live.expire_idle_sessions"
+    ]
+    assert "options" not in entry and entry["schedule"] <= services.IDLE_SECONDS
+    assert app.tasks[expire_idle_sessions.name].run == expire_idle_sessions.run
+    assert "federation.live.expire_idle_sessions" not in settings.CELERY_TASK_ROUTES

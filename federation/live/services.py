@@ -17,26 +17,30 @@ The alert rule, for one shared video, over the stream so far:
 
 A frames call is on a stream's hot path (one a second per stream, 5 ms of server time at most,
 docs/video.md "Measured"), and its cost is PostgreSQL round trips: on a loaded machine each one
-waits for the database backend to be scheduled. So a call makes **two statements and no explicit
-transaction** (``_read``, ``_write``):
+waits for the database backend to be scheduled, and a durable commit for an fsync. So a call
+makes **one statement when this worker served the session's previous call, two otherwise**, and
+no explicit transaction:
 
-1. one read: the session's state, which of the call's hashes it already holds, its evidence for
-   the videos this call's frames hit and for those that already alerted (not the rest), their
-   active incidents, and the change-stream position (is this process's index behind?);
-2. one conditional write, ``UPDATE ... WHERE calls = <as read> AND state = 'open'``, with the new
-   frames inserted by the same statement. ``calls`` is the session's version: a concurrent call
-   of the same session (another worker) makes it match no row, and the call starts again from
-   its read. The last attempt reads under the row lock (``SELECT ... FOR UPDATE`` in a
+1. (when this worker does not hold the session's state from its previous call) one read, ``_read``:
+   the session's state, which of the call's hashes it already holds, its evidence for the videos
+   this call's frames hit and for those that already alerted (not the rest), and the
+   change-stream position (is this process's index behind?);
+2. one conditional write, ``_write``: ``UPDATE ... WHERE calls = <the version the state is at>
+   AND state = 'open'`` (and, from kept state, none of the call's frames already held, the change
+   stream not past the index), with the new frames inserted by the same statement, returning the
+   active incidents of the alerting videos. ``calls`` is the session's version: a concurrent call
+   of the same session (another worker) makes the write match no row, and the call starts again
+   from a read. The last attempt reads under the row lock (``SELECT ... FOR UPDATE`` in a
    transaction), so a call always ends.
 
-The frames are searched before the read, with the session's matching settings, which never change
-once it is open (``_fixed_settings``, kept per process). Evidence is written only for the videos
-the call touched (``evidence || patch``), so a call costs O(its new frames), not O(the session).
-The write commits asynchronously (``synchronous_commit`` off for that statement alone): it is
-visible to every worker at once, survives a worker restart, and is durable within a fraction of a
-second; only a crash of PostgreSQL itself in that window could lose the last calls' state, never
-half of one. A call that raises an alert writes the state and its ``live.alerted`` event in one
-ordinary, durable transaction.
+The frames are searched first, with the session's matching settings, which never change once it
+is open (``_fixed_settings``, kept per process). Evidence is written only for the videos the call
+touched (``evidence || patch``), so a call costs O(its new frames), not O(the session). The write
+commits asynchronously (``synchronous_commit`` off for that statement alone): it is visible to
+every worker at once, survives a worker restart, and is durable within a fraction of a second;
+only a crash of PostgreSQL itself in that window could lose the last calls' state, never half of
+one. A call that raises an alert writes the state and its ``live.alerted`` event in one ordinary,
+durable transaction.
 """
 
 import bisect
@@ -50,10 +54,9 @@ from datetime import timedelta
 import numpy as np
 import orjson
 from django.db import connection, transaction
-from django.db.models import Q
 from django.utils import timezone
 
-from federation.contributions.models import Contribution, Entry, SignalType
+from federation.contributions.models import Contribution, Entry
 from federation.errors import Conflict, Forbidden, InvalidInput, NotFound, RateLimited
 from federation.live.models import LiveFrame, LiveSession
 from federation.matching.index import MAX_THRESHOLD, pdq_words, words_hex
@@ -144,6 +147,7 @@ def live_sessions_expire_idle(*, now=None, batch: int = 100) -> int:
 
 
 def _close(session: LiveSession, actor: Actor, state: str, now) -> None:
+    _WARM.pop((session.organisation_id, session.id), None)
     session.state = state
     session.closed_at = now
     session.save(update_fields=["state", "closed_at"])
@@ -302,24 +306,33 @@ _EXPIRED = object()
 
 
 def _attempt(actor: Actor, session_id, fixed: LiveSettings, frames, kept, store, *, locked: bool):
-    """One read, the matching, one conditional write; None when another call of the session
-    wrote first (the caller tries again), ``_EXPIRED`` when the session was found idle (and has
-    just been closed)."""
+    """The session's state (kept from this worker's previous call of it, else read), the
+    matching, one conditional write; None when the write found the session moved on (the caller
+    tries again, reading), ``_EXPIRED`` when the session was found idle (and has just been
+    closed)."""
     organisation = actor.organisation
-    for _ in range(2):
-        hits = _frame_hits(store, fixed, [f.pdq for f in kept])
+    key = (organisation.pk, session_id)
+    pdqs = [f.pdq for f in kept]
+    hits = _frame_hits(store, fixed, pdqs)
+    values = sorted({hit[1] for hit in hits})
+    warm = None if locked else _WARM.pop(key, None)
+    if warm is not None and not warm.serves(values, store, timezone.now()):
+        warm = None
+    read = warm
+    for reading in range(0 if warm else 2):
         read = _read(
             session_id,
             organisation.pk,
-            values=sorted({hit[1] for hit in hits}),
-            pdqs=[f.pdq for f in kept],
+            values=values,
+            pdqs=pdqs,
             video_position=store.video_position,
-            now=timezone.now(),
             lock=locked,
         )
-        if read.stream_position <= store.position:
+        if read.stream_position <= store.position or reading == 1:
             break
-        store.refresh()  # the index is behind the stream: catch up, then search again
+        store.refresh()  # the index is behind the stream: catch up, then search and read again
+        hits = _frame_hits(store, fixed, pdqs)
+        values = sorted({hit[1] for hit in hits})
     now = timezone.now()
     if read.state != LiveSession.State.OPEN:
         raise Conflict("This live session is closed: open a new one.", code="closed")
@@ -338,6 +351,8 @@ def _attempt(actor: Actor, session_id, fixed: LiveSettings, frames, kept, store,
             code="session_full",
             details={"limit": MAX_FRAMES_PER_SESSION},
         )
+    # Kept state does not list the session's frames: the write checks that none of the call's
+    # is among them (and fails, for a read, if one is).
     known = set(read.known)
     new = [q for q, frame in enumerate(kept) if frame.pdq not in known]
     if read.all_frames is not None:
@@ -351,6 +366,7 @@ def _attempt(actor: Actor, session_id, fixed: LiveSettings, frames, kept, store,
             [ms for _, ms in stream],
         )
         candidates = set(evidence)
+        covered = None  # all of it
         position = store.position
     else:
         evidence = read.evidence
@@ -361,15 +377,10 @@ def _attempt(actor: Actor, session_id, fixed: LiveSettings, frames, kept, store,
             [frame.timestamp_ms for frame in kept],
         )
         candidates = touched | set(read.alerted)
+        covered = None if read.covered is None else read.covered | set(values)
         position = None
     alerts = _alerts({v: evidence[v] for v in candidates if v in evidence}, fixed, store)
     newly = [a["value"] for a in alerts if a["value"] not in read.alerted]
-    incidents = dict(read.incidents)
-    missing = [a["value"] for a in alerts if a["value"] not in read.incidents_of]
-    if missing:  # a rematch's alerts: the read could not know them
-        incidents.update(_active_incidents(missing, now))
-    for alert in alerts:
-        alert["incident"] = incidents.get(alert["value"])
     session = LiveSession(
         id=session_id,
         organisation=organisation,
@@ -395,18 +406,24 @@ def _attempt(actor: Actor, session_id, fixed: LiveSettings, frames, kept, store,
         replace_evidence=read.all_frames is not None,
         position=position,
         alerted=session.alerted if newly else None,
+        incidents_of=[a["value"] for a in alerts],
+        unknown_frames=pdqs if warm else None,
+        store_position=None if locked else store.position,
     )
     if not newly:
-        written = write(durable=False)
+        incidents = write(durable=False)
     else:
         with transaction.atomic():
-            written = write(durable=True)
-            if written:
+            incidents = write(durable=True)
+            if incidents is not None:
                 _audit_alerted(actor, session, newly, incidents)
-    if not written:
+    if incidents is None:
         if locked:
             raise AssertionError("a locked session was written by another call")
         return None
+    for alert in alerts:
+        alert["incident"] = incidents.get(alert["value"])
+    _keep(key, session, evidence, covered)
     return LiveAnswer(session, alerts, _photo_hits(store, session, frames))
 
 
@@ -476,9 +493,10 @@ def _fixed_settings(organisation, session_id) -> tuple[uuid.UUID, LiveSettings]:
     return session_id, settings
 
 
-def forget_fixed_settings() -> None:
-    """Empty this process's copy of the sessions' settings (tests: a new worker)."""
+def forget_kept_state() -> None:
+    """Forget what this process keeps of sessions, settings and state (tests: a new worker)."""
     _FIXED.clear()
+    _WARM.clear()
 
 
 # --- the two statements -----------------------------------------------------------------------
@@ -515,15 +533,6 @@ SELECT s.state, s.opened_at, s.last_call_at, s.frames_received, s.calls, s.last_
                            '[]'::jsonb)::text
              FROM {frame} AS f WHERE f.session_id = s.id)
        END,
-       (SELECT coalesce(jsonb_agg(jsonb_build_array(e.value, i.name) ORDER BY i.started_at),
-                        '[]'::jsonb)::text
-          FROM {contribution} AS c
-          JOIN {entry} AS e ON e.id = c.entry_id
-          JOIN {incident} AS i ON i.id = c.incident_id
-         WHERE e.signal_type = 'vpdq'
-           AND e.value = ANY(%(values)s::text[]
-                             || ARRAY(SELECT jsonb_array_elements_text(s.alerted)))
-           AND i.started_at <= %(now)s AND (i.ended_at IS NULL OR i.ended_at > %(now)s)),
        (SELECT y.last_position FROM {sync} AS y WHERE y.id = 1)
   FROM {session} AS s
  WHERE s.id = %(id)s AND s.organisation_id = %(organisation)s
@@ -532,6 +541,8 @@ SELECT s.state, s.opened_at, s.last_call_at, s.frames_received, s.calls, s.last_
 
 @dataclass(frozen=True)
 class _Read:
+    """A session's state, as read or as this worker's previous call of it left it."""
+
     state: str
     opened_at: object
     last_call_at: object
@@ -541,14 +552,22 @@ class _Read:
     position: int
     alerted: list[str]
     evidence: dict | None  # the videos asked for (None when the stream is matched again)
+    covered: set | None  # the videos whose evidence ``evidence`` holds if any (None: all)
     known: list[str]  # the call's hashes the session already holds
     all_frames: list | None  # [[pdq, ms], ...] when the stream is matched again, else None
-    incidents: list  # [[value, incident name], ...] by start, for ``incidents_of``
-    incidents_of: frozenset  # the values whose incidents were read
     stream_position: int
 
+    def serves(self, values: list[str], store, now) -> bool:
+        """Whether kept state can take a call hitting these videos: not idle, no video added
+        to the index since (that needs every frame), and the evidence of each of them known."""
+        return (
+            self.last_call_at >= now - timedelta(seconds=IDLE_SECONDS)
+            and store.video_position <= self.position
+            and (self.covered is None or self.covered.issuperset(values))
+        )
 
-def _read(session_id, organisation_id, *, values, pdqs, video_position, now, lock) -> _Read:
+
+def _read(session_id, organisation_id, *, values, pdqs, video_position, lock) -> _Read:
     sql = _READ_SQL.format(**_tables()) + (" FOR UPDATE OF s" if lock else "")
     params = {
         "id": session_id,
@@ -556,7 +575,6 @@ def _read(session_id, organisation_id, *, values, pdqs, video_position, now, loc
         "values": values,
         "pdqs": pdqs,
         "video_position": video_position,
-        "now": now,
     }
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
@@ -574,12 +592,50 @@ def _read(session_id, organisation_id, *, values, pdqs, video_position, now, loc
         position=row[6],
         alerted=alerted,
         evidence=None if row[8] is None else orjson.loads(row[8]),
+        covered=set(values) | set(alerted),
         known=row[9],
         all_frames=None if row[10] is None else orjson.loads(row[10]),
-        incidents=orjson.loads(row[11]),
-        incidents_of=frozenset(values) | frozenset(alerted),
-        stream_position=row[12] or 0,
+        stream_position=row[11] or 0,
     )
+
+
+# --- state kept between calls, per worker ---------------------------------------------------
+
+_WARM: dict[tuple[int, uuid.UUID], _Read] = {}
+_WARM_MAX = 1_000
+
+
+def _keep(key, session: LiveSession, evidence: dict, covered: set | None) -> None:
+    """Keep the state this call wrote, for this worker's next call of the session: that call
+    then needs no read (its write checks that nobody wrote in between)."""
+    if len(_WARM) >= _WARM_MAX:
+        _WARM.pop(next(iter(_WARM), None), None)
+    _WARM[key] = _Read(
+        state=session.state,
+        opened_at=session.opened_at,
+        last_call_at=session.last_call_at,
+        frames_received=session.frames_received,
+        calls=session.calls,
+        last_timestamp_ms=session.last_timestamp_ms,
+        position=session.position,
+        alerted=list(session.alerted),
+        evidence=evidence,
+        covered=covered,
+        known=[],
+        all_frames=None,
+        stream_position=0,
+    )
+
+
+_INCIDENTS_SQL = """
+(SELECT coalesce(jsonb_agg(jsonb_build_array(e.value, i.name) ORDER BY i.started_at),
+                 '[]'::jsonb)::text
+   FROM {contribution} AS c
+   JOIN {entry} AS e ON e.id = c.entry_id
+   JOIN {incident} AS i ON i.id = c.incident_id
+  WHERE e.signal_type = 'vpdq' AND e.value = ANY(%(incidents_of)s::text[])
+    AND i.started_at <= %(now)s AND (i.ended_at IS NULL OR i.ended_at > %(now)s))
+"""
 
 
 def _write(
@@ -591,10 +647,18 @@ def _write(
     replace_evidence: bool,
     position: int | None,
     alerted: list[str] | None,
+    incidents_of: list[str],
+    unknown_frames: list[str] | None,
+    store_position: int | None,
     durable: bool,
-) -> bool:
-    """The call's changes in one statement, if the session is still at ``version`` and open;
-    False when it is not (another call wrote first, or it was closed meanwhile)."""
+) -> dict[str, str] | None:
+    """The call's changes in one statement, if the session is still at ``version`` and open,
+    none of ``unknown_frames`` is among its frames, and the change stream is not past
+    ``store_position`` (the index answered from its latest state); the active incidents of the
+    videos ``incidents_of`` (value -> the latest started incident's name). None when a
+    condition failed (another call wrote first, the session was closed, the index is behind).
+    """
+    tables = _tables()
     sets = [
         "calls = %(calls)s",
         "frames_received = %(frames_received)s",
@@ -608,6 +672,7 @@ def _write(
         "frames_received": session.frames_received,
         "now": session.last_call_at,
         "last_timestamp_ms": session.last_timestamp_ms,
+        "incidents_of": incidents_of,
     }
     if position is not None:
         sets.append("position = %(position)s")
@@ -621,10 +686,22 @@ def _write(
     if alerted is not None:
         sets.append("alerted = %(alerted)s::jsonb")
         params["alerted"] = orjson.dumps(alerted).decode()
-    tables = _tables()
+    conditions = ["id = %(id)s", "calls = %(version)s", "state = 'open'"]
+    if unknown_frames:
+        conditions.append(
+            f"NOT EXISTS (SELECT FROM {tables['frame']} AS f"
+            " WHERE f.session_id = %(id)s AND f.pdq = ANY(%(unknown)s::text[]))"
+        )
+        params["unknown"] = unknown_frames
+    if store_position is not None:
+        conditions.append(
+            f"coalesce((SELECT y.last_position FROM {tables['sync']} AS y WHERE y.id = 1), 0)"  # noqa: S608
+            " <= %(store_position)s"
+        )
+        params["store_position"] = store_position
     sql = (
         f"WITH s AS (UPDATE {tables['session']} SET {', '.join(sets)}"  # noqa: S608 (fixed names)
-        " WHERE id = %(id)s AND calls = %(version)s AND state = 'open' RETURNING id)"
+        f" WHERE {' AND '.join(conditions)} RETURNING id)"
     )
     if new_frames:
         sql += (
@@ -636,13 +713,14 @@ def _write(
         params["pdqs"] = [f.pdq for f in new_frames]
         params["qualities"] = [f.quality for f in new_frames]
         params["ms"] = [f.timestamp_ms for f in new_frames]
-    # Asynchronous commit for this statement's own transaction only (docstring above); a call
+    # Asynchronous commit for this statement's own transaction only (module docstring); a call
     # that writes an audit event runs in a transaction of its own and commits durably.
     sql += " SELECT " + ("s.id" if durable else "set_config('synchronous_commit', 'off', true)")
-    sql += " FROM s"
+    sql += ", " + (_INCIDENTS_SQL.format(**tables) if incidents_of else "'[]'") + " FROM s"
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return cursor.fetchone() is not None
+        row = cursor.fetchone()
+    return None if row is None else dict(orjson.loads(row[1]))
 
 
 # --- matching -----------------------------------------------------------------------------------
@@ -752,24 +830,6 @@ def _alerts(evidence: dict, fixed: LiveSettings, store) -> list[dict]:
             )
     alerts.sort(key=lambda a: (-a["matched_frames"], a["value"]))
     return alerts
-
-
-def _active_incidents(values: list[str], now) -> dict[str, str]:
-    """The name of an active incident each video entry is tagged with (by a contribution)."""
-    if not values:
-        return {}
-    rows = (
-        Contribution.objects.filter(
-            entry__signal_type=SignalType.VPDQ,
-            entry__value__in=values,
-            incident__isnull=False,
-            incident__started_at__lte=now,
-        )
-        .filter(Q(incident__ended_at__isnull=True) | Q(incident__ended_at__gt=now))
-        .values_list("entry__value", "incident__name")
-        .order_by("incident__started_at")
-    )
-    return dict(rows)
 
 
 def _photo_hits(store, session: LiveSession, frames) -> list[tuple[int, str, int]]:

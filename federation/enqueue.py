@@ -37,6 +37,7 @@ class TaskName:
     FEDERATION_PULL_ALL = "federation.propagation.pull.federation_pull_all"
     LOOKUP_TABLE_REFRESH = "federation.lookup.tasks.lookup_table_refresh_task"
     LOOKUP_USAGE_AUDIT = "federation.lookup.tasks.lookup_usage_audit_task"
+    LIVE_EXPIRE_IDLE_SESSIONS = "federation.live.expire_idle_sessions"
 
 
 INCIDENT_SUFFIX = ".incident"
@@ -54,6 +55,7 @@ _QUEUE_SUFFIXES = {
     TaskName.FEDERATION_PULL_ALL: "",
     TaskName.LOOKUP_TABLE_REFRESH: "",
     TaskName.LOOKUP_USAGE_AUDIT: "",
+    TaskName.LIVE_EXPIRE_IDLE_SESSIONS: "",
 }
 TASK_NAMES = frozenset(_QUEUE_SUFFIXES)
 

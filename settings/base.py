@@ -242,6 +242,13 @@ CELERY_BEAT_SCHEDULE["lookup-usage-audit"] = {
     "schedule": float(env_int("CONCORDAT_LOOKUP_USAGE_SECONDS", 3600)),
 }
 
+# Live-stream sessions (docs/video.md, "Live streams"): beat closes the sessions idle past the
+# limit (federation.live.services.IDLE_SECONDS), with their audit event, on the default queue.
+CELERY_BEAT_SCHEDULE["live-expire-idle-sessions"] = {
+    "task": TaskName.LIVE_EXPIRE_IDLE_SESSIONS,
+    "schedule": float(env_int("CONCORDAT_LIVE_SWEEP_INTERVAL_SECONDS", 60)),
+}
+
 # Contribution rules (docs/signing.md).
 CONTRIBUTION_CLOCK_SKEW_SECONDS = env_int("CONCORDAT_CLOCK_SKEW_SECONDS", 300)
 CONTRIBUTION_MAX_AGE_SECONDS = env_int("CONCORDAT_MAX_AGE_SECONDS", 7 * 24 * 3600)

@@ -10,7 +10,13 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "settings.base")
 app = Celery("concordat")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks(
-    ["federation.transparency", "federation.sync", "federation.propagation", "federation.lookup"]
+    [
+        "federation.transparency",
+        "federation.sync",
+        "federation.propagation",
+        "federation.lookup",
+        "federation.live",
+    ]
 )
 # Federation: the pull (anti-entropy) tasks live beside the receiving service.
 app.autodiscover_tasks(["federation.propagation"], related_name="pull")

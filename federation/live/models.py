@@ -1,8 +1,8 @@
 """Live-stream sessions and the distinct frames they hold (docs/video.md, "Live streams").
 
 State lives in PostgreSQL, not in the web process: a session survives a worker restart and any
-worker of the hub can serve its next call (the row is locked per call, so two calls of one
-session apply one after the other). The match index itself stays per process; a session keeps
+worker of the hub can serve its next call (each call writes on condition that the session is
+still at the version it read, ``calls``, so two calls of one session apply one after the other). The match index itself stays per process; a session keeps
 only what the index cannot rebuild: its frames (distinct, kept until it closes) and its
 evidence per shared video."""
 
@@ -36,8 +36,10 @@ class LiveSession(models.Model):
     # The change-stream position whose shared videos the kept frames were all matched against:
     # when the index has taken new videos since, the next call matches every kept frame again.
     position = models.BigIntegerField(default=0)
-    # Per shared video value: {"stream": [LiveFrame ids], "shared": [distinct frame positions],
-    # "first_ms", "last_ms" (of the matched stream frames), "best": [[stream ms, shared ms, d]]}
+    # Per shared video value: {"stream": [stream ms of each matched distinct stream frame],
+    # "shared": [distinct frame positions, sorted], "first_ms", "last_ms" (of the matched stream
+    # frames), "best": [[stream ms, shared ms, d]]}. A call reads and rewrites only the videos
+    # it touches (federation.live.services).
     evidence = models.JSONField(default=dict)
     alerted = models.JSONField(default=list)  # values that met the alert rule, in order
 

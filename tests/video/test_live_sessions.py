@@ -4,14 +4,16 @@ sessions belong to their member, are bounded, expire when idle, survive a restar
 process (state in PostgreSQL), see videos vetted after they opened, and are audited in
 aggregate."""
 
+import threading
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from federation.live import services
 from federation.live.models import LiveFrame, LiveSession
-from federation.matching.store import reset_match_store
+from federation.matching.store import match_store, reset_match_store
 from federation.transparency.actions import Action
 from federation.transparency.models import AuditEvent
 from tests.support.vetting import error_code
@@ -246,3 +248,166 @@ def test_closing_and_idle_expiry_are_audited_and_drop_the_frames(
     assert (refused.status_code, error_code(refused)) == (409, "closed")
     assert LiveSession.objects.get(pk=late).state == "expired"
     assert events(Action.LIVE_CLOSED)[-1].object_id == late
+
+
+def test_a_frames_call_is_one_statement_or_two(
+    trusted_acme, globex_reviewer, videos, django_assert_num_queries
+):
+    """The conditional write alone when this worker served the session's previous call; a read
+    first otherwise (docs/video.md, "State, bounds, expiry, audit")."""
+    share_video(trusted_acme, videos["original"].frames)
+    copy = videos["reencoded"].frames.to_document()
+    session = open_session(globex_reviewer, min_frames=50)  # no alert (its event) in the way
+    actor = globex_reviewer.actor
+    match_store()  # this worker's index, loaded
+    with django_assert_num_queries(2):  # the first call: read, write
+        services.live_frames_append(actor=actor, session_id=session, frames=copy[:1])
+    with django_assert_num_queries(1):
+        answer = services.live_frames_append(actor=actor, session_id=session, frames=copy[1:3])
+    services.forget_kept_state()  # a worker that never served the session
+    with django_assert_num_queries(3):  # its settings (kept from now on), read, write
+        services.live_frames_append(actor=actor, session_id=session, frames=copy[3:4])
+    # A frame the session holds already: the write refuses it, the call reads and writes.
+    with django_assert_num_queries(3):
+        known = services.live_frames_append(actor=actor, session_id=session, frames=copy[3:5])
+    assert answer.session.frames_received == 3 and known.session.frames_received == 6
+    stored = LiveSession.objects.get(pk=session)
+    (item,) = stored.evidence.values()
+    assert item["stream"] == [frame[3] for frame in copy[:5]]
+    assert (stored.calls, stored.frames_received) == (4, 6)
+    assert LiveFrame.objects.filter(session_id=session).count() == 5
+
+
+def test_a_new_worker_serves_the_next_call(trusted_acme, globex_reviewer, videos):
+    """Nothing a worker keeps (the index, the sessions' settings) is needed for the next call."""
+    share_video(trusted_acme, videos["original"].frames)
+    copy = videos["reencoded"].frames.to_document()
+    session = open_session(globex_reviewer)
+    for frame in copy[:4]:
+        assert send(globex_reviewer, session, [frame]).json()["alerts"] == []
+    reset_match_store()
+    services.forget_kept_state()
+    answer = send(globex_reviewer, session, [copy[4]]).json()
+    assert answer["alerts"][0]["matched_frames"] == 5
+
+
+def test_the_locked_attempt_answers_as_the_first(
+    trusted_acme, globex_reviewer, videos, monkeypatch
+):
+    """The last attempt of a call reads under the row lock; with a single attempt every call
+    takes that path, and a derived copy alerts at the same frame."""
+    share_video(trusted_acme, videos["original"].frames)
+    monkeypatch.setattr(services, "APPEND_ATTEMPTS", 1)
+    session = open_session(globex_reviewer)
+    alerted_at, answers = stream(globex_reviewer, session, videos["reencoded"].frames)
+    assert alerted_at == 5
+    assert answers[-1]["session"]["calls"] == 5
+    assert len(events(Action.LIVE_ALERTED)) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_calls_of_one_session_at_once_both_count(
+    trusted_acme, globex_reviewer, videos, monkeypatch
+):
+    """Two workers take calls of one session at the same moment: both read the same version,
+    one writes first, the other finds the session moved on, reads again and writes after it.
+    Nothing is lost and nothing counted twice."""
+    original = share_video(trusted_acme, videos["original"].frames)
+    frames = videos["original"].frames.frames
+    session = open_session(globex_reviewer)
+    both_read = threading.Barrier(2, timeout=30)
+    reads = []
+    real_read = services._read
+
+    def read_together(*args, **kwargs):
+        read = real_read(*args, **kwargs)
+        reads.append(read.calls)
+        if read.calls == 0:
+            both_read.wait()  # the first read of each: both see version 0
+        return read
+
+    refused = []
+    real_write = services._write
+
+    def write_counting(*args, **kwargs):
+        incidents = real_write(*args, **kwargs)
+        if incidents is None:
+            refused.append(args[0].calls)
+        return incidents
+
+    monkeypatch.setattr(services, "_read", read_together)
+    monkeypatch.setattr(services, "_write", write_counting)
+    answers, errors = [], []
+
+    def call(frame):
+        try:
+            answers.append(
+                services.live_frames_append(
+                    actor=globex_reviewer.actor,
+                    session_id=session,
+                    frames=[[frame.number, frame.quality, frame.pdq, 0]],
+                )
+            )
+        except Exception as exc:  # reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=call, args=(frames[i],)) for i in (0, 10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    # Both read version 0; one write was refused, and that call wrote after the other (reading
+    # again, or from the state the winner's worker kept: here both are this process).
+    assert sorted(reads)[:2] == [0, 0] and refused == [1]
+    assert sorted(a.session.calls for a in answers) == [1, 2]
+    stored = LiveSession.objects.get(pk=session)
+    assert (stored.calls, stored.frames_received) == (2, 2)
+    assert LiveFrame.objects.filter(session_id=session).count() == 2
+    assert len(stored.evidence[original.value]["stream"]) == 2
+
+
+def test_beat_closes_idle_sessions_with_their_event(globex_reviewer, acme_reviewer, settings):
+    """The scheduled sweep (federation.live.expire_idle_sessions): every open session idle past
+    the limit is closed as expired, audited and emptied; a session in use is left open."""
+    from federation.live.tasks import expire_idle_sessions
+    from settings.celery import app
+
+    idle = [open_session(globex_reviewer), open_session(acme_reviewer)]
+    busy = open_session(globex_reviewer)
+    frame = [0, 100, "f" * 64, 0]
+    for session in (*idle, busy):
+        party = globex_reviewer if session != idle[1] else acme_reviewer
+        assert send(party, session, [frame]).status_code == 200
+    LiveSession.objects.filter(pk__in=idle).update(
+        last_call_at=timezone.now() - timedelta(seconds=services.IDLE_SECONDS + 1)
+    )
+
+    assert expire_idle_sessions.apply().get() == 2
+
+    states = dict(LiveSession.objects.values_list("id", "state"))
+    assert {str(k): v for k, v in states.items()} == {
+        idle[0]: "expired",
+        idle[1]: "expired",
+        busy: "open",
+    }
+    closed = events(Action.LIVE_CLOSED)
+    assert sorted(e.object_id for e in closed) == sorted(idle)
+    assert {(e.actor_type, e.data["reason"], e.data["frames"]) for e in closed} == {
+        ("system", "expired", 1)
+    }
+    assert not LiveFrame.objects.filter(session_id__in=idle).exists()
+    assert expire_idle_sessions.apply().get() == 0  # nothing left to close
+    # Scheduled by beat under its explicit name, on the hub's own queue.
+    (entry,) = [
+        e
+        for e in settings.CELERY_BEAT_SCHEDULE.values()
+        if e["task"] == "federation.live.expire_idle_sessions"
+    ]
+    assert "options" not in entry and entry["schedule"] <= services.IDLE_SECONDS
+    assert app.tasks[expire_idle_sessions.name].run == expire_idle_sessions.run
+    route = settings.CELERY_TASK_ROUTES["federation.live.expire_idle_sessions"]
+    assert route == {"queue": settings.CELERY_TASK_DEFAULT_QUEUE}

@@ -1,0 +1,12 @@
+"""Celery tasks of live-stream sessions: thin wrappers around their services, run by beat."""
+
+from celery import shared_task
+
+from federation.enqueue import TaskName
+from federation.live.services import live_sessions_expire_idle
+
+
+@shared_task(name=TaskName.LIVE_EXPIRE_IDLE_SESSIONS, acks_late=True, ignore_result=True)
+def expire_idle_sessions() -> int:
+    """Close the sessions idle past the limit, each with its ``live.closed`` event."""
+    return live_sessions_expire_idle()

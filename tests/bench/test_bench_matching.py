@@ -1,10 +1,12 @@
-"""Matching benchmark (issue 11, docs/matching.md): the PDQ index against faiss-cpu
-``IndexBinaryFlat`` range search, in the same run on the same data, both single-threaded.
+"""Matching benchmark (issues 11 and 28, docs/matching.md): the PDQ index, and the match service
+end to end, against faiss-cpu ``IndexBinaryFlat`` range search, in the same run on the same data,
+both single-threaded.
 
 For each data set (1,000,000 hashes by default, ``CONCORDAT_BENCH_MATCH_N``): uniform random,
-skewed (every bit 1 with probability 0.7) and clustered (groups of near-duplicates), each with
-planted near-duplicates of the 1,000 queries at distances 0-32 (half with flips spread one per
-byte, the worst case for a chunked index):
+skewed (every bit 1 with probability 0.7) and clustered (10,000 centres with 100 near-duplicates
+each, 1-4 bits from their centre; the queries 0-4 bits from a centre, so each has about 100
+results), each with planted near-duplicates of the 1,000 queries at distances 0-32 (half with
+flips spread one per byte, the worst case for a chunked index), stored in random order:
 
 - index build time, bytes held per hash (its arrays) and the process's RSS growth;
 - single-query latency p50/p99 over the 1,000 queries, one at a time (after one warm pass);
@@ -13,7 +15,9 @@ byte, the worst case for a chunked index):
 - add and removal latency on the live index (10,000 each, so a delta merge runs), p50/p99/max.
 
 Then how the index's figures grow with the size (``CONCORDAT_BENCH_MATCH_SIZES``, default
-100,000 and 1,000,000). Index only: the database is not involved (the HTTP figure is separate).
+100,000 and 1,000,000). Those are the index alone; ``test_bench_match_service_against_faiss_flat``
+puts the same hashes in PostgreSQL and times ``match_signals`` (what the API renders before JSON),
+the kernel alone and faiss in one run, and the answer building (service minus kernel) apart.
 Run with `make bench`; it fails only if a result is inexact.
 """
 

@@ -34,7 +34,7 @@ import numpy as np
 import orjson
 from django.conf import settings
 from django.db import connection, connections, router, transaction
-from django.db.models import Max, OuterRef, Q, Subquery
+from django.db.models import Max, OuterRef, Subquery
 
 from federation.contributions.models import Contribution, Entry, SignalType
 from federation.errors import Gone
@@ -52,6 +52,7 @@ LOAD_CHUNK = 50_000
 # Entries kept rendered (about 1 KiB each as Python objects); past this the store forgets them
 # all and starts again: a cache, not a copy of the shared set.
 RENDERED_MAX = 200_000
+CHANGED_MAX = 10_000
 
 
 @dataclass(frozen=True)
@@ -235,7 +236,13 @@ class MatchStore:
             return {}
         position = self.position
         changed = _changed_after(position)
-        out: dict[str, dict[str, dict]] = {}
+        if changed is None:  # far behind (or a backlog not sequenced): all from the database
+            out: dict[str, dict[str, dict]] = {t: {} for t in wanted}
+            pairs = [(t, value) for t, values in wanted.items() for value in values]
+            for (signal_type, value), entry in render(pairs).items():
+                out[signal_type][value] = entry
+            return out
+        out = {}
         missing: list[tuple[str, str]] = []
         for signal_type, values in wanted.items():
             kept = self._rendered.get(signal_type, {})
@@ -312,15 +319,22 @@ class MatchStore:
         )
 
 
-def _changed_after(position: int) -> dict[str, set[str]]:
+def _changed_after(position: int) -> dict[str, set[str]] | None:
     """The entries (signal type -> values) with a change the store has not applied: a change row
-    past ``position``, or not yet sequenced (docs/sync.md). Usually none: one query on the change
-    rows' position index and their unsequenced partial index."""
-    rows = (
-        EntryChange.objects.filter(Q(position__isnull=True) | Q(position__gt=position))
-        .order_by()
-        .values_list("entry__signal_type", "entry__value")
+    not yet sequenced, or past ``position``; ``None`` when the store is more than
+    ``CHANGED_MAX`` changes behind (then nothing kept is used). Usually none: one query whose two
+    halves each read an index (the unsequenced rows' partial index; the positions' index in
+    order, with a limit, so that no plan scans the table even without statistics)."""
+    fields = ("entry__signal_type", "entry__value")
+    unsequenced = EntryChange.objects.filter(position__isnull=True).order_by().values_list(*fields)
+    ahead = (
+        EntryChange.objects.filter(position__gt=position)
+        .order_by("position")
+        .values_list(*fields)[:CHANGED_MAX]
     )
+    rows = list(unsequenced.union(ahead, all=True))
+    if len(rows) >= CHANGED_MAX:
+        return None
     changed: dict[str, set[str]] = {}
     for signal_type, value in rows:
         changed.setdefault(signal_type, set()).add(value)

@@ -130,3 +130,19 @@ def test_a_batch_whose_renderings_are_kept_reads_no_entry(
     # the test's transaction being open): none per match
     with django_assert_num_queries(5):
         _match(globex_reviewer, queries, 31)
+
+
+def test_far_behind_the_stream_every_entry_is_rendered_from_the_database(
+    clustered, globex_reviewer, monkeypatch
+):
+    hashes, queries = clustered
+    _match(globex_reviewer, queries, 31)
+    monkeypatch.setattr("federation.matching.store.CHANGED_MAX", 1)
+    entry = Entry.objects.filter(signal_type="pdq").first()
+    Entry.objects.filter(pk=entry.pk).update(state=Entry.State.RETRACTED)
+    sync_changes_record(entry_ids=[entry.pk], reason="retracted")  # one change: "too many"
+
+    answers = _answers(_match(globex_reviewer, queries, 31))
+
+    kept = hashes[[words_hex(h) != entry.value for h in hashes]]
+    assert answers == _brute_force(kept, queries, 31)

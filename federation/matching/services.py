@@ -220,10 +220,11 @@ def _answers(store, signals, threshold, quality_min, video) -> tuple[list[dict],
         pdq_frames = _pdq_against_frames(store, signals, threshold, video)
     pdq_positions = [i for i, s in enumerate(signals) if s.type == "pdq"]
     # A pdq signal's results, already in the answer's order (distance, then value): the
-    # signal at pdq_positions[k] has values[bounds[k]:bounds[k + 1]] and their distances.
-    bounds, pdq_values, pdq_distances = np.zeros(1, dtype=np.int64), [], []
+    # signal at pdq_positions[k] has pdq_which[bounds[k]:bounds[k + 1]] (positions in the
+    # distinct pdq_values) and their distances.
+    bounds, pdq_values, pdq_which, pdq_distances = np.zeros(1, dtype=np.int64), [], [], []
     if pdq_positions:
-        bounds, pdq_values, pdq_distances = store.pdq.search_sorted(
+        bounds, pdq_values, pdq_which, pdq_distances = store.pdq.search_sorted(
             pdq_words([signals[i].value for i in pdq_positions]),
             threshold=threshold,
             quality_min=quality_min,
@@ -245,6 +246,7 @@ def _answers(store, signals, threshold, quality_min, video) -> tuple[list[dict],
     rendered = store.rendered_entries(wanted, render_matched_entries)
     entries = _EntriesByPair(rendered)
     pdq_entries = rendered.get("pdq", {})
+    pdq_rendered = [pdq_entries.get(value) for value in pdq_values]  # once per distinct value
     results = []
     matched = total = 0
     for position, (signal, hits) in enumerate(zip(signals, found, strict=True)):
@@ -257,7 +259,7 @@ def _answers(store, signals, threshold, quality_min, video) -> tuple[list[dict],
         if signal.type == "pdq":
             start, end = pdq_slices[position]
             matches = _pdq_matches(
-                pdq_entries, pdq_values[start:end], pdq_distances[start:end], quality_min
+                pdq_rendered, pdq_which[start:end], pdq_distances[start:end], quality_min
             )
         else:
             matches = []
@@ -278,14 +280,14 @@ def _answers(store, signals, threshold, quality_min, video) -> tuple[list[dict],
     return results, matched, total
 
 
-def _pdq_matches(entries: dict, values: list[str], distances: list[int], quality_min) -> list:
-    """One pdq signal's matches, in the order given, as the answer shows them; a value with no
-    entry left the shared set after the index last caught up."""
+def _pdq_matches(rendered: list, which: list[int], distances: list[int], quality_min) -> list:
+    """One pdq signal's matches, in the order given, as the answer shows them: ``rendered[k]`` is
+    the entry of result ``k`` of ``which``, or None when it left the shared set after the index
+    last caught up."""
     matches = []
     append = matches.append
-    get = entries.get
-    for value, distance in zip(values, distances, strict=True):
-        entry = get(value)
+    for k, distance in zip(which, distances, strict=True):
+        entry = rendered[k]
         if entry is None:
             continue
         if quality_min is not None and (entry["quality"] is None or entry["quality"] < quality_min):

@@ -100,25 +100,8 @@ def _chunk(words, c):
 
 
 @njit(inline="always")
-def _row_chunk(hashes, row, c):
-    """``_chunk(hashes[row], c)`` without making a view of the row (cheaper in a loop)."""
-    return np.int64((hashes[row, c >> 2] >> np.uint64(16 * (c & 3))) & np.uint64(0xFFFF))
-
-
-@njit(inline="always")
-def _distance(hashes, row, q):
-    return (
-        _popcount(hashes[row, 0] ^ q[0])
-        + _popcount(hashes[row, 1] ^ q[1])
-        + _popcount(hashes[row, 2] ^ q[2])
-        + _popcount(hashes[row, 3] ^ q[3])
-    )
-
-
-@njit(inline="always")
-def _chunk_distance(a, b):
-    x = np.uint64(a ^ b)
-    return _popcount(x)
+def _distance4(a0, a1, a2, a3, b0, b1, b2, b3):
+    return _popcount(a0 ^ b0) + _popcount(a1 ^ b1) + _popcount(a2 ^ b2) + _popcount(a3 ^ b3)
 
 
 @njit(inline="always")
@@ -214,16 +197,47 @@ def _radii(offsets, qcs, threshold, radii):
 
 
 @njit(inline="always")
-def _accept(hashes, quality, alive, row, q, qcs, radii, c, threshold, quality_min):
-    """The row's distance if it is reported from chunk ``c``, else -1."""
-    d = _distance(hashes, row, q)
+def _packed_radii(radii):
+    """The 16 radii in one word, ``radii[c] + 1`` (0-5) in bits ``4c`` … ``4c + 3``: the hot loops
+    take it (and the query's words) as scalars. An array passed to a helper inside a loop costs
+    numba two atomic reference-count operations per array and call (measured: 60% of a clustered
+    search's time went to them)."""
+    packed = np.uint64(0)
+    for c in range(CHUNKS):
+        packed |= np.uint64(radii[c] + 1) << np.uint64(4 * c)
+    return packed
+
+
+@njit(inline="always")
+def _in_ball(row_word, query_word, j, packed):
+    """Whether chunk ``j`` of a row (``row_word``: the word holding it) lies in that chunk's probe
+    ball around the query's (``query_word``, the query's same word)."""
+    reach = np.int64((packed >> np.uint64(4 * j)) & np.uint64(15))  # radius + 1; 0: not probed
+    if reach == 0:
+        return False
+    shift = np.uint64(16 * (j & 3))
+    x = ((row_word ^ query_word) >> shift) & np.uint64(0xFFFF)
+    return np.int64(_popcount(x)) < reach
+
+
+@njit(inline="always")
+def _accept(h0, h1, h2, h3, q0, q1, q2, q3, packed, c, threshold):
+    """The distance of the row ``h0 … h3`` if it is reported from chunk ``c``, else -1."""
+    d = np.int64(_distance4(h0, h1, h2, h3, q0, q1, q2, q3))
     if d > threshold:
         return -1
     for j in range(c):  # reported from the lowest chunk whose probe ball holds it
-        if radii[j] >= 0 and _chunk_distance(_row_chunk(hashes, row, j), qcs[j]) <= radii[j]:
+        w = j >> 2
+        if w == 0:
+            held = _in_ball(h0, q0, j, packed)
+        elif w == 1:
+            held = _in_ball(h1, q1, j, packed)
+        elif w == 2:
+            held = _in_ball(h2, q2, j, packed)
+        else:
+            held = _in_ball(h3, q3, j, packed)
+        if held:
             return -1
-    if not alive[row] or quality[row] < quality_min:
-        return -1
     return d
 
 
@@ -286,56 +300,78 @@ def _probes(offsets, qcs, radii, threshold, probe_c, probe_lo, probe_hi, probe_b
 
 
 @njit(inline="always")
-def _prefetch_bucket(pre, c, lo, hi):
-    """Start loading the first ``PREFETCH_LINES`` lines of a bucket's prefilter halves."""
-    first = (c * pre.shape[1] + lo) * 2
-    end = (c * pre.shape[1] + hi) * 2
-    line = 0
-    while line < PREFETCH_LINES and first + 8 * line < end:
-        _prefetch(pre, first + 8 * line)
-        line += 1
-
-
-@njit(inline="always")
-def _claimed_below(word0, word1, qcs, radii):
+def _claimed_below(word0, word1, q0, q1, packed):
     """Whether a row whose first half (chunks 0-7) is ``word0, word1`` lies in the probe ball of
-    one of those chunks: such a row is reported from there, never from a chunk of the second
-    half."""
+    one of those chunks (``q0, q1``: the query's first half): such a row is reported from there,
+    never from a chunk of the second half."""
     for j in range(8):
-        if radii[j] >= 0:
-            word = word0 if j < 4 else word1
-            v = np.int64((word >> np.uint64(16 * (j & 3))) & np.uint64(0xFFFF))
-            if _chunk_distance(v, qcs[j]) <= radii[j]:
-                return True
+        held = _in_ball(word0, q0, j, packed) if j < 4 else _in_ball(word1, q1, j, packed)
+        if held:
+            return True
     return False
 
 
-@njit(inline="always")
-def _prefilter(
-    pre, ids, q, qcs, radii, probe_c, probe_lo, probe_hi, probe_budget, m, pass_row, pass_c
-):
-    """Pass 1: scan the listed buckets, prefetching ``PROBE_AHEAD`` buckets ahead, and keep the
-    rows whose prefilter half is within the bucket's budget (``_probes``) and, for a chunk of the
-    second half, which no chunk of the first half claims (``_claimed_below``, read from the same
-    memory). Every row dropped here ``_accept`` would reject, so almost every candidate is
-    rejected from the bucket's own contiguous memory, and the few rows kept are read in pass 2,
-    where their loads can overlap (here each would stall the scan)."""
+@njit(nogil=True, cache=True)
+def _prefilter(pre, ids, q, packed, probe_c, probe_lo, probe_hi, probe_budget, m, pass_row, pass_c):
+    """Pass 1: scan the listed buckets, prefetching ``PROBE_AHEAD`` buckets ahead (the first
+    ``PREFETCH_LINES`` lines of each), and keep the rows whose prefilter half is within the
+    bucket's budget (``_probes``) and, for a chunk of the second half, which no chunk of the first
+    half claims (``_claimed_below``, read from the same memory). Every row dropped here
+    ``_accept`` would reject, so almost every candidate is rejected from the bucket's own
+    contiguous memory, and the few rows kept are read in pass 2, where their loads can overlap
+    (here each would stall the scan). A function of its own, called once per query, whose arrays
+    are never reassigned, and inside which only scalars go to helpers: so its loops carry no
+    reference counting (``_packed_radii``)."""
     n = 0
+    q0, q1 = q[0], q[1]
+    width = pre.shape[1]
     for p in range(m):
         if p + PROBE_AHEAD < m:
             ahead = p + PROBE_AHEAD
-            _prefetch_bucket(pre, probe_c[ahead], probe_lo[ahead], probe_hi[ahead])
+            first = (probe_c[ahead] * width + probe_lo[ahead]) * 2
+            end = (probe_c[ahead] * width + probe_hi[ahead]) * 2
+            line = 0
+            while line < PREFETCH_LINES and first + 8 * line < end:
+                _prefetch(pre, first + 8 * line)
+                line += 1
         c = probe_c[p]
         budget = probe_budget[p]
         w0, w1 = _pre_words(c)
-        q0, q1 = q[w0], q[w1]
+        p0, p1 = q[w0], q[w1]
         for k in range(probe_lo[p], probe_hi[p]):
-            if _popcount(pre[c, k, 0] ^ q0) + _popcount(pre[c, k, 1] ^ q1) <= budget:
-                if c >= 8 and _claimed_below(pre[c, k, 0], pre[c, k, 1], qcs, radii):
+            a = pre[c, k, 0]
+            b = pre[c, k, 1]
+            if _popcount(a ^ p0) + _popcount(b ^ p1) <= budget:
+                if c >= 8 and _claimed_below(a, b, q0, q1, packed):
                     continue
                 pass_row[n] = ids[c, k]
                 pass_c[n] = c
                 n += 1
+    return n
+
+
+@njit(nogil=True, cache=True)
+def _verify(
+    hashes, quality, alive, q, qi, packed, threshold, quality_min,
+    pass_row, pass_c, kept, out_q, out_row, out_d, n,
+):  # fmt: skip
+    """Pass 2: verify the rows kept by pass 1 on their full hash, prefetching ``VERIFY_AHEAD``
+    rows ahead; append those reported to ``out_*`` from ``n``; returns the new count. A function
+    of its own for the same reason as ``_prefilter``."""
+    q0, q1, q2, q3 = q[0], q[1], q[2], q[3]
+    for i in range(kept):
+        if i + VERIFY_AHEAD < kept:
+            _prefetch(hashes, pass_row[i + VERIFY_AHEAD] * 4)
+        row = pass_row[i]
+        d = _accept(
+            hashes[row, 0], hashes[row, 1], hashes[row, 2], hashes[row, 3],
+            q0, q1, q2, q3, packed, pass_c[i], threshold,
+        )  # fmt: skip
+        if d >= 0 and alive[row] and quality[row] >= quality_min:
+            out_q[n] = qi
+            out_row[n] = row
+            out_d[n] = d
+            n += 1
     return n
 
 
@@ -363,6 +399,7 @@ def search(
     pass_c = np.empty(cap, dtype=np.int64)
     for qi in range(queries.shape[0]):
         q = queries[qi]
+        q0, q1, q2, q3 = q[0], q[1], q[2], q[3]
         for c in range(CHUNKS):
             qcs[c] = _chunk(q, c)
         if n_base > 0:
@@ -373,34 +410,39 @@ def search(
             if candidates > pass_row.shape[0]:  # room for every candidate: no check per row
                 pass_row = np.empty(candidates, dtype=np.int64)
                 pass_c = np.empty(candidates, dtype=np.int64)
+            packed = _packed_radii(radii)
             kept = _prefilter(
-                pre, ids, q, qcs, radii, probe_c, probe_lo, probe_hi, probe_budget, m,
+                pre, ids, q, packed, probe_c, probe_lo, probe_hi, probe_budget, m,
                 pass_row, pass_c,
             )  # fmt: skip
             out_q, out_row, out_d = _room(out_q, out_row, out_d, n, n + kept)
-            for i in range(kept):
-                if i + VERIFY_AHEAD < kept:
-                    _prefetch(hashes, pass_row[i + VERIFY_AHEAD] * 4)
-                row = pass_row[i]
-                d = _accept(
-                    hashes, quality, alive, row, q, qcs, radii, pass_c[i], threshold, quality_min
-                )
-                if d >= 0:
-                    out_q[n] = qi
-                    out_row[n] = row
-                    out_d[n] = d
-                    n += 1
+            n = _verify(
+                hashes, quality, alive, q, qi, packed, threshold, quality_min,
+                pass_row, pass_c, kept, out_q, out_row, out_d, n,
+            )  # fmt: skip
         out_q, out_row, out_d = _room(out_q, out_row, out_d, n, n + n_rows - n_base)
         for row in range(n_base, n_rows):  # the delta, bounded
             if not alive[row] or quality[row] < quality_min:
                 continue
-            d = _distance(hashes, row, q)
+            d = _distance4(hashes[row, 0], hashes[row, 1], hashes[row, 2], hashes[row, 3],
+                           q0, q1, q2, q3)  # fmt: skip
             if d <= threshold:
                 out_q[n] = qi
                 out_row[n] = row
                 out_d[n] = d
                 n += 1
     return out_q[:n].copy(), out_row[:n].copy(), out_d[:n].copy()
+
+
+@njit
+def _same(hashes, row, q):
+    """Whether row ``row`` holds exactly ``q`` (a call per row: ``find_exact`` scans one bucket)."""
+    return (
+        hashes[row, 0] == q[0]
+        and hashes[row, 1] == q[1]
+        and hashes[row, 2] == q[2]
+        and hashes[row, 3] == q[3]
+    )
 
 
 @njit(nogil=True, cache=True)
@@ -410,9 +452,9 @@ def find_exact(hashes, alive, n_base, n_rows, offsets, ids, q):
         v = _chunk(q, 0)
         for k in range(offsets[0, v], offsets[0, v + 1]):
             row = np.int64(ids[0, k])
-            if alive[row] and _distance(hashes, row, q) == 0:
+            if alive[row] and _same(hashes, row, q):
                 return row
     for row in range(n_base, n_rows):
-        if alive[row] and _distance(hashes, row, q) == 0:
+        if alive[row] and _same(hashes, row, q):
             return row
     return -1

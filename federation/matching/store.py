@@ -15,11 +15,19 @@ Two paths keep it current, both incremental (the index is never rebuilt on a tim
   state older than the stream had when it arrived.
 The only full reload is after the stream refuses the store's position as stale (compaction
 removed a removal the store had not read), which cannot happen while it follows.
+
+The store also keeps the matched entries as members see them (``rendered_entries``), so a batch
+whose queries have a hundred results each is not rendered from PostgreSQL again on every request.
+A kept rendering is never older than the database: each request asks which entries changed past
+the store's position (change rows not yet applied, or not yet sequenced: one indexed query) and
+renders those afresh; applying a change drops the entry's rendering; and a rendering read from
+the database is kept only if no change was applied meanwhile.
 """
 
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,6 +40,7 @@ from federation.contributions.models import SHARED_STATES, Contribution, Entry, 
 from federation.errors import Gone
 from federation.matching.index import STATE_CODES, ExactIndex, PdqIndex, pdq_words
 from federation.matching.video import VideoIndex, distinct_from_canonical
+from federation.sync.models import EntryChange
 from federation.sync.stream import changes_after, stream_state
 from federation.video.models import VideoFrames
 
@@ -39,6 +48,10 @@ logger = logging.getLogger(__name__)
 
 PAGE = 10_000
 LOAD_CHUNK = 50_000
+# Entries kept rendered (about 1 KiB each as Python objects); past this the store forgets them
+# all and starts again: a cache, not a copy of the shared set.
+RENDERED_MAX = 200_000
+CHANGED_MAX = 10_000
 
 
 @dataclass(frozen=True)
@@ -63,6 +76,9 @@ class MatchStore:
         # frames were matched before it matches them again (federation.live.services).
         self.video_position = 0
         self._apply_lock = threading.Lock()
+        # signal type -> value -> the entry as members see it (``rendered_entries``)
+        self._rendered: dict[str, dict[str, dict]] = {}
+        self._rendered_count = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -131,6 +147,8 @@ class MatchStore:
         for signal_type, (values, states) in exact.items():
             self.exact[signal_type].build(values, states)
         self.pdq.warm_up()
+        self._rendered = {}
+        self._rendered_count = 0
         self.position = position
         self.video_position = position
 
@@ -180,6 +198,7 @@ class MatchStore:
         ``video_frames`` (value -> canonical text, read beside the page) or the database."""
         signal = change["signal"]
         signal_type, value = signal["type"], signal["value"]
+        self._rendered.get(signal_type, {}).pop(value, None)
         if signal_type == SignalType.VPDQ:
             if video_frames is None or value not in video_frames:
                 video_frames = _video_frames([value])
@@ -199,6 +218,69 @@ class MatchStore:
             self.pdq.remove(value)
         elif signal_type in self.exact:
             self.exact[signal_type].remove(value)
+
+    # --- what members see of the matched entries ------------------------------------------------
+
+    def rendered_entries(
+        self,
+        wanted: dict[str, set[str]],
+        render: Callable[[list[tuple[str, str]]], dict[tuple[str, str], dict]],
+    ) -> dict[str, dict[str, dict]]:
+        """The shared entries among ``wanted`` (signal type -> values), as members see them now:
+        signal type -> value -> entry; a value whose entry is not shared is absent. Kept
+        renderings serve the entries that have not changed past the store's position; the rest
+        are rendered by ``render`` (from the database) and kept for the next request."""
+        wanted = {t: values for t, values in wanted.items() if values}
+        if not wanted:
+            return {}
+        position = self.position
+        changed = _changed_after(position)
+        if changed is None:  # far behind (or a backlog not sequenced): all from the database
+            out: dict[str, dict[str, dict]] = {t: {} for t in wanted}
+            pairs = [(t, value) for t, values in wanted.items() for value in values]
+            for (signal_type, value), entry in render(pairs).items():
+                out[signal_type][value] = entry
+            return out
+        out = {}
+        missing: list[tuple[str, str]] = []
+        for signal_type, values in wanted.items():
+            kept = self._rendered.get(signal_type, {})
+            stale = changed.get(signal_type, ())
+            found = out[signal_type] = {}
+            for value in values:
+                entry = kept.get(value)
+                if entry is None or value in stale:
+                    missing.append((signal_type, value))
+                else:
+                    found[value] = entry
+        if not missing:
+            return out
+        fresh = render(missing)
+        for (signal_type, value), entry in fresh.items():
+            out[signal_type][value] = entry
+        self._keep(fresh, changed, position)
+        return out
+
+    def _keep(self, fresh: dict[tuple[str, str], dict], changed, position: int) -> None:
+        """Keep these renderings, unless a change was applied since they were asked for (one of
+        them may be older than it) or the store is applying one now (then it will have moved)."""
+        if not self._apply_lock.acquire(blocking=False):
+            return
+        try:
+            if self.position != position:
+                return
+            if self._rendered_count + len(fresh) > RENDERED_MAX:
+                self._rendered = {}
+                self._rendered_count = 0
+            for (signal_type, value), entry in fresh.items():
+                if value in changed.get(signal_type, ()):
+                    continue  # changed past the position: rendered afresh until applied
+                kept = self._rendered.setdefault(signal_type, {})
+                if value not in kept:
+                    self._rendered_count += 1
+                kept[value] = entry
+        finally:
+            self._apply_lock.release()
 
     def start_following(self) -> None:
         if self._thread is not None:
@@ -234,6 +316,28 @@ class MatchStore:
             vpdq_frames=self.video.frame_count(),
             vpdq_memory_bytes=self.video.memory_bytes(),
         )
+
+
+def _changed_after(position: int) -> dict[str, set[str]] | None:
+    """The entries (signal type -> values) with a change the store has not applied: a change row
+    not yet sequenced, or past ``position``; ``None`` when the store is more than
+    ``CHANGED_MAX`` changes behind (then nothing kept is used). Usually none: one query whose two
+    halves each read an index (the unsequenced rows' partial index; the positions' index in
+    order, with a limit, so that no plan scans the table even without statistics)."""
+    fields = ("entry__signal_type", "entry__value")
+    unsequenced = EntryChange.objects.filter(position__isnull=True).order_by().values_list(*fields)
+    ahead = (
+        EntryChange.objects.filter(position__gt=position)
+        .order_by("position")
+        .values_list(*fields)[:CHANGED_MAX]
+    )
+    rows = list(unsequenced.union(ahead, all=True))
+    if len(rows) >= CHANGED_MAX:
+        return None
+    changed: dict[str, set[str]] = {}
+    for signal_type, value in rows:
+        changed.setdefault(signal_type, set()).add(value)
+    return changed
 
 
 def _video_frames(values: list[str]) -> dict[str, str]:

@@ -1,10 +1,12 @@
-"""Matching benchmark (issue 11, docs/matching.md): the PDQ index against faiss-cpu
-``IndexBinaryFlat`` range search, in the same run on the same data, both single-threaded.
+"""Matching benchmark (issues 11 and 28, docs/matching.md): the PDQ index, and the match service
+end to end, against faiss-cpu ``IndexBinaryFlat`` range search, in the same run on the same data,
+both single-threaded.
 
 For each data set (1,000,000 hashes by default, ``CONCORDAT_BENCH_MATCH_N``): uniform random,
-skewed (every bit 1 with probability 0.7) and clustered (groups of near-duplicates), each with
-planted near-duplicates of the 1,000 queries at distances 0-32 (half with flips spread one per
-byte, the worst case for a chunked index):
+skewed (every bit 1 with probability 0.7) and clustered (10,000 centres with 100 near-duplicates
+each, 1-4 bits from their centre; the queries 0-4 bits from a centre, so each has about 100
+results), each with planted near-duplicates of the 1,000 queries at distances 0-32 (half with
+flips spread one per byte, the worst case for a chunked index), stored in random order:
 
 - index build time, bytes held per hash (its arrays) and the process's RSS growth;
 - single-query latency p50/p99 over the 1,000 queries, one at a time (after one warm pass);
@@ -13,7 +15,9 @@ byte, the worst case for a chunked index):
 - add and removal latency on the live index (10,000 each, so a delta merge runs), p50/p99/max.
 
 Then how the index's figures grow with the size (``CONCORDAT_BENCH_MATCH_SIZES``, default
-100,000 and 1,000,000). Index only: the database is not involved (the HTTP figure is separate).
+100,000 and 1,000,000). Those are the index alone; ``test_bench_match_service_against_faiss_flat``
+puts the same hashes in PostgreSQL and times ``match_signals`` (what the API renders before JSON),
+the kernel alone and faiss in one run, and the answer building (service minus kernel) apart.
 Run with `make bench`; it fails only if a result is inexact.
 """
 
@@ -35,6 +39,8 @@ THRESHOLD = 31
 RUNS = 5
 FAISS_RUNS = 2
 CHUNK = 100_000
+CLUSTER_SIZE = 100
+CLUSTER_FLIPS = 4
 
 
 def _rss() -> int:
@@ -55,12 +61,23 @@ def _generate(kind: str, n: int, rng) -> np.ndarray:
             m = min(CHUNK, n - start)
             out[start : start + m] = _bits_to_words(rng.random((m, 256)) < 0.7)
         return out
-    # clustered: n / 50 centres; each row its centre with each bit flipped with p = 0.02
-    centres = rng.integers(0, 2**64, size=(max(n // 50, 1), 4), dtype=np.uint64)
-    for start in range(0, n, CHUNK):
-        m = min(CHUNK, n - start)
-        noise = _bits_to_words(rng.random((m, 256)) < 0.02)
-        out[start : start + m] = centres[rng.integers(0, len(centres), size=m)] ^ noise
+    # clustered: CLUSTER_SIZE near-duplicates (1-4 bits from it) of each of n / CLUSTER_SIZE
+    # centres, as many edits of one picture are
+    centres = rng.integers(0, 2**64, size=(max(n // CLUSTER_SIZE, 1), 4), dtype=np.uint64)
+    return _near(centres[np.arange(n) % len(centres)], rng, 1, CLUSTER_FLIPS)
+
+
+def _near(rows: np.ndarray, rng, low: int, high: int) -> np.ndarray:
+    """Each row with ``low``-``high`` random bits flipped (two draws of one bit undo each other,
+    so a few rows have fewer)."""
+    out = rows.copy()
+    count = rng.integers(low, high + 1, size=len(rows))
+    for k in range(high):
+        bit = rng.integers(0, 256, size=len(rows))
+        flip = np.where(k < count, np.uint64(1) << (bit % 64).astype(np.uint64), np.uint64(0))
+        for word in range(4):
+            chosen = bit // 64 == word
+            out[chosen, word] ^= flip[chosen]
     return out
 
 
@@ -81,9 +98,15 @@ def _planted(queries: np.ndarray, rng) -> np.ndarray:
 
 def dataset(kind: str, n: int, seed: int = 1):
     rng = np.random.default_rng(seed)
-    queries = _generate(kind, QUERIES, rng)
-    hashes = np.concatenate([_generate(kind, n, rng), _planted(queries, rng)])
-    return np.unique(hashes, axis=0), queries
+    if kind == "clustered":
+        data = _generate(kind, n, rng)
+        centres = data[: max(n // CLUSTER_SIZE, 1)]  # one member of each cluster
+        queries = _near(centres[rng.integers(0, len(centres), size=QUERIES)], rng, 0, 4)
+    else:
+        queries = _generate(kind, QUERIES, rng)
+        data = _generate(kind, n, rng)
+    hashes = np.unique(np.concatenate([data, _planted(queries, rng)]), axis=0)
+    return hashes[rng.permutation(len(hashes))], queries  # stored in no particular order
 
 
 def brute_force_sets(hashes, queries, threshold) -> list[set[int]]:
@@ -233,6 +256,120 @@ def test_bench_pdq_index_growth():
             f" single p50 {_pct(single, 50) * 1e3:.3f} ms p99 {_pct(single, 99) * 1e3:.3f} ms,"
             f" batch of {QUERIES} {statistics.median(batch) * 1e3:.1f} ms"
         )
+
+
+SERVICE_RUNS = 5
+
+
+def _hex_values(hashes: np.ndarray) -> list[str]:
+    text = np.ascontiguousarray(hashes.astype(">u8")).tobytes().hex()
+    return [text[i : i + 64] for i in range(0, len(text), 64)]
+
+
+def _brute_force_answers(hashes, values, queries, threshold) -> list[dict[str, int]]:
+    out = []
+    for q in queries:
+        d = np.bitwise_count(hashes ^ q).sum(axis=1, dtype=np.int32)
+        rows = np.flatnonzero(d <= threshold)
+        out.append({values[r]: int(d[r]) for r in rows.tolist()})
+    return out
+
+
+def _timed(function, runs):
+    times = []
+    result = None
+    for _ in range(runs):
+        started = time.perf_counter()
+        result = function()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times), times, result
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("kind", ["uniform", "skewed", "clustered"])
+def test_bench_match_service_against_faiss_flat(kind, acme_submitter, globex_reviewer):
+    """The match service end to end (``match_signals``: the store, the index, the answers as the
+    API renders them before JSON, the audit event) on N vetted PDQ entries in PostgreSQL, against
+    faiss ``IndexBinaryFlat`` range search on the same hashes and queries, both one thread:
+    faiss, the kernel alone, the service, and the service's time past the kernel (building the
+    answers) separately; single-signal requests p50/p99; the answers checked against brute force.
+    """
+    from django.db import connection
+
+    from federation.matching.services import Signal, match_signals
+    from federation.matching.store import match_store
+    from tests.support.bench_seeding import copy_vetted_pdq_entries
+
+    _warm_up()
+    hashes, queries = dataset(kind, N)
+    values = _hex_values(hashes)
+    query_values = _hex_values(queries)
+    connection.ensure_connection()
+    started = time.perf_counter()
+    copy_vetted_pdq_entries(
+        connection.connection, values, origin_hub="bench.localhost", change_rows=False
+    )
+    seeded = time.perf_counter() - started
+    started = time.perf_counter()
+    store = match_store()
+    loaded = time.perf_counter() - started
+    truth = _brute_force_answers(hashes, values, queries, THRESHOLD)
+    actor = globex_reviewer.actor
+    signals = [Signal("pdq", v) for v in query_values]
+
+    def service(batch=signals):
+        return match_signals(actor=actor, signals=batch, threshold=THRESHOLD)
+
+    started = time.perf_counter()
+    first = service()
+    cold = time.perf_counter() - started
+    answers = [{m["signal"]["value"]: m["distance"] for m in r["matches"]} for r in first]
+    exact = answers == truth
+    service_time, service_runs, results = _timed(service, SERVICE_RUNS)
+    assert [{m["signal"]["value"]: m["distance"] for m in r["matches"]} for r in results] == truth
+    kernel_time, kernel_runs, _ = _timed(
+        lambda: store.pdq.search_words(queries, threshold=THRESHOLD), SERVICE_RUNS
+    )
+    for q in queries[:100]:  # warm
+        service([Signal("pdq", words_hex(q))])
+    single_service, single_kernel = [], []
+    for value, q in zip(query_values, queries, strict=True):
+        one = [Signal("pdq", value)]
+        started = time.perf_counter()
+        service(one)
+        single_service.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        store.pdq.search_words(q.reshape(1, 4), threshold=THRESHOLD)
+        single_kernel.append(time.perf_counter() - started)
+
+    flat = faiss_flat(hashes)
+    faiss_time, faiss_runs, (faiss_found, _) = _timed(
+        lambda: faiss_sets(flat, queries, THRESHOLD), FAISS_RUNS
+    )
+    flat = None  # its copy of the hashes
+    matches = sum(map(len, truth))
+    print(
+        f"\n[service {kind}] n={len(hashes):,} threshold={THRESHOLD} batch of {QUERIES},"
+        f" {matches:,} matches ({matches / QUERIES:.1f} per query);"
+        f" seeded in {seeded:.0f} s, store loaded in {loaded:.1f} s"
+        f"\n  faiss IndexBinaryFlat range_search: median {faiss_time * 1e3:.0f} ms"
+        f" (runs {', '.join(f'{t * 1e3:.0f}' for t in faiss_runs)})"
+        f"\n  kernel (search_words): median {kernel_time * 1e3:.1f} ms"
+        f" (runs {', '.join(f'{t * 1e3:.0f}' for t in kernel_runs)})"
+        f" -> {faiss_time / kernel_time:.1f}x faiss"
+        f"\n  service (match_signals): median {service_time * 1e3:.1f} ms"
+        f" (runs {', '.join(f'{t * 1e3:.0f}' for t in service_runs)}; first {cold * 1e3:.0f} ms)"
+        f" -> {faiss_time / service_time:.1f}x faiss"
+        f"\n  answer building (service - kernel): {(service_time - kernel_time) * 1e3:.1f} ms"
+        f" = {(service_time - kernel_time) / max(matches, 1) * 1e9:.0f} ns per match"
+        f"\n  single signal: service p50 {_pct(single_service, 50) * 1e3:.3f} ms"
+        f" p99 {_pct(single_service, 99) * 1e3:.3f} ms;"
+        f" kernel p50 {_pct(single_kernel, 50) * 1e3:.3f} ms"
+        f" p99 {_pct(single_kernel, 99) * 1e3:.3f} ms"
+        f"\n  service answers exact against brute force: {exact}; faiss found"
+        f" {sum(map(len, faiss_found)):,} of {matches:,}"
+    )
+    assert exact
 
 
 HTTP_ENTRIES = int(os.environ.get("CONCORDAT_BENCH_MATCH_HTTP_ENTRIES", 1_000_000))

@@ -1,0 +1,148 @@
+"""The match service on clustered data (many near-duplicates, so each query has many results):
+its answers equal numpy brute force, in the answer's order, whether the matched entries are
+rendered from the database or kept from an earlier request; and a kept rendering never outlives
+a change of its entry, sequenced or not yet."""
+
+import numpy as np
+import pytest
+
+from federation.contributions.models import Entry
+from federation.matching.index import words_hex
+from federation.matching.services import Signal, match_signals
+from federation.sync.changes import sync_changes_record
+from federation.sync.sequencer import sync_sequence_pending
+from tests.support.bench_seeding import copy_vetted_pdq_entries
+
+CENTRES = 40
+PER_CENTRE = 25
+
+
+def _near(rows: np.ndarray, rng, low: int, high: int) -> np.ndarray:
+    out = rows.copy()
+    count = rng.integers(low, high + 1, size=len(rows))
+    for i, k in enumerate(count.tolist()):
+        for bit in rng.choice(256, k, replace=False).tolist():
+            out[i, bit // 64] ^= np.uint64(1) << np.uint64(bit % 64)
+    return out
+
+
+@pytest.fixture
+def clustered(acme_submitter):
+    """CENTRES clusters of PER_CENTRE hashes 1-6 bits from their centre, shared (vetted); and
+    queries 0-12 bits from a centre, plus a few random ones."""
+    from django.db import connection
+
+    rng = np.random.default_rng(7)
+    centres = rng.integers(0, 2**64, size=(CENTRES, 4), dtype=np.uint64)
+    hashes = np.unique(_near(np.repeat(centres, PER_CENTRE, axis=0), rng, 1, 6), axis=0)
+    queries = np.concatenate(
+        [
+            _near(centres[rng.integers(0, CENTRES, size=60)], rng, 0, 12),
+            rng.integers(0, 2**64, size=(5, 4), dtype=np.uint64),
+        ]
+    )
+    connection.ensure_connection()
+    copy_vetted_pdq_entries(
+        connection.connection,
+        [words_hex(h) for h in hashes],
+        origin_hub="test.localhost",
+    )
+    sync_sequence_pending()
+    return hashes, queries
+
+
+def _brute_force(hashes, queries, threshold) -> list[list[tuple[str, int]]]:
+    """Per query, (value, distance) within the threshold, by distance then value."""
+    out = []
+    for q in queries:
+        d = np.bitwise_count(hashes ^ q).sum(axis=1)
+        rows = np.flatnonzero(d <= threshold)
+        out.append(sorted(((words_hex(hashes[r]), int(d[r])) for r in rows), key=lambda m: m[::-1]))
+    return out
+
+
+def _answers(results) -> list[list[tuple[str, int]]]:
+    return [[(m["signal"]["value"], m["distance"]) for m in r["matches"]] for r in results]
+
+
+def _match(party, queries, threshold, **options):
+    signals = [Signal("pdq", words_hex(q)) for q in queries]
+    return match_signals(actor=party.actor, signals=signals, threshold=threshold, **options)
+
+
+@pytest.mark.parametrize("threshold", [0, 6, 16, 31, 48])
+def test_clustered_batches_are_answered_exactly_as_brute_force(
+    clustered, globex_reviewer, threshold
+):
+    hashes, queries = clustered
+    truth = _brute_force(hashes, queries, threshold)
+
+    rendered = _match(globex_reviewer, queries, threshold)  # from the database
+    kept = _match(globex_reviewer, queries, threshold)  # from the renderings kept
+
+    assert _answers(rendered) == truth
+    assert _answers(kept) == truth
+    assert kept == rendered
+    if threshold >= 16:
+        assert sum(map(len, truth)) > 10 * len(queries)  # many results per query
+    match = rendered[0]["matches"][0] if rendered[0]["matches"] else None
+    if match is not None:
+        assert match["state"] == "vetted" and match["quality"] == 90
+        assert match["contributors"] == [{"member": "acme", "hub": "test.localhost"}]
+
+
+def test_the_quality_floor_applies_to_kept_renderings(clustered, globex_reviewer):
+    hashes, queries = clustered
+    _match(globex_reviewer, queries, 31)
+
+    assert _answers(_match(globex_reviewer, queries, 31, quality_min=90)) == _brute_force(
+        hashes, queries, 31
+    )
+    assert not any(_answers(_match(globex_reviewer, queries, 31, quality_min=91)))
+
+
+def test_a_kept_rendering_never_outlives_a_change_not_yet_sequenced(clustered, globex_reviewer):
+    _, queries = clustered
+    before = _match(globex_reviewer, queries[:1], 31)[0]["matches"]
+    assert len(before) > 5
+    gone, relabelled = before[0]["signal"]["value"], before[1]["signal"]["value"]
+    entry = Entry.objects.get(signal_type="pdq", value=gone)
+    Entry.objects.filter(pk=entry.pk).update(state=Entry.State.REJECTED)
+    sync_changes_record(entry_ids=[entry.pk], reason="rejected")  # no position yet
+    other = Entry.objects.get(signal_type="pdq", value=relabelled)
+    Entry.objects.filter(pk=other.pk).update(state=Entry.State.DISPUTED)
+    sync_changes_record(entry_ids=[other.pk], reason="disputed")
+
+    after = _match(globex_reviewer, queries[:1], 31)[0]["matches"]
+
+    assert [m["signal"]["value"] for m in after] == [m["signal"]["value"] for m in before[1:]]
+    assert after[0]["state"] == "disputed"
+    assert all(m["state"] == "vetted" for m in after[1:])
+
+
+def test_a_batch_whose_renderings_are_kept_reads_no_entry(
+    clustered, globex_reviewer, django_assert_num_queries
+):
+    _, queries = clustered
+    _match(globex_reviewer, queries, 31)
+
+    # the stream's position, the entries changed past it, the audit event (in a savepoint here,
+    # the test's transaction being open): none per match
+    with django_assert_num_queries(5):
+        _match(globex_reviewer, queries, 31)
+
+
+def test_far_behind_the_stream_every_entry_is_rendered_from_the_database(
+    clustered, globex_reviewer, monkeypatch
+):
+    hashes, queries = clustered
+    _match(globex_reviewer, queries, 31)
+    monkeypatch.setattr("federation.matching.store.CHANGED_MAX", 1)
+    entry = Entry.objects.filter(signal_type="pdq").first()
+    Entry.objects.filter(pk=entry.pk).update(state=Entry.State.RETRACTED)
+    sync_changes_record(entry_ids=[entry.pk], reason="retracted")  # one change: "too many"
+
+    answers = _answers(_match(globex_reviewer, queries, 31))
+
+    kept = hashes[[words_hex(h) != entry.value for h in hashes]]
+    assert answers == _brute_force(kept, queries, 31)

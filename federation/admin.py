@@ -15,9 +15,9 @@ from django.http import HttpResponseNotAllowed, HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
+from federation.admin_trail import EntryFederationFields
 from federation.contributions.models import Contribution, Entry, Label
 from federation.errors import ConcordatError
-from federation.propagation.admin_trail import EntryFederationFields
 from federation.signing import verify_signature
 from federation.vetting.admin import DecisionInline, DisputeResolutionActions, FeedbackInline
 from federation.vetting.models import Decision, Incident

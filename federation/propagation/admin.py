@@ -1,7 +1,7 @@
 """The Django admin for federation: peers (with each one's delivery and pull health at a glance),
 the outbox (filter by peer, state, kind and lane, search by signal value or entry id; put dead
 letters and refused items back in the queue; dead letters the peer no longer needs are shown as
-moot). The entry page's federation fields are ``federation.propagation.admin_trail``.
+moot). The entry page's federation fields are ``federation.admin_trail``.
 
 Every change calls ``federation.propagation.peers`` or ``.delivery``, so it writes the same audit
 events as ``manage.py peer``. A peer's pinned key is never edited in the form: it changes only by

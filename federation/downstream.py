@@ -12,7 +12,7 @@ owed commits or rolls back with it (docs/architecture.md, "Downstream of a chang
 - ``retracts_stored``: retracts withdrew adds (``federation.contributions.storage``);
 - ``entries_relabelled``: a label the entries carry changed its slug (``federation.vetting``);
 - ``key_revoked``: a signing key was revoked, here or at its home hub (``members.services``,
-  ``federation.propagation.bindings_received``).
+  ``federation.receiving.bindings``).
 
 Each writer is bulk (a fixed number of statements whatever the number of entries) and nudges its
 consumer (the sync sequencer, the outbox drain) only after commit.

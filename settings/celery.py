@@ -19,7 +19,7 @@ app.autodiscover_tasks(
     ]
 )
 # Federation: the pull (anti-entropy) tasks live beside the receiving service.
-app.autodiscover_tasks(["federation.propagation"], related_name="pull")
+app.autodiscover_tasks(["federation.receiving"], related_name="pull")
 
 
 @task_prerun.connect

@@ -177,7 +177,7 @@ def federation_metrics(now: datetime) -> list[Metric]:
             pull_lag.add_metric([hub], _age(now, link.last_pull_at))
         if link.last_pull_error_at:
             pull_error.add_metric([hub], _seconds(link.last_pull_error_at))
-        # A successful page clears last_pull_error (federation.propagation.pull).
+        # A successful page clears last_pull_error (federation.receiving.pull).
         pull_failing.add_metric([hub], 1 if link.last_pull_error else 0)
         if link.last_received_at:
             received.add_metric([hub], _seconds(link.last_received_at))

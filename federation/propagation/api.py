@@ -2,7 +2,7 @@
 
 Peer-authenticated (``cp_`` tokens, federation/propagation/authentication.py), throttled per peer,
 bounded by ``settings.FEDERATION_MAX_BODY_BYTES``; the batch goes to
-``federation.propagation.receive.batch_receive``, exactly as a pulled page does. Every refusal of
+``federation.receiving.receive.batch_receive``, exactly as a pulled page does. Every refusal of
 the whole request is audited ``federation.batch_refused`` (a request refused for its credential
 only while the sender's address is within its rate, so that junk cannot flood the log).
 """
@@ -23,10 +23,10 @@ from federation.propagation.authentication import (
     PeerRateThrottle,
     peer_of_request,
 )
-from federation.propagation.receive import batch_receive
-from federation.propagation.receive_envelope import batch_refused_record, claimed_sender
-from federation.propagation.receive_items import ITEM_CODES
 from federation.propagation.serializers import BatchResultSerializer, SignedBatchSerializer
+from federation.receiving.envelope import batch_refused_record, claimed_sender
+from federation.receiving.items import ITEM_CODES
+from federation.receiving.receive import batch_receive
 from federation.transparency.actions import Key
 from members.actors import Actor
 

@@ -5,7 +5,7 @@ as a ``KeyBinding``), and a newer one with ``revoked_at`` when it is revoked, if
 bound. Each binding signed here is audited ``key.bound`` with its RFC 8785 text and signature, in
 the transaction that stores it, so this hub's log names every binding it gave out. A foreign
 key's bindings are the ones its home hub signed, stored on arrival
-(``federation.propagation.bindings_received``); they are never signed here.
+(``federation.receiving.bindings``); they are never signed here.
 """
 
 import base64

@@ -17,7 +17,7 @@ object's RFC 8785 bytes, in padded standard base64.
 
 The parsers here check structure and bounds only, and raise ``MalformedWireObject`` naming the
 field at fault. Whose key must have signed what, and everything that needs the database, is the
-receiving service's (``federation.propagation.receive``).
+receiving service's (``federation.receiving.receive``).
 """
 
 import base64

@@ -215,7 +215,7 @@ class Key:
     HUB: Final = "hub"
     SLUG: Final = "slug"
     PREVIOUS_NAME: Final = "previous_name"
-    # Federation (receiving side: federation.propagation.receive and .authentication)
+    # Federation (receiving side: federation.receiving.receive and .authentication)
     PEER: Final = "peer"
     BATCH: Final = "batch"
     VIA: Final = "via"

@@ -24,7 +24,7 @@ from rest_framework.test import APIClient
 from federation.monitoring import gauges
 from federation.propagation.delivery import outbox_drain
 from federation.propagation.models import OutboxItem
-from federation.propagation.pull import pull_from_peer
+from federation.receiving.pull import pull_from_peer
 from federation.sync.sequencer import sync_sequence_pending
 from federation.transparency.models import Witness
 from federation.transparency.sequencer import sequence_pending

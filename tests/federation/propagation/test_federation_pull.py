@@ -10,7 +10,7 @@ import pytest
 
 from federation.contributions.models import Contribution
 from federation.propagation.models import PeerLink, Receipt
-from federation.propagation.pull import _horizon, federation_pull_all, pull_from_peer
+from federation.receiving.pull import _horizon, federation_pull_all, pull_from_peer
 from federation.transparency.actions import Action
 from federation.transparency.models import AuditEvent
 from members.models import Peer
@@ -297,7 +297,7 @@ def test_a_failed_pull_is_logged_at_warning_with_the_peer_and_the_items_received
     feed.pages[0] = _page(bravo, [contribution_item(member)], after=0, next=7, more=True)
     feed.pages[7] = (503, {"error": {"code": "unavailable", "message": "", "details": None}})
 
-    with caplog.at_level("WARNING", logger="federation.propagation.pull"):
+    with caplog.at_level("WARNING", logger="federation.receiving.pull"):
         pull_from_peer(bravo.peer.pk)
 
     assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [

@@ -541,7 +541,7 @@ def test_a_batch_costs_a_fixed_number_of_queries_whatever_its_size(bravo):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from federation.propagation.receive import batch_receive
+    from federation.receiving.receive import batch_receive
 
     members = [bravo.member("acme"), bravo.member("globex")]
     _ok(bravo.push([contribution_item(member) for member in members]))  # mirrors and keys exist

@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 
 from federation.api.schema import ERROR_CODES
 from federation.contributions.rejections import REJECTION_STATUS
-from federation.propagation.receive import batch_receive
-from federation.propagation.receive_envelope import BatchRefused
-from federation.propagation.receive_items import ITEM_CODES
+from federation.receiving.envelope import BatchRefused
+from federation.receiving.items import ITEM_CODES
+from federation.receiving.receive import batch_receive
 from tests.support.federation import (
     RemoteHub,
     contribution_item,

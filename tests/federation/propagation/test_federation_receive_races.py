@@ -8,7 +8,7 @@ from django.db import connection
 
 from federation.contributions.models import Contribution, Label
 from federation.propagation.models import KeyBinding, Receipt
-from federation.propagation.receive import batch_receive
+from federation.receiving.receive import batch_receive
 from members.models import Organisation, SigningKey
 from tests.support.federation import RemoteHub, contribution_item
 

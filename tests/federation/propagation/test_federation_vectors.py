@@ -10,7 +10,7 @@ import nacl.signing
 import pytest
 
 from federation.propagation import wire
-from federation.propagation.receive import batch_receive
+from federation.receiving.receive import batch_receive
 from federation.signing import canonical_bytes
 from members.models import Peer, key_id_for
 from tests.support.federation_vectors_gen import VECTORS_PATH, render
@@ -145,7 +145,7 @@ def test_the_worked_example_in_the_docs_is_the_vectors():
 def test_every_code_the_receiving_docs_list_is_a_documented_api_code():
     from federation.api.schema import ERROR_CODES
     from federation.contributions.rejections import REJECTION_STATUS
-    from federation.propagation.receive_items import ITEM_CODES
+    from federation.receiving.items import ITEM_CODES
 
     docs = (VECTORS_PATH.parent / "federation.md").read_text(encoding="utf-8")
     receiving = docs.split("## Receiving", 1)[1].split("## Wire format", 1)[0]

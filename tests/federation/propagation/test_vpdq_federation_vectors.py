@@ -10,7 +10,7 @@ import pytest
 
 from federation.contributions.models import Entry
 from federation.propagation import wire
-from federation.propagation.receive import batch_receive
+from federation.receiving.receive import batch_receive
 from federation.video.models import VideoFrames
 from members.models import Peer
 from tests.support.federation_vectors_gen import VECTORS_PATH

@@ -37,8 +37,8 @@ from federation.enqueue import TaskName, enqueue
 from federation.monitoring.counters import pull_failed_counted
 from federation.propagation.feed import HORIZON_HEADER, MAX_CURSOR
 from federation.propagation.models import PeerLink
-from federation.propagation.receive import batch_receive
-from federation.propagation.receive_envelope import BatchRefused
+from federation.receiving.envelope import BatchRefused
+from federation.receiving.receive import batch_receive
 from federation.transparency.actions import Key
 from members.models import Peer
 

@@ -12,7 +12,7 @@ import base64
 
 from federation import downstream
 from federation.propagation.models import KeyBinding
-from federation.propagation.receive_items import KeySection, ReceivedBatch, revoked_at
+from federation.receiving.items import KeySection, ReceivedBatch, revoked_at
 from federation.transparency.actions import Action, Key, ObjectType
 from federation.transparency.audit import AuditRecord, audit_record
 from members.mirrors import organisation_mirror

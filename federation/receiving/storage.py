@@ -1,6 +1,6 @@
 """Receiving, phase 3: storing what passed the checks, in one transaction per batch.
 
-Foreign members' mirrors, their keys and bindings (``bindings_received``), the incidents named
+Foreign members' mirrors, their keys and bindings (``federation.receiving.bindings``), the incidents named
 and unknown here (mirrored), the contributions through ``contributions_store`` (once however
 many peers send them), a ``Receipt`` per (contribution, peer), the inbound policy (``trust``:
 the sender's vetting is applied here; ``review``: the entry waits for local reviewers), entry
@@ -16,9 +16,9 @@ from federation.contributions.storage import CREATED, contributions_store
 from federation.contributions.storage import DUPLICATE as STORE_DUPLICATE
 from federation.db.bulk_insert import copy_rows
 from federation.lifecycle import entries_transition
-from federation.propagation.bindings_received import received_key_store
 from federation.propagation.models import PeerLink, Receipt
-from federation.propagation.receive_items import (
+from federation.receiving.bindings import received_key_store
+from federation.receiving.items import (
     ACCEPTED,
     DUPLICATE,
     REJECTED,

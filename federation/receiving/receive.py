@@ -1,12 +1,12 @@
 """Receiving a batch from a peer hub: every check of docs/federation.md ("Receiving"), then storage.
 
 ``batch_receive`` is used by the push endpoint (``POST /api/v1/federation/batches``) and by the
-pull client (``federation.propagation.pull``) alike, so both paths apply exactly the same checks.
+pull client (``federation.receiving.pull``) alike, so both paths apply exactly the same checks.
 It runs the three phases in order:
 
-1. the envelope (``receive_envelope``): the whole batch is refused, ``BatchRefused``, or goes on;
-2. each item alone (``receive_items``): rejected items get a per-item result, the others go on;
-3. storage (``receive_storage``), in one transaction per batch, run again after a lost race.
+1. the envelope (``envelope``): the whole batch is refused, ``BatchRefused``, or goes on;
+2. each item alone (``items``): rejected items get a per-item result, the others go on;
+3. storage (``storage``), in one transaction per batch, run again after a lost race.
 """
 
 import uuid as uuid_module
@@ -19,14 +19,14 @@ from django.utils import timezone
 from federation.db.retry import atomic_retrying_lost_races
 from federation.monitoring.counters import batch_refused_counted, received_counted
 from federation.propagation.models import Receipt
-from federation.propagation.receive_envelope import (
+from federation.receiving.envelope import (
     BatchRefused,
     batch_refused_record,
     check_envelope,
     known_hubs,
     readable_batch_id,
 )
-from federation.propagation.receive_items import (
+from federation.receiving.items import (
     ACCEPTED,
     DUPLICATE,
     REJECTED,
@@ -34,7 +34,7 @@ from federation.propagation.receive_items import (
     ReceivedItemResult,
     check_items,
 )
-from federation.propagation.receive_storage import batch_store
+from federation.receiving.storage import batch_store
 from members.actors import Actor
 from members.models import Peer
 

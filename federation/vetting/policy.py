@@ -18,6 +18,7 @@ from django.db.models import Count, Exists, IntegerField, OuterRef, QuerySet, Su
 from django.db.models.functions import Coalesce
 
 from federation.contributions.models import Contribution, Entry
+from federation.db.bulk_insert import copy_rows
 from federation.lifecycle import entries_transition
 from federation.transparency.actions import Key, PolicyRule
 from federation.vetting.models import Decision, Incident, VettingPolicy
@@ -169,21 +170,24 @@ def apply_policy_to_entries(
             data_by_entry={pk: {Key.POLICY: snapshot} for pk, snapshot in auto.items()},
             now=now,
         )
-        Decision.objects.bulk_create(
+        # COPY (one statement): a trusted member's bulk ingest vets every entry it adds.
+        copy_rows(
+            Decision,
+            _DECISION_COLUMNS,
             [
-                Decision(
-                    entry_id=t.entry_id,
-                    review_round=t.review_round,
-                    kind=Decision.Kind.POLICY,
-                    verdict=Decision.Verdict.APPROVE,
-                    organisation=None,
-                    reason=f"automatic: {auto[t.entry_id][Key.RULE]}",
-                    policy=auto[t.entry_id],
-                    created_at=now,
+                (
+                    t.entry_id,
+                    t.review_round,
+                    Decision.Kind.POLICY,
+                    Decision.Verdict.APPROVE,
+                    None,
+                    None,
+                    f"automatic: {auto[t.entry_id][Key.RULE]}",
+                    auto[t.entry_id],
+                    now,
                 )
                 for t in vetted
             ],
-            batch_size=2000,
         )
     _complete_incident_quorums(
         entry_ids=[
@@ -193,6 +197,12 @@ def apply_policy_to_entries(
         actor=actor,
         now=now,
     )
+
+
+_DECISION_COLUMNS = [
+    "entry_id", "review_round", "kind", "verdict", "user_id", "organisation_id", "reason", "policy",
+    "created_at",
+]  # fmt: skip
 
 
 def _complete_incident_quorums(

@@ -213,7 +213,7 @@ _SPLIT = [
     ("transition audit events", "lifecycle", "audit_record_many", 3),
     ("transition outbox rows", "downstream", "outbox_record_transitions", 3),
     ("transition TAXII versions", "downstream", "stix_versions_record", 3),
-    ("policy decisions", "decisions", "bulk_create", 2),
+    ("policy decisions (COPY)", "policy", "copy_rows", 2),
     ("outbox rows of the adds", "downstream", "adds_settled", 1),
     ("audit events (contribution.accepted)", "storage", "audit_record_many", 1),
 ]
@@ -226,7 +226,7 @@ def _in_process_split(actor, private_key, monkeypatch, *, label: str, seed: int)
 
     from federation import downstream, lifecycle, signing
     from federation.contributions import checks, services, storage
-    from federation.vetting.models import Decision
+    from federation.vetting import policy
 
     modules = {
         "services": services,
@@ -235,7 +235,7 @@ def _in_process_split(actor, private_key, monkeypatch, *, label: str, seed: int)
         "storage": storage,
         "downstream": downstream,
         "lifecycle": lifecycle,
-        "decisions": Decision.objects,
+        "policy": policy,
     }
     items = signed_pdq_items(
         private_key, hub=settings.HUB_ID, member=actor.organisation.slug, count=ITEMS, seed=seed

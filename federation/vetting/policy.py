@@ -11,6 +11,7 @@ an add so tagged may complete a quorum that earlier votes already reached under 
 """
 
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -125,21 +126,31 @@ def vote_tally(*, entry_id: int) -> VoteTally:
 # --- The policy applied to entries that just received adds ---------------------------------------
 
 
+_REOPENABLE = (Entry.State.REJECTED, Entry.State.RETRACTED)
+
+
 def apply_policy_to_entries(
     *,
     entry_incidents: dict[int, uuid.UUID | None],
     actor: Actor,
     now: datetime,
+    states: Mapping[int, str] | None = None,
 ) -> None:
-    """Reopen and auto-vet the entries that just received adds from ``actor.organisation``."""
+    """Reopen and auto-vet the entries that just received adds from ``actor.organisation``.
+
+    ``states``: the entries' states as the caller read them under the row locks it still holds
+    (the ingest's upsert), if it did: then only rejected and retracted ones are offered to the
+    reopening move, and a bulk ingest of new signals does not lock and read them all again."""
     if not entry_incidents:
         return
     organisation = actor.organisation
     assert organisation is not None, "only members add"
     entries_transition(
-        entry_ids=entry_incidents,
+        entry_ids=entry_incidents
+        if states is None
+        else [pk for pk in entry_incidents if states[pk] in _REOPENABLE],
         to=Entry.State.PENDING,
-        only_from=[Entry.State.REJECTED, Entry.State.RETRACTED],
+        only_from=_REOPENABLE,
         actor=actor,
         reason="new add",
         now=now,

@@ -211,7 +211,7 @@ def _store(batch: _StoreBatch, verified: list[Verified]) -> None:
 
     adds = [v for v in fresh if v.parsed.action == Contribution.Action.ADD]
     retracts = [v for v in fresh if v.parsed.action == Contribution.Action.RETRACT]
-    entries = _upsert_entries(adds, now)
+    entries, states = _upsert_entries(adds, now)
     video_frames_record(
         frame_lists=[
             (entries[(v.parsed.signal_type, v.parsed.value)], v.parsed.frames)
@@ -228,7 +228,9 @@ def _store(batch: _StoreBatch, verified: list[Verified]) -> None:
     for stored in stored_adds:
         if entry_incidents.get(stored.entry_id) is None:
             entry_incidents[stored.entry_id] = stored.verified.parsed.incident
-    apply_policy_to_entries(entry_incidents=entry_incidents, actor=batch.actor, now=now)
+    apply_policy_to_entries(
+        entry_incidents=entry_incidents, actor=batch.actor, now=now, states=states
+    )
     stored_retracts = _apply_retracts(batch, retracts, now)
     if stored_adds:
         downstream.adds_settled(uuids=[stored.verified.parsed.uuid for stored in stored_adds])
@@ -282,8 +284,12 @@ def _reject_conflict(batch: _StoreBatch, v: Verified, stored_hash: str) -> None:
     )
 
 
-def _upsert_entries(adds: list[Verified], now: datetime) -> dict[tuple[str, str], int]:
-    """One entry per signal: insert the new ones, touch the existing; returns their ids."""
+def _upsert_entries(
+    adds: list[Verified], now: datetime
+) -> tuple[dict[tuple[str, str], int], dict[int, str]]:
+    """One entry per signal: insert the new ones, touch the existing; returns their ids by
+    signal, and their states by id (read by the upsert, which holds their row locks from then on
+    until this transaction ends)."""
     signals = sorted({(v.parsed.signal_type, v.parsed.value) for v in adds})
     rows = [(t, value, Entry.State.PENDING, 1, now, now, now) for t, value in signals]
     returned = upsert_rows(
@@ -300,8 +306,10 @@ def _upsert_entries(adds: list[Verified], now: datetime) -> dict[tuple[str, str]
         rows,
         unique=["signal_type", "value"],
         update=["updated_at"],
+        returning=["state"],
     )
-    return {(signal_type, value): pk for pk, signal_type, value in returned}
+    entries = {(signal_type, value): pk for pk, signal_type, value, _ in returned}
+    return entries, {pk: state for pk, _, _, state in returned}
 
 
 _CONTRIBUTION_COLUMNS = [

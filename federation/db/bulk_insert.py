@@ -58,9 +58,11 @@ def upsert_rows(
     *,
     unique: Sequence[str],
     update: Sequence[str] = (),
+    returning: Sequence[str] = (),
 ) -> list[tuple]:
     """Insert ``rows``; on a conflict over ``unique``, update ``update`` (or do nothing when empty).
-    Returns ``(pk, *unique values)`` for every row inserted or updated."""
+    Returns ``(pk, *unique values, *returning values)`` for every row inserted or updated (the
+    row as it stands after the statement, locked by this transaction)."""
     if not rows:
         return []
     connection = _connection(model)
@@ -78,7 +80,7 @@ def upsert_rows(
         keys = {tuple(getattr(obj, name) for name in unique) for obj in objects}
         stored = model.objects.filter(**{f"{unique[-1]}__in": {key[-1] for key in keys}})
         return [
-            (obj.pk, *key)
+            (obj.pk, *key, *(getattr(obj, name) for name in returning))
             for obj in stored
             if (key := tuple(getattr(obj, name) for name in unique)) in keys
         ]
@@ -87,6 +89,9 @@ def upsert_rows(
     column_list = ", ".join(quote(column) for column in columns)
     staging = quote(f"_staging_{uuid.uuid4().hex[:12]}")
     unique_columns = ", ".join(quote(meta.get_field(name).column) for name in unique)
+    returned_columns = ", ".join(
+        quote(meta.get_field(name).column) for name in (meta.pk.attname, *unique, *returning)
+    )
     if update:
         action = "UPDATE SET " + ", ".join(
             f"{quote(meta.get_field(name).column)} = EXCLUDED.{quote(meta.get_field(name).column)}"
@@ -105,7 +110,7 @@ def upsert_rows(
             f"INSERT INTO {quote(meta.db_table)} ({column_list}) "  # noqa: S608
             f"SELECT {column_list} FROM {staging} ORDER BY {unique_columns} "
             f"ON CONFLICT ({unique_columns}) DO {action} "
-            f"RETURNING {quote(meta.pk.column)}, {unique_columns}"
+            f"RETURNING {returned_columns}"
         )
         returned = cursor.fetchall()
         cursor.execute(f"DROP TABLE {staging}")

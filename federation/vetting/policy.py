@@ -11,6 +11,7 @@ an add so tagged may complete a quorum that earlier votes already reached under 
 """
 
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -18,6 +19,7 @@ from django.db.models import Count, Exists, IntegerField, OuterRef, QuerySet, Su
 from django.db.models.functions import Coalesce
 
 from federation.contributions.models import Contribution, Entry
+from federation.db.bulk_insert import copy_rows
 from federation.lifecycle import entries_transition
 from federation.transparency.actions import Key, PolicyRule
 from federation.vetting.models import Decision, Incident, VettingPolicy
@@ -124,21 +126,31 @@ def vote_tally(*, entry_id: int) -> VoteTally:
 # --- The policy applied to entries that just received adds ---------------------------------------
 
 
+_REOPENABLE = (Entry.State.REJECTED, Entry.State.RETRACTED)
+
+
 def apply_policy_to_entries(
     *,
     entry_incidents: dict[int, uuid.UUID | None],
     actor: Actor,
     now: datetime,
+    states: Mapping[int, str] | None = None,
 ) -> None:
-    """Reopen and auto-vet the entries that just received adds from ``actor.organisation``."""
+    """Reopen and auto-vet the entries that just received adds from ``actor.organisation``.
+
+    ``states``: the entries' states as the caller read them under the row locks it still holds
+    (the ingest's upsert), if it did: then only rejected and retracted ones are offered to the
+    reopening move, and a bulk ingest of new signals does not lock and read them all again."""
     if not entry_incidents:
         return
     organisation = actor.organisation
     assert organisation is not None, "only members add"
     entries_transition(
-        entry_ids=entry_incidents,
+        entry_ids=entry_incidents
+        if states is None
+        else [pk for pk in entry_incidents if states[pk] in _REOPENABLE],
         to=Entry.State.PENDING,
-        only_from=[Entry.State.REJECTED, Entry.State.RETRACTED],
+        only_from=_REOPENABLE,
         actor=actor,
         reason="new add",
         now=now,
@@ -169,21 +181,24 @@ def apply_policy_to_entries(
             data_by_entry={pk: {Key.POLICY: snapshot} for pk, snapshot in auto.items()},
             now=now,
         )
-        Decision.objects.bulk_create(
+        # COPY (one statement): a trusted member's bulk ingest vets every entry it adds.
+        copy_rows(
+            Decision,
+            _DECISION_COLUMNS,
             [
-                Decision(
-                    entry_id=t.entry_id,
-                    review_round=t.review_round,
-                    kind=Decision.Kind.POLICY,
-                    verdict=Decision.Verdict.APPROVE,
-                    organisation=None,
-                    reason=f"automatic: {auto[t.entry_id][Key.RULE]}",
-                    policy=auto[t.entry_id],
-                    created_at=now,
+                (
+                    t.entry_id,
+                    t.review_round,
+                    Decision.Kind.POLICY,
+                    Decision.Verdict.APPROVE,
+                    None,
+                    None,
+                    f"automatic: {auto[t.entry_id][Key.RULE]}",
+                    auto[t.entry_id],
+                    now,
                 )
                 for t in vetted
             ],
-            batch_size=2000,
         )
     _complete_incident_quorums(
         entry_ids=[
@@ -193,6 +208,12 @@ def apply_policy_to_entries(
         actor=actor,
         now=now,
     )
+
+
+_DECISION_COLUMNS = [
+    "entry_id", "review_round", "kind", "verdict", "user_id", "organisation_id", "reason", "policy",
+    "created_at",
+]  # fmt: skip
 
 
 def _complete_incident_quorums(

@@ -154,7 +154,7 @@ def test_bulk_costs_the_same_number_of_queries_for_10_and_200_items(acme_submitt
     queries_for(1)  # warm up: the vetting policy row is created on first use
     small, large = queries_for(10), queries_for(200)
     assert small == large
-    assert large <= 20
+    assert large <= 15
 
 
 def test_bulk_of_retracts_costs_no_query_per_item(acme_submitter):

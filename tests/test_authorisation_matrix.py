@@ -27,7 +27,8 @@ from rest_framework.test import APIClient
 
 from federation.contributions.models import Entry
 from federation.contributions.services import contributions_submit
-from federation.live.services import LiveSettings, live_session_open
+from federation.live.evidence import LiveSettings
+from federation.live.services import live_session_open
 from federation.lookup.keys import write_key_file
 from federation.lookup.services import lookup_key_create
 from federation.lookup.table import lookup_table_refresh

@@ -39,7 +39,7 @@ class LiveSession(models.Model):
     # Per shared video value: {"stream": [stream ms of each matched distinct stream frame],
     # "shared": [distinct frame positions, sorted], "first_ms", "last_ms" (of the matched stream
     # frames), "best": [[stream ms, shared ms, d]]}. A call reads and rewrites only the videos
-    # it touches (federation.live.services).
+    # it touches (federation.live.session_state).
     evidence = models.JSONField(default=dict)
     alerted = models.JSONField(default=list)  # values that met the alert rule, in order
 

@@ -27,6 +27,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from federation.live import services as live
+from federation.live.evidence import LiveSettings
 from federation.matching import store as store_module
 from federation.matching.store import MatchStore
 from federation.matching.video import DistinctFrames, VideoIndex, brute_force_videos
@@ -167,7 +168,7 @@ def test_bench_live_call_server_time(data, index, monkeypatch):
     store.video = index
     store.position = store.video_position = stream_state().last_position
     monkeypatch.setattr(store_module, "_store", store)
-    session = live.live_session_open(actor=member.actor, settings=live.LiveSettings())
+    session = live.live_session_open(actor=member.actor, settings=LiveSettings())
     rng = np.random.default_rng(5)
     ms = 0
 
@@ -209,7 +210,7 @@ def test_bench_live_call_server_time(data, index, monkeypatch):
     round_trip = statistics.median(round_trips) * 1000
     # Then a copy of a shared video, frame by frame: when does it alert, and what do the calls
     # of a session that has alerted cost (each answers with the alert)?
-    copy = live.live_session_open(actor=member.actor, settings=live.LiveSettings())
+    copy = live.live_session_open(actor=member.actor, settings=LiveSettings())
     hexes = _hex_rows(videos[target][2].words[50:250])
     alerted_at = None
     alerting = []

@@ -11,7 +11,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from federation.live import services
+from federation.live import evidence, services, session_state
 from federation.live.models import LiveFrame, LiveSession
 from federation.matching.store import match_store, reset_match_store
 from federation.transparency.actions import Action
@@ -117,13 +117,13 @@ def test_a_slate_matching_one_shared_frame_again_and_again_does_not_alert(
 
 def test_the_alert_rule():
     rule = dict(shared_frames=30, duration_ms=29_000, min_frames=5, coverage=50)
-    assert services.alert_rule_met(matched_stream=5, matched_shared=5, span_ms=4000, **rule)
-    assert not services.alert_rule_met(matched_stream=4, matched_shared=4, span_ms=3000, **rule)
+    assert evidence.alert_rule_met(matched_stream=5, matched_shared=5, span_ms=4000, **rule)
+    assert not evidence.alert_rule_met(matched_stream=4, matched_shared=4, span_ms=3000, **rule)
     # 5 stream frames over 4 s expect about 4 shared frames: 2 of them is not half.
-    assert not services.alert_rule_met(matched_stream=5, matched_shared=2, span_ms=4000, **rule)
-    assert services.alert_rule_met(matched_stream=5, matched_shared=3, span_ms=4000, **rule)
+    assert not evidence.alert_rule_met(matched_stream=5, matched_shared=2, span_ms=4000, **rule)
+    assert evidence.alert_rule_met(matched_stream=5, matched_shared=3, span_ms=4000, **rule)
     # A stream sampled more sparsely than the shared video is not held to the shared count.
-    assert services.alert_rule_met(matched_stream=6, matched_shared=6, span_ms=29_000, **rule)
+    assert evidence.alert_rule_met(matched_stream=6, matched_shared=6, span_ms=29_000, **rule)
 
 
 def test_a_video_vetted_after_the_session_opened_matches_its_earlier_frames(
@@ -264,7 +264,7 @@ def test_a_frames_call_is_one_statement_or_two(
         services.live_frames_append(actor=actor, session_id=session, frames=copy[:1])
     with django_assert_num_queries(1):
         answer = services.live_frames_append(actor=actor, session_id=session, frames=copy[1:3])
-    services.forget_kept_state()  # a worker that never served the session
+    session_state.forget_kept_state()  # a worker that never served the session
     with django_assert_num_queries(3):  # its settings (kept from now on), read, write
         services.live_frames_append(actor=actor, session_id=session, frames=copy[3:4])
     # A frame the session holds already: the write refuses it, the call reads and writes.
@@ -286,7 +286,7 @@ def test_a_new_worker_serves_the_next_call(trusted_acme, globex_reviewer, videos
     for frame in copy[:4]:
         assert send(globex_reviewer, session, [frame]).json()["alerts"] == []
     reset_match_store()
-    services.forget_kept_state()
+    session_state.forget_kept_state()
     answer = send(globex_reviewer, session, [copy[4]]).json()
     assert answer["alerts"][0]["matched_frames"] == 5
 
@@ -317,7 +317,7 @@ def test_two_calls_of_one_session_at_once_both_count(
     session = open_session(globex_reviewer)
     both_read = threading.Barrier(2, timeout=30)
     reads = []
-    real_read = services._read
+    real_read = session_state.read
 
     def read_together(*args, **kwargs):
         read = real_read(*args, **kwargs)
@@ -327,7 +327,7 @@ def test_two_calls_of_one_session_at_once_both_count(
         return read
 
     refused = []
-    real_write = services._write
+    real_write = session_state.write
 
     def write_counting(*args, **kwargs):
         incidents = real_write(*args, **kwargs)
@@ -335,8 +335,8 @@ def test_two_calls_of_one_session_at_once_both_count(
             refused.append(args[0].calls)
         return incidents
 
-    monkeypatch.setattr(services, "_read", read_together)
-    monkeypatch.setattr(services, "_write", write_counting)
+    monkeypatch.setattr(session_state, "read", read_together)
+    monkeypatch.setattr(session_state, "write", write_counting)
     answers, errors = [], []
 
     def call(frame):

@@ -11,6 +11,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
+from federation.contributions.models import Label
 from federation.live import evidence, services, session_state
 from federation.live.models import LiveFrame, LiveSession
 from federation.matching.store import match_store, reset_match_store
@@ -312,6 +313,10 @@ def test_two_calls_of_one_session_at_once_both_count(
     """Two workers take calls of one session at the same moment: both read the same version,
     one writes first, the other finds the session moved on, reads again and writes after it.
     Nothing is lost and nothing counted twice."""
+    # A transactional test may run on a database another one flushed: the taxonomy is made here.
+    Label.objects.get_or_create(
+        slug="attack-footage", defaults={"name": "Attack footage", "description": "a"}
+    )
     original = share_video(trusted_acme, videos["original"].frames)
     frames = videos["original"].frames.frames
     session = open_session(globex_reviewer)

@@ -13,16 +13,7 @@ from concordat_client import video
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff"}
 # pdqhash.compute_dihedral's order of the eight hashes.
-DIHEDRAL = (
-    "original",
-    "rotate90",
-    "rotate180",
-    "rotate270",
-    "flipx",
-    "flipy",
-    "flipplus",
-    "flipminus",
-)
+DIHEDRAL = video.DIHEDRAL
 
 
 def files_under(paths: Iterable[Path]) -> list[Path]:

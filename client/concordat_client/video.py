@@ -18,7 +18,7 @@ VIDEO_SUFFIXES = {
     ".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".flv", ".wmv", ".mpg", ".mpeg", ".ts",
     ".m2ts", ".3gp", ".ogv", ".asf",
 }  # fmt: skip
-# pdqhash.compute_dihedral's order of the eight hashes (as hashing.DIHEDRAL).
+# pdqhash.compute_dihedral's order of the eight hashes.
 DIHEDRAL = (
     "original",
     "rotate90",

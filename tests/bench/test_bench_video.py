@@ -30,10 +30,11 @@ from federation.live import services as live
 from federation.live.evidence import LiveSettings
 from federation.matching import store as store_module
 from federation.matching.store import MatchStore
-from federation.matching.video import DistinctFrames, VideoIndex, brute_force_videos
+from federation.matching.video import VideoIndex, brute_force_videos
 from federation.sync.stream import stream_state
 from members.models import Role
 from tests.support.parties import make_member, make_organisation
+from tests.support.video_bench import rss, synthetic_videos
 
 pytestmark = pytest.mark.bench
 
@@ -45,11 +46,6 @@ PEER_RUNS = 3
 LIVE_CALLS = 500
 
 
-def _rss() -> int:
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
 def _hex_rows(words: np.ndarray) -> list[str]:
     raw = words.astype(">u8").tobytes().hex()
     return [raw[i : i + 64] for i in range(0, len(raw), 64)]
@@ -57,23 +53,8 @@ def _hex_rows(words: np.ndarray) -> list[str]:
 
 @pytest.fixture(scope="module")
 def data():
-    rng = np.random.default_rng(23)
-    words = rng.integers(0, 2**64, size=(N * FRAMES, 4), dtype=np.uint64)
-    quality = np.full(FRAMES, 100, dtype=np.int16)
-    ms = np.arange(FRAMES, dtype=np.int64) * 1000
-    videos = [
-        (f"{i:064x}", "vetted", DistinctFrames(words[i * FRAMES : (i + 1) * FRAMES], quality, ms))
-        for i in range(N)
-    ]
-    target = N // 3
-    query_words = words[target * FRAMES + 100 : target * FRAMES + 100 + QUERY_FRAMES].copy()
-    for row in query_words:
-        for bit in rng.choice(256, size=int(rng.integers(0, 13)), replace=False):
-            row[bit // 64] ^= np.uint64(1) << np.uint64(bit % 64)
-    query = DistinctFrames(
-        query_words,
-        np.full(QUERY_FRAMES, 100, dtype=np.int16),
-        np.arange(QUERY_FRAMES, dtype=np.int64) * 1000,
+    _, videos, query, target = synthetic_videos(
+        count=N, frames=FRAMES, query_frames=QUERY_FRAMES, seed=23
     )
     return videos, query, target
 
@@ -81,7 +62,7 @@ def data():
 @pytest.fixture(scope="module")
 def index(data):
     videos, _, _ = data
-    before = _rss()
+    before = rss()
     started = time.perf_counter()
     index = VideoIndex()
     index.build(videos)
@@ -90,7 +71,7 @@ def index(data):
     print(
         f"\n[video index] {N:,} videos, {frames:,} frames: build {build:.1f} s, "
         f"{index.memory_bytes() / frames:.0f} B/frame of arrays, "
-        f"RSS growth {(_rss() - before) / frames:.0f} B/frame"
+        f"RSS growth {(rss() - before) / frames:.0f} B/frame"
     )
     return index
 
@@ -109,7 +90,7 @@ def test_bench_video_query_against_threatexchange_vpdq_index(data, index):
     ours = statistics.median(timings)
 
     faiss.omp_set_num_threads(1)
-    before = _rss()
+    before = rss()
     started = time.perf_counter()
     entries = []
     for value, _, frames in videos:
@@ -121,7 +102,7 @@ def test_bench_video_query_against_threatexchange_vpdq_index(data, index):
     peer = VPDQIndex.build(entries)
     del entries
     peer_build = time.perf_counter() - started
-    peer_rss = (_rss() - before) / (N * FRAMES)
+    peer_rss = (rss() - before) / (N * FRAMES)
     query_str = json.dumps(
         [
             f"{h},100,{t / 1000:.3}"

@@ -16,10 +16,10 @@ import resource
 import statistics
 import time
 
-import numpy as np
 import pytest
 
 from federation.matching.video import DistinctFrames, VideoIndex, brute_force_videos
+from tests.support.video_bench import rss, synthetic_videos
 
 pytestmark = pytest.mark.bench
 
@@ -41,11 +41,6 @@ def _available() -> int:
     return 0
 
 
-def _rss() -> int:
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
 def test_bench_video_query_at_100k_videos():
     frames = N * FRAMES
     needed = max(MIN_AVAILABLE, frames * PEAK_BYTES_PER_FRAME)
@@ -57,26 +52,11 @@ def test_bench_video_query_at_100k_videos():
         )
         print(f"\n{message}")
         pytest.skip(message)
-    before = _rss()
-    rng = np.random.default_rng(29)
-    words = rng.integers(0, 2**64, size=(frames, 4), dtype=np.uint64)
-    quality = np.full(FRAMES, 100, dtype=np.int16)
-    ms = np.arange(FRAMES, dtype=np.int64) * 1000
-    videos = [
-        (f"{i:064x}", "vetted", DistinctFrames(words[i * FRAMES : (i + 1) * FRAMES], quality, ms))
-        for i in range(N)
-    ]
-    target = N // 3
-    query_words = words[target * FRAMES + 100 : target * FRAMES + 100 + QUERY_FRAMES].copy()
-    for row in query_words:
-        for bit in rng.choice(256, size=int(rng.integers(0, 13)), replace=False):
-            row[bit // 64] ^= np.uint64(1) << np.uint64(bit % 64)
-    query = DistinctFrames(
-        query_words,
-        np.full(QUERY_FRAMES, 100, dtype=np.int16),
-        np.arange(QUERY_FRAMES, dtype=np.int64) * 1000,
+    before = rss()
+    words, videos, query, target = synthetic_videos(
+        count=N, frames=FRAMES, query_frames=QUERY_FRAMES, seed=29
     )
-    with_data = _rss()
+    with_data = rss()
 
     started = time.perf_counter()
     index = VideoIndex()
@@ -87,7 +67,7 @@ def test_bench_video_query_at_100k_videos():
         (v, s, DistinctFrames(f.words.copy(), f.quality, f.timestamp_ms)) for v, s, f in sample
     ]
     del videos, words
-    index_rss = _rss() - with_data
+    index_rss = rss() - with_data
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
 
     got = index.search(query)

@@ -77,40 +77,14 @@ def credential_create(
         )
     if expires_at is not None and expires_at <= timezone.now():
         raise InvalidInput("expires_at must be in the future.")
-    organisation = principal.organisation
-    for _attempt in range(3):
-        prefix = secrets.token_hex(6)
-        secret = secrets.token_urlsafe(32)
-        try:
-            with transaction.atomic():
-                credential = ApiCredential.objects.create(
-                    organisation=organisation,
-                    holder=holder,
-                    name=name,
-                    prefix=prefix,
-                    secret_hash=hash_secret(secret),
-                    scopes=sorted(scopes),
-                    expires_at=expires_at,
-                )
-                audit_record(
-                    AuditRecord(
-                        action=Action.CREDENTIAL_CREATED,
-                        actor=actor,
-                        organisation=organisation.slug if organisation else "",
-                        object_type=ObjectType.CREDENTIAL,
-                        object_id=f"cc_{prefix}",
-                        data={
-                            Key.NAME: name,
-                            Key.HOLDER: holder.get_username(),
-                            Key.SCOPES: sorted(scopes),
-                            Key.EXPIRES_AT: expires_at.isoformat() if expires_at else None,
-                        },
-                    )
-                )
-        except IntegrityError:
-            continue  # a prefix collision (2**-48): draw again
-        return IssuedCredential(credential=credential, token=f"{TOKEN_PREFIX}{prefix}_{secret}")
-    raise RuntimeError("could not draw a unique credential prefix")
+    return _issue(
+        organisation=principal.organisation,
+        holder=holder,
+        name=name,
+        scopes=scopes,
+        expires_at=expires_at,
+        actor=actor,
+    )
 
 
 def lookup_credential_create(
@@ -134,6 +108,23 @@ def lookup_credential_create(
         raise InvalidInput("expires_at must be in the future.")
     organisation = _membership_organisation(holder)
     require_local(organisation, action="hold API credentials")
+    return _issue(
+        organisation=organisation,
+        holder=holder,
+        name=name,
+        scopes=[Scope.LOOKUP.value],
+        expires_at=expires_at,
+        actor=actor,
+        fields={"kind": ApiCredential.Kind.LOOKUP, "lookup_daily_limit": daily_limit},
+        data={Key.KIND: ApiCredential.Kind.LOOKUP.value, Key.DAILY_LIMIT: daily_limit},
+    )
+
+
+def _issue(
+    *, organisation, holder, name, scopes, expires_at, actor, fields=None, data=None
+) -> IssuedCredential:
+    """Create the credential and its ``credential.created`` event, drawing a fresh prefix on the
+    (2**-48) chance that it is taken; the token is shown once, only its secret's hash is kept."""
     for _attempt in range(3):
         prefix = secrets.token_hex(6)
         secret = secrets.token_urlsafe(32)
@@ -145,10 +136,9 @@ def lookup_credential_create(
                     name=name,
                     prefix=prefix,
                     secret_hash=hash_secret(secret),
-                    scopes=[Scope.LOOKUP.value],
-                    kind=ApiCredential.Kind.LOOKUP,
-                    lookup_daily_limit=daily_limit,
+                    scopes=sorted(scopes),
                     expires_at=expires_at,
+                    **(fields or {}),
                 )
                 audit_record(
                     AuditRecord(
@@ -160,10 +150,9 @@ def lookup_credential_create(
                         data={
                             Key.NAME: name,
                             Key.HOLDER: holder.get_username(),
-                            Key.SCOPES: [Scope.LOOKUP.value],
+                            Key.SCOPES: sorted(scopes),
                             Key.EXPIRES_AT: expires_at.isoformat() if expires_at else None,
-                            Key.KIND: ApiCredential.Kind.LOOKUP.value,
-                            Key.DAILY_LIMIT: daily_limit,
+                            **(data or {}),
                         },
                     )
                 )

@@ -13,7 +13,7 @@ A request that loses a race to a concurrent one runs its write step again (``fed
 
 import base64
 import uuid as uuid_module
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -221,6 +221,9 @@ def _store(batch: _StoreBatch, verified: list[Verified]) -> None:
     )
     stored_adds = _insert_contributions(adds, entries, organisation, now)
     _link_labels(batch, adds, entries)
+    # Each acceptance is logged before the state changes it causes (reopened, auto-vetted,
+    # retracted), so the log reads in causal order.
+    _audit_accepted(batch, stored_adds)
     downstream.adds_stored(entry_ids=entries.values(), now=now)
     # The policy (reopen, auto-vet) sees the adds before this request's retracts are applied, so
     # that "adds before retracts" holds for the entry's state too.
@@ -251,11 +254,6 @@ def _store(batch: _StoreBatch, verified: list[Verified]) -> None:
             )
         else:
             batch.set(twin, DUPLICATE, first_result.entry_id)
-    # Dated with the contributions' received_at: the reports date contributions by it, the log
-    # by occurred_at, and the two must agree (docs/reports.md, "Dates").
-    audit_record_many(
-        (_accepted_record(batch, x.verified, x.entry_id) for x in stored_all), occurred_at=now
-    )
 
 
 def _stored_contributions(uuids: list[uuid_module.UUID]):
@@ -426,12 +424,22 @@ def _apply_retracts(batch: _StoreBatch, retracts: list[Verified], now) -> list[_
         downstream.retracts_stored(
             entry_ids=[r.entry_id for r in stored], contribution_ids=[r.pk for r in stored], now=now
         )
+        _audit_accepted(batch, stored)
     entries_mark_retracted_if_unsupported(
         entry_ids={retract.entry_id for retract in stored},
         actor=batch.actor,
         now=now,
     )
     return stored
+
+
+def _audit_accepted(batch: _StoreBatch, stored: Sequence[_Stored]) -> None:
+    """One ``contribution.accepted`` event per stored contribution, dated with the contributions'
+    received_at: the reports date contributions by it, the log by occurred_at, and the two must
+    agree (docs/reports.md, "Dates")."""
+    audit_record_many(
+        (_accepted_record(batch, x.verified, x.entry_id) for x in stored), occurred_at=batch.now
+    )
 
 
 def _accepted_record(batch: _StoreBatch, v: Verified, entry_id: int) -> AuditRecord:

@@ -1,7 +1,10 @@
 """Retractions: the origin member's signed retract withdraws its own add; an entry with no active
 add left is retracted, leaves the active set and stays in history."""
 
+from django.db.models import Q
+
 from federation.contributions.models import Contribution, Entry
+from federation.transparency.models import AuditEvent
 from tests.support.vetting import (
     approve,
     error_code,
@@ -107,3 +110,22 @@ def test_new_add_after_retraction_reopens_the_entry(acme_submitter, globex_submi
     entry.refresh_from_db()
     assert (entry.state, entry.review_round) == (Entry.State.PENDING, 2)
     assert events("entry.reopened", entry)[0].data["from"] == "retracted"
+
+
+def test_the_log_records_each_acceptance_before_the_state_change_it_causes(acme, acme_submitter):
+    """An auditor reads an entry's events in leaf order: the add's acceptance, then the trusted
+    member's auto-vetting it caused; the retract's acceptance, then the retraction it caused."""
+    acme.trusted = True
+    acme.save()
+    entry = submit_entry(acme_submitter)
+    retract(acme_submitter, entry)
+
+    contributions = {str(c.uuid): c.action for c in Contribution.objects.filter(entry=entry)}
+    logged = [
+        contributions.get(e.object_id, e.action)
+        for e in AuditEvent.objects.filter(
+            Q(object_type="entry", object_id=str(entry.pk))
+            | Q(object_type="contribution", object_id__in=list(contributions))
+        ).order_by("id")
+    ]
+    assert logged == ["add", "entry.vetted", "retract", "entry.retracted"]

@@ -23,10 +23,17 @@ import functools
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
-from federation.errors import Conflict, Forbidden, InvalidInput, NotFound, RateLimited
+from federation.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    RateLimited,
+    Unavailable,
+)
 from federation.live import session_state
 from federation.live.evidence import (
     DEFAULT_COVERAGE,
@@ -136,7 +143,19 @@ def _close(session: LiveSession, actor: Actor, state: str, now) -> None:
     )
 
 
+def _require_postgresql() -> None:
+    """A frames call reads and writes its session with PostgreSQL's SQL (one conditional write
+    a call, ``session_state``); the embedded SQLite database of ``make demo`` has no such path,
+    so live sessions answer 503 there rather than fail mid-call."""
+    if connection.vendor != "postgresql":
+        raise Unavailable(
+            "Live sessions need PostgreSQL; this hub runs on the embedded demo database.",
+            code="live_unavailable",
+        )
+
+
 def live_session_open(*, actor: Actor, settings: LiveSettings) -> LiveSession:
+    _require_postgresql()
     organisation = _organisation(actor)
     now = timezone.now()
     live_sessions_expire_idle(now=now)
@@ -253,6 +272,7 @@ def live_frames_append(*, actor: Actor, session_id, frames: object) -> LiveAnswe
     """Append a call's frames (the request's ``frames``, checked once the session is known to
     be the caller's: another member's session is 404 whatever the body) and answer with the
     alerts so far."""
+    _require_postgresql()
     organisation = _organisation(actor)
     session_id, fixed = session_state.fixed_settings(organisation, session_id)
     parsed = live_frames_parse(frames)

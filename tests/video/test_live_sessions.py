@@ -416,3 +416,22 @@ def test_beat_closes_idle_sessions_with_their_event(globex_reviewer, acme_review
     assert app.tasks[expire_idle_sessions.name].run == expire_idle_sessions.run
     route = settings.CELERY_TASK_ROUTES["federation.live.expire_idle_sessions"]
     assert route == {"queue": settings.CELERY_TASK_DEFAULT_QUEUE}
+
+
+def test_without_postgresql_live_sessions_answer_503_and_store_nothing(
+    globex_reviewer, monkeypatch
+):
+    """The frames path is PostgreSQL's SQL: on the demo's SQLite, opening a session and sending
+    frames are a documented 503, never a failure mid-call."""
+    session = open_session(globex_reviewer)
+    monkeypatch.setattr(connection, "vendor", "sqlite")
+    opened = globex_reviewer.client.post("/api/v1/live", {}, format="json")
+    sent = globex_reviewer.client.post(
+        f"/api/v1/live/{session}/frames", {"frames": []}, format="json"
+    )
+    for response in (opened, sent):
+        assert response.status_code == 503, response.content
+        assert response.json()["error"]["code"] == "live_unavailable"
+    monkeypatch.undo()
+    assert LiveSession.objects.count() == 1
+    assert LiveSession.objects.get().calls == 0

@@ -149,8 +149,6 @@ ERROR_CODES: dict[str, str] = {
     "(details: limit, used, asked, resets_at).",
     "lookup_table_stale": "The hub cannot continue the table from that key and position: "
     "download the table whole.",
-    "live_unavailable": "Live sessions need PostgreSQL: the embedded demo database (SQLite) "
-    "has no live sessions.",
     "lookup_unavailable": "The hub has no lookup key, or its key file does not hold the "
     "published key.",
     "lookup_table_building": "The table is being built under a new key; try again shortly.",

@@ -46,7 +46,6 @@ class LiveSessionsView(APIView):
         400: ["invalid", "invalid_live_parameter"],
         403: ["member_only"],
         429: ["too_many_sessions"],
-        503: ["live_unavailable"],
     }
 
     @extend_schema(operation_id="live_open", request=None, responses={201: _SESSION})
@@ -82,7 +81,6 @@ class LiveFramesView(APIView):
         403: ["member_only"],
         404: ["not_found"],
         409: ["closed", "session_full"],
-        503: ["live_unavailable"],
     }
 
     @extend_schema(operation_id="live_frames", request=None, responses={200: _SESSION})

@@ -15,7 +15,9 @@ conditional write, tried again from a read when another worker wrote first, the 
 under the row lock (``federation.live.session_state``). The frames are searched first, with the
 session's matching settings, which never change once it is open; the evidence and the alert
 rule are ``federation.live.evidence``. A call that raises an alert writes the state and its
-``live.alerted`` event in one ordinary, durable transaction.
+``live.alerted`` event in one ordinary, durable transaction. On any other database (the
+embedded SQLite of ``make demo``) the same read and conditional write are made with the ORM
+(``federation.live.portable_state``): the same rules, a few statements a call.
 """
 
 import contextlib
@@ -26,15 +28,8 @@ from datetime import timedelta
 from django.db import connection, transaction
 from django.utils import timezone
 
-from federation.errors import (
-    Conflict,
-    Forbidden,
-    InvalidInput,
-    NotFound,
-    RateLimited,
-    Unavailable,
-)
-from federation.live import session_state
+from federation.errors import Conflict, Forbidden, InvalidInput, NotFound, RateLimited
+from federation.live import portable_state, session_state
 from federation.live.evidence import (
     DEFAULT_COVERAGE,
     DEFAULT_MIN_FRAMES,
@@ -143,19 +138,14 @@ def _close(session: LiveSession, actor: Actor, state: str, now) -> None:
     )
 
 
-def _require_postgresql() -> None:
-    """A frames call reads and writes its session with PostgreSQL's SQL (one conditional write
-    a call, ``session_state``); the embedded SQLite database of ``make demo`` has no such path,
-    so live sessions answer 503 there rather than fail mid-call."""
-    if connection.vendor != "postgresql":
-        raise Unavailable(
-            "Live sessions need PostgreSQL; this hub runs on the embedded demo database.",
-            code="live_unavailable",
-        )
+def _state_store():
+    """Where a frames call reads and writes its session: PostgreSQL's one-statement SQL
+    (``session_state``), or the ORM on any other database, the demo's SQLite
+    (``portable_state``): same conditions, same answers, a few statements more."""
+    return session_state if connection.vendor == "postgresql" else portable_state
 
 
 def live_session_open(*, actor: Actor, settings: LiveSettings) -> LiveSession:
-    _require_postgresql()
     organisation = _organisation(actor)
     now = timezone.now()
     live_sessions_expire_idle(now=now)
@@ -272,7 +262,6 @@ def live_frames_append(*, actor: Actor, session_id, frames: object) -> LiveAnswe
     """Append a call's frames (the request's ``frames``, checked once the session is known to
     be the caller's: another member's session is 404 whatever the body) and answer with the
     alerts so far."""
-    _require_postgresql()
     organisation = _organisation(actor)
     session_id, fixed = session_state.fixed_settings(organisation, session_id)
     parsed = live_frames_parse(frames)
@@ -298,6 +287,7 @@ def _attempt(actor: Actor, session_id, fixed: LiveSettings, frames, kept, store,
     tries again, reading), ``_EXPIRED`` when the session was found idle (and has just been
     closed)."""
     organisation = actor.organisation
+    state_store = _state_store()
     key = (organisation.pk, session_id)
     pdqs = [f.pdq for f in kept]
     hits = frame_hits(store, fixed, pdqs)
@@ -309,7 +299,7 @@ def _attempt(actor: Actor, session_id, fixed: LiveSettings, frames, kept, store,
         warm = None
     read = warm
     for reading in range(0 if warm else 2):
-        read = session_state.read(
+        read = state_store.read(
             session_id,
             organisation.pk,
             values=values,
@@ -387,7 +377,7 @@ def _attempt(actor: Actor, session_id, fixed: LiveSettings, frames, kept, store,
         alerted=[*read.alerted, *newly],
     )
     write = functools.partial(
-        session_state.write,
+        state_store.write,
         session,
         version=read.calls,
         new_frames=[kept[q] for q in new],

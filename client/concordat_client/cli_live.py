@@ -26,6 +26,10 @@ from concordat_client.cli_match import entry_summary, moment
               help="Frames per call (default 1 in real time, 10 as fast as possible).")  # fmt: skip
 @click.option("--stop-on-alert", is_flag=True, help="Stop at the first alert.")
 @click.option(
+    "--rotations", is_flag=True,
+    help="Also send each frame's 7 rotations and mirrors, one session each (8 sessions).",
+)  # fmt: skip
+@click.option(
     "--threshold", default=None, type=click.IntRange(0, 63), help="Default: the hub's (31)."
 )
 @click.option("--frame-quality-min", default=None, type=click.IntRange(0, 100), help="Default: 50.")
@@ -33,12 +37,13 @@ from concordat_client.cli_match import entry_summary, moment
 @click.option("--coverage", default=None, type=click.IntRange(0, 100), help="Default: 50 (%).")
 @click.option("--ffmpeg", default="ffmpeg", show_default=True, help="The FFmpeg program.")
 @pass_context
-def live(context: Context, source: str, fps, fast, batch, stop_on_alert, threshold,
+def live(context: Context, source: str, fps, fast, batch, stop_on_alert, rotations, threshold,
          frame_quality_min, min_frames, coverage, ffmpeg) -> None:  # fmt: skip
     """Watch a video file or stream (anything FFmpeg opens) as it plays: sample frames, hash
     them with PDQ, send them to a live session and print each alert the moment it comes.
-    Exits 1 when something alerted; Ctrl-C closes the session (exit 130)."""
-    from concordat_client.live import LiveStream
+    Exits 1 when something alerted; Ctrl-C closes the session (exit 130). With --rotations a
+    mirrored or turned re-stream alerts too, naming the transform that undoes it."""
+    from concordat_client.live import DihedralLiveStreams, LiveStream
 
     context.need("hub", "token")
     real_time = not fast and Path(source).exists()  # a network stream comes at its own pace
@@ -48,7 +53,7 @@ def live(context: Context, source: str, fps, fast, batch, stop_on_alert, thresho
         context.emit({"event": event, **document}, _live_text(event, document))
         sys.stdout.flush()
 
-    runner = LiveStream(
+    runner = (DihedralLiveStreams if rotations else LiveStream)(
         context.hub(),
         settings={"threshold": threshold, "frame_quality_min": frame_quality_min,
                   "min_frames": min_frames, "coverage": coverage},
@@ -56,7 +61,7 @@ def live(context: Context, source: str, fps, fast, batch, stop_on_alert, thresho
     )  # fmt: skip
     previous = os_signal.signal(os_signal.SIGTERM, _interrupt)
     try:
-        frames = iter(sampled)
+        frames = iter(sampled.dihedral() if rotations else sampled)
         first = next(frames, None)  # no session is opened for a source FFmpeg cannot read
         if first is None:
             sampled.process.wait(timeout=30)
@@ -90,7 +95,7 @@ def _live_text(event: str, document: dict) -> str | None:
     if event == "opened":
         session = document["session"]
         return (
-            f"live session {session['id']} open (threshold {session['threshold']}, quality "
+            f"live session {session['id']}{_transform(document)} open (threshold {session['threshold']}, quality "
             f"floor {session['frame_quality_min']}, min frames {session['min_frames']}, "
             f"coverage {session['coverage']}%)"
         )
@@ -101,14 +106,15 @@ def _live_text(event: str, document: dict) -> str | None:
         )
         incident = f" [bold]incident {document['incident']}[/]" if document.get("incident") else ""
         return (
-            f"[bold red]ALERT[/] at {moment(document['stream_ms'])} of the stream: it matches video "
+            f"[bold red]ALERT[/] at {moment(document['stream_ms'])} of the stream"
+            f"{_transform(document)}: it matches video "
             f"{document['signal']['value'][:16]}… ({document['matched_frames']} frames matched, "
             f"{document['matched_shared_frames']}/{document['shared_frames']} of the shared "
             f"video) {entry_summary(document)}{incident}\n  moments (stream→shared): {pairs}"
         )
     if event == "frame_match":
         return (
-            f"frame at {moment(document['query_ms'])} matches photo "
+            f"frame at {moment(document['query_ms'])}{_transform(document)} matches photo "
             f"{document['signal']['value'][:16]}… distance {document['distance']} {entry_summary(document)}"
         )
     if event == "renewed":
@@ -117,3 +123,9 @@ def _live_text(event: str, document: dict) -> str | None:
         session = document["session"]
         return f"live session {session['id']} closed: {session['frames']} frames, {session['calls']} calls"
     return None
+
+
+def _transform(document: dict) -> str:
+    """`` (flipx)`` for an event of a session fed a rotation or mirror (``--rotations``)."""
+    transform = document.get("transform")
+    return f" ({transform})" if transform and transform != "original" else ""

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from concordat_client.hub import Hub, HubError
+from concordat_client.video import DIHEDRAL
 
 MAX_BATCH = 60  # frames per call, the hub's bound
 Emit = Callable[[str, dict[str, Any]], None]
@@ -94,3 +95,69 @@ class LiveStream:
             return self.alerts
         finally:
             self._close()
+
+
+class DihedralLiveStreams:
+    """``concordat live --rotations``: one session per rotation and mirror of the stream
+    (``video.DIHEDRAL``, 8 sessions of the member's 10), each fed that transform's frames, so
+    a mirrored or turned re-stream alerts in the session of the transform that undoes it. Every
+    event names its ``transform``; a shared video is reported once per transform that alerts on
+    it. ``run(frames)`` takes, per sampled frame, its 8 frames in ``DIHEDRAL`` order and returns
+    the alerts by shared value (the first transform's); every session is closed however the run
+    ends."""
+
+    def __init__(
+        self,
+        hub: Hub,
+        *,
+        settings: dict[str, int | None],
+        batch: int = 1,
+        stop_on_alert: bool = False,
+        emit: Emit,
+    ) -> None:
+        self.batch, self.stop_on_alert = batch, stop_on_alert
+        self.streams = {
+            name: LiveStream(hub, settings=settings, batch=batch, emit=self._tagged(emit, name))
+            for name in DIHEDRAL
+        }
+        self.alerts: dict[str, dict] = {}
+
+    def _tagged(self, emit: Emit, transform: str) -> Emit:
+        def tagged(event: str, document: dict[str, Any]) -> None:
+            document = {**document, "transform": transform}
+            if event == "alert":
+                self.alerts.setdefault(document["signal"]["value"], document)
+            emit(event, document)
+
+        return tagged
+
+    @property
+    def frames_sent(self) -> int:
+        return max((stream.frames_sent for stream in self.streams.values()), default=0)
+
+    @property
+    def calls(self) -> int:
+        return sum(stream.calls for stream in self.streams.values())
+
+    def _send(self, pending: list[list[list[Any]]]) -> None:
+        for place, stream in enumerate(self.streams.values()):  # DIHEDRAL order, as the frames
+            stream._send([turned[place] for turned in pending])
+
+    def run(self, frames: Iterable[list[list[Any]]]) -> dict[str, dict]:
+        try:
+            for stream in self.streams.values():
+                stream._open()
+            pending: list[list[list[Any]]] = []
+            for turned in frames:
+                pending.append(turned)
+                if len(pending) >= self.batch:
+                    self._send(pending)
+                    pending = []
+                    if self.stop_on_alert and self.alerts:
+                        return self.alerts
+            if pending:
+                self._send(pending)
+            return self.alerts
+        finally:
+            for stream in self.streams.values():
+                stream._close()

@@ -235,6 +235,68 @@ def test_a_live_run_reports_each_alert_once_renews_a_full_session_and_always_clo
     assert hub.closed == ["s0"] and len(hub.calls) == 3
 
 
+class MirrorHub(FakeHub):
+    """Alerts only on the frames of one transform (their hashes start with ``f``)."""
+
+    def live_frames(self, session_id, frames):
+        self.hashes = getattr(self, "hashes", {})
+        self.hashes.setdefault(session_id, set()).update(f[2][:3] for f in frames)
+        answer = super().live_frames(session_id, frames)
+        if not frames[-1][2].startswith("f"):
+            answer["alerts"] = []
+        return answer
+
+
+def test_a_live_run_with_rotations_feeds_one_session_per_transform_and_names_the_alerting_one():
+    from concordat_client.hub import HubError
+    from concordat_client.live import DihedralLiveStreams
+    from concordat_client.video import DIHEDRAL
+
+    def turned(count):
+        for i in range(count):  # per sampled frame its 8 frames; flipx's hash starts with "f"
+            yield [
+                [i, 100, ("f" if name == "flipx" else "0") + f"{place:02x}{i:061x}", i * 1000]
+                for place, name in enumerate(DIHEDRAL)
+            ]
+
+    hub, seen = MirrorHub(), []
+    runner = DihedralLiveStreams(
+        hub, settings={"min_frames": 5}, batch=2, emit=lambda kind, doc: seen.append((kind, doc))
+    )
+    alerts = runner.run(turned(10))
+    assert list(alerts) == ["v" * 64] and alerts["v" * 64]["transform"] == "flipx"
+    assert [doc["transform"] for kind, doc in seen if kind == "alert"] == ["flipx"]
+    opened = [doc["transform"] for kind, doc in seen if kind == "opened"]
+    assert opened == list(DIHEDRAL) and sorted(hub.closed) == [f"s{i}" for i in range(8)]
+    # Each session got its own transform's frames only, every frame, in order.
+    for place, (session, _) in enumerate(hub.opened):
+        sent = [frame for s, frames in hub.calls if s == session["id"] for frame in frames]
+        assert sent == list(range(10)), place
+        mark = "f" if DIHEDRAL[place] == "flipx" else "0"
+        assert hub.hashes[session["id"]] == {f"{mark}{place:02x}"}
+    assert (runner.frames_sent, runner.calls) == (10, 40)
+
+    def broken():
+        yield from turned(3)
+        raise KeyboardInterrupt
+
+    hub = MirrorHub()
+    with pytest.raises(KeyboardInterrupt):
+        DihedralLiveStreams(hub, settings={}, emit=lambda kind, doc: None).run(broken())
+    assert len(hub.closed) == 8 and len(hub.calls) == 24
+
+    class Crowded(MirrorHub):  # the member has 8 sessions open already: the third is refused
+        def live_open(self, **settings):
+            if len(self.opened) == 2:
+                raise HubError(429, "too_many_sessions", "too many")
+            return super().live_open(**settings)
+
+    hub = Crowded()
+    with pytest.raises(HubError):
+        DihedralLiveStreams(hub, settings={}, emit=lambda kind, doc: None).run(turned(3))
+    assert hub.closed == ["s0", "s1"] and hub.calls == []
+
+
 def test_sync_fetches_each_frame_list_once_checks_it_and_drops_it_with_its_entry(tmp_path):
     from concordat_client.hub import HubError
     from concordat_client.local import SharedSet

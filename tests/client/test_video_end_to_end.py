@@ -136,6 +136,38 @@ def test_videos_hashed_submitted_synced_matched_and_watched_live(tmp_path):
         assert events(quiet, "alert") == [] and events(quiet, "summary")[0]["frames"] == 10
         assert events(quiet, "closed")[0]["session"]["state"] == "closed"
 
+        # live --rotations: the mirrored copy alerts in the session of the transform that undoes
+        # it (the one match --rotations named), one session per transform, all closed; without
+        # the flag the mirrored stream never alerts.
+        unturned = cli.run(reader_env, "--json", "live", "--as-fast-as-possible", str(mirrored))
+        assert events(unturned, "alert") == []
+        turned_live = cli.run(
+            reader_env, "--json", "live", "--as-fast-as-possible", "--rotations", str(mirrored),
+            check=1,
+        )  # fmt: skip
+        [mirror_alert] = events(turned_live, "alert")
+        assert mirror_alert["signal"]["value"] == shared["value"]
+        assert mirror_alert["transform"] == mirror_hits[0]["transform"]
+        assert mirror_alert["matched_frames"] >= 5
+        print("live --rotations alert", mirror_alert["transform"], mirror_alert["frames_sent"])
+        closed = events(turned_live, "closed")
+        assert len(closed) == 8 and {c["session"]["state"] for c in closed} == {"closed"}
+        assert len({c["transform"] for c in closed}) == 8
+        assert events(turned_live, "summary")[0]["alerted"] == [shared["value"]]
+        text = cli.run(reader_env, "live", "--as-fast-as-possible", "--rotations", str(mirrored),
+                       check=1).stdout  # fmt: skip
+        said = " ".join(text.split())  # the console wraps long lines
+        assert f"of the stream ({mirror_alert['transform']}): it matches video" in said
+        # In real time, the 8 sessions keep pace: the mirrored copy alerts at its fifth second.
+        started = time.monotonic()
+        timed_mirror = cli.run(
+            reader_env, "--json", "live", "--stop-on-alert", "--rotations", str(mirrored), check=1
+        )
+        elapsed = time.monotonic() - started
+        print("real-time --rotations alert after", round(elapsed, 1), "s")
+        assert events(timed_mirror, "alert")[0]["stream_ms"] == 4000 and 4 <= elapsed < 11
+        assert len(events(timed_mirror, "closed")) == 8
+
         # In real time (one frame a second): the alert comes as the fifth second plays.
         started = time.monotonic()
         timed = cli.run(reader_env, "--json", "live", "--stop-on-alert", str(copy), check=1)

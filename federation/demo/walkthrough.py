@@ -2,6 +2,7 @@
 entries and the retraction arriving at its peers, the log verified, and the next steps printed."""
 
 import base64
+import hashlib
 import shlex
 import sqlite3
 import subprocess
@@ -114,6 +115,7 @@ class Walkthrough:
             f"acme retracts its signed add of entry {target['id']}: the entry is now {entry['state']}"
         )
         self.follow(peers, people, [target], "retracted", origin=hub)
+        self.watch_live(hub, people)
         self.show_log(hub, people)
 
     def follow(
@@ -174,6 +176,29 @@ class Walkthrough:
         kind = ("pdq", "md5", "sha256")[index % 3]
         value = {"pdq": digest, "md5": digest[:32], "sha256": digest}[kind]
         return signer.add(kind, value, labels, quality=90 if kind == "pdq" else None)
+
+    def watch_live(self, hub: DemoHub, people: dict) -> None:
+        """A live-stream session on the demo's SQLite database (docs/video.md §7): opened, fed
+        a few frames of an unrelated stream, closed; each step audited."""
+        gus = ConcordatClient(hub.url, people["gus"]["token"])
+        session = expect(gus.post("/api/v1/live", {}), 201, "open a live session")
+        frames = [
+            [i, 90, hashlib.sha256(f"demo-stream-{i}".encode()).hexdigest(), i * 1000]
+            for i in range(5)
+        ]
+        answer = expect(
+            gus.post(f"/api/v1/live/{session['id']}/frames", {"frames": frames}),
+            200,
+            "send live frames",
+        )
+        closed = expect(
+            gus.request("DELETE", f"/api/v1/live/{session['id']}"), 200, "close a live session"
+        )
+        self.say(
+            f"globex's gus watches a live stream (concordat live): session {session['id']} took "
+            f"{answer['session']['frames']} frames, {len(answer['alerts'])} alert(s); now "
+            f"{closed['state']} (opened and closed are in the audit log)"
+        )
 
     def show_log(self, hub: DemoHub, people: dict) -> None:
         auditor = ConcordatClient(hub.url, people["auditor"]["token"])

@@ -113,6 +113,10 @@ def test_demo_runs_a_hub_without_servers_and_the_verifier_catches_a_rewrite(demo
     assert f"{CONTRIBUTIONS} created, 2 rejected" in output
     assert "bad_signature" in output and "unknown_label" in output
     assert "now vetted" in output and "now rejected" in output and "is now retracted" in output
+    # Live sessions run on the demo's SQLite: opened, fed, closed.
+    assert re.search(
+        r"gus watches a live stream .* took 5 frames, 0 alert\(s\); now closed", output
+    )
     assert "RESULT: OK" in output
     assert "does NOT match the signed root" in output
     # The hubs witness each other: the auditor's run holds the log to a 2-of-2 witness policy.

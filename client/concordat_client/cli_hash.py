@@ -19,8 +19,16 @@ from concordat_client import hashing, video
 from concordat_client.cli_context import Context, err, pass_context
 
 SIGNAL = re.compile(r"(pdq|md5|sha256|vpdq):([0-9a-fA-F]+)")
-CSV_FIELDS = ["file", "type", "value", "quality", "transform", "frames"]
+CSV_FIELDS = ["file", "type", "value", "quality", "transform", "frames", "crop"]
 FPS_HELP = "Video frames hashed per second (vPDQ's default 1; 0: every frame)."
+# Shared by hash, submit, match and live.
+trim_bars_option = click.option(
+    "--trim-bars/--keep-bars",
+    default=True,
+    show_default=True,
+    help="Cut black bars (letterbox, pillarbox) from images and video frames before PDQ; a "
+    "video's are found on its first frames, and the crop is reported.",
+)
 
 
 @click.command("hash")
@@ -31,6 +39,7 @@ FPS_HELP = "Video frames hashed per second (vPDQ's default 1; 0: every frame)."
 @click.option(
     "--output", "-o", type=click.Path(path_type=Path), default=None, help="Default: stdout."
 )
+@trim_bars_option
 @pass_context
 def hash_command(
     context: Context,
@@ -39,6 +48,7 @@ def hash_command(
     fps: float,
     output_format: str,
     output: Path | None,
+    trim_bars: bool,
 ) -> None:
     """Hash files and directories (recursively): MD5 and SHA-256 of every file, PDQ with quality of
     images, vPDQ of videos (by suffix or content). Writes JSONL or CSV that submit and match
@@ -54,10 +64,14 @@ def hash_command(
     with Progress(console=err, transient=True, disable=not err.is_terminal) as progress:
         task = progress.add_task("hashing", total=len(files))
         for path in files:
-            for record in hashed(path, dihedral=dihedral, fps=fps):
+            for record in hashed(path, dihedral=dihedral, fps=fps, trim_bars=trim_bars):
                 if writer:
-                    frames = record.get("frames")
-                    writer.writerow({**record, **({"frames": _compact(frames)} if frames else {})})
+                    # Frame lists and crops as compact JSON; a video without bars, an empty crop.
+                    writer.writerow({
+                        **record,
+                        **{k: _compact(record[k]) if record[k] else "" for k in ("frames", "crop")
+                           if k in record},
+                    })  # fmt: skip
                 else:
                     stream.write(json.dumps(record, separators=(",", ":")) + "\n")
             progress.advance(task)
@@ -70,18 +84,22 @@ def _compact(document: Any) -> str:
     return json.dumps(document, separators=(",", ":"))
 
 
-def hashed(path: Path, *, dihedral: bool = False, fps: float = 1.0) -> Iterator[dict]:
+def hashed(
+    path: Path, *, dihedral: bool = False, fps: float = 1.0, trim_bars: bool = True
+) -> Iterator[dict]:
     """``hashing.hash_file``, a video that cannot be hashed reported (its digests still
     given); a missing package or program stops everything (``video.MissingTool``)."""
     try:
-        yield from hashing.hash_file(path, dihedral=dihedral, fps=fps)
+        yield from hashing.hash_file(path, dihedral=dihedral, fps=fps, trim_bars=trim_bars)
     except video.MissingTool:
         raise
     except video.VideoError as exc:
         err.print(f"warning: {exc}")
 
 
-def read_records(paths: tuple[Path, ...], *, fps: float = 1.0) -> Iterator[dict]:
+def read_records(
+    paths: tuple[Path, ...], *, fps: float = 1.0, trim_bars: bool = True
+) -> Iterator[dict]:
     """Records from JSONL or CSV files (by suffix), or hashed from media files."""
     for path in paths:
         suffix = path.suffix.lower()
@@ -92,12 +110,13 @@ def read_records(paths: tuple[Path, ...], *, fps: float = 1.0) -> Iterator[dict]
         elif suffix == ".csv":
             for row in csv.DictReader(io.StringIO(path.read_text())):
                 record = {k: v for k, v in row.items() if v not in ("", None)}
-                if "frames" in record:
-                    record["frames"] = json.loads(record["frames"])
+                for field in ("frames", "crop"):
+                    if field in record:
+                        record[field] = json.loads(record[field])
                 yield record
         else:
             for file in hashing.files_under([path]):
-                yield from hashed(file, fps=fps)
+                yield from hashed(file, fps=fps, trim_bars=trim_bars)
 
 
 def video_signal(record: dict) -> dict:

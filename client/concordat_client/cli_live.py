@@ -9,8 +9,9 @@ from typing import Any
 
 import click
 
-from concordat_client import video
+from concordat_client import bars, video
 from concordat_client.cli_context import EXIT_REFUSED, Context, err, pass_context
+from concordat_client.cli_hash import trim_bars_option
 from concordat_client.cli_match import entry_summary, moment
 
 
@@ -36,9 +37,10 @@ from concordat_client.cli_match import entry_summary, moment
 @click.option("--min-frames", default=None, type=click.IntRange(1, 600), help="Default: 5.")
 @click.option("--coverage", default=None, type=click.IntRange(0, 100), help="Default: 50 (%).")
 @click.option("--ffmpeg", default="ffmpeg", show_default=True, help="The FFmpeg program.")
+@trim_bars_option
 @pass_context
 def live(context: Context, source: str, fps, fast, batch, stop_on_alert, rotations, threshold,
-         frame_quality_min, min_frames, coverage, ffmpeg) -> None:  # fmt: skip
+         frame_quality_min, min_frames, coverage, ffmpeg, trim_bars) -> None:  # fmt: skip
     """Watch a video file or stream (anything FFmpeg opens) as it plays: sample frames, hash
     them with PDQ, send them to a live session and print each alert the moment it comes.
     Exits 1 when something alerted; Ctrl-C closes the session (exit 130). With --rotations a
@@ -47,7 +49,10 @@ def live(context: Context, source: str, fps, fast, batch, stop_on_alert, rotatio
 
     context.need("hub", "token")
     real_time = not fast and Path(source).exists()  # a network stream comes at its own pace
-    sampled = video.SampledFrames(source, fps=fps, real_time=real_time, ffmpeg=ffmpeg)
+    sampled = video.SampledFrames(
+        source, fps=fps, real_time=real_time, ffmpeg=ffmpeg, trim_bars=trim_bars,
+        look=bars.LIVE_BAR_FRAMES,
+    )  # fmt: skip
 
     def emit(event: str, document: dict) -> None:
         context.emit({"event": event, **document}, _live_text(event, document))
@@ -68,6 +73,9 @@ def live(context: Context, source: str, fps, fast, batch, stop_on_alert, rotatio
             raise click.ClickException(
                 f"FFmpeg read no video frame from {source}: {sampled.error() or 'no video stream'}"
             )
+        if sampled.crop:  # judged on the first frames, held back until then
+            crop = sampled.crop.as_json()
+            context.emit({"event": "bars", "crop": crop}, f"black bars cut: {sampled.crop}")
         alerts = runner.run(itertools.chain([first], frames))
         failure = ""
         if not (stop_on_alert and alerts) and sampled.process.wait(timeout=30) != 0:
@@ -79,7 +87,7 @@ def live(context: Context, source: str, fps, fast, batch, stop_on_alert, rotatio
         err.print(f"warning: FFmpeg stopped: {failure}")
     context.emit(
         {"event": "summary", "frames": runner.frames_sent, "calls": runner.calls,
-         "alerted": list(alerts)},
+         "alerted": list(alerts), "crop": sampled.crop.as_json() if sampled.crop else None},
         f"{runner.frames_sent} frames sent in {runner.calls} calls; "
         + (f"{len(alerts)} shared video(s) alerted" if alerts else "no alert"),
     )  # fmt: skip

@@ -11,7 +11,14 @@ from rich.progress import Progress
 from concordat_client import frames as framelist
 from concordat_client import hashing
 from concordat_client.cli_context import Context, err, pass_context, shared_set
-from concordat_client.cli_hash import FPS_HELP, hashed, parse_signal, read_records, video_signal
+from concordat_client.cli_hash import (
+    FPS_HELP,
+    hashed,
+    parse_signal,
+    read_records,
+    trim_bars_option,
+    video_signal,
+)
 from concordat_client.hub import Hub
 from concordat_client.local import DistinctFrames, SharedSet, entry_fields
 
@@ -49,7 +56,8 @@ def sync(context: Context, follow: bool, interval: float) -> None:
 
 def _query(source: str, record: dict) -> dict:
     """One query: the ``signal`` sent, the ``shown`` query (a vpdq one by its value and frame
-    count, not its frames), and the ``transform`` of the image or video that gave it."""
+    count, not its frames), the ``transform`` of the image or video that gave it and the
+    ``crop`` that cut a video's black bars."""
     if record["type"] == "vpdq":
         signal = video_signal(record)
         shown = {"type": "vpdq", "value": signal["value"], "frames": len(signal["frames"])}
@@ -62,10 +70,13 @@ def _query(source: str, record: dict) -> dict:
         "signal": signal,
         "shown": shown,
         "transform": record.get("transform"),
+        "crop": record.get("crop"),
     }
 
 
-def match_queries(args: tuple[str, ...], rotations: bool, fps: float = 1.0) -> list[dict]:
+def match_queries(
+    args: tuple[str, ...], rotations: bool, fps: float = 1.0, trim_bars: bool = True
+) -> list[dict]:
     """One query per signal of hash files, media files and folders, and TYPE:HEX arguments."""
     queries = []
     for text in args:
@@ -75,7 +86,7 @@ def match_queries(args: tuple[str, ...], rotations: bool, fps: float = 1.0) -> l
                 queries.append(_query(record.get("file", text), record))
         elif path.exists():
             for file in hashing.files_under([path]):
-                for record in hashed(file, dihedral=rotations, fps=fps):
+                for record in hashed(file, dihedral=rotations, fps=fps, trim_bars=trim_bars):
                     queries.append(_query(str(file), record))
         else:
             signal = parse_signal(text)
@@ -178,6 +189,7 @@ def entry_summary(found: dict) -> str:
     "--compared-match-min", default=0, show_default=True, type=click.IntRange(0, 100),
     help="...and at least this % of the shared video's frames.",
 )  # fmt: skip
+@trim_bars_option
 @pass_context
 def match(
     context: Context,
@@ -189,6 +201,7 @@ def match(
     frame_quality_min: int,
     query_match_min: int,
     compared_match_min: int,
+    trim_bars: bool,
 ) -> None:
     """Match files (images, videos), hash files (JSONL/CSV) or TYPE:HEX signals against the
     shared set."""
@@ -199,7 +212,7 @@ def match(
         "query_match_min": query_match_min,
         "compared_match_min": compared_match_min,
     }
-    queries = match_queries(targets, rotations, fps)
+    queries = match_queries(targets, rotations, fps, trim_bars)
     if offline:
         results = _offline(shared_set(context), queries, threshold, settings)
     else:
@@ -209,9 +222,14 @@ def match(
     for query, result in zip(queries, results, strict=True):
         transform = query["transform"]
         head = {"source": query["source"], "query": query["shown"], "transform": transform}
+        if query["crop"] is not None:
+            head["crop"] = query["crop"]
         label = f"[bold]{query['source']}[/] {query['shown']['type']}" + (
             f" ({transform})" if transform else ""
         )
+        if query["crop"]:
+            crop = query["crop"]
+            label += f" (bars cut: {crop['width']}x{crop['height']} at {crop['x']},{crop['y']})"
         for found in result["matches"]:
             any_match = True
             if "query_percent" in found:

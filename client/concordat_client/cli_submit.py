@@ -13,7 +13,13 @@ from rich.progress import Progress
 
 from concordat_client import signing
 from concordat_client.cli_context import EXIT_REFUSED, Context, err, pass_context
-from concordat_client.cli_hash import FPS_HELP, parse_signal, read_records, video_signal
+from concordat_client.cli_hash import (
+    FPS_HELP,
+    parse_signal,
+    read_records,
+    trim_bars_option,
+    video_signal,
+)
 from concordat_client.local import Journal
 
 
@@ -37,14 +43,17 @@ from concordat_client.local import Journal
 )
 @click.option("--batch", default=1000, show_default=True, help="Items per bulk request.")
 @click.option("--fps", default=1.0, show_default=True, type=click.FloatRange(min=0), help=FPS_HELP)
+@trim_bars_option
 @pass_context
-def submit(context: Context, inputs, labels, incident, scope, types, journal, batch, fps) -> None:
+def submit(
+    context: Context, inputs, labels, incident, scope, types, journal, batch, fps, trim_bars
+) -> None:
     """Sign and bulk-submit hashes (JSONL/CSV from `hash`, or media files). Resumable: a rerun
     sends only what has no answer yet. Exits 1 when the hub refused an item."""
     context.need("hub", "token", "member", "key")
     records = [
         _submitted(r)
-        for r in read_records(inputs, fps=fps)
+        for r in read_records(inputs, fps=fps, trim_bars=trim_bars)
         if (not types or r["type"] in types) and r.get("transform", "original") == "original"
     ]
     if journal is None:

@@ -1,7 +1,8 @@
 """Hashing media into signals: PDQ with quality for images (``pdqhash``, after trimming black bars
-at the edges), vPDQ for videos (``video.py``), MD5 and SHA-256 for any file. Each result is a
-record ``{"file", "type", "value", "quality"?, "transform"?, "frames"?}``, the shape ``submit``
-and ``match`` read back from JSONL or CSV."""
+at the edges), vPDQ for videos (``video.py``, after cutting the bars found on its first frames:
+``bars.py``), MD5 and SHA-256 for any file. Each result is a record ``{"file", "type", "value",
+"quality"?, "transform"?, "frames"?, "crop"?}``, the shape ``submit`` and ``match`` read back
+from JSONL or CSV."""
 
 import hashlib
 from collections.abc import Iterable, Iterator
@@ -10,6 +11,7 @@ from typing import Any
 
 from concordat_client import frames as framelist
 from concordat_client import video
+from concordat_client.bars import BAR_LEVEL
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff"}
 # pdqhash.compute_dihedral's order of the eight hashes.
@@ -29,9 +31,6 @@ def files_under(paths: Iterable[Path]) -> list[Path]:
 
 def bits_to_hex(bits: Any) -> str:
     return int("".join("1" if bit else "0" for bit in bits), 2).to_bytes(32, "big").hex()
-
-
-BAR_LEVEL = 32  # a row or column with no value above this (of 255) is a black bar
 
 
 def trim_bars(pixels: Any) -> Any:
@@ -57,26 +56,29 @@ def trim_bars(pixels: Any) -> Any:
     return pixels[top:bottom, left:right]
 
 
-def _pixels(path: Path):
+def _pixels(path: Path, *, bars: bool = True):
     import numpy
     from PIL import Image
 
     with Image.open(path) as image:
-        return numpy.ascontiguousarray(trim_bars(numpy.asarray(image.convert("RGB"))))
+        pixels = numpy.asarray(image.convert("RGB"))
+        return numpy.ascontiguousarray(trim_bars(pixels) if bars else pixels)
 
 
-def pdq(path: Path) -> tuple[str, int]:
+def pdq(path: Path, *, trim: bool = True) -> tuple[str, int]:
+    """The PDQ hash and quality of an image, its black bars trimmed first unless ``trim`` is
+    off."""
     import pdqhash
 
-    bits, quality = pdqhash.compute(_pixels(path))
+    bits, quality = pdqhash.compute(_pixels(path, bars=trim))
     return bits_to_hex(bits), int(quality)
 
 
-def pdq_dihedral(path: Path) -> list[tuple[str, str, int]]:
+def pdq_dihedral(path: Path, *, trim: bool = True) -> list[tuple[str, str, int]]:
     """The PDQ hashes of the eight rotations and mirrors, computed at the cost of one."""
     import pdqhash
 
-    hashes, quality = pdqhash.compute_dihedral(_pixels(path))
+    hashes, quality = pdqhash.compute_dihedral(_pixels(path, bars=trim))
     return [
         (name, bits_to_hex(bits), int(quality)) for name, bits in zip(DIHEDRAL, hashes, strict=True)
     ]
@@ -91,19 +93,22 @@ def digests(path: Path) -> tuple[str, str]:
     return md5.hexdigest(), sha256.hexdigest()
 
 
-def hash_file(path: Path, *, dihedral: bool = False, fps: float = 1.0) -> Iterator[dict[str, Any]]:
+def hash_file(
+    path: Path, *, dihedral: bool = False, fps: float = 1.0, trim_bars: bool = True
+) -> Iterator[dict[str, Any]]:
     """MD5 and SHA-256 of any file; PDQ of an image (by suffix); vPDQ of a video (by suffix or
     by its first bytes) at ``fps`` hashed frames a second. ``dihedral`` adds the rotations and
-    mirrors, each record naming its ``transform``."""
+    mirrors, each record naming its ``transform``; ``trim_bars`` off hashes images and frames
+    whole, black bars and all."""
     md5, sha256 = digests(path)
     yield {"file": str(path), "type": "md5", "value": md5}
     yield {"file": str(path), "type": "sha256", "value": sha256}
     if path.suffix.lower() not in IMAGE_SUFFIXES:
         if video.is_video(path):
-            yield from video_records(path, dihedral=dihedral, fps=fps)
+            yield from video_records(path, dihedral=dihedral, fps=fps, trim_bars=trim_bars)
         return
     if dihedral:
-        for name, value, quality in pdq_dihedral(path):
+        for name, value, quality in pdq_dihedral(path, trim=trim_bars):
             yield {
                 "file": str(path),
                 "type": "pdq",
@@ -112,23 +117,28 @@ def hash_file(path: Path, *, dihedral: bool = False, fps: float = 1.0) -> Iterat
                 "transform": name,
             }
     else:
-        value, quality = pdq(path)
+        value, quality = pdq(path, trim=trim_bars)
         yield {"file": str(path), "type": "pdq", "value": value, "quality": quality}
 
 
-def video_records(path: Path, *, dihedral: bool, fps: float) -> Iterator[dict[str, Any]]:
-    """The vpdq record of a video (``{"file", "type": "vpdq", "value", "frames"}``), then with
-    ``dihedral`` the frame lists of its 7 rotations and mirrors, each naming its transform."""
-    frames = video.vpdq_frames(path, fps=fps)
+def video_records(
+    path: Path, *, dihedral: bool, fps: float, trim_bars: bool = True
+) -> Iterator[dict[str, Any]]:
+    """The vpdq record of a video (``{"file", "type": "vpdq", "value", "frames"}``, with
+    ``trim_bars`` its ``crop``: the picture kept without black bars, null when it had none),
+    then with ``dihedral`` the frame lists of its 7 rotations and mirrors, each naming its
+    transform."""
+    frames, crop = video.video_frames(path, fps=fps, trim_bars=trim_bars)
     record = {"file": str(path), "type": "vpdq", "value": framelist.digest(frames)}
+    if trim_bars:
+        record["crop"] = crop.as_json() if crop else None
     if not dihedral:
         yield {**record, "frames": frames}
         return
     yield {**record, "transform": "original", "frames": frames}
-    for name, turned in video.dihedral_frame_lists(path, fps=fps).items():
+    for name, turned in video.dihedral_frame_lists(path, fps=fps, crop=crop).items():
         yield {
-            "file": str(path),
-            "type": "vpdq",
+            **record,
             "value": framelist.digest(turned),
             "transform": name,
             "frames": turned,

@@ -1,18 +1,22 @@
 """Hashing videos (docs/client.md, "Video"): vPDQ with the ``vpdq`` package into the canonical
 frame list (``frames.py``), and frames sampled by FFmpeg and hashed one by one with ``pdqhash``
-(the mirrored and rotated frame lists of ``--rotations``, and ``live``).
+(a letterboxed video's frames without their bars, the mirrored and rotated frame lists of
+``--rotations``, and ``live``).
 
 Nothing is written to disk: ``vpdq`` decodes the file itself, and FFmpeg sends its frames
 through a pipe as PPM images (each carries its own size, so a stream may change resolution).
 """
 
+import json
 import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from concordat_client import bars
 from concordat_client import frames as framelist
+from concordat_client.bars import Crop
 
 VIDEO_SUFFIXES = {
     ".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".flv", ".wmv", ".mpg", ".mpeg", ".ts",
@@ -93,7 +97,118 @@ def vpdq_frames(path: Path, *, fps: float = 1.0) -> list[list[Any]]:
     return framelist.from_vpdq_features(features)
 
 
-# --- frames through FFmpeg ------------------------------------------------------------------
+def video_frames(
+    path: Path, *, fps: float = 1.0, trim_bars: bool = True, ffmpeg: str = "ffmpeg"
+) -> tuple[list[list[Any]], Crop | None]:
+    """A video's canonical frame list and the crop that cut its black bars (None: none cut).
+    Without bars (or with ``trim_bars`` off) it is ``vpdq_frames``, the ``vpdq`` package's own
+    output; with bars, ``frame_list`` hashes vPDQ's frames without them."""
+    crop = find_bars(path, fps=fps, ffmpeg=ffmpeg) if trim_bars else None
+    if crop is None:
+        return vpdq_frames(path, fps=fps), None
+    return frame_list(path, fps=fps, crop=crop, ffmpeg=ffmpeg), crop
+
+
+# --- vPDQ's frames through FFmpeg -----------------------------------------------------------
+
+
+def frame_rate(path: Path, *, ffprobe: str = "ffprobe") -> float:
+    """The frame rate vPDQ reads: the first video stream's average rate, else its base rate."""
+    if shutil.which(ffprobe) is None:
+        raise MissingTool(
+            f"{ffprobe!r} not found: cutting black bars needs FFmpeg (or hash with --keep-bars)"
+        )
+    command = [ffprobe, "-v", "error", "-select_streams", "v:0", "-of", "json"]
+    command += ["-show_entries", "stream=avg_frame_rate,r_frame_rate", str(path)]
+    done = subprocess.run(command, capture_output=True, timeout=60, check=False)  # noqa: S603
+    try:
+        stream = json.loads(done.stdout)["streams"][0]
+    except (ValueError, KeyError, IndexError):
+        message = done.stderr.decode(errors="replace").strip() or "no video stream"
+        raise VideoError(f"{path}: FFmpeg found no video stream ({message})") from None
+    for key in ("avg_frame_rate", "r_frame_rate"):
+        number, _, denominator = stream.get(key, "0/0").partition("/")
+        if int(number or 0) and int(denominator or 0):
+            return int(number) / int(denominator)
+    raise VideoError(f"{path}: the video has no frame rate")
+
+
+def frame_step(fps: float, rate: float) -> int:
+    """vPDQ hashes every ``frame_step``-th decoded frame: seconds per hash x frame rate,
+    truncated, at least 1."""
+    import numpy
+
+    return int(seconds_per_hash(fps) * float(numpy.float32(rate))) or 1
+
+
+def vpdq_seconds(number: int, rate: float) -> float:
+    """The time vPDQ gives the ``number``-th decoded frame: the frame number over the frame
+    rate in single precision (its timestamps are exactly these: at 30000/1001 frames a second,
+    frame 165 is 5.50549984 s, 5505 ms, where double precision gives 5.5055, 5506 ms)."""
+    import numpy
+
+    return float(numpy.float32(number) / numpy.float32(rate))
+
+
+def vpdq_command(path: Path, *, step: int, ffmpeg: str = "ffmpeg") -> list[str]:
+    """FFmpeg writing the frames vPDQ hashes (every ``step``-th decoded frame of the first
+    video stream, none duplicated or dropped), converted to RGB with the Lanczos scaler as vPDQ
+    converts them, as PPM images on standard output."""
+    if shutil.which(ffmpeg) is None:
+        raise MissingTool(
+            f"{ffmpeg!r} not found: cutting black bars needs FFmpeg (or hash with --keep-bars)"
+        )
+    keep = f"select='not(mod(n,{step}))',scale=flags=lanczos,format=rgb24"
+    command = [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-i", str(path)]
+    command += ["-map", "0:v:0", "-an", "-sn", "-vf", keep, "-fps_mode", "passthrough"]
+    return [*command, "-f", "image2pipe", "-c:v", "ppm", "pipe:1"]
+
+
+def find_bars(
+    path: Path, *, fps: float = 1.0, look: int = bars.BAR_FRAMES, ffmpeg: str = "ffmpeg"
+) -> Crop | None:
+    """The black bars of a video file, judged on the first ``look`` frames vPDQ hashes that are
+    not dark throughout (``bars.Trimmer``); FFmpeg is stopped once they are read."""
+    step = frame_step(fps, frame_rate(path))
+    sampled = SampledFrames(
+        str(path), fps=fps, command=vpdq_command(path, step=step, ffmpeg=ffmpeg)
+    )
+    try:
+        return bars.Trimmer(sampled.pixels(), look=look).decide()
+    finally:
+        sampled.close()
+
+
+def frame_list(
+    path: Path, *, fps: float = 1.0, crop: Crop | None = None, ffmpeg: str = "ffmpeg"
+) -> list[list[Any]]:
+    """vPDQ's canonical frame list computed here: the frames vPDQ hashes, numbered and timed as
+    vPDQ numbers and times them (frame number / frame rate), each cut to ``crop`` and hashed
+    with ``pdqhash``. Uncropped, it equals ``vpdq_frames`` frame for frame (tested)."""
+    rate = frame_rate(path)
+    step = frame_step(fps, rate)
+    sampled = SampledFrames(
+        str(path), fps=fps, crop=crop, command=vpdq_command(path, step=step, ffmpeg=ffmpeg)
+    )
+    pdqhash = _pdqhash()
+    found = []
+    try:
+        for index, pixels in enumerate(sampled.pixels()):
+            bits, quality = pdqhash.compute(pixels)
+            number = index * step
+            ms = framelist.seconds_to_ms(vpdq_seconds(number, rate))
+            found.append([number, int(quality), bits_to_hex(bits), ms])
+        stderr = sampled.error()
+        if sampled.process.wait() != 0:
+            raise VideoError(f"{path}: FFmpeg failed: {stderr}")
+    finally:
+        sampled.close()
+    if not found:
+        raise VideoError(f"{path}: no video frame to hash")
+    return framelist.normalise_frames(found)
+
+
+# --- frames sampled through FFmpeg ----------------------------------------------------------
 
 
 def ffmpeg_command(
@@ -178,28 +293,54 @@ def frame_ms(index: int, fps: float) -> int:
 class SampledFrames:
     """Frames of ``source`` sampled by FFmpeg at ``fps``, each hashed with PDQ: iterate for
     ``[frame_number, quality, pdq_hex, timestamp_ms]`` (numbered from 0 in the sample, timed by
-    their place in it). ``close()`` stops FFmpeg; ``error()`` is what it said when it failed."""
+    their place in it). ``close()`` stops FFmpeg; ``error()`` is what it said when it failed.
+
+    Black bars: each frame is cut to ``crop`` when one is given; with ``trim_bars`` the bars
+    are judged on the first ``look`` frames (held back until then, ``bars.Trimmer``) and
+    ``crop`` holds the decision once the first frame is out (None: no bars)."""
 
     def __init__(
-        self, source: str, *, fps: float = 1.0, real_time: bool = False, ffmpeg: str = "ffmpeg"
+        self,
+        source: str,
+        *,
+        fps: float = 1.0,
+        real_time: bool = False,
+        ffmpeg: str = "ffmpeg",
+        trim_bars: bool = False,
+        crop: Crop | None = None,
+        look: int = bars.BAR_FRAMES,
+        command: list[str] | None = None,
     ) -> None:
-        self.fps = fps
+        self.fps, self.crop, self.look = fps, crop, look
+        self.trim_bars = trim_bars and crop is None
         # An argument list, no shell: the source is the caller's own file or URL.
         self.process = subprocess.Popen(  # noqa: S603
-            ffmpeg_command(source, fps=fps, real_time=real_time, ffmpeg=ffmpeg),
+            command or ffmpeg_command(source, fps=fps, real_time=real_time, ffmpeg=ffmpeg),
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )  # fmt: skip
 
+    def pixels(self) -> Iterator[Any]:
+        """The frames as RGB arrays, their bars cut as the class says."""
+        frames = read_ppm_frames(self.process.stdout)
+        if self.crop is not None:
+            yield from (self.crop.apply(pixels) for pixels in frames)
+        elif self.trim_bars:
+            trimmer = bars.Trimmer(frames, look=self.look)
+            self.crop = trimmer.decide()
+            yield from trimmer
+        else:
+            yield from frames
+
     def __iter__(self) -> Iterator[list[Any]]:
         pdqhash = _pdqhash()
-        for index, pixels in enumerate(read_ppm_frames(self.process.stdout)):
+        for index, pixels in enumerate(self.pixels()):
             bits, quality = pdqhash.compute(pixels)
             yield [index, int(quality), bits_to_hex(bits), frame_ms(index, self.fps)]
 
     def dihedral(self) -> Iterator[list[list[Any]]]:
         """Per frame, the 8 frames of its rotations and mirrors (``DIHEDRAL`` order)."""
         pdqhash = _pdqhash()
-        for index, pixels in enumerate(read_ppm_frames(self.process.stdout)):
+        for index, pixels in enumerate(self.pixels()):
             hashes, quality = pdqhash.compute_dihedral(pixels)
             ms = frame_ms(index, self.fps)
             yield [[index, int(quality), bits_to_hex(bits), ms] for bits in hashes]
@@ -223,11 +364,13 @@ class SampledFrames:
         return self.process.stderr.read().decode(errors="replace").strip()[-2000:]
 
 
-def dihedral_frame_lists(path: Path, *, fps: float, ffmpeg: str = "ffmpeg") -> dict[str, list]:
+def dihedral_frame_lists(
+    path: Path, *, fps: float, crop: Crop | None = None, ffmpeg: str = "ffmpeg"
+) -> dict[str, list]:
     """The canonical frame lists of the video's 7 rotations and mirrors (not ``original``,
-    which ``vpdq_frames`` gives), from FFmpeg's frames at ``fps``: a mirrored or turned copy
-    of a shared video matches through one of them."""
-    sampled = SampledFrames(str(path), fps=fps, ffmpeg=ffmpeg)
+    which ``video_frames`` gives), from FFmpeg's frames at ``fps``, cut to ``crop`` (the bars
+    ``video_frames`` found): a mirrored or turned copy of a shared video matches through one."""
+    sampled = SampledFrames(str(path), fps=fps, crop=crop, ffmpeg=ffmpeg)
     lists: dict[str, list] = {name: [] for name in DIHEDRAL[1:]}
     try:
         for eight in sampled.dihedral():

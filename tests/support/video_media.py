@@ -1,5 +1,7 @@
 """Real test videos: made with ffmpeg (moving shapes and text over a textured, panning
-background), derived copies as the issue lists them, hashed with the ``vpdq`` package.
+background), derived copies as the issue lists them, hashed with the ``vpdq`` package as is
+(``Library[name]``) and as the partner client hashes them (``Library.client``: black bars cut;
+``Library.mirror``: the frames flipped back, as ``--rotations`` queries them).
 
 PDQ, like every DCT hash, is tuned to natural images: on flat synthetic colours its bits sit on
 the median and flip under any edit. The background is therefore 1/f ("pink") noise, the spectrum
@@ -12,10 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import vpdq
+from concordat_client import video as client_video
 
 from federation.matching.index import pdq_words
 from federation.matching.video import DistinctFrames, distinct_frames
-from federation.video.frames import FrameList, from_vpdq_features
+from federation.video.frames import FrameList, from_vpdq_features, normalise_frames
 
 FPS = 15
 _SHAPES = (
@@ -43,9 +46,6 @@ RECIPES: dict[str, tuple[str, str, list[str]]] = {
     "trimmed": ("original", "null", ["-ss", "7", "-t", "15"]),
     "cropped": ("original", "crop=iw*0.95:ih*0.95", []),
     "letterboxed": ("original", "scale=320:180,pad=320:240:0:30", []),
-    # What a client does before hashing a letterboxed upload: cut the black bars (the area
-    # ffmpeg's cropdetect finds), as PDQ is not robust to them.
-    "letterbox_removed": ("letterboxed", "crop=320:180:0:30", []),
     "logo": (
         "original",
         "drawbox=x=270:y=12:w=40:h=20:color=white@0.5:t=fill,"
@@ -53,8 +53,6 @@ RECIPES: dict[str, tuple[str, str, list[str]]] = {
         [],
     ),
     "mirrored": ("original", "hflip", []),
-    # A client that also queries mirrored frames hashes the upload flipped back.
-    "mirrored_flipped": ("mirrored", "hflip", []),
     "unrelated_noise": ("bg:2", _pan(_OTHER_SHAPES), ["-t", "20"]),
     "unrelated_fractal": (
         "lavfi:mandelbrot=s=320x240:r=15",
@@ -73,10 +71,8 @@ DERIVED = (
     "trimmed",
     "cropped",
     "letterboxed",
-    "letterbox_removed",
     "logo",
     "mirrored",
-    "mirrored_flipped",
 )
 UNRELATED = ("unrelated_noise", "unrelated_fractal", "unrelated_pattern")
 
@@ -100,6 +96,7 @@ class Video:
     name: str
     path: Path
     frames: FrameList  # canonical
+    crop: object = None  # the client's crop of its black bars (``concordat_client.bars.Crop``)
 
     @property
     def distinct(self) -> DistinctFrames:
@@ -120,6 +117,7 @@ class Library:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self._videos: dict[str, Video] = {}
+        self._client: dict[tuple[str, str], Video] = {}
 
     def _input(self, source: str) -> list[str]:
         kind, _, rest = source.partition(":")
@@ -144,3 +142,20 @@ class Library:
             frames = from_vpdq_features(vpdq.computeHash(str(path)))
             self._videos[name] = Video(name, path, frames)
         return self._videos[name]
+
+    def client(self, name: str) -> Video:
+        """The recipe hashed as ``concordat hash`` hashes it (black bars found and cut)."""
+        if (name, "client") not in self._client:
+            path = self[name].path
+            frames, crop = client_video.video_frames(path)
+            self._client[name, "client"] = Video(name, path, normalise_frames(frames), crop)
+        return self._client[name, "client"]
+
+    def mirror(self, name: str) -> Video:
+        """The recipe's frames flipped left to right, as ``match --rotations`` queries them
+        (pdqhash's ``flipy``)."""
+        if (name, "mirror") not in self._client:
+            path = self[name].path
+            frames = client_video.dihedral_frame_lists(path, fps=1.0)["flipy"]
+            self._client[name, "mirror"] = Video(name, path, normalise_frames(frames))
+        return self._client[name, "mirror"]

@@ -265,5 +265,52 @@ def test_ingest_reopens_and_auto_vets_in_bulk_without_a_query_per_entry(
     assert large <= 24
 
 
+def test_a_trusted_bulk_ingest_vets_its_new_entries_without_locking_and_reading_them_again(
+    db, acme_submitter
+):
+    """The ingest's upsert read the entries' states under row locks it still holds: the policy's
+    move is one UPDATE, with no SELECT … FOR UPDATE of the entries after it."""
+    set_policy(auto_vet_trusted=True)
+    Organisation.objects.filter(pk=acme_submitter.organisation.pk).update(trusted=True)
+    items = [
+        acme_submitter.signed(signal={"type": "md5", "value": random_hex(32)}) for _ in range(5)
+    ]
+
+    with CaptureQueriesContext(connection) as captured:
+        response = acme_submitter.client.post(BULK, {"items": items}, format="json")
+
+    assert response.json()["created"] == 5
+    assert Entry.objects.filter(state="vetted").count() == 5
+    assert AuditEvent.objects.filter(action=Action.ENTRY_VETTED).count() == 5
+    entry_locks = [
+        q["sql"]
+        for q in captured.captured_queries
+        if "FOR UPDATE" in q["sql"] and '"federation_entry"' in q["sql"].split("FROM", 1)[-1][:40]
+    ]
+    assert entry_locks == []
+
+
+def test_given_locked_states_an_entry_in_another_state_is_left_alone(db):
+    """``locked_states`` is the caller's word; the update still checks each state it is given."""
+    moving, elsewhere = make_entries(2, "pending")
+    Entry.objects.filter(pk=elsewhere.pk).update(state="rejected")
+
+    with transaction.atomic():
+        moves = entries_transition(
+            entry_ids=[moving.pk, elsewhere.pk],
+            to="vetted",
+            actor=ACTOR,
+            only_from=["pending"],
+            locked_states={moving.pk: "pending", elsewhere.pk: "pending"},
+        )
+
+    assert [(m.entry_id, m.from_state, m.to_state) for m in moves] == [
+        (moving.pk, "pending", "vetted")
+    ]
+    assert Entry.objects.get(pk=elsewhere.pk).state == "rejected"
+    assert entry_events(elsewhere) == []
+    assert [e.action for e in entry_events(moving)] == [Action.ENTRY_VETTED]
+
+
 def _ids(values: list[str]) -> list[str]:
     return [str(pk) for pk in Entry.objects.filter(value__in=values).values_list("pk", flat=True)]

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import transaction
+from django.db import connections, router, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -175,7 +175,7 @@ def _update(current: dict[int, str], to: str, now: datetime) -> list[tuple[int, 
     moved, by id. A move to pending starts a new review round; a dispute's resolution sets
     ``dispute_resolved_at`` (feedback from before it no longer counts towards a new dispute)."""
     resolving = {State.DISPUTED} if _resolves_disputes(to) else set()
-    connection = transaction.get_connection()
+    connection = connections[router.db_for_write(Entry)]
     if connection.vendor == "postgresql":
         # One statement whatever the number of entries, its ids and states as two arrays.
         sets = ["state = %s", "state_changed_at = %s", "updated_at = %s"]

@@ -312,5 +312,52 @@ def test_given_locked_states_an_entry_in_another_state_is_left_alone(db):
     assert [e.action for e in entry_events(moving)] == [Action.ENTRY_VETTED]
 
 
+class _Portable:
+    """The connection as the lifecycle's portable (SQLite) branch sees it: any vendor but
+    PostgreSQL's, on the test database."""
+
+    vendor = "portable"
+
+    def __init__(self, connection):
+        self._connection = connection
+
+    def __getattr__(self, name):
+        return getattr(self._connection, name)
+
+
+@pytest.mark.parametrize("branch", ["postgresql", "portable"])
+def test_rounds_and_dispute_resolution_are_set_by_either_branch(db, monkeypatch, branch):
+    if branch == "portable":
+        monkeypatch.setattr(lifecycle, "connections", {"default": _Portable(connection)})
+    rejected, retracted = make_entries(2, "pending")
+    Entry.objects.filter(pk=rejected.pk).update(state="rejected", review_round=3)
+    Entry.objects.filter(pk=retracted.pk).update(state="retracted", review_round=1)
+    disputed, vetted = make_entries(2, "vetted")
+    Entry.objects.filter(pk=disputed.pk).update(state="disputed")
+
+    with CaptureQueriesContext(connection) as captured:
+        reopened = entries_transition(
+            entry_ids=[rejected.pk, retracted.pk], to="pending", actor=ACTOR
+        )
+    assert any("unnest" in q["sql"] for q in captured) == (branch == "postgresql")
+    withdrawn = entries_transition(
+        entry_ids=[disputed.pk, vetted.pk], to="retracted", actor=ACTOR, only_from=["disputed"]
+    )
+    Entry.objects.filter(pk=vetted.pk).update(state="disputed")
+    resolved = entries_transition(entry_ids=[vetted.pk], to="rejected", actor=ACTOR)
+
+    assert [(t.entry_id, t.from_state, t.review_round) for t in reopened] == [
+        (rejected.pk, "rejected", 4),
+        (retracted.pk, "retracted", 2),
+    ]
+    assert [(t.entry_id, t.action) for t in withdrawn] == [(disputed.pk, Action.ENTRY_RETRACTED)]
+    assert [(t.entry_id, t.action) for t in resolved] == [
+        (vetted.pk, Action.ENTRY_DISPUTE_RESOLVED)
+    ]
+    rows = dict(Entry.objects.values_list("pk", "dispute_resolved_at"))
+    assert rows[disputed.pk] is None  # withdrawn while disputed: not a resolution
+    assert rows[vetted.pk] is not None
+
+
 def _ids(values: list[str]) -> list[str]:
     return [str(pk) for pk in Entry.objects.filter(value__in=values).values_list("pk", flat=True)]

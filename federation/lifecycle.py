@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import transaction
-from django.db.models import Case, F, Value, When
+from django.db import connections, router, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from federation import downstream
@@ -77,6 +77,7 @@ def entries_transition(
     data: Mapping[str, Any] | None = None,
     data_by_entry: Mapping[int, Mapping[str, Any]] | None = None,
     only_from: Collection[str] | None = None,
+    locked_states: Mapping[int, str] | None = None,
     now: datetime | None = None,
 ) -> list[Transition]:
     """Move the entries ``entry_ids`` to state ``to``; returns the moves made, by entry id.
@@ -86,13 +87,18 @@ def entries_transition(
       call with ``TransitionRefused``, and nothing is changed.
     - ``only_from`` (the bulk paths): entries in another state are left alone, silently; the
       filter is applied under the lock, so it cannot race.
+    - ``locked_states``: the entries' states as the caller read them under row locks that its
+      transaction still holds (the ingest's upsert): they are not locked and read again, so the
+      move is one statement. An entry absent from it is left alone; the update still checks each
+      state it is given, and an entry found in another one is left alone too.
     - The update sets ``state``, ``state_changed_at`` and ``updated_at``; a move to pending starts
       a new review round; a dispute's resolution sets ``dispute_resolved_at``.
     - Each move writes one audit event (``TRANSITIONS`` names it) with ``data``:
       ``{"from", "to", **data, **data_by_entry[id]}``, plus ``"reason"`` when one is given.
 
-    A fixed number of queries whatever the number of entries: a lock-and-read, one UPDATE, one
-    bulk insert of events (and whatever the downstream step adds, also in bulk).
+    A fixed number of queries whatever the number of entries: a lock-and-read (none with
+    ``locked_states``), one UPDATE, one bulk insert of events (and whatever the downstream step
+    adds, also in bulk).
     """
     now = now or timezone.now()
     ids = sorted(set(entry_ids))
@@ -100,7 +106,7 @@ def entries_transition(
         raise ValueError(f"unknown entry state {to!r}")
     if not ids:
         return []
-    args = (ids, to, actor, reason, data, data_by_entry, only_from, now)
+    args = (ids, to, actor, reason, data, data_by_entry, only_from, locked_states, now)
     if transaction.get_connection().in_atomic_block:
         # The caller's transaction, without a savepoint: a refusal is raised before any write,
         # and leaves the caller's transaction usable.
@@ -109,12 +115,19 @@ def entries_transition(
         return _transition(*args)
 
 
-def _transition(ids, to, actor, reason, data, data_by_entry, only_from, now) -> list[Transition]:
-    rows = Entry.objects.select_for_update().filter(pk__in=ids).order_by("pk")
-    if only_from is not None:
-        rows = rows.filter(state__in=list(only_from))
-    current = list(rows.values_list("pk", "state", "review_round"))
-    refused = {pk: state for pk, state, _ in current if not transition_allowed(state, to)}
+def _transition(
+    ids, to, actor, reason, data, data_by_entry, only_from, locked_states, now
+) -> list[Transition]:
+    if locked_states is None:
+        rows = Entry.objects.select_for_update().filter(pk__in=ids).order_by("pk")
+        if only_from is not None:
+            rows = rows.filter(state__in=list(only_from))
+        current = dict(rows.values_list("pk", "state"))
+    else:
+        current = {pk: locked_states[pk] for pk in ids if pk in locked_states}
+        if only_from is not None:
+            current = {pk: state for pk, state in current.items() if state in only_from}
+    refused = {pk: state for pk, state in current.items() if not transition_allowed(state, to)}
     if refused:
         raise TransitionRefused(
             f"An entry cannot move to {to} from its current state.",
@@ -122,26 +135,16 @@ def _transition(ids, to, actor, reason, data, data_by_entry, only_from, now) -> 
         )
     if not current:
         return []
-    reopening = to == State.PENDING
     transitions = [
         Transition(
             entry_id=pk,
-            from_state=state,
+            from_state=from_state,
             to_state=to,
-            review_round=review_round + 1 if reopening else review_round,
-            action=TRANSITIONS[(state, to)],
+            review_round=review_round,
+            action=TRANSITIONS[(from_state, to)],
         )
-        for pk, state, review_round in current
+        for pk, from_state, review_round in _update(current, to, now)
     ]
-    changes: dict[str, Any] = {"state": to, "state_changed_at": now, "updated_at": now}
-    if reopening:
-        changes["review_round"] = F("review_round") + 1
-    if any(t.action == Action.ENTRY_DISPUTE_RESOLVED for t in transitions):
-        # Feedback from before a resolution no longer counts towards a new dispute.
-        changes["dispute_resolved_at"] = Case(
-            When(state=State.DISPUTED, then=Value(now)), default=F("dispute_resolved_at")
-        )
-    Entry.objects.filter(pk__in=[t.entry_id for t in transitions]).update(**changes)
     common = dict(data or {})
     per_entry = data_by_entry or {}
     audit_record_many(
@@ -164,3 +167,46 @@ def _transition(ids, to, actor, reason, data, data_by_entry, only_from, now) -> 
     # What follows the moves (change stream, outbox, TAXII) commits or rolls back with them.
     downstream.entries_transitioned(transitions, now=now)
     return transitions
+
+
+def _update(current: dict[int, str], to: str, now: datetime) -> list[tuple[int, str, int]]:
+    """Move the entries of ``current`` (id: the state it is in) to ``to``, each only if it is
+    still in that state; returns ``(id, from state, review round after the move)`` of each one
+    moved, by id. A move to pending starts a new review round; a dispute's resolution sets
+    ``dispute_resolved_at`` (feedback from before it no longer counts towards a new dispute)."""
+    resolving = {State.DISPUTED} if _resolves_disputes(to) else set()
+    connection = connections[router.db_for_write(Entry)]
+    if connection.vendor == "postgresql":
+        # One statement whatever the number of entries, its ids and states as two arrays.
+        sets = ["state = %s", "state_changed_at = %s", "updated_at = %s"]
+        params: list[Any] = [to, now, now]
+        if to == State.PENDING:
+            sets.append("review_round = e.review_round + 1")
+        if resolving & set(current.values()):
+            sets.append(
+                "dispute_resolved_at = CASE WHEN m.from_state = %s THEN %s "
+                "ELSE e.dispute_resolved_at END"
+            )
+            params += [State.DISPUTED, now]
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE federation_entry AS e SET {', '.join(sets)} "  # noqa: S608 (fixed clauses)
+                "FROM unnest(%s::bigint[], %s::text[]) AS m(id, from_state) "
+                "WHERE e.id = m.id AND e.state = m.from_state "
+                "RETURNING e.id, m.from_state, e.review_round",
+                [*params, list(current), list(current.values())],
+            )
+            return sorted(cursor.fetchall())
+    changes: dict[str, Any] = {"state": to, "state_changed_at": now, "updated_at": now}
+    if to == State.PENDING:
+        changes["review_round"] = F("review_round") + 1
+    for from_state in sorted(set(current.values())):
+        ids = [pk for pk, state in current.items() if state == from_state]
+        resolved = {"dispute_resolved_at": now} if from_state in resolving else {}
+        Entry.objects.filter(pk__in=ids, state=from_state).update(**changes, **resolved)
+    moved = Entry.objects.filter(pk__in=list(current), state=to).order_by("pk")
+    return [(pk, current[pk], round_) for pk, round_ in moved.values_list("pk", "review_round")]
+
+
+def _resolves_disputes(to: str) -> bool:
+    return TRANSITIONS.get((State.DISPUTED, to)) == Action.ENTRY_DISPUTE_RESOLVED

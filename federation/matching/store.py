@@ -37,6 +37,7 @@ from django.db import connection, connections, router, transaction
 from django.db.models import Max, OuterRef, Subquery
 
 from federation.contributions.models import SHARED_STATES, Contribution, Entry, SignalType
+from federation.db.plans import bounded_plan
 from federation.errors import Gone
 from federation.matching.index import STATE_CODES, ExactIndex, PdqIndex, pdq_words
 from federation.matching.video import VideoIndex, distinct_from_canonical
@@ -323,15 +324,17 @@ def _changed_after(position: int) -> dict[str, set[str]] | None:
     not yet sequenced, or past ``position``; ``None`` when the store is more than
     ``CHANGED_MAX`` changes behind (then nothing kept is used). Usually none: one query whose two
     halves each read an index (the unsequenced rows' partial index; the positions' index in
-    order, with a limit, so that no plan scans the table even without statistics)."""
+    order, with a limit), under ``bounded_plan``: without statistics PostgreSQL otherwise read the
+    unsequenced half with a parallel sequential scan of the table (``federation.db.plans``)."""
+    alias = router.db_for_read(EntryChange)
+    changes = EntryChange.objects.using(alias)
     fields = ("entry__signal_type", "entry__value")
-    unsequenced = EntryChange.objects.filter(position__isnull=True).order_by().values_list(*fields)
-    ahead = (
-        EntryChange.objects.filter(position__gt=position)
-        .order_by("position")
-        .values_list(*fields)[:CHANGED_MAX]
-    )
-    rows = list(unsequenced.union(ahead, all=True))
+    unsequenced = changes.filter(position__isnull=True).order_by().values_list(*fields)
+    ahead = (changes.filter(position__gt=position).order_by("position").values_list(*fields))[
+        :CHANGED_MAX
+    ]
+    with bounded_plan(using=alias, plain_index_scans=True):
+        rows = list(unsequenced.union(ahead, all=True))
     if len(rows) >= CHANGED_MAX:
         return None
     changed: dict[str, set[str]] = {}

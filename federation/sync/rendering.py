@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from datetime import UTC
 
 import orjson
-from django.db import connections, router, transaction
+from django.db import connections, router
 
 from federation.contributions.models import (
     SHARED_STATES,
@@ -20,6 +20,7 @@ from federation.contributions.models import (
     Contribution,
     EntryLabel,
 )
+from federation.db.plans import bounded_plan
 from federation.sync.models import EntryChange
 
 # The entry columns every rendering reads, in this order; ``render_entries`` takes rows of the
@@ -97,25 +98,18 @@ _DOCUMENT_SQL = (
 )
 
 
-# The page statement's settings, for its transaction only. Its cost estimate is far above the
-# JIT thresholds whenever the tables have no statistics (autovacuum off, or just after a bulk
-# load: the LATERAL aggregates are then guessed at hundreds of rows each), and PostgreSQL then
-# spent about 0.9 s compiling it on every call, even for an empty page. The statement is a
-# keyset scan of at most one page plus index lookups per row, so neither JIT nor parallel
-# workers (which cost more to start than the page takes to read) can pay off; with both off it
-# runs the same plan, in milliseconds, with statistics or without (docs/sync.md, "How fast").
-_PAGE_SETTINGS_SQL = (
-    "SELECT set_config('jit', 'off', true), "
-    "set_config('max_parallel_workers_per_gather', '0', true)"
-)
+# The page statement runs under ``bounded_plan`` (``federation.db.plans``): its cost estimate is
+# far above the JIT thresholds whenever the tables have no statistics (the LATERAL aggregates are
+# then guessed at hundreds of rows each), and PostgreSQL spent about 0.9 s compiling it on every
+# call, even for an empty page. It is a keyset scan of at most one page plus index lookups per
+# row, so neither JIT nor parallel workers can pay off; with both off it runs the same plan, in
+# milliseconds, with statistics or without (docs/sync.md, "How fast").
 
 
 def sql_documents(page_sql: str, params: list) -> list[tuple[int, int, bytes]]:
     alias = router.db_for_read(EntryChange)
     connection = connections[alias]
-    # SET LOCAL needs a transaction; inside a caller's, the settings last until it ends.
-    with transaction.atomic(using=alias), connection.cursor() as cursor:
-        cursor.execute(_PAGE_SETTINGS_SQL)
+    with bounded_plan(using=alias), connection.cursor() as cursor:
         cursor.execute(_DOCUMENT_SQL.replace("{page}", page_sql), params)
         return [(key, pk, document.encode()) for key, pk, document in cursor.fetchall()]
 

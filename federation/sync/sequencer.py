@@ -31,6 +31,7 @@ from django.utils import timezone
 
 from federation.contributions.models import SHARED_STATES
 from federation.db.locks import xact_lock
+from federation.db.plans import bounded_plan
 from federation.propagation.models import KeyBinding
 from federation.sync.models import EntryChange, SyncState
 
@@ -58,11 +59,14 @@ def _sequence_batch(batch_size: int) -> int:
         # Read after the lock: the previous sequencer's commit is visible to this statement.
         state, _ = SyncState.objects.using(alias).get_or_create(pk=1)
         base = state.last_position
-        sequenced = _number(EntryChange, alias, base, batch_size)
-        if sequenced < batch_size:
-            # Key bindings share the positions (the pull feed carries them as key items), after
-            # the changes of the same run: the two are independent of each other.
-            sequenced += _number(KeyBinding, alias, base + sequenced, batch_size - sequenced)
+        # The unsequenced rows by a plain scan of their partial index, whatever the statistics
+        # (``federation.db.plans``): it also marks the entries of rows sequenced before as dead.
+        with bounded_plan(using=alias, plain_index_scans=True):
+            sequenced = _number(EntryChange, alias, base, batch_size)
+            if sequenced < batch_size:
+                # Key bindings share the positions (the pull feed carries them as key items),
+                # after the changes of the same run: the two are independent of each other.
+                sequenced += _number(KeyBinding, alias, base + sequenced, batch_size - sequenced)
         if sequenced:
             SyncState.objects.using(alias).filter(pk=1).update(last_position=base + sequenced)
     return sequenced

@@ -140,12 +140,13 @@ def apply_policy_to_entries(
 
     ``states``: the entries' states as the caller read them under the row locks it still holds
     (the ingest's upsert), if it did: then only rejected and retracted ones are offered to the
-    reopening move, and a bulk ingest of new signals does not lock and read them all again."""
+    reopening move, and neither move locks and reads the entries again (``locked_states``): a
+    trusted member's bulk ingest vets its entries with one UPDATE."""
     if not entry_incidents:
         return
     organisation = actor.organisation
     assert organisation is not None, "only members add"
-    entries_transition(
+    reopened = entries_transition(
         entry_ids=entry_incidents
         if states is None
         else [pk for pk in entry_incidents if states[pk] in _REOPENABLE],
@@ -153,8 +154,11 @@ def apply_policy_to_entries(
         only_from=_REOPENABLE,
         actor=actor,
         reason="new add",
+        locked_states=states,
         now=now,
     )
+    if states is not None:
+        states = {**states, **{t.entry_id: t.to_state for t in reopened}}
 
     policy = VettingPolicy.current()
     incidents = {
@@ -179,6 +183,8 @@ def apply_policy_to_entries(
             only_from=[Entry.State.PENDING],
             actor=actor,
             data_by_entry={pk: {Key.POLICY: snapshot} for pk, snapshot in auto.items()},
+            # Under the caller's row locks (a bulk ingest): one UPDATE, no lock-and-read.
+            locked_states=states,
             now=now,
         )
         # COPY (one statement): a trusted member's bulk ingest vets every entry it adds.

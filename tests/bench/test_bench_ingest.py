@@ -209,7 +209,7 @@ _SPLIT = [
     ("entry labels (upsert)", "storage", "_link_labels", 1),
     ("change rows (of the adds, and of any transitions)", "downstream", "sync_changes_record", 1),
     ("policy (reopen, auto-vet), of which:", "storage", "apply_policy_to_entries", 1),
-    ("transitions (lock, read, UPDATE, and:)", "lifecycle", "_transition", 2),
+    ("transitions (UPDATE; lock-and-read unless held; and:)", "lifecycle", "_transition", 2),
     ("transition audit events", "lifecycle", "audit_record_many", 3),
     ("transition outbox rows", "downstream", "outbox_record_transitions", 3),
     ("transition TAXII versions", "downstream", "stix_versions_record", 3),

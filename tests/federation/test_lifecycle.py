@@ -265,5 +265,99 @@ def test_ingest_reopens_and_auto_vets_in_bulk_without_a_query_per_entry(
     assert large <= 24
 
 
+def test_a_trusted_bulk_ingest_vets_its_new_entries_without_locking_and_reading_them_again(
+    db, acme_submitter
+):
+    """The ingest's upsert read the entries' states under row locks it still holds: the policy's
+    move is one UPDATE, with no SELECT … FOR UPDATE of the entries after it."""
+    set_policy(auto_vet_trusted=True)
+    Organisation.objects.filter(pk=acme_submitter.organisation.pk).update(trusted=True)
+    items = [
+        acme_submitter.signed(signal={"type": "md5", "value": random_hex(32)}) for _ in range(5)
+    ]
+
+    with CaptureQueriesContext(connection) as captured:
+        response = acme_submitter.client.post(BULK, {"items": items}, format="json")
+
+    assert response.json()["created"] == 5
+    assert Entry.objects.filter(state="vetted").count() == 5
+    assert AuditEvent.objects.filter(action=Action.ENTRY_VETTED).count() == 5
+    entry_locks = [
+        q["sql"]
+        for q in captured.captured_queries
+        if "FOR UPDATE" in q["sql"] and '"federation_entry"' in q["sql"].split("FROM", 1)[-1][:40]
+    ]
+    assert entry_locks == []
+
+
+def test_given_locked_states_an_entry_in_another_state_is_left_alone(db):
+    """``locked_states`` is the caller's word; the update still checks each state it is given."""
+    moving, elsewhere = make_entries(2, "pending")
+    Entry.objects.filter(pk=elsewhere.pk).update(state="rejected")
+
+    with transaction.atomic():
+        moves = entries_transition(
+            entry_ids=[moving.pk, elsewhere.pk],
+            to="vetted",
+            actor=ACTOR,
+            only_from=["pending"],
+            locked_states={moving.pk: "pending", elsewhere.pk: "pending"},
+        )
+
+    assert [(m.entry_id, m.from_state, m.to_state) for m in moves] == [
+        (moving.pk, "pending", "vetted")
+    ]
+    assert Entry.objects.get(pk=elsewhere.pk).state == "rejected"
+    assert entry_events(elsewhere) == []
+    assert [e.action for e in entry_events(moving)] == [Action.ENTRY_VETTED]
+
+
+class _Portable:
+    """The connection as the lifecycle's portable (SQLite) branch sees it: any vendor but
+    PostgreSQL's, on the test database."""
+
+    vendor = "portable"
+
+    def __init__(self, connection):
+        self._connection = connection
+
+    def __getattr__(self, name):
+        return getattr(self._connection, name)
+
+
+@pytest.mark.parametrize("branch", ["postgresql", "portable"])
+def test_rounds_and_dispute_resolution_are_set_by_either_branch(db, monkeypatch, branch):
+    if branch == "portable":
+        monkeypatch.setattr(lifecycle, "connections", {"default": _Portable(connection)})
+    rejected, retracted = make_entries(2, "pending")
+    Entry.objects.filter(pk=rejected.pk).update(state="rejected", review_round=3)
+    Entry.objects.filter(pk=retracted.pk).update(state="retracted", review_round=1)
+    disputed, vetted = make_entries(2, "vetted")
+    Entry.objects.filter(pk=disputed.pk).update(state="disputed")
+
+    with CaptureQueriesContext(connection) as captured:
+        reopened = entries_transition(
+            entry_ids=[rejected.pk, retracted.pk], to="pending", actor=ACTOR
+        )
+    assert any("unnest" in q["sql"] for q in captured) == (branch == "postgresql")
+    withdrawn = entries_transition(
+        entry_ids=[disputed.pk, vetted.pk], to="retracted", actor=ACTOR, only_from=["disputed"]
+    )
+    Entry.objects.filter(pk=vetted.pk).update(state="disputed")
+    resolved = entries_transition(entry_ids=[vetted.pk], to="rejected", actor=ACTOR)
+
+    assert [(t.entry_id, t.from_state, t.review_round) for t in reopened] == [
+        (rejected.pk, "rejected", 4),
+        (retracted.pk, "retracted", 2),
+    ]
+    assert [(t.entry_id, t.action) for t in withdrawn] == [(disputed.pk, Action.ENTRY_RETRACTED)]
+    assert [(t.entry_id, t.action) for t in resolved] == [
+        (vetted.pk, Action.ENTRY_DISPUTE_RESOLVED)
+    ]
+    rows = dict(Entry.objects.values_list("pk", "dispute_resolved_at"))
+    assert rows[disputed.pk] is None  # withdrawn while disputed: not a resolution
+    assert rows[vetted.pk] is not None
+
+
 def _ids(values: list[str]) -> list[str]:
     return [str(pk) for pk in Entry.objects.filter(value__in=values).values_list("pk", flat=True)]

@@ -179,6 +179,17 @@ class PeerLink(models.Model):
     last_pull_error = models.TextField(blank=True)
     last_pull_error_at = models.DateTimeField(null=True, blank=True)
     last_received_at = models.DateTimeField(null=True, blank=True)
+    # The peer's pulls of *our* feed (the fields above are ours of its feed): the highest cursor
+    # it asked a served page from, which it sends only once it has stored every page before it
+    # (no higher than our stream's end then). Dead letters it has so pulled past are moot.
+    peer_pulled_through = models.BigIntegerField(
+        default=0,
+        help_text="How far the peer has pulled our feed: the highest 'after' of a page we served "
+        "it (capped at our stream's end then).",
+    )
+    peer_pulled_at = models.DateTimeField(
+        null=True, blank=True, help_text="When we last served the peer a page of our feed."
+    )
 
     def __str__(self) -> str:
         return f"link to {self.peer_id}"

@@ -26,7 +26,8 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from federation.contributions.models import Contribution, Entry
-from federation.propagation.models import OutboxItem, Receipt
+from federation.propagation.models import KeyBinding, OutboxItem, PeerLink, Receipt
+from federation.sync.models import EntryChange
 from federation.transparency.actions import Action, Key, ObjectType
 from federation.transparency.models import AuditEvent
 from members.models import Peer
@@ -35,12 +36,38 @@ from members.models import Peer
 # A dead letter is moot when the data here shows that the peer holds the item anyway: it sent us
 # the contribution itself (a receipt from it, by push or by its feed), the contribution is its own
 # member's, or a later item of the same kind for the same entry or key was delivered to it (it
-# holds a newer state, or the key's binding in force). Anything else, a key revocation above all,
-# still matters and is counted as live.
+# holds a newer state, or the key's binding in force), or the peer has pulled our feed past it
+# (below). Anything else, a key revocation above all, still matters and is counted as live.
+#
+# Pulled past: the feed serves an entry's items as they stand when a page is read, for each
+# entry with a change in the page. The change row written in the outbox row's own transaction
+# (recorded before it: ``federation.downstream`` records changes first) is numbered only after
+# that commit, so a page covering it offered the item. A dead letter of an entry is moot when
+# the peer's pull position (``PeerLink.peer_pulled_through``) is at or past every change of the
+# entry recorded up to the row's creation, and past at least one numbered change (compaction
+# keeps only an entry's last change, which comes after the row's own). A key item likewise,
+# when every binding of the key (a revocation is one) is numbered at or below the position: a
+# revocation the peer has not pulled keeps its dead letter live.
 
 MOOT_SENT_HERE = "held: the peer sent it here"
 MOOT_ITS_OWN = "held: its own member's contribution"
 MOOT_SUPERSEDED = "held: a later item was delivered"
+MOOT_PULLED = "held: the peer pulled our feed past it"
+
+
+def _pulled_past(model, target: str) -> Exists:
+    """The row's peer has pulled past its entry's (``EntryChange``) or key's (``KeyBinding``)
+    stream positions, as set out above."""
+    pulled = OuterRef("peer_pulled_through")
+    mine = model.objects.filter(**{target: OuterRef(OuterRef(target))})
+    not_yet = mine.filter(Q(position__isnull=True) | Q(position__gt=pulled))
+    if model is EntryChange:
+        not_yet = not_yet.filter(recorded_at__lte=OuterRef(OuterRef("created_at")))
+    return Exists(
+        PeerLink.objects.filter(peer_id=OuterRef("peer_id"))
+        .filter(Exists(mine.filter(position__lte=pulled)))
+        .exclude(Exists(not_yet))
+    )
 
 
 def _moot_reasons() -> list[tuple[Q, str]]:
@@ -59,6 +86,7 @@ def _moot_reasons() -> list[tuple[Q, str]]:
     later = OutboxItem.objects.filter(
         peer_id=OuterRef("peer_id"), state=OutboxItem.State.DELIVERED, pk__gt=row
     )
+    dead = Q(state=OutboxItem.State.DEAD)  # a refused item is refused again when pulled
     return [
         (Q(kind=OutboxItem.Kind.CONTRIBUTION) & Q(sent_here), MOOT_SENT_HERE),
         (Q(kind=OutboxItem.Kind.CONTRIBUTION) & Q(its_own), MOOT_ITS_OWN),
@@ -77,6 +105,16 @@ def _moot_reasons() -> list[tuple[Q, str]]:
                 )
             ),
             MOOT_SUPERSEDED,
+        ),
+        (
+            dead
+            & Q(kind__in=[OutboxItem.Kind.CONTRIBUTION, OutboxItem.Kind.ENTRY])
+            & Q(_pulled_past(EntryChange, "entry_id")),
+            MOOT_PULLED,
+        ),
+        (
+            dead & Q(kind=OutboxItem.Kind.KEY) & Q(_pulled_past(KeyBinding, "signing_key_id")),
+            MOOT_PULLED,
         ),
     ]
 
@@ -155,6 +193,8 @@ class PeerHealth:
     last_pull_error_at: datetime | None = None
     push_recovered_at: datetime | None = None  # a push succeeded after the last error (latest)
     pull_recovered_at: datetime | None = None  # a pull succeeded after the last pull error
+    peer_pulled_through: int = 0  # how far the peer has pulled our feed (its stream position)
+    peer_pulled_at: datetime | None = None  # when we last served it a page of our feed
 
     @property
     def pull_failing(self) -> bool:
@@ -240,6 +280,8 @@ def health_of(peer: Peer, *, now: datetime | None = None) -> PeerHealth:
             if link and not link.last_pull_error
             else None
         ),
+        peer_pulled_through=link.peer_pulled_through if link else 0,
+        peer_pulled_at=link.peer_pulled_at if link else None,
     )
 
 

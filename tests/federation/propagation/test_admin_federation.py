@@ -204,6 +204,9 @@ def test_the_peer_list_and_status_show_pull_health_in_flight_and_recovery(
             "last_pull_error": "",
             "last_pull_error_at": now - timedelta(minutes=8),
             "last_pull_at": now - timedelta(minutes=1),
+            # Bravo's own pulls of our feed.
+            "peer_pulled_through": 41,
+            "peer_pulled_at": now - timedelta(minutes=3),
         },
     )
 
@@ -214,6 +217,7 @@ def test_the_peer_list_and_status_show_pull_health_in_flight_and_recovery(
     assert "last error at" in text and "(recovered at" in text and "HTTP 503" in text
     pull_line = next(line for line in text.splitlines() if line.strip().startswith("pull"))
     assert "last pull " in pull_line and "recovered at" in pull_line
+    assert "our feed pulled by it through position 41, last at " in text
 
     out = io.StringIO()
     call_command("peer", "status", "--json", stdout=out)
@@ -221,4 +225,4 @@ def test_the_peer_list_and_status_show_pull_health_in_flight_and_recovery(
 
     listed = page(admin_client, "/admin/members/peer/")
     assert "3 (2 in flight)" in listed
-    assert "recovered at" in listed and "last pull" in listed
+    assert "recovered at" in listed and "last pull" in listed and "it pulled to 41," in listed

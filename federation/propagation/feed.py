@@ -49,7 +49,7 @@ from federation.propagation.delivery import BATCH_ENVELOPE_ALLOWANCE
 from federation.propagation.items import RowRef, items_build
 from federation.propagation.models import KeyBinding, OutboxItem, Receipt
 from federation.propagation.outbox import shareable_with
-from federation.propagation.pulled import feed_pull_record
+from federation.propagation.pulled import feed_pull_record, pulled_items_record
 from federation.propagation.serializers import SignedBatchSerializer
 from federation.propagation.wire import MAX_BATCH_ITEMS, batch_document, sign_document
 from federation.sync.models import EntryChange
@@ -167,8 +167,15 @@ def feed_page(*, peer: Peer, after: int, limit: int, horizon: int = 0) -> FeedPa
     if built.items:
         # What this page offers the peer, as a push's delivered items are recorded: the peer's
         # federation.received names the same digests, so reconcile-hubs pairs the two.
+        by_id = {ref.id: ref for ref in refs}
+        entry_of = {
+            ref.id: target[1]
+            for target, target_refs in refs_by_target.items()
+            if target[0] == _ENTRY
+            for ref in target_refs
+        }
         with transaction.atomic():
-            audit_record(
+            event = audit_record(
                 AuditRecord(
                     action=Action.FEDERATION_SENT,
                     actor=Actor.peer(peer.hub_id, peer.name),
@@ -181,6 +188,13 @@ def feed_page(*, peer: Peer, after: int, limit: int, horizon: int = 0) -> FeedPa
                         Key.ITEMS: [digest for _ref, _item, digest in built.items],
                     },
                 )
+            )
+            pulled_items_record(
+                peer=peer,
+                event=event,
+                offered=[(by_id[ref_id], digest) for ref_id, _item, digest in built.items],
+                entry_of=entry_of,
+                now=now,
             )
     return FeedPage(page={"batch": document, "signature": signed.as_wire()[1]}, horizon=horizon)
 

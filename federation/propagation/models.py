@@ -120,6 +120,62 @@ class Receipt(models.Model):
         return f"{self.contribution_id} from {self.peer_hub}"
 
 
+class PulledItem(models.Model):
+    """An item a peer pulled from this hub's feed (``federation.propagation.feed``): the first
+    page that offered it, and that page's ``federation.sent`` event (which names items by digest
+    only), so that an entry's page can say which peers pulled it. One row per peer and item: a
+    page offering the item again (the entry changed, the peer read from 0 again) adds none."""
+
+    peer = models.ForeignKey("members.Peer", on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=16, choices=OutboxItem.Kind.choices)
+    entry = models.ForeignKey(
+        "federation.Entry", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    contribution = models.ForeignKey(
+        "federation.Contribution",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
+    )
+    signing_key = models.ForeignKey(
+        "members.SigningKey",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
+    )
+    event = models.ForeignKey(
+        "federation.AuditEvent", on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    digest = models.CharField(max_length=64, help_text="SHA-256 of the item as offered.")
+    pulled_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["peer", "contribution"],
+                condition=models.Q(kind="contribution"),
+                name="pulleditem_contribution_once",
+            ),
+            models.UniqueConstraint(
+                fields=["peer", "entry"],
+                condition=models.Q(kind="entry"),
+                name="pulleditem_entry_state_once",
+            ),
+            models.UniqueConstraint(
+                fields=["peer", "signing_key"],
+                condition=models.Q(kind="key"),
+                name="pulleditem_key_once",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} pulled by {self.peer_id}"
+
+
 class KeyBinding(models.Model):
     """The home hub's signed binding of a member key, kept verbatim: for this hub's own members'
     keys, signed here; for a foreign member's key, as its home hub signed it. The newest binding

@@ -1,10 +1,10 @@
 """Reading federation's state: each peer's delivery and pull health, as the admin's peer list,
 its index page and ``manage.py peer status`` show it (one selector, so all say the same); which
 dead letters still matter; and where one entry went and came from (the admin's entry page and
-the auditor's entry history)."""
+the auditor's entry history), by push or by its feed."""
 
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
 from django.db import connection, transaction
@@ -26,7 +26,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from federation.contributions.models import Contribution, Entry
-from federation.propagation.models import KeyBinding, OutboxItem, PeerLink, Receipt
+from federation.propagation.models import KeyBinding, OutboxItem, PeerLink, PulledItem, Receipt
 from federation.sync.models import EntryChange
 from federation.transparency.actions import Action, Key, ObjectType
 from federation.transparency.models import AuditEvent
@@ -319,6 +319,7 @@ class EntryTrail:
     deliveries: list[OutboxItem]
     receipts: list[Receipt]
     state_event: AuditEvent | None
+    pulls: list[PulledItem] = field(default_factory=list)  # items peers pulled from our feed
 
     @property
     def state_policy(self) -> dict:
@@ -326,7 +327,7 @@ class EntryTrail:
 
 
 def entry_trail(*, entry: Entry, now: datetime | None = None) -> EntryTrail:
-    """Five queries whatever the numbers of peers and items."""
+    """Six queries whatever the numbers of peers and items."""
     now = now or timezone.now()
     deliveries = list(
         with_moot_reason(OutboxItem.objects.filter(entry_id=entry.pk))
@@ -369,7 +370,15 @@ def entry_trail(*, entry: Entry, now: datetime | None = None) -> EntryTrail:
         .order_by("-pk")
         .first()
     )
-    return EntryTrail(deliveries=deliveries, receipts=receipts, state_event=state_event)
+    # Each row holds its page's event: no search of the log.
+    pulls = list(
+        PulledItem.objects.filter(entry_id=entry.pk)
+        .select_related("peer", "contribution", "event")
+        .order_by("peer__hub_id", "pulled_at", "pk")
+    )
+    return EntryTrail(
+        deliveries=deliveries, receipts=receipts, state_event=state_event, pulls=pulls
+    )
 
 
 def _attach_events(rows, *, action, when, peer, names, attribute) -> None:

@@ -6,11 +6,13 @@ from datetime import timedelta
 import pytest
 from django.conf import settings
 from django.db.models import Max
+from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from federation.contributions.models import Contribution
 from federation.hubkey import hub_public_key
-from federation.propagation.models import KeyBinding, OutboxItem, PeerLink
+from federation.propagation.models import KeyBinding, OutboxItem, PeerLink, PulledItem
 from federation.propagation.peers import peer_register, peer_update
 from federation.propagation.selectors import MOOT_PULLED, live_dead_letters, with_moot_reason
 from federation.propagation.wire import item_digest, parse_batch
@@ -18,6 +20,7 @@ from federation.signing import format_timestamp
 from federation.sync.models import EntryChange, SyncState
 from federation.sync.sequencer import sync_changes_compact, sync_sequence_pending
 from federation.transparency.models import AuditEvent
+from federation.transparency.sequencer import sequence_pending
 from members.services import signing_key_revoke
 from tests.support.sending import ACTOR, new_hub_key, submit, vetted_entry
 
@@ -394,3 +397,31 @@ def test_a_dead_letter_is_moot_once_the_peer_pulls_past_it_and_a_revocation_only
     # A cursor beyond the stream's end records no position beyond it.
     page(bravo, after=second.feed["next"] + 1000)
     assert PeerLink.objects.get(peer=bravo).peer_pulled_through == second.feed["next"]
+
+
+def test_the_entry_page_says_which_peers_pulled_its_items_with_the_log_leaf(
+    acme_submitter, bravo, consortium_admin
+):
+    entry = vetted_entry(acme_submitter)
+    add = Contribution.objects.get(entry=entry)
+    sync_sequence_pending()
+    admin = Client()
+    admin.force_login(consortium_admin.user)
+    url = f"/admin/federation/entry/{entry.pk}/change/"
+    assert "No peer has pulled it from this hub" in admin.get(url).content.decode()
+
+    body, _first = page(bravo, after=0)
+    page(bravo, after=0)  # offered again: still its first pull only
+    sequence_pending()
+
+    (pulled,) = PulledItem.objects.filter(entry=entry)
+    assert (pulled.peer, pulled.contribution, pulled.digest) == (
+        bravo,
+        add,
+        item_digest(body["batch"]["items"][0]),
+    )
+    html = admin.get(url).content.decode()
+    section = html[html.index("Pulled by peers") : html.index("Arrived from peers")]
+    row = section[section.index("<td>bravo.hub</td>") :].split("</tr>")[0]
+    assert f"add {add.uuid}" in row and "leaf " in row
+    assert AuditEvent.objects.get(pk=pulled.event_id).data["items"] == [pulled.digest]

@@ -75,6 +75,13 @@ class OutboxItem(models.Model):
                 condition=models.Q(kind="contribution"),
                 name="outbox_contribution_peer",
             ),
+            # The transparency report counts the items delivered in a period, per peer
+            # (federation.reports.selectors.federation_by_peer): a range of delivery times.
+            models.Index(
+                fields=["delivered_at"],
+                condition=models.Q(state="delivered"),
+                name="outbox_delivered_at",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -115,6 +122,8 @@ class Receipt(models.Model):
                 fields=["contribution", "peer_hub"], name="receipt_contribution_peer_unique"
             )
         ]
+        # The transparency report counts the items received in a period, per peer.
+        indexes = [models.Index(fields=["received_at"], name="receipt_received_at")]
 
     def __str__(self) -> str:
         return f"{self.contribution_id} from {self.peer_hub}"

@@ -400,7 +400,7 @@ def test_a_dead_letter_is_moot_once_the_peer_pulls_past_it_and_a_revocation_only
 
 
 def test_the_entry_page_says_which_peers_pulled_its_items_with_the_log_leaf(
-    acme_submitter, bravo, consortium_admin
+    acme_submitter, bravo, consortium_admin, auditor
 ):
     entry = vetted_entry(acme_submitter)
     add = Contribution.objects.get(entry=entry)
@@ -425,3 +425,13 @@ def test_the_entry_page_says_which_peers_pulled_its_items_with_the_log_leaf(
     row = section[section.index("<td>bravo.hub</td>") :].split("</tr>")[0]
     assert f"add {add.uuid}" in row and "leaf " in row
     assert AuditEvent.objects.get(pk=pulled.event_id).data["items"] == [pulled.digest]
+    # The auditor's history of the entry, and its CSV, say the same.
+    reader = Client()
+    reader.force_login(auditor.user)
+    history = reader.get(f"/reports/entries/{entry.pk}/").content.decode()
+    pulled_section = history[history.index("Pulled by peers (1)") : history.index('id="received"')]
+    assert "bravo.hub" in pulled_section and str(add.uuid) in pulled_section
+    response = reader.get(f"/reports/entries/{entry.pk}.csv")
+    csv = b"".join(response.streaming_content).decode()
+    (line,) = [row for row in csv.splitlines() if row.startswith("pulled,")]
+    assert "bravo.hub" in line and f"digest={pulled.digest}" in line

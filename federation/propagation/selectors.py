@@ -45,7 +45,8 @@ from members.models import Peer
 # that commit, so a page covering it offered the item. A dead letter of an entry is moot when
 # the peer's pull position (``PeerLink.peer_pulled_through``) is at or past every change of the
 # entry recorded up to the row's creation, and past at least one numbered change (compaction
-# keeps only an entry's last change, which comes after the row's own). A key item likewise,
+# keeps only an entry's last change, which comes after the row's own), unless the entry is back
+# in review (the feed offers none of its items then). A key item likewise,
 # when every binding of the key (a revocation is one) is numbered at or below the position: a
 # revocation the peer has not pulled keeps its dead letter live.
 
@@ -109,6 +110,7 @@ def _moot_reasons() -> list[tuple[Q, str]]:
         (
             dead
             & Q(kind__in=[OutboxItem.Kind.CONTRIBUTION, OutboxItem.Kind.ENTRY])
+            & ~Q(entry__state=Entry.State.PENDING)  # back in review: the feed offers nothing
             & Q(_pulled_past(EntryChange, "entry_id")),
             MOOT_PULLED,
         ),

@@ -10,7 +10,7 @@ from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from federation.contributions.models import Contribution
+from federation.contributions.models import Contribution, Entry
 from federation.hubkey import hub_public_key
 from federation.propagation.models import KeyBinding, OutboxItem, PeerLink, PulledItem
 from federation.propagation.peers import peer_register, peer_update
@@ -376,6 +376,10 @@ def test_a_dead_letter_is_moot_once_the_peer_pulls_past_it_and_a_revocation_only
     page(bravo, after=first.feed["next"])  # bravo stored the first page: it asks from its end
     assert PeerLink.objects.get(peer=bravo).peer_pulled_through == first.feed["next"]
     assert _moot(dead) == MOOT_PULLED and live_dead_letters().count() == 0
+    # An entry back in review is offered by no page: what the peer pulled says nothing then.
+    Entry.objects.filter(pk=dead.entry_id).update(state="pending")
+    assert _moot(dead) is None
+    Entry.objects.filter(pk=dead.entry_id).update(state="vetted")
 
     # A new entry's dead letter, after the position, matters; so does a revocation whose push
     # died, until bravo has pulled the revocation itself.

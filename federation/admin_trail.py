@@ -1,7 +1,7 @@
 """The entry page's federation fields in the admin (``EntryFederationFields``, mixed into the
 entry admin in ``federation/admin.py``): which peers each item of an entry was queued for, sent and
-delivered to, where its contributions arrived from, and why the entry is in its state here, each
-with a link to the log leaf that records it. Read-only; one read per page
+delivered to, which peers pulled its items from our feed, where its contributions arrived from,
+and why the entry is in its state here, each with a link to the log leaf that records it. Read-only; one read per page
 (``federation.propagation.selectors.entry_trail``)."""
 
 from django.contrib import admin
@@ -43,7 +43,7 @@ class EntryFederationFields:
     for, sent and delivered to (from the outbox rows), where its contributions arrived from (the
     receipts) and why the entry is in its state here. Read once per page (``entry_trail``)."""
 
-    federation_fields = ["why_in_state", "sent_to_peers", "received_from_peers"]
+    federation_fields = ["why_in_state", "sent_to_peers", "pulled_by_peers", "received_from_peers"]
 
     def _trail(self, entry):
         if getattr(entry, "_federation_trail", None) is None:
@@ -97,6 +97,24 @@ class EntryFederationFields:
             rows,
             "Not queued for any peer.",
         )  # fmt: skip
+
+    @admin.display(description="Pulled by peers")
+    def pulled_by_peers(self, entry) -> str:
+        trail = self._trail(entry)
+        rows = [
+            (
+                p.peer.hub_id,
+                f"{p.contribution.action} {p.contribution.uuid}" if p.contribution_id
+                else "entry state",
+                shown_time(p.pulled_at), _leaf(p.event, entry._federation_checkpoint),
+            )
+            for p in trail.pulls
+        ]  # fmt: skip
+        return _table(
+            ["peer", "item", "first pulled", Action.FEDERATION_SENT],
+            rows,
+            "No peer has pulled it from this hub's feed.",
+        )
 
     @admin.display(description="Arrived from peers")
     def received_from_peers(self, entry) -> str:

@@ -27,7 +27,7 @@ from django.test import Client, RequestFactory
 from federation.contributions.models import Contribution, Entry, EntryLabel, Label
 from federation.live.models import LiveFrame, LiveSession
 from federation.lookup.models import LookupKey, LookupState, LookupTag, LookupUsage
-from federation.propagation.models import KeyBinding, OutboxItem, PeerLink, Receipt
+from federation.propagation.models import KeyBinding, OutboxItem, PeerLink, PulledItem, Receipt
 from federation.sync.models import EntryChange, SyncState
 from federation.taxii.models import StixObjectVersion
 from federation.transparency.models import (
@@ -112,6 +112,8 @@ IDENTITY: dict[type, Callable[[dict, dict], tuple[str, str]]] = {
     VettingPolicy: lambda row, users: ("vetting_policy", str(row["id"])),
     Peer: lambda row, users: ("peer", row["hub_id"]),
     OutboxItem: lambda row, users: ("peer", _peer_hub(row["peer_id"])),
+    # Written with the feed page's federation.sent event, which names the peer.
+    PulledItem: lambda row, users: ("peer", _peer_hub(row["peer_id"])),
     KeyBinding: lambda row, users: (
         "signing_key",
         SigningKey.objects.values_list("key_id", flat=True).get(pk=row["signing_key_id"]),

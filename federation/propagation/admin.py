@@ -263,13 +263,20 @@ class PeerAdmin(HubAdminPermissions, admin.ModelAdmin):
     @admin.display(description="Pull")
     def pull_health(self, peer) -> str:
         h = self._health(peer)
-        return _health_cell(
+        ours = _health_cell(
             ok=h.last_pull,
             error=h.last_pull_error,
             error_at=h.last_pull_error_at,
             recovered_at=h.pull_recovered_at,
             ok_label="last pull",
         )
+        if h.peer_pulled_at is None:
+            return ours
+        return format_html(
+            '{}<br><span title="how far it has pulled our feed (stream position)">'
+            "it pulled to {}, {}</span>",
+            ours, h.peer_pulled_through, _short(h.peer_pulled_at),
+        )  # fmt: skip
 
     @admin.display(description="Dead letters (live / all)")
     def dead_letters(self, peer) -> str:
@@ -300,7 +307,8 @@ class PeerAdmin(HubAdminPermissions, admin.ModelAdmin):
         h = self._health(peer)
         return format_html(
             "depth {} (incident {}, in flight {}), oldest {}, lag {}, last success {}, "
-            "dead letters {} ({} live), refused {}, last pull {}{}{}",
+            "dead letters {} ({} live), refused {}, last pull {}{}{}, our feed pulled by it "
+            "through {} (last {})",
             h.outbox_depth, h.incident_depth, h.in_flight, shown_time(h.oldest_undelivered),
             self.lag(peer), shown_time(h.last_success), h.dead_letters, h.live_dead_letters,
             h.refused, shown_time(h.last_pull),
@@ -311,6 +319,7 @@ class PeerAdmin(HubAdminPermissions, admin.ModelAdmin):
             if h.last_pull_error else (
                 f", pull recovered at {shown_time(h.pull_recovered_at)}" if h.pull_recovered_at else ""
             ),
+            h.peer_pulled_through, shown_time(h.peer_pulled_at),
         )  # fmt: skip
 
     @admin.display(description="Pinned hub key")
@@ -508,9 +517,12 @@ class OutboxItemAdmin(ReadOnlyHubAdmin, admin.ModelAdmin):
             row.delivered_at if row.state == OutboxItem.State.DELIVERED else
             row.next_attempt_at if row.state == OutboxItem.State.PENDING else None
         )  # fmt: skip
+        # Short times kept whole (the full ones on hover), so that the list fits 1,366 pixels.
         return format_html(
-            "{}<br>{}", shown_time(row.created_at), shown_time(second) if second else "—"
-        )
+            '<span class="nowrap" title="{}">{}</span><br><span class="nowrap" title="{}">{}</span>',
+            shown_time(row.created_at), _short(row.created_at),
+            shown_time(second) if second else "", _short(second) if second else "—",
+        )  # fmt: skip
 
     @admin.display(description="Last error")
     def error(self, row) -> str:

@@ -19,7 +19,8 @@ above both ``after`` and ``horizon``; a puller that sends no horizon is refused 
 compaction horizon, as before. The header is outside the signed page, whose format is unchanged.
 A page holds at most ``limit`` changes and 500 items. A page that offers
 items is recorded as ``federation.sent`` (``via`` ``pull``, the items' digests), as a push's
-delivered items are, so that the two hubs' logs reconcile item by item.
+delivered items are, so that the two hubs' logs reconcile item by item. Every page served
+records the peer's pull position (its ``after``: ``federation.propagation.pulled``).
 """
 
 import uuid
@@ -48,6 +49,7 @@ from federation.propagation.delivery import BATCH_ENVELOPE_ALLOWANCE
 from federation.propagation.items import RowRef, items_build
 from federation.propagation.models import KeyBinding, OutboxItem, Receipt
 from federation.propagation.outbox import shareable_with
+from federation.propagation.pulled import feed_pull_record, pulled_items_record
 from federation.propagation.serializers import SignedBatchSerializer
 from federation.propagation.wire import MAX_BATCH_ITEMS, batch_document, sign_document
 from federation.sync.models import EntryChange
@@ -109,6 +111,8 @@ def feed_page(*, peer: Peer, after: int, limit: int, horizon: int = 0) -> FeedPa
             "This cursor is older than the stream's retention of removals; pull again from 0.",
             code="stale_cursor",
         )
+    # Asking from ``after`` says the peer stored everything up to it: recorded (moot dead letters).
+    feed_pull_record(peer=peer, after=after, stream_end=state.last_position, now=timezone.now())
     # Each entry, and each key, at its last change.
     last = {(kind, target): position for position, kind, target in changes}
     ordered = sorted(last.items(), key=lambda pair: pair[1])
@@ -163,8 +167,15 @@ def feed_page(*, peer: Peer, after: int, limit: int, horizon: int = 0) -> FeedPa
     if built.items:
         # What this page offers the peer, as a push's delivered items are recorded: the peer's
         # federation.received names the same digests, so reconcile-hubs pairs the two.
+        by_id = {ref.id: ref for ref in refs}
+        entry_of = {
+            ref.id: target[1]
+            for target, target_refs in refs_by_target.items()
+            if target[0] == _ENTRY
+            for ref in target_refs
+        }
         with transaction.atomic():
-            audit_record(
+            event = audit_record(
                 AuditRecord(
                     action=Action.FEDERATION_SENT,
                     actor=Actor.peer(peer.hub_id, peer.name),
@@ -177,6 +188,13 @@ def feed_page(*, peer: Peer, after: int, limit: int, horizon: int = 0) -> FeedPa
                         Key.ITEMS: [digest for _ref, _item, digest in built.items],
                     },
                 )
+            )
+            pulled_items_record(
+                peer=peer,
+                event=event,
+                offered=[(by_id[ref_id], digest) for ref_id, _item, digest in built.items],
+                entry_of=entry_of,
+                now=now,
             )
     return FeedPage(page={"batch": document, "signature": signed.as_wire()[1]}, horizon=horizon)
 

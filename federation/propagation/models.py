@@ -75,6 +75,13 @@ class OutboxItem(models.Model):
                 condition=models.Q(kind="contribution"),
                 name="outbox_contribution_peer",
             ),
+            # The transparency report counts the items delivered in a period, per peer
+            # (federation.reports.selectors.federation_by_peer): a range of delivery times.
+            models.Index(
+                fields=["delivered_at"],
+                condition=models.Q(state="delivered"),
+                name="outbox_delivered_at",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -115,9 +122,67 @@ class Receipt(models.Model):
                 fields=["contribution", "peer_hub"], name="receipt_contribution_peer_unique"
             )
         ]
+        # The transparency report counts the items received in a period, per peer.
+        indexes = [models.Index(fields=["received_at"], name="receipt_received_at")]
 
     def __str__(self) -> str:
         return f"{self.contribution_id} from {self.peer_hub}"
+
+
+class PulledItem(models.Model):
+    """An item a peer pulled from this hub's feed (``federation.propagation.feed``): the first
+    page that offered it, and that page's ``federation.sent`` event (which names items by digest
+    only), so that an entry's page can say which peers pulled it. One row per peer and item: a
+    page offering the item again (the entry changed, the peer read from 0 again) adds none."""
+
+    peer = models.ForeignKey("members.Peer", on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=16, choices=OutboxItem.Kind.choices)
+    entry = models.ForeignKey(
+        "federation.Entry", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    contribution = models.ForeignKey(
+        "federation.Contribution",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
+    )
+    signing_key = models.ForeignKey(
+        "members.SigningKey",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
+    )
+    event = models.ForeignKey(
+        "federation.AuditEvent", on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    digest = models.CharField(max_length=64, help_text="SHA-256 of the item as offered.")
+    pulled_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["peer", "contribution"],
+                condition=models.Q(kind="contribution"),
+                name="pulleditem_contribution_once",
+            ),
+            models.UniqueConstraint(
+                fields=["peer", "entry"],
+                condition=models.Q(kind="entry"),
+                name="pulleditem_entry_state_once",
+            ),
+            models.UniqueConstraint(
+                fields=["peer", "signing_key"],
+                condition=models.Q(kind="key"),
+                name="pulleditem_key_once",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} pulled by {self.peer_id}"
 
 
 class KeyBinding(models.Model):
@@ -179,6 +244,17 @@ class PeerLink(models.Model):
     last_pull_error = models.TextField(blank=True)
     last_pull_error_at = models.DateTimeField(null=True, blank=True)
     last_received_at = models.DateTimeField(null=True, blank=True)
+    # The peer's pulls of *our* feed (the fields above are ours of its feed): the highest cursor
+    # it asked a served page from, which it sends only once it has stored every page before it
+    # (no higher than our stream's end then). Dead letters it has so pulled past are moot.
+    peer_pulled_through = models.BigIntegerField(
+        default=0,
+        help_text="How far the peer has pulled our feed: the highest 'after' of a page we served "
+        "it (capped at our stream's end then).",
+    )
+    peer_pulled_at = models.DateTimeField(
+        null=True, blank=True, help_text="When we last served the peer a page of our feed."
+    )
 
     def __str__(self) -> str:
         return f"link to {self.peer_id}"

@@ -1,10 +1,10 @@
 """Reading federation's state: each peer's delivery and pull health, as the admin's peer list,
 its index page and ``manage.py peer status`` show it (one selector, so all say the same); which
 dead letters still matter; and where one entry went and came from (the admin's entry page and
-the auditor's entry history)."""
+the auditor's entry history), by push or by its feed."""
 
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
 from django.db import connection, transaction
@@ -26,7 +26,8 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from federation.contributions.models import Contribution, Entry
-from federation.propagation.models import OutboxItem, Receipt
+from federation.propagation.models import KeyBinding, OutboxItem, PeerLink, PulledItem, Receipt
+from federation.sync.models import EntryChange
 from federation.transparency.actions import Action, Key, ObjectType
 from federation.transparency.models import AuditEvent
 from members.models import Peer
@@ -35,12 +36,39 @@ from members.models import Peer
 # A dead letter is moot when the data here shows that the peer holds the item anyway: it sent us
 # the contribution itself (a receipt from it, by push or by its feed), the contribution is its own
 # member's, or a later item of the same kind for the same entry or key was delivered to it (it
-# holds a newer state, or the key's binding in force). Anything else, a key revocation above all,
-# still matters and is counted as live.
+# holds a newer state, or the key's binding in force), or the peer has pulled our feed past it
+# (below). Anything else, a key revocation above all, still matters and is counted as live.
+#
+# Pulled past: the feed serves an entry's items as they stand when a page is read, for each
+# entry with a change in the page. The change row written in the outbox row's own transaction
+# (recorded before it: ``federation.downstream`` records changes first) is numbered only after
+# that commit, so a page covering it offered the item. A dead letter of an entry is moot when
+# the peer's pull position (``PeerLink.peer_pulled_through``) is at or past every change of the
+# entry recorded up to the row's creation, and past at least one numbered change (compaction
+# keeps only an entry's last change, which comes after the row's own), unless the entry is back
+# in review (the feed offers none of its items then). A key item likewise,
+# when every binding of the key (a revocation is one) is numbered at or below the position: a
+# revocation the peer has not pulled keeps its dead letter live.
 
 MOOT_SENT_HERE = "held: the peer sent it here"
 MOOT_ITS_OWN = "held: its own member's contribution"
 MOOT_SUPERSEDED = "held: a later item was delivered"
+MOOT_PULLED = "held: the peer pulled our feed past it"
+
+
+def _pulled_past(model, target: str) -> Exists:
+    """The row's peer has pulled past its entry's (``EntryChange``) or key's (``KeyBinding``)
+    stream positions, as set out above."""
+    pulled = OuterRef("peer_pulled_through")
+    mine = model.objects.filter(**{target: OuterRef(OuterRef(target))})
+    not_yet = mine.filter(Q(position__isnull=True) | Q(position__gt=pulled))
+    if model is EntryChange:
+        not_yet = not_yet.filter(recorded_at__lte=OuterRef(OuterRef("created_at")))
+    return Exists(
+        PeerLink.objects.filter(peer_id=OuterRef("peer_id"))
+        .filter(Exists(mine.filter(position__lte=pulled)))
+        .exclude(Exists(not_yet))
+    )
 
 
 def _moot_reasons() -> list[tuple[Q, str]]:
@@ -59,6 +87,7 @@ def _moot_reasons() -> list[tuple[Q, str]]:
     later = OutboxItem.objects.filter(
         peer_id=OuterRef("peer_id"), state=OutboxItem.State.DELIVERED, pk__gt=row
     )
+    dead = Q(state=OutboxItem.State.DEAD)  # a refused item is refused again when pulled
     return [
         (Q(kind=OutboxItem.Kind.CONTRIBUTION) & Q(sent_here), MOOT_SENT_HERE),
         (Q(kind=OutboxItem.Kind.CONTRIBUTION) & Q(its_own), MOOT_ITS_OWN),
@@ -77,6 +106,17 @@ def _moot_reasons() -> list[tuple[Q, str]]:
                 )
             ),
             MOOT_SUPERSEDED,
+        ),
+        (
+            dead
+            & Q(kind__in=[OutboxItem.Kind.CONTRIBUTION, OutboxItem.Kind.ENTRY])
+            & ~Q(entry__state=Entry.State.PENDING)  # back in review: the feed offers nothing
+            & Q(_pulled_past(EntryChange, "entry_id")),
+            MOOT_PULLED,
+        ),
+        (
+            dead & Q(kind=OutboxItem.Kind.KEY) & Q(_pulled_past(KeyBinding, "signing_key_id")),
+            MOOT_PULLED,
         ),
     ]
 
@@ -155,6 +195,8 @@ class PeerHealth:
     last_pull_error_at: datetime | None = None
     push_recovered_at: datetime | None = None  # a push succeeded after the last error (latest)
     pull_recovered_at: datetime | None = None  # a pull succeeded after the last pull error
+    peer_pulled_through: int = 0  # how far the peer has pulled our feed (its stream position)
+    peer_pulled_at: datetime | None = None  # when we last served it a page of our feed
 
     @property
     def pull_failing(self) -> bool:
@@ -240,6 +282,8 @@ def health_of(peer: Peer, *, now: datetime | None = None) -> PeerHealth:
             if link and not link.last_pull_error
             else None
         ),
+        peer_pulled_through=link.peer_pulled_through if link else 0,
+        peer_pulled_at=link.peer_pulled_at if link else None,
     )
 
 
@@ -277,6 +321,7 @@ class EntryTrail:
     deliveries: list[OutboxItem]
     receipts: list[Receipt]
     state_event: AuditEvent | None
+    pulls: list[PulledItem] = field(default_factory=list)  # items peers pulled from our feed
 
     @property
     def state_policy(self) -> dict:
@@ -284,7 +329,7 @@ class EntryTrail:
 
 
 def entry_trail(*, entry: Entry, now: datetime | None = None) -> EntryTrail:
-    """Five queries whatever the numbers of peers and items."""
+    """Six queries whatever the numbers of peers and items."""
     now = now or timezone.now()
     deliveries = list(
         with_moot_reason(OutboxItem.objects.filter(entry_id=entry.pk))
@@ -327,7 +372,15 @@ def entry_trail(*, entry: Entry, now: datetime | None = None) -> EntryTrail:
         .order_by("-pk")
         .first()
     )
-    return EntryTrail(deliveries=deliveries, receipts=receipts, state_event=state_event)
+    # Each row holds its page's event: no search of the log.
+    pulls = list(
+        PulledItem.objects.filter(entry_id=entry.pk)
+        .select_related("peer", "contribution", "event")
+        .order_by("peer__hub_id", "pulled_at", "pk")
+    )
+    return EntryTrail(
+        deliveries=deliveries, receipts=receipts, state_event=state_event, pulls=pulls
+    )
 
 
 def _attach_events(rows, *, action, when, peer, names, attribute) -> None:

@@ -215,6 +215,16 @@ def entry_history_rows(history: EntryHistory) -> Iterator[tuple]:
             "" if step.leaf_index is None else step.leaf_index,
             step.proof_url or step.status,
         )
+    for step in history.pulled:
+        yield (
+            "pulled",
+            signed_time(step.row.pulled_at),
+            step.peer,
+            step.item,
+            f"digest={step.row.digest}",
+            "" if step.leaf_index is None else step.leaf_index,
+            step.proof_url or step.status,
+        )
     for step in history.received:
         row = step.row
         yield (

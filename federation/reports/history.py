@@ -100,6 +100,15 @@ class EntryHistory:
         ]
 
     @property
+    def pulled(self) -> list["FederationStep"]:
+        """Each item of the entry a peer pulled from this hub's feed (its first pull)."""
+        trail = self.federation
+        return [
+            FederationStep.of(p.peer.hub_id, p, p.event, self.checkpoint)
+            for p in (trail.pulls if trail else [])
+        ]
+
+    @property
     def received(self) -> list["FederationStep"]:
         trail = self.federation
         return [

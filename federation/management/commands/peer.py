@@ -201,4 +201,8 @@ def _status_text(h) -> str:
         lines[3] += (
             f"  last error at {_at(h.last_pull_error_at)} (recovered at {_at(h.pull_recovered_at)})"
         )
+    lines.append(
+        f"  our feed pulled by it through position {h.peer_pulled_through}, "
+        f"last at {_at(h.peer_pulled_at)}"
+    )
     return "\n".join(lines)

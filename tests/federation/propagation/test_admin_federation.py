@@ -15,8 +15,10 @@ from django.utils import timezone
 
 from federation.contributions.models import Contribution, Entry
 from federation.propagation.delivery import outbox_drain
-from federation.propagation.models import OutboxItem, PeerLink, Receipt
+from federation.propagation.models import OutboxItem, PeerLink, PulledItem, Receipt
 from federation.propagation.selectors import peers_health
+from federation.transparency.actions import Action, ObjectType
+from federation.transparency.models import AuditEvent
 from federation.transparency.sequencer import sequence_pending
 from members.models import SigningKey
 from tests.support.federation import RemoteHub, contribution_item
@@ -204,6 +206,9 @@ def test_the_peer_list_and_status_show_pull_health_in_flight_and_recovery(
             "last_pull_error": "",
             "last_pull_error_at": now - timedelta(minutes=8),
             "last_pull_at": now - timedelta(minutes=1),
+            # Bravo's own pulls of our feed.
+            "peer_pulled_through": 41,
+            "peer_pulled_at": now - timedelta(minutes=3),
         },
     )
 
@@ -214,6 +219,7 @@ def test_the_peer_list_and_status_show_pull_health_in_flight_and_recovery(
     assert "last error at" in text and "(recovered at" in text and "HTTP 503" in text
     pull_line = next(line for line in text.splitlines() if line.strip().startswith("pull"))
     assert "last pull " in pull_line and "recovered at" in pull_line
+    assert "our feed pulled by it through position 41, last at " in text
 
     out = io.StringIO()
     call_command("peer", "status", "--json", stdout=out)
@@ -221,4 +227,36 @@ def test_the_peer_list_and_status_show_pull_health_in_flight_and_recovery(
 
     listed = page(admin_client, "/admin/members/peer/")
     assert "3 (2 in flight)" in listed
-    assert "recovered at" in listed and "last pull" in listed
+    assert "recovered at" in listed and "last pull" in listed and "it pulled to 41," in listed
+
+
+def _pulled_by(peer, contribution) -> None:
+    event = AuditEvent.objects.create(
+        action=Action.FEDERATION_SENT, actor_type="peer", actor_id=peer.hub_id,
+        object_type=ObjectType.PEER, object_id=peer.hub_id,
+        data={"peer": peer.hub_id, "via": "pull", "items": ["c" * 64]},
+    )  # fmt: skip
+    PulledItem.objects.create(
+        peer=peer, kind="contribution", entry=contribution.entry, contribution=contribution,
+        event=event, digest="c" * 64,
+    )  # fmt: skip
+
+
+def test_the_entry_page_costs_the_same_queries_however_many_peers_pulled_it(
+    acme_submitter, admin_client
+):
+    entry = vetted_entry(acme_submitter)
+    add = Contribution.objects.get(entry=entry)
+    url = f"/admin/federation/entry/{entry.pk}/change/"
+    _pulled_by(make_peer("bravo.hub"), add)
+    page(admin_client, url)  # warm (sessions, content types)
+    with CaptureQueriesContext(connection) as one:
+        html = page(admin_client, url)
+    assert "<td>bravo.hub</td>" in html[html.index("Pulled by peers") :]
+
+    for name in ("charlie", "delta", "echo"):
+        _pulled_by(make_peer(f"{name}.hub"), add)
+    with CaptureQueriesContext(connection) as four:
+        html = page(admin_client, url)
+    assert "<td>echo.hub</td>" in html[html.index("Pulled by peers") :]
+    assert len(four) == len(one)

@@ -6,17 +6,21 @@ from datetime import timedelta
 import pytest
 from django.conf import settings
 from django.db.models import Max
+from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from federation.contributions.models import Contribution, Entry
 from federation.hubkey import hub_public_key
-from federation.propagation.models import KeyBinding, OutboxItem
+from federation.propagation.models import KeyBinding, OutboxItem, PeerLink, PulledItem
 from federation.propagation.peers import peer_register, peer_update
+from federation.propagation.selectors import MOOT_PULLED, live_dead_letters, with_moot_reason
 from federation.propagation.wire import item_digest, parse_batch
 from federation.signing import format_timestamp
 from federation.sync.models import EntryChange, SyncState
 from federation.sync.sequencer import sync_changes_compact, sync_sequence_pending
 from federation.transparency.models import AuditEvent
+from federation.transparency.sequencer import sequence_pending
 from members.services import signing_key_revoke
 from tests.support.sending import ACTOR, new_hub_key, submit, vetted_entry
 
@@ -350,3 +354,88 @@ def test_only_an_authenticated_active_peer_reads_the_feed(bravo, acme_submitter)
     peer_update(peer=bravo, state="suspended", actor=ACTOR)
     response = bravo.client.get(FEED)
     assert response.status_code == 403 and response.json()["error"]["code"] == "peer_suspended"
+
+
+def _moot(row: OutboxItem) -> str | None:
+    return with_moot_reason(OutboxItem.objects.filter(pk=row.pk)).get().moot_reason
+
+
+def test_a_dead_letter_is_moot_once_the_peer_pulls_past_it_and_a_revocation_only_when_pulled(
+    acme_submitter, bravo
+):
+    vetted_entry(acme_submitter)
+    (dead,) = OutboxItem.objects.filter(peer=bravo)
+    OutboxItem.objects.filter(pk=dead.pk).update(state="dead")  # its push never arrived
+    sync_sequence_pending()
+    assert _moot(dead) is None
+
+    _body, first = page(bravo, after=0)  # served, but not yet stored by bravo as far as we know
+    assert PeerLink.objects.get(peer=bravo).peer_pulled_through == 0
+    assert _moot(dead) is None and live_dead_letters().count() == 1
+
+    page(bravo, after=first.feed["next"])  # bravo stored the first page: it asks from its end
+    assert PeerLink.objects.get(peer=bravo).peer_pulled_through == first.feed["next"]
+    assert _moot(dead) == MOOT_PULLED and live_dead_letters().count() == 0
+    # An entry back in review is offered by no page: what the peer pulled says nothing then.
+    Entry.objects.filter(pk=dead.entry_id).update(state="pending")
+    assert _moot(dead) is None
+    Entry.objects.filter(pk=dead.entry_id).update(state="vetted")
+
+    # A new entry's dead letter, after the position, matters; so does a revocation whose push
+    # died, until bravo has pulled the revocation itself.
+    later = vetted_entry(acme_submitter)
+    (late,) = OutboxItem.objects.filter(peer=bravo, entry=later)
+    signing_key_revoke(key=acme_submitter.signing_key, reason="compromised", actor=ACTOR)
+    (revocation,) = OutboxItem.objects.filter(peer=bravo, kind="key")
+    OutboxItem.objects.filter(pk__in=[late.pk, revocation.pk]).update(state="dead")
+    sync_sequence_pending()
+    page(bravo, after=first.feed["next"])  # bravo asks again from the same place
+    assert (_moot(revocation), _moot(late)) == (None, None)
+    assert _moot(dead) == MOOT_PULLED
+    assert {r.pk for r in live_dead_letters()} == {revocation.pk, late.pk}
+
+    _body, second = page(bravo, after=first.feed["next"])
+    page(bravo, after=second.feed["next"])
+    assert (_moot(revocation), _moot(late)) == (MOOT_PULLED, MOOT_PULLED)
+    assert list(live_dead_letters()) == []
+    # A cursor beyond the stream's end records no position beyond it.
+    page(bravo, after=second.feed["next"] + 1000)
+    assert PeerLink.objects.get(peer=bravo).peer_pulled_through == second.feed["next"]
+
+
+def test_the_entry_page_says_which_peers_pulled_its_items_with_the_log_leaf(
+    acme_submitter, bravo, consortium_admin, auditor
+):
+    entry = vetted_entry(acme_submitter)
+    add = Contribution.objects.get(entry=entry)
+    sync_sequence_pending()
+    admin = Client()
+    admin.force_login(consortium_admin.user)
+    url = f"/admin/federation/entry/{entry.pk}/change/"
+    assert "No peer has pulled it from this hub" in admin.get(url).content.decode()
+
+    body, _first = page(bravo, after=0)
+    page(bravo, after=0)  # offered again: still its first pull only
+    sequence_pending()
+
+    (pulled,) = PulledItem.objects.filter(entry=entry)
+    assert (pulled.peer, pulled.contribution, pulled.digest) == (
+        bravo,
+        add,
+        item_digest(body["batch"]["items"][0]),
+    )
+    html = admin.get(url).content.decode()
+    section = html[html.index("Pulled by peers") : html.index("Arrived from peers")]
+    row = section[section.index("<td>bravo.hub</td>") :].split("</tr>")[0]
+    assert f"add {add.uuid}" in row and "leaf " in row
+    assert AuditEvent.objects.get(pk=pulled.event_id).data["items"] == [pulled.digest]
+    # The auditor's history of the entry, and its CSV, say the same.
+    reader = Client()
+    reader.force_login(auditor.user)
+    history = reader.get(f"/reports/entries/{entry.pk}/").content.decode()
+    pulled_section = history[history.index("Pulled by peers (1)") : history.index('id="received"')]
+    assert "bravo.hub" in pulled_section and str(add.uuid) in pulled_section
+    response = reader.get(f"/reports/entries/{entry.pk}.csv")
+    csv = b"".join(response.streaming_content).decode()
+    (line,) = [row for row in csv.splitlines() if row.startswith("pulled,")]
+    assert "bravo.hub" in line and f"digest={pulled.digest}" in line

@@ -79,6 +79,26 @@ def test_normalising_and_milliseconds_agree_with_the_hub():
             hub_frames.normalise_frames(bad)
 
 
+def test_threatexchange_string_form_is_the_vpdq_extensions_and_the_hubs():
+    from threatexchange.extensions.vpdq.vpdq_util import VpdqCompactFeature, vpdq_to_json
+
+    times = [0, 1500, 12_340, 99_999, 123_400, 999_900, 3_600_000]
+    canonical = [[n * 7, 40 + n, f"{n:x}" * 64, ms] for n, ms in enumerate(times)]
+    text = frames.to_threatexchange(canonical)
+    features = [VpdqCompactFeature(pdq, quality, ms / 1000) for _, quality, pdq, ms in canonical]
+    assert text == vpdq_to_json(features)  # what VPDQSignal.hash_from_file writes
+    assert text == hub_frames.to_threatexchange(hub_frames.normalise_frames(canonical))
+    assert json.loads(text)[4].endswith(",1.23e+02")
+    back = frames.from_threatexchange(text)
+    assert back == hub_frames.from_threatexchange(text).to_document()
+    assert [f[0] for f in back] == list(range(len(times)))  # numbers dropped: positions
+    assert [f[3] for f in back] == [0, 1500, 12_300, 100_000, 123_000, 1_000_000, 3_600_000]
+    assert frames.to_threatexchange(back) == text
+    for bad in ("not json", '[["a"]]', '["ab,1"]', '["' + "ab" * 32 + ',x,1.0"]'):
+        with pytest.raises(frames.FrameListError):
+            frames.from_threatexchange(bad)
+
+
 def test_videos_are_found_by_suffix_or_by_their_first_bytes(tmp_path):
     clip = media.write_video(tmp_path / "clip.mp4", seed=3, seconds=2)
     hidden = tmp_path / "upload-1234"

@@ -281,3 +281,46 @@ def test_sync_fetches_each_frame_list_once_checks_it_and_drops_it_with_its_entry
     local.apply(upserts[:1], cursor="c3")
     with pytest.raises(HubError, match="does not hash"):
         local.fetch_video_frames(FakeHub(lists={value: [[0, 91, "ab" * 32, 0]]}))
+
+
+def test_the_threatexchange_extension_carries_each_video_in_threatexchange_form():
+    from concordat_client.hub import HubError
+    from concordat_client.tx_extension import ConcordatSignalExchangeAPI
+    from threatexchange.extensions.vpdq.vpdq import VPDQSignal
+    from threatexchange.signal_type.pdq.signal import PdqSignal
+
+    good = [[0, 90, "ab" * 32, 0], [15, 80, "cd" * 32, 12_340]]
+    value, gone = frames.digest(good), "f" * 64
+
+    def change(signal_type, signal_value, op="upsert"):
+        return {"op": op, "signal": {"type": signal_type, "value": signal_value},
+                "state": "vetted", "labels": ["x"], "contributors": []}  # fmt: skip
+
+    page = [change("vpdq", value), change("vpdq", gone), change("pdq", "ab" * 32)]
+    api = ConcordatSignalExchangeAPI("http://hub.invalid", "token")
+    api.hub = hub = FakeHub(lists={value: good})
+    hub.changes = lambda cursor: {"changes": page, "next": "c1", "more": False}
+    [delta] = api.fetch_iter([PdqSignal, VPDQSignal], None)
+    # The list served is carried in threatexchange's form; the one retracted meanwhile is left.
+    assert hub.asked == [[value, gone], [gone]]
+    assert set(delta.updates) == {("vpdq", value), ("pdq", "ab" * 32)}
+    record = delta.updates[("vpdq", value)]
+    assert record.threatexchange_signal == frames.to_threatexchange(good)
+    VPDQSignal.validate_signal_str(record.threatexchange_signal)
+    converted = api.naive_convert_to_signal_type([PdqSignal, VPDQSignal], None, delta.updates)
+    assert converted[VPDQSignal] == {frames.to_threatexchange(good): record}
+    assert list(converted[PdqSignal]) == ["ab" * 32]
+    # A removal needs no frames: the key is the Concordat value.
+    page = [change("vpdq", value, op="remove")]
+    hub.asked.clear()
+    [delta] = api.fetch_iter([VPDQSignal], None)
+    assert delta.updates == {("vpdq", value): None} and hub.asked == []
+    # Without threatexchange's vpdq type, no frames are asked and no video is kept.
+    page = [change("vpdq", value), change("pdq", "ab" * 32)]
+    [delta] = api.fetch_iter([PdqSignal], None)
+    assert set(delta.updates) == {("pdq", "ab" * 32)} and hub.asked == []
+    # A list that does not hash to its value is refused.
+    api.hub = FakeHub(lists={value: [[0, 91, "ab" * 32, 0]]})
+    api.hub.changes = hub.changes
+    with pytest.raises(HubError, match="does not hash"):
+        list(api.fetch_iter([VPDQSignal], None))

@@ -11,6 +11,7 @@ database of its own beside the test database (``<test database>_hma``)."""
 import json
 import os
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -52,8 +53,10 @@ STORAGE_IFACE_INSTANCE = DefaultOMMStore(
 """
 
 
-def hma_database() -> str:
-    """A PostgreSQL database for HMA's tables, made if missing; its SQLAlchemy URI."""
+@pytest.fixture
+def hma_database() -> Iterator[str]:
+    """A PostgreSQL database of its own for HMA's tables, dropped afterwards; its SQLAlchemy
+    URI."""
     settings = connection.settings_dict
     name = f"{settings['NAME']}_hma"
     server = {
@@ -61,12 +64,14 @@ def hma_database() -> str:
         "user": settings["USER"], "password": settings["PASSWORD"] or None,
     }  # fmt: skip
     with psycopg.connect(dbname="postgres", autocommit=True, **server) as admin:
-        if not admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
-            admin.execute(f'CREATE DATABASE "{name}"')
-    password = f":{server['password']}" if server["password"] else ""
-    return (
-        f"postgresql+psycopg2://{server['user']}{password}@{server['host']}:{server['port']}/{name}"
-    )
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        admin.execute(f'CREATE DATABASE "{name}"')
+        password = f":{server['password']}" if server["password"] else ""
+        yield (
+            f"postgresql+psycopg2://{server['user']}{password}@{server['host']}:"
+            f"{server['port']}/{name}"
+        )
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
 
 
 def hma_fetch(config: Path, hub_url: str, token: str, step: str) -> dict:
@@ -79,9 +84,11 @@ def hma_fetch(config: Path, hub_url: str, token: str, step: str) -> dict:
 
 
 @pytest.mark.django_db
-def test_hma_fetches_the_shared_set_through_the_extension_and_follows_a_retraction(tmp_path):
+def test_hma_fetches_the_shared_set_through_the_extension_and_follows_a_retraction(
+    tmp_path, hma_database
+):
     config = tmp_path / "omm_config.py"
-    config.write_text(OMM_CONFIG.format(uri=hma_database()))
+    config.write_text(OMM_CONFIG.format(uri=hma_database))
     movie = media.write_video(tmp_path / "movie.mp4", seed=31, seconds=6)
     with running_hub("clienthma", worker=True) as hub:
         home = tmp_path / "home"

@@ -38,15 +38,19 @@ SELECT json_extract(value, '$.signal.type'), json_extract(value, '$.signal.value
        json_extract(value, '$.state'), value
 FROM json_each(?1, ?2) WHERE json_extract(value, '$.op') = 'upsert'
 """
+# Removals look each entry up by its key (a join from the page's items), not a scan of the table.
 _REMOVE = """
-DELETE FROM entries WHERE (type, value) IN (
-    SELECT json_extract(value, '$.signal.type'), json_extract(value, '$.signal.value')
-    FROM json_each(?1, ?2) WHERE json_extract(value, '$.op') = 'remove')
+DELETE FROM entries WHERE rowid IN (
+    SELECT entries.rowid FROM json_each(?1, ?2) AS item JOIN entries
+    ON entries.type = json_extract(item.value, '$.signal.type')
+    AND entries.value = json_extract(item.value, '$.signal.value')
+    WHERE json_extract(item.value, '$.op') = 'remove')
 """
 _REMOVE_FRAMES = """
-DELETE FROM video_frames WHERE ('vpdq', value) IN (
-    SELECT json_extract(value, '$.signal.type'), json_extract(value, '$.signal.value')
-    FROM json_each(?1, ?2) WHERE json_extract(value, '$.op') = 'remove')
+DELETE FROM video_frames WHERE value IN (
+    SELECT json_extract(value, '$.signal.value') FROM json_each(?1, ?2)
+    WHERE json_extract(value, '$.op') = 'remove'
+    AND json_extract(value, '$.signal.type') = 'vpdq')
 """
 _CURSOR = "INSERT OR REPLACE INTO sync_state VALUES ('cursor', ?)"
 

@@ -9,6 +9,7 @@ serialisation (compact JSON for this shape); the signal's value is their SHA-256
 """
 
 import hashlib
+import json
 import math
 import re
 from collections.abc import Iterable
@@ -121,3 +122,38 @@ def from_vpdq_features(features: Iterable[Any]) -> list[list[Any]]:
     return normalise_frames(
         [f.frame_number, f.quality, f.hex, seconds_to_ms(f.timestamp)] for f in features
     )
+
+
+# python-threatexchange's string form of a vPDQ signal (docs/video.md §2), for its extension
+# only: it drops frame numbers and prints times with three significant digits, so it is never
+# signed nor hashed into a value.
+
+
+def to_threatexchange(frames: list[list[Any]]) -> str:
+    """python-threatexchange's ``VPDQSignal`` string of a canonical list: a JSON array of
+    ``"pdq_hex,quality,seconds"``, the seconds printed with the format spec ``.3``."""
+    return json.dumps([f"{pdq},{quality},{ms / 1000:.3}" for _, quality, pdq, ms in frames])
+
+
+def from_threatexchange(text: str) -> list[list[Any]]:
+    """A canonical list from python-threatexchange's string form: frame number = position, the
+    printed seconds to milliseconds (``seconds_to_ms``). Not the original list: its value
+    differs from the digest of the vPDQ output it came from (docs/video.md §2)."""
+    try:
+        items = json.loads(text)
+    except ValueError as exc:
+        raise FrameListError("python-threatexchange form: not JSON") from exc
+    if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+        raise FrameListError("python-threatexchange form: must be a JSON array of strings")
+    frames = []
+    for index, item in enumerate(items):
+        parts = item.split(",")
+        if len(parts) != 3:
+            raise FrameListError("each item is 'pdq_hex,quality,seconds'", index=index)
+        pdq, quality_text, seconds_text = parts
+        try:
+            quality, seconds = int(quality_text), float(seconds_text)
+        except ValueError as exc:
+            raise FrameListError("quality or seconds is not a number", index=index) from exc
+        frames.append([index, quality, pdq, seconds_to_ms(seconds)])
+    return normalise_frames(frames)

@@ -1,6 +1,7 @@
 """HTTP to one hub (httpx): the JSON error shape of docs/api.md raised as ``HubError``."""
 
 import gzip
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -28,6 +29,13 @@ class Hub:
         self.http.close()
 
     def call(self, method: str, path: str, *, body: Any = None, params: dict | None = None) -> Any:
+        response = self.request(method, path, body=body, params=params)
+        return response.json() if response.content else None
+
+    def request(
+        self, method: str, path: str, *, body: Any = None, params: dict | None = None
+    ) -> httpx.Response:
+        """The response of a call that succeeded (below 400), its body unread as JSON."""
         try:
             response = self.http.request(method, path, json=body, params=params)
         except httpx.HTTPError as exc:
@@ -40,7 +48,7 @@ class Hub:
                 )
             except (ValueError, KeyError, TypeError):
                 raise HubError(response.status_code, "http_error", response.text[:200]) from None
-        return response.json() if response.content else None
+        return response
 
     def hub_info(self) -> dict:
         return self.call("GET", "/api/v1/hub/")
@@ -102,10 +110,14 @@ class Hub:
         return self.call("PUT", f"/api/v1/entries/{entry_id}/feedback/", body=body)
 
     def changes(self, after: str | None, *, limit: int = 10000) -> dict:
+        return json.loads(self.changes_text(after, limit=limit))
+
+    def changes_text(self, after: str | None, *, limit: int = 10000) -> str:
+        """A page of ``GET /api/v1/sync/changes`` as its JSON text (``sync`` has SQLite read it)."""
         params: dict[str, Any] = {"limit": limit}
         if after:
             params["after"] = after
-        return self.call("GET", "/api/v1/sync/changes", params=params)
+        return self.request("GET", "/api/v1/sync/changes", params=params).text
 
     def export_lines(self) -> Iterator[bytes]:
         """The export's NDJSON lines as bytes, end line included (the body is gzip whatever was

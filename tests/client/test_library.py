@@ -67,6 +67,37 @@ def test_sync_applies_upserts_and_removals_with_the_cursor_in_one_transaction(tm
     assert (local.count(), local.cursor(), local.lookup("md5", "a" * 32)) == (0, "c2", None)
 
 
+def test_sync_applies_export_lines_as_received_and_a_delta_page_from_its_text(tmp_path):
+    from concordat_client.hub import HubError
+
+    local = SharedSet(tmp_path / "copy.sqlite")
+    lines = [
+        b'{"op": "upsert", "signal": {"type": "md5", "value": "%032x"}, "state": "vetted", '
+        b'"labels": ["end"], "contributors": []}\n' % n
+        for n in range(3)
+    ]
+    assert local.apply_lines(lines, cursor=None) == 3 and local.cursor() is None
+    row = local.db.execute("SELECT document FROM entries ORDER BY value LIMIT 1").fetchone()
+    assert row[0] == json.dumps(json.loads(lines[0]), separators=(",", ":"))  # compact, in order
+    page = json.dumps({
+        "changes": [
+            {"op": "remove", "signal": {"type": "md5", "value": f"{0:032x}"}, "reason": "retracted"},
+            {"op": "upsert", "signal": {"type": "pdq", "value": "ab" * 32}, "state": "disputed",
+             "labels": [], "contributors": []},
+        ],
+        "next": "c2", "more": True,
+    })  # fmt: skip
+    assert local.apply_delta_page(page) == (2, True)
+    assert (local.count(), local.cursor()) == (3, "c2")
+    assert local.lookup("pdq", "ab" * 32)["state"] == "disputed"
+    assert local.lookup("md5", f"{0:032x}") is None
+    with pytest.raises(HubError, match="not JSON"):
+        local.apply_delta_page('{"changes": [{"op": "upsert"')
+    with pytest.raises(HubError, match="not JSON"):
+        local.apply_lines([b'{"op": "upsert", "signal": '], cursor="c3")
+    assert (local.count(), local.cursor()) == (3, "c2")  # nothing of a refused page
+
+
 def test_the_journal_keeps_uuids_across_runs_and_refuses_a_changed_input(tmp_path):
     records = [{"type": "md5", "value": f"{n:032x}"} for n in range(3)]
     first = Journal(tmp_path / "j.sqlite")

@@ -79,6 +79,26 @@ def test_normalising_and_milliseconds_agree_with_the_hub():
             hub_frames.normalise_frames(bad)
 
 
+def test_threatexchange_string_form_is_the_vpdq_extensions_and_the_hubs():
+    from threatexchange.extensions.vpdq.vpdq_util import VpdqCompactFeature, vpdq_to_json
+
+    times = [0, 1500, 12_340, 99_999, 123_400, 999_900, 3_600_000]
+    canonical = [[n * 7, 40 + n, f"{n:x}" * 64, ms] for n, ms in enumerate(times)]
+    text = frames.to_threatexchange(canonical)
+    features = [VpdqCompactFeature(pdq, quality, ms / 1000) for _, quality, pdq, ms in canonical]
+    assert text == vpdq_to_json(features)  # what VPDQSignal.hash_from_file writes
+    assert text == hub_frames.to_threatexchange(hub_frames.normalise_frames(canonical))
+    assert json.loads(text)[4].endswith(",1.23e+02")
+    back = frames.from_threatexchange(text)
+    assert back == hub_frames.from_threatexchange(text).to_document()
+    assert [f[0] for f in back] == list(range(len(times)))  # numbers dropped: positions
+    assert [f[3] for f in back] == [0, 1500, 12_300, 100_000, 123_000, 1_000_000, 3_600_000]
+    assert frames.to_threatexchange(back) == text
+    for bad in ("not json", '[["a"]]', '["ab,1"]', '["' + "ab" * 32 + ',x,1.0"]'):
+        with pytest.raises(frames.FrameListError):
+            frames.from_threatexchange(bad)
+
+
 def test_videos_are_found_by_suffix_or_by_their_first_bytes(tmp_path):
     clip = media.write_video(tmp_path / "clip.mp4", seed=3, seconds=2)
     hidden = tmp_path / "upload-1234"
@@ -323,3 +343,46 @@ def test_sync_fetches_each_frame_list_once_checks_it_and_drops_it_with_its_entry
     local.apply(upserts[:1], cursor="c3")
     with pytest.raises(HubError, match="does not hash"):
         local.fetch_video_frames(FakeHub(lists={value: [[0, 91, "ab" * 32, 0]]}))
+
+
+def test_the_threatexchange_extension_carries_each_video_in_threatexchange_form():
+    from concordat_client.hub import HubError
+    from concordat_client.tx_extension import ConcordatSignalExchangeAPI
+    from threatexchange.extensions.vpdq.vpdq import VPDQSignal
+    from threatexchange.signal_type.pdq.signal import PdqSignal
+
+    good = [[0, 90, "ab" * 32, 0], [15, 80, "cd" * 32, 12_340]]
+    value, gone = frames.digest(good), "f" * 64
+
+    def change(signal_type, signal_value, op="upsert"):
+        return {"op": op, "signal": {"type": signal_type, "value": signal_value},
+                "state": "vetted", "labels": ["x"], "contributors": []}  # fmt: skip
+
+    page = [change("vpdq", value), change("vpdq", gone), change("pdq", "ab" * 32)]
+    api = ConcordatSignalExchangeAPI("http://hub.invalid", "token")
+    api.hub = hub = FakeHub(lists={value: good})
+    hub.changes = lambda cursor: {"changes": page, "next": "c1", "more": False}
+    [delta] = api.fetch_iter([PdqSignal, VPDQSignal], None)
+    # The list served is carried in threatexchange's form; the one retracted meanwhile is left.
+    assert hub.asked == [[value, gone], [gone]]
+    assert set(delta.updates) == {("vpdq", value), ("pdq", "ab" * 32)}
+    record = delta.updates[("vpdq", value)]
+    assert record.threatexchange_signal == frames.to_threatexchange(good)
+    VPDQSignal.validate_signal_str(record.threatexchange_signal)
+    converted = api.naive_convert_to_signal_type([PdqSignal, VPDQSignal], None, delta.updates)
+    assert converted[VPDQSignal] == {frames.to_threatexchange(good): record}
+    assert list(converted[PdqSignal]) == ["ab" * 32]
+    # A removal needs no frames: the key is the Concordat value.
+    page = [change("vpdq", value, op="remove")]
+    hub.asked.clear()
+    [delta] = api.fetch_iter([VPDQSignal], None)
+    assert delta.updates == {("vpdq", value): None} and hub.asked == []
+    # Without threatexchange's vpdq type, no frames are asked and no video is kept.
+    page = [change("vpdq", value), change("pdq", "ab" * 32)]
+    [delta] = api.fetch_iter([PdqSignal], None)
+    assert set(delta.updates) == {("pdq", "ab" * 32)} and hub.asked == []
+    # A list that does not hash to its value is refused.
+    api.hub = FakeHub(lists={value: [[0, 91, "ab" * 32, 0]]})
+    api.hub.changes = hub.changes
+    with pytest.raises(HubError, match="does not hash"):
+        list(api.fetch_iter([VPDQSignal], None))

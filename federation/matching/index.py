@@ -320,23 +320,34 @@ class PdqIndex:
 
     def search_sorted(
         self, queries: np.ndarray, *, threshold: int, quality_min: int | None = None
-    ) -> tuple[np.ndarray, list[str], list[int], list[int]]:
+    ) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray]:
         """The results of a batch in the answer's order: ``(bounds, values, which, distances)``.
         ``values`` are the distinct hashes found (hex); query ``i``'s results are
-        ``which[bounds[i]:bounds[i + 1]]`` (positions in ``values``) with their distances, by
-        distance then value. Sorted and turned into hex by numpy, each distinct hash once, with
-        no object per result: a clustered batch has a hundred results per query."""
+        ``which[bounds[i]:bounds[i + 1]]`` (positions in ``values``; arrays, like the distances)
+        with their distances, by distance then value (``values`` are in hex order). Sorted and
+        turned into hex by numpy, each distinct hash once, with no object per result: a
+        clustered batch has a hundred results per query. The distinct hashes are ranked by value
+        once (a four-key sort of the distinct rows), so the results need only one sort, of one
+        integer each: query, distance and rank packed."""
+        if len(queries) >= 1 << 23:
+            raise ValueError("at most 8,388,607 queries in one sorted search")
         qi, rows, dist, view = self.search_words(
             queries, threshold=threshold, quality_min=quality_min
         )
-        words = view.hashes[rows]
+        distinct, inverse = np.unique(rows, return_inverse=True)
+        words = view.hashes[distinct]
         # Hex order is the order of the big-endian words, most significant first.
-        order = np.lexsort((words[:, 3], words[:, 2], words[:, 1], words[:, 0], dist, qi))
-        distinct, which = np.unique(rows[order], return_inverse=True)
-        text = view.hashes[distinct].astype(">u8").tobytes().hex()
+        by_value = np.lexsort((words[:, 3], words[:, 2], words[:, 1], words[:, 0]))
+        rank = np.empty(len(distinct), dtype=np.int64)
+        rank[by_value] = np.arange(len(distinct), dtype=np.int64)
+        which = rank[inverse]
+        # rank < 2**32 (rows), distance < 2**6 (MAX_THRESHOLD), query < 2**23
+        key = (qi.astype(np.int64) << 40) | (dist.astype(np.int64) << 32) | which
+        order = np.argsort(key)  # keys are distinct: a hash is found once per query
+        text = words[by_value].astype(">u8").tobytes().hex()
         values = [text[i : i + PDQ_HEX] for i in range(0, len(text), PDQ_HEX)]
         bounds = np.searchsorted(qi[order], np.arange(len(queries) + 1))
-        return bounds, values, which.tolist(), dist[order].tolist()
+        return bounds, values, which[order], dist[order]
 
     def search(
         self, values: list[str], *, threshold: int, quality_min: int | None = None

@@ -8,14 +8,16 @@ shared set in aggregate: counts by type, how many signals matched, how many matc
 """
 
 import gc
+import operator
 import re
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 import numpy as np
 import orjson
 from django.conf import settings
-from django.db import transaction
 
 from federation.contributions.models import SHARED_STATES, Entry
 from federation.errors import InvalidInput
@@ -182,9 +184,9 @@ def match_signals(
     of shared videos) when ``video.include_frames``. docs/video.md, "Matching"."""
     video = video or VideoParameters()
     store = match_store()
-    store.refresh()
+    pending = store.current()
     with _no_cycle_collection():
-        results, matched, total = _answers(store, signals, threshold, quality_min, video)
+        results, matched, total = _answers(store, pending, signals, threshold, quality_min, video)
     _audit(actor, signals, threshold, quality_min, matched, total, results, video)
     return results
 
@@ -206,7 +208,7 @@ def _no_cycle_collection():
         gc.enable()
 
 
-def _answers(store, signals, threshold, quality_min, video) -> tuple[list[dict], int, int]:
+def _answers(store, pending, signals, threshold, quality_min, video) -> tuple[list[dict], int, int]:
     """``match_signals``'s answers, and how many signals matched and how many matches."""
     found: list[list[tuple[str, int]]] = [[] for _ in signals]  # (value, distance) per query
     videos = {
@@ -218,34 +220,46 @@ def _answers(store, signals, threshold, quality_min, video) -> tuple[list[dict],
     if video.include_frames:
         pdq_frames = _pdq_against_frames(store, signals, threshold, video)
     pdq_positions = [i for i, s in enumerate(signals) if s.type == "pdq"]
-    # A pdq signal's results, already in the answer's order (distance, then value): the
-    # signal at pdq_positions[k] has pdq_which[bounds[k]:bounds[k + 1]] (positions in the
-    # distinct pdq_values) and their distances.
-    bounds, pdq_values, pdq_which, pdq_distances = np.zeros(1, dtype=np.int64), [], [], []
+    # The pdq signals' results, already in the answer's order (distance, then value): the
+    # signal at pdq_positions[k] has results bounds[k] to bounds[k + 1] of which (positions in
+    # the distinct pdq_values) and distances (numpy arrays).
+    bounds = np.zeros(len(pdq_positions) + 1, dtype=np.int64)
+    pdq_values: list[str] = []
+    pdq_which = pdq_distances = np.zeros(0, dtype=np.int64)
     if pdq_positions:
         bounds, pdq_values, pdq_which, pdq_distances = store.pdq.search_sorted(
             pdq_words([signals[i].value for i in pdq_positions]),
             threshold=threshold,
             quality_min=quality_min,
         )
-    pdq_slices = dict(
-        zip(pdq_positions, zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True), strict=True)
-    )
     for i, signal in enumerate(signals):
         if signal.type in store.exact and store.exact[signal.type].get(signal.value) is not None:
             found[i].append((signal.value, 0))
-    wanted: dict[str, set[str]] = {"pdq": set(pdq_values)}
+    others: dict[str, set[str]] = {}
     for signal, hits in zip(signals, found, strict=True):
-        wanted.setdefault(signal.type, set()).update(value for value, _ in hits)
+        others.setdefault(signal.type, set()).update(value for value, _ in hits)
     for video_matches, photo_hits in videos.values():
-        wanted.setdefault(VPDQ, set()).update(m.value for m in video_matches)
-        wanted["pdq"].update(value for _, value, _ in photo_hits)
+        others.setdefault(VPDQ, set()).update(m.value for m in video_matches)
+        others.setdefault("pdq", set()).update(value for _, value, _ in photo_hits)
     for hits in pdq_frames.values():
-        wanted.setdefault(VPDQ, set()).update(hit.value for hit in hits)
-    rendered = store.rendered_entries(wanted, render_matched_entries)
-    entries = _EntriesByPair(rendered)
-    pdq_entries = rendered.get("pdq", {})
-    pdq_rendered = [pdq_entries.get(value) for value in pdq_values]  # once per distinct value
+        others.setdefault(VPDQ, set()).update(hit.value for hit in hits)
+    wanted = {t: list(values) for t, values in others.items() if t != "pdq"}
+    # pdq: the distinct values found, then those only the video frames found
+    wanted["pdq"] = pdq_values
+    if others.get("pdq"):
+        wanted["pdq"] = pdq_values + sorted(others["pdq"].difference(pdq_values))
+    rendered = store.rendered_entries(wanted, render_matched_entries, pending)
+    # by value, for the other types, and for pdq only where video frames matched photos
+    entries = _EntriesByPair(
+        {
+            t: dict(zip(wanted[t], items, strict=True))
+            for t, items in rendered.items()
+            if t != "pdq" or videos
+        }
+    )
+    pdq_matches = pdq_match_lists(
+        rendered.get("pdq", [])[: len(pdq_values)], bounds, pdq_which, pdq_distances, quality_min
+    )
     results = []
     matched = total = 0
     for position, (signal, hits) in enumerate(zip(signals, found, strict=True)):
@@ -256,10 +270,7 @@ def _answers(store, signals, threshold, quality_min, video) -> tuple[list[dict],
             results.append(result)
             continue
         if signal.type == "pdq":
-            start, end = pdq_slices[position]
-            matches = _pdq_matches(
-                pdq_rendered, pdq_which[start:end], pdq_distances[start:end], quality_min
-            )
+            matches = next(pdq_matches)
         else:
             matches = []
             for value, distance in hits:
@@ -279,22 +290,40 @@ def _answers(store, signals, threshold, quality_min, video) -> tuple[list[dict],
     return results, matched, total
 
 
-def _pdq_matches(rendered: list, which: list[int], distances: list[int], quality_min) -> list:
-    """One pdq signal's matches, in the order given, as the answer shows them: ``rendered[k]`` is
-    the entry of result ``k`` of ``which``, or None when it left the shared set after the index
-    last caught up."""
-    matches = []
-    append = matches.append
-    for k, distance in zip(which, distances, strict=True):
-        entry = rendered[k]
-        if entry is None:
-            continue
-        if quality_min is not None and (entry["quality"] is None or entry["quality"] < quality_min):
-            continue
-        match = entry.copy()
-        match["distance"] = distance
-        append(match)
-    return matches
+# {"distance": d} for every distance, merged into an entry's rendering to make a match
+_DISTANCES = np.empty(MAX_THRESHOLD + 1, dtype=object)
+_DISTANCES[:] = [{"distance": d} for d in range(MAX_THRESHOLD + 1)]
+
+
+def pdq_match_lists(rendered: list, bounds, which, distances, quality_min) -> Iterator[list[dict]]:
+    """The pdq signals' matches, one list per signal in turn, in the order given: result ``k``
+    of the batch is the entry ``rendered[which[k]]`` (None when it left the shared set after the
+    index last caught up) at ``distances[k]``; signal ``i`` has results ``bounds[i]`` to
+    ``bounds[i + 1]``. Built in bulk: numpy picks each result's entry and distance, and one
+    ``map`` merges them into new dicts (``entry | {"distance": d}``), with no Python step per
+    match; only an entry dropped (gone, or under the quality floor) costs one per distinct entry."""
+    keep = (
+        [
+            entry is not None
+            and (
+                quality_min is None
+                or (entry["quality"] is not None and entry["quality"] >= quality_min)
+            )
+            for entry in rendered
+        ]
+        if quality_min is not None or rendered.count(None)
+        else None
+    )
+    if keep is not None and not all(keep):
+        kept = np.asarray(keep, dtype=bool)[which]
+        which, distances = which[kept], distances[kept]
+        bounds = np.concatenate(([0], np.cumsum(kept)))[bounds]
+    entries = np.empty(len(rendered), dtype=object)
+    entries[:] = rendered
+    flat = list(map(operator.or_, entries[which].tolist(), _DISTANCES[distances].tolist()))
+    starts = bounds.tolist()
+    for start, end in pairwise(starts):
+        yield flat[start:end]
 
 
 class _EntriesByPair:
@@ -447,12 +476,14 @@ def _audit(actor: Actor, signals, threshold, quality_min, matched, total, result
             }
             for r in results
         ]
-    with transaction.atomic():
-        audit_record(
-            AuditRecord(
-                action=Action.MATCH_REQUESTED,
-                actor=actor,
-                organisation=actor.organisation_slug,
-                data=data,
-            )
+    # One INSERT, atomic on its own: no transaction block (in autocommit that would add a BEGIN
+    # and a COMMIT round trip to every request); the log's sequencing is still asked for after
+    # the row is committed (at once in autocommit, else when the caller's transaction commits).
+    audit_record(
+        AuditRecord(
+            action=Action.MATCH_REQUESTED,
+            actor=actor,
+            organisation=actor.organisation_slug,
+            data=data,
         )
+    )

@@ -41,7 +41,7 @@ from federation.db.plans import bounded_plan
 from federation.errors import Gone
 from federation.matching.index import STATE_CODES, ExactIndex, PdqIndex, pdq_words
 from federation.matching.video import VideoIndex, distinct_from_canonical
-from federation.sync.models import EntryChange
+from federation.sync.models import EntryChange, SyncState
 from federation.sync.stream import changes_after, stream_state
 from federation.video.models import VideoFrames
 
@@ -194,6 +194,20 @@ class MatchStore:
         if stream_state().last_position > self.position:
             self.catch_up(blocking=blocking)
 
+    def current(self) -> "Pending":
+        """Bring the store up to the stream and say which entries it may not show as they are
+        now: one statement (``_stream_check``) reads the stream's last position and the changes
+        past the store's position, or not yet sequenced, in one snapshot. When the store is
+        behind it catches up (reading pages) before answering; the changes read stay the ones
+        past its old position, a superset of those past its new one (any change sequenced
+        since was not sequenced when they were read), so the answer still describes the moment
+        of the check."""
+        position = self.position
+        last, changed = _stream_check(position)
+        if last > position:
+            self.catch_up()
+        return Pending(position, changed)
+
     def apply(self, change: dict, *, video_frames: dict | None = None) -> None:
         """Apply one change of the stream; a vpdq change takes its frame list from
         ``video_frames`` (value -> canonical text, read beside the page) or the database."""
@@ -224,42 +238,47 @@ class MatchStore:
 
     def rendered_entries(
         self,
-        wanted: dict[str, set[str]],
+        wanted: dict[str, list[str]],
         render: Callable[[list[tuple[str, str]]], dict[tuple[str, str], dict]],
-    ) -> dict[str, dict[str, dict]]:
-        """The shared entries among ``wanted`` (signal type -> values), as members see them now:
-        signal type -> value -> entry; a value whose entry is not shared is absent. Kept
-        renderings serve the entries that have not changed past the store's position; the rest
-        are rendered by ``render`` (from the database) and kept for the next request."""
+        pending: "Pending",
+    ) -> dict[str, list[dict | None]]:
+        """The shared entries among ``wanted`` (signal type -> distinct values), as members see
+        them now: signal type -> a list in the order of its values, holding the entry (by
+        reference: the caller copies before changing one) or None when it is not shared. Kept
+        renderings serve the entries without a change ``pending`` (``current``); the rest are
+        rendered by ``render`` (from the database) and kept for the next request. Looked up a
+        list at a time (no Python step per value when all are kept)."""
         wanted = {t: values for t, values in wanted.items() if values}
         if not wanted:
             return {}
-        position = self.position
-        changed = _changed_after(position)
+        changed = pending.changed
         if changed is None:  # far behind (or a backlog not sequenced): all from the database
-            out: dict[str, dict[str, dict]] = {t: {} for t in wanted}
             pairs = [(t, value) for t, values in wanted.items() for value in values]
-            for (signal_type, value), entry in render(pairs).items():
-                out[signal_type][value] = entry
-            return out
-        out = {}
+            fresh = render(pairs)
+            return {t: [fresh.get((t, v)) for v in values] for t, values in wanted.items()}
+        out: dict[str, list[dict | None]] = {}
         missing: list[tuple[str, str]] = []
         for signal_type, values in wanted.items():
-            kept = self._rendered.get(signal_type, {})
-            stale = changed.get(signal_type, ())
-            found = out[signal_type] = {}
-            for value in values:
-                entry = kept.get(value)
-                if entry is None or value in stale:
-                    missing.append((signal_type, value))
-                else:
-                    found[value] = entry
+            found = list(map(self._rendered.get(signal_type, {}).get, values))
+            stale = changed.get(signal_type)
+            if stale:
+                found = [None if v in stale else e for v, e in zip(values, found, strict=True)]
+            if found.count(None):
+                missing.extend(
+                    (signal_type, v) for v, e in zip(values, found, strict=True) if e is None
+                )
+            out[signal_type] = found
         if not missing:
             return out
         fresh = render(missing)
-        for (signal_type, value), entry in fresh.items():
-            out[signal_type][value] = entry
-        self._keep(fresh, changed, position)
+        for signal_type, values in wanted.items():
+            found = out[signal_type]
+            if found.count(None):
+                out[signal_type] = [
+                    fresh.get((signal_type, v)) if e is None else e
+                    for v, e in zip(values, found, strict=True)
+                ]
+        self._keep(fresh, changed, pending.position)
         return out
 
     def _keep(self, fresh: dict[tuple[str, str], dict], changed, position: int) -> None:
@@ -319,28 +338,66 @@ class MatchStore:
         )
 
 
-def _changed_after(position: int) -> dict[str, set[str]] | None:
-    """The entries (signal type -> values) with a change the store has not applied: a change row
-    not yet sequenced, or past ``position``; ``None`` when the store is more than
-    ``CHANGED_MAX`` changes behind (then nothing kept is used). Usually none: one query whose two
-    halves each read an index (the unsequenced rows' partial index; the positions' index in
-    order, with a limit), under ``bounded_plan``: without statistics PostgreSQL otherwise read the
-    unsequenced half with a parallel sequential scan of the table (``federation.db.plans``)."""
+@dataclass(frozen=True)
+class Pending:
+    """What a store knew at a check (``MatchStore.current``): its ``position`` then, and the
+    entries (signal type -> values) with a change it had not applied, or ``None`` when there
+    were ``CHANGED_MAX`` or more (then nothing kept is used)."""
+
+    position: int
+    changed: dict[str, set[str]] | None
+
+
+_STREAM_CHECK_SQL = """
+SELECT NULL, NULL, last_position FROM {state} WHERE id = 1
+UNION ALL
+SELECT * FROM (
+    SELECT e.signal_type, e.value, c.position
+    FROM {change} c JOIN {entry} e ON e.id = c.entry_id
+    WHERE c.position IS NULL
+    ORDER BY c.id
+    LIMIT %s
+) unsequenced
+UNION ALL
+SELECT * FROM (
+    SELECT e.signal_type, e.value, c.position
+    FROM {change} c JOIN {entry} e ON e.id = c.entry_id
+    WHERE c.position > %s
+    ORDER BY c.position
+    LIMIT %s
+) ahead
+"""
+
+
+def _stream_check(position: int) -> tuple[int, dict[str, set[str]] | None]:
+    """The stream's last position and the entries with a change the store has not applied (a
+    change row not yet sequenced, or past ``position``; ``None`` past ``CHANGED_MAX``), in one
+    statement, so one snapshot: the sequencer numbers rows and advances the last position in
+    one transaction. Its three parts each read an index (the state row's key, the unsequenced
+    rows' partial index, the positions' index in order with a limit, so that no plan scans the
+    table even without statistics); usually only the first finds a row. It runs under
+    ``bounded_plan``: without statistics PostgreSQL otherwise planned the unsequenced part as a
+    parallel sequential scan of the change table, or JIT-compiled the statement
+    (``federation.db.plans``)."""
+    sql = _STREAM_CHECK_SQL.format(
+        state=SyncState._meta.db_table,
+        change=EntryChange._meta.db_table,
+        entry=Entry._meta.db_table,
+    )
     alias = router.db_for_read(EntryChange)
-    changes = EntryChange.objects.using(alias)
-    fields = ("entry__signal_type", "entry__value")
-    unsequenced = changes.filter(position__isnull=True).order_by().values_list(*fields)
-    ahead = (changes.filter(position__gt=position).order_by("position").values_list(*fields))[
-        :CHANGED_MAX
-    ]
-    with bounded_plan(using=alias, plain_index_scans=True):
-        rows = list(unsequenced.union(ahead, all=True))
-    if len(rows) >= CHANGED_MAX:
-        return None
+    with bounded_plan(using=alias, plain_index_scans=True), connections[alias].cursor() as cursor:
+        cursor.execute(sql, [CHANGED_MAX, position, CHANGED_MAX])
+        rows = cursor.fetchall()
+    last = 0
     changed: dict[str, set[str]] = {}
-    for signal_type, value in rows:
+    count = 0
+    for signal_type, value, row_position in rows:
+        if signal_type is None:
+            last = row_position
+            continue
+        count += 1
         changed.setdefault(signal_type, set()).add(value)
-    return changed
+    return last, (None if count >= CHANGED_MAX else changed)
 
 
 def _video_frames(values: list[str]) -> dict[str, str]:

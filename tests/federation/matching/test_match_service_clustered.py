@@ -120,15 +120,20 @@ def test_a_kept_rendering_never_outlives_a_change_not_yet_sequenced(clustered, g
     assert all(m["state"] == "vetted" for m in after[1:])
 
 
+# savepoint, plan settings, the check, settings put back, release; the audit event
+CHECK_AND_AUDIT = 6
+
+
 def test_a_batch_whose_renderings_are_kept_reads_no_entry(
     clustered, globex_reviewer, django_assert_num_queries
 ):
     _, queries = clustered
     _match(globex_reviewer, queries, 31)
 
-    # the stream's position, the entries changed past it, the audit event (in a savepoint here,
-    # the test's transaction being open): none per match
-    with django_assert_num_queries(5):
+    # one statement for the stream's position and the entries changed past it (under
+    # bounded_plan: its settings set and put back, inside a savepoint in this test's transaction),
+    # one for the audit event: none per match
+    with django_assert_num_queries(CHECK_AND_AUDIT):
         _match(globex_reviewer, queries, 31)
 
 
@@ -146,3 +151,25 @@ def test_far_behind_the_stream_every_entry_is_rendered_from_the_database(
 
     kept = hashes[[words_hex(h) != entry.value for h in hashes]]
     assert answers == _brute_force(kept, queries, 31)
+
+
+def test_a_kept_rendering_never_outlives_a_change_sequenced_past_the_store(
+    clustered, globex_reviewer, django_assert_num_queries
+):
+    _, queries = clustered
+    before = _match(globex_reviewer, queries[:1], 31)[0]["matches"]
+    changed = before[0]["signal"]["value"]
+    entry = Entry.objects.get(signal_type="pdq", value=changed)
+    Entry.objects.filter(pk=entry.pk).update(state=Entry.State.DISPUTED)
+    sync_changes_record(entry_ids=[entry.pk], reason="disputed")
+    sync_sequence_pending()  # past the store's position: the next request catches up first
+
+    after = _match(globex_reviewer, queries[:1], 31)[0]["matches"]
+
+    assert [m["signal"]["value"] for m in after] == [m["signal"]["value"] for m in before]
+    assert after[0]["state"] == "disputed"
+    assert all(m["state"] == "vetted" for m in after[1:])
+    _match(globex_reviewer, queries[:1], 31)  # caught up: renders the changed entry and keeps it
+    with django_assert_num_queries(CHECK_AND_AUDIT):  # then the check and the audit event only
+        again = _match(globex_reviewer, queries[:1], 31)[0]["matches"]
+    assert again == after

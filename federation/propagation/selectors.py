@@ -44,9 +44,10 @@ from members.models import Peer
 # (recorded before it: ``federation.downstream`` records changes first) is numbered only after
 # that commit, so a page covering it offered the item. A dead letter of an entry is moot when
 # the peer's pull position (``PeerLink.peer_pulled_through``) is at or past every change of the
-# entry recorded up to the row's creation, and past at least one numbered change (compaction
-# keeps only an entry's last change, which comes after the row's own), unless the entry is back
-# in review (the feed offers none of its items then). A key item likewise,
+# entry, its latest included, and none is waiting for a number, unless the entry is back in
+# review (the feed offers none of its items then). Every change counts, not only those up to the
+# row's creation: a page read while the entry was pending (retracted and reopened, say) offered
+# nothing, and only a page covering the entry's latest change served it as it stands now. A key item likewise,
 # when every binding of the key (a revocation is one) is numbered at or below the position: a
 # revocation the peer has not pulled keeps its dead letter live.
 
@@ -62,8 +63,6 @@ def _pulled_past(model, target: str) -> Exists:
     pulled = OuterRef("peer_pulled_through")
     mine = model.objects.filter(**{target: OuterRef(OuterRef(target))})
     not_yet = mine.filter(Q(position__isnull=True) | Q(position__gt=pulled))
-    if model is EntryChange:
-        not_yet = not_yet.filter(recorded_at__lte=OuterRef(OuterRef("created_at")))
     return Exists(
         PeerLink.objects.filter(peer_id=OuterRef("peer_id"))
         .filter(Exists(mine.filter(position__lte=pulled)))

@@ -17,6 +17,7 @@ from federation.propagation.peers import peer_register, peer_update
 from federation.propagation.selectors import MOOT_PULLED, live_dead_letters, with_moot_reason
 from federation.propagation.wire import item_digest, parse_batch
 from federation.signing import format_timestamp
+from federation.sync.changes import sync_changes_record
 from federation.sync.models import EntryChange, SyncState
 from federation.sync.sequencer import sync_changes_compact, sync_sequence_pending
 from federation.transparency.models import AuditEvent
@@ -380,6 +381,15 @@ def test_a_dead_letter_is_moot_once_the_peer_pulls_past_it_and_a_revocation_only
     Entry.objects.filter(pk=dead.entry_id).update(state="pending")
     assert _moot(dead) is None
     Entry.objects.filter(pk=dead.entry_id).update(state="vetted")
+    # Nor does a page read before the entry's latest change (say it went back to review and was
+    # vetted again, with no new outbox row: the dead letter is all that says bravo is owed it).
+    sync_changes_record(entry_ids=[dead.entry_id], reason="vetted")
+    sync_sequence_pending()
+    assert _moot(dead) is None and live_dead_letters().count() == 1
+    _body, again = page(bravo, after=first.feed["next"])
+    page(bravo, after=again.feed["next"])
+    assert _moot(dead) == MOOT_PULLED and live_dead_letters().count() == 0
+    first = again  # bravo's position from here on
 
     # A new entry's dead letter, after the position, matters; so does a revocation whose push
     # died, until bravo has pulled the revocation itself.

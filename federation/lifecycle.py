@@ -204,7 +204,9 @@ def _update(current: dict[int, str], to: str, now: datetime) -> list[tuple[int, 
         ids = [pk for pk, state in current.items() if state == from_state]
         resolved = {"dispute_resolved_at": now} if from_state in resolving else {}
         Entry.objects.filter(pk__in=ids, state=from_state).update(**changes, **resolved)
-    moved = Entry.objects.filter(pk__in=list(current), state=to).order_by("pk")
+    # Only the rows this update moved (an entry already in ``to`` was not moved by it).
+    moved = Entry.objects.filter(pk__in=list(current), state=to, state_changed_at=now)
+    moved = moved.order_by("pk")
     return [(pk, current[pk], round_) for pk, round_ in moved.values_list("pk", "review_round")]
 
 

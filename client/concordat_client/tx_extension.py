@@ -21,6 +21,7 @@ the ``threatexchange`` extra (and ``vpdq`` for video signals).
 """
 
 import hashlib
+import logging
 import typing as t
 from dataclasses import dataclass, field
 
@@ -35,6 +36,8 @@ from threatexchange.signal_type.signal_base import SignalType
 
 from concordat_client import frames as framelist
 from concordat_client.hub import Hub, HubError
+
+logger = logging.getLogger(__name__)
 
 VPDQ = "vpdq"  # python-threatexchange's VPDQSignal (threatexchange.extensions.vpdq), by name:
 # importing it needs the vpdq package, which fetching PDQ and file digests does not.
@@ -152,6 +155,11 @@ class ConcordatSignalExchangeAPI(
             signal = value if name != VPDQ else metadata.threatexchange_signal
             if signal is None:
                 continue  # fetched while vpdq was not installed: `fetch --full` brings it
+            try:
+                signal_type.validate_signal_str(signal)
+            except ValueError:  # as python-threatexchange's own exchanges do: skip, and say so
+                logger.warning("invalid %s signal skipped: %.100s", name, signal)
+                continue
             converted.setdefault(signal_type, {})[signal] = metadata
         return converted
 
@@ -244,11 +252,19 @@ class ConcordatSignalExchangeAPI(
             frame_quality_min=0, query_match_min=100, compared_match_min=100,
         )  # fmt: skip
         candidates = sorted({match["signal"]["value"] for match in results[0]["matches"]})
+        found = []
         for start in range(0, len(candidates), 100):
             for item in self.hub.video_frames(candidates[start : start + 100])["lists"]:
                 if framelist.to_threatexchange(item["frames"]) == signal:
-                    return item["value"]
-        raise HubError(404, "not_found", "the hub shares no video with this vpdq signal")
+                    found.append(item["value"])
+        if len(found) > 1:  # the string form lost what tells them apart: feedback on neither
+            raise HubError(
+                409, "ambiguous", f"{len(found)} shared videos have this vpdq signal string; "
+                "give feedback with `concordat feedback` on the entry you mean",
+            )  # fmt: skip
+        if not found:
+            raise HubError(404, "not_found", "the hub shares no video with this vpdq signal")
+        return found[0]
 
 
 TX_MANIFEST = ThreatExchangeExtensionManifest(apis=(ConcordatSignalExchangeAPI,))

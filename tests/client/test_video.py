@@ -386,3 +386,40 @@ def test_the_threatexchange_extension_carries_each_video_in_threatexchange_form(
     api.hub.changes = hub.changes
     with pytest.raises(HubError, match="does not hash"):
         list(api.fetch_iter([VPDQSignal], None))
+
+
+def test_the_threatexchange_extension_skips_invalid_signals_and_refuses_ambiguous_feedback():
+    from concordat_client.hub import HubError
+    from concordat_client.tx_extension import ConcordatSignalExchangeAPI, ConcordatSignalMetadata
+    from threatexchange.exchanges import fetch_state as state
+    from threatexchange.signal_type.pdq.signal import PdqSignal
+
+    api = ConcordatSignalExchangeAPI("http://hub.invalid", "token")
+    record = ConcordatSignalMetadata(state="vetted", labels=[], contributors=[])
+    fetched = {("pdq", "ab" * 32): record, ("pdq", "not a pdq hash"): record}
+    converted = api.naive_convert_to_signal_type([PdqSignal], None, fetched)
+    assert list(converted[PdqSignal]) == ["ab" * 32]
+
+    # Two shared videos whose frame lists differ only in what the string form drops (frame
+    # numbers): feedback through threatexchange could land on either, so it goes on neither.
+    one = [[0, 90, "ab" * 32, 0], [15, 80, "cd" * 32, 12_340]]
+    two = [[0, 90, "ab" * 32, 0], [16, 80, "cd" * 32, 12_340]]
+    assert frames.to_threatexchange(one) == frames.to_threatexchange(two)
+    lists = {frames.digest(one): one, frames.digest(two): two}
+
+    class TwoVideos:
+        def match(self, signals, **settings):
+            return [{"matches": [{"signal": {"type": "vpdq", "value": v}} for v in lists]}]
+
+        def video_frames(self, values):
+            return {"lists": [{"value": v, "frames": lists[v]} for v in values]}
+
+        def feedback(self, *args):
+            raise AssertionError("no feedback may be sent")
+
+    api.hub = TwoVideos()
+    opinion = state.SignalOpinion(False, state.SignalOpinionCategory.NEGATIVE_CLASS, set())
+    from threatexchange.extensions.vpdq.vpdq import VPDQSignal
+
+    with pytest.raises(HubError, match="ambiguous"):
+        api.report_opinion(VPDQSignal, frames.to_threatexchange(one), opinion)

@@ -180,6 +180,11 @@ class PulledItem(models.Model):
                 name="pulleditem_key_once",
             ),
         ]
+        indexes = [
+            # The transparency report counts the items each peer first pulled in a period
+            # (federation.reports.selectors.federation_by_peer): a range of first-pull times.
+            models.Index(fields=["pulled_at"], name="pulleditem_pulled_at"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} pulled by {self.peer_id}"

@@ -36,7 +36,8 @@ class TransparencyReport:
     log_figures: dict[str, Any] | None = None
     # Whether the tables' contribution figures agree with the log's at ``checkpoint``.
     log_agreement: LogAgreement | None = None
-    # Per peer: items sent and received, retractions among them, dead letters (selectors).
+    # Per peer: items sent (push), pulled and received, retractions among them, dead letters
+    # (selectors).
     federation: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -91,6 +92,9 @@ FEDERATION_FIGURES = (
     ("items sent (push, delivered)", "sent_items"),
     ("entries sent", "sent_entries"),
     ("retractions propagated", "sent_retractions"),
+    ("items pulled by the peer (first pulls)", "pulled_items"),
+    ("entries pulled", "pulled_entries"),
+    ("retractions pulled", "pulled_retractions"),
     ("items received", "received_items"),
     ("entries received", "received_entries"),
     ("retractions received", "received_retractions"),

@@ -23,10 +23,11 @@ from django.db.models import Count, F, Prefetch, Q, QuerySet
 from django.db.models.functions import TruncDay, TruncMonth, TruncWeek
 
 from federation.contributions.models import Contribution, Entry, Label
-from federation.propagation.models import OutboxItem, Receipt
+from federation.propagation.models import OutboxItem, PulledItem, Receipt
 from federation.transparency.actions import Action, Key, ObjectType
 from federation.transparency.models import AuditEvent, Checkpoint
 from federation.vetting.models import Decision, Feedback, Incident
+from members.models import Peer
 
 GRANULARITIES = {"day": TruncDay, "week": TruncWeek, "month": TruncMonth}
 # Past this many buckets the period chart is drawn as it comes, without empty buckets filled in.
@@ -274,10 +275,10 @@ def overview_totals(*, filters: ReportFilters) -> dict[str, int]:
 
 def federation_by_peer(*, filters: ReportFilters) -> list[dict[str, Any]]:
     """Per peer, in the period: items delivered to it by push (entries and retractions among
-    them), items received from it (by push or pull; entries and retractions), and items
-    dead-lettered for it (from the ``federation.dead_lettered`` events). Member, label and type
-    filters do not apply. Items a peer read from this hub's pull feed are in the log
-    (``federation.sent``, via pull) but name no entry, and are not counted here."""
+    them), items it pulled from this hub's feed (``PulledItem``, by its first pull: a page that
+    offers an item again adds none; entries and retractions), items received from it (by push
+    or pull; entries and retractions), and items dead-lettered for it (from the
+    ``federation.dead_lettered`` events). Member, label and type filters do not apply."""
     retract = Contribution.Action.RETRACT
     rows: dict[str, dict[str, Any]] = {}
 
@@ -289,6 +290,9 @@ def federation_by_peer(*, filters: ReportFilters) -> list[dict[str, Any]]:
                 "sent_items": 0,
                 "sent_entries": 0,
                 "sent_retractions": 0,
+                "pulled_items": 0,
+                "pulled_entries": 0,
+                "pulled_retractions": 0,
                 "received_items": 0,
                 "received_entries": 0,
                 "received_retractions": 0,
@@ -314,6 +318,28 @@ def federation_by_peer(*, filters: ReportFilters) -> list[dict[str, Any]]:
             sent_items=counted["items"],
             sent_entries=counted["entries"],
             sent_retractions=counted["retractions"],
+        )
+    # Grouped by the peer's id, its hub id read after: joined to the peers, a table without
+    # statistics is read peer by peer, through each peer's every pull (docs/reports.md).
+    pulled = list(
+        _period(PulledItem.objects.all(), "pulled_at", filters)
+        .values("peer_id")
+        .annotate(
+            items=Count("pk"),
+            entries=Count("entry", distinct=True),
+            retractions=Count("pk", filter=Q(contribution__action=retract)),
+        )
+        .order_by()
+    )
+    hubs = dict(
+        Peer.objects.filter(pk__in=[c["peer_id"] for c in pulled]).values_list("pk", "hub_id")
+    )
+    for counted in pulled:
+        target = row(hubs[counted["peer_id"]])
+        target.update(
+            pulled_items=counted["items"],
+            pulled_entries=counted["entries"],
+            pulled_retractions=counted["retractions"],
         )
     received = (
         _period(Receipt.objects.all(), "received_at", filters)

@@ -1,5 +1,6 @@
 """The auditor reports in a real headless Chromium: an auditor signs in, the overview shows
-readable charts of seeded data, and the transparency report lays out for print."""
+readable charts of seeded data, and the transparency report lays out for print (its federation
+figures within an A4 page's width)."""
 
 from datetime import UTC, datetime, timedelta
 
@@ -7,9 +8,15 @@ import pytest
 
 from federation.contributions.models import Contribution, Entry
 from federation.contributions.services import contributions_submit
+from federation.propagation.models import PulledItem
+from federation.transparency.actions import Action
+from federation.transparency.audit import AuditRecord, audit_record_many
+from federation.transparency.models import AuditEvent
 from federation.vetting.models import Decision
+from members.actors import Actor
 from members.models import Role, StaffRoleName
 from tests.support.parties import make_member, make_organisation, make_staff, random_hex
+from tests.support.sending import make_peer
 from tests.support.tampering import as_superuser_bypassing_triggers
 
 pytestmark = [
@@ -124,3 +131,46 @@ def test_transparency_report_prints_without_navigation(
     page.screenshot(path=str(screenshot_path("reports-transparency-print.png")), full_page=True)
     pdf = page.pdf(format="A4")
     assert pdf.startswith(b"%PDF")
+
+
+@pytest.fixture
+def federation_figures() -> None:
+    """Figures in every federation column for two peers in October 2026, one with a long hub
+    id, and an auditor, otto."""
+    make_staff("otto", StaffRoleName.AUDITOR)
+    audit_record_many(
+        [
+            AuditRecord(
+                action=Action.FEDERATION_DEAD_LETTERED,
+                actor=Actor.system("outbox"),
+                object_type="peer",
+                object_id="bravo-federation-partner.example.org",
+                data={"items": list(range(12345)), "attempts": 8, "message": "HTTP 503"},
+            )
+        ],
+        occurred_at=FIRST_DAY,
+    )
+    event = AuditEvent.objects.get(action=Action.FEDERATION_DEAD_LETTERED)
+    for hub_id in ("bravo-federation-partner.example.org", "c.hub"):
+        peer = make_peer(hub_id)
+        PulledItem.objects.bulk_create(
+            PulledItem(peer=peer, kind="key", event=event, digest=f"{n:064x}", pulled_at=FIRST_DAY)
+            for n in range(3)
+        )
+
+
+def test_the_federation_figures_fit_an_a4_page(
+    federation_figures, browser_page, live_server, log_in, screenshot_path
+):
+    page = browser_page
+    # The width of an A4 page less the print margins (210 - 2 x 12 mm) at 96 pixels an inch.
+    page.set_viewport_size({"width": 703, "height": 1000})
+    log_in(page, "otto", "pw-otto", next_path="/reports/transparency/?period=2026-10")
+    page.emulate_media(media="print")
+
+    table = page.locator("#federation-figures")
+    assert table.locator("tbody tr").count() == 2
+    assert "12345" in table.inner_text()
+    widths = table.evaluate("t => [t.scrollWidth, t.parentElement.clientWidth]")
+    assert widths[0] <= widths[1], widths
+    table.screenshot(path=str(screenshot_path("reports-transparency-federation-print.png")))

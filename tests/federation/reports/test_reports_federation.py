@@ -1,25 +1,32 @@
 """Federation in the auditor reports (docs/reports.md): an entry's history says where it was sent
 and where it came from, with the log leaves of ``federation.sent`` and ``federation.received``;
-its events in leaf order; policies in words; the transparency report's federation figures; one
-date widget; CSV timestamps in the signed form."""
+its events in leaf order; policies in words; the transparency report's federation figures (pulls
+by peers among them); one date widget; CSV timestamps in the signed form."""
 
 import csv
 import io
 import re
+from datetime import timedelta
 
 import pytest
 from django.test import Client
 from django.utils import timezone
+from rest_framework.test import APIClient
 
 from federation.contributions.models import Entry
 from federation.propagation.delivery import outbox_drain
+from federation.propagation.models import PulledItem
+from federation.propagation.peers import peer_register
+from federation.propagation.wire import item_digest
+from federation.sync.sequencer import sync_sequence_pending
 from federation.transparency.actions import Action
 from federation.transparency.audit import AuditRecord, audit_record
 from federation.transparency.models import AuditEvent, Checkpoint
 from federation.transparency.sequencer import sequence_pending
 from members.actors import Actor
+from members.models import Peer
 from tests.support.federation import RemoteHub, contribution_item
-from tests.support.sending import Receiver, make_peer, vetted_entry
+from tests.support.sending import ACTOR, Receiver, make_peer, new_hub_key, vetted_entry
 
 pytestmark = pytest.mark.django_db
 
@@ -129,6 +136,9 @@ def test_the_transparency_report_has_federation_figures_per_peer(acme_submitter,
         "sent_items": 2,
         "sent_entries": 1,
         "sent_retractions": 1,
+        "pulled_items": 0,
+        "pulled_entries": 0,
+        "pulled_retractions": 0,
         "received_items": 0,
         "received_entries": 0,
         "received_retractions": 0,
@@ -143,6 +153,71 @@ def test_the_transparency_report_has_federation_figures_per_peer(acme_submitter,
         "item": "retractions propagated",
         "count": "1",
     } in rows
+
+
+def feed_reader(hub_id: str) -> tuple[Peer, APIClient]:
+    """A registered peer and a client that reads this hub's pull feed with its inbound token."""
+    registered = peer_register(
+        hub_id=hub_id,
+        name=hub_id.split(".")[0].title(),
+        url=f"http://{hub_id}.invalid",
+        public_key=new_hub_key()[1],
+        actor=ACTOR,
+    )
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {registered.inbound_token}")
+    return registered.peer, client
+
+
+def pulled_figures(client: Client, period: str) -> tuple[int, int, int]:
+    """The one peer's items, entries and retractions pulled, in the report for ``period``."""
+    (row,) = client.get(f"/reports/transparency/?period={period}").context["report"].federation
+    return row["pulled_items"], row["pulled_entries"], row["pulled_retractions"]
+
+
+def test_the_transparency_report_counts_the_items_a_peer_first_pulled_in_the_period(
+    acme_submitter, auditor_client
+):
+    kept = vetted_entry(acme_submitter)
+    withdrawn = vetted_entry(acme_submitter)
+    retract = acme_submitter.submit(
+        action="retract",
+        labels=[],
+        signal={"type": withdrawn.signal_type, "value": withdrawn.value},
+    )
+    assert retract.status_code == 201
+    sync_sequence_pending()
+    delta, reader = feed_reader("delta.hub")
+    offered = []
+    for _ in range(2):  # read from the start twice: the second page offers the same items again
+        response = reader.get("/api/v1/federation/feed", {"after": 0})
+        assert response.status_code == 200, response.content
+        offered.append(sorted(item_digest(item) for item in response.json()["batch"]["items"]))
+    pulled = PulledItem.objects.filter(peer=delta).order_by("id")
+    assert sorted(p.digest for p in pulled) == offered[0] and len(offered[0]) == 3
+    # The log's pull pages name each offer (both pages here); the report counts each item once.
+    pages = AuditEvent.objects.filter(action=Action.FEDERATION_SENT, data__via="pull")
+    assert [sorted(e.data["items"]) for e in pages.order_by("id")] == offered
+    period = timezone.now().strftime("%Y-%m")
+
+    response = auditor_client.get(f"/reports/transparency/?period={period}")
+
+    (row,) = response.context["report"].federation
+    assert row["peer"] == "delta.hub"
+    assert (row["pulled_items"], row["pulled_entries"], row["pulled_retractions"]) == (3, 2, 1)
+    assert (row["sent_items"], row["received_items"]) == (0, 0)  # nothing delivered by push
+    assert '<th colspan="3" class="group">Pulled by the peer</th>' in response.content.decode()
+    rows = csv_rows(auditor_client.get(f"/reports/transparency.csv?period={period}"))
+    section = [(r["item"], r["count"]) for r in rows if r["section"] == "federation with delta.hub"]
+    assert ("items pulled by the peer (first pulls)", "3") in section
+    assert ("entries pulled", "2") in section and ("retractions pulled", "1") in section
+
+    # Counted in the period of the first pull: a row pulled last month leaves this month's count.
+    earlier = pulled.filter(entry=kept).get()
+    earlier.pulled_at = timezone.now().replace(day=1) - timedelta(days=1)
+    earlier.save(update_fields=["pulled_at"])
+    assert pulled_figures(auditor_client, period) == (2, 1, 1)
+    assert pulled_figures(auditor_client, earlier.pulled_at.strftime("%Y-%m")) == (1, 1, 0)
 
 
 def test_both_dates_of_the_transparency_report_use_the_same_widget(auditor_client):

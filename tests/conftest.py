@@ -13,6 +13,30 @@ from members.models import Role, StaffRoleName
 from tests.support.parties import make_member, make_organisation, make_staff
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Among the transactional tests (which pytest-django runs after the others), those with
+    ``serialized_rollback`` run first. They restore the database as migrations left it, content
+    types included, which fails with a duplicate content type after a transactional test without
+    it: that one's flush lets Django create the content types again, under new ids. Stable: the
+    order is otherwise pytest-django's, whatever files or tests are asked for."""
+
+    def rank(item: pytest.Item) -> int | None:
+        marker = item.get_closest_marker("django_db")
+        kwargs = marker.kwargs if marker else {}
+        fixtures = getattr(item, "fixturenames", [])
+        transactional = kwargs.get("transaction") or kwargs.get("reset_sequences")
+        if not (transactional or "transactional_db" in fixtures or "live_server" in fixtures):
+            return None
+        return 0 if kwargs.get("serialized_rollback") else 1
+
+    places = [(index, rank(item)) for index, item in enumerate(items)]
+    places = [(index, order) for index, order in places if order is not None]
+    moved = [items[index] for index, _ in sorted(places, key=lambda place: place[1])]
+    for (index, _), item in zip(places, moved, strict=True):
+        items[index] = item
+
+
 @pytest.fixture(scope="session", autouse=True)
 def hub_key():
     path = Path(settings.HUB_KEY_PATH)

@@ -81,18 +81,8 @@ class LiveStream:
         """Open a session, send ``frames`` (``[frame_number, quality, pdq_hex, timestamp_ms]``)
         ``batch`` at a time, close the session; returns the alerts by shared value."""
         self._open()
-        pending: list[list[Any]] = []
         try:
-            for frame in frames:
-                pending.append(frame)
-                if len(pending) >= self.batch:
-                    self._send(pending)
-                    pending = []
-                    if self.stop_on_alert and self.alerts:
-                        return self.alerts
-            if pending:
-                self._send(pending)
-            return self.alerts
+            return _drive(self, frames)
         finally:
             self._close()
 
@@ -147,17 +137,23 @@ class DihedralLiveStreams:
         try:
             for stream in self.streams.values():
                 stream._open()
-            pending: list[list[list[Any]]] = []
-            for turned in frames:
-                pending.append(turned)
-                if len(pending) >= self.batch:
-                    self._send(pending)
-                    pending = []
-                    if self.stop_on_alert and self.alerts:
-                        return self.alerts
-            if pending:
-                self._send(pending)
-            return self.alerts
+            return _drive(self, frames)
         finally:
             for stream in self.streams.values():
                 stream._close()
+
+
+def _drive(runner: "LiveStream | DihedralLiveStreams", frames: Iterable[Any]) -> dict[str, dict]:
+    """Send ``frames`` through an opened runner ``batch`` at a time, the last batch short;
+    stop after a call that alerted when asked to. Returns the alerts by shared value."""
+    pending: list[Any] = []
+    for frame in frames:
+        pending.append(frame)
+        if len(pending) >= runner.batch:
+            runner._send(pending)
+            pending = []
+            if runner.stop_on_alert and runner.alerts:
+                return runner.alerts
+    if pending:
+        runner._send(pending)
+    return runner.alerts

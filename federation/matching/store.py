@@ -24,6 +24,7 @@ renders those afresh; applying a change drops the entry's rendering; and a rende
 the database is kept only if no change was applied meanwhile.
 """
 
+import gc
 import logging
 import threading
 import time
@@ -436,7 +437,26 @@ def match_store() -> MatchStore:
             if settings.MATCH_FOLLOW:
                 store.start_following()
             _store = store
+            _freeze_long_lived()
         return _store
+
+
+_frozen = False
+
+
+def _freeze_long_lived() -> None:
+    """Once per process, after its first load: collect, then move every object the collector
+    tracks (the modules, the framework, the store) to its permanent generation (``gc.freeze``),
+    so that collections of the oldest generation no longer walk them. They are still freed by
+    reference counting; only a cycle among them would never be collected, and a process that
+    serves matches keeps them all to the end. Not per request: that would also freeze what a
+    request leaves behind."""
+    global _frozen
+    if _frozen:
+        return
+    _frozen = True
+    gc.collect()
+    gc.freeze()
 
 
 def loaded_match_store() -> MatchStore | None:

@@ -5,7 +5,7 @@ quality) as JSON bytes **without the closing brace**, ``{"signal":{…},…,"qua
 beside its quality: ``(open JSON, quality)``. The match store keeps these (``store.py``): bytes
 and a tuple of atoms, which Python's cycle collector does not walk. A match is then that entry's
 bytes with ``,"distance":d}`` appended, joined per query: the match API's answer is built as
-bytes, with no Python object per match (``pdq_match_documents``). ``pdq_match_lists`` builds the
+bytes, with no Python object per match (``pdq_match_documents``, ``json_document``). ``pdq_match_lists`` builds the
 same matches as dicts, for the callers that read them (``match_signals``).
 """
 
@@ -103,13 +103,19 @@ def pdq_match_lists(rendered: list, bounds, which, distances, quality_min) -> It
         yield flat[start:end]
 
 
+class JsonPieces(list):
+    """A JSON value as a list of bytes pieces, to be joined into the document as they are
+    (``json_document``)."""
+
+
 def pdq_match_documents(
     rendered: list, bounds, which, distances, quality_min
-) -> Iterator[tuple[orjson.Fragment, int]]:
-    """``pdq_match_lists``'s matches as one JSON array per signal (an ``orjson.Fragment``, to be
-    placed in the answer as it is) with its number of matches. Each match is its entry's open
-    JSON followed by ``,"distance":d},``: numpy lays the two pieces of every match side by side
-    and each signal's array is one ``join``, with no Python object per match."""
+) -> Iterator[tuple[JsonPieces, int]]:
+    """``pdq_match_lists``'s matches as one JSON array per signal, in pieces
+    (``JsonPieces``), with its number of matches. Each match is two pieces: its entry's open
+    JSON, then ``,"distance":d},`` (``,"distance":d}]`` for a signal's last match, whose first
+    piece is ``[`` and the entry's). numpy lays the pieces of every match side by side: no
+    Python object per match, and the answer is one ``join`` (``json_document``)."""
     bounds, which, distances = _passing(rendered, bounds, which, distances, quality_min)
     if rendered.count(None):
         rendered = [r or (b"", None) for r in rendered]
@@ -118,12 +124,41 @@ def pdq_match_documents(
     pieces = np.empty(2 * len(which), dtype=object)
     pieces[0::2] = opened[which]
     pieces[1::2] = _DISTANCE_ENDS[distances]
+    starts, ends = bounds[:-1], bounds[1:]
+    firsts, lasts = starts[ends > starts], ends[ends > starts] - 1
+    pieces[2 * firsts] = [b"[" + entry for entry in opened[which[firsts]].tolist()]
+    pieces[2 * lasts + 1] = _DISTANCE_LAST[distances[lasts]]
     flat = pieces.tolist()
-    starts = bounds.tolist()
-    for start, end in pairwise(starts):
-        if start == end:
-            yield orjson.Fragment(b"[]"), 0
+    for start, end in pairwise(bounds.tolist()):
+        yield (JsonPieces(flat[2 * start : 2 * end]) if end > start else _EMPTY), end - start
+
+
+_EMPTY = JsonPieces([b"[]"])
+# ,"distance":d}] for every distance: a signal's last match, which closes its array
+_DISTANCE_LAST = np.empty(MAX_THRESHOLD + 1, dtype=object)
+_DISTANCE_LAST[:] = [b',"distance":%d}]' % d for d in range(MAX_THRESHOLD + 1)]
+
+
+def json_document(value: dict) -> bytes:
+    """``value`` as JSON bytes, as ``orjson.dumps`` writes it, where a ``JsonPieces`` found in a
+    dict of ``value["results"]`` stands for the JSON its pieces make: one ``join`` in all."""
+    results = value["results"]
+    head = orjson.dumps({k: v for k, v in value.items() if k != "results"})
+    parts = [head[:-1] + b',"results":[' if len(head) > 2 else b'{"results":[']
+    for position, result in enumerate(results):
+        if position:
+            parts.append(b",")
+        if not any(isinstance(v, JsonPieces) for v in result.values()):
+            parts.append(orjson.dumps(result))
             continue
-        # the last match's trailing comma becomes the array's closing bracket
-        joined = b"".join(flat[2 * start : 2 * end])
-        yield orjson.Fragment(b"[" + joined[:-1] + b"]"), end - start
+        opening = b"{"
+        for key, item in result.items():
+            parts.append(opening + orjson.dumps(key) + b":")
+            opening = b","
+            if isinstance(item, JsonPieces):
+                parts.extend(item)
+            else:
+                parts.append(orjson.dumps(item))
+        parts.append(b"}")
+    parts.append(b"]}")
+    return b"".join(parts)

@@ -15,12 +15,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
-import orjson
 from django.conf import settings
 
 from federation.errors import InvalidInput
 from federation.matching.answers import (
     entry_dict,
+    json_document,
     pdq_match_documents,
     pdq_match_lists,
     render_matched_documents,
@@ -211,7 +211,7 @@ def match_answer(
             include_frames=video.include_frames,
         )
     answer["results"] = results
-    return orjson.dumps(answer)
+    return json_document(answer)
 
 
 def _matched(actor, signals, threshold, quality_min, video, *, as_bytes: bool) -> list[dict]:
@@ -246,7 +246,7 @@ def _no_cycle_collection():
 def _answers(
     store, pending, signals, threshold, quality_min, video, as_bytes
 ) -> tuple[list[dict], list[int], int, int]:
-    """The results (a pdq signal's ``matches`` as dicts, or as one ``orjson.Fragment`` when
+    """The results (a pdq signal's ``matches`` as dicts, or as ``JsonPieces`` when
     ``as_bytes``), each result's number of matches, how many signals matched and how many
     matches in all."""
     found: list[list[tuple[str, int]]] = [[] for _ in signals]  # (value, distance) per query

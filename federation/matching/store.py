@@ -50,8 +50,8 @@ logger = logging.getLogger(__name__)
 
 PAGE = 10_000
 LOAD_CHUNK = 50_000
-# Entries kept rendered (about 1 KiB each as Python objects); past this the store forgets them
-# all and starts again: a cache, not a copy of the shared set.
+# Entries kept rendered (about 440 bytes each as JSON bytes, their value and their slot); past
+# this the store forgets them all and starts again: a cache, not a copy of the shared set.
 RENDERED_MAX = 200_000
 CHANGED_MAX = 10_000
 

@@ -342,8 +342,8 @@ def test_bench_match_service_against_faiss_flat(kind, acme_submitter, globex_rev
         lambda: store.pdq.search_words(queries, threshold=THRESHOLD), SERVICE_RUNS
     )
     # The service's parts apart: the search with the answer's order (search_sorted), then the
-    # result building alone (the kept renderings looked up, each query's matches joined as JSON
-    # bytes), each timed on its own.
+    # result building alone (the kept renderings looked up, the JSON pieces of every match laid
+    # out per query; the answer's one join is left to the service), each timed on its own.
     order_time, _, ordered = _timed(
         lambda: store.pdq.search_sorted(queries, threshold=THRESHOLD), SERVICE_RUNS
     )
@@ -399,7 +399,7 @@ def test_bench_match_service_against_faiss_flat(kind, acme_submitter, globex_rev
         f"\n  answer building (service - kernel): {(service_time - kernel_time) * 1e3:.1f} ms"
         f" = {(service_time - kernel_time) / max(matches, 1) * 1e9:.0f} ns per match"
         f"\n  apart: search in the answer's order (search_sorted) {order_time * 1e3:.1f} ms;"
-        f" result building alone (kept renderings, matches joined as JSON per query)"
+        f" result building alone (kept renderings, JSON pieces of every match)"
         f" {build_time * 1e3:.1f} ms (runs {', '.join(f'{t * 1e3:.0f}' for t in build_runs)})"
         f" = {build_time / max(matches, 1) * 1e9:.0f} ns per match"
         f"\n  single signal: service p50 {_pct(single_service, 50) * 1e3:.3f} ms"

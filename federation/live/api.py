@@ -9,7 +9,8 @@ from rest_framework.views import APIView
 
 from federation.live import services
 from federation.live.models import LiveSession
-from federation.matching.services import VPDQ, render_matched_entries
+from federation.matching.answers import render_matched_entries
+from federation.matching.services import VPDQ
 from members.actors import Actor
 from members.models import Scope
 from members.permissions import HasCapability

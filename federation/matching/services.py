@@ -1,26 +1,30 @@
 """Matching a caller's signals against the shared set (docs/matching.md).
 
-``match_signals`` answers from this process's index (``store.py``), then renders the matched
-entries from PostgreSQL as members see them (the sync rendering: state, labels, contributing
-organisations, quality), so an entry that has just left the shared set is never reported even if
-the index has not applied its removal yet. One audit event per request records the use of the
-shared set in aggregate: counts by type, how many signals matched, how many matches.
+``match_answer`` (the API's whole answer, as JSON bytes) and ``match_signals`` (its results as
+dicts) answer from this process's index (``store.py``), then show the matched entries as members
+see them now (the sync rendering: state, labels, contributing organisations, quality; kept by the
+store, rendered from PostgreSQL when changed or new), so an entry that has just left the shared
+set is never reported even if the index has not applied its removal yet. One audit event per
+request records the use of the shared set in aggregate: counts by type, how many signals
+matched, how many matches.
 """
 
 import gc
-import operator
 import re
-from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from itertools import pairwise
 
 import numpy as np
-import orjson
 from django.conf import settings
 
-from federation.contributions.models import SHARED_STATES, Entry
 from federation.errors import InvalidInput
+from federation.matching.answers import (
+    entry_dict,
+    json_document,
+    pdq_match_documents,
+    pdq_match_lists,
+    render_matched_documents,
+)
 from federation.matching.index import HEX_LENGTHS, MAX_THRESHOLD, pdq_words, words_hex
 from federation.matching.store import match_store
 from federation.matching.video import (
@@ -29,7 +33,6 @@ from federation.matching.video import (
     DEFAULT_QUERY_MIN,
     frame_list_distinct,
 )
-from federation.sync.rendering import ROW_FIELDS, render_entries
 from federation.transparency.actions import Action, Key
 from federation.transparency.audit import AuditRecord, audit_record
 from federation.video.frames import MAX_FRAMES, FrameList, FrameListError, normalise_frames
@@ -182,12 +185,44 @@ def match_signals(
     shared videos (with their percentages and frame pairs) and it also gets ``frame_matches``
     (its frames against shared photos); a pdq signal gets ``frame_matches`` (against the frames
     of shared videos) when ``video.include_frames``. docs/video.md, "Matching"."""
+    return _matched(actor, signals, threshold, quality_min, video, as_bytes=False)
+
+
+def match_answer(
+    *,
+    actor: Actor,
+    signals: list[Signal],
+    threshold: int,
+    quality_min: int | None = None,
+    video: VideoParameters | None = None,
+) -> bytes:
+    """The match API's answer as JSON bytes: ``{"threshold", "quality_min", [the vpdq settings
+    when a signal is vpdq or ``include_frames``,] "results"}``, the results those of
+    ``match_signals`` (the same document once parsed). A pdq signal's matches are its entries'
+    kept JSON with their distance appended (``answers.pdq_match_documents``): no Python object
+    per match, which on clustered data (a hundred matches per query) is most of the answer."""
+    results = _matched(actor, signals, threshold, quality_min, video, as_bytes=True)
+    answer = {"threshold": threshold, "quality_min": quality_min}
+    if video is not None and (video.include_frames or any(s.type == VPDQ for s in signals)):
+        answer.update(
+            frame_quality_min=video.quality_min,
+            query_match_min=video.query_min,
+            compared_match_min=video.compared_min,
+            include_frames=video.include_frames,
+        )
+    answer["results"] = results
+    return json_document(answer)
+
+
+def _matched(actor, signals, threshold, quality_min, video, *, as_bytes: bool) -> list[dict]:
     video = video or VideoParameters()
     store = match_store()
     pending = store.current()
     with _no_cycle_collection():
-        results, matched, total = _answers(store, pending, signals, threshold, quality_min, video)
-    _audit(actor, signals, threshold, quality_min, matched, total, results, video)
+        results, counts, matched, total = _answers(
+            store, pending, signals, threshold, quality_min, video, as_bytes
+        )
+    _audit(actor, signals, threshold, quality_min, matched, total, counts, video)
     return results
 
 
@@ -208,8 +243,12 @@ def _no_cycle_collection():
         gc.enable()
 
 
-def _answers(store, pending, signals, threshold, quality_min, video) -> tuple[list[dict], int, int]:
-    """``match_signals``'s answers, and how many signals matched and how many matches."""
+def _answers(
+    store, pending, signals, threshold, quality_min, video, as_bytes
+) -> tuple[list[dict], list[int], int, int]:
+    """The results (a pdq signal's ``matches`` as dicts, or as ``JsonPieces`` when
+    ``as_bytes``), each result's number of matches, how many signals matched and how many
+    matches in all."""
     found: list[list[tuple[str, int]]] = [[] for _ in signals]  # (value, distance) per query
     videos = {
         i: _match_video(store, s, threshold, quality_min, video)
@@ -248,7 +287,7 @@ def _answers(store, pending, signals, threshold, quality_min, video) -> tuple[li
     wanted["pdq"] = pdq_values
     if others.get("pdq"):
         wanted["pdq"] = pdq_values + sorted(others["pdq"].difference(pdq_values))
-    rendered = store.rendered_entries(wanted, render_matched_entries, pending)
+    rendered = store.rendered_entries(wanted, render_matched_documents, pending)
     # by value, for the other types, and for pdq only where video frames matched photos
     entries = _EntriesByPair(
         {
@@ -257,26 +296,30 @@ def _answers(store, pending, signals, threshold, quality_min, video) -> tuple[li
             if t != "pdq" or videos
         }
     )
-    pdq_matches = pdq_match_lists(
+    build = pdq_match_documents if as_bytes else _counted_lists
+    pdq_matches = build(
         rendered.get("pdq", [])[: len(pdq_values)], bounds, pdq_which, pdq_distances, quality_min
     )
     results = []
+    counts = []
     matched = total = 0
     for position, (signal, hits) in enumerate(zip(signals, found, strict=True)):
         if signal.type == VPDQ:
             result = _video_result(signal, *videos[position], entries, quality_min)
             matched += bool(result["matches"] or result["frame_matches"])
             total += len(result["matches"]) + len(result["frame_matches"])
+            counts.append(len(result["matches"]))
             results.append(result)
             continue
         if signal.type == "pdq":
-            matches = next(pdq_matches)
+            matches, count = next(pdq_matches)
         else:
             matches = []
             for value, distance in hits:
                 entry = entries.get((signal.type, value))
                 if entry is not None:  # else it left the shared set after the index caught up
                     matches.append({**entry, "distance": distance})
+            count = len(matches)
         result = {"signal": {"type": signal.type, "value": signal.value}, "matches": matches}
         if position in pdq_frames:
             result["frame_matches"] = [
@@ -284,56 +327,29 @@ def _answers(store, pending, signals, threshold, quality_min, video) -> tuple[li
                 for hit in pdq_frames[position]
                 if (VPDQ, hit.value) in entries
             ]
-        matched += bool(matches or result.get("frame_matches"))
-        total += len(matches) + len(result.get("frame_matches", ()))
+        matched += bool(count or result.get("frame_matches"))
+        total += count + len(result.get("frame_matches", ()))
+        counts.append(count)
         results.append(result)
-    return results, matched, total
+    return results, counts, matched, total
 
 
-# {"distance": d} for every distance, merged into an entry's rendering to make a match
-_DISTANCES = np.empty(MAX_THRESHOLD + 1, dtype=object)
-_DISTANCES[:] = [{"distance": d} for d in range(MAX_THRESHOLD + 1)]
-
-
-def pdq_match_lists(rendered: list, bounds, which, distances, quality_min) -> Iterator[list[dict]]:
-    """The pdq signals' matches, one list per signal in turn, in the order given: result ``k``
-    of the batch is the entry ``rendered[which[k]]`` (None when it left the shared set after the
-    index last caught up) at ``distances[k]``; signal ``i`` has results ``bounds[i]`` to
-    ``bounds[i + 1]``. Built in bulk: numpy picks each result's entry and distance, and one
-    ``map`` merges them into new dicts (``entry | {"distance": d}``), with no Python step per
-    match; only an entry dropped (gone, or under the quality floor) costs one per distinct entry."""
-    keep = (
-        [
-            entry is not None
-            and (
-                quality_min is None
-                or (entry["quality"] is not None and entry["quality"] >= quality_min)
-            )
-            for entry in rendered
-        ]
-        if quality_min is not None or rendered.count(None)
-        else None
-    )
-    if keep is not None and not all(keep):
-        kept = np.asarray(keep, dtype=bool)[which]
-        which, distances = which[kept], distances[kept]
-        bounds = np.concatenate(([0], np.cumsum(kept)))[bounds]
-    entries = np.empty(len(rendered), dtype=object)
-    entries[:] = rendered
-    flat = list(map(operator.or_, entries[which].tolist(), _DISTANCES[distances].tolist()))
-    starts = bounds.tolist()
-    for start, end in pairwise(starts):
-        yield flat[start:end]
+def _counted_lists(rendered: list, bounds, which, distances, quality_min):
+    """``pdq_match_lists``, each list with its length."""
+    for matches in pdq_match_lists(rendered, bounds, which, distances, quality_min):
+        yield matches, len(matches)
 
 
 class _EntriesByPair:
-    """``store.rendered_entries``'s answer read by ``(signal type, value)``."""
+    """``store.rendered_entries``'s answer read by ``(signal type, value)``, each entry a new
+    dict."""
 
-    def __init__(self, rendered: dict[str, dict[str, dict]]) -> None:
+    def __init__(self, rendered: dict[str, dict]) -> None:
         self._rendered = rendered
 
     def get(self, pair: tuple[str, str]) -> dict | None:
-        return self._rendered.get(pair[0], {}).get(pair[1])
+        rendering = self._rendered.get(pair[0], {}).get(pair[1])
+        return None if rendering is None else entry_dict(rendering)
 
     def __contains__(self, pair: tuple[str, str]) -> bool:
         return self.get(pair) is not None
@@ -422,33 +438,9 @@ def _video_result(signal, video_matches, photo_hits, entries, quality_min) -> di
     }
 
 
-_RENDERED_KEYS = ("state", "labels", "contributors", "quality")
-
-
-def render_matched_entries(pairs: list[tuple[str, str]]) -> dict:
-    """The shared entries among these ``(signal type, value)``, as members see them."""
-    wanted: dict[str, set[str]] = {}
-    for signal_type, value in pairs:
-        wanted.setdefault(signal_type, set()).add(value)
-    rows = []
-    for signal_type, values in wanted.items():
-        if values:
-            rows.extend(
-                Entry.objects.filter(
-                    signal_type=signal_type, value__in=values, state__in=SHARED_STATES
-                ).values_list(*ROW_FIELDS)
-            )
-    rendered = {}
-    for document in render_entries(rows):
-        item = orjson.loads(document)
-        rendered[(item["signal"]["type"], item["signal"]["value"])] = {
-            "signal": item["signal"],
-            **{key: item[key] for key in _RENDERED_KEYS},
-        }
-    return rendered
-
-
-def _audit(actor: Actor, signals, threshold, quality_min, matched, total, results, video) -> None:
+def _audit(
+    actor: Actor, signals, threshold, quality_min, matched, total, per_signal, video
+) -> None:
     counts: dict[str, int] = {}
     for signal in signals:
         counts[signal.type] = counts.get(signal.type, 0) + 1
@@ -469,12 +461,8 @@ def _audit(actor: Actor, signals, threshold, quality_min, matched, total, result
         }
     if settings.MATCH_AUDIT_VALUES:
         data[Key.VALUES] = [
-            {
-                "type": r["signal"]["type"],
-                "value": r["signal"]["value"],
-                "matches": len(r["matches"]),
-            }
-            for r in results
+            {"type": signal.type, "value": signal.value, "matches": count}
+            for signal, count in zip(signals, per_signal, strict=True)
         ]
     # One INSERT, atomic on its own: no transaction block (in autocommit that would add a BEGIN
     # and a COMMIT round trip to every request); the log's sequencing is still asked for after

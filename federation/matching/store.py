@@ -24,6 +24,7 @@ renders those afresh; applying a change drops the entry's rendering; and a rende
 the database is kept only if no change was applied meanwhile.
 """
 
+import gc
 import logging
 import threading
 import time
@@ -49,8 +50,8 @@ logger = logging.getLogger(__name__)
 
 PAGE = 10_000
 LOAD_CHUNK = 50_000
-# Entries kept rendered (about 1 KiB each as Python objects); past this the store forgets them
-# all and starts again: a cache, not a copy of the shared set.
+# Entries kept rendered (about 440 bytes each as JSON bytes, their value and their slot); past
+# this the store forgets them all and starts again: a cache, not a copy of the shared set.
 RENDERED_MAX = 200_000
 CHANGED_MAX = 10_000
 
@@ -77,8 +78,10 @@ class MatchStore:
         # frames were matched before it matches them again (federation.live.services).
         self.video_position = 0
         self._apply_lock = threading.Lock()
-        # signal type -> value -> the entry as members see it (``rendered_entries``)
-        self._rendered: dict[str, dict[str, dict]] = {}
+        # signal type -> value -> the entry as members see it (``rendered_entries``): what the
+        # renderer returned, ``(open JSON bytes, quality)`` for the match service, which
+        # Python's cycle collector does not walk (federation.matching.answers)
+        self._rendered: dict[str, dict[str, tuple]] = {}
         self._rendered_count = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -239,12 +242,13 @@ class MatchStore:
     def rendered_entries(
         self,
         wanted: dict[str, list[str]],
-        render: Callable[[list[tuple[str, str]]], dict[tuple[str, str], dict]],
+        render: Callable[[list[tuple[str, str]]], dict[tuple[str, str], tuple]],
         pending: "Pending",
-    ) -> dict[str, list[dict | None]]:
+    ) -> dict[str, list[tuple | None]]:
         """The shared entries among ``wanted`` (signal type -> distinct values), as members see
-        them now: signal type -> a list in the order of its values, holding the entry (by
-        reference: the caller copies before changing one) or None when it is not shared. Kept
+        them now: signal type -> a list in the order of its values, holding the entry's rendering
+        (what ``render`` returns: immutable, shared with the store) or None when it is not
+        shared. Kept
         renderings serve the entries without a change ``pending`` (``current``); the rest are
         rendered by ``render`` (from the database) and kept for the next request. Looked up a
         list at a time (no Python step per value when all are kept)."""
@@ -256,7 +260,7 @@ class MatchStore:
             pairs = [(t, value) for t, values in wanted.items() for value in values]
             fresh = render(pairs)
             return {t: [fresh.get((t, v)) for v in values] for t, values in wanted.items()}
-        out: dict[str, list[dict | None]] = {}
+        out: dict[str, list[tuple | None]] = {}
         missing: list[tuple[str, str]] = []
         for signal_type, values in wanted.items():
             found = list(map(self._rendered.get(signal_type, {}).get, values))
@@ -281,7 +285,7 @@ class MatchStore:
         self._keep(fresh, changed, pending.position)
         return out
 
-    def _keep(self, fresh: dict[tuple[str, str], dict], changed, position: int) -> None:
+    def _keep(self, fresh: dict[tuple[str, str], tuple], changed, position: int) -> None:
         """Keep these renderings, unless a change was applied since they were asked for (one of
         them may be older than it) or the store is applying one now (then it will have moved)."""
         if not self._apply_lock.acquire(blocking=False):
@@ -433,7 +437,26 @@ def match_store() -> MatchStore:
             if settings.MATCH_FOLLOW:
                 store.start_following()
             _store = store
+            _freeze_long_lived()
         return _store
+
+
+_frozen = False
+
+
+def _freeze_long_lived() -> None:
+    """Once per process, after its first load: collect, then move every object the collector
+    tracks (the modules, the framework, the store) to its permanent generation (``gc.freeze``),
+    so that collections of the oldest generation no longer walk them. They are still freed by
+    reference counting; only a cycle among them would never be collected, and a process that
+    serves matches keeps them all to the end. Not per request: that would also freeze what a
+    request leaves behind."""
+    global _frozen
+    if _frozen:
+        return
+    _frozen = True
+    gc.collect()
+    gc.freeze()
 
 
 def loaded_match_store() -> MatchStore | None:

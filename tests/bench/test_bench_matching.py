@@ -16,8 +16,8 @@ flips spread one per byte, the worst case for a chunked index), stored in random
 
 Then how the index's figures grow with the size (``CONCORDAT_BENCH_MATCH_SIZES``, default
 100,000 and 1,000,000). Those are the index alone; ``test_bench_match_service_against_faiss_flat``
-puts the same hashes in PostgreSQL and times ``match_signals`` (what the API renders before JSON),
-the kernel alone and faiss in one run, and the answer building (service minus kernel) apart.
+puts the same hashes in PostgreSQL and times ``match_answer`` (the API's whole answer as JSON
+bytes), the kernel alone and faiss in one run, and the answer building (service minus kernel) apart.
 Run with `make bench`; it fails only if a result is inexact.
 """
 
@@ -289,20 +289,17 @@ def _timed(function, runs):
 @pytest.mark.django_db
 @pytest.mark.parametrize("kind", ["uniform", "skewed", "clustered"])
 def test_bench_match_service_against_faiss_flat(kind, acme_submitter, globex_reviewer):
-    """The match service end to end (``match_signals``: the store, the index, the answers as the
-    API renders them before JSON, the audit event) on N vetted PDQ entries in PostgreSQL, against
+    """The match service end to end (``match_answer``: the store, the index, the answer as the
+    API returns it, JSON bytes, and the audit event) on N vetted PDQ entries in PostgreSQL, against
     faiss ``IndexBinaryFlat`` range search on the same hashes and queries, both one thread:
     faiss, the kernel alone, the service, and the service's time past the kernel (building the
     answers) separately; single-signal requests p50/p99; the answers checked against brute force.
     """
+    import orjson
     from django.db import connection
 
-    from federation.matching.services import (
-        Signal,
-        match_signals,
-        pdq_match_lists,
-        render_matched_entries,
-    )
+    from federation.matching.answers import pdq_match_documents, render_matched_documents
+    from federation.matching.services import Signal, match_answer
     from federation.matching.store import match_store
     from tests.support.bench_seeding import copy_vetted_pdq_entries
 
@@ -324,21 +321,29 @@ def test_bench_match_service_against_faiss_flat(kind, acme_submitter, globex_rev
     signals = [Signal("pdq", v) for v in query_values]
 
     def service(batch=signals):
-        return match_signals(actor=actor, signals=batch, threshold=THRESHOLD)
+        return match_answer(actor=actor, signals=batch, threshold=THRESHOLD)
+
+    def found_distances(body: bytes) -> list[dict[str, int]]:
+        return [
+            {m["signal"]["value"]: m["distance"] for m in r["matches"]}
+            for r in orjson.loads(body)["results"]
+        ]
 
     started = time.perf_counter()
     first = service()
     cold = time.perf_counter() - started
-    answers = [{m["signal"]["value"]: m["distance"] for m in r["matches"]} for r in first]
-    exact = answers == truth
-    service_time, service_runs, results = _timed(service, SERVICE_RUNS)
-    assert [{m["signal"]["value"]: m["distance"] for m in r["matches"]} for r in results] == truth
+    exact = found_distances(first) == truth
+    first = None
+    service_time, service_runs, body = _timed(service, SERVICE_RUNS)
+    assert found_distances(body) == truth
+    answer_mib = len(body) / 2**20
+    body = None
     kernel_time, kernel_runs, _ = _timed(
         lambda: store.pdq.search_words(queries, threshold=THRESHOLD), SERVICE_RUNS
     )
     # The service's parts apart: the search with the answer's order (search_sorted), then the
-    # result building alone (the kept renderings looked up, a match dict per result, one list
-    # per query), each timed on its own.
+    # result building alone (the kept renderings looked up, the JSON pieces of every match laid
+    # out per query; the answer's one join is left to the service), each timed on its own.
     order_time, _, ordered = _timed(
         lambda: store.pdq.search_sorted(queries, threshold=THRESHOLD), SERVICE_RUNS
     )
@@ -350,15 +355,15 @@ def test_bench_match_service_against_faiss_flat(kind, acme_submitter, globex_rev
         gc.disable()
         try:
             rendered = store.rendered_entries(
-                {"pdq": found_values}, render_matched_entries, store.current()
+                {"pdq": found_values}, render_matched_documents, store.current()
             )["pdq"]
-            return list(pdq_match_lists(rendered, bounds, which, distances, None))
+            return list(pdq_match_documents(rendered, bounds, which, distances, None))
         finally:
             gc.enable()
             gc.collect(0)
 
     build_time, build_runs, built = _timed(build_results, SERVICE_RUNS)
-    assert sum(map(len, built)) == sum(map(len, truth))
+    assert sum(count for _, count in built) == sum(map(len, truth))
     built = None
     for q in queries[:100]:  # warm
         service([Signal("pdq", words_hex(q))])
@@ -387,13 +392,14 @@ def test_bench_match_service_against_faiss_flat(kind, acme_submitter, globex_rev
         f"\n  kernel (search_words): median {kernel_time * 1e3:.1f} ms"
         f" (runs {', '.join(f'{t * 1e3:.0f}' for t in kernel_runs)})"
         f" -> {faiss_time / kernel_time:.1f}x faiss"
-        f"\n  service (match_signals): median {service_time * 1e3:.1f} ms"
+        f"\n  service (match_answer, {answer_mib:.1f} MiB of JSON): median"
+        f" {service_time * 1e3:.1f} ms"
         f" (runs {', '.join(f'{t * 1e3:.0f}' for t in service_runs)}; first {cold * 1e3:.0f} ms)"
         f" -> {faiss_time / service_time:.1f}x faiss"
         f"\n  answer building (service - kernel): {(service_time - kernel_time) * 1e3:.1f} ms"
         f" = {(service_time - kernel_time) / max(matches, 1) * 1e9:.0f} ns per match"
         f"\n  apart: search in the answer's order (search_sorted) {order_time * 1e3:.1f} ms;"
-        f" result building alone (kept renderings, match dicts, per-query lists)"
+        f" result building alone (kept renderings, JSON pieces of every match)"
         f" {build_time * 1e3:.1f} ms (runs {', '.join(f'{t * 1e3:.0f}' for t in build_runs)})"
         f" = {build_time / max(matches, 1) * 1e9:.0f} ns per match"
         f"\n  single signal: service p50 {_pct(single_service, 50) * 1e3:.3f} ms"

@@ -2,8 +2,17 @@
 their percentages and frame pairs, frames against photos and photos against frames, bounds and
 bad input, the aggregate audit event, and the index following the change stream."""
 
-import pytest
+import json
 
+import pytest
+from rest_framework.renderers import JSONRenderer
+
+from federation.matching.services import (
+    match_signal_parse,
+    match_signals,
+    match_video_parameters,
+    match_vpdq_parse,
+)
 from federation.matching.video import brute_force_videos
 from federation.transparency.actions import Action
 from federation.transparency.models import AuditEvent
@@ -156,3 +165,48 @@ def test_a_retracted_video_stops_matching_and_its_frames_leave_the_index(
 
     assert match(globex_reviewer, query).json()["results"][0]["matches"] == []
     assert (len(store.video), len(store.video.frames)) == (0, 0)
+
+
+@pytest.mark.parametrize("threshold", [8, 31, 48])
+def test_the_api_answer_with_videos_is_the_service_results_as_json(
+    trusted_acme, globex_reviewer, videos, threshold
+):
+    """Videos, their frames against photos and photos against their frames in one request: the
+    API's answer (rendered as bytes) is the document the service's dicts make, byte for byte as
+    the framework's JSON renderer writes them."""
+    original = videos["original"].frames
+    still = original.frames[12]
+    share_video(trusted_acme, original)
+    share_photo(trusted_acme, still.pdq)
+    copy = videos["reencoded"].frames
+    body = [
+        vpdq_query(copy),
+        {"type": "pdq", "value": still.pdq},
+        {"type": "md5", "value": "a" * 32},
+    ]
+    signals = [
+        match_vpdq_parse(frames=body[0]["frames"]),
+        match_signal_parse(signal_type="pdq", value=still.pdq),
+        match_signal_parse(signal_type="md5", value="a" * 32),
+    ]
+    video = match_video_parameters(include_frames=True)
+
+    response = match(globex_reviewer, body, threshold=threshold, include_frames=True)
+
+    assert response.status_code == 200, response.content
+    results = match_signals(
+        actor=globex_reviewer.actor, signals=signals, threshold=threshold, video=video
+    )
+    want = {
+        "threshold": threshold,
+        "quality_min": None,
+        "frame_quality_min": 50,
+        "query_match_min": 80,
+        "compared_match_min": 0,
+        "include_frames": True,
+        "results": results,
+    }
+    assert json.loads(response.content) == want
+    assert response.content == JSONRenderer().render(want)
+    assert results[0]["matches"] and results[0]["frame_matches"]  # a video and a photo
+    assert results[1]["matches"] and results[1]["frame_matches"]  # a photo and a video's frame

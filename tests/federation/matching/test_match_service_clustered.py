@@ -3,8 +3,11 @@ its answers equal numpy brute force, in the answer's order, whether the matched 
 rendered from the database or kept from an earlier request; and a kept rendering never outlives
 a change of its entry, sequenced or not yet."""
 
+import json
+
 import numpy as np
 import pytest
+from rest_framework.renderers import JSONRenderer
 
 from federation.contributions.models import Entry
 from federation.matching.index import words_hex
@@ -173,3 +176,58 @@ def test_a_kept_rendering_never_outlives_a_change_sequenced_past_the_store(
     with django_assert_num_queries(CHECK_AND_AUDIT):  # then the check and the audit event only
         again = _match(globex_reviewer, queries[:1], 31)[0]["matches"]
     assert again == after
+
+
+def _api(party, queries, threshold, quality_min=None):
+    signals = [{"type": "pdq", "value": words_hex(q)} for q in queries]
+    signals.append({"type": "md5", "value": "A" * 32})  # not shared: no matches
+    response = party.client.post(
+        "/api/v1/match",
+        {"signals": signals, "threshold": threshold, "quality_min": quality_min},
+        format="json",
+    )
+    assert response.status_code == 200, response.content
+    assert response["Content-Type"] == "application/json"
+    return response.content
+
+
+@pytest.mark.parametrize(
+    ("threshold", "quality_min"),
+    [(0, None), (16, None), (31, None), (31, 90), (31, 91), (48, None)],
+)
+@pytest.mark.parametrize("gone", [False, True])
+def test_the_api_answer_is_the_service_results_as_json(
+    clustered, globex_reviewer, threshold, quality_min, gone
+):
+    """The API renders its answer as bytes (``match_answer``): the same document as the dicts of
+    ``match_signals``, byte for byte as the framework's JSON renderer writes them, whether the
+    entries are rendered from the database or kept, and when a kept entry has left the shared
+    set (a change not yet sequenced)."""
+    hashes, queries = clustered
+    options = {"threshold": threshold, "quality_min": quality_min}
+    signals = [Signal("pdq", words_hex(q)) for q in queries] + [Signal("md5", "a" * 32)]
+
+    def expected():
+        results = match_signals(actor=globex_reviewer.actor, signals=signals, **options)
+        return {**options, "results": results}
+
+    first = _api(globex_reviewer, queries, **options)  # renders from the database
+    if gone:
+        value = _brute_force(hashes, queries[:1], 31)[0][0][0]  # kept if the threshold reached it
+        entry = Entry.objects.get(signal_type="pdq", value=value)
+        Entry.objects.filter(pk=entry.pk).update(state=Entry.State.REJECTED)
+        sync_changes_record(entry_ids=[entry.pk], reason="rejected")
+        hashes = hashes[[words_hex(h) != value for h in hashes]]
+    kept = _api(globex_reviewer, queries, **options)
+
+    want = expected()
+    assert json.loads(kept) == want
+    assert kept == JSONRenderer().render(want)
+    if not gone:
+        assert json.loads(first) == want
+    truth = _brute_force(hashes, queries, threshold)
+    if quality_min == 91:
+        truth = [[] for _ in truth]  # every entry has quality 90
+    assert _answers(json.loads(kept)["results"]) == [*truth, []]
+    if threshold >= 16 and quality_min != 91:
+        assert sum(map(len, truth)) > 10 * len(queries)

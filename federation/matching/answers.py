@@ -5,8 +5,9 @@ quality) as JSON bytes **without the closing brace**, ``{"signal":{…},…,"qua
 beside its quality: ``(open JSON, quality)``. The match store keeps these (``store.py``): bytes
 and a tuple of atoms, which Python's cycle collector does not walk. A match is then that entry's
 bytes with ``,"distance":d}`` appended, joined per query: the match API's answer is built as
-bytes, with no Python object per match (``pdq_match_documents``, ``json_document``). ``pdq_match_lists`` builds the
-same matches as dicts, for the callers that read them (``match_signals``).
+bytes, with no Python object per match (``pdq_match_documents``, ``json_document``).
+``pdq_match_lists`` builds the same matches as dicts, for the callers that read them
+(``match_signals``).
 """
 
 import operator

@@ -231,8 +231,8 @@ def _no_cycle_collection():
     """Python's cycle collector paused while the answers are built. They hold no cycles (memory
     is freed by reference counts alone), but a clustered batch allocates a hundred thousand
     dicts, and each full collection then walks them and every rendering the store keeps
-    (measured: 1.3-2.8 s per batch with it, 0.8-1.1 s without). Process-wide, so it is only turned back on by the call
-    that turned it off; a collection merely waits until then."""
+    (measured: 1.3-2.8 s per batch with it, 0.8-1.1 s without). Process-wide, so it is only
+    turned back on by the call that turned it off; a collection merely waits until then."""
     if not gc.isenabled():
         yield
         return

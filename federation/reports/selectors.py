@@ -14,9 +14,10 @@ What each filter means for each kind of record (docs/reports.md):
 - audit events: occurred in the period, naming the member (label and type do not apply).
 """
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from operator import itemgetter
 from typing import Any
 
 from django.db.models import Count, F, Prefetch, Q, QuerySet
@@ -273,91 +274,62 @@ def overview_totals(*, filters: ReportFilters) -> dict[str, int]:
     return totals
 
 
+_WAYS = ("sent", "pulled", "received")
+_FIGURES = ("items", "entries", "retractions")
+
+
+def _figures(items: QuerySet, peer: str, entry: str) -> QuerySet:
+    """Per ``peer`` value: the items, their distinct entries, and the retractions among them."""
+    return (
+        items.values(peer)
+        .annotate(
+            items=Count("pk"),
+            entries=Count(entry, distinct=True),
+            retractions=Count("pk", filter=Q(contribution__action=Contribution.Action.RETRACT)),
+        )
+        .order_by()
+    )
+
+
 def federation_by_peer(*, filters: ReportFilters) -> list[dict[str, Any]]:
     """Per peer, in the period: items delivered to it by push (entries and retractions among
     them), items it pulled from this hub's feed (``PulledItem``, by its first pull: a page that
     offers an item again adds none; entries and retractions), items received from it (by push
     or pull; entries and retractions), and items dead-lettered for it (from the
     ``federation.dead_lettered`` events). Member, label and type filters do not apply."""
-    retract = Contribution.Action.RETRACT
     rows: dict[str, dict[str, Any]] = {}
 
     def row(peer: str) -> dict[str, Any]:
         return rows.setdefault(
             peer,
-            {
-                "peer": peer,
-                "sent_items": 0,
-                "sent_entries": 0,
-                "sent_retractions": 0,
-                "pulled_items": 0,
-                "pulled_entries": 0,
-                "pulled_retractions": 0,
-                "received_items": 0,
-                "received_entries": 0,
-                "received_retractions": 0,
-                "dead_lettered": 0,
-            },
+            {"peer": peer}
+            | {f"{way}_{what}": 0 for way in _WAYS for what in _FIGURES}
+            | {"dead_lettered": 0},
         )
 
-    sent = (
-        _period(
-            OutboxItem.objects.filter(state=OutboxItem.State.DELIVERED), "delivered_at", filters
-        )
-        .values(hub=F("peer__hub_id"))
-        .annotate(
-            items=Count("pk"),
-            entries=Count("entry", distinct=True),
-            retractions=Count("pk", filter=Q(contribution__action=retract)),
-        )
-        .order_by()
+    def count(way: str, counted: Iterable[dict[str, Any]], peer_of: Callable) -> None:
+        for figures in counted:
+            row(peer_of(figures)).update({f"{way}_{what}": figures[what] for what in _FIGURES})
+
+    sent = _period(
+        OutboxItem.objects.filter(state=OutboxItem.State.DELIVERED), "delivered_at", filters
     )
-    for counted in sent:
-        target = row(counted["hub"])
-        target.update(
-            sent_items=counted["items"],
-            sent_entries=counted["entries"],
-            sent_retractions=counted["retractions"],
-        )
+    count("sent", _figures(sent, "peer__hub_id", "entry"), itemgetter("peer__hub_id"))
     # Grouped by the peer's id, its hub id read after: joined to the peers, a table without
     # statistics is read peer by peer, through each peer's every pull (docs/reports.md).
     pulled = list(
-        _period(PulledItem.objects.all(), "pulled_at", filters)
-        .values("peer_id")
-        .annotate(
-            items=Count("pk"),
-            entries=Count("entry", distinct=True),
-            retractions=Count("pk", filter=Q(contribution__action=retract)),
-        )
-        .order_by()
+        _figures(_period(PulledItem.objects.all(), "pulled_at", filters), "peer_id", "entry")
     )
     hubs = dict(
         Peer.objects.filter(pk__in=[c["peer_id"] for c in pulled]).values_list("pk", "hub_id")
     )
-    for counted in pulled:
-        target = row(hubs[counted["peer_id"]])
-        target.update(
-            pulled_items=counted["items"],
-            pulled_entries=counted["entries"],
-            pulled_retractions=counted["retractions"],
-        )
-    received = (
-        _period(Receipt.objects.all(), "received_at", filters)
-        .values("peer_hub")
-        .annotate(
-            items=Count("pk"),
-            entries=Count("contribution__entry", distinct=True),
-            retractions=Count("pk", filter=Q(contribution__action=retract)),
-        )
-        .order_by()
+    count("pulled", pulled, lambda figures: hubs[figures["peer_id"]])
+    received = _period(Receipt.objects.all(), "received_at", filters)
+    count(
+        "received",
+        _figures(received, "peer_hub", "contribution__entry"),
+        itemgetter("peer_hub"),
     )
-    for counted in received:
-        target = row(counted["peer_hub"])
-        target.update(
-            received_items=counted["items"],
-            received_entries=counted["entries"],
-            received_retractions=counted["retractions"],
-        )
     dead = _period(
         AuditEvent.objects.filter(action=Action.FEDERATION_DEAD_LETTERED), "occurred_at", filters
     ).values_list("object_id", "data")

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from rest_framework.test import APIClient
 
 from federation.contributions.models import Contribution, Entry
 from federation.lifecycle import entries_transition
@@ -45,6 +46,22 @@ def make_peer(hub_id: str, *, url: str | None = None, token: bool = True, **poli
         peer_set_outbound_token(peer=peer, token=f"cp_{uuid.uuid4().hex[:12]}_secret", actor=ACTOR)
         peer.refresh_from_db()
     return peer
+
+
+def feed_reader(hub_id: str, **policies) -> tuple[Peer, APIClient]:
+    """A peer registered here (``policies`` as for ``peer_register``) and a client that reads
+    this hub's pull feed with the peer's inbound token."""
+    registered = peer_register(
+        hub_id=hub_id,
+        name=hub_id.split(".")[0].title(),
+        url=f"http://{hub_id}.invalid",
+        public_key=new_hub_key()[1],
+        actor=ACTOR,
+        **policies,
+    )
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {registered.inbound_token}")
+    return registered.peer, client
 
 
 def vet(*entries: Entry) -> None:

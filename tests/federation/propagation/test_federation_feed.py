@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 from federation.contributions.models import Contribution, Entry
 from federation.hubkey import hub_public_key
 from federation.propagation.models import KeyBinding, OutboxItem, PeerLink, PulledItem
-from federation.propagation.peers import peer_register, peer_update
+from federation.propagation.peers import peer_update
 from federation.propagation.selectors import MOOT_PULLED, live_dead_letters, with_moot_reason
 from federation.propagation.wire import item_digest, parse_batch
 from federation.signing import format_timestamp
@@ -23,7 +23,7 @@ from federation.sync.sequencer import sync_changes_compact, sync_sequence_pendin
 from federation.transparency.models import AuditEvent
 from federation.transparency.sequencer import sequence_pending
 from members.services import signing_key_revoke
-from tests.support.sending import ACTOR, new_hub_key, submit, vetted_entry
+from tests.support.sending import ACTOR, feed_reader, submit, vetted_entry
 
 FEED = "/api/v1/federation/feed"
 HORIZON = "Concordat-Feed-Horizon"
@@ -31,17 +31,9 @@ HORIZON = "Concordat-Feed-Horizon"
 
 @pytest.fixture
 def bravo(db):
-    registered = peer_register(
-        hub_id="bravo.hub",
-        name="Bravo",
-        url="http://bravo.invalid",
-        public_key=new_hub_key()[1],
-        actor=ACTOR,
-    )
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {registered.inbound_token}")
-    registered.peer.client = client
-    return registered.peer
+    peer, client = feed_reader("bravo.hub")
+    peer.client = client
+    return peer
 
 
 def page(peer, **params):
@@ -290,16 +282,7 @@ def test_a_revocation_whose_push_dead_lettered_comes_as_a_key_item(acme_submitte
 
 
 def test_a_key_item_goes_only_to_a_peer_sent_or_owed_the_keys_contributions(acme_submitter, bravo):
-    md5_only = peer_register(
-        hub_id="charlie.hub",
-        name="Charlie",
-        url="http://charlie.invalid",
-        public_key=new_hub_key()[1],
-        actor=ACTOR,
-        outbound_signal_types=["md5"],
-    )
-    charlie = APIClient()
-    charlie.credentials(HTTP_AUTHORIZATION=f"Bearer {md5_only.inbound_token}")
+    _md5_only, charlie = feed_reader("charlie.hub", outbound_signal_types=["md5"])
     vetted_entry(acme_submitter)  # pdq: bravo may have it, charlie not
     sync_sequence_pending()
     page(bravo, after=0)  # binds the key
@@ -312,16 +295,8 @@ def test_a_key_item_goes_only_to_a_peer_sent_or_owed_the_keys_contributions(acme
     assert response.status_code == 200 and response.json()["batch"]["items"] == []
     # A peer linked after the entry was shared has no outbox row for it: it is owed the key
     # because the feed owes it the key's contribution.
-    late = peer_register(
-        hub_id="delta.hub",
-        name="Delta",
-        url="http://delta.invalid",
-        public_key=new_hub_key()[1],
-        actor=ACTOR,
-    )
-    assert not OutboxItem.objects.filter(peer=late.peer).exists()
-    delta = APIClient()
-    delta.credentials(HTTP_AUTHORIZATION=f"Bearer {late.inbound_token}")
+    late, delta = feed_reader("delta.hub")
+    assert not OutboxItem.objects.filter(peer=late).exists()
     items = delta.get(FEED, {"after": 0}).json()["batch"]["items"]
     assert [item["type"] for item in items] == ["contribution", "key"]
     assert items[1]["key"]["binding"]["revoked_at"] is not None

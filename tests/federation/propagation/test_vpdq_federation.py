@@ -5,17 +5,20 @@ pushed or pulled, stay within the receiver's body limit."""
 import json
 
 import pytest
-from rest_framework.test import APIClient
 
 from federation.contributions.models import Entry
 from federation.propagation.delivery import outbox_drain
 from federation.propagation.models import OutboxItem
-from federation.propagation.peers import peer_register
 from federation.propagation.wire import parse_batch
 from federation.sync.sequencer import sync_sequence_pending
 from federation.video.models import VideoFrames
 from tests.support.federation import RemoteHub, contribution_item
-from tests.support.sending import ACTOR, Receiver, make_peer, new_hub_key, vetted_entry
+from tests.support.sending import (
+    Receiver,
+    feed_reader,
+    make_peer,
+    vetted_entry,
+)
 from tests.support.vpdq import digest_of, random_frames, vpdq_signal
 
 pytestmark = pytest.mark.django_db
@@ -84,15 +87,7 @@ def test_a_single_frame_list_over_the_limit_still_goes_alone(acme_submitter, rec
 
 
 def test_pulled_pages_of_frame_lists_fit_the_body_limit(acme_submitter, settings):
-    registered = peer_register(
-        hub_id="bravo.hub",
-        name="Bravo",
-        url="http://bravo.invalid",
-        public_key=new_hub_key()[1],
-        actor=ACTOR,
-    )
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {registered.inbound_token}")
+    _bravo, client = feed_reader("bravo.hub")
     settings.FEDERATION_MAX_BODY_BYTES = 400_000
     for n in range(5):
         vetted_entry(acme_submitter, signal=vpdq_signal(random_frames(1500, seed=n)))

@@ -11,12 +11,10 @@ from datetime import timedelta
 import pytest
 from django.test import Client
 from django.utils import timezone
-from rest_framework.test import APIClient
 
 from federation.contributions.models import Entry
 from federation.propagation.delivery import outbox_drain
 from federation.propagation.models import PulledItem
-from federation.propagation.peers import peer_register
 from federation.propagation.wire import item_digest
 from federation.sync.sequencer import sync_sequence_pending
 from federation.transparency.actions import Action
@@ -24,9 +22,13 @@ from federation.transparency.audit import AuditRecord, audit_record
 from federation.transparency.models import AuditEvent, Checkpoint
 from federation.transparency.sequencer import sequence_pending
 from members.actors import Actor
-from members.models import Peer
 from tests.support.federation import RemoteHub, contribution_item
-from tests.support.sending import ACTOR, Receiver, make_peer, new_hub_key, vetted_entry
+from tests.support.sending import (
+    Receiver,
+    feed_reader,
+    make_peer,
+    vetted_entry,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -153,20 +155,6 @@ def test_the_transparency_report_has_federation_figures_per_peer(acme_submitter,
         "item": "retractions propagated",
         "count": "1",
     } in rows
-
-
-def feed_reader(hub_id: str) -> tuple[Peer, APIClient]:
-    """A registered peer and a client that reads this hub's pull feed with its inbound token."""
-    registered = peer_register(
-        hub_id=hub_id,
-        name=hub_id.split(".")[0].title(),
-        url=f"http://{hub_id}.invalid",
-        public_key=new_hub_key()[1],
-        actor=ACTOR,
-    )
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {registered.inbound_token}")
-    return registered.peer, client
 
 
 def pulled_figures(client: Client, period: str) -> tuple[int, int, int]:

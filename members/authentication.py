@@ -55,14 +55,17 @@ class ApiCredentialAuthentication(authentication.BaseAuthentication):
         if parts is None:
             raise exceptions.AuthenticationFailed("The token is not a Concordat API token.")
         prefix, secret = parts
-        try:
-            # get(), not first(): the prefix is unique, and first() would add an ORDER BY (a
-            # sort for PostgreSQL to plan on every request).
-            credential = ApiCredential.objects.select_related(
+        # The prefix is unique, so the read has neither ORDER BY nor LIMIT (first() adds both,
+        # get() a LIMIT): PostgreSQL plans this six-table read afresh on every request, and a
+        # limit doubles that (0.37 against 0.7 ms without statistics; docs/sync.md).
+        matches = (
+            ApiCredential.objects.select_related(
                 "holder", "organisation", "holder__membership__organisation", "holder__staff_role"
-            ).get(prefix=prefix)
-        except ApiCredential.DoesNotExist:
-            credential = None
+            )
+            .filter(prefix=prefix)
+            .order_by()
+        )
+        credential = next(iter(matches), None)
         presented = hash_secret(secret)
         expected = credential.secret_hash if credential is not None else "0" * 64
         if not hmac.compare_digest(presented, expected) or credential is None:

@@ -4,6 +4,7 @@ import gc
 import os
 
 from django.core.wsgi import get_wsgi_application
+from django.urls import get_resolver
 
 from settings.env import configuration_errors_in_one_line
 
@@ -11,7 +12,13 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "settings.base")
 with configuration_errors_in_one_line("concordat (wsgi)"):
     application = get_wsgi_application()
 
-# What start-up created (modules, settings, URL patterns, about 150,000 objects) lives as long as
+# Django imports the URL patterns, and with them every view, serializer and API module (about
+# 260 modules, 23,000 objects the collector tracks), on the first request, not at start-up: do
+# it here, before the freeze below, or every full collection walks them for the life of the
+# process (docs/sync.md, "Measured: a database without statistics").
+get_resolver().url_patterns  # noqa: B018 (read for its side effect: the import)
+
+# What start-up created (modules, settings, URL patterns, about 130,000 objects) lives as long as
 # the process: move it out of the cyclic collector's reach, so that a full collection walks only
 # what requests create. Measured on the export of 1,000,000 entries, in one process: 80,000 to
 # 138,000 entries/s (docs/sync.md), the difference being the collections that walked it all.

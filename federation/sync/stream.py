@@ -41,8 +41,17 @@ class StreamState:
     compacted_through: int
 
 
+_STATE_SQL = "SELECT last_position, compacted_through FROM {table} WHERE id = 1"
+
+
 def stream_state() -> StreamState:
-    row = SyncState.objects.filter(pk=1).values_list("last_position", "compacted_through").first()
+    """The stream's state row, read by primary key. Every follower's poll and every page reads
+    it, so it is one plain statement (portable SQL), not a queryset compiled afresh on each call
+    (about 0.3 ms of Python against 0.05 ms for the statement, measured in docs/sync.md)."""
+    connection = connections[router.db_for_read(SyncState)]
+    with connection.cursor() as cursor:
+        cursor.execute(_STATE_SQL.format(table=connection.ops.quote_name(SyncState._meta.db_table)))
+        row = cursor.fetchone()
     return StreamState(*(row or (0, 0)))
 
 

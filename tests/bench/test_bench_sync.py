@@ -16,7 +16,8 @@ the hub's database, each with one label and one signed-looking add contribution.
 ``test_bench_sync_without_statistics`` loads CONCORDAT_BENCH_SYNC_NOSTATS_ENTRIES (default 200,000)
 the same way but leaves the tables without statistics (no ANALYZE; autovacuum is off on the
 development machine), as after a bulk load, and measures what a follower lives on: an empty
-delta page at the head over HTTP (target < 10 ms), one first-sync page of 10,000, the lag from a
+delta page at the head over HTTP (target < 10 ms; after a warm-up, with the same request in one
+process by phase beside it), one first-sync page of 10,000, the lag from a
 committed contribution to its change being readable over HTTP (target p99 < 1 s) and to its
 being applied by a match index's follower thread in another process (polling every 250 ms).
 """
@@ -215,6 +216,46 @@ times.sort()
 print(times[len(times) // 2] * 1000, times[min(len(times) - 1, int(len(times) * 0.99))] * 1000)
 """
 
+# The same empty page through the whole Django stack in one process (middleware, DRF,
+# authentication, throttling, the view; no HTTP server), by phase: prints the p50 of the whole
+# request, of authentication and of the view's work, in ms, and the statements per request.
+_EMPTY_REQUEST_PHASES = """
+import time
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from members.authentication import ApiCredentialAuthentication
+import federation.sync.api as api
+spent = {"authentication": [], "view": []}
+def timed(owner, name, phase):
+    original = getattr(owner, name)
+    def wrapper(*args, **kwargs):
+        started = time.perf_counter()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            spent[phase].append(time.perf_counter() - started)
+    setattr(owner, name, wrapper)
+timed(ApiCredentialAuthentication, "authenticate", "authentication")
+timed(api, "changes_after", "view")
+client = Client(HTTP_AUTHORIZATION="Bearer %s", HTTP_HOST="127.0.0.1")
+path = "/api/v1/sync/changes?after=%s"
+for _ in range(20):
+    assert client.get(path).status_code == 200
+for times in spent.values():
+    times.clear()
+whole = []
+with CaptureQueriesContext(connection) as queries:
+    for _ in range(%d):
+        started = time.perf_counter()
+        assert client.get(path).status_code == 200
+        whole.append(time.perf_counter() - started)
+def median(times):
+    return sorted(times)[len(times) // 2] * 1000
+print(median(whole), median(spent["authentication"]), median(spent["view"]),
+      len(queries.captured_queries) / len(whole))
+"""
+
 # A match index in a process of its own (as in a web worker), following the stream; it prints
 # each new position with the time it reached it (CLOCK_MONOTONIC: the same clock in every process).
 _FOLLOWER = """
@@ -264,6 +305,11 @@ def test_bench_sync_without_statistics():
                 "SELECT count(*) FROM pg_stats WHERE tablename LIKE 'federation_%'"
             ).fetchall()
             ((autovacuum,),) = connection.execute("SHOW autovacuum").fetchall()
+            # The match follower's poll (and the delta page's first read): the state row.
+            ((poll_plan,),) = connection.execute(
+                "EXPLAIN (FORMAT JSON) SELECT last_position, compacted_through "
+                "FROM federation_syncstate WHERE id = 1"
+            ).fetchall()
         assert analysed == 0, "the tables have statistics: this bench needs none"
         head = hub.manage(
             "shell", "-c",
@@ -272,7 +318,16 @@ def test_bench_sync_without_statistics():
             "print(cursor_for(stream_state().last_position))",
         ).strip().splitlines()[-1]  # fmt: skip
 
-        # For scale on a shared machine: the same requests' HTTP and authentication, no sync.
+        # Warm up first: each gunicorn worker opens its database connection on its first
+        # request that reads the database (again CONN_MAX_AGE later), and the token's first use
+        # records last_used_at; both are timed apart.
+        cold = []
+        for _ in range(10):
+            started = time.perf_counter()
+            with _get(hub, f"/api/v1/sync/changes?after={head}", token) as response:
+                response.read()
+            cold.append(time.perf_counter() - started)
+        # For scale on a shared machine: a public page, no authentication, no database.
         baseline = []
         for _ in range(EMPTY_PAGES):
             started = time.perf_counter()
@@ -289,6 +344,11 @@ def test_bench_sync_without_statistics():
 
         selector = hub.manage("shell", "-c", _EMPTY_SELECTOR % EMPTY_PAGES)
         selector_p50, selector_p99 = map(float, selector.strip().splitlines()[-1].split())
+        phases = hub.manage("shell", "-c", _EMPTY_REQUEST_PHASES % (token, head, EMPTY_PAGES))
+        whole_p50, auth_p50, view_p50, statements = map(
+            float, phases.strip().splitlines()[-1].split()
+        )
+        load = os.getloadavg()
         first_pages = []
         for _ in range(3):
             started = time.perf_counter()
@@ -358,11 +418,21 @@ def test_bench_sync_without_statistics():
         f"p50 {statistics.median(empty) * 1000:.1f} ms, p99 {_percentile(empty, 0.99) * 1000:.1f} ms"
     )
     print(
+        f"    (load average then {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; the first 10 requests, "
+        f"each worker opening its database connection: max {max(cold) * 1000:.1f} ms)"
+    )
+    print(
+        f"  the same in one process, the whole Django stack without HTTP ({EMPTY_PAGES} "
+        f"requests, p50): {whole_p50:.2f} ms, of which authentication {auth_p50:.2f} ms and "
+        f"the view's read {view_p50:.2f} ms; {statements:.1f} statements a request"
+    )
+    print(
         f"  the same, the selector alone (changes_after, {EMPTY_PAGES} calls): "
         f"p50 {selector_p50:.1f} ms, p99 {selector_p99:.1f} ms"
     )
     print(
-        f"  for scale, GET /api/v1/hub/ with the same token ({EMPTY_PAGES} requests): "
+        f"  for scale, GET /api/v1/hub/ (public: no authentication, no database; {EMPTY_PAGES} "
+        "requests): "
         f"p50 {statistics.median(baseline) * 1000:.1f} ms, "
         f"p99 {_percentile(baseline, 0.99) * 1000:.1f} ms"
     )
@@ -378,6 +448,11 @@ def test_bench_sync_without_statistics():
         f"  commit -> readable over HTTP ({NOSTATS_LAG_SAMPLES} samples): "
         f"p50 {statistics.median(readable) * 1000:.0f} ms, "
         f"p99 {_percentile(readable, 0.99) * 1000:.0f} ms"
+    )
+    poll = poll_plan[0]["Plan"]
+    print(
+        f"  the follower's poll without statistics, planned as: {poll['Node Type']} "
+        f"(estimated cost {poll['Total Cost']}, JIT {'JIT' in poll_plan[0]})"
     )
     print(
         f"  commit -> applied by a match follower ({NOSTATS_LAG_SAMPLES} samples, polls every "

@@ -1,8 +1,13 @@
 """Who is let in: bearer tokens, suspended organisations, deactivated users, hub staff."""
 
-import pytest
+from datetime import timedelta
 
-from members.models import Organisation
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from members.models import ApiCredential, Organisation
 from members.principals import ROLE_CAPABILITIES
 
 pytestmark = pytest.mark.django_db
@@ -58,3 +63,32 @@ def test_role_capabilities_are_as_documented():
     assert ROLE_CAPABILITIES["member-admin"] == {"read", "submit", "review", "manage"}
     assert ROLE_CAPABILITIES["consortium-admin"] == {"read", "audit", "hub-admin", "metrics"}
     assert ROLE_CAPABILITIES["auditor"] == {"audit"}
+
+
+def test_a_request_reads_its_credential_in_one_statement_without_sort_or_limit(acme_submitter):
+    """The prefix is unique: nothing to order or limit (each adds to what PostgreSQL plans on
+    every request)."""
+    acme_submitter.client.get("/api/v1/entries/")  # last_used_at recorded
+    with CaptureQueriesContext(connection) as queries:
+        assert acme_submitter.client.get("/api/v1/entries/").status_code == 200
+
+    (lookup,) = [q["sql"] for q in queries.captured_queries if "members_apicredential" in q["sql"]]
+    assert "ORDER BY" not in lookup and "LIMIT" not in lookup
+
+
+@pytest.mark.django_db(transaction=True)
+def test_last_used_at_is_recorded_without_waiting_for_the_disk(acme_submitter):
+    """Once a minute per credential a request records when it was used; that commit does not
+    wait for its WAL flush, and the setting ends with the statement."""
+    credential = ApiCredential.objects.filter(holder=acme_submitter.user)
+    credential.update(last_used_at=timezone.now() - timedelta(minutes=5))
+
+    with CaptureQueriesContext(connection) as queries:
+        assert acme_submitter.client.get("/api/v1/entries/").status_code == 200
+
+    (touch,) = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("UPDATE")]
+    assert "set_config('synchronous_commit', 'off', true)" in touch
+    assert timezone.now() - credential.get().last_used_at < timedelta(seconds=10)
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        assert cursor.fetchone() == ("on",)

@@ -24,7 +24,7 @@ from federation.contributions.checks import (
     CheckContext,
     TimeRule,
     Verified,
-    check_contributions,
+    check_parsed_contributions,
     claim_evidence,
 )
 from federation.contributions.models import Contribution, Label
@@ -349,7 +349,7 @@ def _check_key_section(batch: ReceivedBatch, item: wire.ParsedItem) -> KeySectio
     assert registration_pair is not None and binding is not None  # the parser requires them
     document = binding.document
     # Items of one member usually carry the same key section: verified once per batch.
-    cache_key = wire.item_digest(item.raw["key"])
+    cache_key = item.key_digest or wire.item_digest(item.raw["key"])
     known = batch.sections.get(cache_key)
     if known is not None:
         return known
@@ -466,7 +466,9 @@ def _check_signatures(batch: ReceivedBatch) -> None:
             labels=labels,
             incidents=_Anything,
         )
-        outcome = check_contributions(items=[e.item.contribution for e in entries], context=context)
+        outcome = check_parsed_contributions(
+            items=[(e.parsed, e.signature) for e in entries], context=context
+        )
         for verified in outcome.verified:
             entry = entries[verified.index]
             entry.verified = verified

@@ -6,9 +6,10 @@ sender last, every hub known), one attestation per hub of the path signed by tha
 key and naming the item's signal, the contribution's origin and scope, the key section (the home
 hub's binding under its pinned key, naming the same member and key as the member's own
 registration, whose bytes it hashes and whose self-signature verifies), then the contribution
-through ``check_contributions`` under ``TimeRule.relay`` with a key provider built from those
-verified key sections (and the revocations already held for them). ``ReceivedBatch`` carries a
-batch through the phases.
+through ``check_contributions``'s checks (``check_parsed_contributions``: parsed once, by the
+checks above) under ``TimeRule.relay`` with a key provider built from those verified key
+sections (and the revocations already held for them). ``ReceivedBatch`` carries a batch through
+the phases.
 """
 
 import hashlib

@@ -47,7 +47,7 @@ from federation.hubkey import hub_private_key
 from federation.monitoring.counters import push_failed_counted
 from federation.propagation.items import ItemsBuilder, row_refs
 from federation.propagation.models import OutboxItem, PeerLink, Receipt
-from federation.propagation.wire import batch_document, sign_document
+from federation.propagation.wire import batch_canonical, batch_document, sign_canonical
 from federation.transparency.actions import Action, Key, ObjectType
 from federation.transparency.audit import AuditRecord, audit_record, audit_record_many
 from members.actors import Actor
@@ -263,7 +263,7 @@ def _prepare(
         result.dead += len(built.failed)
     if not built.items:
         return None
-    items = within_body_budget(built.items)
+    items = within_body_budget(built.items, built.canonical)
     if len(items) < len(built.items):
         _release([by_id[pk] for pk, _item, _digest in built.items[len(items) :]])
     batch_id = uuid.uuid4()
@@ -274,8 +274,10 @@ def _prepare(
         sent_at=now,
         items=[item for _pk, item, _digest in items],
     )
-    signed = sign_document(hub_private_key(), document)
-    body = orjson.dumps({"batch": document, "signature": signed.as_wire()[1]})
+    canonical = batch_canonical(document, [built.canonical[pk] for pk, _item, _digest in items])
+    signature = sign_canonical(hub_private_key(), document, canonical).as_wire()[1]
+    # The body is the envelope's canonical bytes as they are (any JSON will do; these are written).
+    body = b'{"batch":' + canonical + b',"signature":"' + signature.encode() + b'"}'
     return _SignedBatch(batch_id, body, [(by_id[pk], digest) for pk, _item, digest in items])
 
 
@@ -283,15 +285,16 @@ def _prepare(
 BATCH_ENVELOPE_ALLOWANCE = 16 * 1024
 
 
-def within_body_budget(items: list[tuple]) -> list[tuple]:
+def within_body_budget(items: list[tuple], canonical: dict[int, bytes]) -> list[tuple]:
     """The longest prefix of built ``(pk, item, digest)`` whose batch fits the receiver's body
-    limit (``FEDERATION_MAX_BODY_BYTES``), and at least one item. Only vpdq items, which carry
+    limit (``FEDERATION_MAX_BODY_BYTES``), and at least one item (``canonical``: each row's item
+    bytes, as sent). Only vpdq items, which carry
     their frame list (up to about 1.8 MB, docs/video.md), come near it: the rows left out wait
     for the next round, in order (an entry's rows are all in this batch)."""
     budget = settings.FEDERATION_MAX_BODY_BYTES - BATCH_ENVELOPE_ALLOWANCE
     total = 0
-    for count, (_pk, item, _digest) in enumerate(items):
-        total += len(orjson.dumps(item)) + 1
+    for count, (pk, _item, _digest) in enumerate(items):
+        total += len(canonical[pk]) + 1
         if total > budget and count:
             return items[:count]
     return items

@@ -34,10 +34,11 @@ from federation.propagation.wire import (
     ITEM_KEY,
     MAX_SENT_TO,
     attestation_document,
-    item_digest,
+    digest_of,
     sign_document,
     signed_pair,
 )
+from federation.signing import canonical_json_bytes
 from federation.transparency.actions import Key, PolicyRule
 from federation.vetting.models import Decision
 from members.models import SigningKey
@@ -72,6 +73,7 @@ class BuiltBatch:
     )  # (row, item, digest)
     failed: dict[int, str] = field(default_factory=dict)  # row → why it cannot be built
     dropped: list[int] = field(default_factory=list)  # rows no longer owed (peer on the path…)
+    canonical: dict[int, bytes] = field(default_factory=dict)  # row → the item's RFC 8785 bytes
 
 
 def row_refs(rows) -> list[RowRef]:
@@ -235,7 +237,8 @@ class ItemsBuilder:
             if item is None:
                 built.dropped.append(ref.id)
             else:
-                built.items.append((ref.id, item, item_digest(item)))
+                canonical = built.canonical[ref.id] = canonical_json_bytes(item)
+                built.items.append((ref.id, item, digest_of(canonical)))
         return built
 
 

@@ -34,8 +34,11 @@ from federation.signing import (
     MalformedContribution,
     MalformedSignedObject,
     canonical_json_bytes,
+    canonical_json_fast,
+    canonical_json_part,
     decode_signature,
     format_timestamp,
+    sign_bytes,
     verify_signature,
 )
 
@@ -104,6 +107,9 @@ class ParsedItem:
     # Hubs off the path that a hub on it also sent the item to (contribution items; empty if
     # absent): the receiver does not push it on to them.
     sent_to: tuple[str, ...] = ()
+    # SHA-256 hex of the key section's RFC 8785 bytes (items with one): the receiver checks
+    # each distinct section once per batch.
+    key_digest: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,12 +138,41 @@ class ParsedBatch:
 
 
 def sign_document(private_key: Ed25519PrivateKey, document: dict[str, Any]) -> SignedObject:
-    canonical = canonical_json_bytes(document)
-    return SignedObject(document, canonical, private_key.sign(canonical))
+    return sign_canonical(private_key, document, canonical_json_bytes(document))
 
 
-def item_digest(item: dict[str, Any]) -> str:
-    return hashlib.sha256(canonical_json_bytes(item)).hexdigest()
+def sign_canonical(
+    private_key: Ed25519PrivateKey, document: dict[str, Any], canonical: bytes
+) -> SignedObject:
+    """``document`` signed over ``canonical``, its RFC 8785 bytes (already known)."""
+    return SignedObject(document, canonical, sign_bytes(private_key, canonical))
+
+
+_EMPTY_ITEMS = b'"items":[]'
+
+
+def batch_canonical(document: dict[str, Any], items: list[bytes]) -> bytes:
+    """The RFC 8785 bytes of a batch document whose items' own RFC 8785 bytes are ``items``
+    (in order): the envelope's bytes with the items' spliced in, so that a sender that already
+    wrote each item (for its digest) does not walk and write them all again. The same bytes as
+    ``canonical_json_bytes(document)``: JCS writes an array as its elements' bytes joined by
+    commas, and no other envelope field can hold the text ``"items":[]`` (hub ids, a UUID, a
+    timestamp and the feed's integers hold no quote)."""
+    head = canonical_json_bytes({**document, "items": []})
+    if head.count(_EMPTY_ITEMS) != 1:  # cannot happen for a well-formed envelope; stay exact
+        return canonical_json_bytes(document)
+    return head.replace(_EMPTY_ITEMS, b'"items":[' + b",".join(items) + b"]")
+
+
+def item_digest(item: dict[str, Any], *, part: bool = False) -> str:
+    """``part``: ``item`` is part of a value that took the fast path (``canonical_json_part``)."""
+    canonical = canonical_json_part(item) if part else canonical_json_bytes(item)
+    return hashlib.sha256(canonical).hexdigest()
+
+
+def digest_of(canonical: bytes) -> str:
+    """An item's digest from its RFC 8785 bytes."""
+    return hashlib.sha256(canonical).hexdigest()
 
 
 def key_binding_document(
@@ -243,12 +278,18 @@ def parse_batch(body: object) -> ParsedBatch:
     feed = document.get("feed")
     if feed is not None and not isinstance(feed, dict):
         raise MalformedWireObject("batch.feed", "must be an object")
-    envelope = SignedObject(document, _canonical(document, "batch"), _signature(body, "signature"))
+    # The envelope's bytes, and whether every part of it can be written without another walk
+    # (the items, their attestations and key sections: each was canonicalised once per object).
+    canonical = canonical_json_fast(document)
+    part = canonical is not None
+    if canonical is None:
+        canonical = _canonical(document, "batch")
+    envelope = SignedObject(document, canonical, _signature(body, "signature"))
     parsed: list[ParsedItem] = []
     problems: list[ItemProblem] = []
     for index, item in enumerate(items):
         try:
-            parsed.append(parse_item(item, index=index))
+            parsed.append(parse_item(item, index=index, part=part))
         except MalformedWireObject as exc:
             digest = _safe_digest(item)
             problems.append(ItemProblem(index, digest, f"items[{index}].{exc.field}", exc.message))
@@ -257,7 +298,8 @@ def parse_batch(body: object) -> ParsedBatch:
     )
 
 
-def parse_item(item: object, *, index: int) -> ParsedItem:
+def parse_item(item: object, *, index: int, part: bool = False) -> ParsedItem:
+    """``part``: the item is part of a batch whose canonical bytes took the fast path."""
     if not isinstance(item, dict):
         raise MalformedWireObject("item", "must be an object")
     kind = item.get("type")
@@ -296,9 +338,10 @@ def parse_item(item: object, *, index: int) -> ParsedItem:
         if not isinstance(item["contribution"], dict):
             raise MalformedWireObject("contribution", "must be an object")
         contribution = {"contribution": item["contribution"], "signature": item["signature"]}
-    registration = binding = None
+    registration = binding = key_digest = None
     if "key" in item:
-        registration, binding = _key_section(item["key"])
+        registration, binding = _key_section(item["key"], part=part)
+        key_digest = item_digest(item["key"], part=part)
     attestations: tuple[SignedObject, ...] = ()
     if "attestations" in item:
         raw = item["attestations"]
@@ -307,24 +350,27 @@ def parse_item(item: object, *, index: int) -> ParsedItem:
                 "attestations", f"must list 1 to {MAX_ATTESTATIONS} signed attestations"
             )
         attestations = tuple(
-            parse_attestation(entry, field=f"attestations[{position}]")
+            parse_attestation(entry, field=f"attestations[{position}]", part=part)
             for position, entry in enumerate(raw)
         )
     return ParsedItem(
         index=index,
         type=kind,
         raw=item,
-        digest=item_digest(item),
+        digest=item_digest(item, part=part),
         path=tuple(path),
         contribution=contribution,
         registration=registration,
         binding=binding,
         attestations=attestations,
         sent_to=tuple(sent_to),
+        key_digest=key_digest,
     )
 
 
-def parse_attestation(pair: object, *, field: str = "attestation") -> SignedObject:
+def parse_attestation(
+    pair: object, *, field: str = "attestation", part: bool = False
+) -> SignedObject:
     document = _signed_member(pair, "attestation", field)
     _exact_fields(
         document, field,
@@ -347,10 +393,12 @@ def parse_attestation(pair: object, *, field: str = "attestation") -> SignedObje
     policy = document["policy"]
     if not isinstance(policy, str) or len(policy) > MAX_POLICY_LENGTH:
         raise MalformedWireObject(f"{field}.policy", f"must be text of at most {MAX_POLICY_LENGTH}")
-    return SignedObject(document, _canonical(document, field), _signature(pair, field))
+    return SignedObject(document, _canonical(document, field, part), _signature(pair, field))
 
 
-def parse_key_binding(pair: object, *, field: str = "key.binding") -> SignedObject:
+def parse_key_binding(
+    pair: object, *, field: str = "key.binding", part: bool = False
+) -> SignedObject:
     if not isinstance(pair, dict) or pair.keys() != {"binding", "signature"}:
         raise MalformedWireObject(field, "must be an object with exactly binding and signature")
     document = pair["binding"]
@@ -373,10 +421,10 @@ def parse_key_binding(pair: object, *, field: str = "key.binding") -> SignedObje
     _timestamp(document, "issued_at", f"{field}.issued_at")
     if document["revoked_at"] is not None:
         _timestamp(document, "revoked_at", f"{field}.revoked_at")
-    return SignedObject(document, _canonical(document, field), _signature(pair, field))
+    return SignedObject(document, _canonical(document, field, part), _signature(pair, field))
 
 
-def _key_section(section: object) -> tuple[dict[str, Any], SignedObject]:
+def _key_section(section: object, *, part: bool = False) -> tuple[dict[str, Any], SignedObject]:
     """``{"registration": {...}, "signature": "...", "binding": {...}, "binding_signature": "..."}``:
     the member's own registration (checked by ``federation.signing.parse_key_registration``
     later) and its home hub's binding."""
@@ -393,7 +441,7 @@ def _key_section(section: object) -> tuple[dict[str, Any], SignedObject]:
         raise MalformedWireObject("key.registration", "must be an object")
     registration = {"registration": section["registration"], "signature": section["signature"]}
     binding = parse_key_binding(
-        {"binding": section["binding"], "signature": section["binding_signature"]}
+        {"binding": section["binding"], "signature": section["binding_signature"]}, part=part
     )
     return registration, binding
 
@@ -450,7 +498,9 @@ def _signature(pair: dict[str, Any], field: str) -> bytes:
         raise MalformedWireObject(f"{field}.signature", exc.message) from None
 
 
-def _canonical(document: dict[str, Any], field: str) -> bytes:
+def _canonical(document: dict[str, Any], field: str, part: bool = False) -> bytes:
+    if part:
+        return canonical_json_part(document)
     try:
         return canonical_json_bytes(document)
     except (UnicodeEncodeError, ValueError, TypeError) as exc:

@@ -6,9 +6,10 @@ sender last, every hub known), one attestation per hub of the path signed by tha
 key and naming the item's signal, the contribution's origin and scope, the key section (the home
 hub's binding under its pinned key, naming the same member and key as the member's own
 registration, whose bytes it hashes and whose self-signature verifies), then the contribution
-through ``check_contributions`` under ``TimeRule.relay`` with a key provider built from those
-verified key sections (and the revocations already held for them). ``ReceivedBatch`` carries a
-batch through the phases.
+through ``check_contributions``'s checks (``check_parsed_contributions``: parsed once, by the
+checks above) under ``TimeRule.relay`` with a key provider built from those verified key
+sections (and the revocations already held for them). ``ReceivedBatch`` carries a batch through
+the phases.
 """
 
 import hashlib
@@ -24,7 +25,7 @@ from federation.contributions.checks import (
     CheckContext,
     TimeRule,
     Verified,
-    check_contributions,
+    check_parsed_contributions,
     claim_evidence,
 )
 from federation.contributions.models import Contribution, Label
@@ -349,7 +350,7 @@ def _check_key_section(batch: ReceivedBatch, item: wire.ParsedItem) -> KeySectio
     assert registration_pair is not None and binding is not None  # the parser requires them
     document = binding.document
     # Items of one member usually carry the same key section: verified once per batch.
-    cache_key = wire.item_digest(item.raw["key"])
+    cache_key = item.key_digest or wire.item_digest(item.raw["key"])
     known = batch.sections.get(cache_key)
     if known is not None:
         return known
@@ -466,7 +467,9 @@ def _check_signatures(batch: ReceivedBatch) -> None:
             labels=labels,
             incidents=_Anything,
         )
-        outcome = check_contributions(items=[e.item.contribution for e in entries], context=context)
+        outcome = check_parsed_contributions(
+            items=[(e.parsed, e.signature) for e in entries], context=context
+        )
         for verified in outcome.verified:
             entry = entries[verified.index]
             entry.verified = verified

@@ -1,7 +1,9 @@
 """Federation on three hubs on this machine (`make bench`): propagation latency, hub-to-hub
 throughput, and the incident lane while a backlog drains. Figures are printed, not asserted
-against the targets (issue 12: p50 < 1 s, p99 < 3 s, >= 2,000 entries/s); each run must still
-deliver everything exactly once.
+against the targets (issue 28: p50 < 300 ms and p99 < 1 s at 20 entries/s, >= 3,000 entries/s
+delivered in all, the incident lane's p99 < 1 s); each run must still deliver everything exactly
+once. The throughput run also prints the CPU each hub's processes spent per delivered entry
+(``tests/support/cpu_account.py``); ``-k throughput`` runs it alone.
 
 Three hubs in a triangle, every hub trusting the others' vetting; a trusted member at hub a, so
 each submission is vetted on arrival and pushed at once.
@@ -12,6 +14,7 @@ import time
 
 import pytest
 
+from tests.support.cpu_account import CpuAccount
 from tests.support.federation_harness import item_uuid, running_federation, wait_for
 
 pytestmark = [pytest.mark.bench, pytest.mark.integration]
@@ -97,7 +100,7 @@ def test_bench_federation_latency(federation):
     print(
         f"\nfederation latency, submission -> visible on all 3 hubs ({LATENCY_SUBMISSIONS} "
         f"at {LATENCY_RATE}/s): p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, "
-        f"max {max(latencies) * 1000:.0f} ms (targets: p50 < 1 s, p99 < 3 s)"
+        f"max {max(latencies) * 1000:.0f} ms (targets: p50 < 300 ms, p99 < 1 s)"
     )
 
 
@@ -112,20 +115,22 @@ def test_bench_federation_throughput(federation):
     a.stop_worker()
     items = [alice.add("md5") for _ in range(THROUGHPUT_ENTRIES)]
     alice.submit(items)
-    started = time.monotonic()
-    a.start_worker()
     ids = [item_uuid(item) for item in items]
     done = {}
 
     def arrive(hub):
         done[hub.name] = hub.wait_for_count_after(marks[hub.name], THROUGHPUT_ENTRIES) - started
-        assert hub.contributions_present(ids) == THROUGHPUT_ENTRIES
 
-    threads = [threading.Thread(target=arrive, args=(hub,)) for hub in (b, c)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    # The CPU account covers the drain alone: a's worker (with its boot) until both have all.
+    with CpuAccount(fed.hubs) as account:
+        started = time.monotonic()
+        a.start_worker()
+        threads = [threading.Thread(target=arrive, args=(hub,)) for hub in (b, c)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert b.contributions_present(ids) == c.contributions_present(ids) == THROUGHPUT_ENTRIES
     for hub in (b, c):
         count = hub.sql("SELECT count(*), count(DISTINCT uuid) FROM federation_contribution")
         assert count[0][0] == count[0][1] == before[hub.name] + THROUGHPUT_ENTRIES
@@ -135,7 +140,9 @@ def test_bench_federation_throughput(federation):
         f"b in {done['b']:.1f} s ({THROUGHPUT_ENTRIES / done['b']:,.0f} entries/s), "
         f"c in {done['c']:.1f} s ({THROUGHPUT_ENTRIES / done['c']:,.0f} entries/s); "
         f"{2 * THROUGHPUT_ENTRIES / slowest:,.0f} entries/s delivered in all "
-        f"(target >= 2,000 entries/s)"
+        f"(target >= 3,000 entries/s)\nCPU from the worker's start until both have all "
+        f"(µs per delivered entry, of {2 * THROUGHPUT_ENTRIES:,}; a's workers include their boot):\n"
+        + account.table(2 * THROUGHPUT_ENTRIES)
     )
 
 
@@ -180,5 +187,5 @@ def test_bench_federation_incident_lane(federation):
         f"(drained after {drained_at:.1f} s; {began:,} delivered when the probes began, "
         f"{had:,} when the last arrived): "
         f"{INCIDENT_PROBES} incident items p50 {percentile(lane, 0.5) * 1000:.0f} ms, "
-        f"p99 {percentile(lane, 0.99) * 1000:.0f} ms"
+        f"p99 {percentile(lane, 0.99) * 1000:.0f} ms (target: p99 < 1 s)"
     )

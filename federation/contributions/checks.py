@@ -25,7 +25,7 @@ their origin hub from the signed ``hub`` field.
 import base64
 import re
 import uuid as uuid_module
-from collections.abc import Callable, Container, Iterable, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple, Protocol
@@ -198,6 +198,51 @@ def check_contributions(*, items: Sequence[object], context: CheckContext) -> Ch
     Labels and incidents are judged only once the signature holds, so a forged item is reported
     as forged whatever else is wrong with it.
     """
+    return _chunk_finished(_chunk_started(items, 0, _Judge(context)))
+
+
+def check_contributions_in_chunks(
+    *, items: Sequence[object], context: CheckContext, chunk_size: int
+) -> Iterator[CheckOutcome]:
+    """``check_contributions`` of ``items`` as consecutive chunks of ``chunk_size`` (indices stay
+    those of ``items``), pipelined: a chunk is yielded once verified, and the next one is
+    already parsed and queued on the verification pool, so the pool verifies it while the caller
+    writes the one yielded (docs/architecture.md, "Ingest")."""
+    judge = _Judge(context)
+    started = None
+    for start in range(0, len(items), chunk_size):
+        following = _chunk_started(items[start : start + chunk_size], start, judge)
+        if started is not None:
+            yield _chunk_finished(started)
+        started = following
+    if started is not None:
+        yield _chunk_finished(started)
+
+
+class _Judge:
+    """The context of one check, and what it loads once on demand (the incidents)."""
+
+    def __init__(self, context: CheckContext) -> None:
+        self.context = context
+        self._incident_ids: Container[uuid_module.UUID] | None = None
+
+    @property
+    def incident_ids(self) -> Container[uuid_module.UUID]:
+        if self._incident_ids is None:
+            self._incident_ids = self.context.incidents()
+        return self._incident_ids
+
+
+class _StartedChunk(NamedTuple):
+    checks: SignatureChecks
+    candidates: list[tuple[int, ParsedContribution, bytes, SigningKey, tuple | None]]
+    rejections: list[Rejection]
+
+
+def _chunk_started(items: Sequence[object], offset: int, judge: _Judge) -> _StartedChunk:
+    """Parse and judge ``items`` (the first at index ``offset``) up to their signatures, which are
+    queued on the verification pool."""
+    context = judge.context
     origin_hub = context.origin_hub
     member = context.member
     key_for = context.keys.key_for
@@ -205,12 +250,11 @@ def check_contributions(*, items: Sequence[object], context: CheckContext) -> Ch
     key_active = time_rule.key_active
     in_window = time_rule.in_window
     labels = context.labels
-    incident_ids: Container[uuid_module.UUID] | None = None
     rejections: list[Rejection] = []
     reject = rejections.append
     checks = SignatureChecks()
     candidates: list[tuple[int, ParsedContribution, bytes, SigningKey, tuple | None]] = []
-    for index, item in enumerate(items):
+    for index, item in enumerate(items, offset):
         if not isinstance(item, dict) or item.keys() != {"contribution", "signature"}:
             message = "each item is an object with exactly contribution and signature"
             reject(Rejection(index, "invalid", message, "item", raw_evidence(item), False))
@@ -252,14 +296,18 @@ def check_contributions(*, items: Sequence[object], context: CheckContext) -> Ch
         if any(label not in labels for label in parsed.labels):
             unknown = ", ".join(label for label in parsed.labels if label not in labels)
             deferred = ("unknown_label", f"not in the hub's taxonomy: {unknown}", "labels")
-        elif parsed.incident is not None:
-            if incident_ids is None:
-                incident_ids = context.incidents()
-            if parsed.incident not in incident_ids:
-                deferred = ("unknown_incident", "no such incident", "incident")
+        elif parsed.incident is not None and parsed.incident not in judge.incident_ids:
+            deferred = ("unknown_incident", "no such incident", "incident")
         checks.add(known.verifier, signature, parsed.canonical)
         candidates.append((index, parsed, signature, known.signing_key, deferred))
+    checks.submit()
+    return _StartedChunk(checks, candidates, rejections)
 
+
+def _chunk_finished(started: _StartedChunk) -> CheckOutcome:
+    """The outcome of a started chunk, once its signatures are verified."""
+    checks, candidates, rejections = started
+    reject = rejections.append
     verified: list[Verified] = []
     for (index, parsed, signature, key, deferred), valid in zip(
         candidates, checks.results(), strict=True

@@ -1,6 +1,7 @@
 """Storing checked contributions for the submitting organisation (a member here, or a foreign
 member's mirror when federation relays them): ``contributions_store``, one transaction per
-request and a fixed number of statements whatever its size.
+request, written chunk by chunk as the chunks are verified, with a fixed number of statements per
+chunk whatever its size (and a few more per request).
 
 It owns idempotency (a stored UUID with the same bytes is a duplicate, with other bytes a
 conflict), the entries, the contributions and their labels, their ``contribution.accepted``
@@ -13,7 +14,7 @@ A request that loses a race to a concurrent one runs its write step again (``fed
 
 import base64
 import uuid as uuid_module
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -26,6 +27,7 @@ from federation.contributions.checks import CheckOutcome, Rejection, Verified
 from federation.contributions.models import Contribution, Entry, EntryLabel
 from federation.contributions.rejections import malformed_items_record, rejection_record
 from federation.db.bulk_insert import copy_rows, upsert_rows
+from federation.db.locks import xact_lock, xact_lock_shared
 from federation.db.retry import atomic_retrying_lost_races
 from federation.transparency.actions import Action, Key, ObjectType
 from federation.transparency.audit import AuditRecord, audit_record, audit_record_many
@@ -33,6 +35,10 @@ from federation.vetting.policy import apply_policy_to_entries
 from federation.video.services import video_frames_record
 from members.actors import Actor
 from members.models import Organisation
+
+# pg_advisory_xact_lock key of the ingest's writes ("INGE" in ASCII): every write takes it
+# shared; one run again after a lost race takes it alone.
+INGEST_LOCK_KEY = 0x494E4745
 
 # Statuses of one item's result.
 CREATED = "created"
@@ -75,13 +81,17 @@ class _StoreBatch:
     results: list[ContributionResult | None]
     label_ids: Mapping[str, int]
     request_evidence: Callable[[], Mapping[str, Any]] | None = None
-    rejections: list[AuditRecord] = field(default_factory=list)
+    rejections: list[AuditRecord] = field(default_factory=list)  # by storage
+    check_rejections: list[AuditRecord] = field(default_factory=list)  # by the checks
     malformed: list[Rejection] = field(default_factory=list)
 
-    def reject(self, index: int, code: str, message: str, *, evidence: dict[str, Any], field=None):
+    def reject(
+        self, index: int, code: str, message: str, *, evidence: dict[str, Any], field=None,
+        by_checks: bool = False,
+    ) -> None:  # fmt: skip
         """Refuse an item that carried a claim: its own audit event, with the evidence."""
         self._result(index, code, message, evidence, field)
-        self.rejections.append(
+        (self.check_rejections if by_checks else self.rejections).append(
             rejection_record(
                 actor=self.actor,
                 organisation=self.organisation.slug,
@@ -101,6 +111,7 @@ class _StoreBatch:
                 rejection.message,
                 evidence=rejection.evidence,
                 field=rejection.field,
+                by_checks=True,
             )
         else:
             # Too malformed to claim anything: summarised with the others of this request in
@@ -135,7 +146,7 @@ def submitting_organisation(actor: Actor) -> Organisation:
 def contributions_store(
     *,
     actor: Actor,
-    outcome: CheckOutcome,
+    outcome: CheckOutcome | Iterable[CheckOutcome],
     item_count: int,
     label_ids: Mapping[str, int],
     now: datetime,
@@ -143,7 +154,12 @@ def contributions_store(
 ) -> list[ContributionResult]:
     """Store what ``check_contributions`` verified for the organisation of ``actor``, and audit
     what it rejected, in one transaction. Each contribution's origin hub is its signed ``hub``
-    field."""
+    field.
+
+    ``outcome`` is one ``CheckOutcome`` or consecutive chunks of one request
+    (``check_contributions_in_chunks``): each chunk's adds are written as it arrives, while the
+    pool verifies the next; the retracts, the outbox rows of the adds and the rejection events
+    follow the last chunk, so the request reads as if it were written whole."""
     batch = _StoreBatch(
         actor=actor,
         organisation=submitting_organisation(actor),
@@ -152,14 +168,21 @@ def contributions_store(
         label_ids=label_ids,
         request_evidence=request_evidence,
     )
-    verified = outcome.verified
-    for rejection in outcome.rejections:
-        batch.refuse(rejection)
-    verification_rejections = len(batch.rejections)
+    chunks = _Replayable([outcome] if isinstance(outcome, CheckOutcome) else outcome)
+    alone = False
 
     def write() -> None:
-        _store(batch, verified)
-        audit_record_many(batch.rejections)
+        # Chunks are written in UUID order each, not the whole request, so two requests sharing
+        # items can deadlock or collide more than once: a write run again after a lost race
+        # waits for the other ingests under way to end, and runs alone (``INGEST_LOCK_KEY``).
+        (xact_lock if alone else xact_lock_shared)(INGEST_LOCK_KEY)
+        request = _StoreRequest()
+        for chunk in chunks:
+            for rejection in chunk.rejections:
+                batch.refuse(rejection)
+            _store_chunk(batch, request, chunk.verified)
+        _store_finish(batch, request)
+        audit_record_many([*batch.check_rejections, *batch.rejections])
         if batch.malformed:
             audit_record(
                 malformed_items_record(
@@ -173,26 +196,69 @@ def contributions_store(
 
     def forget() -> None:
         # The transaction rolled back, so nothing of ours was kept: forget what the write step
-        # decided; run again, it sees the other request's rows as duplicates or conflicts.
-        del batch.rejections[verification_rejections:]
-        for v in verified:
-            batch.results[v.index] = None
+        # decided; run again over the chunks already verified (then the rest), alone, it sees
+        # the other request's rows as duplicates or conflicts.
+        nonlocal alone
+        alone = True
+        batch.check_rejections.clear()
+        batch.rejections.clear()
+        batch.malformed.clear()
+        batch.results[:] = [None] * item_count
 
     atomic_retrying_lost_races(write, reset=forget, what="contribution batch")
     assert all(result is not None for result in batch.results)
     return batch.results  # type: ignore[return-value]
 
 
-def _store(batch: _StoreBatch, verified: list[Verified]) -> None:
-    """Write the verified items: a fixed number of bulk statements whatever their number."""
+class _Replayable:
+    """An iterable read once from its source and kept, so that a write step run again after a
+    lost race goes over the chunks already verified before it takes the next from the pool."""
+
+    def __init__(self, source: Iterable[CheckOutcome]) -> None:
+        self._source = iter(source)
+        self._seen: list[CheckOutcome] = []
+
+    def __iter__(self) -> Iterator[CheckOutcome]:
+        yield from self._seen
+        for chunk in self._source:
+            self._seen.append(chunk)
+            yield chunk
+
+
+@dataclass
+class _StoreRequest:
+    """What one attempt at writing a request carries from chunk to chunk."""
+
+    first_seen: dict[uuid_module.UUID, Verified] = field(default_factory=dict)
+    twins: list[tuple[Verified, Verified]] = field(default_factory=list)  # (repeat, first)
+    retracts: list[Verified] = field(default_factory=list)
+    added: list[uuid_module.UUID] = field(default_factory=list)
+
+
+def _store_chunk(batch: _StoreBatch, request: _StoreRequest, verified: list[Verified]) -> None:
+    """Write one chunk's verified adds: a fixed number of bulk statements whatever their number.
+    Its retracts wait for the request's last chunk (adds before retracts, docs/api.md)."""
     organisation = batch.organisation
     now = batch.now
-    existing = {row[0]: row[1:] for row in _stored_contributions([v.parsed.uuid for v in verified])}
+    first_seen = request.first_seen
+    # A UUID this request already carried is judged against that item (stored by an earlier
+    # chunk, or a retract still waiting), not looked up.
+    existing = {
+        row[0]: row[1:]
+        for row in _stored_contributions(
+            [v.parsed.uuid for v in verified if v.parsed.uuid not in first_seen]
+        )
+    }
     # Same UUID twice: identical bytes are one contribution; different bytes are a conflict.
-    first_seen: dict[uuid_module.UUID, Verified] = {}
     fresh: list[Verified] = []
-    twins: list[tuple[Verified, Verified]] = []  # (in-request repeat, its first occurrence)
     for v in verified:
+        first = first_seen.get(v.parsed.uuid)
+        if first is not None:
+            if first.parsed.content_hash == v.parsed.content_hash:
+                request.twins.append((v, first))
+            else:
+                _reject_conflict(batch, v, first.parsed.content_hash)
+            continue
         stored = existing.get(v.parsed.uuid)
         if stored is not None:
             content_hash, entry_id, organisation_id = stored
@@ -201,16 +267,13 @@ def _store(batch: _StoreBatch, verified: list[Verified]) -> None:
             else:
                 _reject_conflict(batch, v, content_hash)
             continue
-        first = first_seen.setdefault(v.parsed.uuid, v)
-        if first is v:
-            fresh.append(v)
-        elif first.parsed.content_hash == v.parsed.content_hash:
-            twins.append((v, first))
-        else:
-            _reject_conflict(batch, v, first.parsed.content_hash)
+        first_seen[v.parsed.uuid] = v
+        fresh.append(v)
 
     adds = [v for v in fresh if v.parsed.action == Contribution.Action.ADD]
-    retracts = [v for v in fresh if v.parsed.action == Contribution.Action.RETRACT]
+    request.retracts.extend(v for v in fresh if v.parsed.action == Contribution.Action.RETRACT)
+    if not adds:
+        return
     entries, states = _upsert_entries(adds, now)
     video_frames_record(
         frame_lists=[
@@ -234,14 +297,19 @@ def _store(batch: _StoreBatch, verified: list[Verified]) -> None:
     apply_policy_to_entries(
         entry_incidents=entry_incidents, actor=batch.actor, now=now, states=states
     )
-    stored_retracts = _apply_retracts(batch, retracts, now)
-    if stored_adds:
-        downstream.adds_settled(uuids=[stored.verified.parsed.uuid for stored in stored_adds])
-
-    stored_all = (*stored_adds, *stored_retracts)
-    for stored in stored_all:
+    for stored in stored_adds:
         batch.set(stored.verified, CREATED, stored.entry_id)
-    for twin, first in twins:
+        request.added.append(stored.verified.parsed.uuid)
+
+
+def _store_finish(batch: _StoreBatch, request: _StoreRequest) -> None:
+    """After the last chunk: the request's retracts, the outbox rows of its adds, and the results
+    of its repeated items."""
+    for stored in _apply_retracts(batch, request.retracts, batch.now):
+        batch.set(stored.verified, CREATED, stored.entry_id)
+    if request.added:
+        downstream.adds_settled(uuids=request.added)
+    for twin, first in request.twins:
         first_result = batch.results[first.index]
         if first_result.status == REJECTED:
             error = first_result.error

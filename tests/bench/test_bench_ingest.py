@@ -198,11 +198,12 @@ def _timed(timings: dict[str, float], name: str, function: Callable) -> Callable
 # (row label, module, function name, depth): each timed by wrapping the name the caller looks up.
 # Depth only indents; a row's time includes the rows nested under it.
 _SPLIT = [
-    ("check loop (check_contributions)", "services", "check_contributions", 0),
+    ("check: parse, queue signatures (_chunk_started)", "checks", "_chunk_started", 0),
     ("parse_contribution (schema + JCS + SHA-256)", "checks", "parse_contribution", 1),
     ("decode_signature (base64)", "checks", "decode_signature", 1),
-    ("Ed25519 verify (pool threads, summed; overlaps parsing)", "signing", "_verify_chunk", 1),
-    ("database write (_store)", "storage", "_store", 0),
+    ("check: wait for the pool, judge (_chunk_finished)", "checks", "_chunk_finished", 0),
+    ("Ed25519 verify (pool threads, summed; overlaps all)", "signing", "_verify_chunk", 1),
+    ("database write, per chunk (_store_chunk)", "storage", "_store_chunk", 0),
     ("idempotency lookup (stored uuids)", "storage", "_stored_contributions", 1),
     ("entries (upsert)", "storage", "_upsert_entries", 1),
     ("contributions (COPY)", "storage", "_insert_contributions", 1),
@@ -214,8 +215,9 @@ _SPLIT = [
     ("transition outbox rows", "downstream", "outbox_record_transitions", 3),
     ("transition TAXII versions", "downstream", "stix_versions_record", 3),
     ("policy decisions (COPY)", "policy", "copy_rows", 2),
-    ("outbox rows of the adds", "downstream", "adds_settled", 1),
     ("audit events (contribution.accepted)", "storage", "audit_record_many", 1),
+    ("database write, per request (_store_finish)", "storage", "_store_finish", 0),
+    ("outbox rows of the adds", "downstream", "adds_settled", 1),
 ]
 
 

@@ -30,7 +30,12 @@ from federation.db.bulk_insert import copy_rows, upsert_rows
 from federation.db.locks import xact_lock, xact_lock_shared
 from federation.db.retry import atomic_retrying_lost_races
 from federation.transparency.actions import Action, Key, ObjectType
-from federation.transparency.audit import AuditRecord, audit_record, audit_record_many
+from federation.transparency.audit import (
+    AuditRecord,
+    audit_record,
+    audit_record_alike,
+    audit_record_many,
+)
 from federation.vetting.policy import apply_policy_to_entries
 from federation.video.services import video_frames_record
 from members.actors import Actor
@@ -274,7 +279,7 @@ def _store_chunk(batch: _StoreBatch, request: _StoreRequest, verified: list[Veri
     request.retracts.extend(v for v in fresh if v.parsed.action == Contribution.Action.RETRACT)
     if not adds:
         return
-    entries, states = _upsert_entries(adds, now)
+    entries, states, created = _upsert_entries(adds, now)
     video_frames_record(
         frame_lists=[
             (entries[(v.parsed.signal_type, v.parsed.value)], v.parsed.frames)
@@ -283,7 +288,7 @@ def _store_chunk(batch: _StoreBatch, request: _StoreRequest, verified: list[Veri
         ]
     )
     stored_adds = _insert_contributions(adds, entries, organisation, now)
-    _link_labels(batch, adds, entries)
+    _link_labels(batch, adds, entries, created)
     # Each acceptance is logged before the state changes it causes (reopened, auto-vetted,
     # retracted), so the log reads in causal order.
     _audit_accepted(batch, stored_adds)
@@ -352,10 +357,11 @@ def _reject_conflict(batch: _StoreBatch, v: Verified, stored_hash: str) -> None:
 
 def _upsert_entries(
     adds: list[Verified], now: datetime
-) -> tuple[dict[tuple[str, str], int], dict[int, str]]:
+) -> tuple[dict[tuple[str, str], int], dict[int, str], set[int]]:
     """One entry per signal: insert the new ones, touch the existing; returns their ids by
-    signal, and their states by id (read by the upsert, which holds their row locks from then on
-    until this transaction ends)."""
+    signal, their states by id (read by the upsert, which holds their row locks from then on
+    until this transaction ends) and the ids of those it inserted (none where the database does
+    not say)."""
     signals = sorted({(v.parsed.signal_type, v.parsed.value) for v in adds})
     rows = [(t, value, Entry.State.PENDING, 1, now, now, now) for t, value in signals]
     returned = upsert_rows(
@@ -373,9 +379,11 @@ def _upsert_entries(
         unique=["signal_type", "value"],
         update=["updated_at"],
         returning=["state"],
+        report_inserted=True,
     )
-    entries = {(signal_type, value): pk for pk, signal_type, value, _ in returned}
-    return entries, {pk: state for pk, _, _, state in returned}
+    entries = {(signal_type, value): pk for pk, signal_type, value, _, _ in returned}
+    states = {pk: state for pk, _, _, state, _ in returned}
+    return entries, states, {pk for pk, _, _, _, inserted in returned if inserted}
 
 
 _CONTRIBUTION_COLUMNS = [
@@ -428,16 +436,22 @@ def _insert_contributions(
 
 
 def _link_labels(
-    batch: _StoreBatch, adds: list[Verified], entries: dict[tuple[str, str], int]
+    batch: _StoreBatch,
+    adds: list[Verified],
+    entries: dict[tuple[str, str], int],
+    created: set[int],
 ) -> None:
+    """Link the adds' labels to their entries: plainly (COPY) for the entries this chunk
+    created, which nobody else can see yet; with ``ON CONFLICT DO NOTHING`` for the others."""
     wanted = {
         (entries[(v.parsed.signal_type, v.parsed.value)], batch.label_ids[slug])
         for v in adds
         for slug in v.parsed.labels
     }
-    upsert_rows(
-        EntryLabel, ["entry_id", "label_id"], sorted(wanted), unique=["entry_id", "label_id"]
-    )
+    fresh = sorted(link for link in wanted if link[0] in created)
+    known = sorted(link for link in wanted if link[0] not in created)
+    copy_rows(EntryLabel, ["entry_id", "label_id"], fresh)
+    upsert_rows(EntryLabel, ["entry_id", "label_id"], known, unique=["entry_id", "label_id"])
 
 
 def _apply_retracts(batch: _StoreBatch, retracts: list[Verified], now) -> list[_Stored]:
@@ -505,29 +519,31 @@ def _audit_accepted(batch: _StoreBatch, stored: Sequence[_Stored]) -> None:
     """One ``contribution.accepted`` event per stored contribution, dated with the contributions'
     received_at: the reports date contributions by it, the log by occurred_at, and the two must
     agree (docs/reports.md, "Dates")."""
-    audit_record_many(
-        (_accepted_record(batch, x.verified, x.entry_id) for x in stored), occurred_at=batch.now
-    )
-
-
-def _accepted_record(batch: _StoreBatch, v: Verified, entry_id: int) -> AuditRecord:
-    return AuditRecord(
+    b64encode = base64.b64encode
+    audit_record_alike(
         action=Action.CONTRIBUTION_ACCEPTED,
         actor=batch.actor,
         organisation=batch.organisation.slug,
         object_type=ObjectType.CONTRIBUTION,
-        object_id=str(v.parsed.uuid),
-        # The signed bytes themselves live in the contribution row; the event commits to them by
-        # content_hash (SHA-256 of the canonical bytes), which halves what a bulk ingest writes.
-        data={
-            Key.UUID: str(v.parsed.uuid),
-            Key.KEY_ID: v.parsed.key_id,
-            Key.CONTENT_HASH: v.parsed.content_hash,
-            Key.SIGNATURE: base64.b64encode(v.signature).decode(),
-            Key.ACTION: v.parsed.action,
-            Key.SIGNAL_TYPE: v.parsed.signal_type,
-            Key.VALUE: v.parsed.value,
-            Key.LABELS: list(v.parsed.labels),
-            Key.ENTRY_ID: entry_id,
-        },
+        # The signed bytes themselves live in the contribution row; the event commits to them
+        # by content_hash (SHA-256 of the canonical bytes), which halves what a bulk ingest
+        # writes.
+        objects=[
+            (
+                uuid := str((parsed := x.verified.parsed).uuid),
+                {
+                    Key.UUID: uuid,
+                    Key.KEY_ID: parsed.key_id,
+                    Key.CONTENT_HASH: parsed.content_hash,
+                    Key.SIGNATURE: b64encode(x.verified.signature).decode(),
+                    Key.ACTION: parsed.action,
+                    Key.SIGNAL_TYPE: parsed.signal_type,
+                    Key.VALUE: parsed.value,
+                    Key.LABELS: list(parsed.labels),
+                    Key.ENTRY_ID: x.entry_id,
+                },
+            )
+            for x in stored
+        ],
+        occurred_at=batch.now,
     )

@@ -9,7 +9,8 @@ events, and the order within a request: adds before retracts (docs/api.md), so a
 adds a signal and retracts it leaves the entry retracted. The policy decides the entries' moves
 (``federation.vetting.policy``); what follows the stored contributions is
 ``federation.downstream``'s; rejection events are built by ``federation.contributions.rejections``.
-A request that loses a race to a concurrent one runs its write step again (``federation.db.retry``).
+A request that loses a race to a concurrent one runs its write step again (``federation.db.retry``),
+from the chunks already verified, alone among ingests (``INGEST_LOCK_KEY``).
 """
 
 import base64
@@ -91,9 +92,15 @@ class _StoreBatch:
     malformed: list[Rejection] = field(default_factory=list)
 
     def reject(
-        self, index: int, code: str, message: str, *, evidence: dict[str, Any], field=None,
+        self,
+        index: int,
+        code: str,
+        message: str,
+        *,
+        evidence: dict[str, Any],
+        field=None,
         by_checks: bool = False,
-    ) -> None:  # fmt: skip
+    ) -> None:
         """Refuse an item that carried a claim: its own audit event, with the evidence."""
         self._result(index, code, message, evidence, field)
         (self.check_rejections if by_checks else self.rejections).append(

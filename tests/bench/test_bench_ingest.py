@@ -281,7 +281,7 @@ _SPLIT = [
     ("transition outbox rows", "downstream", "outbox_record_transitions", 3),
     ("transition TAXII versions", "downstream", "stix_versions_record", 3),
     ("policy decisions (COPY)", "policy", "copy_rows", 2),
-    ("audit events (contribution.accepted)", "storage", "audit_record_many", 1),
+    ("audit events (contribution.accepted)", "storage", "audit_record_alike", 1),
     ("database write, per request (_store_finish)", "storage", "_store_finish", 0),
     ("outbox rows of the adds", "downstream", "adds_settled", 1),
 ]

@@ -182,6 +182,9 @@ def contributions_store(
     )
     chunks = _Replayable([outcome] if isinstance(outcome, CheckOutcome) else outcome)
     alone = False
+    # Within a caller's transaction (federation's receiving) a rerun does not wait for the other
+    # ingests: that transaction may hold rows they wait for.
+    may_wait_alone = not connection.in_atomic_block
 
     def write() -> None:
         # Chunks are written in UUID order each, not the whole request, so two requests sharing
@@ -211,7 +214,7 @@ def contributions_store(
         # decided; run again over the chunks already verified (then the rest), alone, it sees
         # the other request's rows as duplicates or conflicts.
         nonlocal alone
-        alone = True
+        alone = may_wait_alone
         batch.check_rejections.clear()
         batch.rejections.clear()
         batch.malformed.clear()

@@ -331,6 +331,12 @@ class SignatureChecks:
     def add(self, public_key: Ed25519PublicKey, signature: bytes, message: bytes) -> None:
         self._pending.append((public_key, signature, message))
         if len(self._pending) >= self.chunk_size:
+            self.submit()
+
+    def submit(self) -> None:
+        """Queue the checks added so far on the pool now (``results`` would otherwise verify the
+        last partial chunk on the calling thread)."""
+        if self._pending:
             self._futures.append(_verification_pool().submit(_verify_chunk, self._pending))
             self._pending = []
 

@@ -199,7 +199,9 @@ def check_contributions(*, items: Sequence[object], context: CheckContext) -> Ch
     as forged whatever else is wrong with it.
     """
     rejections: list[Rejection] = []
-    return _judge(_parsed(items, rejections), context, rejections)
+    return _chunk_finished(
+        _chunk_started(_parsed(items, 0, rejections), _Judge(context), rejections)
+    )
 
 
 def check_parsed_contributions(
@@ -208,19 +210,57 @@ def check_parsed_contributions(
     """``check_contributions`` for items already parsed (``parse_contribution``) and whose
     signature is decoded, as federation's receiving side has them: the same checks after those
     two, in the same order, without parsing each item a second time."""
-    return _judge(
-        ((index, parsed, signature) for index, (parsed, signature) in enumerate(items)),
-        context,
-        [],
-    )
+    parsed_items = ((index, parsed, signature) for index, (parsed, signature) in enumerate(items))
+    return _chunk_finished(_chunk_started(parsed_items, _Judge(context), []))
+
+
+def check_contributions_in_chunks(
+    *, items: Sequence[object], context: CheckContext, chunk_size: int
+) -> Iterator[CheckOutcome]:
+    """``check_contributions`` of ``items`` as consecutive chunks of ``chunk_size`` (indices stay
+    those of ``items``), pipelined: a chunk is yielded once verified, and the next one is
+    already parsed and queued on the verification pool, so the pool verifies it while the caller
+    writes the one yielded (docs/architecture.md, "Ingest")."""
+    judge = _Judge(context)
+    started = None
+    for start in range(0, len(items), chunk_size):
+        rejections: list[Rejection] = []
+        chunk = _parsed(items[start : start + chunk_size], start, rejections)
+        following = _chunk_started(chunk, judge, rejections)
+        if started is not None:
+            yield _chunk_finished(started)
+        started = following
+    if started is not None:
+        yield _chunk_finished(started)
+
+
+class _Judge:
+    """The context of one check, and what it loads once on demand (the incidents)."""
+
+    def __init__(self, context: CheckContext) -> None:
+        self.context = context
+        self._incident_ids: Container[uuid_module.UUID] | None = None
+
+    @property
+    def incident_ids(self) -> Container[uuid_module.UUID]:
+        if self._incident_ids is None:
+            self._incident_ids = self.context.incidents()
+        return self._incident_ids
+
+
+class _StartedChunk(NamedTuple):
+    checks: SignatureChecks
+    candidates: list[tuple[int, ParsedContribution, bytes, SigningKey, tuple | None]]
+    rejections: list[Rejection]
 
 
 def _parsed(
-    items: Sequence[object], rejections: list[Rejection]
+    items: Sequence[object], offset: int, rejections: list[Rejection]
 ) -> Iterator[tuple[int, ParsedContribution, bytes]]:
-    """Each well-formed item, parsed, with its decoded signature; the others rejected."""
+    """Each well-formed item (the first at index ``offset``), parsed, with its decoded signature;
+    the others rejected."""
     reject = rejections.append
-    for index, item in enumerate(items):
+    for index, item in enumerate(items, offset):
         if not isinstance(item, dict) or item.keys() != {"contribution", "signature"}:
             message = "each item is an object with exactly contribution and signature"
             reject(Rejection(index, "invalid", message, "item", raw_evidence(item), False))
@@ -240,11 +280,15 @@ def _parsed(
         yield index, parsed, signature
 
 
-def _judge(
+def _chunk_started(
     parsed_items: Iterable[tuple[int, ParsedContribution, bytes]],
-    context: CheckContext,
+    judge: _Judge,
     rejections: list[Rejection],
-) -> CheckOutcome:
+) -> _StartedChunk:
+    """Judge parsed items up to their signatures, which are queued on the verification pool.
+    Rejections of malformed items are appended to ``rejections`` by the generator as it goes;
+    ``_chunk_finished`` sorts them by index."""
+    context = judge.context
     origin_hub = context.origin_hub
     member = context.member
     key_for = context.keys.key_for
@@ -252,12 +296,9 @@ def _judge(
     key_active = time_rule.key_active
     in_window = time_rule.in_window
     labels = context.labels
-    incident_ids: Container[uuid_module.UUID] | None = None
     reject = rejections.append
     checks = SignatureChecks()
     candidates: list[tuple[int, ParsedContribution, bytes, SigningKey, tuple | None]] = []
-    # Rejections of malformed items are appended by the generator as it goes: the list is
-    # sorted by index at the end.
     for index, parsed, signature in parsed_items:
         failure = None
         known = None
@@ -284,14 +325,18 @@ def _judge(
         if any(label not in labels for label in parsed.labels):
             unknown = ", ".join(label for label in parsed.labels if label not in labels)
             deferred = ("unknown_label", f"not in the hub's taxonomy: {unknown}", "labels")
-        elif parsed.incident is not None:
-            if incident_ids is None:
-                incident_ids = context.incidents()
-            if parsed.incident not in incident_ids:
-                deferred = ("unknown_incident", "no such incident", "incident")
+        elif parsed.incident is not None and parsed.incident not in judge.incident_ids:
+            deferred = ("unknown_incident", "no such incident", "incident")
         checks.add(known.verifier, signature, parsed.canonical)
         candidates.append((index, parsed, signature, known.signing_key, deferred))
+    checks.submit()
+    return _StartedChunk(checks, candidates, rejections)
 
+
+def _chunk_finished(started: _StartedChunk) -> CheckOutcome:
+    """The outcome of a started chunk, once its signatures are verified."""
+    checks, candidates, rejections = started
+    reject = rejections.append
     verified: list[Verified] = []
     for (index, parsed, signature, key, deferred), valid in zip(
         candidates, checks.results(), strict=True

@@ -3,8 +3,9 @@
 The checks (``federation.contributions.checks``) judge every item in a tight loop (structure,
 key, time window, Ed25519 signature) under a context given to them; for a member's own
 submissions that is ``local_check_context``. The valid items are then stored in one transaction
-(``federation.contributions.storage``), so a request costs a fixed number of queries whatever
-its size. Items are independent: a bad item is reported (and audited, docs/api.md "What is
+(``federation.contributions.storage``), chunk by chunk as they are verified: each chunk costs a
+fixed number of queries whatever its size, and the pool verifies the next chunk while one is
+written. Items are independent: a bad item is reported (and audited, docs/api.md "What is
 audited") while the good ones are stored.
 """
 
@@ -15,7 +16,12 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
-from federation.contributions.checks import CheckContext, MemberKeys, TimeRule, check_contributions
+from federation.contributions.checks import (
+    CheckContext,
+    MemberKeys,
+    TimeRule,
+    check_contributions_in_chunks,
+)
 from federation.contributions.models import Label
 from federation.contributions.storage import (
     ContributionResult,
@@ -26,6 +32,11 @@ from federation.monitoring.counters import ingest_counted
 from federation.vetting.models import Incident
 from members.actors import Actor
 from members.models import Organisation
+
+# Items per chunk of a request: verified on the pool while the chunk before is written. Large
+# enough that a chunk's fixed statements cost little per item, small enough that the first
+# chunk (verified with nothing to overlap) is a small part of a bulk request.
+CHUNK_SIZE = 1000
 
 
 def local_check_context(*, organisation: Organisation, now: datetime) -> CheckContext:
@@ -56,10 +67,10 @@ def contributions_submit(
     organisation = submitting_organisation(actor)
     now = timezone.now()
     context = local_check_context(organisation=organisation, now=now)
-    outcome = check_contributions(items=items, context=context)
+    chunks = check_contributions_in_chunks(items=items, context=context, chunk_size=CHUNK_SIZE)
     results = contributions_store(
         actor=actor,
-        outcome=outcome,
+        outcome=chunks,
         item_count=len(items),
         label_ids=context.labels,
         now=now,

@@ -1,6 +1,7 @@
 """Storing checked contributions for the submitting organisation (a member here, or a foreign
 member's mirror when federation relays them): ``contributions_store``, one transaction per
-request and a fixed number of statements whatever its size.
+request, written chunk by chunk as the chunks are verified, with a fixed number of statements per
+chunk whatever its size (and a few more per request).
 
 It owns idempotency (a stored UUID with the same bytes is a duplicate, with other bytes a
 conflict), the entries, the contributions and their labels, their ``contribution.accepted``
@@ -8,12 +9,13 @@ events, and the order within a request: adds before retracts (docs/api.md), so a
 adds a signal and retracts it leaves the entry retracted. The policy decides the entries' moves
 (``federation.vetting.policy``); what follows the stored contributions is
 ``federation.downstream``'s; rejection events are built by ``federation.contributions.rejections``.
-A request that loses a race to a concurrent one runs its write step again (``federation.db.retry``).
+A request that loses a race to a concurrent one runs its write step again (``federation.db.retry``),
+from the chunks already verified, alone among ingests (``INGEST_LOCK_KEY``).
 """
 
 import base64
 import uuid as uuid_module
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -26,13 +28,23 @@ from federation.contributions.checks import CheckOutcome, Rejection, Verified
 from federation.contributions.models import Contribution, Entry, EntryLabel
 from federation.contributions.rejections import malformed_items_record, rejection_record
 from federation.db.bulk_insert import copy_rows, upsert_rows
+from federation.db.locks import xact_lock, xact_lock_shared
 from federation.db.retry import atomic_retrying_lost_races
 from federation.transparency.actions import Action, Key, ObjectType
-from federation.transparency.audit import AuditRecord, audit_record, audit_record_many
+from federation.transparency.audit import (
+    AuditRecord,
+    audit_record,
+    audit_record_alike,
+    audit_record_many,
+)
 from federation.vetting.policy import apply_policy_to_entries
 from federation.video.services import video_frames_record
 from members.actors import Actor
 from members.models import Organisation
+
+# pg_advisory_xact_lock key of the ingest's writes ("INGE" in ASCII): every write takes it
+# shared; one run again after a lost race takes it alone.
+INGEST_LOCK_KEY = 0x494E4745
 
 # Statuses of one item's result.
 CREATED = "created"
@@ -75,13 +87,23 @@ class _StoreBatch:
     results: list[ContributionResult | None]
     label_ids: Mapping[str, int]
     request_evidence: Callable[[], Mapping[str, Any]] | None = None
-    rejections: list[AuditRecord] = field(default_factory=list)
+    rejections: list[AuditRecord] = field(default_factory=list)  # by storage
+    check_rejections: list[AuditRecord] = field(default_factory=list)  # by the checks
     malformed: list[Rejection] = field(default_factory=list)
 
-    def reject(self, index: int, code: str, message: str, *, evidence: dict[str, Any], field=None):
+    def reject(
+        self,
+        index: int,
+        code: str,
+        message: str,
+        *,
+        evidence: dict[str, Any],
+        field=None,
+        by_checks: bool = False,
+    ) -> None:
         """Refuse an item that carried a claim: its own audit event, with the evidence."""
         self._result(index, code, message, evidence, field)
-        self.rejections.append(
+        (self.check_rejections if by_checks else self.rejections).append(
             rejection_record(
                 actor=self.actor,
                 organisation=self.organisation.slug,
@@ -101,6 +123,7 @@ class _StoreBatch:
                 rejection.message,
                 evidence=rejection.evidence,
                 field=rejection.field,
+                by_checks=True,
             )
         else:
             # Too malformed to claim anything: summarised with the others of this request in
@@ -135,7 +158,7 @@ def submitting_organisation(actor: Actor) -> Organisation:
 def contributions_store(
     *,
     actor: Actor,
-    outcome: CheckOutcome,
+    outcome: CheckOutcome | Iterable[CheckOutcome],
     item_count: int,
     label_ids: Mapping[str, int],
     now: datetime,
@@ -143,7 +166,12 @@ def contributions_store(
 ) -> list[ContributionResult]:
     """Store what ``check_contributions`` verified for the organisation of ``actor``, and audit
     what it rejected, in one transaction. Each contribution's origin hub is its signed ``hub``
-    field."""
+    field.
+
+    ``outcome`` is one ``CheckOutcome`` or consecutive chunks of one request
+    (``check_contributions_in_chunks``): each chunk's adds are written as it arrives, while the
+    pool verifies the next; the retracts, the outbox rows of the adds and the rejection events
+    follow the last chunk, so the request reads as if it were written whole."""
     batch = _StoreBatch(
         actor=actor,
         organisation=submitting_organisation(actor),
@@ -152,14 +180,24 @@ def contributions_store(
         label_ids=label_ids,
         request_evidence=request_evidence,
     )
-    verified = outcome.verified
-    for rejection in outcome.rejections:
-        batch.refuse(rejection)
-    verification_rejections = len(batch.rejections)
+    chunks = _Replayable([outcome] if isinstance(outcome, CheckOutcome) else outcome)
+    alone = False
+    # Within a caller's transaction (federation's receiving) a rerun does not wait for the other
+    # ingests: that transaction may hold rows they wait for.
+    may_wait_alone = not connection.in_atomic_block
 
     def write() -> None:
-        _store(batch, verified)
-        audit_record_many(batch.rejections)
+        # Chunks are written in UUID order each, not the whole request, so two requests sharing
+        # items can deadlock or collide more than once: a write run again after a lost race
+        # waits for the other ingests under way to end, and runs alone (``INGEST_LOCK_KEY``).
+        (xact_lock if alone else xact_lock_shared)(INGEST_LOCK_KEY)
+        request = _StoreRequest()
+        for chunk in chunks:
+            for rejection in chunk.rejections:
+                batch.refuse(rejection)
+            _store_chunk(batch, request, chunk.verified)
+        _store_finish(batch, request)
+        audit_record_many([*batch.check_rejections, *batch.rejections])
         if batch.malformed:
             audit_record(
                 malformed_items_record(
@@ -173,26 +211,69 @@ def contributions_store(
 
     def forget() -> None:
         # The transaction rolled back, so nothing of ours was kept: forget what the write step
-        # decided; run again, it sees the other request's rows as duplicates or conflicts.
-        del batch.rejections[verification_rejections:]
-        for v in verified:
-            batch.results[v.index] = None
+        # decided; run again over the chunks already verified (then the rest), alone, it sees
+        # the other request's rows as duplicates or conflicts.
+        nonlocal alone
+        alone = may_wait_alone
+        batch.check_rejections.clear()
+        batch.rejections.clear()
+        batch.malformed.clear()
+        batch.results[:] = [None] * item_count
 
     atomic_retrying_lost_races(write, reset=forget, what="contribution batch")
     assert all(result is not None for result in batch.results)
     return batch.results  # type: ignore[return-value]
 
 
-def _store(batch: _StoreBatch, verified: list[Verified]) -> None:
-    """Write the verified items: a fixed number of bulk statements whatever their number."""
+class _Replayable:
+    """An iterable read once from its source and kept, so that a write step run again after a
+    lost race goes over the chunks already verified before it takes the next from the pool."""
+
+    def __init__(self, source: Iterable[CheckOutcome]) -> None:
+        self._source = iter(source)
+        self._seen: list[CheckOutcome] = []
+
+    def __iter__(self) -> Iterator[CheckOutcome]:
+        yield from self._seen
+        for chunk in self._source:
+            self._seen.append(chunk)
+            yield chunk
+
+
+@dataclass
+class _StoreRequest:
+    """What one attempt at writing a request carries from chunk to chunk."""
+
+    first_seen: dict[uuid_module.UUID, Verified] = field(default_factory=dict)
+    twins: list[tuple[Verified, Verified]] = field(default_factory=list)  # (repeat, first)
+    retracts: list[Verified] = field(default_factory=list)
+    added: list[uuid_module.UUID] = field(default_factory=list)
+
+
+def _store_chunk(batch: _StoreBatch, request: _StoreRequest, verified: list[Verified]) -> None:
+    """Write one chunk's verified adds: a fixed number of bulk statements whatever their number.
+    Its retracts wait for the request's last chunk (adds before retracts, docs/api.md)."""
     organisation = batch.organisation
     now = batch.now
-    existing = {row[0]: row[1:] for row in _stored_contributions([v.parsed.uuid for v in verified])}
+    first_seen = request.first_seen
+    # A UUID this request already carried is judged against that item (stored by an earlier
+    # chunk, or a retract still waiting), not looked up.
+    existing = {
+        row[0]: row[1:]
+        for row in _stored_contributions(
+            [v.parsed.uuid for v in verified if v.parsed.uuid not in first_seen]
+        )
+    }
     # Same UUID twice: identical bytes are one contribution; different bytes are a conflict.
-    first_seen: dict[uuid_module.UUID, Verified] = {}
     fresh: list[Verified] = []
-    twins: list[tuple[Verified, Verified]] = []  # (in-request repeat, its first occurrence)
     for v in verified:
+        first = first_seen.get(v.parsed.uuid)
+        if first is not None:
+            if first.parsed.content_hash == v.parsed.content_hash:
+                request.twins.append((v, first))
+            else:
+                _reject_conflict(batch, v, first.parsed.content_hash)
+            continue
         stored = existing.get(v.parsed.uuid)
         if stored is not None:
             content_hash, entry_id, organisation_id = stored
@@ -201,17 +282,14 @@ def _store(batch: _StoreBatch, verified: list[Verified]) -> None:
             else:
                 _reject_conflict(batch, v, content_hash)
             continue
-        first = first_seen.setdefault(v.parsed.uuid, v)
-        if first is v:
-            fresh.append(v)
-        elif first.parsed.content_hash == v.parsed.content_hash:
-            twins.append((v, first))
-        else:
-            _reject_conflict(batch, v, first.parsed.content_hash)
+        first_seen[v.parsed.uuid] = v
+        fresh.append(v)
 
     adds = [v for v in fresh if v.parsed.action == Contribution.Action.ADD]
-    retracts = [v for v in fresh if v.parsed.action == Contribution.Action.RETRACT]
-    entries, states = _upsert_entries(adds, now)
+    request.retracts.extend(v for v in fresh if v.parsed.action == Contribution.Action.RETRACT)
+    if not adds:
+        return
+    entries, states, created = _upsert_entries(adds, now)
     video_frames_record(
         frame_lists=[
             (entries[(v.parsed.signal_type, v.parsed.value)], v.parsed.frames)
@@ -220,7 +298,7 @@ def _store(batch: _StoreBatch, verified: list[Verified]) -> None:
         ]
     )
     stored_adds = _insert_contributions(adds, entries, organisation, now)
-    _link_labels(batch, adds, entries)
+    _link_labels(batch, adds, entries, created)
     # Each acceptance is logged before the state changes it causes (reopened, auto-vetted,
     # retracted), so the log reads in causal order.
     _audit_accepted(batch, stored_adds)
@@ -234,14 +312,19 @@ def _store(batch: _StoreBatch, verified: list[Verified]) -> None:
     apply_policy_to_entries(
         entry_incidents=entry_incidents, actor=batch.actor, now=now, states=states
     )
-    stored_retracts = _apply_retracts(batch, retracts, now)
-    if stored_adds:
-        downstream.adds_settled(uuids=[stored.verified.parsed.uuid for stored in stored_adds])
-
-    stored_all = (*stored_adds, *stored_retracts)
-    for stored in stored_all:
+    for stored in stored_adds:
         batch.set(stored.verified, CREATED, stored.entry_id)
-    for twin, first in twins:
+        request.added.append(stored.verified.parsed.uuid)
+
+
+def _store_finish(batch: _StoreBatch, request: _StoreRequest) -> None:
+    """After the last chunk: the request's retracts, the outbox rows of its adds, and the results
+    of its repeated items."""
+    for stored in _apply_retracts(batch, request.retracts, batch.now):
+        batch.set(stored.verified, CREATED, stored.entry_id)
+    if request.added:
+        downstream.adds_settled(uuids=request.added)
+    for twin, first in request.twins:
         first_result = batch.results[first.index]
         if first_result.status == REJECTED:
             error = first_result.error
@@ -284,10 +367,11 @@ def _reject_conflict(batch: _StoreBatch, v: Verified, stored_hash: str) -> None:
 
 def _upsert_entries(
     adds: list[Verified], now: datetime
-) -> tuple[dict[tuple[str, str], int], dict[int, str]]:
+) -> tuple[dict[tuple[str, str], int], dict[int, str], set[int]]:
     """One entry per signal: insert the new ones, touch the existing; returns their ids by
-    signal, and their states by id (read by the upsert, which holds their row locks from then on
-    until this transaction ends)."""
+    signal, their states by id (read by the upsert, which holds their row locks from then on
+    until this transaction ends) and the ids of those it inserted (none where the database does
+    not say)."""
     signals = sorted({(v.parsed.signal_type, v.parsed.value) for v in adds})
     rows = [(t, value, Entry.State.PENDING, 1, now, now, now) for t, value in signals]
     returned = upsert_rows(
@@ -305,9 +389,11 @@ def _upsert_entries(
         unique=["signal_type", "value"],
         update=["updated_at"],
         returning=["state"],
+        report_inserted=True,
     )
-    entries = {(signal_type, value): pk for pk, signal_type, value, _ in returned}
-    return entries, {pk: state for pk, _, _, state in returned}
+    entries = {(signal_type, value): pk for pk, signal_type, value, _, _ in returned}
+    states = {pk: state for pk, _, _, state, _ in returned}
+    return entries, states, {pk for pk, _, _, _, inserted in returned if inserted}
 
 
 _CONTRIBUTION_COLUMNS = [
@@ -360,16 +446,22 @@ def _insert_contributions(
 
 
 def _link_labels(
-    batch: _StoreBatch, adds: list[Verified], entries: dict[tuple[str, str], int]
+    batch: _StoreBatch,
+    adds: list[Verified],
+    entries: dict[tuple[str, str], int],
+    created: set[int],
 ) -> None:
+    """Link the adds' labels to their entries: plainly (COPY) for the entries this chunk
+    created, which nobody else can see yet; with ``ON CONFLICT DO NOTHING`` for the others."""
     wanted = {
         (entries[(v.parsed.signal_type, v.parsed.value)], batch.label_ids[slug])
         for v in adds
         for slug in v.parsed.labels
     }
-    upsert_rows(
-        EntryLabel, ["entry_id", "label_id"], sorted(wanted), unique=["entry_id", "label_id"]
-    )
+    fresh = sorted(link for link in wanted if link[0] in created)
+    known = sorted(link for link in wanted if link[0] not in created)
+    copy_rows(EntryLabel, ["entry_id", "label_id"], fresh)
+    upsert_rows(EntryLabel, ["entry_id", "label_id"], known, unique=["entry_id", "label_id"])
 
 
 def _apply_retracts(batch: _StoreBatch, retracts: list[Verified], now) -> list[_Stored]:
@@ -437,29 +529,31 @@ def _audit_accepted(batch: _StoreBatch, stored: Sequence[_Stored]) -> None:
     """One ``contribution.accepted`` event per stored contribution, dated with the contributions'
     received_at: the reports date contributions by it, the log by occurred_at, and the two must
     agree (docs/reports.md, "Dates")."""
-    audit_record_many(
-        (_accepted_record(batch, x.verified, x.entry_id) for x in stored), occurred_at=batch.now
-    )
-
-
-def _accepted_record(batch: _StoreBatch, v: Verified, entry_id: int) -> AuditRecord:
-    return AuditRecord(
+    b64encode = base64.b64encode
+    audit_record_alike(
         action=Action.CONTRIBUTION_ACCEPTED,
         actor=batch.actor,
         organisation=batch.organisation.slug,
         object_type=ObjectType.CONTRIBUTION,
-        object_id=str(v.parsed.uuid),
-        # The signed bytes themselves live in the contribution row; the event commits to them by
-        # content_hash (SHA-256 of the canonical bytes), which halves what a bulk ingest writes.
-        data={
-            Key.UUID: str(v.parsed.uuid),
-            Key.KEY_ID: v.parsed.key_id,
-            Key.CONTENT_HASH: v.parsed.content_hash,
-            Key.SIGNATURE: base64.b64encode(v.signature).decode(),
-            Key.ACTION: v.parsed.action,
-            Key.SIGNAL_TYPE: v.parsed.signal_type,
-            Key.VALUE: v.parsed.value,
-            Key.LABELS: list(v.parsed.labels),
-            Key.ENTRY_ID: entry_id,
-        },
+        # The signed bytes themselves live in the contribution row; the event commits to them
+        # by content_hash (SHA-256 of the canonical bytes), which halves what a bulk ingest
+        # writes.
+        objects=[
+            (
+                uuid := str((parsed := x.verified.parsed).uuid),
+                {
+                    Key.UUID: uuid,
+                    Key.KEY_ID: parsed.key_id,
+                    Key.CONTENT_HASH: parsed.content_hash,
+                    Key.SIGNATURE: b64encode(x.verified.signature).decode(),
+                    Key.ACTION: parsed.action,
+                    Key.SIGNAL_TYPE: parsed.signal_type,
+                    Key.VALUE: parsed.value,
+                    Key.LABELS: list(parsed.labels),
+                    Key.ENTRY_ID: x.entry_id,
+                },
+            )
+            for x in stored
+        ],
+        occurred_at=batch.now,
     )

@@ -59,10 +59,13 @@ def upsert_rows(
     unique: Sequence[str],
     update: Sequence[str] = (),
     returning: Sequence[str] = (),
+    report_inserted: bool = False,
 ) -> list[tuple]:
     """Insert ``rows``; on a conflict over ``unique``, update ``update`` (or do nothing when empty).
     Returns ``(pk, *unique values, *returning values)`` for every row inserted or updated (the
-    row as it stands after the statement, locked by this transaction)."""
+    row as it stands after the statement, locked by this transaction); with ``report_inserted``
+    followed by whether this statement inserted the row (True) or found it (False), or None
+    where the database does not say (SQLite)."""
     if not rows:
         return []
     connection = _connection(model)
@@ -79,8 +82,9 @@ def upsert_rows(
         )
         keys = {tuple(getattr(obj, name) for name in unique) for obj in objects}
         stored = model.objects.filter(**{f"{unique[-1]}__in": {key[-1] for key in keys}})
+        inserted = (None,) if report_inserted else ()
         return [
-            (obj.pk, *key, *(getattr(obj, name) for name in returning))
+            (obj.pk, *key, *(getattr(obj, name) for name in returning), *inserted)
             for obj in stored
             if (key := tuple(getattr(obj, name) for name in unique)) in keys
         ]
@@ -92,6 +96,9 @@ def upsert_rows(
     returned_columns = ", ".join(
         quote(meta.get_field(name).column) for name in (meta.pk.attname, *unique, *returning)
     )
+    if report_inserted:
+        # A row this statement inserted has no xmax; one it updated carries this transaction's.
+        returned_columns += ", (xmax = 0)"
     if update:
         action = "UPDATE SET " + ", ".join(
             f"{quote(meta.get_field(name).column)} = EXCLUDED.{quote(meta.get_field(name).column)}"

@@ -24,6 +24,12 @@ def xact_lock(key: LockKey, *, using: str = DEFAULT_DB_ALIAS) -> None:
     _execute(using, "pg_advisory_xact_lock", key)
 
 
+def xact_lock_shared(key: LockKey, *, using: str = DEFAULT_DB_ALIAS) -> None:
+    """Wait for the lock ``key`` in shared mode (held with other shared holders, never with the
+    one ``xact_lock`` holder) until the current transaction ends."""
+    _execute(using, "pg_advisory_xact_lock_shared", key)
+
+
 def xact_try_lock(key: LockKey, *, using: str = DEFAULT_DB_ALIAS) -> bool:
     """Take the lock ``key`` until the current transaction ends, if no one holds it."""
     return _execute(using, "pg_try_advisory_xact_lock", key)

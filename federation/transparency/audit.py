@@ -118,6 +118,45 @@ def audit_record_many(records: Iterable[AuditRecord], *, occurred_at=None) -> in
     return len(rows)
 
 
+def audit_record_alike(
+    *,
+    action: str,
+    actor: Actor,
+    organisation: str,
+    object_type: str,
+    objects: Iterable[tuple[str, Mapping[str, Any]]],
+    occurred_at,
+) -> int:
+    """``audit_record_many`` of events that differ only in their object id and data (``objects``:
+    ``(object_id, data)`` pairs), such as a bulk ingest's ``contribution.accepted``: the shared
+    columns are bounded once, not per event; the rows written are the same."""
+    shared = tuple(
+        bounded(column, value)
+        for column, value in (
+            ("action", action),
+            ("actor_type", actor.audit_type),
+            ("actor_id", actor.id),
+            ("actor_label", actor.label),
+            ("organisation", organisation),
+            ("object_type", object_type),
+        )
+    )
+    limit = COLUMN_LIMITS["object_id"]
+    rows = [
+        (
+            occurred_at,
+            *shared,
+            object_id if len(object_id) <= limit else bounded("object_id", object_id),
+            data,
+        )
+        for object_id, data in objects
+    ]
+    copy_rows(AuditEvent, _EVENT_COLUMNS, rows)
+    if rows:
+        _schedule_sequencing()
+    return len(rows)
+
+
 _BOUNDED_POSITIONS = [
     (position, column) for position, column in enumerate(_EVENT_COLUMNS) if column in COLUMN_LIMITS
 ]

@@ -27,7 +27,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-import rfc8785
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from nacl.bindings import (
@@ -38,6 +37,7 @@ from nacl.bindings import (
 )
 from nacl.exceptions import BadSignatureError
 
+from federation.canonical import JCS_ORJSON_OPTION, canonical_bytes
 from federation.contributions.models import Contribution, ContributionScope
 from federation.signal_types import normalise_signal_value
 from federation.video.frames import FrameList, FrameListError, parse_frames
@@ -112,81 +112,6 @@ class ParsedContribution:
     frames: FrameList | None = None  # a vpdq add's canonical frame list (docs/video.md)
 
 
-def canonical_bytes(document: dict[str, Any]) -> bytes:
-    """RFC 8785 canonical JSON, UTF-8: the bytes that are signed."""
-    return rfc8785.dumps(document)
-
-
-# orjson with sorted keys writes JCS on the domain where the two agree (see below): compact, the
-# same short escapes and lowercase \u00xx for other control characters, non-ASCII as is.
-_ORJSON_JCS = orjson.OPT_SORT_KEYS
-_JCS_INT_MAX = 2**53 - 1
-# Keys sort identically by code point (Python) and by UTF-16 code unit (JCS) unless one holds a
-# character at or above U+E000: a non-BMP character (a surrogate pair in UTF-16, D800-DFFF)
-# sorts after U+E000-U+FFFF by code point but before them by code unit.
-_KEY_SORT_LIMIT = "\ue000"
-
-
-def _in_fast_domain(value: object) -> bool:
-    """Whether ``value`` holds only what orjson writes exactly as JCS: exact ``dict`` (string
-    keys below U+E000), ``list``, ``str``, ``bool``, ``None`` and ``int`` within JCS's range.
-    Floats (JCS's number formatting differs from Python's repr), tuples and subclasses (an
-    ``Enum`` string, an ``int`` subclass) are left to the reference encoder."""
-    pending = [value]
-    while pending:
-        item = pending.pop()
-        kind = type(item)
-        if kind is dict:
-            for key in item:
-                if type(key) is not str or not (key.isascii() or max(key) < _KEY_SORT_LIMIT):
-                    return False
-            for inner in item.values():
-                inner_kind = type(inner)
-                if inner_kind is str or inner is None:
-                    continue
-                pending.append(inner)
-        elif kind is list:
-            pending.extend(item)
-        elif kind is int:
-            if not -_JCS_INT_MAX <= item <= _JCS_INT_MAX:
-                return False
-        elif not (kind is str or kind is bool or item is None):
-            return False
-    return True
-
-
-def canonical_json_bytes(document: object) -> bytes:
-    """RFC 8785 bytes of any JSON value, identical to ``canonical_bytes`` (the rfc8785 package)
-    and many times faster where it can be: on ``_in_fast_domain`` values orjson with sorted keys
-    writes the same bytes (same short escapes, lowercase \\u00xx for other control characters,
-    non-ASCII as is; 14 times the standard library's C encoder on a 500-item batch here);
-    anything else, text with no UTF-8 form (a lone surrogate) and nesting deeper than orjson's
-    limit go to the rfc8785 package, errors included. A property test checks the two agree
-    (tests/federation/test_canonical_bytes.py)."""
-    fast = canonical_json_fast(document)
-    return fast if fast is not None else rfc8785.dumps(document)
-
-
-def canonical_json_fast(document: object) -> bytes | None:
-    """``canonical_json_bytes`` of ``document`` if it takes the fast path (orjson), else None.
-
-    A value that takes it holds only parts that would (the domain check covers every node, and
-    orjson fails only on a node: a lone surrogate, too deep a nesting): the caller may write
-    those parts with ``canonical_json_part`` without walking them again."""
-    if _in_fast_domain(document):
-        try:
-            return orjson.dumps(document, option=_ORJSON_JCS)
-        except orjson.JSONEncodeError:
-            pass  # rfc8785 writes it, or raises its own error for it
-    return None
-
-
-def canonical_json_part(part: object) -> bytes:
-    """RFC 8785 bytes of a part of a value whose ``canonical_json_fast`` was not None (a batch's
-    item, an item's attestation): orjson's, without checking the domain again."""
-    return orjson.dumps(part, option=_ORJSON_JCS)
-
-
 def _validated_contribution_bytes(document: dict[str, Any]) -> bytes:
     """RFC 8785 bytes of a contribution that has passed every check above, quickly.
 
@@ -199,7 +124,7 @@ def _validated_contribution_bytes(document: dict[str, Any]) -> bytes:
     the two agree on generated contributions (tests/federation/test_canonical_bytes.py).
     """
     try:
-        return orjson.dumps(document, option=_ORJSON_JCS)
+        return orjson.dumps(document, option=JCS_ORJSON_OPTION)
     except orjson.JSONEncodeError as exc:  # a lone surrogate has no UTF-8 form: cannot be signed
         raise MalformedContribution(
             "contribution", "contains text that is not valid Unicode"

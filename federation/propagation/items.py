@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 from django.conf import settings
 
+from federation.canonical import canonical_json_bytes
 from federation.contributions.models import Contribution, Entry
 from federation.hubkey import hub_private_key
 from federation.propagation.bindings import KeyNotBindable, binding_pair, key_bindings_for
@@ -38,7 +39,6 @@ from federation.propagation.wire import (
     sign_document,
     signed_pair,
 )
-from federation.signing import canonical_json_bytes
 from federation.transparency.actions import Key, PolicyRule
 from federation.vetting.models import Decision
 from members.models import SigningKey

@@ -30,12 +30,10 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from federation.canonical import canonical_json_bytes, canonical_json_fast, canonical_json_part
 from federation.signing import (
     MalformedContribution,
     MalformedSignedObject,
-    canonical_json_bytes,
-    canonical_json_fast,
-    canonical_json_part,
     decode_signature,
     format_timestamp,
     sign_bytes,

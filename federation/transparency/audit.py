@@ -14,9 +14,9 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from federation.canonical import canonical_json_bytes
 from federation.db.bulk_insert import copy_rows
 from federation.enqueue import TaskName, nudge
-from federation.signing import canonical_json_bytes
 from federation.transparency.models import AuditEvent
 from members.actors import Actor
 

@@ -28,10 +28,10 @@ from django.conf import settings
 from django.db import connections, router, transaction
 from django.utils import timezone
 
+from federation.canonical import canonical_json_bytes
 from federation.db.bulk_insert import copy_rows
 from federation.db.locks import xact_try_lock
 from federation.enqueue import TaskName, nudge
-from federation.signing import canonical_json_bytes
 from federation.transparency import log_selectors as selectors
 from federation.transparency import merkle
 from federation.transparency.audit import (

@@ -33,12 +33,8 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from federation.signing import (
-    canonical_bytes,
-    format_timestamp,
-    sign_contribution,
-    verify_signature,
-)
+from federation.canonical import canonical_bytes
+from federation.signing import format_timestamp, sign_contribution, verify_signature
 from members.models import key_id_for
 from tests.support.harness import running_hub
 from tests.support.parties import raw_public_key

@@ -8,7 +8,8 @@ import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from federation.signing import MalformedContribution, canonical_json_bytes, parse_contribution
+from federation.canonical import canonical_json_bytes
+from federation.signing import MalformedContribution, parse_contribution
 
 _slug = st.text(alphabet=string.ascii_letters + string.digits + "-_", min_size=1, max_size=20)
 # Any text a hub id may hold: control characters, quotes, backslashes, non-BMP characters...

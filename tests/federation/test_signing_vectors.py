@@ -13,9 +13,9 @@ import pytest
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from federation.canonical import canonical_bytes
 from federation.signing import (
     MalformedContribution,
-    canonical_bytes,
     decode_signature,
     parse_contribution,
     parse_key_registration,

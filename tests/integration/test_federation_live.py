@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from federation.canonical import canonical_json_bytes
 from federation.partner_client import ContributionSigner
 from federation.propagation.wire import (
     attestation_document,
@@ -27,7 +28,7 @@ from federation.propagation.wire import (
     sign_document,
     signed_pair,
 )
-from federation.signing import canonical_json_bytes, sign_contribution
+from federation.signing import sign_contribution
 from tests.support.federation_harness import (
     FederationHub,
     item_uuid,

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from psycopg.types.json import Jsonb
 
-from federation.signing import canonical_json_bytes
+from federation.canonical import canonical_json_bytes
 from federation.transparency import merkle
 from federation.transparency.audit import row_document
 from federation.transparency.checkpoints import checkpoint_body, sign_note

@@ -9,7 +9,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from federation.signing import canonical_bytes
+from federation.canonical import canonical_bytes
 from federation.transparency.models import AuditEvent
 from members.models import ApiCredential, Membership, Organisation, SigningKey
 from tests.support.parties import raw_public_key, signed_key_registration

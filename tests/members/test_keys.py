@@ -10,7 +10,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from django.utils import timezone
 
-from federation.signing import canonical_bytes, format_timestamp, sign_key_registration
+from federation.canonical import canonical_bytes
+from federation.signing import format_timestamp, sign_key_registration
 from federation.transparency.models import AuditEvent
 from members.models import SigningKey, key_id_for
 from tests.support.parties import raw_public_key, signed_key_registration

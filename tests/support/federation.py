@@ -11,15 +11,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.conf import settings
 from rest_framework.test import APIClient
 
+from federation.canonical import canonical_bytes
 from federation.propagation import wire
 from federation.propagation.authentication import peer_inbound_credential_issue
 from federation.propagation.models import PeerLink
-from federation.signing import (
-    canonical_bytes,
-    key_registration_document,
-    sign_contribution,
-    sign_key_registration,
-)
+from federation.signing import key_registration_document, sign_contribution, sign_key_registration
 from members.actors import Actor
 from members.models import Peer
 from tests.support.parties import random_hex, raw_public_key

@@ -47,7 +47,7 @@ def _at(text: str) -> datetime:
 
 
 def _signed(name: str, seed: bytes, signer: str, document: dict[str, Any]) -> dict[str, Any]:
-    from federation.signing import canonical_bytes
+    from federation.canonical import canonical_bytes
 
     canonical = canonical_bytes(document)
     return {
@@ -61,8 +61,9 @@ def _signed(name: str, seed: bytes, signer: str, document: dict[str, Any]) -> di
 
 
 def build_vectors() -> dict[str, Any]:
+    from federation.canonical import canonical_bytes
     from federation.propagation import wire
-    from federation.signing import canonical_bytes, key_registration_document
+    from federation.signing import key_registration_document
     from members.models import key_id_for
 
     hub_seeds = {hub: seed_for(f"hub key {hub}") for hub in (HUB_A, HUB_B, HUB_C)}
@@ -230,8 +231,8 @@ def build_vectors() -> dict[str, Any]:
 def _vpdq_vectors(hub_seeds, member_seed, key_section, pair) -> dict[str, Any]:
     """A vpdq add travelling from hub A straight to hub C: the frame list rides inside the
     member's signed contribution, so the wire format is unchanged (docs/federation.md)."""
+    from federation.canonical import canonical_bytes
     from federation.propagation import wire
-    from federation.signing import canonical_bytes
     from federation.video.frames import parse_frames
     from members.models import key_id_for
     from tests.support.signing_vectors_gen import _vpdq_frames

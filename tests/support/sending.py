@@ -13,11 +13,12 @@ from datetime import UTC, datetime
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from rest_framework.test import APIClient
 
+from federation.canonical import canonical_json_bytes
 from federation.contributions.models import Contribution, Entry
 from federation.lifecycle import entries_transition
 from federation.propagation.models import OutboxItem, Receipt
 from federation.propagation.peers import peer_register, peer_set_outbound_token
-from federation.signing import canonical_json_bytes, format_timestamp, sign_contribution
+from federation.signing import format_timestamp, sign_contribution
 from members.actors import Actor
 from members.models import Organisation, Peer, SigningKey, key_id_for
 from tests.support.parties import Party, random_hex, raw_public_key, signed_key_registration

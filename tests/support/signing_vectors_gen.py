@@ -79,7 +79,7 @@ def _go_html_escaped(canonical: bytes) -> bytes:
 
 
 def build_vectors() -> list[dict[str, Any]]:
-    from federation.signing import canonical_bytes
+    from federation.canonical import canonical_bytes
 
     key_a = seed_for("acme key 1")
     key_b = seed_for("acme key 2")
@@ -342,7 +342,7 @@ def _vector(
 ) -> dict[str, Any]:
     """One vector: the key (from ``seed``), ``document`` under ``field``, its canonical bytes and
     a signature over them (or over ``signed_message``, by ``signing_seed``), unless given."""
-    from federation.signing import canonical_bytes
+    from federation.canonical import canonical_bytes
     from members.models import key_id_for
 
     canonical = canonical_bytes(document)

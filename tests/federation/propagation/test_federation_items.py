@@ -10,6 +10,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from federation.canonical import canonical_json_bytes
 from federation.hubkey import hub_public_key
 from federation.lifecycle import entries_transition
 from federation.propagation.items import ItemsBuilder, items_build, policy_summary, row_refs
@@ -22,7 +23,6 @@ from federation.propagation.wire import (
     signed_pair,
 )
 from federation.signing import (
-    canonical_json_bytes,
     decode_signature,
     parse_key_registration,
     verify_key_registration,

@@ -9,9 +9,9 @@ import nacl.exceptions
 import nacl.signing
 import pytest
 
+from federation.canonical import canonical_bytes
 from federation.propagation import wire
 from federation.receiving.receive import batch_receive
-from federation.signing import canonical_bytes
 from members.models import Peer, key_id_for
 from tests.support.federation_vectors_gen import VECTORS_PATH, render
 from tests.support.jcs import independent_jcs

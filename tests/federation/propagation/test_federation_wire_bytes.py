@@ -9,8 +9,9 @@ from datetime import UTC, datetime
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from federation.canonical import canonical_bytes, canonical_json_bytes
 from federation.propagation import wire
-from federation.signing import canonical_bytes, canonical_json_bytes, sign_bytes
+from federation.signing import sign_bytes
 
 MOMENT = datetime(2026, 12, 6, 2, 0, tzinfo=UTC)
 

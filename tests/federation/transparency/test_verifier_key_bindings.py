@@ -14,9 +14,9 @@ import pytest
 from concordat_client import verifier
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from federation.canonical import canonical_bytes
 from federation.propagation.bindings import key_bindings_for
 from federation.propagation.peers import peer_rotate_key
-from federation.signing import canonical_bytes
 from federation.transparency.actions import Action, Key, ObjectType
 from federation.transparency.audit import AuditRecord, audit_record_many
 from federation.transparency.checkpoints import hub_verifier_key

@@ -64,6 +64,7 @@ class _View:
     state: np.ndarray  # (capacity,) uint8
     alive: np.ndarray  # (capacity,) uint8
     payload: np.ndarray  # (capacity,) int32: the owner's key for the row (video frames), or -1
+    kept: np.ndarray  # (capacity,) object: what the owner keeps for the row (``keep``), or None
     n_base: int  # rows 0 … n_base - 1 are in the CSR
     n_rows: int
     offsets: np.ndarray
@@ -88,6 +89,7 @@ def _empty_view() -> _View:
         state=np.zeros(0, dtype=np.uint8),
         alive=np.zeros(0, dtype=np.uint8),
         payload=np.zeros(0, dtype=np.int32),
+        kept=np.empty(0, dtype=object),
         n_base=0,
         n_rows=0,
         offsets=offsets,
@@ -131,9 +133,10 @@ class PdqIndex:
         keys = np.full(capacity, -1, dtype=np.int32)
         if payload is not None:
             keys[:n] = payload
+        kept = np.empty(capacity, dtype=object)
         offsets, ids, pre = _kernels().build_csr(hashes, n)
         with self._write_lock:
-            self._view = _View(hashes, q, s, alive, keys, n, n, offsets, ids, pre)
+            self._view = _View(hashes, q, s, alive, keys, kept, n, n, offsets, ids, pre)
             self._live = n
             self._generation += 1
 
@@ -155,6 +158,7 @@ class PdqIndex:
             if row >= 0:
                 view.quality[row] = qvalue
                 view.state[row] = code
+                view.kept[row] = None
                 return int(view.payload[row])
             if view.n_rows == len(view.hashes):  # full: merge now (rare: GROWTH headroom)
                 view = self._merge(view)
@@ -166,12 +170,14 @@ class PdqIndex:
             view.state[row] = code
             view.alive[row] = 1
             view.payload[row] = payload
+            view.kept[row] = None
             self._view = _View(
                 view.hashes,
                 view.quality,
                 view.state,
                 view.alive,
                 view.payload,
+                view.kept,
                 view.n_base,
                 row + 1,
                 view.offsets,
@@ -191,6 +197,7 @@ class PdqIndex:
             if row < 0:
                 return False
             view.alive[row] = 0
+            view.kept[row] = None
             self._live -= 1
             return True
 
@@ -247,6 +254,7 @@ class PdqIndex:
                 (current.state, 0),
                 (current.alive, 0),
                 (current.payload, -1),
+                (current.kept, None),
             )
             for column, fill in columns:
                 out = np.full(capacity, fill, dtype=column.dtype)
@@ -277,8 +285,10 @@ class PdqIndex:
         alive[:n] = 1
         keys = np.full(capacity, -1, dtype=np.int32)
         keys[:n] = view.payload[keep]
+        kept = np.empty(capacity, dtype=object)
+        kept[:n] = view.kept[keep]
         offsets, ids, pre = _kernels().build_csr(hashes, n)
-        merged = _View(hashes, q, s, alive, keys, n, n, offsets, ids, pre)
+        merged = _View(hashes, q, s, alive, keys, kept, n, n, offsets, ids, pre)
         self._view = merged
         self._generation += 1
         return merged
@@ -320,34 +330,50 @@ class PdqIndex:
 
     def search_sorted(
         self, queries: np.ndarray, *, threshold: int, quality_min: int | None = None
-    ) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray]:
-        """The results of a batch in the answer's order: ``(bounds, values, which, distances)``.
-        ``values`` are the distinct hashes found (hex); query ``i``'s results are
-        ``which[bounds[i]:bounds[i + 1]]`` (positions in ``values``; arrays, like the distances)
-        with their distances, by distance then value (``values`` are in hex order). Sorted and
-        turned into hex by numpy, each distinct hash once, with no object per result: a
-        clustered batch has a hundred results per query. The distinct hashes are ranked by value
-        once (a four-key sort of the distinct rows), so the results need only one sort, of one
-        integer each: query, distance and rank packed."""
+    ) -> "SortedResults":
+        """The results of a batch in the answer's order (``SortedResults``): per query by
+        distance, then value (hex order: the order of the big-endian words, most significant
+        first), each distinct row found once. numpy sorts, with no object per result: a
+        clustered batch has a hundred results per query. The distinct rows are ranked by value
+        once (``_value_order``), so the results need only one sort, of one integer each: query,
+        distance and rank packed."""
         if len(queries) >= 1 << 23:
             raise ValueError("at most 8,388,607 queries in one sorted search")
         qi, rows, dist, view = self.search_words(
             queries, threshold=threshold, quality_min=quality_min
         )
         distinct, inverse = np.unique(rows, return_inverse=True)
-        words = view.hashes[distinct]
-        # Hex order is the order of the big-endian words, most significant first.
-        by_value = np.lexsort((words[:, 3], words[:, 2], words[:, 1], words[:, 0]))
+        by_value = _value_order(view.hashes[distinct])
+        distinct = distinct[by_value]
         rank = np.empty(len(distinct), dtype=np.int64)
         rank[by_value] = np.arange(len(distinct), dtype=np.int64)
         which = rank[inverse]
         # rank < 2**32 (rows), distance < 2**6 (MAX_THRESHOLD), query < 2**23
         key = (qi.astype(np.int64) << 40) | (dist.astype(np.int64) << 32) | which
         order = np.argsort(key)  # keys are distinct: a hash is found once per query
-        text = words[by_value].astype(">u8").tobytes().hex()
-        values = [text[i : i + PDQ_HEX] for i in range(0, len(text), PDQ_HEX)]
         bounds = np.searchsorted(qi[order], np.arange(len(queries) + 1))
-        return bounds, values, which[order], dist[order]
+        return SortedResults(bounds, distinct, which[order], dist[order], view)
+
+    def kept_of(self, view: _View, rows: np.ndarray) -> list:
+        """What the owner keeps for these rows of ``view`` (``keep``), None where nothing."""
+        return view.kept[rows].tolist()
+
+    def keep(self, view: _View, rows: np.ndarray, objects: list) -> bool:
+        """Keep an object beside each of these rows of ``view`` (the match store: the entry's
+        rendering), until the row is updated or removed, which drops it. Only while ``view``'s
+        arrays are the current ones (a merge that publishes new ones copies what is kept by
+        then); returns whether they were."""
+        with self._write_lock:
+            if self._view.kept is not view.kept:
+                return False
+            # fromiter: a list of tuples given to numpy as it is would become a 2-D array
+            view.kept[rows] = np.fromiter(objects, dtype=object, count=len(objects))
+            return True
+
+    def forget_kept(self) -> None:
+        """Drop every object kept beside the rows."""
+        with self._write_lock:
+            self._view.kept[:] = None
 
     def search(
         self, values: list[str], *, threshold: int, quality_min: int | None = None
@@ -379,11 +405,52 @@ class PdqIndex:
                 view.state,
                 view.alive,
                 view.payload,
+                view.kept,
                 view.offsets,
                 view.ids,
                 view.pre,
             )
         )
+
+
+@dataclass(frozen=True)
+class SortedResults:
+    """``PdqIndex.search_sorted``'s answer: query ``i``'s results are ``which[bounds[i]:
+    bounds[i + 1]]`` (positions in ``rows``, the distinct rows found, in value order) with their
+    ``distances``, in the answer's order; the rows are ``view``'s."""
+
+    bounds: np.ndarray
+    rows: np.ndarray
+    which: np.ndarray
+    distances: np.ndarray
+    view: _View
+
+    def values(self, positions: np.ndarray | None = None) -> list[str]:
+        """The hex values of the distinct rows (or of those at ``positions``), in that order."""
+        rows = self.rows if positions is None else self.rows[positions]
+        text = self.view.hashes[rows].astype(">u8").tobytes().hex()
+        return [text[i : i + PDQ_HEX] for i in range(0, len(text), PDQ_HEX)]
+
+
+def _value_order(words: np.ndarray) -> np.ndarray:
+    """The order of these distinct hashes (``(n, 4)`` words) by value: one sort of the first
+    word, then a four-key sort of only the runs that share a first word (on clustered data about
+    half the rows, near-duplicates differing in the other words)."""
+    order = np.argsort(words[:, 0])
+    first = words[order, 0]
+    equal = first[1:] == first[:-1]
+    tied = np.zeros(len(order), dtype=bool)
+    tied[1:] = equal
+    tied[:-1] |= equal
+    positions = np.flatnonzero(tied)
+    if len(positions):
+        rows = order[positions]
+        tied_words = words[rows]
+        heads = first[positions]
+        run = np.cumsum(np.concatenate(([True], heads[1:] != heads[:-1])))
+        within = np.lexsort((tied_words[:, 3], tied_words[:, 2], tied_words[:, 1], run))
+        order[positions] = rows[within]
+    return order
 
 
 class ExactIndex:

@@ -261,16 +261,18 @@ def _answers(
     pdq_positions = [i for i, s in enumerate(signals) if s.type == "pdq"]
     # The pdq signals' results, already in the answer's order (distance, then value): the
     # signal at pdq_positions[k] has results bounds[k] to bounds[k + 1] of which (positions in
-    # the distinct pdq_values) and distances (numpy arrays).
+    # the distinct rows found) and distances (numpy arrays).
     bounds = np.zeros(len(pdq_positions) + 1, dtype=np.int64)
-    pdq_values: list[str] = []
     pdq_which = pdq_distances = np.zeros(0, dtype=np.int64)
+    pdq_rendered: list = []
     if pdq_positions:
-        bounds, pdq_values, pdq_which, pdq_distances = store.pdq.search_sorted(
+        found_pdq = store.pdq.search_sorted(
             pdq_words([signals[i].value for i in pdq_positions]),
             threshold=threshold,
             quality_min=quality_min,
         )
+        bounds, pdq_which, pdq_distances = found_pdq.bounds, found_pdq.which, found_pdq.distances
+        pdq_rendered = store.rendered_rows(found_pdq, render_matched_documents, pending)
     for i, signal in enumerate(signals):
         if signal.type in store.exact and store.exact[signal.type].get(signal.value) is not None:
             found[i].append((signal.value, 0))
@@ -282,24 +284,15 @@ def _answers(
         others.setdefault("pdq", set()).update(value for _, value, _ in photo_hits)
     for hits in pdq_frames.values():
         others.setdefault(VPDQ, set()).update(hit.value for hit in hits)
-    wanted = {t: list(values) for t, values in others.items() if t != "pdq"}
-    # pdq: the distinct values found, then those only the video frames found
-    wanted["pdq"] = pdq_values
-    if others.get("pdq"):
-        wanted["pdq"] = pdq_values + sorted(others["pdq"].difference(pdq_values))
+    # by value: the other types, and the pdq values video frames found (pdq signals' results
+    # are read by row above)
+    wanted = {t: sorted(values) for t, values in others.items()}
     rendered = store.rendered_entries(wanted, render_matched_documents, pending)
-    # by value, for the other types, and for pdq only where video frames matched photos
     entries = _EntriesByPair(
-        {
-            t: dict(zip(wanted[t], items, strict=True))
-            for t, items in rendered.items()
-            if t != "pdq" or videos
-        }
+        {t: dict(zip(wanted[t], items, strict=True)) for t, items in rendered.items()}
     )
     build = pdq_match_documents if as_bytes else _counted_lists
-    pdq_matches = build(
-        rendered.get("pdq", [])[: len(pdq_values)], bounds, pdq_which, pdq_distances, quality_min
-    )
+    pdq_matches = build(pdq_rendered, bounds, pdq_which, pdq_distances, quality_min)
     results = []
     counts = []
     matched = total = 0

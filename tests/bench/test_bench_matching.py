@@ -347,17 +347,18 @@ def test_bench_match_service_against_faiss_flat(kind, acme_submitter, globex_rev
     order_time, _, ordered = _timed(
         lambda: store.pdq.search_sorted(queries, threshold=THRESHOLD), SERVICE_RUNS
     )
-    bounds, found_values, which, distances = ordered
 
     def build_results():
         # as the service does: the cycle collector paused while building, then the one young
         # collection that resuming it costs, here made at once so that it is timed
         gc.disable()
         try:
-            rendered = store.rendered_entries(
-                {"pdq": found_values}, render_matched_documents, store.current()
-            )["pdq"]
-            return list(pdq_match_documents(rendered, bounds, which, distances, None))
+            rendered = store.rendered_rows(ordered, render_matched_documents, store.current())
+            return list(
+                pdq_match_documents(
+                    rendered, ordered.bounds, ordered.which, ordered.distances, None
+                )
+            )
         finally:
             gc.enable()
             gc.collect(0)

@@ -123,8 +123,8 @@ def test_a_kept_rendering_never_outlives_a_change_not_yet_sequenced(clustered, g
     assert all(m["state"] == "vetted" for m in after[1:])
 
 
-# savepoint, plan settings, the check, settings put back, release; the audit event
-CHECK_AND_AUDIT = 6
+# the check (its plan settings set and put back in the same query string); the audit event
+CHECK_AND_AUDIT = 2
 
 
 def test_a_batch_whose_renderings_are_kept_reads_no_entry(
@@ -133,9 +133,9 @@ def test_a_batch_whose_renderings_are_kept_reads_no_entry(
     _, queries = clustered
     _match(globex_reviewer, queries, 31)
 
-    # one statement for the stream's position and the entries changed past it (under
-    # bounded_plan: its settings set and put back, inside a savepoint in this test's transaction),
-    # one for the audit event: none per match
+    # one round trip for the stream's position and the entries changed past it (bounded_query:
+    # its plan settings set and put back in the same query string), one for the audit event:
+    # none per match
     with django_assert_num_queries(CHECK_AND_AUDIT):
         _match(globex_reviewer, queries, 31)
 

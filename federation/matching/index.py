@@ -11,10 +11,12 @@ the lock, copies the flags, quality and state as they are by then and the rows a
 publishes the new arrays (``_merge_in_background``); searches holding the old view finish on the
 old arrays. Only when the arrays are full does an add merge synchronously (rare: ``GROWTH``).
 
-Memory per PDQ hash: 32 bytes of hash, 2 of quality, 1 of alive flag, 1 of state, 4 of payload (times the
-growth headroom ``GROWTH``), and in the CSR, per chunk, a row id (4 bytes) and the 16 bytes of
-the hash's other half for the prefilter: 16 x 20 = 320 bytes; plus a fixed 4 MiB of offsets.
-About 370 bytes in all; ``memory_bytes()`` reports the arrays actually held.
+Memory per PDQ hash: 32 bytes of hash, 2 of quality, 1 of alive flag, 1 of state, 4 of payload,
+8 of a reference to what the owner keeps beside the row (the match store: the entry's rendering)
+and 4 of its rank by value (times the growth headroom ``GROWTH``), and in the CSR, per chunk, a
+row id (4 bytes) and the 16 bytes of the hash's other half for the prefilter: 16 x 20 = 320
+bytes; plus a fixed 4 MiB of offsets. About 385 bytes in all; ``memory_bytes()`` reports the
+arrays actually held (not the kept objects themselves).
 """
 
 import threading
@@ -65,6 +67,7 @@ class _View:
     alive: np.ndarray  # (capacity,) uint8
     payload: np.ndarray  # (capacity,) int32: the owner's key for the row (video frames), or -1
     kept: np.ndarray  # (capacity,) object: what the owner keeps for the row (``keep``), or None
+    rank: np.ndarray  # (capacity,) int32: rank of the hash by value among rows 0 … n_base - 1
     n_base: int  # rows 0 … n_base - 1 are in the CSR
     n_rows: int
     offsets: np.ndarray
@@ -90,6 +93,7 @@ def _empty_view() -> _View:
         alive=np.zeros(0, dtype=np.uint8),
         payload=np.zeros(0, dtype=np.int32),
         kept=np.empty(0, dtype=object),
+        rank=np.zeros(0, dtype=np.int32),
         n_base=0,
         n_rows=0,
         offsets=offsets,
@@ -134,9 +138,10 @@ class PdqIndex:
         if payload is not None:
             keys[:n] = payload
         kept = np.empty(capacity, dtype=object)
+        rank = _ranks(hashes[:n], capacity)
         offsets, ids, pre = _kernels().build_csr(hashes, n)
         with self._write_lock:
-            self._view = _View(hashes, q, s, alive, keys, kept, n, n, offsets, ids, pre)
+            self._view = _View(hashes, q, s, alive, keys, kept, rank, n, n, offsets, ids, pre)
             self._live = n
             self._generation += 1
 
@@ -178,6 +183,7 @@ class PdqIndex:
                 view.alive,
                 view.payload,
                 view.kept,
+                view.rank,
                 view.n_base,
                 row + 1,
                 view.offsets,
@@ -237,6 +243,7 @@ class PdqIndex:
         n = len(keep)
         words = view.hashes[keep]
         offsets, ids, pre = _kernels().build_csr(words, n)  # the O(n) part, outside the lock
+        ranked = _ranks(words, n)
         with self._write_lock:
             if self._generation != generation:
                 return  # the arrays were replaced meanwhile (a build, or a merge when full)
@@ -261,7 +268,9 @@ class PdqIndex:
                 out[:n] = column[keep]
                 out[n : n + tail] = column[m : current.n_rows]
                 arrays.append(out)
-            self._view = _View(hashes, *arrays, n, n + tail, offsets, ids, pre)
+            rank = np.full(capacity, -1, dtype=np.int32)
+            rank[:n] = ranked
+            self._view = _View(hashes, *arrays, rank, n, n + tail, offsets, ids, pre)
             self._generation += 1
 
     def wait_for_merge(self) -> None:
@@ -287,8 +296,9 @@ class PdqIndex:
         keys[:n] = view.payload[keep]
         kept = np.empty(capacity, dtype=object)
         kept[:n] = view.kept[keep]
+        rank = _ranks(hashes[:n], capacity)
         offsets, ids, pre = _kernels().build_csr(hashes, n)
-        merged = _View(hashes, q, s, alive, keys, kept, n, n, offsets, ids, pre)
+        merged = _View(hashes, q, s, alive, keys, kept, rank, n, n, offsets, ids, pre)
         self._view = merged
         self._generation += 1
         return merged
@@ -334,25 +344,28 @@ class PdqIndex:
         """The results of a batch in the answer's order (``SortedResults``): per query by
         distance, then value (hex order: the order of the big-endian words, most significant
         first), each distinct row found once. numpy sorts, with no object per result: a
-        clustered batch has a hundred results per query. The distinct rows are ranked by value
-        once (``_value_order``), so the results need only one sort, of one integer each: query,
-        distance and rank packed."""
+        clustered batch has a hundred results per query. Each row's rank by value is kept beside
+        it (computed when the CSR is built; rows added since are ranked here, among the distinct
+        rows found), so the results need only one sort, of one integer each: query, distance and
+        rank packed."""
         if len(queries) >= 1 << 23:
             raise ValueError("at most 8,388,607 queries in one sorted search")
         qi, rows, dist, view = self.search_words(
             queries, threshold=threshold, quality_min=quality_min
         )
         distinct, inverse = np.unique(rows, return_inverse=True)
-        by_value = _value_order(view.hashes[distinct])
-        distinct = distinct[by_value]
-        rank = np.empty(len(distinct), dtype=np.int64)
-        rank[by_value] = np.arange(len(distinct), dtype=np.int64)
-        which = rank[inverse]
+        if len(distinct) and distinct[-1] >= view.n_base:
+            # rows added since the CSR was built have no rank yet: rank the distinct rows here
+            rank = np.empty(len(distinct), dtype=np.int64)
+            rank[_value_order(view.hashes[distinct])] = np.arange(len(distinct), dtype=np.int64)
+            ranks = rank[inverse]
+        else:
+            ranks = view.rank[rows].astype(np.int64)
         # rank < 2**32 (rows), distance < 2**6 (MAX_THRESHOLD), query < 2**23
-        key = (qi.astype(np.int64) << 40) | (dist.astype(np.int64) << 32) | which
+        key = (qi.astype(np.int64) << 40) | (dist.astype(np.int64) << 32) | ranks
         order = np.argsort(key)  # keys are distinct: a hash is found once per query
         bounds = np.searchsorted(qi[order], np.arange(len(queries) + 1))
-        return SortedResults(bounds, distinct, which[order], dist[order], view)
+        return SortedResults(bounds, distinct, inverse[order], dist[order], view)
 
     def kept_of(self, view: _View, rows: np.ndarray) -> list:
         """What the owner keeps for these rows of ``view`` (``keep``), None where nothing."""
@@ -406,6 +419,7 @@ class PdqIndex:
                 view.alive,
                 view.payload,
                 view.kept,
+                view.rank,
                 view.offsets,
                 view.ids,
                 view.pre,
@@ -416,7 +430,7 @@ class PdqIndex:
 @dataclass(frozen=True)
 class SortedResults:
     """``PdqIndex.search_sorted``'s answer: query ``i``'s results are ``which[bounds[i]:
-    bounds[i + 1]]`` (positions in ``rows``, the distinct rows found, in value order) with their
+    bounds[i + 1]]`` (positions in ``rows``, the distinct rows found, in row order) with their
     ``distances``, in the answer's order; the rows are ``view``'s."""
 
     bounds: np.ndarray
@@ -430,6 +444,14 @@ class SortedResults:
         rows = self.rows if positions is None else self.rows[positions]
         text = self.view.hashes[rows].astype(">u8").tobytes().hex()
         return [text[i : i + PDQ_HEX] for i in range(0, len(text), PDQ_HEX)]
+
+
+def _ranks(words: np.ndarray, capacity: int) -> np.ndarray:
+    """Each of these distinct hashes' rank by value, in an int32 array of ``capacity`` (-1
+    past them)."""
+    rank = np.full(capacity, -1, dtype=np.int32)
+    rank[_value_order(words)] = np.arange(len(words), dtype=np.int32)
+    return rank
 
 
 def _value_order(words: np.ndarray) -> np.ndarray:

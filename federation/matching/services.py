@@ -265,6 +265,7 @@ def _answers(
     bounds = np.zeros(len(pdq_positions) + 1, dtype=np.int64)
     pdq_which = pdq_distances = np.zeros(0, dtype=np.int64)
     pdq_rendered: list = []
+    complete = True
     if pdq_positions:
         found_pdq = store.pdq.search_sorted(
             pdq_words([signals[i].value for i in pdq_positions]),
@@ -272,7 +273,7 @@ def _answers(
             quality_min=quality_min,
         )
         bounds, pdq_which, pdq_distances = found_pdq.bounds, found_pdq.which, found_pdq.distances
-        pdq_rendered = store.rendered_rows(found_pdq, render_matched_documents, pending)
+        pdq_rendered, complete = store.rendered_rows(found_pdq, render_matched_documents, pending)
     for i, signal in enumerate(signals):
         if signal.type in store.exact and store.exact[signal.type].get(signal.value) is not None:
             found[i].append((signal.value, 0))
@@ -292,7 +293,9 @@ def _answers(
         {t: dict(zip(wanted[t], items, strict=True)) for t, items in rendered.items()}
     )
     build = pdq_match_documents if as_bytes else _counted_lists
-    pdq_matches = build(pdq_rendered, bounds, pdq_which, pdq_distances, quality_min)
+    pdq_matches = build(
+        pdq_rendered, bounds, pdq_which, pdq_distances, quality_min, complete=complete
+    )
     results = []
     counts = []
     matched = total = 0
@@ -327,9 +330,11 @@ def _answers(
     return results, counts, matched, total
 
 
-def _counted_lists(rendered: list, bounds, which, distances, quality_min):
+def _counted_lists(rendered: list, bounds, which, distances, quality_min, *, complete: bool):
     """``pdq_match_lists``, each list with its length."""
-    for matches in pdq_match_lists(rendered, bounds, which, distances, quality_min):
+    for matches in pdq_match_lists(
+        rendered, bounds, which, distances, quality_min, complete=complete
+    ):
         yield matches, len(matches)
 
 

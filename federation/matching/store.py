@@ -290,24 +290,26 @@ class MatchStore:
         found: SortedResults,
         render: Callable[[list[tuple[str, str]]], dict[tuple[str, str], tuple]],
         pending: "Pending",
-    ) -> list[tuple | None]:
+    ) -> tuple[list[tuple | None], bool]:
         """``rendered_entries`` for the distinct rows of a pdq search (``found.rows``), in that
-        order. Here the kept renderings sit beside the index's rows (``PdqIndex.keep``): read by
-        position, a list at a time, with no hex value made or looked up when all are kept and
-        none is pending; the rest are rendered by ``render`` and kept beside their rows."""
+        order, and whether every one is shared (no None). Here the kept renderings sit beside
+        the index's rows (``PdqIndex.keep``): read by position, a list at a time, with no hex
+        value made or looked up when all are kept and none is pending; the rest are rendered by
+        ``render`` and kept beside their rows."""
         if not len(found.rows):
-            return []
+            return [], True
         changed = pending.changed
         if changed is None:  # far behind (or a backlog not sequenced): all from the database
             values = found.values()
             fresh = render([("pdq", value) for value in values])
-            return [fresh.get(("pdq", value)) for value in values]
+            out = [fresh.get(("pdq", value)) for value in values]
+            return out, len(fresh) == len(out)
         out = self.pdq.kept_of(found.view, found.rows)
         stale = changed.get("pdq")
         if stale:
             out = [None if v in stale else e for v, e in zip(found.values(), out, strict=True)]
         if not out.count(None):
-            return out
+            return out, True
         missing = np.flatnonzero(np.fromiter((e is None for e in out), dtype=bool, count=len(out)))
         values = found.values(missing)
         fresh = render([("pdq", value) for value in values])
@@ -328,7 +330,7 @@ class MatchStore:
                     )
             finally:
                 self._apply_lock.release()
-        return out
+        return out, len(fresh) == len(values)
 
     def _count_kept(self, count: int) -> None:
         """Count renderings about to be kept; past ``RENDERED_MAX`` forget every kept one first.

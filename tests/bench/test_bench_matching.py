@@ -353,10 +353,17 @@ def test_bench_match_service_against_faiss_flat(kind, acme_submitter, globex_rev
         # collection that resuming it costs, here made at once so that it is timed
         gc.disable()
         try:
-            rendered = store.rendered_rows(ordered, render_matched_documents, store.current())
+            rendered, complete = store.rendered_rows(
+                ordered, render_matched_documents, store.current()
+            )
             return list(
                 pdq_match_documents(
-                    rendered, ordered.bounds, ordered.which, ordered.distances, None
+                    rendered,
+                    ordered.bounds,
+                    ordered.which,
+                    ordered.distances,
+                    None,
+                    complete=complete,
                 )
             )
         finally:

@@ -143,6 +143,48 @@ _DISTANCE_LAST = np.empty(MAX_THRESHOLD + 1, dtype=object)
 _DISTANCE_LAST[:] = [b',"distance":%d}]' % d for d in range(MAX_THRESHOLD + 1)]
 
 
+def pdq_answer_document(
+    head: bytes,
+    signals: list[bytes],
+    rendered: list,
+    bounds,
+    which,
+    distances,
+    quality_min,
+    *,
+    complete: bool = False,
+) -> tuple[bytes, np.ndarray]:
+    """A whole answer whose signals are all pdq (no video frames asked for), and each signal's
+    number of matches: ``head`` (the document up to its results' ``[``), then per signal
+    ``{"signal":…,"matches":[…]}`` (``signals``: each signal's JSON), the matches as
+    ``pdq_match_documents`` makes them. Every piece of the document goes to its place in one
+    numpy array (a signal's opening, then two pieces per match), which is joined once: no list
+    per signal, no pass per signal over its matches."""
+    bounds, which, distances = _passing(rendered, bounds, which, distances, quality_min, complete)
+    if not complete and rendered.count(None):
+        rendered = [r or (b"", None) for r in rendered]
+    opened = np.fromiter(map(operator.itemgetter(0), rendered), dtype=object, count=len(rendered))
+    counts = np.diff(bounds)
+    starts = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(1 + 2 * counts, out=starts[1:])  # signal i's opening is piece starts[i]
+    pieces = np.empty(starts[-1] + 1, dtype=object)
+    # match k of signal q: pieces starts[q] + 1 + 2 (k - bounds[q]) and the one after
+    slots = np.repeat(starts[:-1] - 2 * bounds[:-1] + 1, counts) + 2 * np.arange(len(which))
+    pieces[slots] = opened[which]
+    ends = _DISTANCE_ENDS[distances]
+    found = counts > 0
+    ends[bounds[1:][found] - 1] = _DISTANCE_LAST[distances[bounds[1:][found] - 1]]
+    pieces[slots + 1] = ends
+    openings = [
+        b'%s{"signal":%s,"matches":%s'
+        % (b"}," if position else head, signal, b"[" if count else b"[]")
+        for position, (signal, count) in enumerate(zip(signals, counts.tolist(), strict=True))
+    ]
+    pieces[starts[:-1]] = np.fromiter(openings, dtype=object, count=len(openings))
+    pieces[-1] = b"}]}" if len(signals) else head + b"]}"
+    return b"".join(pieces.tolist()), counts
+
+
 def json_document(value: dict) -> bytes:
     """``value`` as JSON bytes, as ``orjson.dumps`` writes it, where a ``JsonPieces`` found in a
     dict of ``value["results"]`` stands for the JSON its pieces make: one ``join`` in all."""

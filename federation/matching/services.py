@@ -15,12 +15,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
+import orjson
 from django.conf import settings
 
 from federation.errors import InvalidInput
 from federation.matching.answers import (
     entry_dict,
     json_document,
+    pdq_answer_document,
     pdq_match_documents,
     pdq_match_lists,
     render_matched_documents,
@@ -200,7 +202,11 @@ def match_answer(
     when a signal is vpdq or ``include_frames``,] "results"}``, the results those of
     ``match_signals`` (the same document once parsed). A pdq signal's matches are its entries'
     kept JSON with their distance appended (``answers.pdq_match_documents``): no Python object
-    per match, which on clustered data (a hundred matches per query) is most of the answer."""
+    per match, which on clustered data (a hundred matches per query) is most of the answer.
+    When every signal is pdq and no video frames are asked for, the whole document is laid out
+    at once (``answers.pdq_answer_document``)."""
+    if all(s.type == "pdq" for s in signals) and not (video and video.include_frames):
+        return _pdq_answer(actor, signals, threshold, quality_min)
     results = _matched(actor, signals, threshold, quality_min, video, as_bytes=True)
     answer = {"threshold": threshold, "quality_min": quality_min}
     if video is not None and (video.include_frames or any(s.type == VPDQ for s in signals)):
@@ -212,6 +218,33 @@ def match_answer(
         )
     answer["results"] = results
     return json_document(answer)
+
+
+def _pdq_answer(actor, signals, threshold, quality_min) -> bytes:
+    """``match_answer`` for pdq signals only: the same results as ``_answers`` builds, as one
+    document."""
+    store = match_store()
+    pending = store.current()
+    with _no_cycle_collection():
+        found = store.pdq.search_sorted(
+            pdq_words([s.value for s in signals]), threshold=threshold, quality_min=quality_min
+        )
+        rendered, complete = store.rendered_rows(found, render_matched_documents, pending)
+        head = orjson.dumps({"threshold": threshold, "quality_min": quality_min})
+        body, counts = pdq_answer_document(
+            head[:-1] + b',"results":[',
+            [orjson.dumps({"type": s.type, "value": s.value}) for s in signals],
+            rendered,
+            found.bounds,
+            found.which,
+            found.distances,
+            quality_min,
+            complete=complete,
+        )
+    counts = counts.tolist()
+    matched = sum(count > 0 for count in counts)
+    _audit(actor, signals, threshold, quality_min, matched, sum(counts), counts, VideoParameters())
+    return body
 
 
 def _matched(actor, signals, threshold, quality_min, video, *, as_bytes: bool) -> list[dict]:

@@ -15,7 +15,7 @@ Memory per PDQ hash: 32 bytes of hash, 2 of quality, 1 of alive flag, 1 of state
 8 of a reference to what the owner keeps beside the row (the match store: the entry's rendering)
 and 4 of its rank by value (times the growth headroom ``GROWTH``), and in the CSR, per chunk, a
 row id (4 bytes) and the 16 bytes of the hash's other half for the prefilter: 16 x 20 = 320
-bytes; plus a fixed 4 MiB of offsets. About 385 bytes in all; ``memory_bytes()`` reports the
+bytes; plus a fixed 4 MiB of offsets. About 390 bytes in all; ``memory_bytes()`` reports the
 arrays actually held (not the kept objects themselves).
 """
 

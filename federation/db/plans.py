@@ -13,12 +13,24 @@ Each of these statements reads at most a page of rows through an index, so none 
 JIT or parallel workers, whatever the estimates: ``bounded_plan`` turns them off for the
 statements it wraps only (``set_config(…, true)``, like ``SET LOCAL``, in a transaction of their
 own). Other databases (SQLite, for the demo) have no such settings: nothing is done.
+
+``bounded_query`` does the same for one read in **one round trip**: the settings, the statement
+and the settings put back travel as one query string, which PostgreSQL runs statement by
+statement (each planned after the one before has run, so the read is planned without JIT), in
+one implicit transaction when the connection is in autocommit. ``bounded_plan`` costs four or
+five round trips (``BEGIN`` or a savepoint, the settings, the statements, settings put back,
+``COMMIT``): most of a single-signal match request's time.
 """
 
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from django.db import connections, transaction
+
+try:
+    from psycopg import ClientCursor
+except ImportError:  # psycopg2: one query string answers only its last statement
+    ClientCursor = None
 
 _BOUNDED = {"jit": "off", "max_parallel_workers_per_gather": "0"}
 _PLAIN_INDEX_SCANS = {"enable_bitmapscan": "off"}
@@ -57,3 +69,46 @@ def bounded_plan(*, using: str, plain_index_scans: bool = False) -> Iterator[Non
                         for part in (name, old)
                     ],
                 )
+
+
+# A setting's value before ``bounded_query`` set it, kept in a custom setting of the transaction
+_SAVED = "concordat.saved_{}"
+
+
+def bounded_query(sql: str, params: list, *, using: str, plain_index_scans: bool = False) -> list:
+    """The rows of one read (``sql`` with ``params``, a single statement) run as
+    ``bounded_plan`` runs it, in one round trip to PostgreSQL: one query string sets the settings
+    locally, saving each one's value first, runs the read, and puts the values back (so inside
+    a caller's transaction they never reach its other statements, as with ``bounded_plan``).
+    Needs parameters bound on the client (Django's default with psycopg 3; the string is then
+    sent with the simple query protocol, which allows several statements); otherwise, and on
+    other databases, the read runs under ``bounded_plan``."""
+    connection = connections[using]
+    connection.ensure_connection()
+    factory = getattr(connection.connection, "cursor_factory", None)
+    if (
+        connection.vendor != "postgresql"
+        or ClientCursor is None
+        or not (isinstance(factory, type) and issubclass(factory, ClientCursor))
+    ):
+        with (
+            bounded_plan(using=using, plain_index_scans=plain_index_scans),
+            connection.cursor() as cursor,
+        ):
+            cursor.execute(sql, params)
+            return cursor.fetchall()
+    wanted = {**_BOUNDED, **(_PLAIN_INDEX_SCANS if plain_index_scans else {})}
+    # Names and values are this module's constants, not input: written into the string, so that
+    # the caller's parameters are the only ones.
+    save = ", ".join(
+        f"set_config('{_SAVED.format(name)}', current_setting('{name}'), true),"
+        f" set_config('{name}', '{value}', true)"
+        for name, value in wanted.items()
+    )
+    restore = ", ".join(
+        f"set_config('{name}', current_setting('{_SAVED.format(name)}'), true)" for name in wanted
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {save}; {sql.strip().rstrip(';')}; SELECT {restore}", params)
+        cursor.nextset()
+        return cursor.fetchall()

@@ -63,16 +63,17 @@ def render_matched_entries(pairs: list[tuple[str, str]]) -> dict[tuple[str, str]
     return {pair: entry_dict(r) for pair, r in render_matched_documents(pairs).items()}
 
 
-def _passing(rendered: list, bounds, which, distances, quality_min):
+def _passing(rendered: list, bounds, which, distances, quality_min, complete):
     """The results whose entry is still shared (not None) and passes the quality floor: the
-    arrays narrowed, with one Python step per distinct entry, only when one is dropped."""
+    arrays narrowed, with one Python step per distinct entry, only when one may be dropped
+    (``complete``: the caller knows that no entry is None)."""
     keep = (
         [
             rendering is not None
             and (quality_min is None or (rendering[1] is not None and rendering[1] >= quality_min))
             for rendering in rendered
         ]
-        if quality_min is not None or rendered.count(None)
+        if quality_min is not None or (not complete and rendered.count(None))
         else None
     )
     if keep is not None and not all(keep):
@@ -90,13 +91,15 @@ _DISTANCE_ENDS = np.empty(MAX_THRESHOLD + 1, dtype=object)
 _DISTANCE_ENDS[:] = [b',"distance":%d},' % d for d in range(MAX_THRESHOLD + 1)]
 
 
-def pdq_match_lists(rendered: list, bounds, which, distances, quality_min) -> Iterator[list[dict]]:
+def pdq_match_lists(
+    rendered: list, bounds, which, distances, quality_min, *, complete: bool = False
+) -> Iterator[list[dict]]:
     """The pdq signals' matches as dicts, one list per signal in turn: result ``k`` of the
     batch is the entry ``rendered[which[k]]`` (a kept rendering, or None when it left the shared
     set after the index last caught up) at ``distances[k]``; signal ``i`` has results
     ``bounds[i]`` to ``bounds[i + 1]``. Each match is a new dict (``entry | {"distance": d}``),
-    made by one ``map``."""
-    bounds, which, distances = _passing(rendered, bounds, which, distances, quality_min)
+    made by one ``map``. ``complete``: no rendering is None (saves a pass over them)."""
+    bounds, which, distances = _passing(rendered, bounds, which, distances, quality_min, complete)
     entries = np.empty(len(rendered), dtype=object)
     entries[:] = [None if r is None else entry_dict(r) for r in rendered]
     flat = list(map(operator.or_, entries[which].tolist(), _DISTANCES[distances].tolist()))
@@ -110,15 +113,15 @@ class JsonPieces(list):
 
 
 def pdq_match_documents(
-    rendered: list, bounds, which, distances, quality_min
+    rendered: list, bounds, which, distances, quality_min, *, complete: bool = False
 ) -> Iterator[tuple[JsonPieces, int]]:
     """``pdq_match_lists``'s matches as one JSON array per signal, in pieces
     (``JsonPieces``), with its number of matches. Each match is two pieces: its entry's open
     JSON, then ``,"distance":d},`` (``,"distance":d}]`` for a signal's last match, whose first
     piece is ``[`` and the entry's). numpy lays the pieces of every match side by side: no
     Python object per match, and the answer is one ``join`` (``json_document``)."""
-    bounds, which, distances = _passing(rendered, bounds, which, distances, quality_min)
-    if rendered.count(None):
+    bounds, which, distances = _passing(rendered, bounds, which, distances, quality_min, complete)
+    if not complete and rendered.count(None):
         rendered = [r or (b"", None) for r in rendered]
     opened = np.empty(len(rendered), dtype=object)
     opened[:] = list(map(operator.itemgetter(0), rendered))
@@ -138,6 +141,48 @@ _EMPTY = JsonPieces([b"[]"])
 # ,"distance":d}] for every distance: a signal's last match, which closes its array
 _DISTANCE_LAST = np.empty(MAX_THRESHOLD + 1, dtype=object)
 _DISTANCE_LAST[:] = [b',"distance":%d}]' % d for d in range(MAX_THRESHOLD + 1)]
+
+
+def pdq_answer_document(
+    head: bytes,
+    signals: list[bytes],
+    rendered: list,
+    bounds,
+    which,
+    distances,
+    quality_min,
+    *,
+    complete: bool = False,
+) -> tuple[bytes, np.ndarray]:
+    """A whole answer whose signals are all pdq (no video frames asked for), and each signal's
+    number of matches: ``head`` (the document up to its results' ``[``), then per signal
+    ``{"signal":…,"matches":[…]}`` (``signals``: each signal's JSON), the matches as
+    ``pdq_match_documents`` makes them. Every piece of the document goes to its place in one
+    numpy array (a signal's opening, then two pieces per match), which is joined once: no list
+    per signal, no pass per signal over its matches."""
+    bounds, which, distances = _passing(rendered, bounds, which, distances, quality_min, complete)
+    if not complete and rendered.count(None):
+        rendered = [r or (b"", None) for r in rendered]
+    opened = np.fromiter(map(operator.itemgetter(0), rendered), dtype=object, count=len(rendered))
+    counts = np.diff(bounds)
+    starts = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(1 + 2 * counts, out=starts[1:])  # signal i's opening is piece starts[i]
+    pieces = np.empty(starts[-1] + 1, dtype=object)
+    # match k of signal q: pieces starts[q] + 1 + 2 (k - bounds[q]) and the one after
+    slots = np.repeat(starts[:-1] - 2 * bounds[:-1] + 1, counts) + 2 * np.arange(len(which))
+    pieces[slots] = opened[which]
+    ends = _DISTANCE_ENDS[distances]
+    found = counts > 0
+    ends[bounds[1:][found] - 1] = _DISTANCE_LAST[distances[bounds[1:][found] - 1]]
+    pieces[slots + 1] = ends
+    openings = [
+        b'%s{"signal":%s,"matches":%s'
+        % (b"}," if position else head, signal, b"[" if count else b"[]")
+        for position, (signal, count) in enumerate(zip(signals, counts.tolist(), strict=True))
+    ]
+    pieces[starts[:-1]] = np.fromiter(openings, dtype=object, count=len(openings))
+    pieces[-1] = b"}]}" if len(signals) else head + b"]}"
+    return b"".join(pieces.tolist()), counts
 
 
 def json_document(value: dict) -> bytes:

@@ -11,10 +11,12 @@ the lock, copies the flags, quality and state as they are by then and the rows a
 publishes the new arrays (``_merge_in_background``); searches holding the old view finish on the
 old arrays. Only when the arrays are full does an add merge synchronously (rare: ``GROWTH``).
 
-Memory per PDQ hash: 32 bytes of hash, 2 of quality, 1 of alive flag, 1 of state, 4 of payload (times the
-growth headroom ``GROWTH``), and in the CSR, per chunk, a row id (4 bytes) and the 16 bytes of
-the hash's other half for the prefilter: 16 x 20 = 320 bytes; plus a fixed 4 MiB of offsets.
-About 370 bytes in all; ``memory_bytes()`` reports the arrays actually held.
+Memory per PDQ hash: 32 bytes of hash, 2 of quality, 1 of alive flag, 1 of state, 4 of payload,
+8 of a reference to what the owner keeps beside the row (the match store: the entry's rendering)
+and 4 of its rank by value (times the growth headroom ``GROWTH``), and in the CSR, per chunk, a
+row id (4 bytes) and the 16 bytes of the hash's other half for the prefilter: 16 x 20 = 320
+bytes; plus a fixed 4 MiB of offsets. About 390 bytes in all; ``memory_bytes()`` reports the
+arrays actually held (not the kept objects themselves).
 """
 
 import threading
@@ -64,6 +66,8 @@ class _View:
     state: np.ndarray  # (capacity,) uint8
     alive: np.ndarray  # (capacity,) uint8
     payload: np.ndarray  # (capacity,) int32: the owner's key for the row (video frames), or -1
+    kept: np.ndarray  # (capacity,) object: what the owner keeps for the row (``keep``), or None
+    rank: np.ndarray  # (capacity,) int32: rank of the hash by value among rows 0 … n_base - 1
     n_base: int  # rows 0 … n_base - 1 are in the CSR
     n_rows: int
     offsets: np.ndarray
@@ -88,6 +92,8 @@ def _empty_view() -> _View:
         state=np.zeros(0, dtype=np.uint8),
         alive=np.zeros(0, dtype=np.uint8),
         payload=np.zeros(0, dtype=np.int32),
+        kept=np.empty(0, dtype=object),
+        rank=np.zeros(0, dtype=np.int32),
         n_base=0,
         n_rows=0,
         offsets=offsets,
@@ -131,9 +137,11 @@ class PdqIndex:
         keys = np.full(capacity, -1, dtype=np.int32)
         if payload is not None:
             keys[:n] = payload
+        kept = np.empty(capacity, dtype=object)
+        rank = _ranks(hashes[:n], capacity)
         offsets, ids, pre = _kernels().build_csr(hashes, n)
         with self._write_lock:
-            self._view = _View(hashes, q, s, alive, keys, n, n, offsets, ids, pre)
+            self._view = _View(hashes, q, s, alive, keys, kept, rank, n, n, offsets, ids, pre)
             self._live = n
             self._generation += 1
 
@@ -155,6 +163,7 @@ class PdqIndex:
             if row >= 0:
                 view.quality[row] = qvalue
                 view.state[row] = code
+                view.kept[row] = None
                 return int(view.payload[row])
             if view.n_rows == len(view.hashes):  # full: merge now (rare: GROWTH headroom)
                 view = self._merge(view)
@@ -166,12 +175,15 @@ class PdqIndex:
             view.state[row] = code
             view.alive[row] = 1
             view.payload[row] = payload
+            view.kept[row] = None
             self._view = _View(
                 view.hashes,
                 view.quality,
                 view.state,
                 view.alive,
                 view.payload,
+                view.kept,
+                view.rank,
                 view.n_base,
                 row + 1,
                 view.offsets,
@@ -191,6 +203,7 @@ class PdqIndex:
             if row < 0:
                 return False
             view.alive[row] = 0
+            view.kept[row] = None
             self._live -= 1
             return True
 
@@ -230,6 +243,7 @@ class PdqIndex:
         n = len(keep)
         words = view.hashes[keep]
         offsets, ids, pre = _kernels().build_csr(words, n)  # the O(n) part, outside the lock
+        ranked = _ranks(words, n)
         with self._write_lock:
             if self._generation != generation:
                 return  # the arrays were replaced meanwhile (a build, or a merge when full)
@@ -247,13 +261,16 @@ class PdqIndex:
                 (current.state, 0),
                 (current.alive, 0),
                 (current.payload, -1),
+                (current.kept, None),
             )
             for column, fill in columns:
                 out = np.full(capacity, fill, dtype=column.dtype)
                 out[:n] = column[keep]
                 out[n : n + tail] = column[m : current.n_rows]
                 arrays.append(out)
-            self._view = _View(hashes, *arrays, n, n + tail, offsets, ids, pre)
+            rank = np.full(capacity, -1, dtype=np.int32)
+            rank[:n] = ranked
+            self._view = _View(hashes, *arrays, rank, n, n + tail, offsets, ids, pre)
             self._generation += 1
 
     def wait_for_merge(self) -> None:
@@ -277,8 +294,11 @@ class PdqIndex:
         alive[:n] = 1
         keys = np.full(capacity, -1, dtype=np.int32)
         keys[:n] = view.payload[keep]
+        kept = np.empty(capacity, dtype=object)
+        kept[:n] = view.kept[keep]
+        rank = _ranks(hashes[:n], capacity)
         offsets, ids, pre = _kernels().build_csr(hashes, n)
-        merged = _View(hashes, q, s, alive, keys, n, n, offsets, ids, pre)
+        merged = _View(hashes, q, s, alive, keys, kept, rank, n, n, offsets, ids, pre)
         self._view = merged
         self._generation += 1
         return merged
@@ -320,34 +340,53 @@ class PdqIndex:
 
     def search_sorted(
         self, queries: np.ndarray, *, threshold: int, quality_min: int | None = None
-    ) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray]:
-        """The results of a batch in the answer's order: ``(bounds, values, which, distances)``.
-        ``values`` are the distinct hashes found (hex); query ``i``'s results are
-        ``which[bounds[i]:bounds[i + 1]]`` (positions in ``values``; arrays, like the distances)
-        with their distances, by distance then value (``values`` are in hex order). Sorted and
-        turned into hex by numpy, each distinct hash once, with no object per result: a
-        clustered batch has a hundred results per query. The distinct hashes are ranked by value
-        once (a four-key sort of the distinct rows), so the results need only one sort, of one
-        integer each: query, distance and rank packed."""
+    ) -> "SortedResults":
+        """The results of a batch in the answer's order (``SortedResults``): per query by
+        distance, then value (hex order: the order of the big-endian words, most significant
+        first), each distinct row found once. numpy sorts, with no object per result: a
+        clustered batch has a hundred results per query. Each row's rank by value is kept beside
+        it (computed when the CSR is built; rows added since are ranked here, among the distinct
+        rows found), so the results need only one sort, of one integer each: query, distance and
+        rank packed."""
         if len(queries) >= 1 << 23:
             raise ValueError("at most 8,388,607 queries in one sorted search")
         qi, rows, dist, view = self.search_words(
             queries, threshold=threshold, quality_min=quality_min
         )
         distinct, inverse = np.unique(rows, return_inverse=True)
-        words = view.hashes[distinct]
-        # Hex order is the order of the big-endian words, most significant first.
-        by_value = np.lexsort((words[:, 3], words[:, 2], words[:, 1], words[:, 0]))
-        rank = np.empty(len(distinct), dtype=np.int64)
-        rank[by_value] = np.arange(len(distinct), dtype=np.int64)
-        which = rank[inverse]
+        if len(distinct) and distinct[-1] >= view.n_base:
+            # rows added since the CSR was built have no rank yet: rank the distinct rows here
+            rank = np.empty(len(distinct), dtype=np.int64)
+            rank[_value_order(view.hashes[distinct])] = np.arange(len(distinct), dtype=np.int64)
+            ranks = rank[inverse]
+        else:
+            ranks = view.rank[rows].astype(np.int64)
         # rank < 2**32 (rows), distance < 2**6 (MAX_THRESHOLD), query < 2**23
-        key = (qi.astype(np.int64) << 40) | (dist.astype(np.int64) << 32) | which
+        key = (qi.astype(np.int64) << 40) | (dist.astype(np.int64) << 32) | ranks
         order = np.argsort(key)  # keys are distinct: a hash is found once per query
-        text = words[by_value].astype(">u8").tobytes().hex()
-        values = [text[i : i + PDQ_HEX] for i in range(0, len(text), PDQ_HEX)]
         bounds = np.searchsorted(qi[order], np.arange(len(queries) + 1))
-        return bounds, values, which[order], dist[order]
+        return SortedResults(bounds, distinct, inverse[order], dist[order], view)
+
+    def kept_of(self, view: _View, rows: np.ndarray) -> list:
+        """What the owner keeps for these rows of ``view`` (``keep``), None where nothing."""
+        return view.kept[rows].tolist()
+
+    def keep(self, view: _View, rows: np.ndarray, objects: list) -> bool:
+        """Keep an object beside each of these rows of ``view`` (the match store: the entry's
+        rendering), until the row is updated or removed, which drops it. Only while ``view``'s
+        arrays are the current ones (a merge that publishes new ones copies what is kept by
+        then); returns whether they were."""
+        with self._write_lock:
+            if self._view.kept is not view.kept:
+                return False
+            # fromiter: a list of tuples given to numpy as it is would become a 2-D array
+            view.kept[rows] = np.fromiter(objects, dtype=object, count=len(objects))
+            return True
+
+    def forget_kept(self) -> None:
+        """Drop every object kept beside the rows."""
+        with self._write_lock:
+            self._view.kept[:] = None
 
     def search(
         self, values: list[str], *, threshold: int, quality_min: int | None = None
@@ -379,11 +418,61 @@ class PdqIndex:
                 view.state,
                 view.alive,
                 view.payload,
+                view.kept,
+                view.rank,
                 view.offsets,
                 view.ids,
                 view.pre,
             )
         )
+
+
+@dataclass(frozen=True)
+class SortedResults:
+    """``PdqIndex.search_sorted``'s answer: query ``i``'s results are ``which[bounds[i]:
+    bounds[i + 1]]`` (positions in ``rows``, the distinct rows found, in row order) with their
+    ``distances``, in the answer's order; the rows are ``view``'s."""
+
+    bounds: np.ndarray
+    rows: np.ndarray
+    which: np.ndarray
+    distances: np.ndarray
+    view: _View
+
+    def values(self, positions: np.ndarray | None = None) -> list[str]:
+        """The hex values of the distinct rows (or of those at ``positions``), in that order."""
+        rows = self.rows if positions is None else self.rows[positions]
+        text = self.view.hashes[rows].astype(">u8").tobytes().hex()
+        return [text[i : i + PDQ_HEX] for i in range(0, len(text), PDQ_HEX)]
+
+
+def _ranks(words: np.ndarray, capacity: int) -> np.ndarray:
+    """Each of these distinct hashes' rank by value, in an int32 array of ``capacity`` (-1
+    past them)."""
+    rank = np.full(capacity, -1, dtype=np.int32)
+    rank[_value_order(words)] = np.arange(len(words), dtype=np.int32)
+    return rank
+
+
+def _value_order(words: np.ndarray) -> np.ndarray:
+    """The order of these distinct hashes (``(n, 4)`` words) by value: one sort of the first
+    word, then a four-key sort of only the runs that share a first word (on clustered data about
+    half the rows, near-duplicates differing in the other words)."""
+    order = np.argsort(words[:, 0])
+    first = words[order, 0]
+    equal = first[1:] == first[:-1]
+    tied = np.zeros(len(order), dtype=bool)
+    tied[1:] = equal
+    tied[:-1] |= equal
+    positions = np.flatnonzero(tied)
+    if len(positions):
+        rows = order[positions]
+        tied_words = words[rows]
+        heads = first[positions]
+        run = np.cumsum(np.concatenate(([True], heads[1:] != heads[:-1])))
+        within = np.lexsort((tied_words[:, 3], tied_words[:, 2], tied_words[:, 1], run))
+        order[positions] = rows[within]
+    return order
 
 
 class ExactIndex:

@@ -15,12 +15,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
+import orjson
 from django.conf import settings
 
 from federation.errors import InvalidInput
 from federation.matching.answers import (
     entry_dict,
     json_document,
+    pdq_answer_document,
     pdq_match_documents,
     pdq_match_lists,
     render_matched_documents,
@@ -200,7 +202,11 @@ def match_answer(
     when a signal is vpdq or ``include_frames``,] "results"}``, the results those of
     ``match_signals`` (the same document once parsed). A pdq signal's matches are its entries'
     kept JSON with their distance appended (``answers.pdq_match_documents``): no Python object
-    per match, which on clustered data (a hundred matches per query) is most of the answer."""
+    per match, which on clustered data (a hundred matches per query) is most of the answer.
+    When every signal is pdq and no video frames are asked for, the whole document is laid out
+    at once (``answers.pdq_answer_document``)."""
+    if all(s.type == "pdq" for s in signals) and not (video and video.include_frames):
+        return _pdq_answer(actor, signals, threshold, quality_min)
     results = _matched(actor, signals, threshold, quality_min, video, as_bytes=True)
     answer = {"threshold": threshold, "quality_min": quality_min}
     if video is not None and (video.include_frames or any(s.type == VPDQ for s in signals)):
@@ -212,6 +218,33 @@ def match_answer(
         )
     answer["results"] = results
     return json_document(answer)
+
+
+def _pdq_answer(actor, signals, threshold, quality_min) -> bytes:
+    """``match_answer`` for pdq signals only: the same results as ``_answers`` builds, as one
+    document."""
+    store = match_store()
+    pending = store.current()
+    with _no_cycle_collection():
+        found = store.pdq.search_sorted(
+            pdq_words([s.value for s in signals]), threshold=threshold, quality_min=quality_min
+        )
+        rendered, complete = store.rendered_rows(found, render_matched_documents, pending)
+        head = orjson.dumps({"threshold": threshold, "quality_min": quality_min})
+        body, counts = pdq_answer_document(
+            head[:-1] + b',"results":[',
+            [orjson.dumps({"type": s.type, "value": s.value}) for s in signals],
+            rendered,
+            found.bounds,
+            found.which,
+            found.distances,
+            quality_min,
+            complete=complete,
+        )
+    counts = counts.tolist()
+    matched = sum(count > 0 for count in counts)
+    _audit(actor, signals, threshold, quality_min, matched, sum(counts), counts, VideoParameters())
+    return body
 
 
 def _matched(actor, signals, threshold, quality_min, video, *, as_bytes: bool) -> list[dict]:
@@ -261,16 +294,19 @@ def _answers(
     pdq_positions = [i for i, s in enumerate(signals) if s.type == "pdq"]
     # The pdq signals' results, already in the answer's order (distance, then value): the
     # signal at pdq_positions[k] has results bounds[k] to bounds[k + 1] of which (positions in
-    # the distinct pdq_values) and distances (numpy arrays).
+    # the distinct rows found) and distances (numpy arrays).
     bounds = np.zeros(len(pdq_positions) + 1, dtype=np.int64)
-    pdq_values: list[str] = []
     pdq_which = pdq_distances = np.zeros(0, dtype=np.int64)
+    pdq_rendered: list = []
+    complete = True
     if pdq_positions:
-        bounds, pdq_values, pdq_which, pdq_distances = store.pdq.search_sorted(
+        found_pdq = store.pdq.search_sorted(
             pdq_words([signals[i].value for i in pdq_positions]),
             threshold=threshold,
             quality_min=quality_min,
         )
+        bounds, pdq_which, pdq_distances = found_pdq.bounds, found_pdq.which, found_pdq.distances
+        pdq_rendered, complete = store.rendered_rows(found_pdq, render_matched_documents, pending)
     for i, signal in enumerate(signals):
         if signal.type in store.exact and store.exact[signal.type].get(signal.value) is not None:
             found[i].append((signal.value, 0))
@@ -282,23 +318,16 @@ def _answers(
         others.setdefault("pdq", set()).update(value for _, value, _ in photo_hits)
     for hits in pdq_frames.values():
         others.setdefault(VPDQ, set()).update(hit.value for hit in hits)
-    wanted = {t: list(values) for t, values in others.items() if t != "pdq"}
-    # pdq: the distinct values found, then those only the video frames found
-    wanted["pdq"] = pdq_values
-    if others.get("pdq"):
-        wanted["pdq"] = pdq_values + sorted(others["pdq"].difference(pdq_values))
+    # by value: the other types, and the pdq values video frames found (pdq signals' results
+    # are read by row above)
+    wanted = {t: sorted(values) for t, values in others.items()}
     rendered = store.rendered_entries(wanted, render_matched_documents, pending)
-    # by value, for the other types, and for pdq only where video frames matched photos
     entries = _EntriesByPair(
-        {
-            t: dict(zip(wanted[t], items, strict=True))
-            for t, items in rendered.items()
-            if t != "pdq" or videos
-        }
+        {t: dict(zip(wanted[t], items, strict=True)) for t, items in rendered.items()}
     )
     build = pdq_match_documents if as_bytes else _counted_lists
     pdq_matches = build(
-        rendered.get("pdq", [])[: len(pdq_values)], bounds, pdq_which, pdq_distances, quality_min
+        pdq_rendered, bounds, pdq_which, pdq_distances, quality_min, complete=complete
     )
     results = []
     counts = []
@@ -334,9 +363,11 @@ def _answers(
     return results, counts, matched, total
 
 
-def _counted_lists(rendered: list, bounds, which, distances, quality_min):
+def _counted_lists(rendered: list, bounds, which, distances, quality_min, *, complete: bool):
     """``pdq_match_lists``, each list with its length."""
-    for matches in pdq_match_lists(rendered, bounds, which, distances, quality_min):
+    for matches in pdq_match_lists(
+        rendered, bounds, which, distances, quality_min, complete=complete
+    ):
         yield matches, len(matches)
 
 

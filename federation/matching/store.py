@@ -38,9 +38,9 @@ from django.db import connection, connections, router, transaction
 from django.db.models import Max, OuterRef, Subquery
 
 from federation.contributions.models import SHARED_STATES, Contribution, Entry, SignalType
-from federation.db.plans import bounded_plan
+from federation.db.plans import bounded_query
 from federation.errors import Gone
-from federation.matching.index import STATE_CODES, ExactIndex, PdqIndex, pdq_words
+from federation.matching.index import STATE_CODES, ExactIndex, PdqIndex, SortedResults, pdq_words
 from federation.matching.video import VideoIndex, distinct_from_canonical
 from federation.sync.models import EntryChange, SyncState
 from federation.sync.stream import changes_after, stream_state
@@ -285,6 +285,62 @@ class MatchStore:
         self._keep(fresh, changed, pending.position)
         return out
 
+    def rendered_rows(
+        self,
+        found: SortedResults,
+        render: Callable[[list[tuple[str, str]]], dict[tuple[str, str], tuple]],
+        pending: "Pending",
+    ) -> tuple[list[tuple | None], bool]:
+        """``rendered_entries`` for the distinct rows of a pdq search (``found.rows``), in that
+        order, and whether every one is shared (no None). Here the kept renderings sit beside
+        the index's rows (``PdqIndex.keep``): read by position, a list at a time, with no hex
+        value made or looked up when all are kept and none is pending; the rest are rendered by
+        ``render`` and kept beside their rows."""
+        if not len(found.rows):
+            return [], True
+        changed = pending.changed
+        if changed is None:  # far behind (or a backlog not sequenced): all from the database
+            values = found.values()
+            fresh = render([("pdq", value) for value in values])
+            out = [fresh.get(("pdq", value)) for value in values]
+            return out, len(fresh) == len(out)
+        out = self.pdq.kept_of(found.view, found.rows)
+        stale = changed.get("pdq")
+        if stale:
+            out = [None if v in stale else e for v, e in zip(found.values(), out, strict=True)]
+        if not out.count(None):
+            return out, True
+        missing = np.flatnonzero(np.fromiter((e is None for e in out), dtype=bool, count=len(out)))
+        values = found.values(missing)
+        fresh = render([("pdq", value) for value in values])
+        renderings = [fresh.get(("pdq", value)) for value in values]
+        for position, rendering in zip(missing.tolist(), renderings, strict=True):
+            out[position] = rendering
+        if self._apply_lock.acquire(blocking=False):
+            try:
+                if self.position == pending.position:
+                    keep = [
+                        k
+                        for k, (value, rendering) in enumerate(zip(values, renderings, strict=True))
+                        if rendering is not None and value not in (stale or ())
+                    ]
+                    self._count_kept(len(keep))
+                    self.pdq.keep(
+                        found.view, found.rows[missing[keep]], [renderings[k] for k in keep]
+                    )
+            finally:
+                self._apply_lock.release()
+        return out, len(fresh) == len(values)
+
+    def _count_kept(self, count: int) -> None:
+        """Count renderings about to be kept; past ``RENDERED_MAX`` forget every kept one first.
+        Under ``_apply_lock``."""
+        if self._rendered_count + count > RENDERED_MAX:
+            self._rendered = {}
+            self.pdq.forget_kept()
+            self._rendered_count = 0
+        self._rendered_count += count
+
     def _keep(self, fresh: dict[tuple[str, str], tuple], changed, position: int) -> None:
         """Keep these renderings, unless a change was applied since they were asked for (one of
         them may be older than it) or the store is applying one now (then it will have moved)."""
@@ -295,6 +351,7 @@ class MatchStore:
                 return
             if self._rendered_count + len(fresh) > RENDERED_MAX:
                 self._rendered = {}
+                self.pdq.forget_kept()
                 self._rendered_count = 0
             for (signal_type, value), entry in fresh.items():
                 if value in changed.get(signal_type, ()):
@@ -380,18 +437,18 @@ def _stream_check(position: int) -> tuple[int, dict[str, set[str]] | None]:
     one transaction. Its three parts each read an index (the state row's key, the unsequenced
     rows' partial index, the positions' index in order with a limit, so that no plan scans the
     table even without statistics); usually only the first finds a row. It runs under
-    ``bounded_plan``: without statistics PostgreSQL otherwise planned the unsequenced part as a
-    parallel sequential scan of the change table, or JIT-compiled the statement
-    (``federation.db.plans``)."""
+    ``bounded_query`` (one round trip with its plan settings): without statistics PostgreSQL
+    otherwise planned the unsequenced part as a parallel sequential scan of the change table, or
+    JIT-compiled the statement (``federation.db.plans``)."""
     sql = _STREAM_CHECK_SQL.format(
         state=SyncState._meta.db_table,
         change=EntryChange._meta.db_table,
         entry=Entry._meta.db_table,
     )
     alias = router.db_for_read(EntryChange)
-    with bounded_plan(using=alias, plain_index_scans=True), connections[alias].cursor() as cursor:
-        cursor.execute(sql, [CHANGED_MAX, position, CHANGED_MAX])
-        rows = cursor.fetchall()
+    rows = bounded_query(
+        sql, [CHANGED_MAX, position, CHANGED_MAX], using=alias, plain_index_scans=True
+    )
     last = 0
     changed: dict[str, set[str]] = {}
     count = 0

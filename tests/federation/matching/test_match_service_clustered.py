@@ -123,8 +123,8 @@ def test_a_kept_rendering_never_outlives_a_change_not_yet_sequenced(clustered, g
     assert all(m["state"] == "vetted" for m in after[1:])
 
 
-# savepoint, plan settings, the check, settings put back, release; the audit event
-CHECK_AND_AUDIT = 6
+# the check (its plan settings set and put back in the same query string); the audit event
+CHECK_AND_AUDIT = 2
 
 
 def test_a_batch_whose_renderings_are_kept_reads_no_entry(
@@ -133,9 +133,9 @@ def test_a_batch_whose_renderings_are_kept_reads_no_entry(
     _, queries = clustered
     _match(globex_reviewer, queries, 31)
 
-    # one statement for the stream's position and the entries changed past it (under
-    # bounded_plan: its settings set and put back, inside a savepoint in this test's transaction),
-    # one for the audit event: none per match
+    # one round trip for the stream's position and the entries changed past it (bounded_query:
+    # its plan settings set and put back in the same query string), one for the audit event:
+    # none per match
     with django_assert_num_queries(CHECK_AND_AUDIT):
         _match(globex_reviewer, queries, 31)
 
@@ -178,9 +178,10 @@ def test_a_kept_rendering_never_outlives_a_change_sequenced_past_the_store(
     assert again == after
 
 
-def _api(party, queries, threshold, quality_min=None):
+def _api(party, queries, threshold, quality_min=None, md5=True):
     signals = [{"type": "pdq", "value": words_hex(q)} for q in queries]
-    signals.append({"type": "md5", "value": "A" * 32})  # not shared: no matches
+    if md5:  # else pdq signals only: the answer laid out at once (pdq_answer_document)
+        signals.append({"type": "md5", "value": "A" * 32})  # not shared: no matches
     response = party.client.post(
         "/api/v1/match",
         {"signals": signals, "threshold": threshold, "quality_min": quality_min},
@@ -196,8 +197,9 @@ def _api(party, queries, threshold, quality_min=None):
     [(0, None), (16, None), (31, None), (31, 90), (31, 91), (48, None)],
 )
 @pytest.mark.parametrize("gone", [False, True])
+@pytest.mark.parametrize("md5", [True, False])
 def test_the_api_answer_is_the_service_results_as_json(
-    clustered, globex_reviewer, threshold, quality_min, gone
+    clustered, globex_reviewer, threshold, quality_min, gone, md5
 ):
     """The API renders its answer as bytes (``match_answer``): the same document as the dicts of
     ``match_signals``, byte for byte as the framework's JSON renderer writes them, whether the
@@ -205,20 +207,20 @@ def test_the_api_answer_is_the_service_results_as_json(
     set (a change not yet sequenced)."""
     hashes, queries = clustered
     options = {"threshold": threshold, "quality_min": quality_min}
-    signals = [Signal("pdq", words_hex(q)) for q in queries] + [Signal("md5", "a" * 32)]
+    signals = [Signal("pdq", words_hex(q)) for q in queries] + [Signal("md5", "a" * 32)] * md5
 
     def expected():
         results = match_signals(actor=globex_reviewer.actor, signals=signals, **options)
         return {**options, "results": results}
 
-    first = _api(globex_reviewer, queries, **options)  # renders from the database
+    first = _api(globex_reviewer, queries, **options, md5=md5)  # renders from the database
     if gone:
         value = _brute_force(hashes, queries[:1], 31)[0][0][0]  # kept if the threshold reached it
         entry = Entry.objects.get(signal_type="pdq", value=value)
         Entry.objects.filter(pk=entry.pk).update(state=Entry.State.REJECTED)
         sync_changes_record(entry_ids=[entry.pk], reason="rejected")
         hashes = hashes[[words_hex(h) != value for h in hashes]]
-    kept = _api(globex_reviewer, queries, **options)
+    kept = _api(globex_reviewer, queries, **options, md5=md5)
 
     want = expected()
     assert json.loads(kept) == want
@@ -228,6 +230,6 @@ def test_the_api_answer_is_the_service_results_as_json(
     truth = _brute_force(hashes, queries, threshold)
     if quality_min == 91:
         truth = [[] for _ in truth]  # every entry has quality 90
-    assert _answers(json.loads(kept)["results"]) == [*truth, []]
+    assert _answers(json.loads(kept)["results"]) == [*truth, *[[]] * md5]
     if threshold >= 16 and quality_min != 91:
         assert sum(map(len, truth)) > 10 * len(queries)

@@ -4,6 +4,7 @@ per byte), its result sets equal brute force's at thresholds 0, 16, 31, 32 (and 
 threshold hypothesis picks). Updates (add, remove, re-add) under concurrent searches."""
 
 import threading
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -260,3 +261,43 @@ def test_a_merge_outdated_by_a_rebuild_is_dropped():
     index.build(fresh, np.zeros(10, dtype=np.int16), np.ones(10, dtype=np.uint8))
     index._merge_in_background(snapshot, generation)
     assert index._view.n_rows == 10
+
+
+def _sorted_of(index: PdqIndex, queries, threshold) -> list[list[tuple[str, int]]]:
+    found = index.search_sorted(queries, threshold=threshold)
+    values = found.values()
+    results = [(values[w], d) for w, d in zip(found.which, found.distances.tolist(), strict=True)]
+    return [results[a:b] for a, b in pairwise(found.bounds.tolist())]
+
+
+def _brute_force_sorted(hashes, queries, threshold) -> list[list[tuple[str, int]]]:
+    """Per query, (value, distance) within the threshold, by distance then value."""
+    return [
+        sorted(((words_hex(hashes[r]), d) for r, d in found), key=lambda m: m[::-1])
+        for found in brute_force(hashes, queries, threshold)
+    ]
+
+
+def test_sorted_results_are_by_distance_then_value_for_base_and_added_rows():
+    """The answer's order from the ranks kept beside the rows, from the ranks of the distinct
+    rows found when some were added since the CSR was built, and after a merge ranks them all.
+    Members of a cluster share their first word with their centre, so the order past it is
+    tested too."""
+    rng = np.random.default_rng(5)
+    centres = rng.integers(0, 2**64, size=(20, 4), dtype=np.uint64)
+    members = np.array(
+        [flip(c, 64 + rng.choice(192, size=int(rng.integers(1, 5)), replace=False))
+         for c in centres for _ in range(30)]
+    )  # fmt: skip
+    hashes = np.unique(np.concatenate([centres, members]), axis=0)
+    hashes = hashes[rng.permutation(len(hashes))]
+    base, added = hashes[:400], hashes[400:]
+    queries = np.concatenate([centres[:8], [flip(c, [3, 70, 200]) for c in centres[8:12]]])
+    index = build(base)
+
+    assert _sorted_of(index, queries, 10) == _brute_force_sorted(base, queries, 10)
+    for words in added:
+        index.upsert_words(words, state="vetted", quality=None)
+    assert _sorted_of(index, queries, 10) == _brute_force_sorted(hashes, queries, 10)
+    index._merge(index._view)
+    assert _sorted_of(index, queries, 10) == _brute_force_sorted(hashes, queries, 10)

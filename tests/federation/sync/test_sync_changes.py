@@ -470,15 +470,19 @@ _AS_WITHOUT_STATISTICS = (
 
 def plans_of(prefix: str, call) -> list[str]:
     """The JSON plans of the statements ``call`` runs that start with ``prefix``, as planned
-    under ``_AS_WITHOUT_STATISTICS``."""
+    under ``_AS_WITHOUT_STATISTICS``; also a statement that starts with it inside a query string
+    of several (``bounded_query``: the plan settings, the read, the settings put back), explained
+    in place, after the statements before it have run."""
     with connection.cursor() as cursor:
         cursor.execute(_AS_WITHOUT_STATISTICS)
     plans = []
 
     def explain(execute, sql, params, many, context):
-        if sql.lstrip().startswith(prefix):
+        if sql.lstrip().startswith(prefix) or f"; {prefix}" in sql:
             raw = context["cursor"].cursor
-            raw.execute("EXPLAIN (FORMAT JSON) " + sql, params)
+            raw.execute(sql.replace(prefix, "EXPLAIN (FORMAT JSON) " + prefix, 1), params)
+            while raw.description[0].name != "QUERY PLAN":
+                raw.nextset()
             plans.append(orjson.dumps(raw.fetchone()[0]).decode())
         return execute(sql, params, many, context)
 

@@ -59,7 +59,7 @@ class BoundedJSONParser(JSONParser):
             data = orjson.loads(body)
         except (ValueError, LookupError) as exc:  # bad JSON, bad bytes, unknown charset
             raise ParseError(f"JSON parse error - {exc}") from exc
-        if isinstance(data, dict | list):
+        if isinstance(data, dict | list) and not _no_duplicate_names(body, data):
             try:
                 # Valid JSON by now (orjson accepted it), so this pass can fail only on a
                 # duplicate name; orjson's result is the one returned.
@@ -78,6 +78,24 @@ class BoundedJSONParser(JSONParser):
         return PayloadTooLarge(
             f"Request bodies are limited to {limit} bytes.", details={"limit": limit}
         )
+
+
+def _no_duplicate_names(body: bytes, data: dict | list) -> bool:
+    """True only if no object in ``body`` (which orjson parsed into ``data``) repeats a name.
+
+    Counts colons instead of parsing again. Every colon in a JSON text either ends a member name
+    (one per member) or stands for itself inside a string, unless written as the escape
+    ``\\u003a``. orjson keeps one member per name and writes every colon literally, so when the
+    body has no such escape, re-encoding ``data`` gives as many colons as the body exactly when
+    no member was dropped: a dropped duplicate takes at least its own colon with it. False means
+    "not shown": a duplicate, a colon escape, or nesting orjson will not re-encode (deeper than
+    255), and the caller runs the exact pass that names the duplicate."""
+    if b"\\u003a" in body or b"\\u003A" in body:
+        return False
+    try:
+        return orjson.dumps(data).count(b":") == body.count(b":")
+    except orjson.JSONEncodeError:
+        return False
 
 
 class _DuplicateName(Exception):

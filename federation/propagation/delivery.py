@@ -72,6 +72,48 @@ class DrainResult:
     more: bool = False  # stopped with due rows left (the task hands over to a fresh one)
 
 
+@dataclass(slots=True)
+class ClaimedRow:
+    """An outbox row claimed for a round: the columns sending reads and writes, read as plain
+    values (a round claims up to a few thousand rows; model instances cost more than the rest
+    of the claim). ``state``, ``digest``, ``delivered_at`` and ``last_error`` are set as answers
+    come in and written by ``_write_rows`` and its kin."""
+
+    id: int
+    kind: str
+    contribution_id: int | None
+    entry_id: int | None
+    signing_key_id: int | None
+    path: list
+    attempts: int
+    next_attempt_at: datetime
+    claimed_until: datetime | None
+    state: str = OutboxItem.State.PENDING
+    digest: str = ""
+    delivered_at: datetime | None = None
+    last_error: str = ""
+
+    @property
+    def pk(self) -> int:
+        return self.id
+
+
+_CLAIMED_COLUMNS = (
+    "id", "kind", "contribution_id", "entry_id", "signing_key_id", "path", "attempts",
+    "next_attempt_at", "claimed_until",
+)  # fmt: skip
+
+
+def _write_rows(rows: list[ClaimedRow], fields: list[str]) -> None:
+    """``fields`` of claimed rows written back, one ``bulk_update`` (rows refused or backing off:
+    a few, now and then; the delivered go through ``_mark_delivered``)."""
+    if rows:
+        OutboxItem.objects.bulk_update(
+            [OutboxItem(pk=r.id, **{name: getattr(r, name) for name in fields}) for r in rows],
+            fields,
+        )
+
+
 def backoff_seconds(attempts: int, *, rng: random.Random | None = None) -> float:
     """How long a row waits after its ``attempts``-th failed attempt."""
     base = settings.FEDERATION_BACKOFF_BASE_SECONDS * 2 ** max(attempts - 1, 0)
@@ -138,16 +180,18 @@ class DeliveryFailed(Exception):
     """The batch did not get an answer to apply (transport error, error status, bad answer)."""
 
 
-def _claim(peer: Peer, lane: str) -> list[OutboxItem] | None:
+def _claim(peer: Peer, lane: str) -> list[ClaimedRow] | None:
     """The lane's oldest rows for one round (``FEDERATION_DRAIN_PARALLEL`` batches), in flight."""
     now = timezone.now()
     limit = settings.FEDERATION_BATCH_SIZE * settings.FEDERATION_DRAIN_PARALLEL
     with transaction.atomic():
-        rows = list(
-            OutboxItem.objects.select_for_update(skip_locked=True)
+        rows = [
+            ClaimedRow(*values)
+            for values in OutboxItem.objects.select_for_update(skip_locked=True)
             .filter(peer=peer, lane=lane, state=OutboxItem.State.PENDING)
-            .order_by("id")[:limit]
-        )
+            .order_by("id")
+            .values_list(*_CLAIMED_COLUMNS)[:limit]
+        ]
         if not rows or rows[0].next_attempt_at > now:
             return None
         claimed = []
@@ -166,7 +210,7 @@ def _claim(peer: Peer, lane: str) -> list[OutboxItem] | None:
     return claimed
 
 
-def _release(rows: list[OutboxItem]) -> None:
+def _release(rows: list[ClaimedRow]) -> None:
     """Claimed rows left for the next round: no longer in flight, the attempt not counted."""
     OutboxItem.objects.filter(pk__in=[r.pk for r in rows]).update(
         claimed_until=None, attempts=F("attempts") - 1
@@ -203,10 +247,10 @@ class _SignedBatch:
 
     batch_id: uuid.UUID
     body: bytes
-    sent: list[tuple[OutboxItem, str]]  # (row, item digest), in batch order
+    sent: list[tuple[ClaimedRow, str]]  # (row, item digest), in batch order
 
 
-def _send(peer: Peer, rows: list[OutboxItem], result: DrainResult) -> None:
+def _send(peer: Peer, rows: list[ClaimedRow], result: DrainResult) -> None:
     """One round: split the claimed rows into independent batches; build, sign and POST each
     batch (one thread each: the peer applies them in parallel), building the next while the
     peer works on the last; apply each answer as it comes."""
@@ -237,7 +281,7 @@ def _send(peer: Peer, rows: list[OutboxItem], result: DrainResult) -> None:
                 _apply(peer, batch.batch_id, batch.sent, outcome, result)
 
 
-def _group(row: OutboxItem) -> tuple[str, int]:
+def _group(row: ClaimedRow) -> tuple[str, int]:
     """What a row depends on: an entry's items (its adds, retracts and state changes) arrive in
     row order, and so do a key's; items of two groups need not."""
     if row.entry_id is not None:
@@ -248,7 +292,7 @@ def _group(row: OutboxItem) -> tuple[str, int]:
 
 
 def _prepare(
-    peer: Peer, builder: ItemsBuilder, rows: list[OutboxItem], now: datetime, result: DrainResult
+    peer: Peer, builder: ItemsBuilder, rows: list[ClaimedRow], now: datetime, result: DrainResult
 ) -> _SignedBatch | None:
     """The signed batch of ``rows`` (those still owed and buildable), or None if none is."""
     built = builder.build(row_refs(rows))
@@ -366,9 +410,7 @@ def _apply(peer, batch_id, sent, answers, result: DrainResult) -> None:
             unanswered.append(row)
     with transaction.atomic():
         _mark_delivered(delivered, now)
-        OutboxItem.objects.bulk_update(
-            refused, ["state", "digest", "delivered_at", "claimed_until", "last_error"]
-        )
+        _write_rows(refused, ["state", "digest", "delivered_at", "claimed_until", "last_error"])
         if delivered:
             audit_record(
                 AuditRecord(
@@ -399,15 +441,13 @@ def _apply(peer, batch_id, sent, answers, result: DrainResult) -> None:
         _failed(peer, unanswered, "the peer's answer did not name this item", result)
 
 
-def _mark_delivered(rows: list[OutboxItem], now: datetime) -> None:
+def _mark_delivered(rows: list[ClaimedRow], now: datetime) -> None:
     """Rows delivered, each with its item's digest: one statement (on PostgreSQL; Django's
     ``bulk_update`` builds a CASE per column and row, most of a round's own time at 500 rows)."""
     if not rows:
         return
     if connection.vendor != "postgresql":
-        OutboxItem.objects.bulk_update(
-            rows, ["state", "digest", "delivered_at", "claimed_until", "last_error"]
-        )
+        _write_rows(rows, ["state", "digest", "delivered_at", "claimed_until", "last_error"])
         return
     with connection.cursor() as cursor:
         cursor.execute(
@@ -418,7 +458,7 @@ def _mark_delivered(rows: list[OutboxItem], now: datetime) -> None:
         )
 
 
-def _failed(peer: Peer, rows: list[OutboxItem], message: str, result: DrainResult) -> None:
+def _failed(peer: Peer, rows: list[ClaimedRow], message: str, result: DrainResult) -> None:
     """Back off each row (its own jittered delay), or make it a dead letter."""
     now = timezone.now()
     message = message[:_ERROR_LENGTH]
@@ -428,7 +468,7 @@ def _failed(peer: Peer, rows: list[OutboxItem], message: str, result: DrainResul
         row.next_attempt_at = now + timedelta(seconds=backoff_seconds(row.attempts))
         row.claimed_until, row.last_error = None, message
     with transaction.atomic():
-        OutboxItem.objects.bulk_update(waiting, ["next_attempt_at", "claimed_until", "last_error"])
+        _write_rows(waiting, ["next_attempt_at", "claimed_until", "last_error"])
         if dead:
             _dead_letter(peer, dead, message)
         PeerLink.objects.update_or_create(
@@ -448,7 +488,7 @@ def _failed(peer: Peer, rows: list[OutboxItem], message: str, result: DrainResul
     )
 
 
-def _dead_letter(peer: Peer, rows: list[OutboxItem], message: str) -> None:
+def _dead_letter(peer: Peer, rows: list[ClaimedRow], message: str) -> None:
     message = message[:_ERROR_LENGTH]
     with transaction.atomic():
         OutboxItem.objects.filter(pk__in=[r.pk for r in rows]).update(

@@ -5,6 +5,7 @@ import io
 import json
 
 import pytest
+from rest_framework.exceptions import ParseError
 
 from federation.api.parsers import BoundedJSONParser
 from federation.contributions.models import Contribution
@@ -92,3 +93,32 @@ def test_nesting_the_duplicate_check_cannot_follow_is_malformed_not_a_500(acme_s
     response = _post_raw(acme_submitter, BULK, "[" * depth + "]" * depth)
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "malformed_json"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # A colon written as an escape would balance the colon a dropped duplicate takes away.
+        '{"a": 1, "a": 2, "b": "\\u003a"}',
+        '{"a:": 1, "a\\u003A": 2}',
+        # Colons inside the dropped and the kept values, at depth, and beyond orjson's encoder.
+        '{"x": [{"k": "1:2:3", "k": "4"}]}',
+        '{"x": {"y": ":", "y": "::"}, "z": ":::"}',
+        "[" * 300 + '{"d": 1, "d": 2}' + "]" * 300,
+    ],
+)
+def test_every_body_with_a_duplicate_is_refused_by_the_parser(text):
+    with pytest.raises(ParseError, match="duplicate member name"):
+        BoundedJSONParser().parse(io.BytesIO(text.encode()))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"a": "\\u003a", "b": ":"}',
+        '{"a:b": {"c": "d:e"}, "f": [":", {"g": 1}]}',
+        "[" * 300 + '{"d": 1, "e": ":"}' + "]" * 300,
+    ],
+)
+def test_bodies_with_colons_in_names_and_values_are_accepted(text):
+    assert BoundedJSONParser().parse(io.BytesIO(text.encode())) == json.loads(text)

@@ -10,7 +10,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from federation.canonical import canonical_json_bytes
+from federation.canonical import canonical_bytes, canonical_json_bytes
 from federation.hubkey import hub_public_key
 from federation.lifecycle import entries_transition
 from federation.propagation.items import ItemsBuilder, items_build, policy_summary, row_refs
@@ -300,3 +300,23 @@ def test_building_a_batch_costs_a_fixed_number_of_queries(acme_submitter):
         return len(captured.captured_queries)
 
     assert cost(2) == cost(60)
+
+
+def test_each_items_bytes_are_its_rfc8785_bytes_with_shared_parts_written_once(acme_submitter):
+    make_peer("bravo.hub")
+    make_peer("charlie.hub")
+    entries = [vetted_entry(acme_submitter) for _ in range(3)]  # one key section shared by all
+    first = build(peer__hub_id="bravo.hub")  # the contributions are sent: their key is bound
+    entries_transition(entry_ids=[entries[0].pk], to="disputed", actor=ACTOR)
+    signing_key_revoke(key=acme_submitter.signing_key, reason="compromised", actor=ACTOR)
+
+    then = build(peer__hub_id="bravo.hub", kind__in=["entry", "key"])
+
+    built = [(batch, *item) for batch in (first, then) for item in batch.items]
+    assert [item["type"] for _batch, _row, item, _digest in built] == [
+        *["contribution"] * 3,
+        *["entry", "key"],
+    ]
+    for batch, row, item, digest in built:
+        assert batch.canonical[row] == canonical_bytes(item)
+        assert digest == hashlib.sha256(canonical_bytes(item)).hexdigest()

@@ -4,13 +4,9 @@ DELETE, idle expiry and the beat sweep, bounds, audit, two calls at once) run ag
 of their own on settings/test_sqlite.py, where the frames path is the ORM's
 (federation.live.portable_state) rather than PostgreSQL's SQL."""
 
-import os
-import subprocess
-import sys
-
 import pytest
 
-from tests.support.harness import ROOT
+from tests.support.on_sqlite import pytest_on_sqlite
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("integration")]
 
@@ -18,15 +14,8 @@ MODULE = "tests/video/test_live_sessions.py"
 
 
 def test_the_live_session_tests_pass_on_sqlite():
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "settings.test_sqlite"}
-    env.pop("DATABASE_URL", None)
-    run = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:xdist", "-p", "no:cacheprovider",
-         "--ds", "settings.test_sqlite", "-rs", MODULE],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
-    )  # fmt: skip
-    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
+    output = pytest_on_sqlite(MODULE)
     # Everything ran but the one test of PostgreSQL's statement count.
-    summary = run.stdout.strip().splitlines()[-1]
+    summary = output.strip().splitlines()[-1]
     assert " passed" in summary and "1 skipped" in summary and "failed" not in summary, summary
-    assert "counts the statements of PostgreSQL's SQL" in run.stdout
+    assert "counts the statements of PostgreSQL's SQL" in output

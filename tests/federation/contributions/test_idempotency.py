@@ -1,14 +1,11 @@
 """Same UUID + same bytes is one contribution; same UUID + other bytes is a 409, also under races."""
 
-import threading
-
 import pytest
-from django.db import connection
 
 from federation.contributions.models import Contribution, Label
-from federation.contributions.services import contributions_submit
 from federation.contributions.storage import CREATED, DUPLICATE, REJECTED
 from federation.transparency.models import AuditEvent
+from tests.support.races import race_behind_an_uncommitted_insert, submit_at_once
 
 
 @pytest.mark.django_db
@@ -44,33 +41,11 @@ def taxonomy(db):
     )
 
 
-def _race(party, items_per_thread: list[list[dict]]) -> list:
-    """Run contributions_submit from several threads at once, each on its own connection."""
-    barrier = threading.Barrier(len(items_per_thread))
-    outcomes: list = [None] * len(items_per_thread)
-
-    def run(slot: int) -> None:
-        try:
-            barrier.wait()
-            outcomes[slot] = contributions_submit(actor=party.actor, items=items_per_thread[slot])
-        except Exception as exc:  # the test asserts there were none
-            outcomes[slot] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(items_per_thread))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return outcomes
-
-
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("attempt", range(3))
 def test_concurrent_submissions_of_the_same_bytes_store_one(acme_submitter, taxonomy, attempt):
     signed = acme_submitter.signed()
-    outcomes = _race(acme_submitter, [[signed]] * 4)
+    outcomes = submit_at_once(acme_submitter.actor, [[signed]] * 4)
     assert not [o for o in outcomes if isinstance(o, Exception)], outcomes
     statuses = sorted(result.status for (result,) in outcomes)
     assert statuses == [CREATED, DUPLICATE, DUPLICATE, DUPLICATE]
@@ -84,7 +59,7 @@ def test_concurrent_submissions_of_other_bytes_under_one_uuid_store_one_and_conf
 ):
     first = acme_submitter.signed()
     second = acme_submitter.signed(uuid=first["contribution"]["uuid"])
-    outcomes = _race(acme_submitter, [[first], [second]])
+    outcomes = submit_at_once(acme_submitter.actor, [[first], [second]])
     assert not [o for o in outcomes if isinstance(o, Exception)], outcomes
     results = sorted((result.status, (result.error or {}).get("code")) for (result,) in outcomes)
     assert results == [(CREATED, None), (REJECTED, "uuid_conflict")]
@@ -95,7 +70,9 @@ def test_concurrent_submissions_of_other_bytes_under_one_uuid_store_one_and_conf
 def test_concurrent_overlapping_bulks_in_opposite_orders_never_fail(acme_submitter, taxonomy):
     shared = [acme_submitter.signed() for _ in range(50)]
     own = [[acme_submitter.signed() for _ in range(20)] for _ in range(2)]
-    outcomes = _race(acme_submitter, [shared + own[0], list(reversed(shared)) + own[1]])
+    outcomes = submit_at_once(
+        acme_submitter.actor, [shared + own[0], list(reversed(shared)) + own[1]]
+    )
     assert not [o for o in outcomes if isinstance(o, Exception)], outcomes
     for results in outcomes:
         assert [r.index for r in results] == list(range(70))
@@ -109,40 +86,12 @@ def test_losing_the_race_on_the_unique_uuid_is_retried_and_answered_as_duplicate
 ):
     """B checks for existing rows before A commits, so B's insert hits A's row on the unique index:
     the retry loop must turn that IntegrityError into a duplicate."""
-    from django.db import transaction
 
     signed = acme_submitter.signed()
-    inserted, release = threading.Event(), threading.Event()
-    outcomes: dict = {}
-
-    def writer_a() -> None:
-        try:
-            with transaction.atomic():
-                outcomes["a"] = contributions_submit(actor=acme_submitter.actor, items=[signed])
-                inserted.set()
-                release.wait(10)
-        finally:
-            connection.close()
-
-    def writer_b() -> None:
-        try:
-            outcomes["b"] = contributions_submit(actor=acme_submitter.actor, items=[signed])
-        except Exception as exc:
-            outcomes["b"] = exc
-        finally:
-            connection.close()
-
-    a = threading.Thread(target=writer_a)
-    a.start()
-    assert inserted.wait(10)
-    b = threading.Thread(target=writer_b)
     with caplog.at_level("INFO", logger="federation.db.retry"):
-        b.start()
-        b.join(1.0)  # B is now blocked on A's uncommitted row
-        assert b.is_alive()
-        release.set()
-        a.join()
-        b.join()
+        outcomes = race_behind_an_uncommitted_insert(
+            acme_submitter.actor, first=[signed], second=[signed]
+        )
     assert outcomes["a"][0].status == CREATED
     assert not isinstance(outcomes["b"], Exception), outcomes["b"]
     assert outcomes["b"][0].status == DUPLICATE

@@ -3,17 +3,15 @@ written, in the request's one transaction): its per-item results, its rows and i
 are those of the request written whole. Chunks of three items here, so that each case spans
 chunks. Also run on SQLite (tests/integration/test_pipelined_ingest_on_sqlite.py)."""
 
-import threading
-
 import pytest
-from django.db import connection, transaction
+from django.db import connection
 
 from federation.contributions import services, storage
 from federation.contributions.models import Contribution, Entry, Label
-from federation.contributions.services import contributions_submit
 from federation.contributions.storage import CREATED, DUPLICATE, REJECTED
 from federation.transparency.models import AuditEvent
 from federation.vetting.models import VettingPolicy
+from tests.support.races import race_behind_an_uncommitted_insert, submit_at_once
 
 BULK = "/api/v1/contributions/bulk/"
 CHUNK = 3
@@ -169,37 +167,11 @@ def test_losing_a_race_in_a_later_chunk_reruns_the_write_and_answers_duplicate(
     VettingPolicy.current()  # created now, not by A's transaction (B would wait for it there)
     contested = acme_submitter.signed()
     items = [*(acme_submitter.signed() for _ in range(4)), contested, acme_submitter.signed()]
-    inserted, release = threading.Event(), threading.Event()
-    outcomes: dict = {}
-
-    def writer_a() -> None:
-        try:
-            with transaction.atomic():
-                outcomes["a"] = contributions_submit(actor=acme_submitter.actor, items=[contested])
-                inserted.set()
-                release.wait(10)
-        finally:
-            connection.close()
-
-    def writer_b() -> None:
-        try:
-            outcomes["b"] = contributions_submit(actor=acme_submitter.actor, items=items)
-        except Exception as exc:  # the test asserts there was none
-            outcomes["b"] = exc
-        finally:
-            connection.close()
-
-    a = threading.Thread(target=writer_a)
-    a.start()
-    assert inserted.wait(10)
-    b = threading.Thread(target=writer_b)
     with caplog.at_level("INFO", logger="federation.db.retry"):
-        b.start()
-        b.join(1.0)  # B is now blocked on A's uncommitted row, in its second chunk
-        assert b.is_alive()
-        release.set()
-        a.join()
-        b.join()
+        # B blocks in its second chunk.
+        outcomes = race_behind_an_uncommitted_insert(
+            acme_submitter.actor, first=[contested], second=items
+        )
     assert "raced a concurrent writer" in caplog.text
     assert not isinstance(outcomes["b"], Exception), outcomes["b"]
     # A's one chunk, B's two of the lost attempt, B's two again.
@@ -218,23 +190,7 @@ def test_concurrent_overlapping_bulks_over_many_chunks_never_fail(acme_submitter
     shared = [acme_submitter.signed() for _ in range(20)]
     own = [[acme_submitter.signed() for _ in range(7)] for _ in range(2)]
     batches = [shared + own[0], list(reversed(shared)) + own[1]]
-    barrier = threading.Barrier(2)
-    outcomes: list = [None, None]
-
-    def run(slot: int) -> None:
-        try:
-            barrier.wait()
-            outcomes[slot] = contributions_submit(actor=acme_submitter.actor, items=batches[slot])
-        except Exception as exc:  # the test asserts there were none
-            outcomes[slot] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(slot,)) for slot in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    outcomes = submit_at_once(acme_submitter.actor, batches)
     assert not [o for o in outcomes if isinstance(o, Exception)], outcomes
     for results in outcomes:
         assert [r.index for r in results] == list(range(27))

@@ -312,8 +312,11 @@ FEDERATION_READ_TIMEOUT_SECONDS = float(env_int("CONCORDAT_FEDERATION_READ_TIMEO
 # per task: a drain task holds a worker slot while it sends, so with one busy normal lane per
 # linked peer every slot can be taken and the incident queue waits for them all; handing the
 # slot back after each round lets an incident drain in after at most one round, and a worker of
-# its own for the incident queue (docs/federation.md) lets it in at once.
-FEDERATION_DRAIN_PARALLEL = max(1, env_int("CONCORDAT_FEDERATION_DRAIN_PARALLEL", 4))
+# its own for the incident queue (docs/federation.md) lets it in at once. Two, not more: the
+# peer serves each batch in a web slot, and a round that takes every slot of the peer's (4 in
+# the bench's hubs, 4 sync workers in docs/operations.md) leaves an incident batch queued behind
+# whole ordinary batches there (docs/federation.md, "Measured").
+FEDERATION_DRAIN_PARALLEL = max(1, env_int("CONCORDAT_FEDERATION_DRAIN_PARALLEL", 2))
 FEDERATION_DRAIN_ROUNDS = env_int("CONCORDAT_FEDERATION_DRAIN_ROUNDS", 1)
 # The pull feed this hub serves: entries per page (default and bound).
 FEDERATION_FEED_PAGE_SIZE = env_int("CONCORDAT_FEDERATION_FEED_PAGE_SIZE", 200)

@@ -164,8 +164,7 @@ def batch_canonical(document: dict[str, Any], items: list[bytes]) -> bytes:
 
 def item_digest(item: dict[str, Any], *, part: bool = False) -> str:
     """``part``: ``item`` is part of a value that took the fast path (``canonical_json_part``)."""
-    canonical = canonical_json_part(item) if part else canonical_json_bytes(item)
-    return hashlib.sha256(canonical).hexdigest()
+    return digest_of(canonical_json_part(item) if part else canonical_json_bytes(item))
 
 
 def digest_of(canonical: bytes) -> str:

@@ -346,11 +346,11 @@ def _check_entry_item(batch: ReceivedBatch, item: wire.ParsedItem) -> EntryItem:
 
 
 def _check_key_section(batch: ReceivedBatch, item: wire.ParsedItem) -> KeySection:
-    registration_pair, binding = item.registration, item.binding
-    assert registration_pair is not None and binding is not None  # the parser requires them
+    registration_pair, binding, cache_key = item.registration, item.binding, item.key_digest
+    # The parser sets all three for an item with a key section.
+    assert registration_pair is not None and binding is not None and cache_key is not None
     document = binding.document
     # Items of one member usually carry the same key section: verified once per batch.
-    cache_key = item.key_digest or wire.item_digest(item.raw["key"])
     known = batch.sections.get(cache_key)
     if known is not None:
         return known

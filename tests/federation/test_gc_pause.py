@@ -1,0 +1,62 @@
+"""The cycle collector is paused for a bulk ingest's write, and only the block that paused it
+turns it back on."""
+
+import gc
+import threading
+
+import pytest
+
+from federation.contributions import services
+from federation.gc_pause import cycle_collection_paused
+
+
+def test_the_collector_is_off_inside_and_on_again_after():
+    assert gc.isenabled()
+    with cycle_collection_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+
+
+def test_an_inner_block_leaves_it_to_the_outer_one_to_turn_it_back_on():
+    with cycle_collection_paused():
+        with cycle_collection_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    assert gc.isenabled()
+
+
+def test_it_is_turned_back_on_when_the_block_fails():
+    with pytest.raises(RuntimeError), cycle_collection_paused():
+        raise RuntimeError("the write failed")
+    assert gc.isenabled()
+
+
+def test_a_block_on_another_thread_does_not_turn_it_on_under_the_first():
+    seen = []
+    with cycle_collection_paused():
+        worker = threading.Thread(target=lambda: seen.append(_inside_a_block()))
+        worker.start()
+        worker.join()
+        assert not gc.isenabled()
+    assert seen == [False] and gc.isenabled()
+
+
+def _inside_a_block():
+    with cycle_collection_paused():
+        return gc.isenabled()
+
+
+@pytest.mark.django_db
+def test_a_bulk_ingest_writes_with_the_collector_paused(acme_submitter, monkeypatch):
+    store = services.contributions_store
+    during = []
+
+    def watched(**kwargs):
+        during.append(gc.isenabled())
+        return store(**kwargs)
+
+    monkeypatch.setattr(services, "contributions_store", watched)
+    items = [acme_submitter.signed() for _ in range(3)]
+    results = services.contributions_submit(actor=acme_submitter.actor, items=items)
+    assert [r.status for r in results] == ["created"] * 3
+    assert during == [False] and gc.isenabled()

@@ -45,10 +45,14 @@ def test_chunks_together_are_the_outcome_of_the_whole(private_key):
         [4, 6, 7],
         [8],
     ]
-    assert [v.index for chunk in chunks for v in chunk.verified] == [v.index for v in whole.verified]
-    assert [(r.index, r.code) for chunk in chunks for r in chunk.rejections] == [
-        (r.index, r.code) for r in whole.rejections
-    ] == [(5, "bad_signature"), (9, "invalid")]
+    assert [v.index for chunk in chunks for v in chunk.verified] == [
+        v.index for v in whole.verified
+    ]
+    assert (
+        [(r.index, r.code) for chunk in chunks for r in chunk.rejections]
+        == [(r.index, r.code) for r in whole.rejections]
+        == [(5, "bad_signature"), (9, "invalid")]
+    )
 
 
 def test_an_error_while_parsing_ahead_is_raised_on_the_callers_thread(private_key, monkeypatch):

@@ -64,10 +64,11 @@ REFERENCES = [
     ("pulleditem", "event"),
 ]
 
-PREFIX = "concordat_refs"
+# Not "concordat…": those are the append-only triggers (tests/federation/transparency/).
+PREFIX = "refguard"
 
 HELPERS = """
-CREATE OR REPLACE FUNCTION concordat_refs_missing(child text, col text, parent text, key text)
+CREATE OR REPLACE FUNCTION refguard_missing(child text, col text, parent text, key text)
 RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
     RAISE EXCEPTION 'insert or update on table "%" violates foreign key "%.%"', child, child, col
@@ -75,7 +76,7 @@ BEGIN
               DETAIL = format('Key (%s)=(%s) is not present in table "%s".', col, key, parent);
 END $$;
 
-CREATE OR REPLACE FUNCTION concordat_refs_referenced(parent text, key text, child text, col text)
+CREATE OR REPLACE FUNCTION refguard_referenced(parent text, key text, child text, col text)
 RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
     RAISE EXCEPTION 'update or delete on table "%" violates foreign key "%.%"', parent, child, col
@@ -85,14 +86,17 @@ END $$;
 """
 
 
-def _references(apps) -> list[tuple[str, str, str, str]]:
-    """(child table, column, parent table, parent column) of each guarded reference."""
+def _references(apps, connection) -> list[tuple[str, str, str, str, str]]:
+    """(child table, column, parent table, parent column, key type) of each guarded reference."""
     found = []
     for model_name, field_name in REFERENCES:
         field = apps.get_model("federation", model_name)._meta.get_field(field_name)
-        parent = field.related_model._meta
-        found.append((field.model._meta.db_table, field.column, parent.db_table, "id"))
-        assert field.target_field.column == "id", field  # every guarded key points at an id
+        target = field.target_field
+        assert target.column == "id", field  # every guarded key points at an id
+        key_type = target.rel_db_type(connection)  # bigint, integer, uuid (an incident's)
+        found.append(
+            (field.model._meta.db_table, field.column, target.model._meta.db_table, "id", key_type)
+        )
     return found
 
 
@@ -106,35 +110,36 @@ def _by(rows, index: int) -> dict[str, list]:
 def _child_sql(table: str, refs: list) -> list[str]:
     """The statement-level insert check and the row-level update check of one child table."""
     inserted = []
-    for _, column, parent, key in refs:
+    for _, column, parent, key, _ in refs:
         # The distinct keys, then one index probe each, locking the parent row as the foreign
         # key would: the count of rows locked is the count of keys unless one is missing.
         inserted.append(f"""
-    SELECT array_agg(DISTINCT n.{column}) INTO keys FROM {PREFIX}_new n
+    SELECT array_agg(DISTINCT n.{column}) INTO keys_{column} FROM {PREFIX}_new n
      WHERE n.{column} IS NOT NULL;
-    IF keys IS NOT NULL THEN
+    IF keys_{column} IS NOT NULL THEN
         SELECT count(*) INTO locked
-          FROM (SELECT FROM {parent} p WHERE p.{key} = ANY (keys) FOR KEY SHARE) l;
-        IF locked <> cardinality(keys) THEN
-            SELECT k::text INTO missing FROM unnest(keys) k
+          FROM (SELECT FROM {parent} p WHERE p.{key} = ANY (keys_{column}) FOR KEY SHARE) l;
+        IF locked <> cardinality(keys_{column}) THEN
+            SELECT k::text INTO missing FROM unnest(keys_{column}) k
              WHERE NOT EXISTS (SELECT FROM {parent} p WHERE p.{key} = k) LIMIT 1;
-            PERFORM concordat_refs_missing('{table}', '{column}', '{parent}', missing);
+            PERFORM refguard_missing('{table}', '{column}', '{parent}', missing);
         END IF;
     END IF;""")  # noqa: S608 (the names are the models', no input reaches them)
     updated = []
-    for _, column, parent, key in refs:
+    for _, column, parent, key, _ in refs:
         updated.append(f"""
     IF NEW.{column} IS NOT NULL AND NEW.{column} IS DISTINCT FROM OLD.{column} THEN
         PERFORM FROM {parent} p WHERE p.{key} = NEW.{column} FOR KEY SHARE;
         IF NOT FOUND THEN
-            PERFORM concordat_refs_missing('{table}', '{column}', '{parent}', NEW.{column}::text);
+            PERFORM refguard_missing('{table}', '{column}', '{parent}', NEW.{column}::text);
         END IF;
     END IF;""")
-    columns = ", ".join(column for _, column, _, _ in refs)
-    changed = " OR ".join(f"OLD.{c} IS DISTINCT FROM NEW.{c}" for _, c, _, _ in refs)
+    columns = ", ".join(column for _, column, *_ in refs)
+    declared = " ".join(f"keys_{column} {key_type}[];" for _, column, *_, key_type in refs)
+    changed = " OR ".join(f"OLD.{c} IS DISTINCT FROM NEW.{c}" for _, c, *_ in refs)
     return [
         f"""CREATE FUNCTION {PREFIX}_{table}_ins() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE keys bigint[]; locked bigint; missing text;
+DECLARE {declared} locked bigint; missing text;
 BEGIN{"".join(inserted)}
     RETURN NULL;
 END $$""",
@@ -153,10 +158,10 @@ END $$""",
 def _parent_sql(table: str, refs: list) -> list[str]:
     """The row-level delete and key-update guard and the TRUNCATE guard of one parent table."""
     probes, emptiness = [], []
-    for child, column, _, key in refs:
+    for child, column, _, key, _ in refs:
         probes.append(f"""
     IF EXISTS (SELECT FROM {child} c WHERE c.{column} = OLD.{key}) THEN
-        PERFORM concordat_refs_referenced('{table}', OLD.{key}::text, '{child}', '{column}');
+        PERFORM refguard_referenced('{table}', OLD.{key}::text, '{child}', '{column}');
     END IF;""")
     for child in dict.fromkeys(child for child, *_ in refs):
         emptiness.append(f"""
@@ -205,7 +210,7 @@ def _foreign_keys(cursor, table: str, column: str) -> list[str]:
 def install(apps, schema_editor):
     if schema_editor.connection.vendor != "postgresql":
         return
-    refs = _references(apps)
+    refs = _references(apps, schema_editor.connection)
     schema_editor.execute(HELPERS, params=None)  # the "%" signs are PL/pgSQL's
     for table, table_refs in _by(refs, 0).items():
         for statement in _child_sql(table, table_refs):
@@ -214,7 +219,7 @@ def install(apps, schema_editor):
         for statement in _parent_sql(table, table_refs):
             schema_editor.execute(statement, params=None)
     with schema_editor.connection.cursor() as cursor:
-        for table, column, _, _ in refs:
+        for table, column, *_ in refs:
             for name in _foreign_keys(cursor, table, column):
                 schema_editor.execute(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"', params=None)
 
@@ -222,8 +227,8 @@ def install(apps, schema_editor):
 def uninstall(apps, schema_editor):
     if schema_editor.connection.vendor != "postgresql":
         return
-    refs = _references(apps)
-    for table, column, parent, key in refs:
+    refs = _references(apps, schema_editor.connection)
+    for table, column, parent, key, _ in refs:
         schema_editor.execute(
             f"ALTER TABLE {table} ADD CONSTRAINT {table}_{column}_fk FOREIGN KEY ({column}) "
             f"REFERENCES {parent} ({key}) DEFERRABLE INITIALLY DEFERRED",

@@ -67,13 +67,13 @@ def test_the_guards_are_installed_and_the_foreign_keys_gone():
             assert migration._foreign_keys(cursor, table, field.column) == []
             cursor.execute(
                 "SELECT tgrelid::regclass::text, tgname FROM pg_trigger "
-                "WHERE tgname LIKE 'concordat_refs%%' AND tgrelid::regclass::text IN (%s, %s)",
+                "WHERE tgname LIKE 'refguard%%' AND tgrelid::regclass::text IN (%s, %s)",
                 [table, parent],
             )
             found = set(cursor.fetchall())
-            assert {(table, "concordat_refs_insert"), (table, "concordat_refs_update")} <= found
+            assert {(table, "refguard_insert"), (table, "refguard_update")} <= found
             for trigger in ("delete", "update_key", "truncate"):
-                assert (parent, f"concordat_refs_{trigger}") in found
+                assert (parent, f"refguard_{trigger}") in found
 
 
 @on_postgresql

@@ -82,8 +82,10 @@ SHARED_STATES_SQL = "(" + ", ".join(f"'{state.value}'" for state in SHARED_STATE
 
 
 class EntryLabel(models.Model):
-    entry = models.ForeignKey(Entry, on_delete=models.CASCADE, db_index=False)  # unique index leads
-    label = models.ForeignKey(Label, on_delete=models.PROTECT)
+    # The unique index leads with the entry. No database FK (guarded set-based instead): see
+    # federation/migrations/0032_set_based_references.py.
+    entry = models.ForeignKey(Entry, on_delete=models.CASCADE, db_index=False, db_constraint=False)
+    label = models.ForeignKey(Label, on_delete=models.PROTECT, db_constraint=False)
 
     class Meta:
         constraints = [
@@ -118,12 +120,21 @@ class Contribution(models.Model):
         on_delete=models.PROTECT,
         related_name="contributions",
         db_index=False,
+        db_constraint=False,
     )
     signing_key = models.ForeignKey(
-        "members.SigningKey", on_delete=models.PROTECT, related_name="+", db_index=False
+        "members.SigningKey",
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
     )
     entry = models.ForeignKey(
-        Entry, on_delete=models.PROTECT, related_name="contributions", db_index=False
+        Entry,
+        on_delete=models.PROTECT,
+        related_name="contributions",
+        db_index=False,
+        db_constraint=False,
     )
     action = models.CharField(max_length=8, choices=Action.choices)
     labels = models.JSONField(default=list)
@@ -135,6 +146,7 @@ class Contribution(models.Model):
         on_delete=models.PROTECT,
         related_name="contributions",
         db_index=False,
+        db_constraint=False,
     )
     quality = models.PositiveSmallIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(help_text="The signer's claimed time, as signed.")
@@ -150,6 +162,7 @@ class Contribution(models.Model):
         on_delete=models.PROTECT,
         related_name="withdrew",
         db_index=False,
+        db_constraint=False,
     )
     origin_hub = models.CharField(max_length=200)
 

@@ -28,16 +28,33 @@ class OutboxItem(models.Model):
         REFUSED = "refused", "Refused by the peer"
         DEAD = "dead", "Dead letter"
 
-    peer = models.ForeignKey("members.Peer", on_delete=models.CASCADE, related_name="outbox")
+    peer = models.ForeignKey(
+        "members.Peer", on_delete=models.CASCADE, related_name="outbox", db_constraint=False
+    )
     kind = models.CharField(max_length=16, choices=Kind.choices)
     contribution = models.ForeignKey(
-        "federation.Contribution", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        "federation.Contribution",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_constraint=False,
     )
     entry = models.ForeignKey(
-        "federation.Entry", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        "federation.Entry",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_constraint=False,
     )
     signing_key = models.ForeignKey(
-        "members.SigningKey", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        "members.SigningKey",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_constraint=False,
     )
     path = models.JSONField(default=list, blank=True)
     lane = models.CharField(max_length=16, choices=Lane.choices, default=Lane.NORMAL)
@@ -100,7 +117,10 @@ class Receipt(models.Model):
         PULL = "pull", "Pull"
 
     contribution = models.ForeignKey(
-        "federation.Contribution", on_delete=models.PROTECT, related_name="receipts"
+        "federation.Contribution",
+        on_delete=models.PROTECT,
+        related_name="receipts",
+        db_constraint=False,
     )
     peer_hub = models.CharField(max_length=200, help_text="The hub it arrived from.")
     via = models.CharField(max_length=8, choices=Via.choices)
@@ -135,10 +155,17 @@ class PulledItem(models.Model):
     only), so that an entry's page can say which peers pulled it. One row per peer and item: a
     page offering the item again (the entry changed, the peer read from 0 again) adds none."""
 
-    peer = models.ForeignKey("members.Peer", on_delete=models.CASCADE, related_name="+")
+    peer = models.ForeignKey(
+        "members.Peer", on_delete=models.CASCADE, related_name="+", db_constraint=False
+    )
     kind = models.CharField(max_length=16, choices=OutboxItem.Kind.choices)
     entry = models.ForeignKey(
-        "federation.Entry", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        "federation.Entry",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_constraint=False,
     )
     contribution = models.ForeignKey(
         "federation.Contribution",
@@ -147,6 +174,7 @@ class PulledItem(models.Model):
         on_delete=models.PROTECT,
         related_name="+",
         db_index=False,
+        db_constraint=False,
     )
     signing_key = models.ForeignKey(
         "members.SigningKey",
@@ -155,9 +183,14 @@ class PulledItem(models.Model):
         on_delete=models.PROTECT,
         related_name="+",
         db_index=False,
+        db_constraint=False,
     )
     event = models.ForeignKey(
-        "federation.AuditEvent", on_delete=models.PROTECT, related_name="+", db_index=False
+        "federation.AuditEvent",
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
     )
     digest = models.CharField(max_length=64, help_text="SHA-256 of the item as offered.")
     pulled_at = models.DateTimeField(default=timezone.now)

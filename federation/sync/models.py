@@ -13,7 +13,11 @@ class EntryChange(models.Model):
     """
 
     entry = models.ForeignKey(
-        "federation.Entry", on_delete=models.PROTECT, related_name="+", db_index=False
+        "federation.Entry",
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
     )
     reason = models.CharField(max_length=32, help_text="What changed: vetted, disputed, …")
     recorded_at = models.DateTimeField(default=timezone.now)

@@ -20,7 +20,12 @@ class StixObjectVersion(models.Model):
 
     kind = models.CharField(max_length=16, choices=Kind.choices)
     entry = models.ForeignKey(
-        "federation.Entry", null=True, on_delete=models.PROTECT, related_name="+", db_index=False
+        "federation.Entry",
+        null=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
     )
     organisation = models.ForeignKey(
         "members.Organisation",
@@ -28,6 +33,7 @@ class StixObjectVersion(models.Model):
         on_delete=models.PROTECT,
         related_name="+",
         db_index=False,
+        db_constraint=False,
     )
     signal_type = models.CharField(max_length=16, blank=True)
     state = models.CharField(max_length=16, blank=True, help_text="The entry state it records.")

@@ -80,16 +80,26 @@ class Decision(models.Model):
         REJECT = "reject", "Reject"
 
     entry = models.ForeignKey(
-        "federation.Entry", on_delete=models.PROTECT, related_name="decisions"
+        "federation.Entry", on_delete=models.PROTECT, related_name="decisions", db_constraint=False
     )
     review_round = models.PositiveIntegerField()
     kind = models.CharField(max_length=8, choices=Kind.choices)
     verdict = models.CharField(max_length=8, choices=Verdict.choices)
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_constraint=False,
     )
     organisation = models.ForeignKey(
-        "members.Organisation", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        "members.Organisation",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_constraint=False,
     )
     reason = models.TextField(blank=True)
     policy = models.JSONField(default=dict, help_text="The policy that applied, as it stood.")

@@ -10,7 +10,7 @@ COPY (escaped in C). Upserts COPY into a temporary table first, then insert from
 import json
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import orjson
@@ -123,6 +123,22 @@ def upsert_rows(
         returned = cursor.fetchall()
         cursor.execute(f"DROP TABLE {staging}")
     return returned
+
+
+def packed_uuids(uuids: Iterable[uuid.UUID]) -> bytes:
+    """UUIDs as one ``bytea`` parameter for ``uuid_array_sql``: their 16 bytes each, end to
+    end. A list of thousands of UUIDs as an array parameter costs several µs each in Python
+    (each made text, then quoted into the statement by psycopg's client-side binding); this
+    costs a fraction of one."""
+    return b"".join([u.bytes for u in uuids])
+
+
+def uuid_array_sql(placeholder: str = "%s") -> str:
+    """SQL of the ``uuid[]`` held by a ``packed_uuids`` parameter at ``placeholder``."""
+    return (
+        "ARRAY(SELECT encode(substring(p.b FROM i FOR 16), 'hex')::uuid "  # noqa: S608
+        f"FROM (SELECT {placeholder}::bytea) AS p(b), generate_series(1, length(p.b), 16) AS i)"
+    )
 
 
 _ORJSON_OPTIONS = (

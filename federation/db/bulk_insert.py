@@ -8,13 +8,14 @@ COPY (escaped in C). Upserts COPY into a temporary table first, then insert from
 """
 
 import json
+import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import orjson
 from django.db import connections, models, router
-from psycopg.types.json import Jsonb
+from psycopg.types.json import set_json_dumps
 
 Row = Sequence[Any]
 
@@ -124,6 +125,22 @@ def upsert_rows(
     return returned
 
 
+def packed_uuids(uuids: Iterable[uuid.UUID]) -> bytes:
+    """UUIDs as one ``bytea`` parameter for ``uuid_array_sql``: their 16 bytes each, end to
+    end. A list of thousands of UUIDs as an array parameter costs several µs each in Python
+    (each made text, then quoted into the statement by psycopg's client-side binding); this
+    costs a fraction of one."""
+    return b"".join([u.bytes for u in uuids])
+
+
+def uuid_array_sql(placeholder: str = "%s") -> str:
+    """SQL of the ``uuid[]`` held by a ``packed_uuids`` parameter at ``placeholder``."""
+    return (
+        "ARRAY(SELECT encode(substring(p.b FROM i FOR 16), 'hex')::uuid "  # noqa: S608
+        f"FROM (SELECT {placeholder}::bytea) AS p(b), generate_series(1, length(p.b), 16) AS i)"
+    )
+
+
 _ORJSON_OPTIONS = (
     orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 )
@@ -146,19 +163,29 @@ def _connection(model):
 
 
 def _copy(cursor, connection, model, table: str, attnames, rows, *, db_table: bool = True) -> None:
+    """COPY ``rows`` into ``table`` in PostgreSQL's binary format: each value goes as its type's
+    binary form (a UUID's 16 bytes, a timestamp's 8, a signature's bytes as they are), with no
+    text to escape on our side nor to parse on the server's, which halves the Python time per row
+    of a contribution against the text format (docs/architecture.md, "Ingest"). The types are
+    the model fields' own, so a value of the wrong type fails here as an insert would."""
     quote = connection.ops.quote_name
     meta = model._meta
     fields = [meta.get_field(name) for name in attnames]
-    json_positions = [i for i, field in enumerate(fields) if isinstance(field, models.JSONField)]
     columns = ", ".join(quote(field.column) for field in fields)
     target = quote(table) if db_table else table
-    with cursor.cursor.copy(f"COPY {target} ({columns}) FROM STDIN") as copy:
-        if not json_positions:
-            for row in rows:
-                copy.write_row(row)
-            return
+    raw = cursor.cursor
+    set_json_dumps(_json_dumps, context=raw)
+    with raw.copy(f"COPY {target} ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types([_type_oid(raw, connection, field) for field in fields])
+        write_row = copy.write_row
         for row in rows:
-            row = list(row)
-            for position in json_positions:
-                row[position] = Jsonb(row[position], dumps=_json_dumps)
-            copy.write_row(row)
+            write_row(row)
+
+
+def _type_oid(cursor, connection, field) -> int:
+    """The OID of ``field``'s column type (its ``db_type`` without a length: ``varchar(64)`` is
+    ``varchar``)."""
+    return cursor.adapters.types[_MODIFIER.sub("", field.db_type(connection))].oid
+
+
+_MODIFIER = re.compile(r"\(.*\)")

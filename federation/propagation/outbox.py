@@ -24,6 +24,7 @@ Each call is one ``INSERT … SELECT`` whatever the number of entries (none when
 could write), and nudges the drain of each (peer, lane) it wrote to, after commit.
 """
 
+import uuid
 from collections.abc import Iterable, Sequence
 
 from django.conf import settings
@@ -31,6 +32,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from federation.contributions.models import SHARED_STATES, SHARED_STATES_SQL, Contribution, Entry
+from federation.db.bulk_insert import packed_uuids, uuid_array_sql
 from federation.propagation.models import OutboxItem, Receipt
 from members.models import Peer
 
@@ -173,15 +175,15 @@ def outbox_record_transitions(transitions: Sequence) -> int:
     return _insert(parts, params)
 
 
-def outbox_record_adds(*, uuids: Iterable) -> int:
+def outbox_record_adds(*, uuids: Iterable[uuid.UUID]) -> int:
     """Rows for adds (by UUID) whose entry is already shared (vetted or disputed)."""
-    uuids = [str(u) for u in uuids]
+    uuids = list(uuids)
     if not uuids:
         return 0
     if connection.vendor != "postgresql":
-        return _portable.adds(uuids)
-    where = "c.uuid = ANY(%(uuids)s::uuid[]) AND e.state IN " + SHARED_STATES_SQL
-    return _insert([_CONTRIBUTIONS_SQL.replace("{where}", where)], {"uuids": uuids})
+        return _portable.adds([str(u) for u in uuids])
+    where = f"c.uuid = ANY({uuid_array_sql('%(uuids)s')}) AND e.state IN {SHARED_STATES_SQL}"
+    return _insert([_CONTRIBUTIONS_SQL.replace("{where}", where)], {"uuids": packed_uuids(uuids)})
 
 
 def outbox_record_retracts(*, contribution_ids: Iterable[int]) -> int:

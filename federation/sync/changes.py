@@ -36,13 +36,12 @@ def sync_changes_record(
         return 0
     now = now or timezone.now()
     alias = router.db_for_write(EntryChange)
-    recorded = _recorded_in_this_transaction(alias)
+    earlier = _recorded_in_this_transaction(alias, ids)
     written = _insert(alias, ids, reason, now)
     # This transaction's earlier rows of these entries are replaced by the rows just written,
     # which come later in the stream (and were written because those exist). Only unsequenced
     # rows: a sequencer inside this same transaction (tests) may have numbered one, and a row a
     # reader may have passed is never touched.
-    earlier = [row for pk in ids for row in recorded.get(pk, ())]
     if earlier:
         EntryChange.objects.using(alias).filter(pk__in=earlier, position__isnull=True).delete()
     if written:
@@ -94,14 +93,17 @@ class _Recorded:
         nudge(TaskName.SYNC_SEQUENCE_CHANGES)
 
 
-def _recorded_in_this_transaction(alias: str) -> dict[int, list[int]]:
-    """The change rows this transaction has written and still holds, by entry id."""
+def _recorded_in_this_transaction(alias: str, ids: list[int]) -> list[int]:
+    """The change rows of the entries ``ids`` that this transaction has written and still holds.
+    Each call's rows are matched by a set intersection, not gone through one by one: a bulk
+    ingest calls this once or twice per chunk, over the rows of every chunk before."""
     connection = connections[alias]
     if not connection.in_atomic_block:
-        return {}  # autocommit: every earlier call has committed already
-    recorded: dict[int, list[int]] = {}
-    for _savepoints, callback, *_robust in connection.run_on_commit:
-        if isinstance(callback, _Recorded):
-            for entry_id, row in callback.rows.items():
-                recorded.setdefault(entry_id, []).append(row)
-    return recorded
+        return []  # autocommit: every earlier call has committed already
+    wanted = set(ids)
+    return [
+        callback.rows[entry_id]
+        for _savepoints, callback, *_robust in connection.run_on_commit
+        if isinstance(callback, _Recorded)
+        for entry_id in wanted & callback.rows.keys()
+    ]

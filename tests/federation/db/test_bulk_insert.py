@@ -1,11 +1,14 @@
 """COPY writes (federation/db/bulk_insert.py): what a JSON column holds after ``copy_rows`` is what
-the ORM would have stored, and a value JSON cannot hold is refused as before."""
+the ORM would have stored, and a value JSON cannot hold is refused as before; UUIDs packed into
+one parameter read back as themselves."""
 
+import uuid
 from datetime import UTC, datetime
 
 import pytest
+from django.db import connection
 
-from federation.db.bulk_insert import _json_dumps, copy_rows
+from federation.db.bulk_insert import _json_dumps, copy_rows, packed_uuids, uuid_array_sql
 from federation.propagation.models import Receipt
 from tests.support.sending import foreign_member
 
@@ -41,3 +44,11 @@ def test_what_json_cannot_hold_is_refused_as_the_standard_library_does():
     with pytest.raises(TypeError):
         _json_dumps({"at": datetime.now(UTC)})
     assert _json_dumps(2**70) == str(2**70)  # beyond orjson: the standard library writes it
+
+
+@pytest.mark.parametrize("count", [0, 1, 3])
+def test_packed_uuids_read_back_as_the_same_uuids_in_order(count):
+    uuids = [uuid.uuid4() for _ in range(count)]
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {uuid_array_sql()}", [packed_uuids(uuids)])
+        assert cursor.fetchone()[0] == uuids

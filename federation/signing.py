@@ -214,7 +214,7 @@ def strict_base64_problem(text: object, *, length: int) -> str | None:
         return ""
     try:
         raw = base64.b64decode(text, validate=True)
-    except binascii.Error:
+    except ValueError:  # binascii.Error, or a character outside ASCII
         return "is not valid base64"
     if base64.b64encode(raw).decode("ascii") != text:
         return "is not canonical base64 (non-zero pad bits)"

@@ -24,7 +24,7 @@ import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from cryptography.hazmat.primitives import serialization
@@ -66,11 +66,15 @@ REQUIRED_FIELDS = frozenset(
     }
 )
 OPTIONAL_FIELDS = frozenset({"incident"})
+_ALL_FIELDS = REQUIRED_FIELDS | OPTIONAL_FIELDS
 SIGNAL_FIELDS = frozenset({"type", "value"})
 SIGNAL_OPTIONAL_FIELDS = frozenset({"quality", "frames"})
 MAX_LABELS = 16
 _TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z")
 _KEY_ID = re.compile(r"[0-9a-f]{32}")
+# Exactly the strings ``str(uuid.UUID(s)) == s`` holds for: 32 lowercase hex digits, hyphenated
+# 8-4-4-4-12 (checked here instead of writing each parsed UUID back out to compare).
+_UUID_TEXT = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _SLUG = re.compile(r"[-a-zA-Z0-9_]{1,64}")
 _ACTIONS = frozenset(Contribution.Action.values)
 _SCOPES = frozenset(ContributionScope.values)
@@ -90,9 +94,11 @@ class MalformedContribution(MalformedSignedObject):
     """The object is not a well-formed contribution."""
 
 
-@dataclass(frozen=True, slots=True)
-class ParsedContribution:
-    """A well-formed contribution and its canonical bytes (signature not yet checked)."""
+class ParsedContribution(NamedTuple):
+    """A well-formed contribution and its canonical bytes (signature not yet checked).
+
+    Immutable as a tuple rather than as a frozen dataclass: a frozen dataclass sets each of its
+    16 fields through ``object.__setattr__``, which cost a tenth of ``parse_contribution``."""
 
     document: dict[str, Any]
     canonical: bytes
@@ -139,17 +145,8 @@ def parse_contribution(document: object) -> ParsedContribution:
     if not isinstance(document, dict):
         raise MalformedContribution("contribution", "must be a JSON object")
     keys = document.keys()
-    missing = REQUIRED_FIELDS - keys
-    if missing:
-        raise MalformedContribution(sorted(missing)[0], "this field is required")
-    unknown = keys - REQUIRED_FIELDS - OPTIONAL_FIELDS
-    if unknown:
-        # The name is the client's: quote it bounded and escaped, never as a field name (it would
-        # reach the audit log, and PostgreSQL's jsonb refuses some characters, such as NUL).
-        name = ascii(sorted(unknown)[0][:64])
-        raise MalformedContribution(
-            "contribution", f"unknown field {name} (nothing unsigned-for is accepted)"
-        )
+    if keys != REQUIRED_FIELDS and keys != _ALL_FIELDS:
+        _refuse_fields(keys)
     if document["kind"] != CONTRIBUTION_KIND:
         raise MalformedContribution("kind", f"must be {CONTRIBUTION_KIND!r}")
     if document["v"] != CONTRIBUTION_VERSION or type(document["v"]) is not int:
@@ -194,14 +191,44 @@ def parse_contribution(document: object) -> ParsedContribution:
     )
 
 
+def _refuse_fields(keys) -> None:
+    """Raise for the first missing field, else for the first unknown one (``keys`` are neither
+    the required fields nor those and the optional ones)."""
+    missing = REQUIRED_FIELDS - keys
+    if missing:
+        raise MalformedContribution(sorted(missing)[0], "this field is required")
+    # The name is the client's: quote it bounded and escaped, never as a field name (it would
+    # reach the audit log, and PostgreSQL's jsonb refuses some characters, such as NUL).
+    name = ascii(sorted(keys - _ALL_FIELDS)[0][:64])
+    raise MalformedContribution(
+        "contribution", f"unknown field {name} (nothing unsigned-for is accepted)"
+    )
+
+
 def decode_signature(signature: object) -> bytes:
     """Decode a standard base64 (RFC 4648 §4, padded) Ed25519 signature."""
-    problem = strict_base64_problem(signature, length=88)
-    if problem is not None:
+    raw = _canonical_base64(signature, length=88)
+    if raw is None:
+        problem = strict_base64_problem(signature, length=88)
         raise MalformedContribution(
             "signature", problem or "must be 64 bytes in padded base64 (88 characters)"
         )
-    return base64.b64decode(signature)
+    return raw
+
+
+def _canonical_base64(text: object, *, length: int) -> bytes | None:
+    """The bytes ``text`` spells when it is their one canonical padded standard base64 spelling
+    of ``length`` characters (``strict_base64_problem`` is None), else None: the common case
+    decoded once, without working out what is wrong."""
+    if not isinstance(text, str) or len(text) != length or not text.isascii():
+        return None
+    try:
+        raw = binascii.a2b_base64(text)
+    except binascii.Error:
+        return None
+    # Re-encoding gives ``text`` back only if every character was of the alphabet, the padding
+    # right and the unused bits zero: what the strict check below asks for.
+    return raw if binascii.b2a_base64(raw, newline=False) == text.encode("ascii") else None
 
 
 def strict_base64_problem(text: object, *, length: int) -> str | None:
@@ -214,7 +241,7 @@ def strict_base64_problem(text: object, *, length: int) -> str | None:
         return ""
     try:
         raw = base64.b64decode(text, validate=True)
-    except binascii.Error:
+    except ValueError:  # binascii.Error, or a character outside ASCII
         return "is not valid base64"
     if base64.b64encode(raw).decode("ascii") != text:
         return "is not canonical base64 (non-zero pad bits)"
@@ -322,17 +349,9 @@ def _string(document: dict, name: str, max_length: int) -> str:
 
 def _uuid(document: dict, name: str) -> uuid.UUID:
     value = document[name]
-    if not isinstance(value, str) or len(value) != 36:
+    if not isinstance(value, str) or not _UUID_TEXT.fullmatch(value):
         raise MalformedContribution(name, "must be a UUID in its 36-character lowercase form")
-    try:
-        parsed = uuid.UUID(value)
-    except ValueError as exc:
-        raise MalformedContribution(
-            name, "must be a UUID in its 36-character lowercase form"
-        ) from exc
-    if str(parsed) != value:
-        raise MalformedContribution(name, "must be a UUID in its 36-character lowercase form")
-    return parsed
+    return uuid.UUID(value)
 
 
 def _timestamp(document: dict, name: str) -> datetime:
@@ -342,7 +361,9 @@ def _timestamp(document: dict, name: str) -> datetime:
             name, "must be an RFC 3339 UTC time such as 2026-01-31T12:00:00Z"
         )
     try:
-        return datetime.fromisoformat(value[:-1]).replace(tzinfo=UTC)
+        # Read with its Z: UTC (``datetime.UTC`` itself), ten times faster than reading without
+        # it and setting the zone with ``replace``.
+        return datetime.fromisoformat(value)
     except ValueError as exc:
         raise MalformedContribution(name, "is not a real date and time") from exc
 
@@ -350,10 +371,12 @@ def _timestamp(document: dict, name: str) -> datetime:
 def _signal(signal: object, action: str) -> tuple[str, str, int | None, FrameList | None]:
     if not isinstance(signal, dict):
         raise MalformedContribution("signal", "must be an object with type and value")
-    if SIGNAL_FIELDS - signal.keys():
-        raise MalformedContribution("signal", "must have both type and value")
-    if signal.keys() - SIGNAL_FIELDS - SIGNAL_OPTIONAL_FIELDS:
-        raise MalformedContribution("signal", "has an unknown field")
+    keys = signal.keys()
+    if keys != SIGNAL_FIELDS:
+        if SIGNAL_FIELDS - keys:
+            raise MalformedContribution("signal", "must have both type and value")
+        if keys - SIGNAL_FIELDS - SIGNAL_OPTIONAL_FIELDS:
+            raise MalformedContribution("signal", "has an unknown field")
     signal_type = signal["type"]
     try:
         value = normalise_signal_value(signal_type, signal["value"])
@@ -392,9 +415,10 @@ def _frames(signal: dict, signal_type: str, value: str, action: str) -> FrameLis
 def _labels(labels: object, action: str) -> tuple[str, ...]:
     if not isinstance(labels, list) or len(labels) > MAX_LABELS:
         raise MalformedContribution("labels", f"must be a list of at most {MAX_LABELS} label slugs")
-    if not all(isinstance(label, str) and _SLUG.fullmatch(label) for label in labels):
-        raise MalformedContribution("labels", "each label must be a slug string")
-    if len(set(labels)) != len(labels):
+    for label in labels:
+        if not isinstance(label, str) or not _SLUG.fullmatch(label):
+            raise MalformedContribution("labels", "each label must be a slug string")
+    if len(labels) > 1 and len(set(labels)) != len(labels):
         raise MalformedContribution("labels", "must not repeat a label")
     if action == Contribution.Action.ADD and not labels:
         raise MalformedContribution("labels", "an add must carry at least one label")

@@ -9,6 +9,7 @@ from rest_framework.exceptions import ParseError, UnsupportedMediaType
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from federation.api.cycles import cycle_collection_paused
 from federation.api.parsers import BoundedJSONParser, PayloadTooLarge, body_evidence
 from federation.contributions.models import Entry
 from federation.contributions.rejections import REJECTION_STATUS, contribution_request_rejected
@@ -129,6 +130,7 @@ class ContributionBulkView(APIView):
     error_codes = {400: ["too_many_items"]}
 
     @extend_schema(request=BulkSubmissionSerializer, responses={200: BulkResultSerializer})
+    @cycle_collection_paused()
     def post(self, request):
         data = _submitted_body(request)
         items = data.get("items") if isinstance(data, dict) else None

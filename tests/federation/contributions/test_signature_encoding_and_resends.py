@@ -35,6 +35,22 @@ def test_a_signature_with_non_zero_pad_bits_is_refused(acme_submitter):
     assert response.json()["error"]["details"]["field"] == "signature"
 
 
+@pytest.mark.parametrize("endpoint", ["/api/v1/contributions/", "/api/v1/contributions/bulk/"])
+def test_a_signature_of_the_right_length_outside_ascii_is_invalid_not_a_500(
+    acme_submitter, endpoint
+):
+    body = acme_submitter.signed()
+    body["signature"] = "\u00e9" * 88
+    payload = {"items": [body]} if endpoint.endswith("bulk/") else body
+    response = acme_submitter.client.post(endpoint, payload, format="json")
+    error = (
+        response.json()["results"][0]["error"] if "items" in payload else response.json()["error"]
+    )
+    assert error["code"] == "invalid", response.json()
+    assert error["message"] == "is not valid base64"
+    assert error["details"]["field"] == "signature"
+
+
 def test_a_resend_after_the_key_is_revoked_is_key_not_active(acme_submitter):
     body = acme_submitter.signed()
     first = acme_submitter.client.post("/api/v1/contributions/", body, format="json")

@@ -6,6 +6,7 @@ RFC 8785 canonical JSON of ``event_document(event)`` (``canonical_json_bytes``: 
 package's bytes, by orjson where it writes the same).
 """
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC
@@ -88,6 +89,39 @@ _EVENT_COLUMNS = [
     "occurred_at", "action", "actor_type", "actor_id", "actor_label", "organisation",
     "object_type", "object_id", "data",
 ]  # fmt: skip
+
+
+def audit_insert_sql(record: AuditRecord, *, occurred_at) -> tuple[str, list]:
+    """The event ``audit_record`` writes, as ``INSERT INTO <audit table> (<columns>) SELECT %s,
+    …`` and its parameters (the texts bounded as there), for a caller that writes it inside a
+    statement of its own on PostgreSQL: a data-modifying CTE, which may add a ``WHERE`` (the
+    event written only if it holds) and a ``RETURNING``. The match service sends it with its
+    check, so that a request makes one round trip, not two (docs/matching.md). The caller calls
+    ``audit_inserted`` once the statement has written the event."""
+    actor = record.actor
+    row = _bounded_row(
+        (
+            occurred_at,
+            record.action,
+            actor.audit_type,
+            actor.id,
+            actor.label,
+            record.organisation,
+            record.object_type,
+            str(record.object_id),
+            json.dumps(dict(record.data)),
+        )
+    )
+    table = AuditEvent._meta.db_table
+    columns = ", ".join(f'"{column}"' for column in _EVENT_COLUMNS)
+    values = ", ".join("%s::jsonb" if column == "data" else "%s" for column in _EVENT_COLUMNS)
+    return f'INSERT INTO "{table}" ({columns}) SELECT {values}', list(row)
+
+
+def audit_inserted() -> None:
+    """An event of ``audit_insert_sql`` was written in the current transaction: ask for the log
+    to be sequenced once it commits, as ``audit_record`` does."""
+    _schedule_sequencing()
 
 
 def audit_record_many(records: Iterable[AuditRecord], *, occurred_at=None) -> int:

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from federation.canonical import canonical_json_bytes
 from federation.db.bulk_insert import copy_rows
-from federation.enqueue import TaskName, nudge
+from federation.enqueue import TaskName, nudge, nudge_soon
 from federation.transparency.models import AuditEvent
 from members.actors import Actor
 
@@ -120,8 +120,9 @@ def audit_insert_sql(record: AuditRecord, *, occurred_at) -> tuple[str, list]:
 
 def audit_inserted() -> None:
     """An event of ``audit_insert_sql`` was written in the current transaction: ask for the log
-    to be sequenced once it commits, as ``audit_record`` does."""
-    _schedule_sequencing()
+    to be sequenced once it commits, as ``audit_record`` does, but through ``nudge_soon``: the
+    match service's events come one per request, and its answer need not wait for the broker."""
+    transaction.on_commit(_request_sequencing_soon)
 
 
 def audit_record_many(records: Iterable[AuditRecord], *, occurred_at=None) -> int:
@@ -268,3 +269,7 @@ def _schedule_sequencing() -> None:
 
 def _request_sequencing() -> None:
     nudge(TaskName.SEQUENCE_AUDIT_LOG)
+
+
+def _request_sequencing_soon() -> None:
+    nudge_soon(TaskName.SEQUENCE_AUDIT_LOG)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import orjson
 from django.conf import settings
+from django.utils import timezone
 
 from federation.errors import InvalidInput
 from federation.matching.answers import (
@@ -28,7 +29,7 @@ from federation.matching.answers import (
     render_matched_documents,
 )
 from federation.matching.index import HEX_LENGTHS, MAX_THRESHOLD, pdq_words, words_hex
-from federation.matching.store import match_store
+from federation.matching.store import Pending, check_sends_event, match_store
 from federation.matching.video import (
     DEFAULT_COMPARED_MIN,
     DEFAULT_QUALITY_MIN,
@@ -36,7 +37,12 @@ from federation.matching.video import (
     frame_list_distinct,
 )
 from federation.transparency.actions import Action, Key
-from federation.transparency.audit import AuditRecord, audit_record
+from federation.transparency.audit import (
+    AuditRecord,
+    audit_insert_sql,
+    audit_inserted,
+    audit_record,
+)
 from federation.video.frames import MAX_FRAMES, FrameList, FrameListError, normalise_frames
 from members.actors import Actor
 
@@ -223,9 +229,8 @@ def match_answer(
 def _pdq_answer(actor, signals, threshold, quality_min) -> bytes:
     """``match_answer`` for pdq signals only: the same results as ``_answers`` builds, as one
     document."""
-    store = match_store()
-    pending = store.current()
-    with _no_cycle_collection():
+
+    def build(store, pending):
         found = store.pdq.search_sorted(
             pdq_words([s.value for s in signals]), threshold=threshold, quality_min=quality_min
         )
@@ -241,22 +246,64 @@ def _pdq_answer(actor, signals, threshold, quality_min) -> bytes:
             quality_min,
             complete=complete,
         )
-    counts = counts.tolist()
-    matched = sum(count > 0 for count in counts)
-    _audit(actor, signals, threshold, quality_min, matched, sum(counts), counts, VideoParameters())
-    return body
+        counts = counts.tolist()
+        return body, counts, sum(count > 0 for count in counts), sum(counts)
+
+    return _audited(actor, signals, threshold, quality_min, VideoParameters(), build)
 
 
 def _matched(actor, signals, threshold, quality_min, video, *, as_bytes: bool) -> list[dict]:
     video = video or VideoParameters()
+
+    def build(store, pending):
+        return _answers(store, pending, signals, threshold, quality_min, video, as_bytes)
+
+    return _audited(actor, signals, threshold, quality_min, video, build)
+
+
+# A request of at most this many signals builds its answer first, as if the index were current
+# with nothing pending, and sends its check with its audit event (``_audited``).
+ONE_TRIP_SIGNALS = 10
+
+
+def _audited(actor, signals, threshold, quality_min, video, build):
+    """The answer ``build(store, pending)`` makes (with each signal's number of matches, how many
+    signals matched and how many matches in all), and its one audit event.
+
+    A small request (``ONE_TRIP_SIGNALS``) on PostgreSQL makes **one round trip**: the answer is
+    built from the index and the kept renderings as if nothing were pending, then one statement
+    checks that guess and writes the event only if it holds (``MatchStore.check_with_event``), so
+    the answer describes the state at the check, as with the check first. If it does not hold
+    (the stream moved, or a change is not yet applied; rare), the answer is built again from that
+    check's ``Pending`` and the event written alone: no answer leaves without its event. Larger
+    requests, whose answer costs more than a round trip to build again, and SQLite, check first
+    and write the event after (two round trips)."""
     store = match_store()
-    pending = store.current()
-    with _no_cycle_collection():
-        results, counts, matched, total = _answers(
-            store, pending, signals, threshold, quality_min, video, as_bytes
+    pending = None
+    if len(signals) <= ONE_TRIP_SIGNALS and check_sends_event():
+        position = store.position
+        with _no_cycle_collection():
+            answer, counts, matched, total = build(store, Pending(position, {}))
+        record = _audit_record(
+            actor, signals, threshold, quality_min, matched, total, counts, video
         )
-    _audit(actor, signals, threshold, quality_min, matched, total, counts, video)
-    return results
+        pending = store.check_with_event(
+            position, audit_insert_sql(record, occurred_at=timezone.now())
+        )
+        if pending is None:
+            audit_inserted()
+            return answer
+    if pending is None:
+        pending = store.current()
+    with _no_cycle_collection():
+        answer, counts, matched, total = build(store, pending)
+    # One INSERT, atomic on its own: no transaction block (in autocommit that would add a BEGIN
+    # and a COMMIT round trip to every request); the log's sequencing is still asked for after
+    # the row is committed (at once in autocommit, else when the caller's transaction commits).
+    audit_record(
+        _audit_record(actor, signals, threshold, quality_min, matched, total, counts, video)
+    )
+    return answer
 
 
 @contextmanager
@@ -469,9 +516,10 @@ def _video_result(signal, video_matches, photo_hits, entries, quality_min) -> di
     }
 
 
-def _audit(
+def _audit_record(
     actor: Actor, signals, threshold, quality_min, matched, total, per_signal, video
-) -> None:
+) -> AuditRecord:
+    """The request's ``match.requested`` event (docs/matching.md, "What is audited")."""
     counts: dict[str, int] = {}
     for signal in signals:
         counts[signal.type] = counts.get(signal.type, 0) + 1
@@ -495,14 +543,9 @@ def _audit(
             {"type": signal.type, "value": signal.value, "matches": count}
             for signal, count in zip(signals, per_signal, strict=True)
         ]
-    # One INSERT, atomic on its own: no transaction block (in autocommit that would add a BEGIN
-    # and a COMMIT round trip to every request); the log's sequencing is still asked for after
-    # the row is committed (at once in autocommit, else when the caller's transaction commits).
-    audit_record(
-        AuditRecord(
-            action=Action.MATCH_REQUESTED,
-            actor=actor,
-            organisation=actor.organisation_slug,
-            data=data,
-        )
+    return AuditRecord(
+        action=Action.MATCH_REQUESTED,
+        actor=actor,
+        organisation=actor.organisation_slug,
+        data=data,
     )

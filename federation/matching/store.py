@@ -44,6 +44,7 @@ from federation.matching.index import STATE_CODES, ExactIndex, PdqIndex, SortedR
 from federation.matching.video import VideoIndex, distinct_from_canonical
 from federation.sync.models import EntryChange, SyncState
 from federation.sync.stream import changes_after, stream_state
+from federation.transparency.models import AuditEvent
 from federation.video.models import VideoFrames
 
 logger = logging.getLogger(__name__)
@@ -206,7 +207,25 @@ class MatchStore:
         since was not sequenced when they were read), so the answer still describes the moment
         of the check."""
         position = self.position
-        last, changed = _stream_check(position)
+        last, changed, _ = _stream_check(position)
+        return self._settled(position, last, changed)
+
+    def check_with_event(self, position: int, event: tuple[str, list]) -> "Pending | None":
+        """``current``'s check for an answer already built from the store at ``position`` as if
+        nothing were pending (``Pending(position, {})``), sent with that answer's audit event
+        (``event``: the ``INSERT`` and its parameters, ``audit_insert_sql``) in one statement,
+        which writes the event only if the check proves the guess: the stream's last position
+        is ``position`` and no change is pending. Then the store was current throughout (no
+        change it could have applied existed), the answer describes the moment of the check,
+        and None is returned. Otherwise nothing is written: the store catches up if behind and
+        the check's ``Pending`` is returned, for the caller to build its answer again and write
+        its event alone. PostgreSQL only (a data-modifying CTE: ``check_sends_event``)."""
+        last, changed, audited = _stream_check(position, event=event)
+        if audited:
+            return None
+        return self._settled(position, last, changed)
+
+    def _settled(self, position: int, last: int, changed) -> "Pending":
         if last > position:
             self.catch_up()
         return Pending(position, changed)
@@ -430,7 +449,33 @@ SELECT * FROM (
 """
 
 
-def _stream_check(position: int) -> tuple[int, dict[str, set[str]] | None]:
+# ``_STREAM_CHECK_SQL`` with an audit event's INSERT, written only if the check finds no change
+# pending and the stream's last position equal to the store's (no state row: position 0); the
+# event's id comes back as one more row, its type NULL and its value 'audited'.
+_CHECK_WITH_EVENT_SQL = """
+WITH checked (signal_type, value, position) AS ({check}),
+event AS (
+    {insert}
+    WHERE NOT EXISTS (SELECT 1 FROM checked WHERE signal_type IS NOT NULL)
+    AND COALESCE((SELECT max(position) FROM checked WHERE signal_type IS NULL), 0) = %s
+    RETURNING id
+)
+SELECT signal_type, value, position FROM checked
+UNION ALL
+SELECT NULL, 'audited', id FROM event
+"""
+
+
+def check_sends_event() -> bool:
+    """Whether ``MatchStore.check_with_event`` can run here: PostgreSQL (SQLite has no
+    data-modifying CTE), the stream and the audit log in one database."""
+    alias = router.db_for_read(EntryChange)
+    return connections[alias].vendor == "postgresql" and router.db_for_write(AuditEvent) == alias
+
+
+def _stream_check(
+    position: int, *, event: tuple[str, list] | None = None
+) -> tuple[int, dict[str, set[str]] | None, bool]:
     """The stream's last position and the entries with a change the store has not applied (a
     change row not yet sequenced, or past ``position``; ``None`` past ``CHANGED_MAX``), in one
     statement, so one snapshot: the sequencer numbers rows and advances the last position in
@@ -439,26 +484,35 @@ def _stream_check(position: int) -> tuple[int, dict[str, set[str]] | None]:
     table even without statistics); usually only the first finds a row. It runs under
     ``bounded_query`` (one round trip with its plan settings): without statistics PostgreSQL
     otherwise planned the unsequenced part as a parallel sequential scan of the change table, or
-    JIT-compiled the statement (``federation.db.plans``)."""
+    JIT-compiled the statement (``federation.db.plans``). With ``event`` (``check_with_event``)
+    the same statement writes that audit event when the check finds the store current; the
+    third value says whether it did."""
     sql = _STREAM_CHECK_SQL.format(
         state=SyncState._meta.db_table,
         change=EntryChange._meta.db_table,
         entry=Entry._meta.db_table,
     )
+    params = [CHANGED_MAX, position, CHANGED_MAX]
+    if event is not None:
+        insert, values = event
+        sql = _CHECK_WITH_EVENT_SQL.format(check=sql, insert=insert)
+        params = [*params, *values, position]
     alias = router.db_for_read(EntryChange)
-    rows = bounded_query(
-        sql, [CHANGED_MAX, position, CHANGED_MAX], using=alias, plain_index_scans=True
-    )
+    rows = bounded_query(sql, params, using=alias, plain_index_scans=True)
     last = 0
     changed: dict[str, set[str]] = {}
     count = 0
+    audited = False
     for signal_type, value, row_position in rows:
         if signal_type is None:
-            last = row_position
+            if value is None:
+                last = row_position
+            else:
+                audited = True
             continue
         count += 1
         changed.setdefault(signal_type, set()).add(value)
-    return last, (None if count >= CHANGED_MAX else changed)
+    return last, (None if count >= CHANGED_MAX else changed), audited
 
 
 def _video_frames(values: list[str]) -> dict[str, str]:

@@ -6,6 +6,7 @@ RFC 8785 canonical JSON of ``event_document(event)`` (``canonical_json_bytes``: 
 package's bytes, by orjson where it writes the same).
 """
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC
@@ -16,7 +17,7 @@ from django.utils import timezone
 
 from federation.canonical import canonical_json_bytes
 from federation.db.bulk_insert import copy_rows
-from federation.enqueue import TaskName, nudge
+from federation.enqueue import TaskName, nudge, nudge_soon
 from federation.transparency.models import AuditEvent
 from members.actors import Actor
 
@@ -88,6 +89,40 @@ _EVENT_COLUMNS = [
     "occurred_at", "action", "actor_type", "actor_id", "actor_label", "organisation",
     "object_type", "object_id", "data",
 ]  # fmt: skip
+
+
+def audit_insert_sql(record: AuditRecord, *, occurred_at) -> tuple[str, list]:
+    """The event ``audit_record`` writes, as ``INSERT INTO <audit table> (<columns>) SELECT %s,
+    …`` and its parameters (the texts bounded as there), for a caller that writes it inside a
+    statement of its own on PostgreSQL: a data-modifying CTE, which may add a ``WHERE`` (the
+    event written only if it holds) and a ``RETURNING``. The match service sends it with its
+    check, so that a request makes one round trip, not two (docs/matching.md). The caller calls
+    ``audit_inserted`` once the statement has written the event."""
+    actor = record.actor
+    row = _bounded_row(
+        (
+            occurred_at,
+            record.action,
+            actor.audit_type,
+            actor.id,
+            actor.label,
+            record.organisation,
+            record.object_type,
+            str(record.object_id),
+            json.dumps(dict(record.data)),
+        )
+    )
+    table = AuditEvent._meta.db_table
+    columns = ", ".join(f'"{column}"' for column in _EVENT_COLUMNS)
+    values = ", ".join("%s::jsonb" if column == "data" else "%s" for column in _EVENT_COLUMNS)
+    return f'INSERT INTO "{table}" ({columns}) SELECT {values}', list(row)
+
+
+def audit_inserted() -> None:
+    """An event of ``audit_insert_sql`` was written in the current transaction: ask for the log
+    to be sequenced once it commits, as ``audit_record`` does, but through ``nudge_soon``: the
+    match service's events come one per request, and its answer need not wait for the broker."""
+    transaction.on_commit(_request_sequencing_soon)
 
 
 def audit_record_many(records: Iterable[AuditRecord], *, occurred_at=None) -> int:
@@ -244,3 +279,7 @@ def _schedule_sequencing() -> None:
 
 def _request_sequencing() -> None:
     nudge(TaskName.SEQUENCE_AUDIT_LOG)
+
+
+def _request_sequencing_soon() -> None:
+    nudge_soon(TaskName.SEQUENCE_AUDIT_LOG)

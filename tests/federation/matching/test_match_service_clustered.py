@@ -11,9 +11,11 @@ from rest_framework.renderers import JSONRenderer
 
 from federation.contributions.models import Entry
 from federation.matching.index import words_hex
-from federation.matching.services import Signal, match_signals
+from federation.matching.services import ONE_TRIP_SIGNALS, Signal, match_signals
 from federation.sync.changes import sync_changes_record
 from federation.sync.sequencer import sync_sequence_pending
+from federation.transparency.actions import Action
+from federation.transparency.models import AuditEvent
 from tests.support.bench_seeding import copy_vetted_pdq_entries
 
 CENTRES = 40
@@ -123,8 +125,11 @@ def test_a_kept_rendering_never_outlives_a_change_not_yet_sequenced(clustered, g
     assert all(m["state"] == "vetted" for m in after[1:])
 
 
-# the check (its plan settings set and put back in the same query string); the audit event
+# A batch (more than ONE_TRIP_SIGNALS): the check (its plan settings set and put back in the
+# same query string), then the audit event.
 CHECK_AND_AUDIT = 2
+# A small request: its check and its audit event in one statement.
+CHECK_WITH_AUDIT = 1
 
 
 def test_a_batch_whose_renderings_are_kept_reads_no_entry(
@@ -138,6 +143,71 @@ def test_a_batch_whose_renderings_are_kept_reads_no_entry(
     # none per match
     with django_assert_num_queries(CHECK_AND_AUDIT):
         _match(globex_reviewer, queries, 31)
+
+
+@pytest.mark.parametrize("threshold", [16, 31])
+def test_small_requests_are_answered_exactly_as_brute_force(clustered, globex_reviewer, threshold):
+    """Requests of up to ``ONE_TRIP_SIGNALS`` signals, answered before their check."""
+    hashes, queries = clustered
+    truth = _brute_force(hashes, queries, threshold)
+    for start in range(0, len(queries), ONE_TRIP_SIGNALS):
+        chunk = queries[start : start + ONE_TRIP_SIGNALS]
+        rendered = _match(globex_reviewer, chunk, threshold)  # from the database
+        kept = _match(globex_reviewer, chunk, threshold)  # from the renderings kept
+        assert _answers(rendered) == _answers(kept) == truth[start : start + len(chunk)]
+
+
+def _events() -> list[dict]:
+    return list(
+        AuditEvent.objects.filter(action=Action.MATCH_REQUESTED)
+        .order_by("id")
+        .values_list("data", flat=True)
+    )
+
+
+def test_a_small_request_sends_its_check_with_its_audit_event(
+    clustered, globex_reviewer, django_assert_num_queries
+):
+    _, queries = clustered
+    _match(globex_reviewer, queries[:ONE_TRIP_SIGNALS], 31)
+    before = len(_events())
+
+    with django_assert_num_queries(CHECK_WITH_AUDIT):
+        results = _match(globex_reviewer, queries[:ONE_TRIP_SIGNALS], 31)
+
+    events = _events()
+    assert len(events) == before + 1
+    counts = [len(r["matches"]) for r in results]
+    assert events[-1] == {
+        "signals": {"pdq": ONE_TRIP_SIGNALS},
+        "threshold": 31,
+        "quality_min": None,
+        "matched_signals": sum(c > 0 for c in counts),
+        "matches": sum(counts),
+    }
+
+
+@pytest.mark.parametrize("sequenced", [False, True])
+def test_when_a_change_is_pending_a_small_request_is_answered_again_and_audited_once(
+    clustered, globex_reviewer, sequenced
+):
+    """The answer built before the check is dropped when the check finds a change the index has
+    not applied (not yet sequenced, or sequenced past its position): the event is written once,
+    with the counts of the answer given."""
+    _, queries = clustered
+    before = _match(globex_reviewer, queries[:1], 31)[0]["matches"]
+    gone = before[0]["signal"]["value"]
+    entry = Entry.objects.get(signal_type="pdq", value=gone)
+    Entry.objects.filter(pk=entry.pk).update(state=Entry.State.REJECTED)
+    sync_changes_record(entry_ids=[entry.pk], reason="rejected")
+    if sequenced:
+        sync_sequence_pending()
+    events = len(_events())
+
+    after = _match(globex_reviewer, queries[:1], 31)[0]["matches"]
+
+    assert [m["signal"]["value"] for m in after] == [m["signal"]["value"] for m in before[1:]]
+    assert [event["matches"] for event in _events()[events:]] == [len(before) - 1]
 
 
 def test_far_behind_the_stream_every_entry_is_rendered_from_the_database(
@@ -173,7 +243,7 @@ def test_a_kept_rendering_never_outlives_a_change_sequenced_past_the_store(
     assert after[0]["state"] == "disputed"
     assert all(m["state"] == "vetted" for m in after[1:])
     _match(globex_reviewer, queries[:1], 31)  # caught up: renders the changed entry and keeps it
-    with django_assert_num_queries(CHECK_AND_AUDIT):  # then the check and the audit event only
+    with django_assert_num_queries(CHECK_WITH_AUDIT):  # then the check with the audit event only
         again = _match(globex_reviewer, queries[:1], 31)[0]["matches"]
     assert again == after
 

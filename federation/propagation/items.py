@@ -35,11 +35,13 @@ from federation.propagation.wire import (
     ITEM_ENTRY,
     ITEM_KEY,
     MAX_SENT_TO,
+    attestation_canonical,
     attestation_document,
     digest_of,
-    sign_document,
+    sign_canonical,
     signed_pair,
 )
+from federation.signing import format_timestamp
 from federation.transparency.actions import Key, PolicyRule
 from federation.vetting.models import Decision
 from members.models import SigningKey
@@ -165,6 +167,7 @@ class _Context:
         self._canonical: dict[int, bytes] = {}
         self._hub_lists: dict[tuple[str, ...], bytes] = {}
         self._private_key = hub_private_key()
+        self._attested_at = format_timestamp(now)
 
     @property
     def bindings(self):
@@ -205,9 +208,9 @@ class _Context:
             state=state,
             decided_at=entry["state_changed_at"],
             policy=policy_summary(self.decisions.get(entry_id), trusted_peer=trusted_peer),
-            attested_at=self.now,
+            attested_at=self._attested_at,
         )
-        signed = sign_document(self._private_key, document)
+        signed = sign_canonical(self._private_key, document, attestation_canonical(document))
         pair = signed_pair(signed, name="attestation")
         # JCS: members sorted by name ("attestation" < "signature"), the document's bytes as
         # signed, the signature's padded base64 as it is between quotes.

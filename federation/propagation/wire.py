@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from federation.canonical import canonical_json_bytes, canonical_json_fast, canonical_json_part
@@ -203,8 +204,10 @@ def attestation_document(
     state: str,
     decided_at: datetime,
     policy: str,
-    attested_at: datetime,
+    attested_at: datetime | str,
 ) -> dict[str, Any]:
+    """``attested_at`` as a datetime, or as its text already (a round's attestations share
+    one)."""
     return {
         "kind": ATTESTATION_KIND,
         "v": WIRE_VERSION,
@@ -213,8 +216,21 @@ def attestation_document(
         "state": state,
         "decided_at": format_timestamp(decided_at),
         "policy": policy[:MAX_POLICY_LENGTH],
-        "attested_at": format_timestamp(attested_at),
+        "attested_at": attested_at
+        if isinstance(attested_at, str)
+        else format_timestamp(attested_at),
     }
+
+
+def attestation_canonical(document: dict[str, Any]) -> bytes:
+    """The RFC 8785 bytes of a document from ``attestation_document``: text, the integer ``v``
+    and the signal's two texts under fixed ASCII names are always within the domain where
+    orjson writes JCS (``federation.canonical``), so the document is not walked first; text
+    orjson cannot write (a lone surrogate) goes to the reference, as it would have."""
+    try:
+        return canonical_json_part(document)
+    except orjson.JSONEncodeError:
+        return canonical_json_bytes(document)
 
 
 def batch_document(

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from federation.contributions import checks
 from federation.contributions.checks import check_contributions, check_contributions_in_chunks
 from federation.signing import sign_contribution
-from tests.federation.contributions.test_contribution_checks import NOW, _context, _item, _key
+from tests.support.checks import NOW, check_context, signed_item, signing_key
 
 CHUNK = 4
 
@@ -25,7 +25,7 @@ def private_key():
 
 
 def _items(private_key, count, **kwargs):
-    return [_item(private_key, created_at=NOW, **kwargs) for _ in range(count)]
+    return [signed_item(private_key, created_at=NOW, **kwargs) for _ in range(count)]
 
 
 def _parsing_threads():
@@ -33,11 +33,11 @@ def _parsing_threads():
 
 
 def test_chunks_together_are_the_outcome_of_the_whole(private_key):
-    key = _key(private_key, not_before=NOW.replace(year=2025))
+    key = signing_key(private_key, not_before=NOW.replace(year=2025))
     items = _items(private_key, 10)
     items[5]["signature"] = items[6]["signature"]  # a forged one, in the second chunk
     items[9] = {"contribution": {}, "signature": "x"}  # a malformed one, in the last
-    context = _context(key, rule="relay")
+    context = check_context(key, rule="relay")
     chunks = list(check_contributions_in_chunks(items=items, context=context, chunk_size=CHUNK))
     whole = check_contributions(items=items, context=context)
     assert [[v.index for v in chunk.verified] for chunk in chunks] == [
@@ -56,7 +56,7 @@ def test_chunks_together_are_the_outcome_of_the_whole(private_key):
 
 
 def test_an_error_while_parsing_ahead_is_raised_on_the_callers_thread(private_key, monkeypatch):
-    key = _key(private_key, not_before=NOW.replace(year=2025))
+    key = signing_key(private_key, not_before=NOW.replace(year=2025))
     items = _items(private_key, 12)
     parse = checks.parse_contribution
     calls = []
@@ -69,7 +69,7 @@ def test_an_error_while_parsing_ahead_is_raised_on_the_callers_thread(private_ke
 
     monkeypatch.setattr(checks, "parse_contribution", failing)
     chunks = check_contributions_in_chunks(
-        items=items, context=_context(key, rule="relay"), chunk_size=CHUNK
+        items=items, context=check_context(key, rule="relay"), chunk_size=CHUNK
     )
     assert len(next(chunks).verified) == CHUNK
     with pytest.raises(RuntimeError, match="a bug while parsing"):
@@ -78,12 +78,15 @@ def test_an_error_while_parsing_ahead_is_raised_on_the_callers_thread(private_ke
 
 
 def _with_incident(private_key, incident):
-    document = {**_item(private_key, created_at=NOW)["contribution"], "incident": str(incident)}
+    document = {
+        **signed_item(private_key, created_at=NOW)["contribution"],
+        "incident": str(incident),
+    }
     return {"contribution": document, "signature": sign_contribution(private_key, document)}
 
 
 def test_incidents_are_read_on_the_callers_thread_only(private_key):
-    key = _key(private_key, not_before=NOW.replace(year=2025))
+    key = signing_key(private_key, not_before=NOW.replace(year=2025))
     known, unknown = uuid.uuid4(), uuid.uuid4()
     items = _items(private_key, 7)
     items[2] = _with_incident(private_key, known)
@@ -94,7 +97,7 @@ def test_incidents_are_read_on_the_callers_thread_only(private_key):
         readers.append(threading.current_thread())
         return frozenset({known})
 
-    context = replace(_context(key, rule="relay"), incidents=incidents)
+    context = replace(check_context(key, rule="relay"), incidents=incidents)
     chunks = list(check_contributions_in_chunks(items=items, context=context, chunk_size=CHUNK))
     assert readers == [threading.current_thread()]  # loaded once, and here
     assert [(r.index, r.code) for chunk in chunks for r in chunk.rejections] == [
@@ -104,7 +107,7 @@ def test_incidents_are_read_on_the_callers_thread_only(private_key):
 
 
 def test_the_parsing_thread_stops_when_the_caller_stops_reading(private_key, monkeypatch):
-    key = _key(private_key, not_before=NOW.replace(year=2025))
+    key = signing_key(private_key, not_before=NOW.replace(year=2025))
     items = _items(private_key, 40)
     parse = checks.parse_contribution
     parsed = []
@@ -115,7 +118,7 @@ def test_the_parsing_thread_stops_when_the_caller_stops_reading(private_key, mon
 
     monkeypatch.setattr(checks, "parse_contribution", counted)
     chunks = check_contributions_in_chunks(
-        items=items, context=_context(key, rule="relay"), chunk_size=CHUNK
+        items=items, context=check_context(key, rule="relay"), chunk_size=CHUNK
     )
     next(chunks)
     time.sleep(0.3)

@@ -1,6 +1,7 @@
 """Lookups that compile differently on PostgreSQL and on SQLite (the demo's database).
 
-``field__in=[…]`` (``InArray``, installed for every field by ``register``) is ``field = ANY(%s)``
+``field__in=[…]`` (``InArray``, installed for every field by ``register``, and
+``RelatedInArray`` for foreign keys, whose ``in`` is Django's ``RelatedIn``) is ``field = ANY(%s)``
 on PostgreSQL: one array parameter instead of one placeholder per value. Same rows, same plan
 (PostgreSQL turns ``IN (…)`` into ``= ANY(ARRAY[…])`` itself), but the statement's text no
 longer depends on the number of values. psycopg converts a query's ``%s`` placeholders in Python
@@ -18,7 +19,8 @@ substrings.
 
 import json
 
-from django.db.models import Field, Lookup
+from django.db.models import Field, ForeignObject, Lookup
+from django.db.models.fields.related_lookups import RelatedIn
 from django.db.models.lookups import In
 
 _ARRAY_SAFE = frozenset(
@@ -46,6 +48,12 @@ class InArray(In):
         return f"{lhs} = ANY(%s)", (*lhs_params, list(values))
 
 
+class RelatedInArray(RelatedIn, InArray):
+    """``InArray`` for a foreign key (``entry__in=[…]``, ``entry_id__in=[…]``), whose ``in`` is
+    Django's ``RelatedIn``, registered on the relation fields: it turns model instances into
+    their keys, then, for a single-column key, compiles as ``InArray``."""
+
+
 def _internal_type(field) -> str:
     """A foreign key's values are its target's."""
     while field.is_relation and getattr(field, "target_field", None) is not None:
@@ -55,6 +63,7 @@ def _internal_type(field) -> str:
 
 def register() -> None:
     Field.register_lookup(InArray, lookup_name="in")
+    ForeignObject.register_lookup(RelatedInArray, lookup_name="in")
 
 
 class HasLabel(Lookup):

@@ -55,3 +55,21 @@ def test_a_subquery_keeps_in():
     sql = _sql(Entry.objects.filter(pk__in=vetted))
     assert " IN (SELECT" in sql and "ANY(" not in sql
     assert Entry.objects.filter(pk__in=vetted).get().state == "vetted"
+
+
+def test_a_foreign_keys_list_is_one_array_parameter_too():
+    from federation.contributions.models import EntryLabel, Label
+
+    entries = _entries(2)
+    label = Label.objects.create(slug="in-lookup", name="In lookup")
+    for entry in entries[:3]:
+        EntryLabel.objects.create(entry=entry, label=label)
+    by_instance = EntryLabel.objects.filter(entry__in=entries[1:])
+    by_id = EntryLabel.objects.filter(entry_id__in=[e.pk for e in entries[1:]])
+    for queryset in (by_instance, by_id):
+        assert sorted(queryset.values_list("entry_id", flat=True)) == [
+            entries[1].pk,
+            entries[2].pk,
+        ]
+        assert "= ANY(" in _sql(queryset)
+    assert not EntryLabel.objects.filter(entry__in=[]).exists()

@@ -35,11 +35,13 @@ from federation.propagation.wire import (
     ITEM_ENTRY,
     ITEM_KEY,
     MAX_SENT_TO,
+    attestation_canonical,
     attestation_document,
     digest_of,
-    sign_document,
+    sign_canonical,
     signed_pair,
 )
+from federation.signing import format_timestamp
 from federation.transparency.actions import Key, PolicyRule
 from federation.vetting.models import Decision
 from members.models import SigningKey
@@ -101,9 +103,12 @@ def policy_summary(snapshot: dict | None, *, trusted_peer: str | None = None) ->
 
 
 class _Context:
-    """Everything one batch needs, loaded in bulk."""
+    """Everything one batch needs, loaded in bulk. Foreign keys are filtered as ``fk__pk__in``:
+    the lookup is then the target's ``InArray`` (one array parameter, ``federation.db.lookups``)
+    where ``fk_id__in`` is Django's ``RelatedIn`` (a placeholder per id: a round's 2,000-id
+    statement converted and dumped value by value, uncached)."""
 
-    def __init__(self, refs: Sequence[RowRef], now: datetime) -> None:
+    def __init__(self, refs: Sequence[RowRef], now: datetime, peer_hub: str) -> None:
         self.now = now
         contribution_ids = {r.contribution_id for r in refs if r.contribution_id}
         self.contributions = {
@@ -124,27 +129,29 @@ class _Context:
         }
         # The latest decision of each entry (read in order: the last one read wins).
         self.decisions = dict(
-            Decision.objects.filter(entry_id__in=entry_ids)
+            Decision.objects.filter(entry__pk__in=entry_ids)
             .order_by("entry_id", "created_at", "pk")
             .values_list("entry_id", "policy")
         )
         self.receipts: dict[int, list[dict]] = {}
         for receipt in (
-            Receipt.objects.filter(contribution_id__in=contribution_ids)
+            Receipt.objects.filter(contribution__pk__in=contribution_ids)
             .order_by("contribution_id", "received_at", "pk")
             .values("contribution_id", "peer_hub", "path", "attestations", "sent_to")
         ):
             self.receipts.setdefault(receipt["contribution_id"], []).append(receipt)
-        # The peers this hub sends each contribution to (or will): named in ``sent_to``.
+        # The other peers this hub sends each contribution to (or will): named in ``sent_to``
+        # (never the peer the items are for: half the rows, in a triangle).
         self.targets: dict[int, set[str]] = {}
-        for contribution_id, peer_hub in (
+        for contribution_id, target in (
             OutboxItem.objects.filter(
-                contribution_id__in=contribution_ids, kind=OutboxItem.Kind.CONTRIBUTION
+                contribution__pk__in=contribution_ids, kind=OutboxItem.Kind.CONTRIBUTION
             )
             .exclude(state=OutboxItem.State.REFUSED)
+            .exclude(peer__hub_id=peer_hub)
             .values_list("contribution_id", "peer__hub_id")
         ):
-            self.targets.setdefault(contribution_id, set()).add(peer_hub)
+            self.targets.setdefault(contribution_id, set()).add(target)
         key_ids = {r.signing_key_id for r in refs if r.signing_key_id} | {
             c["signing_key_id"] for c in self.contributions.values()
         }
@@ -158,7 +165,9 @@ class _Context:
         # RFC 8785 bytes of the shared parts above (key sections, attestations), by id(): they
         # live, unmodified, as long as this context, so an id is never reused for another part.
         self._canonical: dict[int, bytes] = {}
+        self._hub_lists: dict[tuple[str, ...], bytes] = {}
         self._private_key = hub_private_key()
+        self._attested_at = format_timestamp(now)
 
     @property
     def bindings(self):
@@ -199,42 +208,56 @@ class _Context:
             state=state,
             decided_at=entry["state_changed_at"],
             policy=policy_summary(self.decisions.get(entry_id), trusted_peer=trusted_peer),
-            attested_at=self.now,
+            attested_at=self._attested_at,
         )
-        signed = sign_document(self._private_key, document)
+        signed = sign_canonical(self._private_key, document, attestation_canonical(document))
         pair = signed_pair(signed, name="attestation")
-        # JCS: members sorted by name ("attestation" < "signature"), the document's bytes as signed.
+        # JCS: members sorted by name ("attestation" < "signature"), the document's bytes as
+        # signed, the signature's padded base64 as it is between quotes.
         self._canonical[id(pair)] = (
-            b'{"attestation":'
-            + signed.canonical
-            + b',"signature":'
-            + canonical_json_bytes(pair["signature"])
-            + b"}"
-        )
+            b'{"attestation":' + signed.canonical + b',"signature":"'
+            + pair["signature"].encode() + b'"}'
+        )  # fmt: skip
         self._attestations[(entry_id, state)] = pair
         return pair
 
-    def item_canonical(self, item: dict[str, Any]) -> bytes:
+    def item_canonical(self, item: dict[str, Any], known: dict[str, bytes] | None = None) -> bytes:
         """``canonical_json_bytes(item)``, with the parts items share (key sections, this hub's
-        attestations) written once per round instead of once per item. JCS writes an object as
-        its members sorted by name (the item's names are fixed ASCII words: code point order is
-        UTF-16 order) and an array as its elements joined by commas; every other part goes
-        through ``canonical_json_bytes`` as before."""
+        attestations) written once per round instead of once per item, and the members whose
+        bytes the caller already holds (``known``: the member's contribution as stored) not
+        written again. JCS writes an object as its members sorted by name (the item's names are
+        fixed ASCII words: code point order is UTF-16 order) and an array as its elements joined
+        by commas; every other part goes through ``canonical_json_bytes`` as before."""
         if not all(name.isascii() for name in item):
             return canonical_json_bytes(item)
+        known = known or {}
         members = []
         for name in sorted(item):
             value = item[name]
-            if name == "attestations":
-                encoded = b"[" + b",".join(self._canonical_of(a) for a in value) + b"]"
-            else:
-                encoded = self._canonical_of(value)
+            encoded = known.get(name)
+            if encoded is None:
+                if name == "attestations":
+                    encoded = b"[" + b",".join(self._canonical_of(a) for a in value) + b"]"
+                else:
+                    encoded = self._canonical_of(value)
             members.append(_member_name(name) + encoded)
         return b"{" + b",".join(members) + b"}"
+
+    def hubs_canonical(self, hubs: list[str]) -> bytes:
+        """The RFC 8785 bytes of a list of hub ids (a path, ``sent_to``): the items of a round
+        share a few, each written once."""
+        key = tuple(hubs)
+        known = self._hub_lists.get(key)
+        if known is None:
+            known = self._hub_lists[key] = canonical_json_bytes(hubs)
+        return known
 
     def _canonical_of(self, part: object) -> bytes:
         known = self._canonical.get(id(part))
         return known if known is not None else canonical_json_bytes(part)
+
+
+_CONTRIBUTION_TYPE = canonical_json_bytes(ITEM_CONTRIBUTION)
 
 
 @functools.cache
@@ -259,7 +282,7 @@ class ItemsBuilder:
     def __init__(
         self, refs: Sequence[RowRef], *, peer_hub: str, now: datetime, push: bool = True
     ) -> None:
-        self.context = _Context(refs, now)
+        self.context = _Context(refs, now, peer_hub)
         self.peer_hub = peer_hub
         self.push = push
 
@@ -269,24 +292,32 @@ class ItemsBuilder:
         hub = settings.HUB_ID
         for ref in refs:
             try:
-                item = _build(ref, self.context, self.peer_hub, hub, self.push)
+                built_item = _build(ref, self.context, self.peer_hub, hub, self.push)
             except KeyNotBindable as exc:
                 built.failed[ref.id] = str(exc)
                 continue
             except KeyError as exc:
                 built.failed[ref.id] = f"cannot build the item: {exc} is gone"
                 continue
-            if item is None:
+            if built_item is None:
                 built.dropped.append(ref.id)
             else:
-                canonical = built.canonical[ref.id] = self.context.item_canonical(item)
+                item, known = built_item
+                canonical = self.context.item_canonical(item, known)
+                built.canonical[ref.id] = canonical
                 built.items.append((ref.id, item, digest_of(canonical)))
         return built
 
 
 def _build(
     ref: RowRef, context: _Context, peer_hub: str, hub: str, push: bool
-) -> dict[str, Any] | None:
+) -> tuple[dict[str, Any], dict[str, bytes]] | None:
+    """The item of ``ref`` (None when it is no longer owed) and the RFC 8785 bytes of those of
+    its members that are known without writing them: a contribution's ``contribution`` is the
+    member's signed object, whose RFC 8785 text is what ``Contribution.canonical`` holds (the
+    bytes its signature was verified over), ``signature`` is padded base64, which JCS writes as
+    it is between quotes, and its ``type``, ``path`` and ``sent_to`` are written once a round.
+    """
     if ref.kind == OutboxItem.Kind.CONTRIBUTION:
         contribution = context.contributions[ref.contribution_id]
         receipts = context.receipts.get(ref.contribution_id, [])
@@ -307,10 +338,12 @@ def _build(
         first = receipts[0] if receipts else None
         own = context.attestation(entry["pk"], state, first["peer_hub"] if first else None)
         path = [*(first["path"] if first else []), hub]
+        canonical = contribution["canonical"]
+        signature = base64.b64encode(bytes(contribution["signature"])).decode()
         item = {
             "type": ITEM_CONTRIBUTION,
-            "contribution": orjson.loads(contribution["canonical"]),
-            "signature": base64.b64encode(bytes(contribution["signature"])).decode(),
+            "contribution": orjson.loads(canonical),
+            "signature": signature,
             "key": context.key_section(contribution["signing_key_id"]),
             "attestations": [*(first["attestations"] if first else []), own],
             "path": path,
@@ -320,22 +353,32 @@ def _build(
         sent_to -= {peer_hub, *path}
         if sent_to:
             item["sent_to"] = sorted(sent_to)[:MAX_SENT_TO]
-        return item
+        known = {
+            "type": _CONTRIBUTION_TYPE,
+            "contribution": canonical.encode(),
+            "signature": f'"{signature}"'.encode(),
+            "path": context.hubs_canonical(path),
+        }
+        if sent_to:
+            known["sent_to"] = context.hubs_canonical(item["sent_to"])
+        return item, known
     if ref.kind == OutboxItem.Kind.ENTRY:
         entry = context.entries[ref.entry_id]
         if entry["state"] not in ATTESTED_STATES:
             return None
-        return {
+        item = {
             "type": ITEM_ENTRY,
             "attestations": [context.attestation(entry["pk"], entry["state"], None)],
             "path": [hub],
         }
+        return item, {}
     if ref.kind == OutboxItem.Kind.KEY:
         if peer_hub in ref.path:
             return None
-        return {
+        item = {
             "type": ITEM_KEY,
             "key": context.key_section(ref.signing_key_id),
             "path": [*ref.path, hub],
         }
+        return item, {}
     raise KeyNotBindable(f"unknown outbox kind {ref.kind!r}")

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from federation.canonical import canonical_json_bytes, canonical_json_fast, canonical_json_part
@@ -203,8 +204,10 @@ def attestation_document(
     state: str,
     decided_at: datetime,
     policy: str,
-    attested_at: datetime,
+    attested_at: datetime | str,
 ) -> dict[str, Any]:
+    """``attested_at`` as a datetime, or as its text already (a round's attestations share
+    one)."""
     return {
         "kind": ATTESTATION_KIND,
         "v": WIRE_VERSION,
@@ -213,8 +216,21 @@ def attestation_document(
         "state": state,
         "decided_at": format_timestamp(decided_at),
         "policy": policy[:MAX_POLICY_LENGTH],
-        "attested_at": format_timestamp(attested_at),
+        "attested_at": attested_at
+        if isinstance(attested_at, str)
+        else format_timestamp(attested_at),
     }
+
+
+def attestation_canonical(document: dict[str, Any]) -> bytes:
+    """The RFC 8785 bytes of a document from ``attestation_document``: text, the integer ``v``
+    and the signal's two texts under fixed ASCII names are always within the domain where
+    orjson writes JCS (``federation.canonical``), so the document is not walked first; text
+    orjson cannot write (a lone surrogate) goes to the reference, as it would have."""
+    try:
+        return canonical_json_part(document)
+    except orjson.JSONEncodeError:
+        return canonical_json_bytes(document)
 
 
 def batch_document(
@@ -284,9 +300,10 @@ def parse_batch(body: object) -> ParsedBatch:
     envelope = SignedObject(document, canonical, _signature(body, "signature"))
     parsed: list[ParsedItem] = []
     problems: list[ItemProblem] = []
+    key_sections: dict[bytes, _ParsedKeySection] | None = {} if part else None
     for index, item in enumerate(items):
         try:
-            parsed.append(parse_item(item, index=index, part=part))
+            parsed.append(parse_item(item, index=index, part=part, key_sections=key_sections))
         except MalformedWireObject as exc:
             digest = _safe_digest(item)
             problems.append(ItemProblem(index, digest, f"items[{index}].{exc.field}", exc.message))
@@ -295,8 +312,16 @@ def parse_batch(body: object) -> ParsedBatch:
     )
 
 
-def parse_item(item: object, *, index: int, part: bool = False) -> ParsedItem:
-    """``part``: the item is part of a batch whose canonical bytes took the fast path."""
+def parse_item(
+    item: object,
+    *,
+    index: int,
+    part: bool = False,
+    key_sections: dict[bytes, "_ParsedKeySection"] | None = None,
+) -> ParsedItem:
+    """``part``: the item is part of a batch whose canonical bytes took the fast path.
+    ``key_sections`` (with ``part``): the key sections parsed so far in the batch, by their
+    RFC 8785 bytes; most items of a batch carry one of a few, each parsed once."""
     if not isinstance(item, dict):
         raise MalformedWireObject("item", "must be an object")
     kind = item.get("type")
@@ -336,7 +361,9 @@ def parse_item(item: object, *, index: int, part: bool = False) -> ParsedItem:
             raise MalformedWireObject("contribution", "must be an object")
         contribution = {"contribution": item["contribution"], "signature": item["signature"]}
     registration = binding = key_digest = None
-    if "key" in item:
+    if "key" in item and key_sections is not None:
+        registration, binding, key_digest = _key_section_once(item["key"], key_sections)
+    elif "key" in item:
         registration, binding = _key_section(item["key"], part=part)
         key_digest = item_digest(item["key"], part=part)
     attestations: tuple[SignedObject, ...] = ()
@@ -419,6 +446,22 @@ def parse_key_binding(
     if document["revoked_at"] is not None:
         _timestamp(document, "revoked_at", f"{field}.revoked_at")
     return SignedObject(document, _canonical(document, field, part), _signature(pair, field))
+
+
+# A parsed key section: the registration pair, the binding, the section's digest.
+_ParsedKeySection = tuple[dict[str, Any], SignedObject, str]
+
+
+def _key_section_once(section: object, known: dict[bytes, _ParsedKeySection]) -> _ParsedKeySection:
+    """``_key_section`` of a section of a batch that took the fast path, parsed once per batch
+    for each distinct section: two sections with the same RFC 8785 bytes are the same JSON value,
+    so they parse alike (a malformed one raises each time: it is never kept)."""
+    canonical = canonical_json_part(section)
+    parsed = known.get(canonical)
+    if parsed is None:
+        registration, binding = _key_section(section, part=True)
+        parsed = known[canonical] = (registration, binding, digest_of(canonical))
+    return parsed
 
 
 def _key_section(section: object, *, part: bool = False) -> tuple[dict[str, Any], SignedObject]:

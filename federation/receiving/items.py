@@ -312,7 +312,6 @@ def _check_contribution_item(batch: ReceivedBatch, item: wire.ParsedItem) -> Con
         signature = decode_signature(pair["signature"])
     except MalformedContribution as exc:
         raise ItemRejected("invalid", f"contribution.{exc.field}: {exc.message}") from None
-    evidence = claim_evidence(parsed, signature)
     try:
         if parsed.hub != item.path[0]:
             raise ItemRejected(
@@ -335,7 +334,7 @@ def _check_contribution_item(batch: ReceivedBatch, item: wire.ParsedItem) -> Con
                 "the key binding does not name the contribution's hub, member and key",
             )
     except ItemRejected as exc:
-        exc.evidence = evidence
+        exc.evidence = claim_evidence(parsed, signature)  # only a rejected claim is kept
         raise
     return ContributionItem(item, parsed, signature, key)
 

@@ -302,6 +302,21 @@ def test_building_a_batch_costs_a_fixed_number_of_queries(acme_submitter):
     assert cost(2) == cost(60)
 
 
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="lists of ids as one array")
+def test_a_round_passes_each_list_of_ids_as_one_array(acme_submitter):
+    make_peer("bravo.hub")
+    make_peer("charlie.hub")
+    for _ in range(5):
+        vetted_entry(acme_submitter)
+    build()  # binds the key on first use
+
+    with CaptureQueriesContext(connection) as captured:
+        assert len(build(peer__hub_id="bravo.hub").items) == 5
+
+    # Not Django's ``IN (%s, %s, …)`` of a foreign key's ``__in`` (a placeholder per id).
+    assert [query["sql"] for query in captured if " IN (" in query["sql"]] == []
+
+
 def test_each_items_bytes_are_its_rfc8785_bytes_with_shared_parts_written_once(acme_submitter):
     make_peer("bravo.hub")
     make_peer("charlie.hub")

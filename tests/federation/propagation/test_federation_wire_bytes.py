@@ -87,6 +87,44 @@ def test_an_item_outside_the_fast_domain_is_digested_by_the_reference():
     assert item.digest == hashlib.sha256(canonical_bytes(items[2])).hexdigest()
 
 
+def _key_item(section: dict) -> dict:
+    return {"type": "key", "key": section, "path": ["a.hub"]}
+
+
+def test_the_key_sections_a_batch_repeats_are_parsed_once_each():
+    key = Ed25519PrivateKey.generate()
+    binding = wire.key_binding_document(
+        hub="a.hub", member="acme", key_id="0" * 32, registration=b"{}", not_before=MOMENT,
+        revoked_at=None, issued_at=MOMENT,
+    )  # fmt: skip
+    document, signature = wire.sign_document(key, binding).as_wire()
+    section = {
+        "registration": {"kind": "concordat.key"},
+        "signature": "",
+        "binding": document,
+        "binding_signature": signature,
+    }
+    malformed = {**section, "binding": {**document, "member": "not a slug"}}
+    items = [_key_item(dict(section)), _key_item(malformed), _key_item(dict(section))]
+    items.append(_key_item(dict(malformed)))
+    batch = wire.batch_document(
+        sender="a.hub", receiver="b.hub", batch_id=uuid.uuid4(), sent_at=MOMENT, items=items
+    )
+    parsed = wire.parse_batch(wire.signed_pair(wire.sign_document(key, batch), name="batch"))
+
+    first, second = parsed.items
+    assert (first.index, second.index) == (0, 2)
+    assert second.binding is first.binding and second.registration is first.registration
+    digest = hashlib.sha256(canonical_bytes(section)).hexdigest()
+    assert first.key_digest == second.key_digest == digest
+    assert first.binding.canonical == canonical_bytes(document)
+    # A malformed section is refused wherever it is repeated, with the same message.
+    assert [(p.index, p.field) for p in parsed.problems] == [
+        (1, "items[1].key.binding.member"),
+        (3, "items[3].key.binding.member"),
+    ]
+
+
 def test_hub_signatures_by_libsodium_are_the_ed25519_signatures():
     key = Ed25519PrivateKey.generate()
     for message in (b"", b"batch", bytes(range(256)) * 9):

@@ -1,0 +1,128 @@
+"""Federation's Python per delivered entry, in process (issue 28): the CPU the sender's drain and
+the receiver's push endpoint spend per item, each alone, without PostgreSQL's (another process)
+and without the other side's. ``CONCORDAT_BENCH_PROFILE=<dir>`` writes a cProfile of each.
+
+- sender: ``outbox_drain`` of ``ROWS`` rows of a trusted member's vetted adds to a peer whose
+  answers come from a small server in its own process (every item accepted), the rows put back
+  in the queue between runs;
+- receiver: ``POST /api/v1/federation/batches`` (the test client: Django's middleware, DRF, the
+  parser, checks and storage) of batches of 500 contribution items from a trusted peer, each
+  item as a sender builds it (the member's contribution, its key section, the origin's
+  attestation, a path of one hub, ``sent_to`` the third hub).
+"""
+
+import cProfile
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+from django.conf import settings
+
+from federation.propagation.delivery import outbox_drain
+from federation.propagation.models import OutboxItem
+from members.models import Role
+from tests.support.federation import RemoteHub, contribution_item
+from tests.support.parties import make_member, make_organisation, random_hex
+from tests.support.sending import make_peer
+
+pytestmark = [pytest.mark.bench]
+
+ROWS = int(os.environ.get("CONCORDAT_BENCH_ROWS", "2000"))
+RUNS = int(os.environ.get("CONCORDAT_BENCH_RUNS", "3"))
+ANSWER_SERVER = Path(__file__).with_name("answer_server.py")
+
+
+def _measured(name: str, run: int, work) -> float:
+    """CPU seconds of this process spent by ``work()`` (profiled when asked)."""
+    directory = os.environ.get("CONCORDAT_BENCH_PROFILE")
+    profile = cProfile.Profile(time.process_time) if directory else None
+    start = time.process_time()
+    if profile:
+        profile.enable()
+    work()
+    if profile:
+        profile.disable()
+    spent = time.process_time() - start
+    if profile:
+        profile.dump_stats(os.path.join(directory, f"{name}-{run}.prof"))
+    return spent
+
+
+def _report(name: str, spent: list[float], count: int) -> None:
+    load = os.getloadavg()[0]
+    per_item = ", ".join(f"{s / count * 1e6:.0f}" for s in spent)
+    print(f"\n{name}: CPU µs per item over {count} items, runs: {per_item} (load {load:.2f})")
+
+
+@pytest.fixture
+def answering_peer(db):
+    server = subprocess.Popen(
+        [sys.executable, str(ANSWER_SERVER)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        port = int(server.stdout.readline())
+        yield make_peer("bravo.hub", url=f"http://127.0.0.1:{port}")
+    finally:
+        server.terminate()
+        server.wait()
+
+
+def test_sender_cpu_per_item(answering_peer, settings):
+    settings.FEDERATION_DRAIN_ROUNDS = 1_000
+    make_peer("charlie.hub")  # each item names it in sent_to, as in the triangle
+    alice = make_member("alice", make_organisation("acme", trusted=True), Role.SUBMITTER)
+    items = [alice.signed() for _ in range(ROWS)]
+    for start in range(0, ROWS, 1000):
+        response = alice.client.post(
+            "/api/v1/contributions/bulk/", {"items": items[start : start + 1000]}, format="json"
+        )
+        assert response.status_code == 200, response.content[:300]
+    owed = OutboxItem.objects.filter(peer=answering_peer)
+    assert owed.count() == ROWS
+    spent = []
+    for run in range(RUNS):
+        owed.update(state="pending", claimed_until=None, attempts=0, digest="")
+        result = None
+
+        def drain():
+            nonlocal result
+            result = outbox_drain(peer_id=answering_peer.pk, lane="normal")
+
+        spent.append(_measured("sender", run, drain))
+        assert result.delivered == ROWS
+    _report("sender drain", spent, ROWS)
+
+
+def test_receiver_cpu_per_item(db):
+    alpha = RemoteHub("alpha.hub")
+    make_peer("charlie.hub")
+    member = alpha.member("initech")
+    key = member.key_section()
+    batches = []
+    for _run in range(RUNS):
+        batches.append([])
+        for start in range(0, ROWS, 500):
+            items = []
+            for _ in range(min(500, ROWS - start)):
+                document = member.contribution(signal={"type": "pdq", "value": random_hex(64)})
+                item = contribution_item(member, document, key=key)
+                item["sent_to"] = ["charlie.hub"]
+                items.append(item)
+            batches[-1].append(orjson.dumps(alpha.batch(items, to=settings.HUB_ID)))
+    spent = []
+    for run, bodies in enumerate(batches):
+
+        def push(bodies=bodies):
+            for body in bodies:
+                response = alpha.client.post(
+                    "/api/v1/federation/batches", body, content_type="application/json"
+                )
+                assert response.status_code == 200, response.content[:300]
+                assert response.json()["rejected"] == 0
+
+        spent.append(_measured("receiver", run, push))
+    _report("receiver push", spent, ROWS)

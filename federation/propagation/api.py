@@ -17,6 +17,7 @@ from rest_framework.views import APIView
 
 from federation.api.parsers import BoundedJSONParser, PayloadTooLarge, body_evidence
 from federation.errors import ConcordatError
+from federation.gc_pause import cycle_collection_paused
 from federation.propagation.authentication import (
     IsActivePeer,
     PeerAuthentication,
@@ -69,6 +70,7 @@ class FederationBatchView(APIView):
         description="Per-item rejection codes (in results[].code): "
         + "; ".join(f"`{code}`: {text}" for code, text in ITEM_CODES.items()),
     )
+    @cycle_collection_paused()
     def post(self, request):
         peer = peer_of_request(request)
         try:

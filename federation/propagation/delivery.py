@@ -43,6 +43,7 @@ from django.utils import timezone
 
 from federation.db.locks import session_try_lock, session_unlock
 from federation.enqueue import TaskName, nudge
+from federation.gc_pause import cycle_collection_paused
 from federation.hubkey import hub_private_key
 from federation.monitoring.counters import push_failed_counted
 from federation.propagation.items import ItemsBuilder, row_refs
@@ -138,10 +139,11 @@ def outbox_drain(*, peer_id: int, lane: str, max_rounds: int | None = None) -> D
         return result
     try:
         for _round in range(max_rounds):
-            rows = _claim(peer, lane)
-            if rows is None:
-                break
-            _send(peer, rows, result)
+            with cycle_collection_paused():
+                rows = _claim(peer, lane)
+                if rows is None:
+                    break
+                _send(peer, rows, result)
         else:
             result.more = _due(peer_id, lane)
     finally:

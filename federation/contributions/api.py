@@ -9,7 +9,6 @@ from rest_framework.exceptions import ParseError, UnsupportedMediaType
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from federation.api.cycles import cycle_collection_paused
 from federation.api.parsers import BoundedJSONParser, PayloadTooLarge, body_evidence
 from federation.contributions.models import Entry
 from federation.contributions.rejections import REJECTION_STATUS, contribution_request_rejected
@@ -29,6 +28,7 @@ from federation.contributions.serializers import (
 from federation.contributions.services import contributions_submit
 from federation.contributions.storage import CREATED, DUPLICATE, REJECTED
 from federation.errors import ConcordatError, InvalidInput, NotFound
+from federation.gc_pause import cycle_collection_paused
 from federation.transparency.actions import Key
 from members.actors import Actor
 from members.models import Scope

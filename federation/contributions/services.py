@@ -28,7 +28,6 @@ from federation.contributions.storage import (
     contributions_store,
     submitting_organisation,
 )
-from federation.gc_pause import cycle_collection_paused
 from federation.monitoring.counters import ingest_counted
 from federation.vetting.models import Incident
 from members.actors import Actor
@@ -69,14 +68,13 @@ def contributions_submit(
     now = timezone.now()
     context = local_check_context(organisation=organisation, now=now)
     chunks = check_contributions_in_chunks(items=items, context=context, chunk_size=CHUNK_SIZE)
-    with cycle_collection_paused():
-        results = contributions_store(
-            actor=actor,
-            outcome=chunks,
-            item_count=len(items),
-            label_ids=context.labels,
-            now=now,
-            request_evidence=request_evidence,
-        )
+    results = contributions_store(
+        actor=actor,
+        outcome=chunks,
+        item_count=len(items),
+        label_ids=context.labels,
+        now=now,
+        request_evidence=request_evidence,
+    )
     ingest_counted(results=results)
     return results

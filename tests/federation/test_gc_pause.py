@@ -1,13 +1,15 @@
-"""The cycle collector is paused for a bulk ingest's write, a received federation batch and a
-sender's round (federation/gc_pause.py), and only the block that paused it turns it back on."""
+"""Python's cycle collector is paused for a bulk submission, a received federation batch and a
+sender's round (federation/gc_pause.py), and is on again once each has ended, whatever its end;
+only the block that paused it turns it back on."""
 
 import gc
 import threading
 
 import pytest
 
-from federation.contributions import services
 from federation.gc_pause import cycle_collection_paused
+
+BULK = "/api/v1/contributions/bulk/"
 
 
 def test_the_collector_is_off_inside_and_on_again_after():
@@ -46,20 +48,47 @@ def _inside_a_block():
         return gc.isenabled()
 
 
+@pytest.fixture
+def collector_during_submit(monkeypatch):
+    """Whether the collector was on, each time the bulk view submitted."""
+    from federation.contributions import api
+
+    seen: list[bool] = []
+    submit = api.contributions_submit
+
+    def recording(**kwargs):
+        seen.append(gc.isenabled())
+        return submit(**kwargs)
+
+    monkeypatch.setattr(api, "contributions_submit", recording)
+    return seen
+
+
 @pytest.mark.django_db
-def test_a_bulk_ingest_writes_with_the_collector_paused(acme_submitter, monkeypatch):
-    store = services.contributions_store
-    during = []
+def test_a_bulk_submission_runs_without_cycle_collections(acme_submitter, collector_during_submit):
+    items = [acme_submitter.signed() for _ in range(2)]
+    response = acme_submitter.client.post(BULK, {"items": items}, format="json")
+    assert response.status_code == 200 and response.json()["created"] == 2
+    assert collector_during_submit == [False]
+    assert gc.isenabled()
 
-    def watched(**kwargs):
-        during.append(gc.isenabled())
-        return store(**kwargs)
 
-    monkeypatch.setattr(services, "contributions_store", watched)
-    items = [acme_submitter.signed() for _ in range(3)]
-    results = services.contributions_submit(actor=acme_submitter.actor, items=items)
-    assert [r.status for r in results] == ["created"] * 3
-    assert during == [False] and gc.isenabled()
+@pytest.mark.django_db
+def test_a_refused_bulk_body_leaves_the_collector_on(acme_submitter, collector_during_submit):
+    response = acme_submitter.client.post(BULK, {"items": []}, format="json")
+    assert response.status_code == 400
+    assert collector_during_submit == []
+    assert gc.isenabled()
+
+
+def test_a_collector_turned_off_by_someone_else_stays_off():
+    gc.disable()
+    try:
+        with cycle_collection_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
 
 
 @pytest.mark.django_db

@@ -109,7 +109,7 @@ class ParsedContribution(NamedTuple):
     hub: str
     member: str
     key_id: str
-    uuid: uuid.UUID
+    uuid: uuid.UUID  # its text, the same as ``str(uuid)``, is ``document["uuid"]``
     created_at: datetime
     action: str
     signal_type: str

@@ -145,7 +145,11 @@ class _StoreBatch:
 
     def set(self, v: Verified, status: str, entry_id: int | None) -> None:
         self.results[v.index] = ContributionResult(
-            index=v.index, status=status, uuid=str(v.parsed.uuid), entry_id=entry_id
+            # The UUID's text as signed (its canonical form; ``str()`` of it would cost 1.5 µs).
+            index=v.index,
+            status=status,
+            uuid=v.parsed.document["uuid"],
+            entry_id=entry_id,
         )
 
 
@@ -537,7 +541,7 @@ def _audit_accepted(batch: _StoreBatch, stored: Sequence[_Stored]) -> None:
         # writes.
         objects=[
             (
-                uuid := str((parsed := x.verified.parsed).uuid),
+                uuid := (parsed := x.verified.parsed).document["uuid"],
                 {
                     Key.UUID: uuid,
                     Key.KEY_ID: parsed.key_id,

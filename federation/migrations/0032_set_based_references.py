@@ -8,9 +8,10 @@ ingested item. On the child tables below the fields keep their Django ``ForeignK
 (``db_constraint=False``), and PostgreSQL triggers keep the same guarantee set-based:
 
 - child, ``AFTER INSERT … REFERENCING NEW TABLE … FOR EACH STATEMENT`` (``COPY`` fires it too):
-  for each reference, the distinct keys the statement wrote are locked ``FOR KEY SHARE`` in their
-  parent, as the foreign key would, one index probe per distinct key; a key with no parent row
-  raises ``foreign_key_violation`` (23503), so Django raises ``IntegrityError`` as before.
+  for each reference, the distinct keys the statement wrote (one array) are locked ``FOR KEY
+  SHARE`` in their parent (``id = ANY (keys)``), as the foreign key would lock them; fewer rows
+  locked than keys (one has no parent row) raises ``foreign_key_violation`` (23503), so Django
+  raises ``IntegrityError`` as before, and the statement stores nothing.
   The check runs at the end of the statement, not at COMMIT: nothing in the code writes a child
   before its parent.
 - child, ``AFTER UPDATE OF <reference columns> … FOR EACH ROW WHEN (a reference changed)``: the
@@ -29,7 +30,8 @@ ingested item. On the child tables below the fields keep their Django ``ForeignK
 
 ``session_replication_role = replica`` switches these off, as it switched the foreign keys' own
 triggers off. SQLite (the demo) keeps its real foreign keys: the migration changes only Django's
-state there (tests/federation/db/test_set_based_references.py checks they are still in place).
+state there, and the tables its earlier migrations made keep their ``REFERENCES``
+(tests/integration/test_references_on_sqlite.py: an orphan still fails there at COMMIT).
 """
 
 import django.db.models.deletion

@@ -69,6 +69,11 @@ REFERENCES = [
 # Not "concordat…": those are the append-only triggers (tests/federation/transparency/).
 PREFIX = "refguard"
 
+# Each lookup is planned for its own keys and the table as it is now: PL/pgSQL would otherwise keep
+# a generic plan for the connection's life, made perhaps while a parent (entries) was small and
+# then kept as a sequential scan of it after a bulk load, on a database that has no statistics.
+CUSTOM_PLANS = "SET plan_cache_mode = force_custom_plan"
+
 HELPERS = """
 CREATE OR REPLACE FUNCTION refguard_missing(child text, col text, parent text, key text)
 RETURNS void LANGUAGE plpgsql AS $$
@@ -140,12 +145,14 @@ def _child_sql(table: str, refs: list) -> list[str]:
     declared = " ".join(f"keys_{column} {key_type}[];" for _, column, *_, key_type in refs)
     changed = " OR ".join(f"OLD.{c} IS DISTINCT FROM NEW.{c}" for _, c, *_ in refs)
     return [
-        f"""CREATE FUNCTION {PREFIX}_{table}_ins() RETURNS trigger LANGUAGE plpgsql AS $$
+        f"""CREATE FUNCTION {PREFIX}_{table}_ins() RETURNS trigger LANGUAGE plpgsql
+{CUSTOM_PLANS} AS $$
 DECLARE {declared} locked bigint; missing text;
 BEGIN{"".join(inserted)}
     RETURN NULL;
 END $$""",
-        f"""CREATE FUNCTION {PREFIX}_{table}_upd() RETURNS trigger LANGUAGE plpgsql AS $$
+        f"""CREATE FUNCTION {PREFIX}_{table}_upd() RETURNS trigger LANGUAGE plpgsql
+{CUSTOM_PLANS} AS $$
 BEGIN{"".join(updated)}
     RETURN NULL;
 END $$""",
@@ -172,7 +179,8 @@ def _parent_sql(table: str, refs: list) -> list[str]:
             USING ERRCODE = 'feature_not_supported';
     END IF;""")
     return [
-        f"""CREATE FUNCTION {PREFIX}_{table}_guard() RETURNS trigger LANGUAGE plpgsql AS $$
+        f"""CREATE FUNCTION {PREFIX}_{table}_guard() RETURNS trigger LANGUAGE plpgsql
+{CUSTOM_PLANS} AS $$
 BEGIN{"".join(probes)}
     IF current_setting('transaction_isolation') <> 'read committed' THEN
         RAISE EXCEPTION '% of a row of % refused under %: its reference guards need READ '

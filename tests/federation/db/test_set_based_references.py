@@ -78,6 +78,31 @@ def test_the_guards_are_installed_and_the_foreign_keys_gone():
 
 @on_postgresql
 @pytest.mark.django_db
+def test_the_guards_plan_each_lookup_for_its_own_keys():
+    """PL/pgSQL keeps a generic plan per connection once a statement has run five times; made
+    while a parent table was small, it would stay a sequential scan of it after a bulk load (on
+    a database without statistics nothing invalidates it). Every guard plans each lookup anew."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT proname, proconfig FROM pg_proc WHERE proname LIKE 'refguard%%' "
+            "AND proname NOT IN ('refguard_missing', 'refguard_referenced') "
+            "AND proname NOT LIKE '%%truncate'"
+        )
+        functions = cursor.fetchall()
+    fields = [
+        apps.get_model("federation", model)._meta.get_field(name)
+        for model, name in migration.REFERENCES
+    ]
+    children = {field.model for field in fields}
+    parents = {field.related_model for field in fields}
+    assert len(functions) == 2 * len(children) + len(parents)  # insert, update; delete guard
+    assert all(config == ["plan_cache_mode=force_custom_plan"] for _, config in functions), (
+        functions
+    )
+
+
+@on_postgresql
+@pytest.mark.django_db
 def test_an_orphan_copied_in_is_refused_and_nothing_of_the_copy_is_stored():
     entry = _entry()
     with pytest.raises(IntegrityError, match="federation_entrychange"), transaction.atomic():

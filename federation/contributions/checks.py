@@ -23,9 +23,7 @@ their origin hub from the signed ``hub`` field.
 """
 
 import base64
-import queue
 import re
-import threading
 import uuid as uuid_module
 from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -220,61 +218,20 @@ def check_contributions_in_chunks(
     *, items: Sequence[object], context: CheckContext, chunk_size: int
 ) -> Iterator[CheckOutcome]:
     """``check_contributions`` of ``items`` as consecutive chunks of ``chunk_size`` (indices stay
-    those of ``items``), pipelined: a chunk is yielded once verified, while the chunks after it
-    are parsed on a thread of their own and verified on the pool, so that the caller's writes
-    (which wait on the database with the GIL released) overlap the parsing and the
-    verification of what follows (docs/architecture.md, "Ingest").
-
-    The parsing thread touches no database: keys, labels and the time rule are in ``context``
-    already, and the incidents (loaded on demand) are judged on the caller's thread. It parses at
-    most ``_LOOKAHEAD`` chunks ahead of the one the caller holds, and stops when the caller
-    closes the iterator (a failed request)."""
+    those of ``items``), pipelined: a chunk is yielded once verified, and the next one is
+    already parsed and queued on the verification pool, so the pool verifies it while the caller
+    writes the one yielded (docs/architecture.md, "Ingest")."""
     judge = _Judge(context)
-    starts = range(0, len(items), chunk_size)
-    if len(starts) <= 1:
-        for start in starts:
-            rejections: list[Rejection] = []
-            chunk = _parsed(items[start : start + chunk_size], start, rejections)
-            yield _chunk_finished(_chunk_started(chunk, judge, rejections))
-        return
-    handoff: queue.Queue[_StartedChunk | BaseException | None] = queue.Queue(_LOOKAHEAD)
-    stop = threading.Event()
-
-    def hand_over(started: _StartedChunk | BaseException | None) -> bool:
-        while not stop.is_set():
-            try:
-                handoff.put(started, timeout=0.1)
-            except queue.Full:
-                continue
-            return True
-        return False
-
-    def produce() -> None:
-        try:
-            for start in starts:
-                rejections: list[Rejection] = []
-                chunk = _parsed(items[start : start + chunk_size], start, rejections)
-                if not hand_over(_chunk_started(chunk, judge, rejections)):
-                    return
-        except BaseException as exc:  # handed to the caller's thread, raised there
-            hand_over(exc)
-            return
-        hand_over(None)
-
-    producer = threading.Thread(target=produce, name="contribution-checks", daemon=True)
-    producer.start()
-    try:
-        while (started := handoff.get()) is not None:
-            if isinstance(started, BaseException):
-                raise started
+    started = None
+    for start in range(0, len(items), chunk_size):
+        rejections: list[Rejection] = []
+        chunk = _parsed(items[start : start + chunk_size], start, rejections)
+        following = _chunk_started(chunk, judge, rejections)
+        if started is not None:
             yield _chunk_finished(started)
-    finally:
-        stop.set()
-
-
-# How many parsed chunks may wait for the caller beyond the one it holds: one, so the pool
-# verifies the next chunk while the parsing thread parses the one after.
-_LOOKAHEAD = 1
+        started = following
+    if started is not None:
+        yield _chunk_finished(started)
 
 
 class _Judge:
@@ -292,7 +249,6 @@ class _Judge:
 
 
 class _StartedChunk(NamedTuple):
-    judge: _Judge
     checks: SignatureChecks
     candidates: list[tuple[int, ParsedContribution, bytes, SigningKey, tuple | None]]
     rejections: list[Rejection]
@@ -369,16 +325,17 @@ def _chunk_started(
         if any(label not in labels for label in parsed.labels):
             unknown = ", ".join(label for label in parsed.labels if label not in labels)
             deferred = ("unknown_label", f"not in the hub's taxonomy: {unknown}", "labels")
+        elif parsed.incident is not None and parsed.incident not in judge.incident_ids:
+            deferred = ("unknown_incident", "no such incident", "incident")
         checks.add(known.verifier, signature, parsed.canonical)
         candidates.append((index, parsed, signature, known.signing_key, deferred))
     checks.submit()
-    return _StartedChunk(judge, checks, candidates, rejections)
+    return _StartedChunk(checks, candidates, rejections)
 
 
 def _chunk_finished(started: _StartedChunk) -> CheckOutcome:
-    """The outcome of a started chunk, once its signatures are verified; its incidents are judged
-    here, on the caller's thread, as they may have to be loaded from the database."""
-    judge, checks, candidates, rejections = started
+    """The outcome of a started chunk, once its signatures are verified."""
+    checks, candidates, rejections = started
     reject = rejections.append
     verified: list[Verified] = []
     for (index, parsed, signature, key, deferred), valid in zip(
@@ -390,12 +347,6 @@ def _chunk_finished(started: _StartedChunk) -> CheckOutcome:
                 "the signature does not verify over the canonical bytes",
                 "signature",
             )
-        elif (
-            deferred is None
-            and parsed.incident is not None
-            and parsed.incident not in judge.incident_ids
-        ):
-            deferred = ("unknown_incident", "no such incident", "incident")
         if deferred is not None:
             code, message, field_name = deferred
             evidence = claim_evidence(parsed, signature)

@@ -5,6 +5,7 @@ checks as a member's own, under other time rules: it must have been valid when i
 however old it is now. Most of these tests need no database: keys and taxonomy are given.
 """
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -17,8 +18,50 @@ from federation.contributions.checks import (
     TimeRule,
     check_contributions,
 )
-from federation.signing import sign_contribution
-from tests.support.checks import NOW, PEER_HUB, check_context, signed_item, signing_key
+from federation.signing import format_timestamp, sign_contribution
+from members.models import SigningKey, key_id_for
+from tests.support.parties import raw_public_key
+
+PEER_HUB = "hub-b.example"
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+
+
+def _key(private_key: Ed25519PrivateKey, *, not_before: datetime, revoked_at=None) -> SigningKey:
+    public = raw_public_key(private_key)
+    return SigningKey(
+        key_id=key_id_for(public), public_key=public, not_before=not_before, revoked_at=revoked_at
+    )
+
+
+def _item(private_key, *, hub=PEER_HUB, member="acme", created_at=NOW, signature=None):
+    document = {
+        "kind": "concordat.contribution",
+        "v": 1,
+        "hub": hub,
+        "member": member,
+        "key_id": key_id_for(raw_public_key(private_key)),
+        "uuid": str(uuid.uuid4()),
+        "created_at": format_timestamp(created_at),
+        "action": "add",
+        "signal": {"type": "md5", "value": uuid.uuid4().hex},
+        "labels": ["attack-footage"],
+        "scope": "federation",
+    }
+    return {
+        "contribution": document,
+        "signature": signature or sign_contribution(private_key, document),
+    }
+
+
+def _context(key: SigningKey, *, rule: str, origin_hub=PEER_HUB, member=None, key_hub=PEER_HUB):
+    time_rule = TimeRule.relay(now=NOW) if rule == "relay" else TimeRule.local(now=NOW)
+    return CheckContext(
+        origin_hub=origin_hub,
+        member=member,
+        keys=MemberKeys(hub=key_hub, member="acme", keys=[key]),
+        time=time_rule,
+        labels={"attack-footage": 1},
+    )
 
 
 def _codes(outcome) -> list[str]:
@@ -31,40 +74,40 @@ def private_key():
 
 
 def test_thirty_day_old_contribution_passes_relay_rules_and_fails_local_rules(private_key):
-    key = signing_key(private_key, not_before=NOW - timedelta(days=40))
-    item = signed_item(private_key, created_at=NOW - timedelta(days=30))
-    relay = check_contributions(items=[item], context=check_context(key, rule="relay"))
+    key = _key(private_key, not_before=NOW - timedelta(days=40))
+    item = _item(private_key, created_at=NOW - timedelta(days=30))
+    relay = check_contributions(items=[item], context=_context(key, rule="relay"))
     assert _codes(relay) == [] and len(relay.verified) == 1
     assert relay.verified[0].parsed.hub == PEER_HUB
-    local = check_contributions(items=[item], context=check_context(key, rule="local"))
+    local = check_contributions(items=[item], context=_context(key, rule="local"))
     assert _codes(local) == ["clock_skew"] and local.verified == []
 
 
 def test_key_revoked_after_signing_passes_relay_rules_but_not_local_rules(private_key):
-    key = signing_key(
+    key = _key(
         private_key, not_before=NOW - timedelta(days=40), revoked_at=NOW - timedelta(hours=1)
     )
-    item = signed_item(private_key, created_at=NOW - timedelta(days=2))
-    assert _codes(check_contributions(items=[item], context=check_context(key, rule="relay"))) == []
-    local = check_contributions(items=[item], context=check_context(key, rule="local"))
+    item = _item(private_key, created_at=NOW - timedelta(days=2))
+    assert _codes(check_contributions(items=[item], context=_context(key, rule="relay"))) == []
+    local = check_contributions(items=[item], context=_context(key, rule="local"))
     assert _codes(local) == ["key_not_active"]
 
 
 @pytest.mark.parametrize("rule", ["relay", "local"])
 def test_key_not_yet_active_at_created_at_fails_under_both_rules(private_key, rule):
-    key = signing_key(private_key, not_before=NOW - timedelta(days=1))
-    item = signed_item(private_key, created_at=NOW - timedelta(days=2))
-    outcome = check_contributions(items=[item], context=check_context(key, rule=rule))
+    key = _key(private_key, not_before=NOW - timedelta(days=1))
+    item = _item(private_key, created_at=NOW - timedelta(days=2))
+    outcome = check_contributions(items=[item], context=_context(key, rule=rule))
     assert _codes(outcome) == ["key_not_active"]
 
 
 @pytest.mark.parametrize("rule", ["relay", "local"])
 def test_wrong_signature_fails_under_both_rules(private_key, rule):
-    key = signing_key(private_key, not_before=NOW - timedelta(days=40))
+    key = _key(private_key, not_before=NOW - timedelta(days=40))
     forger = Ed25519PrivateKey.generate()
-    item = signed_item(private_key, created_at=NOW - timedelta(minutes=1))
+    item = _item(private_key, created_at=NOW - timedelta(minutes=1))
     item["signature"] = sign_contribution(forger, item["contribution"])
-    outcome = check_contributions(items=[item], context=check_context(key, rule=rule))
+    outcome = check_contributions(items=[item], context=_context(key, rule=rule))
     assert _codes(outcome) == ["bad_signature"] and outcome.verified == []
     assert outcome.rejections[0].claim  # a verifiable claim: it keeps its evidence
 
@@ -73,37 +116,37 @@ def test_wrong_signature_fails_under_both_rules(private_key, rule):
 def test_relay_and_local_rules_both_refuse_a_contribution_dated_ahead_of_the_clock(
     private_key, rule
 ):
-    key = signing_key(private_key, not_before=NOW - timedelta(days=40))
-    item = signed_item(private_key, created_at=NOW + timedelta(hours=1))
-    outcome = check_contributions(items=[item], context=check_context(key, rule=rule))
+    key = _key(private_key, not_before=NOW - timedelta(days=40))
+    item = _item(private_key, created_at=NOW + timedelta(hours=1))
+    outcome = check_contributions(items=[item], context=_context(key, rule=rule))
     assert _codes(outcome) == ["clock_skew"]
 
 
 def test_foreign_hub_field_is_accepted_only_under_a_context_naming_that_hub(private_key):
-    key = signing_key(private_key, not_before=NOW - timedelta(days=40))
-    item = signed_item(private_key, hub=PEER_HUB, created_at=NOW - timedelta(minutes=1))
-    naming_peer = check_context(key, rule="relay", origin_hub=PEER_HUB)
+    key = _key(private_key, not_before=NOW - timedelta(days=40))
+    item = _item(private_key, hub=PEER_HUB, created_at=NOW - timedelta(minutes=1))
+    naming_peer = _context(key, rule="relay", origin_hub=PEER_HUB)
     assert _codes(check_contributions(items=[item], context=naming_peer)) == []
-    naming_other = check_context(key, rule="relay", origin_hub="hub-c.example")
+    naming_other = _context(key, rule="relay", origin_hub="hub-c.example")
     assert _codes(check_contributions(items=[item], context=naming_other)) == ["wrong_hub"]
-    local = check_context(key, rule="local", origin_hub=settings.HUB_ID, member="acme")
+    local = _context(key, rule="local", origin_hub=settings.HUB_ID, member="acme")
     assert _codes(check_contributions(items=[item], context=local)) == ["wrong_hub"]
 
 
 def test_relay_context_binds_keys_to_their_member_and_hub(private_key):
-    key = signing_key(private_key, not_before=NOW - timedelta(days=40))
-    other_member = signed_item(private_key, member="globex", created_at=NOW - timedelta(minutes=1))
-    outcome = check_contributions(items=[other_member], context=check_context(key, rule="relay"))
+    key = _key(private_key, not_before=NOW - timedelta(days=40))
+    other_member = _item(private_key, member="globex", created_at=NOW - timedelta(minutes=1))
+    outcome = check_contributions(items=[other_member], context=_context(key, rule="relay"))
     assert _codes(outcome) == ["unknown_key"]  # acme's key does not sign for globex
     # The same member slug on another hub is another member: its keys do not count here.
-    elsewhere = check_context(key, rule="relay", key_hub="hub-c.example")
-    item = signed_item(private_key, created_at=NOW - timedelta(minutes=1))
+    elsewhere = _context(key, rule="relay", key_hub="hub-c.example")
+    item = _item(private_key, created_at=NOW - timedelta(minutes=1))
     assert _codes(check_contributions(items=[item], context=elsewhere)) == ["unknown_key"]
 
 
 def test_local_context_names_the_member(private_key):
-    key = signing_key(private_key, not_before=NOW - timedelta(days=40))
-    item = signed_item(private_key, hub=settings.HUB_ID, member="globex")
+    key = _key(private_key, not_before=NOW - timedelta(days=40))
+    item = _item(private_key, hub=settings.HUB_ID, member="globex")
     local = CheckContext(
         origin_hub=settings.HUB_ID,
         member="acme",
@@ -115,8 +158,8 @@ def test_local_context_names_the_member(private_key):
 
 
 def test_malformed_items_are_rejections_without_a_claim(private_key):
-    key = signing_key(private_key, not_before=NOW - timedelta(days=40))
-    outcome = check_contributions(items=[{}, {"x": 1}], context=check_context(key, rule="relay"))
+    key = _key(private_key, not_before=NOW - timedelta(days=40))
+    outcome = check_contributions(items=[{}, {"x": 1}], context=_context(key, rule="relay"))
     assert _codes(outcome) == ["invalid", "invalid"]
     assert [r.claim for r in outcome.rejections] == [False, False]
 
@@ -127,7 +170,7 @@ def test_storage_records_the_origin_hub_from_the_signed_hub_field(acme_submitter
     from federation.contributions.storage import contributions_store
 
     now = datetime.now(UTC)
-    item = signed_item(acme_submitter.private_key, created_at=now - timedelta(days=30))
+    item = _item(acme_submitter.private_key, created_at=now - timedelta(days=30))
     context = CheckContext(
         origin_hub=PEER_HUB,
         member=None,

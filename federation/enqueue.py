@@ -18,6 +18,7 @@ This module is read by settings, before Django is set up: it imports nothing of 
 import logging
 import os
 import threading
+import time
 
 from celery import current_app
 
@@ -87,8 +88,11 @@ def nudge_soon(name: str) -> None:
     the caller does not wait for the broker (a Celery send costs about 1 ms of CPU and 2 ms in
     all on a loaded machine: more than a single-signal match request's own work). Asks made
     while a send is under way are answered by one more send after it: every ask is followed by
-    a send that starts after it, and a burst of asks costs one or two sends. Best effort like
-    ``nudge``: a process that exits with an ask pending leaves it to the periodic run."""
+    a send that starts after it. The sender waits ``NUDGE_SOON_LINGER`` seconds after an ask
+    before it sends, so that asks made meanwhile share the send: a process answering requests
+    back to back sends at most one nudge per linger and send, not one per request (each send
+    costs that CPU on the process, whichever thread makes it). Best effort like ``nudge``: a
+    process that exits with an ask pending leaves it to the periodic run."""
     with _soon_lock:
         sender = _soon_senders.get(name)
         if sender is None or sender.pid != os.getpid() or not sender.is_alive():
@@ -107,10 +111,13 @@ class _SoonSender(threading.Thread):
     def run(self) -> None:
         while True:
             self.wanted.wait()
+            time.sleep(NUDGE_SOON_LINGER)
             self.wanted.clear()  # an ask from now on gets the next send
             nudge(self.task)
 
 
+# How long a sender waits after an ask before sending (the task runs that much later at most).
+NUDGE_SOON_LINGER = 0.02
 _soon_lock = threading.Lock()
 _soon_senders: dict[str, _SoonSender] = {}
 

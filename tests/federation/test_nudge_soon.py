@@ -46,6 +46,18 @@ def test_asks_made_during_a_send_are_one_more_send(sends):
     assert made == [(TASK, f"nudge-soon:{TASK}")] * 2
 
 
+def test_asks_made_within_the_linger_share_one_send(sends, monkeypatch):
+    made, release, sent = sends
+    release.set()
+    monkeypatch.setattr(enqueue, "NUDGE_SOON_LINGER", 0.2)
+    for _ in range(4):  # one every 40 ms, all within the first one's linger
+        nudge_soon(TASK)
+        threading.Event().wait(0.04)
+    assert sent.acquire(timeout=5)
+    assert not sent.acquire(timeout=0.4)
+    assert len(made) == 1
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_match_request_asks_for_sequencing_without_waiting_for_the_broker(sends, globex_reviewer):
     made, release, sent = sends

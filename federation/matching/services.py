@@ -9,9 +9,7 @@ request records the use of the shared set in aggregate: counts by type, how many
 matched, how many matches.
 """
 
-import gc
 import re
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,6 +18,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from federation.errors import InvalidInput
+from federation.gc_pause import cycle_collection_paused
 from federation.matching.answers import (
     entry_dict,
     json_document,
@@ -282,7 +281,7 @@ def _audited(actor, signals, threshold, quality_min, video, build):
     pending = None
     if len(signals) <= ONE_TRIP_SIGNALS and check_sends_event():
         position = store.position
-        with _no_cycle_collection():
+        with cycle_collection_paused():
             answer, counts, matched, total = build(store, Pending(position, {}))
         record = _audit_record(
             actor, signals, threshold, quality_min, matched, total, counts, video
@@ -295,7 +294,7 @@ def _audited(actor, signals, threshold, quality_min, video, build):
             return answer
     if pending is None:
         pending = store.current()
-    with _no_cycle_collection():
+    with cycle_collection_paused():
         answer, counts, matched, total = build(store, pending)
     # One INSERT, atomic on its own: no transaction block (in autocommit that would add a BEGIN
     # and a COMMIT round trip to every request); the log's sequencing is still asked for after
@@ -304,23 +303,6 @@ def _audited(actor, signals, threshold, quality_min, video, build):
         _audit_record(actor, signals, threshold, quality_min, matched, total, counts, video)
     )
     return answer
-
-
-@contextmanager
-def _no_cycle_collection():
-    """Python's cycle collector paused while the answers are built. They hold no cycles (memory
-    is freed by reference counts alone), but a clustered batch allocates a hundred thousand
-    dicts, and each full collection then walks them and every rendering the store keeps
-    (measured: 1.3-2.8 s per batch with it, 0.8-1.1 s without). Process-wide, so it is only
-    turned back on by the call that turned it off; a collection merely waits until then."""
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 def _answers(

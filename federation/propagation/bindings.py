@@ -42,8 +42,7 @@ def newest_bindings(signing_key_ids: Iterable[int]) -> dict[int, KeyBinding]:
     ids = sorted(set(signing_key_ids))
     if not ids:
         return {}
-    # ``signing_key__pk__in``: one array parameter (``federation.db.lookups.InArray``).
-    rows = KeyBinding.objects.filter(signing_key__pk__in=ids).order_by("issued_at", "pk")
+    rows = KeyBinding.objects.filter(signing_key_id__in=ids).order_by("issued_at", "pk")
     return {binding.signing_key_id: binding for binding in rows}  # the newest read last wins
 
 

@@ -103,10 +103,8 @@ def policy_summary(snapshot: dict | None, *, trusted_peer: str | None = None) ->
 
 
 class _Context:
-    """Everything one batch needs, loaded in bulk. Foreign keys are filtered as ``fk__pk__in``:
-    the lookup is then the target's ``InArray`` (one array parameter, ``federation.db.lookups``)
-    where ``fk_id__in`` is Django's ``RelatedIn`` (a placeholder per id: a round's 2,000-id
-    statement converted and dumped value by value, uncached)."""
+    """Everything one batch needs, loaded in bulk (each list of ids one array parameter:
+    ``federation.db.lookups``)."""
 
     def __init__(self, refs: Sequence[RowRef], now: datetime, peer_hub: str) -> None:
         self.now = now
@@ -129,13 +127,13 @@ class _Context:
         }
         # The latest decision of each entry (read in order: the last one read wins).
         self.decisions = dict(
-            Decision.objects.filter(entry__pk__in=entry_ids)
+            Decision.objects.filter(entry_id__in=entry_ids)
             .order_by("entry_id", "created_at", "pk")
             .values_list("entry_id", "policy")
         )
         self.receipts: dict[int, list[dict]] = {}
         for receipt in (
-            Receipt.objects.filter(contribution__pk__in=contribution_ids)
+            Receipt.objects.filter(contribution_id__in=contribution_ids)
             .order_by("contribution_id", "received_at", "pk")
             .values("contribution_id", "peer_hub", "path", "attestations", "sent_to")
         ):
@@ -145,7 +143,7 @@ class _Context:
         self.targets: dict[int, set[str]] = {}
         for contribution_id, target in (
             OutboxItem.objects.filter(
-                contribution__pk__in=contribution_ids, kind=OutboxItem.Kind.CONTRIBUTION
+                contribution_id__in=contribution_ids, kind=OutboxItem.Kind.CONTRIBUTION
             )
             .exclude(state=OutboxItem.State.REFUSED)
             .exclude(peer__hub_id=peer_hub)

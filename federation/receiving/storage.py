@@ -119,8 +119,8 @@ def _record_receipts(
         ).values_list("uuid", "pk")
     )
     existing = set(
-        Receipt.objects.filter(  # ``fk__pk__in``: one array parameter (propagation.items)
-            contribution__pk__in=list(ids.values()), peer_hub=peer_hub
+        Receipt.objects.filter(
+            contribution_id__in=list(ids.values()), peer_hub=peer_hub
         ).values_list("contribution_id", flat=True)
     )
     scopes = _receipt_scopes(batch, stored, ids)

@@ -253,6 +253,9 @@ CELERY_BEAT_SCHEDULE["live-expire-idle-sessions"] = {
 CONTRIBUTION_CLOCK_SKEW_SECONDS = env_int("CONCORDAT_CLOCK_SKEW_SECONDS", 300)
 CONTRIBUTION_MAX_AGE_SECONDS = env_int("CONCORDAT_MAX_AGE_SECONDS", 7 * 24 * 3600)
 BULK_MAX_ITEMS = env_int("CONCORDAT_BULK_MAX_ITEMS", 10_000)
+# Bulk checks verify Ed25519 signatures in worker processes of their own (one per core, started
+# on first use by each web or Celery process: federation/signature_processes.py); off, on threads.
+SIGNATURE_VERIFY_PROCESSES = env_bool("CONCORDAT_VERIFY_PROCESSES", True)
 
 # Transparency log: readable without credentials when public.
 TRANSPARENCY_LOG_PUBLIC = env_bool("CONCORDAT_LOG_PUBLIC", False)

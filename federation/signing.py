@@ -279,7 +279,7 @@ class SignatureChecks:
     (``SIGNATURE_VERIFY_PROCESSES``) or could not be started, to a small thread pool (libsodium
     releases the GIL while it verifies). ``results`` returns one bool per check, in order."""
 
-    chunk_size = 256
+    chunk_size = 128
 
     def __init__(self) -> None:
         self._pending: list[tuple[Ed25519PublicKey, bytes, bytes]] = []

@@ -215,23 +215,40 @@ def check_parsed_contributions(
 
 
 def check_contributions_in_chunks(
-    *, items: Sequence[object], context: CheckContext, chunk_size: int
+    *,
+    items: Sequence[object],
+    context: CheckContext,
+    chunk_size: int,
+    first_chunk_size: int | None = None,
 ) -> Iterator[CheckOutcome]:
-    """``check_contributions`` of ``items`` as consecutive chunks of ``chunk_size`` (indices stay
-    those of ``items``), pipelined: a chunk is yielded once verified, and the next one is
-    already parsed and queued on the verification pool, so the pool verifies it while the caller
-    writes the one yielded (docs/architecture.md, "Ingest")."""
+    """``check_contributions`` of ``items`` as consecutive chunks (indices stay those of
+    ``items``), pipelined: a chunk is yielded once verified, and the next one is already parsed
+    and queued for verification, so that it is verified while the caller writes the one yielded
+    (docs/architecture.md, "Ingest").
+
+    Chunks hold ``chunk_size`` items, except the first ones: ``first_chunk_size``, then twice as
+    many, and so on up to ``chunk_size``. The first chunk's verification is the one wait nothing
+    overlaps, so a small first chunk lets the caller start writing sooner; each next chunk is
+    verified while the one before (half its size) is written."""
     judge = _Judge(context)
     started = None
-    for start in range(0, len(items), chunk_size):
+    for start, end in _chunk_bounds(len(items), chunk_size, first_chunk_size or chunk_size):
         rejections: list[Rejection] = []
-        chunk = _parsed(items[start : start + chunk_size], start, rejections)
+        chunk = _parsed(items[start:end], start, rejections)
         following = _chunk_started(chunk, judge, rejections)
         if started is not None:
             yield _chunk_finished(started)
         started = following
     if started is not None:
         yield _chunk_finished(started)
+
+
+def _chunk_bounds(count: int, chunk_size: int, first_chunk_size: int) -> Iterator[tuple[int, int]]:
+    start, size = 0, max(1, min(first_chunk_size, chunk_size))
+    while start < count:
+        yield start, min(start + size, count)
+        start += size
+        size = min(2 * size, chunk_size)
 
 
 class _Judge:

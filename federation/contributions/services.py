@@ -37,6 +37,9 @@ from members.models import Organisation
 # enough that a chunk's fixed statements cost little per item, small enough that the first
 # chunk (verified with nothing to overlap) is a small part of a bulk request.
 CHUNK_SIZE = 1000
+# The first chunk's size (the chunks after it double up to CHUNK_SIZE): its verification is the
+# one that nothing overlaps, so it is small.
+FIRST_CHUNK_SIZE = 250
 
 
 def local_check_context(*, organisation: Organisation, now: datetime) -> CheckContext:
@@ -67,7 +70,9 @@ def contributions_submit(
     organisation = submitting_organisation(actor)
     now = timezone.now()
     context = local_check_context(organisation=organisation, now=now)
-    chunks = check_contributions_in_chunks(items=items, context=context, chunk_size=CHUNK_SIZE)
+    chunks = check_contributions_in_chunks(
+        items=items, context=context, chunk_size=CHUNK_SIZE, first_chunk_size=FIRST_CHUNK_SIZE
+    )
     results = contributions_store(
         actor=actor,
         outcome=chunks,

@@ -17,6 +17,7 @@ from federation.contributions.checks import (
     MemberKeys,
     TimeRule,
     check_contributions,
+    check_contributions_in_chunks,
 )
 from federation.signing import format_timestamp, sign_contribution
 from members.models import SigningKey, key_id_for
@@ -194,3 +195,27 @@ def test_storage_records_the_origin_hub_from_the_signed_hub_field(acme_submitter
         uuid=acme_submitter.submit().json()["uuid"]
     )  # a member's own submission names this hub
     assert local.origin_hub == settings.HUB_ID
+
+
+def test_chunks_start_small_and_double_and_together_are_the_outcome_of_the_whole(private_key):
+    key = _key(private_key, not_before=NOW - timedelta(days=1))
+    items = [_item(private_key) for _ in range(25)]
+    items[5]["signature"] = items[6]["signature"]  # forged, in the second chunk
+    items[20] = {"contribution": {}, "signature": "x"}  # malformed, in the fourth
+    context = _context(key, rule="relay")
+    chunks = list(
+        check_contributions_in_chunks(
+            items=items, context=context, chunk_size=8, first_chunk_size=2
+        )
+    )
+    whole = check_contributions(items=items, context=context)
+    sizes = [len(chunk.verified) + len(chunk.rejections) for chunk in chunks]
+    assert sizes == [2, 4, 8, 8, 3]
+    assert [v.index for chunk in chunks for v in chunk.verified] == [
+        v.index for v in whole.verified
+    ]
+    assert (
+        [(r.index, r.code) for chunk in chunks for r in chunk.rejections]
+        == [(r.index, r.code) for r in whole.rejections]
+        == [(5, "bad_signature"), (20, "invalid")]
+    )

@@ -124,19 +124,22 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def _hub_cpu(hub) -> dict[str, float]:
-    """CPU seconds so far of the hub's web processes (gunicorn and its workers: the request's
-    parsing, the verification threads and the Python of the write) and of the PostgreSQL
-    backends serving its database (other databases' backends, other engineers', excluded)."""
-    web = [hub.processes[0].pid]
+    """CPU seconds so far of the hub's web processes (gunicorn, its workers and their children:
+    the request's parsing, the verification processes or threads and the Python of the write)
+    and of the PostgreSQL backends serving its database (other databases' backends, other
+    engineers', excluded)."""
+    parents: dict[int, int] = {}
     for pid in os.listdir("/proc"):
         if pid.isdigit():
             try:
                 with open(f"/proc/{pid}/stat") as stat:
-                    parent = int(stat.read().rsplit(")", 1)[1].split()[1])
-                if parent == web[0]:
-                    web.append(int(pid))
+                    parents[int(pid)] = int(stat.read().rsplit(")", 1)[1].split()[1])
             except OSError:
                 continue
+    # Every descendant: the workers, and their verification processes (children of a worker).
+    web = [hub.processes[0].pid]
+    for pid in web:
+        web.extend(child for child, parent in parents.items() if parent == pid)
     database = []
     for pid in os.listdir("/proc"):
         if pid.isdigit():

@@ -37,8 +37,7 @@ from members.models import Organisation
 # enough that a chunk's fixed statements cost little per item, small enough that the first
 # chunk (verified with nothing to overlap) is a small part of a bulk request.
 CHUNK_SIZE = 1000
-# The first chunk's size (the chunks after it double up to CHUNK_SIZE): its verification is the
-# one that nothing overlaps, so it is small.
+# The first chunk's size: its verification is the one that nothing overlaps, so it is small.
 FIRST_CHUNK_SIZE = 250
 
 

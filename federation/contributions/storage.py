@@ -37,7 +37,7 @@ from federation.transparency.audit import (
     audit_record_alike,
     audit_record_many,
 )
-from federation.vetting.policy import apply_policy_to_entries
+from federation.vetting.policy import apply_policy_to_entries, vetting_every_add
 from federation.video.services import video_frames_record
 from members.actors import Actor
 from members.models import Organisation
@@ -293,7 +293,17 @@ def _store_chunk(batch: _StoreBatch, request: _StoreRequest, verified: list[Veri
     request.retracts.extend(v for v in fresh if v.parsed.action == Contribution.Action.RETRACT)
     if not adds:
         return
-    entries, states, created = _upsert_entries(adds, now)
+    # A member whose every add the policy vets (trusted) has its new entries inserted vetted:
+    # the policy then records their move from pending (events, decisions, downstream) without
+    # updating each row again. Only where the upsert says which rows it inserted.
+    vetting = vetting_every_add(organisation) if connection.vendor == "postgresql" else None
+    entries, states, created = _upsert_entries(
+        adds, now, state=Entry.State.PENDING if vetting is None else Entry.State.VETTED
+    )
+    inserted = None
+    if vetting is not None and created:
+        inserted = dict.fromkeys(created, _NEW_ENTRY_ROUND)
+        states = {**states, **dict.fromkeys(created, Entry.State.PENDING)}
     video_frames_record(
         frame_lists=[
             (entries[(v.parsed.signal_type, v.parsed.value)], v.parsed.frames)
@@ -306,7 +316,11 @@ def _store_chunk(batch: _StoreBatch, request: _StoreRequest, verified: list[Veri
     # Each acceptance is logged before the state changes it causes (reopened, auto-vetted,
     # retracted), so the log reads in causal order.
     _audit_accepted(batch, stored_adds)
-    downstream.adds_stored(entry_ids=entries.values(), now=now)
+    # (An entry inserted vetted gets its change row from its move, as a pending one gets none.)
+    changed = (
+        entries.values() if not inserted else [pk for pk in entries.values() if pk not in created]
+    )
+    downstream.adds_stored(entry_ids=changed, now=now)
     # The policy (reopen, auto-vet) sees the adds before this request's retracts are applied, so
     # that "adds before retracts" holds for the entry's state too.
     entry_incidents: dict[int, uuid_module.UUID | None] = {}
@@ -314,7 +328,12 @@ def _store_chunk(batch: _StoreBatch, request: _StoreRequest, verified: list[Veri
         if entry_incidents.get(stored.entry_id) is None:
             entry_incidents[stored.entry_id] = stored.verified.parsed.incident
     apply_policy_to_entries(
-        entry_incidents=entry_incidents, actor=batch.actor, now=now, states=states
+        entry_incidents=entry_incidents,
+        actor=batch.actor,
+        now=now,
+        states=states,
+        policy=vetting,
+        inserted=inserted,
     )
     for stored in stored_adds:
         batch.set(stored.verified, CREATED, stored.entry_id)
@@ -369,15 +388,19 @@ def _reject_conflict(batch: _StoreBatch, v: Verified, stored_hash: str) -> None:
     )
 
 
+# The review round of an entry the ingest inserts.
+_NEW_ENTRY_ROUND = 1
+
+
 def _upsert_entries(
-    adds: list[Verified], now: datetime
+    adds: list[Verified], now: datetime, *, state: str
 ) -> tuple[dict[tuple[str, str], int], dict[int, str], set[int]]:
-    """One entry per signal: insert the new ones, touch the existing; returns their ids by
-    signal, their states by id (read by the upsert, which holds their row locks from then on
-    until this transaction ends) and the ids of those it inserted (none where the database does
-    not say)."""
+    """One entry per signal: insert the new ones (in ``state``), touch the existing; returns
+    their ids by signal, their states by id (read by the upsert, which holds their row locks from
+    then on until this transaction ends) and the ids of those it inserted (none where the
+    database does not say)."""
     signals = sorted({(v.parsed.signal_type, v.parsed.value) for v in adds})
-    rows = [(t, value, Entry.State.PENDING, 1, now, now, now) for t, value in signals]
+    rows = [(t, value, state, _NEW_ENTRY_ROUND, now, now, now) for t, value in signals]
     returned = upsert_rows(
         Entry,
         [

@@ -27,7 +27,13 @@ from federation import downstream
 from federation.contributions.checks import CheckOutcome, Rejection, Verified
 from federation.contributions.models import Contribution, Entry, EntryLabel
 from federation.contributions.rejections import malformed_items_record, rejection_record
-from federation.db.bulk_insert import copy_rows, packed_uuids, upsert_rows, uuid_array_sql
+from federation.db.bulk_insert import (
+    copy_new_rows,
+    copy_rows,
+    packed_uuids,
+    upsert_rows,
+    uuid_array_sql,
+)
 from federation.db.locks import xact_lock, xact_lock_shared
 from federation.db.retry import atomic_retrying_lost_races
 from federation.transparency.actions import Action, Key, ObjectType
@@ -252,6 +258,9 @@ class _StoreRequest:
     twins: list[tuple[Verified, Verified]] = field(default_factory=list)  # (repeat, first)
     retracts: list[Verified] = field(default_factory=list)
     added: list[uuid_module.UUID] = field(default_factory=list)
+    # Whether every entry the request's chunks wrote so far was new: the next chunk's are then
+    # inserted as new (``copy_new_rows``); once one existed, the rest are upserted.
+    entries_new: bool = True
 
 
 def _store_chunk(batch: _StoreBatch, request: _StoreRequest, verified: list[Verified]) -> None:
@@ -298,7 +307,7 @@ def _store_chunk(batch: _StoreBatch, request: _StoreRequest, verified: list[Veri
     # updating each row again. Only where the upsert says which rows it inserted.
     vetting = vetting_every_add(organisation) if connection.vendor == "postgresql" else None
     entries, states, created = _upsert_entries(
-        adds, now, state=Entry.State.PENDING if vetting is None else Entry.State.VETTED
+        request, adds, now, state=Entry.State.PENDING if vetting is None else Entry.State.VETTED
     )
     inserted = None
     if vetting is not None and created:
@@ -392,26 +401,32 @@ def _reject_conflict(batch: _StoreBatch, v: Verified, stored_hash: str) -> None:
 _NEW_ENTRY_ROUND = 1
 
 
+_ENTRY_COLUMNS = [
+    "signal_type", "value", "state", "review_round", "created_at", "updated_at", "state_changed_at",
+]  # fmt: skip
+
+
 def _upsert_entries(
-    adds: list[Verified], now: datetime, *, state: str
+    request: _StoreRequest, adds: list[Verified], now: datetime, *, state: str
 ) -> tuple[dict[tuple[str, str], int], dict[int, str], set[int]]:
     """One entry per signal: insert the new ones (in ``state``), touch the existing; returns
     their ids by signal, their states by id (read by the upsert, which holds their row locks from
     then on until this transaction ends) and the ids of those it inserted (none where the
-    database does not say)."""
+    database does not say). While the request's entries have all been new, the chunk's are
+    first inserted as new, which costs PostgreSQL less than the upsert; if one exists already
+    (an earlier request's, a concurrent one's just committed), nothing of that insert is kept
+    and the upsert runs, for this chunk and the rest of the request."""
     signals = sorted({(v.parsed.signal_type, v.parsed.value) for v in adds})
     rows = [(t, value, state, _NEW_ENTRY_ROUND, now, now, now) for t, value in signals]
+    if request.entries_new:
+        pks = copy_new_rows(Entry, _ENTRY_COLUMNS, rows, unique="entry_signal_unique")
+        if pks is not None:
+            # Inserted by this transaction, so nobody else can see, lock or change them.
+            return dict(zip(signals, pks, strict=True)), dict.fromkeys(pks, state), set(pks)
+        request.entries_new = False
     returned = upsert_rows(
         Entry,
-        [
-            "signal_type",
-            "value",
-            "state",
-            "review_round",
-            "created_at",
-            "updated_at",
-            "state_changed_at",
-        ],
+        _ENTRY_COLUMNS,
         rows,
         unique=["signal_type", "value"],
         update=["updated_at"],

@@ -262,8 +262,10 @@ def test_ingest_reopens_and_auto_vets_in_bulk_without_a_query_per_entry(
     # 18 when written, 21 with the change stream's rows, 23 with the federation outbox's two
     # INSERT … SELECT statements (the vetted entries' adds from the lifecycle hook; adds to entries
     # already shared, from ingest): one each per call, whatever the number of entries or peers;
-    # 24 with the TAXII versions' INSERT (the lifecycle hook).
-    assert large <= 24
+    # 24 with the TAXII versions' INSERT (the lifecycle hook); 28 with the chunk's try at
+    # inserting its entries as new (its savepoint, the ids drawn, the rollback and release: the
+    # entries exist, so the upsert follows).
+    assert large <= 28
 
 
 def test_a_trusted_bulk_ingest_vets_its_new_entries_without_locking_and_reading_them_again(

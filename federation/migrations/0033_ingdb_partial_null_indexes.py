@@ -6,12 +6,30 @@ one per entry) with no user and no organisation; their indexes held an entry for
 no query reads (every query of these columns compares them with a value, which a partial index
 ``WHERE … IS NOT NULL`` serves). Unique stays unique among the values set. Rebuilding the audit
 and change indexes reads those tables once (a few seconds per million rows).
+
+On PostgreSQL only: SQLite (the demo) keeps its tables as they are, since remaking them from
+Django's state would drop the foreign keys they keep there (migration 0032).
 """
 
 
 import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
+
+
+class OnPostgreSQL(migrations.SeparateDatabaseAndState):
+    """Its operations change Django's state everywhere and the database on PostgreSQL only."""
+
+    def __init__(self, operations):
+        super().__init__(database_operations=operations, state_operations=operations)
+
+    def database_forwards(self, app_label, schema_editor, from_state, to_state):
+        if schema_editor.connection.vendor == "postgresql":
+            super().database_forwards(app_label, schema_editor, from_state, to_state)
+
+    def database_backwards(self, app_label, schema_editor, from_state, to_state):
+        if schema_editor.connection.vendor == "postgresql":
+            super().database_backwards(app_label, schema_editor, from_state, to_state)
 
 
 class Migration(migrations.Migration):
@@ -22,7 +40,7 @@ class Migration(migrations.Migration):
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
-    operations = [
+    operations = [OnPostgreSQL([
         migrations.AlterField(
             model_name='auditevent',
             name='leaf_index',
@@ -59,4 +77,4 @@ class Migration(migrations.Migration):
             model_name='entrychange',
             constraint=models.UniqueConstraint(condition=models.Q(('position__isnull', False)), fields=('position',), name='entrychange_position_unique'),
         ),
-    ]
+    ])]

@@ -78,6 +78,7 @@ def entries_transition(
     data_by_entry: Mapping[int, Mapping[str, Any]] | None = None,
     only_from: Collection[str] | None = None,
     locked_states: Mapping[int, str] | None = None,
+    inserted: Mapping[int, int] | None = None,
     now: datetime | None = None,
 ) -> list[Transition]:
     """Move the entries ``entry_ids`` to state ``to``; returns the moves made, by entry id.
@@ -91,6 +92,12 @@ def entries_transition(
       transaction still holds (the ingest's upsert): they are not locked and read again, so the
       move is one statement. An entry absent from it is left alone; the update still checks each
       state it is given, and an entry found in another one is left alone too.
+    - ``inserted`` (with ``locked_states``, which gives them as pending): entries this
+      transaction inserted already in state ``to`` (id: review round), as the ingest inserts a
+      trusted member's new entries vetted. Each is recorded as moved from pending (its event and
+      everything downstream, as for the others) without an UPDATE: the insert wrote what the
+      UPDATE would have (``state``, and ``state_changed_at`` and ``updated_at`` equal to
+      ``created_at``, which must be ``now``). Only for a move that pending allows.
     - The update sets ``state``, ``state_changed_at`` and ``updated_at``; a move to pending starts
       a new review round; a dispute's resolution sets ``dispute_resolved_at``.
     - Each move writes one audit event (``TRANSITIONS`` names it) with ``data``:
@@ -106,7 +113,9 @@ def entries_transition(
         raise ValueError(f"unknown entry state {to!r}")
     if not ids:
         return []
-    args = (ids, to, actor, reason, data, data_by_entry, only_from, locked_states, now)
+    if inserted and (locked_states is None or not transition_allowed(State.PENDING, to)):
+        raise ValueError("entries inserted in their new state move from pending, under locks")
+    args = (ids, to, actor, reason, data, data_by_entry, only_from, locked_states, inserted, now)
     if transaction.get_connection().in_atomic_block:
         # The caller's transaction, without a savepoint: a refusal is raised before any write,
         # and leaves the caller's transaction usable.
@@ -116,7 +125,7 @@ def entries_transition(
 
 
 def _transition(
-    ids, to, actor, reason, data, data_by_entry, only_from, locked_states, now
+    ids, to, actor, reason, data, data_by_entry, only_from, locked_states, inserted, now
 ) -> list[Transition]:
     if locked_states is None:
         rows = Entry.objects.select_for_update().filter(pk__in=ids).order_by("pk")
@@ -135,6 +144,15 @@ def _transition(
         )
     if not current:
         return []
+    moved = []
+    if inserted:
+        # Already in ``to`` by the caller's insert: recorded as moved, not updated again.
+        moved = [(pk, State.PENDING, inserted[pk]) for pk in current if pk in inserted]
+        if len(moved) < len(current):
+            moved += _update({pk: s for pk, s in current.items() if pk not in inserted}, to, now)
+            moved.sort()
+    else:
+        moved = _update(current, to, now)
     transitions = [
         Transition(
             entry_id=pk,
@@ -143,7 +161,7 @@ def _transition(
             review_round=review_round,
             action=TRANSITIONS[(from_state, to)],
         )
-        for pk, from_state, review_round in _update(current, to, now)
+        for pk, from_state, review_round in moved
     ]
     common = dict(data or {})
     per_entry = data_by_entry or {}

@@ -27,7 +27,13 @@ from federation import downstream
 from federation.contributions.checks import CheckOutcome, Rejection, Verified
 from federation.contributions.models import Contribution, Entry, EntryLabel
 from federation.contributions.rejections import malformed_items_record, rejection_record
-from federation.db.bulk_insert import copy_rows, packed_uuids, upsert_rows, uuid_array_sql
+from federation.db.bulk_insert import (
+    copy_new_rows,
+    copy_rows,
+    packed_uuids,
+    upsert_rows,
+    uuid_array_sql,
+)
 from federation.db.locks import xact_lock, xact_lock_shared
 from federation.db.retry import atomic_retrying_lost_races
 from federation.transparency.actions import Action, Key, ObjectType
@@ -37,7 +43,7 @@ from federation.transparency.audit import (
     audit_record_alike,
     audit_record_many,
 )
-from federation.vetting.policy import apply_policy_to_entries
+from federation.vetting.policy import apply_policy_to_entries, vetting_every_add
 from federation.video.services import video_frames_record
 from members.actors import Actor
 from members.models import Organisation
@@ -252,6 +258,9 @@ class _StoreRequest:
     twins: list[tuple[Verified, Verified]] = field(default_factory=list)  # (repeat, first)
     retracts: list[Verified] = field(default_factory=list)
     added: list[uuid_module.UUID] = field(default_factory=list)
+    # Whether every entry the request's chunks wrote so far was new: the next chunk's are then
+    # inserted as new (``copy_new_rows``); once one existed, the rest are upserted.
+    entries_new: bool = True
 
 
 def _store_chunk(batch: _StoreBatch, request: _StoreRequest, verified: list[Verified]) -> None:
@@ -293,7 +302,17 @@ def _store_chunk(batch: _StoreBatch, request: _StoreRequest, verified: list[Veri
     request.retracts.extend(v for v in fresh if v.parsed.action == Contribution.Action.RETRACT)
     if not adds:
         return
-    entries, states, created = _upsert_entries(adds, now)
+    # A member whose every add the policy vets (trusted) has its new entries inserted vetted:
+    # the policy then records their move from pending (events, decisions, downstream) without
+    # updating each row again. Only where the upsert says which rows it inserted.
+    vetting = vetting_every_add(organisation) if connection.vendor == "postgresql" else None
+    entries, states, created = _upsert_entries(
+        request, adds, now, state=Entry.State.PENDING if vetting is None else Entry.State.VETTED
+    )
+    inserted = None
+    if vetting is not None and created:
+        inserted = dict.fromkeys(created, _NEW_ENTRY_ROUND)
+        states = {**states, **dict.fromkeys(created, Entry.State.PENDING)}
     video_frames_record(
         frame_lists=[
             (entries[(v.parsed.signal_type, v.parsed.value)], v.parsed.frames)
@@ -306,7 +325,11 @@ def _store_chunk(batch: _StoreBatch, request: _StoreRequest, verified: list[Veri
     # Each acceptance is logged before the state changes it causes (reopened, auto-vetted,
     # retracted), so the log reads in causal order.
     _audit_accepted(batch, stored_adds)
-    downstream.adds_stored(entry_ids=entries.values(), now=now)
+    # (An entry inserted vetted gets its change row from its move, as a pending one gets none.)
+    changed = (
+        entries.values() if not inserted else [pk for pk in entries.values() if pk not in created]
+    )
+    downstream.adds_stored(entry_ids=changed, now=now)
     # The policy (reopen, auto-vet) sees the adds before this request's retracts are applied, so
     # that "adds before retracts" holds for the entry's state too.
     entry_incidents: dict[int, uuid_module.UUID | None] = {}
@@ -314,7 +337,12 @@ def _store_chunk(batch: _StoreBatch, request: _StoreRequest, verified: list[Veri
         if entry_incidents.get(stored.entry_id) is None:
             entry_incidents[stored.entry_id] = stored.verified.parsed.incident
     apply_policy_to_entries(
-        entry_incidents=entry_incidents, actor=batch.actor, now=now, states=states
+        entry_incidents=entry_incidents,
+        actor=batch.actor,
+        now=now,
+        states=states,
+        policy=vetting,
+        inserted=inserted,
     )
     for stored in stored_adds:
         batch.set(stored.verified, CREATED, stored.entry_id)
@@ -369,26 +397,36 @@ def _reject_conflict(batch: _StoreBatch, v: Verified, stored_hash: str) -> None:
     )
 
 
+# The review round of an entry the ingest inserts.
+_NEW_ENTRY_ROUND = 1
+
+
+_ENTRY_COLUMNS = [
+    "signal_type", "value", "state", "review_round", "created_at", "updated_at", "state_changed_at",
+]  # fmt: skip
+
+
 def _upsert_entries(
-    adds: list[Verified], now: datetime
+    request: _StoreRequest, adds: list[Verified], now: datetime, *, state: str
 ) -> tuple[dict[tuple[str, str], int], dict[int, str], set[int]]:
-    """One entry per signal: insert the new ones, touch the existing; returns their ids by
-    signal, their states by id (read by the upsert, which holds their row locks from then on
-    until this transaction ends) and the ids of those it inserted (none where the database does
-    not say)."""
+    """One entry per signal: insert the new ones (in ``state``), touch the existing; returns
+    their ids by signal, their states by id (read by the upsert, which holds their row locks from
+    then on until this transaction ends) and the ids of those it inserted (none where the
+    database does not say). While the request's entries have all been new, the chunk's are
+    first inserted as new, which costs PostgreSQL less than the upsert; if one exists already
+    (an earlier request's, a concurrent one's just committed), nothing of that insert is kept
+    and the upsert runs, for this chunk and the rest of the request."""
     signals = sorted({(v.parsed.signal_type, v.parsed.value) for v in adds})
-    rows = [(t, value, Entry.State.PENDING, 1, now, now, now) for t, value in signals]
+    rows = [(t, value, state, _NEW_ENTRY_ROUND, now, now, now) for t, value in signals]
+    if request.entries_new:
+        pks = copy_new_rows(Entry, _ENTRY_COLUMNS, rows, unique="entry_signal_unique")
+        if pks is not None:
+            # Inserted by this transaction, so nobody else can see, lock or change them.
+            return dict(zip(signals, pks, strict=True)), dict.fromkeys(pks, state), set(pks)
+        request.entries_new = False
     returned = upsert_rows(
         Entry,
-        [
-            "signal_type",
-            "value",
-            "state",
-            "review_round",
-            "created_at",
-            "updated_at",
-            "state_changed_at",
-        ],
+        _ENTRY_COLUMNS,
         rows,
         unique=["signal_type", "value"],
         update=["updated_at"],

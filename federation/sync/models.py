@@ -21,9 +21,17 @@ class EntryChange(models.Model):
     )
     reason = models.CharField(max_length=32, help_text="What changed: vetted, disputed, …")
     recorded_at = models.DateTimeField(default=timezone.now)
-    position = models.BigIntegerField(null=True, blank=True, unique=True, editable=False)
+    # Unique where set: a row written (its position still NULL) costs no entry in that index.
+    position = models.BigIntegerField(null=True, blank=True, editable=False)
 
     class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["position"],
+                condition=models.Q(position__isnull=False),
+                name="entrychange_position_unique",
+            ),
+        ]
         indexes = [
             models.Index(
                 fields=["id"],

@@ -21,9 +21,18 @@ class AuditEvent(models.Model):
     object_type = models.CharField(max_length=32, blank=True)
     object_id = models.CharField(max_length=200, blank=True)
     data = models.JSONField(default=dict)
-    leaf_index = models.BigIntegerField(null=True, blank=True, unique=True, editable=False)
+    # Unique where set: an index of the sequenced events only, so that writing an event (its
+    # leaf_index still NULL) costs no entry in it (migration 0033).
+    leaf_index = models.BigIntegerField(null=True, blank=True, editable=False)
 
     class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["leaf_index"],
+                condition=models.Q(leaf_index__isnull=False),
+                name="auditevent_leaf_index_unique",
+            ),
+        ]
         indexes = [
             models.Index(fields=["action", "occurred_at"]),
             models.Index(fields=["organisation", "occurred_at"]),

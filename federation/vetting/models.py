@@ -92,6 +92,7 @@ class Decision(models.Model):
         on_delete=models.PROTECT,
         related_name="+",
         db_constraint=False,
+        db_index=False,  # indexed where set (Meta): an automatic decision has neither
     )
     organisation = models.ForeignKey(
         "members.Organisation",
@@ -100,6 +101,7 @@ class Decision(models.Model):
         on_delete=models.PROTECT,
         related_name="+",
         db_constraint=False,
+        db_index=False,
     )
     reason = models.TextField(blank=True)
     policy = models.JSONField(default=dict, help_text="The policy that applied, as it stood.")
@@ -112,6 +114,16 @@ class Decision(models.Model):
                 fields=["entry", "review_round", "organisation"],
                 condition=models.Q(kind="vote"),
                 name="decision_one_vote_per_organisation_per_round",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["user"], condition=models.Q(user__isnull=False), name="decision_user"
+            ),
+            models.Index(
+                fields=["organisation"],
+                condition=models.Q(organisation__isnull=False),
+                name="decision_organisation",
             ),
         ]
 

@@ -129,19 +129,36 @@ def vote_tally(*, entry_id: int) -> VoteTally:
 _REOPENABLE = (Entry.State.REJECTED, Entry.State.RETRACTED)
 
 
+def vetting_every_add(organisation) -> VettingPolicy | None:
+    """The current policy if it vets every add of ``organisation`` whatever its incident (a
+    trusted member, and the policy auto-vets them), else None: the ingest then inserts the
+    member's new entries vetted (``apply_policy_to_entries``'s ``inserted``)."""
+    if not organisation.trusted:
+        return None  # (no query: the policy is read once, by ``apply_policy_to_entries``)
+    policy = VettingPolicy.current()
+    return policy if policy.auto_vet_trusted else None
+
+
 def apply_policy_to_entries(
     *,
     entry_incidents: dict[int, uuid.UUID | None],
     actor: Actor,
     now: datetime,
     states: Mapping[int, str] | None = None,
+    policy: VettingPolicy | None = None,
+    inserted: Mapping[int, int] | None = None,
 ) -> None:
     """Reopen and auto-vet the entries that just received adds from ``actor.organisation``.
 
     ``states``: the entries' states as the caller read them under the row locks it still holds
     (the ingest's upsert), if it did: then only rejected and retracted ones are offered to the
     reopening move, and neither move locks and reads the entries again (``locked_states``): a
-    trusted member's bulk ingest vets its entries with one UPDATE."""
+    trusted member's bulk ingest vets its entries with one UPDATE.
+
+    ``inserted`` (id: review round), with ``states`` giving them as pending and ``policy`` the
+    one ``vetting_every_add`` returned for this member: entries the caller has just inserted
+    already vetted; they are vetted as the others are (events, decisions, downstream), without
+    the UPDATE (``entries_transition``)."""
     if not entry_incidents:
         return
     organisation = actor.organisation
@@ -160,7 +177,8 @@ def apply_policy_to_entries(
     if states is not None:
         states = {**states, **{t.entry_id: t.to_state for t in reopened}}
 
-    policy = VettingPolicy.current()
+    if policy is None:
+        policy = VettingPolicy.current()
     incidents = {
         incident.pk: incident
         for incident in Incident.objects.filter(pk__in={i for i in entry_incidents.values() if i})
@@ -185,6 +203,7 @@ def apply_policy_to_entries(
             data_by_entry={pk: {Key.POLICY: snapshot} for pk, snapshot in auto.items()},
             # Under the caller's row locks (a bulk ingest): one UPDATE, no lock-and-read.
             locked_states=states,
+            inserted=inserted,
             now=now,
         )
         # COPY (one statement): a trusted member's bulk ingest vets every entry it adds.

@@ -198,3 +198,39 @@ def test_concurrent_overlapping_bulks_over_many_chunks_never_fail(acme_submitter
     assert sum(r.status == CREATED for results in outcomes for r in results) == 34
     assert Contribution.objects.count() == 34
     assert AuditEvent.objects.filter(action="contribution.accepted").count() == 34
+
+
+@pytest.mark.django_db
+def test_entries_are_inserted_as_new_until_one_exists_then_upserted(
+    acme_submitter, chunks, monkeypatch
+):
+    """While the request's entries have all been new, a chunk's are inserted as new; the first
+    that exists takes its chunk's insert back (nothing of it is kept), and that chunk and the
+    rest of the request upsert."""
+    existing = Entry.objects.create(signal_type="md5", value="e" * 32, state="rejected")
+    tried: list[bool] = []
+    copy_new_rows = storage.copy_new_rows
+
+    def counted(*args, **kwargs):
+        pks = copy_new_rows(*args, **kwargs)
+        tried.append(pks is not None)
+        return pks
+
+    monkeypatch.setattr(storage, "copy_new_rows", counted)
+    items = [acme_submitter.signed() for _ in range(3)]
+    items += [
+        acme_submitter.signed(),
+        acme_submitter.signed(signal={"type": "md5", "value": "e" * 32}),
+    ]
+    items += [acme_submitter.signed() for _ in range(3)]
+    body = _post(acme_submitter, items)
+
+    assert chunks == [3, 3, 2] and body["created"] == 8
+    # The third chunk upserts without trying; on SQLite every chunk upserts.
+    assert tried == ([True, False] if connection.vendor == "postgresql" else [False])
+    assert Entry.objects.count() == 8
+    assert body["results"][4]["entry_id"] == existing.pk
+    assert Entry.objects.get(pk=existing.pk).state == Entry.State.PENDING  # reopened
+    assert sorted(Contribution.objects.values_list("entry_id", flat=True)) == sorted(
+        r["entry_id"] for r in body["results"]
+    )

@@ -6,9 +6,16 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
-from django.db import connection
+from django.db import IntegrityError, connection
 
-from federation.db.bulk_insert import _json_dumps, copy_rows, packed_uuids, uuid_array_sql
+from federation.contributions.models import Entry
+from federation.db.bulk_insert import (
+    _json_dumps,
+    copy_new_rows,
+    copy_rows,
+    packed_uuids,
+    uuid_array_sql,
+)
 from federation.propagation.models import Receipt
 from tests.support.sending import foreign_member
 
@@ -52,3 +59,37 @@ def test_packed_uuids_read_back_as_the_same_uuids_in_order(count):
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT {uuid_array_sql()}", [packed_uuids(uuids)])
         assert cursor.fetchone()[0] == uuids
+
+
+ENTRY_COLUMNS = ["signal_type", "value", "state", "review_round", "created_at", "updated_at",
+                 "state_changed_at"]  # fmt: skip
+
+
+def _entry_rows(*values: str) -> list[tuple]:
+    now = datetime.now(UTC)
+    return [("md5", value, "pending", 1, now, now, now) for value in values]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="SQLite always answers None")
+def test_new_rows_are_copied_with_their_ids_in_row_order():
+    pks = copy_new_rows(Entry, ENTRY_COLUMNS, _entry_rows("a" * 32, "b" * 32), unique="u")
+    assert dict(Entry.objects.values_list("pk", "value")) == dict(
+        zip(pks, ["a" * 32, "b" * 32], strict=True)
+    )
+
+
+def test_when_one_row_exists_nothing_is_copied_and_the_transaction_goes_on():
+    Entry.objects.create(signal_type="md5", value="b" * 32)
+    rows = _entry_rows("a" * 32, "b" * 32, "c" * 32)
+    assert copy_new_rows(Entry, ENTRY_COLUMNS, rows, unique="entry_signal_unique") is None
+    assert list(Entry.objects.values_list("value", flat=True)) == ["b" * 32]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="SQLite always answers None")
+def test_a_violation_of_another_constraint_is_raised():
+    rows = [("md5", "a" * 32, "pending", -1, *_entry_rows("a")[0][4:])]  # review_round >= 0
+    with pytest.raises(IntegrityError):
+        copy_new_rows(Entry, ENTRY_COLUMNS, rows, unique="entry_signal_unique")
+    rows = _entry_rows("a" * 32, "a" * 32)  # a unique violation, but of a constraint not named
+    with pytest.raises(IntegrityError):
+        copy_new_rows(Entry, ENTRY_COLUMNS, rows, unique="some_other_constraint")

@@ -51,7 +51,12 @@ from federation.propagation.models import OutboxItem, PeerLink, Receipt
 from federation.propagation.round_sql import claim_round, delivered_round
 from federation.propagation.wire import batch_canonical, batch_document, sign_canonical
 from federation.transparency.actions import Action, Key, ObjectType
-from federation.transparency.audit import AuditRecord, audit_record, audit_record_many
+from federation.transparency.audit import (
+    AuditRecord,
+    audit_inserted,
+    audit_record,
+    audit_record_many,
+)
 from members.actors import Actor
 from members.models import Peer
 
@@ -152,6 +157,11 @@ def outbox_drain(*, peer_id: int, lane: str, max_rounds: int | None = None) -> D
     if not result.more and _due(peer_id, lane):
         # Rows committed while this drain was finishing, whose nudge found the lane locked.
         result.more = True
+    if result.delivered and not result.more:
+        # The batches' federation.sent events are sequenced once the lane has nothing left due;
+        # while a backlog drains, by the sequencer's periodic run (one run per round, for an
+        # event or two each, cost about as much CPU as the rest of the round's statements).
+        audit_inserted()
     return result
 
 

@@ -9,7 +9,7 @@ rows (docs/federation.md, "Delivery"); SQLite (the demo) takes the ORM's path be
   leased and their attempt counted) as one ``UPDATE … RETURNING``, not a read and an update by
   a list of the ids read.
 - ``delivered_round``: the rows of a batch marked delivered, the batch's ``federation.sent``
-  event and the link's ``last_push_at``, in one statement.
+  event (``audit_insert_sql``) and the link's ``last_push_at``, in one statement.
 """
 
 from collections.abc import Iterable
@@ -19,7 +19,7 @@ from django.db import connection
 from django.db.models import BooleanField, Expression, F, Q
 
 from federation.propagation.models import OutboxItem, PeerLink
-from federation.transparency.audit import AuditRecord, audit_insert_sql, audit_inserted
+from federation.transparency.audit import AuditRecord, audit_insert_sql
 
 _OUTBOX = OutboxItem._meta.db_table
 _LINK = PeerLink._meta.db_table
@@ -109,7 +109,8 @@ def delivered_round(
 ) -> bool:
     """Mark rows delivered (each with its item's digest: lowercase hex, nothing to quote in an
     array literal), write ``event`` and the link's ``last_push_at`` in one statement, in the
-    caller's transaction; False if the peer has no link row yet (the caller writes it)."""
+    caller's transaction; False if the peer has no link row yet (the caller writes it). The
+    caller asks for the event's sequencing (``audit_inserted``) when its drain ends."""
     insert, insert_params = audit_insert_sql(event, occurred_at=now)
     with connection.cursor() as cursor:
         cursor.execute(
@@ -127,5 +128,4 @@ def delivered_round(
             ],
         )  # fmt: skip
         (linked,) = cursor.fetchone()
-    audit_inserted()
     return linked == 1

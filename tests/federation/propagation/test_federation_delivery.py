@@ -342,6 +342,23 @@ def test_the_first_push_to_a_peer_without_a_link_row_writes_one(
     assert AuditEvent.objects.filter(action="federation.sent").count() == 1
 
 
+def test_the_sent_events_are_sequenced_once_the_lane_has_nothing_left_due(
+    acme_submitter, bravo, receiver, settings, monkeypatch
+):
+    settings.FEDERATION_BATCH_SIZE = 1
+    settings.FEDERATION_DRAIN_PARALLEL = 1
+    asked = []
+    monkeypatch.setattr(delivery, "audit_inserted", lambda: asked.append(True))
+    for _ in range(2):
+        vetted_entry(acme_submitter)
+
+    first = drain(bravo)
+    assert (first.delivered, first.more, asked) == (1, True, [])  # a backlog: the periodic run
+    second = drain(bravo)
+    assert (second.delivered, second.more, asked) == (1, False, [True])
+    assert AuditEvent.objects.filter(action="federation.sent").count() == 2
+
+
 def test_the_incident_lane_is_not_held_behind_the_normal_one(acme_submitter, bravo, receiver):
     incident = Incident.objects.create(name="Event", description="d")
     for _ in range(3):

@@ -236,9 +236,9 @@ class _Context:
             encoded = known.get(name)
             if encoded is None:
                 if name == "attestations":
-                    encoded = b"[" + b",".join(self._canonical_of(a) for a in value) + b"]"
+                    encoded = b"[" + b",".join(self.part_canonical(a) for a in value) + b"]"
                 else:
-                    encoded = self._canonical_of(value)
+                    encoded = self.part_canonical(value)
             members.append(_member_name(name) + encoded)
         return b"{" + b",".join(members) + b"}"
 
@@ -251,7 +251,10 @@ class _Context:
             known = self._hub_lists[key] = canonical_json_bytes(hubs)
         return known
 
-    def _canonical_of(self, part: object) -> bytes:
+    def part_canonical(self, part: object) -> bytes:
+        """The RFC 8785 bytes of a part of an item: written once a round for a key section or
+        this hub's attestation, by ``canonical_json_bytes`` for another (an attestation an
+        arrival carried)."""
         known = self._canonical.get(id(part))
         return known if known is not None else canonical_json_bytes(part)
 
@@ -302,7 +305,9 @@ class ItemsBuilder:
                 built.dropped.append(ref.id)
             else:
                 item, known = built_item
-                canonical = self.context.item_canonical(item, known)
+                canonical = (
+                    known if type(known) is bytes else self.context.item_canonical(item, known)
+                )
                 built.canonical[ref.id] = canonical
                 built.items.append((ref.id, item, digest_of(canonical)))
         return built
@@ -310,12 +315,15 @@ class ItemsBuilder:
 
 def _build(
     ref: RowRef, context: _Context, peer_hub: str, hub: str, push: bool
-) -> tuple[dict[str, Any], dict[str, bytes]] | None:
-    """The item of ``ref`` (None when it is no longer owed) and the RFC 8785 bytes of those of
-    its members that are known without writing them: a contribution's ``contribution`` is the
-    member's signed object, whose RFC 8785 text is what ``Contribution.canonical`` holds (the
-    bytes its signature was verified over), ``signature`` is padded base64, which JCS writes as
-    it is between quotes, and its ``type``, ``path`` and ``sent_to`` are written once a round.
+) -> tuple[dict[str, Any], dict[str, bytes] | bytes] | None:
+    """The item of ``ref`` (None when it is no longer owed) and its RFC 8785 bytes, or those of
+    its members that are known without writing them (``_Context.item_canonical`` writes the
+    rest). A contribution item's bytes are its parts' joined in JCS order (its member names
+    sorted: ``attestations``, ``contribution``, ``key``, ``path``, ``sent_to``, ``signature``,
+    ``type``): ``contribution`` is the member's signed object, whose RFC 8785 text is what
+    ``Contribution.canonical`` holds (the bytes its signature was verified over),
+    ``signature`` is padded base64, which JCS writes as it is between quotes, and the key
+    section, this hub's attestation, ``path`` and ``sent_to`` are written once a round.
     """
     if ref.kind == OutboxItem.Kind.CONTRIBUTION:
         contribution = context.contributions[ref.contribution_id]
@@ -352,15 +360,20 @@ def _build(
         sent_to -= {peer_hub, *path}
         if sent_to:
             item["sent_to"] = sorted(sent_to)[:MAX_SENT_TO]
-        known = {
-            "type": _CONTRIBUTION_TYPE,
-            "contribution": canonical.encode(),
-            "signature": f'"{signature}"'.encode(),
-            "path": context.hubs_canonical(path),
-        }
+        parts = [
+            b'{"attestations":[',
+            b",".join([context.part_canonical(a) for a in item["attestations"]]),
+            b'],"contribution":',
+            canonical.encode(),
+            b',"key":',
+            context.part_canonical(item["key"]),
+            b',"path":',
+            context.hubs_canonical(path),
+        ]
         if sent_to:
-            known["sent_to"] = context.hubs_canonical(item["sent_to"])
-        return item, known
+            parts += [b',"sent_to":', context.hubs_canonical(item["sent_to"])]
+        parts += [b',"signature":"', signature.encode(), b'","type":', _CONTRIBUTION_TYPE, b"}"]
+        return item, b"".join(parts)
     if ref.kind == OutboxItem.Kind.ENTRY:
         entry = context.entries[ref.entry_id]
         if entry["state"] not in ATTESTED_STATES:

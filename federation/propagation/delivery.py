@@ -48,9 +48,15 @@ from federation.hubkey import hub_private_key
 from federation.monitoring.counters import push_failed_counted
 from federation.propagation.items import ItemsBuilder, row_refs
 from federation.propagation.models import OutboxItem, PeerLink, Receipt
+from federation.propagation.round_sql import claim_round, delivered_round
 from federation.propagation.wire import batch_canonical, batch_document, sign_canonical
 from federation.transparency.actions import Action, Key, ObjectType
-from federation.transparency.audit import AuditRecord, audit_record, audit_record_many
+from federation.transparency.audit import (
+    AuditRecord,
+    audit_inserted,
+    audit_record,
+    audit_record_many,
+)
 from members.actors import Actor
 from members.models import Peer
 
@@ -87,7 +93,7 @@ class ClaimedRow:
     signing_key_id: int | None
     path: list
     attempts: int
-    next_attempt_at: datetime
+    next_attempt_at: datetime | None  # read by the portable claim only (PostgreSQL's: None)
     claimed_until: datetime | None
     state: str = OutboxItem.State.PENDING
     digest: str = ""
@@ -151,6 +157,11 @@ def outbox_drain(*, peer_id: int, lane: str, max_rounds: int | None = None) -> D
     if not result.more and _due(peer_id, lane):
         # Rows committed while this drain was finishing, whose nudge found the lane locked.
         result.more = True
+    if result.delivered and not result.more:
+        # The batches' federation.sent events are sequenced once the lane has nothing left due;
+        # while a backlog drains, by the sequencer's periodic run (one run per round, for an
+        # event or two each, cost about as much CPU as the rest of the round's statements).
+        audit_inserted()
     return result
 
 
@@ -186,6 +197,18 @@ def _claim(peer: Peer, lane: str) -> list[ClaimedRow] | None:
     """The lane's oldest rows for one round (``FEDERATION_DRAIN_PARALLEL`` batches), in flight."""
     now = timezone.now()
     limit = settings.FEDERATION_BATCH_SIZE * settings.FEDERATION_DRAIN_PARALLEL
+    lease = now + timedelta(seconds=settings.FEDERATION_LEASE_SECONDS)
+    if connection.vendor == "postgresql":
+        with transaction.atomic():
+            claimed = [
+                ClaimedRow(*values, None, lease)
+                for values in claim_round(
+                    peer_id=peer.pk, lane=lane, limit=limit, now=now, lease=lease
+                )
+            ]
+        for row in claimed:  # jsonb comes as its text (Django's loader); mostly an empty path
+            row.path = [] if row.path == "[]" else orjson.loads(row.path)
+        return claimed or None
     with transaction.atomic():
         rows = [
             ClaimedRow(*values)
@@ -203,7 +226,6 @@ def _claim(peer: Peer, lane: str) -> list[ClaimedRow] | None:
             claimed.append(row)
         if not claimed:
             return None
-        lease = now + timedelta(seconds=settings.FEDERATION_LEASE_SECONDS)
         OutboxItem.objects.filter(pk__in=[r.pk for r in claimed]).update(
             claimed_until=lease, attempts=F("attempts") + 1
         )
@@ -411,24 +433,8 @@ def _apply(peer, batch_id, sent, answers, result: DrainResult) -> None:
         else:
             unanswered.append(row)
     with transaction.atomic():
-        _mark_delivered(delivered, now)
         _write_rows(refused, ["state", "digest", "delivered_at", "claimed_until", "last_error"])
-        if delivered:
-            audit_record(
-                AuditRecord(
-                    action=Action.FEDERATION_SENT,
-                    actor=SENDER,
-                    object_type=ObjectType.PEER,
-                    object_id=peer.hub_id,
-                    data={
-                        Key.PEER: peer.hub_id,
-                        Key.BATCH: str(batch_id),
-                        Key.VIA: Receipt.Via.PUSH.value,
-                        Key.ITEMS: [row.digest for row in delivered],
-                    },
-                )
-            )
-        PeerLink.objects.update_or_create(peer=peer, defaults={"last_push_at": now})
+        _mark_delivered(peer, batch_id, delivered, now)
     result.delivered += len(delivered)
     result.refused += len(refused)
     if refused:
@@ -443,21 +449,35 @@ def _apply(peer, batch_id, sent, answers, result: DrainResult) -> None:
         _failed(peer, unanswered, "the peer's answer did not name this item", result)
 
 
-def _mark_delivered(rows: list[ClaimedRow], now: datetime) -> None:
-    """Rows delivered, each with its item's digest: one statement (on PostgreSQL; Django's
+def _mark_delivered(peer: Peer, batch_id, rows: list[ClaimedRow], now: datetime) -> None:
+    """Rows delivered, each with its item's digest, the batch's ``federation.sent`` event naming
+    them, and the link's ``last_push_at``: one statement on PostgreSQL (``round_sql``; Django's
     ``bulk_update`` builds a CASE per column and row, most of a round's own time at 500 rows)."""
-    if not rows:
-        return
-    if connection.vendor != "postgresql":
+    event = AuditRecord(
+        action=Action.FEDERATION_SENT,
+        actor=SENDER,
+        object_type=ObjectType.PEER,
+        object_id=peer.hub_id,
+        data={
+            Key.PEER: peer.hub_id,
+            Key.BATCH: str(batch_id),
+            Key.VIA: Receipt.Via.PUSH.value,
+            Key.ITEMS: [row.digest for row in rows],
+        },
+    )
+    if rows and connection.vendor == "postgresql":
+        if delivered_round(
+            peer_id=peer.pk,
+            ids=[r.pk for r in rows],
+            digests=[r.digest for r in rows],
+            now=now,
+            event=event,
+        ):
+            return
+    elif rows:
         _write_rows(rows, ["state", "digest", "delivered_at", "claimed_until", "last_error"])
-        return
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {OutboxItem._meta.db_table} AS o SET state = %s, digest = v.digest,"  # noqa: S608
-            " delivered_at = %s, claimed_until = NULL, last_error = ''"
-            " FROM unnest(%s::bigint[], %s::text[]) AS v(id, digest) WHERE o.id = v.id",
-            [OutboxItem.State.DELIVERED, now, [r.pk for r in rows], [r.digest for r in rows]],
-        )
+        audit_record(event)
+    PeerLink.objects.update_or_create(peer=peer, defaults={"last_push_at": now})
 
 
 def _failed(peer: Peer, rows: list[ClaimedRow], message: str, result: DrainResult) -> None:

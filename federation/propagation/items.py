@@ -29,6 +29,7 @@ from federation.contributions.models import Contribution, Entry
 from federation.hubkey import hub_private_key
 from federation.propagation.bindings import KeyNotBindable, binding_pair, key_bindings_for
 from federation.propagation.models import OutboxItem, Receipt
+from federation.propagation.round_sql import ids_match
 from federation.propagation.wire import (
     ATTESTED_STATES,
     ITEM_CONTRIBUTION,
@@ -103,15 +104,15 @@ def policy_summary(snapshot: dict | None, *, trusted_peer: str | None = None) ->
 
 
 class _Context:
-    """Everything one batch needs, loaded in bulk (each list of ids one array parameter:
-    ``federation.db.lookups``)."""
+    """Everything one batch needs, loaded in bulk (each list of ids one array literal:
+    ``round_sql.ids_match``)."""
 
     def __init__(self, refs: Sequence[RowRef], now: datetime, peer_hub: str) -> None:
         self.now = now
         contribution_ids = {r.contribution_id for r in refs if r.contribution_id}
         self.contributions = {
             c["pk"]: c
-            for c in Contribution.objects.filter(pk__in=contribution_ids).values(
+            for c in Contribution.objects.filter(ids_match("pk", contribution_ids)).values(
                 "pk", "canonical", "signature", "signing_key_id", "entry_id", "origin_hub",
                 "action",
             )
@@ -121,19 +122,19 @@ class _Context:
         }
         self.entries = {
             e["pk"]: e
-            for e in Entry.objects.filter(pk__in=entry_ids).values(
+            for e in Entry.objects.filter(ids_match("pk", entry_ids)).values(
                 "pk", "signal_type", "value", "state", "state_changed_at"
             )
         }
         # The latest decision of each entry (read in order: the last one read wins).
         self.decisions = dict(
-            Decision.objects.filter(entry_id__in=entry_ids)
+            Decision.objects.filter(ids_match("entry_id", entry_ids))
             .order_by("entry_id", "created_at", "pk")
             .values_list("entry_id", "policy")
         )
         self.receipts: dict[int, list[dict]] = {}
         for receipt in (
-            Receipt.objects.filter(contribution_id__in=contribution_ids)
+            Receipt.objects.filter(ids_match("contribution_id", contribution_ids))
             .order_by("contribution_id", "received_at", "pk")
             .values("contribution_id", "peer_hub", "path", "attestations", "sent_to")
         ):
@@ -143,7 +144,7 @@ class _Context:
         self.targets: dict[int, set[str]] = {}
         for contribution_id, target in (
             OutboxItem.objects.filter(
-                contribution_id__in=contribution_ids, kind=OutboxItem.Kind.CONTRIBUTION
+                ids_match("contribution_id", contribution_ids), kind=OutboxItem.Kind.CONTRIBUTION
             )
             .exclude(state=OutboxItem.State.REFUSED)
             .exclude(peer__hub_id=peer_hub)
@@ -235,9 +236,9 @@ class _Context:
             encoded = known.get(name)
             if encoded is None:
                 if name == "attestations":
-                    encoded = b"[" + b",".join(self._canonical_of(a) for a in value) + b"]"
+                    encoded = b"[" + b",".join(self.part_canonical(a) for a in value) + b"]"
                 else:
-                    encoded = self._canonical_of(value)
+                    encoded = self.part_canonical(value)
             members.append(_member_name(name) + encoded)
         return b"{" + b",".join(members) + b"}"
 
@@ -250,7 +251,10 @@ class _Context:
             known = self._hub_lists[key] = canonical_json_bytes(hubs)
         return known
 
-    def _canonical_of(self, part: object) -> bytes:
+    def part_canonical(self, part: object) -> bytes:
+        """The RFC 8785 bytes of a part of an item: written once a round for a key section or
+        this hub's attestation, by ``canonical_json_bytes`` for another (an attestation an
+        arrival carried)."""
         known = self._canonical.get(id(part))
         return known if known is not None else canonical_json_bytes(part)
 
@@ -301,7 +305,9 @@ class ItemsBuilder:
                 built.dropped.append(ref.id)
             else:
                 item, known = built_item
-                canonical = self.context.item_canonical(item, known)
+                canonical = (
+                    known if type(known) is bytes else self.context.item_canonical(item, known)
+                )
                 built.canonical[ref.id] = canonical
                 built.items.append((ref.id, item, digest_of(canonical)))
         return built
@@ -309,12 +315,15 @@ class ItemsBuilder:
 
 def _build(
     ref: RowRef, context: _Context, peer_hub: str, hub: str, push: bool
-) -> tuple[dict[str, Any], dict[str, bytes]] | None:
-    """The item of ``ref`` (None when it is no longer owed) and the RFC 8785 bytes of those of
-    its members that are known without writing them: a contribution's ``contribution`` is the
-    member's signed object, whose RFC 8785 text is what ``Contribution.canonical`` holds (the
-    bytes its signature was verified over), ``signature`` is padded base64, which JCS writes as
-    it is between quotes, and its ``type``, ``path`` and ``sent_to`` are written once a round.
+) -> tuple[dict[str, Any], dict[str, bytes] | bytes] | None:
+    """The item of ``ref`` (None when it is no longer owed) and its RFC 8785 bytes, or those of
+    its members that are known without writing them (``_Context.item_canonical`` writes the
+    rest). A contribution item's bytes are its parts' joined in JCS order (its member names
+    sorted: ``attestations``, ``contribution``, ``key``, ``path``, ``sent_to``, ``signature``,
+    ``type``): ``contribution`` is the member's signed object, whose RFC 8785 text is what
+    ``Contribution.canonical`` holds (the bytes its signature was verified over),
+    ``signature`` is padded base64, which JCS writes as it is between quotes, and the key
+    section, this hub's attestation, ``path`` and ``sent_to`` are written once a round.
     """
     if ref.kind == OutboxItem.Kind.CONTRIBUTION:
         contribution = context.contributions[ref.contribution_id]
@@ -351,15 +360,20 @@ def _build(
         sent_to -= {peer_hub, *path}
         if sent_to:
             item["sent_to"] = sorted(sent_to)[:MAX_SENT_TO]
-        known = {
-            "type": _CONTRIBUTION_TYPE,
-            "contribution": canonical.encode(),
-            "signature": f'"{signature}"'.encode(),
-            "path": context.hubs_canonical(path),
-        }
+        parts = [
+            b'{"attestations":[',
+            b",".join([context.part_canonical(a) for a in item["attestations"]]),
+            b'],"contribution":',
+            canonical.encode(),
+            b',"key":',
+            context.part_canonical(item["key"]),
+            b',"path":',
+            context.hubs_canonical(path),
+        ]
         if sent_to:
-            known["sent_to"] = context.hubs_canonical(item["sent_to"])
-        return item, known
+            parts += [b',"sent_to":', context.hubs_canonical(item["sent_to"])]
+        parts += [b',"signature":"', signature.encode(), b'","type":', _CONTRIBUTION_TYPE, b"}"]
+        return item, b"".join(parts)
     if ref.kind == OutboxItem.Kind.ENTRY:
         entry = context.entries[ref.entry_id]
         if entry["state"] not in ATTESTED_STATES:

@@ -205,18 +205,20 @@ class FederationHub(Hub):
 
         wait_for(ready, timeout=timeout, interval=0.1, what=f"hub {self.name} to answer")
 
-    def start_worker(self) -> None:
+    def start_worker(self, *, incident: bool = True) -> None:
         """The deployment docs/federation.md recommends: a worker (with beat) for the hub's queue,
-        and a one-slot worker of its own for the incident lane, which a backlog cannot occupy."""
+        and a one-slot worker of its own for the incident lane, which a backlog cannot occupy
+        (``incident=False``: the hub's worker alone, the incident worker left as it is)."""
         assert self.worker is None or self.worker.poll() is not None, f"{self.name}: worker runs"
         self.worker = self._celery(
             "--beat", "--concurrency", str(self.worker_concurrency), "--queues", self.queue,
             "--schedule", str(self.workdir / "beat-schedule"), "--hostname", f"{self.queue}@%h",
         )  # fmt: skip
-        self.incident_worker = self._celery(
-            "--concurrency", "1", "--queues", f"{self.queue}.incident",
-            "--hostname", f"{self.queue}.incident@%h",
-        )  # fmt: skip
+        if incident:
+            self.incident_worker = self._celery(
+                "--concurrency", "1", "--queues", f"{self.queue}.incident",
+                "--hostname", f"{self.queue}.incident@%h",
+            )  # fmt: skip
 
     def _celery(self, *arguments: str) -> subprocess.Popen:
         return processes.spawn(
@@ -228,10 +230,24 @@ class FederationHub(Hub):
         processes.stop_groups([self.web])
         self.web = None
 
-    def stop_worker(self) -> None:
+    def stop_worker(self, *, incident: bool = True) -> None:
+        """Stop the hub's worker and (``incident``) the incident lane's."""
         processes.stop_groups([self.worker])
-        processes.stop_groups([self.incident_worker])
-        self.worker = self.incident_worker = None
+        self.worker = None
+        if incident:
+            processes.stop_groups([self.incident_worker])
+            self.incident_worker = None
+
+    def settle(self) -> None:
+        """Do now, in a process of its own, the work a worker would do after the changes so far:
+        sequence the audit log and the sync stream (what a bulk ingest leaves to the worker)."""
+        self.manage_many(
+            [
+                ["sync_sequence"],
+                ["shell", "-c", "from federation.transparency.sequencer import sequence_pending;"
+                 " sequence_pending()"],
+            ]
+        )  # fmt: skip
 
     def kill_worker(self) -> None:
         """SIGKILL the workers, their pool children and beat at once, as a crash would."""

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from federation.hubkey import hub_public_key
 from federation.lifecycle import entries_transition
-from federation.propagation import delivery
+from federation.propagation import delivery, round_sql
 from federation.propagation.delivery import (
     _claim,
     backoff_seconds,
@@ -34,6 +34,26 @@ from tests.support.sending import (
 )
 
 
+@pytest.fixture(params=["sql", "portable"])
+def statements(request, monkeypatch):
+    """The tests asking for it hold for both paths of a round's statements: PostgreSQL's
+    (``round_sql``: the claim, and the delivered rows with their event, one statement each;
+    lists of ids as array literals) and the ORM's that the embedded demo's SQLite takes (run
+    here on PostgreSQL by making the modules see another database)."""
+    if request.param == "portable":
+        from django.db import connection
+
+        class Elsewhere:
+            vendor = "sqlite"
+
+            def __getattr__(self, name):
+                return getattr(connection, name)
+
+        monkeypatch.setattr(delivery, "connection", Elsewhere())
+        monkeypatch.setattr(round_sql, "connection", Elsewhere())
+    return request.param
+
+
 @pytest.fixture
 def receiver():
     with Receiver() as server:
@@ -50,7 +70,7 @@ def drain(peer, lane="normal", **kw):
 
 
 def test_a_batch_is_signed_sent_with_the_token_and_its_items_delivered(
-    acme_submitter, bravo, receiver
+    acme_submitter, bravo, receiver, statements
 ):
     for _ in range(3):
         vetted_entry(acme_submitter)
@@ -154,7 +174,7 @@ def test_a_round_posts_its_batches_at_once_and_an_entrys_items_stay_together(
     assert AuditEvent.objects.filter(action="federation.sent").count() == 4
 
 
-def test_a_rejected_item_is_refused_alone(acme_submitter, bravo, receiver):
+def test_a_rejected_item_is_refused_alone(acme_submitter, bravo, receiver, statements):
     receiver.answer = lambda body: (
         200,
         accept_all(body, status_of=lambda i, item: "rejected" if i == 1 else "duplicate"),
@@ -260,7 +280,7 @@ def test_the_admins_retry_puts_dead_and_refused_rows_back(
 
 
 def test_a_killed_workers_rows_come_back_after_the_lease_and_are_acknowledged(
-    acme_submitter, bravo, receiver
+    acme_submitter, bravo, receiver, statements
 ):
     for _ in range(2):
         vetted_entry(acme_submitter)
@@ -275,6 +295,68 @@ def test_a_killed_workers_rows_come_back_after_the_lease_and_are_acknowledged(
 
     assert (result.batches, result.delivered) == (1, 2)
     assert {(r.state, r.attempts) for r in rows()} == {("delivered", 2)}
+
+
+def test_a_claim_stops_at_the_first_row_in_flight_and_waits_while_the_head_backs_off(
+    acme_submitter, bravo, statements
+):
+    for _ in range(4):
+        vetted_entry(acme_submitter)
+    first, second, third, fourth = rows()
+    later = timezone.now() + timedelta(minutes=5)
+    OutboxItem.objects.filter(pk=third.pk).update(claimed_until=later, attempts=1)
+
+    claimed = _claim(bravo, "normal")
+
+    assert [(r.pk, r.attempts, r.path) for r in claimed] == [(first.pk, 1, []), (second.pk, 1, [])]
+    assert claimed[0].claimed_until > timezone.now()
+    assert [(r.attempts, r.claimed_until) for r in rows()] == [
+        (1, claimed[0].claimed_until), (1, claimed[0].claimed_until), (1, later), (0, None),
+    ]  # fmt: skip
+    OutboxItem.objects.update(claimed_until=None, next_attempt_at=later)
+    OutboxItem.objects.filter(pk__in=[second.pk, third.pk, fourth.pk]).update(
+        next_attempt_at=timezone.now()
+    )
+    assert _claim(bravo, "normal") is None  # the head backs off: the lane waits
+    assert {r.attempts for r in rows()} == {1, 0}
+
+
+def test_a_key_rows_path_comes_back_from_the_claim_as_a_list(acme_submitter, bravo, statements):
+    entry = vetted_entry(acme_submitter)
+    OutboxItem.objects.filter(entry=entry).update(path=["alpha.hub", "bravo.hub"])
+
+    (claimed,) = _claim(bravo, "normal")
+
+    assert claimed.path == ["alpha.hub", "bravo.hub"]
+
+
+def test_the_first_push_to_a_peer_without_a_link_row_writes_one(
+    acme_submitter, bravo, receiver, statements
+):
+    vetted_entry(acme_submitter)
+    PeerLink.objects.filter(peer=bravo).delete()
+
+    assert drain(bravo).delivered == 1
+
+    assert PeerLink.objects.get(peer=bravo).last_push_at is not None
+    assert AuditEvent.objects.filter(action="federation.sent").count() == 1
+
+
+def test_the_sent_events_are_sequenced_once_the_lane_has_nothing_left_due(
+    acme_submitter, bravo, receiver, settings, monkeypatch
+):
+    settings.FEDERATION_BATCH_SIZE = 1
+    settings.FEDERATION_DRAIN_PARALLEL = 1
+    asked = []
+    monkeypatch.setattr(delivery, "audit_inserted", lambda: asked.append(True))
+    for _ in range(2):
+        vetted_entry(acme_submitter)
+
+    first = drain(bravo)
+    assert (first.delivered, first.more, asked) == (1, True, [])  # a backlog: the periodic run
+    second = drain(bravo)
+    assert (second.delivered, second.more, asked) == (1, False, [True])
+    assert AuditEvent.objects.filter(action="federation.sent").count() == 2
 
 
 def test_the_incident_lane_is_not_held_behind_the_normal_one(acme_submitter, bravo, receiver):

@@ -140,7 +140,8 @@ def test_a_relayed_contribution_carries_the_attestations_it_arrived_with_and_ext
 
     built = build("charlie.hub")
 
-    ((_row, item, _digest),) = built.items
+    ((row, item, _digest),) = built.items
+    assert built.canonical[row] == canonical_bytes(item)  # the arrival's attestation included
     parsed = parse_item(item, index=0)
     assert parsed.path == ("alpha.hub", settings.HUB_ID)
     assert [a.document["hub"] for a in parsed.attestations] == ["alpha.hub", settings.HUB_ID]
@@ -207,9 +208,10 @@ def test_a_relayed_contribution_adds_its_arrivals_sent_to_and_is_not_pushed_to_t
     to_delta = build("delta.hub", peer__hub_id="delta.hub")
 
     assert to_charlie.items == [] and len(to_charlie.dropped) == 1
-    ((_row, item, _digest),) = to_delta.items
+    ((row, item, _digest),) = to_delta.items
     assert item["path"] == ["alpha.hub", settings.HUB_ID]
     assert item["sent_to"] == ["charlie.hub", "x.hub"]
+    assert to_delta.canonical[row] == canonical_bytes(item)
     # The pull feed still offers it to charlie (pulling is the safety net for a lost push).
     refs = row_refs(rows(peer__hub_id="charlie.hub"))
     (pulled,) = items_build(refs, peer_hub="charlie.hub", now=timezone.now(), push=False).items

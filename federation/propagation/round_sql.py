@@ -1,0 +1,131 @@
+"""The statements of a delivery round on PostgreSQL, each one round trip whatever the number of
+rows (docs/federation.md, "Delivery"); SQLite (the demo) takes the ORM's path beside each caller.
+
+- ``ids_match``: a filter on a column by a list of ids, sent as one array literal. Django's
+  ``__in`` prepares each value (``get_prep_value``, an expression check) and psycopg dumps a
+  list value by value: for the round's lists of 1,000 to 2,000 ids, the sender's largest share
+  of Python outside signing. ``','.join`` of the ints is the same array, written in C.
+- ``claim_round``: the claim (the lane's oldest rows, skip-locked, up to the first in flight,
+  leased and their attempt counted) as one ``UPDATE … RETURNING``, not a read and an update by
+  a list of the ids read.
+- ``delivered_round``: the rows of a batch marked delivered, the batch's ``federation.sent``
+  event (``audit_insert_sql``) and the link's ``last_push_at``, in one statement.
+"""
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from django.db import connection
+from django.db.models import BooleanField, Expression, F, Q
+
+from federation.propagation.models import OutboxItem, PeerLink
+from federation.transparency.audit import AuditRecord, audit_insert_sql
+
+_OUTBOX = OutboxItem._meta.db_table
+_LINK = PeerLink._meta.db_table
+
+
+def id_array(ids: Iterable[int]) -> str:
+    """A PostgreSQL ``bigint[]`` literal of ``ids`` (integers: nothing to quote)."""
+    return "{" + ",".join(map(str, ids)) + "}"
+
+
+class _IdsMatch(Expression):
+    """``<column> = ANY(<array literal>::bigint[])``, a boolean a queryset filters by."""
+
+    output_field = BooleanField()
+
+    def __init__(self, column: str, ids: Iterable[int]) -> None:
+        super().__init__()
+        self.column = F(column)
+        self.array = id_array(ids)
+
+    def resolve_expression(
+        self, query=None, allow_joins=True, reuse=None, summarize=False, for_save=False
+    ):
+        resolved = self.copy()
+        resolved.column = self.column.resolve_expression(query, allow_joins, reuse, summarize)
+        return resolved
+
+    def get_source_expressions(self):
+        return [self.column]
+
+    def set_source_expressions(self, expressions):
+        (self.column,) = expressions
+
+    def as_sql(self, compiler, connection):
+        column, params = compiler.compile(self.column)
+        return f"{column} = ANY(%s::bigint[])", [*params, self.array]
+
+
+def ids_match(column: str, ids: Iterable[int]) -> Q | Expression:
+    """Filter ``column`` (a field name, ``pk`` or ``<fk>_id``) by ``ids``: one array literal on
+    PostgreSQL, Django's ``__in`` elsewhere."""
+    if connection.vendor != "postgresql":
+        return Q(**{f"{column}__in": list(ids)})
+    return _IdsMatch(column, ids)
+
+
+# The lane's oldest pending rows (skip-locked), the head's due time and the first row still in
+# flight (a worker that died holding it: the lane waits for its lease); the rows before that
+# one are leased and their attempt counted, if the head is due. ``= ANY(ARRAY(…))`` keeps the
+# update on the primary key's index (a join on the ids may hash the whole table).
+_CLAIM = f"""
+WITH head AS MATERIALIZED (
+    SELECT id, next_attempt_at, claimed_until FROM {_OUTBOX}
+    WHERE peer_id = %(peer)s AND lane = %(lane)s AND state = %(pending)s
+    ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED
+)
+UPDATE {_OUTBOX} AS o SET claimed_until = %(lease)s, attempts = o.attempts + 1
+WHERE o.id = ANY(ARRAY(
+    SELECT id FROM head
+    WHERE (SELECT next_attempt_at FROM head ORDER BY id LIMIT 1) <= %(now)s
+    AND id < COALESCE((SELECT min(id) FROM head WHERE claimed_until > %(now)s), 9223372036854775807)
+))
+RETURNING o.id, o.kind, o.contribution_id, o.entry_id, o.signing_key_id, o.path, o.attempts
+"""  # noqa: S608 (table names from the models)
+
+
+def claim_round(
+    *, peer_id: int, lane: str, limit: int, now: datetime, lease: datetime
+) -> list[tuple]:
+    """The claimed rows' columns (``delivery._CLAIMED_COLUMNS`` up to ``attempts``, counted
+    with this claim; ``path`` as JSON text), in id order; empty if nothing is due."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _CLAIM,
+            {
+                "peer": peer_id, "lane": lane, "pending": OutboxItem.State.PENDING,
+                "limit": limit, "now": now, "lease": lease,
+            },
+        )  # fmt: skip
+        rows = cursor.fetchall()
+    rows.sort()
+    return rows
+
+
+def delivered_round(
+    *, peer_id: int, ids: list[int], digests: list[str], now: datetime, event: AuditRecord
+) -> bool:
+    """Mark rows delivered (each with its item's digest: lowercase hex, nothing to quote in an
+    array literal), write ``event`` and the link's ``last_push_at`` in one statement, in the
+    caller's transaction; False if the peer has no link row yet (the caller writes it). The
+    caller asks for the event's sequencing (``audit_inserted``) when its drain ends."""
+    insert, insert_params = audit_insert_sql(event, occurred_at=now)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH delivered AS (UPDATE {_OUTBOX} AS o SET state = %s, delivered_at = %s,"  # noqa: S608
+            " claimed_until = NULL, last_error = '', digest = v.digest"
+            " FROM unnest(%s::bigint[], %s::text[]) AS v(id, digest)"
+            " WHERE o.id = ANY(%s::bigint[]) AND o.id = v.id),"
+            f" event AS ({insert}),"
+            f" link AS (UPDATE {_LINK} SET last_push_at = %s WHERE peer_id = %s RETURNING 1)"
+            " SELECT (SELECT count(*) FROM link)",
+            [
+                OutboxItem.State.DELIVERED, now, id_array(ids), "{" + ",".join(digests) + "}",
+                id_array(ids),
+                *insert_params, now, peer_id,
+            ],
+        )  # fmt: skip
+        (linked,) = cursor.fetchone()
+    return linked == 1

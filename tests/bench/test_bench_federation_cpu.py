@@ -21,6 +21,7 @@ from pathlib import Path
 import orjson
 import pytest
 from django.conf import settings
+from django.db import connection
 
 from federation.propagation.delivery import outbox_drain
 from federation.propagation.models import OutboxItem
@@ -56,6 +57,16 @@ def _report(name: str, spent: list[float], count: int) -> None:
     load = os.getloadavg()[0]
     per_item = ", ".join(f"{s / count * 1e6:.0f}" for s in spent)
     print(f"\n{name}: CPU µs per item over {count} items, runs: {per_item} (load {load:.2f})")
+
+
+def _backend_seconds() -> float:
+    """CPU seconds of this connection's PostgreSQL backend so far (a local server, Linux)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    text = Path(f"/proc/{pid}/stat").read_text()
+    fields = text[text.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @pytest.fixture
@@ -113,7 +124,7 @@ def test_receiver_cpu_per_item(db):
                 item["sent_to"] = ["charlie.hub"]
                 items.append(item)
             batches[-1].append(orjson.dumps(alpha.batch(items, to=settings.HUB_ID)))
-    spent = []
+    spent, database = [], []
     for run, bodies in enumerate(batches):
 
         def push(bodies=bodies):
@@ -124,5 +135,8 @@ def test_receiver_cpu_per_item(db):
                 assert response.status_code == 200, response.content[:300]
                 assert response.json()["rejected"] == 0
 
+        backend = _backend_seconds()
         spent.append(_measured("receiver", run, push))
+        database.append(_backend_seconds() - backend)
     _report("receiver push", spent, ROWS)
+    _report("receiver push, its PostgreSQL backend", database, ROWS)

@@ -116,11 +116,14 @@ class Receipt(models.Model):
         PUSH = "push", "Push"
         PULL = "pull", "Pull"
 
+    # No index of its own: the unique (contribution, peer_hub) index serves every lookup by
+    # contribution, and one index fewer is written per received item.
     contribution = models.ForeignKey(
         "federation.Contribution",
         on_delete=models.PROTECT,
         related_name="receipts",
         db_constraint=False,
+        db_index=False,
     )
     peer_hub = models.CharField(max_length=200, help_text="The hub it arrived from.")
     via = models.CharField(max_length=8, choices=Via.choices)

@@ -10,11 +10,13 @@ every item by digest.
 
 import dataclasses
 
+from django.db import connection
+
 from federation.contributions.checks import CheckOutcome, Verified
 from federation.contributions.models import Contribution, Entry
 from federation.contributions.storage import CREATED, contributions_store
 from federation.contributions.storage import DUPLICATE as STORE_DUPLICATE
-from federation.db.bulk_insert import copy_rows
+from federation.db.bulk_insert import copy_rows, packed_uuids, uuid_array_sql
 from federation.lifecycle import entries_transition
 from federation.propagation.models import PeerLink, Receipt
 from federation.receiving.bindings import received_key_store
@@ -113,22 +115,19 @@ def _record_receipts(
     batch: ReceivedBatch, stored: list[tuple[ContributionItem, str, int]], *, created_status: str
 ) -> None:
     peer_hub = batch.peer.hub_id
-    ids = dict(
-        Contribution.objects.filter(
-            uuid__in=[entry.parsed.uuid for entry, _, _ in stored]
-        ).values_list("uuid", "pk")
-    )
-    existing = set(
-        Receipt.objects.filter(
-            contribution_id__in=list(ids.values()), peer_hub=peer_hub
-        ).values_list("contribution_id", flat=True)
-    )
+    found = _stored_for_receipts([entry.parsed.uuid for entry, _, _ in stored], peer_hub)
+    ids = {uuid: contribution_id for uuid, (contribution_id, _, _) in found.items()}
     scopes = _receipt_scopes(batch, stored, ids)
     receipts: list[tuple] = []
+    existing: set[int] = set()
     to_vet: set[int] = set()
+    # The states of the entries this batch's adds were written to: ``contributions_store``
+    # upserted them, so this transaction holds their row locks (``entries_transition``'s
+    # ``locked_states``) and the move needs no second lock-and-read.
+    locked: dict[int, str] = {}
     for entry, status, entry_id in stored:
-        contribution_id = ids[entry.parsed.uuid]
-        if contribution_id in existing:
+        contribution_id, state, received = found[entry.parsed.uuid]
+        if received or contribution_id in existing:
             batch.set(entry.item, DUPLICATE)  # redelivered: acknowledged, nothing changes
             continue
         existing.add(contribution_id)
@@ -146,23 +145,57 @@ def _record_receipts(
                 batch.now,
             )
         )
-        batch.set(entry.item, ACCEPTED if status == created_status else DUPLICATE)
+        created = status == created_status
+        batch.set(entry.item, ACCEPTED if created else DUPLICATE)
         if (
             entry.parsed.action == Contribution.Action.ADD
             and entry.item.attestations[-1].document["state"] == Entry.State.VETTED
         ):
             to_vet.add(entry_id)
+            if created:
+                locked[entry_id] = state
     copy_rows(Receipt, _RECEIPT_COLUMNS, receipts)
     if to_vet and batch.peer.inbound_policy == Peer.InboundPolicy.TRUST:
-        entries_transition(
-            entry_ids=to_vet,
-            to=Entry.State.VETTED,
-            only_from=[Entry.State.PENDING],
-            actor=batch.actor,
-            reason=f"vetted by trusted peer {peer_hub}",
-            data={Key.POLICY: {Key.RULE: PolicyRule.TRUSTED_PEER, Key.PEER: peer_hub}},
-            now=batch.now,
+        reason = f"vetted by trusted peer {peer_hub}"
+        data = {Key.POLICY: {Key.RULE: PolicyRule.TRUSTED_PEER, Key.PEER: peer_hub}}
+        # The entries of adds stored before (a second peer's receipt) are locked and read there.
+        for entry_ids, locked_states in ((set(locked), locked), (to_vet - set(locked), None)):
+            if entry_ids:
+                entries_transition(
+                    entry_ids=entry_ids,
+                    to=Entry.State.VETTED,
+                    only_from=[Entry.State.PENDING],
+                    locked_states=locked_states,
+                    actor=batch.actor,
+                    reason=reason,
+                    data=data,
+                    now=batch.now,
+                )
+
+
+def _stored_for_receipts(uuids: list, peer_hub: str) -> dict:
+    """``{uuid: (contribution id, its entry's state, whether peer_hub's receipt of it is held)}``
+    of the stored contributions ``uuids``: one statement on PostgreSQL (the UUIDs one packed
+    parameter), the ORM elsewhere."""
+    if connection.vendor != "postgresql":
+        rows = list(
+            Contribution.objects.filter(uuid__in=uuids).values_list("uuid", "pk", "entry__state")
         )
+        held = set(
+            Receipt.objects.filter(
+                contribution_id__in=[pk for _, pk, _ in rows], peer_hub=peer_hub
+            ).values_list("contribution_id", flat=True)
+        )
+        return {uuid: (pk, state, pk in held) for uuid, pk, state in rows}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.uuid, c.id, e.state, EXISTS (SELECT 1 FROM federation_receipt r "  # noqa: S608
+            "WHERE r.contribution_id = c.id AND r.peer_hub = %s) "
+            "FROM federation_contribution c JOIN federation_entry e ON e.id = c.entry_id "
+            f"WHERE c.uuid = ANY({uuid_array_sql()})",  # (fixed SQL)
+            [peer_hub, packed_uuids(uuids)],
+        )
+        return {uuid: (pk, state, held) for uuid, pk, state, held in cursor.fetchall()}
 
 
 _RECEIPT_COLUMNS = [

@@ -1,0 +1,75 @@
+"""The inbound policy ``trust`` on received adds (docs/federation.md, "What is stored"): an add
+stored by the batch moves its entry (locked since it was written), and so does one stored before
+whose second receipt comes from a trusted peer; each move is audited once."""
+
+import pytest
+
+from federation.contributions.models import Entry
+from federation.propagation.models import Receipt
+from federation.transparency.actions import Action
+from federation.transparency.models import AuditEvent
+from members.models import Peer
+from tests.support.federation import RemoteHub, contribution_item
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def bravo(db):
+    return RemoteHub("bravo.example")
+
+
+@pytest.fixture
+def charlie(db):
+    return RemoteHub("charlie.example", policy=Peer.InboundPolicy.REVIEW)
+
+
+def _entry(document):
+    signal = document["signal"]
+    return Entry.objects.get(signal_type=signal["type"], value=signal["value"].lower())
+
+
+def _vetted_entry_ids():
+    return sorted(
+        int(event.object_id) for event in AuditEvent.objects.filter(action=Action.ENTRY_VETTED)
+    )
+
+
+def test_a_trusted_batch_vets_new_adds_and_adds_received_before_from_a_review_peer(bravo, charlie):
+    charlie_member = charlie.member("initech")
+    waiting = charlie_member.contribution()
+    assert charlie.push([contribution_item(charlie_member, waiting)]).json()["accepted"] == 1
+    assert _entry(waiting).state == Entry.State.PENDING
+
+    bravo_member = bravo.member("acme")
+    fresh = bravo_member.contribution()
+    body = bravo.push(
+        [
+            contribution_item(bravo_member, fresh),
+            contribution_item(charlie_member, waiting, via=[charlie, bravo]),
+        ]
+    ).json()
+
+    assert [r["status"] for r in body["results"]] == ["accepted", "duplicate"]
+    assert _entry(fresh).state == Entry.State.VETTED
+    assert _entry(waiting).state == Entry.State.VETTED
+    assert _vetted_entry_ids() == sorted([_entry(fresh).pk, _entry(waiting).pk])
+    assert Receipt.objects.filter(contribution__uuid=waiting["uuid"]).count() == 2
+
+
+def test_a_trusted_add_to_an_entry_in_review_here_vets_it_once(bravo, charlie):
+    reviewed = charlie.member("initech")
+    first = reviewed.contribution()
+    assert charlie.push([contribution_item(reviewed, first)]).json()["accepted"] == 1
+    assert _entry(first).state == Entry.State.PENDING and not _vetted_entry_ids()
+
+    member = bravo.member("acme")
+    second = member.contribution(signal=first["signal"])
+    body = bravo.push([contribution_item(member, second), contribution_item(member, second)]).json()
+
+    assert [r["status"] for r in body["results"]] == ["accepted", "duplicate"]
+    assert _entry(first).state == Entry.State.VETTED
+    assert _vetted_entry_ids() == [_entry(first).pk]
+    third = contribution_item(member, member.contribution(signal=first["signal"]))
+    assert bravo.push([third]).json()["accepted"] == 1
+    assert _vetted_entry_ids() == [_entry(first).pk]  # already vetted: no second move

@@ -214,7 +214,7 @@ class FederationHub(Hub):
             "--schedule", str(self.workdir / "beat-schedule"), "--hostname", f"{self.queue}@%h",
         )  # fmt: skip
         self.incident_worker = self._celery(
-            "--concurrency", "1", "--queues", f"{self.queue}.incident",
+            "--pool", "threads", "--concurrency", "4", "--queues", f"{self.queue}.incident",
             "--hostname", f"{self.queue}.incident@%h",
         )  # fmt: skip
 

@@ -5,9 +5,16 @@ The normal lane runs on the hub's queue; the incident lane on its own, ``<queue>
 (``federation.enqueue``), so that incident items are never held behind a backlog of ordinary
 ones. Workers must consume both queues. Commits nudge the drain (``delivery.request_drain``,
 on commit); the beat sweep is the safety net.
+
+A task sends a round and, while rows are still due, another at once, for up to
+``FEDERATION_DRAIN_TASK_SECONDS``; then it hands the lane over to a fresh task (behind whatever
+else is queued), so that one busy peer does not keep a worker slot from the others.
 """
 
+import time
+
 from celery import shared_task
+from django.conf import settings
 from django.utils import timezone
 
 from federation.enqueue import TaskName
@@ -16,10 +23,18 @@ from federation.propagation.models import OutboxItem
 
 
 def _drain(peer_id: int, lane: str) -> int:
-    result = outbox_drain(peer_id=peer_id, lane=lane)
-    if result.more:
-        request_drain(peer_id=peer_id, lane=lane)
-    return result.delivered
+    started = time.monotonic()
+    delivered = 0
+    while True:
+        result = outbox_drain(peer_id=peer_id, lane=lane)
+        delivered += result.delivered
+        if not result.more:
+            return delivered
+        # Rows came while the round was out (or a backlog is left): the next round at once,
+        # not after a trip through the broker and the queue, unless the task has had its time.
+        if time.monotonic() - started >= settings.FEDERATION_DRAIN_TASK_SECONDS:
+            request_drain(peer_id=peer_id, lane=lane)
+            return delivered
 
 
 @shared_task(name=TaskName.DRAIN_OUTBOX, acks_late=True, ignore_result=True)

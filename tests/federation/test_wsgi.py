@@ -32,3 +32,20 @@ def test_the_url_patterns_and_views_are_loaded_before_the_freeze():
         check=True,
     )
     assert int(done.stdout.split()[-1]) < 1_000
+
+
+def test_the_web_process_switches_threads_within_a_millisecond():
+    """A thread back from a query waits for the GIL at most the switch interval while another
+    thread of the process is busy in Python: 1 ms, not the interpreter's 5 (docs/federation.md,
+    "The two queues")."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "CONCORDAT_"))}
+    done = subprocess.run(
+        [sys.executable, "-c", "import sys, federation.wsgi; print(sys.getswitchinterval())"],
+        cwd=ROOT,
+        env={**base, "DJANGO_SETTINGS_MODULE": "settings.base", "DJANGO_SECRET_KEY": "probe"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert float(done.stdout.split()[-1]) == 0.001

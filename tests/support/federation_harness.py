@@ -207,7 +207,8 @@ class FederationHub(Hub):
 
     def start_worker(self, *, incident: bool = True) -> None:
         """The deployment docs/federation.md recommends: a worker (with beat) for the hub's queue,
-        and a one-slot worker of its own for the incident lane, which a backlog cannot occupy
+        and a worker of its own for the incident lane (four threads, one drain per peer at once),
+        which a backlog cannot occupy
         (``incident=False``: the hub's worker alone, the incident worker left as it is)."""
         assert self.worker is None or self.worker.poll() is not None, f"{self.name}: worker runs"
         self.worker = self._celery(
@@ -216,7 +217,7 @@ class FederationHub(Hub):
         )  # fmt: skip
         if incident:
             self.incident_worker = self._celery(
-                "--concurrency", "1", "--queues", f"{self.queue}.incident",
+                "--pool", "threads", "--concurrency", "4", "--queues", f"{self.queue}.incident",
                 "--hostname", f"{self.queue}.incident@%h",
             )  # fmt: skip
 

@@ -8,7 +8,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("federation", "0032_set_based_references"),
+        ("federation", "0033_partial_null_indexes"),
     ]
 
     operations = [

@@ -1,0 +1,52 @@
+"""Events written in one transaction ask for sequencing once, and an ask made inside a savepoint
+that rolls back does not stand for the transaction's other events."""
+
+import pytest
+from django.db import connection, transaction
+
+from federation.transparency.audit import AuditRecord, _request_sequencing, audit_record
+from members.actors import Actor
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _record(object_id: str) -> AuditRecord:
+    return AuditRecord(
+        action="hub.settings_changed",
+        actor=Actor.system("tests"),
+        organisation="",
+        object_type="hub",
+        object_id=object_id,
+        data={},
+    )
+
+
+def _asks() -> int:
+    return sum(callback is _request_sequencing for _, callback, _ in connection.run_on_commit)
+
+
+def test_one_ask_per_transaction(monkeypatch):
+    sent = []
+    monkeypatch.setattr("federation.transparency.audit.nudge", sent.append)
+    with transaction.atomic():
+        for n in range(3):
+            audit_record(_record(f"one-{n}"))
+        assert _asks() == 1
+    assert len(sent) == 1
+
+
+def test_an_ask_rolled_back_with_its_savepoint_is_made_again(monkeypatch):
+    sent = []
+    monkeypatch.setattr("federation.transparency.audit.nudge", sent.append)
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                audit_record(_record("gone"))
+                assert _asks() == 1
+                raise RuntimeError("roll the savepoint back")
+        except RuntimeError:
+            pass
+        assert _asks() == 0
+        audit_record(_record("kept"))
+        assert _asks() == 1
+    assert len(sent) == 1

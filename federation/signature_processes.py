@@ -156,7 +156,13 @@ class VerificationProcesses:
     """``size`` worker processes; each job goes to the next worker in turn."""
 
     def __init__(self, size: int) -> None:
-        self._workers = [_Worker() for _ in range(size)]
+        self._workers: list[_Worker] = []
+        try:
+            for _ in range(size):
+                self._workers.append(_Worker())
+        except OSError:
+            self.close()
+            raise
         self._turn = itertools.count()
         self._numbers = itertools.count(int.from_bytes(os.urandom(4), "little"))
 

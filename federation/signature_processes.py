@@ -14,11 +14,13 @@ a Celery child, which ``multiprocessing`` refuses), import nothing but PyNaCl, a
 web process closes their input (it exited, or dropped the pool). This module imports no Django for
 the same reason.
 
-The wire, both ways over the worker's standard input and output: a job is a header (number of
-checks, bytes that follow) and per check its 32-byte public key, the message's length, the
-64-byte signature and the message (signature and message adjacent: libsodium's signed-message
-form, taken with one slice); the answer is one byte per check, 1 when the signature verifies.
-Answers come back in the order the jobs were written.
+The wire, both ways over the worker's standard input and output: a job is a header (the job's
+number, its number of checks, the bytes that follow) and per check its 32-byte public key, the
+message's length, the 64-byte signature and the message (signature and message adjacent:
+libsodium's signed-message form, taken with one slice); the answer repeats the job's number and
+count, then one byte per check, 1 when the signature verifies. Answers come back in the order
+the jobs were written; one that does not name the job expected (a worker out of step) makes the
+worker lost, and its jobs are verified elsewhere.
 """
 
 import contextlib
@@ -36,7 +38,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
-_JOB = struct.Struct("<II")  # checks, payload bytes
+_JOB = struct.Struct("<QII")  # job number, checks, payload bytes
+_ANSWER = struct.Struct("<QI")  # job number, checks; then one byte per check
 _CHECK = struct.Struct("<32sI")  # public key, message length; then signature and message
 logger = logging.getLogger(__name__)
 _ROOT = Path(__file__).resolve().parent.parent
@@ -55,12 +58,17 @@ class VerifierLost(RuntimeError):
 class VerificationJob:
     """One job written to a worker: ``result()`` reads its answer (one bool per check)."""
 
-    __slots__ = ("_outcome", "_worker", "checks", "processes")
+    __slots__ = ("_outcome", "_worker", "checks", "number", "processes")
 
     def __init__(
-        self, checks: Sequence[Check], processes: "VerificationProcesses", worker: "_Worker"
+        self,
+        checks: Sequence[Check],
+        number: int,
+        processes: "VerificationProcesses",
+        worker: "_Worker",
     ) -> None:
         self.checks = checks
+        self.number = number
         self.processes = processes
         self._worker = worker
         self._outcome: list[bool] | None = None
@@ -98,9 +106,12 @@ class _Worker:
             try:
                 self.process.stdin.write(payload)  # type: ignore[union-attr]
                 self.process.stdin.flush()  # type: ignore[union-attr]
-            except OSError as exc:  # BrokenPipeError: the worker exited
+            except (OSError, ValueError) as exc:  # the worker exited, or the pool was closed
                 self.lost = True
                 raise VerifierLost("the verification process is gone") from exc
+            except BaseException:  # stopped half way (raised into this thread): out of step
+                self.lost = True
+                raise
             self._written.append(job)
 
     def read_until(self, job: VerificationJob) -> None:
@@ -112,25 +123,48 @@ class _Worker:
                     raise VerifierLost("the verification process is gone")
                 with self._write_lock:
                     head = self._written.popleft()
-                answer = _read_exactly(self.process.stdout, len(head.checks))  # type: ignore[arg-type]
-                if answer is None:
+                try:
+                    answer = _read_exactly(
+                        self.process.stdout,  # type: ignore[arg-type]
+                        _ANSWER.size + len(head.checks),
+                    )
+                except (OSError, ValueError):  # closed meanwhile by another thread
+                    answer = None
+                except BaseException:  # stopped half way (raised into this thread): out of step
                     self.lost = True
-                    raise VerifierLost("the verification process exited")
-                head._outcome = [byte == 1 for byte in answer]
+                    raise
+                # Each answer names its job: an answer out of step is never taken for another's.
+                if answer is None or _ANSWER.unpack_from(answer) != (
+                    head.number,
+                    len(head.checks),
+                ):
+                    self.lost = True
+                    raise VerifierLost("the verification process exited or is out of step")
+                head._outcome = [byte == 1 for byte in answer[_ANSWER.size :]]
 
     def close(self) -> None:
         self.lost = True
         for pipe in (self.process.stdin, self.process.stdout):
             with contextlib.suppress(OSError):
                 pipe.close()  # type: ignore[union-attr]
+        # Reaped, not left a zombie: it ends once it has answered the job it holds (milliseconds).
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=1)
 
 
 class VerificationProcesses:
     """``size`` worker processes; each job goes to the next worker in turn."""
 
     def __init__(self, size: int) -> None:
-        self._workers = [_Worker() for _ in range(size)]
+        self._workers: list[_Worker] = []
+        try:
+            for _ in range(size):
+                self._workers.append(_Worker())
+        except OSError:
+            self.close()
+            raise
         self._turn = itertools.count()
+        self._numbers = itertools.count(int.from_bytes(os.urandom(4), "little"))
 
     @property
     def lost(self) -> bool:
@@ -149,8 +183,9 @@ class VerificationProcesses:
     def submit(self, checks: Sequence[Check]) -> VerificationJob:
         """Write ``checks`` to a worker; raises ``VerifierLost`` if that worker is gone."""
         worker = self._workers[next(self._turn) % len(self._workers)]
-        job = VerificationJob(checks, self, worker)
-        worker.write(job, pack_job(checks))
+        number = next(self._numbers)
+        job = VerificationJob(checks, number, self, worker)
+        worker.write(job, pack_job(checks, number=number))
         return job
 
     def close(self) -> None:
@@ -193,7 +228,7 @@ def _forget_after_fork() -> None:
 os.register_at_fork(after_in_child=_forget_after_fork)
 
 
-def pack_job(checks: Sequence[Check]) -> bytes:
+def pack_job(checks: Sequence[Check], *, number: int = 0) -> bytes:
     """The wire form of a job (module docstring). A signature that is not 64 bytes (which no
     check accepts) is sent as 64 zero bytes, which never verify."""
     parts = []
@@ -205,7 +240,7 @@ def pack_job(checks: Sequence[Check]) -> bytes:
         parts.append(signature if len(signature) == 64 else bytes(64))
         parts.append(message)
     payload = b"".join(parts)
-    return _JOB.pack(len(checks), len(payload)) + payload
+    return _JOB.pack(number, len(checks), len(payload)) + payload
 
 
 def verify_job(payload: bytes, count: int) -> bytearray:
@@ -244,11 +279,11 @@ def _read_exactly(stream: BinaryIO, size: int) -> bytes | None:
 def serve(requests: BinaryIO, answers: BinaryIO) -> None:
     """A worker's loop: answer each job read from ``requests`` until it ends."""
     while (header := _read_exactly(requests, _JOB.size)) is not None:
-        count, size = _JOB.unpack(header)
+        number, count, size = _JOB.unpack(header)
         payload = _read_exactly(requests, size)
         if payload is None:
             return
-        answers.write(verify_job(payload, count))
+        answers.write(_ANSWER.pack(number, count) + verify_job(payload, count))
         answers.flush()
 
 

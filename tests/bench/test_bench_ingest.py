@@ -267,7 +267,7 @@ _SPLIT = [
     ("parse_contribution (schema + JCS + SHA-256)", "checks", "parse_contribution", 1),
     ("decode_signature (base64)", "checks", "decode_signature", 1),
     ("check: wait for the pool, judge (_chunk_finished)", "checks", "_chunk_finished", 0),
-    ("Ed25519 verify (pool threads, summed; overlaps all)", "signing", "_verify_chunk", 1),
+    ("Ed25519 verify (threads only, summed; overlaps all)", "signing", "_verify_chunk", 1),
     ("database write, per chunk (_store_chunk)", "storage", "_store_chunk", 0),
     ("idempotency lookup (stored uuids)", "storage", "_stored_contributions", 1),
     ("entries (upsert)", "storage", "_upsert_entries", 1),

@@ -10,7 +10,12 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from federation import signature_processes
-from federation.signature_processes import VerificationProcesses, pack_job, verify_job
+from federation.signature_processes import (
+    VerificationProcesses,
+    VerifierLost,
+    pack_job,
+    verify_job,
+)
 from federation.signing import SignatureChecks, verify_signature
 
 L = 2**252 + 27742317777372353535851937790883648493
@@ -66,7 +71,7 @@ def test_a_job_answers_as_verify_signature_does():
     checks = _checks(90, seed=1)
     expected = _expected(checks)
     assert True in expected and False in expected
-    answer = verify_job(pack_job(checks)[8:], len(checks))
+    answer = verify_job(pack_job(checks)[16:], len(checks))
     assert [byte == 1 for byte in answer] == expected
 
 
@@ -174,3 +179,12 @@ def test_a_forked_child_starts_its_own_processes(processes, fresh_shared):
     _, status = os.waitpid(child, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     fresh_shared.started = None
+
+
+def test_an_answer_that_names_another_job_is_never_taken_for_this_one(processes):
+    checks = _checks(20, seed=7)
+    job = processes.submit(checks)
+    job.number += 1  # as if the worker had fallen out of step
+    with pytest.raises(VerifierLost):
+        job.result()
+    assert processes.lost  # not used again: SignatureChecks verifies elsewhere

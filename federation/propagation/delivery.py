@@ -159,8 +159,8 @@ def outbox_drain(*, peer_id: int, lane: str, max_rounds: int | None = None) -> D
         result.more = True
     if result.delivered and not result.more:
         # The batches' federation.sent events are sequenced once the lane has nothing left due;
-        # while a backlog drains, by the sequencer's periodic run (one run per round, for an
-        # event or two each, cost about as much CPU as the rest of the round's statements).
+        # while a backlog drains, by the sequencer's periodic run, not by a run (and a checkpoint)
+        # for each batch's one event.
         audit_inserted()
     return result
 

@@ -3,8 +3,8 @@ rows (docs/federation.md, "Delivery"); SQLite (the demo) takes the ORM's path be
 
 - ``ids_match``: a filter on a column by a list of ids, sent as one array literal. Django's
   ``__in`` prepares each value (``get_prep_value``, an expression check) and psycopg dumps a
-  list value by value: for the round's lists of 1,000 to 2,000 ids, the sender's largest share
-  of Python outside signing. ``','.join`` of the ints is the same array, written in C.
+  list value by value: for the round's lists of 1,000 to 2,000 ids, a sixth of the sender's
+  Python under cProfile. ``','.join`` of the ints is the same array, written in C.
 - ``claim_round``: the claim (the lane's oldest rows, skip-locked, up to the first in flight,
   leased and their attempt counted) as one ``UPDATE … RETURNING``, not a read and an update by
   a list of the ids read.

@@ -4,7 +4,8 @@ and without the other side's. ``CONCORDAT_BENCH_PROFILE=<dir>`` writes a cProfil
 
 - sender: ``outbox_drain`` of ``ROWS`` rows of a trusted member's vetted adds to a peer whose
   answers come from a small server in its own process (every item accepted), the rows put back
-  in the queue between runs;
+  in the queue between runs; also the CPU of its PostgreSQL backend per row (``/proc``, same
+  machine; the runs share the test's transaction, so no commit is counted);
 - receiver: ``POST /api/v1/federation/batches`` (the test client: Django's middleware, DRF, the
   parser, checks and storage) of batches of 500 contribution items from a trusted peer, each
   item as a sender builds it (the member's contribution, its key section, the origin's

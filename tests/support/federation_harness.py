@@ -207,7 +207,8 @@ class FederationHub(Hub):
 
     def start_worker(self) -> None:
         """The deployment docs/federation.md recommends: a worker (with beat) for the hub's queue,
-        and a one-slot worker of its own for the incident lane, which a backlog cannot occupy."""
+        and a worker of its own for the incident lane, which a backlog cannot occupy: four
+        threads, so that one peer's incident drain does not wait for another's."""
         assert self.worker is None or self.worker.poll() is not None, f"{self.name}: worker runs"
         self.worker = self._celery(
             "--beat", "--concurrency", str(self.worker_concurrency), "--queues", self.queue,

@@ -300,7 +300,7 @@ CELERY_BEAT_SCHEDULE["federation-pull"] = {
 # Sending: items per batch (the wire's maximum is 500), attempts before a row is a dead letter,
 # exponential backoff (base * 2 ** (attempts - 1), capped, times a jitter in [0.5, 1]), the lease
 # of a claimed batch (a killed worker's rows come back after it), HTTP timeouts, and how many
-# batches one task sends before it hands over to a fresh task.
+# rounds one call of outbox_drain sends.
 FEDERATION_BATCH_SIZE = min(env_int("CONCORDAT_FEDERATION_BATCH_SIZE", 500), 500)
 FEDERATION_MAX_ATTEMPTS = env_int("CONCORDAT_FEDERATION_MAX_ATTEMPTS", 8)
 FEDERATION_BACKOFF_BASE_SECONDS = (
@@ -311,11 +311,10 @@ FEDERATION_LEASE_SECONDS = float(env_int("CONCORDAT_FEDERATION_LEASE_SECONDS", 1
 FEDERATION_CONNECT_TIMEOUT_SECONDS = float(env_int("CONCORDAT_FEDERATION_CONNECT_TIMEOUT", 5))
 FEDERATION_READ_TIMEOUT_SECONDS = float(env_int("CONCORDAT_FEDERATION_READ_TIMEOUT", 60))
 # A drain sends rounds: up to FEDERATION_DRAIN_PARALLEL batches at once (items of one entry, or of
-# one key, always in one batch and in order; the peer applies the batches in parallel). One round
-# per task: a drain task holds a worker slot while it sends, so with one busy normal lane per
-# linked peer every slot can be taken and the incident queue waits for them all; handing the
-# slot back after each round lets an incident drain in after at most one round, and a worker of
-# its own for the incident queue (docs/federation.md) lets it in at once. Two, not more: the
+# one key, always in one batch and in order; the peer applies the batches in parallel). A drain
+# task holds a worker slot while it sends, so with one busy normal lane per linked peer every
+# slot can be taken: the incident queue has a worker of its own (docs/federation.md, "The two
+# queues"), and a task hands its slot back after FEDERATION_DRAIN_TASK_SECONDS. Two, not more: the
 # peer serves each batch in a web slot, and a round that takes every slot of the peer's (4 in
 # the bench's hubs, 4 sync workers in docs/operations.md) leaves an incident batch queued behind
 # whole ordinary batches there (docs/federation.md, "Measured").

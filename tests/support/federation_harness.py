@@ -207,9 +207,9 @@ class FederationHub(Hub):
 
     def start_worker(self, *, incident: bool = True) -> None:
         """The deployment docs/federation.md recommends: a worker (with beat) for the hub's queue,
-        and a worker of its own for the incident lane (four threads, one drain per peer at once),
-        which a backlog cannot occupy
-        (``incident=False``: the hub's worker alone, the incident worker left as it is)."""
+        and a worker of its own for the incident lane, which a backlog cannot occupy: four
+        threads, so that one peer's incident drain does not wait for another's (``incident=False``:
+        the hub's worker alone, the incident worker left as it is)."""
         assert self.worker is None or self.worker.poll() is not None, f"{self.name}: worker runs"
         self.worker = self._celery(
             "--beat", "--concurrency", str(self.worker_concurrency), "--queues", self.queue,

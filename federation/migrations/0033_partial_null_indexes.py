@@ -16,20 +16,7 @@ import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
 
-
-class OnPostgreSQL(migrations.SeparateDatabaseAndState):
-    """Its operations change Django's state everywhere and the database on PostgreSQL only."""
-
-    def __init__(self, operations):
-        super().__init__(database_operations=operations, state_operations=operations)
-
-    def database_forwards(self, app_label, schema_editor, from_state, to_state):
-        if schema_editor.connection.vendor == "postgresql":
-            super().database_forwards(app_label, schema_editor, from_state, to_state)
-
-    def database_backwards(self, app_label, schema_editor, from_state, to_state):
-        if schema_editor.connection.vendor == "postgresql":
-            super().database_backwards(app_label, schema_editor, from_state, to_state)
+from federation.db.migration_operations import OnPostgreSQL
 
 
 class Migration(migrations.Migration):

@@ -57,6 +57,22 @@ def test_every_reference_without_a_database_constraint_is_guarded():
     assert unconstrained == set(migration.REFERENCES)
 
 
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's own foreign keys")
+@pytest.mark.django_db
+def test_on_sqlite_every_guarded_reference_keeps_its_foreign_key():
+    """No later migration remade one of these tables on SQLite from Django's state, which has
+    no foreign key for them (``federation.db.migration_operations.OnPostgreSQL``)."""
+    with connection.cursor() as cursor:
+        for model_name, field_name in migration.REFERENCES:
+            field = apps.get_model("federation", model_name)._meta.get_field(field_name)
+            cursor.execute(f"PRAGMA foreign_key_list({field.model._meta.db_table})")
+            keys = {(row[3], row[2]) for row in cursor.fetchall()}  # (column, parent table)
+            assert (field.column, field.related_model._meta.db_table) in keys, (
+                model_name,
+                field_name,
+            )
+
+
 @on_postgresql
 @pytest.mark.django_db
 def test_the_guards_are_installed_and_the_foreign_keys_gone():

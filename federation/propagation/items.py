@@ -29,7 +29,6 @@ from federation.contributions.models import Contribution, Entry
 from federation.hubkey import hub_private_key
 from federation.propagation.bindings import KeyNotBindable, binding_pair, key_bindings_for
 from federation.propagation.models import OutboxItem, Receipt
-from federation.propagation.round_sql import ids_match
 from federation.propagation.wire import (
     ATTESTED_STATES,
     ITEM_CONTRIBUTION,
@@ -105,14 +104,14 @@ def policy_summary(snapshot: dict | None, *, trusted_peer: str | None = None) ->
 
 class _Context:
     """Everything one batch needs, loaded in bulk (each list of ids one array literal:
-    ``round_sql.ids_match``)."""
+    ``federation.db.lookups``)."""
 
     def __init__(self, refs: Sequence[RowRef], now: datetime, peer_hub: str) -> None:
         self.now = now
         contribution_ids = {r.contribution_id for r in refs if r.contribution_id}
         self.contributions = {
             c["pk"]: c
-            for c in Contribution.objects.filter(ids_match("pk", contribution_ids)).values(
+            for c in Contribution.objects.filter(pk__in=contribution_ids).values(
                 "pk", "canonical", "signature", "signing_key_id", "entry_id", "origin_hub",
                 "action",
             )
@@ -122,19 +121,19 @@ class _Context:
         }
         self.entries = {
             e["pk"]: e
-            for e in Entry.objects.filter(ids_match("pk", entry_ids)).values(
+            for e in Entry.objects.filter(pk__in=entry_ids).values(
                 "pk", "signal_type", "value", "state", "state_changed_at"
             )
         }
         # The latest decision of each entry (read in order: the last one read wins).
         self.decisions = dict(
-            Decision.objects.filter(ids_match("entry_id", entry_ids))
+            Decision.objects.filter(entry_id__in=entry_ids)
             .order_by("entry_id", "created_at", "pk")
             .values_list("entry_id", "policy")
         )
         self.receipts: dict[int, list[dict]] = {}
         for receipt in (
-            Receipt.objects.filter(ids_match("contribution_id", contribution_ids))
+            Receipt.objects.filter(contribution_id__in=contribution_ids)
             .order_by("contribution_id", "received_at", "pk")
             .values("contribution_id", "peer_hub", "path", "attestations", "sent_to")
         ):
@@ -144,7 +143,7 @@ class _Context:
         self.targets: dict[int, set[str]] = {}
         for contribution_id, target in (
             OutboxItem.objects.filter(
-                ids_match("contribution_id", contribution_ids), kind=OutboxItem.Kind.CONTRIBUTION
+                contribution_id__in=contribution_ids, kind=OutboxItem.Kind.CONTRIBUTION
             )
             .exclude(state=OutboxItem.State.REFUSED)
             .exclude(peer__hub_id=peer_hub)

@@ -1,10 +1,6 @@
 """The statements of a delivery round on PostgreSQL, each one round trip whatever the number of
 rows (docs/federation.md, "Delivery"); SQLite (the demo) takes the ORM's path beside each caller.
 
-- ``ids_match``: a filter on a column by a list of ids, sent as one array literal. Django's
-  ``__in`` prepares each value (``get_prep_value``, an expression check) and psycopg dumps a
-  list value by value: for the round's lists of 1,000 to 2,000 ids, a sixth of the sender's
-  Python under cProfile. ``','.join`` of the ints is the same array, written in C.
 - ``claim_round``: the claim (the lane's oldest rows, skip-locked, up to the first in flight,
   leased and their attempt counted) as one ``UPDATE … RETURNING``, not a read and an update by
   a list of the ids read.
@@ -12,58 +8,16 @@ rows (docs/federation.md, "Delivery"); SQLite (the demo) takes the ORM's path be
   event (``audit_insert_sql``) and the link's ``last_push_at``, in one statement.
 """
 
-from collections.abc import Iterable
 from datetime import datetime
 
 from django.db import connection
-from django.db.models import BooleanField, Expression, F, Q
 
+from federation.db.lookups import bigint_array
 from federation.propagation.models import OutboxItem, PeerLink
 from federation.transparency.audit import AuditRecord, audit_insert_sql
 
 _OUTBOX = OutboxItem._meta.db_table
 _LINK = PeerLink._meta.db_table
-
-
-def id_array(ids: Iterable[int]) -> str:
-    """A PostgreSQL ``bigint[]`` literal of ``ids`` (integers: nothing to quote)."""
-    return "{" + ",".join(map(str, ids)) + "}"
-
-
-class _IdsMatch(Expression):
-    """``<column> = ANY(<array literal>::bigint[])``, a boolean a queryset filters by."""
-
-    output_field = BooleanField()
-
-    def __init__(self, column: str, ids: Iterable[int]) -> None:
-        super().__init__()
-        self.column = F(column)
-        self.array = id_array(ids)
-
-    def resolve_expression(
-        self, query=None, allow_joins=True, reuse=None, summarize=False, for_save=False
-    ):
-        resolved = self.copy()
-        resolved.column = self.column.resolve_expression(query, allow_joins, reuse, summarize)
-        return resolved
-
-    def get_source_expressions(self):
-        return [self.column]
-
-    def set_source_expressions(self, expressions):
-        (self.column,) = expressions
-
-    def as_sql(self, compiler, connection):
-        column, params = compiler.compile(self.column)
-        return f"{column} = ANY(%s::bigint[])", [*params, self.array]
-
-
-def ids_match(column: str, ids: Iterable[int]) -> Q | Expression:
-    """Filter ``column`` (a field name, ``pk`` or ``<fk>_id``) by ``ids``: one array literal on
-    PostgreSQL, Django's ``__in`` elsewhere."""
-    if connection.vendor != "postgresql":
-        return Q(**{f"{column}__in": list(ids)})
-    return _IdsMatch(column, ids)
 
 
 # The lane's oldest pending rows (skip-locked), the head's due time and the first row still in
@@ -122,8 +76,8 @@ def delivered_round(
             f" link AS (UPDATE {_LINK} SET last_push_at = %s WHERE peer_id = %s RETURNING 1)"
             " SELECT (SELECT count(*) FROM link)",
             [
-                OutboxItem.State.DELIVERED, now, id_array(ids), "{" + ",".join(digests) + "}",
-                id_array(ids),
+                OutboxItem.State.DELIVERED, now, bigint_array(ids), "{" + ",".join(digests) + "}",
+                bigint_array(ids),
                 *insert_params, now, peer_id,
             ],
         )  # fmt: skip

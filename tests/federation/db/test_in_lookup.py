@@ -7,7 +7,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from federation.contributions.models import Entry
+from federation.contributions.models import Entry, EntryLabel
 from federation.vetting.models import Incident
 
 pytestmark = pytest.mark.django_db
@@ -73,3 +73,30 @@ def test_a_foreign_keys_list_is_one_array_parameter_too():
         ]
         assert "= ANY(" in _sql(queryset)
     assert not EntryLabel.objects.filter(entry__in=[]).exists()
+
+
+def _literal(queryset) -> bool:
+    """Whether the statement filters by one ``%s::bigint[]`` parameter sent as a text literal."""
+    sql, params = queryset.query.sql_with_params()
+    return "= ANY(%s::bigint[])" in sql and any(
+        isinstance(p, str) and p.startswith("{") for p in params
+    )
+
+
+def test_plain_integers_go_as_one_bigint_literal_and_anything_else_is_prepared():
+    entries = _entries(2)
+    ids = [e.pk for e in entries]
+    assert _literal(Entry.objects.filter(pk__in=ids))
+    assert set(Entry.objects.filter(pk__in=set(ids[:2])).values_list("pk", flat=True)) == set(
+        ids[:2]
+    )
+    # Values that need preparing are prepared first (then sent the same way): the same rows.
+    assert not _literal(Entry.objects.filter(state__in=["vetted"]))
+    assert Entry.objects.filter(pk__in=[str(ids[0]), ids[1]]).count() == 2
+    assert Entry.objects.filter(pk__in=[ids[0], None]).get() == entries[0]
+    # Beyond a bigint: no rows, not an error.
+    assert not Entry.objects.filter(pk__in=[2**64, ids[0] + 10**6]).exists()
+    assert not Entry.objects.filter(pk__in=()).exists()
+    # A foreign key's plain integers too.
+    assert _literal(EntryLabel.objects.filter(entry_id__in=ids))
+    assert _literal(EntryLabel.objects.filter(entry__in=ids))

@@ -38,6 +38,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from nacl.bindings import crypto_sign_open
+from nacl.exceptions import BadSignatureError
+
 _JOB = struct.Struct("<QII")  # job number, checks, payload bytes
 _ANSWER = struct.Struct("<QI")  # job number, checks; then one byte per check
 _CHECK = struct.Struct("<32sI")  # public key, message length; then signature and message
@@ -243,12 +246,19 @@ def pack_job(checks: Sequence[Check], *, number: int = 0) -> bytes:
     return _JOB.pack(number, len(checks), len(payload)) + payload
 
 
-def verify_job(payload: bytes, count: int) -> bytearray:
-    """One byte per check of a job's payload: 1 when its signature verifies (libsodium's
-    ``crypto_sign_open``, as ``federation.signing.verify_signature``)."""
-    from nacl.bindings import crypto_sign_open
-    from nacl.exceptions import BadSignatureError
+def signed_message_valid(signed: bytes, public_key: bytes) -> bool:
+    """Whether ``signed`` (a 64-byte signature, then the message) verifies under the 32-byte
+    ``public_key``: libsodium's ``crypto_sign_open``, the one verification of a member's
+    signature, here and on the threads of ``federation.signing.verify_signature``."""
+    try:
+        crypto_sign_open(signed, public_key)
+    except BadSignatureError:
+        return False
+    return True
 
+
+def verify_job(payload: bytes, count: int) -> bytearray:
+    """One byte per check of a job's payload: 1 when its signature verifies."""
     answer = bytearray(count)
     offset = 0
     unpack = _CHECK.unpack_from
@@ -256,11 +266,8 @@ def verify_job(payload: bytes, count: int) -> bytearray:
         public_key, length = unpack(payload, offset)
         start = offset + _CHECK.size
         offset = start + 64 + length
-        try:
-            crypto_sign_open(payload[start:offset], public_key)
-        except BadSignatureError:
-            continue
-        answer[index] = 1
+        if signed_message_valid(payload[start:offset], public_key):
+            answer[index] = 1
     return answer
 
 

@@ -112,9 +112,35 @@ def test_the_guards_plan_each_lookup_for_its_own_keys():
     children = {field.model for field in fields}
     parents = {field.related_model for field in fields}
     assert len(functions) == 2 * len(children) + len(parents)  # insert, update; delete guard
-    assert all(config == ["plan_cache_mode=force_custom_plan"] for _, config in functions), (
-        functions
+    # The insert checks find the parents by index probes too (0035_reference_guard_lookups).
+    insert_config = ["plan_cache_mode=force_custom_plan", "enable_seqscan=off", "jit=off"]
+    assert all(
+        config == (insert_config if name.endswith("_ins") else ["plan_cache_mode=force_custom_plan"])
+        for name, config in functions
+    ), functions
+
+
+@on_postgresql
+@pytest.mark.django_db
+def test_the_insert_checks_find_parents_by_index_on_a_table_without_statistics():
+    """A chunk's keys among a larger table of parents, none of it analysed: the check probes the
+    primary key for each key rather than reading the whole parent table."""
+    entries = Entry.objects.bulk_create(
+        Entry(signal_type="md5", value=f"{i:032x}") for i in range(3000)
     )
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reltuples FROM pg_class WHERE oid = 'federation_entry'::regclass")
+        assert cursor.fetchone()[0] <= 0  # never analysed
+        cursor.execute(
+            "LOAD 'auto_explain'; SET LOCAL auto_explain.log_min_duration = 0;"
+            " SET LOCAL auto_explain.log_nested_statements = on;"
+            " SET LOCAL auto_explain.log_level = notice; SET LOCAL client_min_messages = notice"
+        )
+        notices: list[str] = []
+        connection.connection.add_notice_handler(lambda d: notices.append(d.message_primary))
+        _copy_changes(*[entry.pk for entry in entries[1000:2000]])
+    plans = [n for n in notices if "FROM federation_entry p WHERE p.id = ANY" in n]
+    assert plans and all("Seq Scan" not in plan for plan in plans), plans
 
 
 @on_postgresql

@@ -325,10 +325,10 @@ def _store_chunk(batch: _StoreBatch, request: _StoreRequest, verified: list[Veri
     # Each acceptance is logged before the state changes it causes (reopened, auto-vetted,
     # retracted), so the log reads in causal order.
     _audit_accepted(batch, stored_adds)
-    # (An entry inserted vetted gets its change row from its move, as a pending one gets none.)
-    changed = (
-        entries.values() if not inserted else [pk for pk in entries.values() if pk not in created]
-    )
+    # Only the entries that existed before: one this chunk inserted has no change row yet, and
+    # is pending (members do not see it, so it gets none) or inserted vetted (it gets its row
+    # from its move).
+    changed = [pk for pk in entries.values() if pk not in created] if created else entries.values()
     downstream.adds_stored(entry_ids=changed, now=now)
     # The policy (reopen, auto-vet) sees the adds before this request's retracts are applied, so
     # that "adds before retracts" holds for the entry's state too.

@@ -19,6 +19,7 @@ consumer (the sync sequencer, the outbox drain) only after commit.
 """
 
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 
 from federation.propagation.outbox import (
@@ -26,9 +27,17 @@ from federation.propagation.outbox import (
     outbox_record_keys,
     outbox_record_retracts,
     outbox_record_transitions,
+    peers_read_once,
 )
 from federation.sync.changes import sync_changes_record
 from federation.taxii.versions import stix_versions_record
+
+
+def request_writes() -> AbstractContextManager[None]:
+    """The block of one request's writes (``federation.contributions.storage``'s write step,
+    chunk after chunk): the outbox reads once that the hub has no linked peer, rather than in
+    each chunk's statements."""
+    return peers_read_once()
 
 
 def entries_transitioned(transitions: Sequence, *, now: datetime) -> None:

@@ -202,11 +202,12 @@ def contributions_store(
         # waits for the other ingests under way to end, and runs alone (``INGEST_LOCK_KEY``).
         (xact_lock if alone else xact_lock_shared)(INGEST_LOCK_KEY)
         request = _StoreRequest()
-        for chunk in chunks:
-            for rejection in chunk.rejections:
-                batch.refuse(rejection)
-            _store_chunk(batch, request, chunk.verified)
-        _store_finish(batch, request)
+        with downstream.request_writes():
+            for chunk in chunks:
+                for rejection in chunk.rejections:
+                    batch.refuse(rejection)
+                _store_chunk(batch, request, chunk.verified)
+            _store_finish(batch, request)
         audit_record_many([*batch.check_rejections, *batch.rejections])
         if batch.malformed:
             audit_record(

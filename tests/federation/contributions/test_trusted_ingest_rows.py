@@ -15,6 +15,7 @@ from federation.transparency.models import AuditEvent
 from federation.vetting.models import Decision
 from members.models import Organisation
 from tests.support.parties import random_hex
+from tests.support.sending import make_peer, rows
 from tests.support.vetting import set_policy
 
 pytestmark = pytest.mark.django_db
@@ -89,3 +90,28 @@ def test_a_member_the_policy_does_not_vet_gets_its_entries_inserted_pending(acme
     assert response.json()["created"] == 1
     assert Entry.objects.get().state == "pending"
     assert not AuditEvent.objects.filter(object_type="entry").exists()
+
+
+def _outbox_statements(party, count: int) -> int:
+    items = [party.signed() for _ in range(count)]
+    with CaptureQueriesContext(connection) as captured:
+        response = party.client.post(BULK, {"items": items}, format="json")
+    assert response.json()["created"] == count
+    return sum("INSERT INTO federation_outboxitem" in q["sql"] for q in captured)
+
+
+def test_a_request_asks_the_outbox_once_when_no_peer_is_linked(acme_submitter, monkeypatch):
+    """Each chunk's vetted entries would owe their adds to the linked peers: once the request's
+    first outbox statement found none, its later chunks send none (``peers_read_once``); with a
+    linked peer every chunk's statement runs, and its rows are written."""
+    if connection.vendor != "postgresql":
+        pytest.skip("the SQL writer's statements")
+    set_policy(auto_vet_trusted=True)
+    Organisation.objects.filter(pk=acme_submitter.organisation.pk).update(trusted=True)
+    monkeypatch.setattr(services, "CHUNK_SIZE", 3)
+
+    assert _outbox_statements(acme_submitter, 9) == 1
+
+    make_peer("bravo.hub")
+    assert _outbox_statements(acme_submitter, 9) == 3 + 1  # each chunk's, then the request's
+    assert len(rows()) == 9

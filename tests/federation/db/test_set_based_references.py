@@ -115,7 +115,8 @@ def test_the_guards_plan_each_lookup_for_its_own_keys():
     # The insert checks find the parents by index probes too (0035_reference_guard_lookups).
     insert_config = ["plan_cache_mode=force_custom_plan", "enable_seqscan=off", "jit=off"]
     assert all(
-        config == (insert_config if name.endswith("_ins") else ["plan_cache_mode=force_custom_plan"])
+        config
+        == (insert_config if name.endswith("_ins") else ["plan_cache_mode=force_custom_plan"])
         for name, config in functions
     ), functions
 

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 
+from federation.contributions.models import SHARED_STATES
 from federation.propagation.outbox import (
     outbox_record_adds,
     outbox_record_keys,
@@ -48,8 +49,12 @@ def entries_transitioned(transitions: Sequence, *, now: datetime) -> None:
     TAXII's new version of each entry's indicator, when the move changes it."""
     if not transitions:
         return
+    to_state = transitions[0].to_state
     sync_changes_record(
-        entry_ids=[t.entry_id for t in transitions], reason=transitions[0].to_state, now=now
+        entry_ids=[t.entry_id for t in transitions],
+        reason=to_state,
+        now=now,
+        shared=to_state in SHARED_STATES,  # moved there under the mover's locks
     )
     outbox_record_transitions(transitions)
     stix_versions_record(transitions=transitions, now=now)

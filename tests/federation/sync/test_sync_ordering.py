@@ -10,6 +10,7 @@ import time
 import orjson
 import pytest
 from django.db import connection, connections, transaction
+from django.test.utils import CaptureQueriesContext
 
 from federation.contributions.models import SHARED_STATES, Entry
 from federation.sync.changes import sync_changes_record
@@ -182,6 +183,30 @@ def test_one_transaction_writes_one_change_per_entry_and_separate_ones_do_not_me
         sync_changes_record(entry_ids=[entry.pk], reason="retracted")
     assert _reasons(entry) == ["retracted", "retracted"]  # another transaction: its own row
     assert sync_sequence_pending() == 3
+
+
+@pytest.mark.django_db
+def test_entries_just_moved_into_a_shared_state_get_the_rows_a_look_at_them_would_give():
+    """``shared`` (the lifecycle's moves to vetted or disputed): a row for each entry without
+    reading it; the same rows, in the same order, and replacing the transaction's earlier row."""
+    entries = [
+        Entry.objects.create(signal_type="pdq", value=random_hex(64), state=state)
+        for state in (Entry.State.VETTED, Entry.State.DISPUTED, Entry.State.VETTED)
+    ]
+    ids = [entry.pk for entry in reversed(entries)]
+    sync_changes_record(entry_ids=ids[:1], reason="labels")
+    looked = sync_changes_record(entry_ids=ids, reason="vetted")
+    looked_rows = list(EntryChange.objects.order_by("id").values_list("entry_id", "reason"))
+    EntryChange.objects.all().delete()
+    sync_changes_record(entry_ids=ids[:1], reason="labels")
+
+    with CaptureQueriesContext(connection) as captured:
+        assert sync_changes_record(entry_ids=ids, reason="vetted", shared=True) == looked == 3
+    assert list(EntryChange.objects.order_by("id").values_list("entry_id", "reason")) == (
+        looked_rows
+    )
+    if connection.vendor == "postgresql":
+        assert not any('federation_entry"' in q["sql"] for q in captured), captured
 
 
 @pytest.mark.django_db(transaction=True)

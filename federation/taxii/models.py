@@ -62,7 +62,13 @@ class StixObjectVersion(models.Model):
                 condition=models.Q(date_added__isnull=True),
                 name="stixversion_unsequenced",
             ),
-            models.Index(fields=["stix_id", "modified"], name="stixversion_object"),
+            # Every read by object id is of the sequenced versions: an unsequenced one (its
+            # stix_id still blank) costs no entry (migration 0036).
+            models.Index(
+                fields=["stix_id", "modified"],
+                condition=models.Q(date_added__isnull=False),
+                name="stixversion_object",
+            ),
             models.Index(fields=["entry", "date_added"], name="stixversion_entry"),
         ]
 

@@ -177,12 +177,12 @@ def apply_policy_to_entries(
     if states is not None:
         states = {**states, **{t.entry_id: t.to_state for t in reopened}}
 
-    if policy is None:
+    incident_ids = {i for i in entry_incidents.values() if i}
+    if policy is None and (organisation.trusted or incident_ids):
         policy = VettingPolicy.current()
-    incidents = {
-        incident.pk: incident
-        for incident in Incident.objects.filter(pk__in={i for i in entry_incidents.values() if i})
-    }
+    # (Otherwise no rule below can apply, and the policy is not read: an untrusted member's
+    # bulk ingest without incidents reads it in none of its chunks.)
+    incidents = {incident.pk: incident for incident in Incident.objects.filter(pk__in=incident_ids)}
     auto: dict[int, dict[str, Any]] = {}
     for entry_id, incident_id in entry_incidents.items():
         incident = incidents.get(incident_id) if incident_id else None
@@ -242,12 +242,13 @@ _DECISION_COLUMNS = [
 
 
 def _complete_incident_quorums(
-    *, entry_ids: list[int], policy: VettingPolicy, actor: Actor, now: datetime
+    *, entry_ids: list[int], policy: VettingPolicy | None, actor: Actor, now: datetime
 ) -> None:
     """Vet pending entries whose votes already reach a quorum lowered by an incident just tagged
     on them. Only entries tagged with an incident are looked at, so bulk ingest pays nothing."""
     if not entry_ids:
         return
+    assert policy is not None, "read whenever an entry names an incident"
     tagged = Contribution.objects.filter(
         entry_id__in=entry_ids,
         action=Contribution.Action.ADD,

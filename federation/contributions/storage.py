@@ -325,11 +325,10 @@ def _store_chunk(batch: _StoreBatch, request: _StoreRequest, verified: list[Veri
     # Each acceptance is logged before the state changes it causes (reopened, auto-vetted,
     # retracted), so the log reads in causal order.
     _audit_accepted(batch, stored_adds)
-    # (An entry inserted vetted gets its change row from its move, as a pending one gets none.)
-    changed = (
-        entries.values() if not inserted else [pk for pk in entries.values() if pk not in created]
-    )
-    downstream.adds_stored(entry_ids=changed, now=now)
+    # Only the entries that existed before: one inserted vetted gets its change row from its
+    # move, and one inserted pending gets none (members never saw it), so asking costs a
+    # statement that writes nothing for them.
+    downstream.adds_stored(entry_ids=[pk for pk in entries.values() if pk not in created], now=now)
     # The policy (reopen, auto-vet) sees the adds before this request's retracts are applied, so
     # that "adds before retracts" holds for the entry's state too.
     entry_incidents: dict[int, uuid_module.UUID | None] = {}
@@ -346,7 +345,12 @@ def _store_chunk(batch: _StoreBatch, request: _StoreRequest, verified: list[Veri
     )
     for stored in stored_adds:
         batch.set(stored.verified, CREATED, stored.entry_id)
-        request.added.append(stored.verified.parsed.uuid)
+        # An entry this chunk inserted is shared only by a move (the policy's, or receiving's
+        # after its receipts): that move sends its active adds (``entries_transitioned``), so
+        # only adds to entries that existed before are looked at after the request. Looking
+        # at the others cost a statement that scanned every shared entry.
+        if stored.entry_id not in created:
+            request.added.append(stored.verified.parsed.uuid)
 
 
 def _store_finish(batch: _StoreBatch, request: _StoreRequest) -> None:

@@ -15,7 +15,7 @@ from the chunks already verified, alone among ingests (``INGEST_LOCK_KEY``).
 
 import base64
 import uuid as uuid_module
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -25,15 +25,10 @@ from django.db.models import Case, Value, When
 
 from federation import downstream
 from federation.contributions.checks import CheckOutcome, Rejection, Verified
+from federation.contributions.entry_rows import NEW_ENTRY_ROUND, entries_upsert
 from federation.contributions.models import Contribution, Entry, EntryLabel
 from federation.contributions.rejections import malformed_items_record, rejection_record
-from federation.db.bulk_insert import (
-    copy_new_rows,
-    copy_rows,
-    packed_uuids,
-    upsert_rows,
-    uuid_array_sql,
-)
+from federation.db.bulk_insert import copy_rows, packed_uuids, upsert_rows, uuid_array_sql
 from federation.db.locks import xact_lock, xact_lock_shared
 from federation.db.retry import atomic_retrying_lost_races
 from federation.transparency.actions import Action, Key, ObjectType
@@ -67,6 +62,8 @@ class ContributionResult:
     uuid: str | None = None
     entry_id: int | None = None
     error: dict[str, Any] | None = None
+    # Asked for by ``vetted_on_arrival``: the entry was inserted vetted, its move the caller's.
+    entry_inserted_vetted: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         result: dict[str, Any] = {"index": self.index, "status": self.status, "uuid": self.uuid}
@@ -93,6 +90,7 @@ class _StoreBatch:
     results: list[ContributionResult | None]
     label_ids: Mapping[str, int]
     request_evidence: Callable[[], Mapping[str, Any]] | None = None
+    vetted_on_arrival: Collection[int] = ()
     rejections: list[AuditRecord] = field(default_factory=list)  # by storage
     check_rejections: list[AuditRecord] = field(default_factory=list)  # by the checks
     malformed: list[Rejection] = field(default_factory=list)
@@ -149,13 +147,14 @@ class _StoreBatch:
             index=index, status=REJECTED, uuid=evidence.get("uuid"), error=error
         )
 
-    def set(self, v: Verified, status: str, entry_id: int | None) -> None:
+    def set(self, v: Verified, status: str, entry_id: int | None, vetted=False) -> None:
         self.results[v.index] = ContributionResult(
             # The UUID's text as signed (its canonical form; ``str()`` of it would cost 1.5 µs).
             index=v.index,
             status=status,
             uuid=v.parsed.document["uuid"],
             entry_id=entry_id,
+            entry_inserted_vetted=vetted,
         )
 
 
@@ -173,6 +172,7 @@ def contributions_store(
     label_ids: Mapping[str, int],
     now: datetime,
     request_evidence: Callable[[], Mapping[str, Any]] | None = None,
+    vetted_on_arrival: Collection[int] = (),
 ) -> list[ContributionResult]:
     """Store what ``check_contributions`` verified for the organisation of ``actor``, and audit
     what it rejected, in one transaction. Each contribution's origin hub is its signed ``hub``
@@ -181,7 +181,13 @@ def contributions_store(
     ``outcome`` is one ``CheckOutcome`` or consecutive chunks of one request
     (``check_contributions_in_chunks``): each chunk's adds are written as it arrives, while the
     pool verifies the next; the retracts, the outbox rows of the adds and the rejection events
-    follow the last chunk, so the request reads as if it were written whole."""
+    follow the last chunk, so the request reads as if it were written whole.
+
+    ``vetted_on_arrival`` (federation receiving, a trusted peer's vetted adds): the indexes of
+    adds each alone in the request with its signal, that the caller moves to vetted in this
+    transaction. Those carrying no incident, of a member the policy does not vet itself, have
+    a new entry inserted vetted (their results say ``entry_inserted_vetted``): the caller's
+    move records it from pending (``entries_transition``'s ``inserted``), no UPDATE."""
     batch = _StoreBatch(
         actor=actor,
         organisation=submitting_organisation(actor),
@@ -189,6 +195,7 @@ def contributions_store(
         results=[None] * item_count,
         label_ids=label_ids,
         request_evidence=request_evidence,
+        vetted_on_arrival=vetted_on_arrival,
     )
     chunks = _Replayable([outcome] if isinstance(outcome, CheckOutcome) else outcome)
     alone = False
@@ -307,12 +314,32 @@ def _store_chunk(batch: _StoreBatch, request: _StoreRequest, verified: list[Veri
     # the policy then records their move from pending (events, decisions, downstream) without
     # updating each row again. Only where the upsert says which rows it inserted.
     vetting = vetting_every_add(organisation) if connection.vendor == "postgresql" else None
-    entries, states, created = _upsert_entries(
-        request, adds, now, state=Entry.State.PENDING if vetting is None else Entry.State.VETTED
+    arriving: set[tuple[str, str]] = set()
+    if batch.vetted_on_arrival and connection.vendor == "postgresql" and not organisation.trusted:
+        marked = {
+            v.index for v in adds if v.index in batch.vetted_on_arrival and not v.parsed.incident
+        }
+        arriving = {(v.parsed.signal_type, v.parsed.value) for v in adds if v.index in marked}
+        arriving -= {(v.parsed.signal_type, v.parsed.value) for v in adds if v.index not in marked}
+    state = Entry.State.PENDING if vetting is None else Entry.State.VETTED
+    written = entries_upsert(
+        signals={
+            (signal := (v.parsed.signal_type, v.parsed.value)): (
+                Entry.State.VETTED if signal in arriving else state
+            )
+            for v in adds
+        },
+        now=now,
+        as_new=request.entries_new,
     )
+    request.entries_new = written.as_new
+    entries, states, created = written.ids, written.states, written.created
+    # Pending to the policy, which leaves them alone (no incident, no trusted member).
+    arrived = {pk for signal, pk in entries.items() if signal in arriving and pk in created}
+    states = {**states, **dict.fromkeys(arrived, Entry.State.PENDING)}
     inserted = None
     if vetting is not None and created:
-        inserted = dict.fromkeys(created, _NEW_ENTRY_ROUND)
+        inserted = dict.fromkeys(created, NEW_ENTRY_ROUND)
         states = {**states, **dict.fromkeys(created, Entry.State.PENDING)}
     video_frames_record(
         frame_lists=[
@@ -346,8 +373,11 @@ def _store_chunk(batch: _StoreBatch, request: _StoreRequest, verified: list[Veri
         inserted=inserted,
     )
     for stored in stored_adds:
-        batch.set(stored.verified, CREATED, stored.entry_id)
-        request.added.append(stored.verified.parsed.uuid)
+        batch.set(stored.verified, CREATED, stored.entry_id, stored.entry_id in arrived)
+        # An entry this chunk inserted is shared only by a move (the policy's, or receiving's
+        # after its receipts), which sends its active adds (``entries_transitioned``).
+        if stored.entry_id not in created:
+            request.added.append(stored.verified.parsed.uuid)
 
 
 def _store_finish(batch: _StoreBatch, request: _StoreRequest) -> None:
@@ -396,47 +426,6 @@ def _reject_conflict(batch: _StoreBatch, v: Verified, stored_hash: str) -> None:
         evidence={**v.evidence, Key.EXISTING_CONTENT_HASH: stored_hash},
         field="uuid",
     )
-
-
-# The review round of an entry the ingest inserts.
-_NEW_ENTRY_ROUND = 1
-
-
-_ENTRY_COLUMNS = [
-    "signal_type", "value", "state", "review_round", "created_at", "updated_at", "state_changed_at",
-]  # fmt: skip
-
-
-def _upsert_entries(
-    request: _StoreRequest, adds: list[Verified], now: datetime, *, state: str
-) -> tuple[dict[tuple[str, str], int], dict[int, str], set[int]]:
-    """One entry per signal: insert the new ones (in ``state``), touch the existing; returns
-    their ids by signal, their states by id (read by the upsert, which holds their row locks from
-    then on until this transaction ends) and the ids of those it inserted (none where the
-    database does not say). While the request's entries have all been new, the chunk's are
-    first inserted as new, which costs PostgreSQL less than the upsert; if one exists already
-    (an earlier request's, a concurrent one's just committed), nothing of that insert is kept
-    and the upsert runs, for this chunk and the rest of the request."""
-    signals = sorted({(v.parsed.signal_type, v.parsed.value) for v in adds})
-    rows = [(t, value, state, _NEW_ENTRY_ROUND, now, now, now) for t, value in signals]
-    if request.entries_new:
-        pks = copy_new_rows(Entry, _ENTRY_COLUMNS, rows, unique="entry_signal_unique")
-        if pks is not None:
-            # Inserted by this transaction, so nobody else can see, lock or change them.
-            return dict(zip(signals, pks, strict=True)), dict.fromkeys(pks, state), set(pks)
-        request.entries_new = False
-    returned = upsert_rows(
-        Entry,
-        _ENTRY_COLUMNS,
-        rows,
-        unique=["signal_type", "value"],
-        update=["updated_at"],
-        returning=["state"],
-        report_inserted=True,
-    )
-    entries = {(signal_type, value): pk for pk, signal_type, value, _, _ in returned}
-    states = {pk: state for pk, _, _, state, _ in returned}
-    return entries, states, {pk for pk, _, _, _, inserted in returned if inserted}
 
 
 _CONTRIBUTION_COLUMNS = [

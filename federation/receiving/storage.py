@@ -9,10 +9,12 @@ every item by digest.
 """
 
 import dataclasses
+from collections import Counter
 
 from django.db import connection
 
 from federation.contributions.checks import CheckOutcome, Verified
+from federation.contributions.entry_rows import NEW_ENTRY_ROUND
 from federation.contributions.models import Contribution, Entry
 from federation.contributions.storage import CREATED, contributions_store
 from federation.contributions.storage import DUPLICATE as STORE_DUPLICATE
@@ -86,6 +88,8 @@ def _store_contributions(batch: ReceivedBatch) -> None:
     for entry in batch.contributions:
         by_member.setdefault((entry.parsed.hub, entry.parsed.member), []).append(entry)
     stored: list[tuple[ContributionItem, str, int]] = []  # (item, store status, entry id)
+    arriving = _arriving_vetted(batch)
+    inserted_vetted: set[int] = set()  # entries stored vetted, whose move is recorded below
     for (_hub, _member), entries in by_member.items():
         keys = [received_key_store(batch, entry.key, path=entry.item.path)[0] for entry in entries]
         organisation = keys[0].organisation
@@ -101,18 +105,48 @@ def _store_contributions(batch: ReceivedBatch) -> None:
             item_count=len(verified),
             label_ids=batch.label_ids,
             now=batch.now,
+            vetted_on_arrival=[i for i, e in enumerate(entries) if e.item.index in arriving],
         )
         for entry, result in zip(entries, results, strict=True):
+            if result.entry_inserted_vetted:
+                inserted_vetted.add(result.entry_id)
             if result.status == CREATED or result.status == STORE_DUPLICATE:
                 stored.append((entry, result.status, result.entry_id))
             else:
                 error = result.error or {}
                 batch.set(entry.item, REJECTED, error.get("code"), error.get("message"))
-    _record_receipts(batch, stored, created_status=CREATED)
+    _record_receipts(batch, stored, created_status=CREATED, inserted_vetted=inserted_vetted)
+
+
+def _vetted_by_sender(entry: ContributionItem) -> bool:
+    """An add the peer attests vetted: under ``trust``, this hub vets its entry too."""
+    return (
+        entry.parsed.action == Contribution.Action.ADD
+        and entry.item.attestations[-1].document["state"] == Entry.State.VETTED
+    )
+
+
+def _arriving_vetted(batch: ReceivedBatch) -> set[int]:
+    """The index of each item whose new entry may be stored vetted (``contributions_store``'s
+    ``vetted_on_arrival``): a trusted peer's vetted adds, each the batch's only item of its
+    signal, so that nothing else in this transaction sees the entry before its move is recorded
+    (``_record_receipts``)."""
+    if batch.peer.inbound_policy != Peer.InboundPolicy.TRUST:
+        return set()
+    signals = Counter((e.parsed.signal_type, e.parsed.value) for e in batch.contributions)
+    return {
+        entry.item.index
+        for entry in batch.contributions
+        if _vetted_by_sender(entry) and signals[(entry.parsed.signal_type, entry.parsed.value)] == 1
+    }
 
 
 def _record_receipts(
-    batch: ReceivedBatch, stored: list[tuple[ContributionItem, str, int]], *, created_status: str
+    batch: ReceivedBatch,
+    stored: list[tuple[ContributionItem, str, int]],
+    *,
+    created_status: str,
+    inserted_vetted: set[int] = frozenset(),
 ) -> None:
     peer_hub = batch.peer.hub_id
     found = _stored_for_receipts([entry.parsed.uuid for entry, _, _ in stored], peer_hub)
@@ -147,14 +181,15 @@ def _record_receipts(
         )
         created = status == created_status
         batch.set(entry.item, ACCEPTED if created else DUPLICATE)
-        if (
-            entry.parsed.action == Contribution.Action.ADD
-            and entry.item.attestations[-1].document["state"] == Entry.State.VETTED
-        ):
+        if _vetted_by_sender(entry):
             to_vet.add(entry_id)
             if created:
                 locked[entry_id] = state
     copy_rows(Receipt, _RECEIPT_COLUMNS, receipts)
+    # An entry stored vetted (``contributions_store``'s ``vetted_on_arrival``) is moved from
+    # pending here, as the others are, without an UPDATE (``entries_transition``'s ``inserted``).
+    assert inserted_vetted <= locked.keys(), "an entry stored vetted must be moved here"
+    locked.update(dict.fromkeys(inserted_vetted, Entry.State.PENDING))
     if to_vet and batch.peer.inbound_policy == Peer.InboundPolicy.TRUST:
         reason = f"vetted by trusted peer {peer_hub}"
         data = {Key.POLICY: {Key.RULE: PolicyRule.TRUSTED_PEER, Key.PEER: peer_hub}}
@@ -166,6 +201,9 @@ def _record_receipts(
                     to=Entry.State.VETTED,
                     only_from=[Entry.State.PENDING],
                     locked_states=locked_states,
+                    inserted=dict.fromkeys(inserted_vetted, NEW_ENTRY_ROUND)
+                    if locked_states
+                    else None,
                     actor=batch.actor,
                     reason=reason,
                     data=data,

@@ -270,7 +270,7 @@ _SPLIT = [
     ("Ed25519 verify (threads only, summed; overlaps all)", "signing", "_verify_chunk", 1),
     ("database write, per chunk (_store_chunk)", "storage", "_store_chunk", 0),
     ("idempotency lookup (stored uuids)", "storage", "_stored_contributions", 1),
-    ("entries (upsert)", "storage", "_upsert_entries", 1),
+    ("entries (upsert)", "storage", "entries_upsert", 1),
     ("contributions (COPY)", "storage", "_insert_contributions", 1),
     ("entry labels (upsert)", "storage", "_link_labels", 1),
     ("change rows (of the adds, and of any transitions)", "downstream", "sync_changes_record", 1),

@@ -6,7 +6,7 @@ chunks. Also run on SQLite (tests/integration/test_pipelined_ingest_on_sqlite.py
 import pytest
 from django.db import connection
 
-from federation.contributions import services, storage
+from federation.contributions import entry_rows, services, storage
 from federation.contributions.models import Contribution, Entry, Label
 from federation.contributions.storage import CREATED, DUPLICATE, REJECTED
 from federation.transparency.models import AuditEvent
@@ -209,14 +209,14 @@ def test_entries_are_inserted_as_new_until_one_exists_then_upserted(
     rest of the request upsert."""
     existing = Entry.objects.create(signal_type="md5", value="e" * 32, state="rejected")
     tried: list[bool] = []
-    copy_new_rows = storage.copy_new_rows
+    copy_new_rows = entry_rows.copy_new_rows
 
     def counted(*args, **kwargs):
         pks = copy_new_rows(*args, **kwargs)
         tried.append(pks is not None)
         return pks
 
-    monkeypatch.setattr(storage, "copy_new_rows", counted)
+    monkeypatch.setattr(entry_rows, "copy_new_rows", counted)
     items = [acme_submitter.signed() for _ in range(3)]
     items += [
         acme_submitter.signed(),

@@ -73,3 +73,48 @@ def test_a_trusted_add_to_an_entry_in_review_here_vets_it_once(bravo, charlie):
     third = contribution_item(member, member.contribution(signal=first["signal"]))
     assert bravo.push([third]).json()["accepted"] == 1
     assert _vetted_entry_ids() == [_entry(first).pk]  # already vetted: no second move
+
+
+def test_a_trusted_peers_vetted_add_of_a_new_signal_is_stored_vetted_and_moved_once(bravo):
+    """Its entry is inserted vetted (no UPDATE after the insert) and its move from pending is
+    recorded as if it had been updated: one event, after the acceptance, one change row."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from federation.sync.models import EntryChange
+
+    member = bravo.member("acme")
+    fresh = member.contribution()
+    with CaptureQueriesContext(connection) as captured:
+        assert bravo.push([contribution_item(member, fresh)]).json()["accepted"] == 1
+
+    entry = _entry(fresh)
+    assert entry.state == Entry.State.VETTED and entry.review_round == 1
+    assert entry.state_changed_at == entry.created_at == entry.updated_at
+    vetted = AuditEvent.objects.get(action=Action.ENTRY_VETTED)
+    assert vetted.object_id == str(entry.pk)
+    assert (vetted.data["from"], vetted.data["to"]) == ("pending", "vetted")
+    accepted = AuditEvent.objects.get(action=Action.CONTRIBUTION_ACCEPTED)
+    assert accepted.pk < vetted.pk
+    assert list(EntryChange.objects.filter(entry=entry).values_list("reason", flat=True)) == [
+        "vetted"
+    ]
+    if connection.vendor == "postgresql":
+        updates = [q["sql"] for q in captured if "UPDATE federation_entry" in q["sql"]]
+        assert not updates
+
+
+def test_two_vetted_adds_of_one_new_signal_in_a_trusted_batch_vet_its_entry_once(bravo):
+    first, second = bravo.member("acme"), bravo.member("globex")
+    signal = first.contribution()["signal"]
+    body = bravo.push(
+        [
+            contribution_item(first, first.contribution(signal=signal)),
+            contribution_item(second, second.contribution(signal=signal)),
+        ]
+    ).json()
+
+    assert body["accepted"] == 2
+    entry = Entry.objects.get()
+    assert entry.state == Entry.State.VETTED
+    assert _vetted_entry_ids() == [entry.pk]

@@ -33,10 +33,11 @@ from federation.vetting.models import Incident
 from members.actors import Actor
 from members.models import Organisation
 
-# Items per chunk of a request: verified on the pool while the chunk before is written. Large
-# enough that a chunk's fixed statements cost little per item, small enough that the first
-# chunk (verified with nothing to overlap) is a small part of a bulk request.
-CHUNK_SIZE = 1000
+# Items per chunk of a request: parsed and verified ahead while the chunks before are written.
+# Each chunk costs its fixed statements (2,000 against 1,000: about 3 µs an item less of
+# PostgreSQL's CPU for 10,000 items); the parsing thread and the verification processes run
+# ahead of the writer whatever the size, so only the first chunk's wait depends on it.
+CHUNK_SIZE = 2000
 # The first chunk's size: its verification is the one that nothing overlaps, so it is small.
 FIRST_CHUNK_SIZE = 250
 

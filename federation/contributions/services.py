@@ -4,8 +4,8 @@ The checks (``federation.contributions.checks``) judge every item in a tight loo
 key, time window, Ed25519 signature) under a context given to them; for a member's own
 submissions that is ``local_check_context``. The valid items are then stored in one transaction
 (``federation.contributions.storage``), chunk by chunk as they are verified: each chunk costs a
-fixed number of queries whatever its size, and the pool verifies the next chunk while one is
-written. Items are independent: a bad item is reported (and audited, docs/api.md "What is
+fixed number of queries whatever its size, and the next chunks are parsed (on a thread of
+their own) and verified (in the verification processes) while one is written. Items are independent: a bad item is reported (and audited, docs/api.md "What is
 audited") while the good ones are stored.
 """
 

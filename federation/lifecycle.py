@@ -24,7 +24,7 @@ from federation import downstream
 from federation.contributions.models import Entry
 from federation.errors import Conflict
 from federation.transparency.actions import Action, Key, ObjectType
-from federation.transparency.audit import AuditRecord, audit_record_many
+from federation.transparency.audit import AuditRecord, audit_record_alike, audit_record_many
 from members.actors import Actor
 
 State = Entry.State
@@ -165,23 +165,44 @@ def _transition(
     ]
     common = dict(data or {})
     per_entry = data_by_entry or {}
-    audit_record_many(
-        AuditRecord(
-            action=t.action,
-            actor=actor,
-            organisation=actor.organisation_slug,
-            object_type=ObjectType.ENTRY,
-            object_id=str(t.entry_id),
-            data={
+    because = {Key.REASON: reason} if reason else {}
+    events = [
+        (
+            str(t.entry_id),
+            {
                 Key.FROM: t.from_state,
                 Key.TO: t.to_state,
                 **common,
                 **per_entry.get(t.entry_id, {}),
-                **({Key.REASON: reason} if reason else {}),
+                **because,
             },
         )
         for t in transitions
-    )
+    ]
+    actions = {t.action for t in transitions}
+    if len(actions) == 1 and isinstance(actor, Actor):
+        # One action for all (a bulk auto-vet: 10,000 entry.vetted): the same rows, their shared
+        # columns built once (2 µs an event less than an AuditRecord each).
+        audit_record_alike(
+            action=actions.pop(),
+            actor=actor,
+            organisation=actor.organisation_slug,
+            object_type=ObjectType.ENTRY,
+            objects=events,
+            occurred_at=timezone.now(),
+        )
+    else:
+        audit_record_many(
+            AuditRecord(
+                action=t.action,
+                actor=actor,
+                organisation=actor.organisation_slug,
+                object_type=ObjectType.ENTRY,
+                object_id=object_id,
+                data=event_data,
+            )
+            for t, (object_id, event_data) in zip(transitions, events, strict=True)
+        )
     # What follows the moves (change stream, outbox, TAXII) commits or rolls back with them.
     downstream.entries_transitioned(transitions, now=now)
     return transitions

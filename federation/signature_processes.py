@@ -124,8 +124,11 @@ class _Worker:
             while job._outcome is None:
                 if self.lost:
                     raise VerifierLost("the verification process is gone")
-                with self._write_lock:
-                    head = self._written.popleft()
+                # Not under the write lock: a writer blocked on a full pipe holds it until the
+                # worker has read enough, and the answer wanted here may be in already. A job is
+                # appended once written (deque operations are atomic), and only the reader, under
+                # the read lock, removes one.
+                head = self._written.popleft()
                 try:
                     answer = _read_exactly(
                         self.process.stdout,  # type: ignore[arg-type]

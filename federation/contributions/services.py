@@ -4,8 +4,8 @@ The checks (``federation.contributions.checks``) judge every item in a tight loo
 key, time window, Ed25519 signature) under a context given to them; for a member's own
 submissions that is ``local_check_context``. The valid items are then stored in one transaction
 (``federation.contributions.storage``), chunk by chunk as they are verified: each chunk costs a
-fixed number of queries whatever its size, and the pool verifies the next chunk while one is
-written. Items are independent: a bad item is reported (and audited, docs/api.md "What is
+fixed number of queries whatever its size, and the next chunks are parsed (on a thread of
+their own) and verified (in the verification processes) while one is written. Items are independent: a bad item is reported (and audited, docs/api.md "What is
 audited") while the good ones are stored.
 """
 
@@ -33,9 +33,11 @@ from federation.vetting.models import Incident
 from members.actors import Actor
 from members.models import Organisation
 
-# Items per chunk of a request: verified on the pool while the chunk before is written. Large
-# enough that a chunk's fixed statements cost little per item, small enough that the first
-# chunk (verified with nothing to overlap) is a small part of a bulk request.
+# Items per chunk of a request: parsed and verified ahead while the chunks before are written.
+# Each chunk costs its fixed statements (chunks of 2,000 saved PostgreSQL about 3 µs an item),
+# but the writer starts a chunk only once all of it is verified and ends with the last one
+# alone: at 2,000, a request of 2,000 was two chunks, 250 and 1,750, the second written with
+# nothing beside it, and 5 requests of 2,000 took longer in three runs of three.
 CHUNK_SIZE = 1000
 # The first chunk's size: its verification is the one that nothing overlaps, so it is small.
 FIRST_CHUNK_SIZE = 250

@@ -177,3 +177,22 @@ def test_bulk_body_must_be_an_object_with_a_non_empty_item_list(acme_submitter, 
     response = acme_submitter.client.post(BULK, body, format="json")
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "invalid"
+
+
+def test_bulk_answer_is_the_bytes_drfs_json_renderer_writes(acme_submitter):
+    """The answer is written by orjson (federation/contributions/api.py): byte for byte what
+    DRF's JSONRenderer gives for the same results, rejections, messages and nulls included."""
+    from rest_framework.renderers import JSONRenderer
+
+    from federation.contributions.api import _json_bytes
+
+    items = [acme_submitter.signed(), {"nonsense": True}, acme_submitter.signed()]
+    items[2]["contribution"]["labels"] = ["no-such-label"]
+    items[2]["signature"] = acme_submitter.signed(items[2]["contribution"])["signature"]
+    response = acme_submitter.client.post(BULK, {"items": items}, format="json")
+    assert response["Content-Type"] == "application/json"
+    body = json.loads(response.content)
+    assert [r["status"] for r in body["results"]] == ["created", "rejected", "rejected"]
+    assert response.content == JSONRenderer().render(body)
+    odd = {"message": 'line\u2028paragraph\u2029 \x00\x1f"\\ é 😀', "n": [0, -1, 2**63], "x": None}
+    assert _json_bytes(odd) == JSONRenderer().render(odd)

@@ -5,6 +5,8 @@ checks as a member's own, under other time rules: it must have been valid when i
 however old it is now. Most of these tests need no database: keys and taxonomy are given.
 """
 
+import dataclasses
+import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -219,3 +221,52 @@ def test_a_small_first_chunk_then_full_ones_are_together_the_outcome_of_the_whol
         == [(r.index, r.code) for r in whole.rejections]
         == [(5, "bad_signature"), (20, "invalid")]
     )
+
+
+def _chunked(items, context):
+    return list(
+        check_contributions_in_chunks(
+            items=items, context=context, chunk_size=3, first_chunk_size=1
+        )
+    )
+
+
+def test_chunks_judge_incidents_on_the_callers_thread_after_the_signature(private_key):
+    # The chunks are parsed on a thread of their own; the incidents (a query, in a member's
+    # context) are read on the caller's, once, and judged only for items whose signature holds.
+    key = _key(private_key, not_before=NOW - timedelta(days=1))
+    known, unknown = uuid.uuid4(), uuid.uuid4()
+    items = [_item(private_key) for _ in range(7)]
+    for index, incident in ((2, known), (4, unknown), (6, unknown)):
+        document = items[index]["contribution"]
+        document["incident"] = str(incident)
+        items[index]["signature"] = sign_contribution(private_key, document)
+    items[6]["signature"] = items[0]["signature"]  # forged: reported as forged, not as unknown
+    readers = []
+
+    def incidents():
+        readers.append(threading.current_thread())
+        return frozenset({known})
+
+    context = dataclasses.replace(_context(key, rule="relay"), incidents=incidents)
+    chunks = _chunked(items, context)
+    assert [len(c.verified) + len(c.rejections) for c in chunks] == [1, 3, 3]
+    assert [(r.index, r.code) for c in chunks for r in c.rejections] == [
+        (4, "unknown_incident"),
+        (6, "bad_signature"),
+    ]
+    assert readers == [threading.current_thread()]
+
+
+def test_a_failure_while_parsing_ahead_reaches_the_caller(private_key):
+    key = _key(private_key, not_before=NOW - timedelta(days=1))
+
+    class Broken(MemberKeys):
+        def key_for(self, hub, member, key_id):
+            raise RuntimeError("key store unavailable")
+
+    context = dataclasses.replace(
+        _context(key, rule="relay"), keys=Broken(hub=PEER_HUB, member="acme", keys=[key])
+    )
+    with pytest.raises(RuntimeError, match="key store unavailable"):
+        _chunked([_item(private_key) for _ in range(5)], context)

@@ -90,7 +90,9 @@ def _no_duplicate_names(body: bytes, data: dict | list) -> bool:
     no member was dropped: a dropped duplicate takes at least its own colon with it. False means
     "not shown": a duplicate, a colon escape, or nesting orjson will not re-encode (deeper than
     255), and the caller runs the exact pass that names the duplicate."""
-    if b"\\u003a" in body or b"\\u003A" in body:
+    # One scan for a backslash (memchr) first: most bodies hold no escape at all, and looking
+    # for the two six-byte spellings cost twice as much as parsing the colons (a 500-item batch).
+    if b"\\" in body and (b"\\u003a" in body or b"\\u003A" in body):
         return False
     try:
         return orjson.dumps(data).count(b":") == body.count(b":")

@@ -66,6 +66,28 @@ _KEY_ID = re.compile(r"[0-9a-f]{32}")
 _SLUG = re.compile(r"[-a-zA-Z0-9_]{1,64}")
 _TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z")
 
+# The fields of each object, built once: the parsers run per item of every batch received.
+_NONE: frozenset[str] = frozenset()
+_BATCH_FIELDS = frozenset({"kind", "v", "from", "to", "id", "sent_at", "items"})
+_BATCH_OPTIONAL = frozenset({"feed"})
+_ITEM_FIELDS = {
+    ITEM_CONTRIBUTION: frozenset({"type", "contribution", "signature", "key", "attestations", "path"}),
+    ITEM_ENTRY: frozenset({"type", "attestations", "path"}),
+    ITEM_KEY: frozenset({"type", "key", "path"}),
+}  # fmt: skip
+_ITEM_OPTIONAL = {ITEM_CONTRIBUTION: frozenset({"sent_to"}), ITEM_ENTRY: _NONE, ITEM_KEY: _NONE}
+_ATTESTATION_FIELDS = frozenset(
+    {"kind", "v", "hub", "signal", "state", "decided_at", "policy", "attested_at"}
+)
+_BINDING_FIELDS = frozenset(
+    {"kind", "v", "hub", "member", "key_id", "registration_sha256", "not_before", "revoked_at",
+     "issued_at"}
+)  # fmt: skip
+_SIGNAL_FIELDS = frozenset({"type", "value"})
+_SIGNED_PAIRS = {
+    name: frozenset({name, "signature"}) for name in ("batch", "attestation", "binding")
+}
+
 
 class MalformedWireObject(MalformedSignedObject):
     """A federation object is not well-formed; ``field`` names the offending field (dotted)."""
@@ -268,13 +290,10 @@ def signed_pair(signed: SignedObject, *, name: str) -> dict[str, str | dict[str,
 def parse_batch(body: object) -> ParsedBatch:
     """Check a ``{"batch": {...}, "signature": "..."}`` body. Envelope faults raise
     ``MalformedWireObject``; a malformed item becomes an ``ItemProblem`` and the others parse."""
-    if not isinstance(body, dict) or body.keys() != {"batch", "signature"}:
+    if not isinstance(body, dict) or body.keys() != _SIGNED_PAIRS["batch"]:
         raise MalformedWireObject("body", "must be an object with exactly batch and signature")
     document = body["batch"]
-    _exact_fields(
-        document, "batch", required={"kind", "v", "from", "to", "id", "sent_at", "items"},
-        optional={"feed"},
-    )  # fmt: skip
+    _exact_fields(document, "batch", required=_BATCH_FIELDS, optional=_BATCH_OPTIONAL)
     _kind(document, "batch", BATCH_KIND)
     sender = _hub_id(document, "from", "batch.from")
     receiver = _hub_id(document, "to", "batch.to")
@@ -327,13 +346,7 @@ def parse_item(
     kind = item.get("type")
     if not isinstance(kind, str) or kind not in ITEM_TYPES:  # a list or object is unhashable
         raise MalformedWireObject("type", f"must be one of {sorted(ITEM_TYPES)}")
-    required = {
-        ITEM_CONTRIBUTION: {"type", "contribution", "signature", "key", "attestations", "path"},
-        ITEM_ENTRY: {"type", "attestations", "path"},
-        ITEM_KEY: {"type", "key", "path"},
-    }[kind]
-    optional = {"sent_to"} if kind == ITEM_CONTRIBUTION else set()
-    _exact_fields(item, "item", required=required, optional=optional)
+    _exact_fields(item, "item", required=_ITEM_FIELDS[kind], optional=_ITEM_OPTIONAL[kind])
     path = item["path"]
     if (
         not isinstance(path, list)
@@ -396,17 +409,13 @@ def parse_attestation(
     pair: object, *, field: str = "attestation", part: bool = False
 ) -> SignedObject:
     document = _signed_member(pair, "attestation", field)
-    _exact_fields(
-        document, field,
-        required={"kind", "v", "hub", "signal", "state", "decided_at", "policy", "attested_at"},
-        optional=set(),
-    )  # fmt: skip
+    _exact_fields(document, field, required=_ATTESTATION_FIELDS)
     _kind(document, field, ATTESTATION_KIND)
     _hub_id(document, "hub", f"{field}.hub")
     signal = document["signal"]
     if (
         not isinstance(signal, dict)
-        or signal.keys() != {"type", "value"}
+        or signal.keys() != _SIGNAL_FIELDS
         or not all(isinstance(part, str) for part in signal.values())
     ):
         raise MalformedWireObject(f"{field}.signal", "must be {type, value} strings")
@@ -423,15 +432,10 @@ def parse_attestation(
 def parse_key_binding(
     pair: object, *, field: str = "key.binding", part: bool = False
 ) -> SignedObject:
-    if not isinstance(pair, dict) or pair.keys() != {"binding", "signature"}:
+    if not isinstance(pair, dict) or pair.keys() != _SIGNED_PAIRS["binding"]:
         raise MalformedWireObject(field, "must be an object with exactly binding and signature")
     document = pair["binding"]
-    _exact_fields(
-        document, field,
-        required={"kind", "v", "hub", "member", "key_id", "registration_sha256", "not_before",
-                  "revoked_at", "issued_at"},
-        optional=set(),
-    )  # fmt: skip
+    _exact_fields(document, field, required=_BINDING_FIELDS)
     _kind(document, field, KEY_BINDING_KIND)
     _hub_id(document, "hub", f"{field}.hub")
     if not isinstance(document["member"], str) or not _SLUG.fullmatch(document["member"]):
@@ -489,9 +493,13 @@ def _key_section(section: object, *, part: bool = False) -> tuple[dict[str, Any]
 # --- Field helpers ------------------------------------------------------------------------------
 
 
-def _exact_fields(document: object, field: str, *, required: set[str], optional: set[str]) -> None:
+def _exact_fields(
+    document: object, field: str, *, required: frozenset[str], optional: frozenset[str] = _NONE
+) -> None:
     if not isinstance(document, dict):
         raise MalformedWireObject(field, "must be an object")
+    if document.keys() == required:  # the usual case: nothing missing, nothing unknown
+        return
     missing = required - document.keys()
     if missing:
         raise MalformedWireObject(f"{field}.{sorted(missing)[0]}", "this field is required")
@@ -526,7 +534,7 @@ def _timestamp(document: dict[str, Any], name: str, field: str) -> datetime:
 
 
 def _signed_member(pair: object, name: str, field: str) -> dict[str, Any]:
-    if not isinstance(pair, dict) or pair.keys() != {name, "signature"}:
+    if not isinstance(pair, dict) or pair.keys() != _SIGNED_PAIRS[name]:
         raise MalformedWireObject(field, f"must be an object with exactly {name} and signature")
     return pair[name]
 

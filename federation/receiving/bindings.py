@@ -36,7 +36,16 @@ def received_key_store(
         # one member signs most of a backlog: parallel batches were applied one after another,
         # and an incident item waited behind them. Two batches creating the same new key race on
         # its unique key_id; the loser rolls back and runs again (``federation.db.retry``).
-        key = SigningKey.objects.filter(key_id=section.key_id).first()
+        # A key held when the items were checked is still held (keys are never deleted), for
+        # the same member and public key (``key_conflict`` otherwise): that row, read with its
+        # organisation, serves; a revocation below locks and reads it again.
+        key = batch.held_keys.get(section.key_id)
+        if key is None:
+            key = (
+                SigningKey.objects.filter(key_id=section.key_id)
+                .select_related("organisation")
+                .first()
+            )
         if key is None:
             mirror = organisation_mirror(
                 hub=section.hub, slug=section.member, name=section.member, actor=batch.actor

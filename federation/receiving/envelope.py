@@ -149,11 +149,16 @@ def check_envelope(peer: Peer, body: object, feed_after: int | None) -> wire.Par
     return parsed
 
 
-def known_hubs(parsed: wire.ParsedBatch) -> dict[str, Peer]:
-    """The peers named by the items' paths and key bindings, by hub id."""
+def known_hubs(parsed: wire.ParsedBatch, sender: Peer) -> dict[str, Peer]:
+    """The peers named by the items' paths and key bindings, by hub id. A batch that names no
+    hub but its sender (items from the sender's own members, a path of one hub: a direct push)
+    needs no query: ``sender`` is the peer row this request authenticated and checked the
+    envelope against."""
     names: set[str] = set()
     for item in parsed.items:
         names.update(item.path)
         if item.binding is not None:
             names.add(item.binding.document["hub"])
+    if names <= {sender.hub_id}:
+        return {sender.hub_id: sender} if names else {}
     return {peer.hub_id: peer for peer in Peer.objects.filter(hub_id__in=names)}

@@ -96,7 +96,7 @@ def batch_receive(
         via=via,
         parsed=parsed,
         now=now,
-        hubs=known_hubs(parsed),
+        hubs=known_hubs(parsed, peer),
         results=[None] * (len(parsed.items) + len(parsed.problems)),
     )
     for problem in parsed.problems:

@@ -1,5 +1,6 @@
-"""Events written in one transaction ask for sequencing once, and an ask made inside a savepoint
-that rolls back does not stand for the transaction's other events."""
+"""Events written in one transaction ask for sequencing once (an ask made in a savepoint released
+since included), and an ask made inside a savepoint that rolls back does not stand for the
+transaction's other events."""
 
 import pytest
 from django.db import connection, transaction
@@ -31,6 +32,36 @@ def test_one_ask_per_transaction(monkeypatch):
     with transaction.atomic():
         for n in range(3):
             audit_record(_record(f"one-{n}"))
+        assert _asks() == 1
+    assert len(sent) == 1
+
+
+def test_an_ask_of_a_released_savepoint_stands_for_the_transaction(monkeypatch):
+    sent = []
+    monkeypatch.setattr("federation.transparency.audit.nudge", sent.append)
+    with transaction.atomic():
+        with transaction.atomic():
+            audit_record(_record("inner"))
+        audit_record(_record("outer"))
+        assert _asks() == 1
+    assert len(sent) == 1
+
+
+def test_an_ask_of_a_savepoint_rolled_back_after_release_is_made_again(monkeypatch):
+    sent = []
+    monkeypatch.setattr("federation.transparency.audit.nudge", sent.append)
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                with transaction.atomic():
+                    audit_record(_record("released, then rolled back with its parent"))
+                audit_record(_record("gone too"))
+                assert _asks() == 1
+                raise RuntimeError("roll the outer savepoint back")
+        except RuntimeError:
+            pass
+        assert _asks() == 0
+        audit_record(_record("kept"))
         assert _asks() == 1
     assert len(sent) == 1
 

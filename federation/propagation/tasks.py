@@ -26,12 +26,15 @@ def _drain(peer_id: int, lane: str) -> int:
     started = time.monotonic()
     delivered = 0
     while True:
-        result = outbox_drain(peer_id=peer_id, lane=lane)
+        left = settings.FEDERATION_DRAIN_TASK_SECONDS - (time.monotonic() - started)
+        # Rounds one after another while rows are due (the next claimed and built while one is
+        # out), not after a trip through the broker and the queue, until the task has had its
+        # time (a first round is always sent).
+        result = outbox_drain(peer_id=peer_id, lane=lane, seconds=max(left, 0.0))
         delivered += result.delivered
         if not result.more:
             return delivered
-        # Rows came while the round was out (or a backlog is left): the next round at once,
-        # not after a trip through the broker and the queue, unless the task has had its time.
+        # Rows left: they came as the drain ended (it goes on), or the task has had its time.
         if time.monotonic() - started >= settings.FEDERATION_DRAIN_TASK_SECONDS:
             request_drain(peer_id=peer_id, lane=lane)
             return delivered

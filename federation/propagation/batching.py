@@ -1,8 +1,45 @@
-"""How a round's claimed outbox rows become batches (docs/federation.md, "Delivery"): split
-into batches the peer may apply in any order (an entry's or a key's rows together, in order),
-each within the receiver's body limit."""
+"""How a round's claimed outbox rows become batches (docs/federation.md, "Delivery"): the rows
+as claimed (``ClaimedRow``), split into batches the peer may apply in any order (an entry's or
+a key's rows together, in order), each within the receiver's body limit."""
+
+from dataclasses import dataclass
+from datetime import datetime
 
 from django.conf import settings
+
+from federation.propagation.models import OutboxItem
+
+
+@dataclass(slots=True)
+class ClaimedRow:
+    """An outbox row claimed for a round: the columns sending reads and writes, read as plain
+    values (a round claims up to a few thousand rows; model instances cost more than the rest
+    of the claim). ``state``, ``digest``, ``delivered_at`` and ``last_error`` are set as answers
+    come in and written by ``_write_rows`` and its kin."""
+
+    id: int
+    kind: str
+    contribution_id: int | None
+    entry_id: int | None
+    signing_key_id: int | None
+    path: list
+    attempts: int
+    next_attempt_at: datetime | None  # read by the portable claim only (PostgreSQL's: None)
+    claimed_until: datetime | None
+    state: str = OutboxItem.State.PENDING
+    digest: str = ""
+    delivered_at: datetime | None = None
+    last_error: str = ""
+
+    @property
+    def pk(self) -> int:
+        return self.id
+
+
+CLAIMED_COLUMNS = (
+    "id", "kind", "contribution_id", "entry_id", "signing_key_id", "path", "attempts",
+    "next_attempt_at", "claimed_until",
+)  # fmt: skip
 
 
 def partition(
@@ -29,7 +66,7 @@ def partition(
     return batches, []
 
 
-def row_group(row) -> tuple[str, int]:  # a delivery.ClaimedRow
+def row_group(row: ClaimedRow) -> tuple[str, int]:
     """What a row depends on: an entry's items (its adds, retracts and state changes) arrive in
     row order, and so do a key's; items of two groups need not."""
     if row.entry_id is not None:

@@ -50,6 +50,8 @@ from federation.gc_pause import cycle_collection_paused
 from federation.hubkey import hub_private_key
 from federation.monitoring.counters import push_failed_counted
 from federation.propagation.batching import (
+    CLAIMED_COLUMNS,
+    ClaimedRow,
     partition,
     row_group,
     within_body_budget,
@@ -85,38 +87,6 @@ class DrainResult:
     failed: int = 0
     dead: int = 0
     more: bool = False  # stopped with due rows left (the task hands over to a fresh one)
-
-
-@dataclass(slots=True)
-class ClaimedRow:
-    """An outbox row claimed for a round: the columns sending reads and writes, read as plain
-    values (a round claims up to a few thousand rows; model instances cost more than the rest
-    of the claim). ``state``, ``digest``, ``delivered_at`` and ``last_error`` are set as answers
-    come in and written by ``_write_rows`` and its kin."""
-
-    id: int
-    kind: str
-    contribution_id: int | None
-    entry_id: int | None
-    signing_key_id: int | None
-    path: list
-    attempts: int
-    next_attempt_at: datetime | None  # read by the portable claim only (PostgreSQL's: None)
-    claimed_until: datetime | None
-    state: str = OutboxItem.State.PENDING
-    digest: str = ""
-    delivered_at: datetime | None = None
-    last_error: str = ""
-
-    @property
-    def pk(self) -> int:
-        return self.id
-
-
-_CLAIMED_COLUMNS = (
-    "id", "kind", "contribution_id", "entry_id", "signing_key_id", "path", "attempts",
-    "next_attempt_at", "claimed_until",
-)  # fmt: skip
 
 
 def _write_rows(rows: list[ClaimedRow], fields: list[str]) -> None:
@@ -229,7 +199,7 @@ def _claim(
             .filter(peer=peer, lane=lane, state=OutboxItem.State.PENDING)
             .exclude(pk__in=list(skip))
             .order_by("id")
-            .values_list(*_CLAIMED_COLUMNS)[:limit]
+            .values_list(*CLAIMED_COLUMNS)[:limit]
         ]
         if not rows or rows[0].next_attempt_at > now:
             return None
@@ -329,8 +299,7 @@ class _Round:
 
 
 def _send(peer: Peer, rows: list[ClaimedRow], result: DrainResult) -> None:
-    """One round, nothing else in flight: each batch POSTed as soon as it is built, every answer
-    applied before it returns."""
+    """One round, nothing else in flight, every answer applied before it returns."""
     with ThreadPoolExecutor(max_workers=settings.FEDERATION_DRAIN_PARALLEL) as pool:
         sending = _Round(peer, rows, pool)
         sending.build(result, post=True)
@@ -340,16 +309,9 @@ def _send(peer: Peer, rows: list[ClaimedRow], result: DrainResult) -> None:
 def _pipelined(
     peer: Peer, lane: str, result: DrainResult, *, rounds: int, deadline: float | None
 ) -> None:
-    """Rounds one after another, each claimed and built while the one before is out, so that
-    the peer is not left idle while this hub claims and builds, and posted once the one before
-    has been answered (the peer still holds one round's batches at a time). What a lane
-    promises is kept: the rows claimed while a round is out are the lane's next rows after it
-    (``_claim``'s ``skip``), up to the first of an entry or key the round in flight carries
-    (it and the rows after it wait: an item never travels beside one it depends on, which
-    ``partition`` also keeps within a round); and when a row of the round out backs off or is a
-    dead letter, the round built behind it is put back unsent (``_release``), as if it had
-    never been claimed, and the lane waits for its head as before. No round is claimed after
-    ``deadline`` (but a first one is)."""
+    """Rounds one after another, each claimed and built while the one before is out and posted
+    once it is answered (the module's docstring says how the lane's order holds). No round is
+    claimed after ``deadline``, but a first one is."""
     with ThreadPoolExecutor(max_workers=settings.FEDERATION_DRAIN_PARALLEL) as pool:
         out: _Round | None = None
         claimed = 0
@@ -378,8 +340,31 @@ def _pipelined(
                         continue
                 elif following is None:
                     return
+                if not following.posted:
+                    _incidents_first(peer, lane)
                 following.post()
                 out = following if following.batches else None
+
+
+_INCIDENT_YIELD_SECONDS = 1.0
+
+
+def _incidents_first(peer: Peer, lane: str) -> None:
+    """An ordinary round built behind another waits to be posted while the peer's incident
+    lane has rows due or in flight, up to ``_INCIDENT_YIELD_SECONDS``: the peer then stores the
+    incident batch beside none of this hub's ordinary ones ("Measured", round 5)."""
+    if lane != OutboxItem.Lane.NORMAL:
+        return
+    deadline = time.monotonic() + _INCIDENT_YIELD_SECONDS
+    while time.monotonic() < deadline and (
+        OutboxItem.objects.filter(
+            peer_id=peer.pk,
+            lane=OutboxItem.Lane.INCIDENT,
+            state=OutboxItem.State.PENDING,
+            next_attempt_at__lte=timezone.now(),
+        ).exists()
+    ):
+        time.sleep(0.02)
 
 
 def _behind(rows: list[ClaimedRow], in_flight: list[ClaimedRow]) -> list[ClaimedRow]:

@@ -51,7 +51,7 @@ def claim_round(
     lease: datetime,
     skip: list[int] | tuple[int, ...] = (),
 ) -> list[tuple]:
-    """The claimed rows' columns (``delivery._CLAIMED_COLUMNS`` up to ``attempts``, counted
+    """The claimed rows' columns (``batching.CLAIMED_COLUMNS`` up to ``attempts``, counted
     with this claim; ``path`` as JSON text), in id order; empty if nothing is due. ``skip``:
     the rows of the round the caller's drain has in flight, passed over as if already sent."""
     with connection.cursor() as cursor:

@@ -6,7 +6,8 @@ The normal lane runs on the hub's queue; the incident lane on its own, ``<queue>
 ones. Workers must consume both queues. Commits nudge the drain (``delivery.request_drain``,
 on commit); the beat sweep is the safety net.
 
-A task sends a round and, while rows are still due, another at once, for up to
+A task sends a round and, while rows are still due, another at once (claimed and built while the
+one before is out: ``delivery._pipelined``), claiming rounds for up to
 ``FEDERATION_DRAIN_TASK_SECONDS``; then it hands the lane over to a fresh task (behind whatever
 else is queued), so that one busy peer does not keep a worker slot from the others.
 """

@@ -1,15 +1,20 @@
 """A drain of several rounds claims and builds the next round while one is out
 (federation/propagation/delivery.py, ``_pipelined``), and keeps what a lane promises: the next
 round is posted only once the one before is answered, an entry's rows never travel beside each
-other in two rounds, and a round built behind one that fails is put back unsent."""
+other in two rounds, a round built behind one that fails is put back unsent, and an ordinary round
+waits while the peer's incident lane is busy."""
 
 import threading
+import time
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from federation.lifecycle import entries_transition
 from federation.propagation import delivery, round_sql
 from federation.propagation.delivery import outbox_drain
+from federation.propagation.models import OutboxItem
 from tests.support.sending import ACTOR, Receiver, accept_all, make_peer, rows, vetted_entry
 
 
@@ -154,6 +159,32 @@ def test_an_entrys_row_waits_while_its_entry_has_a_round_out(
     assert [item["type"] for item in receiver.batches[2]["batch"]["items"]] == ["entry"]
     assert posted_after_answers == [0, 1, 2]
     assert {(r.state, r.attempts) for r in rows()} == {("delivered", 1)}
+
+
+def test_an_ordinary_round_built_behind_another_waits_while_the_peers_incident_lane_is_busy(
+    acme_submitter, bravo, receiver, small_rounds, monkeypatch
+):
+    for _ in range(5):
+        vetted_entry(acme_submitter)
+    # The last row stands for an incident item another worker has in flight to the same peer.
+    incident = rows()[-1]
+    OutboxItem.objects.filter(pk=incident.pk).update(
+        lane="incident", claimed_until=timezone.now() + timedelta(seconds=60)
+    )
+    monkeypatch.setattr(delivery, "_INCIDENT_YIELD_SECONDS", 0.5)
+    arrived = []
+
+    def answer(body):
+        arrived.append(time.monotonic())
+        return 200, accept_all(body)
+
+    receiver.answer = answer
+
+    result = outbox_drain(peer_id=bravo.pk, lane="normal", max_rounds=10)
+
+    assert (result.delivered, result.failed) == (4, 0)
+    assert len(arrived) == 2 and arrived[1] - arrived[0] >= 0.5  # it waited, up to the bound
+    assert OutboxItem.objects.get(pk=incident.pk).state == "pending"  # not the normal lane's
 
 
 def _wait(condition, timeout: float = 10.0) -> bool:

@@ -173,13 +173,17 @@ def _due(peer_id: int, lane: str, now: datetime | None = None) -> bool:
     return head is not None and head[0] <= now and (head[1] is None or head[1] <= now)
 
 
+def _round_size() -> int:
+    return settings.FEDERATION_BATCH_SIZE * settings.FEDERATION_DRAIN_PARALLEL
+
+
 def _claim(
     peer: Peer, lane: str, skip: list[int] | tuple[int, ...] = ()
 ) -> list[ClaimedRow] | None:
     """The lane's oldest rows for one round (``FEDERATION_DRAIN_PARALLEL`` batches), in flight;
     ``skip``: the rows of the round this drain has out, passed over."""
     now = timezone.now()
-    limit = settings.FEDERATION_BATCH_SIZE * settings.FEDERATION_DRAIN_PARALLEL
+    limit = _round_size()
     lease = now + timedelta(seconds=settings.FEDERATION_LEASE_SECONDS)
     if connection.vendor == "postgresql":
         with transaction.atomic():
@@ -309,17 +313,21 @@ def _send(peer: Peer, rows: list[ClaimedRow], result: DrainResult) -> None:
 def _pipelined(
     peer: Peer, lane: str, result: DrainResult, *, rounds: int, deadline: float | None
 ) -> None:
-    """Rounds one after another, each claimed and built while the one before is out and posted
-    once it is answered (the module's docstring says how the lane's order holds). No round is
-    claimed after ``deadline``, but a first one is."""
+    """Rounds one after another, each claimed and built while the one before (if it was full)
+    is out and posted once it is answered (the module's docstring says how the lane's order
+    holds). No round is claimed after ``deadline``, but a first one is."""
     with ThreadPoolExecutor(max_workers=settings.FEDERATION_DRAIN_PARALLEL) as pool:
         out: _Round | None = None
         claimed = 0
         while True:
             with cycle_collection_paused():
                 following = None
-                if rounds > claimed and (
-                    not claimed or deadline is None or time.monotonic() < deadline
+                # Behind a round only when it was full (a backlog): rows that trickle in wait for
+                # the round out and then go at once, not for a round claimed as it left.
+                if (
+                    rounds > claimed
+                    and (not claimed or deadline is None or time.monotonic() < deadline)
+                    and (out is None or len(out.rows) >= _round_size())
                 ):
                     rows = _claim(peer, lane, skip=[r.pk for r in out.sent_rows] if out else ())
                     if rows and out is not None:

@@ -320,8 +320,9 @@ FEDERATION_READ_TIMEOUT_SECONDS = float(env_int("CONCORDAT_FEDERATION_READ_TIMEO
 # whole ordinary batches there (docs/federation.md, "Measured").
 FEDERATION_DRAIN_PARALLEL = max(1, env_int("CONCORDAT_FEDERATION_DRAIN_PARALLEL", 2))
 FEDERATION_DRAIN_ROUNDS = env_int("CONCORDAT_FEDERATION_DRAIN_ROUNDS", 1)
-# A drain task goes on to the next round at once while rows are due (they came while a round was
-# out), for up to this long; then a fresh task takes over, behind what else is queued.
+# A drain task goes on to the next round at once while rows are due (claimed and built while the
+# round before is out), claiming rounds for up to this long; then a fresh task takes over, behind
+# what else is queued. FEDERATION_DRAIN_ROUNDS: rounds per call of outbox_drain outside a task.
 FEDERATION_DRAIN_TASK_SECONDS = env_int("CONCORDAT_FEDERATION_DRAIN_TASK_MS", 1000) / 1000
 # The pull feed this hub serves: entries per page (default and bound).
 FEDERATION_FEED_PAGE_SIZE = env_int("CONCORDAT_FEDERATION_FEED_PAGE_SIZE", 200)

@@ -15,8 +15,12 @@ A round is up to ``FEDERATION_DRAIN_PARALLEL`` batches sent at once (``partition
 of one entry (its contributions and state changes) or of one key are all in one batch, in row
 order, so batches that the peer applies in parallel, in whatever order, never reorder items
 that depend on each other. Each batch is posted as soon as it is built, so the peer works on
-one while the next is built, and each answer is applied as it comes. The round waits for every
-answer before the next one is claimed.
+one while the next is built, and each answer is applied as it comes. A drain of several
+rounds (the drain task's) claims and builds the next round while one is out and posts it once
+every answer of the one out is in (``_pipelined``): the peer is not left idle while this hub
+claims and builds, and never holds two rounds of the lane at once. The rows claimed behind a
+round stop at the first of an entry or key that round carries, and are put back unsent if a
+row of the round out backs off, so the lane's order holds as with one round at a time.
 
 The answer: ``accepted`` / ``duplicate`` → delivered (with the item's digest); ``rejected`` →
 refused (the peer's code and message; not retried). No answer, an error status or a malformed
@@ -25,15 +29,14 @@ jitter drawn in [0.5, 1] for each row; after ``FEDERATION_MAX_ATTEMPTS`` attempt
 letter (audited ``federation.dead_lettered``), which an admin can put back (``outbox_retry``).
 """
 
-import http.client
 import logging
 import random
+import time
 import uuid
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from urllib.parse import urlsplit
 
 import orjson
 from django.conf import settings
@@ -46,8 +49,16 @@ from federation.enqueue import TaskName, nudge
 from federation.gc_pause import cycle_collection_paused
 from federation.hubkey import hub_private_key
 from federation.monitoring.counters import push_failed_counted
+from federation.propagation.batching import (
+    CLAIMED_COLUMNS,
+    ClaimedRow,
+    partition,
+    row_group,
+    within_body_budget,
+)
 from federation.propagation.items import ItemsBuilder, row_refs
 from federation.propagation.models import OutboxItem, PeerLink, Receipt
+from federation.propagation.posting import DeliveryFailed, batch_outcome
 from federation.propagation.round_sql import claim_round, delivered_round
 from federation.propagation.wire import batch_canonical, batch_document, sign_canonical
 from federation.transparency.actions import Action, Key, ObjectType
@@ -62,7 +73,6 @@ from members.models import Peer
 
 logger = logging.getLogger(__name__)
 
-BATCHES_PATH = "/api/v1/federation/batches"
 SENDER = Actor.system("outbox")
 # pg_advisory_lock(int4, int4): this namespace, then peer id * 2 + lane.
 _LOCK_NAMESPACE = 0x0FED5E
@@ -77,38 +87,6 @@ class DrainResult:
     failed: int = 0
     dead: int = 0
     more: bool = False  # stopped with due rows left (the task hands over to a fresh one)
-
-
-@dataclass(slots=True)
-class ClaimedRow:
-    """An outbox row claimed for a round: the columns sending reads and writes, read as plain
-    values (a round claims up to a few thousand rows; model instances cost more than the rest
-    of the claim). ``state``, ``digest``, ``delivered_at`` and ``last_error`` are set as answers
-    come in and written by ``_write_rows`` and its kin."""
-
-    id: int
-    kind: str
-    contribution_id: int | None
-    entry_id: int | None
-    signing_key_id: int | None
-    path: list
-    attempts: int
-    next_attempt_at: datetime | None  # read by the portable claim only (PostgreSQL's: None)
-    claimed_until: datetime | None
-    state: str = OutboxItem.State.PENDING
-    digest: str = ""
-    delivered_at: datetime | None = None
-    last_error: str = ""
-
-    @property
-    def pk(self) -> int:
-        return self.id
-
-
-_CLAIMED_COLUMNS = (
-    "id", "kind", "contribution_id", "entry_id", "signing_key_id", "path", "attempts",
-    "next_attempt_at", "claimed_until",
-)  # fmt: skip
 
 
 def _write_rows(rows: list[ClaimedRow], fields: list[str]) -> None:
@@ -132,31 +110,37 @@ def _lock_key(peer_id: int, lane: str) -> tuple[int, int]:
     return _LOCK_NAMESPACE, (peer_id * 2 + (1 if lane == OutboxItem.Lane.INCIDENT else 0)) % (2**31)
 
 
-def outbox_drain(*, peer_id: int, lane: str, max_rounds: int | None = None) -> DrainResult:
+def outbox_drain(
+    *, peer_id: int, lane: str, max_rounds: int | None = None, seconds: float | None = None
+) -> DrainResult:
     """Send what is due to the peer in ``lane``, a round of batches at a time, until nothing is
-    due or ``max_rounds`` rounds were sent. Returns at once when another drain holds the lane."""
+    due, ``max_rounds`` rounds were sent (``FEDERATION_DRAIN_ROUNDS`` if neither is given) or,
+    with ``seconds``, no new round is claimed after that long. Returns at once when another
+    drain holds the lane. With more than one round, the next round is claimed and built while
+    one is out (``_pipelined``)."""
     result = DrainResult()
     peer = Peer.objects.filter(pk=peer_id).first()
     if peer is None or not (peer.is_active and peer.is_link and peer.outbound_token):
         return result
-    max_rounds = max_rounds or settings.FEDERATION_DRAIN_ROUNDS
+    if max_rounds is None:
+        max_rounds = 1_000_000 if seconds is not None else settings.FEDERATION_DRAIN_ROUNDS
     # The embedded demo (SQLite) takes no lock: one solo worker per hub drains one lane at a time.
     if not session_try_lock(_lock_key(peer_id, lane)):
         return result
     try:
-        for _round in range(max_rounds):
+        if max_rounds == 1:
             with cycle_collection_paused():
                 rows = _claim(peer, lane)
-                if rows is None:
-                    break
-                _send(peer, rows, result)
+                if rows is not None:
+                    _send(peer, rows, result)
         else:
-            result.more = _due(peer_id, lane)
+            deadline = None if seconds is None else time.monotonic() + seconds
+            _pipelined(peer, lane, result, rounds=max_rounds, deadline=deadline)
     finally:
         session_unlock(_lock_key(peer_id, lane))
-    if not result.more and _due(peer_id, lane):
-        # Rows committed while this drain was finishing, whose nudge found the lane locked.
-        result.more = True
+    # Rows left (a limit reached, or rows committed while this drain was finishing, whose nudge
+    # found the lane locked): the caller goes on, or hands the lane to a fresh task.
+    result.more = _due(peer_id, lane)
     if result.delivered and not result.more:
         # The batches' federation.sent events are sequenced once the lane has nothing left due;
         # while a backlog drains, by the sequencer's periodic run, not by a run (and a checkpoint)
@@ -189,21 +173,24 @@ def _due(peer_id: int, lane: str, now: datetime | None = None) -> bool:
     return head is not None and head[0] <= now and (head[1] is None or head[1] <= now)
 
 
-class DeliveryFailed(Exception):
-    """The batch did not get an answer to apply (transport error, error status, bad answer)."""
+def _round_size() -> int:
+    return settings.FEDERATION_BATCH_SIZE * settings.FEDERATION_DRAIN_PARALLEL
 
 
-def _claim(peer: Peer, lane: str) -> list[ClaimedRow] | None:
-    """The lane's oldest rows for one round (``FEDERATION_DRAIN_PARALLEL`` batches), in flight."""
+def _claim(
+    peer: Peer, lane: str, skip: list[int] | tuple[int, ...] = ()
+) -> list[ClaimedRow] | None:
+    """The lane's oldest rows for one round (``FEDERATION_DRAIN_PARALLEL`` batches), in flight;
+    ``skip``: the rows of the round this drain has out, passed over."""
     now = timezone.now()
-    limit = settings.FEDERATION_BATCH_SIZE * settings.FEDERATION_DRAIN_PARALLEL
+    limit = _round_size()
     lease = now + timedelta(seconds=settings.FEDERATION_LEASE_SECONDS)
     if connection.vendor == "postgresql":
         with transaction.atomic():
             claimed = [
                 ClaimedRow(*values, None, lease)
                 for values in claim_round(
-                    peer_id=peer.pk, lane=lane, limit=limit, now=now, lease=lease
+                    peer_id=peer.pk, lane=lane, limit=limit, now=now, lease=lease, skip=skip
                 )
             ]
         for row in claimed:  # jsonb comes as its text (Django's loader); mostly an empty path
@@ -214,8 +201,9 @@ def _claim(peer: Peer, lane: str) -> list[ClaimedRow] | None:
             ClaimedRow(*values)
             for values in OutboxItem.objects.select_for_update(skip_locked=True)
             .filter(peer=peer, lane=lane, state=OutboxItem.State.PENDING)
+            .exclude(pk__in=list(skip))
             .order_by("id")
-            .values_list(*_CLAIMED_COLUMNS)[:limit]
+            .values_list(*CLAIMED_COLUMNS)[:limit]
         ]
         if not rows or rows[0].next_attempt_at > now:
             return None
@@ -241,30 +229,6 @@ def _release(rows: list[ClaimedRow]) -> None:
     )
 
 
-def partition(
-    keyed: list[tuple[int, object]], *, parts: int, size: int
-) -> tuple[list[list[int]], list[int]]:
-    """Split ``(row, group)`` pairs, in row order, into at most ``parts`` batches of at most
-    ``size`` rows that may be applied in any order: all the rows of a group go to one batch, in
-    row order. Batches are filled one after another; a row whose group's batch is full, and
-    every row after it, are left over (``(batches, left_over)``), so that nothing overtakes a
-    row it may depend on."""
-    batches: list[list[int]] = []
-    home: dict[object, int] = {}
-    for position, (row, group) in enumerate(keyed):
-        target = home.get(group)
-        if target is None:
-            if not batches or len(batches[-1]) >= size:
-                if len(batches) == parts:
-                    return batches, [r for r, _g in keyed[position:]]
-                batches.append([])
-            target = home[group] = len(batches) - 1
-        elif len(batches[target]) >= size:
-            return batches, [r for r, _g in keyed[position:]]
-        batches[target].append(row)
-    return batches, []
-
-
 @dataclass
 class _SignedBatch:
     """One outgoing batch, built and signed, with the outbox rows it carries."""
@@ -274,45 +238,152 @@ class _SignedBatch:
     sent: list[tuple[ClaimedRow, str]]  # (row, item digest), in batch order
 
 
-def _send(peer: Peer, rows: list[ClaimedRow], result: DrainResult) -> None:
-    """One round: split the claimed rows into independent batches; build, sign and POST each
-    batch (one thread each: the peer applies them in parallel), building the next while the
-    peer works on the last; apply each answer as it comes."""
-    now = timezone.now()
-    groups, left_over = partition(
-        [(row.pk, _group(row)) for row in rows],
-        parts=settings.FEDERATION_DRAIN_PARALLEL,
-        size=settings.FEDERATION_BATCH_SIZE,
-    )
-    by_id = {row.pk: row for row in rows}
-    if left_over:
-        _release([by_id[pk] for pk in left_over])
-    builder = ItemsBuilder(
-        row_refs([by_id[pk] for pks in groups for pk in pks]), peer_hub=peer.hub_id, now=now
-    )
-    with ThreadPoolExecutor(max_workers=len(groups)) as pool:
-        sending = {}
+class _Round:
+    """A round's batches: built and signed (``build``), POSTed on the drain's threads, one thread
+    each (``post``: the peer applies them in parallel), and their answers applied as they come
+    (``finish``)."""
+
+    def __init__(self, peer: Peer, rows: list[ClaimedRow], pool: ThreadPoolExecutor) -> None:
+        self.peer, self.rows, self.pool = peer, rows, pool
+        self.batches: list[_SignedBatch] = []
+        self.sending: dict = {}
+        self.posted = False
+
+    def build(self, result: DrainResult, *, post: bool) -> None:
+        """Split the claimed rows into independent batches, build and sign each (``post``: and
+        POST it at once, so that the peer works on it while the next is built)."""
+        now = timezone.now()
+        groups, left_over = partition(
+            [(row.pk, row_group(row)) for row in self.rows],
+            parts=settings.FEDERATION_DRAIN_PARALLEL,
+            size=settings.FEDERATION_BATCH_SIZE,
+        )
+        by_id = {row.pk: row for row in self.rows}
+        if left_over:
+            _release([by_id[pk] for pk in left_over])
+        builder = ItemsBuilder(
+            row_refs([by_id[pk] for pks in groups for pk in pks]),
+            peer_hub=self.peer.hub_id,
+            now=now,
+        )
         for pks in groups:
-            batch = _prepare(peer, builder, [by_id[pk] for pk in pks], now, result)
+            batch = _prepare(self.peer, builder, [by_id[pk] for pk in pks], now, result)
             if batch is not None:
-                sending[pool.submit(_outcome, peer, batch.body)] = batch
-        result.batches += len(sending)
-        for future in as_completed(sending):
-            batch, outcome = sending[future], future.result()
+                self.batches.append(batch)
+                if post:
+                    self._post(batch)
+        self.posted = post
+
+    def _post(self, batch: _SignedBatch) -> None:
+        self.sending[self.pool.submit(batch_outcome, self.peer, batch.body)] = batch
+
+    def post(self) -> None:
+        """POST the batches, if ``build`` did not."""
+        if not self.posted:
+            self.posted = True
+            for batch in self.batches:
+                self._post(batch)
+
+    @property
+    def sent_rows(self) -> list[ClaimedRow]:
+        return [row for batch in self.batches for row, _digest in batch.sent]
+
+    def finish(self, result: DrainResult) -> bool:
+        """Wait for every answer and apply each as it comes; False if a row of the round backs
+        off or is a dead letter (no answer for it)."""
+        failed_before = result.failed + result.dead
+        result.batches += len(self.sending)
+        for future in as_completed(self.sending):
+            batch, outcome = self.sending[future], future.result()
             if isinstance(outcome, DeliveryFailed):
-                _failed(peer, [row for row, _digest in batch.sent], str(outcome), result)
+                _failed(self.peer, [row for row, _digest in batch.sent], str(outcome), result)
             else:
-                _apply(peer, batch.batch_id, batch.sent, outcome, result)
+                _apply(self.peer, batch.batch_id, batch.sent, outcome, result)
+        return result.failed + result.dead == failed_before
 
 
-def _group(row: ClaimedRow) -> tuple[str, int]:
-    """What a row depends on: an entry's items (its adds, retracts and state changes) arrive in
-    row order, and so do a key's; items of two groups need not."""
-    if row.entry_id is not None:
-        return ("entry", row.entry_id)
-    if row.signing_key_id is not None:
-        return ("key", row.signing_key_id)
-    return ("row", row.pk)
+def _send(peer: Peer, rows: list[ClaimedRow], result: DrainResult) -> None:
+    """One round, nothing else in flight, every answer applied before it returns."""
+    with ThreadPoolExecutor(max_workers=settings.FEDERATION_DRAIN_PARALLEL) as pool:
+        sending = _Round(peer, rows, pool)
+        sending.build(result, post=True)
+        sending.finish(result)
+
+
+def _pipelined(
+    peer: Peer, lane: str, result: DrainResult, *, rounds: int, deadline: float | None
+) -> None:
+    """Rounds one after another, each claimed and built while the one before (if it was full)
+    is out and posted once it is answered (the module's docstring says how the lane's order
+    holds). No round is claimed after ``deadline``, but a first one is."""
+    with ThreadPoolExecutor(max_workers=settings.FEDERATION_DRAIN_PARALLEL) as pool:
+        out: _Round | None = None
+        claimed = 0
+        while True:
+            with cycle_collection_paused():
+                following = None
+                # Behind a round only when it was full (a backlog): rows that trickle in wait for
+                # the round out and then go at once, not for a round claimed as it left.
+                if (
+                    rounds > claimed
+                    and (not claimed or deadline is None or time.monotonic() < deadline)
+                    and (out is None or len(out.rows) >= _round_size())
+                ):
+                    rows = _claim(peer, lane, skip=[r.pk for r in out.sent_rows] if out else ())
+                    if rows and out is not None:
+                        rows = _behind(rows, out.sent_rows)
+                    if rows:
+                        claimed += 1
+                        following = _Round(peer, rows, pool)
+                        following.build(result, post=out is None)
+                if out is not None:
+                    if not out.finish(result):
+                        if following is not None:
+                            _release(following.sent_rows)
+                        return
+                    if following is None:
+                        # Nothing claimed behind it (nothing was due, or the next row waits for
+                        # the round): claim again with nothing in flight.
+                        out = None
+                        continue
+                elif following is None:
+                    return
+                if not following.posted:
+                    _incidents_first(peer, lane)
+                following.post()
+                out = following if following.batches else None
+
+
+_INCIDENT_YIELD_SECONDS = 1.0
+
+
+def _incidents_first(peer: Peer, lane: str) -> None:
+    """An ordinary round built behind another waits to be posted while the peer's incident
+    lane has rows due or in flight, up to ``_INCIDENT_YIELD_SECONDS``: the peer then stores the
+    incident batch beside none of this hub's ordinary ones ("Measured", round 5)."""
+    if lane != OutboxItem.Lane.NORMAL:
+        return
+    deadline = time.monotonic() + _INCIDENT_YIELD_SECONDS
+    while time.monotonic() < deadline and (
+        OutboxItem.objects.filter(
+            peer_id=peer.pk,
+            lane=OutboxItem.Lane.INCIDENT,
+            state=OutboxItem.State.PENDING,
+            next_attempt_at__lte=timezone.now(),
+        ).exists()
+    ):
+        time.sleep(0.02)
+
+
+def _behind(rows: list[ClaimedRow], in_flight: list[ClaimedRow]) -> list[ClaimedRow]:
+    """The claimed rows up to the first whose entry or key has a row in flight; that one and
+    the rows after it are released, to be claimed once the round in flight is answered."""
+    busy = {row_group(row) for row in in_flight}
+    for position, row in enumerate(rows):
+        if row_group(row) in busy:
+            _release(rows[position:])
+            return rows[:position]
+    return rows
 
 
 def _prepare(
@@ -347,73 +418,6 @@ def _prepare(
     # The body is the envelope's canonical bytes as they are (any JSON will do; these are written).
     body = b'{"batch":' + canonical + b',"signature":"' + signature.encode() + b'"}'
     return _SignedBatch(batch_id, body, [(by_id[pk], digest) for pk, _item, digest in items])
-
-
-# Room left in a batch body for its envelope and signature (a few hundred bytes, with margin).
-BATCH_ENVELOPE_ALLOWANCE = 16 * 1024
-
-
-def within_body_budget(items: list[tuple], canonical: dict[int, bytes]) -> list[tuple]:
-    """The longest prefix of built ``(pk, item, digest)`` whose batch fits the receiver's body
-    limit (``FEDERATION_MAX_BODY_BYTES``), and at least one item (``canonical``: each row's item
-    bytes, as sent). Only vpdq items, which carry
-    their frame list (up to about 1.8 MB, docs/video.md), come near it: the rows left out wait
-    for the next round, in order (an entry's rows are all in this batch)."""
-    budget = settings.FEDERATION_MAX_BODY_BYTES - BATCH_ENVELOPE_ALLOWANCE
-    total = 0
-    for count, (pk, _item, _digest) in enumerate(items):
-        total += len(canonical[pk]) + 1
-        if total > budget and count:
-            return items[:count]
-    return items
-
-
-def _outcome(peer: Peer, body: bytes) -> dict[int, dict] | DeliveryFailed:
-    """The peer's answers to one batch, or why there are none (runs on a thread: no database)."""
-    try:
-        return _post(peer, body)
-    except DeliveryFailed as exc:
-        return exc
-
-
-def _post(peer: Peer, body: bytes) -> dict[int, dict]:
-    """POST the batch; the per-item results by index."""
-    parts = urlsplit(peer.url)
-    factory = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-    conn = factory(parts.hostname, parts.port, timeout=settings.FEDERATION_CONNECT_TIMEOUT_SECONDS)
-    try:
-        conn.connect()
-        conn.sock.settimeout(settings.FEDERATION_READ_TIMEOUT_SECONDS)
-        conn.request(
-            "POST",
-            parts.path.rstrip("/") + BATCHES_PATH,
-            body=body,
-            headers={
-                "Content-Type": "application/json",
-                "Authorization": f"Bearer {peer.outbound_token}",
-            },
-        )
-        response = conn.getresponse()
-        status, raw = response.status, response.read(settings.FEDERATION_MAX_BODY_BYTES)
-    except (OSError, http.client.HTTPException) as exc:
-        raise DeliveryFailed(f"{type(exc).__name__}: {exc}") from exc
-    finally:
-        conn.close()
-    try:
-        answer = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        answer = None
-    if status != 200:
-        error = answer.get("error") if isinstance(answer, dict) else None
-        if isinstance(error, dict):
-            raise DeliveryFailed(f"HTTP {status} {error.get('code')}: {error.get('message')}")
-        raise DeliveryFailed(f"HTTP {status}")
-    results = answer.get("results") if isinstance(answer, dict) else None
-    if not isinstance(results, list):
-        raise DeliveryFailed("the peer's answer has no results")
-    return {
-        r["index"]: r for r in results if isinstance(r, dict) and isinstance(r.get("index"), int)
-    }
 
 
 def _apply(peer, batch_id, sent, answers, result: DrainResult) -> None:

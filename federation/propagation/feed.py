@@ -44,8 +44,8 @@ from federation.propagation.authentication import (
     PeerRateThrottle,
     peer_of_request,
 )
+from federation.propagation.batching import BATCH_ENVELOPE_ALLOWANCE
 from federation.propagation.bindings import newest_bindings
-from federation.propagation.delivery import BATCH_ENVELOPE_ALLOWANCE
 from federation.propagation.items import RowRef, items_build
 from federation.propagation.models import KeyBinding, OutboxItem, Receipt
 from federation.propagation.outbox import shareable_with

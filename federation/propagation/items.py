@@ -23,6 +23,8 @@ from typing import Any
 
 import orjson
 from django.conf import settings
+from django.db.models import TextField
+from django.db.models.functions import Cast
 
 from federation.canonical import canonical_json_bytes
 from federation.contributions.models import Contribution, Entry
@@ -125,12 +127,16 @@ class _Context:
                 "pk", "signal_type", "value", "state", "state_changed_at"
             )
         }
-        # The latest decision of each entry (read in order: the last one read wins).
+        # The latest decision of each entry (read in order: the last one read wins), as its
+        # JSON text: a round's entries share a few policies, each parsed and summarised once
+        # (``policy_text``) instead of once per entry by the field's loader.
         self.decisions = dict(
             Decision.objects.filter(entry_id__in=entry_ids)
             .order_by("entry_id", "created_at", "pk")
-            .values_list("entry_id", "policy")
+            .annotate(policy_text=Cast("policy", TextField()))
+            .values_list("entry_id", "policy_text")
         )
+        self._policies: dict[tuple[str | None, str | None], str] = {}
         self.receipts: dict[int, list[dict]] = {}
         for receipt in (
             Receipt.objects.filter(contribution_id__in=contribution_ids)
@@ -205,7 +211,7 @@ class _Context:
             value=entry["value"],
             state=state,
             decided_at=entry["state_changed_at"],
-            policy=policy_summary(self.decisions.get(entry_id), trusted_peer=trusted_peer),
+            policy=self.policy_text(self.decisions.get(entry_id), trusted_peer),
             attested_at=self._attested_at,
         )
         signed = sign_canonical(self._private_key, document, attestation_canonical(document))
@@ -218,6 +224,16 @@ class _Context:
         )  # fmt: skip
         self._attestations[(entry_id, state)] = pair
         return pair
+
+    def policy_text(self, snapshot: str | None, trusted_peer: str | None) -> str:
+        """``policy_summary`` of a decision's policy given as its JSON text, once per text."""
+        known = self._policies.get((snapshot, trusted_peer))
+        if known is None:
+            parsed = orjson.loads(snapshot) if snapshot is not None else None
+            known = self._policies[(snapshot, trusted_peer)] = policy_summary(
+                parsed, trusted_peer=trusted_peer
+            )
+        return known
 
     def item_canonical(self, item: dict[str, Any], known: dict[str, bytes] | None = None) -> bytes:
         """``canonical_json_bytes(item)``, with the parts items share (key sections, this hub's

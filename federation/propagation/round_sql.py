@@ -20,7 +20,8 @@ _OUTBOX = OutboxItem._meta.db_table
 _LINK = PeerLink._meta.db_table
 
 
-# The lane's oldest pending rows (skip-locked), the head's due time and the first row still in
+# The lane's oldest pending rows (skip-locked; not those of the round this drain has in flight,
+# ``skip``: the drain claims its next round while one is out), the head's due time and the first row still in
 # flight (a worker that died holding it: the lane waits for its lease); the rows before that
 # one are leased and their attempt counted, if the head is due. ``= ANY(ARRAY(…))`` keeps the
 # update on the primary key's index (a join on the ids may hash the whole table).
@@ -28,6 +29,7 @@ _CLAIM = f"""
 WITH head AS MATERIALIZED (
     SELECT id, next_attempt_at, claimed_until FROM {_OUTBOX}
     WHERE peer_id = %(peer)s AND lane = %(lane)s AND state = %(pending)s
+    AND NOT (id = ANY(%(skip)s::bigint[]))
     ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED
 )
 UPDATE {_OUTBOX} AS o SET claimed_until = %(lease)s, attempts = o.attempts + 1
@@ -41,16 +43,23 @@ RETURNING o.id, o.kind, o.contribution_id, o.entry_id, o.signing_key_id, o.path,
 
 
 def claim_round(
-    *, peer_id: int, lane: str, limit: int, now: datetime, lease: datetime
+    *,
+    peer_id: int,
+    lane: str,
+    limit: int,
+    now: datetime,
+    lease: datetime,
+    skip: list[int] | tuple[int, ...] = (),
 ) -> list[tuple]:
-    """The claimed rows' columns (``delivery._CLAIMED_COLUMNS`` up to ``attempts``, counted
-    with this claim; ``path`` as JSON text), in id order; empty if nothing is due."""
+    """The claimed rows' columns (``batching.CLAIMED_COLUMNS`` up to ``attempts``, counted
+    with this claim; ``path`` as JSON text), in id order; empty if nothing is due. ``skip``:
+    the rows of the round the caller's drain has in flight, passed over as if already sent."""
     with connection.cursor() as cursor:
         cursor.execute(
             _CLAIM,
             {
                 "peer": peer_id, "lane": lane, "pending": OutboxItem.State.PENDING,
-                "limit": limit, "now": now, "lease": lease,
+                "limit": limit, "now": now, "lease": lease, "skip": bigint_array(skip),
             },
         )  # fmt: skip
         rows = cursor.fetchall()

@@ -6,7 +6,8 @@ The normal lane runs on the hub's queue; the incident lane on its own, ``<queue>
 ones. Workers must consume both queues. Commits nudge the drain (``delivery.request_drain``,
 on commit); the beat sweep is the safety net.
 
-A task sends a round and, while rows are still due, another at once, for up to
+A task sends a round and, while rows are still due, another at once (claimed and built while the
+one before is out: ``delivery._pipelined``), claiming rounds for up to
 ``FEDERATION_DRAIN_TASK_SECONDS``; then it hands the lane over to a fresh task (behind whatever
 else is queued), so that one busy peer does not keep a worker slot from the others.
 """
@@ -26,12 +27,15 @@ def _drain(peer_id: int, lane: str) -> int:
     started = time.monotonic()
     delivered = 0
     while True:
-        result = outbox_drain(peer_id=peer_id, lane=lane)
+        left = settings.FEDERATION_DRAIN_TASK_SECONDS - (time.monotonic() - started)
+        # Rounds one after another while rows are due (the next claimed and built while one is
+        # out), not after a trip through the broker and the queue, until the task has had its
+        # time (a first round is always sent).
+        result = outbox_drain(peer_id=peer_id, lane=lane, seconds=max(left, 0.0))
         delivered += result.delivered
         if not result.more:
             return delivered
-        # Rows came while the round was out (or a backlog is left): the next round at once,
-        # not after a trip through the broker and the queue, unless the task has had its time.
+        # Rows left: they came as the drain ended (it goes on), or the task has had its time.
         if time.monotonic() - started >= settings.FEDERATION_DRAIN_TASK_SECONDS:
             request_drain(peer_id=peer_id, lane=lane)
             return delivered

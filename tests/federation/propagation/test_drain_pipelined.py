@@ -12,7 +12,7 @@ import pytest
 from django.utils import timezone
 
 from federation.lifecycle import entries_transition
-from federation.propagation import delivery, round_sql
+from federation.propagation import delivery
 from federation.propagation.delivery import outbox_drain
 from federation.propagation.models import OutboxItem
 from tests.support.sending import ACTOR, Receiver, accept_all, make_peer, rows, vetted_entry
@@ -27,24 +27,6 @@ def receiver():
 @pytest.fixture
 def bravo(db, receiver):
     return make_peer("bravo.hub", url=receiver.url)
-
-
-@pytest.fixture(params=["sql", "portable"])
-def statements(request, monkeypatch):
-    """PostgreSQL's claim (``round_sql``) and the ORM's that the demo's SQLite takes (run here
-    on PostgreSQL by making the modules see another database)."""
-    if request.param == "portable":
-        from django.db import connection
-
-        class Elsewhere:
-            vendor = "sqlite"
-
-            def __getattr__(self, name):
-                return getattr(connection, name)
-
-        monkeypatch.setattr(delivery, "connection", Elsewhere())
-        monkeypatch.setattr(round_sql, "connection", Elsewhere())
-    return request.param
 
 
 @pytest.fixture

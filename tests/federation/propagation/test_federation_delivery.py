@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from federation.hubkey import hub_public_key
 from federation.lifecycle import entries_transition
-from federation.propagation import delivery, round_sql
+from federation.propagation import delivery
 from federation.propagation.delivery import (
     _claim,
     backoff_seconds,
@@ -32,26 +32,6 @@ from tests.support.sending import (
     rows,
     vetted_entry,
 )
-
-
-@pytest.fixture(params=["sql", "portable"])
-def statements(request, monkeypatch):
-    """The tests asking for it hold for both paths of a round's statements: PostgreSQL's
-    (``round_sql``: the claim, and the delivered rows with their event, one statement each;
-    lists of ids as array literals) and the ORM's that the embedded demo's SQLite takes (run
-    here on PostgreSQL by making the modules see another database)."""
-    if request.param == "portable":
-        from django.db import connection
-
-        class Elsewhere:
-            vendor = "sqlite"
-
-            def __getattr__(self, name):
-                return getattr(connection, name)
-
-        monkeypatch.setattr(delivery, "connection", Elsewhere())
-        monkeypatch.setattr(round_sql, "connection", Elsewhere())
-    return request.param
 
 
 @pytest.fixture

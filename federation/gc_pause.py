@@ -10,20 +10,23 @@ collection after it.
 """
 
 import gc
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+
+from federation.process_wide import HeldSetting
 
 
-@contextmanager
-def cycle_collection_paused() -> Iterator[None]:
-    """The cycle collector off for the block. Process-wide, so only the call that turned it off
-    turns it back on: a block running in another thread meanwhile finds it off and leaves it
-    so, and a collection merely waits until the first block ends."""
-    if not gc.isenabled():
-        yield
-        return
+def _collector_off() -> Callable[[], None] | None:
+    if not gc.isenabled():  # turned off by something else: left to it
+        return None
     gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
+    return gc.enable
+
+
+_PAUSED = HeldSetting(_collector_off)
+
+
+def cycle_collection_paused():
+    """The cycle collector off for the block. Process-wide: blocks running meanwhile in other
+    threads share the pause, and the collector is on again once the last of them has ended
+    (``federation.process_wide``); a collection merely waits until then."""
+    return _PAUSED.held()

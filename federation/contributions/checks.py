@@ -23,7 +23,6 @@ their origin hub from the signed ``hub`` field.
 """
 
 import base64
-import contextlib
 import queue
 import re
 import sys
@@ -37,6 +36,7 @@ from typing import Any, NamedTuple, Protocol
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from django.conf import settings
 
+from federation.process_wide import HeldSetting
 from federation.signing import (
     MalformedContribution,
     ParsedContribution,
@@ -244,7 +244,7 @@ def check_contributions_in_chunks(
         return
     ahead = _StartedAhead(items, judge, bounds)
     try:
-        with _quick_handover():
+        with _QUICK_HANDOVER.held():
             for started in ahead:
                 yield _chunk_finished(started, judge)
     finally:
@@ -258,19 +258,18 @@ def check_contributions_in_chunks(
 _SWITCH_INTERVAL = 0.0005
 
 
-@contextlib.contextmanager
-def _quick_handover() -> Iterator[None]:
-    """The switch interval at most ``_SWITCH_INTERVAL`` for the block. Process-wide, so only the
-    call that lowered it puts it back (as ``federation.gc_pause`` does the cycle collector)."""
+def _lowered_switch_interval() -> Callable[[], None] | None:
     previous = sys.getswitchinterval()
     if previous <= _SWITCH_INTERVAL:
-        yield
-        return
+        return None
     sys.setswitchinterval(_SWITCH_INTERVAL)
-    try:
-        yield
-    finally:
-        sys.setswitchinterval(previous)
+    return lambda: sys.setswitchinterval(previous)
+
+
+# The switch interval at most ``_SWITCH_INTERVAL`` while any request's checks run ahead of its
+# writes. Process-wide: requests on other threads share it, and the last to end puts back the
+# interval there was before the first (``federation.process_wide``).
+_QUICK_HANDOVER = HeldSetting(_lowered_switch_interval)
 
 
 class _StartedAhead:

@@ -1,6 +1,6 @@
 """Python's cycle collector is paused for a bulk submission, a received federation batch and a
 sender's round (federation/gc_pause.py), and is on again once each has ended, whatever its end;
-only the block that paused it turns it back on."""
+blocks on several threads share the pause, and the last of them to end turns it back on."""
 
 import gc
 import threading
@@ -41,6 +41,37 @@ def test_a_block_on_another_thread_does_not_turn_it_on_under_the_first():
         worker.join()
         assert not gc.isenabled()
     assert seen == [False] and gc.isenabled()
+
+
+def test_the_first_block_ending_leaves_it_off_for_one_still_running():
+    """Two requests' blocks overlapping on two threads, the first in ending first: the collector
+    stays off until the second has ended too."""
+    entered, release, ended = threading.Event(), threading.Event(), []
+
+    def second():
+        with cycle_collection_paused():
+            entered.set()
+            release.wait(5)
+            ended.append(gc.isenabled())
+
+    worker = threading.Thread(target=second)
+    with cycle_collection_paused():
+        worker.start()
+        assert entered.wait(5)
+    assert not gc.isenabled()  # the first ended; the second still runs
+    release.set()
+    worker.join()
+    assert ended == [False] and gc.isenabled()
+
+
+def test_a_collector_turned_off_elsewhere_is_left_off():
+    gc.disable()
+    try:
+        with cycle_collection_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
 
 
 def _inside_a_block():

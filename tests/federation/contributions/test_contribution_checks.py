@@ -6,6 +6,7 @@ however old it is now. Most of these tests need no database: keys and taxonomy a
 """
 
 import dataclasses
+import sys
 import threading
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -270,3 +271,15 @@ def test_a_failure_while_parsing_ahead_reaches_the_caller(private_key):
     )
     with pytest.raises(RuntimeError, match="key store unavailable"):
         _chunked([_item(private_key) for _ in range(5)], context)
+
+
+def test_the_switch_interval_is_lowered_while_chunks_run_ahead_and_put_back_after(private_key):
+    key = _key(private_key, not_before=NOW - timedelta(days=1))
+    items = [_item(private_key) for _ in range(7)]
+    before = sys.getswitchinterval()
+    chunks = check_contributions_in_chunks(
+        items=items, context=_context(key, rule="relay"), chunk_size=3, first_chunk_size=1
+    )
+    seen = [sys.getswitchinterval() for _chunk in chunks]
+    assert seen == [0.0005] * 3
+    assert sys.getswitchinterval() == before

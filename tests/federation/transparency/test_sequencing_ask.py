@@ -22,13 +22,19 @@ def _record(object_id: str) -> AuditRecord:
     )
 
 
+@pytest.fixture
+def sent(monkeypatch) -> list:
+    """The sequencing asks sent once their transactions committed."""
+    asks: list = []
+    monkeypatch.setattr("federation.transparency.audit.nudge", asks.append)
+    return asks
+
+
 def _asks() -> int:
     return sum(callback is _request_sequencing for _, callback, _ in connection.run_on_commit)
 
 
-def test_one_ask_per_transaction(monkeypatch):
-    sent = []
-    monkeypatch.setattr("federation.transparency.audit.nudge", sent.append)
+def test_one_ask_per_transaction(sent):
     with transaction.atomic():
         for n in range(3):
             audit_record(_record(f"one-{n}"))
@@ -36,9 +42,7 @@ def test_one_ask_per_transaction(monkeypatch):
     assert len(sent) == 1
 
 
-def test_an_ask_of_a_released_savepoint_stands_for_the_transaction(monkeypatch):
-    sent = []
-    monkeypatch.setattr("federation.transparency.audit.nudge", sent.append)
+def test_an_ask_of_a_released_savepoint_stands_for_the_transaction(sent):
     with transaction.atomic():
         with transaction.atomic():
             audit_record(_record("inner"))
@@ -47,9 +51,7 @@ def test_an_ask_of_a_released_savepoint_stands_for_the_transaction(monkeypatch):
     assert len(sent) == 1
 
 
-def test_an_ask_of_a_savepoint_rolled_back_after_release_is_made_again(monkeypatch):
-    sent = []
-    monkeypatch.setattr("federation.transparency.audit.nudge", sent.append)
+def test_an_ask_of_a_savepoint_rolled_back_after_release_is_made_again(sent):
     with transaction.atomic():
         try:
             with transaction.atomic():
@@ -66,9 +68,7 @@ def test_an_ask_of_a_savepoint_rolled_back_after_release_is_made_again(monkeypat
     assert len(sent) == 1
 
 
-def test_an_ask_rolled_back_with_its_savepoint_is_made_again(monkeypatch):
-    sent = []
-    monkeypatch.setattr("federation.transparency.audit.nudge", sent.append)
+def test_an_ask_rolled_back_with_its_savepoint_is_made_again(sent):
     with transaction.atomic():
         try:
             with transaction.atomic():

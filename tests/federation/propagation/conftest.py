@@ -1,6 +1,7 @@
 import pytest
 
 from federation.propagation import delivery, round_sql
+from tests.support.sending import Receiver
 
 
 @pytest.fixture(params=["sql", "portable"])
@@ -21,3 +22,10 @@ def statements(request, monkeypatch):
         monkeypatch.setattr(delivery, "connection", Elsewhere())
         monkeypatch.setattr(round_sql, "connection", Elsewhere())
     return request.param
+
+
+@pytest.fixture
+def receiver():
+    """A stand-alone peer answering batches on 127.0.0.1 (tests/support/sending.py)."""
+    with Receiver() as server:
+        yield server

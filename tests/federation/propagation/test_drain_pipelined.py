@@ -15,13 +15,7 @@ from federation.lifecycle import entries_transition
 from federation.propagation import delivery
 from federation.propagation.delivery import outbox_drain
 from federation.propagation.models import OutboxItem
-from tests.support.sending import ACTOR, Receiver, accept_all, make_peer, rows, vetted_entry
-
-
-@pytest.fixture
-def receiver():
-    with Receiver() as server:
-        yield server
+from tests.support.sending import ACTOR, accept_all, make_peer, rows, vetted_entry
 
 
 @pytest.fixture

@@ -5,13 +5,7 @@ import pytest
 
 from federation.propagation import tasks
 from federation.vetting.models import Incident
-from tests.support.sending import Receiver, make_peer, rows, vetted_entry
-
-
-@pytest.fixture
-def receiver():
-    with Receiver() as server:
-        yield server
+from tests.support.sending import make_peer, rows, vetted_entry
 
 
 @pytest.fixture

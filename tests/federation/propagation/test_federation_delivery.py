@@ -26,18 +26,11 @@ from federation.transparency.models import AuditEvent
 from federation.vetting.models import Incident
 from tests.support.sending import (
     ACTOR,
-    Receiver,
     accept_all,
     make_peer,
     rows,
     vetted_entry,
 )
-
-
-@pytest.fixture
-def receiver():
-    with Receiver() as server:
-        yield server
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ from federation.sync.sequencer import sync_sequence_pending
 from federation.video.models import VideoFrames
 from tests.support.federation import RemoteHub, contribution_item
 from tests.support.sending import (
-    Receiver,
     feed_reader,
     make_peer,
     vetted_entry,
@@ -50,12 +49,6 @@ def test_a_relayed_vpdq_add_whose_value_is_not_its_frames_digest_is_rejected_alo
     body = bravo.push([bad, good]).json()
     assert [r["status"] for r in body["results"]] == ["rejected", "accepted"]
     assert VideoFrames.objects.count() == 1
-
-
-@pytest.fixture
-def receiver():
-    with Receiver() as server:
-        yield server
 
 
 def test_pushed_batches_of_frame_lists_fit_the_receivers_body_limit(

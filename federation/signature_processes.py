@@ -1,5 +1,5 @@
 """Ed25519 verification in long-lived worker processes, for the bulk checks
-(``federation.signing.SignatureChecks``; docs/architecture.md, "Ingest").
+(``federation.signature_checks.SignatureChecks``; docs/architecture.md, "Ingest").
 
 A verification thread of the web process releases the GIL inside libsodium but must take it back
 for every signature (the Python around each call), against the request's thread, which holds it

@@ -18,10 +18,8 @@ import base64
 import binascii
 import functools
 import hashlib
-import os
 import re
 import uuid
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -29,7 +27,6 @@ from typing import Any, NamedTuple
 import orjson
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from django.conf import settings
 from nacl.bindings import (
     crypto_core_ed25519_is_valid_point,
     crypto_sign,
@@ -39,12 +36,7 @@ from nacl.bindings import (
 from federation.canonical import JCS_ORJSON_OPTION, canonical_bytes
 from federation.contributions.models import Contribution, ContributionScope
 from federation.signal_types import normalise_signal_value
-from federation.signature_processes import (
-    VerificationJob,
-    VerifierLost,
-    shared_processes,
-    signed_message_valid,
-)
+from federation.signature_processes import signed_message_valid
 from federation.video.frames import FrameList, FrameListError, parse_frames
 
 CONTRIBUTION_KIND = "concordat.contribution"
@@ -268,71 +260,6 @@ def verify_signature(public_key: Ed25519PublicKey, signature: bytes, message: by
     if len(signature) != 64:
         return False
     return signed_message_valid(signature + message, public_key.public_bytes_raw())
-
-
-class SignatureChecks:
-    """Ed25519 verifications run beside the caller while it goes on parsing: queued with ``add``
-    in chunks, each chunk handed to the verification processes
-    (``federation.signature_processes``: interpreters of their own, so verifying never waits for
-    the caller's Python nor it for them), or, where they are turned off
-    (``SIGNATURE_VERIFY_PROCESSES``) or could not be started, to a small thread pool (libsodium
-    releases the GIL while it verifies). ``results`` returns one bool per check, in order."""
-
-    chunk_size = 128
-
-    def __init__(self) -> None:
-        self._pending: list[tuple[Ed25519PublicKey, bytes, bytes]] = []
-        self._jobs: list[VerificationJob | Future[list[bool]]] = []
-
-    def add(self, public_key: Ed25519PublicKey, signature: bytes, message: bytes) -> None:
-        self._pending.append((public_key, signature, message))
-        if len(self._pending) >= self.chunk_size:
-            self.submit()
-
-    def submit(self) -> None:
-        """Queue the checks added so far now (``results`` would otherwise verify the last partial
-        chunk on the calling thread)."""
-        if self._pending:
-            self._jobs.append(_submitted(self._pending))
-            self._pending = []
-
-    def results(self) -> list[bool]:
-        outcomes = [valid for job in self._jobs for valid in _outcome(job)]
-        return outcomes + _verify_chunk(self._pending)
-
-
-def _verify_chunk(checks: list[tuple[Ed25519PublicKey, bytes, bytes]]) -> list[bool]:
-    return [
-        verify_signature(public_key, signature, message)
-        for public_key, signature, message in checks
-    ]
-
-
-def _submitted(
-    checks: list[tuple[Ed25519PublicKey, bytes, bytes]],
-) -> VerificationJob | Future[list[bool]]:
-    processes = shared_processes(enabled=settings.SIGNATURE_VERIFY_PROCESSES)
-    if processes is not None:
-        try:
-            return processes.submit(checks)
-        except VerifierLost:
-            processes.give_up()
-    return _verification_pool().submit(_verify_chunk, checks)
-
-
-def _outcome(job: VerificationJob | Future[list[bool]]) -> list[bool]:
-    try:
-        return job.result()
-    except VerifierLost:  # a worker process failed: its jobs are verified here instead
-        assert isinstance(job, VerificationJob)
-        job.processes.give_up()
-        return _verify_chunk(job.checks)
-
-
-@functools.cache
-def _verification_pool() -> ThreadPoolExecutor:
-    # Created on first use in each process (never inherited across a fork).
-    return ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="ed25519")
 
 
 def sign_bytes(private_key: Ed25519PrivateKey, message: bytes) -> bytes:

@@ -37,10 +37,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from django.conf import settings
 
 from federation.process_wide import HeldSetting
+from federation.signature_checks import SignatureChecks
 from federation.signing import (
     MalformedContribution,
     ParsedContribution,
-    SignatureChecks,
     decode_signature,
     parse_contribution,
 )

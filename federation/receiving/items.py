@@ -31,11 +31,11 @@ from federation.contributions.checks import (
 from federation.contributions.models import Contribution, Label
 from federation.contributions.rejections import rejection_record
 from federation.propagation import wire
+from federation.signature_checks import SignatureChecks
 from federation.signing import (
     MalformedContribution,
     MalformedKeyRegistration,
     ParsedContribution,
-    SignatureChecks,
     decode_signature,
     parse_contribution,
     parse_key_registration,

@@ -269,7 +269,7 @@ _SPLIT = [
     ("parse_contribution (schema + JCS + SHA-256)", "checks", "parse_contribution", 1),
     ("decode_signature (base64)", "checks", "decode_signature", 1),
     ("check: wait for the pool, judge (_chunk_finished)", "checks", "_chunk_finished", 0),
-    ("Ed25519 verify (threads only, summed; overlaps all)", "signing", "_verify_chunk", 1),
+    ("Ed25519 verify (threads only, summed; overlaps all)", "signature_checks", "_verify_chunk", 1),
     ("database write, per chunk (_store_chunk)", "storage", "_store_chunk", 0),
     ("idempotency lookup (stored uuids)", "storage", "_stored_contributions", 1),
     ("entries (upsert)", "storage", "entries_upsert", 1),
@@ -293,14 +293,14 @@ def _in_process_split(actor, private_key, monkeypatch, *, label: str, seed: int)
     distortion beyond one wrapper call per step)."""
     from django.conf import settings
 
-    from federation import downstream, lifecycle, signing
+    from federation import downstream, lifecycle, signature_checks
     from federation.contributions import checks, services, storage
     from federation.vetting import policy
 
     modules = {
         "services": services,
         "checks": checks,
-        "signing": signing,
+        "signature_checks": signature_checks,
         "storage": storage,
         "downstream": downstream,
         "lifecycle": lifecycle,

@@ -10,13 +10,14 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from federation import signature_processes
+from federation.signature_checks import SignatureChecks
 from federation.signature_processes import (
     VerificationProcesses,
     VerifierLost,
     pack_job,
     verify_job,
 )
-from federation.signing import SignatureChecks, verify_signature
+from federation.signing import verify_signature
 
 L = 2**252 + 27742317777372353535851937790883648493
 

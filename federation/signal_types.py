@@ -6,7 +6,7 @@ from federation.contributions.models import SignalType
 
 # A vpdq value is the SHA-256 of its canonical frame list (federation/video/frames.py): the
 # frames themselves travel beside it in the signal (docs/video.md).
-_HEX_LENGTHS = {
+HEX_LENGTHS = {
     SignalType.PDQ: 64,
     SignalType.MD5: 32,
     SignalType.SHA256: 64,
@@ -18,10 +18,10 @@ _HEX = re.compile(r"[0-9a-fA-F]+")
 def normalise_signal_value(signal_type: str, value: object) -> str:
     """Return the canonical (lowercase hex) form of ``value`` or raise ``ValueError`` saying why."""
     # The type is checked to be a string first: it comes straight from client JSON.
-    length = _HEX_LENGTHS.get(signal_type) if isinstance(signal_type, str) else None
+    length = HEX_LENGTHS.get(signal_type) if isinstance(signal_type, str) else None
     if length is None:
         shown = repr(signal_type)[:40] if isinstance(signal_type, str) else "that"
-        raise ValueError(f"unsupported signal type {shown}; use one of {sorted(_HEX_LENGTHS)}")
+        raise ValueError(f"unsupported signal type {shown}; use one of {sorted(HEX_LENGTHS)}")
     if not isinstance(value, str):
         raise ValueError("the signal value must be a string")
     if len(value) != length or not _HEX.fullmatch(value):

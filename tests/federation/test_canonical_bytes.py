@@ -14,6 +14,8 @@ from federation.signing import MalformedContribution, parse_contribution
 _slug = st.text(alphabet=string.ascii_letters + string.digits + "-_", min_size=1, max_size=20)
 # Any text a hub id may hold: control characters, quotes, backslashes, non-BMP characters...
 _any_text = st.text(alphabet=st.characters(blacklist_categories=["Cs"]), min_size=1, max_size=40)
+# ...and the printable ASCII most hub ids are, whose contributions take the short road.
+_ascii_text = st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), min_size=1)
 
 
 @st.composite
@@ -22,14 +24,19 @@ def contributions(draw) -> dict:
     signal_type, length = draw(st.sampled_from([("pdq", 64), ("md5", 32), ("sha256", 64)]))
     signal = {
         "type": signal_type,
-        "value": draw(st.text(alphabet="0123456789abcdefABCDEF", min_size=length, max_size=length)),
+        "value": draw(
+            st.one_of(
+                st.text(alphabet="0123456789abcdefABCDEF", min_size=length, max_size=length),
+                st.text(alphabet="0123456789abcdef", min_size=length, max_size=length),
+            )
+        ),
     }
     if signal_type == "pdq" and draw(st.booleans()):
         signal["quality"] = draw(st.integers(0, 100))
     document = {
         "kind": "concordat.contribution",
         "v": 1,
-        "hub": draw(_any_text),
+        "hub": draw(st.one_of(_any_text, _ascii_text)),
         "member": draw(_slug),
         "key_id": draw(st.text(alphabet="0123456789abcdef", min_size=32, max_size=32)),
         "uuid": str(draw(st.uuids())),

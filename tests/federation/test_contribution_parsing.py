@@ -2,15 +2,24 @@
 §12): the spellings of a uuid, a created_at and a signature that are one character away from
 valid, each refused on its field with its message, and the valid ones read to the same values.
 They hold the fast checks (a pattern for the uuid, the timestamp read with its Z, a signature
-decoded once) to what the reference checks refused before them."""
+decoded once) to what the reference checks refused before them, and the plain contributions'
+short road to the full checks."""
 
 import base64
 import uuid
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from federation.signing import MalformedContribution, decode_signature, parse_contribution
+from federation.signing import (
+    MalformedContribution,
+    _contribution_checked_in_full,
+    _plain_contribution,
+    decode_signature,
+    parse_contribution,
+)
 
 _UUID = "0b6f3a52-8d1e-4c7a-9f60-2e5b1d4c8a01"
 _UUID_MESSAGE = "must be a UUID in its 36-character lowercase form"
@@ -132,3 +141,64 @@ def test_a_signature_not_in_its_one_canonical_spelling_is_refused(spelling, mess
 
 def test_a_canonical_signature_is_decoded():
     assert decode_signature(_SIGNATURE) == bytes(range(64))
+
+
+# Values a field takes in place of its valid one: other JSON types, the edges of each pattern and
+# length, text JSON escapes, and other valid values.
+_ODD_VALUES = [
+    None, 0, 1, 2, True, 1.0, "", " ", [], {}, ["attack-footage"], ["a", "a"], ["A_b-1", "c"],
+    [f"l{n}" for n in range(17)], [f"l{n}" for n in range(16)], [1], "ab" * 32, "AB" * 32,
+    "ab" * 16, "h" * 200, "h" * 201, "a" * 64, "a" * 65, 'hub"x', "hub\\x", "hub\x7fx",
+    "hub\u00e9", "hub\nx", "hub/x",
+    "retract", "add", "hub", "peers", "pdq", "md5", "sha256", "vpdq", _UUID, _UUID.upper(),
+    "2026-02-30T12:00:00Z", "2026-01-31T12:00:00.5Z", "b6905b13f5c1225b86dec3961c026794",
+    "concordat.contribution", {"type": "md5", "value": "ab" * 16},
+    {"type": "pdq", "value": "ab" * 32, "quality": 90}, {"type": "pdq", "value": "AB" * 32},
+    {"type": "vpdq", "value": "ab" * 32}, {"type": "sha256"}, {"type": 1, "value": "ab"},
+    {"type": ["pdq"], "value": "ab" * 32},
+]  # fmt: skip
+_FIELDS = ["kind", "v", "hub", "member", "key_id", "uuid", "created_at", "action", "signal",
+           "labels", "scope", "incident", "extra"]  # fmt: skip
+
+
+def _parsed_alike(document) -> None:
+    """The short road (``_plain_contribution``) takes only what the full checks accept, and
+    gives what they give; anything else it leaves to them."""
+    plain = _plain_contribution(document)
+    try:
+        full = _contribution_checked_in_full(document)
+    except MalformedContribution:
+        assert plain is None, document
+    else:
+        assert plain is None or plain == full, document
+
+
+@pytest.mark.parametrize("field", _FIELDS)
+def test_a_plain_contribution_parses_as_the_full_checks_parse_it(field):
+    for value in _ODD_VALUES:
+        _parsed_alike(_document(**{field: value}))
+        _parsed_alike(_document(**{"action": "retract", "labels": [], field: value}))
+    if field in _document():
+        document = _document()
+        del document[field]
+        _parsed_alike(document)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from(_FIELDS), st.one_of(st.sampled_from(_ODD_VALUES), st.text()), max_size=3
+    )
+)
+def test_a_plain_contribution_parses_as_the_full_checks_parse_it_whatever_else_is_odd(overrides):
+    _parsed_alike(_document(**overrides))
+
+
+def test_the_common_contribution_takes_the_short_road():
+    for document in (
+        _document(),
+        _document(incident=None),
+        _document(incident=_UUID, action="retract", labels=[]),
+        _document(signal={"type": "md5", "value": "ab" * 16}, labels=["a", "b-c"]),
+    ):
+        assert _plain_contribution(document) == _contribution_checked_in_full(document)

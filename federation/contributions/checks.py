@@ -51,6 +51,7 @@ from members.models import SigningKey
 # may be anything, and PostgreSQL's jsonb refuses NUL characters and lone surrogates.
 _EVIDENCE_UUID = re.compile(r"[0-9a-fA-F-]{1,64}")
 _EVIDENCE_SIGNATURE = re.compile(r"[A-Za-z0-9+/=_-]{1,200}")
+_ITEM_FIELDS = frozenset({"contribution", "signature"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -328,11 +329,14 @@ def _chunk_bounds(count: int, chunk_size: int, first_chunk_size: int) -> Iterato
 
 
 class _Judge:
-    """The context of one check, and what it loads once on demand (the incidents)."""
+    """The context of one check, what it loads once on demand (the incidents), and its verdicts
+    so far on the claims and label sets its items share (``_chunk_started``'s, on one thread)."""
 
     def __init__(self, context: CheckContext) -> None:
         self.context = context
         self._incident_ids: Container[uuid_module.UUID] | None = None
+        self.claim_verdicts: dict[tuple, tuple[BoundKey | None, tuple | None]] = {}
+        self.label_verdicts: dict[tuple[str, ...], tuple | None] = {}
 
     @property
     def incident_ids(self) -> Container[uuid_module.UUID]:
@@ -354,7 +358,7 @@ def _parsed(
     the others rejected."""
     reject = rejections.append
     for index, item in enumerate(items, offset):
-        if not isinstance(item, dict) or item.keys() != {"contribution", "signature"}:
+        if not isinstance(item, dict) or item.keys() != _ITEM_FIELDS:
             message = "each item is an object with exactly contribution and signature"
             reject(Rejection(index, "invalid", message, "item", raw_evidence(item), False))
             continue
@@ -381,47 +385,66 @@ def _chunk_started(
     """Judge parsed items up to their signatures, which are queued on the verification pool.
     Rejections of malformed items are appended to ``rejections`` by the generator as it goes;
     ``_chunk_finished`` sorts them by index."""
-    context = judge.context
-    origin_hub = context.origin_hub
-    member = context.member
-    key_for = context.keys.key_for
-    time_rule = context.time
-    key_active = time_rule.key_active
-    in_window = time_rule.in_window
-    labels = context.labels
+    claim_verdicts = judge.claim_verdicts
+    label_verdicts = judge.label_verdicts
     reject = rejections.append
     checks = SignatureChecks()
     candidates: list[tuple[int, ParsedContribution, bytes, SigningKey, tuple | None]] = []
     for index, parsed, signature in parsed_items:
-        failure = None
-        known = None
-        if parsed.hub != origin_hub:
-            failure = ("wrong_hub", f"the contribution must name hub {origin_hub!r}", "hub")
-        elif member is not None and parsed.member != member:
-            failure = ("member_mismatch", f"you submit for {member!r}", "member")
-        elif (known := key_for(parsed.hub, parsed.member, parsed.key_id)) is None:
-            failure = (
-                "unknown_key",
-                f"no key {parsed.key_id} is registered to {parsed.member}",
-                "key_id",
-            )
-        elif not key_active(known.signing_key, parsed.created_at):
-            failure = ("key_not_active", time_rule.key_message, "key_id")
-        elif not in_window(parsed.created_at):
-            failure = ("clock_skew", time_rule.window_message, "created_at")
+        # Judged once per distinct claim of a request: its items mostly share hub, member, key
+        # and created_at.
+        claim = (parsed.hub, parsed.member, parsed.key_id, parsed.created_at)
+        verdict = claim_verdicts.get(claim)
+        if verdict is None:
+            verdict = claim_verdicts[claim] = _claim_verdict(judge.context, parsed)
+        known, failure = verdict
         if failure is not None:
             code, message, field_name = failure
             evidence = claim_evidence(parsed, signature)
             reject(Rejection(index, code, message, field_name, evidence, True))
             continue
-        deferred = None
-        if any(label not in labels for label in parsed.labels):
-            unknown = ", ".join(label for label in parsed.labels if label not in labels)
-            deferred = ("unknown_label", f"not in the hub's taxonomy: {unknown}", "labels")
+        deferred = label_verdicts.get(parsed.labels, False)
+        if deferred is False:
+            deferred = label_verdicts[parsed.labels] = _labels_verdict(judge.context, parsed)
         checks.add(known.verifier, signature, parsed.canonical)
         candidates.append((index, parsed, signature, known.signing_key, deferred))
     checks.submit()
     return _StartedChunk(checks, candidates, rejections)
+
+
+def _claim_verdict(
+    context: CheckContext, parsed: ParsedContribution
+) -> tuple[BoundKey | None, tuple[str, str, str] | None]:
+    """The key of a contribution's claim (hub, member, key id, created_at) and, if it fails,
+    why: ``(code, message, field)``."""
+    time_rule = context.time
+    known = None
+    if parsed.hub != context.origin_hub:
+        failure = ("wrong_hub", f"the contribution must name hub {context.origin_hub!r}", "hub")
+    elif context.member is not None and parsed.member != context.member:
+        failure = ("member_mismatch", f"you submit for {context.member!r}", "member")
+    elif (known := context.keys.key_for(parsed.hub, parsed.member, parsed.key_id)) is None:
+        failure = (
+            "unknown_key",
+            f"no key {parsed.key_id} is registered to {parsed.member}",
+            "key_id",
+        )
+    elif not time_rule.key_active(known.signing_key, parsed.created_at):
+        failure = ("key_not_active", time_rule.key_message, "key_id")
+    elif not time_rule.in_window(parsed.created_at):
+        failure = ("clock_skew", time_rule.window_message, "created_at")
+    else:
+        failure = None
+    return known, failure
+
+
+def _labels_verdict(context: CheckContext, parsed: ParsedContribution) -> tuple | None:
+    """Why a contribution's labels fail, judged once its signature holds; None if they pass."""
+    labels = context.labels
+    if all(label in labels for label in parsed.labels):
+        return None
+    unknown = ", ".join(label for label in parsed.labels if label not in labels)
+    return ("unknown_label", f"not in the hub's taxonomy: {unknown}", "labels")
 
 
 def _chunk_finished(started: _StartedChunk, judge: _Judge) -> CheckOutcome:

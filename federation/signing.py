@@ -215,7 +215,7 @@ def _plain_contribution(document: object) -> ParsedContribution | None:
         f'{{"action":"{action}","created_at":"{created_at}","hub":"{hub}",{incident_text}'
         f'"key_id":"{key_id}","kind":"{kind}","labels":[{label_list}],"member":"{member}",'
         f'"scope":"{scope}","signal":{{"type":"{signal_type}","value":"{value}"}},'
-        f'"uuid":"{uuid_text}","v":1}}'
+        f'"uuid":"{uuid_text}","v":{v}}}'
     ).encode()
     incident_uuid = uuid.UUID(incident) if incident is not None else None
     return ParsedContribution(

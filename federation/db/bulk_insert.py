@@ -4,13 +4,15 @@ Django's ``bulk_create`` on PostgreSQL sends each column as an array parameter t
 escapes element by element in Python, and needs a model instance per row; for a 10,000-item
 submission that costs more than verifying the signatures. Here rows are plain tuples streamed with
 COPY (escaped in C). Upserts COPY into a temporary table first, then insert from it with
-``ON CONFLICT``. Other databases (SQLite, for the demo) take the ``bulk_create`` road.
+``ON CONFLICT``. Rows that differ only in integers (``insert_alike``) go as one ``INSERT …
+SELECT`` instead, their shared values sent once. Other databases (SQLite, for the demo) take the
+``bulk_create`` road.
 """
 
 import json
 import re
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -18,6 +20,8 @@ from django.db import IntegrityError, connections, models, router, transaction
 from psycopg.adapt import Dumper
 from psycopg.postgres import types as postgres_types
 from psycopg.pq import Format
+
+from federation.db.lookups import bigint_array
 
 Row = Sequence[Any]
 
@@ -156,6 +160,54 @@ def upsert_rows(
         returned = cursor.fetchall()
         cursor.execute(f"DROP TABLE {staging}")
     return returned
+
+
+def insert_alike(
+    model: type[models.Model], *, each: Mapping[str, Sequence[int]], same: Mapping[str, Any]
+) -> None:
+    """Insert rows that differ only in integers, in the current transaction: one row per
+    position of ``each``'s lists (attname: one integer per row, lists of one length), every
+    other column ``same`` in all of them.
+
+    On PostgreSQL one ``INSERT … SELECT … FROM unnest(…)``, the rows in the lists' order: each
+    list one ``bigint[]`` literal, each shared value sent once. Against ``copy_rows`` that is
+    one value parsed where COPY parses one per row (a ``jsonb`` policy or event data: 1.5 µs a
+    row), and no Python per row. A text column may be in ``each``: it gets the integer's text
+    (an assignment cast), as an audit event's object id of an entry is its id."""
+    counts = {len(values) for values in each.values()}
+    if len(counts) != 1:
+        raise ValueError("insert_alike takes lists of one length, at least one")
+    if not counts.pop():
+        return
+    connection = _connection(model)
+    if connection.vendor != "postgresql":
+        rows = zip(*each.values(), strict=True)
+        model.objects.bulk_create(
+            [model(**same, **dict(zip(each, row, strict=True))) for row in rows], batch_size=2000
+        )
+        return
+    meta = model._meta
+    quote = connection.ops.quote_name
+    shared = [(meta.get_field(name), value) for name, value in same.items()]
+    columns = ", ".join(quote(meta.get_field(name).column) for name in (*each, *same))
+    unnested = ", ".join(["%s::bigint[]"] * len(each))
+    aliases = [f"c{position}" for position in range(len(each))]
+    selected = ", ".join(
+        [f"m.{alias}" for alias in aliases]
+        # The type without its length: an explicit cast to varchar(n) would cut a longer value
+        # where an insert refuses it.
+        + [f"%s::{_MODIFIER.sub('', field.db_type(connection))}" for field, _ in shared]
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {quote(meta.db_table)} ({columns}) "  # noqa: S608 (quoted names)
+            f"SELECT {selected} FROM unnest({unnested}) WITH ORDINALITY "
+            f"AS m({', '.join(aliases)}, n) ORDER BY m.n",
+            [
+                *(field.get_db_prep_save(value, connection) for field, value in shared),
+                *(bigint_array(values) for values in each.values()),
+            ],
+        )
 
 
 def packed_uuids(uuids: Iterable[uuid.UUID]) -> bytes:

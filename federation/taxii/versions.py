@@ -23,7 +23,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from federation.contributions.models import SHARED_STATES, Contribution, Entry, EntryLabel
-from federation.db.bulk_insert import copy_rows
+from federation.db.bulk_insert import insert_alike
 from federation.db.locks import xact_lock
 from federation.taxii import stix
 from federation.taxii.models import StixObjectVersion
@@ -41,25 +41,29 @@ _MICROSECOND = timedelta(microseconds=1)
 def stix_versions_record(*, transitions: Iterable, now: datetime) -> int:
     """Write an unrendered version row for each move (a ``federation.lifecycle.Transition``)
     that changes what TAXII serves, in the caller's transaction; returns how many."""
-    rows = [
-        (Kind.INDICATOR, t.entry_id, t.to_state, now, *_UNRENDERED)
-        for t in transitions
-        if t.to_state in SHARED_STATES
-        or (t.to_state in _REVOKING and t.from_state in SHARED_STATES)
-    ]
-    # COPY: one statement however many (an auto-vetted bulk ingest writes one per entry, and
-    # bulk_create cost 80 us a row there).
-    copy_rows(StixObjectVersion, _VERSION_COLUMNS, rows)
-    return len(rows)
+    versioned: dict[str, list[int]] = defaultdict(list)  # by the state moved to
+    for t in transitions:
+        if t.to_state in SHARED_STATES or (
+            t.to_state in _REVOKING and t.from_state in SHARED_STATES
+        ):
+            versioned[t.to_state].append(t.entry_id)
+    # One statement per state (a lifecycle move has one), its rows alike but for their entry:
+    # an auto-vetted bulk ingest writes one per entry (bulk_create cost 80 us a row there).
+    for state, entry_ids in versioned.items():
+        insert_alike(
+            StixObjectVersion,
+            each={"entry_id": entry_ids},
+            same={"kind": Kind.INDICATOR, "state": state, "changed_at": now, **_UNRENDERED},
+        )
+    return sum(map(len, versioned.values()))
 
 
-_VERSION_COLUMNS = [
-    "kind", "entry_id", "state", "changed_at",
-    # An unrendered version: the model's defaults, which rendering fills (_UNRENDERED).
-    "organisation_id", "signal_type", "date_added", "stix_id", "created", "modified",
-    "generation", "revoked", "created_by", "document", "is_latest",
-]  # fmt: skip
-_UNRENDERED = (None, "", None, "", None, None, 0, False, "", "", False)
+# An unrendered version: the model's defaults, which rendering fills.
+_UNRENDERED = {
+    "organisation_id": None, "signal_type": "", "date_added": None, "stix_id": "",
+    "created": None, "modified": None, "generation": 0, "revoked": False, "created_by": "",
+    "document": "", "is_latest": False,
+}  # fmt: skip
 
 
 def stix_versions_pending() -> bool:

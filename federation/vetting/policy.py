@@ -11,6 +11,7 @@ an add so tagged may complete a quorum that earlier votes already reached under 
 """
 
 import uuid
+from collections import defaultdict
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -19,7 +20,7 @@ from django.db.models import Count, Exists, IntegerField, OuterRef, QuerySet, Su
 from django.db.models.functions import Coalesce
 
 from federation.contributions.models import Contribution, Entry
-from federation.db.bulk_insert import copy_rows
+from federation.db.bulk_insert import insert_alike
 from federation.lifecycle import entries_transition
 from federation.transparency.actions import Key, PolicyRule
 from federation.vetting.models import Decision, Incident, VettingPolicy
@@ -183,48 +184,62 @@ def apply_policy_to_entries(
     # (Otherwise no rule below can apply, and the policy is not read: an untrusted member's
     # bulk ingest without incidents reads it in none of its chunks.)
     incidents = {incident.pk: incident for incident in Incident.objects.filter(pk__in=incident_ids)}
-    auto: dict[int, dict[str, Any]] = {}
+    # The rule that vets each entry: an auto-vetting incident's (by its id) or the trusted
+    # member's (None), its snapshot made once. The entries one rule vets share their events' data
+    # and their decisions' policy, each written once for all (``audit_record_for_ids``,
+    # ``insert_alike``): a trusted member's bulk ingest vets every entry it adds by one rule.
+    snapshots: dict[uuid.UUID | None, dict[str, Any]] = {}
+    auto: dict[int, uuid.UUID | None] = {}
     for entry_id, incident_id in entry_incidents.items():
         incident = incidents.get(incident_id) if incident_id else None
         if incident is not None and incident.auto_vet and incident.is_active_at(now):
-            auto[entry_id] = policy_snapshot(
-                policy, rule=PolicyRule.INCIDENT, incident=str(incident.pk)
-            )
+            rule = incident.pk
+            if rule not in snapshots:
+                snapshots[rule] = policy_snapshot(
+                    policy, rule=PolicyRule.INCIDENT, incident=str(incident.pk)
+                )
         elif organisation.trusted and policy.auto_vet_trusted:
-            auto[entry_id] = policy_snapshot(
-                policy, rule=PolicyRule.TRUSTED_MEMBER, member=organisation.slug
-            )
+            rule = None
+            if rule not in snapshots:
+                snapshots[rule] = policy_snapshot(
+                    policy, rule=PolicyRule.TRUSTED_MEMBER, member=organisation.slug
+                )
+        else:
+            continue
+        auto[entry_id] = rule
     if auto:
+        event_data = {rule: {Key.POLICY: snapshot} for rule, snapshot in snapshots.items()}
         vetted = entries_transition(
             entry_ids=auto,
             to=Entry.State.VETTED,
             only_from=[Entry.State.PENDING],
             actor=actor,
-            data_by_entry={pk: {Key.POLICY: snapshot} for pk, snapshot in auto.items()},
+            data_by_entry={pk: event_data[rule] for pk, rule in auto.items()},
             # Under the caller's row locks (a bulk ingest): one UPDATE, no lock-and-read.
             locked_states=states,
             inserted=inserted,
             now=now,
         )
-        # COPY (one statement): a trusted member's bulk ingest vets every entry it adds.
-        copy_rows(
-            Decision,
-            _DECISION_COLUMNS,
-            [
-                (
-                    t.entry_id,
-                    t.review_round,
-                    Decision.Kind.POLICY,
-                    Decision.Verdict.APPROVE,
-                    None,
-                    None,
-                    f"automatic: {auto[t.entry_id][Key.RULE]}",
-                    auto[t.entry_id],
-                    now,
-                )
-                for t in vetted
-            ],
-        )
+        by_rule: dict[uuid.UUID | None, list] = defaultdict(list)
+        for t in vetted:
+            by_rule[auto[t.entry_id]].append(t)
+        for rule, moves in by_rule.items():
+            insert_alike(
+                Decision,
+                each={
+                    "entry_id": [t.entry_id for t in moves],
+                    "review_round": [t.review_round for t in moves],
+                },
+                same={
+                    "kind": Decision.Kind.POLICY,
+                    "verdict": Decision.Verdict.APPROVE,
+                    "user_id": None,
+                    "organisation_id": None,
+                    "reason": f"automatic: {snapshots[rule][Key.RULE]}",
+                    "policy": snapshots[rule],
+                    "created_at": now,
+                },
+            )
     _complete_incident_quorums(
         entry_ids=[
             pk for pk, incident_id in entry_incidents.items() if pk not in auto and incident_id
@@ -233,12 +248,6 @@ def apply_policy_to_entries(
         actor=actor,
         now=now,
     )
-
-
-_DECISION_COLUMNS = [
-    "entry_id", "review_round", "kind", "verdict", "user_id", "organisation_id", "reason", "policy",
-    "created_at",
-]  # fmt: skip
 
 
 def _complete_incident_quorums(

@@ -1,22 +1,25 @@
 """COPY writes (federation/db/bulk_insert.py): what a JSON column holds after ``copy_rows`` is what
 the ORM would have stored, and a value JSON cannot hold is refused as before; UUIDs packed into
-one parameter read back as themselves."""
+one parameter read back as themselves; rows written by ``insert_alike`` are those ``copy_rows``
+writes, in order."""
 
 import uuid
 from datetime import UTC, datetime
 
 import pytest
-from django.db import IntegrityError, connection
+from django.db import DataError, IntegrityError, connection
 
 from federation.contributions.models import Entry
 from federation.db.bulk_insert import (
     _JsonbBinaryDumper,
     copy_new_rows,
     copy_rows,
+    insert_alike,
     packed_uuids,
     uuid_array_sql,
 )
 from federation.propagation.models import Receipt
+from federation.transparency.models import AuditEvent
 from tests.support.sending import foreign_member
 
 pytestmark = pytest.mark.django_db
@@ -94,3 +97,39 @@ def test_a_violation_of_another_constraint_is_raised():
     rows = _entry_rows("a" * 32, "a" * 32)  # a unique violation, but of a constraint not named
     with pytest.raises(IntegrityError):
         copy_new_rows(Entry, ENTRY_COLUMNS, rows, unique="some_other_constraint")
+
+
+def _shared_event_columns(**changed) -> dict:
+    return {
+        "occurred_at": datetime.now(UTC), "action": "entry.vetted", "actor_type": "user",
+        "actor_id": "7", "actor_label": "alice", "organisation": "acme", "object_type": "entry",
+        "data": {"from": "pending", "policy": {"quorum": 2, "rule": "é\u2028", "n": None}},
+        **changed,
+    }  # fmt: skip
+
+
+def test_rows_alike_are_the_rows_copy_writes_in_the_lists_order():
+    shared = _shared_event_columns()
+    insert_alike(AuditEvent, each={"object_id": [12, 3, 7]}, same=shared)
+    copy_rows(
+        AuditEvent, [*shared, "object_id"], [(*shared.values(), str(pk)) for pk in (12, 3, 7)]
+    )
+
+    rows = list(AuditEvent.objects.order_by("pk").values_list(*shared, "object_id"))
+    assert rows[:3] == rows[3:]
+    assert [row[-1] for row in rows[:3]] == ["12", "3", "7"]  # an integer's text, in order
+
+
+def test_no_rows_alike_write_nothing_and_lists_of_two_lengths_are_refused():
+    insert_alike(AuditEvent, each={"object_id": []}, same=_shared_event_columns())
+    assert not AuditEvent.objects.exists()
+    with pytest.raises(ValueError):
+        insert_alike(AuditEvent, each={"object_id": [1], "id": [1, 2]}, same={})
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="SQLite does not check lengths")
+def test_a_shared_text_too_long_for_its_column_is_refused_not_cut():
+    with pytest.raises(DataError):
+        insert_alike(
+            AuditEvent, each={"object_id": [1]}, same=_shared_event_columns(action="x" * 65)
+        )

@@ -321,9 +321,9 @@ def test_vetting_in_bulk_costs_one_outbox_statement_whatever_the_number(
         arrival(contribution, peer_hub="alpha.hub", path=["alpha.hub"])
     ids = [c.entry_id for c in contributions]
 
-    # lock-and-read, UPDATE, change stream INSERT … SELECT, outbox INSERT … SELECT, TAXII
-    # versions INSERT
-    with django_assert_max_num_queries(5):
+    # lock-and-read, UPDATE, audit events INSERT … SELECT (their data alike), change stream
+    # INSERT … SELECT, outbox INSERT … SELECT, TAXII versions INSERT … SELECT
+    with django_assert_max_num_queries(6):
         entries_transition(entry_ids=ids, to="vetted", actor=ACTOR)
 
     assert len(rows()) == 3 * count

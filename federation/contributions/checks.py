@@ -231,12 +231,14 @@ def check_contributions_in_chunks(
     own (``_StartedAhead``), ahead of the caller, which is handed each chunk once verified and
     writes it meanwhile (docs/architecture.md, "Ingest").
 
-    Chunks hold ``chunk_size`` items, except the first: ``first_chunk_size``. Its parsing and
-    verification are the one wait nothing overlaps, so a small first chunk lets the caller start
-    writing sooner. (Chunks doubling from the first cost two more chunks' fixed statements in a
-    request of 2,000 for no less waiting.)"""
+    Chunks hold ``chunk_size`` items, except the first and the last, which hold at most
+    ``first_chunk_size``. The first chunk's parsing and verification are the one wait nothing
+    overlaps, so a small first chunk lets the caller start writing sooner; the last chunk's write
+    is the one nothing overlaps, so it is small too (what it would hold beyond that is a chunk
+    of its own, before it). (Chunks doubling from the first cost two more chunks' fixed
+    statements in a request of 2,000 for no less waiting.)"""
     judge = _Judge(context)
-    bounds = list(_chunk_bounds(len(items), chunk_size, first_chunk_size or chunk_size))
+    bounds = _chunk_bounds(len(items), chunk_size, first_chunk_size or chunk_size)
     if len(bounds) < 2:  # nothing to overlap: checked here, without a thread
         for start, end in bounds:
             rejections: list[Rejection] = []
@@ -320,12 +322,19 @@ class _StartedAhead:
         self._stopped = True
 
 
-def _chunk_bounds(count: int, chunk_size: int, first_chunk_size: int) -> Iterator[tuple[int, int]]:
-    start, size = 0, max(1, min(first_chunk_size, chunk_size))
-    while start < count:
-        yield start, min(start + size, count)
-        start += size
-        size = chunk_size
+def _chunk_bounds(count: int, chunk_size: int, first_chunk_size: int) -> list[tuple[int, int]]:
+    """(start, end) of each chunk of ``count`` items: the first and the last at most
+    ``first_chunk_size`` (or ``chunk_size`` if smaller), the others ``chunk_size`` but the one
+    before the last, which holds the rest."""
+    if not count:
+        return []
+    small = max(1, min(first_chunk_size, chunk_size))
+    ends = [min(small, count)]
+    while ends[-1] < count:
+        ends.append(min(ends[-1] + chunk_size, count))
+    if len(ends) > 1 and ends[-1] - ends[-2] > small:
+        ends.insert(-1, count - small)
+    return list(zip([0, *ends[:-1]], ends, strict=True))
 
 
 class _Judge:

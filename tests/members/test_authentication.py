@@ -70,13 +70,24 @@ def test_role_capabilities_are_as_documented():
 
 
 def test_a_request_reads_its_credential_in_one_statement_without_sort_or_limit(acme_submitter):
-    """The prefix is unique: nothing to order or limit (each adds to what PostgreSQL plans on
-    every request)."""
+    """The prefix is unique: nothing to order or limit (each adds to what PostgreSQL plans).
+    On PostgreSQL the statement is prepared once per session, and each request executes it."""
     acme_submitter.client.get("/api/v1/entries/")  # last_used_at recorded
     with CaptureQueriesContext(connection) as queries:
         assert acme_submitter.client.get("/api/v1/entries/").status_code == 200
 
-    (lookup,) = [q["sql"] for q in queries.captured_queries if "members_apicredential" in q["sql"]]
+    if connection.vendor == "postgresql":
+        (execute,) = [q["sql"] for q in queries.captured_queries if "credential" in q["sql"]]
+        assert execute.startswith("EXECUTE concordat_credential_by_prefix (")
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT statement FROM pg_prepared_statements "
+                "WHERE name = 'concordat_credential_by_prefix'"
+            )
+            ((lookup,),) = cursor.fetchall()
+    else:
+        (lookup,) = [q["sql"] for q in queries.captured_queries if "apicredential" in q["sql"]]
+    assert "members_apicredential" in lookup
     assert "ORDER BY" not in lookup and "LIMIT" not in lookup
 
 

@@ -99,7 +99,7 @@ class _CredentialRead:
     (Django's ``DatabaseWrapper``, one a thread and alias) instead of on every request.
 
     Every API request reads it, and the ORM spent about 0.4 ms of the web worker's CPU compiling
-    it each time, a fifth of an empty delta page's (docs/sync.md, "Where an empty page's time
+    it each time, a third of an empty delta page's (docs/sync.md, "Where an empty page's time
     goes"). The rows become the same model instances a queryset makes, through Django's own
     value converters and ``select_related`` populators. The prefix is unique, so the statement
     has neither ORDER BY nor LIMIT (``first()`` adds both, ``get()`` a LIMIT).

@@ -1,12 +1,16 @@
 """Who is let in: bearer tokens, suspended organisations, deactivated users, hub staff."""
 
 from datetime import timedelta
+from unittest import mock
 
 import pytest
+from django.core.exceptions import ObjectDoesNotExist
 from django.db import connection
+from django.db.models.sql.compiler import SQLCompiler
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from members.authentication import credential_with_holder, split_token
 from members.models import ApiCredential, Organisation
 from members.principals import ROLE_CAPABILITIES
 
@@ -66,14 +70,75 @@ def test_role_capabilities_are_as_documented():
 
 
 def test_a_request_reads_its_credential_in_one_statement_without_sort_or_limit(acme_submitter):
-    """The prefix is unique: nothing to order or limit (each adds to what PostgreSQL plans on
-    every request)."""
+    """The prefix is unique: nothing to order or limit (each adds to what PostgreSQL plans).
+    On PostgreSQL the statement is prepared once per session, and each request executes it."""
     acme_submitter.client.get("/api/v1/entries/")  # last_used_at recorded
     with CaptureQueriesContext(connection) as queries:
         assert acme_submitter.client.get("/api/v1/entries/").status_code == 200
 
-    (lookup,) = [q["sql"] for q in queries.captured_queries if "members_apicredential" in q["sql"]]
+    if connection.vendor == "postgresql":
+        (execute,) = [q["sql"] for q in queries.captured_queries if "credential" in q["sql"]]
+        assert execute.startswith("EXECUTE concordat_credential_by_prefix (")
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT statement FROM pg_prepared_statements "
+                "WHERE name = 'concordat_credential_by_prefix'"
+            )
+            ((lookup,),) = cursor.fetchall()
+    else:
+        (lookup,) = [q["sql"] for q in queries.captured_queries if "apicredential" in q["sql"]]
+    assert "members_apicredential" in lookup
     assert "ORDER BY" not in lookup and "LIMIT" not in lookup
+
+
+def _loaded(instance, seen=()) -> dict | str | None:
+    """A model instance's field values, and those of the relations loaded with it (a relation
+    back to an instance already described: its model's name)."""
+    if instance is None or instance in seen:
+        return instance and instance._meta.label
+    values = {f.attname: getattr(instance, f.attname) for f in instance._meta.concrete_fields}
+    cached = instance._state.fields_cache
+    relations = {name: _loaded(other, (*seen, instance)) for name, other in cached.items()}
+    return {**values, **relations}
+
+
+@pytest.mark.parametrize("party", ["acme_submitter", "auditor"])
+def test_the_credential_read_loads_what_its_queryset_loads(party, request):
+    """A member's credential (holder, membership, organisations) and a staff member's (no
+    membership, a staff role): the same values and the same relations loaded."""
+    holder = request.getfixturevalue(party)
+    prefix, _secret = split_token(holder.token)
+    queryset = ApiCredential.objects.select_related(
+        "holder", "organisation", "holder__membership__organisation", "holder__staff_role"
+    ).filter(prefix=prefix)
+
+    credential = credential_with_holder(prefix)
+
+    assert _loaded(credential) == _loaded(queryset.get())
+    with CaptureQueriesContext(connection) as queries:
+        if party == "auditor":
+            with pytest.raises(ObjectDoesNotExist):
+                credential.holder.membership  # noqa: B018 (loaded as absent: no read)
+        else:
+            assert credential.holder.membership.organisation == holder.organisation
+    assert queries.captured_queries == []
+    assert credential_with_holder("no-such-prefix") is None
+
+
+def test_a_request_compiles_no_sql_to_read_its_credential(acme_submitter):
+    """The credential's statement is compiled once per connection, not on every request (it
+    was about 0.4 ms of the 1.3 ms of CPU a worker spent on an empty delta page)."""
+    acme_submitter.client.get("/api/v1/entries/")
+    compiled = []
+    original = SQLCompiler.as_sql
+
+    def recording(compiler, *args, **kwargs):
+        compiled.append(compiler.query.model)
+        return original(compiler, *args, **kwargs)
+
+    with mock.patch.object(SQLCompiler, "as_sql", recording):
+        assert acme_submitter.client.get("/api/v1/entries/").status_code == 200
+    assert compiled and ApiCredential not in compiled
 
 
 @pytest.mark.django_db(transaction=True)

@@ -7,8 +7,8 @@ step can be run again from the start: it now sees the other writer's rows.
 """
 
 import logging
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Callable, Iterable, Iterator
+from typing import Generic, TypeVar
 
 from django.db import IntegrityError, OperationalError, transaction
 
@@ -41,3 +41,19 @@ def atomic_retrying_lost_races(
             logger.info("%s raced a concurrent writer (attempt %d)", what, attempt)
             reset()
     raise AssertionError("unreachable")  # the last attempt returns or raises
+
+
+class Replayable(Generic[T]):
+    """An iterable read once from its source and kept, so that a write step run again after a
+    lost race goes over what it already took (a bulk ingest's chunks already verified) before
+    it takes the next from the source."""
+
+    def __init__(self, source: Iterable[T]) -> None:
+        self._source = iter(source)
+        self._seen: list[T] = []
+
+    def __iter__(self) -> Iterator[T]:
+        yield from self._seen
+        for item in self._source:
+            self._seen.append(item)
+            yield item

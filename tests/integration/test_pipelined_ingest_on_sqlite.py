@@ -17,4 +17,4 @@ def test_the_pipelined_ingest_tests_pass_on_sqlite():
     output = pytest_on_sqlite(MODULE)
     # Everything ran but the two races, which need two writers at once (PostgreSQL).
     summary = output.strip().splitlines()[-1]
-    assert "5 passed" in summary and "2 skipped" in summary and "failed" not in summary, summary
+    assert "6 passed" in summary and "2 skipped" in summary and "failed" not in summary, summary

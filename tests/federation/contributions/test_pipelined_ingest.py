@@ -73,6 +73,49 @@ def test_a_repeat_and_a_conflict_in_later_chunks_are_judged_against_the_first(
 
 
 @pytest.mark.django_db
+def test_stored_uuids_after_a_first_chunk_of_new_items_are_answered_as_a_lookup_would(
+    acme_submitter, chunks
+):
+    """A request whose first chunk is all new writes its later chunks' adds without looking
+    their UUIDs up: a stored one among them is still a duplicate, or a conflict with other
+    bytes, and a stored retract repeated a duplicate, with nothing written twice."""
+    signal = {"type": "md5", "value": "c" * 32}
+    kept, other, add = (
+        acme_submitter.signed(),
+        acme_submitter.signed(),
+        acme_submitter.signed(signal=signal),
+    )
+    retract = acme_submitter.signed(action="retract", labels=[], signal=signal)
+    _post(acme_submitter, [kept, other, add])
+    _post(acme_submitter, [retract])
+    clashing = acme_submitter.signed(uuid=other["contribution"]["uuid"])
+    items = [
+        acme_submitter.signed(), acme_submitter.signed(), acme_submitter.signed(),
+        kept, clashing, acme_submitter.signed(),
+        retract,
+    ]  # fmt: skip
+    accepted = AuditEvent.objects.filter(action="contribution.accepted").count()
+
+    body = _post(acme_submitter, items)
+
+    assert _statuses(body) == [
+        (CREATED, None), (CREATED, None), (CREATED, None),
+        (DUPLICATE, None), (REJECTED, "uuid_conflict"), (CREATED, None),
+        (DUPLICATE, None),
+    ]  # fmt: skip
+    assert (
+        body["results"][3]["entry_id"]
+        == Contribution.objects.get(uuid=kept["contribution"]["uuid"]).entry_id
+    )
+    assert Contribution.objects.count() == 4 + 4
+    assert AuditEvent.objects.filter(action="contribution.accepted").count() == accepted + 4
+    (conflict,) = AuditEvent.objects.filter(action="contribution.rejected")
+    assert conflict.data["existing_content_hash"] == (
+        Contribution.objects.get(uuid=other["contribution"]["uuid"]).content_hash
+    )
+
+
+@pytest.mark.django_db
 def test_a_bad_signature_in_a_later_chunk_is_rejected_and_audited_and_the_rest_stored(
     acme_submitter, chunks
 ):

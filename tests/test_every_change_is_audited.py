@@ -144,8 +144,12 @@ def snapshot() -> dict[type, dict]:
     for model in IDENTITY:
         ignored = IGNORED_FIELDS.get(model, set())
         fields = [f.attname for f in model._meta.concrete_fields if f.attname not in ignored]
+        # An entry's label link is keyed by two columns, every other row by its id.
+        key = [f.attname for f in model._meta.pk_fields]
         state[model] = {
-            row["id"]: {k: bytes(v) if isinstance(v, memoryview) else v for k, v in row.items()}
+            (row[key[0]] if len(key) == 1 else tuple(row[name] for name in key)): {
+                k: bytes(v) if isinstance(v, memoryview) else v for k, v in row.items()
+            }
             for row in model.objects.values(*fields)
         }
     return state

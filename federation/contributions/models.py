@@ -82,15 +82,13 @@ SHARED_STATES_SQL = "(" + ", ".join(f"'{state.value}'" for state in SHARED_STATE
 
 
 class EntryLabel(models.Model):
-    # The unique index leads with the entry. No database FK (guarded set-based instead): see
+    # Keyed by the link itself, its index leading with the entry: a surrogate id had an index
+    # of its own that no read used, an entry in it for each label an ingested add links (0039).
+    # No database FK (guarded set-based instead): see
     # federation/migrations/0032_set_based_references.py.
+    pk = models.CompositePrimaryKey("entry", "label")
     entry = models.ForeignKey(Entry, on_delete=models.CASCADE, db_index=False, db_constraint=False)
     label = models.ForeignKey(Label, on_delete=models.PROTECT, db_constraint=False)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["entry", "label"], name="entry_label_unique")
-        ]
 
     def __str__(self) -> str:
         return f"{self.entry_id}:{self.label_id}"

@@ -101,13 +101,15 @@ def upsert_rows(
 ) -> list[tuple]:
     """Insert ``rows``; on a conflict over ``unique``, update ``update`` (or do nothing when empty).
     Returns ``(pk, *unique values, *returning values)`` for every row inserted or updated (the
-    row as it stands after the statement, locked by this transaction); with ``report_inserted``
-    followed by whether this statement inserted the row (True) or found it (False), or None
-    where the database does not say (SQLite)."""
+    row as it stands after the statement, locked by this transaction; no ``pk`` for a model
+    keyed by its columns, ``CompositePrimaryKey``); with ``report_inserted`` followed by whether
+    this statement inserted the row (True) or found it (False), or None where the database does
+    not say (SQLite)."""
     if not rows:
         return []
     connection = _connection(model)
     meta = model._meta
+    pk_names = () if isinstance(meta.pk, models.CompositePrimaryKey) else (meta.pk.attname,)
     if connection.vendor != "postgresql":
         objects = [model(**dict(zip(attnames, row, strict=True))) for row in rows]
         model.objects.bulk_create(
@@ -122,9 +124,14 @@ def upsert_rows(
         stored = model.objects.filter(**{f"{unique[-1]}__in": {key[-1] for key in keys}})
         inserted = (None,) if report_inserted else ()
         return [
-            (obj.pk, *key, *(getattr(obj, name) for name in returning), *inserted)
+            (
+                *(getattr(obj, name) for name in pk_names),
+                *values,
+                *(getattr(obj, name) for name in returning),
+                *inserted,
+            )
             for obj in stored
-            if (key := tuple(getattr(obj, name) for name in unique)) in keys
+            if (values := tuple(getattr(obj, name) for name in unique)) in keys
         ]
     quote = connection.ops.quote_name
     columns = [meta.get_field(name).column for name in attnames]
@@ -132,7 +139,7 @@ def upsert_rows(
     staging = quote(f"_staging_{uuid.uuid4().hex[:12]}")
     unique_columns = ", ".join(quote(meta.get_field(name).column) for name in unique)
     returned_columns = ", ".join(
-        quote(meta.get_field(name).column) for name in (meta.pk.attname, *unique, *returning)
+        quote(meta.get_field(name).column) for name in (*pk_names, *unique, *returning)
     )
     if report_inserted:
         # A row this statement inserted has no xmax; one it updated carries this transaction's.

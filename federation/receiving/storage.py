@@ -21,6 +21,7 @@ from federation.contributions.storage import DUPLICATE as STORE_DUPLICATE
 from federation.db.bulk_insert import copy_rows, packed_uuids, uuid_array_sql
 from federation.lifecycle import entries_transition
 from federation.propagation.models import PeerLink, Receipt
+from federation.propagation.outbox import linked_peer_hubs, vetting_owes_nothing
 from federation.receiving.bindings import received_key_store
 from federation.receiving.items import (
     ACCEPTED,
@@ -194,21 +195,38 @@ def _record_receipts(
         reason = f"vetted by trusted peer {peer_hub}"
         data = {Key.POLICY: {Key.RULE: PolicyRule.TRUSTED_PEER, Key.PEER: peer_hub}}
         # The entries of adds stored before (a second peer's receipt) are locked and read there.
-        for entry_ids, locked_states in ((set(locked), locked), (to_vet - set(locked), None)):
-            if entry_ids:
-                entries_transition(
-                    entry_ids=entry_ids,
-                    to=Entry.State.VETTED,
-                    only_from=[Entry.State.PENDING],
-                    locked_states=locked_states,
-                    inserted=dict.fromkeys(inserted_vetted, NEW_ENTRY_ROUND)
-                    if locked_states
-                    else None,
-                    actor=batch.actor,
-                    reason=reason,
-                    data=data,
-                    now=batch.now,
-                )
+        with vetting_owes_nothing(_owing_no_peer(stored, inserted_vetted)):
+            for entry_ids, locked_states in ((set(locked), locked), (to_vet - set(locked), None)):
+                if entry_ids:
+                    entries_transition(
+                        entry_ids=entry_ids,
+                        to=Entry.State.VETTED,
+                        only_from=[Entry.State.PENDING],
+                        locked_states=locked_states,
+                        inserted=dict.fromkeys(inserted_vetted, NEW_ENTRY_ROUND)
+                        if locked_states
+                        else None,
+                        actor=batch.actor,
+                        reason=reason,
+                        data=data,
+                        now=batch.now,
+                    )
+
+
+def _owing_no_peer(stored: list[tuple[ContributionItem, str, int]], inserted: set[int]) -> set[int]:
+    """The entries inserted vetted by this batch whose vetting owes no peer anything: each has one
+    add, this batch's (its signal alone in the batch, and no other transaction sees the entry
+    before this one commits), and the receipt just written names every linked peer on its path or
+    in its ``sent_to`` (a triangle's every entry: the outbox statement found nothing for them,
+    about 8 µs of PostgreSQL each)."""
+    if not inserted:
+        return set()
+    linked = linked_peer_hubs()
+    return {
+        entry_id
+        for entry, _status, entry_id in stored
+        if entry_id in inserted and linked <= {*entry.item.path, *entry.item.sent_to}
+    }
 
 
 def _stored_for_receipts(uuids: list, peer_hub: str) -> dict:

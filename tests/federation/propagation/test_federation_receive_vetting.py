@@ -118,3 +118,28 @@ def test_two_vetted_adds_of_one_new_signal_in_a_trusted_batch_vet_its_entry_once
     entry = Entry.objects.get()
     assert entry.state == Entry.State.VETTED
     assert _vetted_entry_ids() == [entry.pk]
+
+
+def test_a_new_entry_vetted_in_a_triangle_owes_nothing_and_a_peer_left_out_is_still_owed(bravo):
+    """Vetting a new entry writes outbox rows only for linked peers its receipt does not name:
+    none in a triangle (the third hub in ``sent_to``), and the add for a peer added to it."""
+    from federation.propagation.models import OutboxItem
+    from federation.sync.models import EntryChange
+    from tests.support.sending import make_peer
+
+    delta = make_peer("delta.example")
+    member = bravo.member("acme")
+    alone = {**contribution_item(member), "sent_to": ["delta.example"]}
+    assert bravo.push([alone]).json()["accepted"] == 1
+    entry = Entry.objects.get()
+    assert entry.state == Entry.State.VETTED
+    assert not OutboxItem.objects.exists()
+    assert list(EntryChange.objects.filter(entry=entry).values_list("reason", flat=True)) == [
+        "vetted"
+    ]
+
+    echo = make_peer("echo.example")
+    both = [{**contribution_item(member), "sent_to": ["delta.example"]} for _ in range(2)]
+    assert bravo.push(both).json()["accepted"] == 2
+    assert sorted(OutboxItem.objects.values_list("peer_id", flat=True)) == [echo.pk, echo.pk]
+    assert delta.pk not in OutboxItem.objects.values_list("peer_id", flat=True)

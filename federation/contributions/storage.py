@@ -64,8 +64,9 @@ class ContributionResult:
     uuid: str | None = None
     entry_id: int | None = None
     error: dict[str, Any] | None = None
-    # Asked for by ``vetted_on_arrival``: the entry was inserted vetted, its move the caller's.
+    # Asked for by ``vetted_on_arrival``: the entry inserted vetted (its move the caller's), the id.
     entry_inserted_vetted: bool = False
+    contribution_id: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         result: dict[str, Any] = {"index": self.index, "status": self.status, "uuid": self.uuid}
@@ -152,7 +153,7 @@ class _StoreBatch:
             index=index, status=REJECTED, uuid=evidence.get("uuid"), error=error
         )
 
-    def set(self, v: Verified, status: str, entry_id: int | None, vetted=False) -> None:
+    def set(self, v: Verified, status: str, entry_id: int | None, vetted=False, pk=None) -> None:
         self.results[v.index] = ContributionResult(
             # The UUID's text as signed (its canonical form; ``str()`` of it would cost 1.5 µs).
             index=v.index,
@@ -160,6 +161,7 @@ class _StoreBatch:
             uuid=v.parsed.document["uuid"],
             entry_id=entry_id,
             entry_inserted_vetted=vetted,
+            contribution_id=pk,
         )
 
 
@@ -191,8 +193,8 @@ def contributions_store(
     ``vetted_on_arrival`` (federation receiving, a trusted peer's vetted adds): the indexes of
     adds each alone in the request with its signal, that the caller moves to vetted in this
     transaction. Those carrying no incident, of a member the policy does not vet itself, have
-    a new entry inserted vetted (their results say ``entry_inserted_vetted``): the caller's
-    move records it from pending (``entries_transition``'s ``inserted``), no UPDATE."""
+    a new entry inserted vetted (their results say ``entry_inserted_vetted``, and every stored
+    add's its ``contribution_id``): the caller's move records it from pending, no UPDATE."""
     batch = _StoreBatch(
         actor=actor,
         organisation=submitting_organisation(actor),
@@ -351,7 +353,9 @@ def _store_chunk(batch: _StoreBatch, request: _StoreRequest, verified: list[Veri
             if v.parsed.frames is not None
         ]
     )
-    stored_adds = _insert_contributions(adds, entries, organisation, now)
+    stored_adds = _insert_contributions(
+        adds, entries, organisation, now, with_pks=bool(batch.vetted_on_arrival)
+    )
     _link_labels(batch, adds, entries, created)
     # Each acceptance is logged before the state changes it causes (reopened, auto-vetted,
     # retracted), so the log reads in causal order.
@@ -376,7 +380,7 @@ def _store_chunk(batch: _StoreBatch, request: _StoreRequest, verified: list[Veri
         inserted=inserted,
     )
     for stored in stored_adds:
-        batch.set(stored.verified, CREATED, stored.entry_id, stored.entry_id in arrived)
+        batch.set(stored.verified, CREATED, stored.entry_id, stored.entry_id in arrived, stored.pk)
         # An entry this chunk inserted is shared only by a move (the policy's, or receiving's
         # after its receipts), which sends its active adds (``entries_transitioned``).
         if stored.entry_id not in created:

@@ -10,6 +10,7 @@ every item by digest.
 
 import dataclasses
 from collections import Counter
+from collections.abc import Mapping
 
 from django.db import connection
 
@@ -90,7 +91,8 @@ def _store_contributions(batch: ReceivedBatch) -> None:
         by_member.setdefault((entry.parsed.hub, entry.parsed.member), []).append(entry)
     stored: list[tuple[ContributionItem, str, int]] = []  # (item, store status, entry id)
     arriving = _arriving_vetted(batch)
-    inserted_vetted: set[int] = set()  # entries stored vetted, whose move is recorded below
+    # Entries stored vetted, whose move is recorded below: each with its one add's id.
+    inserted_vetted: dict[int, int] = {}
     for (_hub, _member), entries in by_member.items():
         keys = [received_key_store(batch, entry.key, path=entry.item.path)[0] for entry in entries]
         organisation = keys[0].organisation
@@ -110,7 +112,7 @@ def _store_contributions(batch: ReceivedBatch) -> None:
         )
         for entry, result in zip(entries, results, strict=True):
             if result.entry_inserted_vetted:
-                inserted_vetted.add(result.entry_id)
+                inserted_vetted[result.entry_id] = result.contribution_id
             if result.status == CREATED or result.status == STORE_DUPLICATE:
                 stored.append((entry, result.status, result.entry_id))
             else:
@@ -147,10 +149,21 @@ def _record_receipts(
     stored: list[tuple[ContributionItem, str, int]],
     *,
     created_status: str,
-    inserted_vetted: set[int] = frozenset(),
+    inserted_vetted: Mapping[int, int],
 ) -> None:
     peer_hub = batch.peer.hub_id
-    found = _stored_for_receipts([entry.parsed.uuid for entry, _, _ in stored], peer_hub)
+    # The add stored onto an entry this batch inserted vetted is new: its id came back from the
+    # storage, no receipt of it is held, and its entry's move is recorded from pending. The
+    # others are looked up (4-5 µs of PostgreSQL per item).
+    new = {
+        entry.parsed.uuid: (inserted_vetted[entry_id], Entry.State.PENDING, False)
+        for entry, _, entry_id in stored
+        if entry_id in inserted_vetted
+    }
+    found = _stored_for_receipts(
+        [entry.parsed.uuid for entry, _, _ in stored if entry.parsed.uuid not in new], peer_hub
+    )
+    found.update(new)
     ids = {uuid: contribution_id for uuid, (contribution_id, _, _) in found.items()}
     scopes = _receipt_scopes(batch, stored, ids)
     receipts: list[tuple] = []
@@ -189,7 +202,7 @@ def _record_receipts(
     copy_rows(Receipt, _RECEIPT_COLUMNS, receipts)
     # An entry stored vetted (``contributions_store``'s ``vetted_on_arrival``) is moved from
     # pending here, as the others are, without an UPDATE (``entries_transition``'s ``inserted``).
-    assert inserted_vetted <= locked.keys(), "an entry stored vetted must be moved here"
+    assert inserted_vetted.keys() <= locked.keys(), "an entry stored vetted must be moved here"
     locked.update(dict.fromkeys(inserted_vetted, Entry.State.PENDING))
     if to_vet and batch.peer.inbound_policy == Peer.InboundPolicy.TRUST:
         reason = f"vetted by trusted peer {peer_hub}"
@@ -213,7 +226,9 @@ def _record_receipts(
                     )
 
 
-def _owing_no_peer(stored: list[tuple[ContributionItem, str, int]], inserted: set[int]) -> set[int]:
+def _owing_no_peer(
+    stored: list[tuple[ContributionItem, str, int]], inserted: Mapping[int, int]
+) -> set[int]:
     """The entries inserted vetted by this batch whose vetting owes no peer anything: each has one
     add, this batch's (its signal alone in the batch, and no other transaction sees the entry
     before this one commits), and the receipt just written names every linked peer on its path or
@@ -233,6 +248,8 @@ def _stored_for_receipts(uuids: list, peer_hub: str) -> dict:
     """``{uuid: (contribution id, its entry's state, whether peer_hub's receipt of it is held)}``
     of the stored contributions ``uuids``: one statement on PostgreSQL (the UUIDs one packed
     parameter), the ORM elsewhere."""
+    if not uuids:
+        return {}
     if connection.vendor != "postgresql":
         rows = list(
             Contribution.objects.filter(uuid__in=uuids).values_list("uuid", "pk", "entry__state")

@@ -239,12 +239,11 @@ _owes_nothing: ContextVar[frozenset[int]] = ContextVar("owes_nothing", default=f
 
 
 def linked_peer_hubs() -> set[str]:
-    """The hub ids of the linked peers (active, with a URL): the only ones a row can be owed to."""
-    return set(
-        Peer.objects.filter(state=Peer.State.ACTIVE)
-        .exclude(url="")
-        .values_list("hub_id", flat=True)
-    )
+    """The hub ids of the linked peers (``_LINKED``): the only ones a row can be owed to. One
+    plain statement: once per received batch, where the ORM's took about 1 ms of Python here."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT p.hub_id FROM members_peer p WHERE {_LINKED}")  # noqa: S608
+        return {hub for (hub,) in cursor.fetchall()}
 
 
 @contextmanager

@@ -33,7 +33,7 @@ from federation.receiving.items import (
     ReceivedBatch,
 )
 from federation.transparency.actions import Action, Key, ObjectType, PolicyRule
-from federation.transparency.audit import AuditRecord, audit_record, audit_record_many
+from federation.transparency.audit import AuditRecord, audit_record_many
 from federation.vetting.services import incidents_mirror
 from members.models import Peer
 
@@ -54,26 +54,30 @@ def batch_store(batch: ReceivedBatch) -> None:
     for entry_item in batch.entries:
         _apply_entry_item(batch, entry_item)
     results = [r for r in batch.results if r is not None]
-    audit_record(
-        AuditRecord(
-            action=Action.FEDERATION_RECEIVED,
-            actor=batch.actor,
-            organisation="",
-            object_type=ObjectType.PEER,
-            object_id=batch.peer.hub_id,
-            data={
-                Key.PEER: batch.peer.hub_id,
-                Key.BATCH: str(batch.parsed.batch_id),
-                Key.VIA: batch.via,
-                Key.ACCEPTED: [r.digest for r in results if r.status == ACCEPTED],
-                Key.DUPLICATES: [r.digest for r in results if r.status == DUPLICATE],
-                Key.REJECTED: [
-                    {Key.ITEM: r.digest, Key.CODE: r.code, Key.MESSAGE: r.message}
-                    for r in results
-                    if r.status == REJECTED
-                ],
-            },
-        )
+    # Written as the batch's other events are (COPY, its data by orjson): one ORM insert of
+    # its 500 digests took about 1 ms of Python.
+    audit_record_many(
+        [
+            AuditRecord(
+                action=Action.FEDERATION_RECEIVED,
+                actor=batch.actor,
+                organisation="",
+                object_type=ObjectType.PEER,
+                object_id=batch.peer.hub_id,
+                data={
+                    Key.PEER: batch.peer.hub_id,
+                    Key.BATCH: str(batch.parsed.batch_id),
+                    Key.VIA: batch.via,
+                    Key.ACCEPTED: [r.digest for r in results if r.status == ACCEPTED],
+                    Key.DUPLICATES: [r.digest for r in results if r.status == DUPLICATE],
+                    Key.REJECTED: [
+                        {Key.ITEM: r.digest, Key.CODE: r.code, Key.MESSAGE: r.message}
+                        for r in results
+                        if r.status == REJECTED
+                    ],
+                },
+            )
+        ]
     )
     PeerLink.objects.filter(peer=batch.peer).update(last_received_at=batch.now)
 

@@ -56,7 +56,7 @@ from federation.propagation.batching import (
     row_group,
     within_body_budget,
 )
-from federation.propagation.items import ItemsBuilder, row_refs
+from federation.propagation.items import ItemsBuilder
 from federation.propagation.models import OutboxItem, PeerLink, Receipt
 from federation.propagation.posting import DeliveryFailed, batch_outcome
 from federation.propagation.round_sql import claim_round, delivered_round
@@ -261,10 +261,13 @@ class _Round:
         by_id = {row.pk: row for row in self.rows}
         if left_over:
             _release([by_id[pk] for pk in left_over])
+        # The claimed rows are the builder's refs as they are (a ``ClaimedRow`` has a
+        # ``RowRef``'s fields); a push sends the items' bytes, so their dicts are not built.
         builder = ItemsBuilder(
-            row_refs([by_id[pk] for pks in groups for pk in pks]),
+            [by_id[pk] for pks in groups for pk in pks],
             peer_hub=self.peer.hub_id,
             now=now,
+            documents=False,
         )
         for pks in groups:
             batch = _prepare(self.peer, builder, [by_id[pk] for pk in pks], now, result)
@@ -390,7 +393,7 @@ def _prepare(
     peer: Peer, builder: ItemsBuilder, rows: list[ClaimedRow], now: datetime, result: DrainResult
 ) -> _SignedBatch | None:
     """The signed batch of ``rows`` (those still owed and buildable), or None if none is."""
-    built = builder.build(row_refs(rows))
+    built = builder.build(rows)
     by_id = {row.pk: row for row in rows}
     if built.dropped:
         # No longer owed (the peer is on the item's path, or the entry went back to review).
@@ -411,7 +414,7 @@ def _prepare(
         receiver=peer.hub_id,
         batch_id=batch_id,
         sent_at=now,
-        items=[item for _pk, item, _digest in items],
+        items=[],  # the items' bytes are spliced in (``batch_canonical``)
     )
     canonical = batch_canonical(document, [built.canonical[pk] for pk, _item, _digest in items])
     signature = sign_canonical(hub_private_key(), document, canonical).as_wire()[1]

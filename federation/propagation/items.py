@@ -15,6 +15,7 @@ for an entry vetted on a trusted peer's word). A few queries per batch whatever 
 """
 
 import base64
+import binascii
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -40,10 +41,8 @@ from federation.propagation.wire import (
     attestation_canonical,
     attestation_document,
     digest_of,
-    sign_canonical,
-    signed_pair,
 )
-from federation.signing import format_timestamp
+from federation.signing import format_timestamp, sign_bytes
 from federation.transparency.actions import Key, PolicyRule
 from federation.vetting.models import Decision
 from members.models import SigningKey
@@ -61,7 +60,8 @@ _RULE_SUMMARY = {
 
 @dataclass(frozen=True, slots=True)
 class RowRef:
-    """What the builder needs of an outbox row."""
+    """What the builder needs of an outbox row (a push passes its claimed rows, a
+    ``batching.ClaimedRow`` having these fields, as they are)."""
 
     id: int
     kind: str
@@ -165,7 +165,8 @@ class _Context:
         }
         self._bindings = None
         self._key_sections: dict[int, dict[str, Any]] = {}
-        self._attestations: dict[tuple[int, str], dict] = {}
+        self._attestations: dict[tuple[int, str], tuple[dict[str, Any], bytes, bytes]] = {}
+        self._attestation_pairs: dict[tuple[int, str], dict] = {}
         # RFC 8785 bytes of the shared parts above (key sections, attestations), by id(): they
         # live, unmodified, as long as this context, so an id is never reused for another part.
         self._canonical: dict[int, bytes] = {}
@@ -201,6 +202,25 @@ class _Context:
         return section
 
     def attestation(self, entry_id: int, state: str, trusted_peer: str | None) -> dict:
+        """This hub's attestation of the entry as a pair (``{"attestation", "signature"}``),
+        one per entry and state, shared by the items that carry it (never modified)."""
+        cached = self._attestation_pairs.get((entry_id, state))
+        if cached is not None:
+            return cached
+        document, signature, canonical = self.attested(entry_id, state, trusted_peer)
+        pair = self._attestation_pairs[(entry_id, state)] = {
+            "attestation": document,
+            "signature": signature.decode(),
+        }
+        self._canonical[id(pair)] = canonical
+        return pair
+
+    def attested(
+        self, entry_id: int, state: str, trusted_peer: str | None
+    ) -> tuple[dict[str, Any], bytes, bytes]:
+        """This hub's attestation of the entry, signed once per entry and state: its document,
+        its signature's padded base64, and the RFC 8785 bytes of its pair (what a push writes;
+        ``attestation`` gives the pair itself)."""
         cached = self._attestations.get((entry_id, state))
         if cached is not None:
             return cached
@@ -214,16 +234,16 @@ class _Context:
             policy=self.policy_text(self.decisions.get(entry_id), trusted_peer),
             attested_at=self._attested_at,
         )
-        signed = sign_canonical(self._private_key, document, attestation_canonical(document))
-        pair = signed_pair(signed, name="attestation")
+        canonical = attestation_canonical(document)
+        signature = binascii.b2a_base64(sign_bytes(self._private_key, canonical), newline=False)
         # JCS: members sorted by name ("attestation" < "signature"), the document's bytes as
         # signed, the signature's padded base64 as it is between quotes.
-        self._canonical[id(pair)] = (
-            b'{"attestation":' + signed.canonical + b',"signature":"'
-            + pair["signature"].encode() + b'"}'
-        )  # fmt: skip
-        self._attestations[(entry_id, state)] = pair
-        return pair
+        cached = self._attestations[(entry_id, state)] = (
+            document,
+            signature,
+            b'{"attestation":' + canonical + b',"signature":"' + signature + b'"}',
+        )
+        return cached
 
     def policy_text(self, snapshot: str | None, trusted_peer: str | None) -> str:
         """``policy_summary`` of a decision's policy given as its JSON text, once per text."""
@@ -294,14 +314,23 @@ def items_build(
 
 class ItemsBuilder:
     """``items_build`` for a round of several batches: what the rows need is loaded once, for
-    all of them, and each batch's items are built when it is sent."""
+    all of them, and each batch's items are built when it is sent. ``documents=False`` (a
+    push, which sends the items' bytes): a contribution item comes as its bytes alone, its
+    dict not built (``BuiltBatch.items`` holds None in its place)."""
 
     def __init__(
-        self, refs: Sequence[RowRef], *, peer_hub: str, now: datetime, push: bool = True
+        self,
+        refs: Sequence[RowRef],
+        *,
+        peer_hub: str,
+        now: datetime,
+        push: bool = True,
+        documents: bool = True,
     ) -> None:
         self.context = _Context(refs, now, peer_hub)
         self.peer_hub = peer_hub
         self.push = push
+        self.documents = documents
 
     def build(self, refs: Sequence[RowRef]) -> BuiltBatch:
         """The items of ``refs`` (some of the rows given at construction), in row order."""
@@ -309,7 +338,9 @@ class ItemsBuilder:
         hub = settings.HUB_ID
         for ref in refs:
             try:
-                built_item = _build(ref, self.context, self.peer_hub, hub, self.push)
+                built_item = _build(
+                    ref, self.context, self.peer_hub, hub, self.push, self.documents
+                )
             except KeyNotBindable as exc:
                 built.failed[ref.id] = str(exc)
                 continue
@@ -329,65 +360,77 @@ class ItemsBuilder:
 
 
 def _build(
-    ref: RowRef, context: _Context, peer_hub: str, hub: str, push: bool
-) -> tuple[dict[str, Any], dict[str, bytes] | bytes] | None:
+    ref: RowRef, context: _Context, peer_hub: str, hub: str, push: bool, documents: bool = True
+) -> tuple[dict[str, Any] | None, dict[str, bytes] | bytes] | None:
     """The item of ``ref`` (None when it is no longer owed) and its RFC 8785 bytes, or those of
     its members that are known without writing them (``_Context.item_canonical`` writes the
-    rest). A contribution item's bytes are its parts' joined in JCS order (its member names
-    sorted: ``attestations``, ``contribution``, ``key``, ``path``, ``sent_to``, ``signature``,
-    ``type``): ``contribution`` is the member's signed object, whose RFC 8785 text is what
+    rest); a contribution item's dict only with ``documents``. A contribution item's bytes are
+    its parts' joined in JCS order (its member names sorted: ``attestations``,
+    ``contribution``, ``key``, ``path``, ``sent_to``, ``signature``, ``type``):
+    ``contribution`` is the member's signed object, whose RFC 8785 text is what
     ``Contribution.canonical`` holds (the bytes its signature was verified over),
     ``signature`` is padded base64, which JCS writes as it is between quotes, and the key
     section, this hub's attestation, ``path`` and ``sent_to`` are written once a round.
     """
     if ref.kind == OutboxItem.Kind.CONTRIBUTION:
         contribution = context.contributions[ref.contribution_id]
-        receipts = context.receipts.get(ref.contribution_id, [])
-        on_path = {r["peer_hub"] for r in receipts} | {h for r in receipts for h in r["path"]}
-        if peer_hub in on_path or peer_hub == contribution["origin_hub"]:
-            return None
-        sent_to = {h for r in receipts for h in r["sent_to"]}
-        if push and peer_hub in sent_to:
-            return None
-        if contribution["origin_hub"] != hub and not receipts:
-            raise KeyNotBindable("a relayed contribution with no recorded arrival")
+        receipts = context.receipts.get(ref.contribution_id)
+        if receipts:
+            on_path = {r["peer_hub"] for r in receipts} | {h for r in receipts for h in r["path"]}
+            if peer_hub in on_path or peer_hub == contribution["origin_hub"]:
+                return None
+            sent_to = {h for r in receipts for h in r["sent_to"]}
+            if push and peer_hub in sent_to:
+                return None
+            first = receipts[0]
+            trusted_peer, path = first["peer_hub"], [*first["path"], hub]
+            received = first["attestations"]
+        else:  # this hub's own member's (or one whose arrival is gone: refused below)
+            if peer_hub == contribution["origin_hub"]:
+                return None
+            if contribution["origin_hub"] != hub:
+                raise KeyNotBindable("a relayed contribution with no recorded arrival")
+            sent_to, trusted_peer, path, received = set(), None, [hub], []
         entry = context.entries[contribution["entry_id"]]
         state = entry["state"]
         if state not in ATTESTED_STATES:
             if contribution["action"] == Contribution.Action.ADD:
                 return None  # back in review: no longer shared (it is sent again once vetted)
             state = Entry.State.RETRACTED
-        first = receipts[0] if receipts else None
-        own = context.attestation(entry["pk"], state, first["peer_hub"] if first else None)
-        path = [*(first["path"] if first else []), hub]
+        _document, _signature, own = context.attested(entry["pk"], state, trusted_peer)
         canonical = contribution["canonical"]
-        signature = base64.b64encode(bytes(contribution["signature"])).decode()
-        item = {
-            "type": ITEM_CONTRIBUTION,
-            "contribution": orjson.loads(canonical),
-            "signature": signature,
-            "key": context.key_section(contribution["signing_key_id"]),
-            "attestations": [*(first["attestations"] if first else []), own],
-            "path": path,
-        }
+        signature = binascii.b2a_base64(contribution["signature"], newline=False)
+        key = context.key_section(contribution["signing_key_id"])
         # The other hubs it is sent to, by this hub or one before it: they are not sent it again.
         sent_to |= context.targets.get(ref.contribution_id, set())
         sent_to -= {peer_hub, *path}
-        if sent_to:
-            item["sent_to"] = sorted(sent_to)[:MAX_SENT_TO]
+        listed = sorted(sent_to)[:MAX_SENT_TO] if sent_to else None
         parts = [
             b'{"attestations":[',
-            b",".join([context.part_canonical(a) for a in item["attestations"]]),
+            *[context.part_canonical(a) + b"," for a in received],
+            own,
             b'],"contribution":',
             canonical.encode(),
             b',"key":',
-            context.part_canonical(item["key"]),
+            context.part_canonical(key),
             b',"path":',
             context.hubs_canonical(path),
         ]
-        if sent_to:
-            parts += [b',"sent_to":', context.hubs_canonical(item["sent_to"])]
-        parts += [b',"signature":"', signature.encode(), b'","type":', _CONTRIBUTION_TYPE, b"}"]
+        if listed:
+            parts += [b',"sent_to":', context.hubs_canonical(listed)]
+        parts += [b',"signature":"', signature, b'","type":', _CONTRIBUTION_TYPE, b"}"]
+        if not documents:
+            return None, b"".join(parts)
+        item = {
+            "type": ITEM_CONTRIBUTION,
+            "contribution": orjson.loads(canonical),
+            "signature": signature.decode(),
+            "key": key,
+            "attestations": [*received, context.attestation(entry["pk"], state, trusted_peer)],
+            "path": path,
+        }
+        if listed:
+            item["sent_to"] = listed
         return item, b"".join(parts)
     if ref.kind == OutboxItem.Kind.ENTRY:
         entry = context.entries[ref.entry_id]

@@ -289,6 +289,26 @@ def test_a_round_builder_loads_once_and_builds_each_batch_alike(acme_submitter):
     assert first.items + second.items == whole.items
 
 
+def test_a_push_builds_the_same_bytes_without_the_items_dicts(acme_submitter):
+    make_peer("bravo.hub")
+    make_peer("charlie.hub")  # named in each item's sent_to
+    for _ in range(3):
+        vetted_entry(acme_submitter)
+    refs = row_refs(rows(peer__hub_id="bravo.hub"))
+    now = timezone.now()
+    build()  # binds the key on first use
+    whole = items_build(refs, peer_hub="bravo.hub", now=now)
+
+    pushed = ItemsBuilder(refs, peer_hub="bravo.hub", now=now, documents=False).build(refs)
+
+    assert pushed.canonical == whole.canonical
+    assert [(pk, digest) for pk, _item, digest in pushed.items] == [
+        (pk, digest) for pk, _item, digest in whole.items
+    ]
+    assert [item for _pk, item, _digest in pushed.items] == [None, None, None]
+    assert all(b'"sent_to":["charlie.hub"]' in pushed.canonical[pk] for pk in pushed.canonical)
+
+
 def test_building_a_batch_costs_a_fixed_number_of_queries(acme_submitter):
     make_peer("bravo.hub")
 

@@ -94,7 +94,7 @@ def _plain_integers(lookup: In) -> bool:
     return (
         isinstance(values, (list, tuple, set, frozenset))
         and _internal_type(lookup.lhs.output_field) in _INTEGER_TYPES
-        and all(type(value) is int for value in values)
+        and set(map(type, values)) <= {int}  # one pass in C: a round's lists hold 1,000s
         and (not values or (min(values) >= _BIGINT_MIN and max(values) <= _BIGINT_MAX))
     )
 

@@ -24,7 +24,8 @@ from typing import Any
 
 import orjson
 from django.conf import settings
-from django.db.models import TextField
+from django.db import connection
+from django.db.models import F, Func, TextField
 from django.db.models.functions import Cast
 
 from federation.canonical import canonical_json_bytes
@@ -104,6 +105,23 @@ def policy_summary(snapshot: dict | None, *, trusted_peer: str | None = None) ->
     return "hub policy"
 
 
+class _WireTimestamp(Func):
+    """A ``timestamptz`` column as ``format_timestamp`` writes it (UTC, ``Z``, whole seconds or
+    six digits of microseconds), written by PostgreSQL: the entries' decision times of a round
+    are read as that text, not as datetimes (Django's loader for them is psycopg's Python one:
+    with the ``strftime`` that wrote them again, 40% of the round's reads in a profile of the
+    sending worker during the three-hub bench)."""
+
+    arity = 1
+    output_field = TextField()
+    template = (
+        "CASE WHEN date_trunc('second', %(expressions)s) = %(expressions)s"
+        " THEN to_char(%(expressions)s AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+        " ELSE to_char(%(expressions)s AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+        " END"
+    )
+
+
 class _Context:
     """Everything one batch needs, loaded in bulk (each list of ids one array literal:
     ``federation.db.lookups``)."""
@@ -124,9 +142,12 @@ class _Context:
         self.entries = {
             e["pk"]: e
             for e in Entry.objects.filter(pk__in=entry_ids).values(
-                "pk", "signal_type", "value", "state", "state_changed_at"
+                "pk", "signal_type", "value", "state",
+                decided_at=_WireTimestamp("state_changed_at")
+                if connection.vendor == "postgresql"
+                else F("state_changed_at"),
             )
-        }
+        }  # fmt: skip
         # The latest decision of each entry (read in order: the last one read wins), as its
         # JSON text: a round's entries share a few policies, each parsed and summarised once
         # (``policy_text``) instead of once per entry by the field's loader.
@@ -230,7 +251,7 @@ class _Context:
             signal_type=entry["signal_type"],
             value=entry["value"],
             state=state,
-            decided_at=entry["state_changed_at"],
+            decided_at=entry["decided_at"],
             policy=self.policy_text(self.decisions.get(entry_id), trusted_peer),
             attested_at=self._attested_at,
         )

@@ -224,19 +224,19 @@ def attestation_document(
     signal_type: str,
     value: str,
     state: str,
-    decided_at: datetime,
+    decided_at: datetime | str,
     policy: str,
     attested_at: datetime | str,
 ) -> dict[str, Any]:
-    """``attested_at`` as a datetime, or as its text already (a round's attestations share
-    one)."""
+    """``decided_at`` and ``attested_at`` as datetimes, or as their text already (a round's
+    attestations share one ``attested_at``; a sender reads ``decided_at`` written)."""
     return {
         "kind": ATTESTATION_KIND,
         "v": WIRE_VERSION,
         "hub": hub,
         "signal": {"type": signal_type, "value": value},
         "state": state,
-        "decided_at": format_timestamp(decided_at),
+        "decided_at": decided_at if isinstance(decided_at, str) else format_timestamp(decided_at),
         "policy": policy[:MAX_POLICY_LENGTH],
         "attested_at": attested_at
         if isinstance(attested_at, str)

@@ -2,6 +2,8 @@
 wire's own parser and every signature in it verifies with the key that must have made it."""
 
 import hashlib
+from datetime import UTC, datetime, timedelta
+from datetime import timezone as timezone_of
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -11,6 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from federation.canonical import canonical_bytes, canonical_json_bytes
+from federation.contributions.models import Entry
 from federation.hubkey import hub_public_key
 from federation.lifecycle import entries_transition
 from federation.propagation.items import ItemsBuilder, items_build, policy_summary, row_refs
@@ -24,6 +27,7 @@ from federation.propagation.wire import (
 )
 from federation.signing import (
     decode_signature,
+    format_timestamp,
     parse_key_registration,
     verify_key_registration,
     verify_signature,
@@ -91,6 +95,24 @@ def test_a_local_contribution_travels_verbatim_with_its_binding_and_this_hubs_at
     assert attestation.document["state"] == "vetted"
     assert attestation.document["signal"] == {"type": entry.signal_type, "value": entry.value}
     assert attestation.document["policy"] == "trusted member"
+
+
+@pytest.mark.parametrize("moment", [
+    datetime(2026, 3, 1, 9, 5, 7, tzinfo=UTC),  # whole seconds: no fraction
+    datetime(2026, 3, 1, 9, 5, 7, 40, tzinfo=UTC),  # six digits, leading zeros kept
+    datetime(2026, 12, 31, 23, 59, 59, 999999, tzinfo=timezone_of(timedelta(hours=-5))),  # UTC: next year
+])  # fmt: skip
+def test_the_attestation_names_the_entrys_decision_time_as_signed_timestamps_are_written(
+    acme_submitter, moment
+):
+    make_peer("bravo.hub")
+    entry = vetted_entry(acme_submitter)
+    Entry.objects.filter(pk=entry.pk).update(state_changed_at=moment)
+
+    ((_row_id, item, _digest),) = build().items
+
+    (attestation,) = parse_item(item, index=0).attestations
+    assert attestation.document["decided_at"] == format_timestamp(moment)
 
 
 def test_the_binding_is_signed_once_and_kept(acme_submitter):

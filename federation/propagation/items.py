@@ -82,13 +82,6 @@ class BuiltBatch:
     canonical: dict[int, bytes] = field(default_factory=dict)  # row → the item's RFC 8785 bytes
 
 
-def row_refs(rows) -> list[RowRef]:
-    return [
-        RowRef(r.id, r.kind, r.contribution_id, r.entry_id, r.signing_key_id, list(r.path or []))
-        for r in rows
-    ]
-
-
 def policy_summary(snapshot: dict | None, *, trusted_peer: str | None = None) -> str:
     """A short text for an attestation's ``policy``."""
     if snapshot:

@@ -174,11 +174,12 @@ _EMPTY_ITEMS = b'"items":[]'
 
 def batch_canonical(document: dict[str, Any], items: list[bytes]) -> bytes:
     """The RFC 8785 bytes of a batch document whose items' own RFC 8785 bytes are ``items``
-    (in order; the document's own ``items`` are not read): the envelope's bytes with the items' spliced in, so that a sender that already
-    wrote each item (for its digest) does not walk and write them all again. The same bytes as
-    ``canonical_json_bytes(document)``: JCS writes an array as its elements' bytes joined by
-    commas, and no other envelope field can hold the text ``"items":[]`` (hub ids, a UUID, a
-    timestamp and the feed's integers hold no quote)."""
+    (in order; the document's own ``items`` are not read): the envelope's bytes with the items'
+    spliced in, so that a sender that already wrote each item (for its digest) does not walk and
+    write them all again. The same bytes as ``canonical_json_bytes`` of the document with those
+    items: JCS writes an array as its elements' bytes joined by commas, and no other envelope
+    field can hold the text ``"items":[]`` (hub ids, a UUID, a timestamp and the feed's integers
+    hold no quote)."""
     head = canonical_json_bytes({**document, "items": []})
     if head.count(_EMPTY_ITEMS) != 1:  # cannot happen for a well-formed envelope; stay exact
         return canonical_json_bytes({**document, "items": [orjson.loads(i) for i in items]})

@@ -18,14 +18,14 @@ def canonical_bytes(document: dict[str, Any]) -> bytes:
 # orjson with sorted keys writes JCS on the domain where the two agree (see below): compact, the
 # same short escapes and lowercase \u00xx for other control characters, non-ASCII as is.
 JCS_ORJSON_OPTION = orjson.OPT_SORT_KEYS
-_JCS_INT_MAX = 2**53 - 1
+JCS_INT_MAX = 2**53 - 1
 # Keys sort identically by code point (Python) and by UTF-16 code unit (JCS) unless one holds a
 # character at or above U+E000: a non-BMP character (a surrogate pair in UTF-16, D800-DFFF)
 # sorts after U+E000-U+FFFF by code point but before them by code unit.
 _KEY_SORT_LIMIT = "\ue000"
 
 
-def _in_fast_domain(value: object) -> bool:
+def in_fast_domain(value: object) -> bool:
     """Whether ``value`` holds only what orjson writes exactly as JCS: exact ``dict`` (string
     keys below U+E000), ``list``, ``str``, ``bool``, ``None`` and ``int`` within JCS's range.
     Floats (JCS's number formatting differs from Python's repr), tuples and subclasses (an
@@ -46,7 +46,7 @@ def _in_fast_domain(value: object) -> bool:
         elif kind is list:
             pending.extend(item)
         elif kind is int:
-            if not -_JCS_INT_MAX <= item <= _JCS_INT_MAX:
+            if not -JCS_INT_MAX <= item <= JCS_INT_MAX:
                 return False
         elif not (kind is str or kind is bool or item is None):
             return False
@@ -55,7 +55,7 @@ def _in_fast_domain(value: object) -> bool:
 
 def canonical_json_bytes(document: object) -> bytes:
     """RFC 8785 bytes of any JSON value, identical to ``canonical_bytes`` (the rfc8785 package)
-    and many times faster where it can be: on ``_in_fast_domain`` values orjson with sorted keys
+    and many times faster where it can be: on ``in_fast_domain`` values orjson with sorted keys
     writes the same bytes (same short escapes, lowercase \\u00xx for other control characters,
     non-ASCII as is; 14 times the standard library's C encoder on a 500-item batch here);
     anything else, text with no UTF-8 form (a lone surrogate) and nesting deeper than orjson's
@@ -71,7 +71,7 @@ def canonical_json_fast(document: object) -> bytes | None:
     A value that takes it holds only parts that would (the domain check covers every node, and
     orjson fails only on a node: a lone surrogate, too deep a nesting): the caller may write
     those parts with ``canonical_json_part`` without walking them again."""
-    if _in_fast_domain(document):
+    if in_fast_domain(document):
         try:
             return orjson.dumps(document, option=JCS_ORJSON_OPTION)
         except orjson.JSONEncodeError:

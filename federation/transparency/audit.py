@@ -12,10 +12,16 @@ from dataclasses import dataclass, field
 from datetime import UTC
 from typing import Any
 
+import orjson
 from django.db import transaction
 from django.utils import timezone
 
-from federation.canonical import canonical_json_bytes
+from federation.canonical import (
+    JCS_INT_MAX,
+    JCS_ORJSON_OPTION,
+    canonical_json_bytes,
+    in_fast_domain,
+)
 from federation.db.bulk_insert import copy_rows, insert_alike
 from federation.enqueue import TaskName, nudge, nudge_soon
 from federation.transparency.models import AuditEvent
@@ -303,6 +309,30 @@ def row_document(
 
 def event_leaf_bytes(event: AuditEvent) -> bytes:
     return canonical_json_bytes(event_document(event))
+
+
+def row_leaf_bytes(row: Sequence, *, data_checked: bool = False) -> bytes:
+    """``canonical_json_bytes(row_document(*row))``, the sequencer's way: the envelope around
+    ``data`` is known (fixed ASCII keys, the event's id, text columns), so only ``data`` is
+    walked for ``in_fast_domain`` (not at all if ``data_checked``: the caller walked it), and
+    orjson writes the whole document. Any other row (an id beyond JCS's integers, a column that
+    is not text, data outside the domain) takes ``canonical_json_bytes`` as before."""
+    pk, _, action, actor_type, actor_id, actor_label, organisation, object_type, object_id, data = (
+        row
+    )
+    document = row_document(*row)
+    if (
+        type(pk) is int
+        and -JCS_INT_MAX <= pk <= JCS_INT_MAX
+        and str is type(action) is type(actor_type) is type(actor_id) is type(actor_label)
+        and str is type(organisation) is type(object_type) is type(object_id)
+        and (data_checked or in_fast_domain(data))
+    ):
+        try:
+            return orjson.dumps(document, option=JCS_ORJSON_OPTION)
+        except orjson.JSONEncodeError:
+            pass  # a lone surrogate: the reference encoder's answer, error included
+    return canonical_json_bytes(document)
 
 
 def _schedule_sequencing() -> None:

@@ -1,6 +1,7 @@
 """The sequencer: batches, one checkpoint per batch, proofs from the stored levels, refusal to
 sign an inconsistent tree, and no double assignment when two sequencers race."""
 
+import json
 import threading
 from datetime import UTC, datetime
 
@@ -9,6 +10,8 @@ from concordat_client import verifier
 from django.db import connection, connections
 from pymerkle import InmemoryTree
 
+from federation import canonical
+from federation.db.lookups import bigint_array
 from federation.transparency import log_selectors as selectors
 from federation.transparency import merkle, sequencer
 from federation.transparency.audit import AuditRecord, audit_record_many, event_leaf_bytes
@@ -230,7 +233,7 @@ def test_a_batch_reads_and_updates_only_its_own_rows_whatever_the_statistics():
         cursor.execute(sequencer.BATCH_PLANS)
     select = _plan(sequencer.UNSEQUENCED_SQL, [100])
     ids = list(AuditEvent.objects.order_by("id").values_list("id", flat=True)[:100])
-    update = _plan(sequencer.ASSIGN_SQL, [ids, list(range(100))])
+    update = _plan(sequencer.ASSIGN_SQL, [0, bigint_array(ids)])
 
     assert "auditevent_unsequenced" in select
     assert "federation_auditevent_pkey" in update
@@ -261,3 +264,49 @@ def test_the_leaves_the_sequencer_hashes_are_the_documented_leaf_bytes():
     for event in events:
         assert stored[(0, event.leaf_index)] == merkle.leaf_hash(event_leaf_bytes(event))
     assert b'"occurred_at":"0999-05-06' not in event_leaf_bytes(events[2])
+
+
+# jsonb values as PostgreSQL writes their text: orjson must decode them as json.loads does
+# (the JSONField's decoding), or hand them to json.loads.
+AWKWARD_DATA = [
+    {"n": 1, "labels": ["a", "b"], "nested": {"x": [None, True, False, {}]}},
+    {"big": 2**53 - 1, "beyond JCS": 2**53, "beyond 64 bits": 2**70, "negative": -(2**63)},
+    {"floats": [0.1, 2.5, 1e21, 1e-7, -0.0, 123456789.123456789]},
+    {"long decimal": 1.00000000000000000001},
+    {"\ue000 key": 1, "𝄞": "𝄞", "é": "ü", "control": '\u0001\u001f"\\/\n'},
+    {"deep": [[[[[[[[[[[[[[[[[[[[{"a": 1}]]]]]]]]]]]]]]]]]]]]},
+    {"deeper": json.loads("[" * 900 + "]" * 900)},
+    [],
+    "text",
+    7,
+]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("value", AWKWARD_DATA, ids=range(len(AWKWARD_DATA)))
+def test_the_sequencer_decodes_event_data_as_the_json_field_does(value):
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT %s::jsonb::text", [json.dumps(value)])
+        (text,) = cursor.fetchone()
+
+    data, checked = sequencer._decoded(text)
+
+    assert repr(data) == repr(json.loads(text))  # the same values and types, in the same order
+    assert checked == canonical.in_fast_domain(data)
+
+
+@pytest.mark.django_db
+def test_leaves_of_data_outside_the_fast_domain_are_the_documented_leaf_bytes():
+    for data in (
+        {"n": 1, "labels": ["a"], "ok": True, "none": None},
+        {"big": 2**53 - 1, "negative": -(2**53 - 1)},
+        {"floats": [0.1, 2.5, 1e-7, -0.0], "long decimal": 1.00000000000000000001},
+        {"\ue000 key": 1, "𝄞": "𝄞", "control": '\u0001\u001f"\\/\n'},
+    ):
+        audit_record_many([AuditRecord(action="test.event", actor=ACTOR, data=data)])
+    sequence_pending()
+
+    events = AuditEvent.objects.order_by("leaf_index")
+    stored = selectors.read_nodes({(0, event.leaf_index) for event in events})
+    for event in events:
+        assert stored[(0, event.leaf_index)] == merkle.leaf_hash(event_leaf_bytes(event))

@@ -1,7 +1,8 @@
 """The audit log sequencer's CPU per event, in process (issue 28): ``sequence_pending`` over
 ``EVENTS`` committed events written as a received batch writes them (half
 ``contribution.accepted`` by ``audit_record_alike``, half ``entry.vetted`` by
-``audit_record_for_ids``, a peer hub the actor), several runs, each on new events.
+``audit_record_for_ids``, a peer hub the actor), several runs, each on new events: sequenced
+as one backlog, and after each received batch.
 
 Printed per run: this process's CPU per event (``time.process_time``) and its PostgreSQL
 backend's (``/proc/<pid>/schedstat``, same machine), for the sequencing and, apart, for writing
@@ -95,31 +96,44 @@ def _report(name: str, figures: list[float]) -> None:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_sequencer_cpu_per_event(monkeypatch):
+@pytest.mark.parametrize("sequenced_every", [EVENTS, 2 * CHUNK], ids=["backlog", "per-batch"])
+def test_sequencer_cpu_per_event(monkeypatch, sequenced_every):
+    """``backlog``: ``EVENTS`` written, then sequenced (batches of TRANSPARENCY_SEQUENCE_BATCH);
+    ``per-batch``: sequenced after each received batch's events (``CHUNK`` items, two events
+    each), as a receiving hub's worker does when it keeps up, so each run's fixed work counts."""
     monkeypatch.setattr(audit, "_schedule_sequencing", lambda: None)  # no broker: sequenced here
     sequence_pending()  # the empty log's checkpoint
     directory = os.environ.get("CONCORDAT_BENCH_PROFILE")
     write_python, write_database, python, database, loads = [], [], [], [], []
     for run in range(RUNS):
-        backend, started = _backend_seconds(), time.process_time()
-        _write_events(EVENTS, entry_base=run * EVENTS)
-        write_python.append((time.process_time() - started) / EVENTS * 1e6)
-        write_database.append((_backend_seconds() - backend) / EVENTS * 1e6)
-
+        spent = [0.0, 0.0, 0.0, 0.0]
         profile = cProfile.Profile(time.process_time) if directory else None
-        backend, started = _backend_seconds(), time.process_time()
+        for start in range(0, EVENTS, sequenced_every):
+            backend, started = _backend_seconds(), time.process_time()
+            _write_events(sequenced_every, entry_base=run * EVENTS + start)
+            spent[0] += time.process_time() - started
+            spent[1] += _backend_seconds() - backend
+            backend, started = _backend_seconds(), time.process_time()
+            if profile:
+                profile.enable()
+            sequenced = sequence_pending()
+            if profile:
+                profile.disable()
+            spent[2] += time.process_time() - started
+            spent[3] += _backend_seconds() - backend
+            assert sequenced == sequenced_every
         if profile:
-            profile.enable()
-        sequenced = sequence_pending()
-        if profile:
-            profile.disable()
-            profile.dump_stats(os.path.join(directory, f"sequencer-{run}.prof"))
-        python.append((time.process_time() - started) / EVENTS * 1e6)
-        database.append((_backend_seconds() - backend) / EVENTS * 1e6)
+            profile.dump_stats(os.path.join(directory, f"sequencer-{sequenced_every}-{run}.prof"))
+        for figures, seconds in zip(
+            (write_python, write_database, python, database), spent, strict=True
+        ):
+            figures.append(seconds / EVENTS * 1e6)
         loads.append(os.getloadavg()[0])
-        assert sequenced == EVENTS
     assert not AuditEvent.objects.filter(leaf_index__isnull=True).exists()
-    print(f"\nSequencer CPU per event, µs, {RUNS} runs of {EVENTS:,} events each")
+    print(
+        f"\nSequencer CPU per event, µs, {RUNS} runs of {EVENTS:,} events each, "
+        f"sequenced every {sequenced_every:,}"
+    )
     _report("sequencing, Python", python)
     _report("sequencing, its PostgreSQL backend", database)
     _report("writing the events, Python", write_python)

@@ -234,10 +234,12 @@ def test_a_batch_reads_and_updates_only_its_own_rows_whatever_the_statistics():
     select = _plan(sequencer.UNSEQUENCED_SQL, [100])
     ids = list(AuditEvent.objects.order_by("id").values_list("id", flat=True)[:100])
     update = _plan(sequencer.ASSIGN_SQL, [0, bigint_array(ids)])
+    opening = _plan(sequencer.LOG_STATE_SQL, [])
 
     assert "auditevent_unsequenced" in select
     assert "federation_auditevent_pkey" in update
-    for plan in (select, update):
+    assert "auditevent_leaf_index_unique" in opening and "Seq Scan" not in opening, opening
+    for plan in (select, update, opening):
         assert "Bitmap" not in plan and "Sort" not in plan and "Hash" not in plan, plan
 
 

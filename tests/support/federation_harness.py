@@ -43,6 +43,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from federation.demo import processes
 from federation.demo.processes import parallel
 from federation.partner_client import ContributionSigner
+from tests.support.arrivals import Arrivals, arrivals_after
 from tests.support.harness import (
     BROKER_URL,
     PG_ADMIN_URL,
@@ -307,21 +308,17 @@ class FederationHub(Hub):
     def wait_for_count_after(
         self, mark: int, count: int, *, timeout: float = 900, interval: float = 0.1
     ) -> float:
-        """Wait until ``count`` contributions with ids above ``mark`` are stored; returns when.
+        """Wait until ``count`` contributions with ids above ``mark`` are stored; returns when."""
+        return self.arrivals_after(mark, count, timeout=timeout, interval=interval).done_at
 
-        For benchmarks: one open connection and an index range count per poll, so the watching
-        takes next to no CPU from the hubs it measures (``wait_for_contributions`` matches a
-        list of uuids on a new connection: at 20,000 uuids every 100 ms, about 12 CPU-seconds
-        of the harness's own in a throughput run, beside PostgreSQL's share)."""
-        with psycopg.connect(self.database_url, autocommit=True) as connection:
-
-            def stored() -> int:
-                query = "SELECT count(*) FROM federation_contribution WHERE id > %s"
-                return connection.execute(query, (mark,)).fetchone()[0]
-
-            wait_for(lambda: stored() >= count, timeout=timeout, interval=interval,
-                     what=f"{count} contributions on hub {self.name}")  # fmt: skip
-        return time.monotonic()
+    def arrivals_after(
+        self, mark: int, count: int, *, timeout: float = 900, interval: float = 0.1
+    ) -> Arrivals:
+        """``tests.support.arrivals.arrivals_after`` on this hub: also the first arrival."""
+        what = f"{count} contributions on hub {self.name}"
+        return arrivals_after(
+            self.database_url, what, mark, count, timeout=timeout, interval=interval
+        )
 
     def entry_state(self, signal_type: str, value: str) -> str | None:
         rows = self.sql(

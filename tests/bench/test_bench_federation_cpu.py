@@ -74,13 +74,13 @@ def _backend_cpu() -> float:
 
 
 def _backend_seconds() -> float:
-    """CPU seconds of this connection's PostgreSQL backend so far (a local server, Linux)."""
+    """CPU seconds of this connection's PostgreSQL backend so far (a local server, Linux), from
+    ``/proc/<pid>/schedstat`` (nanoseconds: ``stat``'s clock ticks are 10 ms, 5 µs per item of
+    a 2,000-item run)."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
         pid = cursor.fetchone()[0]
-    text = Path(f"/proc/{pid}/stat").read_text()
-    fields = text[text.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0]) / 1e9
 
 
 @pytest.fixture

@@ -9,14 +9,17 @@ and without the other side's. ``CONCORDAT_BENCH_PROFILE=<dir>`` writes a cProfil
 - receiver: ``POST /api/v1/federation/batches`` (the test client: Django's middleware, DRF, the
   parser, checks and storage) of batches of 500 contribution items from a trusted peer, each
   item as a sender builds it (the member's contribution, its key section, the origin's
-  attestation, a path of one hub, ``sent_to`` the third hub).
+  attestation, a path of one hub, ``sent_to`` the third hub); also its PostgreSQL backend's
+  CPU per item, and with ``CONCORDAT_BENCH_STATEMENTS=1`` per statement.
 """
 
+import contextlib
 import cProfile
 import os
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import orjson
@@ -24,6 +27,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
+from federation.db import bulk_insert
 from federation.propagation.delivery import outbox_drain
 from federation.propagation.models import OutboxItem
 from members.models import Role
@@ -73,14 +77,19 @@ def _backend_cpu() -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _backend_seconds() -> float:
+def _backend_seconds(*, quick: bool = False) -> float:
     """CPU seconds of this connection's PostgreSQL backend so far (a local server, Linux), from
     ``/proc/<pid>/schedstat`` (nanoseconds: ``stat``'s clock ticks are 10 ms, 5 µs per item of
-    a 2,000-item run)."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_backend_pid()")
-        pid = cursor.fetchone()[0]
-    return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0]) / 1e9
+    a 2,000-item run). ``quick``: the pid is the one read last (no statement of its own)."""
+    global _backend_pid
+    if not quick or _backend_pid is None:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            _backend_pid = cursor.fetchone()[0]
+    return int(Path(f"/proc/{_backend_pid}/schedstat").read_text().split()[0]) / 1e9
+
+
+_backend_pid: int | None = None
 
 
 @pytest.fixture
@@ -124,7 +133,48 @@ def test_sender_cpu_per_item(answering_peer, settings):
     _report("sender drain", spent, ROWS, database)
 
 
-def test_receiver_cpu_per_item(db):
+class _StatementCPU:
+    """With ``CONCORDAT_BENCH_STATEMENTS`` set: the backend's CPU per statement (its first 90
+    characters; a COPY by table), from ``/proc/<pid>/schedstat`` around each one."""
+
+    def __init__(self, monkeypatch) -> None:
+        self.spent: Counter[str] = Counter()
+        self.enabled = bool(os.environ.get("CONCORDAT_BENCH_STATEMENTS"))
+        if not self.enabled:
+            return
+        copy = bulk_insert._copy
+
+        def timed_copy(cursor, connection, model, table, *args, **kwargs):
+            with self.timed(f"COPY {model._meta.db_table}"):
+                return copy(cursor, connection, model, table, *args, **kwargs)
+
+        monkeypatch.setattr(bulk_insert, "_copy", timed_copy)
+
+    @contextlib.contextmanager
+    def timed(self, name: str):
+        start = _backend_seconds(quick=True)
+        try:
+            yield
+        finally:
+            self.spent[name] += _backend_seconds(quick=True) - start
+
+    def execute(self, execute, sql, params, many, context):
+        with self.timed(" ".join(sql.split())[:90]):
+            return execute(sql, params, many, context)
+
+    def watching(self):
+        return (
+            connection.execute_wrapper(self.execute) if self.enabled else contextlib.nullcontext()
+        )
+
+    def report(self, count: int) -> None:
+        for name, seconds in self.spent.most_common(15):
+            print(f"  {seconds / count * 1e6:6.2f} µs per item  {name}")
+        self.spent.clear()
+
+
+def test_receiver_cpu_per_item(db, monkeypatch):
+    statements = _StatementCPU(monkeypatch)
     alpha = RemoteHub("alpha.hub")
     make_peer("charlie.hub")
     member = alpha.member("initech")
@@ -152,7 +202,11 @@ def test_receiver_cpu_per_item(db):
                 assert response.json()["rejected"] == 0
 
         backend = _backend_seconds()
-        spent.append(_measured("receiver", run, push))
+        with statements.watching():
+            spent.append(_measured("receiver", run, push))
         database.append(_backend_seconds() - backend)
+        if statements.enabled:
+            print(f"\nreceiver push, run {run}, its PostgreSQL backend by statement:")
+            statements.report(ROWS)
     _report("receiver push", spent, ROWS)
     _report("receiver push, its PostgreSQL backend", database, ROWS)

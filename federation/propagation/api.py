@@ -86,7 +86,9 @@ class FederationBatchView(APIView):
             raise self._refused(
                 request, BoundedJSONParser.too_large(limit), code="payload_too_large"
             ) from None
-        result = batch_receive(peer=peer, body=body, via="push", evidence=_evidence(request))
+        result = batch_receive(
+            peer=peer, body=body, via="push", evidence=lambda: _evidence(request)
+        )
         return Response(result.as_response())
 
     def _refused(self, request, exc: Exception, *, code: str, authenticated: bool = True):

@@ -115,11 +115,14 @@ def _pull_pages(peer: Peer, link: PeerLink, outcome: PullOutcome) -> None:
             body = _json(raw)
         except ValueError as exc:
             raise PullFailed(f"the feed page is not JSON: {exc}") from None
-        evidence = {
-            Key.PATH: FEED_PATH,
-            Key.SIZE: len(raw),
-            Key.SHA256: hashlib.sha256(raw).hexdigest(),
-        }
+
+        def evidence(raw=raw) -> dict:  # for a refused page only
+            return {
+                Key.PATH: FEED_PATH,
+                Key.SIZE: len(raw),
+                Key.SHA256: hashlib.sha256(raw).hexdigest(),
+            }
+
         try:
             with cycle_collection_paused():
                 result = batch_receive(

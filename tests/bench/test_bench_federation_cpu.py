@@ -31,6 +31,7 @@ from federation.db import bulk_insert
 from federation.propagation.delivery import outbox_drain
 from federation.propagation.models import OutboxItem
 from members.models import Role
+from tests.support.backend_cpu import backend_pid, backend_seconds
 from tests.support.federation import RemoteHub, contribution_item
 from tests.support.parties import make_member, make_organisation, random_hex
 from tests.support.sending import make_peer
@@ -68,30 +69,6 @@ def _report(name: str, spent: list[float], count: int, database: list[float] = (
     )
 
 
-def _backend_cpu() -> float:
-    """CPU seconds so far of this connection's PostgreSQL backend (on this machine)."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_backend_pid()")
-        (pid,) = cursor.fetchone()
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _backend_seconds(*, quick: bool = False) -> float:
-    """CPU seconds of this connection's PostgreSQL backend so far (a local server, Linux), from
-    ``/proc/<pid>/schedstat`` (nanoseconds: ``stat``'s clock ticks are 10 ms, 5 µs per item of
-    a 2,000-item run). ``quick``: the pid is the one read last (no statement of its own)."""
-    global _backend_pid
-    if not quick or _backend_pid is None:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_backend_pid()")
-            _backend_pid = cursor.fetchone()[0]
-    return int(Path(f"/proc/{_backend_pid}/schedstat").read_text().split()[0]) / 1e9
-
-
-_backend_pid: int | None = None
-
-
 @pytest.fixture
 def answering_peer(db):
     server = subprocess.Popen(
@@ -126,9 +103,9 @@ def test_sender_cpu_per_item(answering_peer, settings):
             nonlocal result
             result = outbox_drain(peer_id=answering_peer.pk, lane="normal")
 
-        before = _backend_cpu()
+        before = backend_seconds()
         spent.append(_measured("sender", run, drain))
-        database.append(_backend_cpu() - before)
+        database.append(backend_seconds() - before)
         assert result.delivered == ROWS
     _report("sender drain", spent, ROWS, database)
 
@@ -142,6 +119,7 @@ class _StatementCPU:
         self.enabled = bool(os.environ.get("CONCORDAT_BENCH_STATEMENTS"))
         if not self.enabled:
             return
+        self.pid = backend_pid()
         copy = bulk_insert._copy
 
         def timed_copy(cursor, connection, model, table, *args, **kwargs):
@@ -152,11 +130,11 @@ class _StatementCPU:
 
     @contextlib.contextmanager
     def timed(self, name: str):
-        start = _backend_seconds(quick=True)
+        start = backend_seconds(self.pid)
         try:
             yield
         finally:
-            self.spent[name] += _backend_seconds(quick=True) - start
+            self.spent[name] += backend_seconds(self.pid) - start
 
     def execute(self, execute, sql, params, many, context):
         with self.timed(" ".join(sql.split())[:90]):
@@ -201,10 +179,10 @@ def test_receiver_cpu_per_item(db, monkeypatch):
                 assert response.status_code == 200, response.content[:300]
                 assert response.json()["rejected"] == 0
 
-        backend = _backend_seconds()
+        backend = backend_seconds()
         with statements.watching():
             spent.append(_measured("receiver", run, push))
-        database.append(_backend_seconds() - backend)
+        database.append(backend_seconds() - backend)
         if statements.enabled:
             print(f"\nreceiver push, run {run}, its PostgreSQL backend by statement:")
             statements.report(ROWS)

@@ -14,11 +14,10 @@ import cProfile
 import os
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from uuid import uuid4
 
 import pytest
-from django.db import connection, transaction
+from django.db import transaction
 
 from federation.transparency import audit
 from federation.transparency.actions import Action, Key, ObjectType
@@ -26,6 +25,7 @@ from federation.transparency.audit import audit_record_alike, audit_record_for_i
 from federation.transparency.models import AuditEvent
 from federation.transparency.sequencer import sequence_pending
 from members.actors import Actor
+from tests.support.backend_cpu import backend_seconds
 from tests.support.parties import random_hex
 
 pytestmark = [pytest.mark.bench]
@@ -33,14 +33,6 @@ pytestmark = [pytest.mark.bench]
 EVENTS = int(os.environ.get("CONCORDAT_BENCH_EVENTS", "20000"))
 RUNS = int(os.environ.get("CONCORDAT_BENCH_RUNS", "4"))
 CHUNK = 500  # a received batch's size
-
-
-def _backend_seconds() -> float:
-    """CPU seconds so far of this connection's PostgreSQL backend (schedstat: nanoseconds)."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_backend_pid()")
-        (pid,) = cursor.fetchone()
-    return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0]) / 1e9
 
 
 def _write_events(count: int, entry_base: int) -> None:
@@ -109,18 +101,18 @@ def test_sequencer_cpu_per_event(monkeypatch, sequenced_every):
         spent = [0.0, 0.0, 0.0, 0.0]
         profile = cProfile.Profile(time.process_time) if directory else None
         for start in range(0, EVENTS, sequenced_every):
-            backend, started = _backend_seconds(), time.process_time()
+            backend, started = backend_seconds(), time.process_time()
             _write_events(sequenced_every, entry_base=run * EVENTS + start)
             spent[0] += time.process_time() - started
-            spent[1] += _backend_seconds() - backend
-            backend, started = _backend_seconds(), time.process_time()
+            spent[1] += backend_seconds() - backend
+            backend, started = backend_seconds(), time.process_time()
             if profile:
                 profile.enable()
             sequenced = sequence_pending()
             if profile:
                 profile.disable()
             spent[2] += time.process_time() - started
-            spent[3] += _backend_seconds() - backend
+            spent[3] += backend_seconds() - backend
             assert sequenced == sequenced_every
         if profile:
             profile.dump_stats(os.path.join(directory, f"sequencer-{sequenced_every}-{run}.prof"))

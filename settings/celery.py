@@ -8,7 +8,7 @@ from celery.signals import task_postrun, task_prerun
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "settings.base")
 # Django's system checks run where they can stop a deployment (`manage.py check --deploy`,
 # `migrate`), not at every worker's start: there they imported the URL patterns, and with them
-# every API module, which no task needs (about 0.15 s of CPU per start; docs/operations.md).
+# every API module, which no task needs (about 0.18 s of CPU per start; docs/operations.md).
 os.environ.setdefault("CELERY_SKIP_CHECKS", "1")
 
 app = Celery("concordat")

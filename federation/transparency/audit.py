@@ -18,8 +18,8 @@ from django.utils import timezone
 
 from federation.canonical import (
     JCS_INT_MAX,
-    JCS_ORJSON_OPTION,
     canonical_json_bytes,
+    canonical_json_part,
     in_fast_domain,
 )
 from federation.db.bulk_insert import copy_rows, insert_alike
@@ -329,7 +329,7 @@ def row_leaf_bytes(row: Sequence, *, data_checked: bool = False) -> bytes:
         and (data_checked or in_fast_domain(data))
     ):
         try:
-            return orjson.dumps(document, option=JCS_ORJSON_OPTION)
+            return canonical_json_part(document)
         except orjson.JSONEncodeError:
             pass  # a lone surrogate: the reference encoder's answer, error included
     return canonical_json_bytes(document)

@@ -97,10 +97,6 @@ def _published_size() -> int:
     return size or 0
 
 
-def root_hash(*, tree_size: int) -> bytes:
-    return merkle.range_hash(0, tree_size, read_nodes(set(merkle.root_nodes(tree_size))))
-
-
 @dataclass(frozen=True)
 class InclusionProof:
     leaf_index: int

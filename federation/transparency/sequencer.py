@@ -101,8 +101,10 @@ def _record_success() -> None:
     """Back to OK after a refusal (one cheap UPDATE, and only when the state changes; in SQL, as
     it runs after every run: the ORM's UPDATE cost more CPU than the statement)."""
     ok = SequencerStatus.State.OK
-    with connections[router.db_for_write(SequencerStatus)].cursor() as cursor:
-        cursor.execute(RECORD_SUCCESS_SQL, [ok, timezone.now(), ok])
+    connection = connections[router.db_for_write(SequencerStatus)]
+    since = connection.ops.adapt_datetimefield_value(timezone.now())  # as the ORM stores it
+    with connection.cursor() as cursor:
+        cursor.execute(RECORD_SUCCESS_SQL, [ok, since, ok])
 
 
 RECORD_SUCCESS_SQL = (
@@ -219,8 +221,8 @@ LOG_STATE_SQL = (
     f"LEFT JOIN (SELECT tree_size, root_hash FROM {Checkpoint._meta.db_table} "
     "ORDER BY tree_size DESC LIMIT 1) AS latest ON true"
 )
-# Leaf indexes set once, from NULL, consecutive from the second parameter in the order of the
-# first's ids (a ``bigint[]`` literal): ``num_nulls(x) = 1`` is ``x IS NULL`` written so that no
+# Leaf indexes set once, from NULL, consecutive from the first parameter in the order of the
+# second's ids (a ``bigint[]`` literal): ``num_nulls(x) = 1`` is ``x IS NULL`` written so that no
 # index can serve it, so each row is found by its primary key (see BATCH_PLANS).
 ASSIGN_SQL = (
     f"UPDATE {_TABLE} AS e SET leaf_index = %s + v.position - 1 "  # noqa: S608 (model names)
@@ -263,8 +265,9 @@ def _decoded(text: str) -> tuple[object, bool]:
     """An event's jsonb data as the JSONField's own decoding (``json.loads`` of its text) gives
     it, and whether it is ``in_fast_domain``. orjson decodes text, integers, lists and objects
     exactly as ``json.loads`` does, several times faster; data holding anything else (a float,
-    which the two might round differently) or that orjson refuses (an integer beyond 64 bits, a
-    deep nesting) is decoded by ``json.loads``, as before."""
+    which the two might round differently, and an integer beyond 64 bits, which orjson reads as
+    a float) or that orjson refuses (too deep a nesting) is decoded by ``json.loads``, as
+    before."""
     try:
         data = orjson.loads(text)
     except orjson.JSONDecodeError:
@@ -313,9 +316,9 @@ def _check_extends(previous: Checkpoint | None, *, new_size: int, new_root: byte
     """Refuse unless the stored tree's root is ``new_root`` and a consistency proof from the
     previous checkpoint, read from the stored nodes, verifies."""
     ranges = merkle.consistency_ranges(previous.tree_size, new_size) if previous else []
-    # The nodes of the root and of the proof, read in one query.
-    nodes = selectors.read_nodes(set(merkle.root_nodes(new_size)) | merkle.nodes_for_ranges(ranges))
-    if merkle.range_hash(0, new_size, nodes) != new_root:
+    # The proof's hashes and the root, from the stored nodes read in one query.
+    *proof, stored_root = merkle.proof_hashes([*ranges, (0, new_size)], selectors.read_nodes)
+    if stored_root != new_root:
         _refuse(f"the stored nodes give another root for tree size {new_size}")
     if previous is None:
         return
@@ -325,7 +328,7 @@ def _check_extends(previous: Checkpoint | None, *, new_size: int, new_root: byte
             second=new_size,
             first_root=bytes(previous.root_hash),
             second_root=new_root,
-            proof=[merkle.range_hash(start, end, nodes) for start, end in ranges],
+            proof=proof,
         )
     except merkle.ProofError as exc:
         _refuse(

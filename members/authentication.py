@@ -10,7 +10,6 @@ from django.core.exceptions import ObjectDoesNotExist
 from django.db import connections, router
 from django.db.models.query import get_related_populators
 from django.utils import timezone
-from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
 from members.models import ApiCredential
@@ -197,18 +196,3 @@ def _membership_organisation(credential: ApiCredential):
         return credential.holder.membership.organisation
     except ObjectDoesNotExist:
         return None
-
-
-class ApiCredentialScheme(OpenApiAuthenticationExtension):
-    """Describes the bearer tokens in the OpenAPI schema (drf-spectacular finds it by subclassing)."""
-
-    target_class = "members.authentication.ApiCredentialAuthentication"
-    name = "bearerAuth"
-
-    def get_security_definition(self, auto_schema):
-        return {
-            "type": "http",
-            "scheme": "bearer",
-            "bearerFormat": "cc_<prefix>_<secret>",
-            "description": "An API credential issued by a member admin (docs/api.md).",
-        }

@@ -13,6 +13,7 @@ import functools
 import unicodedata
 from collections import defaultdict
 
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse
 from rest_framework import serializers
@@ -262,6 +263,41 @@ def tag_postprocess(result, generator, request, public):
         {"name": name, "description": description} for name, description in TAG_DESCRIPTIONS.items()
     ]
     return result
+
+
+# The two bearer-token schemes. drf-spectacular finds an extension by its subclassing, so these
+# live in the module that builds the schema (``DEFAULT_SCHEMA_CLASS``), imported whenever a schema
+# is: beside the authentication classes they were imported by every process, and with them
+# drf-spectacular (about 0.2 s of a Celery worker's start, which builds no schema).
+class ApiCredentialScheme(OpenApiAuthenticationExtension):
+    """The members' API credentials (``members.authentication.ApiCredentialAuthentication``)."""
+
+    target_class = "members.authentication.ApiCredentialAuthentication"
+    name = "bearerAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "cc_<prefix>_<secret>",
+            "description": "An API credential issued by a member admin (docs/api.md).",
+        }
+
+
+class PeerTokenScheme(OpenApiAuthenticationExtension):
+    """Peer hubs' credentials (``federation.propagation.authentication.PeerAuthentication``)."""
+
+    target_class = "federation.propagation.authentication.PeerAuthentication"
+    name = "peerAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "cp_<prefix>_<secret>",
+            "description": "A peer hub's inbound credential, issued by this hub's consortium "
+            "admin (`manage.py peer add`, docs/federation.md).",
+        }
 
 
 class ConcordatAutoSchema(AutoSchema):

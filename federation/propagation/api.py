@@ -1,22 +1,26 @@
-"""The federation endpoint that receives pushed batches: ``POST /api/v1/federation/batches``.
+"""The federation endpoints: ``POST /api/v1/federation/batches``, which receives pushed batches,
+and ``GET /api/v1/federation/feed``, a peer's pull feed (its pages are built by
+``federation.propagation.feed``, which a puller's worker imports without the API around it).
 
-Peer-authenticated (``cp_`` tokens, federation/propagation/authentication.py), throttled per peer,
-bounded by ``settings.FEDERATION_MAX_BODY_BYTES``; the batch goes to
-``federation.receiving.receive.batch_receive``, exactly as a pulled page does. Every refusal of
+Both are peer-authenticated (``cp_`` tokens, federation/propagation/authentication.py) and
+throttled per peer. A pushed batch is bounded by ``settings.FEDERATION_MAX_BODY_BYTES`` and goes
+to ``federation.receiving.receive.batch_receive``, exactly as a pulled page does. Every refusal of
 the whole request is audited ``federation.batch_refused`` (a request refused for its credential
 only while the sender's address is within its rate, so that junk cannot flood the log).
 """
 
+import orjson
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from drf_spectacular.utils import extend_schema
+from django.http import HttpResponse
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions
 from rest_framework.exceptions import ParseError, UnsupportedMediaType
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from federation.api.parsers import BoundedJSONParser, PayloadTooLarge, body_evidence
-from federation.errors import ConcordatError
+from federation.errors import ConcordatError, InvalidInput
 from federation.gc_pause import cycle_collection_paused
 from federation.propagation.authentication import (
     IsActivePeer,
@@ -24,7 +28,9 @@ from federation.propagation.authentication import (
     PeerRateThrottle,
     peer_of_request,
 )
+from federation.propagation.feed import HORIZON_HEADER, MAX_CURSOR, feed_page
 from federation.propagation.serializers import BatchResultSerializer, SignedBatchSerializer
+from federation.propagation.wire import MAX_BATCH_ITEMS
 from federation.receiving.envelope import batch_refused_record, claimed_sender
 from federation.receiving.items import ITEM_CODES
 from federation.receiving.receive import batch_receive
@@ -126,3 +132,79 @@ def _code(exc: exceptions.APIException) -> str:
 
 def _evidence(request) -> dict:
     return {Key.PATH: request.path[:200], **body_evidence(request)}
+
+
+def _int(value: str | None, *, name: str, default: int, minimum: int, maximum: int) -> int:
+    if value is None or value == "":
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        number = minimum - 1
+    if not minimum <= number <= maximum:
+        raise InvalidInput(
+            f"{name} must be an integer, {minimum} to {maximum}.", details={"field": name}
+        )
+    return number
+
+
+class FederationFeedView(APIView):
+    """A peer's pull feed: a hub-signed batch of what it is owed after a stream position."""
+
+    authentication_classes = [PeerAuthentication]
+    permission_classes = [IsActivePeer]
+    throttle_classes = [PeerRateThrottle]
+    error_codes = {400: ["invalid"], 403: ["peer_suspended"], 410: ["stale_cursor"]}
+
+    @extend_schema(
+        operation_id="federation_feed",
+        parameters=[
+            OpenApiParameter(
+                "after",
+                {"type": "integer", "minimum": 0, "maximum": 9007199254740991},
+                description="The feed.next of your last page; 0 (or none) to start; at most 2^53 - 1.",
+            ),
+            OpenApiParameter(
+                "horizon",
+                {"type": "integer", "minimum": 0, "maximum": 9007199254740991},
+                description="The Concordat-Feed-Horizon of your last page (0 or none: unknown, "
+                "stale below the compaction horizon); ignored with after 0.",
+            ),
+            OpenApiParameter(
+                HORIZON_HEADER,
+                {"type": "integer", "minimum": 0, "maximum": 9007199254740991},
+                location=OpenApiParameter.HEADER,
+                response=[200],
+                description="The horizon to send back (as horizon) with your next cursors.",
+            ),
+            OpenApiParameter(
+                "limit",
+                {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": settings.FEDERATION_FEED_PAGE_SIZE_MAX,
+                },
+                description=f"Changes per page: default {settings.FEDERATION_FEED_PAGE_SIZE}, "
+                f"at most {settings.FEDERATION_FEED_PAGE_SIZE_MAX} (and at most "
+                f"{MAX_BATCH_ITEMS} items).",
+            ),
+        ],
+        responses={200: SignedBatchSerializer},
+    )
+    def get(self, request):
+        params = request.query_params
+        after = _int(params.get("after"), name="after", default=0, minimum=0, maximum=MAX_CURSOR)
+        limit = _int(
+            params.get("limit"),
+            name="limit",
+            default=settings.FEDERATION_FEED_PAGE_SIZE,
+            minimum=1,
+            maximum=settings.FEDERATION_FEED_PAGE_SIZE_MAX,
+        )
+        horizon = _int(
+            params.get("horizon"), name="horizon", default=0, minimum=0, maximum=MAX_CURSOR
+        )
+        page = feed_page(peer=peer_of_request(request), after=after, limit=limit, horizon=horizon)
+        response = HttpResponse(orjson.dumps(page.page), content_type="application/json")
+        response[HORIZON_HEADER] = str(page.horizon)
+        return response

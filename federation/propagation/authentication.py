@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, permissions, throttling
 
 from federation.errors import Forbidden
@@ -178,19 +177,3 @@ def peer_inbound_credential_issue(*, actor: Actor, peer: Peer) -> str:
         peer.inbound_secret_hash = hash_peer_secret(secret)
         return f"{PEER_TOKEN_PREFIX}{prefix}_{secret}"
     raise RuntimeError("could not draw a unique peer credential prefix")
-
-
-class PeerTokenScheme(OpenApiAuthenticationExtension):
-    """Describes the peer tokens in the OpenAPI schema (drf-spectacular finds it by subclassing)."""
-
-    target_class = "federation.propagation.authentication.PeerAuthentication"
-    name = "peerAuth"
-
-    def get_security_definition(self, auto_schema):
-        return {
-            "type": "http",
-            "scheme": "bearer",
-            "bearerFormat": "cp_<prefix>_<secret>",
-            "description": "A peer hub's inbound credential, issued by this hub's consortium "
-            "admin (`manage.py peer add`, docs/federation.md).",
-        }

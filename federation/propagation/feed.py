@@ -26,31 +26,20 @@ records the peer's pull position (its ``after``: ``federation.propagation.pulled
 import uuid
 from dataclasses import dataclass
 
-import orjson
 from django.conf import settings
 from django.db import transaction
 from django.db.models.functions import Length
-from django.http import HttpResponse
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework.views import APIView
 
 from federation.contributions.models import SHARED_STATES, Contribution, Entry
-from federation.errors import Gone, InvalidInput
+from federation.errors import Gone
 from federation.hubkey import hub_private_key
-from federation.propagation.authentication import (
-    IsActivePeer,
-    PeerAuthentication,
-    PeerRateThrottle,
-    peer_of_request,
-)
 from federation.propagation.batching import BATCH_ENVELOPE_ALLOWANCE
 from federation.propagation.bindings import newest_bindings
 from federation.propagation.items import RowRef, items_build
 from federation.propagation.models import KeyBinding, OutboxItem, Receipt
 from federation.propagation.outbox import shareable_with
 from federation.propagation.pulled import feed_pull_record, pulled_items_record
-from federation.propagation.serializers import SignedBatchSerializer
 from federation.propagation.wire import MAX_BATCH_ITEMS, batch_document, sign_document
 from federation.sync.models import EntryChange
 from federation.sync.stream import stream_state
@@ -346,79 +335,3 @@ def _any_shareable(peer: Peer, adds: list[tuple]) -> bool:
         )
         for pk, scope, origin_hub, labels, signal_type in adds
     )
-
-
-def _int(value: str | None, *, name: str, default: int, minimum: int, maximum: int) -> int:
-    if value is None or value == "":
-        return default
-    try:
-        number = int(value)
-    except ValueError:
-        number = minimum - 1
-    if not minimum <= number <= maximum:
-        raise InvalidInput(
-            f"{name} must be an integer, {minimum} to {maximum}.", details={"field": name}
-        )
-    return number
-
-
-class FederationFeedView(APIView):
-    """A peer's pull feed: a hub-signed batch of what it is owed after a stream position."""
-
-    authentication_classes = [PeerAuthentication]
-    permission_classes = [IsActivePeer]
-    throttle_classes = [PeerRateThrottle]
-    error_codes = {400: ["invalid"], 403: ["peer_suspended"], 410: ["stale_cursor"]}
-
-    @extend_schema(
-        operation_id="federation_feed",
-        parameters=[
-            OpenApiParameter(
-                "after",
-                {"type": "integer", "minimum": 0, "maximum": 9007199254740991},
-                description="The feed.next of your last page; 0 (or none) to start; at most 2^53 - 1.",
-            ),
-            OpenApiParameter(
-                "horizon",
-                {"type": "integer", "minimum": 0, "maximum": 9007199254740991},
-                description="The Concordat-Feed-Horizon of your last page (0 or none: unknown, "
-                "stale below the compaction horizon); ignored with after 0.",
-            ),
-            OpenApiParameter(
-                HORIZON_HEADER,
-                {"type": "integer", "minimum": 0, "maximum": 9007199254740991},
-                location=OpenApiParameter.HEADER,
-                response=[200],
-                description="The horizon to send back (as horizon) with your next cursors.",
-            ),
-            OpenApiParameter(
-                "limit",
-                {
-                    "type": "integer",
-                    "minimum": 1,
-                    "maximum": settings.FEDERATION_FEED_PAGE_SIZE_MAX,
-                },
-                description=f"Changes per page: default {settings.FEDERATION_FEED_PAGE_SIZE}, "
-                f"at most {settings.FEDERATION_FEED_PAGE_SIZE_MAX} (and at most "
-                f"{MAX_BATCH_ITEMS} items).",
-            ),
-        ],
-        responses={200: SignedBatchSerializer},
-    )
-    def get(self, request):
-        params = request.query_params
-        after = _int(params.get("after"), name="after", default=0, minimum=0, maximum=MAX_CURSOR)
-        limit = _int(
-            params.get("limit"),
-            name="limit",
-            default=settings.FEDERATION_FEED_PAGE_SIZE,
-            minimum=1,
-            maximum=settings.FEDERATION_FEED_PAGE_SIZE_MAX,
-        )
-        horizon = _int(
-            params.get("horizon"), name="horizon", default=0, minimum=0, maximum=MAX_CURSOR
-        )
-        page = feed_page(peer=peer_of_request(request), after=after, limit=limit, horizon=horizon)
-        response = HttpResponse(orjson.dumps(page.page), content_type="application/json")
-        response[HORIZON_HEADER] = str(page.horizon)
-        return response

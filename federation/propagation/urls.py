@@ -1,8 +1,8 @@
 from django.urls import path
 
-from federation.propagation import api, feed
+from federation.propagation import api
 
 urlpatterns = [
     path("batches", api.FederationBatchView.as_view(), name="federation-batches"),
-    path("feed", feed.FederationFeedView.as_view(), name="federation-feed"),
+    path("feed", api.FederationFeedView.as_view(), name="federation-feed"),
 ]

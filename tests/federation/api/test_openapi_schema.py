@@ -91,6 +91,17 @@ def test_the_error_component_is_the_documented_shape(schema):
     assert detail["properties"]["details"].get("nullable") is True
 
 
+def test_both_bearer_token_schemes_are_described(schema):
+    """The members' credentials and the peers' (their descriptions live with the schema,
+    federation/api/schema.py, not with the authentication classes)."""
+    schemes = schema["components"]["securitySchemes"]
+    assert schemes["bearerAuth"]["bearerFormat"] == "cc_<prefix>_<secret>"
+    assert schemes["peerAuth"]["bearerFormat"] == "cp_<prefix>_<secret>"
+    batches = schema["paths"]["/api/v1/federation/batches"]["post"]
+    assert batches["security"] == [{"peerAuth": []}]
+    assert {"bearerAuth": []} in schema["paths"]["/api/v1/contributions/"]["post"]["security"]
+
+
 # Answers a protocol defines otherwise: C2SP tlog-witness makes add-checkpoint's 409 the size the
 # witness holds, as text/x.tlog.size (docs/transparency.md, "Witnesses").
 PROTOCOL_ANSWERS = {("/api/v1/witness/add-checkpoint", "post", "409"): "text/x.tlog.size"}

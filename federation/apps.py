@@ -6,8 +6,6 @@ class FederationConfig(AppConfig):
     verbose_name = "Federation"
 
     def ready(self) -> None:
-        from federation.api import views
         from federation.db import lookups
 
         lookups.register()
-        views.install()

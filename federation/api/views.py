@@ -8,11 +8,11 @@ the request's body and the response's content alive: a delta sync page of 10,000
 about 3.7 MB, and a worker serving a full pull grew by about 370 MB per 1,000,000 entries
 (measured, docs/sync.md).
 
-``install`` (run once, from ``FederationConfig.ready``) wraps ``APIView.dispatch`` so that, once
-the view has answered, the view drops the request and the response and the request's
-``parser_context`` is emptied: no cycle holds either any more, and both are freed as soon as the
-server has sent the response. (The view itself stays in Django's own small cycle,
-``view.head = view.get``, until a collection.)
+``install`` (run once, by the URL patterns that route to the views: ``federation.urls``) wraps
+``APIView.dispatch`` so that, once the view has answered, the view drops the request and the
+response and the request's ``parser_context`` is emptied: no cycle holds either any more, and
+both are freed as soon as the server has sent the response. (The view itself stays in Django's
+own small cycle, ``view.head = view.get``, until a collection.)
 """
 
 from rest_framework.views import APIView

@@ -3,10 +3,14 @@
 from celery import shared_task
 
 from federation.enqueue import TaskName
-from federation.live.services import live_sessions_expire_idle
 
 
 @shared_task(name=TaskName.LIVE_EXPIRE_IDLE_SESSIONS, acks_late=True, ignore_result=True)
 def expire_idle_sessions() -> int:
     """Close the sessions idle past the limit, each with its ``live.closed`` event."""
+    # Imported here, not by the module: the live services import numpy and the matching code
+    # (about 0.3 s of CPU), which every worker would otherwise load at its start for a task that
+    # runs once a minute.
+    from federation.live.services import live_sessions_expire_idle
+
     return live_sessions_expire_idle()

@@ -49,3 +49,28 @@ def test_the_web_process_switches_threads_within_a_millisecond():
         check=True,
     )
     assert float(done.stdout.split()[-1]) == 0.001
+
+
+_VERIFIERS = """
+import federation.wsgi
+from federation.signature_processes import _Shared
+print(_Shared.started is not None)
+"""
+
+
+def test_the_verification_processes_start_with_the_web_process():
+    """Not on the first bulk request or received batch, which would wait for them (about 0.1 s
+    each to start, docs/operations.md); not at all where they are turned off."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "CONCORDAT_"))}
+    env = {**base, "DJANGO_SETTINGS_MODULE": "settings.base", "DJANGO_SECRET_KEY": "probe"}
+    for setting, started in (("true", "True"), ("false", "False")):
+        done = subprocess.run(
+            [sys.executable, "-c", _VERIFIERS],
+            cwd=ROOT,
+            env={**env, "CONCORDAT_VERIFY_PROCESSES": setting},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+        assert done.stdout.split()[-1] == started

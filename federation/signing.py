@@ -16,6 +16,7 @@ the canonical bytes and signature verbatim; they are the member's own binding of
 
 import base64
 import binascii
+import contextlib
 import functools
 import hashlib
 import operator
@@ -148,14 +149,12 @@ def parse_contribution(document: object) -> ParsedContribution:
 
 # A plain contribution's fields (``_plain_contribution``), read in one call, and their types.
 _PLAIN_FIELDS = operator.itemgetter(
-    "kind", "v", "hub", "member", "key_id", "uuid", "created_at", "action", "signal", "labels",
-    "scope",
+    "kind", "v", "hub", "member", "key_id", "uuid", "created_at", "action", "signal", "labels", "scope"
 )  # fmt: skip
 _PLAIN_TYPES = (str, int, str, str, str, str, str, str, dict, list, str)
 # Text that JSON (RFC 8785 included) writes as it is: printable ASCII but quote and backslash.
 _PLAIN_TEXT = re.compile(r"[ !#-\[\]-~]{1,200}")
-# A plain signal's value, already lowercase, by type (a vpdq add carries frames, which, like a
-# quality, take the full checks).
+# A plain signal's value, lowercase, by type (a vpdq add's frames and a quality: full checks).
 _PLAIN_VALUES = {kind: re.compile(f"[0-9a-f]{{{n}}}") for kind, n in HEX_LENGTHS.items()}
 del _PLAIN_VALUES["vpdq"]
 
@@ -168,10 +167,8 @@ def _plain_contribution(document: object) -> ParsedContribution | None:
     canonical bytes are written here, with no encoder: RFC 8785's (keys in code point order, no
     whitespace, nothing to escape), held to the rfc8785 package by a property test
     (test_canonical_bytes.py), and every result to the full checks' one
-    (test_contribution_parsing.py). No encoder (whose output buffer, allocated per call, was
-    most of its cost in a bulk request), no call per field: about 1.8 µs less per item of a
-    10,000-item request (in process, CPU), a fifth of the checks' time on one item.
-    """
+    (test_contribution_parsing.py). No encoder (its output buffer, allocated per call, was most
+    of its cost in bulk), no call per field: 1.8 µs less per item of a 10,000-item request."""
     if type(document) is not dict:
         return None
     keys = document.keys()
@@ -186,14 +183,12 @@ def _plain_contribution(document: object) -> ParsedContribution | None:
     if tuple(map(type, values)) != _PLAIN_TYPES:
         return None
     kind, v, hub, member, key_id, uuid_text, created_at, action, signal, labels, scope = values
+    moment = _plain_claim(hub, member, key_id, created_at)
     if not (
-        kind == CONTRIBUTION_KIND
+        moment is not None
+        and kind == CONTRIBUTION_KIND
         and v == CONTRIBUTION_VERSION
-        and _PLAIN_TEXT.fullmatch(hub)
-        and _SLUG.fullmatch(member)
-        and _KEY_ID.fullmatch(key_id)
         and _UUID_TEXT.fullmatch(uuid_text)
-        and _TIMESTAMP.fullmatch(created_at)
         and action in _ACTIONS
         and scope in _SCOPES
         and signal.keys() == SIGNAL_FIELDS
@@ -206,10 +201,6 @@ def _plain_contribution(document: object) -> ParsedContribution | None:
     pattern = _PLAIN_VALUES.get(signal_type) if type(signal_type) is str else None
     if pattern is None or type(value) is not str or not pattern.fullmatch(value):
         return None
-    try:
-        moment = datetime.fromisoformat(created_at)
-    except ValueError:  # not a real date and time
-        return None
     label_list = '"' + '","'.join(labels) + '"' if labels else ""
     canonical = (
         f'{{"action":"{action}","created_at":"{created_at}","hub":"{hub}",{incident_text}'
@@ -218,11 +209,21 @@ def _plain_contribution(document: object) -> ParsedContribution | None:
         f'"uuid":"{uuid_text}","v":{v}}}'
     ).encode()
     incident_uuid = uuid.UUID(incident) if incident is not None else None
-    return ParsedContribution(
+    return tuple.__new__(ParsedContribution, (  # the NamedTuple's own __new__ costs 0.3 µs more
         document, canonical, hashlib.sha256(canonical).hexdigest(), hub, member, key_id,
         uuid.UUID(uuid_text), moment, action, signal_type, value, None, tuple(labels), scope,
-        incident_uuid,
-    )  # fmt: skip
+        incident_uuid, None,
+    ))  # fmt: skip
+
+
+@functools.lru_cache(maxsize=256)
+def _plain_claim(hub: str, member: str, key_id: str, created_at: str) -> datetime | None:
+    """The time of a plain contribution's claim, its four texts of their patterns, else None:
+    once per distinct claim, which a request's items mostly share (1.2 µs an item less)."""
+    with contextlib.suppress(ValueError):  # fromisoformat: not a real date and time
+        if _PLAIN_TEXT.fullmatch(hub) and _SLUG.fullmatch(member) and _KEY_ID.fullmatch(key_id):
+            return datetime.fromisoformat(created_at) if _TIMESTAMP.fullmatch(created_at) else None
+    return None
 
 
 def _contribution_checked_in_full(document: object) -> ParsedContribution:

@@ -4,6 +4,7 @@
 agree, and a property test holds them to each other (tests/federation/test_canonical_bytes.py).
 """
 
+import re
 from typing import Any
 
 import orjson
@@ -77,6 +78,43 @@ def canonical_json_fast(document: object) -> bytes | None:
         except orjson.JSONEncodeError:
             pass  # rfc8785 writes it, or raises its own error for it
     return None
+
+
+# A float in orjson's compact output, once every digit and minus sign reads 0 and every comma and
+# opening bracket a colon: a number (which follows a colon, comma or bracket) with a fraction or an
+# exponent, as orjson writes every finite float ("1.0", "-0.0", "1e+16", "5e-324"). Text can hold
+# the same bytes ("a:1.5"): a false alarm, which the domain walk then settles.
+_NUMBERS_READ_AS_ZERO = bytes.maketrans(b"-0123456789,[", b"00000000000::")
+_FLOAT = re.compile(rb":0+[.eE]")
+_DECODED_OPTION = (
+    JCS_ORJSON_OPTION
+    | orjson.OPT_STRICT_INTEGER
+    | orjson.OPT_PASSTHROUGH_SUBCLASS
+    | orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+)
+
+
+def canonical_json_decoded(document: object) -> bytes | None:
+    """``canonical_json_fast`` of a value as ``orjson.loads`` returned it (a pushed request's
+    parsed body, a pulled page: exact ``dict``, ``list``, ``str``, ``int``, ``bool``, ``None`` and
+    finite ``float``, nothing else), told from orjson's own bytes rather than by walking every
+    node first: such a value is in ``in_fast_domain`` when it holds no float (none in the bytes,
+    ``_FLOAT``), no integer beyond JCS's (orjson's 53-bit limit, the same bounds, refuses it) and
+    no key at or above U+E000 (the bytes are ASCII). Anything else, a false alarm included, takes
+    ``canonical_json_fast``: the same bytes, or None, either way. Not for other values: orjson
+    writes a tuple as a list, an infinite float (which the standard library's decoder can return)
+    as ``null``. The walk cost about 10 µs per item of a received batch of 500 (1.7 kB an item),
+    this check about 2.5."""
+    try:
+        written = orjson.dumps(document, option=_DECODED_OPTION)
+    except orjson.JSONEncodeError:
+        return canonical_json_fast(document)
+    # A number at the top (no colon before it) is left to the walk, as is any non-ASCII text.
+    numbers = written.translate(_NUMBERS_READ_AS_ZERO)
+    if written.isascii() and numbers[:1] != b"0" and _FLOAT.search(numbers) is None:
+        return written
+    return canonical_json_fast(document)
 
 
 def canonical_json_part(part: object) -> bytes:

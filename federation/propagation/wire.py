@@ -31,7 +31,7 @@ from typing import Any
 import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from federation.canonical import canonical_json_bytes, canonical_json_fast, canonical_json_part
+from federation.canonical import canonical_json_bytes, canonical_json_decoded, canonical_json_part
 from federation.signing import (
     MalformedContribution,
     MalformedSignedObject,
@@ -289,7 +289,8 @@ def signed_pair(signed: SignedObject, *, name: str) -> dict[str, str | dict[str,
 
 
 def parse_batch(body: object) -> ParsedBatch:
-    """Check a ``{"batch": {...}, "signature": "..."}`` body. Envelope faults raise
+    """Check a ``{"batch": {...}, "signature": "..."}`` body, as the JSON decoder returned it (a
+    pushed request's, a pulled page's). Envelope faults raise
     ``MalformedWireObject``; a malformed item becomes an ``ItemProblem`` and the others parse."""
     if not isinstance(body, dict) or body.keys() != _SIGNED_PAIRS["batch"]:
         raise MalformedWireObject("body", "must be an object with exactly batch and signature")
@@ -313,7 +314,7 @@ def parse_batch(body: object) -> ParsedBatch:
         raise MalformedWireObject("batch.feed", "must be an object")
     # The envelope's bytes, and whether every part of it can be written without another walk
     # (the items, their attestations and key sections: each was canonicalised once per object).
-    canonical = canonical_json_fast(document)
+    canonical = canonical_json_decoded(document)
     part = canonical is not None
     if canonical is None:
         canonical = _canonical(document, "batch")

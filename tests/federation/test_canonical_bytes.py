@@ -1,14 +1,21 @@
 """The fast canonical encodings (of validated contributions, and of any JSON value such as an audit
 event's leaf document) equal RFC 8785 (the rfc8785 package)."""
 
+import json
 import string
 
+import orjson
 import pytest
 import rfc8785
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from federation.canonical import canonical_json_bytes, in_fast_domain
+from federation.canonical import (
+    canonical_json_bytes,
+    canonical_json_decoded,
+    canonical_json_fast,
+    in_fast_domain,
+)
 from federation.signing import MalformedContribution, parse_contribution
 from federation.transparency.audit import row_document, row_leaf_bytes
 
@@ -131,6 +138,54 @@ def test_fast_canonical_json_equals_rfc8785_on_any_json_value(value):
 )
 def test_fast_canonical_json_leaves_what_differs_to_rfc8785(value):
     assert _fast(value) == _reference(value)
+
+
+# ASCII values, the shape of most bodies a hub receives, with text that looks like numbers.
+_ascii_values = st.recursive(
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(),
+        st.integers(-(2**53) + 1, 2**53 - 1),
+        st.floats(allow_nan=False, allow_infinity=False),
+        _ascii_text,
+        st.sampled_from(["a:1.5", "x,2e5", "[3.0", ":-0.0", "18:48:19Z", "3e05", ":1", "-"]),
+    ),
+    lambda children: st.one_of(
+        st.lists(children, max_size=5),
+        st.dictionaries(st.one_of(_slug, _ascii_text), children, max_size=5),
+    ),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.one_of(_json_values, _ascii_values))
+def test_canonical_json_of_a_decoded_value_equals_the_walked_one(value):
+    # The JSON text of ``value`` (the standard library writes what orjson refuses to: integers
+    # beyond 64 bits, lone surrogates) as orjson decodes it, when it does.
+    try:
+        decoded = orjson.loads(json.dumps(value))
+    except orjson.JSONDecodeError:
+        assume(False)
+    assert canonical_json_decoded(decoded) == canonical_json_fast(decoded)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        b'{"a":1.0}', b'[1.5]', b'{"a":[2,-0.0]}', b'1.5', b'-2', b'7',
+        b'{"a":123456789012345678901234567890}', b'{"n":9007199254740992}',
+        b'{"n":-9007199254740991}', b'{"\ue000":1,"\ud83d\ude00":2}', b'{"e":"\u00e9"}',
+        b'{"s":"a:1.5","t":"[3e5"}', b'{"v":1,"w":[0,1,-2],"x":null,"y":true}',
+    ],
+)  # fmt: skip
+def test_canonical_json_of_a_decoded_body_takes_the_walk_where_its_bytes_may_differ(text):
+    decoded = orjson.loads(text)
+    assert canonical_json_decoded(decoded) == canonical_json_fast(decoded)
+    assert canonical_json_decoded(decoded) == (
+        rfc8785.dumps(decoded) if in_fast_domain(decoded) else None
+    )
 
 
 def _leaf(row, **kwargs):

@@ -133,3 +133,17 @@ def test_a_shared_text_too_long_for_its_column_is_refused_not_cut():
         insert_alike(
             AuditEvent, each={"object_id": [1]}, same=_shared_event_columns(action="x" * 65)
         )
+
+
+def test_copies_of_one_model_by_other_columns_each_write_their_own():
+    # The column list and types are kept per model and columns, in order: the second COPY,
+    # its columns in another order, must not be written as the first's.
+    at = datetime(2026, 12, 6, 19, 30, tzinfo=UTC)
+    columns = ["occurred_at", "action", "actor_type", "actor_id", "actor_label", "organisation",
+               "object_type", "object_id", "data"]  # fmt: skip
+    rows = [(at, f"test.{n}", "hub", "a.hub", "A", "", "peer", str(n), {"n": n}) for n in range(3)]
+    copy_rows(AuditEvent, columns, [rows[0]])
+    copy_rows(AuditEvent, columns[::-1], [rows[1][::-1]])
+    copy_rows(AuditEvent, columns, [rows[2]])
+    stored = AuditEvent.objects.filter(action__startswith="test.").order_by("pk")
+    assert list(stored.values_list(*columns)) == rows

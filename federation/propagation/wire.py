@@ -289,8 +289,8 @@ def signed_pair(signed: SignedObject, *, name: str) -> dict[str, str | dict[str,
 
 
 def parse_batch(body: object) -> ParsedBatch:
-    """Check a ``{"batch": {...}, "signature": "..."}`` body, as the JSON decoder returned it (a
-    pushed request's, a pulled page's). Envelope faults raise
+    """Check a ``{"batch": {...}, "signature": "..."}`` body, as ``orjson.loads`` returned it (a
+    pushed request's body, a pulled page: ``canonical_json_decoded``). Envelope faults raise
     ``MalformedWireObject``; a malformed item becomes an ``ItemProblem`` and the others parse."""
     if not isinstance(body, dict) or body.keys() != _SIGNED_PAIRS["batch"]:
         raise MalformedWireObject("body", "must be an object with exactly batch and signature")

@@ -83,6 +83,9 @@ def wait_for(predicate, timeout: float, what: str, log: Path | None = None):
     raise AssertionError(f"timed out waiting for {what}\n{detail}")
 
 
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="a real worker process on the test database"
+)
 @pytest.mark.django_db(transaction=True)
 def test_a_commit_nudges_a_real_worker_that_delivers_both_lanes(worker, tmp_path):
     party = make_member("alice", make_organisation("acme"), "submitter")

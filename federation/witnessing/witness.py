@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
+from federation.canonical import JCS_INT_MAX
 from federation.errors import InvalidInput, NotFound
 from federation.transparency import merkle
 from federation.transparency.actions import Action, Key, ObjectType
@@ -99,6 +100,15 @@ def parse_add_checkpoint(body: bytes) -> AddCheckpointRequest:
         origin, size, root = parse_checkpoint_body(note_text)
     except CheckpointError as exc:
         raise WitnessRefusal(400, "invalid", f"The checkpoint is malformed: {exc}") from exc
+    # The sizes go into this hub's audit events, whose leaves (RFC 8785) hold integers up to
+    # 2**53 - 1: a larger size, which a log's key can sign, would be an event the sequencer could
+    # never write a leaf for, and it would stop the hub's own log.
+    if size > JCS_INT_MAX:
+        raise WitnessRefusal(
+            400,
+            "invalid",
+            f"The tree size is over {JCS_INT_MAX}, the largest this witness records.",
+        )
     return AddCheckpointRequest(
         old_size=int(old.group(1)),
         proof=proof,

@@ -10,8 +10,10 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.conf import settings
 
+from federation.canonical import canonical_json_bytes
 from federation.transparency import merkle
 from federation.transparency.actions import Action
+from federation.transparency.audit import event_document
 from federation.transparency.checkpoints import checkpoint_body, sign_note, verifier_key
 from federation.transparency.cosignatures import witness_verifier_key
 from federation.transparency.models import AuditEvent, SplitViewEvidence, WitnessedLog
@@ -170,6 +172,24 @@ def test_malformed_bodies_are_400(client, log, body):
 def test_an_old_size_beyond_the_checkpoint_is_400(client, log):
     response = post(client, log.body(9, proof=[]))
     assert response.status_code == 400
+
+
+def test_a_tree_size_beyond_what_an_audit_leaf_holds_is_400_and_nothing_is_recorded(client, log):
+    # The witness's events hold the sizes, and their leaves (RFC 8785) integers up to 2**53 - 1:
+    # the log's key signs a larger size as readily, from size 0 with no proof to check.
+    events = AuditEvent.objects.count()
+    for size, status in ((2**53, 400), (2**63 + 1, 400), (2**53 - 1, 200)):
+        body = checkpoint_body(origin=log.origin, tree_size=size, root_hash=b"\x01" * 32)
+        note = sign_note(body, name=log.origin, private_key=log.key)
+        response = post(client, log.body(0, proof=[], note=note))
+        assert response.status_code == status, response.content
+        if status == 400:
+            assert b"tree size is over" in response.content
+            assert AuditEvent.objects.count() == events
+            assert WitnessedLog.objects.get(origin=log.origin).tree_size == 0
+    assert WitnessedLog.objects.get(origin=log.origin).tree_size == 2**53 - 1
+    event = AuditEvent.objects.latest("pk")
+    assert canonical_json_bytes(event_document(event))  # a leaf the sequencer can write
 
 
 def test_a_proof_from_size_zero_must_be_empty(client, log):

@@ -207,7 +207,7 @@ class MatchStore:
         since was not sequenced when they were read), so the answer still describes the moment
         of the check."""
         position = self.position
-        last, changed, _ = _stream_check(position)
+        last, changed = _stream_check(position)
         return self._settled(position, last, changed)
 
     def check_with_event(self, position: int, event: tuple[str, list]) -> "Pending | None":
@@ -217,13 +217,12 @@ class MatchStore:
         which writes the event only if the check proves the guess: the stream's last position
         is ``position`` and no change is pending. Then the store was current throughout (no
         change it could have applied existed), the answer describes the moment of the check,
-        and None is returned. Otherwise nothing is written: the store catches up if behind and
-        the check's ``Pending`` is returned, for the caller to build its answer again and write
-        its event alone. PostgreSQL only (a data-modifying CTE: ``check_sends_event``)."""
-        last, changed, audited = _stream_check(position, event=event)
-        if audited:
+        and None is returned. Otherwise nothing is written and ``current``'s ``Pending`` is
+        returned (the store caught up if behind), for the caller to build its answer again and
+        write its event alone. PostgreSQL only (``check_sends_event``)."""
+        if _event_if_current(position, event):
             return None
-        return self._settled(position, last, changed)
+        return self.current()
 
     def _settled(self, position: int, last: int, changed) -> "Pending":
         if last > position:
@@ -449,20 +448,21 @@ SELECT * FROM (
 """
 
 
-# ``_STREAM_CHECK_SQL`` with an audit event's INSERT, written only if the check finds no change
-# pending and the stream's last position equal to the store's (no state row: position 0); the
-# event's id comes back as one more row, its type NULL and its value 'audited'.
-_CHECK_WITH_EVENT_SQL = """
-WITH checked (signal_type, value, position) AS ({check}),
-event AS (
-    {insert}
-    WHERE NOT EXISTS (SELECT 1 FROM checked WHERE signal_type IS NOT NULL)
-    AND COALESCE((SELECT max(position) FROM checked WHERE signal_type IS NULL), 0) = %s
-    RETURNING id
-)
-SELECT signal_type, value, position FROM checked
-UNION ALL
-SELECT NULL, 'audited', id FROM event
+# An audit event's INSERT (``audit_insert_sql``: ``INSERT … SELECT <values>``), written only if
+# the stream's last position is the store's (no state row: position 0) and no change row is
+# pending: none unsequenced, none sequenced past that position. It answers the event's id, or
+# no row. Each test reads at most one row of an index, in its order (the state row's key, the
+# unsequenced rows' partial index, the positions' index), so that every plan of it costs a few
+# units whatever the statistics: no JIT, no parallel workers, no bitmap scan, and it runs
+# without ``bounded_query``'s settings. (Not ``EXISTS``: without statistics PostgreSQL plans an
+# ``EXISTS`` of the positions past the store's as a sequential scan of the change table, which
+# finds nothing only once it has read all of it.)
+_EVENT_IF_CURRENT_SQL = """
+{insert}
+WHERE COALESCE((SELECT last_position FROM {state} WHERE id = 1), 0) = %s
+AND (SELECT id FROM {change} WHERE position IS NULL ORDER BY id LIMIT 1) IS NULL
+AND (SELECT position FROM {change} WHERE position > %s ORDER BY position LIMIT 1) IS NULL
+RETURNING id
 """
 
 
@@ -473,9 +473,7 @@ def check_sends_event() -> bool:
     return connections[alias].vendor == "postgresql" and router.db_for_write(AuditEvent) == alias
 
 
-def _stream_check(
-    position: int, *, event: tuple[str, list] | None = None
-) -> tuple[int, dict[str, set[str]] | None, bool]:
+def _stream_check(position: int) -> tuple[int, dict[str, set[str]] | None]:
     """The stream's last position and the entries with a change the store has not applied (a
     change row not yet sequenced, or past ``position``; ``None`` past ``CHANGED_MAX``), in one
     statement, so one snapshot: the sequencer numbers rows and advances the last position in
@@ -484,35 +482,39 @@ def _stream_check(
     table even without statistics); usually only the first finds a row. It runs under
     ``bounded_query`` (one round trip with its plan settings): without statistics PostgreSQL
     otherwise planned the unsequenced part as a parallel sequential scan of the change table, or
-    JIT-compiled the statement (``federation.db.plans``). With ``event`` (``check_with_event``)
-    the same statement writes that audit event when the check finds the store current; the
-    third value says whether it did."""
+    JIT-compiled the statement (``federation.db.plans``)."""
     sql = _STREAM_CHECK_SQL.format(
         state=SyncState._meta.db_table,
         change=EntryChange._meta.db_table,
         entry=Entry._meta.db_table,
     )
-    params = [CHANGED_MAX, position, CHANGED_MAX]
-    if event is not None:
-        insert, values = event
-        sql = _CHECK_WITH_EVENT_SQL.format(check=sql, insert=insert)
-        params = [*params, *values, position]
     alias = router.db_for_read(EntryChange)
-    rows = bounded_query(sql, params, using=alias, plain_index_scans=True)
+    rows = bounded_query(
+        sql, [CHANGED_MAX, position, CHANGED_MAX], using=alias, plain_index_scans=True
+    )
     last = 0
     changed: dict[str, set[str]] = {}
     count = 0
-    audited = False
     for signal_type, value, row_position in rows:
         if signal_type is None:
-            if value is None:
-                last = row_position
-            else:
-                audited = True
+            last = row_position
             continue
         count += 1
         changed.setdefault(signal_type, set()).add(value)
-    return last, (None if count >= CHANGED_MAX else changed), audited
+    return last, (None if count >= CHANGED_MAX else changed)
+
+
+def _event_if_current(position: int, event: tuple[str, list]) -> bool:
+    """Write ``event`` (``audit_insert_sql``) if the store at ``position`` is current (the
+    stream's last position is ``position`` and no change row is pending), in one statement;
+    whether it was written."""
+    insert, values = event
+    sql = _EVENT_IF_CURRENT_SQL.format(
+        insert=insert, state=SyncState._meta.db_table, change=EntryChange._meta.db_table
+    )
+    with connections[router.db_for_write(AuditEvent)].cursor() as cursor:
+        cursor.execute(sql, [*values, position, position])
+        return cursor.fetchone() is not None
 
 
 def _video_frames(values: list[str]) -> dict[str, str]:

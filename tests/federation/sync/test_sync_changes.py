@@ -535,6 +535,71 @@ def test_the_match_index_reads_changes_since_its_position_by_index_scans(trusted
     assert "Bitmap" not in plan
 
 
+def _small_request_check_plan(check: str) -> str:
+    """The JSON plan of a small match request's statement (its check and its audit event),
+    with ``check`` the way the statement tests for a change row past the store's position, on
+    the change table as it stands, under the server's default costs."""
+    from federation.matching import store
+    from federation.transparency.audit import AuditRecord, audit_insert_sql
+
+    sql = store._EVENT_IF_CURRENT_SQL
+    if check != "as written":
+        sql = sql.replace(
+            "(SELECT position FROM {change} WHERE position > %s ORDER BY position LIMIT 1) IS NULL",
+            check,
+        )
+        assert sql != store._EVENT_IF_CURRENT_SQL
+    insert, values = audit_insert_sql(
+        AuditRecord(action="match.requested", actor=Actor.system("test")),
+        occurred_at=timezone.now(),
+    )
+    statement = sql.format(
+        insert=insert, state=SyncState._meta.db_table, change=EntryChange._meta.db_table
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN (FORMAT JSON) " + statement, [*values, 20000, 20000])
+        return orjson.dumps(cursor.fetchone()[0]).decode()
+
+
+def test_a_small_match_requests_check_reads_an_index_whatever_the_statistics(trusted_acme):
+    """It runs without ``bounded_query``'s settings: each of its tests reads one row of an index
+    in order, so no plan of it scans the change table, crosses the JIT threshold or uses
+    parallel workers, on a change table of 20,000 rows never analysed (what a hub has after a
+    bulk load with autovacuum off). The same test written as ``EXISTS`` is planned as a
+    sequential scan of that table."""
+    entry = submit_entry(trusted_acme)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {EntryChange._meta.db_table} (entry_id, reason, recorded_at, position) "  # noqa: S608 (a model's table)
+            "SELECT %s, 'vetted', now(), g FROM generate_series(1, 20000) g",
+            [entry.pk],
+        )
+
+    plan = _small_request_check_plan("as written")
+
+    reads = _change_table_reads(plan)
+    assert [index for _, index in reads] == [
+        "entrychange_unsequenced",
+        "entrychange_position_unique",
+    ]
+    assert {node for node, _ in reads} <= {"Index Scan", "Index Only Scan"}
+    assert "Bitmap" not in plan and '"JIT"' not in plan and "Gather" not in plan
+    exists = "NOT EXISTS (SELECT 1 FROM {change} WHERE position > %s)"
+    assert ("Seq Scan", None) in _change_table_reads(_small_request_check_plan(exists))
+
+
+def _change_table_reads(plan: str) -> list[tuple[str, str | None]]:
+    """(node type, index name) of each node of a JSON plan that reads the change table."""
+    reads = []
+    pending = [node["Plan"] for node in orjson.loads(plan)]
+    while pending:
+        node = pending.pop(0)
+        if node.get("Relation Name") == EntryChange._meta.db_table:
+            reads.append((node["Node Type"], node.get("Index Name")))
+        pending.extend(node.get("Plans", []))
+    return reads
+
+
 def test_plan_settings_do_not_outlive_the_statements_they_are_for(trusted_acme):
     from federation.matching.store import _stream_check
 

@@ -39,6 +39,7 @@ from django.db.models import Max, OuterRef, Subquery
 
 from federation.contributions.models import SHARED_STATES, Contribution, Entry, SignalType
 from federation.db.plans import bounded_query
+from federation.db.prepared import SessionStatement
 from federation.errors import Gone
 from federation.matching.index import STATE_CODES, ExactIndex, PdqIndex, SortedResults, pdq_words
 from federation.matching.video import VideoIndex, distinct_from_canonical
@@ -452,9 +453,10 @@ SELECT * FROM (
 # the stream's last position is the store's (no state row: position 0) and no change row is
 # pending: none unsequenced, none sequenced past that position. It answers the event's id, or
 # no row. Each test reads at most one row of an index, in its order (the state row's key, the
-# unsequenced rows' partial index, the positions' index), so that every plan of it costs a few
-# units whatever the statistics: no JIT, no parallel workers, no bitmap scan, and it runs
-# without ``bounded_query``'s settings. (Not ``EXISTS``: without statistics PostgreSQL plans an
+# unsequenced rows' partial index, the positions' index), so that every plan of it, custom or
+# generic, costs a few units whatever the statistics: no JIT, no parallel workers, no bitmap
+# scan, and it runs without ``bounded_query``'s settings, prepared once per session
+# (``SessionStatement``: its planning cost PostgreSQL more than its execution). (Not ``EXISTS``: without statistics PostgreSQL plans an
 # ``EXISTS`` of the positions past the store's as a sequential scan of the change table, which
 # finds nothing only once it has read all of it.)
 _EVENT_IF_CURRENT_SQL = """
@@ -509,12 +511,27 @@ def _event_if_current(position: int, event: tuple[str, list]) -> bool:
     stream's last position is ``position`` and no change row is pending), in one statement;
     whether it was written."""
     insert, values = event
-    sql = _EVENT_IF_CURRENT_SQL.format(
-        insert=insert, state=SyncState._meta.db_table, change=EntryChange._meta.db_table
-    )
+    statement = _event_if_current_statements.get(insert)
+    if statement is None:
+        with _statements_lock:  # one statement, and so one name, per INSERT
+            statement = _event_if_current_statements.get(insert)
+            if statement is None:
+                sql = _EVENT_IF_CURRENT_SQL.format(
+                    insert=insert,
+                    state=SyncState._meta.db_table,
+                    change=EntryChange._meta.db_table,
+                )
+                name = f"concordat_match_event_{len(_event_if_current_statements)}"
+                statement = _event_if_current_statements[insert] = SessionStatement(name, sql)
     with connections[router.db_for_write(AuditEvent)].cursor() as cursor:
-        cursor.execute(sql, [*values, position, position])
+        statement.execute(cursor, [*values, position, position])
         return cursor.fetchone() is not None
+
+
+# ``_EVENT_IF_CURRENT_SQL`` prepared in each session (planning it cost PostgreSQL more than
+# running it), by the event's INSERT (one: ``audit_insert_sql`` writes the same for every event).
+_event_if_current_statements: dict[str, SessionStatement] = {}
+_statements_lock = threading.Lock()
 
 
 def _video_frames(values: list[str]) -> dict[str, str]:

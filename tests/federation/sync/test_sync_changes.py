@@ -535,10 +535,13 @@ def test_the_match_index_reads_changes_since_its_position_by_index_scans(trusted
     assert "Bitmap" not in plan
 
 
-def _small_request_check_plan(check: str) -> str:
+def _small_request_check_plan(check: str, *, generic: bool = False) -> str:
     """The JSON plan of a small match request's statement (its check and its audit event),
     with ``check`` the way the statement tests for a change row past the store's position, on
-    the change table as it stands, under the server's default costs."""
+    the change table as it stands, under the server's default costs: the plan for its values,
+    or (``generic``) the plan of it prepared, for any values, which a session keeps after five
+    executions."""
+    from federation.db.prepared import SessionStatement
     from federation.matching import store
     from federation.transparency.audit import AuditRecord, audit_insert_sql
 
@@ -556,17 +559,29 @@ def _small_request_check_plan(check: str) -> str:
     statement = sql.format(
         insert=insert, state=SyncState._meta.db_table, change=EntryChange._meta.db_table
     )
+    params = [*values, 20000, 20000]
     with connection.cursor() as cursor:
-        cursor.execute("EXPLAIN (FORMAT JSON) " + statement, [*values, 20000, 20000])
-        return orjson.dumps(cursor.fetchone()[0]).decode()
+        if generic:
+            prepared = SessionStatement("test_small_request_check", statement)
+            cursor.execute("SELECT set_config('plan_cache_mode', 'force_generic_plan', true)")
+            cursor.execute(prepared.prepare)
+            cursor.execute("EXPLAIN (FORMAT JSON) " + prepared.execute_sql, params)
+            plan = cursor.fetchone()[0]
+            cursor.execute(f"DEALLOCATE {prepared.name}")
+            cursor.execute("SELECT set_config('plan_cache_mode', 'auto', true)")
+        else:
+            cursor.execute("EXPLAIN (FORMAT JSON) " + statement, params)
+            plan = cursor.fetchone()[0]
+    return orjson.dumps(plan).decode()
 
 
-def test_a_small_match_requests_check_reads_an_index_whatever_the_statistics(trusted_acme):
+@pytest.mark.parametrize("generic", [False, True])
+def test_a_small_match_requests_check_reads_an_index_whatever_the_statistics(trusted_acme, generic):
     """It runs without ``bounded_query``'s settings: each of its tests reads one row of an index
-    in order, so no plan of it scans the change table, crosses the JIT threshold or uses
-    parallel workers, on a change table of 20,000 rows never analysed (what a hub has after a
-    bulk load with autovacuum off). The same test written as ``EXISTS`` is planned as a
-    sequential scan of that table."""
+    in order, so no plan of it (for its values, or prepared for any) scans the change table,
+    crosses the JIT threshold or uses parallel workers, on a change table of 20,000 rows never
+    analysed (what a hub has after a bulk load with autovacuum off). The same test written as
+    ``EXISTS`` is planned as a sequential scan of that table."""
     entry = submit_entry(trusted_acme)
     with connection.cursor() as cursor:
         cursor.execute(
@@ -575,7 +590,7 @@ def test_a_small_match_requests_check_reads_an_index_whatever_the_statistics(tru
             [entry.pk],
         )
 
-    plan = _small_request_check_plan("as written")
+    plan = _small_request_check_plan("as written", generic=generic)
 
     reads = _change_table_reads(plan)
     assert [index for _, index in reads] == [
@@ -585,7 +600,8 @@ def test_a_small_match_requests_check_reads_an_index_whatever_the_statistics(tru
     assert {node for node, _ in reads} <= {"Index Scan", "Index Only Scan"}
     assert "Bitmap" not in plan and '"JIT"' not in plan and "Gather" not in plan
     exists = "NOT EXISTS (SELECT 1 FROM {change} WHERE position > %s)"
-    assert ("Seq Scan", None) in _change_table_reads(_small_request_check_plan(exists))
+    exists_plan = _small_request_check_plan(exists, generic=generic)
+    assert ("Seq Scan", None) in _change_table_reads(exists_plan)
 
 
 def _change_table_reads(plan: str) -> list[tuple[str, str | None]]:

@@ -118,10 +118,16 @@ def audit_insert_sql(record: AuditRecord, *, occurred_at) -> tuple[str, list]:
             json.dumps(dict(record.data)),
         )
     )
-    table = AuditEvent._meta.db_table
-    columns = ", ".join(f'"{column}"' for column in _EVENT_COLUMNS)
-    values = ", ".join("%s::jsonb" if column == "data" else "%s" for column in _EVENT_COLUMNS)
-    return f'INSERT INTO "{table}" ({columns}) SELECT {values}', list(row)
+    return _INSERT_SQL, list(row)
+
+
+# ``audit_insert_sql``'s statement: the same for every event (one string, so that a caller may
+# key a prepared statement by it).
+_INSERT_SQL = 'INSERT INTO "{table}" ({columns}) SELECT {values}'.format(
+    table=AuditEvent._meta.db_table,
+    columns=", ".join(f'"{column}"' for column in _EVENT_COLUMNS),
+    values=", ".join("%s::jsonb" if column == "data" else "%s" for column in _EVENT_COLUMNS),
+)
 
 
 def audit_inserted() -> None:

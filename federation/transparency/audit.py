@@ -7,6 +7,7 @@ package's bytes, by orjson where it writes the same).
 """
 
 import json
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC
@@ -51,6 +52,32 @@ def bounded(column: str, value: object) -> str:
     return text[: limit - len(TRUNCATION_MARKER)] + TRUNCATION_MARKER
 
 
+def leaf_ready(data: Mapping[str, Any]) -> dict[str, Any]:
+    """``data`` as an event stores it, so that its leaf can always be written: an integer beyond
+    RFC 8785's (±(2^53 - 1)), which the leaf's encoder refuses, is stored as its decimal text,
+    and so is a float that JSON cannot hold (NaN, ±infinity), as a text too long for its column
+    is cut: the sequencer cannot pass over an event, so one whose leaf cannot be written would
+    stop the log (docs/transparency.md, "What an event's data may hold"). Everything else is
+    kept as it is. The caller's data is checked in one walk (``in_fast_domain``) and copied
+    further only when it holds something else (a float, a tuple, a subclass)."""
+    data = dict(data)
+    return data if in_fast_domain(data) else _leaf_ready_value(data)
+
+
+def _leaf_ready_value(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, int):
+        return value if -JCS_INT_MAX <= value <= JCS_INT_MAX else str(int(value))
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, Mapping):
+        return {key: _leaf_ready_value(inner) for key, inner in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_leaf_ready_value(inner) for inner in value]
+    return value  # anything else is stored, or refused, as the JSON encoder does
+
+
 @dataclass(frozen=True)
 class AuditRecord:
     """An event to be written: what happened, by whom, to what."""
@@ -77,7 +104,7 @@ class AuditRecord:
             organisation=self.organisation,
             object_type=self.object_type,
             object_id=str(self.object_id),
-            data=dict(self.data),
+            data=leaf_ready(self.data),
         )
 
 
@@ -115,7 +142,7 @@ def audit_insert_sql(record: AuditRecord, *, occurred_at) -> tuple[str, list]:
             record.organisation,
             record.object_type,
             str(record.object_id),
-            json.dumps(dict(record.data)),
+            json.dumps(leaf_ready(record.data)),
         )
     )
     return _INSERT_SQL, list(row)
@@ -155,7 +182,7 @@ def audit_record_many(records: Iterable[AuditRecord], *, occurred_at=None) -> in
                 record.organisation,
                 record.object_type,
                 str(record.object_id),
-                dict(record.data),
+                leaf_ready(record.data),
             )
         )
         for record in records
@@ -177,7 +204,9 @@ def audit_record_alike(
 ) -> int:
     """``audit_record_many`` of events that differ only in their object id and data (``objects``:
     ``(object_id, data)`` pairs), such as a bulk ingest's ``contribution.accepted``: the shared
-    columns are bounded once, not per event; the rows written are the same."""
+    columns are bounded once, not per event; the rows written are the same. Each ``data`` is
+    written as given, not through ``leaf_ready``: its callers build it from the database's ids
+    and texts, and that walk would cost a bulk ingest about 2 µs an event."""
     shared = tuple(_shared_columns(action, actor, organisation, object_type).values())
     limit = COLUMN_LIMITS["object_id"]
     rows = [
@@ -215,7 +244,7 @@ def audit_record_for_ids(
         same={
             "occurred_at": occurred_at,
             **_shared_columns(action, actor, organisation, object_type),
-            "data": dict(data),
+            "data": leaf_ready(data),
         },
     )
     if object_ids:

@@ -25,6 +25,7 @@ import json
 import logging
 
 import orjson
+import rfc8785
 from django.conf import settings
 from django.db import connections, router, transaction
 from django.utils import timezone
@@ -279,9 +280,23 @@ def _decoded(text: str) -> tuple[object, bool]:
 
 def _leaf_hashes(rows: list[tuple[tuple, bool]]) -> list[bytes]:
     sha256, prefix, leaf_bytes = hashlib.sha256, merkle.LEAF_PREFIX, row_leaf_bytes
-    return [
-        sha256(prefix + leaf_bytes(row, data_checked=checked)).digest() for row, checked in rows
-    ]
+    try:
+        return [
+            sha256(prefix + leaf_bytes(row, data_checked=checked)).digest() for row, checked in rows
+        ]
+    except (rfc8785.CanonicalizationError, RecursionError):
+        # An event no writer of the hub makes (they store data through ``leaf_ready``); one
+        # written some other way cannot be passed over, so it is named for the operator.
+        for row, checked in rows:
+            try:
+                leaf_bytes(row, data_checked=checked)
+            except (rfc8785.CanonicalizationError, RecursionError) as exc:
+                _refuse(
+                    f"audit event {row[0]} has data whose leaf cannot be written as RFC 8785 "
+                    f"({type(exc).__name__}: {exc}); see docs/transparency.md, 'When the "
+                    "sequencer refuses'"
+                )
+        raise
 
 
 def _assign_leaf_indexes_and_hash(

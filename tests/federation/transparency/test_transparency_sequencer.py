@@ -8,15 +8,22 @@ from datetime import UTC, datetime
 import pytest
 from concordat_client import verifier
 from django.db import connection, connections
+from django.utils import timezone
 from pymerkle import InmemoryTree
 
 from federation import canonical
 from federation.db.lookups import bigint_array
 from federation.transparency import log_selectors as selectors
 from federation.transparency import merkle, sequencer
-from federation.transparency.audit import AuditRecord, audit_record_many, event_leaf_bytes
+from federation.transparency.audit import (
+    AuditRecord,
+    audit_record,
+    audit_record_for_ids,
+    audit_record_many,
+    event_leaf_bytes,
+)
 from federation.transparency.checkpoints import hub_verifier_key
-from federation.transparency.models import AuditEvent, Checkpoint, MerkleNode
+from federation.transparency.models import AuditEvent, Checkpoint, MerkleNode, SequencerStatus
 from federation.transparency.sequencer import LogInconsistent, sequence_pending
 from members.actors import Actor
 from tests.support.tampering import as_superuser_bypassing_triggers
@@ -312,3 +319,69 @@ def test_leaves_of_data_outside_the_fast_domain_are_the_documented_leaf_bytes():
     stored = selectors.read_nodes({(0, event.leaf_index) for event in events})
     for event in events:
         assert stored[(0, event.leaf_index)] == merkle.leaf_hash(event_leaf_bytes(event))
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "write",
+    [
+        lambda record_: audit_record(record_),
+        lambda record_: audit_record_many([record_]),
+        lambda record_: audit_record_for_ids(
+            action=record_.action,
+            actor=record_.actor,
+            organisation="",
+            object_type="thing",
+            object_ids=[1],
+            data=record_.data,
+            occurred_at=timezone.now(),
+        ),
+    ],
+    ids=["one", "many", "for ids"],
+)
+def test_data_beyond_rfc_8785_is_stored_as_text_so_that_the_log_goes_on(write):
+    """The leaf's encoder refuses an integer beyond ±(2^53 - 1) and a float that is not finite,
+    and the sequencer cannot pass over an event: each writer stores such a number as its
+    decimal text, and keeps every other value as it is."""
+    data = {
+        "big": 2**60,
+        "negative": -(2**53),
+        "not finite": float("nan"),
+        "nested": [{"n": 2**53, "fine": 2**53 - 1}, (1.5, float("inf"))],
+        "kept": [True, None, "text", 0.25],
+    }
+
+    write(AuditRecord(action="test.event", actor=ACTOR, object_type="thing", data=data))
+
+    assert AuditEvent.objects.get(action="test.event").data == {
+        "big": "1152921504606846976",
+        "negative": "-9007199254740992",
+        "not finite": "nan",
+        "nested": [{"n": "9007199254740992", "fine": 2**53 - 1}, [1.5, "inf"]],
+        "kept": [True, None, "text", 0.25],
+    }
+    assert sequence_pending() == 1
+    assert AuditEvent.objects.get(action="test.event").leaf_index == 0
+
+
+@pytest.mark.django_db
+def test_an_event_whose_leaf_cannot_be_written_is_named_in_a_refusal():
+    """Written past the writers (raw SQL), such an event stops the log: the refusal names it."""
+    record(2)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO federation_auditevent (occurred_at, action, actor_type, actor_id,"
+            " actor_label, organisation, object_type, object_id, data)"
+            " VALUES (now(), 'test.event', 'system', 'test', 'test', '', '', '',"
+            " '{\"n\": 1152921504606846976}') RETURNING id"
+        )
+        (poisoned,) = cursor.fetchone()
+
+    with pytest.raises(LogInconsistent, match=f"audit event {poisoned} has data whose leaf"):
+        sequence_pending()
+
+    status = SequencerStatus.objects.get(pk=1)
+    assert status.state == SequencerStatus.State.REFUSED
+    assert "IntegerDomainError" in status.reason
+    assert not AuditEvent.objects.filter(leaf_index__isnull=False).exists()  # rolled back
+    assert not Checkpoint.objects.exists()

@@ -455,10 +455,10 @@ SELECT * FROM (
 # no row. Each test reads at most one row of an index, in its order (the state row's key, the
 # unsequenced rows' partial index, the positions' index), so that every plan of it, custom or
 # generic, costs a few units whatever the statistics: no JIT, no parallel workers, no bitmap
-# scan, and it runs without ``bounded_query``'s settings, prepared once per session
-# (``SessionStatement``: its planning cost PostgreSQL more than its execution). (Not ``EXISTS``: without statistics PostgreSQL plans an
-# ``EXISTS`` of the positions past the store's as a sequential scan of the change table, which
-# finds nothing only once it has read all of it.)
+# scan. So it runs without ``bounded_query``'s settings, prepared once per session
+# (``SessionStatement``: planning it cost PostgreSQL more than running it). Not ``EXISTS``:
+# without statistics PostgreSQL plans an ``EXISTS`` of the positions past the store's as a
+# sequential scan of the change table, which finds nothing only once it has read all of it.
 _EVENT_IF_CURRENT_SQL = """
 {insert}
 WHERE COALESCE((SELECT last_position FROM {state} WHERE id = 1), 0) = %s

@@ -1,4 +1,5 @@
-"""``SessionStatement``: a statement prepared once per PostgreSQL session (federation.db.prepared)."""
+"""``SessionStatement``: a statement prepared once per PostgreSQL session
+(federation.db.prepared)."""
 
 import pytest
 from django.db import connection, connections, transaction

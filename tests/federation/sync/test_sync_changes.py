@@ -583,9 +583,10 @@ def test_a_small_match_requests_check_reads_an_index_whatever_the_statistics(tru
     analysed (what a hub has after a bulk load with autovacuum off). The same test written as
     ``EXISTS`` is planned as a sequential scan of that table."""
     entry = submit_entry(trusted_acme)
+    table = EntryChange._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {EntryChange._meta.db_table} (entry_id, reason, recorded_at, position) "  # noqa: S608 (a model's table)
+            f"INSERT INTO {table} (entry_id, reason, recorded_at, position) "  # noqa: S608
             "SELECT %s, 'vetted', now(), g FROM generate_series(1, 20000) g",
             [entry.pk],
         )

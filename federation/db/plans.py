@@ -76,8 +76,8 @@ _SAVED = "concordat.saved_{}"
 
 
 def bounded_query(sql: str, params: list, *, using: str, plain_index_scans: bool = False) -> list:
-    """The rows of one read (``sql`` with ``params``, a single statement; it may also write, as
-    the match check that carries its audit event does, in a data-modifying CTE) run as
+    """The rows of one read (``sql`` with ``params``, a single statement; it may also write, in
+    a data-modifying CTE) run as
     ``bounded_plan`` runs it, in one round trip to PostgreSQL: one query string sets the settings
     locally, saving each one's value first, runs the read, and puts the values back (so inside
     a caller's transaction they never reach its other statements, as with ``bounded_plan``).

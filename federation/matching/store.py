@@ -469,8 +469,9 @@ RETURNING id
 
 
 def check_sends_event() -> bool:
-    """Whether ``MatchStore.check_with_event`` can run here: PostgreSQL (SQLite has no
-    data-modifying CTE), the stream and the audit log in one database."""
+    """Whether ``MatchStore.check_with_event`` can run here: PostgreSQL (the event's ``INSERT``
+    casts its data to ``jsonb``, and is a prepared statement), the stream and the audit log in
+    one database."""
     alias = router.db_for_read(EntryChange)
     return connections[alias].vendor == "postgresql" and router.db_for_write(AuditEvent) == alias
 

@@ -127,8 +127,8 @@ _EVENT_COLUMNS = [
 def audit_insert_sql(record: AuditRecord, *, occurred_at) -> tuple[str, list]:
     """The event ``audit_record`` writes, as ``INSERT INTO <audit table> (<columns>) SELECT %s,
     …`` and its parameters (the texts bounded as there), for a caller that writes it inside a
-    statement of its own on PostgreSQL: a data-modifying CTE, which may add a ``WHERE`` (the
-    event written only if it holds) and a ``RETURNING``. The match service sends it with its
+    statement of its own on PostgreSQL, which may add a ``WHERE`` (the event written only if it
+    holds) and a ``RETURNING``. The match service sends it with its
     check, so that a request makes one round trip, not two (docs/matching.md). The caller calls
     ``audit_inserted`` once the statement has written the event."""
     actor = record.actor

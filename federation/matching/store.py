@@ -45,6 +45,7 @@ from federation.matching.index import STATE_CODES, ExactIndex, PdqIndex, SortedR
 from federation.matching.video import VideoIndex, distinct_from_canonical
 from federation.sync.models import EntryChange, SyncState
 from federation.sync.stream import changes_after, stream_state
+from federation.transparency.audit import AUDIT_INSERT_SQL
 from federation.transparency.models import AuditEvent
 from federation.video.models import VideoFrames
 
@@ -512,27 +513,19 @@ def _event_if_current(position: int, event: tuple[str, list]) -> bool:
     stream's last position is ``position`` and no change row is pending), in one statement;
     whether it was written."""
     insert, values = event
-    statement = _event_if_current_statements.get(insert)
-    if statement is None:
-        with _statements_lock:  # one statement, and so one name, per INSERT
-            statement = _event_if_current_statements.get(insert)
-            if statement is None:
-                sql = _EVENT_IF_CURRENT_SQL.format(
-                    insert=insert,
-                    state=SyncState._meta.db_table,
-                    change=EntryChange._meta.db_table,
-                )
-                name = f"concordat_match_event_{len(_event_if_current_statements)}"
-                statement = _event_if_current_statements[insert] = SessionStatement(name, sql)
+    if insert != AUDIT_INSERT_SQL:
+        raise ValueError("the event is audit_insert_sql's")
     with connections[router.db_for_write(AuditEvent)].cursor() as cursor:
-        statement.execute(cursor, [*values, position, position])
+        _EVENT_IF_CURRENT.execute(cursor, [*values, position, position])
         return cursor.fetchone() is not None
 
 
-# ``_EVENT_IF_CURRENT_SQL`` prepared in each session (planning it cost PostgreSQL more than
-# running it), by the event's INSERT (one: ``audit_insert_sql`` writes the same for every event).
-_event_if_current_statements: dict[str, SessionStatement] = {}
-_statements_lock = threading.Lock()
+_EVENT_IF_CURRENT = SessionStatement(
+    "concordat_match_event",
+    _EVENT_IF_CURRENT_SQL.format(
+        insert=AUDIT_INSERT_SQL, state=SyncState._meta.db_table, change=EntryChange._meta.db_table
+    ),
+)
 
 
 def _video_frames(values: list[str]) -> dict[str, str]:

@@ -145,12 +145,11 @@ def audit_insert_sql(record: AuditRecord, *, occurred_at) -> tuple[str, list]:
             json.dumps(leaf_ready(record.data)),
         )
     )
-    return _INSERT_SQL, list(row)
+    return AUDIT_INSERT_SQL, list(row)
 
 
-# ``audit_insert_sql``'s statement: the same for every event (one string, so that a caller may
-# key a prepared statement by it).
-_INSERT_SQL = 'INSERT INTO "{table}" ({columns}) SELECT {values}'.format(
+# ``audit_insert_sql``'s statement: the same for every event (a caller may prepare it).
+AUDIT_INSERT_SQL = 'INSERT INTO "{table}" ({columns}) SELECT {values}'.format(
     table=AuditEvent._meta.db_table,
     columns=", ".join(f'"{column}"' for column in _EVENT_COLUMNS),
     values=", ".join("%s::jsonb" if column == "data" else "%s" for column in _EVENT_COLUMNS),

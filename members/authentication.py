@@ -3,7 +3,6 @@
 import hashlib
 import hmac
 import threading
-import weakref
 from datetime import timedelta
 
 from django.core.exceptions import ObjectDoesNotExist
@@ -12,6 +11,7 @@ from django.db.models.query import get_related_populators
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 
+from federation.db.prepared import SessionStatement
 from members.models import ApiCredential
 
 TOKEN_PREFIX = "cc_"  # noqa: S105 (a format marker, not a secret)
@@ -103,8 +103,8 @@ class _CredentialRead:
     value converters and ``select_related`` populators. The prefix is unique, so the statement
     has neither ORDER BY nor LIMIT (``first()`` adds both, ``get()`` a LIMIT).
 
-    On PostgreSQL it is a prepared statement of the session (``PREPARE``, once per database
-    session, then ``EXECUTE``): planned afresh, the six-table read cost PostgreSQL about 0.4 ms
+    On PostgreSQL it is a prepared statement of the session (``SessionStatement``: ``PREPARE``,
+    once per database session, then ``EXECUTE``): planned afresh, the six-table read cost PostgreSQL about 0.4 ms
     of CPU each time (0.25 ms of it planning, without statistics), twice what the rest of an
     empty delta page costs it; after five executions PostgreSQL keeps its generic plan (one
     index probe per table) and plans no more. Nothing in the hub discards a session's prepared
@@ -120,13 +120,9 @@ class _CredentialRead:
             .order_by()
         )
         self.compiler = matches.query.get_compiler(connection=connection)
-        self.sql, _params = self.compiler.as_sql()
-        self.prepare = None
-        if connection.vendor == "postgresql":
-            # The compiled statement's one parameter (the prefix) becomes the prepared one's $1.
-            assert self.sql.count("%") == 1, "one parameter and no other percent sign"
-            self.prepare = f"PREPARE {_PREPARED_NAME} (text) AS {self.sql.replace('%s', '$1')}"
-            self.sql = f"EXECUTE {_PREPARED_NAME} (%s)"
+        sql, _params = self.compiler.as_sql()
+        # The compiled statement's one parameter is the prefix.
+        self.statement = SessionStatement("concordat_credential_by_prefix", sql)
         own = self.compiler.klass_info["select_fields"]
         self.own_columns = slice(own[0], own[-1] + 1)
         self.own_attnames = [
@@ -139,10 +135,7 @@ class _CredentialRead:
     def by_prefix(self, prefix: str) -> ApiCredential | None:
         connection = self.compiler.connection
         with connection.cursor() as cursor:
-            if self.prepare and connection.connection not in _PREPARED_SESSIONS:
-                cursor.execute(self.prepare)
-                _PREPARED_SESSIONS.add(connection.connection)
-            cursor.execute(self.sql, [prefix])
+            self.statement.execute(cursor, [prefix])
             rows = cursor.fetchall()
         for row in self.compiler.results_iter([rows]):
             credential = ApiCredential.from_db(
@@ -157,10 +150,6 @@ class _CredentialRead:
 # Each thread's compiled reads, by database alias: a compiler belongs to its thread's
 # connection, and goes with the thread.
 _compiled = threading.local()
-# The PostgreSQL sessions (psycopg connections) holding the prepared read, whichever thread
-# prepared it; a closed connection leaves the set with its session.
-_PREPARED_NAME = "concordat_credential_by_prefix"
-_PREPARED_SESSIONS: "weakref.WeakSet" = weakref.WeakSet()
 
 
 def touch_last_used(credential: ApiCredential, moment) -> None:

@@ -21,11 +21,16 @@ from collections.abc import Sequence
 from django.db.backends.utils import CursorWrapper
 
 _PLACEHOLDER = re.compile(r"%s")
+# By name, the psycopg connections (sessions) that hold the statement, whichever thread or
+# instance prepared it (an instance per thread's connection may be made for one statement); a
+# closed connection leaves its set with its session.
+_SESSIONS: dict[str, "weakref.WeakSet"] = {}
 
 
 class SessionStatement:
     """``sql`` (one statement, its parameters written ``%s``, no other percent sign) prepared
-    under ``name`` in each PostgreSQL session that runs it."""
+    under ``name`` in each PostgreSQL session that runs it. Instances of one name are one
+    statement: they must have the same ``sql``."""
 
     def __init__(self, name: str, sql: str) -> None:
         if "%" in _PLACEHOLDER.sub("", sql):
@@ -36,9 +41,7 @@ class SessionStatement:
         numbers = iter(range(1, self.count + 1))
         self.prepare = f"PREPARE {name} AS {_PLACEHOLDER.sub(lambda _: f'${next(numbers)}', sql)}"
         self.execute_sql = f"EXECUTE {name} ({', '.join(['%s'] * self.count)})"
-        # The psycopg connections (sessions) that hold it, whichever thread prepared it; a
-        # closed connection leaves the set with its session.
-        self._sessions: weakref.WeakSet = weakref.WeakSet()
+        self._sessions = _SESSIONS.setdefault(name, weakref.WeakSet())
 
     def execute(self, cursor: CursorWrapper, params: Sequence) -> None:
         """Run the statement with ``params`` on ``cursor`` (a Django cursor); its rows are then

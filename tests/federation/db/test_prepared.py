@@ -72,3 +72,14 @@ def test_only_placeholders_may_hold_a_percent_sign_and_every_parameter_is_given(
     statement = SessionStatement("test_prepared_two", "SELECT %s::int, %s::int")
     with pytest.raises(ValueError, match="takes 2 parameters, not 1"), connection.cursor() as c:
         statement.execute(c, [1])
+
+
+def test_instances_of_one_name_are_one_statement(django_assert_num_queries):
+    """An instance per thread's connection may be made for one statement (the token's read):
+    a session that holds it from one instance is not asked to prepare it again by another."""
+    first = SessionStatement("test_prepared_shared", "SELECT %s::int")
+    second = SessionStatement("test_prepared_shared", "SELECT %s::int")
+    assert _run(first, [1]) == [(1,)]
+
+    with django_assert_num_queries(1):  # EXECUTE
+        assert _run(second, [2]) == [(2,)]

@@ -28,7 +28,13 @@ from federation.contributions.checks import CheckOutcome, Rejection, Verified
 from federation.contributions.entry_rows import NEW_ENTRY_ROUND, entries_upsert
 from federation.contributions.models import Contribution, Entry, EntryLabel
 from federation.contributions.rejections import malformed_items_record, rejection_record
-from federation.db.bulk_insert import copy_rows, packed_uuids, upsert_rows, uuid_array_sql
+from federation.db.bulk_insert import (
+    copy_rows,
+    copy_stream,
+    packed_uuids,
+    upsert_rows,
+    uuid_array_sql,
+)
 from federation.db.locks import xact_lock, xact_lock_shared
 from federation.db.retry import Replayable, atomic_retrying_lost_races
 from federation.transparency.actions import Action, Key, ObjectType
@@ -455,30 +461,24 @@ def _insert_contributions(
     # (A UUID's integer orders as its 16 bytes do, which is PostgreSQL's order.)
     ordered = sorted(verified, key=lambda v: v.parsed.uuid.int)
     # One row per contribution, its constants looked up once (this loop runs per item).
-    add, active, applied = (
-        Contribution.Action.ADD,
-        Contribution.Status.ACTIVE,
-        Contribution.Status.APPLIED,
-    )
+    status = Contribution.Status
+    add, active, applied = Contribution.Action.ADD, status.ACTIVE, status.APPLIED
     organisation_id = organisation.pk
-    entry_ids: list[int] = []
-    rows = []
-    for v in ordered:
-        p = v.parsed
-        entry_ids.append(entry_id := entries[(p.signal_type, p.value)])
-        rows.append(
-            (
-                p.uuid, organisation_id, v.key.pk, entry_id, p.action, list(p.labels), p.scope,
-                p.incident, p.quality, p.created_at, now, p.canonical.decode(), p.content_hash,
-                v.signature, active if p.action == add else applied,
-                p.hub,  # the origin hub, as signed (checked against the context's origin)
-            )
-        )  # fmt: skip
-    pks = copy_rows(Contribution, _CONTRIBUTION_COLUMNS, rows, reserve_pks=with_pks)
-    return [
-        _Stored(v, pk, entry_id)
-        for v, pk, entry_id in zip(ordered, pks or [None] * len(rows), entry_ids, strict=True)
-    ]
+    stored = [_Stored(v, None, entries[(v.parsed.signal_type, v.parsed.value)]) for v in ordered]
+    rows = (
+        (
+            (p := v.parsed).uuid, organisation_id, v.key.pk, entry_id, p.action, list(p.labels),
+            p.scope, p.incident, p.quality, p.created_at, now, p.canonical.decode(),
+            p.content_hash, v.signature, active if p.action == add else applied,
+            p.hub,  # the origin hub, as signed (checked against the context's origin)
+        )
+        for v, _, entry_id in stored
+    )  # fmt: skip
+    if not with_pks:  # each row made as it is written, the first inserted meanwhile
+        copy_stream(Contribution, _CONTRIBUTION_COLUMNS, rows)
+        return stored
+    pks = copy_rows(Contribution, _CONTRIBUTION_COLUMNS, list(rows), reserve_pks=True)
+    return [x._replace(pk=pk) for x, pk in zip(stored, pks or (), strict=True)]
 
 
 def _link_labels(
@@ -579,7 +579,7 @@ def _audit_accepted(batch: _StoreBatch, stored: Sequence[_Stored]) -> None:
         # The signed bytes themselves live in the contribution row; the event commits to them
         # by content_hash (SHA-256 of the canonical bytes), which halves what a bulk ingest
         # writes.
-        objects=[
+        objects=(  # each made as the COPY writes it (``copy_stream``)
             (
                 uuid := (parsed := x.verified.parsed).document["uuid"],
                 {
@@ -595,6 +595,6 @@ def _audit_accepted(batch: _StoreBatch, stored: Sequence[_Stored]) -> None:
                 },
             )
             for x in stored
-        ],
+        ),
         occurred_at=batch.now,
     )

@@ -9,6 +9,7 @@ SELECT`` instead, their shared values sent once. Other databases (SQLite, for th
 ``bulk_create`` road.
 """
 
+import itertools
 import json
 import re
 import uuid
@@ -59,6 +60,26 @@ def copy_rows(
             rows = [(pk, *row) for pk, row in zip(pks, rows, strict=True)]
         _copy(cursor, connection, model, meta.db_table, attnames, rows)
     return pks
+
+
+def copy_stream(model: type[models.Model], attnames: Sequence[str], rows: Iterable[Row]) -> int:
+    """``copy_rows`` of rows made as they are written, such as a generator's: on PostgreSQL
+    each is sent as soon as it is made (its COPY's buffer, 32 kB, at a time), so the server
+    inserts the first rows while the caller's Python makes the rest, where a list is made whole
+    before the server sees its first row. Returns how many rows were written; none starts no
+    COPY."""
+    rows = iter(rows)
+    first = next(rows, None)
+    if first is None:
+        return 0
+    connection = _connection(model)
+    if connection.vendor != "postgresql":
+        listed = [first, *rows]
+        copy_rows(model, attnames, listed)
+        return len(listed)
+    table = model._meta.db_table
+    with connection.wrap_database_errors, connection.cursor() as cursor:
+        return _copy(cursor, connection, model, table, attnames, itertools.chain((first,), rows))
 
 
 def copy_new_rows(
@@ -261,12 +282,13 @@ def _connection(model):
     return connections[router.db_for_write(model)]
 
 
-def _copy(cursor, connection, model, table: str, attnames, rows, *, db_table: bool = True) -> None:
+def _copy(cursor, connection, model, table: str, attnames, rows, *, db_table: bool = True) -> int:
     """COPY ``rows`` into ``table`` in PostgreSQL's binary format: each value goes as its type's
     binary form (a UUID's 16 bytes, a timestamp's 8, a signature's bytes as they are), with no
     text to escape on our side nor to parse on the server's, which halves the Python time per row
     of a contribution against the text format (docs/architecture.md, "Ingest"). The types are
-    the model fields' own, so a value of the wrong type fails here as an insert would."""
+    the model fields' own, so a value of the wrong type fails here as an insert would. Returns
+    how many rows were written."""
     columns, type_names = _copy_columns(connection, model, attnames)
     target = connection.ops.quote_name(table) if db_table else table
     raw = cursor.cursor
@@ -276,8 +298,10 @@ def _copy(cursor, connection, model, table: str, attnames, rows, *, db_table: bo
         types = raw.adapters.types
         copy.set_types([types[name].oid for name in type_names])
         write_row = copy.write_row
-        for row in rows:
+        count = 0
+        for count, row in enumerate(rows, 1):  # noqa: B007 (the count is the last one)
             write_row(row)
+    return count
 
 
 # A condition every row meets (``random()`` is in [0, 1)) but volatile, so that the server

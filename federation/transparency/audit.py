@@ -23,7 +23,7 @@ from federation.canonical import (
     canonical_json_part,
     in_fast_domain,
 )
-from federation.db.bulk_insert import copy_rows, insert_alike
+from federation.db.bulk_insert import copy_rows, copy_stream, insert_alike
 from federation.enqueue import TaskName, nudge, nudge_soon
 from federation.transparency.models import AuditEvent
 from members.actors import Actor
@@ -208,19 +208,24 @@ def audit_record_alike(
     and texts, and that walk would cost a bulk ingest about 2 µs an event."""
     shared = tuple(_shared_columns(action, actor, organisation, object_type).values())
     limit = COLUMN_LIMITS["object_id"]
-    rows = [
+    # Made as they are written (``copy_stream``): the server inserts the first events while
+    # the rest are made, from ``objects`` if it is a generator too.
+    count = copy_stream(
+        AuditEvent,
+        _EVENT_COLUMNS,
         (
-            occurred_at,
-            *shared,
-            object_id if len(object_id) <= limit else bounded("object_id", object_id),
-            data,
-        )
-        for object_id, data in objects
-    ]
-    copy_rows(AuditEvent, _EVENT_COLUMNS, rows)
-    if rows:
+            (
+                occurred_at,
+                *shared,
+                object_id if len(object_id) <= limit else bounded("object_id", object_id),
+                data,
+            )
+            for object_id, data in objects
+        ),
+    )
+    if count:
         _schedule_sequencing()
-    return len(rows)
+    return count
 
 
 def audit_record_for_ids(

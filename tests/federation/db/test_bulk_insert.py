@@ -1,19 +1,21 @@
 """COPY writes (federation/db/bulk_insert.py): what a JSON column holds after ``copy_rows`` is what
 the ORM would have stored, and a value JSON cannot hold is refused as before; UUIDs packed into
 one parameter read back as themselves; rows written by ``insert_alike`` are those ``copy_rows``
-writes, in order."""
+writes, in order; rows made as they are written (``copy_stream``) are the rows ``copy_rows``
+writes."""
 
 import uuid
 from datetime import UTC, datetime
 
 import pytest
-from django.db import DataError, IntegrityError, connection
+from django.db import DataError, IntegrityError, connection, transaction
 
 from federation.contributions.models import Entry
 from federation.db.bulk_insert import (
     _JsonbBinaryDumper,
     copy_new_rows,
     copy_rows,
+    copy_stream,
     insert_alike,
     packed_uuids,
     uuid_array_sql,
@@ -57,6 +59,7 @@ def test_what_json_cannot_hold_is_refused_as_the_standard_library_does():
     assert dump(2**70) == b"\x01" + str(2**70).encode()  # beyond orjson: the standard library
 
 
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="uuid_array_sql is PostgreSQL's")
 @pytest.mark.parametrize("count", [0, 1, 3])
 def test_packed_uuids_read_back_as_the_same_uuids_in_order(count):
     uuids = [uuid.uuid4() for _ in range(count)]
@@ -147,3 +150,41 @@ def test_copies_of_one_model_by_other_columns_each_write_their_own():
     copy_rows(AuditEvent, columns, [rows[2]])
     stored = AuditEvent.objects.filter(action__startswith="test.").order_by("pk")
     assert list(stored.values_list(*columns)) == rows
+
+
+def test_rows_made_as_they_are_written_are_the_rows_a_list_writes():
+    shared = _shared_event_columns()
+    columns = [*shared, "object_id"]
+    made = []
+
+    def rows():
+        for n in (5, 1, 9):
+            made.append(n)
+            yield (*shared.values(), str(n))
+
+    generator = rows()
+    assert copy_stream(AuditEvent, columns, generator) == 3
+    assert made == [5, 1, 9] and next(generator, None) is None
+    copy_rows(AuditEvent, columns, [(*shared.values(), str(n)) for n in (5, 1, 9)])
+    stored = list(AuditEvent.objects.order_by("pk").values_list(*columns))
+    assert stored[:3] == stored[3:]
+    assert [row[-1] for row in stored[:3]] == ["5", "1", "9"]
+
+
+def test_no_rows_made_start_no_copy(django_assert_num_queries):
+    with django_assert_num_queries(0):
+        assert copy_stream(AuditEvent, ["object_id"], iter(())) == 0
+    assert not AuditEvent.objects.exists()
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="a COPY is PostgreSQL's")
+def test_a_row_that_fails_midway_writes_none_of_them():
+    shared = _shared_event_columns()
+
+    def rows():
+        yield (*shared.values(), "1")
+        yield (*shared.values(), "x" * 201)  # over object_id's limit of 200
+
+    with pytest.raises(DataError), transaction.atomic():
+        copy_stream(AuditEvent, [*shared, "object_id"], rows())
+    assert not AuditEvent.objects.exists()

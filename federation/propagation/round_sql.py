@@ -80,7 +80,7 @@ def delivered_round(
             f"WITH delivered AS (UPDATE {_OUTBOX} AS o SET state = %s, delivered_at = %s,"  # noqa: S608
             " claimed_until = NULL, last_error = '', digest = v.digest"
             " FROM unnest(%s::bigint[], %s::text[]) AS v(id, digest)"
-            " WHERE o.id = ANY(%s::bigint[]) AND o.id = v.id),"
+            " WHERE o.id = ANY(ARRAY(SELECT unnest(%s::bigint[]))) AND o.id = v.id),"
             f" event AS ({insert}),"
             f" link AS (UPDATE {_LINK} SET last_push_at = %s WHERE peer_id = %s RETURNING 1)"
             " SELECT (SELECT count(*) FROM link)",

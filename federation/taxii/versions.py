@@ -200,10 +200,15 @@ def _write_rendered(rows: list[StixObjectVersion]) -> None:
     connection.ensure_connection()
     # A server-side binding cursor: Django's client-side binding quotes each array element in
     # Python, which cost more than the rest of the batch.
+    # ``v.id = ANY(ARRAY(SELECT …))`` finds the rows by primary key whatever the statistics:
+    # joined on ``v.id = u.id`` alone, with the table's statistics taken while it was small the
+    # planner hashed the arrays against a sequential scan of every version (``lifecycle``'s
+    # move of entries does the same).
     with psycopg.Cursor(connection.connection) as cursor:
         cursor.execute(
-            f"UPDATE {table} AS v SET {assignments} "  # noqa: S608 (fixed names)
-            f"FROM unnest({arrays}) AS u({columns}) WHERE v.id = u.id",
+            f"WITH u ({columns}) AS (SELECT * FROM unnest({arrays})) "  # noqa: S608 (fixed names)
+            f"UPDATE {table} AS v SET {assignments} FROM u "
+            "WHERE v.id = ANY(ARRAY(SELECT id FROM u)) AND v.id = u.id",
             [
                 [row.pk for row in rows],
                 *([getattr(row, name) for row in rows] for name in _RENDERED),

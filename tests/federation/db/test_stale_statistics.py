@@ -1,0 +1,114 @@
+"""Statements that write a batch of rows by their ids find each row by its key, whatever the
+table's statistics say: also statistics taken while the table was tiny (an ANALYZE at install,
+before a bulk load), under which PostgreSQL hashed a batch's ids against a sequential scan of
+the whole table (or, for the sequencer's leaves, compared every pair of a batch's rows).
+
+Each test loads a few thousand rows, makes the table's statistics those of a five-row table (in
+the test's transaction, which puts them back), runs the real statement, and reads the table's
+scans in this transaction from ``pg_stat_xact_user_tables``. The rows are narrow, as unrendered
+versions and outbox rows are, so that a sequential scan of them looks cheap to the planner."""
+
+from datetime import UTC, datetime
+
+import pytest
+from django.db import connection
+
+from federation.propagation import round_sql
+from federation.propagation.models import OutboxItem
+from federation.taxii import versions
+from federation.taxii.models import StixObjectVersion
+from federation.transparency.actions import Action, ObjectType
+from federation.transparency.audit import AuditRecord
+from members.actors import Actor
+from tests.support.sending import make_peer
+
+pytestmark = [
+    pytest.mark.django_db,
+    pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's planner"),
+]
+
+ROWS = 4000
+
+
+def _tiny_statistics(model) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE pg_class SET reltuples = 5, relpages = 1 WHERE oid = %s::regclass",
+            [model._meta.db_table],
+        )
+
+
+def _scans(model) -> tuple[int, int]:
+    """(sequential, index) scans of ``model``'s table so far in this transaction."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT seq_scan, COALESCE(idx_scan, 0) FROM pg_stat_xact_user_tables "
+            "WHERE relid = %s::regclass",
+            [model._meta.db_table],
+        )
+        return cursor.fetchone()
+
+
+def _by_key_since(model, before: tuple[int, int]) -> bool:
+    """Whether ``model``'s table was read through an index, and never sequentially, since
+    ``before`` (its ``_scans``)."""
+    sequential, index = _scans(model)
+    return sequential == before[0] and index > before[1]
+
+
+def test_rendered_versions_are_written_by_key():
+    at = datetime(2026, 12, 7, tzinfo=UTC)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {StixObjectVersion._meta.db_table} (kind, signal_type, state, "  # noqa: S608
+            "changed_at, stix_id, generation, revoked, created_by, document, is_latest) "
+            "SELECT 'indicator', 'pdq', 'vetted', %s, '', 0, false, '', '', false "
+            "FROM generate_series(1, %s)",
+            [at, 10 * ROWS],  # not yet rendered: narrow rows, so as many as pages matter
+        )
+    rows = list(StixObjectVersion.objects.order_by("-pk")[:100])
+    for row in rows:
+        row.stix_id, row.document, row.date_added = f"indicator--{row.pk}", "{}", at
+    _tiny_statistics(StixObjectVersion)
+    before = _scans(StixObjectVersion)
+
+    versions._write_rendered(rows)
+
+    assert _by_key_since(StixObjectVersion, before)
+    written = StixObjectVersion.objects.filter(pk__in=[row.pk for row in rows])
+    assert sorted(written.values_list("stix_id", flat=True)) == sorted(
+        f"indicator--{row.pk}" for row in rows
+    )
+
+
+def test_a_delivered_round_marks_its_rows_by_key(acme_submitter):
+    peer = make_peer("bravo.hub")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {OutboxItem._meta.db_table} (peer_id, kind, signing_key_id, path, lane, "  # noqa: S608
+            "state, attempts, next_attempt_at, last_error, digest, created_at) "
+            "SELECT %s, 'key', %s, '[]', 'normal', 'pending', 0, now(), '', '', now() "
+            "FROM generate_series(1, %s)",
+            [peer.pk, acme_submitter.signing_key.pk, ROWS],
+        )
+    ids = sorted(OutboxItem.objects.order_by("-pk").values_list("pk", flat=True)[:100])
+    _tiny_statistics(OutboxItem)
+    before = _scans(OutboxItem)
+
+    round_sql.delivered_round(
+        peer_id=peer.pk,
+        ids=ids,
+        digests=["ab" * 32] * len(ids),
+        now=datetime.now(UTC),
+        event=AuditRecord(
+            action=Action.FEDERATION_SENT,
+            actor=Actor.system("test"),
+            object_type=ObjectType.PEER,
+            object_id=peer.hub_id,
+            data={"items": len(ids)},
+        ),
+    )
+
+    assert _by_key_since(OutboxItem, before)
+    delivered = OutboxItem.objects.filter(state=OutboxItem.State.DELIVERED)
+    assert sorted(delivered.values_list("pk", flat=True)) == ids

@@ -732,8 +732,8 @@ def test_an_incident_item_overtakes_a_backlog_of_ordinary_items():
         f"{had}/{INCIDENT_BACKLOG} of the backlog ({began} when it was submitted); the backlog "
         f"drained {drained_after:.2f} s after it"
     )
-    # At most the batch in flight and one more went before it (500 items each); the rest of
-    # the backlog was still owed, and took seconds more.
+    # At most the batch in flight and one more went before it (500 items each), and at least a
+    # batch of the backlog was still owed when it arrived. Counted in items, not seconds: on a
+    # fast machine the rest of a 3,000-item backlog drains in under a second.
     assert had - began <= 1_000, (began, had)
-    assert had < INCIDENT_BACKLOG, had
-    assert drained_after - urgent_after > 1.0, (urgent_after, drained_after)
+    assert INCIDENT_BACKLOG - had >= 500, (had, urgent_after, drained_after)

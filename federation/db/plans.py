@@ -34,20 +34,29 @@ except ImportError:  # psycopg2: one query string answers only its last statemen
 
 _BOUNDED = {"jit": "off", "max_parallel_workers_per_gather": "0"}
 _PLAIN_INDEX_SCANS = {"enable_bitmapscan": "off"}
+_BY_INDEX = {"enable_seqscan": "off", "enable_hashjoin": "off", "enable_mergejoin": "off"}
 
 
 @contextmanager
-def bounded_plan(*, using: str, plain_index_scans: bool = False) -> Iterator[None]:
+def bounded_plan(
+    *, using: str, plain_index_scans: bool = False, by_index: bool = False
+) -> Iterator[None]:
     """Run the statements inside in a transaction (a savepoint inside the caller's) without JIT
     and without parallel workers; with ``plain_index_scans``, without bitmap scans either (for a
     read of a partial index that holds the entries of dead rows, so that the scan marks them dead
-    for the next one). Inside a caller's transaction the settings are put back on the way out, so
-    they never reach the caller's other statements."""
+    for the next one); with ``by_index``, without sequential scans, hash joins or merge joins
+    (for a keyset page and lookups per row: with the statistics of a tiny table PostgreSQL
+    hashed a whole table against another instead). Inside a caller's transaction the settings
+    are put back on the way out, so they never reach the caller's other statements."""
     connection = connections[using]
     if connection.vendor != "postgresql":
         yield
         return
-    wanted = {**_BOUNDED, **(_PLAIN_INDEX_SCANS if plain_index_scans else {})}
+    wanted = {
+        **_BOUNDED,
+        **(_PLAIN_INDEX_SCANS if plain_index_scans else {}),
+        **(_BY_INDEX if by_index else {}),
+    }
     nested = connection.in_atomic_block
     with transaction.atomic(using=using):
         with connection.cursor() as cursor:

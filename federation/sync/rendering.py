@@ -103,13 +103,15 @@ _DOCUMENT_SQL = (
 # then guessed at hundreds of rows each), and PostgreSQL spent about 0.9 s compiling it on every
 # call, even for an empty page. It is a keyset scan of at most one page plus index lookups per
 # row, so neither JIT nor parallel workers can pay off; with both off it runs the same plan, in
-# milliseconds, with statistics or without (docs/sync.md, "How fast").
+# milliseconds, with statistics or without (docs/sync.md, "How fast"). Nor can a sequential scan
+# or a hash or merge join (``by_index``): with statistics taken while the tables were tiny,
+# PostgreSQL hashed every entry against every change row for each page.
 
 
 def sql_documents(page_sql: str, params: list) -> list[tuple[int, int, bytes]]:
     alias = router.db_for_read(EntryChange)
     connection = connections[alias]
-    with bounded_plan(using=alias), connection.cursor() as cursor:
+    with bounded_plan(using=alias, by_index=True), connection.cursor() as cursor:
         cursor.execute(_DOCUMENT_SQL.replace("{page}", page_sql), params)
         return [(key, pk, document.encode()) for key, pk, document in cursor.fetchall()]
 

@@ -1,7 +1,8 @@
-"""Statements that write a batch of rows by their ids find each row by its key, whatever the
-table's statistics say: also statistics taken while the table was tiny (an ANALYZE at install,
-before a bulk load), under which PostgreSQL hashed a batch's ids against a sequential scan of
-the whole table (or, for the sequencer's leaves, compared every pair of a batch's rows).
+"""Statements that write a batch of rows by their ids find each row by its key, and a sync page
+reads a page's rows through indexes, whatever the tables' statistics say: also statistics taken
+while a table was tiny (an ANALYZE at install, before a bulk load), under which PostgreSQL hashed
+a batch's ids against a sequential scan of the whole table (or, for the sequencer's leaves,
+compared every pair of a batch's rows; for a sync page, every entry against every change).
 
 Each test loads a few thousand rows, makes the table's statistics those of a five-row table (in
 the test's transaction, which puts them back), runs the real statement, and reads the table's
@@ -13,8 +14,11 @@ from datetime import UTC, datetime
 import pytest
 from django.db import connection
 
+from federation.contributions.models import Entry
 from federation.propagation import round_sql
 from federation.propagation.models import OutboxItem
+from federation.sync.models import EntryChange, SyncState
+from federation.sync.stream import changes_after
 from federation.taxii import versions
 from federation.taxii.models import StixObjectVersion
 from federation.transparency.actions import Action, ObjectType
@@ -112,3 +116,27 @@ def test_a_delivered_round_marks_its_rows_by_key(acme_submitter):
     assert _by_key_since(OutboxItem, before)
     delivered = OutboxItem.objects.filter(state=OutboxItem.State.DELIVERED)
     assert sorted(delivered.values_list("pk", flat=True)) == ids
+
+
+def test_a_sync_page_reads_its_changes_and_entries_by_index():
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {Entry._meta.db_table} (signal_type, value, state, review_round, "  # noqa: S608
+            "created_at, updated_at, state_changed_at) "
+            "SELECT 'pdq', lpad(to_hex(g), 64, '0'), 'vetted', 0, now(), now(), now() "
+            "FROM generate_series(1, %s) g",
+            [5 * ROWS],
+        )
+        cursor.execute(
+            f"INSERT INTO {EntryChange._meta.db_table} (entry_id, reason, recorded_at, position) "  # noqa: S608
+            f"SELECT id, 'vetted', now(), row_number() OVER (ORDER BY id) FROM {Entry._meta.db_table}"
+        )
+    SyncState.objects.update_or_create(pk=1, defaults={"last_position": 5 * ROWS})
+    for model in (Entry, EntryChange):
+        _tiny_statistics(model)
+    before = {model: _scans(model) for model in (Entry, EntryChange)}
+
+    page = changes_after(after=ROWS, limit=500)
+
+    assert len(page.items) == 500 and page.more
+    assert all(_by_key_since(model, scans) for model, scans in before.items())

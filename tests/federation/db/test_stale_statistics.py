@@ -140,3 +140,23 @@ def test_a_sync_page_reads_its_changes_and_entries_by_index():
 
     assert len(page.items) == 500 and page.more
     assert all(_by_key_since(model, scans) for model, scans in before.items())
+
+
+def test_entries_by_value_alone_are_found_by_index(globex_reviewer):
+    # Entries are indexed by (signal_type, value): a lookup by value alone probes it per type.
+    # (Written ``value = …`` alone, it read every entry, with these statistics or with none.)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {Entry._meta.db_table} (signal_type, value, state, review_round, "  # noqa: S608
+            "created_at, updated_at, state_changed_at) "
+            "SELECT 'pdq', lpad(to_hex(g), 64, '0'), 'vetted', 0, now(), now(), now() "
+            "FROM generate_series(1, %s) g",
+            [5 * ROWS],
+        )
+    _tiny_statistics(Entry)
+    before = _scans(Entry)
+
+    response = globex_reviewer.client.get("/api/v1/entries/", {"value": f"{ROWS:064x}"})
+
+    assert [entry["value"] for entry in response.json()["results"]] == [f"{ROWS:064x}"]
+    assert _by_key_since(Entry, before)

@@ -460,8 +460,7 @@ def _insert_contributions(
     # unique index in one order (one then fails with a unique violation) rather than deadlock.
     # (A UUID's integer orders as its 16 bytes do, which is PostgreSQL's order.)
     ordered = sorted(verified, key=lambda v: v.parsed.uuid.int)
-    # One row per contribution, its constants looked up once (this loop runs per item).
-    status = Contribution.Status
+    status = Contribution.Status  # a row per contribution, its constants looked up once:
     add, active, applied = Contribution.Action.ADD, status.ACTIVE, status.APPLIED
     organisation_id = organisation.pk
     stored = [_Stored(v, None, entries[(v.parsed.signal_type, v.parsed.value)]) for v in ordered]
@@ -511,7 +510,8 @@ def _apply_retracts(batch: _StoreBatch, retracts: list[Verified], now) -> list[_
     entries = {
         (signal_type, value): pk
         for pk, signal_type, value in Entry.objects.select_for_update()
-        .filter(value__in={v.parsed.value for v in retracts})
+        .filter(signal_type__in={v.parsed.signal_type for v in retracts})  # with the value:
+        .filter(value__in={v.parsed.value for v in retracts})  # by index, not every entry read
         .order_by("signal_type", "value")
         .values_list("pk", "signal_type", "value")
     }

@@ -23,7 +23,7 @@ from typing import Any
 from django.db.models import Count, F, Prefetch, Q, QuerySet
 from django.db.models.functions import TruncDay, TruncMonth, TruncWeek
 
-from federation.contributions.models import Contribution, Entry, Label
+from federation.contributions.models import Contribution, Entry, Label, SignalType
 from federation.propagation.models import OutboxItem, PulledItem, Receipt
 from federation.transparency.actions import Action, Key, ObjectType
 from federation.transparency.models import AuditEvent, Checkpoint
@@ -358,7 +358,10 @@ def contributions_search(*, value: str | None, member: str | None) -> QuerySet[C
     newest first. Values are compared in their normalised (lowercase) form."""
     queryset = Contribution.objects.select_related("organisation", "entry")
     if value:
-        queryset = queryset.filter(entry__value=value.strip().lower())
+        # Every type named, so that the entries' (signal_type, value) index serves the value.
+        queryset = queryset.filter(
+            entry__signal_type__in=SignalType.values, entry__value=value.strip().lower()
+        )
     if member:
         queryset = queryset.filter(organisation__slug=member)
     return queryset.order_by("-received_at", "-pk")

@@ -1,5 +1,6 @@
-"""Statements that write a batch of rows by their ids find each row by its key, and a sync page
-reads a page's rows through indexes, whatever the tables' statistics say: also statistics taken
+"""Statements that write a batch of rows by their ids find each row by its key, a sync page reads
+a page's rows through indexes, and a lookup of entries by value alone (the API's filter, a
+retract, the reports' search) probes the entries' index, whatever the tables' statistics say: also statistics taken
 while a table was tiny (an ANALYZE at install, before a bulk load), under which PostgreSQL hashed
 a batch's ids against a sequential scan of the whole table (or, for the sequencer's leaves,
 compared every pair of a batch's rows; for a sync page, every entry against every change).
@@ -17,6 +18,7 @@ from django.db import connection
 from federation.contributions.models import Entry
 from federation.propagation import round_sql
 from federation.propagation.models import OutboxItem
+from federation.reports.selectors import contributions_search
 from federation.sync.models import EntryChange, SyncState
 from federation.sync.stream import changes_after
 from federation.taxii import versions
@@ -58,6 +60,18 @@ def _by_key_since(model, before: tuple[int, int]) -> bool:
     ``before`` (its ``_scans``)."""
     sequential, index = _scans(model)
     return sequential == before[0] and index > before[1]
+
+
+def _seed_entries(count: int) -> None:
+    """``count`` vetted PDQ entries, their values the hex of 1 to ``count``, 64 digits."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {Entry._meta.db_table} (signal_type, value, state, review_round, "  # noqa: S608
+            "created_at, updated_at, state_changed_at) "
+            "SELECT 'pdq', lpad(to_hex(g), 64, '0'), 'vetted', 0, now(), now(), now() "
+            "FROM generate_series(1, %s) g",
+            [count],
+        )
 
 
 def test_rendered_versions_are_written_by_key():
@@ -119,14 +133,8 @@ def test_a_delivered_round_marks_its_rows_by_key(acme_submitter):
 
 
 def test_a_sync_page_reads_its_changes_and_entries_by_index():
+    _seed_entries(5 * ROWS)
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {Entry._meta.db_table} (signal_type, value, state, review_round, "  # noqa: S608
-            "created_at, updated_at, state_changed_at) "
-            "SELECT 'pdq', lpad(to_hex(g), 64, '0'), 'vetted', 0, now(), now(), now() "
-            "FROM generate_series(1, %s) g",
-            [5 * ROWS],
-        )
         cursor.execute(
             f"INSERT INTO {EntryChange._meta.db_table} (entry_id, reason, recorded_at, position) "  # noqa: S608
             f"SELECT id, 'vetted', now(), row_number() OVER (ORDER BY id) FROM {Entry._meta.db_table}"
@@ -145,18 +153,41 @@ def test_a_sync_page_reads_its_changes_and_entries_by_index():
 def test_entries_by_value_alone_are_found_by_index(globex_reviewer):
     # Entries are indexed by (signal_type, value): a lookup by value alone probes it per type.
     # (Written ``value = …`` alone, it read every entry, with these statistics or with none.)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {Entry._meta.db_table} (signal_type, value, state, review_round, "  # noqa: S608
-            "created_at, updated_at, state_changed_at) "
-            "SELECT 'pdq', lpad(to_hex(g), 64, '0'), 'vetted', 0, now(), now(), now() "
-            "FROM generate_series(1, %s) g",
-            [5 * ROWS],
-        )
+    _seed_entries(5 * ROWS)
     _tiny_statistics(Entry)
     before = _scans(Entry)
 
     response = globex_reviewer.client.get("/api/v1/entries/", {"value": f"{ROWS:064x}"})
 
     assert [entry["value"] for entry in response.json()["results"]] == [f"{ROWS:064x}"]
+    assert _by_key_since(Entry, before)
+
+
+def test_a_retract_finds_its_entry_by_index(acme_submitter):
+    signal = {"type": "pdq", "value": f"{7 * ROWS:064x}"}
+    assert acme_submitter.submit(signal=signal).status_code == 201
+    _seed_entries(5 * ROWS)
+    _tiny_statistics(Entry)
+    before = _scans(Entry)
+
+    retract = acme_submitter.signed(action="retract", labels=[], signal=signal)
+    response = acme_submitter.client.post(
+        "/api/v1/contributions/bulk/", {"items": [retract]}, format="json"
+    )
+
+    assert response.json()["created"] == 1, response.json()
+    assert _by_key_since(Entry, before)
+    assert Entry.objects.get(value=signal["value"]).state == Entry.State.RETRACTED
+
+
+def test_the_reports_search_by_value_finds_its_entry_by_index(acme_submitter):
+    value = f"{9 * ROWS:064x}"
+    assert acme_submitter.submit(signal={"type": "pdq", "value": value}).status_code == 201
+    _seed_entries(5 * ROWS)
+    _tiny_statistics(Entry)
+    before = _scans(Entry)
+
+    found = list(contributions_search(value=value.upper(), member=None))
+
+    assert [c.entry.value for c in found] == [value]
     assert _by_key_since(Entry, before)

@@ -23,6 +23,7 @@ from federation.sync.models import EntryChange, SyncState
 from federation.sync.stream import changes_after
 from federation.taxii import versions
 from federation.taxii.models import StixObjectVersion
+from federation.taxii.selectors import ALL_COLLECTION, ObjectFilter, collection_get, objects_page
 from federation.transparency.actions import Action, ObjectType
 from federation.transparency.audit import AuditRecord
 from members.actors import Actor
@@ -191,3 +192,33 @@ def test_the_reports_search_by_value_finds_its_entry_by_index(acme_submitter):
 
     assert [c.entry.value for c in found] == [value]
     assert _by_key_since(Entry, before)
+
+
+@pytest.mark.parametrize(
+    "wanted",
+    [
+        ObjectFilter(added_after=datetime(2026, 1, 1, tzinfo=UTC)),
+        ObjectFilter(types=frozenset({"indicator"})),
+    ],
+    ids=["added_after", "match[type]"],
+)
+def test_a_taxii_page_reads_the_versions_in_index_order(wanted):
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {StixObjectVersion._meta.db_table} (kind, signal_type, state, "  # noqa: S608
+            "changed_at, date_added, stix_id, created, modified, generation, revoked, "
+            "created_by, document, is_latest) "
+            "SELECT 'indicator', 'pdq', 'vetted', now(), now() + g * interval '1 microsecond', "
+            "'indicator--' || g, now(), now(), 0, false, '', '{}', true "
+            "FROM generate_series(1, %s) g",
+            [10 * ROWS],
+        )
+    _tiny_statistics(StixObjectVersion)
+    before = _scans(StixObjectVersion)
+
+    page = objects_page(
+        collection=collection_get(collection_id=ALL_COLLECTION), wanted=wanted, limit=100
+    )
+
+    assert [row.stix_id for row in page.rows] == [f"indicator--{g}" for g in range(1, 101)]
+    assert _by_key_since(StixObjectVersion, before)

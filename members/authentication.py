@@ -104,10 +104,10 @@ class _CredentialRead:
     has neither ORDER BY nor LIMIT (``first()`` adds both, ``get()`` a LIMIT).
 
     On PostgreSQL it is a prepared statement of the session (``SessionStatement``: ``PREPARE``,
-    once per database session, then ``EXECUTE``): planned afresh, the six-table read cost PostgreSQL about 0.4 ms
-    of CPU each time (0.25 ms of it planning, without statistics), twice what the rest of an
-    empty delta page costs it; after five executions PostgreSQL keeps its generic plan (one
-    index probe per table) and plans no more. Nothing in the hub discards a session's prepared
+    once per database session, then ``EXECUTE``): planned afresh, the six-table read cost
+    PostgreSQL about 0.4 ms of CPU each time (0.25 ms of it planning, without statistics), twice
+    what the rest of an empty delta page costs it; after five executions PostgreSQL keeps its
+    generic plan (one index probe per table) and plans no more. Nothing in the hub discards a session's prepared
     statements (no pooler resets sessions; a new session is prepared on its first request)."""
 
     def __init__(self, connection) -> None:

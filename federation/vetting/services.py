@@ -5,6 +5,7 @@ Each runs in one transaction (or the caller's) and writes its audit events in it
 Django admin both call these, so a change made either way leaves the same trail (docs/vetting.md).
 """
 
+import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,6 +25,18 @@ from federation.vetting.models import Decision, Feedback, Incident, VettingPolic
 from federation.vetting.policy import effective_quorum, policy_snapshot, vote_tally
 from members.actors import Actor
 from members.models import Organisation
+
+# A reason holds one character that is neither whitespace nor an information separator (U+001C to
+# U+001F). Spelt out so that it is the same set in ECMA's and Python's regex dialects, whose \s
+# differ (ECMA's holds U+FEFF, Python's U+001C-U+001F and U+0085): the schema's pattern for a
+# required reason (``RequiredReasonSerializer``) is this one, so that what it calls a reason the
+# service does too.
+REASON_TEXT = r"[^\s\x1c-\x1f\u0085\ufeff]"
+_REASON_TEXT = re.compile(REASON_TEXT)
+
+
+def _has_text(reason: str) -> bool:
+    return _REASON_TEXT.search(reason) is not None
 
 
 def entries_mark_retracted_if_unsupported(
@@ -71,7 +84,7 @@ def entry_vote(*, entry_id: int, verdict: str, reason: str, actor: Actor) -> Vot
     reason = (reason or "").strip()
     if verdict not in Decision.Verdict.values:
         raise InvalidInput(f"verdict must be one of {Decision.Verdict.values}.")
-    if verdict == Decision.Verdict.REJECT and not reason:
+    if verdict == Decision.Verdict.REJECT and not _has_text(reason):
         raise InvalidInput("Give a reason for rejecting the entry.", code="reason_required")
     now = timezone.now()
     with transaction.atomic():
@@ -157,7 +170,7 @@ def entry_rule(*, entry_id: int, verdict: str, reason: str, actor: Actor) -> Dec
     reason = (reason or "").strip()
     if verdict not in Decision.Verdict.values:
         raise InvalidInput(f"verdict must be one of {Decision.Verdict.values}.")
-    if not reason:
+    if not _has_text(reason):
         raise InvalidInput("Give a reason for the ruling.", code="reason_required")
     now = timezone.now()
     with transaction.atomic():
@@ -195,7 +208,7 @@ def entry_resolve_dispute(*, entry_id: int, outcome: str, reason: str, actor: Ac
     reason = (reason or "").strip()
     if outcome not in DisputeOutcome.values:
         raise InvalidInput(f"outcome must be one of {list(DisputeOutcome.values)}.")
-    if not reason:
+    if not _has_text(reason):
         raise InvalidInput("Give a reason for the resolution.", code="reason_required")
     now = timezone.now()
     with transaction.atomic():

@@ -129,14 +129,24 @@ def test_quorum_of_two_needs_two_other_organisations(acme_submitter, globex_revi
     )
 
 
-def test_reject_needs_a_reason(acme_submitter, globex_reviewer):
+# Blank by the schema's pattern (REASON_TEXT) and the service alike: whitespace in either regex
+# dialect (U+FEFF is ECMA's, U+0085 Python's) and the information separators U+001C-U+001F.
+@pytest.mark.parametrize("blank", ["   ", "\x1c", " \x1f\u0085 ", "\ufeff", "\u3000\t"])
+def test_reject_needs_a_reason(acme_submitter, globex_reviewer, blank):
     entry = submit_entry(acme_submitter)
 
-    response = reject(globex_reviewer, entry, "   ")
+    response = reject(globex_reviewer, entry, blank)
 
     assert response.status_code == 400
     assert error_code(response) == "reason_required"
     assert state_of(entry) == Entry.State.PENDING
+
+
+def test_a_reason_with_one_visible_character_is_a_reason(acme_submitter, globex_reviewer):
+    entry = submit_entry(acme_submitter)
+
+    assert reject(globex_reviewer, entry, "\x1c.\ufeff").status_code == 200
+    assert state_of(entry) == Entry.State.REJECTED
 
 
 def test_rejections_reaching_the_quorum_reject_the_entry(acme_submitter, globex_reviewer):

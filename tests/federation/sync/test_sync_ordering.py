@@ -52,6 +52,27 @@ def test_concurrent_writers_and_a_reader_following_the_cursor_end_equal_to_the_d
     assert connection.vendor == "postgresql"
     entries = [Entry.objects.create(signal_type="pdq", value=random_hex(64)).pk for _ in range(60)]
     owned = [entries[i::4] for i in range(4)]
+    # One commit out of id order for certain (the random writers below make more in most runs,
+    # but not in every one): a change row written first, so with the lower id, commits after a
+    # later one has been sequenced.
+    first_written, later_sequenced = threading.Event(), threading.Event()
+
+    def early_writer() -> None:
+        with transaction.atomic():
+            Entry.objects.filter(pk=owned[0][0]).update(state="vetted")
+            sync_changes_record(entry_ids=[owned[0][0]], reason="test")
+            first_written.set()
+            later_sequenced.wait(30)
+
+    early = _in_thread(early_writer)
+    early.start()
+    assert first_written.wait(30)
+    with transaction.atomic():
+        Entry.objects.filter(pk=owned[1][0]).update(state="vetted")
+        sync_changes_record(entry_ids=[owned[1][0]], reason="test")
+    sync_sequence_pending()
+    later_sequenced.set()
+    early.join()
     writers_done = threading.Event()
     failures: list[BaseException] = []
     reader_copy: dict = {}
@@ -113,7 +134,9 @@ def test_concurrent_writers_and_a_reader_following_the_cursor_end_equal_to_the_d
     rows = list(EntryChange.objects.order_by("id").values_list("id", "position"))
     positions = sorted(position for _, position in rows)
     assert positions == list(range(1, len(rows) + 1))  # every row, consecutively, once
-    # Commits really were out of id order: some later id got an earlier position.
+    # Commits really were out of id order: a later id got an earlier position (the first two
+    # rows, written so above; in most runs the random writers' too).
+    assert rows[0][1] > rows[1][1]
     assert any(a[1] > b[1] for a, b in itertools.pairwise(rows))
     assert positions_read[-1] == len(rows)
 

@@ -306,7 +306,7 @@ class PdqIndex:
     def warm_up(self) -> None:
         """Load every compiled kernel now (from numba's cache, or compiling it), so that the
         first request or change does not pay for it."""
-        self.search_words(np.zeros((1, 4), dtype=np.uint64), threshold=0)
+        self.search_sorted(np.zeros((1, 4), dtype=np.uint64), threshold=0)
         self._find(self._view, np.zeros(4, dtype=np.uint64))
 
     # --- reading ------------------------------------------------------------------------------
@@ -343,26 +343,27 @@ class PdqIndex:
     ) -> "SortedResults":
         """The results of a batch in the answer's order (``SortedResults``): per query by
         distance, then value (hex order: the order of the big-endian words, most significant
-        first), each distinct row found once. numpy sorts, with no object per result: a
-        clustered batch has a hundred results per query. Each row's rank by value is kept beside
-        it (computed when the CSR is built; rows added since are ranked here, among the distinct
-        rows found), so the results need only one sort, of one integer each: query, distance and
-        rank packed."""
+        first), each distinct row found once, with no object per result: a clustered batch has a
+        hundred results per query. Each row's rank by value is kept beside it (computed when the
+        CSR is built), so the results need only a sort of one integer each, distance and rank
+        packed, within each query (``kernels.answer_order``). Rows added since the CSR was built
+        have no rank: when some were found, the distinct rows found are ranked here and numpy
+        sorts query, distance and rank packed."""
         if len(queries) >= 1 << 23:
             raise ValueError("at most 8,388,607 queries in one sorted search")
         qi, rows, dist, view = self.search_words(
             queries, threshold=threshold, quality_min=quality_min
         )
+        if not len(rows) or int(rows.max()) < view.n_base:
+            bounds, distinct, which, distances = _kernels().answer_order(
+                qi, rows, dist, view.rank, len(queries), view.n_rows
+            )
+            return SortedResults(bounds, distinct, which, distances, view)
         distinct, inverse = np.unique(rows, return_inverse=True)
-        if len(distinct) and distinct[-1] >= view.n_base:
-            # rows added since the CSR was built have no rank yet: rank the distinct rows here
-            rank = np.empty(len(distinct), dtype=np.int64)
-            rank[_value_order(view.hashes[distinct])] = np.arange(len(distinct), dtype=np.int64)
-            ranks = rank[inverse]
-        else:
-            ranks = view.rank[rows].astype(np.int64)
+        rank = np.empty(len(distinct), dtype=np.int64)
+        rank[_value_order(view.hashes[distinct])] = np.arange(len(distinct), dtype=np.int64)
         # rank < 2**32 (rows), distance < 2**6 (MAX_THRESHOLD), query < 2**23
-        key = (qi.astype(np.int64) << 40) | (dist.astype(np.int64) << 32) | ranks
+        key = (qi.astype(np.int64) << 40) | (dist.astype(np.int64) << 32) | rank[inverse]
         order = np.argsort(key)  # keys are distinct: a hash is found once per query
         bounds = np.searchsorted(qi[order], np.arange(len(queries) + 1))
         return SortedResults(bounds, distinct, inverse[order], dist[order], view)

@@ -434,6 +434,97 @@ def search(
     return out_q[:n].copy(), out_row[:n].copy(), out_d[:n].copy()
 
 
+# Distances a result may have (0 … MAX_THRESHOLD of the index, 63), counted per query.
+MAX_DISTANCES = 64
+# A run of results at one distance up to this long is sorted by insertion, a longer one by numpy.
+INSERTION_MAX = 32
+# Below this many results per row of the index, ``answer_order`` finds the distinct rows by a
+# sort of the results; from it on, by marking them in an array as long as the index, whose one
+# scan then lists them in row order.
+MARKED_DISTINCT = 1 / 32
+
+
+@njit(inline="always")
+def _sort_by_rank(ranks, order, a, b):
+    """Sort ``ranks[a:b]`` (distinct), and ``order[a:b]`` with it."""
+    if b - a <= INSERTION_MAX:
+        for k in range(a + 1, b):
+            r, o = ranks[k], order[k]
+            m = k
+            while m > a and ranks[m - 1] > r:
+                ranks[m] = ranks[m - 1]
+                order[m] = order[m - 1]
+                m -= 1
+            ranks[m] = r
+            order[m] = o
+    elif b > a:
+        part = np.argsort(ranks[a:b])
+        order[a:b] = order[a:b][part]
+        ranks[a:b] = ranks[a:b][part]
+
+
+@njit(nogil=True, cache=True)
+def answer_order(qi, rows, dist, rank, n_queries, n_rows):
+    """``search``'s results (grouped by query, as it returns them) in the answer's order: per
+    query by distance, then by ``rank[row]`` (the row's rank by value). Returns the bounds of each
+    query's results (``n_queries + 1``), the distinct rows found in row order, and per result in
+    the answer's order its row's position among them and its distance: what ``numpy.unique`` and
+    one ``argsort`` of (query, distance, rank) give, without a sort of the whole batch: each
+    query's results are counted out by distance, then each distance's few sorted by rank."""
+    n = qi.shape[0]
+    bounds = np.zeros(n_queries + 1, dtype=np.int64)
+    for i in range(n):
+        bounds[qi[i] + 1] += 1
+    for q in range(n_queries):
+        bounds[q + 1] += bounds[q]
+    order = np.empty(n, dtype=np.int64)
+    ranks = np.empty(n, dtype=np.int64)
+    first = np.empty(MAX_DISTANCES + 1, dtype=np.int64)  # each distance's first place
+    free = np.empty(MAX_DISTANCES + 1, dtype=np.int64)  # and its next free one
+    for q in range(n_queries):
+        lo, hi = bounds[q], bounds[q + 1]
+        # by distance (counted), then by rank within a distance: a few results each, mostly
+        first[:] = 0
+        for j in range(lo, hi):
+            first[dist[j] + 1] += 1
+        first[0] = lo
+        for d in range(MAX_DISTANCES):
+            first[d + 1] += first[d]
+        free[:] = first
+        for j in range(lo, hi):
+            k = free[dist[j]]
+            free[dist[j]] = k + 1
+            ranks[k] = rank[rows[j]]
+            order[k] = j
+        for d in range(MAX_DISTANCES):
+            _sort_by_rank(ranks, order, first[d], first[d + 1])
+    which = np.empty(n, dtype=np.int64)
+    if n < n_rows * MARKED_DISTINCT:
+        distinct = np.unique(rows)
+        for j in range(n):
+            which[j] = np.searchsorted(distinct, rows[order[j]])
+    else:
+        position = np.zeros(n_rows, dtype=np.int32)
+        for i in range(n):
+            position[rows[i]] = 1
+        found = 0
+        for row in range(n_rows):
+            found += position[row]
+        distinct = np.empty(found, dtype=np.int64)
+        k = 0
+        for row in range(n_rows):
+            if position[row]:
+                distinct[k] = row
+                position[row] = k
+                k += 1
+        for j in range(n):
+            which[j] = position[rows[order[j]]]
+    distances = np.empty(n, dtype=dist.dtype)
+    for j in range(n):
+        distances[j] = dist[order[j]]
+    return bounds, distinct, which, distances
+
+
 @njit
 def _same(hashes, row, q):
     """Whether row ``row`` holds exactly ``q`` (a call per row: ``find_exact`` scans one bucket)."""

@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from federation.matching import index as index_module
+from federation.matching import kernels
 from federation.matching.index import PdqIndex, brute_force, pdq_words, words_hex
 
 
@@ -301,3 +302,33 @@ def test_sorted_results_are_by_distance_then_value_for_base_and_added_rows():
     assert _sorted_of(index, queries, 10) == _brute_force_sorted(hashes, queries, 10)
     index._merge(index._view)
     assert _sorted_of(index, queries, 10) == _brute_force_sorted(hashes, queries, 10)
+
+
+@pytest.mark.parametrize(("queries_taken", "marked"), [(1, False), (20, True)])
+def test_sorted_results_whether_few_or_many_rows_were_found(queries_taken, marked):
+    """``kernels.answer_order`` lists the distinct rows found by a sort when they are few beside
+    the index (one query) and by marking them when they are many (twenty queries into clusters):
+    both in row order, each result naming its row's place among them, in the answer's order,
+    whether a distance holds a few results (sorted by insertion) or many (by numpy)."""
+    rng = np.random.default_rng(41)
+    centres = rng.integers(0, 2**64, size=(20, 4), dtype=np.uint64)
+    members = np.array(
+        [flip(c, rng.choice(256, size=int(rng.integers(1, 6)), replace=False))
+         for c in centres for _ in range(40)]
+    )  # fmt: skip
+    # the first centre's neighbours at exactly two bits: more at one distance than are sorted
+    # by insertion
+    twos = np.array([flip(centres[0], rng.choice(256, size=2, replace=False)) for _ in range(80)])
+    noise = dataset("uniform", 6_000, rng)
+    hashes = np.unique(np.concatenate([centres, members, twos, noise]), axis=0)
+    hashes = hashes[rng.permutation(len(hashes))]
+    index = build(hashes)
+    queries = centres[:queries_taken]
+
+    found = index.search_sorted(queries, threshold=8)
+    assert np.all(np.diff(found.rows) > 0)  # distinct, in row order
+    assert sorted(set(found.which.tolist())) == list(range(len(found.rows)))
+    assert _sorted_of(index, queries, 8) == _brute_force_sorted(hashes, queries, 8)
+    assert (len(found.which) >= index._view.n_rows * kernels.MARKED_DISTINCT) == marked
+    first = found.distances[found.bounds[0] : found.bounds[1]]
+    assert np.count_nonzero(first == 2) > kernels.INSERTION_MAX

@@ -345,10 +345,10 @@ class PdqIndex:
         distance, then value (hex order: the order of the big-endian words, most significant
         first), each distinct row found once, with no object per result: a clustered batch has a
         hundred results per query. Each row's rank by value is kept beside it (computed when the
-        CSR is built), so the results need only a sort of one integer each, distance and rank
-        packed, within each query (``kernels.answer_order``). Rows added since the CSR was built
-        have no rank: when some were found, the distinct rows found are ranked here and numpy
-        sorts query, distance and rank packed."""
+        CSR is built), so the batch needs no sort as a whole: each query's results are counted out
+        by distance, and each distance's few sorted by rank (``kernels.answer_order``). Rows added
+        since the CSR was built have no rank: when some were found, the distinct rows found are
+        ranked here and numpy sorts the batch by query, distance and rank packed."""
         if len(queries) >= 1 << 23:
             raise ValueError("at most 8,388,607 queries in one sorted search")
         qi, rows, dist, view = self.search_words(

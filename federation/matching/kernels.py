@@ -505,11 +505,11 @@ def answer_order(qi, rows, dist, rank, n_queries, n_rows):
             which[j] = np.searchsorted(distinct, rows[order[j]])
     else:
         position = np.zeros(n_rows, dtype=np.int32)
-        for i in range(n):
-            position[rows[i]] = 1
         found = 0
-        for row in range(n_rows):
-            found += position[row]
+        for i in range(n):
+            if not position[rows[i]]:
+                position[rows[i]] = 1
+                found += 1
         distinct = np.empty(found, dtype=np.int64)
         k = 0
         for row in range(n_rows):

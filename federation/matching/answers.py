@@ -2,12 +2,13 @@
 
 An entry is rendered once (the sync rendering's state, labels, contributing organisations and
 quality) as JSON bytes **without the closing brace**, ``{"signal":{…},…,"quality":90``, kept
-beside its quality: ``(open JSON, quality)``. The match store keeps these (``store.py``): bytes
-and a tuple of atoms, which Python's cycle collector does not walk. A match is then that entry's
-bytes with ``,"distance":d}`` appended, joined per query: the match API's answer is built as
-bytes, with no Python object per match (``pdq_match_documents``, ``json_document``).
-``pdq_match_lists`` builds the same matches as dicts, for the callers that read them
-(``match_signals``).
+beside its quality: ``(open JSON, quality)``. The match store keeps these (``store.py``): a pdq
+entry's in the index's arena beside its row (``kept.KeptSpans``), the others as bytes and a tuple
+of atoms, which Python's cycle collector does not walk. A match is then that entry's bytes with
+``,"distance":d}`` appended: the match API's answer is laid out as bytes by a compiled copy of
+the spans (``layout``), with no Python object per match (``pdq_answer_document``,
+``pdq_match_documents``, ``json_document``). ``pdq_match_lists`` builds the same matches as
+dicts, for the callers that read them (``match_signals``).
 """
 
 import operator
@@ -19,6 +20,7 @@ import orjson
 
 from federation.contributions.models import SHARED_STATES, Entry
 from federation.matching.index import MAX_THRESHOLD
+from federation.matching.kept import KEPT_NUMBER_NONE, KeptSpans
 from federation.sync.rendering import ROW_FIELDS, render_entries
 
 _RENDERED_KEYS = ("state", "labels", "contributors", "quality")
@@ -86,9 +88,6 @@ def _passing(rendered: list, bounds, which, distances, quality_min, complete):
 # {"distance": d} for every distance, merged into an entry's dict to make a match
 _DISTANCES = np.empty(MAX_THRESHOLD + 1, dtype=object)
 _DISTANCES[:] = [{"distance": d} for d in range(MAX_THRESHOLD + 1)]
-# ,"distance":d}, for every distance: appended to an entry's open JSON to make a match
-_DISTANCE_ENDS = np.empty(MAX_THRESHOLD + 1, dtype=object)
-_DISTANCE_ENDS[:] = [b',"distance":%d},' % d for d in range(MAX_THRESHOLD + 1)]
 
 
 def pdq_match_lists(
@@ -113,40 +112,26 @@ class JsonPieces(list):
 
 
 def pdq_match_documents(
-    rendered: list, bounds, which, distances, quality_min, *, complete: bool = False
+    spans: KeptSpans, bounds, which, distances, quality_min, *, complete: bool = False
 ) -> Iterator[tuple[JsonPieces, int]]:
-    """``pdq_match_lists``'s matches as one JSON array per signal, in pieces
-    (``JsonPieces``), with its number of matches. Each match is two pieces: its entry's open
-    JSON, then ``,"distance":d},`` (``,"distance":d}]`` for a signal's last match, whose first
-    piece is ``[`` and the entry's). numpy lays the pieces of every match side by side: no
-    Python object per match, and the answer is one ``join`` (``json_document``)."""
-    bounds, which, distances = _passing(rendered, bounds, which, distances, quality_min, complete)
-    if not complete and rendered.count(None):
-        rendered = [r or (b"", None) for r in rendered]
-    opened = np.empty(len(rendered), dtype=object)
-    opened[:] = list(map(operator.itemgetter(0), rendered))
-    pieces = np.empty(2 * len(which), dtype=object)
-    pieces[0::2] = opened[which]
-    pieces[1::2] = _DISTANCE_ENDS[distances]
-    starts, ends = bounds[:-1], bounds[1:]
-    firsts, lasts = starts[ends > starts], ends[ends > starts] - 1
-    pieces[2 * firsts] = [b"[" + entry for entry in opened[which[firsts]].tolist()]
-    pieces[2 * lasts + 1] = _DISTANCE_LAST[distances[lasts]]
-    flat = pieces.tolist()
-    for start, end in pairwise(bounds.tolist()):
-        yield (JsonPieces(flat[2 * start : 2 * end]) if end > start else _EMPTY), end - start
-
-
-_EMPTY = JsonPieces([b"[]"])
-# ,"distance":d}] for every distance: a signal's last match, which closes its array
-_DISTANCE_LAST = np.empty(MAX_THRESHOLD + 1, dtype=object)
-_DISTANCE_LAST[:] = [b',"distance":%d}]' % d for d in range(MAX_THRESHOLD + 1)]
+    """``pdq_match_lists``'s matches as one JSON array per signal (``JsonPieces``), with its
+    number of matches, from the renderings as spans of bytes (``store.rendered_spans``): every
+    array laid out at once by a compiled copy (``layout.lay_out_matches``), no Python object per
+    match."""
+    bounds, which, distances = _passing_spans(
+        spans, bounds, which, distances, quality_min, complete
+    )
+    n = len(bounds) - 1
+    body, array_at = _lay_out([b""] * (n + 1), spans, bounds, which, distances)
+    at = array_at.tolist()
+    for q, count in enumerate(np.diff(bounds).tolist()):
+        yield JsonPieces([body[at[q] : at[q + 1]]]), count
 
 
 def pdq_answer_document(
     head: bytes,
     signals: list[bytes],
-    rendered: list,
+    spans: KeptSpans,
     bounds,
     which,
     distances,
@@ -157,32 +142,83 @@ def pdq_answer_document(
     """A whole answer whose signals are all pdq (no video frames asked for), and each signal's
     number of matches: ``head`` (the document up to its results' ``[``), then per signal
     ``{"signal":…,"matches":[…]}`` (``signals``: each signal's JSON), the matches as
-    ``pdq_match_documents`` makes them. Every piece of the document goes to its place in one
-    numpy array (a signal's opening, then two pieces per match), which is joined once: no list
-    per signal, no pass per signal over its matches."""
-    bounds, which, distances = _passing(rendered, bounds, which, distances, quality_min, complete)
-    if not complete and rendered.count(None):
-        rendered = [r or (b"", None) for r in rendered]
-    opened = np.fromiter(map(operator.itemgetter(0), rendered), dtype=object, count=len(rendered))
-    counts = np.diff(bounds)
-    starts = np.zeros(len(counts) + 1, dtype=np.int64)
-    np.cumsum(1 + 2 * counts, out=starts[1:])  # signal i's opening is piece starts[i]
-    pieces = np.empty(starts[-1] + 1, dtype=object)
-    # match k of signal q: pieces starts[q] + 1 + 2 (k - bounds[q]) and the one after
-    slots = np.repeat(starts[:-1] - 2 * bounds[:-1] + 1, counts) + 2 * np.arange(len(which))
-    pieces[slots] = opened[which]
-    ends = _DISTANCE_ENDS[distances]
-    found = counts > 0
-    ends[bounds[1:][found] - 1] = _DISTANCE_LAST[distances[bounds[1:][found] - 1]]
-    pieces[slots + 1] = ends
-    openings = [
-        b'%s{"signal":%s,"matches":%s'
-        % (b"}," if position else head, signal, b"[" if count else b"[]")
-        for position, (signal, count) in enumerate(zip(signals, counts.tolist(), strict=True))
+    ``pdq_match_documents`` makes them, from the renderings as spans of bytes. The text between
+    the arrays is given to the compiled layout as its prefixes: the document is written once,
+    into one buffer, with no Python object per match nor per signal's matches."""
+    bounds, which, distances = _passing_spans(
+        spans, bounds, which, distances, quality_min, complete
+    )
+    prefixes = [
+        b'%s{"signal":%s,"matches":' % (b"}," if position else head, signal)
+        for position, signal in enumerate(signals)
     ]
-    pieces[starts[:-1]] = np.fromiter(openings, dtype=object, count=len(openings))
-    pieces[-1] = b"}]}" if len(signals) else head + b"]}"
-    return b"".join(pieces.tolist()), counts
+    prefixes.append(b"}]}" if signals else head + b"]}")
+    body, _ = _lay_out(prefixes, spans, bounds, which, distances)
+    return body, np.diff(bounds)
+
+
+def _passing_spans(spans: KeptSpans, bounds, which, distances, quality_min, complete):
+    """``_passing`` for renderings as spans: the results whose entry is present and passes the
+    quality floor, the arrays narrowed only when one is dropped."""
+    keep = None
+    if quality_min is not None:
+        keep = spans.present & (spans.number != KEPT_NUMBER_NONE) & (spans.number >= quality_min)
+    elif not complete:
+        keep = spans.present
+    if keep is not None and not keep.all():
+        kept = keep[which]
+        which, distances = which[kept], distances[kept]
+        bounds = np.concatenate(([0], np.cumsum(kept)))[bounds]
+    return bounds, which, distances
+
+
+def _lay_out(prefixes: list[bytes], spans: KeptSpans, bounds, which, distances):
+    """``layout.lay_out_matches`` into a buffer of its size: the bytes, and where each array
+    starts."""
+    layout = _layout()
+    prefix_starts = np.zeros(len(prefixes) + 1, dtype=np.int64)
+    np.cumsum(
+        np.fromiter(map(len, prefixes), dtype=np.int64, count=len(prefixes)),
+        out=prefix_starts[1:],
+    )
+    joined = np.frombuffer(b"".join(prefixes), dtype=np.uint8)
+    out = np.empty(
+        layout.matches_size(prefix_starts, bounds, which, spans.size, distances), dtype=np.uint8
+    )
+    array_at = np.empty(len(bounds), dtype=np.int64)
+    written = layout.lay_out_matches(
+        out,
+        joined,
+        prefix_starts,
+        bounds,
+        which,
+        spans.start,
+        spans.size,
+        spans.buffer,
+        spans.fresh,
+        distances,
+        array_at,
+    )
+    if written != len(out):
+        raise RuntimeError(f"the answer's layout wrote {written} bytes of {len(out)}")
+    return out.tobytes(), array_at
+
+
+def warm_up_layout() -> None:
+    """Load the compiled layout now (from numba's cache, or compiling it), as
+    ``PdqIndex.warm_up`` does the search, so that the first answer does not pay for it."""
+    nothing = np.zeros(0, dtype=np.int64)
+    pdq_answer_document(
+        b"{", [b"{}"], KeptSpans.empty(), np.zeros(2, dtype=np.int64), nothing,
+        np.zeros(0, dtype=np.int16), None, complete=True,
+    )  # fmt: skip
+
+
+def _layout():
+    """The compiled layout, imported on first use (numba: ``index._kernels``)."""
+    from federation.matching import layout
+
+    return layout
 
 
 def json_document(value: dict) -> bytes:

@@ -12,17 +12,24 @@ publishes the new arrays (``_merge_in_background``); searches holding the old vi
 old arrays. Only when the arrays are full does an add merge synchronously (rare: ``GROWTH``).
 
 Memory per PDQ hash: 32 bytes of hash, 2 of quality, 1 of alive flag, 1 of state, 4 of payload,
-8 of a reference to what the owner keeps beside the row (the match store: the entry's rendering)
-and 4 of its rank by value (times the growth headroom ``GROWTH``), and in the CSR, per chunk, a
-row id (4 bytes) and the 16 bytes of the hash's other half for the prefilter: 16 x 20 = 320
-bytes; plus a fixed 4 MiB of offsets. About 390 bytes in all; ``memory_bytes()`` reports the
-arrays actually held (not the kept objects themselves).
+8 of where the bytes the owner keeps beside the row are (``keep``; the match store: the entry's
+rendering) and 4 of its rank by value (times the growth headroom ``GROWTH``), and in the CSR, per
+chunk, a row id (4 bytes) and the 16 bytes of the hash's other half for the prefilter: 16 x 20 =
+320 bytes; plus a fixed 4 MiB of offsets. About 390 bytes in all, plus the kept bytes (``Arena``);
+``memory_bytes()`` reports the arrays actually held.
+
+What is kept beside a row (a rendering and its quality) is in an append-only ``kept.Arena``
+shared by the views of one generation of arrays, located by one int64 per row (``kept``); forgetting
+everything starts a new arena and a new ``kept`` array in a new view (``kept.py`` says why a
+reader needs no lock).
 """
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
+
+from federation.matching.kept import KEPT_NONE, Arena, KeptSpans, fitting, spans_of
 
 
 def _kernels():
@@ -66,13 +73,14 @@ class _View:
     state: np.ndarray  # (capacity,) uint8
     alive: np.ndarray  # (capacity,) uint8
     payload: np.ndarray  # (capacity,) int32: the owner's key for the row (video frames), or -1
-    kept: np.ndarray  # (capacity,) object: what the owner keeps for the row (``keep``), or None
+    kept: np.ndarray  # (capacity,) int64: where the row's kept bytes are (``keep``), or KEPT_NONE
     rank: np.ndarray  # (capacity,) int32: rank of the hash by value among rows 0 … n_base - 1
     n_base: int  # rows 0 … n_base - 1 are in the CSR
     n_rows: int
     offsets: np.ndarray
     ids: np.ndarray
     pre: np.ndarray
+    arena: "Arena"  # the bytes ``kept`` points into
 
 
 @dataclass(frozen=True)
@@ -92,13 +100,14 @@ def _empty_view() -> _View:
         state=np.zeros(0, dtype=np.uint8),
         alive=np.zeros(0, dtype=np.uint8),
         payload=np.zeros(0, dtype=np.int32),
-        kept=np.empty(0, dtype=object),
+        kept=np.zeros(0, dtype=np.int64),
         rank=np.zeros(0, dtype=np.int32),
         n_base=0,
         n_rows=0,
         offsets=offsets,
         ids=ids,
         pre=pre,
+        arena=Arena(),
     )
 
 
@@ -137,11 +146,13 @@ class PdqIndex:
         keys = np.full(capacity, -1, dtype=np.int32)
         if payload is not None:
             keys[:n] = payload
-        kept = np.empty(capacity, dtype=object)
+        kept = np.full(capacity, KEPT_NONE, dtype=np.int64)
         rank = _ranks(hashes[:n], capacity)
         offsets, ids, pre = _kernels().build_csr(hashes, n)
         with self._write_lock:
-            self._view = _View(hashes, q, s, alive, keys, kept, rank, n, n, offsets, ids, pre)
+            self._view = _View(
+                hashes, q, s, alive, keys, kept, rank, n, n, offsets, ids, pre, Arena()
+            )
             self._live = n
             self._generation += 1
 
@@ -163,7 +174,7 @@ class PdqIndex:
             if row >= 0:
                 view.quality[row] = qvalue
                 view.state[row] = code
-                view.kept[row] = None
+                view.kept[row] = KEPT_NONE
                 return int(view.payload[row])
             if view.n_rows == len(view.hashes):  # full: merge now (rare: GROWTH headroom)
                 view = self._merge(view)
@@ -175,7 +186,7 @@ class PdqIndex:
             view.state[row] = code
             view.alive[row] = 1
             view.payload[row] = payload
-            view.kept[row] = None
+            view.kept[row] = KEPT_NONE
             self._view = _View(
                 view.hashes,
                 view.quality,
@@ -189,6 +200,7 @@ class PdqIndex:
                 view.offsets,
                 view.ids,
                 view.pre,
+                view.arena,
             )
             self._live += 1
             return payload
@@ -203,7 +215,7 @@ class PdqIndex:
             if row < 0:
                 return False
             view.alive[row] = 0
-            view.kept[row] = None
+            view.kept[row] = KEPT_NONE
             self._live -= 1
             return True
 
@@ -261,7 +273,7 @@ class PdqIndex:
                 (current.state, 0),
                 (current.alive, 0),
                 (current.payload, -1),
-                (current.kept, None),
+                (current.kept, KEPT_NONE),
             )
             for column, fill in columns:
                 out = np.full(capacity, fill, dtype=column.dtype)
@@ -270,7 +282,7 @@ class PdqIndex:
                 arrays.append(out)
             rank = np.full(capacity, -1, dtype=np.int32)
             rank[:n] = ranked
-            self._view = _View(hashes, *arrays, rank, n, n + tail, offsets, ids, pre)
+            self._view = _View(hashes, *arrays, rank, n, n + tail, offsets, ids, pre, current.arena)
             self._generation += 1
 
     def wait_for_merge(self) -> None:
@@ -294,11 +306,11 @@ class PdqIndex:
         alive[:n] = 1
         keys = np.full(capacity, -1, dtype=np.int32)
         keys[:n] = view.payload[keep]
-        kept = np.empty(capacity, dtype=object)
+        kept = np.full(capacity, KEPT_NONE, dtype=np.int64)
         kept[:n] = view.kept[keep]
         rank = _ranks(hashes[:n], capacity)
         offsets, ids, pre = _kernels().build_csr(hashes, n)
-        merged = _View(hashes, q, s, alive, keys, kept, rank, n, n, offsets, ids, pre)
+        merged = _View(hashes, q, s, alive, keys, kept, rank, n, n, offsets, ids, pre, view.arena)
         self._view = merged
         self._generation += 1
         return merged
@@ -368,26 +380,40 @@ class PdqIndex:
         bounds = np.searchsorted(qi[order], np.arange(len(queries) + 1))
         return SortedResults(bounds, distinct, inverse[order], dist[order], view)
 
-    def kept_of(self, view: _View, rows: np.ndarray) -> list:
-        """What the owner keeps for these rows of ``view`` (``keep``), None where nothing."""
-        return view.kept[rows].tolist()
+    def kept_spans(self, view: _View, rows: np.ndarray) -> KeptSpans:
+        """Where the bytes kept for these rows of ``view`` are (``keep``): a row kept nowhere, or
+        kept after its arena grew past the buffer taken here, is not ``present``."""
+        # The buffer first: a row's ``kept`` read after it points into it or past its end. Both
+        # reads, and the writer's stores, happen holding the GIL, whose hand-over orders them.
+        buffer = view.arena.buffer
+        return spans_of(buffer, view.kept[rows])
 
-    def keep(self, view: _View, rows: np.ndarray, objects: list) -> bool:
-        """Keep an object beside each of these rows of ``view`` (the match store: the entry's
-        rendering), until the row is updated or removed, which drops it. Only while ``view``'s
-        arrays are the current ones (a merge that publishes new ones copies what is kept by
-        then); returns whether they were."""
+    def keep(self, view: _View, rows: np.ndarray, kept: list[tuple[bytes, int | None]]) -> bool:
+        """Keep a byte string and a number (or None) beside each of these rows of ``view`` (the
+        match store: the entry's rendering and its quality), until the row is updated or
+        removed, which drops it; one that does not fit (``KEPT_SIZE_MAX``, ``KEPT_NUMBER_MAX``)
+        is not kept. Only while ``view``'s rows are numbered as the current view's (a merge that
+        publishes new arrays copies what is kept by then; after ``forget_kept`` they go to the
+        new arena); returns whether they were."""
+        fits = [fitting(data, number) for data, number in kept]
+        if not all(fits):
+            rows = rows[np.asarray(fits, dtype=bool)]
+            kept = [item for item, fit in zip(kept, fits, strict=True) if fit]
         with self._write_lock:
-            if self._view.kept is not view.kept:
+            current = self._view
+            if current.hashes is not view.hashes:
                 return False
-            # fromiter: a list of tuples given to numpy as it is would become a 2-D array
-            view.kept[rows] = np.fromiter(objects, dtype=object, count=len(objects))
+            current.kept[rows] = current.arena.append(kept)
             return True
 
     def forget_kept(self) -> None:
-        """Drop every object kept beside the rows."""
+        """Drop everything kept beside the rows: a new arena and a new ``kept``, in a new view
+        (searches under way read the old ones, which nothing writes again)."""
         with self._write_lock:
-            self._view.kept[:] = None
+            view = self._view
+            self._view = replace(
+                view, kept=np.full(len(view.kept), KEPT_NONE, dtype=np.int64), arena=Arena()
+            )
 
     def search(
         self, values: list[str], *, threshold: int, quality_min: int | None = None
@@ -424,6 +450,7 @@ class PdqIndex:
                 view.offsets,
                 view.ids,
                 view.pre,
+                view.arena.buffer,
             )
         )
 

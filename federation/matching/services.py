@@ -28,6 +28,7 @@ from federation.matching.answers import (
     render_matched_documents,
 )
 from federation.matching.index import HEX_LENGTHS, MAX_THRESHOLD, pdq_words, words_hex
+from federation.matching.kept import KeptSpans
 from federation.matching.store import Pending, check_sends_event, match_store
 from federation.matching.video import (
     DEFAULT_COMPARED_MIN,
@@ -233,12 +234,12 @@ def _pdq_answer(actor, signals, threshold, quality_min) -> bytes:
         found = store.pdq.search_sorted(
             pdq_words([s.value for s in signals]), threshold=threshold, quality_min=quality_min
         )
-        rendered, complete = store.rendered_rows(found, render_matched_documents, pending)
+        spans, complete = store.rendered_spans(found, render_matched_documents, pending)
         head = orjson.dumps({"threshold": threshold, "quality_min": quality_min})
         body, counts = pdq_answer_document(
             head[:-1] + b',"results":[',
             [orjson.dumps({"type": s.type, "value": s.value}) for s in signals],
-            rendered,
+            spans,
             found.bounds,
             found.which,
             found.distances,
@@ -326,7 +327,7 @@ def _answers(
     # the distinct rows found) and distances (numpy arrays).
     bounds = np.zeros(len(pdq_positions) + 1, dtype=np.int64)
     pdq_which = pdq_distances = np.zeros(0, dtype=np.int64)
-    pdq_rendered: list = []
+    pdq_rendered: KeptSpans | list = KeptSpans.empty() if as_bytes else []
     complete = True
     if pdq_positions:
         found_pdq = store.pdq.search_sorted(
@@ -335,7 +336,9 @@ def _answers(
             quality_min=quality_min,
         )
         bounds, pdq_which, pdq_distances = found_pdq.bounds, found_pdq.which, found_pdq.distances
-        pdq_rendered, complete = store.rendered_rows(found_pdq, render_matched_documents, pending)
+        pdq_rendered, complete = store.rendered_spans(found_pdq, render_matched_documents, pending)
+        if not as_bytes:  # the dicts' path reads each rendering as (bytes, quality)
+            pdq_rendered = pdq_rendered.items()
     for i, signal in enumerate(signals):
         if signal.type in store.exact and store.exact[signal.type].get(signal.value) is not None:
             found[i].append((signal.value, 0))

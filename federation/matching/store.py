@@ -29,7 +29,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import orjson
@@ -41,7 +41,9 @@ from federation.contributions.models import SHARED_STATES, Contribution, Entry, 
 from federation.db.plans import bounded_query
 from federation.db.prepared import SessionStatement
 from federation.errors import Gone
+from federation.matching.answers import warm_up_layout
 from federation.matching.index import STATE_CODES, ExactIndex, PdqIndex, SortedResults, pdq_words
+from federation.matching.kept import KeptSpans
 from federation.matching.video import VideoIndex, distinct_from_canonical
 from federation.sync.models import EntryChange, SyncState
 from federation.sync.stream import changes_after, stream_state
@@ -154,6 +156,7 @@ class MatchStore:
         for signal_type, (values, states) in exact.items():
             self.exact[signal_type].build(values, states)
         self.pdq.warm_up()
+        warm_up_layout()
         self._rendered = {}
         self._rendered_count = 0
         self.position = position
@@ -305,38 +308,37 @@ class MatchStore:
         self._keep(fresh, changed, pending.position)
         return out
 
-    def rendered_rows(
+    def rendered_spans(
         self,
         found: SortedResults,
         render: Callable[[list[tuple[str, str]]], dict[tuple[str, str], tuple]],
         pending: "Pending",
-    ) -> tuple[list[tuple | None], bool]:
+    ) -> tuple[KeptSpans, bool]:
         """``rendered_entries`` for the distinct rows of a pdq search (``found.rows``), in that
-        order, and whether every one is shared (no None). Here the kept renderings sit beside
-        the index's rows (``PdqIndex.keep``): read by position, a list at a time, with no hex
+        order, as spans of bytes (``KeptSpans``: each row's rendering, its quality the span's
+        number), and whether every row is shared (present). The kept renderings sit beside the
+        index's rows (``PdqIndex.keep``): located by position, an array at a time, with no hex
         value made or looked up when all are kept and none is pending; the rest are rendered by
         ``render`` and kept beside their rows."""
-        if not len(found.rows):
-            return [], True
+        rows = found.rows
+        spans = self.pdq.kept_spans(found.view, rows)
         changed = pending.changed
         if changed is None:  # far behind (or a backlog not sequenced): all from the database
-            values = found.values()
-            fresh = render([("pdq", value) for value in values])
-            out = [fresh.get(("pdq", value)) for value in values]
-            return out, len(fresh) == len(out)
-        out = self.pdq.kept_of(found.view, found.rows)
-        stale = changed.get("pdq")
+            spans = replace(spans, present=np.zeros(len(rows), dtype=bool))
+        stale = changed.get("pdq") if changed else None
         if stale:
-            out = [None if v in stale else e for v, e in zip(found.values(), out, strict=True)]
-        if not out.count(None):
-            return out, True
-        missing = np.flatnonzero(np.fromiter((e is None for e in out), dtype=bool, count=len(out)))
+            pending_rows = np.fromiter(
+                (value in stale for value in found.values()), dtype=bool, count=len(rows)
+            )
+            spans = replace(spans, present=spans.present & ~pending_rows)
+        missing = np.flatnonzero(~spans.present)
+        if not len(missing):
+            return spans, True
         values = found.values(missing)
         fresh = render([("pdq", value) for value in values])
         renderings = [fresh.get(("pdq", value)) for value in values]
-        for position, rendering in zip(missing.tolist(), renderings, strict=True):
-            out[position] = rendering
-        if self._apply_lock.acquire(blocking=False):
+        spans = spans.with_fresh(missing, renderings)
+        if changed is not None and self._apply_lock.acquire(blocking=False):
             try:
                 if self.position == pending.position:
                     keep = [
@@ -345,12 +347,10 @@ class MatchStore:
                         if rendering is not None and value not in (stale or ())
                     ]
                     self._count_kept(len(keep))
-                    self.pdq.keep(
-                        found.view, found.rows[missing[keep]], [renderings[k] for k in keep]
-                    )
+                    self.pdq.keep(found.view, rows[missing[keep]], [renderings[k] for k in keep])
             finally:
                 self._apply_lock.release()
-        return out, len(fresh) == len(values)
+        return spans, bool(spans.present.all())
 
     def _count_kept(self, count: int) -> None:
         """Count renderings about to be kept; past ``RENDERED_MAX`` forget every kept one first.

@@ -353,13 +353,13 @@ def test_bench_match_service_against_faiss_flat(kind, acme_submitter, globex_rev
         # collection that resuming it costs, here made at once so that it is timed
         gc.disable()
         try:
-            rendered, complete = store.rendered_rows(
+            spans, complete = store.rendered_spans(
                 ordered, render_matched_documents, store.current()
             )
             return pdq_answer_document(
                 b'{"results":[',
                 signal_documents,
-                rendered,
+                spans,
                 ordered.bounds,
                 ordered.which,
                 ordered.distances,

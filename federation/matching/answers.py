@@ -65,42 +65,24 @@ def render_matched_entries(pairs: list[tuple[str, str]]) -> dict[tuple[str, str]
     return {pair: entry_dict(r) for pair, r in render_matched_documents(pairs).items()}
 
 
-def _passing(rendered: list, bounds, which, distances, quality_min, complete):
-    """The results whose entry is still shared (not None) and passes the quality floor: the
-    arrays narrowed, with one Python step per distinct entry, only when one may be dropped
-    (``complete``: the caller knows that no entry is None)."""
-    keep = (
-        [
-            rendering is not None
-            and (quality_min is None or (rendering[1] is not None and rendering[1] >= quality_min))
-            for rendering in rendered
-        ]
-        if quality_min is not None or (not complete and rendered.count(None))
-        else None
-    )
-    if keep is not None and not all(keep):
-        kept = np.asarray(keep, dtype=bool)[which]
-        which, distances = which[kept], distances[kept]
-        bounds = np.concatenate(([0], np.cumsum(kept)))[bounds]
-    return bounds, which, distances
-
-
 # {"distance": d} for every distance, merged into an entry's dict to make a match
 _DISTANCES = np.empty(MAX_THRESHOLD + 1, dtype=object)
 _DISTANCES[:] = [{"distance": d} for d in range(MAX_THRESHOLD + 1)]
 
 
 def pdq_match_lists(
-    rendered: list, bounds, which, distances, quality_min, *, complete: bool = False
+    spans: KeptSpans, bounds, which, distances, quality_min, *, complete: bool = False
 ) -> Iterator[list[dict]]:
     """The pdq signals' matches as dicts, one list per signal in turn: result ``k`` of the
-    batch is the entry ``rendered[which[k]]`` (a kept rendering, or None when it left the shared
-    set after the index last caught up) at ``distances[k]``; signal ``i`` has results
-    ``bounds[i]`` to ``bounds[i + 1]``. Each match is a new dict (``entry | {"distance": d}``),
-    made by one ``map``. ``complete``: no rendering is None (saves a pass over them)."""
-    bounds, which, distances = _passing(rendered, bounds, which, distances, quality_min, complete)
-    entries = np.empty(len(rendered), dtype=object)
-    entries[:] = [None if r is None else entry_dict(r) for r in rendered]
+    batch is the entry of distinct row ``which[k]`` (its rendering a span of ``spans``, not
+    present when it left the shared set after the index last caught up) at ``distances[k]``;
+    signal ``i`` has results ``bounds[i]`` to ``bounds[i + 1]``. Each match is a new dict
+    (``entry | {"distance": d}``), made by one ``map``. ``complete``: every row is present."""
+    bounds, which, distances = _passing_spans(
+        spans, bounds, which, distances, quality_min, complete
+    )
+    entries = np.empty(len(spans.present), dtype=object)
+    entries[:] = [None if r is None else entry_dict(r) for r in spans.items()]
     flat = list(map(operator.or_, entries[which].tolist(), _DISTANCES[distances].tolist()))
     for start, end in pairwise(bounds.tolist()):
         yield flat[start:end]
@@ -158,8 +140,9 @@ def pdq_answer_document(
 
 
 def _passing_spans(spans: KeptSpans, bounds, which, distances, quality_min, complete):
-    """``_passing`` for renderings as spans: the results whose entry is present and passes the
-    quality floor, the arrays narrowed only when one is dropped."""
+    """The results whose entry is present (still shared) and passes the quality floor: the
+    arrays narrowed only when one is dropped (``complete``: the caller knows every row is
+    present)."""
     keep = None
     if quality_min is not None:
         keep = spans.present & (spans.number != KEPT_NUMBER_NONE) & (spans.number >= quality_min)

@@ -110,11 +110,7 @@ class KeptSpans:
         absent still), placed in ``fresh``."""
         given = [item for item in items if item is not None]
         size = np.fromiter((len(data) for data, _ in given), dtype=np.int64, count=len(given))
-        number = np.fromiter(
-            (KEPT_NUMBER_NONE if n is None else n for _, n in given),
-            dtype=np.int64,
-            count=len(given),
-        )
+        number = _numbers(given)
         where = positions[np.fromiter((i is not None for i in items), dtype=bool, count=len(items))]
         start, sizes, numbers, present = (
             self.start.copy(),

@@ -327,7 +327,7 @@ def _answers(
     # the distinct rows found) and distances (numpy arrays).
     bounds = np.zeros(len(pdq_positions) + 1, dtype=np.int64)
     pdq_which = pdq_distances = np.zeros(0, dtype=np.int64)
-    pdq_rendered: KeptSpans | list = KeptSpans.empty() if as_bytes else []
+    pdq_spans = KeptSpans.empty()
     complete = True
     if pdq_positions:
         found_pdq = store.pdq.search_sorted(
@@ -336,9 +336,7 @@ def _answers(
             quality_min=quality_min,
         )
         bounds, pdq_which, pdq_distances = found_pdq.bounds, found_pdq.which, found_pdq.distances
-        pdq_rendered, complete = store.rendered_spans(found_pdq, render_matched_documents, pending)
-        if not as_bytes:  # the dicts' path reads each rendering as (bytes, quality)
-            pdq_rendered = pdq_rendered.items()
+        pdq_spans, complete = store.rendered_spans(found_pdq, render_matched_documents, pending)
     for i, signal in enumerate(signals):
         if signal.type in store.exact and store.exact[signal.type].get(signal.value) is not None:
             found[i].append((signal.value, 0))
@@ -358,9 +356,7 @@ def _answers(
         {t: dict(zip(wanted[t], items, strict=True)) for t, items in rendered.items()}
     )
     build = pdq_match_documents if as_bytes else _counted_lists
-    pdq_matches = build(
-        pdq_rendered, bounds, pdq_which, pdq_distances, quality_min, complete=complete
-    )
+    pdq_matches = build(pdq_spans, bounds, pdq_which, pdq_distances, quality_min, complete=complete)
     results = []
     counts = []
     matched = total = 0
@@ -395,11 +391,9 @@ def _answers(
     return results, counts, matched, total
 
 
-def _counted_lists(rendered: list, bounds, which, distances, quality_min, *, complete: bool):
+def _counted_lists(spans, bounds, which, distances, quality_min, *, complete: bool):
     """``pdq_match_lists``, each list with its length."""
-    for matches in pdq_match_lists(
-        rendered, bounds, which, distances, quality_min, complete=complete
-    ):
+    for matches in pdq_match_lists(spans, bounds, which, distances, quality_min, complete=complete):
         yield matches, len(matches)
 
 

@@ -1,14 +1,16 @@
 """Federation on three hubs on this machine (`make bench`): propagation latency, hub-to-hub
 throughput, and the incident lane while a backlog drains. Figures are printed, not asserted
 against the targets (issue 28: p50 < 300 ms and p99 < 1 s at 20 entries/s, >= 3,000 entries/s
-delivered in all, the incident lane's p99 < 1 s); each run must still deliver everything exactly
-once. The throughput run also prints the CPU each hub's processes spent per delivered entry
+delivered in all as the median of three runs, the incident lane's p99 < 1 s); each run must still
+deliver everything exactly once. The throughput test makes its three runs and prints their median;
+each run also prints the CPU each hub's processes spent per delivered entry
 (``tests/support/cpu_account.py``); ``-k throughput`` runs it alone.
 
 Three hubs in a triangle, every hub trusting the others' vetting; a trusted member at hub a, so
 each submission is vetted on arrival and pushed at once.
 """
 
+import statistics
 import threading
 import time
 
@@ -23,6 +25,7 @@ pytestmark = [pytest.mark.bench, pytest.mark.integration]
 LATENCY_SUBMISSIONS = 500
 LATENCY_RATE = 20  # submissions per second, one contribution each
 THROUGHPUT_ENTRIES = 20_000
+THROUGHPUT_RUNS = 3  # the target is the median of three runs
 BACKLOG = 10_000
 INCIDENT_PROBES = 40
 
@@ -161,11 +164,23 @@ def test_bench_federation_latency(federation):
 
 def test_bench_federation_throughput(federation):
     fed, alice = federation
+    # The target is a median of three runs (issue 28): three drains of THROUGHPUT_ENTRIES each,
+    # on the same hubs, one after the other.
+    rates = [_throughput_run(fed, alice, run) for run in range(1, THROUGHPUT_RUNS + 1)]
+    print(
+        f"federation throughput, median of {THROUGHPUT_RUNS} runs: "
+        f"{statistics.median(rates):,.0f} entries/s delivered in all "
+        f"(runs: {', '.join(f'{rate:,.0f}' for rate in rates)}; target >= 3,000 entries/s)"
+    )
+
+
+def _throughput_run(fed, alice, run: int) -> float:
+    """One drain: 20,000 entries owed to b and c, a's worker started, until all arrive.
+    Prints its figures and CPU account; returns the entries delivered per second in all."""
     a, b, c = fed.hubs
     before = {
         hub.name: hub.sql("SELECT count(*) FROM federation_contribution")[0][0] for hub in fed.hubs
     }
-    # Throughput: 20,000 entries owed to b and c, a's worker started, until all arrive.
     marks = {hub.name: hub.contribution_mark() for hub in (b, c)}
     # a's worker stops, so that the rows wait (the incident lane's worker, with nothing to send,
     # runs on); what the ingest itself leaves to the worker (its audit events' sequencing, the
@@ -195,6 +210,7 @@ def test_bench_federation_throughput(federation):
         assert count[0][0] == count[0][1] == before[hub.name] + THROUGHPUT_ENTRIES
     done = {name: arrival.done_at - started for name, arrival in arrivals.items()}
     slowest = max(done.values())
+    rate = 2 * THROUGHPUT_ENTRIES / slowest
     # The same drain from the first entry seen on either receiver (a's worker's start, its first
     # claim and build, and the receiver's first batch behind it): entries stored after that moment
     # over the time until both have all. Conservative: a receiver's first poll counts as before.
@@ -202,16 +218,16 @@ def test_bench_federation_throughput(federation):
     after_first = sum(THROUGHPUT_ENTRIES - arrival.first_count for arrival in arrivals.values())
     steady = after_first / (max(arrival.done_at for arrival in arrivals.values()) - first)
     print(
-        f"federation throughput, {THROUGHPUT_ENTRIES:,} entries from a to b and c: "
+        f"federation throughput, run {run}, {THROUGHPUT_ENTRIES:,} entries from a to b and c: "
         f"b in {done['b']:.1f} s ({THROUGHPUT_ENTRIES / done['b']:,.0f} entries/s), "
         f"c in {done['c']:.1f} s ({THROUGHPUT_ENTRIES / done['c']:,.0f} entries/s); "
-        f"{2 * THROUGHPUT_ENTRIES / slowest:,.0f} entries/s delivered in all "
-        f"(target >= 3,000 entries/s)\n  from the first entry seen ({first - started:.2f} s after "
-        f"the worker's start) until both have all: {after_first:,} delivered at "
-        f"{steady:,.0f} entries/s\nCPU from the worker's start until both have all "
-        f"(µs per delivered entry, of {2 * THROUGHPUT_ENTRIES:,}; a's worker includes its boot):\n"
-        + account.table(2 * THROUGHPUT_ENTRIES)
+        f"{rate:,.0f} entries/s delivered in all\n  from the first entry seen "
+        f"({first - started:.2f} s after the worker's start) until both have all: "
+        f"{after_first:,} delivered at {steady:,.0f} entries/s\nCPU from the worker's start "
+        f"until both have all (µs per delivered entry, of {2 * THROUGHPUT_ENTRIES:,}; a's worker "
+        f"includes its boot):\n" + account.table(2 * THROUGHPUT_ENTRIES)
     )
+    return rate
 
 
 def test_bench_federation_incident_lane(federation):

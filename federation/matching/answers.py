@@ -157,7 +157,15 @@ def _passing_spans(spans: KeptSpans, bounds, which, distances, quality_min, comp
 
 def _lay_out(prefixes: list[bytes], spans: KeptSpans, bounds, which, distances):
     """``layout.lay_out_matches`` into a buffer of its size: the bytes, and where each array
-    starts."""
+    starts. The compiled layout checks no index, so the shapes it relies on are checked here,
+    before it writes: a prefix per signal and one to close, and a span for every row named."""
+    if len(prefixes) != len(bounds) or len(which) != len(distances) or bounds[-1] != len(which):
+        raise ValueError(
+            f"{len(prefixes)} prefixes, {len(bounds) - 1} signals, {len(which)} matches and "
+            f"{len(distances)} distances do not make one answer"
+        )
+    if len(which) and not 0 <= which.min() <= which.max() < len(spans.size):
+        raise ValueError("a match names a row with no span")
     layout = _layout()
     prefix_starts = np.zeros(len(prefixes) + 1, dtype=np.int64)
     np.cumsum(

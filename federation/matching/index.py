@@ -383,8 +383,11 @@ class PdqIndex:
     def kept_spans(self, view: _View, rows: np.ndarray) -> KeptSpans:
         """Where the bytes kept for these rows of ``view`` are (``keep``): a row kept nowhere, or
         kept after its arena grew past the buffer taken here, is not ``present``."""
-        # The buffer first: a row's ``kept`` read after it points into it or past its end. Both
-        # reads, and the writer's stores, happen holding the GIL, whose hand-over orders them.
+        # The buffer first: a row's ``kept`` read after it points into it or past its end. numpy
+        # may release the GIL while it gathers (here) and scatters (``keep``), so the two can run
+        # at once. A row's int64 is read or written whole (aligned), and ``keep`` stores it only
+        # after the arena's bytes, in an earlier operation: the GIL's release at the start of the
+        # scatter orders the stores, and the layout reads the bytes through the value it found.
         buffer = view.arena.buffer
         return spans_of(buffer, view.kept[rows])
 

@@ -232,3 +232,28 @@ def test_each_signals_matches_laid_out_apart_are_the_same_json(batch):
     ]
     expected = [{"signal": s, "matches": m} for s, m in zip(signals, matches, strict=True)]
     assert json_document({"results": results}) == orjson.dumps({"results": expected})
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["more signals than bounds", "fewer signals than bounds", "a row with no span", "bounds short"],
+)
+def test_a_layout_whose_shapes_disagree_is_refused_before_it_writes(batch, change):
+    spans, _qualities, bounds, which, distances, signals = batch
+    documents = [orjson.dumps(s) for s in signals]
+    if change == "more signals than bounds":
+        documents.append(documents[0])
+    elif change == "fewer signals than bounds":
+        documents = documents[:-2]
+    elif change == "a row with no span":
+        which = which.copy()
+        which[-1] = len(spans.size)
+    else:
+        bounds = bounds.copy()
+        bounds[-1] -= 1
+    # The compiled layout checks no index: without the check it wrote past its buffer. (With
+    # ``complete`` no filter indexes the spans by row first.)
+    with pytest.raises(ValueError):
+        pdq_answer_document(
+            b'{"results":[', documents, spans, bounds, which, distances, None, complete=True
+        )

@@ -5,7 +5,9 @@ and without the other side's. ``CONCORDAT_BENCH_PROFILE=<dir>`` writes a cProfil
 - sender: ``outbox_drain`` of ``ROWS`` rows of a trusted member's vetted adds to a peer whose
   answers come from a small server in its own process (every item accepted), the rows put back
   in the queue between runs; also the CPU of its PostgreSQL backend per row (``/proc``, same
-  machine; the runs share the test's transaction, so no commit is counted);
+  machine; the runs share the test's transaction, so no commit is counted), and with
+  ``CONCORDAT_BENCH_STATEMENTS=1`` per statement (from the second run on, the rows put back are
+  new row versions: the first run is the one like a real drain's);
 - receiver: ``POST /api/v1/federation/batches`` (the test client: Django's middleware, DRF, the
   parser, checks and storage) of batches of 500 contribution items from a trusted peer, each
   item as a sender builds it (the member's contribution, its key section, the origin's
@@ -82,7 +84,8 @@ def answering_peer(db):
         server.wait()
 
 
-def test_sender_cpu_per_item(answering_peer, settings):
+def test_sender_cpu_per_item(answering_peer, settings, monkeypatch):
+    statements = _StatementCPU(monkeypatch)
     settings.FEDERATION_DRAIN_ROUNDS = 1_000
     make_peer("charlie.hub")  # each item names it in sent_to, as in the triangle
     alice = make_member("alice", make_organisation("acme", trusted=True), Role.SUBMITTER)
@@ -104,8 +107,12 @@ def test_sender_cpu_per_item(answering_peer, settings):
             result = outbox_drain(peer_id=answering_peer.pk, lane="normal")
 
         before = backend_seconds()
-        spent.append(_measured("sender", run, drain))
+        with statements.watching():
+            spent.append(_measured("sender", run, drain))
         database.append(backend_seconds() - before)
+        if statements.enabled:
+            print(f"\nsender drain, run {run}, its PostgreSQL backend by statement:")
+            statements.report(ROWS)
         assert result.delivered == ROWS
     _report("sender drain", spent, ROWS, database)
 

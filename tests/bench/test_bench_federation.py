@@ -21,7 +21,7 @@ import pytest
 
 from tests.support.cpu_account import CpuAccount
 from tests.support.federation_harness import item_uuid, running_federation, wait_for
-from tests.support.raw_verify import sample_verify_rate
+from tests.support.raw_verify import sample_verify_rate, wait_until_quiet
 
 pytestmark = [pytest.mark.bench, pytest.mark.integration]
 
@@ -171,8 +171,10 @@ def test_bench_federation_throughput(federation):
     # on the same hubs, one after the other.
     # The machine's raw verification rate before and after: how fast this machine runs now moves
     # every figure (each delivered entry costs two verifications at its receiver).
+    quiet_before = wait_until_quiet()
     verify_before = sample_verify_rate()
     rates = [_throughput_run(fed, alice, run) for run in range(1, THROUGHPUT_RUNS + 1)]
+    quiet_after = wait_until_quiet()
     verify_after = sample_verify_rate()
     median = statistics.median(rates)
     print(
@@ -180,7 +182,8 @@ def test_bench_federation_throughput(federation):
         f"{median:,.0f} entries/s delivered in all "
         f"(runs: {', '.join(f'{rate:,.0f}' for rate in rates)}; target >= 3,000 entries/s)\n"
         f"  raw Ed25519 verification on this machine (libsodium, one thread), before and after "
-        f"the runs: {verify_before:,.0f} and {verify_after:,.0f} verifications/s; the median is "
+        f"the runs: {verify_before:,.0f} and {verify_after:,.0f} verifications/s (the machine "
+        f"{quiet_before:.0%} and {quiet_after:.0%} busy just before); the median is "
         f"{median / statistics.mean((verify_before, verify_after)):.3f} of their mean"
     )
 

@@ -3,10 +3,12 @@
 The hub's own verifier (``federation.signing.verify_signature``: libsodium) on one thread, best
 of three passes over the same signatures, in verifications per second. The ingest target is a
 fraction of it; the federation figures are printed beside it, since how fast this machine runs
-moves every figure (docs/architecture.md, "Speed")."""
+moves every figure (docs/architecture.md, "Speed"). Measured beside running hubs, it first waits
+for the machine to be quiet (their workers may still be sequencing what a run left them)."""
 
 import os
 import time
+from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
@@ -31,6 +33,29 @@ def verify_rate(public_key: Ed25519PublicKey, pairs: list[tuple[bytes, bytes]]) 
         best = min(best, time.perf_counter() - started)
         assert valid, "a sample signature failed to verify"
     return len(pairs) / best
+
+
+def busy_fraction(seconds: float = 0.5) -> float:
+    """The share of the machine's CPU time not idle over the next ``seconds`` (``/proc/stat``)."""
+
+    def sample() -> tuple[int, int]:
+        fields = [int(field) for field in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+        return sum(fields), fields[3] + fields[4]  # all, idle + iowait
+
+    total, idle = sample()
+    time.sleep(seconds)
+    total_after, idle_after = sample()
+    return 1 - (idle_after - idle) / max(total_after - total, 1)
+
+
+def wait_until_quiet(*, below: float = 0.1, timeout: float = 60.0) -> float:
+    """Wait until the machine's CPU is busy less than ``below`` of the time over half a second,
+    or ``timeout`` seconds have passed; returns the last share seen."""
+    deadline = time.monotonic() + timeout
+    busy = busy_fraction()
+    while busy >= below and time.monotonic() < deadline:
+        busy = busy_fraction()
+    return busy
 
 
 def sample_verify_rate(count: int = 5_000) -> float:

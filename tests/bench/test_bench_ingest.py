@@ -7,8 +7,9 @@ core's verify-only rate).
    passes, in verifications/s: the baseline the target is a fraction of. OpenSSL's
    (cryptography's ``Ed25519PublicKey.verify``), which the hub used before, is printed beside it.
 2. Bulk ingest of 10,000 more through real HTTP to a live hub (gunicorn on its own PostgreSQL
-   database, tests/support/harness.py): one request of 10,000 items, then five of 2,000 items,
-   then one of 10,000 from a trusted member (auto-vetted).
+   database, tests/support/harness.py): one request of 10,000 items, three times (new items
+   each time; their median is the figure), then five of 2,000 items, then one of 10,000 from a
+   trusted member (auto-vetted).
    Time runs from sending the request to having read the whole response; rows are counted after.
    Beside each, the CPU per item of the hub's web processes and of its database's PostgreSQL
    backends (from /proc): where the two cores went.
@@ -23,6 +24,7 @@ import base64
 import json
 import os
 import random
+import statistics
 import time
 import urllib.request
 import uuid
@@ -43,6 +45,7 @@ from tests.support.raw_verify import verify_rate
 pytestmark = pytest.mark.bench
 
 ITEMS = 10_000
+SINGLE_RUNS = 3  # of the single 10,000-item request, whose median is the figure
 TARGET_RATIO = 1.0  # issue 28: ingest over HTTP at one core's verify-only rate
 
 
@@ -190,14 +193,16 @@ def test_bench_bulk_ingest_over_http_against_raw_verification():
         member = hub.create_member(
             org="acme", user="alice", role="submitter", signing_key=private_key
         )
-        one_batch = signed_pdq_items(
-            private_key, hub=hub.hub_id, member="acme", count=ITEMS, seed=1
-        )
+        # One batch per run of the single request (each stores new contributions).
+        batches = [
+            signed_pdq_items(private_key, hub=hub.hub_id, member="acme", count=ITEMS, seed=seed)
+            for seed in (1, 11, 21)[:SINGLE_RUNS]
+        ]
         split = signed_pdq_items(private_key, hub=hub.hub_id, member="acme", count=ITEMS, seed=2)
 
-        verify_rate = verify_only_rate(private_key, one_batch)
+        verify_rate = verify_only_rate(private_key, batches[0])
         print(f"\nIngest benchmark ({ITEMS:,} signed PDQ contributions)")
-        openssl_rate = verify_only_rate(private_key, one_batch, openssl=True)
+        openssl_rate = verify_only_rate(private_key, batches[0], openssl=True)
         print(f"  {'raw Ed25519 verify (hub: libsodium)':<34} {verify_rate:9,.0f} verifications/s")
         print(f"  {'raw Ed25519 verify (OpenSSL)':<34} {openssl_rate:9,.0f} verifications/s")
 
@@ -211,12 +216,25 @@ def test_bench_bulk_ingest_over_http_against_raw_verification():
         # Contributions are append-only (a trigger); the benchmark resets as a superuser would.
         hub.sql("DELETE FROM federation_contribution", bypass_triggers=True)
 
-        seconds, body, cpu = post_accounted(hub, member["token"], one_batch)
-        assert body["created"] == ITEMS, {k: body[k] for k in ("created", "duplicate", "rejected")}
-        stored = hub.sql("SELECT count(*) FROM federation_contribution")[0][0]
-        assert stored == ITEMS
-        report("HTTP bulk, 1 request x 10,000", ITEMS, seconds, verify_rate)
-        report_cpu(ITEMS, seconds, cpu, verify_rate)
+        # The single request, three times (its ratio moves by a tenth or more from run to run on
+        # this machine), each adding to what the runs before stored, as a hub's tables grow
+        # (emptying them between runs left dead rows in their indexes, which slowed the next).
+        ratios = []
+        for run, batch in enumerate(batches, start=1):
+            seconds, body, cpu = post_accounted(hub, member["token"], batch)
+            assert body["created"] == ITEMS, {
+                k: body[k] for k in ("created", "duplicate", "rejected")
+            }
+            stored = hub.sql("SELECT count(*) FROM federation_contribution")[0][0]
+            assert stored == run * ITEMS
+            rate = report(f"HTTP bulk, 1 request x 10,000 ({run})", ITEMS, seconds, verify_rate)
+            report_cpu(ITEMS, seconds, cpu, verify_rate)
+            ratios.append(rate / verify_rate)
+        print(
+            f"  {'HTTP bulk, 1 request x 10,000':<34} median of {len(ratios)} runs: "
+            f"{statistics.median(ratios):.1%} of verify-only "
+            f"(runs: {', '.join(f'{ratio:.1%}' for ratio in ratios)})"
+        )
 
         total = 0.0
         total_cpu = {"web": 0.0, "database": 0.0}
@@ -226,7 +244,7 @@ def test_bench_bulk_ingest_over_http_against_raw_verification():
             total += seconds
             total_cpu = {name: total_cpu[name] + cpu[name] for name in total_cpu}
         stored = hub.sql("SELECT count(*) FROM federation_contribution")[0][0]
-        assert stored == 2 * ITEMS
+        assert stored == (SINGLE_RUNS + 1) * ITEMS
         report("HTTP bulk, 5 requests x 2,000", ITEMS, total, verify_rate)
         report_cpu(ITEMS, total, total_cpu, verify_rate)
 

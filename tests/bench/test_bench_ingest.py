@@ -38,9 +38,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from federation.canonical import canonical_bytes
 from federation.signing import format_timestamp, sign_contribution
 from members.models import key_id_for
+from tests.support import raw_verify
 from tests.support.harness import running_hub
 from tests.support.parties import raw_public_key
-from tests.support.raw_verify import verify_rate
 
 pytestmark = pytest.mark.bench
 
@@ -89,7 +89,7 @@ def verify_only_rate(
         for item in items
     ]
     if not openssl:
-        return verify_rate(public_key, pairs)
+        return raw_verify.verify_rate(public_key, pairs)
     best = float("inf")
     for _ in range(3):
         started = time.perf_counter()
@@ -230,10 +230,11 @@ def test_bench_bulk_ingest_over_http_against_raw_verification():
             rate = report(f"HTTP bulk, 1 request x 10,000 ({run})", ITEMS, seconds, verify_rate)
             report_cpu(ITEMS, seconds, cpu, verify_rate)
             ratios.append(rate / verify_rate)
+        median = statistics.median(ratios)
         print(
             f"  {'HTTP bulk, 1 request x 10,000':<34} median of {len(ratios)} runs: "
-            f"{statistics.median(ratios):.1%} of verify-only "
-            f"(runs: {', '.join(f'{ratio:.1%}' for ratio in ratios)})"
+            f"{median:.1%} of verify-only (runs: {', '.join(f'{ratio:.1%}' for ratio in ratios)}; "
+            f"{'meets' if median >= TARGET_RATIO else 'BELOW'} the {TARGET_RATIO:.0%} target)"
         )
 
         total = 0.0

@@ -196,7 +196,7 @@ def test_bench_bulk_ingest_over_http_against_raw_verification():
         # One batch per run of the single request (each stores new contributions).
         batches = [
             signed_pdq_items(private_key, hub=hub.hub_id, member="acme", count=ITEMS, seed=seed)
-            for seed in (1, 11, 21)[:SINGLE_RUNS]
+            for seed in range(1, 10 * SINGLE_RUNS, 10)
         ]
         split = signed_pdq_items(private_key, hub=hub.hub_id, member="acme", count=ITEMS, seed=2)
 

@@ -39,7 +39,8 @@ def busy_fraction(seconds: float = 0.5) -> float:
     """The share of the machine's CPU time not idle over the next ``seconds`` (``/proc/stat``)."""
 
     def sample() -> tuple[int, int]:
-        fields = [int(field) for field in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+        # user nice system idle iowait irq softirq steal; guest time is counted in user already.
+        fields = [int(field) for field in Path("/proc/stat").read_text().split()[1:9]]
         return sum(fields), fields[3] + fields[4]  # all, idle + iowait
 
     total, idle = sample()

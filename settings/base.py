@@ -319,6 +319,9 @@ FEDERATION_READ_TIMEOUT_SECONDS = float(env_int("CONCORDAT_FEDERATION_READ_TIMEO
 # the bench's hubs, 4 sync workers in docs/operations.md) leaves an incident batch queued behind
 # whole ordinary batches there (docs/federation.md, "Measured").
 FEDERATION_DRAIN_PARALLEL = max(1, env_int("CONCORDAT_FEDERATION_DRAIN_PARALLEL", 2))
+# A push puts this hub's attestations of a batch under one signed root (docs/federation.md,
+# "Attestations under one root") for a peer whose last answer said it takes them.
+FEDERATION_ATTESTATION_ROOTS = env_bool("CONCORDAT_FEDERATION_ATTESTATION_ROOTS", True)
 FEDERATION_DRAIN_ROUNDS = env_int("CONCORDAT_FEDERATION_DRAIN_ROUNDS", 1)
 # A drain task goes on to the next round at once while rows are due (claimed and built while the
 # round before is out), claiming rounds for up to this long; then a fresh task takes over, behind

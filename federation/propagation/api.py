@@ -29,6 +29,7 @@ from federation.propagation.authentication import (
     peer_of_request,
 )
 from federation.propagation.feed import HORIZON_HEADER, MAX_CURSOR, feed_page
+from federation.propagation.posting import ROOTS_HEADER
 from federation.propagation.serializers import BatchResultSerializer, SignedBatchSerializer
 from federation.propagation.wire import MAX_BATCH_ITEMS
 from federation.receiving.envelope import batch_refused_record, claimed_sender
@@ -95,7 +96,7 @@ class FederationBatchView(APIView):
         result = batch_receive(
             peer=peer, body=body, via="push", evidence=lambda: _evidence(request)
         )
-        return Response(result.as_response())
+        return Response(result.as_response(), headers={ROOTS_HEADER: "1"})
 
     def _refused(self, request, exc: Exception, *, code: str, authenticated: bool = True):
         """Audit a request refused before ``batch_receive`` saw it; returns ``exc``."""

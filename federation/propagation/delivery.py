@@ -58,7 +58,7 @@ from federation.propagation.batching import (
 )
 from federation.propagation.items import ItemsBuilder
 from federation.propagation.models import OutboxItem, PeerLink, Receipt
-from federation.propagation.posting import DeliveryFailed, batch_outcome
+from federation.propagation.posting import DeliveryFailed, batch_outcome, said_roots, takes_roots
 from federation.propagation.round_sql import claim_round, delivered_round
 from federation.propagation.wire import batch_canonical, batch_document, sign_canonical
 from federation.transparency.actions import Action, Key, ObjectType
@@ -119,7 +119,7 @@ def outbox_drain(
     drain holds the lane. With more than one round, the next round is claimed and built while
     one is out (``_pipelined``)."""
     result = DrainResult()
-    peer = Peer.objects.filter(pk=peer_id).first()
+    peer = Peer.objects.filter(pk=peer_id).select_related("link").first()
     if peer is None or not (peer.is_active and peer.is_link and peer.outbound_token):
         return result
     if max_rounds is None:
@@ -268,6 +268,7 @@ class _Round:
             peer_hub=self.peer.hub_id,
             now=now,
             documents=False,
+            roots=takes_roots(self.peer),
         )
         for pks in groups:
             batch = _prepare(self.peer, builder, [by_id[pk] for pk in pks], now, result)
@@ -301,7 +302,9 @@ class _Round:
             if isinstance(outcome, DeliveryFailed):
                 _failed(self.peer, [row for row, _digest in batch.sent], str(outcome), result)
             else:
-                _apply(self.peer, batch.batch_id, batch.sent, outcome, result)
+                _apply(self.peer, batch.batch_id, batch.sent, outcome.results, result)
+                if outcome.takes_roots != said_roots(self.peer):
+                    _remember_roots(self.peer, outcome.takes_roots)
         return result.failed + result.dead == failed_before
 
 
@@ -485,6 +488,13 @@ def _mark_delivered(peer: Peer, batch_id, rows: list[ClaimedRow], now: datetime)
         _write_rows(rows, ["state", "digest", "delivered_at", "claimed_until", "last_error"])
         audit_record(event)
     PeerLink.objects.update_or_create(peer=peer, defaults={"last_push_at": now})
+
+
+def _remember_roots(peer: Peer, takes: bool) -> None:
+    """What the peer's answer said of attestation roots, kept on its link for every worker's
+    next round (``posting.said_roots``)."""
+    if PeerLink.objects.filter(peer=peer).update(takes_attestation_roots=takes):
+        peer.link = PeerLink.objects.get(peer=peer)
 
 
 def _failed(peer: Peer, rows: list[ClaimedRow], message: str, result: DrainResult) -> None:

@@ -31,6 +31,7 @@ from django.db.models.functions import Cast
 from federation.canonical import canonical_json_bytes
 from federation.contributions.models import Contribution, Entry
 from federation.hubkey import hub_private_key
+from federation.propagation import attestation_roots
 from federation.propagation.bindings import KeyNotBindable, binding_pair, key_bindings_for
 from federation.propagation.models import OutboxItem, Receipt
 from federation.propagation.wire import (
@@ -115,11 +116,24 @@ class _WireTimestamp(Func):
     )
 
 
+@dataclass(slots=True)
+class _Leaf:
+    """This hub's attestation in a batch whose attestations go under roots: its document and
+    RFC 8785 bytes, and its pair (as a value and as bytes), written when the batch is sealed."""
+
+    document: dict[str, Any]
+    canonical: bytes
+    pair: dict[str, Any] = field(default_factory=dict)
+    pair_canonical: bytes = b""
+
+
 class _Context:
     """Everything one batch needs, loaded in bulk (each list of ids one array literal:
     ``federation.db.lookups``)."""
 
-    def __init__(self, refs: Sequence[RowRef], now: datetime, peer_hub: str) -> None:
+    def __init__(
+        self, refs: Sequence[RowRef], now: datetime, peer_hub: str, roots: bool = False
+    ) -> None:
         self.now = now
         contribution_ids = {r.contribution_id for r in refs if r.contribution_id}
         self.contributions = {
@@ -187,6 +201,11 @@ class _Context:
         self._hub_lists: dict[tuple[str, ...], bytes] = {}
         self._private_key = hub_private_key()
         self._attested_at = format_timestamp(now)
+        # Under one root a batch (``roots``): the batch's attestations being gathered, and every
+        # leaf written so far (kept so that no pair's id() is reused while ``_canonical`` holds it).
+        self.roots = roots
+        self._leaves: dict[tuple[int, str], _Leaf] = {}
+        self._sealed: list[_Leaf] = []
 
     @property
     def bindings(self):
@@ -217,7 +236,10 @@ class _Context:
 
     def attestation(self, entry_id: int, state: str, trusted_peer: str | None) -> dict:
         """This hub's attestation of the entry as a pair (``{"attestation", "signature"}``),
-        one per entry and state, shared by the items that carry it (never modified)."""
+        one per entry and state, shared by the items that carry it (never modified once the
+        batch is sealed; with ``roots`` it is the rooted pair, written by ``seal``)."""
+        if self.roots:
+            return self._leaf(entry_id, state, trusted_peer).pair
         cached = self._attestation_pairs.get((entry_id, state))
         if cached is not None:
             return cached
@@ -229,15 +251,53 @@ class _Context:
         self._canonical[id(pair)] = canonical
         return pair
 
-    def attested(
+    def own(self, entry_id: int, state: str, trusted_peer: str | None) -> "bytes | _Leaf":
+        """The RFC 8785 bytes of this hub's attestation pair for the entry, or with ``roots``
+        its leaf in the batch's tree (its bytes are known once the batch is sealed)."""
+        if self.roots:
+            return self._leaf(entry_id, state, trusted_peer)
+        return self.attested(entry_id, state, trusted_peer)[2]
+
+    def _leaf(self, entry_id: int, state: str, trusted_peer: str | None) -> "_Leaf":
+        leaf = self._leaves.get((entry_id, state))
+        if leaf is None:
+            document, canonical = self.attestation_text(entry_id, state, trusted_peer)
+            leaf = self._leaves[(entry_id, state)] = _Leaf(document, canonical)
+        return leaf
+
+    def seal(self) -> None:
+        """Sign the batch's attestations (``roots``) a root for each run of
+        ``LEAVES_PER_ROOT`` of them, and write each one's pair: a few signatures per batch,
+        where ``attested`` signs one per entry."""
+        leaves = list(self._leaves.values())
+        self._leaves = {}
+        step = attestation_roots.LEAVES_PER_ROOT
+        for start in range(0, len(leaves), step):
+            under = leaves[start : start + step]
+            tree = attestation_roots.Tree([leaf.canonical for leaf in under])
+            root = attestation_roots.root_canonical(
+                hub=settings.HUB_ID, size=tree.size, root=tree.root, attested_at=self._attested_at
+            )
+            signature = sign_bytes(self._private_key, root)
+            encoded = binascii.b2a_base64(signature, newline=False)
+            for index, leaf in enumerate(under):
+                proof = tree.proof(index)
+                leaf.pair_canonical = attestation_roots.rooted_pair_canonical(
+                    leaf.canonical, index=index, size=tree.size, proof=proof, signature=encoded
+                )
+                leaf.pair.update(
+                    attestation_roots.rooted_pair(
+                        leaf.document, index=index, size=tree.size, proof=proof,
+                        signature=signature,
+                    )
+                )  # fmt: skip
+                self._canonical[id(leaf.pair)] = leaf.pair_canonical
+        self._sealed += leaves
+
+    def attestation_text(
         self, entry_id: int, state: str, trusted_peer: str | None
-    ) -> tuple[dict[str, Any], bytes, bytes]:
-        """This hub's attestation of the entry, signed once per entry and state: its document,
-        its signature's padded base64, and the RFC 8785 bytes of its pair (what a push writes;
-        ``attestation`` gives the pair itself)."""
-        cached = self._attestations.get((entry_id, state))
-        if cached is not None:
-            return cached
+    ) -> tuple[dict[str, Any], bytes]:
+        """This hub's attestation document of the entry and its RFC 8785 bytes, unsigned."""
         entry = self.entries[entry_id]
         document = attestation_document(
             hub=settings.HUB_ID,
@@ -248,7 +308,18 @@ class _Context:
             policy=self.policy_text(self.decisions.get(entry_id), trusted_peer),
             attested_at=self._attested_at,
         )
-        canonical = attestation_canonical(document)
+        return document, attestation_canonical(document)
+
+    def attested(
+        self, entry_id: int, state: str, trusted_peer: str | None
+    ) -> tuple[dict[str, Any], bytes, bytes]:
+        """This hub's attestation of the entry, signed once per entry and state: its document,
+        its signature's padded base64, and the RFC 8785 bytes of its pair (what a push writes;
+        ``attestation`` gives the pair itself)."""
+        cached = self._attestations.get((entry_id, state))
+        if cached is not None:
+            return cached
+        document, canonical = self.attestation_text(entry_id, state, trusted_peer)
         signature = binascii.b2a_base64(sign_bytes(self._private_key, canonical), newline=False)
         # JCS: members sorted by name ("attestation" < "signature"), the document's bytes as
         # signed, the signature's padded base64 as it is between quotes.
@@ -318,19 +389,23 @@ def _member_name(name: str) -> bytes:
 
 
 def items_build(
-    refs: Sequence[RowRef], *, peer_hub: str, now: datetime, push: bool = True
-) -> BuiltBatch:
+    refs: Sequence[RowRef], *, peer_hub: str, now: datetime, push: bool = True,
+    roots: bool = False,
+) -> BuiltBatch:  # fmt: skip
     """The items of ``refs`` for the peer ``peer_hub``, in row order. ``push``: a contribution
     whose arrival named the peer in ``sent_to`` is dropped (the pull feed, ``push=False``, still
-    offers it: pulling is the safety net for a push that never came)."""
-    return ItemsBuilder(refs, peer_hub=peer_hub, now=now, push=push).build(refs)
+    offers it: pulling is the safety net for a push that never came). ``roots``: this hub's
+    attestations go under one signed root (``attestation_roots``)."""
+    return ItemsBuilder(refs, peer_hub=peer_hub, now=now, push=push, roots=roots).build(refs)
 
 
 class ItemsBuilder:
     """``items_build`` for a round of several batches: what the rows need is loaded once, for
     all of them, and each batch's items are built when it is sent. ``documents=False`` (a
     push, which sends the items' bytes): a contribution item comes as its bytes alone, its
-    dict not built (``BuiltBatch.items`` holds None in its place)."""
+    dict not built (``BuiltBatch.items`` holds None in its place). ``roots``: each batch's
+    attestations by this hub go under one signed root (``attestation_roots``), for a peer that
+    takes them."""
 
     def __init__(
         self,
@@ -340,8 +415,9 @@ class ItemsBuilder:
         now: datetime,
         push: bool = True,
         documents: bool = True,
+        roots: bool = False,
     ) -> None:
-        self.context = _Context(refs, now, peer_hub)
+        self.context = _Context(refs, now, peer_hub, roots)
         self.peer_hub = peer_hub
         self.push = push
         self.documents = documents
@@ -350,6 +426,7 @@ class ItemsBuilder:
         """The items of ``refs`` (some of the rows given at construction), in row order."""
         built = BuiltBatch()
         hub = settings.HUB_ID
+        gathered = []
         for ref in refs:
             try:
                 built_item = _build(
@@ -364,21 +441,27 @@ class ItemsBuilder:
             if built_item is None:
                 built.dropped.append(ref.id)
             else:
-                item, known = built_item
-                canonical = (
-                    known if type(known) is bytes else self.context.item_canonical(item, known)
-                )
-                built.canonical[ref.id] = canonical
-                built.items.append((ref.id, item, digest_of(canonical)))
+                gathered.append((ref.id, *built_item))
+        # Every item's own attestation is known now: with ``roots``, sign their root.
+        self.context.seal()
+        for ref_id, item, known in gathered:
+            if type(known) is list:
+                canonical = b"".join(p if type(p) is bytes else p.pair_canonical for p in known)
+            else:
+                canonical = self.context.item_canonical(item, known)
+            built.canonical[ref_id] = canonical
+            built.items.append((ref_id, item, digest_of(canonical)))
         return built
 
 
 def _build(
     ref: RowRef, context: _Context, peer_hub: str, hub: str, push: bool, documents: bool = True
-) -> tuple[dict[str, Any] | None, dict[str, bytes] | bytes] | None:
-    """The item of ``ref`` (None when it is no longer owed) and its RFC 8785 bytes, or those of
-    its members that are known without writing them (``_Context.item_canonical`` writes the
-    rest); a contribution item's dict only with ``documents``. A contribution item's bytes are
+) -> tuple[dict[str, Any] | None, dict[str, bytes] | list[bytes | _Leaf]] | None:
+    """The item of ``ref`` (None when it is no longer owed) and its RFC 8785 bytes as parts to
+    join (a ``_Leaf`` stands for this hub's attestation under a root, known once the batch is
+    sealed), or those of its members that are known without writing them
+    (``_Context.item_canonical`` writes the rest); a contribution item's dict only with
+    ``documents``. A contribution item's bytes are
     its parts' joined in JCS order (its member names sorted: ``attestations``,
     ``contribution``, ``key``, ``path``, ``sent_to``, ``signature``, ``type``):
     ``contribution`` is the member's signed object, whose RFC 8785 text is what
@@ -411,7 +494,7 @@ def _build(
             if contribution["action"] == Contribution.Action.ADD:
                 return None  # back in review: no longer shared (it is sent again once vetted)
             state = Entry.State.RETRACTED
-        _document, _signature, own = context.attested(entry["pk"], state, trusted_peer)
+        own = context.own(entry["pk"], state, trusted_peer)
         canonical = contribution["canonical"]
         signature = binascii.b2a_base64(contribution["signature"], newline=False)
         key = context.key_section(contribution["signing_key_id"])
@@ -434,7 +517,7 @@ def _build(
             parts += [b',"sent_to":', context.hubs_canonical(listed)]
         parts += [b',"signature":"', signature, b'","type":', _CONTRIBUTION_TYPE, b"}"]
         if not documents:
-            return None, b"".join(parts)
+            return None, parts
         item = {
             "type": ITEM_CONTRIBUTION,
             "contribution": orjson.loads(canonical),
@@ -445,7 +528,7 @@ def _build(
         }
         if listed:
             item["sent_to"] = listed
-        return item, b"".join(parts)
+        return item, parts
     if ref.kind == OutboxItem.Kind.ENTRY:
         entry = context.entries[ref.entry_id]
         if entry["state"] not in ATTESTED_STATES:

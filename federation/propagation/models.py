@@ -285,6 +285,11 @@ class PeerLink(models.Model):
     last_pull_error = models.TextField(blank=True)
     last_pull_error_at = models.DateTimeField(null=True, blank=True)
     last_received_at = models.DateTimeField(null=True, blank=True)
+    takes_attestation_roots = models.BooleanField(
+        default=False,
+        help_text="Whether the peer's last answer to a push said it takes attestations under a "
+        "signed root (Concordat-Attestation-Roots); pushes then sign one root per batch.",
+    )
     # The peer's pulls of *our* feed (the fields above are ours of its feed): the highest cursor
     # it asked a served page from, which it sends only once it has stored every page before it
     # (no higher than our stream's end then). Dead letters it has so pulled past are moot.

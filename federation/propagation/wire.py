@@ -20,7 +20,6 @@ field at fault. Whose key must have signed what, and everything that needs the d
 receiving service's (``federation.receiving.receive``).
 """
 
-import base64
 import hashlib
 import re
 import uuid
@@ -29,22 +28,31 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from federation.canonical import canonical_json_bytes, canonical_json_decoded, canonical_json_part
+from federation.propagation import attestation_roots as roots
+from federation.propagation.attestation_roots import RootedAttestation
+from federation.propagation.wire_fields import (
+    HUB_ID,
+    WIRE_VERSION,
+    MalformedWireObject,
+    SignedObject,
+    canonical_field,
+    check_kind,
+    exact_fields,
+    hub_id_field,
+    signature_field,
+    timestamp_field,
+)
 from federation.signing import (
-    MalformedContribution,
-    MalformedSignedObject,
-    decode_signature,
     format_timestamp,
     sign_bytes,
-    verify_signature,
 )
 
 KEY_BINDING_KIND = "concordat.key-binding"
 ATTESTATION_KIND = "concordat.attestation"
 BATCH_KIND = "concordat.batch"
-WIRE_VERSION = 1
 
 ITEM_CONTRIBUTION = "contribution"
 ITEM_ENTRY = "entry"
@@ -60,11 +68,9 @@ MAX_ATTESTATIONS = MAX_PATH
 MAX_SENT_TO = 64
 MAX_POLICY_LENGTH = 200
 
-_HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9.:_-]{0,199}")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _KEY_ID = re.compile(r"[0-9a-f]{32}")
 _SLUG = re.compile(r"[-a-zA-Z0-9_]{1,64}")
-_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z")
 
 # The fields of each object, built once: the parsers run per item of every batch received.
 _NONE: frozenset[str] = frozenset()
@@ -89,29 +95,6 @@ _SIGNED_PAIRS = {
 }
 
 
-class MalformedWireObject(MalformedSignedObject):
-    """A federation object is not well-formed; ``field`` names the offending field (dotted)."""
-
-
-@dataclass(frozen=True, slots=True)
-class SignedObject:
-    """A hub-signed object: the document, its RFC 8785 bytes and the decoded signature."""
-
-    document: dict[str, Any]
-    canonical: bytes
-    signature: bytes
-
-    @property
-    def hub(self) -> str:
-        return self.document["hub"] if "hub" in self.document else self.document["from"]
-
-    def verify(self, public_key: Ed25519PublicKey) -> bool:
-        return verify_signature(public_key, self.signature, self.canonical)
-
-    def as_wire(self) -> tuple[dict[str, Any], str]:
-        return self.document, base64.b64encode(self.signature).decode()
-
-
 @dataclass(frozen=True, slots=True)
 class ParsedItem:
     """One item of a batch, well-formed; what its objects say is not yet checked."""
@@ -124,7 +107,7 @@ class ParsedItem:
     contribution: dict[str, Any] | None  # {"contribution": {...}, "signature": "..."} as sent
     registration: dict[str, Any] | None  # {"registration": {...}, "signature": "..."} as sent
     binding: SignedObject | None
-    attestations: tuple[SignedObject, ...]
+    attestations: tuple[SignedObject | RootedAttestation, ...]
     # Hubs off the path that a hub on it also sent the item to (contribution items; empty if
     # absent): the receiver does not push it on to them.
     sent_to: tuple[str, ...] = ()
@@ -295,17 +278,17 @@ def parse_batch(body: object) -> ParsedBatch:
     if not isinstance(body, dict) or body.keys() != _SIGNED_PAIRS["batch"]:
         raise MalformedWireObject("body", "must be an object with exactly batch and signature")
     document = body["batch"]
-    _exact_fields(document, "batch", required=_BATCH_FIELDS, optional=_BATCH_OPTIONAL)
-    _kind(document, "batch", BATCH_KIND)
-    sender = _hub_id(document, "from", "batch.from")
-    receiver = _hub_id(document, "to", "batch.to")
+    exact_fields(document, "batch", required=_BATCH_FIELDS, optional=_BATCH_OPTIONAL)
+    check_kind(document, "batch", BATCH_KIND)
+    sender = hub_id_field(document, "from", "batch.from")
+    receiver = hub_id_field(document, "to", "batch.to")
     try:
         batch_id = uuid.UUID(document["id"]) if isinstance(document["id"], str) else None
     except ValueError:
         batch_id = None
     if batch_id is None or str(batch_id) != document["id"]:
         raise MalformedWireObject("batch.id", "must be a lowercase hyphenated UUID")
-    sent_at = _timestamp(document, "sent_at", "batch.sent_at")
+    sent_at = timestamp_field(document, "sent_at", "batch.sent_at")
     items = document["items"]
     if not isinstance(items, list) or len(items) > MAX_BATCH_ITEMS:
         raise MalformedWireObject("batch.items", f"must be a list of at most {MAX_BATCH_ITEMS}")
@@ -317,14 +300,14 @@ def parse_batch(body: object) -> ParsedBatch:
     canonical = canonical_json_decoded(document)
     part = canonical is not None
     if canonical is None:
-        canonical = _canonical(document, "batch")
-    envelope = SignedObject(document, canonical, _signature(body, "signature"))
+        canonical = canonical_field(document, "batch")
+    envelope = SignedObject(document, canonical, signature_field(body, "signature"))
     parsed: list[ParsedItem] = []
     problems: list[ItemProblem] = []
-    key_sections: dict[bytes, _ParsedKeySection] | None = {} if part else None
+    seen: dict | None = {} if part else None
     for index, item in enumerate(items):
         try:
-            parsed.append(parse_item(item, index=index, part=part, key_sections=key_sections))
+            parsed.append(parse_item(item, index=index, part=part, seen=seen))
         except MalformedWireObject as exc:
             digest = _safe_digest(item)
             problems.append(ItemProblem(index, digest, f"items[{index}].{exc.field}", exc.message))
@@ -338,22 +321,22 @@ def parse_item(
     *,
     index: int,
     part: bool = False,
-    key_sections: dict[bytes, "_ParsedKeySection"] | None = None,
+    seen: dict | None = None,
 ) -> ParsedItem:
     """``part``: the item is part of a batch whose canonical bytes took the fast path.
-    ``key_sections`` (with ``part``): the key sections parsed so far in the batch, by their
-    RFC 8785 bytes; most items of a batch carry one of a few, each parsed once."""
+    ``seen`` (with ``part``): the key sections parsed so far in the batch, by their RFC 8785
+    bytes; most items of a batch carry one of a few, each parsed once."""
     if not isinstance(item, dict):
         raise MalformedWireObject("item", "must be an object")
     kind = item.get("type")
     if not isinstance(kind, str) or kind not in ITEM_TYPES:  # a list or object is unhashable
         raise MalformedWireObject("type", f"must be one of {sorted(ITEM_TYPES)}")
-    _exact_fields(item, "item", required=_ITEM_FIELDS[kind], optional=_ITEM_OPTIONAL[kind])
+    exact_fields(item, "item", required=_ITEM_FIELDS[kind], optional=_ITEM_OPTIONAL[kind])
     path = item["path"]
     if (
         not isinstance(path, list)
         or not 1 <= len(path) <= MAX_PATH
-        or not all(isinstance(hub, str) and _HUB_ID.fullmatch(hub) for hub in path)
+        or not all(isinstance(hub, str) and HUB_ID.fullmatch(hub) for hub in path)
         or len(set(path)) != len(path)
     ):
         raise MalformedWireObject(
@@ -363,7 +346,7 @@ def parse_item(
     if (
         not isinstance(sent_to, list)
         or len(sent_to) > MAX_SENT_TO
-        or not all(isinstance(hub, str) and _HUB_ID.fullmatch(hub) for hub in sent_to)
+        or not all(isinstance(hub, str) and HUB_ID.fullmatch(hub) for hub in sent_to)
         or len(set(sent_to)) != len(sent_to)
         or set(sent_to) & set(path)
     ):
@@ -376,12 +359,12 @@ def parse_item(
             raise MalformedWireObject("contribution", "must be an object")
         contribution = {"contribution": item["contribution"], "signature": item["signature"]}
     registration = binding = key_digest = None
-    if "key" in item and key_sections is not None:
-        registration, binding, key_digest = _key_section_once(item["key"], key_sections)
+    if "key" in item and seen is not None:
+        registration, binding, key_digest = _key_section_once(item["key"], seen)
     elif "key" in item:
         registration, binding = _key_section(item["key"], part=part)
         key_digest = item_digest(item["key"], part=part)
-    attestations: tuple[SignedObject, ...] = ()
+    attestations: tuple[SignedObject | RootedAttestation, ...] = ()
     if "attestations" in item:
         raw = item["attestations"]
         if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_ATTESTATIONS:
@@ -409,11 +392,25 @@ def parse_item(
 
 def parse_attestation(
     pair: object, *, field: str = "attestation", part: bool = False
-) -> SignedObject:
-    document = _signed_member(pair, "attestation", field)
-    _exact_fields(document, field, required=_ATTESTATION_FIELDS)
-    _kind(document, field, ATTESTATION_KIND)
-    _hub_id(document, "hub", f"{field}.hub")
+) -> SignedObject | RootedAttestation:
+    """Either form of an attestation pair: signed alone (``{"attestation", "signature"}``) or
+    under a root (``{"attestation", "index", "proof", "root_signature", "size"}``)."""
+    if isinstance(pair, dict) and pair.keys() == roots.ROOTED_FIELDS:
+        attestation_fields(pair["attestation"], field)
+        return roots.parse_rooted(pair, pair["attestation"], field, part=part)
+    if not isinstance(pair, dict) or pair.keys() != _SIGNED_PAIRS["attestation"]:
+        raise MalformedWireObject(field, "must be {attestation, signature} or a rooted pair")
+    document = pair["attestation"]
+    attestation_fields(document, field)
+    return SignedObject(
+        document, canonical_field(document, field, part), signature_field(pair, field)
+    )
+
+
+def attestation_fields(document: object, field: str) -> None:
+    exact_fields(document, field, required=_ATTESTATION_FIELDS)
+    check_kind(document, field, ATTESTATION_KIND)
+    hub_id_field(document, "hub", f"{field}.hub")
     signal = document["signal"]
     if (
         not isinstance(signal, dict)
@@ -423,12 +420,11 @@ def parse_attestation(
         raise MalformedWireObject(f"{field}.signal", "must be {type, value} strings")
     if not isinstance(document["state"], str) or document["state"] not in ATTESTED_STATES:
         raise MalformedWireObject(f"{field}.state", f"must be one of {sorted(ATTESTED_STATES)}")
-    _timestamp(document, "decided_at", f"{field}.decided_at")
-    _timestamp(document, "attested_at", f"{field}.attested_at")
+    timestamp_field(document, "decided_at", f"{field}.decided_at")
+    timestamp_field(document, "attested_at", f"{field}.attested_at")
     policy = document["policy"]
     if not isinstance(policy, str) or len(policy) > MAX_POLICY_LENGTH:
         raise MalformedWireObject(f"{field}.policy", f"must be text of at most {MAX_POLICY_LENGTH}")
-    return SignedObject(document, _canonical(document, field, part), _signature(pair, field))
 
 
 def parse_key_binding(
@@ -437,9 +433,9 @@ def parse_key_binding(
     if not isinstance(pair, dict) or pair.keys() != _SIGNED_PAIRS["binding"]:
         raise MalformedWireObject(field, "must be an object with exactly binding and signature")
     document = pair["binding"]
-    _exact_fields(document, field, required=_BINDING_FIELDS)
-    _kind(document, field, KEY_BINDING_KIND)
-    _hub_id(document, "hub", f"{field}.hub")
+    exact_fields(document, field, required=_BINDING_FIELDS)
+    check_kind(document, field, KEY_BINDING_KIND)
+    hub_id_field(document, "hub", f"{field}.hub")
     if not isinstance(document["member"], str) or not _SLUG.fullmatch(document["member"]):
         raise MalformedWireObject(f"{field}.member", "must be the member's slug")
     if not isinstance(document["key_id"], str) or not _KEY_ID.fullmatch(document["key_id"]):
@@ -447,11 +443,13 @@ def parse_key_binding(
     digest = document["registration_sha256"]
     if not isinstance(digest, str) or not _HEX64.fullmatch(digest):
         raise MalformedWireObject(f"{field}.registration_sha256", "must be 64 lowercase hex")
-    _timestamp(document, "not_before", f"{field}.not_before")
-    _timestamp(document, "issued_at", f"{field}.issued_at")
+    timestamp_field(document, "not_before", f"{field}.not_before")
+    timestamp_field(document, "issued_at", f"{field}.issued_at")
     if document["revoked_at"] is not None:
-        _timestamp(document, "revoked_at", f"{field}.revoked_at")
-    return SignedObject(document, _canonical(document, field, part), _signature(pair, field))
+        timestamp_field(document, "revoked_at", f"{field}.revoked_at")
+    return SignedObject(
+        document, canonical_field(document, field, part), signature_field(pair, field)
+    )
 
 
 # A parsed key section: the registration pair, the binding, the section's digest.
@@ -493,68 +491,6 @@ def _key_section(section: object, *, part: bool = False) -> tuple[dict[str, Any]
 
 
 # --- Field helpers ------------------------------------------------------------------------------
-
-
-def _exact_fields(
-    document: object, field: str, *, required: frozenset[str], optional: frozenset[str] = _NONE
-) -> None:
-    if not isinstance(document, dict):
-        raise MalformedWireObject(field, "must be an object")
-    if document.keys() == required:  # the usual case: nothing missing, nothing unknown
-        return
-    missing = required - document.keys()
-    if missing:
-        raise MalformedWireObject(f"{field}.{sorted(missing)[0]}", "this field is required")
-    unknown = document.keys() - required - optional
-    if unknown:
-        name = ascii(sorted(str(key) for key in unknown)[0][:64])
-        raise MalformedWireObject(field, f"unknown field {name}")
-
-
-def _kind(document: dict[str, Any], field: str, kind: str) -> None:
-    if document["kind"] != kind:
-        raise MalformedWireObject(f"{field}.kind", f"must be {kind!r}")
-    if type(document["v"]) is not int or document["v"] != WIRE_VERSION:
-        raise MalformedWireObject(f"{field}.v", f"must be the integer {WIRE_VERSION}")
-
-
-def _hub_id(document: dict[str, Any], name: str, field: str) -> str:
-    value = document[name]
-    if not isinstance(value, str) or not _HUB_ID.fullmatch(value):
-        raise MalformedWireObject(field, "must be a hub id")
-    return value
-
-
-def _timestamp(document: dict[str, Any], name: str, field: str) -> datetime:
-    value = document[name]
-    if not isinstance(value, str) or not _TIMESTAMP.fullmatch(value):
-        raise MalformedWireObject(field, "must be a UTC timestamp like 2026-01-31T12:00:00Z")
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        raise MalformedWireObject(field, "is not a valid date and time") from None
-
-
-def _signed_member(pair: object, name: str, field: str) -> dict[str, Any]:
-    if not isinstance(pair, dict) or pair.keys() != _SIGNED_PAIRS[name]:
-        raise MalformedWireObject(field, f"must be an object with exactly {name} and signature")
-    return pair[name]
-
-
-def _signature(pair: dict[str, Any], field: str) -> bytes:
-    try:
-        return decode_signature(pair["signature"])
-    except MalformedContribution as exc:
-        raise MalformedWireObject(f"{field}.signature", exc.message) from None
-
-
-def _canonical(document: dict[str, Any], field: str, part: bool = False) -> bytes:
-    if part:
-        return canonical_json_part(document)
-    try:
-        return canonical_json_bytes(document)
-    except (UnicodeEncodeError, ValueError, TypeError) as exc:
-        raise MalformedWireObject(field, "cannot be canonicalised (RFC 8785)") from exc
 
 
 def _safe_digest(item: object) -> str | None:

@@ -67,7 +67,7 @@ def claimed_sender(body: object) -> str:
     """``batch.from`` of a body if it reads as a hub id (evidence for a refused request), or ``""``."""
     document = body.get("batch") if isinstance(body, dict) else None
     sender = document.get("from") if isinstance(document, dict) else None
-    if isinstance(sender, str) and wire._HUB_ID.fullmatch(sender):
+    if isinstance(sender, str) and wire.HUB_ID.fullmatch(sender):
         return sender
     return ""
 

@@ -31,6 +31,7 @@ from federation.contributions.checks import (
 from federation.contributions.models import Contribution, Label
 from federation.contributions.rejections import rejection_record
 from federation.propagation import wire
+from federation.propagation.attestation_roots import RootedAttestation
 from federation.signature_checks import SignatureChecks
 from federation.signing import (
     MalformedContribution,
@@ -195,19 +196,36 @@ class ReceivedBatch:
 def _verify_attestations(batch: ReceivedBatch) -> set[tuple[int, int]]:
     """(item index, position) of every attestation whose signature verifies under the pinned key
     of the path hub at its position: all verified at once on the signature pool, while the
-    per-item checks below only read the outcome (in their documented order)."""
+    per-item checks below only read the outcome (in their documented order). An attestation
+    under a root (``attestation_roots``) is valid when the root its proof leads to is one whose
+    signature verifies: each distinct root is verified once."""
     checks = SignatureChecks()
-    order: list[tuple[int, int]] = []
+    order: list[tuple[int, int] | tuple[bytes, bytes]] = []
+    rooted: list[tuple[tuple[int, int], tuple[bytes, bytes]]] = []
+    roots: set[tuple[bytes, bytes]] = set()
     for item in batch.parsed.items:
         # strict=False: a wrong number of attestations is the per-item check's to report.
         for position, (attestation, hub) in enumerate(
             zip(item.attestations, item.path, strict=False)
         ):
             verifier = batch.verifier(hub)
-            if verifier is not None and attestation.document["hub"] == hub:
+            if verifier is None or attestation.document["hub"] != hub:
+                continue
+            if type(attestation) is not RootedAttestation:
                 checks.add(verifier, attestation.signature, attestation.canonical)
                 order.append((item.index, position))
-    return {key for key, valid in zip(order, checks.results(), strict=True) if valid}
+                continue
+            root = attestation.root()
+            if root is None:  # the proof cannot be one for its place: it leads nowhere
+                continue
+            key = (root, attestation.root_signature)
+            rooted.append(((item.index, position), key))
+            if key not in roots:
+                roots.add(key)
+                checks.add(verifier, attestation.root_signature, root)
+                order.append(key)
+    valid = {key for key, ok in zip(order, checks.results(), strict=True) if ok}
+    return (valid - roots) | {position for position, root in rooted if root in valid}
 
 
 def check_items(batch: ReceivedBatch) -> None:
@@ -296,7 +314,8 @@ def _check_attestations(batch: ReceivedBatch, item: wire.ParsedItem) -> tuple[st
         if (item.index, position) not in batch.attestations_valid:
             raise ItemRejected(
                 "bad_attestation",
-                f"attestation {position} is not signed by the pinned key of {hub!r}",
+                f"attestation {position} is not signed by the pinned key of {hub!r}"
+                " (alone, or under a root its proof leads to)",
             )
         signal = attestation.document["signal"]
         signals.add((signal["type"], signal["value"].lower()))

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from federation.canonical import canonical_json_bytes
 from federation.partner_client import ContributionSigner
+from federation.propagation.attestation_roots import ROOTED_FIELDS
 from federation.propagation.wire import (
     attestation_document,
     batch_document,
@@ -345,6 +346,16 @@ def test_a_peer_down_while_1000_items_are_vetted_receives_each_exactly_once_afte
         assert a.outbox_states() == {"delivered": 1_000}
         accepted = sum(len(event["accepted"]) for event in b.audit("federation.received"))
         assert accepted == 1_000
+        # b's answers said it takes attestations under a root: a's next pushes sign one root
+        # per batch, and b checks each attestation's proof against it.
+        assert a.sql("SELECT takes_attestation_roots FROM federation_peerlink") == [(True,)]
+        later = [alice.add("md5") for _ in range(20)]
+        alice.submit(later)
+        b.wait_for_contributions(uuids(later), timeout=60)
+        pairs = [row[3][-1] for row in receipts(b, later)]
+        assert len(pairs) == 20 and all(pair.keys() == ROOTED_FIELDS for pair in pairs)
+        roots = {pair["root_signature"] for pair in pairs}
+        assert len(roots) < 20 and all(pair["attestation"]["hub"] == a.hub_id for pair in pairs)
 
 
 def test_a_peer_whose_outbox_rows_were_deleted_converges_by_pull():

@@ -12,7 +12,7 @@ from django.conf import settings
 from rest_framework.test import APIClient
 
 from federation.canonical import canonical_bytes
-from federation.propagation import wire
+from federation.propagation import attestation_roots, wire
 from federation.propagation.authentication import peer_inbound_credential_issue
 from federation.propagation.models import PeerLink
 from federation.signing import key_registration_document, sign_contribution, sign_key_registration
@@ -138,6 +138,31 @@ class RemoteHub:
         return wire.signed_pair(
             wire.sign_document(signer or self.private_key, document), name="attestation"
         )
+
+    def under_root(
+        self, pairs: list[dict[str, Any]], *, signer=None, **overrides
+    ) -> list[dict[str, Any]]:
+        """The attestations of ``pairs`` (this hub's, each signed alone) under one root this hub
+        signs (docs/federation.md, "Attestations under one root"), in the same order;
+        ``overrides`` change the root before it is signed."""
+        # One root, one attested_at: the first attestation's (the others were made within
+        # the same second or the next).
+        moment = pairs[0]["attestation"]["attested_at"]
+        documents = [{**pair["attestation"], "attested_at": moment} for pair in pairs]
+        tree = attestation_roots.Tree([canonical_bytes(document) for document in documents])
+        root = attestation_roots.root_document(
+            hub=self.hub_id, size=tree.size, root=tree.root,
+            attested_at=moment,
+        )  # fmt: skip
+        root.update(overrides)
+        signed = wire.sign_document(signer or self.private_key, root)
+        return [
+            attestation_roots.rooted_pair(
+                document, index=index, size=tree.size, proof=tree.proof(index),
+                signature=signed.signature,
+            )
+            for index, document in enumerate(documents)
+        ]  # fmt: skip
 
     def batch(
         self,

@@ -225,6 +225,7 @@ def build_vectors() -> dict[str, Any]:
             {"index": 2, "digest": item_vectors[2]["digest_hex"], "status": "accepted"},
         ],
         "vpdq": _vpdq_vectors(hub_seeds, member_seed, key_section, pair),
+        "rooted": _rooted_vectors(hub_seeds, member_seed, key_section),
     }
 
 
@@ -295,6 +296,123 @@ def _vpdq_vectors(hub_seeds, member_seed, key_section, pair) -> dict[str, Any]:
         },
         "batch": {**batch_vector, "body": pair(batch_vector, "batch")},
         "expected_results_at_hub_c": [{"index": 0, "digest": digest, "status": "accepted"}],
+    }
+
+
+ROOTED_BATCH_ID = "1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f"
+ROOTED_UUIDS = (
+    "9e8d7c6b-5a49-4837-a625-1403f2e1d0c1",
+    "9e8d7c6b-5a49-4837-a625-1403f2e1d0c2",
+    "9e8d7c6b-5a49-4837-a625-1403f2e1d0c3",
+)
+
+
+def _rooted_vectors(hub_seeds, member_seed, key_section) -> dict[str, Any]:
+    """Hub A sends hub C three of acme's adds in one batch, its three attestations under one
+    root (docs/federation.md, "Attestations under one root"): a tree of three leaves, so one
+    proof is shorter than the others. The tree is computed by tests/support/rfc9162.py, the
+    RFC's definitions as written, not by the hub's code."""
+    from federation.canonical import canonical_bytes
+    from federation.propagation import wire
+    from members.models import key_id_for
+    from tests.support.rfc9162 import mth, path
+
+    contributions, attestations = [], []
+    for position, uuid_text in enumerate(ROOTED_UUIDS):
+        contribution = {
+            "kind": "concordat.contribution",
+            "v": 1,
+            "hub": HUB_A,
+            "member": MEMBER,
+            "key_id": key_id_for(seed_public_key(member_seed)),
+            "uuid": uuid_text,
+            "created_at": f"2026-01-31T14:00:0{position}Z",
+            "action": "add",
+            "signal": {"type": "md5", "value": hashlib.sha256(uuid_text.encode()).hexdigest()[:32]},
+            "labels": ["attack-footage"],
+            "scope": "federation",
+        }
+        contributions.append(
+            _signed(f"contribution-rooted-{position}", member_seed, f"{MEMBER}@{HUB_A}",
+                    contribution)
+        )  # fmt: skip
+        attestations.append(
+            wire.attestation_document(
+                hub=HUB_A,
+                signal_type="md5",
+                value=contribution["signal"]["value"],
+                state="vetted",
+                decided_at=_at("2026-01-31T14:00:05Z"),
+                policy="trusted member",
+                attested_at=_at("2026-01-31T14:00:06Z"),
+            )
+        )
+    leaves = [canonical_bytes(document) for document in attestations]
+    root = {
+        "kind": "concordat.attestation-root",
+        "v": 1,
+        "hub": HUB_A,
+        "size": len(leaves),
+        "root": mth(leaves).hex(),
+        "attested_at": "2026-01-31T14:00:06Z",
+    }
+    root_vector = _signed("attestation-root", hub_seeds[HUB_A], HUB_A, root)
+    items = [
+        {
+            "type": "contribution",
+            "contribution": vector["object"],
+            "signature": vector["signature_b64"],
+            "key": key_section,
+            "attestations": [
+                {
+                    "attestation": attestations[index],
+                    "index": index,
+                    "proof": base64.b64encode(b"".join(path(index, leaves))).decode(),
+                    "root_signature": root_vector["signature_b64"],
+                    "size": len(leaves),
+                }
+            ],
+            "path": [HUB_A],
+        }
+        for index, vector in enumerate(contributions)
+    ]
+    batch = wire.batch_document(
+        sender=HUB_A,
+        receiver=HUB_C,
+        batch_id=uuid.UUID(ROOTED_BATCH_ID),
+        sent_at=_at("2026-01-31T14:00:07Z"),
+        items=items,
+    )
+    batch_vector = _signed("batch-rooted", hub_seeds[HUB_A], HUB_A, batch)
+    item_vectors = [
+        {
+            "id": f"item-contribution-rooted-{index}",
+            "item": item,
+            "canonical_utf8": canonical_bytes(item).decode(),
+            "digest_hex": wire.item_digest(item),
+        }
+        for index, item in enumerate(items)
+    ]
+    return {
+        "signed": [*contributions, root_vector],
+        "leaves": [
+            {
+                "index": index,
+                "attestation": document,
+                "canonical_utf8": leaf.decode(),
+                "leaf_hash_hex": hashlib.sha256(b"\x00" + leaf).hexdigest(),
+            }
+            for index, (document, leaf) in enumerate(zip(attestations, leaves, strict=True))
+        ],
+        "items": item_vectors,
+        "batch": {
+            **batch_vector,
+            "body": {"batch": batch_vector["object"], "signature": batch_vector["signature_b64"]},
+        },
+        "expected_results_at_hub_c": [
+            {"index": index, "digest": vector["digest_hex"], "status": "accepted"}
+            for index, vector in enumerate(item_vectors)
+        ],
     }
 
 

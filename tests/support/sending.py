@@ -164,6 +164,16 @@ def rows(**filters) -> list[OutboxItem]:
     return list(OutboxItem.objects.filter(**filters).select_related("peer").order_by("pk"))
 
 
+def row_refs(rows) -> list:
+    """The builder's references to outbox rows (a drain passes its claimed rows as they are)."""
+    from federation.propagation.items import RowRef
+
+    return [
+        RowRef(r.id, r.kind, r.contribution_id, r.entry_id, r.signing_key_id, list(r.path or []))
+        for r in rows
+    ]
+
+
 def owed(**filters) -> set[tuple[str, str, int | None]]:
     """(peer hub id, kind, contribution or entry or key id) of the outbox rows."""
     return {
@@ -185,6 +195,7 @@ class Receiver:
     accepted unless ``answer`` says otherwise. ``answer(batch) -> (status, body)``."""
 
     answer: object = None
+    roots: bool = False  # answers say it takes attestations under a root
     batches: list[dict] = field(default_factory=list)
     headers: list[dict] = field(default_factory=list)
     server: http.server.ThreadingHTTPServer | None = None
@@ -214,6 +225,8 @@ class Receiver:
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(raw)))
+                if receiver.roots:
+                    self.send_header("Concordat-Attestation-Roots", "1")
                 self.end_headers()
                 self.wfile.write(raw)
 

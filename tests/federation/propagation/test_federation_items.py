@@ -16,7 +16,7 @@ from federation.canonical import canonical_bytes, canonical_json_bytes
 from federation.contributions.models import Entry
 from federation.hubkey import hub_public_key
 from federation.lifecycle import entries_transition
-from federation.propagation.items import ItemsBuilder, RowRef, items_build, policy_summary
+from federation.propagation.items import ItemsBuilder, items_build, policy_summary
 from federation.propagation.models import KeyBinding
 from federation.propagation.wire import (
     attestation_document,
@@ -39,19 +39,12 @@ from tests.support.sending import (
     foreign_member,
     make_peer,
     new_hub_key,
+    row_refs,
     rows,
     vet,
     vetted_entry,
 )
 from tests.support.vetting import set_policy
-
-
-def row_refs(rows) -> list[RowRef]:
-    """The builder's references to outbox rows (a drain passes its claimed rows as they are)."""
-    return [
-        RowRef(r.id, r.kind, r.contribution_id, r.entry_id, r.signing_key_id, list(r.path or []))
-        for r in rows
-    ]
 
 
 def build(peer_hub="bravo.hub", **filters):

@@ -108,6 +108,9 @@ def test_mutated_items_are_judged_alone(bravo, data):
         key_item(member),
         contribution_item(member),
     ]
+    # The first item's attestation under a root (docs/federation.md, "Attestations under one
+    # root"): its index, size, proof and root signature are mutated too.
+    items[0]["attestations"] = bravo.under_root(items[0]["attestations"])
     victim = data.draw(st.integers(min_value=0, max_value=2), label="victim")
     mutated = [copy.deepcopy(item) for item in items]  # no shared sub-objects between items
     locations = list(_paths(mutated[victim]))

@@ -13,6 +13,9 @@ and without the other side's. ``CONCORDAT_BENCH_PROFILE=<dir>`` writes a cProfil
   item as a sender builds it (the member's contribution, its key section, the origin's
   attestation, a path of one hub, ``sent_to`` the third hub); also its PostgreSQL backend's
   CPU per item, and with ``CONCORDAT_BENCH_STATEMENTS=1`` per statement.
+
+Each runs twice: with the attestations signed alone, and under roots (docs/federation.md,
+"Attestations under one root"; the sender's peer says it takes them from the first answer on).
 """
 
 import contextlib
@@ -30,8 +33,9 @@ from django.conf import settings
 from django.db import connection
 
 from federation.db import bulk_insert
+from federation.propagation.attestation_roots import LEAVES_PER_ROOT
 from federation.propagation.delivery import outbox_drain
-from federation.propagation.models import OutboxItem
+from federation.propagation.models import OutboxItem, PeerLink
 from members.models import Role
 from tests.support.backend_cpu import backend_pid, backend_seconds
 from tests.support.federation import RemoteHub, contribution_item
@@ -84,9 +88,14 @@ def answering_peer(db):
         server.wait()
 
 
-def test_sender_cpu_per_item(answering_peer, settings, monkeypatch):
+@pytest.mark.parametrize("roots", [False, True], ids=["signed-alone", "under-a-root"])
+def test_sender_cpu_per_item(answering_peer, settings, monkeypatch, roots):
     statements = _StatementCPU(monkeypatch)
     settings.FEDERATION_DRAIN_ROUNDS = 1_000
+    # The peer's answers say it takes attestations under a root: with ``roots``, as from the
+    # first batch on (a worker learns it from its first answer), otherwise not at all.
+    settings.FEDERATION_ATTESTATION_ROOTS = roots
+    PeerLink.objects.filter(peer=answering_peer).update(takes_attestation_roots=True)
     make_peer("charlie.hub")  # each item names it in sent_to, as in the triangle
     alice = make_member("alice", make_organisation("acme", trusted=True), Role.SUBMITTER)
     items = [alice.signed() for _ in range(ROWS)]
@@ -114,7 +123,7 @@ def test_sender_cpu_per_item(answering_peer, settings, monkeypatch):
             print(f"\nsender drain, run {run}, its PostgreSQL backend by statement:")
             statements.report(ROWS)
         assert result.delivered == ROWS
-    _report("sender drain", spent, ROWS, database)
+    _report(f"sender drain, attestations {_FORM[roots]}", spent, ROWS, database)
 
 
 class _StatementCPU:
@@ -158,7 +167,11 @@ class _StatementCPU:
         self.spent.clear()
 
 
-def test_receiver_cpu_per_item(db, monkeypatch):
+_FORM = {False: "signed alone", True: f"under a root per {LEAVES_PER_ROOT}"}
+
+
+@pytest.mark.parametrize("roots", [False, True], ids=["signed-alone", "under-a-root"])
+def test_receiver_cpu_per_item(db, monkeypatch, roots):
     statements = _StatementCPU(monkeypatch)
     alpha = RemoteHub("alpha.hub")
     make_peer("charlie.hub")
@@ -174,6 +187,12 @@ def test_receiver_cpu_per_item(db, monkeypatch):
                 item = contribution_item(member, document, key=key)
                 item["sent_to"] = ["charlie.hub"]
                 items.append(item)
+            # As a sender puts them: a root for each run of LEAVES_PER_ROOT attestations.
+            for first in range(0, len(items) if roots else 0, LEAVES_PER_ROOT):
+                run_of = items[first : first + LEAVES_PER_ROOT]
+                pairs = alpha.under_root([item["attestations"][0] for item in run_of])
+                for item, pair in zip(run_of, pairs, strict=True):
+                    item["attestations"] = [pair]
             batches[-1].append(orjson.dumps(alpha.batch(items, to=settings.HUB_ID)))
     spent, database = [], []
     for run, bodies in enumerate(batches):
@@ -193,5 +212,5 @@ def test_receiver_cpu_per_item(db, monkeypatch):
         if statements.enabled:
             print(f"\nreceiver push, run {run}, its PostgreSQL backend by statement:")
             statements.report(ROWS)
-    _report("receiver push", spent, ROWS)
+    _report(f"receiver push, attestations {_FORM[roots]}", spent, ROWS)
     _report("receiver push, its PostgreSQL backend", database, ROWS)

@@ -46,6 +46,24 @@ def _at(text: str) -> datetime:
     return datetime.fromisoformat(text).astimezone(UTC)
 
 
+def _vetted(
+    hub: str, signal_type: str, value: str, *, decided: str, attested: str,
+    policy: str = "quorum 2 of 3",
+) -> dict[str, Any]:  # fmt: skip
+    """``hub``'s attestation that it vetted the signal."""
+    from federation.propagation import wire
+
+    return wire.attestation_document(
+        hub=hub,
+        signal_type=signal_type,
+        value=value,
+        state="vetted",
+        decided_at=_at(decided),
+        policy=policy,
+        attested_at=_at(attested),
+    )
+
+
 def _signed(name: str, seed: bytes, signer: str, document: dict[str, Any]) -> dict[str, Any]:
     from federation.canonical import canonical_bytes
 
@@ -111,15 +129,7 @@ def build_vectors() -> dict[str, Any]:
         (HUB_A, "2026-01-31T12:00:02Z", "2026-01-31T12:00:03Z"),
         (HUB_B, "2026-01-31T12:00:04Z", "2026-01-31T12:00:05Z"),
     ):
-        document = wire.attestation_document(
-            hub=hub,
-            signal_type="pdq",
-            value=PDQ_VALUE,
-            state="vetted",
-            decided_at=_at(decided),
-            policy="quorum 2 of 3",
-            attested_at=_at(attested),
-        )
+        document = _vetted(hub, "pdq", PDQ_VALUE, decided=decided, attested=attested)
         attestations.append(_signed(f"attestation-{hub}", hub_seeds[hub], hub, document))
     dispute = wire.attestation_document(
         hub=HUB_B,
@@ -259,14 +269,12 @@ def _vpdq_vectors(hub_seeds, member_seed, key_section, pair) -> dict[str, Any]:
         f"attestation-vpdq-{HUB_A}",
         hub_seeds[HUB_A],
         HUB_A,
-        wire.attestation_document(
-            hub=HUB_A,
-            signal_type="vpdq",
-            value=contribution["signal"]["value"],
-            state="vetted",
-            decided_at=_at("2026-01-31T12:30:02Z"),
-            policy="quorum 2 of 3",
-            attested_at=_at("2026-01-31T12:30:03Z"),
+        _vetted(
+            HUB_A,
+            "vpdq",
+            contribution["signal"]["value"],
+            decided="2026-01-31T12:30:02Z",
+            attested="2026-01-31T12:30:03Z",
         ),
     )
     item = {
@@ -337,14 +345,13 @@ def _rooted_vectors(hub_seeds, member_seed, key_section) -> dict[str, Any]:
                     contribution)
         )  # fmt: skip
         attestations.append(
-            wire.attestation_document(
-                hub=HUB_A,
-                signal_type="md5",
-                value=contribution["signal"]["value"],
-                state="vetted",
-                decided_at=_at("2026-01-31T14:00:05Z"),
+            _vetted(
+                HUB_A,
+                "md5",
+                contribution["signal"]["value"],
+                decided="2026-01-31T14:00:05Z",
+                attested="2026-01-31T14:00:06Z",
                 policy="trusted member",
-                attested_at=_at("2026-01-31T14:00:06Z"),
             )
         )
     leaves = [canonical_bytes(document) for document in attestations]

@@ -4,35 +4,27 @@ end to end at hub C."""
 
 import base64
 import hashlib
-import json
 
-import nacl.signing
 import pytest
 
 from federation.propagation import wire
 from federation.propagation.attestation_roots import RootedAttestation
 from federation.receiving.receive import batch_receive
-from members.models import Peer
-from tests.support.federation_vectors_gen import VECTORS_PATH
+from tests.support.federation_vector_checks import (
+    HUBS,
+    VECTORS,
+    assert_signed_vector,
+    hub_a_at_hub_c,
+)
 from tests.support.jcs import independent_jcs
 from tests.support.rfc9162 import mth, path
 
-VECTORS = json.loads(VECTORS_PATH.read_text(encoding="utf-8"))
 ROOTED = VECTORS["rooted"]
-HUBS = {hub["hub_id"]: hub for hub in VECTORS["hubs"]}
-
-
-def public_key_hex(signer: str) -> str:
-    return VECTORS["member"]["public_key_hex"] if "@" in signer else HUBS[signer]["public_key_hex"]
 
 
 @pytest.mark.parametrize("vector", [*ROOTED["signed"], ROOTED["batch"]], ids=lambda v: v["id"])
 def test_each_signature_verifies_over_the_independent_jcs_bytes(vector):
-    message = independent_jcs(vector["object"]).encode()
-    assert message.decode() == vector["canonical_utf8"]
-    assert hashlib.sha256(message).hexdigest() == vector["canonical_sha256_hex"]
-    key = nacl.signing.VerifyKey(bytes.fromhex(public_key_hex(vector["signer"])))
-    key.verify(message, base64.b64decode(vector["signature_b64"]))
+    assert_signed_vector(vector)
 
 
 def test_the_root_is_the_rfc_9162_tree_of_the_attestations_bytes_and_each_proof_its_path():
@@ -76,13 +68,6 @@ def test_wire_py_parses_each_item_and_proves_each_attestation_under_the_signed_r
 
 @pytest.mark.django_db
 def test_hub_c_accepts_the_rooted_batch(settings):
-    settings.HUB_ID = "hub-c.example.org"
-    peer = Peer.objects.create(
-        hub_id="hub-a.example.org",
-        name="hub-a.example.org",
-        url="https://hub-a.example.org",
-        public_key=bytes.fromhex(HUBS["hub-a.example.org"]["public_key_hex"]),
-        inbound_policy=Peer.InboundPolicy.TRUST,
-    )
+    peer = hub_a_at_hub_c(settings)
     result = batch_receive(peer=peer, body=ROOTED["batch"]["body"], via="push")
     assert [r.as_dict() for r in result.results] == ROOTED["expected_results_at_hub_c"]

@@ -1,37 +1,28 @@
 """The vpdq section of docs/federation-vectors.json: a vpdq add on the wire, checked by
 wire.py, independently (PyNaCl, hashlib, a separate JCS), and end to end at hub C."""
 
-import base64
 import hashlib
 import json
 
-import nacl.signing
 import pytest
 
 from federation.contributions.models import Entry
 from federation.propagation import wire
 from federation.receiving.receive import batch_receive
 from federation.video.models import VideoFrames
-from members.models import Peer
-from tests.support.federation_vectors_gen import VECTORS_PATH
+from tests.support.federation_vector_checks import (
+    VECTORS,
+    assert_signed_vector,
+    hub_a_at_hub_c,
+)
 from tests.support.jcs import independent_jcs
 
-VECTORS = json.loads(VECTORS_PATH.read_text(encoding="utf-8"))
 VPDQ = VECTORS["vpdq"]
-HUBS = {hub["hub_id"]: hub for hub in VECTORS["hubs"]}
-
-
-def public_key_hex(signer: str) -> str:
-    return VECTORS["member"]["public_key_hex"] if "@" in signer else HUBS[signer]["public_key_hex"]
 
 
 @pytest.mark.parametrize("vector", [*VPDQ["signed"], VPDQ["batch"]], ids=lambda v: v["id"])
 def test_each_signature_verifies_over_the_independent_jcs_bytes(vector):
-    message = independent_jcs(vector["object"]).encode()
-    assert message.decode() == vector["canonical_utf8"]
-    assert hashlib.sha256(message).hexdigest() == vector["canonical_sha256_hex"]
-    key = nacl.signing.VerifyKey(bytes.fromhex(public_key_hex(vector["signer"])))
-    key.verify(message, base64.b64decode(vector["signature_b64"]))
+    assert_signed_vector(vector)
 
 
 def test_the_frames_ride_inside_the_signed_contribution_and_the_value_is_their_digest():
@@ -47,14 +38,7 @@ def test_the_frames_ride_inside_the_signed_contribution_and_the_value_is_their_d
 
 @pytest.mark.django_db
 def test_hub_c_accepts_the_vpdq_batch_and_stores_the_frame_list(settings):
-    settings.HUB_ID = "hub-c.example.org"
-    peer = Peer.objects.create(
-        hub_id="hub-a.example.org",
-        name="hub-a.example.org",
-        url="https://hub-a.example.org",
-        public_key=bytes.fromhex(HUBS["hub-a.example.org"]["public_key_hex"]),
-        inbound_policy=Peer.InboundPolicy.TRUST,
-    )
+    peer = hub_a_at_hub_c(settings)
     result = batch_receive(peer=peer, body=VPDQ["batch"]["body"], via="push")
     assert [r.as_dict() for r in result.results] == VPDQ["expected_results_at_hub_c"]
     signal = VPDQ["signed"][0]["object"]["signal"]

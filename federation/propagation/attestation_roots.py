@@ -61,20 +61,9 @@ class RootedAttestation:
         )
 
 
-def root_document(*, hub: str, size: int, root: bytes, attested_at: str) -> dict[str, Any]:
-    return {
-        "kind": ROOT_KIND,
-        "v": 1,
-        "hub": hub,
-        "size": size,
-        "root": root.hex(),
-        "attested_at": attested_at,
-    }
-
-
 def root_canonical(*, hub: str, size: int, root: bytes, attested_at: str) -> bytes:
-    """The RFC 8785 bytes of ``root_document``: its members in name order, none of them text
-    JCS escapes (a hub id and a timestamp are checked ASCII without quotes or backslashes, the
+    """The RFC 8785 bytes of the root ``{kind, v, hub, size, root, attested_at}``: its members
+    in name order, none of them text JCS escapes (a hub id and a timestamp are checked ASCII without quotes or backslashes, the
     hash is hex), the size an integer."""
     return (
         f'{{"attested_at":"{attested_at}","hub":"{hub}","kind":"{ROOT_KIND}",'

@@ -119,11 +119,12 @@ class _WireTimestamp(Func):
 @dataclass(slots=True)
 class _Leaf:
     """This hub's attestation in a batch whose attestations go under roots: its document and
-    RFC 8785 bytes, and its pair (as a value and as bytes), written when the batch is sealed."""
+    RFC 8785 bytes, and its pair's bytes and (only if an item's dict asked for it) its value,
+    both written when the batch is sealed."""
 
     document: dict[str, Any]
     canonical: bytes
-    pair: dict[str, Any] = field(default_factory=dict)
+    pair: dict[str, Any] | None = None
     pair_canonical: bytes = b""
 
 
@@ -201,8 +202,8 @@ class _Context:
         self._hub_lists: dict[tuple[str, ...], bytes] = {}
         self._private_key = hub_private_key()
         self._attested_at = format_timestamp(now)
-        # Under one root a batch (``roots``): the batch's attestations being gathered, and every
-        # leaf written so far (kept so that no pair's id() is reused while ``_canonical`` holds it).
+        # With ``roots``: the batch's attestations being gathered, and every leaf written so far
+        # (kept so that no pair's id() is reused while ``_canonical`` holds it).
         self.roots = roots
         self._leaves: dict[tuple[int, str], _Leaf] = {}
         self._sealed: list[_Leaf] = []
@@ -239,7 +240,10 @@ class _Context:
         one per entry and state, shared by the items that carry it (never modified once the
         batch is sealed; with ``roots`` it is the rooted pair, written by ``seal``)."""
         if self.roots:
-            return self._leaf(entry_id, state, trusted_peer).pair
+            leaf = self._leaf(entry_id, state, trusted_peer)
+            if leaf.pair is None:
+                leaf.pair = {}
+            return leaf.pair
         cached = self._attestation_pairs.get((entry_id, state))
         if cached is not None:
             return cached
@@ -285,13 +289,14 @@ class _Context:
                 leaf.pair_canonical = attestation_roots.rooted_pair_canonical(
                     leaf.canonical, index=index, size=tree.size, proof=proof, signature=encoded
                 )
-                leaf.pair.update(
-                    attestation_roots.rooted_pair(
-                        leaf.document, index=index, size=tree.size, proof=proof,
-                        signature=signature,
-                    )
-                )  # fmt: skip
-                self._canonical[id(leaf.pair)] = leaf.pair_canonical
+                if leaf.pair is not None:  # an item's dict holds it
+                    leaf.pair.update(
+                        attestation_roots.rooted_pair(
+                            leaf.document, index=index, size=tree.size, proof=proof,
+                            signature=signature,
+                        )
+                    )  # fmt: skip
+                    self._canonical[id(leaf.pair)] = leaf.pair_canonical
         self._sealed += leaves
 
     def attestation_text(

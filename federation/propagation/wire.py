@@ -45,10 +45,7 @@ from federation.propagation.wire_fields import (
     signature_field,
     timestamp_field,
 )
-from federation.signing import (
-    format_timestamp,
-    sign_bytes,
-)
+from federation.signing import format_timestamp, sign_bytes
 
 KEY_BINDING_KIND = "concordat.key-binding"
 ATTESTATION_KIND = "concordat.attestation"
@@ -304,10 +301,10 @@ def parse_batch(body: object) -> ParsedBatch:
     envelope = SignedObject(document, canonical, signature_field(body, "signature"))
     parsed: list[ParsedItem] = []
     problems: list[ItemProblem] = []
-    seen: dict | None = {} if part else None
+    key_sections: dict[bytes, _ParsedKeySection] | None = {} if part else None
     for index, item in enumerate(items):
         try:
-            parsed.append(parse_item(item, index=index, part=part, seen=seen))
+            parsed.append(parse_item(item, index=index, part=part, key_sections=key_sections))
         except MalformedWireObject as exc:
             digest = _safe_digest(item)
             problems.append(ItemProblem(index, digest, f"items[{index}].{exc.field}", exc.message))
@@ -321,11 +318,11 @@ def parse_item(
     *,
     index: int,
     part: bool = False,
-    seen: dict | None = None,
+    key_sections: dict[bytes, "_ParsedKeySection"] | None = None,
 ) -> ParsedItem:
     """``part``: the item is part of a batch whose canonical bytes took the fast path.
-    ``seen`` (with ``part``): the key sections parsed so far in the batch, by their RFC 8785
-    bytes; most items of a batch carry one of a few, each parsed once."""
+    ``key_sections`` (with ``part``): the key sections parsed so far in the batch, by their
+    RFC 8785 bytes; most items of a batch carry one of a few, each parsed once."""
     if not isinstance(item, dict):
         raise MalformedWireObject("item", "must be an object")
     kind = item.get("type")
@@ -359,8 +356,8 @@ def parse_item(
             raise MalformedWireObject("contribution", "must be an object")
         contribution = {"contribution": item["contribution"], "signature": item["signature"]}
     registration = binding = key_digest = None
-    if "key" in item and seen is not None:
-        registration, binding, key_digest = _key_section_once(item["key"], seen)
+    if "key" in item and key_sections is not None:
+        registration, binding, key_digest = _key_section_once(item["key"], key_sections)
     elif "key" in item:
         registration, binding = _key_section(item["key"], part=part)
         key_digest = item_digest(item["key"], part=part)
@@ -408,6 +405,7 @@ def parse_attestation(
 
 
 def attestation_fields(document: object, field: str) -> None:
+    """Check a ``concordat.attestation`` document, whichever form of pair carries it."""
     exact_fields(document, field, required=_ATTESTATION_FIELDS)
     check_kind(document, field, ATTESTATION_KIND)
     hub_id_field(document, "hub", f"{field}.hub")

@@ -144,22 +144,21 @@ class RemoteHub:
     ) -> list[dict[str, Any]]:
         """The attestations of ``pairs`` (this hub's, each signed alone) under one root this hub
         signs (docs/federation.md, "Attestations under one root"), in the same order;
-        ``overrides`` change the root before it is signed."""
+        ``overrides`` (``hub``, ``attested_at``) sign a root for another hub or time."""
         # One root, one attested_at: the first attestation's (the others were made within
         # the same second or the next).
         moment = pairs[0]["attestation"]["attested_at"]
         documents = [{**pair["attestation"], "attested_at": moment} for pair in pairs]
         tree = attestation_roots.Tree([canonical_bytes(document) for document in documents])
-        root = attestation_roots.root_document(
-            hub=self.hub_id, size=tree.size, root=tree.root,
-            attested_at=moment,
+        root = attestation_roots.root_canonical(
+            **{"hub": self.hub_id, "attested_at": moment, **overrides},
+            size=tree.size, root=tree.root,
         )  # fmt: skip
-        root.update(overrides)
-        signed = wire.sign_document(signer or self.private_key, root)
+        signature = (signer or self.private_key).sign(root)
         return [
             attestation_roots.rooted_pair(
                 document, index=index, size=tree.size, proof=tree.proof(index),
-                signature=signed.signature,
+                signature=signature,
             )
             for index, document in enumerate(documents)
         ]  # fmt: skip

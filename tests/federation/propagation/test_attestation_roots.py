@@ -47,8 +47,10 @@ def test_the_tree_and_its_proofs_are_rfc_9162s(size):
 
 
 def test_a_tree_covers_one_to_65536_attestations():
-    with pytest.raises(ValueError):
-        Tree([])
+    for leaves in ([], [b""] * 65_537):
+        with pytest.raises(ValueError):
+            Tree(leaves)
+    assert Tree([b""] * 65_536).size == 65_536
 
 
 # --- Receiving ----------------------------------------------------------------------------------

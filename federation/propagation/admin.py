@@ -20,7 +20,6 @@ from django.utils.safestring import mark_safe
 
 from federation.contributions.models import Entry, SignalType
 from federation.errors import ConcordatError
-from federation.propagation.delivery import outbox_retry
 from federation.propagation.models import OutboxItem
 from federation.propagation.peers import (
     OUTBOUND_SCOPES,
@@ -29,6 +28,7 @@ from federation.propagation.peers import (
     peer_set_outbound_token,
     peer_update,
 )
+from federation.propagation.retry import outbox_retry
 from federation.propagation.selectors import (
     health_of,
     live_dead_letters,
@@ -252,12 +252,19 @@ class PeerAdmin(HubAdminPermissions, admin.ModelAdmin):
     @admin.display(description="Push")
     def push_health(self, peer) -> str:
         h = self._health(peer)
-        return _health_cell(
+        cell = _health_cell(
             ok=h.last_success,
             error=h.last_error,
             error_at=h.last_error_at,
             recovered_at=h.push_recovered_at,
             ok_label="last success",
+        )
+        return format_html(
+            '{}<br><span title="{}">attestations {}</span>',
+            cell,
+            "whether the peer's last answer said it takes attestations under a root "
+            "(and this hub's FEDERATION_ATTESTATION_ROOTS is on)",
+            "under roots" if h.attestation_roots else "signed alone",
         )
 
     @admin.display(description="Pull")

@@ -26,7 +26,7 @@ The answer: ``accepted`` / ``duplicate`` → delivered (with the item's digest);
 refused (the peer's code and message; not retried). No answer, an error status or a malformed
 answer → every row of the batch backs off: ``base * 2 ** (attempts - 1)`` seconds, capped, times a
 jitter drawn in [0.5, 1] for each row; after ``FEDERATION_MAX_ATTEMPTS`` attempts a row is a dead
-letter (audited ``federation.dead_lettered``), which an admin can put back (``outbox_retry``).
+letter (audited ``federation.dead_lettered``), which an admin can put back (``retry.outbox_retry``).
 """
 
 import logging
@@ -62,12 +62,7 @@ from federation.propagation.posting import DeliveryFailed, batch_outcome, said_r
 from federation.propagation.round_sql import claim_round, delivered_round
 from federation.propagation.wire import batch_canonical, batch_document, sign_canonical
 from federation.transparency.actions import Action, Key, ObjectType
-from federation.transparency.audit import (
-    AuditRecord,
-    audit_inserted,
-    audit_record,
-    audit_record_many,
-)
+from federation.transparency.audit import AuditRecord, audit_inserted, audit_record
 from members.actors import Actor
 from members.models import Peer
 
@@ -236,6 +231,7 @@ class _SignedBatch:
     batch_id: uuid.UUID
     body: bytes
     sent: list[tuple[ClaimedRow, str]]  # (row, item digest), in batch order
+    rooted: bool = False  # this hub's attestations went under roots
 
 
 class _Round:
@@ -302,7 +298,10 @@ class _Round:
             if isinstance(outcome, DeliveryFailed):
                 _failed(self.peer, [row for row, _digest in batch.sent], str(outcome), result)
             else:
-                _apply(self.peer, batch.batch_id, batch.sent, outcome.results, result)
+                # A peer that no longer says it takes roots (moved back to an earlier version)
+                # refuses the rooted pairs as ``invalid``: those rows are built again, signed alone.
+                rebuild = batch.rooted and not outcome.takes_roots
+                _apply(self.peer, batch, outcome.results, result, rebuild=rebuild)
                 if outcome.takes_roots != said_roots(self.peer):
                     _remember_roots(self.peer, outcome.takes_roots)
         return result.failed + result.dead == failed_before
@@ -423,13 +422,21 @@ def _prepare(
     signature = sign_canonical(hub_private_key(), document, canonical).as_wire()[1]
     # The body is the envelope's canonical bytes as they are (any JSON will do; these are written).
     body = b'{"batch":' + canonical + b',"signature":"' + signature.encode() + b'"}'
-    return _SignedBatch(batch_id, body, [(by_id[pk], digest) for pk, _item, digest in items])
+    return _SignedBatch(
+        batch_id,
+        body,
+        [(by_id[pk], digest) for pk, _item, digest in items],
+        rooted=builder.roots,
+    )
 
 
-def _apply(peer, batch_id, sent, answers, result: DrainResult) -> None:
+def _apply(peer, batch: _SignedBatch, answers, result: DrainResult, *, rebuild: bool) -> None:
+    """The peer's answers applied to the batch's rows. ``rebuild``: a row refused as ``invalid``
+    goes back in its queue, due now, for the next round to build again (its attempt counted;
+    after the last attempt it stays refused)."""
     now = timezone.now()
-    delivered, refused, unanswered = [], [], []
-    for index, (row, digest) in enumerate(sent):
+    delivered, refused, rebuilt, unanswered = [], [], [], []
+    for index, (row, digest) in enumerate(batch.sent):
         answer = answers.get(index)
         status = answer.get("status") if answer else None
         if status in ("accepted", "duplicate"):
@@ -437,22 +444,42 @@ def _apply(peer, batch_id, sent, answers, result: DrainResult) -> None:
             row.claimed_until, row.last_error = None, ""
             delivered.append(row)
         elif status == "rejected":
-            row.state, row.digest, row.claimed_until = OutboxItem.State.REFUSED, digest, None
+            row.claimed_until = None
             row.last_error = f"{answer.get('code')}: {answer.get('message')}"[:_ERROR_LENGTH]
-            refused.append(row)
+            if (
+                rebuild
+                and answer.get("code") == "invalid"
+                and row.attempts < settings.FEDERATION_MAX_ATTEMPTS
+            ):
+                row.next_attempt_at = now
+                rebuilt.append(row)
+            else:
+                row.state, row.digest = OutboxItem.State.REFUSED, digest
+                refused.append(row)
         else:
             unanswered.append(row)
     with transaction.atomic():
         _write_rows(refused, ["state", "digest", "delivered_at", "claimed_until", "last_error"])
-        _mark_delivered(peer, batch_id, delivered, now)
+        _write_rows(rebuilt, ["next_attempt_at", "claimed_until", "last_error"])
+        _mark_delivered(peer, batch.batch_id, delivered, now)
     result.delivered += len(delivered)
     result.refused += len(refused)
+    result.failed += len(rebuilt)
+    if rebuilt:
+        logger.warning(
+            "%s refused %d items of batch %s sent under attestation roots, and no longer says "
+            "it takes them: built again with attestations signed alone: %s",
+            peer.hub_id,
+            len(rebuilt),
+            batch.batch_id,
+            rebuilt[0].last_error,
+        )
     if refused:
         logger.warning(
             "%s refused %d items of batch %s (not retried): %s",
             peer.hub_id,
             len(refused),
-            batch_id,
+            batch.batch_id,
             refused[0].last_error,
         )
     if unanswered:
@@ -553,48 +580,3 @@ def _dead_letter(peer: Peer, rows: list[ClaimedRow], message: str) -> None:
         max(r.attempts for r in rows),
         message,
     )
-
-
-def outbox_retry(*, item_ids, actor: Actor) -> int:
-    """Put dead letters and refused rows back in their queue (an admin's retry): pending, due now,
-    attempts from zero. One ``federation.retried`` event per peer; returns how many."""
-    now = timezone.now()
-    with transaction.atomic():
-        rows = list(
-            OutboxItem.objects.select_for_update()
-            .filter(
-                pk__in=list(item_ids), state__in=[OutboxItem.State.DEAD, OutboxItem.State.REFUSED]
-            )
-            .select_related("peer")
-            .order_by("pk")
-        )
-        if not rows:
-            return 0
-        OutboxItem.objects.filter(pk__in=[r.pk for r in rows]).update(
-            state=OutboxItem.State.PENDING,
-            attempts=0,
-            next_attempt_at=now,
-            claimed_until=None,
-        )
-        by_peer: dict[Peer, list[int]] = {}
-        for row in rows:
-            by_peer.setdefault(row.peer, []).append(row.pk)
-        audit_record_many(
-            AuditRecord(
-                action=Action.FEDERATION_RETRIED,
-                actor=actor,
-                organisation=actor.organisation_slug,
-                object_type=ObjectType.PEER,
-                object_id=peer.hub_id,
-                data={Key.ITEMS: ids},
-            )
-            for peer, ids in by_peer.items()
-        )
-        pairs = sorted({(r.peer_id, r.lane) for r in rows})
-
-        def nudge_drains():
-            for peer_id, lane in pairs:
-                request_drain(peer_id=peer_id, lane=lane)
-
-        transaction.on_commit(nudge_drains)
-    return len(rows)

@@ -424,6 +424,7 @@ class ItemsBuilder:
     ) -> None:
         self.context = _Context(refs, now, peer_hub, roots)
         self.peer_hub = peer_hub
+        self.roots = roots
         self.push = push
         self.documents = documents
 

@@ -27,6 +27,7 @@ from django.utils import timezone
 
 from federation.contributions.models import Contribution, Entry
 from federation.propagation.models import KeyBinding, OutboxItem, PeerLink, PulledItem, Receipt
+from federation.propagation.posting import takes_roots
 from federation.sync.models import EntryChange
 from federation.transparency.actions import Action, Key, ObjectType
 from federation.transparency.models import AuditEvent
@@ -196,6 +197,9 @@ class PeerHealth:
     pull_recovered_at: datetime | None = None  # a pull succeeded after the last pull error
     peer_pulled_through: int = 0  # how far the peer has pulled our feed (its stream position)
     peer_pulled_at: datetime | None = None  # when we last served it a page of our feed
+    # Pushes put this hub's attestations under roots: the peer's last answer said it takes them
+    # and FEDERATION_ATTESTATION_ROOTS is on (docs/federation.md, "Attestations under one root").
+    attestation_roots: bool = False
 
     @property
     def pull_failing(self) -> bool:
@@ -283,6 +287,7 @@ def health_of(peer: Peer, *, now: datetime | None = None) -> PeerHealth:
         ),
         peer_pulled_through=link.peer_pulled_through if link else 0,
         peer_pulled_at=link.peer_pulled_at if link else None,
+        attestation_roots=takes_roots(peer),
     )
 
 

@@ -242,7 +242,13 @@ class Receiver:
         self.server.server_close()
 
 
-def accept_all(body: dict, *, status_of=lambda index, item: "accepted") -> dict:
+def accept_all(
+    body: dict,
+    *,
+    status_of=lambda index, item: "accepted",
+    code: str = "bad_signature",
+    message: str = "forged",
+) -> dict:
     from federation.propagation.wire import item_digest
 
     items = body["batch"]["items"]
@@ -251,7 +257,7 @@ def accept_all(body: dict, *, status_of=lambda index, item: "accepted") -> dict:
         status = status_of(index, item)
         result = {"index": index, "digest": item_digest(item), "status": status}
         if status == "rejected":
-            result.update(code="bad_signature", message="forged")
+            result.update(code=code, message=message)
         results.append(result)
     counts = {s: sum(r["status"] == s for r in results) for s in ("accepted", "duplicate")}
     return {

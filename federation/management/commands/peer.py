@@ -189,7 +189,8 @@ def _status_text(h) -> str:
         f"  outbox   depth {h.outbox_depth} (incident {h.incident_depth})  in flight "
         f"{h.in_flight}  lag {lag}  dead {h.dead_letters} ({h.live_dead_letters} still matter)"
         f"  refused {h.refused}",
-        f"  push     last success {_at(h.last_success)}",
+        f"  push     last success {_at(h.last_success)}  attestations "
+        + ("under roots" if h.attestation_roots else "signed alone"),
         f"  pull     last pull {_at(h.last_pull)}",
     ]
     if h.last_error:

@@ -4,10 +4,13 @@ rejects, and what a sender writes for a peer that takes them."""
 
 import base64
 import hashlib
+import io
 
 import orjson
 import pytest
 from django.conf import settings
+from django.core.management import call_command
+from django.test import Client
 from django.utils import timezone
 
 from federation.canonical import canonical_bytes, canonical_json_bytes
@@ -15,10 +18,11 @@ from federation.hubkey import hub_public_key
 from federation.propagation import attestation_roots, delivery, wire
 from federation.propagation.attestation_roots import Tree, root_from_proof
 from federation.propagation.items import ItemsBuilder
-from federation.propagation.models import PeerLink, Receipt
+from federation.propagation.models import OutboxItem, PeerLink, Receipt
+from federation.propagation.selectors import peers_health
 from tests.support.federation import RemoteHub, contribution_item, entry_item
 from tests.support.rfc9162 import mth, path
-from tests.support.sending import make_peer, row_refs, rows, vetted_entry
+from tests.support.sending import accept_all, make_peer, row_refs, rows, vetted_entry
 
 
 def _proves(leaf_hash, *, index, size, proof, root):
@@ -273,3 +277,93 @@ def test_a_push_puts_attestations_under_a_root_once_the_peer_says_it_takes_them(
     settings.FEDERATION_ATTESTATION_ROOTS = False
     assert _pushed_form(acme_submitter, bravo, receiver) == [{"attestation", "signature"}]
     assert PeerLink.objects.get(peer=bravo).takes_attestation_roots  # still said, not used
+
+
+def _refusing_rooted(code):
+    """Answers like a hub of a version without roots: a rooted pair is ``code``, all else taken."""
+
+    def answer(body):
+        def status_of(_index, item):
+            return "rejected" if "proof" in item["attestations"][-1] else "accepted"
+
+        message = "attestations[0]: unknown fields index, proof, root_signature, size"
+        return 200, accept_all(body, status_of=status_of, code=code, message=message)
+
+    return answer
+
+
+def test_a_peer_moved_back_to_a_version_without_roots_is_sent_its_rooted_items_again_signed_alone(
+    acme_submitter, receiver
+):
+    bravo = make_peer("bravo.hub", url=receiver.url)
+    receiver.roots = True
+    vetted_entry(acme_submitter)
+    delivery.outbox_drain(peer_id=bravo.pk, lane="normal")  # its answer says it takes roots
+    receiver.roots, receiver.answer = False, _refusing_rooted("invalid")
+    entries = [vetted_entry(acme_submitter) for _ in range(2)]
+    first = delivery.outbox_drain(peer_id=bravo.pk, lane="normal")
+    assert (first.delivered, first.refused, first.failed) == (0, 0, 2)
+    queued = OutboxItem.objects.filter(entry__in=entries)
+    assert {(r.state, r.attempts) for r in queued} == {("pending", 1)}
+    assert all(r.last_error.startswith("invalid: attestations[0]") for r in queued.all())
+    assert not PeerLink.objects.get(peer=bravo).takes_attestation_roots
+    second = delivery.outbox_drain(peer_id=bravo.pk, lane="normal")
+    assert (second.delivered, second.refused) == (2, 0)
+    assert {(r.state, r.attempts, r.last_error) for r in queued.all()} == {("delivered", 2, "")}
+    rooted, alone = receiver.batches[-2:]
+    assert [i["attestations"][-1].keys() for i in rooted["batch"]["items"]] == [
+        attestation_roots.ROOTED_FIELDS
+    ] * 2
+    assert [i["attestations"][-1].keys() for i in alone["batch"]["items"]] == [
+        {"attestation", "signature"}
+    ] * 2
+
+
+@pytest.mark.parametrize("code, says_roots", [("bad_signature", False), ("invalid", True)])
+def test_a_rooted_item_refused_otherwise_stays_refused(acme_submitter, receiver, code, says_roots):
+    """Only ``invalid`` from a peer whose answer no longer says it takes roots is built again:
+    another refusal, or one from a peer that still reads roots, is the item's (not retried)."""
+    bravo = make_peer("bravo.hub", url=receiver.url)
+    receiver.roots = True
+    vetted_entry(acme_submitter)
+    delivery.outbox_drain(peer_id=bravo.pk, lane="normal")
+    receiver.roots, receiver.answer = says_roots, _refusing_rooted(code)
+    entry = vetted_entry(acme_submitter)
+    result = delivery.outbox_drain(peer_id=bravo.pk, lane="normal")
+    assert (result.refused, result.failed) == (1, 0)
+    row = OutboxItem.objects.get(entry=entry)
+    assert (row.state, row.last_error.split(":")[0]) == ("refused", code)
+
+
+def _says_roots(consortium_admin) -> tuple[bool, str, str]:
+    """What ``peers_health``, ``manage.py peer status`` and the admin's peer list say of roots."""
+    out = io.StringIO()
+    call_command("peer", "status", stdout=out)
+    client = Client()
+    client.force_login(consortium_admin.user)
+    page = client.get("/admin/members/peer/").content.decode()
+    ((health,),) = [peers_health()]
+    shown = {"attestations under roots", "attestations signed alone"}
+    return (
+        health.attestation_roots,
+        next(s for s in shown if s in out.getvalue()),
+        next(s for s in shown if s in page),
+    )
+
+
+def test_peer_status_and_the_admin_say_whether_pushes_put_attestations_under_roots(
+    acme_submitter, receiver, consortium_admin, settings
+):
+    bravo = make_peer("bravo.hub", url=receiver.url)
+    alone = (False, "attestations signed alone", "attestations signed alone")
+    assert _says_roots(consortium_admin) == alone  # nothing said yet
+    receiver.roots = True
+    vetted_entry(acme_submitter)
+    delivery.outbox_drain(peer_id=bravo.pk, lane="normal")
+    assert _says_roots(consortium_admin) == (
+        True,
+        "attestations under roots",
+        "attestations under roots",
+    )
+    settings.FEDERATION_ATTESTATION_ROOTS = False
+    assert _says_roots(consortium_admin) == alone

@@ -17,11 +17,11 @@ from federation.propagation.delivery import (
     _claim,
     backoff_seconds,
     outbox_drain,
-    outbox_retry,
     partition,
 )
 from federation.propagation.models import OutboxItem, PeerLink
 from federation.propagation.peers import peer_update
+from federation.propagation.retry import outbox_retry
 from federation.propagation.wire import item_digest, parse_batch
 from federation.transparency.models import AuditEvent
 from federation.vetting.models import Incident

@@ -179,6 +179,15 @@ class FederationFeedView(APIView):
                 description="The horizon to send back (as horizon) with your next cursors.",
             ),
             OpenApiParameter(
+                ROOTS_HEADER,
+                {"type": "string"},
+                location=OpenApiParameter.HEADER,
+                description="1: you read attestations under a root (docs/federation.md, "
+                '"Attestations under one root"); this hub\'s attestations on the page then '
+                "come under roots, and the answer carries the same header. Any other value "
+                "is ignored, as if the header were absent (room for later versions).",
+            ),
+            OpenApiParameter(
                 "limit",
                 {
                     "type": "integer",
@@ -205,7 +214,14 @@ class FederationFeedView(APIView):
         horizon = _int(
             params.get("horizon"), name="horizon", default=0, minimum=0, maximum=MAX_CURSOR
         )
-        page = feed_page(peer=peer_of_request(request), after=after, limit=limit, horizon=horizon)
+        # A puller that reads attestations under a root asks for them; this hub's setting can
+        # still say no (docs/federation.md, "The pull feed").
+        roots = settings.FEDERATION_ATTESTATION_ROOTS and request.headers.get(ROOTS_HEADER) == "1"
+        page = feed_page(
+            peer=peer_of_request(request), after=after, limit=limit, horizon=horizon, roots=roots
+        )
         response = HttpResponse(orjson.dumps(page.page), content_type="application/json")
         response[HORIZON_HEADER] = str(page.horizon)
+        if roots:
+            response[ROOTS_HEADER] = "1"
         return response

@@ -64,9 +64,13 @@ class FeedPage:
     horizon: int
 
 
-def feed_page(*, peer: Peer, after: int, limit: int, horizon: int = 0) -> FeedPage:
+def feed_page(
+    *, peer: Peer, after: int, limit: int, horizon: int = 0, roots: bool = False
+) -> FeedPage:
     """What ``peer`` is owed after ``after``, for a puller whose reading began when compaction
-    had dropped removals up to ``horizon`` (0: unknown; from ``after`` 0: now)."""
+    had dropped removals up to ``horizon`` (0: unknown; from ``after`` 0: now). ``roots``: the
+    page's attestations by this hub go under one signed root (``attestation_roots``), for a
+    puller that asked for them."""
     # Read before the page: every removal compaction had dropped up to ``compacted_through`` is
     # gone from what the page's reads see, so a puller reading from 0 never held those entries.
     state = stream_state()
@@ -142,7 +146,7 @@ def feed_page(*, peer: Peer, after: int, limit: int, horizon: int = 0) -> FeedPa
         if not more:
             position = max(position, state.last_position)
     now = timezone.now()
-    built = items_build(refs, peer_hub=peer.hub_id, now=now, push=False)
+    built = items_build(refs, peer_hub=peer.hub_id, now=now, push=False, roots=roots)
     batch_id = uuid.uuid4()
     document = batch_document(
         sender=settings.HUB_ID,

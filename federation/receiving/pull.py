@@ -38,6 +38,7 @@ from federation.gc_pause import cycle_collection_paused
 from federation.monitoring.counters import pull_failed_counted
 from federation.propagation.feed import HORIZON_HEADER, MAX_CURSOR
 from federation.propagation.models import PeerLink
+from federation.propagation.posting import ROOTS_HEADER
 from federation.receiving.envelope import BatchRefused
 from federation.receiving.receive import batch_receive
 from federation.transparency.actions import Key
@@ -177,6 +178,8 @@ def _fetch(peer: Peer, cursor: int, horizon: int) -> tuple[int, bytes, int]:
             "Accept": "application/json",
             "Accept-Encoding": "gzip",
             "User-Agent": f"concordat/{settings.HUB_ID}",
+            # Its attestations under roots, which a page is checked for like a push's items.
+            **({ROOTS_HEADER: "1"} if settings.FEDERATION_ATTESTATION_ROOTS else {}),
         },
     )
     limit = settings.FEDERATION_MAX_BODY_BYTES

@@ -377,6 +377,10 @@ def test_a_peer_whose_outbox_rows_were_deleted_converges_by_pull():
         assert b.sql("SELECT count(*) FROM federation_contribution") == [(300,)]
         cursor = b.sql("SELECT pull_cursor FROM federation_peerlink")[0][0]
         assert cursor > 0
+        # b asked for attestations under roots: a's pages put them under one root per 64.
+        pairs = [row[3][-1] for row in rows]
+        assert all(pair.keys() == ROOTED_FIELDS for pair in pairs)
+        assert len({pair["root_signature"] for pair in pairs}) < len(pairs)
 
 
 def test_a_new_peers_first_pull_reads_every_page_of_a_feed_whose_compaction_dropped_a_removal():

@@ -12,6 +12,7 @@ from rest_framework.test import APIClient
 
 from federation.contributions.models import Contribution, Entry
 from federation.hubkey import hub_public_key
+from federation.propagation.attestation_roots import ROOTED_FIELDS
 from federation.propagation.models import KeyBinding, OutboxItem, PeerLink, PulledItem
 from federation.propagation.peers import peer_update
 from federation.propagation.selectors import MOOT_PULLED, live_dead_letters, with_moot_reason
@@ -424,3 +425,41 @@ def test_the_entry_page_says_which_peers_pulled_its_items_with_the_log_leaf(
     csv = b"".join(response.streaming_content).decode()
     (line,) = [row for row in csv.splitlines() if row.startswith("pulled,")]
     assert "bravo.hub" in line and f"digest={pulled.digest}" in line
+
+
+def test_a_puller_that_asks_for_roots_gets_the_pages_attestations_under_one(
+    acme_submitter, bravo, settings
+):
+    """``Concordat-Attestation-Roots: 1`` on the request: this hub's attestations on the page
+    come under one root (docs/federation.md, "The pull feed"); without it, or with this hub's
+    FEDERATION_ATTESTATION_ROOTS off, each is signed alone."""
+    for _ in range(3):
+        vetted_entry(acme_submitter)
+    sync_sequence_pending()
+
+    def pairs(**headers):
+        response = bravo.client.get(FEED, {"after": 0}, headers=headers)
+        assert response.status_code == 200, response.content
+        batch = parse_batch(response.json())
+        assert batch.envelope.verify(hub_public_key()) and batch.problems == ()
+        items = response.json()["batch"]["items"]
+        return response.get("Concordat-Attestation-Roots"), [i["attestations"] for i in items]
+
+    said, alone = pairs()
+    assert said is None
+    assert [[a.keys() for a in pair] for pair in alone] == [[{"attestation", "signature"}]] * 3
+    said, rooted = pairs(**{"Concordat-Attestation-Roots": "1"})
+    assert said == "1"
+    assert [[a.keys() for a in pair] for pair in rooted] == [[ROOTED_FIELDS]] * 3
+    assert [(a["index"], a["size"]) for (a,) in rooted] == [(0, 3), (1, 3), (2, 3)]
+    assert len({a["root_signature"] for (a,) in rooted}) == 1
+    # The same attestations (made at each page's time), only how they are signed differs.
+    assert [{**a["attestation"], "attested_at": 0} for (a,) in rooted] == [
+        {**a["attestation"], "attested_at": 0} for (a,) in alone
+    ]
+    settings.FEDERATION_ATTESTATION_ROOTS = False
+    said, refused = pairs(**{"Concordat-Attestation-Roots": "1"})
+    assert (
+        said is None
+        and [[a.keys() for a in p] for p in refused] == [[{"attestation", "signature"}]] * 3
+    )

@@ -51,6 +51,7 @@ class FeedServer:
                         "horizon": horizon,
                         "limit": query.get("limit", [""])[0],
                         "authorization": self.headers.get("Authorization"),
+                        "roots": self.headers.get("Concordat-Attestation-Roots"),
                     }
                 )
                 status, body = server.pages.get(
@@ -304,3 +305,40 @@ def test_a_failed_pull_is_logged_at_warning_with_the_peer_and_the_items_received
         "pull from bravo.example failed after 1 pages (1 items received): "
         "HTTP 503 unavailable from /api/v1/federation/feed"
     ]
+
+
+def test_a_pull_asks_for_attestations_under_roots_and_checks_them(bravo, feed, settings):
+    """The puller says it reads roots (docs/federation.md, "The pull feed"); a page whose items'
+    attestations are under one root is checked and stored as a push's would be, the receipts
+    keeping the pairs as they came. With FEDERATION_ATTESTATION_ROOTS off it does not ask."""
+    member = bravo.member()
+    items = [contribution_item(member) for _ in range(3)]
+    pairs = bravo.under_root([item["attestations"][0] for item in items])
+    for item, pair in zip(items, pairs, strict=True):
+        item["attestations"] = [pair]
+    feed.pages[0] = _page(bravo, items, after=0, next=4, more=False)
+    outcome = pull_from_peer(bravo.peer.pk)
+    assert (outcome.pages, outcome.accepted, outcome.error) == (1, 3, "")
+    assert [r["roots"] for r in feed.requests] == ["1"]
+    kept = sorted(
+        Receipt.objects.values_list("attestations", flat=True), key=lambda a: a[0]["index"]
+    )
+    assert kept == [[pair] for pair in pairs]
+    settings.FEDERATION_ATTESTATION_ROOTS = False
+    feed.pages[4] = _page(bravo, [], after=4, next=4, more=False)
+    pull_from_peer(bravo.peer.pk)
+    assert [r["roots"] for r in feed.requests] == ["1", None]
+
+
+def test_a_pulled_page_with_a_root_signed_by_another_key_is_not_stored(bravo, feed):
+    member = bravo.member()
+    items = [contribution_item(member) for _ in range(2)]
+    pairs = bravo.under_root(
+        [item["attestations"][0] for item in items], signer=RemoteHub("mallory.example").private_key
+    )
+    for item, pair in zip(items, pairs, strict=True):
+        item["attestations"] = [pair]
+    feed.pages[0] = _page(bravo, items, after=0, next=4, more=False)
+    outcome = pull_from_peer(bravo.peer.pk)
+    assert outcome.accepted == 0 and Contribution.objects.count() == 0
+    assert outcome.rejected == 2

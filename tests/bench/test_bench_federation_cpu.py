@@ -8,6 +8,9 @@ and without the other side's. ``CONCORDAT_BENCH_PROFILE=<dir>`` writes a cProfil
   machine; the runs share the test's transaction, so no commit is counted), and with
   ``CONCORDAT_BENCH_STATEMENTS=1`` per statement (from the second run on, the rows put back are
   new row versions: the first run is the one like a real drain's);
+- feed: ``GET /api/v1/federation/feed`` (the test client) read from 0 to its end in pages of
+  500 changes by a peer that is owed ``ROWS`` vetted adds, asking for roots or not: the CPU the
+  serving hub spends per item (its Python, and its PostgreSQL backend's);
 - receiver: ``POST /api/v1/federation/batches`` (the test client: Django's middleware, DRF, the
   parser, checks and storage) of batches of 500 contribution items from a trusted peer, each
   item as a sender builds it (the member's contribution, its key section, the origin's
@@ -33,14 +36,17 @@ from django.conf import settings
 from django.db import connection
 
 from federation.db import bulk_insert
+from federation.propagation import attestation_roots
 from federation.propagation.attestation_roots import LEAVES_PER_ROOT
 from federation.propagation.delivery import outbox_drain
 from federation.propagation.models import OutboxItem, PeerLink
+from federation.receiving.pull import FEED_PATH
+from federation.sync.sequencer import sync_sequence_pending
 from members.models import Role
 from tests.support.backend_cpu import backend_pid, backend_seconds
 from tests.support.federation import RemoteHub, contribution_item
 from tests.support.parties import make_member, make_organisation, random_hex
-from tests.support.sending import make_peer
+from tests.support.sending import feed_reader, make_peer
 
 pytestmark = [pytest.mark.bench]
 
@@ -75,6 +81,17 @@ def _report(name: str, spent: list[float], count: int, database: list[float] = (
     )
 
 
+def _vetted_adds(count: int) -> None:
+    """``count`` adds by a trusted member (auto-vetted: owed to every linked peer)."""
+    alice = make_member("alice", make_organisation("acme", trusted=True), Role.SUBMITTER)
+    items = [alice.signed() for _ in range(count)]
+    for start in range(0, count, 1000):
+        response = alice.client.post(
+            "/api/v1/contributions/bulk/", {"items": items[start : start + 1000]}, format="json"
+        )
+        assert response.status_code == 200, response.content[:300]
+
+
 @pytest.fixture
 def answering_peer(db):
     server = subprocess.Popen(
@@ -97,13 +114,7 @@ def test_sender_cpu_per_item(answering_peer, settings, monkeypatch, roots):
     settings.FEDERATION_ATTESTATION_ROOTS = roots
     PeerLink.objects.filter(peer=answering_peer).update(takes_attestation_roots=True)
     make_peer("charlie.hub")  # each item names it in sent_to, as in the triangle
-    alice = make_member("alice", make_organisation("acme", trusted=True), Role.SUBMITTER)
-    items = [alice.signed() for _ in range(ROWS)]
-    for start in range(0, ROWS, 1000):
-        response = alice.client.post(
-            "/api/v1/contributions/bulk/", {"items": items[start : start + 1000]}, format="json"
-        )
-        assert response.status_code == 200, response.content[:300]
+    _vetted_adds(ROWS)
     owed = OutboxItem.objects.filter(peer=answering_peer)
     assert owed.count() == ROWS
     spent, database = [], []
@@ -214,3 +225,33 @@ def test_receiver_cpu_per_item(db, monkeypatch, roots):
             statements.report(ROWS)
     _report(f"receiver push, attestations {_FORM[roots]}", spent, ROWS)
     _report("receiver push, its PostgreSQL backend", database, ROWS)
+
+
+@pytest.mark.parametrize("roots", [False, True], ids=["signed-alone", "under-a-root"])
+def test_feed_cpu_per_item(db, roots):
+    _bravo, client = feed_reader("bravo.hub")
+    _vetted_adds(ROWS)
+    sync_sequence_pending()
+    headers = {"Concordat-Attestation-Roots": "1"} if roots else {}
+    spent, database = [], []
+    for run in range(RUNS):
+        served = []
+
+        def read(served=served):
+            after, more = 0, True
+            while more:
+                response = client.get(FEED_PATH, {"after": after, "limit": 500}, headers=headers)
+                assert response.status_code == 200, response.content[:300]
+                page = orjson.loads(response.content)["batch"]
+                served.extend(page["items"])
+                after, more = page["feed"]["next"], page["feed"]["more"]
+
+        before = backend_seconds()
+        spent.append(_measured("feed", run, read))
+        database.append(backend_seconds() - before)
+        assert len(served) == ROWS
+        assert all(
+            (item["attestations"][-1].keys() == attestation_roots.ROOTED_FIELDS) == roots
+            for item in served
+        )
+    _report(f"feed pages, attestations {_FORM[roots]}", spent, ROWS, database)

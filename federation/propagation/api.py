@@ -9,7 +9,6 @@ the whole request is audited ``federation.batch_refused`` (a request refused for
 only while the sender's address is within its rate, so that junk cannot flood the log).
 """
 
-import orjson
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpResponse
@@ -220,7 +219,7 @@ class FederationFeedView(APIView):
         page = feed_page(
             peer=peer_of_request(request), after=after, limit=limit, horizon=horizon, roots=roots
         )
-        response = HttpResponse(orjson.dumps(page.page), content_type="application/json")
+        response = HttpResponse(page.body, content_type="application/json")
         response[HORIZON_HEADER] = str(page.horizon)
         if roots:
             response[ROOTS_HEADER] = "1"

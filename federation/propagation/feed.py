@@ -36,11 +36,16 @@ from federation.errors import Gone
 from federation.hubkey import hub_private_key
 from federation.propagation.batching import BATCH_ENVELOPE_ALLOWANCE
 from federation.propagation.bindings import newest_bindings
-from federation.propagation.items import RowRef, items_build
+from federation.propagation.items import ItemsBuilder, RowRef
 from federation.propagation.models import KeyBinding, OutboxItem, Receipt
 from federation.propagation.outbox import shareable_with
 from federation.propagation.pulled import feed_pull_record, pulled_items_record
-from federation.propagation.wire import MAX_BATCH_ITEMS, batch_document, sign_document
+from federation.propagation.wire import (
+    MAX_BATCH_ITEMS,
+    batch_canonical,
+    batch_document,
+    sign_canonical,
+)
 from federation.sync.models import EntryChange
 from federation.sync.stream import stream_state
 from federation.transparency.actions import Action, Key, ObjectType
@@ -57,10 +62,10 @@ _SHARED_CHUNK = 500  # adds of a key read at a time, to find one the peer is owe
 
 @dataclass(frozen=True)
 class FeedPage:
-    """A signed page (``{"batch", "signature"}``) and the compaction horizon the puller sends
-    back with its next cursor (``Concordat-Feed-Horizon``)."""
+    """A signed page (``{"batch", "signature"}``, its JSON bytes as answered) and the compaction
+    horizon the puller sends back with its next cursor (``Concordat-Feed-Horizon``)."""
 
-    page: dict
+    body: bytes
     horizon: int
 
 
@@ -146,17 +151,22 @@ def feed_page(
         if not more:
             position = max(position, state.last_position)
     now = timezone.now()
-    built = items_build(refs, peer_hub=peer.hub_id, now=now, push=False, roots=roots)
+    # The items as their RFC 8785 bytes, spliced into the page's (as a push's are): the page is
+    # neither built as dicts nor walked again to be written and signed.
+    built = ItemsBuilder(
+        refs, peer_hub=peer.hub_id, now=now, push=False, documents=False, roots=roots
+    ).build(refs)
     batch_id = uuid.uuid4()
     document = batch_document(
         sender=settings.HUB_ID,
         receiver=peer.hub_id,
         batch_id=batch_id,
         sent_at=now,
-        items=[item for _ref, item, _digest in built.items],
+        items=[],
         feed={"after": after, "next": position, "more": more},
     )
-    signed = sign_document(hub_private_key(), document)
+    canonical = batch_canonical(document, [built.canonical[ref_id] for ref_id, _, _ in built.items])
+    signature = sign_canonical(hub_private_key(), document, canonical).as_wire()[1]
     if built.items:
         # What this page offers the peer, as a push's delivered items are recorded: the peer's
         # federation.received names the same digests, so reconcile-hubs pairs the two.
@@ -189,7 +199,8 @@ def feed_page(
                 entry_of=entry_of,
                 now=now,
             )
-    return FeedPage(page={"batch": document, "signature": signed.as_wire()[1]}, horizon=horizon)
+    body = b'{"batch":' + canonical + b',"signature":"' + signature.encode() + b'"}'
+    return FeedPage(body=body, horizon=horizon)
 
 
 # An item's bytes besides a frame list: the contribution, its key section, attestations, path.

@@ -5,7 +5,7 @@ A page is a hub-signed ``concordat.batch`` addressed to the asking peer, with ``
 ``{after, next, more}``, over the sync change stream (``EntryChange`` positions, the same stream
 members sync from): for each entry changed after ``after``, the items this hub would push to that
 peer now, by the same rules as the outbox (``outbox.shareable_with``) and built by the same code
-(``items.items_build``): its adds (and, for withdrawn ones, their retracts, after them), or, for
+(``items.ItemsBuilder``): its adds (and, for withdrawn ones, their retracts, after them), or, for
 an entry rejected after a dispute, an ``entry`` item; and for each key binding in the stream (a
 key's first binding, a revocation: ``KeyBinding.position``), a ``key`` item with the key's
 binding in force, to a peer that was sent, or is owed, a contribution signed by the key (so a

@@ -393,24 +393,15 @@ def _member_name(name: str) -> bytes:
     return canonical_json_bytes(name) + b":"
 
 
-def items_build(
-    refs: Sequence[RowRef], *, peer_hub: str, now: datetime, push: bool = True,
-    roots: bool = False,
-) -> BuiltBatch:  # fmt: skip
-    """The items of ``refs`` for the peer ``peer_hub``, in row order. ``push``: a contribution
-    whose arrival named the peer in ``sent_to`` is dropped (the pull feed, ``push=False``, still
-    offers it: pulling is the safety net for a push that never came). ``roots``: this hub's
-    attestations go under one signed root (``attestation_roots``)."""
-    return ItemsBuilder(refs, peer_hub=peer_hub, now=now, push=push, roots=roots).build(refs)
-
-
 class ItemsBuilder:
-    """``items_build`` for a round of several batches: what the rows need is loaded once, for
-    all of them, and each batch's items are built when it is sent. ``documents=False`` (a
-    push, which sends the items' bytes): a contribution item comes as its bytes alone, its
-    dict not built (``BuiltBatch.items`` holds None in its place). ``roots``: each batch's
-    attestations by this hub go under one signed root (``attestation_roots``), for a peer that
-    takes them."""
+    """The items of rows for the peer ``peer_hub``, each batch's in row order: what the rows
+    need is loaded once, for all of them, and each batch's items are built when it is sent
+    (``build``). ``push``: a contribution whose arrival named the peer in ``sent_to`` is dropped
+    (the pull feed, ``push=False``, still offers it: pulling is the safety net for a push that
+    never came). ``documents=False`` (a push or a feed page, which send the items' bytes): a
+    contribution item comes as its bytes alone, its dict not built (``BuiltBatch.items`` holds
+    None in its place). ``roots``: each batch's attestations by this hub go under one signed
+    root (``attestation_roots``), for a peer that takes them."""
 
     def __init__(
         self,

@@ -16,7 +16,7 @@ from federation.canonical import canonical_bytes, canonical_json_bytes
 from federation.contributions.models import Entry
 from federation.hubkey import hub_public_key
 from federation.lifecycle import entries_transition
-from federation.propagation.items import ItemsBuilder, items_build, policy_summary
+from federation.propagation.items import ItemsBuilder, policy_summary
 from federation.propagation.models import KeyBinding
 from federation.propagation.wire import (
     attestation_document,
@@ -45,6 +45,11 @@ from tests.support.sending import (
     vetted_entry,
 )
 from tests.support.vetting import set_policy
+
+
+def items_build(refs, *, peer_hub, now, push=True):
+    """The items of ``refs`` built in one batch, as dicts."""
+    return ItemsBuilder(refs, peer_hub=peer_hub, now=now, push=push).build(refs)
 
 
 def build(peer_hub="bravo.hub", **filters):

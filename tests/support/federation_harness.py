@@ -199,10 +199,7 @@ class FederationHub(Hub):
         def ready():
             if self.web.poll() is not None:
                 raise RuntimeError(f"{self.name}: gunicorn exited:\n{self.log_tail('web.log')}")
-            try:
-                return self.request("GET", "/api/v1/hub/", timeout=2)[0] == 200
-            except OSError:
-                return False
+            return self.answers()
 
         wait_for(ready, timeout=timeout, interval=0.1, what=f"hub {self.name} to answer")
 

@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import urllib.error
 import urllib.request
 import uuid
@@ -45,10 +46,25 @@ def report_failure_logs(name: str, workdir: Path, *, lines: int = 40) -> None:
             print(f"    {line}", file=sys.stderr)
 
 
+# The ports ``free_port`` handed out in this process: never handed out twice.
+_PORTS_GIVEN: set[int] = set()
+_PORTS_LOCK = threading.Lock()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A port of 127.0.0.1 that nothing listens on now and that this process has not handed out
+    before. The kernel's pick for a socket bound to port 0 is free only until it is closed, so
+    two calls in a row can get the same port back before the first caller's server has bound it:
+    two hubs then share one port, and the second's gunicorn gives up binding while the first
+    answers for it (``Hub.answers``)."""
+    with _PORTS_LOCK:
+        while True:
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", 0))
+                port = sock.getsockname()[1]
+            if port not in _PORTS_GIVEN:
+                _PORTS_GIVEN.add(port)
+                return port
 
 
 @dataclass
@@ -72,12 +88,27 @@ class Hub:
         def web_ready():
             if web.poll() is not None:
                 raise RuntimeError(f"gunicorn exited: {(self.workdir / 'web.log').read_text()}")
-            try:
-                return self.request("GET", "/api/v1/hub/", timeout=2)[0] == 200
-            except OSError:
-                return False
+            return self.answers()
 
         wait_for(web_ready, timeout=60, what=f"hub {self.name} to answer")
+
+    def answers(self) -> bool:
+        """Whether this hub's web server answers on its port. A server of another hub answering
+        there (another process took the port, and this hub's gunicorn could not bind it) is an
+        error, not a hub that is up."""
+        try:
+            status, body = self.request("GET", "/api/v1/hub/", timeout=2)
+        except OSError:
+            return False
+        if status != 200:
+            return False
+        served = body.get("hub_id") if isinstance(body, dict) else None
+        if served != self.hub_id:
+            raise RuntimeError(
+                f"hub {self.name}: {self.url} is answered by hub {served!r}, not "
+                f"{self.hub_id!r}: another server holds the port"
+            )
+        return True
 
     def stop_web(self) -> None:
         """Stop gunicorn (the worker keeps running): the hub is unreachable over HTTP."""

@@ -1,4 +1,5 @@
-"""The integration harness itself: a hub is up only when its own server answers on its port.
+"""Starting hubs, in the integration harness and in the demo: a hub is up only when its own
+server answers on its port.
 
 Seen in a benchmark run: two hubs were handed the same port, the second's gunicorn failed to bind
 it, and the harness took the first hub's answers for the second's, so every batch for the second
@@ -8,9 +9,12 @@ import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+from django.core.management import CommandError
 
+from federation.demo.setup import wait_until_up
 from tests.support.harness import Hub, free_port
 
 
@@ -68,3 +72,18 @@ def test_nothing_listening_is_not_up_yet():
 def test_free_port_never_hands_out_a_port_twice():
     ports = [free_port() for _ in range(300)]
     assert len(set(ports)) == len(ports)
+
+
+def _demo_hub(name: str, port: int) -> SimpleNamespace:
+    return SimpleNamespace(
+        hub_id=f"{name}.hub.test", url=f"http://127.0.0.1:{port}", check_alive=lambda: None
+    )
+
+
+def test_the_demo_takes_its_hub_for_up_when_it_answers_as_itself(hub_a_server):
+    wait_until_up(_demo_hub("a", hub_a_server))
+
+
+def test_the_demo_stops_when_another_hub_answers_on_its_port(hub_a_server):
+    with pytest.raises(CommandError, match=r"answered by hub 'a.hub.test', not 'b.hub.test'"):
+        wait_until_up(_demo_hub("b", hub_a_server))

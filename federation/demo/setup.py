@@ -141,13 +141,23 @@ def witness_each_other(federation: list[DemoHub], people: dict) -> None:
 
 
 def wait_until_up(hub: DemoHub) -> None:
+    """Wait until the hub's own server answers on its port: another hub answering there (its
+    gunicorn could not bind the port, and keeps trying for a few seconds before it exits) is an
+    error, not this hub up."""
     client = ConcordatClient(hub.url, timeout=2)
     for _ in range(150):
         hub.check_alive()
         try:
-            if client.get("/api/v1/hub/")[0] == 200:
-                return
+            status, body = client.get("/api/v1/hub/")
         except OSError:
-            pass
+            status, body = None, None
+        if status == 200:
+            served = body.get("hub_id") if isinstance(body, dict) else None
+            if served != hub.hub_id:
+                raise CommandError(
+                    f"{hub.url} is answered by hub {served!r}, not {hub.hub_id!r}: another "
+                    "server holds the port (stop it, or choose other ports)"
+                )
+            return
         time.sleep(0.2)
     raise CommandError(f"hub {hub.hub_id} did not answer in 30 s")

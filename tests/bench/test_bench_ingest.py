@@ -309,6 +309,55 @@ _SPLIT = [
 ]
 
 
+class _Timeline:
+    """When each chunk was queued for verification (on the checks' thread) and when the writer
+    began and ended each chunk's write, with the writer's thread CPU: whether the writer waits
+    for verification, and how fast it writes once nothing runs beside it."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.queued: list[float] = []
+        self.writes: list[tuple[float, float, float, int]] = []  # start, end, thread CPU, items
+
+    def wrap_queue(self, function: Callable) -> Callable:
+        def wrapper(*args, **kwargs):
+            result = function(*args, **kwargs)
+            self.queued.append(time.perf_counter() - self.started)
+            return result
+
+        return wrapper
+
+    def wrap_write(self, function: Callable) -> Callable:
+        def wrapper(batch, request, verified):
+            began, cpu = time.perf_counter() - self.started, time.thread_time()
+            function(batch, request, verified)
+            ended = time.perf_counter() - self.started
+            self.writes.append((began, ended, time.thread_time() - cpu, len(verified)))
+
+        return wrapper
+
+    def summary(self, total_seconds: float) -> str:
+        def per_thousand(writes, index):  # ms per 1,000 items of the chunks of 500 or more
+            values = [w[index] / w[2] * 1e6 for w in writes if w[2] >= 500]
+            return f"{min(values):.0f} to {max(values):.0f}" if values else "none"
+
+        all_queued = max(self.queued)
+        busy = sum(end - began for began, end, _, _ in self.writes)
+        after = [w for w in self.writes if w[0] >= all_queued]
+        beside = [w for w in self.writes if w[0] < all_queued]
+        durations_after = [(end - began, cpu, n) for began, end, cpu, n in after]
+        durations_beside = [(end - began, cpu, n) for began, end, cpu, n in beside]
+        return (
+            f"  timeline: every chunk queued for verification by {all_queued * 1000:.0f} ms of "
+            f"{total_seconds * 1000:.0f}; the writer busy {busy / total_seconds:.0%} of the "
+            f"request\n    chunks written while the checks ran beside the writer: "
+            f"{len(beside)}, {per_thousand(durations_beside, 0)} ms per 1,000 items (the "
+            f"writer's CPU {per_thousand(durations_beside, 1)}); after: {len(after)}, "
+            f"{per_thousand(durations_after, 0)} ms per 1,000 (the writer's CPU "
+            f"{per_thousand(durations_after, 1)}; the rest is waiting for PostgreSQL)"
+        )
+
+
 def _in_process_split(actor, private_key, monkeypatch, *, label: str, seed: int) -> None:
     """Time one contributions_submit call of ITEMS adds, split by step (no profiler, so no
     distortion beyond one wrapper call per step)."""
@@ -335,7 +384,10 @@ def _in_process_split(actor, private_key, monkeypatch, *, label: str, seed: int)
         for row, module_name, name, _ in _SPLIT:
             module = modules[module_name]
             patch.setattr(module, name, _timed(timings, row, getattr(module, name)))
-        started = time.perf_counter()
+        timeline = _Timeline()
+        patch.setattr(checks, "_chunk_started", timeline.wrap_queue(checks._chunk_started))
+        patch.setattr(storage, "_store_chunk", timeline.wrap_write(storage._store_chunk))
+        started = timeline.started = time.perf_counter()
         results = services.contributions_submit(actor=actor, items=items)
         total_seconds = time.perf_counter() - started
     assert sum(r.status == storage.CREATED for r in results) == ITEMS
@@ -358,6 +410,7 @@ def _in_process_split(actor, private_key, monkeypatch, *, label: str, seed: int)
         f"  {'everything else (transaction, results)':<62} {rest:7.3f} s"
         f" {rest / total_seconds:6.1%} {rest / ITEMS * 1e6:7.1f} µs/item"
     )
+    print(timeline.summary(total_seconds))
 
 
 def test_bench_in_process_breakdown(acme_submitter, monkeypatch):

@@ -16,7 +16,8 @@ Memory per PDQ hash: 32 bytes of hash, 2 of quality, 1 of alive flag, 1 of state
 rendering) and 4 of its rank by value (times the growth headroom ``GROWTH``), and in the CSR, per
 chunk, a row id (4 bytes) and the 16 bytes of the hash's other half for the prefilter: 16 x 20 =
 320 bytes; plus a fixed 4 MiB of offsets. About 390 bytes in all, plus the kept bytes (``Arena``);
-``memory_bytes()`` reports the arrays actually held.
+``memory_bytes()`` reports the arrays actually held. An index made with ``for_answers=False`` (the
+video frame index, which only searches) holds no kept bytes and no rank: 15 bytes a row less.
 
 What is kept beside a row (a rendering and its quality) is in an append-only ``kept.Arena``
 shared by the views of one generation of arrays, located by one int64 per row (``kept``); forgetting
@@ -111,10 +112,19 @@ def _empty_view() -> _View:
     )
 
 
+# The kept positions and ranks of an index made without them (``for_answers=False``).
+_NO_KEPT = np.zeros(0, dtype=np.int64)
+_NO_RANK = np.zeros(0, dtype=np.int32)
+
+
 class PdqIndex:
     """Exact PDQ range search with add and remove in O(bucket + DELTA_MAX)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, for_answers: bool = True) -> None:
+        """``for_answers``: the rows carry what ``search_sorted``, ``keep`` and ``kept_spans``
+        need (each row's rank by value and where its kept bytes are); without it, ``search_words``
+        and the exact lookups only, in 15 bytes a row less."""
+        self._for_answers = for_answers
         self._write_lock = threading.Lock()
         self._view = _empty_view()
         self._live = 0
@@ -146,8 +156,7 @@ class PdqIndex:
         keys = np.full(capacity, -1, dtype=np.int32)
         if payload is not None:
             keys[:n] = payload
-        kept = np.full(capacity, KEPT_NONE, dtype=np.int64)
-        rank = _ranks(hashes[:n], capacity)
+        kept, rank = self._kept_and_ranks(hashes, n, capacity)
         offsets, ids, pre = _kernels().build_csr(hashes, n)
         with self._write_lock:
             self._view = _View(
@@ -174,7 +183,8 @@ class PdqIndex:
             if row >= 0:
                 view.quality[row] = qvalue
                 view.state[row] = code
-                view.kept[row] = KEPT_NONE
+                if self._for_answers:
+                    view.kept[row] = KEPT_NONE
                 return int(view.payload[row])
             if view.n_rows == len(view.hashes):  # full: merge now (rare: GROWTH headroom)
                 view = self._merge(view)
@@ -186,7 +196,8 @@ class PdqIndex:
             view.state[row] = code
             view.alive[row] = 1
             view.payload[row] = payload
-            view.kept[row] = KEPT_NONE
+            if self._for_answers:
+                view.kept[row] = KEPT_NONE
             self._view = _View(
                 view.hashes,
                 view.quality,
@@ -215,7 +226,8 @@ class PdqIndex:
             if row < 0:
                 return False
             view.alive[row] = 0
-            view.kept[row] = KEPT_NONE
+            if self._for_answers:
+                view.kept[row] = KEPT_NONE
             self._live -= 1
             return True
 
@@ -255,7 +267,7 @@ class PdqIndex:
         n = len(keep)
         words = view.hashes[keep]
         offsets, ids, pre = _kernels().build_csr(words, n)  # the O(n) part, outside the lock
-        ranked = _ranks(words, n)
+        ranked = _ranks(words, n) if self._for_answers else None
         with self._write_lock:
             if self._generation != generation:
                 return  # the arrays were replaced meanwhile (a build, or a merge when full)
@@ -268,20 +280,25 @@ class PdqIndex:
             # Flags, quality and state as they are now: removals and updates made during the
             # merge carry over (a row removed meanwhile stays in the CSR as a tombstone).
             arrays = []
-            columns = (
+            columns = [
                 (current.quality, NO_QUALITY),
                 (current.state, 0),
                 (current.alive, 0),
                 (current.payload, -1),
-                (current.kept, KEPT_NONE),
-            )
+            ]
+            if ranked is not None:
+                columns.append((current.kept, KEPT_NONE))
             for column, fill in columns:
                 out = np.full(capacity, fill, dtype=column.dtype)
                 out[:n] = column[keep]
                 out[n : n + tail] = column[m : current.n_rows]
                 arrays.append(out)
-            rank = np.full(capacity, -1, dtype=np.int32)
-            rank[:n] = ranked
+            if ranked is None:
+                arrays.append(_NO_KEPT)
+                rank = _NO_RANK
+            else:
+                rank = np.full(capacity, -1, dtype=np.int32)
+                rank[:n] = ranked
             self._view = _View(hashes, *arrays, rank, n, n + tail, offsets, ids, pre, current.arena)
             self._generation += 1
 
@@ -306,20 +323,33 @@ class PdqIndex:
         alive[:n] = 1
         keys = np.full(capacity, -1, dtype=np.int32)
         keys[:n] = view.payload[keep]
-        kept = np.full(capacity, KEPT_NONE, dtype=np.int64)
-        kept[:n] = view.kept[keep]
-        rank = _ranks(hashes[:n], capacity)
+        kept, rank = self._kept_and_ranks(hashes, n, capacity)
+        if self._for_answers:
+            kept[:n] = view.kept[keep]
         offsets, ids, pre = _kernels().build_csr(hashes, n)
         merged = _View(hashes, q, s, alive, keys, kept, rank, n, n, offsets, ids, pre, view.arena)
         self._view = merged
         self._generation += 1
         return merged
 
+    def _kept_and_ranks(
+        self, hashes: np.ndarray, n: int, capacity: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """New arrays of ``capacity`` rows' kept positions (none kept) and the first ``n`` rows'
+        ranks by value; empty ones for an index made without them."""
+        if not self._for_answers:
+            return _NO_KEPT, _NO_RANK
+        return np.full(capacity, KEPT_NONE, dtype=np.int64), _ranks(hashes[:n], capacity)
+
     def warm_up(self) -> None:
         """Load every compiled kernel now (from numba's cache, or compiling it), so that the
         first request or change does not pay for it."""
-        self.search_sorted(np.zeros((1, 4), dtype=np.uint64), threshold=0)
-        self._find(self._view, np.zeros(4, dtype=np.uint64))
+        probe = np.zeros((1, 4), dtype=np.uint64)
+        if self._for_answers:
+            self.search_sorted(probe, threshold=0)
+        else:
+            self.search_words(probe, threshold=0)
+        self._find(self._view, probe[0])
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -361,6 +391,8 @@ class PdqIndex:
         by distance, and each distance's few sorted by rank (``kernels.answer_order``). Rows added
         since the CSR was built have no rank: when some were found, the distinct rows found are
         ranked here and numpy sorts the batch by query, distance and rank packed."""
+        if not self._for_answers:
+            raise TypeError("this index was made without ranks (for_answers=False)")
         if len(queries) >= 1 << 23:
             raise ValueError("at most 8,388,607 queries in one sorted search")
         qi, rows, dist, view = self.search_words(
@@ -398,6 +430,8 @@ class PdqIndex:
         is not kept. Only while ``view``'s rows are numbered as the current view's (a merge that
         publishes new arrays copies what is kept by then; after ``forget_kept`` they go to the
         new arena); returns whether they were."""
+        if not self._for_answers:
+            raise TypeError("this index was made without kept bytes (for_answers=False)")
         fits = [fitting(data, number) for data, number in kept]
         if not all(fits):
             rows = rows[np.asarray(fits, dtype=bool)]

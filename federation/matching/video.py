@@ -171,7 +171,7 @@ class VideoIndex:
         self._reset()
 
     def _reset(self) -> None:
-        self.frames = PdqIndex()
+        self.frames = PdqIndex(for_answers=False)  # searched by words only
         self._slot_of: dict[str, int] = {}
         self._values: list[str] = []
         self._videos = _Columns(

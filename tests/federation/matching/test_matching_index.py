@@ -332,3 +332,40 @@ def test_sorted_results_whether_few_or_many_rows_were_found(queries_taken, marke
     assert (len(found.which) >= index._view.n_rows * kernels.MARKED_DISTINCT) == marked
     first = found.distances[found.bounds[0] : found.bounds[1]]
     assert np.count_nonzero(first == 2) > kernels.INSERTION_MAX
+
+
+def test_an_index_without_answers_searches_alike_in_15_bytes_a_row_less():
+    """The video frame index (``for_answers=False``) holds no kept bytes and no ranks: the same
+    adds, updates, removals and merges (the synchronous one when the arrays fill, and the
+    background one) leave it searching as an index with them does."""
+    rng = np.random.default_rng(23)
+    indexes = {True: PdqIndex(), False: PdqIndex(for_answers=False)}
+    base = dataset("uniform", 600, rng)
+    added = [words_hex(h) for h in dataset("uniform", 700, rng)]  # past 1,024 rows: a merge
+    for index in indexes.values():
+        index.build(base, np.zeros(600, dtype=np.int16), np.ones(600, dtype=np.uint8))
+        for value in added:
+            index.upsert(value, state="vetted", quality=50)
+        index.remove(added[0])
+        index.remove(words_hex(base[1]))
+        index.upsert(added[1], state="disputed", quality=90)
+        index._merge_in_background(index._view, index._generation)
+        index.upsert(words_hex(dataset("uniform", 1, rng)[0]), state="vetted", quality=None)
+    with_answers, without = indexes[True], indexes[False]
+    assert with_answers._view.n_base == without._view.n_base == 1298  # merged: 1,300 less 2
+    queries = np.concatenate([base[:5], pdq_words(added[:5]), dataset("uniform", 5, rng)])
+    for threshold in (0, 31, 63):
+        assert results_of(without, queries, threshold) == results_of(
+            with_answers, queries, threshold
+        )
+        values = [words_hex(q) for q in queries]
+        assert without.search(values, threshold=threshold) == with_answers.search(
+            values, threshold=threshold
+        )
+    capacity = len(without._view.hashes)
+    assert capacity == len(with_answers._view.hashes)
+    assert with_answers.memory_bytes() - without.memory_bytes() == capacity * (8 + 4)
+    with pytest.raises(TypeError, match="without ranks"):
+        without.search_sorted(queries, threshold=31)
+    with pytest.raises(TypeError, match="without kept bytes"):
+        without.keep(without._view, np.array([0]), [(b"x", None)])

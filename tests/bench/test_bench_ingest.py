@@ -317,7 +317,7 @@ class _Timeline:
     def __init__(self) -> None:
         self.started = time.perf_counter()
         self.queued: list[float] = []
-        self.writes: list[tuple[float, float, float, int]] = []  # start, end, thread CPU, items
+        self.writes: list[tuple[float, float, float, int]] = []  # start, seconds, CPU, items
 
     def wrap_queue(self, function: Callable) -> Callable:
         def wrapper(*args, **kwargs):
@@ -329,32 +329,30 @@ class _Timeline:
 
     def wrap_write(self, function: Callable) -> Callable:
         def wrapper(batch, request, verified):
-            began, cpu = time.perf_counter() - self.started, time.thread_time()
+            began, cpu = time.perf_counter(), time.thread_time()
             function(batch, request, verified)
-            ended = time.perf_counter() - self.started
-            self.writes.append((began, ended, time.thread_time() - cpu, len(verified)))
+            seconds, cpu = time.perf_counter() - began, time.thread_time() - cpu
+            self.writes.append((began - self.started, seconds, cpu, len(verified)))
 
         return wrapper
 
     def summary(self, total_seconds: float) -> str:
         def per_thousand(writes, index):  # ms per 1,000 items of the chunks of 500 or more
-            values = [w[index] / w[2] * 1e6 for w in writes if w[2] >= 500]
+            values = [w[index] / w[3] * 1e6 for w in writes if w[3] >= 500]
             return f"{min(values):.0f} to {max(values):.0f}" if values else "none"
 
         all_queued = max(self.queued)
-        busy = sum(end - began for began, end, _, _ in self.writes)
+        busy = sum(seconds for _, seconds, _, _ in self.writes)
         after = [w for w in self.writes if w[0] >= all_queued]
         beside = [w for w in self.writes if w[0] < all_queued]
-        durations_after = [(end - began, cpu, n) for began, end, cpu, n in after]
-        durations_beside = [(end - began, cpu, n) for began, end, cpu, n in beside]
         return (
             f"  timeline: every chunk queued for verification by {all_queued * 1000:.0f} ms of "
             f"{total_seconds * 1000:.0f}; the writer busy {busy / total_seconds:.0%} of the "
             f"request\n    chunks written while the checks ran beside the writer: "
-            f"{len(beside)}, {per_thousand(durations_beside, 0)} ms per 1,000 items (the "
-            f"writer's CPU {per_thousand(durations_beside, 1)}); after: {len(after)}, "
-            f"{per_thousand(durations_after, 0)} ms per 1,000 (the writer's CPU "
-            f"{per_thousand(durations_after, 1)}; the rest is waiting for PostgreSQL)"
+            f"{len(beside)}, {per_thousand(beside, 1)} ms per 1,000 items (the "
+            f"writer's CPU {per_thousand(beside, 2)}); after: {len(after)}, "
+            f"{per_thousand(after, 1)} ms per 1,000 (the writer's CPU "
+            f"{per_thousand(after, 2)}; the rest is waiting for PostgreSQL)"
         )
 
 

@@ -12,7 +12,9 @@ core's verify-only rate).
    trusted member (auto-vetted).
    Time runs from sending the request to having read the whole response; rows are counted after.
    Beside each, the CPU per item of the hub's web processes and of its database's PostgreSQL
-   backends (from /proc): where the two cores went.
+   backends (from /proc): where the two cores went. Then the CPU bound: the ratio that much CPU
+   per item would allow with every core busy the whole request (no run can beat it, whatever
+   the overlap), and the CPU per item the target leaves on this machine's cores.
 3. In-process runs of contributions_submit on 10,000 items, for an untrusted and a trusted member,
    split per item by step (parse+JCS, verify, each statement group of the write) to guide
    optimisation.
@@ -167,12 +169,22 @@ def post_accounted(hub, token: str, items: list[dict[str, Any]]) -> tuple[float,
 
 
 def report_cpu(count: int, seconds: float, cpu: dict[str, float], verify_rate: float) -> None:
-    """CPU µs per item by process, beside the wall time per item and raw verification's cost."""
+    """CPU µs per item by process, beside the wall time per item and raw verification's cost;
+    then the CPU bound: the ratio this much CPU per item would give with every core busy the
+    whole request, and what the target allows per item on this machine's cores."""
     per_item = {name: value / count * 1e6 for name, value in cpu.items()}
     print(
         f"  {'':<34} CPU µs/item: web {per_item['web']:.0f} (raw verify alone:"
         f" {1e6 / verify_rate:.0f}), database {per_item['database']:.0f};"
         f" wall {seconds / count * 1e6:.0f} µs/item"
+    )
+    cores = os.cpu_count() or 1
+    spent = per_item["web"] + per_item["database"]
+    print(
+        f"  {'':<34} CPU bound: {spent:.0f} µs/item on {cores} cores is at most"
+        f" {cores * 1e6 / spent / verify_rate:.0%} of verify-only with every core busy"
+        f" (cores busy in this run: {spent / (seconds / count * 1e6):.2f}); the target allows"
+        f" {cores * 1e6 / (verify_rate * TARGET_RATIO):.0f} µs/item"
     )
 
 
